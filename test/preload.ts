@@ -1,0 +1,15 @@
+// Runs before any test file imports src/: isolate the user's dirs and secrets, and fix colours/levels.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const home = mkdtempSync(join(tmpdir(), "civitai-meta-test-home-"));
+process.env.NO_COLOR = "1";
+process.env.XDG_CACHE_HOME = join(home, "cache");
+process.env.XDG_CONFIG_HOME = join(home, "config");
+process.env.XDG_DATA_HOME = join(home, "data");
+process.env.XDG_STATE_HOME = join(home, "state");
+process.env.CONSOLA_LEVEL = "3";
+for (const key of ["CIVITAI_API_KEY", "CIVITAI_TOKEN", "CIVITAI_API_URL", "CIVITAI_META_CACHE_DIR", "CIVITAI_META_CONFIG"]) {
+  delete process.env[key];
+}
