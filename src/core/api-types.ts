@@ -1,0 +1,39 @@
+import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
+
+/**
+ * What the lookup needs from Civitai, per host. The HTTP client implements it; lookup tests may
+ * implement it in memory. Every method retries transient failures itself and throws ApiError
+ * for failures that are not a result.
+ */
+export interface CivitaiApi {
+  /** POST /api/v1/model-versions/by-hash with ≤ 100 SHA-256s: unordered, may repeat, may hold null. */
+  versionsByHashes(host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]>;
+  /** GET /api/v1/model-versions/by-hash/{hash}: null on 404 "Model not found" / "Missing model file". */
+  versionByHash(host: string, hash: string): Promise<ApiModelVersion | null>;
+  /** GET /api/v1/models?ids=…&nsfw=true (≤ 100 ids); models Civitai omits are simply absent. */
+  modelsByIds(host: string, ids: number[]): Promise<ApiModel[]>;
+}
+
+export type ApiErrorKind =
+  | "network" // refused, DNS, reset, timeout after retries
+  | "rate_limited" // 429 with a wait longer than the limit
+  | "unauthorized" // 401
+  | "forbidden" // 403
+  | "region_blocked" // 451
+  | "bad_response" // HTML, truncated or wrong-shaped JSON after retries
+  | "http" // other status
+  | "aborted"; // Ctrl-C
+
+/** A failure talking to Civitai. `message` is safe to print: no key, no signed URL. */
+export class ApiError extends Error {
+  override name = "ApiError";
+  constructor(
+    message: string,
+    readonly kind: ApiErrorKind,
+    readonly status?: number,
+    /** For rate_limited: when Civitai said we may try again. */
+    readonly retryAt?: Date,
+  ) {
+    super(message);
+  }
+}
