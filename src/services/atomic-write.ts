@@ -1,0 +1,123 @@
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { open, rename, stat, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/**
+ * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
+ * the new content, never a torn file (reliability.md §3.1, §3.5). The temp file sits in the target's
+ * folder because rename is only atomic within one filesystem.
+ */
+
+/** Prefix of our temp files; directory walkers and cache pruning can skip names starting with it. */
+export const TEMP_PREFIX = ".civitai-meta-tmp-";
+
+export interface WriteFileAtomicOptions {
+  /** File mode for a new file; by default an existing target's mode is kept, else 0o666 minus umask. */
+  mode?: number;
+  /** fsync the data before the rename (default true). Without it a power cut can leave an empty file. */
+  fsync?: boolean;
+  /** Also fsync the folder after the rename so the new name itself survives a power cut (default false). */
+  fsyncDir?: boolean;
+}
+
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+}
+
+function targetMode(path: string, mode: number | undefined): number {
+  if (mode !== undefined) return mode;
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return 0o666;
+  }
+}
+
+function fsyncDirSync(dir: string): void {
+  // Some filesystems refuse fsync on a directory (EINVAL); the rename has still happened.
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    /* best effort */
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Synchronous atomic write. Throws the underlying fs error (with its path) after removing the temp file. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): void {
+  const tmp = tempPathFor(path);
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  let fd: number | undefined;
+  try {
+    // "wx": never follow or clobber something already sitting at the temp name.
+    fd = openSync(tmp, "wx", targetMode(path, options.mode));
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    if (options.fsync !== false) fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* never created, or already renamed */
+    }
+    throw err;
+  }
+  if (options.fsyncDir) fsyncDirSync(dirname(path));
+}
+
+/** Async twin of writeFileAtomic, for large reports where blocking the event loop would stall a spinner. */
+export async function writeFileAtomicAsync(
+  path: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const tmp = tempPathFor(path);
+  let mode = options.mode;
+  if (mode === undefined) {
+    mode = await stat(path).then(
+      (s) => s.mode & 0o7777,
+      () => 0o666,
+    );
+  }
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(tmp, "wx", mode);
+    await handle.writeFile(data);
+    if (options.fsync !== false) await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(tmp, path);
+  } catch (err) {
+    await handle?.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  if (options.fsyncDir) fsyncDirSync(dirname(path));
+}
+
+/** True for names our writers use for temp files (left behind only by a killed process). */
+export function isTempName(path: string): boolean {
+  return basename(path).startsWith(TEMP_PREFIX);
+}

@@ -1,0 +1,29 @@
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+
+/**
+ * Where our per-user state lives. Caches stay outside model folders so a scan never writes next
+ * to the user's models. XDG rules: an empty or relative XDG_* value is ignored (the spec says
+ * such a value is invalid); our own CIVITAI_META_CACHE_DIR is taken as given, resolved against cwd.
+ */
+
+const APP_DIR = "civitai-meta";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function xdgBase(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value && isAbsolute(value) ? value : undefined;
+}
+
+/** `$CIVITAI_META_CACHE_DIR`, else `$XDG_CACHE_HOME/civitai-meta`, else `~/.cache/civitai-meta`. */
+export function getCacheDir(env: Env = process.env, home: string = homedir()): string {
+  const own = env.CIVITAI_META_CACHE_DIR;
+  if (own) return resolve(own);
+  return join(xdgBase(env, "XDG_CACHE_HOME") ?? join(home, ".cache"), APP_DIR);
+}
+
+/** `$XDG_CONFIG_HOME/civitai-meta`, else `~/.config/civitai-meta`. */
+export function getConfigDir(env: Env = process.env, home: string = homedir()): string {
+  return join(xdgBase(env, "XDG_CONFIG_HOME") ?? join(home, ".config"), APP_DIR);
+}
