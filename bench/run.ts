@@ -1,0 +1,17 @@
+/** `bun run bench [name…]`: runs the benchmarks (all by default) and exits 1 if a target is missed. */
+const SUITES: Record<string, () => Promise<boolean>> = {
+  hash: async () => (await import("./hash.ts")).benchHash(),
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const names = wanted.length > 0 ? wanted : Object.keys(SUITES);
+let ok = true;
+for (const name of names) {
+  const suite = SUITES[name];
+  if (!suite) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(SUITES).join(", ")}`);
+    process.exit(2);
+  }
+  ok = (await suite()) && ok;
+}
+process.exitCode = ok ? 0 : 1;

@@ -1,0 +1,22 @@
+import type { ArgsDef } from "citty";
+
+/** Flags every command accepts; the root handles them once in runCli. */
+export const globalArgs = {
+  verbose: { type: "boolean", description: "Log debug details and print stacks on errors" },
+  quiet: { type: "boolean", alias: "q", description: "Only print warnings and errors on stderr" },
+} as const satisfies ArgsDef;
+
+export const walkArgs = {
+  ext: {
+    type: "string",
+    valueHint: "list",
+    description: "Model file extensions to include, comma-separated (default: .safetensors,.sft,.ckpt,.pt,.pth,.bin,.gguf)",
+  },
+  exclude: { type: "string", valueHint: "glob", description: "Leave out matching files or folders (repeatable)" },
+} as const satisfies ArgsDef;
+
+export const hashingArgs = {
+  jobs: { type: "string", alias: "j", valueHint: "n", description: "Files hashed in parallel (default: number of cores)" },
+  "cache-dir": { type: "string", valueHint: "dir", description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)" },
+  cache: { type: "boolean", default: true, negativeDescription: "Do not read or write any cache", description: "Use the caches" },
+} as const satisfies ArgsDef;

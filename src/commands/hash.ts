@@ -1,0 +1,95 @@
+import { defineCommand } from "citty";
+import { collectRepeated, parsePositiveInt } from "../core/cli-args.ts";
+import { AppError, EXIT, UsageError } from "../core/errors.ts";
+import { defaultAlgosFor, parseAlgos } from "../core/hash-algos.ts";
+import { normaliseExtensions } from "../core/path-filter.ts";
+import { HASH_ALGOS, type HashAlgo, type HashResult } from "../core/types.ts";
+import { collectFiles } from "../services/collect.ts";
+import { getCacheDir } from "../services/paths.ts";
+import { escapeControl, formatBytes, formatDuration } from "../ui/format.ts";
+import { logger } from "../ui/logger.ts";
+import { createProgress } from "../ui/progress.ts";
+import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
+
+export default defineCommand({
+  meta: {
+    name: "hash",
+    description:
+      "Hash model files. One line per file: the hashes in the order sha256 autov1 autov2 autov3 crc32 (those asked for; '-' where one does not apply), two spaces, the path. With --algo sha256 the output is sha256sum's format.",
+  },
+  args: {
+    ...globalArgs,
+    paths: { type: "positional", required: false, description: "Files or folders (recursive)", valueHint: "paths..." },
+    algo: {
+      type: "string",
+      valueHint: "list",
+      description: `Hashes to compute, comma-separated: ${HASH_ALGOS.join(",")} (default: sha256,autov2, plus autov3 for safetensors)`,
+    },
+    json: { type: "boolean", description: "Print JSON instead of lines" },
+    rehash: { type: "boolean", description: "Ignore cached hashes (still refreshes the cache)" },
+    ...walkArgs,
+    ...hashingArgs,
+  },
+  async run({ args, rawArgs }) {
+    const paths = args._;
+    if (paths.length === 0) throw new UsageError("hash needs at least one file or folder, e.g. civitai-meta hash ~/ComfyUI/models");
+    const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
+    if (typeof jobs === "string") throw new UsageError(jobs);
+    const algoSpec = collectRepeated(rawArgs, ["algo"]);
+    const fixedAlgos = algoSpec.length > 0 ? parseAlgos(algoSpec) : null;
+    const columns: HashAlgo[] = fixedAlgos ?? ["sha256", "autov2", "autov3"];
+    const progress = createProgress("hashing", { enabled: !args.quiet });
+
+    const result = await collectFiles({
+      paths,
+      extensions: normaliseExtensions(collectRepeated(rawArgs, ["ext"])),
+      exclude: collectRepeated(rawArgs, ["exclude"]),
+      algos: (file) => fixedAlgos ?? defaultAlgosFor(file.path),
+      jobs,
+      cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
+      rehash: args.rehash,
+      onWarning: (m) => logger.warn(escapeControl(m)),
+      onHashProgress: (p) => progress.update(p),
+    });
+    progress.done();
+
+    const { walk, hashes, stats } = result;
+    for (const s of walk.skipped) logger.info(`skipped ${escapeControl(s.path)}: ${s.reason}`);
+    const failed = hashes.filter((h) => h.error);
+    for (const h of failed) logger.error(`${escapeControl(h.file.path)}: ${h.error}`);
+    for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
+
+    if (args.json) process.stdout.write(`${JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2)}\n`);
+    else process.stdout.write(hashes.filter((h) => !h.error).map((h) => formatLines(h, columns)).join(""));
+
+    if (walk.files.length === 0 && walk.missing.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+    logger.info(
+      `${hashes.length} files: ${stats.filesHashed} hashed (${formatBytes(stats.bytesRead)} read), ${stats.filesCached} from cache, ${failed.length} failed, ${walk.skipped.length} skipped in ${formatDuration(stats.durationMs)}`,
+    );
+    if (walk.missing.length > 0 && walk.files.length === 0 && failed.length === 0) {
+      throw new AppError(`Nothing to hash: ${walk.missing.map(escapeControl).join(", ")} not found`, { exitCode: EXIT.failure });
+    }
+    process.exitCode = failed.length > 0 || walk.missing.length > 0 ? EXIT.failure : EXIT.ok;
+  },
+});
+
+/** One line per path (links included), so `sha256sum -c` can check every name the file has. */
+function formatLines(h: HashResult, columns: HashAlgo[]): string {
+  const cells = columns.map((a) => h.hashes[a] ?? "-").join(" ");
+  return h.file.paths.map((p) => `${cells}  ${escapeControl(p)}\n`).join("");
+}
+
+function toJson(hashes: HashResult[], skipped: { path: string; reason: string }[], missing: string[]) {
+  return {
+    files: hashes.map((h) => ({
+      path: h.file.path,
+      aliases: h.file.paths.filter((p) => p !== h.file.path),
+      size: h.file.identity.size,
+      hashes: h.hashes,
+      cached: h.cached,
+      ...(h.error ? { error: h.error } : {}),
+    })),
+    skipped,
+    missing,
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * citty 0.2 accepts unknown flags silently and turns `--bogus value` into a boolean plus a stray
+ * positional, so a misspelt flag would change which paths are scanned. We check argv ourselves.
+ */
+export interface FlagSpec {
+  name: string;
+  aliases: string[];
+  /** Boolean flags take no value; the others consume the next argument. */
+  boolean: boolean;
+}
+
+const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function levenshtein(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function suggest(flag: string, specs: FlagSpec[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const spec of specs) {
+    const d = levenshtein(flag, kebab(spec.name));
+    if (d <= 2 && (!best || d < best.d)) best = { name: kebab(spec.name), d };
+  }
+  return best?.name;
+}
+
+/** Returns one message per unknown flag, with a "did you mean" when a known flag is close. */
+export function findUnknownFlags(rawArgs: string[], specs: FlagSpec[]): string[] {
+  const long = new Map<string, FlagSpec>();
+  const short = new Map<string, FlagSpec>();
+  for (const spec of specs) {
+    long.set(kebab(spec.name), spec);
+    for (const alias of spec.aliases) (alias.length === 1 ? short : long).set(kebab(alias), spec);
+  }
+  const problems: string[] = [];
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") break;
+    if (arg.startsWith("--")) {
+      const body = arg.slice(2);
+      const eq = body.indexOf("=");
+      const name = kebab(eq === -1 ? body : body.slice(0, eq));
+      let spec = long.get(name);
+      if (!spec && name.startsWith("no-")) {
+        const positive = long.get(name.slice(3));
+        if (positive?.boolean) spec = positive;
+      }
+      if (!spec) {
+        const hint = suggest(name, specs);
+        problems.push(`Unknown option --${name}${hint ? ` (did you mean --${hint}?)` : ""}`);
+        continue;
+      }
+      if (!spec.boolean && eq === -1) i++;
+    } else if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {
+      const letters = arg.slice(1);
+      for (let k = 0; k < letters.length; k++) {
+        const spec = short.get(letters[k]!);
+        if (!spec) {
+          problems.push(`Unknown option -${letters[k]}`);
+          break;
+        }
+        if (!spec.boolean) {
+          if (k === letters.length - 1) i++;
+          break;
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * Values of a repeatable string flag, in order (citty keeps only the last one).
+ * Accepts `--name v`, `--name=v` and the aliases.
+ */
+export function collectRepeated(rawArgs: string[], names: string[]): string[] {
+  const values: string[] = [];
+  const longNames = names.filter((n) => n.length > 1).map(kebab);
+  const shortNames = names.filter((n) => n.length === 1);
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") break;
+    for (const name of longNames) {
+      if (arg === `--${name}` && i + 1 < rawArgs.length) values.push(rawArgs[++i]!);
+      else if (arg.startsWith(`--${name}=`)) values.push(arg.slice(name.length + 3));
+    }
+    for (const name of shortNames) {
+      if (arg === `-${name}` && i + 1 < rawArgs.length) values.push(rawArgs[++i]!);
+    }
+  }
+  return values;
+}
+
+/** Parses a positive integer flag; returns an error message instead of throwing so callers name the flag. */
+export function parsePositiveInt(value: unknown, flag: string, max = 1024): number | string {
+  const text = String(value).trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    return `--${flag} takes a whole number from 1 to ${max} (got "${text}")`;
+  }
+  return Number(text);
+}

@@ -1,0 +1,58 @@
+import { availableParallelism } from "node:os";
+import type { FoundFile, HashAlgo, HashResult, WalkResult } from "../core/types.ts";
+import { openHashCache } from "./hash-cache.ts";
+import { hashFiles, type HashProgress } from "./hasher.ts";
+import { walk } from "./walker.ts";
+
+export interface CollectOptions {
+  paths: string[];
+  extensions: string[];
+  exclude: string[];
+  algos: (file: FoundFile) => readonly HashAlgo[];
+  jobs?: number;
+  /** Cache folder, or false for --no-cache. */
+  cacheDir: string | false;
+  rehash?: boolean;
+  signal?: AbortSignal;
+  onWarning: (message: string) => void;
+  onHashProgress?: (progress: HashProgress) => void;
+}
+
+export interface CollectResult {
+  walk: WalkResult;
+  hashes: HashResult[];
+  stats: { filesHashed: number; filesCached: number; bytesRead: number; durationMs: number };
+}
+
+/**
+ * Walk, then hash with the cache: the part `hash` and `scan` share. Warnings go to `onWarning`
+ * as they happen so a long run shows them early.
+ */
+export async function collectFiles(options: CollectOptions): Promise<CollectResult> {
+  const started = performance.now();
+  const walked = await walk(options.paths, { extensions: options.extensions, exclude: options.exclude });
+  for (const w of walked.warnings) options.onWarning(w);
+
+  const { cache, warning } = await openHashCache(options.cacheDir, { onWarning: options.onWarning });
+  if (warning) options.onWarning(warning);
+
+  const hashes = await hashFiles(walked.files, {
+    algos: options.algos,
+    jobs: options.jobs ?? availableParallelism(),
+    cache,
+    rehash: options.rehash,
+    signal: options.signal,
+    onProgress: options.onHashProgress,
+  });
+  let bytesRead = 0;
+  let filesCached = 0;
+  for (const r of hashes) {
+    if (r.cached) filesCached++;
+    else if (!r.error) bytesRead += r.file.identity.size;
+  }
+  return {
+    walk: walked,
+    hashes,
+    stats: { filesHashed: hashes.length - filesCached, filesCached, bytesRead, durationMs: performance.now() - started },
+  };
+}

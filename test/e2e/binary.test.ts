@@ -1,0 +1,45 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
+import { BINARY, runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs();
+afterAll(() => tmp.cleanup());
+// .ci/run builds the binary before the tests; a plain `bun test` without a build skips these.
+const built = existsSync(BINARY);
+if (!built) console.log(`skipping binary tests: ${BINARY} not built (run npm run build)`);
+
+describe.skipIf(!built)("compiled binary", () => {
+  test("starts from another folder and prints its version", async () => {
+    const r = await runCli(["--version"], { binary: true, cwd: tmp.make() });
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  test("ignores .env and bunfig.toml in the user's folder", async () => {
+    const dir = tmp.make();
+    const marker = join(dir, "preload-ran");
+    writeFileSync(join(dir, "preload.ts"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "x");`);
+    writeFileSync(join(dir, "bunfig.toml"), `preload = ["./preload.ts"]\n`);
+    writeFileSync(join(dir, ".env"), "CIVITAI_API_URL=http://127.0.0.1:9/evil\nCIVITAI_API_KEY=from-dotenv\n");
+    writeFileSync(join(dir, "m.safetensors"), "x");
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", "m.safetensors"], { binary: true, cwd: dir });
+    expect(r.code).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+    const env = await runCli(["scan", "--offline", "--no-cache", "m.safetensors"], { binary: true, cwd: dir });
+    expect(env.stdout).not.toContain("127.0.0.1:9");
+  });
+
+  test("hashes in worker threads inside the binary, agreeing with sha256sum", async () => {
+    const dir = tmp.make();
+    for (let i = 0; i < 4; i++) writeFileSync(join(dir, `f${i}.ckpt`), Buffer.alloc(1024 * 1024 + i, i));
+    const r = await runCli(["hash", "--no-cache", "--jobs", "2", "--algo", "sha256", dir], { binary: true, cwd: dir });
+    expect(r.code).toBe(0);
+    for (const line of r.stdout.trim().split("\n")) {
+      const [hex, path] = line.split("  ");
+      expect(Bun.spawnSync(["sha256sum", path!]).stdout.toString().split(" ")[0]).toBe(hex!);
+    }
+  });
+});

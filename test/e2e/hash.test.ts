@@ -1,0 +1,128 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs();
+afterAll(() => tmp.cleanup());
+
+function sha256sum(path: string): string {
+  const r = Bun.spawnSync(["sha256sum", path]);
+  return r.stdout.toString().split(" ")[0]!;
+}
+
+function makeTree(): string {
+  const dir = tmp.make();
+  mkdirSync(join(dir, "loras/sub"), { recursive: true });
+  writeFileSync(join(dir, "loras/a.safetensors"), Buffer.alloc(3 * 1024 * 1024, 7));
+  writeFileSync(join(dir, "loras/sub/b.CKPT"), "checkpoint bytes");
+  writeFileSync(join(dir, "notes.txt"), "not a model");
+  // Files modified within 2 s of being hashed are cached as unconfirmed (racy-git rule), so age them.
+  const past = new Date(Date.now() - 3600_000);
+  for (const f of ["loras/a.safetensors", "loras/sub/b.CKPT"]) utimesSync(join(dir, f), past, past);
+  return dir;
+}
+
+describe("hash command", () => {
+  test("prints sha256sum-compatible lines that agree with sha256sum", async () => {
+    const dir = makeTree();
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      const [hex, path] = line.split("  ");
+      expect(hex).toBe(sha256sum(path!));
+    }
+    // The output can be checked by sha256sum itself.
+    const listing = join(tmp.make(), "SUMS");
+    writeFileSync(listing, r.stdout);
+    expect(Bun.spawnSync(["sha256sum", "-c", listing]).exitCode).toBe(0);
+    expect(r.stderr).not.toContain("\r");
+  });
+
+  test("default columns are sha256, autov2 and autov3 ('-' where AutoV3 does not apply)", async () => {
+    const dir = makeTree();
+    const r = await runCli(["hash", "--no-cache", dir]);
+    expect(r.code).toBe(0);
+    const ckpt = r.stdout.split("\n").find((l) => l.endsWith("b.CKPT"))!;
+    const [sha, autov2, autov3] = ckpt.split(" ");
+    expect(autov2).toBe(sha!.slice(0, 10));
+    expect(autov3).toBe("-");
+  });
+
+  test("--json gives every requested hash", async () => {
+    const dir = makeTree();
+    const r = await runCli(["hash", "--no-cache", "--json", "--algo", "sha256,autov1,autov2,crc32", dir]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.files).toHaveLength(2);
+    const a = out.files.find((f: { path: string }) => f.path.endsWith("a.safetensors"));
+    expect(a.hashes.sha256).toBe(sha256sum(join(dir, "loras/a.safetensors")));
+    expect(Object.keys(a.hashes).sort()).toEqual(["autov1", "autov2", "crc32", "sha256"]);
+    expect(a.size).toBe(3 * 1024 * 1024);
+  });
+
+  test("a missing path is named, the others are still hashed, exit is non-zero", async () => {
+    const dir = makeTree();
+    const missing = join(dir, "does-not-exist");
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", missing, join(dir, "loras")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(missing);
+    expect(r.stdout.trim().split("\n")).toHaveLength(2);
+  });
+
+  test("an empty folder gives an empty result, a note, and exit 0", async () => {
+    const dir = tmp.make();
+    const r = await runCli(["hash", "--no-cache", dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("No model files found");
+  });
+
+  test("the second run takes every hash from the cache and reads no content", async () => {
+    const dir = makeTree();
+    const cacheDir = tmp.make();
+    const first = await runCli(["hash", "--cache-dir", cacheDir, dir]);
+    expect(first.code).toBe(0);
+    const second = await runCli(["hash", "--cache-dir", cacheDir, dir]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    expect(second.stderr).toContain("0 hashed (0 B read), 2 from cache");
+  });
+
+  test("CIVITAI_META_CACHE_DIR moves the cache", async () => {
+    const dir = makeTree();
+    const cacheDir = join(tmp.make(), "elsewhere");
+    await runCli(["hash", dir], { env: { CIVITAI_META_CACHE_DIR: cacheDir } });
+    const second = await runCli(["hash", dir], { env: { CIVITAI_META_CACHE_DIR: cacheDir } });
+    expect(second.stderr).toContain("2 from cache");
+  });
+
+  test("a file name with terminal escapes is printed escaped (D6)", async () => {
+    const dir = tmp.make();
+    writeFileSync(join(dir, "evil\x1b]52;c;aGk=\x07.safetensors"), "x");
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("\x1b");
+    expect(r.stdout).toContain("evil\\x1b]52;c;aGk=\\x07.safetensors");
+  });
+
+  test("links to one file are hashed once and every path is listed", async () => {
+    const dir = makeTree();
+    symlinkSync(join(dir, "loras/a.safetensors"), join(dir, "link.safetensors"));
+    const r = await runCli(["hash", "--no-cache", "--json", dir]);
+    const out = JSON.parse(r.stdout);
+    expect(out.files).toHaveLength(2);
+    const a = out.files.find((f: { path: string; aliases: string[] }) => f.aliases.length > 0);
+    expect([a.path, ...a.aliases].sort()).toEqual([join(dir, "link.safetensors"), join(dir, "loras/a.safetensors")].sort());
+  });
+
+  test("--algo with an unknown name is a usage error listing the valid ones", async () => {
+    const r = await runCli(["hash", "--algo", "md5", "."]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("md5");
+    expect(r.stderr).toContain("sha256");
+  });
+});
