@@ -1,0 +1,106 @@
+import { join } from "node:path";
+import type { ArgsDef } from "citty";
+import { loadConfig, type LoadedConfig } from "../services/config-file.ts";
+import { createCivitaiClient, type CivitaiClient } from "../services/civitai-client.ts";
+import { createMetaCache, type MetaCache } from "../services/meta-cache.ts";
+import { getCacheDir } from "../services/paths.ts";
+import { parseDuration } from "../core/config.ts";
+import { parsePositiveInt } from "../core/cli-args.ts";
+import { UsageError } from "../core/errors.ts";
+import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
+import { logger } from "../ui/logger.ts";
+import { escapeControl } from "../ui/format.ts";
+import { VERSION } from "../version.ts";
+
+export const apiArgs = {
+  "api-url": { type: "string", valueHint: "url", description: "Civitai API origin (default https://civitai.com; also CIVITAI_API_URL)" },
+  "fallback-url": { type: "string", valueHint: "url", description: "Host asked again for misses (default https://civitai.red unless --api-url is given)" },
+  fallback: { type: "boolean", default: true, negativeDescription: "Do not ask a fallback host", description: "Ask the fallback host for misses" },
+  "api-key": { type: "string", valueHint: "key", description: "Civitai API key (prefer CIVITAI_API_KEY: flags show in ps and shell history)" },
+  config: { type: "string", valueHint: "file", description: "Config file (default ./civitai-meta.json, then $XDG_CONFIG_HOME/civitai-meta/config.json)" },
+  concurrency: { type: "string", valueHint: "n", description: "Requests in flight at once (default 4)" },
+  offline: { type: "boolean", description: "Never touch the network: caches, files and sidecars only" },
+  refresh: { type: "boolean", description: "Ignore cached metadata (answers are still cached)" },
+  details: { type: "boolean", default: true, negativeDescription: "Skip model details (tags, creator, description, license)", description: "Fetch model details" },
+  timeout: { type: "string", valueHint: "duration", description: "Per-attempt request timeout (default 30s)" },
+  "max-wait": { type: "string", valueHint: "duration", description: "Longest rate-limit pause to sit out before stopping (default 10m)" },
+} as const satisfies ArgsDef;
+
+export interface ApiContext {
+  settings: ApiSettings;
+  config: LoadedConfig;
+  client: CivitaiClient;
+  metaCache: MetaCache;
+  concurrency: number;
+  cacheDir: string | false;
+}
+
+interface ApiArgValues {
+  "api-url"?: string;
+  "fallback-url"?: string;
+  fallback?: boolean;
+  "api-key"?: string;
+  config?: string;
+  concurrency?: string;
+  refresh?: boolean;
+  timeout?: string;
+  "max-wait"?: string;
+  cache?: boolean;
+  "cache-dir"?: string;
+}
+
+function durationArg(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  return ms;
+}
+
+/** Config, key, hosts, client and metadata cache from flags + environment + config file. */
+export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiContext {
+  const config = loadConfig(args.config);
+  for (const w of config.warnings) logger.warn(w);
+  let settings: ApiSettings;
+  try {
+    settings = resolveApiSettings(
+      { apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] },
+      process.env,
+      config.config,
+    );
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (settings.keySource === "flag") {
+    logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600");
+  }
+  const concurrencyArg = args.concurrency ?? config.config.concurrency;
+  const concurrency = concurrencyArg === undefined ? 4 : parsePositiveInt(concurrencyArg, "concurrency", 32);
+  if (typeof concurrency === "string") throw new UsageError(concurrency);
+
+  const cacheSettings = config.config.cache ?? {};
+  const cacheEnabled = args.cache !== false && cacheSettings.enabled !== false;
+  const cacheDir = cacheEnabled ? (args["cache-dir"] ?? cacheSettings.dir ?? getCacheDir()) : false;
+  let warnedCache = false;
+  const metaCache = createMetaCache({
+    dir: cacheDir === false ? false : join(cacheDir, "meta"),
+    ttlFoundMs: cacheSettings.ttlMs,
+    ttlNotFoundMs: cacheSettings.notFoundTtlMs,
+    refresh: args.refresh === true,
+    onWriteError: (err) => {
+      if (warnedCache) return;
+      warnedCache = true;
+      logger.warn(`metadata cache not written: ${escapeControl(String((err as Error)?.message ?? err))}`);
+    },
+  });
+  const client = createCivitaiClient({
+    apiKey: settings.apiKey ?? undefined,
+    userAgent: `civitai-meta/${VERSION}`,
+    civitaiHosts: [settings.primary, ...(settings.fallback ? [settings.fallback] : [])],
+    timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+    maxRateLimitWaitMs: durationArg(args["max-wait"], "max-wait", 10 * 60_000),
+    concurrency,
+    signal,
+    logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
+  });
+  return { settings, config, client, metaCache, concurrency, cacheDir };
+}

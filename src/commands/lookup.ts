@@ -1,0 +1,109 @@
+import { defineCommand } from "citty";
+import { toCivitaiFields } from "../core/civitai-record.ts";
+import { AppError, EXIT, UsageError } from "../core/errors.ts";
+import type { CivitaiInfo, MatchedBy, RecordStatus } from "../core/record-types.ts";
+import { lookupFiles } from "../services/lookup.ts";
+import { escapeControl } from "../ui/format.ts";
+import { logger } from "../ui/logger.ts";
+import { apiArgs, createApiContext } from "./_api.ts";
+import { withInterrupt } from "./_interrupt.ts";
+import { globalArgs, hashingArgs } from "./_shared.ts";
+
+const HEX_RE = /^[0-9a-fA-F]+$/;
+
+export interface HashLookupRecord {
+  hash: string;
+  status: RecordStatus;
+  matchedBy?: MatchedBy | "hash";
+  host?: string;
+  error?: string;
+  reason?: string;
+  civitai?: CivitaiInfo;
+  ambiguous?: CivitaiInfo[];
+}
+
+export default defineCommand({
+  meta: {
+    name: "lookup",
+    description: "Look up hashes on Civitai without files and print their records as JSON (SHA-256 in bulk and cached; AutoV1/V2/V3, CRC32 one by one)",
+  },
+  args: {
+    ...globalArgs,
+    hashes: { type: "positional", required: false, description: "Hashes (hex)", valueHint: "hash..." },
+    ...apiArgs,
+    "cache-dir": hashingArgs["cache-dir"],
+    cache: hashingArgs.cache,
+  },
+  async run({ args }) {
+    const hashes = args._.map((h) => h.trim());
+    if (hashes.length === 0) throw new UsageError("lookup needs at least one hash, e.g. civitai-meta lookup 5b4cd3d7db");
+    for (const h of hashes) {
+      if (!HEX_RE.test(h) || ![8, 10, 12, 64].includes(h.length)) {
+        throw new UsageError(`"${escapeControl(h)}" is not a hash Civitai knows: expected hex of 64 (SHA-256), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1, CRC32) digits`);
+      }
+    }
+    await withInterrupt(async (signal) => {
+      const ctx = createApiContext(args, signal);
+      const hosts = { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) };
+      const sha256s = hashes.filter((h) => h.length === 64).map((h) => h.toLowerCase());
+      const result = await lookupFiles(
+        sha256s.map((sha256) => ({ sha256 })),
+        { api: ctx.client, cache: ctx.metaCache, hosts },
+        { details: args.details !== false, offline: args.offline === true, refresh: args.refresh === true, concurrency: ctx.concurrency, signal },
+      );
+      const records: HashLookupRecord[] = [];
+      for (const raw of hashes) {
+        const hash = raw.toLowerCase();
+        if (hash.length === 64) {
+          const e = result.entries.get(hash);
+          if (!e) continue;
+          records.push(toRecord(hash, e.status, e.versions, e.models, e.host, e.error, e.matchedBy));
+          continue;
+        }
+        // Short hashes cannot go in the bulk POST and are not cached: 8 hex digits collide across types.
+        if (args.offline) {
+          records.push({ hash, status: "skipped", reason: "offline: short hashes are not cached" });
+          continue;
+        }
+        try {
+          let version = await ctx.client.versionByHash(hosts.primary, hash);
+          let host = hosts.primary;
+          if (!version && hosts.fallback) {
+            version = await ctx.client.versionByHash(hosts.fallback, hash);
+            host = hosts.fallback;
+          }
+          const models = new Map();
+          if (version && args.details !== false && typeof version.modelId === "number") {
+            for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, m);
+          }
+          records.push(toRecord(hash, version ? "found" : "not_found", version ? [version] : [], models, version ? host : undefined, undefined, "hash"));
+        } catch (error) {
+          records.push({ hash, status: "error", error: (error as Error).message });
+        }
+      }
+      process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+      const errors = records.filter((r) => r.status === "error");
+      for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
+      if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
+      process.exitCode = errors.length > 0 ? EXIT.failure : EXIT.ok;
+    });
+  },
+});
+
+function toRecord(
+  hash: string,
+  status: string,
+  versions: Parameters<typeof toCivitaiFields>[0],
+  models: Parameters<typeof toCivitaiFields>[1],
+  host: string | undefined,
+  error: string | undefined,
+  matchedBy: MatchedBy | "hash" | undefined,
+): HashLookupRecord {
+  if (status === "offline") return { hash, status: "skipped", reason: "offline: not in the metadata cache" };
+  if (status === "error") return { hash, status: "error", error: error ?? "lookup failed" };
+  if (status !== "found") return { hash, status: "not_found", ...(host ? { host } : {}) };
+  const sha = hash.length === 64 ? hash : null;
+  const fields = toCivitaiFields(versions, models, sha, hash.length === 12 ? { autov3: hash } : {});
+  if (!fields) return { hash, status: "not_found" };
+  return { hash, status: "found", ...(matchedBy ? { matchedBy } : {}), ...(host ? { host } : {}), ...fields };
+}

@@ -1,0 +1,94 @@
+import { defineCommand } from "citty";
+import { collectRepeated, parsePositiveInt } from "../core/cli-args.ts";
+import { AppError, EXIT, UsageError } from "../core/errors.ts";
+import { failOnHits, parseFailOn } from "../core/fail-on.ts";
+import { normaliseExtensions } from "../core/path-filter.ts";
+import { renderInventory } from "../core/render.ts";
+import { chooseFormat, writeReport } from "../services/report-output.ts";
+import { runScan } from "../services/scan.ts";
+import { escapeControl, formatBytes, formatDuration } from "../ui/format.ts";
+import { logger } from "../ui/logger.ts";
+import { createProgress } from "../ui/progress.ts";
+import { NAME, VERSION } from "../version.ts";
+import { apiArgs, createApiContext } from "./_api.ts";
+import { withInterrupt } from "./_interrupt.ts";
+import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
+
+export default defineCommand({
+  meta: { name: "scan", description: "Walk, hash and identify model files on Civitai; write an inventory (JSON, CSV or Markdown)" },
+  args: {
+    ...globalArgs,
+    paths: { type: "positional", required: false, description: "Files or folders (default: modelDirectories from the config)", valueHint: "paths..." },
+    output: { type: "string", alias: "o", valueHint: "file", description: "Write the inventory to FILE (atomically) instead of stdout" },
+    format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
+    excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
+    "fail-on": { type: "string", valueHint: "statuses", description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)" },
+    ...apiArgs,
+    ...walkArgs,
+    ...hashingArgs,
+  },
+  async run({ args, rawArgs }) {
+    const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]));
+    const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
+    if (typeof jobs === "string") throw new UsageError(jobs);
+
+    await withInterrupt(async (signal) => {
+      const ctx = createApiContext(args, signal);
+      const paths = args._.length > 0 ? args._ : (ctx.config.config.modelDirectories ?? []);
+      if (paths.length === 0) {
+        throw new UsageError(`scan needs a folder, e.g. ${NAME} scan ~/ComfyUI/models (or set "modelDirectories" in the config file)`);
+      }
+      const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
+      const hashBar = createProgress("hashing", { enabled: !args.quiet });
+      const lookupBar = createProgress("looking up", { enabled: !args.quiet });
+
+      const result = await runScan({
+        paths,
+        extensions: normaliseExtensions(collectRepeated(rawArgs, ["ext"])),
+        exclude: collectRepeated(rawArgs, ["exclude"]),
+        jobs,
+        hashCacheDir: ctx.cacheDir,
+        api: ctx.client,
+        metaCache: ctx.metaCache,
+        hosts: { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) },
+        details: args.details !== false,
+        offline: args.offline === true,
+        refresh: args.refresh === true,
+        concurrency: ctx.concurrency,
+        signal,
+        tool: { name: NAME, version: VERSION },
+        onWarning: (m) => logger.warn(escapeControl(m)),
+        onHashProgress: (p) => (p.filesDone >= p.filesTotal ? hashBar.done() : hashBar.update(p)),
+        onLookupProgress: (p) => lookupBar.update({ bytesDone: 0, bytesTotal: 0, filesDone: p.done, filesTotal: p.total }),
+      });
+      hashBar.done();
+      lookupBar.done();
+
+      const inv = result.inventory;
+      writeReport(renderInventory(inv, format, { excel: args.excel === true }), args.output);
+      if (args.output) logger.success(`Wrote ${format.toUpperCase()} inventory to ${escapeControl(args.output)}`);
+
+      for (const m of result.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
+      const s = inv.summary;
+      logger.info(
+        `${s.files} files (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${s.byStatus.error} errors, ${s.byStatus.skipped} skipped; ` +
+          `${result.counters.requests} requests, cache hits ${result.counters.hashCacheHits} hashes / ${result.counters.metadataCacheHits} metadata; ${formatDuration(s.durationMs)}`,
+      );
+      if (inv.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+      if (result.stopped && result.stopped.kind !== "aborted") {
+        throw new AppError(`${result.stopped.message}. The inventory above holds what was done so far.`, { exitCode: EXIT.failure });
+      }
+      if (result.missing.length > 0) {
+        process.exitCode = EXIT.failure;
+        return;
+      }
+      const hits = failOnHits(failOn, s.byStatus);
+      if (hits.length > 0) {
+        logger.warn(`--fail-on: ${hits.join(", ")}`);
+        process.exitCode = EXIT.failOn;
+        return;
+      }
+      process.exitCode = EXIT.ok;
+    });
+  },
+});

@@ -1,0 +1,38 @@
+import type { FileRecord, RecordStatus } from "./record-types.ts";
+
+/** Bumped when a field changes meaning or is removed; additions keep the version. */
+export const SCHEMA_VERSION = 1;
+
+export interface InventorySummary {
+  files: number;
+  byStatus: Record<RecordStatus, number>;
+  /** Bytes of all files (found, not found, error), skipped ones excluded. */
+  bytes: number;
+  durationMs: number;
+  requests: number;
+  cacheHits: { hashes: number; metadata: number };
+}
+
+/** The options that shaped the result; never the API key. */
+export interface InventoryOptions {
+  apiUrl: string | null;
+  fallbackUrl: string | null;
+  offline: boolean;
+  details: boolean;
+  refresh: boolean;
+  extensions: string[];
+  exclude: string[];
+  algos: string[];
+}
+
+/** What `scan` writes as JSON and `report` reads back. */
+export interface Inventory {
+  schemaVersion: number;
+  generatedAt: string;
+  tool: { name: string; version: string };
+  roots: string[];
+  options: InventoryOptions;
+  summary: InventorySummary;
+  /** Sorted by path (byte order). */
+  records: FileRecord[];
+}

@@ -1,0 +1,50 @@
+import type { Config } from "./config.ts";
+
+export const DEFAULT_API_URL = "https://civitai.com";
+/** NSFW content moved to this host in 2026; misses are asked there once more. */
+export const DEFAULT_FALLBACK_URL = "https://civitai.red";
+
+export interface ApiFlags {
+  apiUrl?: string;
+  fallbackUrl?: string;
+  /** `--no-fallback`. */
+  fallback?: boolean;
+  apiKey?: string;
+}
+
+export interface ApiSettings {
+  apiKey: string | null;
+  /** Where the key came from, for warnings (never the key itself). */
+  keySource: "flag" | "env" | "config" | null;
+  primary: string;
+  fallback: string | null;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const URL_RE = /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/;
+
+function normaliseUrl(value: string, name: string): string {
+  const trimmed = value.trim().replace(/\/+$/, "");
+  if (!URL_RE.test(trimmed)) throw new Error(`${name} must be an http(s) URL such as https://civitai.com (got "${value}")`);
+  return trimmed;
+}
+
+/**
+ * Flags beat the environment, which beats the config file. An explicit API URL (any source)
+ * replaces both defaults: a user who points us at a mirror or a test server must not have misses
+ * sent on to civitai.red behind their back, unless they name a fallback too.
+ */
+export function resolveApiSettings(flags: ApiFlags, env: Env, config: Config): ApiSettings {
+  const explicitUrl = flags.apiUrl ?? (env.CIVITAI_API_URL || undefined) ?? config.apiUrl;
+  const primary = explicitUrl ? normaliseUrl(explicitUrl, flags.apiUrl ? "--api-url" : env.CIVITAI_API_URL ? "CIVITAI_API_URL" : "apiUrl") : DEFAULT_API_URL;
+  const explicitFallback = flags.fallbackUrl ?? config.fallbackUrl;
+  let fallback: string | null = explicitFallback ? normaliseUrl(explicitFallback, flags.fallbackUrl ? "--fallback-url" : "fallbackUrl") : explicitUrl ? null : DEFAULT_FALLBACK_URL;
+  if (flags.fallback === false || fallback === primary) fallback = null;
+
+  const fromEnv = env.CIVITAI_API_KEY?.trim() || env.CIVITAI_TOKEN?.trim() || undefined;
+  const flagKey = flags.apiKey?.trim() || undefined;
+  const apiKey = flagKey ?? fromEnv ?? config.apiKey ?? null;
+  const keySource = flagKey ? "flag" : fromEnv ? "env" : config.apiKey ? "config" : null;
+  return { apiKey, keySource, primary, fallback };
+}
