@@ -76,16 +76,17 @@ export default defineCommand({
       );
       if (inv.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
       if (result.stopped && result.stopped.kind !== "aborted") {
-        throw new AppError(`${result.stopped.message}. The inventory above holds what was done so far.`, { exitCode: EXIT.failure });
-      }
-      if (result.missing.length > 0) {
-        process.exitCode = EXIT.failure;
-        return;
+        throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
       }
       const hits = failOnHits(failOn, s.byStatus);
       if (hits.length > 0) {
         logger.warn(`--fail-on: ${hits.join(", ")}`);
         process.exitCode = EXIT.failOn;
+        return;
+      }
+      if (result.missing.length > 0 || s.byStatus.error > 0) {
+        if (s.byStatus.error > 0) logger.error(`${s.byStatus.error} file(s) could not be hashed or looked up; see their "error" in the inventory`);
+        process.exitCode = EXIT.failure;
         return;
       }
       process.exitCode = EXIT.ok;

@@ -1,0 +1,281 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
+import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs();
+let civitai: FakeCivitai;
+const SENTINEL = "SENTINEL-KEY-7f3a9c2e";
+
+beforeAll(async () => {
+  civitai = await startFakeCivitai({ fixtures: false });
+});
+afterAll(async () => {
+  await civitai.stop();
+  tmp.cleanup();
+});
+beforeEach(() => {
+  civitai.reset();
+  civitai.clearData();
+});
+
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+const PAST = new Date(Date.now() - 3600_000);
+
+/** Writes model files (aged past the racy window) and registers the ones marked known on the fake. */
+function library(specs: { name: string; content: string; known?: boolean; versionId?: number; modelId?: number }[]) {
+  const dir = tmp.make();
+  for (const s of specs) {
+    const file = join(dir, s.name);
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, s.content);
+    utimesSync(file, PAST, PAST);
+    if (s.known) {
+      const version = makeVersion({ versionId: s.versionId!, modelId: s.modelId!, sha256: sha256(s.content), name: `v-${s.name}` });
+      civitai.addModel(makeModel({ modelId: s.modelId!, name: `Model ${s.modelId}`, tags: ["style", "anime"], creator: { username: "alice" }, description: "<p>A <b>fine</b> model</p>", versions: [version] }));
+    }
+  }
+  return dir;
+}
+
+function baseArgs(cacheDir: string) {
+  return ["--api-url", civitai.url, "--cache-dir", cacheDir];
+}
+
+describe("scan", () => {
+  test("identifies files, writes a JSON inventory with the matched file's download URL", async () => {
+    const dir = library([
+      { name: "loras/known.safetensors", content: "known lora bytes", known: true, versionId: 501, modelId: 50 },
+      { name: "checkpoints/unknown.ckpt", content: "my own checkpoint" },
+    ]);
+    const r = await runCli(["scan", dir, ...baseArgs(tmp.make())]);
+    expect(r.code).toBe(0);
+    const inv = JSON.parse(r.stdout);
+    expect(inv.schemaVersion).toBe(1);
+    expect(inv.tool.name).toBe("civitai-meta");
+    expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "checkpoints/unknown.ckpt"), join(dir, "loras/known.safetensors")]);
+    const found = inv.records[1];
+    expect(found.status).toBe("found");
+    expect(found.matchedBy).toBe("sha256");
+    expect(found.host).toBe(civitai.url);
+    expect(found.civitai.modelId).toBe(50);
+    expect(found.civitai.versionId).toBe(501);
+    expect(found.civitai.tags).toEqual(["style", "anime"]);
+    expect(found.civitai.creator).toBe("alice");
+    expect(found.civitai.description).toBe("A fine model");
+    expect(found.civitai.matchedFile.hashes.SHA256.toLowerCase()).toBe(sha256("known lora bytes"));
+    expect(found.civitai.downloadUrl).toBe(`https://civitai.com/api/download/models/501?fileId=${found.civitai.matchedFile.id}`);
+    expect(inv.records[0].status).toBe("not_found");
+    expect(inv.summary.byStatus).toEqual({ found: 1, not_found: 1, error: 0, skipped: 0 });
+    expect(r.stderr).toMatch(/2 files .*1 found, 1 not found, 0 errors, 0 skipped/);
+    expect(JSON.stringify(inv)).not.toContain("civitai.red");
+  });
+
+  test("1,000 distinct files: ≤ 12 lookup and ≤ 12 detail requests; the second scan sends none", async () => {
+    const specs = Array.from({ length: 1000 }, (_, i) => ({
+      name: `m/${String(i).padStart(4, "0")}.safetensors`,
+      content: `model number ${i}`,
+      known: true,
+      versionId: 10_000 + i,
+      modelId: 1000 + i,
+    }));
+    const dir = library(specs);
+    const cacheDir = tmp.make();
+    const first = await runCli(["scan", dir, ...baseArgs(cacheDir)], { timeoutMs: 120_000 });
+    expect(first.code).toBe(0);
+    const lookups = civitai.counts.versionsByHashes + civitai.counts.versionByHash;
+    const details = civitai.counts.modelsByIds + civitai.counts.model;
+    expect(lookups).toBeLessThanOrEqual(12);
+    expect(details).toBeLessThanOrEqual(12);
+    expect(JSON.parse(first.stdout).summary.byStatus.found).toBe(1000);
+    civitai.reset();
+    const second = await runCli(["scan", dir, ...baseArgs(cacheDir)], { timeoutMs: 120_000 });
+    expect(second.code).toBe(0);
+    expect(civitai.requests).toHaveLength(0);
+    const a = JSON.parse(first.stdout);
+    const b = JSON.parse(second.stdout);
+    expect(b.records).toEqual(a.records);
+    expect(b.summary.cacheHits.hashes).toBe(1000);
+  }, 180_000);
+
+  test("--offline uses caches only; without a cache entry files are skipped, never 'not found'", async () => {
+    const dir = library([{ name: "a.safetensors", content: "offline model", known: true, versionId: 7, modelId: 70 }]);
+    const cold = await runCli(["scan", dir, "--offline", ...baseArgs(tmp.make())]);
+    expect(cold.code).toBe(0);
+    expect(civitai.requests).toHaveLength(0);
+    const rec = JSON.parse(cold.stdout).records[0];
+    expect(rec.status).toBe("skipped");
+    expect(rec.reason).toContain("offline");
+    const cacheDir = tmp.make();
+    await runCli(["scan", dir, ...baseArgs(cacheDir)]);
+    civitai.reset();
+    const warm = await runCli(["scan", dir, "--offline", ...baseArgs(cacheDir)]);
+    expect(civitai.requests).toHaveLength(0);
+    expect(JSON.parse(warm.stdout).records[0].status).toBe("found");
+  });
+
+  test("--no-details skips /models; --refresh asks again despite the cache", async () => {
+    const dir = library([{ name: "a.safetensors", content: "details model", known: true, versionId: 8, modelId: 80 }]);
+    const cacheDir = tmp.make();
+    const r = await runCli(["scan", dir, "--no-details", ...baseArgs(cacheDir)]);
+    expect(civitai.counts.modelsByIds + civitai.counts.model).toBe(0);
+    expect(JSON.parse(r.stdout).records[0].civitai.tags).toEqual([]);
+    civitai.reset();
+    await runCli(["scan", dir, "--refresh", ...baseArgs(cacheDir)]);
+    expect(civitai.counts.versionsByHashes).toBe(1);
+  });
+
+  test("B8: Civitai unreachable → records are errors saying so, not 'not found'; exit 1", async () => {
+    const dir = library([{ name: "a.safetensors", content: "unreachable" }]);
+    const closed = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
+    const url = `http://127.0.0.1:${closed.port}`;
+    closed.stop(true);
+    const r = await runCli(["scan", dir, "--api-url", url, "--no-cache", "--timeout", "2s"], { timeoutMs: 120_000 });
+    expect(r.code).toBe(1);
+    const rec = JSON.parse(r.stdout).records[0];
+    expect(rec.status).toBe("error");
+    expect(rec.error).toMatch(/reach|connect|refused/i);
+  }, 130_000);
+
+  test("B2: a long Retry-After stops lookups with the time to retry; what was done is still written", async () => {
+    const dir = library([{ name: "a.safetensors", content: "rate limited" }]);
+    civitai.setFault("*", faults.rateLimit(3600));
+    const out = join(tmp.make(), "inv.json");
+    const r = await runCli(["scan", dir, "-o", out, ...baseArgs(tmp.make())]);
+    civitai.setFault("*", null);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
+    const inv = JSON.parse(readFileSync(out, "utf8"));
+    expect(inv.records).toHaveLength(1);
+    expect(inv.records[0].status).toBe("error");
+  });
+
+  test("F6: a sentinel key never appears in any output, report or cache, through error paths at debug level", async () => {
+    const dir = library([
+      { name: "a.safetensors", content: "f6 a", known: true, versionId: 9, modelId: 90 },
+      { name: "b.safetensors", content: "f6 b" },
+    ]);
+    const cacheDir = tmp.make();
+    const outDir = tmp.make();
+    const env = { CIVITAI_API_KEY: SENTINEL };
+    const scenarios: [string, () => void][] = [
+      ["401", () => civitai.setFault("*", faults.unauthorized())],
+      ["403", () => civitai.setFault("*", faults.forbidden())],
+      ["451", () => civitai.setFault("*", faults.regionBlocked())],
+      ["500", () => civitai.setFault("*", faults.status(500, { error: `boom ${SENTINEL}` }))],
+      ["html", () => civitai.setFault("*", faults.cloudflare())],
+      ["429", () => civitai.setFault("*", faults.rateLimit(9999))],
+      ["ok", () => civitai.setFault("*", null)],
+    ];
+    for (const [name, setup] of scenarios) {
+      setup();
+      const out = join(outDir, `${name}.json`);
+      const r = await runCli(["scan", dir, "--verbose", "-o", out, "--timeout", "1s", ...baseArgs(cacheDir)], { env, timeoutMs: 120_000 });
+      expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+      if (existsSync(out)) expect(readFileSync(out, "utf8")).not.toContain(SENTINEL);
+    }
+    civitai.setFault("*", null);
+    // The key did reach the API as a Bearer header (so the check above is meaningful).
+    expect(civitai.requests.some((q) => q.authorization === `Bearer ${SENTINEL}`)).toBe(true);
+    const grep = Bun.spawnSync(["grep", "-r", "-l", SENTINEL, cacheDir, outDir]);
+    expect(grep.stdout.toString()).toBe("");
+  }, 300_000);
+
+  test("F7: --api-key warns that flags are visible in ps and history", async () => {
+    const dir = library([{ name: "a.safetensors", content: "f7" }]);
+    const r = await runCli(["scan", dir, "--api-key", SENTINEL, ...baseArgs(tmp.make())]);
+    expect(r.stderr).toContain("--api-key is visible");
+    expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+  });
+
+  test("B11: Ctrl-C during lookups aborts, keeps finished cache writes, exits 130", async () => {
+    const dir = library([{ name: "a.safetensors", content: "sigint" }]);
+    const cacheDir = tmp.make();
+    civitai.setFault("*", faults.hang());
+    const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, ...baseArgs(cacheDir)], { stdout: "pipe", stderr: "pipe" });
+    const deadline = Date.now() + 20_000;
+    while (civitai.requests.length === 0 && Date.now() < deadline) await Bun.sleep(20);
+    expect(civitai.requests.length).toBeGreaterThan(0);
+    const sent = civitai.requests.length;
+    proc.kill("SIGINT");
+    const code = await proc.exited;
+    civitai.setFault("*", null);
+    expect(code).toBe(130);
+    const stderr = await new Response(proc.stderr).text();
+    expect(stderr).toContain("interrupted");
+    await Bun.sleep(200);
+    expect(civitai.requests.length).toBe(sent);
+    // The hash computed before the interrupt is in the cache: the next run reads no content.
+    const again = await runCli(["hash", "--cache-dir", cacheDir, dir]);
+    expect(again.stderr).toContain("1 from cache");
+  });
+
+  test("config file: modelDirectories used when no path is given; a bad key names file and key", async () => {
+    const dir = library([{ name: "a.safetensors", content: "config", known: true, versionId: 11, modelId: 110 }]);
+    const cwd = tmp.make();
+    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }));
+    const r = await runCli(["scan"], { cwd });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).records[0].status).toBe("found");
+
+    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ concurrency: "lots" }));
+    const bad = await runCli(["scan", dir], { cwd });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(join(cwd, "civitai-meta.json"));
+    expect(bad.stderr).toContain('"concurrency"');
+
+    const keyed = join(cwd, "keyed.json");
+    writeFileSync(keyed, JSON.stringify({ civitai_api_key: SENTINEL, apiUrl: civitai.url }));
+    chmodSync(keyed, 0o644);
+    const w = await runCli(["scan", dir, "--config", keyed, "--no-cache"], { cwd });
+    expect(w.stderr).toContain("readable by others");
+    expect(w.stdout + w.stderr).not.toContain(SENTINEL);
+  });
+
+  test("-o writes atomically and replaces a symlink rather than following it (F9)", async () => {
+    const dir = library([{ name: "a.safetensors", content: "f9" }]);
+    const outDir = tmp.make();
+    const victim = join(outDir, "victim.txt");
+    writeFileSync(victim, "precious");
+    const link = join(outDir, "inventory.json");
+    symlinkSync(victim, link);
+    const r = await runCli(["scan", dir, "-o", link, ...baseArgs(tmp.make())]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(victim, "utf8")).toBe("precious");
+    expect(lstatSync(link).isSymbolicLink()).toBe(false);
+    expect(JSON.parse(readFileSync(link, "utf8")).records).toHaveLength(1);
+    expect(readdirSync(outDir).sort()).toEqual(["inventory.json", "victim.txt"]);
+    expect(statSync(link).mode & 0o777).toBe(0o644);
+    void readlinkSync;
+  });
+
+  test("a path that does not exist is named; the others are scanned; exit 1", async () => {
+    const dir = library([{ name: "a.safetensors", content: "missing-path" }]);
+    const r = await runCli(["scan", join(dir, "nope"), dir, ...baseArgs(tmp.make())]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(join(dir, "nope"));
+    expect(JSON.parse(r.stdout).records).toHaveLength(1);
+  });
+});
+
+describe("lookup", () => {
+  test("looks up hashes without files, SHA-256 and AutoV2", async () => {
+    const sha = sha256("lookup me");
+    civitai.addModel(makeModel({ modelId: 60, name: "Looked", versions: [makeVersion({ versionId: 601, modelId: 60, sha256: sha })] }));
+    const r = await runCli(["lookup", sha, sha.slice(0, 10), "f".repeat(64), "--api-url", civitai.url, "--no-cache"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.map((x: { status: string }) => x.status)).toEqual(["found", "found", "not_found"]);
+    expect(out[0].civitai.modelName).toBe("Looked");
+    expect(out[0].civitai.downloadUrl).toMatch(/^https:\/\/civitai\.com\/api\/download\/models\/601\?fileId=\d+$/);
+  });
+
+  test("rejects something that is not a hash", async () => {
+    const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("not-a-hash");
+  });
+});
