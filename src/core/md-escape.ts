@@ -1,0 +1,91 @@
+/**
+ * Escaping for untrusted text in Markdown reports (reliability.md §4.4, cases D6 and F2).
+ *
+ * Everything that reaches a report from Civitai or from a file name is attacker-controlled, and
+ * GitHub, VS Code and markdown-it all render it: one unescaped `|` adds a table column, one `[`…`](`
+ * makes a link, one `<` may open raw HTML. So untrusted text only ever enters through these
+ * functions, and links only through {@link mdLink}, which accepts our own civitai.com URLs alone.
+ */
+
+/** Empty cells and absent values. */
+export const MD_EMPTY = "—";
+
+// CR, LF, CRLF, and the Unicode line/paragraph separators: a newline would end a table row or
+// start a new block, so a line break inside a name becomes a space.
+const LINE_BREAK_RE = /\r\n|[\r\n\u2028\u2029]/g;
+
+// C0 (tab included: it is whitespace we turn into a space), DEL, C1, and the bidi controls that
+// reorder what a reader sees (Trojan Source, CVE-2021-42574). Decision for D6: shown visibly as
+// `\x1b` / `\u202e` rather than removed, so a hostile name is noticed, as the terminal shows it.
+const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+// The §4.4 set `` \ ` * _ { } [ ] ( ) # + - . ! | < > `` plus what GFM and GitHub also give meaning to:
+// `&` (entities), `~` (strikethrough), `$` (GitHub math), `:` and `@` (GFM autolinks of bare URLs and
+// e-mail addresses, which would otherwise be the only links we did not build). Backslash first:
+// escaping `|` alone would let an input `\|` through as `\\|`, an escaped backslash then a live pipe.
+const MD_SPECIAL_RE = /[\\`*_{}[\]()#+\-.!|<>&~$:@]/g;
+
+/** A strict check of the links we build: https, host exactly civitai.com, a plain path and query. */
+const CIVITAI_URL_RE = /^https:\/\/civitai\.com\/[A-Za-z0-9\-._~/?=&%]*$/;
+
+function visibleControl(ch: string): string {
+  const code = ch.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+/** One line of plain text: line breaks and tabs to a space, other controls visible as `\xNN`. */
+export function toSingleLine(text: string): string {
+  return text.replace(LINE_BREAK_RE, " ").replace(/\t/g, " ").replace(CONTROL_RE, visibleControl);
+}
+
+/**
+ * Untrusted text for inline Markdown and GFM table cells: renders as exactly the input's characters
+ * (after {@link toSingleLine}), never as markup. Null, undefined and blank text give `—`.
+ */
+export function mdText(text: string | null | undefined): string {
+  if (text === null || text === undefined) return MD_EMPTY;
+  const line = toSingleLine(text).trim();
+  if (line === "") return MD_EMPTY;
+  return line.replace(MD_SPECIAL_RE, (ch) => `\\${ch}`);
+}
+
+/**
+ * Untrusted text as an inline code span, for hashes and paths outside tables (inside a GFM table a
+ * `|` would still split the cell: use {@link mdText} there). Code spans take no backslash escapes, so
+ * backticks are replaced by `'` (the only character that could close the span) and the text is
+ * made one line. Blank text gives `—`.
+ */
+export function mdCode(text: string | null | undefined): string {
+  if (text === null || text === undefined) return MD_EMPTY;
+  const line = toSingleLine(text).replace(/`/g, "'");
+  if (line.trim() === "") return MD_EMPTY;
+  // CommonMark strips one space on each side when both are present: pad so the text shows as is.
+  const padded = line.startsWith(" ") && line.endsWith(" ") ? ` ${line} ` : line;
+  return `\`${padded}\``;
+}
+
+/** True for a URL we may link to: built by us on https://civitai.com, nothing else. */
+export function isCivitaiUrl(url: unknown): url is string {
+  return typeof url === "string" && url.length <= 2048 && CIVITAI_URL_RE.test(url);
+}
+
+/**
+ * A link whose text is escaped and whose target passed {@link isCivitaiUrl}; otherwise the escaped
+ * text alone (or `—` when `textWhenNoLink` is absent), so a bad URL is never printed as a link.
+ */
+export function mdLink(text: string, url: string | null | undefined, textWhenNoLink: string = MD_EMPTY): string {
+  if (!isCivitaiUrl(url)) return textWhenNoLink;
+  return `[${mdText(text)}](${url})`;
+}
+
+/** One GFM table row from already-escaped cells. */
+export function mdRow(cells: readonly string[]): string {
+  return `| ${cells.join(" | ")} |`;
+}
+
+/** A GFM table: header, delimiter row, body rows; every cell already escaped. */
+export function mdTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const lines = [mdRow(header), mdRow(header.map(() => "---"))];
+  for (const row of rows) lines.push(mdRow(row));
+  return lines.join("\n");
+}

