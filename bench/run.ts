@@ -1,6 +1,7 @@
 /** `bun run bench [name…]`: runs the benchmarks (all by default) and exits 1 if a target is missed. */
 const SUITES: Record<string, () => Promise<boolean>> = {
   hash: async () => (await import("./hash.ts")).benchHash(),
+  lookup: async () => (await import("./lookup.ts")).benchLookup(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

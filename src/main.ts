@@ -5,7 +5,7 @@ import { AppError, EXIT, UsageError } from "./core/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
 import { logger, setLogLevel } from "./ui/logger.ts";
-import { escapeControl } from "./ui/format.ts";
+import { escapeControl } from "./core/format.ts";
 
 export { NAME, VERSION };
 

@@ -9,7 +9,7 @@ import { parsePositiveInt } from "../core/cli-args.ts";
 import { UsageError } from "../core/errors.ts";
 import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
 import { logger } from "../ui/logger.ts";
-import { escapeControl } from "../ui/format.ts";
+import { escapeControl } from "../core/format.ts";
 import { VERSION } from "../version.ts";
 
 export const apiArgs = {

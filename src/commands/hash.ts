@@ -6,7 +6,7 @@ import { normaliseExtensions } from "../core/path-filter.ts";
 import { HASH_ALGOS, type HashAlgo, type HashResult } from "../core/types.ts";
 import { collectFiles } from "../services/collect.ts";
 import { getCacheDir } from "../services/paths.ts";
-import { escapeControl, formatBytes, formatDuration } from "../ui/format.ts";
+import { escapeControl, formatBytes, formatDuration } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
 import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";

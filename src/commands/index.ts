@@ -7,4 +7,5 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   hash: () => import("./hash.ts").then(load),
   scan: () => import("./scan.ts").then(load),
   lookup: () => import("./lookup.ts").then(load),
+  report: () => import("./report.ts").then(load),
 });

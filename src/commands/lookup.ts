@@ -3,7 +3,7 @@ import { toCivitaiFields } from "../core/civitai-record.ts";
 import { AppError, EXIT, UsageError } from "../core/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../core/record-types.ts";
 import { lookupFiles } from "../services/lookup.ts";
-import { escapeControl } from "../ui/format.ts";
+import { escapeControl } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";

@@ -6,7 +6,7 @@ import { normaliseExtensions } from "../core/path-filter.ts";
 import { renderInventory } from "../core/render.ts";
 import { chooseFormat, writeReport } from "../services/report-output.ts";
 import { runScan } from "../services/scan.ts";
-import { escapeControl, formatBytes, formatDuration } from "../ui/format.ts";
+import { escapeControl, formatBytes, formatDuration } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";

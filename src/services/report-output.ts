@@ -27,7 +27,8 @@ export function writeReport(text: string, file: string | undefined): void {
   }
 }
 
-export type ReportFormat = "json" | "csv" | "md";
+import type { ReportFormat } from "../core/render.ts";
+export type { ReportFormat };
 
 /** `--format` wins; else the extension of `-o FILE`; else JSON. */
 export function chooseFormat(format: string | undefined, file: string | undefined, configured?: ReportFormat): ReportFormat {

@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration } from "./format.ts";
+import { formatBytes, formatDuration } from "../core/format.ts";
 
 export interface ProgressState {
   bytesDone: number;

@@ -5,6 +5,14 @@ import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
+import { validateInventory } from "../helpers/schema.ts";
+
+/** Every inventory the tests produce must satisfy the published schema. */
+function inventoryOf(text: string) {
+  const inv = JSON.parse(text);
+  expect(validateInventory(inv)).toEqual([]);
+  return inv;
+}
 
 const tmp = tmpDirs();
 let civitai: FakeCivitai;
@@ -53,7 +61,7 @@ describe("scan", () => {
     ]);
     const r = await runCli(["scan", dir, ...baseArgs(tmp.make())]);
     expect(r.code).toBe(0);
-    const inv = JSON.parse(r.stdout);
+    const inv = inventoryOf(r.stdout);
     expect(inv.schemaVersion).toBe(1);
     expect(inv.tool.name).toBe("civitai-meta");
     expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "checkpoints/unknown.ckpt"), join(dir, "loras/known.safetensors")]);
@@ -90,13 +98,13 @@ describe("scan", () => {
     const details = civitai.counts.modelsByIds + civitai.counts.model;
     expect(lookups).toBeLessThanOrEqual(12);
     expect(details).toBeLessThanOrEqual(12);
-    expect(JSON.parse(first.stdout).summary.byStatus.found).toBe(1000);
+    expect(inventoryOf(first.stdout).summary.byStatus.found).toBe(1000);
     civitai.reset();
     const second = await runCli(["scan", dir, ...baseArgs(cacheDir)], { timeoutMs: 120_000 });
     expect(second.code).toBe(0);
     expect(civitai.requests).toHaveLength(0);
-    const a = JSON.parse(first.stdout);
-    const b = JSON.parse(second.stdout);
+    const a = inventoryOf(first.stdout);
+    const b = inventoryOf(second.stdout);
     expect(b.records).toEqual(a.records);
     expect(b.summary.cacheHits.hashes).toBe(1000);
   }, 180_000);
@@ -106,7 +114,7 @@ describe("scan", () => {
     const cold = await runCli(["scan", dir, "--offline", ...baseArgs(tmp.make())]);
     expect(cold.code).toBe(0);
     expect(civitai.requests).toHaveLength(0);
-    const rec = JSON.parse(cold.stdout).records[0];
+    const rec = inventoryOf(cold.stdout).records[0];
     expect(rec.status).toBe("skipped");
     expect(rec.reason).toContain("offline");
     const cacheDir = tmp.make();
@@ -114,7 +122,7 @@ describe("scan", () => {
     civitai.reset();
     const warm = await runCli(["scan", dir, "--offline", ...baseArgs(cacheDir)]);
     expect(civitai.requests).toHaveLength(0);
-    expect(JSON.parse(warm.stdout).records[0].status).toBe("found");
+    expect(inventoryOf(warm.stdout).records[0].status).toBe("found");
   });
 
   test("--no-details skips /models; --refresh asks again despite the cache", async () => {
@@ -122,7 +130,7 @@ describe("scan", () => {
     const cacheDir = tmp.make();
     const r = await runCli(["scan", dir, "--no-details", ...baseArgs(cacheDir)]);
     expect(civitai.counts.modelsByIds + civitai.counts.model).toBe(0);
-    expect(JSON.parse(r.stdout).records[0].civitai.tags).toEqual([]);
+    expect(inventoryOf(r.stdout).records[0].civitai.tags).toEqual([]);
     civitai.reset();
     await runCli(["scan", dir, "--refresh", ...baseArgs(cacheDir)]);
     expect(civitai.counts.versionsByHashes).toBe(1);
@@ -135,7 +143,7 @@ describe("scan", () => {
     closed.stop(true);
     const r = await runCli(["scan", dir, "--api-url", url, "--no-cache", "--timeout", "2s"], { timeoutMs: 120_000 });
     expect(r.code).toBe(1);
-    const rec = JSON.parse(r.stdout).records[0];
+    const rec = inventoryOf(r.stdout).records[0];
     expect(rec.status).toBe("error");
     expect(rec.error).toMatch(/reach|connect|refused/i);
   }, 130_000);
@@ -148,7 +156,7 @@ describe("scan", () => {
     civitai.setFault("*", null);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
-    const inv = JSON.parse(readFileSync(out, "utf8"));
+    const inv = inventoryOf(readFileSync(out, "utf8"));
     expect(inv.records).toHaveLength(1);
     expect(inv.records[0].status).toBe("error");
   });
@@ -219,7 +227,7 @@ describe("scan", () => {
     writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }));
     const r = await runCli(["scan"], { cwd });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).records[0].status).toBe("found");
+    expect(inventoryOf(r.stdout).records[0].status).toBe("found");
 
     writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ concurrency: "lots" }));
     const bad = await runCli(["scan", dir], { cwd });
@@ -246,7 +254,7 @@ describe("scan", () => {
     expect(r.code).toBe(0);
     expect(readFileSync(victim, "utf8")).toBe("precious");
     expect(lstatSync(link).isSymbolicLink()).toBe(false);
-    expect(JSON.parse(readFileSync(link, "utf8")).records).toHaveLength(1);
+    expect(inventoryOf(readFileSync(link, "utf8")).records).toHaveLength(1);
     expect(readdirSync(outDir).sort()).toEqual(["inventory.json", "victim.txt"]);
     expect(statSync(link).mode & 0o777).toBe(0o644);
     void readlinkSync;
@@ -257,7 +265,7 @@ describe("scan", () => {
     const r = await runCli(["scan", join(dir, "nope"), dir, ...baseArgs(tmp.make())]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(join(dir, "nope"));
-    expect(JSON.parse(r.stdout).records).toHaveLength(1);
+    expect(inventoryOf(r.stdout).records).toHaveLength(1);
   });
 });
 

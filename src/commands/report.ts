@@ -1,0 +1,36 @@
+import { readFileSync } from "node:fs";
+import { defineCommand } from "citty";
+import { AppError, UsageError } from "../core/errors.ts";
+import { escapeControl } from "../core/format.ts";
+import { readInventory } from "../core/inventory-read.ts";
+import { renderInventory } from "../core/render.ts";
+import { chooseFormat, writeReport } from "../services/report-output.ts";
+import { logger } from "../ui/logger.ts";
+import { globalArgs } from "./_shared.ts";
+
+export default defineCommand({
+  meta: { name: "report", description: "Re-render a saved JSON inventory as CSV, Markdown or JSON, with no network" },
+  args: {
+    ...globalArgs,
+    inventory: { type: "positional", required: false, description: "Inventory JSON written by scan (- for stdin)", valueHint: "inventory.json" },
+    output: { type: "string", alias: "o", valueHint: "file", description: "Write to FILE (atomically) instead of stdout" },
+    format: { type: "string", valueHint: "json|csv|md", description: "Output format (default: from -o's extension, else json)" },
+    excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
+  },
+  run({ args }) {
+    const source = args._[0];
+    if (!source) throw new UsageError("report needs an inventory, e.g. civitai-meta report inventory.json --format md");
+    if (args._.length > 1) throw new UsageError(`report takes one inventory (got ${args._.length})`);
+    const format = chooseFormat(args.format, args.output);
+    let text: string;
+    try {
+      text = readFileSync(source === "-" ? 0 : source, "utf8");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? "error";
+      throw new AppError(`Cannot read ${escapeControl(source)}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`);
+    }
+    const inventory = readInventory(text, escapeControl(source === "-" ? "stdin" : source));
+    writeReport(renderInventory(inventory, format, { excel: args.excel === true }), args.output);
+    if (args.output) logger.success(`Wrote ${format.toUpperCase()} report to ${escapeControl(args.output)}`);
+  },
+});
