@@ -14,8 +14,7 @@ import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
 export default defineCommand({
   meta: {
     name: "hash",
-    description:
-      "Hash model files. One line per file: the hashes in the order sha256 autov1 autov2 autov3 crc32 (those asked for; '-' where one does not apply), two spaces, the path. With --algo sha256 the output is sha256sum's format.",
+    description: "Hash model files: sha256sum-style lines (hashes in a fixed order, '-' where one does not apply, then the path), or --json",
   },
   args: {
     ...globalArgs,

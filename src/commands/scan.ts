@@ -1,3 +1,4 @@
+import { homedir } from "node:os";
 import { defineCommand } from "citty";
 import { collectRepeated, parsePositiveInt } from "../core/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../core/errors.ts";
@@ -34,7 +35,8 @@ export default defineCommand({
 
     await withInterrupt(async (signal) => {
       const ctx = createApiContext(args, signal);
-      const paths = args._.length > 0 ? args._ : (ctx.config.config.modelDirectories ?? []);
+      // The shell expands ~ in arguments but not inside a JSON config file.
+      const paths = args._.length > 0 ? args._ : (ctx.config.config.modelDirectories ?? []).map((p) => p.replace(/^~(?=$|\/)/, homedir()));
       if (paths.length === 0) {
         throw new UsageError(`scan needs a folder, e.g. ${NAME} scan ~/ComfyUI/models (or set "modelDirectories" in the config file)`);
       }
