@@ -8,4 +8,5 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   scan: () => import("./scan.ts").then(load),
   lookup: () => import("./lookup.ts").then(load),
   report: () => import("./report.ts").then(load),
+  download: () => import("./download.ts").then(load),
 });

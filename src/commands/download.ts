@@ -1,0 +1,352 @@
+import { mkdirSync, readFileSync, realpathSync } from "node:fs";
+import { resolve } from "node:path";
+import { defineCommand } from "citty";
+import pLimit from "p-limit";
+import { parsePositiveInt } from "../core/cli-args.ts";
+import { parseDuration } from "../core/config.ts";
+import { buildPlan, EMIT_FORMATS, renderDryRun, renderEmit, wantedFromInventory, wantedFromVersion, type DryRunEntry, type EmitFormat, type PlanItem, type WantedFile } from "../core/download-plan.ts";
+import { describeSource, parseDownloadSource, type DownloadSource } from "../core/download-sources.ts";
+import { AppError, EXIT, UsageError, errorMessage } from "../core/errors.ts";
+import { readInventory } from "../core/inventory-read.ts";
+import { createRedactor, type Redactor } from "../core/redact.ts";
+import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
+import { writeFileAtomic } from "../services/atomic-write.ts";
+import { loadConfig } from "../services/config-file.ts";
+import { freeBytes } from "../services/disk-space.ts";
+import { createDownloadApi, type DownloadApi } from "../services/download-api.ts";
+import { downloadFile, isPlainFile, transferPaths, type DownloadProgress, type DownloadResult } from "../services/downloader.ts";
+import { escapeControl, formatBytes, formatDuration } from "../core/format.ts";
+import { logger } from "../ui/logger.ts";
+import { VERSION } from "../version.ts";
+import { withInterrupt } from "./_interrupt.ts";
+import { globalArgs } from "./_shared.ts";
+import { apiArgs } from "./_api.ts";
+import { lstatSync } from "node:fs";
+
+const { "api-url": apiUrlArg, "fallback-url": fallbackUrlArg, fallback: fallbackArg, "api-key": apiKeyArg, config: configArg, timeout: timeoutArg } = apiArgs;
+
+export default defineCommand({
+  meta: {
+    name: "download",
+    description:
+      "Download model files from Civitai, resumable and verified by SHA-256. A source is an inventory JSON from scan (every found model missing under --dest, at its relative path), a SHA-256, a version id, a Civitai model or version URL, or an AIR.",
+  },
+  args: {
+    ...globalArgs,
+    sources: { type: "positional", required: false, description: "Sources", valueHint: "source..." },
+    dest: { type: "string", alias: "d", valueHint: "dir", description: "Destination folder (required)" },
+    "dry-run": { type: "boolean", description: "List what would be fetched, with sizes and the total; download nothing" },
+    emit: { type: "string", valueHint: "aria2|sh|urls", description: "Write a download list for another tool instead of downloading (the key stays a ${CIVITAI_API_KEY} placeholder)" },
+    output: { type: "string", alias: "o", valueHint: "file", description: "With --emit: write the list here instead of stdout" },
+    jobs: { type: "string", alias: "j", valueHint: "n", description: "Files downloaded at once (default 2)" },
+    force: { type: "boolean", description: "Replace an existing file whose hash differs (only once the new one is verified)" },
+    "stall-timeout": { type: "string", valueHint: "duration", description: "Give up on a connection that sends nothing for this long, then resume (default 60s)" },
+    retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
+    "api-url": apiUrlArg,
+    "fallback-url": fallbackUrlArg,
+    fallback: fallbackArg,
+    "api-key": apiKeyArg,
+    config: configArg,
+    timeout: timeoutArg,
+  },
+  async run({ args }) {
+    const sourcesArgs = args._.map(String);
+    if (sourcesArgs.length === 0) throw new UsageError("download needs at least one source, e.g. civitai-meta download inventory.json --dest ~/models");
+    const emit = args.emit === undefined ? null : String(args.emit);
+    if (emit !== null && !EMIT_FORMATS.includes(emit as EmitFormat)) throw new UsageError(`--emit takes one of ${EMIT_FORMATS.join(", ")} (got "${escapeControl(emit)}")`);
+    if (args.output !== undefined && emit === null) throw new UsageError("--output only goes with --emit");
+    if (!args.dest) throw new UsageError("download needs --dest DIR: the folder to restore into");
+    const jobs = args.jobs === undefined ? 2 : parsePositiveInt(args.jobs, "jobs", 16);
+    if (typeof jobs === "string") throw new UsageError(jobs);
+    const retries = args.retries === undefined ? 5 : parsePositiveInt(args.retries, "retries", 100);
+    if (typeof retries === "string") throw new UsageError(retries);
+    const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000);
+    const timeoutMs = durationArg(args.timeout, "timeout", 30_000);
+    const sources = sourcesArgs.map(parseDownloadSource);
+
+    const config = loadConfig(args.config);
+    for (const w of config.warnings) logger.warn(w);
+    let settings: ApiSettings;
+    try {
+      settings = resolveApiSettings({ apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] }, process.env, config.config);
+    } catch (error) {
+      throw new UsageError(errorMessage(error));
+    }
+    if (settings.keySource === "flag") logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY");
+    const redact = createRedactor([settings.apiKey]);
+
+    const destDir = resolve(String(args.dest));
+    const writing = !args["dry-run"] && emit === null;
+    if (writing) mkdirSync(destDir, { recursive: true });
+    let realDest = destDir;
+    try {
+      realDest = realpathSync(destDir);
+    } catch {
+      /* a dry run or list for a folder that does not exist yet */
+    }
+
+    await withInterrupt(async (signal) => {
+      const hosts = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
+      const api = createDownloadApi({ apiKey: settings.apiKey, civitaiHosts: hosts, userAgent: `civitai-meta/${VERSION}`, timeoutMs, signal });
+      const { wanted, problems } = await resolveSources(sources, api, settings, redact);
+      const plan = buildPlan(wanted, realDest);
+      for (const c of plan.conflicts) problems.push(`${escapeControl(c.wanted.relPath)}: ${escapeControl(c.reason)}`);
+      for (const p of problems) logger.error(p);
+
+      if (emit !== null) {
+        const text = renderEmit(plan.items, emit as EmitFormat, VERSION);
+        if (args.output) writeFileAtomic(resolve(String(args.output)), text, { mode: emit === "sh" ? 0o755 : undefined });
+        else process.stdout.write(text);
+        process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
+        return;
+      }
+      if (args["dry-run"]) {
+        const entries: DryRunEntry[] = plan.items.map((item) => (isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item }));
+        process.stdout.write(renderDryRun(entries, escapeControl));
+        process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
+        return;
+      }
+
+      await checkTotalSpace(plan.items, realDest);
+      const results = await runDownloads(plan.items, {
+        jobs,
+        settings,
+        force: args.force === true,
+        stallMs,
+        retries,
+        signal,
+        root: realDest,
+        quiet: args.quiet === true,
+        redact,
+      });
+      const failed = results.filter((r) => r.status === "failed" || r.status === "exists" || r.status === "locked");
+      const done = results.filter((r) => r.status === "downloaded").length;
+      const present = results.filter((r) => r.status === "present").length;
+      const bytes = results.reduce((n, r) => n + r.bytesReceived, 0);
+      logger.info(`${done} downloaded (${formatBytes(bytes)}), ${present} already present, ${failed.length + problems.length} failed or skipped`);
+      process.exitCode = failed.length > 0 || problems.length > 0 ? EXIT.failure : EXIT.ok;
+    });
+  },
+});
+
+function durationArg(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  return ms;
+}
+
+/** Hosts to ask for one source: the site its URL named first (when we use it), then the others. */
+function hostsFor(source: DownloadSource, settings: ApiSettings): string[] {
+  const all = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
+  const named = "host" in source ? source.host : null;
+  return named && all.includes(named) ? [named, ...all.filter((h) => h !== named)] : all;
+}
+
+/** Every source → wanted files; a source that cannot be resolved becomes a problem line, not a crash. */
+export async function resolveSources(
+  sources: readonly DownloadSource[],
+  api: DownloadApi,
+  settings: ApiSettings,
+  redact: Redactor = (s) => s,
+): Promise<{ wanted: WantedFile[]; problems: string[] }> {
+  const wanted: WantedFile[] = [];
+  const problems: string[] = [];
+  for (const source of sources) {
+    const label = escapeControl(describeSource(source));
+    try {
+      if (source.kind === "inventory") {
+        let text: string;
+        try {
+          text = readFileSync(source.path, "utf8");
+        } catch (err) {
+          throw new AppError(`cannot read ${source.path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+        }
+        const fromInventory = wantedFromInventory(readInventory(text, source.path));
+        wanted.push(...fromInventory.wanted);
+        problems.push(...fromInventory.problems.map((p) => escapeControl(p)));
+        if (fromInventory.wanted.length === 0) logger.info(`${escapeControl(source.path)}: no found models to restore`);
+        continue;
+      }
+      let version = null;
+      for (const host of hostsFor(source, settings)) {
+        if (source.kind === "sha256") version = await api.versionByHash(host, source.sha256);
+        else if (source.kind === "version") version = await api.versionById(host, source.versionId);
+        else {
+          const model = await api.modelById(host, source.modelId);
+          const first = model?.modelVersions?.[0];
+          version = first ? ((await api.versionById(host, first.id)) ?? first) : null;
+        }
+        if (version) break;
+      }
+      if (!version) {
+        problems.push(`${label}: not found on Civitai`);
+        continue;
+      }
+      const result = wantedFromVersion(version, {
+        fileId: source.kind === "version" ? source.fileId : null,
+        sha256: source.kind === "sha256" ? source.sha256 : null,
+      });
+      if (result.ok) wanted.push(result.wanted);
+      else problems.push(`${label}: ${result.reason}`);
+    } catch (err) {
+      if (err instanceof AppError && err.exitCode === EXIT.interrupted) throw err;
+      problems.push(redact(`${label}: ${errorMessage(err)}`));
+    }
+  }
+  return { wanted, problems };
+}
+
+/** A10: fail before the first byte when the whole set cannot fit. */
+async function checkTotalSpace(items: readonly PlanItem[], dir: string): Promise<void> {
+  let needed = 0;
+  for (const item of items) {
+    if (item.size === null || isPlainFile(item.dest)) continue;
+    const { part } = transferPaths(item.dest, item.versionId);
+    const have = lstatSync(part, { throwIfNoEntry: false });
+    needed += Math.max(0, item.size - (have?.isFile() ? have.size : 0));
+  }
+  const free = await freeBytes(dir);
+  if (free !== null && needed > free) {
+    throw new AppError(`Not enough disk space in ${dir}: the downloads need ${formatBytes(needed)}, ${formatBytes(free)} is free. Free some space or choose another --dest.`);
+  }
+}
+
+interface RunOptions {
+  jobs: number;
+  settings: ApiSettings;
+  force: boolean;
+  stallMs: number;
+  retries: number;
+  signal: AbortSignal;
+  root: string;
+  quiet: boolean;
+  redact: Redactor;
+}
+
+async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promise<DownloadResult[]> {
+  const limit = pLimit(opts.jobs);
+  const display = createDownloadDisplay(items, !opts.quiet && process.stderr.isTTY === true);
+  try {
+    return await Promise.all(
+      items.map((item) =>
+        limit(async () => {
+          display.start(item);
+          const result = await downloadFile(item, {
+            apiHost: opts.settings.primary,
+            apiKey: opts.settings.apiKey,
+            keyHosts: [opts.settings.primary, ...(opts.settings.fallback ? [opts.settings.fallback] : [])],
+            userAgent: `civitai-meta/${VERSION}`,
+            stallTimeoutMs: opts.stallMs,
+            maxRetries: opts.retries,
+            force: opts.force,
+            root: opts.root,
+            signal: opts.signal,
+            onProgress: (p) => display.progress(p),
+            onWarning: (m) => display.log(() => logger.warn(escapeControl(opts.redact(m)))),
+          });
+          display.finish(item);
+          display.log(() => report(result));
+          return result;
+        }),
+      ),
+    );
+  } finally {
+    display.done();
+  }
+}
+
+function report(result: DownloadResult): void {
+  const name = escapeControl(result.task.dest);
+  const msg = result.message ? escapeControl(result.message) : "";
+  switch (result.status) {
+    case "downloaded":
+      logger.success(`${name}: downloaded and verified`);
+      break;
+    case "present":
+      logger.info(`${name}: ${msg || "already present, verified"}`);
+      break;
+    case "exists":
+    case "locked":
+      logger.warn(msg);
+      break;
+    case "failed":
+      logger.error(msg);
+      break;
+  }
+}
+
+interface DownloadDisplay {
+  start(item: PlanItem): void;
+  progress(p: DownloadProgress): void;
+  finish(item: PlanItem): void;
+  /** Prints a log line without tearing the display. */
+  log(print: () => void): void;
+  done(): void;
+}
+
+/** On a TTY: an overall line (bytes, rate, ETA) and one line per active file, redrawn in place on stderr. */
+function createDownloadDisplay(items: readonly PlanItem[], enabled: boolean): DownloadDisplay {
+  if (!enabled) return { start() {}, progress() {}, finish() {}, log: (p) => p(), done() {} };
+  const stream = process.stderr;
+  const total = items.reduce((n, i) => n + (i.size ?? 0), 0);
+  const active = new Map<PlanItem["dest"], { item: PlanItem; received: number; total: number | null }>();
+  const doneBytes = new Map<string, number>();
+  const started = performance.now();
+  let startBytes: number | null = null;
+  let lines = 0;
+  let last = 0;
+  const clear = () => {
+    if (lines > 0) stream.write(`\x1b[${lines}A\r\x1b[J`);
+    lines = 0;
+  };
+  const draw = (force = false) => {
+    const now = performance.now();
+    if (!force && now - last < 150) return;
+    last = now;
+    let received = 0;
+    for (const v of doneBytes.values()) received += v;
+    for (const a of active.values()) received += a.received;
+    startBytes ??= received;
+    const elapsed = now - started;
+    const rate = elapsed > 0 ? ((received - startBytes) / elapsed) * 1000 : 0;
+    const eta = rate > 0 ? ((total - received) / rate) * 1000 : Number.NaN;
+    const columns = (stream.columns || 100) - 1;
+    const out = [`downloading ${formatBytes(received)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} ${doneBytes.size}/${items.length} files`];
+    for (const a of active.values()) {
+      const pct = a.total ? `${Math.floor((a.received / a.total) * 100)}%` : formatBytes(a.received);
+      out.push(`  ${pct.padStart(4)} ${escapeControl(a.item.relPath)}`);
+    }
+    clear();
+    stream.write(`${out.map((l) => l.slice(0, columns)).join("\n")}\n`);
+    lines = out.length;
+  };
+  return {
+    start(item) {
+      active.set(item.dest, { item, received: 0, total: item.size });
+      draw(true);
+    },
+    progress(p) {
+      const a = active.get(p.task.dest);
+      if (a) {
+        a.received = p.received;
+        a.total = p.total ?? a.total;
+      }
+      draw();
+    },
+    finish(item) {
+      const a = active.get(item.dest);
+      active.delete(item.dest);
+      doneBytes.set(item.dest, a?.received ?? 0);
+      draw(true);
+    },
+    log(print) {
+      clear();
+      print();
+      draw(true);
+    },
+    done() {
+      clear();
+    },
+  };
+}

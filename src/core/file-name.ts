@@ -1,0 +1,107 @@
+import { isAbsolute, relative, resolve, sep } from "node:path";
+
+/**
+ * File names from Civitai (`files[].name`) or a storage server (Content-Disposition) are untrusted
+ * input that becomes a path (reliability.md §4.2, ostris/ai-toolkit#852, pip #6418). Pure string
+ * work; the caller resolves `realpath(dir)` before calling {@link joinWithin}.
+ */
+
+/** Most filesystems (ext4, APFS, NTFS in UTF-16 units) cap one name at 255; bytes is the strict reading. */
+export const MAX_NAME_BYTES = 255;
+
+// C0, DEL and C1 controls (NUL included): invisible, and terminal escapes when printed (CWE-150).
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/g;
+// Reserved on Windows (`a:b` is an alternate data stream, curl CVE-2016-0754); `/` and `\` are already split off.
+const RESERVED_CHARS_RE = /[<>:"/\\|?*]/g;
+// Device names are reserved with any extension ("CON.safetensors" opens the console on Windows).
+const RESERVED_NAME_RE = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]|conin\$|conout\$)(\.|$)/i;
+
+export interface SanitizeOptions {
+  /** Byte cap for the result (default 255); callers that append `.part` suffixes pass less. */
+  maxBytes?: number;
+}
+
+const encoder = new TextEncoder();
+const byteLength = (text: string): number => encoder.encode(text).length;
+
+/** Cuts `text` to at most `max` UTF-8 bytes without splitting a code point. */
+function cutToBytes(text: string, max: number): string {
+  if (max <= 0) return "";
+  if (byteLength(text) <= max) return text;
+  let out = "";
+  let used = 0;
+  for (const ch of text) {
+    const n = byteLength(ch);
+    if (used + n > max) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
+
+/**
+ * One safe path component from an untrusted name, or null when nothing usable is left (empty,
+ * `.`, `..`). Takes the basename after `\` → `/`, drops controls, replaces `<>:"/\|?*` with `_`,
+ * suffixes Windows device names with `_`, trims trailing dots and spaces, NFC, ≤ maxBytes UTF-8
+ * keeping the extension.
+ */
+export function sanitizeFileName(name: string, options: SanitizeOptions = {}): string | null {
+  const max = options.maxBytes ?? MAX_NAME_BYTES;
+  if (typeof name !== "string") return null;
+  const base = name.replace(/\\/g, "/").split("/").pop() ?? "";
+  let out = base.normalize("NFC").replace(CONTROL_RE, "").replace(RESERVED_CHARS_RE, "_");
+  // "spam. . ." is "spam" on Windows (cpython#95486); leading spaces are legal but invisible.
+  out = out.replace(/[. ]+$/, "").replace(/^ +/, "");
+  if (out === "" || out === "." || out === "..") return null;
+  if (RESERVED_NAME_RE.test(out)) {
+    const dot = out.indexOf(".");
+    out = dot === -1 ? `${out}_` : `${out.slice(0, dot)}_${out.slice(dot)}`;
+  }
+  if (byteLength(out) > max) out = capKeepingExtension(out, max);
+  out = out.replace(/[. ]+$/, "");
+  return out === "" || out === "." || out === ".." ? null : out;
+}
+
+function capKeepingExtension(name: string, max: number): string {
+  const dot = name.lastIndexOf(".");
+  // An "extension" longer than 32 bytes is just part of a long name.
+  const ext = dot > 0 && byteLength(name.slice(dot)) <= 32 ? name.slice(dot) : "";
+  const stem = ext ? name.slice(0, dot) : name;
+  return cutToBytes(stem, max - byteLength(ext)) + ext;
+}
+
+/**
+ * A relative path (from an inventory) made of sanitised components, joined with `/`; null when a
+ * component is `..` or nothing is left. Empty and `.` components are dropped.
+ */
+export function sanitizeRelativePath(path: string, options: SanitizeOptions = {}): string | null {
+  const parts = path.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.length === 0 || parts.includes("..")) return null;
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const last = i === parts.length - 1;
+    const clean = sanitizeFileName(parts[i]!, last ? options : {});
+    if (clean === null) return null;
+    out.push(clean);
+  }
+  return out.join("/");
+}
+
+export class PathEscapeError extends Error {
+  override name = "PathEscapeError";
+}
+
+/**
+ * `dir` joined with the relative `name`, guaranteed to stay strictly inside `dir` (pass
+ * `realpath(dir)` so a symlinked DIR is compared by its real location). Throws otherwise.
+ */
+export function joinWithin(dir: string, name: string): string {
+  if (name === "" || isAbsolute(name) || /^[a-zA-Z]:/.test(name)) throw new PathEscapeError(`not a relative name: ${JSON.stringify(name)}`);
+  const root = resolve(dir);
+  const target = resolve(root, name);
+  const rel = relative(root, target);
+  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel) || !target.startsWith(root.endsWith(sep) ? root : root + sep)) {
+    throw new PathEscapeError(`${JSON.stringify(name)} would be outside ${root}`);
+  }
+  return target;
+}

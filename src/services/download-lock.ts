@@ -1,0 +1,113 @@
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { hostname } from "node:os";
+
+/**
+ * A per-target lock so two runs never append to one `.part` (reliability.md §1.7.3, A12). It is
+ * only a courtesy: flock is unreliable on network filesystems (huggingface_hub#4306), and the
+ * final SHA-256 check is what guarantees a correct file; a broken lock costs bandwidth, not data.
+ */
+
+export interface LockOwner {
+  pid: number;
+  startedAt: string;
+  host: string;
+}
+
+export interface HeldLock {
+  path: string;
+  release(): void;
+}
+
+export type LockResult = { ok: true; lock: HeldLock } | { ok: false; owner: LockOwner | null };
+
+export interface LockOptions {
+  /** Whether a pid is alive; default `process.kill(pid, 0)` (ESRCH = dead, EPERM = alive). */
+  isAlive?: (pid: number) => boolean;
+  /** A lock file we cannot parse (killed between create and write) counts as stale after this long. */
+  unreadableStaleMs?: number;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function readOwner(path: string): LockOwner | null {
+  try {
+    const doc = JSON.parse(readFileSync(path, "utf8")) as Partial<LockOwner>;
+    if (typeof doc.pid === "number" && Number.isInteger(doc.pid) && doc.pid > 0) {
+      return { pid: doc.pid, startedAt: String(doc.startedAt ?? ""), host: String(doc.host ?? "") };
+    }
+  } catch {
+    /* unreadable */
+  }
+  return null;
+}
+
+function tryCreate(path: string): HeldLock | null {
+  let fd: number;
+  try {
+    // "wx" = O_CREAT|O_EXCL: fails on anything already there, a symlink included, and never follows it.
+    fd = openSync(path, "wx", 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
+    throw err;
+  }
+  try {
+    const owner: LockOwner = { pid: process.pid, startedAt: new Date().toISOString(), host: hostname() };
+    writeSync(fd, JSON.stringify(owner));
+  } finally {
+    closeSync(fd);
+  }
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      // Only remove it if it is still ours (a taker-over after a long pause must keep theirs).
+      const now = readOwner(path);
+      if (now === null || now.pid === process.pid) {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
+}
+
+/** Takes the lock at `path`, taking over one whose owner is dead; otherwise says who holds it. */
+export function acquireLock(path: string, options: LockOptions = {}): LockResult {
+  const isAlive = options.isAlive ?? pidAlive;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const lock = tryCreate(path);
+    if (lock) return { ok: true, lock };
+    const owner = readOwner(path);
+    let stale: boolean;
+    if (owner === null) {
+      let age = 0;
+      try {
+        age = Date.now() - statSync(path).mtimeMs;
+      } catch {
+        continue; // vanished meanwhile: try again
+      }
+      stale = age > (options.unreadableStaleMs ?? 30_000);
+    } else {
+      // Another machine's pid means nothing here: only a lock from this host can be judged dead.
+      stale = (owner.host === "" || owner.host === hostname()) && owner.pid !== process.pid && !isAlive(owner.pid);
+    }
+    if (!stale) return { ok: false, owner };
+    try {
+      unlinkSync(path);
+    } catch {
+      /* someone else took it over first */
+    }
+  }
+  return { ok: false, owner: readOwner(path) };
+}

@@ -1,0 +1,216 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { transferPaths } from "../../src/services/downloader.ts";
+import { makeBytes, sha256Hex, startFakeStorage, type FakeStorage } from "../helpers/fake-storage.ts";
+import { CLI_ENTRY, runCli, type CliResult } from "../helpers/run-cli.ts";
+
+const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
+const ROOT = join(import.meta.dir, "../..");
+
+let fake: FakeStorage;
+let tmp: string;
+let dest: string;
+let n = 0;
+const entry = CLI_ENTRY;
+
+beforeAll(async () => {
+  fake = await startFakeStorage();
+  tmp = mkdtempSync(join(tmpdir(), "civitai-meta-e2e-dl-"));
+});
+
+afterAll(async () => {
+  await fake.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  fake.reset();
+  fake.setOptions({ bytesPerSecond: 0 });
+  dest = join(tmp, `dest-${++n}`);
+});
+
+const env = { CIVITAI_API_KEY: SENTINEL, NO_COLOR: "1" };
+const apiFlags = () => ["--api-url", fake.apiUrl, "--no-fallback"];
+
+async function cli(args: string[]): Promise<CliResult> {
+  const proc = Bun.spawn([process.execPath, entry, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+function noSecret(r: CliResult): void {
+  expect(r.stdout).not.toContain(SENTINEL);
+  expect(r.stderr).not.toContain(SENTINEL);
+  expect(r.stderr).not.toContain("X-Amz-Signature=sig");
+  for (const req of fake.storageRequests) expect(req.headers.authorization).toBeUndefined();
+}
+
+function filesUnder(dir: string): string[] {
+  return existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).sort() : [];
+}
+
+describe("civitai-meta download (e2e)", () => {
+  test("A2: SIGKILL mid-download of a 200 MB file, then the same command fetches only the rest and verifies", async () => {
+    const size = 200 * 1024 * 1024;
+    const file = fake.addFile({ versionId: 777, bytes: makeBytes(size, 777), name: "big-model.safetensors" });
+    const target = join(dest, file.name);
+    const paths = transferPaths(target, 777);
+    fake.setOptions({ bytesPerSecond: 40 * 1024 * 1024 });
+    const args = ["download", "777", "--dest", dest, ...apiFlags()];
+    const proc = Bun.spawn([process.execPath, entry, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const deadline = Date.now() + 60_000;
+    let partSize = 0;
+    while (Date.now() < deadline) {
+      partSize = existsSync(paths.part) ? statSync(paths.part).size : 0;
+      if (partSize >= size * 0.4) break;
+      await Bun.sleep(20);
+    }
+    proc.kill("SIGKILL");
+    const firstStderr = await new Response(proc.stderr).text();
+    await proc.exited;
+    expect(proc.signalCode).toBe("SIGKILL");
+    expect(firstStderr).not.toContain(SENTINEL);
+
+    // Only the .part, its sidecar and the dead run's lock: never the final name.
+    expect(existsSync(target)).toBe(false);
+    expect(filesUnder(dest)).toEqual([`${file.name}.777.part`, `${file.name}.777.part.json`, `${file.name}.777.part.lock`].sort());
+    partSize = statSync(paths.part).size;
+    expect(partSize).toBeGreaterThanOrEqual(size * 0.4);
+    expect(partSize).toBeLessThan(size);
+
+    fake.reset();
+    fake.setOptions({ bytesPerSecond: 0 });
+    const second = await cli(args);
+    expect(second.code).toBe(0);
+    const ranged = fake.storageRequests.filter((r) => r.status === 206);
+    expect(ranged).toHaveLength(1);
+    expect(ranged[0]!.headers.range).toBe(`bytes=${partSize}-`);
+    expect(ranged[0]!.headers["if-range"]).toBe(file.etag);
+    // Only the rest crossed the wire.
+    // (Counted per request: the killed run's socket may still have been draining when the counters were reset.)
+    expect(fake.storageRequests.reduce((sum, r) => sum + (r.bytes ?? 0), 0)).toBe(size - partSize);
+    expect(sha256Hex(readFileSync(target))).toBe(file.sha256);
+    expect(filesUnder(dest)).toEqual([file.name]);
+    noSecret(second);
+    for (const req of fake.apiRequests) expect(req.headers.authorization).toBe(`Bearer ${SENTINEL}`);
+  }, 90_000);
+
+  test("inventory restore: missing files fetched at their relative paths; a second run skips them as verified", async () => {
+    const a = fake.addFile({ versionId: 801, bytes: makeBytes(50_000, 801), name: "api-name-a.safetensors" });
+    const b = fake.addFile({ versionId: 802, bytes: makeBytes(70_000, 802), name: "api-name-b.safetensors" });
+    const info = (f: typeof a) => ({
+      modelId: f.modelId, modelName: "M", modelType: "LORA", versionId: f.versionId, versionName: "v", baseModel: null, baseModelType: null,
+      trainedWords: [], nsfw: false, nsfwLevel: null, availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
+      createdAt: null, updatedAt: null, publishedAt: null, description: null, creator: null, tags: [], license: null,
+      pageUrl: "https://civitai.com/models/1", air: null,
+      matchedFile: { id: f.fileId, name: f.name, sizeKB: f.bytes.byteLength / 1024, type: "Model", primary: true, format: null, fp: null, size: null, hashes: { SHA256: f.sha256 } },
+      downloadUrl: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`, primaryDownloadUrl: `https://civitai.com/api/download/models/${f.versionId}`, previewImageUrl: null,
+    });
+    const rec = (path: string, f: typeof a) => ({ path, aliases: [], size: f.bytes.byteLength, mtime: null, hashes: { sha256: f.sha256 }, status: "found", matchedBy: "sha256", civitai: info(f) });
+    const inventory = {
+      schemaVersion: 1, generatedAt: "2025-01-01T00:00:00Z", tool: { name: "civitai-meta", version: "0.1.0" }, roots: ["/old/models"],
+      options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
+      summary: { files: 3, byStatus: { found: 2, not_found: 1, error: 0, skipped: 0 }, bytes: 0, durationMs: 0, requests: 0, cacheHits: { hashes: 0, metadata: 0 } },
+      records: [
+        rec("/old/models/loras/style/my-a.safetensors", a),
+        rec("/old/models/checkpoints/my-b.safetensors", b),
+        { path: "/old/models/unknown.safetensors", aliases: [], size: 1, mtime: null, hashes: { sha256: "c".repeat(64) }, status: "not_found" },
+      ],
+    };
+    const invPath = join(tmp, `inventory-${n}.json`);
+    writeFileSync(invPath, JSON.stringify(inventory));
+    mkdirSync(join(dest, "checkpoints"), { recursive: true });
+    writeFileSync(join(dest, "checkpoints", "my-b.safetensors"), b.bytes); // already restored
+
+    const dry = await cli(["download", invPath, "--dest", dest, "--dry-run", ...apiFlags()]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("loras/style/my-a.safetensors  https://civitai.com/api/download/models/801?fileId=8011");
+    expect(dry.stdout).toContain("checkpoints/my-b.safetensors  https://civitai.com/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)");
+    expect(dry.stdout).toContain("1 file(s) to fetch, 48.8 KiB");
+    expect(fake.storageRequests).toHaveLength(0);
+
+    const first = await cli(["download", invPath, "--dest", dest, ...apiFlags()]);
+    expect(first.code).toBe(0);
+    expect(sha256Hex(readFileSync(join(dest, "loras/style/my-a.safetensors")))).toBe(a.sha256);
+    expect(first.stderr).toContain("already present, verified");
+    expect(first.stderr).not.toMatch(/\x1b\[/); // no progress display on a non-TTY
+    noSecret(first);
+
+    fake.reset();
+    const again = await cli(["download", invPath, "--dest", dest, ...apiFlags()]);
+    expect(again.code).toBe(0);
+    expect(fake.bytesServed).toBe(0);
+    expect(again.stderr.match(/already present, verified/g)).toHaveLength(2);
+  }, 30_000);
+
+  test("sources by SHA-256, URL and AIR resolve through the API; --emit writes lists without the key", async () => {
+    const f = fake.addFile({ versionId: 901, bytes: makeBytes(10_000, 901), name: "emit.safetensors" });
+    const sources = [f.sha256, `https://civitai.com/models/${f.modelId}?modelVersionId=901`, `urn:air:sdxl:lora:civitai:${f.modelId}@901`, `https://civitai.com/models/${f.modelId}`];
+    const urls = await cli(["download", ...sources, "--dest", dest, "--emit", "urls", ...apiFlags()]);
+    expect(urls.code).toBe(0);
+    expect(urls.stdout).toBe(`https://civitai.com/api/download/models/901?fileId=${f.fileId}\n`);
+    const aria = await cli(["download", f.sha256, "--dest", dest, "--emit", "aria2", ...apiFlags()]);
+    expect(aria.stdout).toContain(`?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}`);
+    expect(aria.stdout).toContain(`checksum=sha-256=${f.sha256}`);
+    const out = join(tmp, `list-${n}.sh`);
+    const sh = await cli(["download", "901", "--dest", dest, "--emit", "sh", "-o", out, ...apiFlags()]);
+    expect(sh.code).toBe(0);
+    expect(sh.stdout).toBe("");
+    const script = readFileSync(out, "utf8");
+    expect(script).toContain('-H "Authorization: Bearer ${CIVITAI_API_KEY}"');
+    expect(statSync(out).mode & 0o111).not.toBe(0);
+    for (const r of [urls, aria, sh]) noSecret(r);
+    expect(script).not.toContain(SENTINEL);
+    expect(existsSync(dest)).toBe(false); // a list writes nothing under --dest
+  });
+
+  test("F6/A7: a 401 from the download route → exit 1, Civitai's message quoted, no secret, nothing written", async () => {
+    fake.addFile({ versionId: 950, bytes: makeBytes(1000, 950), name: "locked.safetensors" });
+    fake.queueApiFault({ kind: "status", status: 401, body: { error: "Unauthorized", message: "The creator of this asset requires you to be logged in to download it" } });
+    const r = await cli(["download", "950", "--dest", dest, ...apiFlags(), "--verbose"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('login required (401): Civitai says "The creator of this asset requires you to be logged in to download it"');
+    expect(filesUnder(dest)).toEqual([]);
+    noSecret(r);
+  });
+
+  test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and sidecar kept for resume, the lock released", async () => {
+    const size = 8 * 1024 * 1024;
+    const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });
+    const paths = transferPaths(join(dest, file.name), 960);
+    fake.setOptions({ bytesPerSecond: 2 * 1024 * 1024 });
+    const proc = Bun.spawn([process.execPath, entry, "download", "960", "--dest", dest, ...apiFlags()], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !(existsSync(paths.part) && statSync(paths.part).size > 0)) await Bun.sleep(20);
+    proc.kill("SIGINT");
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(130);
+    expect(stderr).toContain("interrupted");
+    expect(existsSync(paths.part)).toBe(true);
+    expect(existsSync(paths.sidecar)).toBe(true);
+    expect(existsSync(paths.lock)).toBe(false);
+    expect(existsSync(join(dest, file.name))).toBe(false);
+  }, 30_000);
+
+  test("usage errors exit 2", async () => {
+    expect((await cli(["download", "123", ...apiFlags()])).stderr).toContain("--dest");
+    for (const args of [["download", "--dest", dest], ["download", "not-a-source", "--dest", dest], ["download", "1", "--dest", dest, "--emit", "wget"], ["download", "1", "--dest", dest, "--jobs", "0"]]) {
+      const r = await cli([...args, ...apiFlags()]);
+      expect(r.code).toBe(2);
+    }
+    expect(fake.apiRequests).toHaveLength(0);
+  });
+
+  test("a version Civitai does not know → exit 1 naming it", async () => {
+    const r = await cli(["download", "424242", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("version 424242: not found on Civitai");
+  });
+
+  test("runCli helper points at the real entry (the lead registers the command in src/commands/index.ts)", () => {
+    expect(typeof runCli).toBe("function");
+    expect(CLI_ENTRY.endsWith("src/cli.ts")).toBe(true);
+  });
+});
