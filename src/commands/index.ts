@@ -9,4 +9,5 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   lookup: () => import("./lookup.ts").then(load),
   report: () => import("./report.ts").then(load),
   download: () => import("./download.ts").then(load),
+  inspect: () => import("./inspect.ts").then(load),
 });

@@ -1,0 +1,148 @@
+/**
+ * Writes GGUF files for tests (ggml docs/gguf.md): header, typed key/values (arrays included),
+ * tensor infos, alignment padding and F32/F16 tensor data. `countOverride` fields build the
+ * bounds attacks.
+ */
+
+export type GgufType =
+  | "uint8"
+  | "int8"
+  | "uint16"
+  | "int16"
+  | "uint32"
+  | "int32"
+  | "float32"
+  | "bool"
+  | "string"
+  | "array"
+  | "uint64"
+  | "int64"
+  | "float64";
+
+const TYPE_IDS: Record<GgufType, number> = {
+  uint8: 0,
+  int8: 1,
+  uint16: 2,
+  int16: 3,
+  uint32: 4,
+  int32: 5,
+  float32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  uint64: 10,
+  int64: 11,
+  float64: 12,
+};
+
+export type GgufKv =
+  | { key: string; type: Exclude<GgufType, "array">; value: string | number | bigint | boolean }
+  | { key: string; type: "array"; itemType: Exclude<GgufType, "array">; items: (string | number | bigint | boolean)[]; countOverride?: bigint };
+
+export interface GgufTensorSpec {
+  name: string;
+  /** ggml order: innermost dimension first. */
+  dims: number[];
+  /** ggml type: 0 F32, 1 F16. */
+  type?: number;
+}
+
+export interface BuildGgufOptions {
+  version?: 1 | 2 | 3;
+  kv: GgufKv[];
+  tensors?: GgufTensorSpec[];
+  /** Lie about the counts in the header. */
+  tensorCountOverride?: bigint;
+  kvCountOverride?: bigint;
+  alignment?: number;
+}
+
+class Writer {
+  private parts: number[] = [];
+  constructor(private readonly version: number) {}
+  bytes(b: ArrayLike<number>) {
+    for (let i = 0; i < b.length; i++) this.parts.push(b[i]!);
+  }
+  u8(v: number) {
+    this.parts.push(v & 0xff);
+  }
+  private view(size: number, set: (dv: DataView) => void) {
+    const b = new Uint8Array(size);
+    set(new DataView(b.buffer));
+    this.bytes(b);
+  }
+  u32(v: number) {
+    this.view(4, (d) => d.setUint32(0, v, true));
+  }
+  u64(v: bigint) {
+    this.view(8, (d) => d.setBigUint64(0, v, true));
+  }
+  count(v: bigint) {
+    if (this.version === 1) this.u32(Number(v));
+    else this.u64(v);
+  }
+  string(s: string) {
+    const b = new TextEncoder().encode(s);
+    this.count(BigInt(b.length));
+    this.bytes(b);
+  }
+  scalar(type: Exclude<GgufType, "array">, v: string | number | bigint | boolean) {
+    switch (type) {
+      case "uint8": return this.view(1, (d) => d.setUint8(0, Number(v)));
+      case "int8": return this.view(1, (d) => d.setInt8(0, Number(v)));
+      case "uint16": return this.view(2, (d) => d.setUint16(0, Number(v), true));
+      case "int16": return this.view(2, (d) => d.setInt16(0, Number(v), true));
+      case "uint32": return this.view(4, (d) => d.setUint32(0, Number(v), true));
+      case "int32": return this.view(4, (d) => d.setInt32(0, Number(v), true));
+      case "float32": return this.view(4, (d) => d.setFloat32(0, Number(v), true));
+      case "bool": return this.u8(v ? 1 : 0);
+      case "string": return this.string(String(v));
+      case "uint64": return this.view(8, (d) => d.setBigUint64(0, BigInt(v), true));
+      case "int64": return this.view(8, (d) => d.setBigInt64(0, BigInt(v), true));
+      case "float64": return this.view(8, (d) => d.setFloat64(0, Number(v), true));
+    }
+  }
+  get length() {
+    return this.parts.length;
+  }
+  done(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+export function buildGguf(options: BuildGgufOptions): Uint8Array {
+  const version = options.version ?? 3;
+  const tensors = options.tensors ?? [];
+  const w = new Writer(version);
+  w.bytes([0x47, 0x47, 0x55, 0x46]);
+  w.u32(version);
+  w.count(options.tensorCountOverride ?? BigInt(tensors.length));
+  w.count(options.kvCountOverride ?? BigInt(options.kv.length));
+  for (const kv of options.kv) {
+    w.string(kv.key);
+    w.u32(TYPE_IDS[kv.type]);
+    if (kv.type === "array") {
+      w.u32(TYPE_IDS[kv.itemType]);
+      w.count(kv.countOverride ?? BigInt(kv.items.length));
+      for (const item of kv.items) w.scalar(kv.itemType, item);
+    } else w.scalar(kv.type, kv.value);
+  }
+  const alignment = options.alignment ?? 32;
+  let offset = 0n;
+  const sizes: number[] = [];
+  for (const t of tensors) {
+    w.string(t.name);
+    w.u32(t.dims.length);
+    for (const d of t.dims) w.u64(BigInt(d));
+    w.u32(t.type ?? 0);
+    w.u64(offset);
+    const size = t.dims.reduce((a, b) => a * b, 1) * ((t.type ?? 0) === 1 ? 2 : 4);
+    sizes.push(size);
+    offset += BigInt(Math.ceil(size / alignment) * alignment);
+  }
+  while (w.length % alignment !== 0) w.u8(0);
+  for (const size of sizes) {
+    for (let i = 0; i < Math.ceil(size / alignment) * alignment; i++) w.u8(i & 0xff);
+  }
+  return w.done();
+}
