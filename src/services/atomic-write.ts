@@ -42,7 +42,8 @@ function targetMode(path: string, mode: number | undefined): number {
   }
 }
 
-function fsyncDirSync(dir: string): void {
+/** fsync a folder so a rename in it survives a power cut; best effort. */
+export function fsyncDirSync(dir: string): void {
   // Some filesystems refuse fsync on a directory (EINVAL); the rename has still happened.
   let fd: number | undefined;
   try {

@@ -1,4 +1,4 @@
-import { closeSync, constants as FS, fsyncSync, lstatSync, openSync, readFileSync, unlinkSync } from "node:fs";
+import { constants as FS, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { lstat, mkdir, open, realpath, rename, type FileHandle } from "node:fs/promises";
 import { dirname, isAbsolute, relative, sep } from "node:path";
 import { partPathFor } from "../core/download-plan.ts";
@@ -8,6 +8,7 @@ import { VERSION } from "../version.ts";
 import { writeFileAtomic } from "./atomic-write.ts";
 import { freeBytes } from "./disk-space.ts";
 import { acquireLock, type LockOptions, type LockOwner } from "./download-lock.ts";
+import { fsyncDirSync } from "./atomic-write.ts";
 
 /**
  * One verified, resumable transfer (reliability.md §1.7, issue #6). The API answers with a 307 to a
@@ -176,18 +177,6 @@ function readSidecar(path: string): Sidecar | null {
     };
   } catch {
     return null;
-  }
-}
-
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, "r");
-    fsyncSync(fd);
-  } catch {
-    /* some filesystems refuse; the rename has happened */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -724,7 +713,7 @@ async function finish(task: DownloadTask, part: string, state: PartState, option
     if (!options.force) throw new DownloadFailure(`${task.dest} appeared during the download; left alone (the verified file is kept as ${part})`);
   }
   await rename(part, task.dest);
-  fsyncDir(dirname(task.dest));
+  fsyncDirSync(dirname(task.dest));
   tryUnlink(sidecarPathFor(part));
 }
 

@@ -10,6 +10,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats }
 import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, safetensorsDataOffset } from "../core/hash-algos.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { FileHashes, FileIdentity, HashAlgo } from "../core/types.ts";
+import { identityFromStats } from "./file-identity.ts";
 
 /** How often a worker reports bytes read within one big file. */
 const PROGRESS_INTERVAL_MS = 100;
@@ -49,16 +50,6 @@ export type ToWorkerMessage = { type: "batch"; batchId: number; jobs: HashJob[];
 export type FromWorkerMessage =
   | { type: "progress"; batchId: number; bytes: number }
   | { type: "done"; batchId: number; results: HashJobResult[] };
-
-export function identityFromStats(st: BigIntStats): FileIdentity {
-  return {
-    dev: Number(st.dev),
-    ino: Number(st.ino),
-    size: Number(st.size),
-    mtimeNs: st.mtimeNs.toString(),
-    ctimeNs: st.ctimeNs.toString(),
-  };
-}
 
 function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;

@@ -18,6 +18,7 @@ import {
   normaliseExtensions,
 } from "../core/path-filter.ts";
 import type { FoundFile, SkippedPath, WalkResult } from "../core/types.ts";
+import { identityFromStats } from "./file-identity.ts";
 
 export { DEFAULT_EXTENSIONS };
 
@@ -441,13 +442,7 @@ class Walker {
         path,
         paths,
         realPath,
-        identity: {
-          dev: Number(st.dev),
-          ino: Number(st.ino),
-          size: Number(st.size),
-          mtimeNs: st.mtimeNs.toString(),
-          ctimeNs: st.ctimeNs.toString(),
-        },
+        identity: identityFromStats(st),
         // Via whole microseconds: Number() of a ~2^60 ns value would round to 256 ns steps.
         mtimeMs: Number(st.mtimeNs / 1000n) / 1000,
       },
