@@ -2,6 +2,7 @@
 const SUITES: Record<string, () => Promise<boolean>> = {
   hash: async () => (await import("./hash.ts")).benchHash(),
   lookup: async () => (await import("./lookup.ts")).benchLookup(),
+  download: async () => (await import("./download.ts")).benchDownload(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -233,7 +233,10 @@ export function shQuote(text: string): string {
  */
 export function renderEmit(items: readonly PlanItem[], format: EmitFormat, toolVersion = ""): string {
   const by = `civitai-meta${toolVersion ? ` ${toolVersion}` : ""}`;
-  if (format === "urls") return items.map((i) => `${i.url}\n`).join("");
+  // Tab-separated so paths with spaces survive `cut -f` / `while IFS=$'\t' read url out sha`.
+  if (format === "urls") {
+    return items.map((i) => `${i.url}${i.url.includes("?") ? "&" : "?"}token=${KEY_PLACEHOLDER}\t${i.dest}\t${i.sha256 ?? ""}\n`).join("");
+  }
   if (format === "aria2") {
     const head = [
       `# aria2 input file written by ${by}.`,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/services/downloader.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeStorage } from "../helpers/fake-storage.ts";
-import { CLI_ENTRY, runCli, type CliResult } from "../helpers/run-cli.ts";
+import { BINARY, CLI_ENTRY, type CliResult } from "../helpers/run-cli.ts";
 
 const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
 const ROOT = join(import.meta.dir, "../..");
@@ -59,7 +59,10 @@ describe("civitai-meta download (e2e)", () => {
     const paths = transferPaths(target, 777);
     fake.setOptions({ bytesPerSecond: 40 * 1024 * 1024 });
     const args = ["download", "777", "--dest", dest, ...apiFlags()];
-    const proc = Bun.spawn([process.execPath, entry, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // The issue asks for the compiled binary to be killed; .ci/run builds it before the tests.
+    const command = existsSync(BINARY) ? [BINARY, ...args] : [process.execPath, entry, ...args];
+    if (!existsSync(BINARY)) console.log(`A2: ${BINARY} not built, killing \`bun src/cli.ts\` instead`);
+    const proc = Bun.spawn(command, { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     const deadline = Date.now() + 60_000;
     let partSize = 0;
     while (Date.now() < deadline) {
@@ -150,7 +153,7 @@ describe("civitai-meta download (e2e)", () => {
     const sources = [f.sha256, `https://civitai.com/models/${f.modelId}?modelVersionId=901`, `urn:air:sdxl:lora:civitai:${f.modelId}@901`, `https://civitai.com/models/${f.modelId}`];
     const urls = await cli(["download", ...sources, "--dest", dest, "--emit", "urls", ...apiFlags()]);
     expect(urls.code).toBe(0);
-    expect(urls.stdout).toBe(`https://civitai.com/api/download/models/901?fileId=${f.fileId}\n`);
+    expect(urls.stdout).toBe(`https://civitai.com/api/download/models/901?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}\t${join(dest, "emit.safetensors")}\t${f.sha256}\n`);
     const aria = await cli(["download", f.sha256, "--dest", dest, "--emit", "aria2", ...apiFlags()]);
     expect(aria.stdout).toContain(`?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}`);
     expect(aria.stdout).toContain(`checksum=sha-256=${f.sha256}`);
@@ -209,8 +212,4 @@ describe("civitai-meta download (e2e)", () => {
     expect(r.stderr).toContain("version 424242: not found on Civitai");
   });
 
-  test("runCli helper points at the real entry (the lead registers the command in src/commands/index.ts)", () => {
-    expect(typeof runCli).toBe("function");
-    expect(CLI_ENTRY.endsWith("src/cli.ts")).toBe(true);
-  });
 });

@@ -170,8 +170,11 @@ describe("--dry-run and --emit", () => {
     expect(renderDryRun([{ item: items[0]!, note: "exists" }])).toContain("0 file(s) to fetch, 0 B");
   });
 
-  test("urls: one of our URLs per line, no key", () => {
-    expect(renderEmit(items, "urls")).toBe("https://civitai.com/api/download/models/1?fileId=2\nhttps://civitai.com/api/download/models/3\n");
+  test("urls: URL with the key placeholder, output path and SHA-256, tab-separated, no key", () => {
+    expect(renderEmit(items, "urls")).toBe(
+      `https://civitai.com/api/download/models/1?fileId=2&token=${KEY_PLACEHOLDER}\t${items[0]!.dest}\t${SHA_A}\n` +
+        `https://civitai.com/api/download/models/3?token=${KEY_PLACEHOLDER}\t${items[1]!.dest}\t\n`,
+    );
   });
 
   test("aria2: token placeholder, dir/out, checksum=sha-256", () => {
