@@ -13,7 +13,8 @@ import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
 import { writeFileAtomic } from "../services/atomic-write.ts";
 import { loadConfig } from "../services/config-file.ts";
 import { freeBytes } from "../services/disk-space.ts";
-import { createDownloadApi, type DownloadApi } from "../services/download-api.ts";
+import { createCivitaiClient } from "../services/civitai-client.ts";
+import type { DownloadApi } from "../core/api-types.ts";
 import { downloadFile, isPlainFile, transferPaths, type DownloadProgress, type DownloadResult } from "../services/downloader.ts";
 import { escapeControl, formatBytes, formatDuration } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
@@ -87,7 +88,16 @@ export default defineCommand({
 
     await withInterrupt(async (signal) => {
       const hosts = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
-      const api = createDownloadApi({ apiKey: settings.apiKey, civitaiHosts: hosts, userAgent: `civitai-meta/${VERSION}`, timeoutMs, signal });
+      // The shared client: retries, Retry-After, redaction and the key only for Civitai origins.
+      const client = createCivitaiClient({
+        apiKey: settings.apiKey ?? undefined,
+        userAgent: `civitai-meta/${VERSION}`,
+        civitaiHosts: hosts,
+        timeoutMs,
+        signal,
+        logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
+      });
+      const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
       const { wanted, problems } = await resolveSources(sources, api, settings, redact);
       const plan = buildPlan(wanted, realDest);
       for (const c of plan.conflicts) problems.push(`${escapeControl(c.wanted.relPath)}: ${escapeControl(c.reason)}`);

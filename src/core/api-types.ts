@@ -14,6 +14,15 @@ export interface CivitaiApi {
   modelsByIds(host: string, ids: number[]): Promise<ApiModel[]>;
 }
 
+/** What `download` needs to resolve a source to files (the Civitai client provides all three). */
+export interface DownloadApi {
+  /** GET /api/v1/model-versions/{id}; null when there is no such published version. */
+  versionById(host: string, id: number): Promise<ApiModelVersion | null>;
+  versionByHash(host: string, hash: string): Promise<ApiModelVersion | null>;
+  /** The model with its versions, newest first (for a model URL or AIR without a version). */
+  modelById(host: string, id: number): Promise<ApiModel | null>;
+}
+
 export type ApiErrorKind =
   | "network" // refused, DNS, reset, timeout after retries
   | "rate_limited" // 429 with a wait longer than the limit

@@ -58,6 +58,8 @@ export interface CivitaiClientOptions {
 export interface CivitaiClient extends CivitaiApi {
   /** GET /api/v1/models/{id}: null on 404. */
   model(host: string, id: number): Promise<ApiModel | null>;
+  /** GET /api/v1/model-versions/{id}: null on 404 "Model not found" / "Missing model file". */
+  versionById(host: string, id: number): Promise<ApiModelVersion | null>;
   readonly stats: HttpStats;
   /** Current adaptive concurrency. */
   readonly concurrency: number;
@@ -185,11 +187,27 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     });
   }
 
+  async function versionById(host: string, id: number): Promise<ApiModelVersion | null> {
+    if (!isCivitaiId(id)) throw invalidInput(`not a Civitai version id: ${String(id)}`);
+    return engine.request<ApiModelVersion | null>({
+      method: "GET",
+      url: apiUrl(host, `/api/v1/model-versions/${id}`),
+      validate: validateVersion,
+      // `{"error":"Model not found"}` or "Missing model file": no such published version.
+      onStatus: (ctx) => {
+        if (ctx.status !== 404) return undefined;
+        const text = errorBodyText(parseErrorBody(ctx.body));
+        return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+      },
+    });
+  }
+
   return {
     versionsByHashes,
     versionByHash,
     modelsByIds,
     model,
+    versionById,
     get stats() {
       return engine.stats;
     },

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildPlan, wantedFromVersion } from "../../src/core/download-plan.ts";
 import { downloadFile, transferPaths, type DownloadResult, type DownloadTask, type DownloaderOptions } from "../../src/services/downloader.ts";
-import { createDownloadApi } from "../../src/services/download-api.ts";
+import { createCivitaiClient } from "../../src/services/civitai-client.ts";
 import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../helpers/fake-storage.ts";
 
 const SENTINEL = "SENTINEL-KEY-0123456789abcdef";
@@ -553,7 +553,11 @@ describe("names, symlinks and redirects (F3–F5, F8)", () => {
   });
 });
 
-describe("download API (services/download-api.ts)", () => {
+describe("download's API calls (the shared Civitai client)", () => {
+  const createDownloadApi = (o: { apiKey: string; civitaiHosts: string[] }) => {
+    const c = createCivitaiClient({ ...o, userAgent: "civitai-meta/test", maxAttempts: 1 });
+    return { versionById: c.versionById, versionByHash: c.versionByHash, modelById: c.model };
+  };
   test("versionById / versionByHash / modelById against the fake; key sent only to listed hosts; 404 → null", async () => {
     const f = addFile(170, 1024);
     const api = createDownloadApi({ apiKey: SENTINEL, civitaiHosts: [fake.apiUrl] });
