@@ -1,28 +1,27 @@
-import { mkdirSync, readFileSync, realpathSync } from "node:fs";
+import { mkdirSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import pLimit from "p-limit";
 import { parsePositiveInt } from "../core/cli-args.ts";
 import { parseDuration } from "../core/config.ts";
-import { buildPlan, EMIT_FORMATS, renderDryRun, renderEmit, wantedFromInventory, wantedFromVersion, type DryRunEntry, type EmitFormat, type PlanItem, type WantedFile } from "../core/download-plan.ts";
-import { describeSource, parseDownloadSource, type DownloadSource } from "../core/download-sources.ts";
-import { AppError, EXIT, UsageError, errorMessage } from "../core/errors.ts";
-import { readInventory } from "../core/inventory-read.ts";
+import { buildPlan, EMIT_FORMATS, renderDryRun, renderEmit, type DryRunEntry, type EmitFormat, type PlanItem } from "../core/download-plan.ts";
+import { parseDownloadSource } from "../core/download-sources.ts";
+import { EXIT, UsageError, errorMessage } from "../core/errors.ts";
 import { createRedactor, type Redactor } from "../core/redact.ts";
 import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
 import { writeFileAtomic } from "../services/atomic-write.ts";
 import { loadConfig } from "../services/config-file.ts";
-import { freeBytes } from "../services/disk-space.ts";
 import { createCivitaiClient } from "../services/civitai-client.ts";
 import type { DownloadApi } from "../core/api-types.ts";
-import { downloadFile, isPlainFile, transferPaths, type DownloadProgress, type DownloadResult } from "../services/downloader.ts";
-import { escapeControl, formatBytes, formatDuration } from "../core/format.ts";
+import { downloadFile, isPlainFile, type DownloadResult } from "../services/downloader.ts";
+import { escapeControl, formatBytes } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
 import { VERSION } from "../version.ts";
 import { withInterrupt } from "./_interrupt.ts";
+import { checkTotalSpace, resolveSources } from "../services/download-resolve.ts";
+import { createDownloadDisplay } from "../ui/download-display.ts";
 import { globalArgs } from "./_shared.ts";
 import { apiArgs } from "./_api.ts";
-import { lstatSync } from "node:fs";
 
 const { "api-url": apiUrlArg, "fallback-url": fallbackUrlArg, fallback: fallbackArg, "api-key": apiKeyArg, config: configArg, timeout: timeoutArg } = apiArgs;
 
@@ -98,7 +97,8 @@ export default defineCommand({
         logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
       });
       const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
-      const { wanted, problems } = await resolveSources(sources, api, settings, redact);
+      const { wanted, problems, notes } = await resolveSources(sources, api, settings, redact);
+      for (const n of notes) logger.info(n);
       const plan = buildPlan(wanted, realDest);
       for (const c of plan.conflicts) problems.push(`${escapeControl(c.wanted.relPath)}: ${escapeControl(c.reason)}`);
       for (const p of problems) logger.error(p);
@@ -147,81 +147,6 @@ function durationArg(value: string | undefined, flag: string, fallback: number):
 }
 
 /** Hosts to ask for one source: the site its URL named first (when we use it), then the others. */
-function hostsFor(source: DownloadSource, settings: ApiSettings): string[] {
-  const all = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
-  const named = "host" in source ? source.host : null;
-  return named && all.includes(named) ? [named, ...all.filter((h) => h !== named)] : all;
-}
-
-/** Every source → wanted files; a source that cannot be resolved becomes a problem line, not a crash. */
-export async function resolveSources(
-  sources: readonly DownloadSource[],
-  api: DownloadApi,
-  settings: ApiSettings,
-  redact: Redactor = (s) => s,
-): Promise<{ wanted: WantedFile[]; problems: string[] }> {
-  const wanted: WantedFile[] = [];
-  const problems: string[] = [];
-  for (const source of sources) {
-    const label = escapeControl(describeSource(source));
-    try {
-      if (source.kind === "inventory") {
-        let text: string;
-        try {
-          text = readFileSync(source.path, "utf8");
-        } catch (err) {
-          throw new AppError(`cannot read ${source.path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
-        }
-        const fromInventory = wantedFromInventory(readInventory(text, source.path));
-        wanted.push(...fromInventory.wanted);
-        problems.push(...fromInventory.problems.map((p) => escapeControl(p)));
-        if (fromInventory.wanted.length === 0) logger.info(`${escapeControl(source.path)}: no found models to restore`);
-        continue;
-      }
-      let version = null;
-      for (const host of hostsFor(source, settings)) {
-        if (source.kind === "sha256") version = await api.versionByHash(host, source.sha256);
-        else if (source.kind === "version") version = await api.versionById(host, source.versionId);
-        else {
-          const model = await api.modelById(host, source.modelId);
-          const first = model?.modelVersions?.[0];
-          version = first ? ((await api.versionById(host, first.id)) ?? first) : null;
-        }
-        if (version) break;
-      }
-      if (!version) {
-        problems.push(`${label}: not found on Civitai`);
-        continue;
-      }
-      const result = wantedFromVersion(version, {
-        fileId: source.kind === "version" ? source.fileId : null,
-        sha256: source.kind === "sha256" ? source.sha256 : null,
-      });
-      if (result.ok) wanted.push(result.wanted);
-      else problems.push(`${label}: ${result.reason}`);
-    } catch (err) {
-      if (err instanceof AppError && err.exitCode === EXIT.interrupted) throw err;
-      problems.push(redact(`${label}: ${errorMessage(err)}`));
-    }
-  }
-  return { wanted, problems };
-}
-
-/** A10: fail before the first byte when the whole set cannot fit. */
-async function checkTotalSpace(items: readonly PlanItem[], dir: string): Promise<void> {
-  let needed = 0;
-  for (const item of items) {
-    if (item.size === null || isPlainFile(item.dest)) continue;
-    const { part } = transferPaths(item.dest, item.versionId);
-    const have = lstatSync(part, { throwIfNoEntry: false });
-    needed += Math.max(0, item.size - (have?.isFile() ? have.size : 0));
-  }
-  const free = await freeBytes(dir);
-  if (free !== null && needed > free) {
-    throw new AppError(`Not enough disk space in ${dir}: the downloads need ${formatBytes(needed)}, ${formatBytes(free)} is free. Free some space or choose another --dest.`);
-  }
-}
-
 interface RunOptions {
   jobs: number;
   settings: ApiSettings;
@@ -286,77 +211,3 @@ function report(result: DownloadResult): void {
   }
 }
 
-interface DownloadDisplay {
-  start(item: PlanItem): void;
-  progress(p: DownloadProgress): void;
-  finish(item: PlanItem): void;
-  /** Prints a log line without tearing the display. */
-  log(print: () => void): void;
-  done(): void;
-}
-
-/** On a TTY: an overall line (bytes, rate, ETA) and one line per active file, redrawn in place on stderr. */
-function createDownloadDisplay(items: readonly PlanItem[], enabled: boolean): DownloadDisplay {
-  if (!enabled) return { start() {}, progress() {}, finish() {}, log: (p) => p(), done() {} };
-  const stream = process.stderr;
-  const total = items.reduce((n, i) => n + (i.size ?? 0), 0);
-  const active = new Map<PlanItem["dest"], { item: PlanItem; received: number; total: number | null }>();
-  const doneBytes = new Map<string, number>();
-  const started = performance.now();
-  let startBytes: number | null = null;
-  let lines = 0;
-  let last = 0;
-  const clear = () => {
-    if (lines > 0) stream.write(`\x1b[${lines}A\r\x1b[J`);
-    lines = 0;
-  };
-  const draw = (force = false) => {
-    const now = performance.now();
-    if (!force && now - last < 150) return;
-    last = now;
-    let received = 0;
-    for (const v of doneBytes.values()) received += v;
-    for (const a of active.values()) received += a.received;
-    startBytes ??= received;
-    const elapsed = now - started;
-    const rate = elapsed > 0 ? ((received - startBytes) / elapsed) * 1000 : 0;
-    const eta = rate > 0 ? ((total - received) / rate) * 1000 : Number.NaN;
-    const columns = (stream.columns || 100) - 1;
-    const out = [`downloading ${formatBytes(received)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} ${doneBytes.size}/${items.length} files`];
-    for (const a of active.values()) {
-      const pct = a.total ? `${Math.floor((a.received / a.total) * 100)}%` : formatBytes(a.received);
-      out.push(`  ${pct.padStart(4)} ${escapeControl(a.item.relPath)}`);
-    }
-    clear();
-    stream.write(`${out.map((l) => l.slice(0, columns)).join("\n")}\n`);
-    lines = out.length;
-  };
-  return {
-    start(item) {
-      active.set(item.dest, { item, received: 0, total: item.size });
-      draw(true);
-    },
-    progress(p) {
-      const a = active.get(p.task.dest);
-      if (a) {
-        a.received = p.received;
-        a.total = p.total ?? a.total;
-      }
-      draw();
-    },
-    finish(item) {
-      const a = active.get(item.dest);
-      active.delete(item.dest);
-      doneBytes.set(item.dest, a?.received ?? 0);
-      draw(true);
-    },
-    log(print) {
-      clear();
-      print();
-      draw(true);
-    },
-    done() {
-      clear();
-    },
-  };
-}
