@@ -206,6 +206,17 @@ describe("civitai-meta download (e2e)", () => {
     expect(fake.apiRequests).toHaveLength(0);
   });
 
+  test.skipIf(!Bun.which("script"))("on a terminal: an overall line (bytes, rate, ETA, files) and a line per file", async () => {
+    fake.addFile({ versionId: 970, bytes: makeBytes(3_000_000, 970), name: "tty.safetensors" });
+    fake.setOptions({ bytesPerSecond: 4 * 1024 * 1024 });
+    const cmd = [process.execPath, entry, "download", "970", "--dest", dest, ...apiFlags()].map((a) => `'${a}'`).join(" ");
+    const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+    const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(out).toMatch(/downloading .*\/.*\/s ETA .* \d\/1 files/);
+    expect(out).toMatch(/ +\d+% tty\.safetensors/);
+    expect(out).not.toContain(SENTINEL);
+  }, 30_000);
+
   test("a version Civitai does not know → exit 1 naming it", async () => {
     const r = await cli(["download", "424242", "--dest", dest, ...apiFlags()]);
     expect(r.code).toBe(1);
