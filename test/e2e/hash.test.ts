@@ -100,6 +100,33 @@ describe("hash command", () => {
     expect(second.stderr).toContain("2 from cache");
   });
 
+  test("a read-only cache location (a real ro mount) gives one warning and the run completes (C5)", async () => {
+    const dir = makeTree();
+    const mnt = tmp.make();
+    const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mnt]);
+    if (mount.exitCode !== 0) {
+      console.log(`skipping C5 e2e: cannot mount a read-only tmpfs (${mount.stderr.toString().trim()})`);
+      return;
+    }
+    try {
+      for (const cacheDir of [mnt, join(mnt, "missing/deeper")]) {
+        const r = await runCli(["hash", "--cache-dir", cacheDir, "--algo", "sha256", dir]);
+        expect(r.code).toBe(0);
+        expect(r.stdout.trim().split("\n")).toHaveLength(2);
+        const warnings = r.stderr.split("\n").filter((l) => l.includes("cache disabled"));
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0]).toMatch(/EROFS|read-only/);
+      }
+      const file = join(tmp.make(), "not-a-dir");
+      writeFileSync(file, "x");
+      const r = await runCli(["hash", "--cache-dir", file, "--algo", "sha256", dir]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/cache disabled: .*not-a-dir/);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  });
+
   test("a file name with terminal escapes is printed escaped (D6)", async () => {
     const dir = tmp.make();
     writeFileSync(join(dir, "evil\x1b]52;c;aGk=\x07.safetensors"), "x");
