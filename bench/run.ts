@@ -3,6 +3,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   hash: async () => (await import("./hash.ts")).benchHash(),
   lookup: async () => (await import("./lookup.ts")).benchLookup(),
   download: async () => (await import("./download.ts")).benchDownload(),
+  headers: async () => (await import("./headers.ts")).benchHeaders(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

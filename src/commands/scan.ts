@@ -24,6 +24,15 @@ export default defineCommand({
     format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
     excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
     "fail-on": { type: "string", valueHint: "statuses", description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)" },
+    "local-metadata": { type: "boolean", description: "Keep every safetensors __metadata__ value (cut) in each record's local.header.metadata; off by default to keep reports compact" },
+    "trust-sidecars": {
+      type: "boolean",
+      description: "Do not hash a file when another tool's sidecar (.civitai.info, .metadata.json, .cm-info.json, .json) records its SHA-256 and a size equal to the file's; use that SHA-256 (marked hashSource in the record)",
+    },
+    "write-sidecars": {
+      type: "boolean",
+      description: "Write <base>.civitai.info (the Civitai Helper format A1111/Forge read) beside each found file; never replaces one that names another model",
+    },
     ...apiArgs,
     ...walkArgs,
     ...hashingArgs,
@@ -57,6 +66,9 @@ export default defineCommand({
         offline: args.offline === true,
         refresh: args.refresh === true,
         concurrency: ctx.concurrency,
+        localMetadata: args["local-metadata"] === true,
+        trustSidecars: args["trust-sidecars"] === true,
+        writeSidecars: args["write-sidecars"] === true,
         signal,
         tool: { name: NAME, version: VERSION },
         onWarning: (m) => logger.warn(escapeControl(m)),
@@ -72,10 +84,20 @@ export default defineCommand({
 
       for (const m of result.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
       const s = inv.summary;
+      const c = result.counters;
+      const sidecarNotes = [
+        c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
+        c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
+      ].filter((x) => x !== null);
       logger.info(
         `${s.files} files (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${s.byStatus.error} errors, ${s.byStatus.skipped} skipped; ` +
-          `${result.counters.requests} requests, cache hits ${result.counters.hashCacheHits} hashes / ${result.counters.metadataCacheHits} metadata; ${formatDuration(s.durationMs)}`,
+          `${c.hashed} hashed, ${c.requests} requests, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+          `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
       );
+      if (args["write-sidecars"] === true) {
+        const n = (status: string) => result.sidecarWrites.filter((w) => w.status === status).length;
+        logger.info(`.civitai.info: ${n("written")} written, ${n("unchanged")} unchanged, ${n("refused") + n("failed")} left alone`);
+      }
       if (inv.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
       if (result.stopped && result.stopped.kind !== "aborted") {
         throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });

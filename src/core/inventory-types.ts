@@ -23,6 +23,9 @@ export interface InventoryOptions {
   extensions: string[];
   exclude: string[];
   algos: string[];
+  /** Absent in inventories written before these flags existed. */
+  trustSidecars?: boolean;
+  localMetadata?: boolean;
 }
 
 /** What `scan` writes as JSON and `report` reads back. */

@@ -1,3 +1,4 @@
+import type { LocalInfo, SidecarSource } from "./local-types.ts";
 import type { FileHashes } from "./types.ts";
 
 export type RecordStatus = "found" | "not_found" | "error" | "skipped";
@@ -60,6 +61,44 @@ export interface CivitaiInfo {
   previewImageUrl: string | null;
 }
 
+/** A label naming one other tool's sidecar: `sidecar:civitai-helper`, `sidecar:lora-manager`, … */
+export type SidecarLabel = `sidecar:${SidecarSource}`;
+
+/**
+ * Where the model identity shown for a file comes from, whatever its `status`: `civitai` when
+ * Civitai answered "found" (now or from the metadata cache), a sidecar label when only another
+ * tool's sidecar names it (offline, not found, lookup failed).
+ */
+export type KnownFrom = "civitai" | SidecarLabel;
+
+/**
+ * A model identity read from a sidecar another tool wrote (from Civitai, some time ago). A hint:
+ * used only when the sidecar's SHA-256 for this file equals ours, or with --trust-sidecars.
+ */
+export interface SidecarIdentity {
+  source: SidecarSource;
+  /** The sidecar's file name, beside the model. */
+  file: string;
+  /**
+   * `sha256`: we hashed the file and the sidecar's SHA-256 equals ours. `size`: --trust-sidecars,
+   * the file was not hashed; only its size matched what the sidecar recorded.
+   */
+  checkedBy: "sha256" | "size";
+  modelId: number | null;
+  modelName: string | null;
+  modelType: string | null;
+  versionId: number | null;
+  versionName: string | null;
+  baseModel: string | null;
+  trainedWords: string[];
+  creator: string | null;
+  nsfw: boolean | null;
+  /** The sidecar says Civitai deleted the model (LoRA Manager `civitai_deleted`). */
+  deleted: boolean | null;
+  /** A civitai.com page we build from the sidecar's ids; null when it has none. */
+  pageUrl: string | null;
+}
+
 export interface FileRecord {
   path: string;
   /** Other paths (hard or soft links) to the same file. */
@@ -78,4 +117,12 @@ export interface FileRecord {
   civitai?: CivitaiInfo;
   /** Set when several versions claim the same file: every candidate, `civitai` is the first. */
   ambiguous?: CivitaiInfo[];
+  /** Set when `hashes.sha256` was not computed but taken from a sidecar (scan --trust-sidecars). */
+  hashSource?: SidecarLabel;
+  /** Where the identity comes from; absent when nothing identifies the file. Independent of `status`. */
+  knownFrom?: KnownFrom;
+  /** Identity from a sidecar, when Civitai did not give one in this scan (`knownFrom` is its label). */
+  sidecar?: SidecarIdentity;
+  /** What the file and its sidecars say locally (scan only; absent for skipped paths). */
+  local?: LocalInfo;
 }

@@ -1,5 +1,6 @@
 import { stringify } from "csv-stringify/sync";
 import type { Inventory } from "./inventory-types.ts";
+import { guessLabel, knownFromOf, localTriggerWords, trainingBaseModel } from "./local-summary.ts";
 import type { FileRecord } from "./record-types.ts";
 import { sortRecords } from "./render-json.ts";
 
@@ -9,7 +10,8 @@ import { sortRecords } from "./render-json.ts";
  * CWE-1236): a text cell that starts with `=`, `+`, `-`, `@`, tab, CR, LF or NUL gets a leading `'`,
  * which Excel, LibreOffice and Google Sheets show as text. The numeric columns (size, model_id,
  * version_id) are written as bare numbers and never prefixed, so they still sort as numbers.
- * Lists (trained words, tags) are joined with "; ".
+ * Lists (trained words, tags) are joined with "; ". Columns added later go at the end, so a
+ * spreadsheet or script that reads columns by position keeps working.
  */
 
 export interface CsvOptions {
@@ -38,12 +40,22 @@ export const CSV_COLUMNS = [
   "download_url",
   "matched_by",
   "error_or_reason",
+  // Local layer (issue #5): from the file's header and other tools' sidecars.
+  "format",
+  "architecture_guess",
+  "local_trigger_words",
+  "training_base_model",
+  "known_from",
+  "sidecar_model_id",
+  "sidecar_model_name",
+  "sidecar_version_id",
+  "sidecar_version_name",
 ] as const;
 
 export type CsvColumn = (typeof CSV_COLUMNS)[number];
 
 /** Columns written as numbers: never quoted, never prefixed. */
-export const CSV_NUMERIC_COLUMNS: readonly CsvColumn[] = ["size", "model_id", "version_id"];
+export const CSV_NUMERIC_COLUMNS: readonly CsvColumn[] = ["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"];
 
 export const CSV_LIST_SEPARATOR = "; ";
 
@@ -109,6 +121,15 @@ export function csvRow(record: FileRecord): Cell[] {
     download_url: text(c?.downloadUrl),
     matched_by: text(record.matchedBy),
     error_or_reason: text(record.error ?? record.reason),
+    format: text(record.local?.format),
+    architecture_guess: text(guessLabel(record.local?.guess)),
+    local_trigger_words: list(localTriggerWords(record.local)),
+    training_base_model: text(trainingBaseModel(record.local)),
+    known_from: text(knownFromOf(record)),
+    sidecar_model_id: integer(record.sidecar?.modelId),
+    sidecar_model_name: text(record.sidecar?.modelName),
+    sidecar_version_id: integer(record.sidecar?.versionId),
+    sidecar_version_name: text(record.sidecar?.versionName),
   };
   return CSV_COLUMNS.map((column) => cells[column]);
 }

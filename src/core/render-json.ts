@@ -58,16 +58,124 @@ const CIVITAI_INFO: KeyOrder = {
   },
 };
 
+const SIDECAR_IDENTITY: KeyOrder = {
+  keys: ["source", "file", "checkedBy", "modelId", "modelName", "modelType", "versionId", "versionName", "baseModel", "trainedWords", "creator", "nsfw", "deleted", "pageUrl"],
+};
+
+const SIDECAR_INFO: KeyOrder = {
+  keys: [
+    "source",
+    "file",
+    "status",
+    "error",
+    "modelId",
+    "versionId",
+    "modelName",
+    "versionName",
+    "modelType",
+    "baseModel",
+    "trainedWords",
+    "tags",
+    "creator",
+    "nsfw",
+    "description",
+    "size",
+    "files",
+    "deleted",
+    "activationText",
+    "preferredWeight",
+    "negativeText",
+    "notes",
+    "sdVersion",
+  ],
+  children: { files: { keys: ["name", "sizeKB", "primary", "sha256", "autov2", "autov3", "blake3", "crc32"] } },
+};
+
+const LOCAL: KeyOrder = {
+  keys: ["format", "formatMismatch", "bytesRead", "header", "tensors", "guess", "training", "modelspec", "embeddedHashes", "gguf", "zip", "sidecars", "errors", "warnings"],
+  children: {
+    header: { keys: ["length", "dataOffset", "metadataCount", "metadata"] },
+    tensors: { keys: ["count", "dtypes", "parameters"] },
+    guess: { keys: ["guessed", "kind", "subtype", "family", "confidence", "evidence"] },
+    training: {
+      keys: [
+        "outputName",
+        "baseModelVersion",
+        "sourceModelName",
+        "sourceModelHash",
+        "networkModule",
+        "networkDim",
+        "networkAlpha",
+        "networkArgs",
+        "resolution",
+        "epoch",
+        "numEpochs",
+        "steps",
+        "maxTrainSteps",
+        "clipSkip",
+        "numTrainImages",
+        "learningRate",
+        "optimizer",
+        "mixedPrecision",
+        "trainingStartedAt",
+        "trainingFinishedAt",
+        "comment",
+        "topTags",
+        "classTokens",
+      ],
+      children: { topTags: { keys: ["tag", "count"] } },
+    },
+    modelspec: {
+      keys: [
+        "specVersion",
+        "architecture",
+        "implementation",
+        "title",
+        "author",
+        "description",
+        "triggerPhrase",
+        "license",
+        "date",
+        "resolution",
+        "usageHint",
+        "tags",
+        "predictionType",
+      ],
+    },
+    embeddedHashes: { keys: ["key", "value", "autov3"] },
+    gguf: { keys: ["version", "tensorCount", "kvCount", "architecture", "name", "fileType", "metadata", "truncated"] },
+    zip: { keys: ["firstEntry", "torch"] },
+    sidecars: SIDECAR_INFO,
+  },
+};
+
 const RECORD: KeyOrder = {
-  keys: ["path", "aliases", "size", "mtime", "hashes", "status", "error", "reason", "matchedBy", "host", "civitai", "ambiguous"],
-  children: { hashes: HASHES, civitai: CIVITAI_INFO, ambiguous: CIVITAI_INFO },
+  keys: [
+    "path",
+    "aliases",
+    "size",
+    "mtime",
+    "hashes",
+    "hashSource",
+    "status",
+    "error",
+    "reason",
+    "matchedBy",
+    "host",
+    "knownFrom",
+    "civitai",
+    "ambiguous",
+    "sidecar",
+    "local",
+  ],
+  children: { hashes: HASHES, civitai: CIVITAI_INFO, ambiguous: CIVITAI_INFO, sidecar: SIDECAR_IDENTITY, local: LOCAL },
 };
 
 const INVENTORY: KeyOrder = {
   keys: ["schemaVersion", "generatedAt", "tool", "roots", "options", "summary", "records"],
   children: {
     tool: { keys: ["name", "version"] },
-    options: { keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos"] },
+    options: { keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos", "trustSidecars", "localMetadata"] },
     summary: {
       keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits"],
       children: {

@@ -5,12 +5,15 @@ import { MD_EMPTY, isCivitaiUrl, mdCode, mdLink, mdTable, mdText, toSingleLine }
 import { compareByteOrder } from "./path-filter.ts";
 import { sortRecords } from "./render-json.ts";
 import { formatBytes } from "./format.ts";
+import { guessLabel, localTriggerWords, SIDECAR_SOURCE_LABEL, trainingBaseModel } from "./local-summary.ts";
+import type { SidecarIdentity } from "./record-types.ts";
 
 /**
  * The Markdown inventory, meant to be read rendered (GitHub, VS Code) and still readable raw:
  * a summary table, one table of all files, a section per model found, then the files that were
  * not found, failed or were skipped, with reasons. Every untrusted string goes through
- * md-escape.ts; the only links are civitai.com URLs we built; no images, no HTML.
+ * md-escape.ts (text from a file's header or a sidecar exactly like names from Civitai); the only
+ * links are civitai.com URLs we built; no images, no HTML.
  */
 
 /** Descriptions are a glance; the model page has the rest. */
@@ -55,7 +58,13 @@ function shownPath(path: string, roots: readonly string[]): string {
 function statusText(record: FileRecord): string {
   const label = STATUS_LABEL[record.status] ?? String(record.status);
   const candidates = record.ambiguous?.length ?? 0;
-  return candidates > 1 ? `${label}, ambiguous (${candidates} candidates)` : label;
+  if (candidates > 1) return `${label}, ambiguous (${candidates} candidates)`;
+  if (record.status !== "found" && record.sidecar) return `${label}; known from ${sidecarSourceText(record.sidecar)}`;
+  return label;
+}
+
+function sidecarSourceText(sidecar: Pick<SidecarIdentity, "source">): string {
+  return `${SIDECAR_SOURCE_LABEL[sidecar.source] ?? String(sidecar.source)} sidecar`;
 }
 
 function modelTitle(info: CivitaiInfo): string {
@@ -112,6 +121,19 @@ function renderFilesTable(inv: Inventory, records: readonly FileRecord[]): strin
   if (records.length === 0) return "No files.";
   const rows = records.map((r) => {
     const c = r.civitai;
+    // A name only a sidecar gives is labelled in its cell: the status column says which sidecar.
+    const side = !c && r.status !== "found" ? r.sidecar : undefined;
+    if (side) {
+      return [
+        mdText(shownPath(r.path, inv.roots)),
+        side.modelName ? `${mdText(side.modelName)} ${mdText("(sidecar)")}` : MD_EMPTY,
+        mdText(side.versionName),
+        mdText(side.modelType),
+        mdText(side.baseModel),
+        mdText(statusText(r)),
+        mdLink("page", side.pageUrl),
+      ];
+    }
     return [
       mdText(shownPath(r.path, inv.roots)),
       c ? mdText(c.modelName) : MD_EMPTY,
@@ -179,6 +201,7 @@ function renderVersion(version: VersionGroup): string {
       const label = `${modelTitle(other)} — ${other.versionName ?? `version ${other.versionId}`}`;
       lines.push(`    - also claimed by ${mdLink(label, other.pageUrl, mdText(label))}`);
     }
+    for (const line of localLines(record, info.trainedWords.length === 0)) lines.push(`    - ${line}`);
   }
   return lines.join("\n");
 }
@@ -211,8 +234,57 @@ function renderOthers(records: readonly FileRecord[], status: RecordStatus): str
       parts.push(mdText(status === "error" ? (r.error ?? "unknown error") : (r.reason ?? "no reason given")));
     }
     lines.push(`- ${parts.join(" — ")}`);
+    for (const line of sidecarLines(r)) lines.push(`  - ${line}`);
+    for (const line of localLines(r, true)) lines.push(`  - ${line}`);
   }
   return lines.join("\n");
+}
+
+/**
+ * What the file itself says, one list item each: format (with a mismatch warning), the guess
+ * (labelled), trigger words from the header (only where Civitai gave none), training base model,
+ * and header errors. Every value escaped.
+ */
+function localLines(record: FileRecord, showTriggerWords: boolean): string[] {
+  const local = record.local;
+  if (!local) return [];
+  const lines: string[] = [];
+  lines.push(`**Format:** ${mdText(local.format)}${local.formatMismatch ? ` — **warning:** ${mdText(local.formatMismatch)}` : ""}`);
+  const guess = guessLabel(local.guess);
+  if (guess) lines.push(`**Guess:** ${mdText(guess)}`);
+  const words = localTriggerWords(local);
+  if (showTriggerWords && words.length > 0) lines.push(`**Trigger words (from the file):** ${listText(words)}`);
+  const base = trainingBaseModel(local);
+  if (base) lines.push(`**Training base model (from the file):** ${mdText(base)}`);
+  for (const error of local.errors) lines.push(`**Header error:** ${mdText(error)}`);
+  return lines;
+}
+
+/** The identity a sidecar gives, and sidecars that say Civitai did not know the file. */
+function sidecarLines(record: FileRecord): string[] {
+  const lines: string[] = [];
+  const side = record.sidecar;
+  if (side) {
+    const checked = side.checkedBy === "sha256" ? "its SHA-256 matches the file" : "trusted by size, file not hashed";
+    const name = [side.modelName, side.versionName].filter((x): x is string => !!x && x.trim() !== "").map((x) => mdText(x)).join(" — ");
+    const ids = [side.modelId !== null ? `model ${side.modelId}` : null, side.versionId !== null ? `version ${side.versionId}` : null].filter((x) => x !== null);
+    let line = `**Known from ${mdText(sidecarSourceText(side))}** (${mdCode(side.file)}, ${mdText(checked)}): ${name || MD_EMPTY}`;
+    if (ids.length > 0) line += ` (${mdText(ids.join(", "))})`;
+    const page = mdLink("page", side.pageUrl, "");
+    if (page) line += ` — ${page}`;
+    lines.push(line);
+    const facts: string[] = [];
+    if (side.modelType) facts.push(`type ${mdText(side.modelType)}`);
+    if (side.baseModel) facts.push(`base model ${mdText(side.baseModel)}`);
+    if (side.trainedWords.length > 0) facts.push(`trigger words ${listText(side.trainedWords)}`);
+    if (side.creator) facts.push(`creator ${mdText(side.creator)}`);
+    if (side.deleted) facts.push("deleted on Civitai");
+    if (facts.length > 0) lines.push(`**From the sidecar:** ${facts.join("; ")}`);
+  }
+  for (const s of record.local?.sidecars ?? []) {
+    if (s.status === "not-found") lines.push(`${mdText(sidecarSourceText(s))} ${mdCode(s.file)} says Civitai did not know this file`);
+  }
+  return lines;
 }
 
 /** The Markdown report; same inventory, same text. */

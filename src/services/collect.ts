@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import type { FoundFile, HashAlgo, HashResult, WalkResult } from "../core/types.ts";
+import type { FileHashes, FoundFile, HashAlgo, HashResult, WalkResult } from "../core/types.ts";
 import { openHashCache } from "./hash-cache.ts";
 import { hashFiles, type HashProgress } from "./hasher.ts";
 import { walk } from "./walker.ts";
@@ -16,12 +16,17 @@ export interface CollectOptions {
   signal?: AbortSignal;
   onWarning: (message: string) => void;
   onHashProgress?: (progress: HashProgress) => void;
+  /**
+   * Called once after the walk with every file found. Files it returns hashes for are not read:
+   * their result carries those hashes (scan --trust-sidecars). `hash` does not use it.
+   */
+  presetHashes?: (files: readonly FoundFile[]) => Promise<ReadonlyMap<FoundFile, FileHashes>>;
 }
 
 export interface CollectResult {
   walk: WalkResult;
   hashes: HashResult[];
-  stats: { filesHashed: number; filesCached: number; bytesRead: number; durationMs: number };
+  stats: { filesHashed: number; filesCached: number; bytesRead: number; durationMs: number; filesPreset?: number };
 }
 
 /**
@@ -36,7 +41,10 @@ export async function collectFiles(options: CollectOptions): Promise<CollectResu
   const { cache, warning } = await openHashCache(options.cacheDir, { onWarning: options.onWarning });
   if (warning) options.onWarning(warning);
 
-  const hashes = await hashFiles(walked.files, {
+  const preset = options.presetHashes ? await options.presetHashes(walked.files) : new Map<FoundFile, FileHashes>();
+  options.signal?.throwIfAborted();
+  const toHash = preset.size > 0 ? walked.files.filter((f) => !preset.has(f)) : walked.files;
+  const hashed = await hashFiles(toHash, {
     algos: options.algos,
     jobs: options.jobs ?? availableParallelism(),
     cache,
@@ -46,13 +54,28 @@ export async function collectFiles(options: CollectOptions): Promise<CollectResu
   });
   let bytesRead = 0;
   let filesCached = 0;
-  for (const r of hashes) {
+  for (const r of hashed) {
     if (r.cached) filesCached++;
     else if (!r.error) bytesRead += r.file.identity.size;
   }
+  // Back in walk order, preset files where they were.
+  let at = 0;
+  const hashes: HashResult[] =
+    preset.size > 0
+      ? walked.files.map((file) => {
+          const given = preset.get(file);
+          return given ? { file, hashes: given, cached: false } : hashed[at++]!;
+        })
+      : hashed;
   return {
     walk: walked,
     hashes,
-    stats: { filesHashed: hashes.length - filesCached, filesCached, bytesRead, durationMs: performance.now() - started },
+    stats: {
+      filesHashed: hashed.length - filesCached,
+      filesCached,
+      bytesRead,
+      durationMs: performance.now() - started,
+      ...(preset.size > 0 ? { filesPreset: preset.size } : {}),
+    },
   };
 }

@@ -1,13 +1,21 @@
-import { resolve } from "node:path";
-import { buildRecords } from "../core/build-records.ts";
+import { basename, resolve } from "node:path";
+import { buildRecords, trustedSidecarHash } from "../core/build-records.ts";
+import { cutText } from "../core/json-guard.ts";
+import type { LocalInfo } from "../core/local-types.ts";
+import type { FileHashes, FoundFile } from "../core/types.ts";
 import { defaultAlgosFor } from "../core/hash-algos.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../core/inventory-types.ts";
-import type { RecordStatus } from "../core/record-types.ts";
+import type { FileRecord, RecordStatus, SidecarLabel } from "../core/record-types.ts";
 import type { CivitaiApi } from "../core/api-types.ts";
 import type { HashProgress } from "./hasher.ts";
 import { collectFiles } from "./collect.ts";
 import { lookupFiles, type LookupItem, type LookupProgress, type LookupResult } from "./lookup.ts";
+import { readLocalPass } from "./local-reader.ts";
 import type { MetaCache } from "./meta-cache.ts";
+import { writeCivitaiInfo, type SidecarWriteResult } from "./sidecar-writer.ts";
+
+/** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
+export const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
 
 export interface ScanOptions {
   paths: string[];
@@ -22,6 +30,14 @@ export interface ScanOptions {
   offline: boolean;
   refresh: boolean;
   concurrency: number;
+  /** Keep the (cut) safetensors `__metadata__` values in `local.header.metadata` (--local-metadata). */
+  localMetadata?: boolean;
+  /** Do not hash files whose size matches a sidecar's SHA-256 claim; use the claim (--trust-sidecars). */
+  trustSidecars?: boolean;
+  /** Write `<base>.civitai.info` beside found files (--write-sidecars). */
+  writeSidecars?: boolean;
+  /** Files read at once by the local pass; default LOCAL_PASS_CONCURRENCY. */
+  localConcurrency?: number;
   signal?: AbortSignal;
   tool: { name: string; version: string };
   onWarning: (message: string) => void;
@@ -35,13 +51,30 @@ export interface ScanResult {
   missing: string[];
   /** Why lookups stopped early (rate limit, Ctrl-C), when they did. */
   stopped?: LookupResult["stopped"];
-  counters: { hashed: number; hashCacheHits: number; bytesRead: number; requests: number; metadataCacheHits: number };
+  counters: {
+    hashed: number;
+    hashCacheHits: number;
+    bytesRead: number;
+    requests: number;
+    metadataCacheHits: number;
+    /** Files whose SHA-256 came from a sidecar (--trust-sidecars), not hashed. */
+    fromSidecars: number;
+    /** Header bytes read by the local pass. */
+    localBytesRead: number;
+    /** Records identified only by a sidecar (`knownFrom: "sidecar:…"`). */
+    knownFromSidecars: number;
+  };
+  /** One per found file with --write-sidecars. */
+  sidecarWrites: SidecarWriteResult[];
 }
 
 /** The main job: walk, hash (cached), look up (cached), and build the inventory. No output here. */
 export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const now = options.now ?? Date.now;
   const started = now();
+  const locals = new Map<string, LocalInfo>();
+  const hashSources = new Map<string, SidecarLabel>();
+  let localBytesRead = 0;
   const collected = await collectFiles({
     paths: options.paths,
     extensions: options.extensions,
@@ -52,6 +85,29 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     signal: options.signal,
     onWarning: options.onWarning,
     onHashProgress: options.onHashProgress,
+    // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
+    presetHashes: async (files) => {
+      const pass = await readLocalPass(
+        files.map((f) => ({ path: f.path, size: f.identity.size })),
+        { includeMetadata: options.localMetadata === true, concurrency: options.localConcurrency, signal: options.signal },
+      );
+      for (const w of pass.warnings) options.onWarning(w);
+      localBytesRead = pass.bytesRead;
+      const preset = new Map<FoundFile, FileHashes>();
+      files.forEach((file, i) => {
+        const info = pass.infos[i]!;
+        for (const s of info.sidecars ?? []) {
+          if (s.description !== null) s.description = cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS);
+        }
+        locals.set(file.path, info);
+        if (!options.trustSidecars) return;
+        const trusted = trustedSidecarHash(info.sidecars, basename(file.path), file.identity.size);
+        if (!trusted) return;
+        preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
+        hashSources.set(file.path, trusted.label);
+      });
+      return preset;
+    },
   });
   options.signal?.throwIfAborted();
 
@@ -75,7 +131,8 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   if (lookup.stopped?.kind === "aborted") options.signal?.throwIfAborted();
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
 
-  const records = buildRecords({ hashes: collected.hashes, skipped: collected.walk.skipped, lookups: lookup.entries, now: now() });
+  const records = buildRecords({ hashes: collected.hashes, skipped: collected.walk.skipped, lookups: lookup.entries, locals, hashSources, now: now() });
+  const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
   const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
   let bytes = 0;
   for (const r of records) {
@@ -91,6 +148,8 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     extensions: options.extensions,
     exclude: options.exclude,
     algos: ["sha256", "autov2", "autov3"],
+    trustSidecars: options.trustSidecars === true,
+    localMetadata: options.localMetadata === true,
   };
   const inventory: Inventory = {
     schemaVersion: SCHEMA_VERSION,
@@ -118,6 +177,32 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       bytesRead: collected.stats.bytesRead,
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
+      fromSidecars: collected.stats.filesPreset ?? 0,
+      localBytesRead,
+      knownFromSidecars: records.filter((r) => r.knownFrom?.startsWith("sidecar:")).length,
     },
+    sidecarWrites,
   };
+}
+
+/** `.civitai.info` for every found file, from the version Civitai matched (never from a sidecar). */
+async function writeSidecars(
+  records: readonly FileRecord[],
+  lookups: LookupResult["entries"],
+  onWarning: (message: string) => void,
+): Promise<SidecarWriteResult[]> {
+  const results: SidecarWriteResult[] = [];
+  for (const record of records) {
+    if (record.status !== "found" || !record.civitai || !record.hashes.sha256) continue;
+    const entry = lookups.get(record.hashes.sha256);
+    const version = entry?.versions.find((v) => v.id === record.civitai!.versionId);
+    if (!entry || !version) continue;
+    const model = version.modelId !== undefined ? (entry.models.get(version.modelId) ?? null) : null;
+    const result = await writeCivitaiInfo(record.path, version, model);
+    if (result.status === "refused" || result.status === "failed") {
+      onWarning(`${result.path}: not written: ${result.reason ?? result.status}`);
+    }
+    results.push(result);
+  }
+  return results;
 }

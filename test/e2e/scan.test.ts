@@ -260,6 +260,26 @@ describe("scan", () => {
     void readlinkSync;
   });
 
+  test("every hashed file gets a local section from its header alone; skipped paths get none; the summary counts hashed files", async () => {
+    const dir = library([
+      { name: "a.safetensors", content: "not really safetensors" },
+      { name: "b.ckpt", content: "PK\u0003\u0004 not a real zip either" },
+    ]);
+    Bun.spawnSync(["mkfifo", join(dir, "pipe.safetensors")]);
+    const r = await runCli(["scan", dir, ...baseArgs(tmp.make())]);
+    const inv = inventoryOf(r.stdout);
+    const byName = Object.fromEntries(inv.records.map((x: { path: string }) => [x.path.slice(dir.length + 1), x]));
+    expect(byName["a.safetensors"].local.format).toBe("unknown");
+    expect(byName["a.safetensors"].local.errors[0]).toMatch(/^invalid safetensors: /);
+    expect(byName["a.safetensors"].local.bytesRead).toBe(16);
+    expect(byName["b.ckpt"].local.format).toBe("zip");
+    expect(byName["pipe.safetensors"].status).toBe("skipped");
+    expect(byName["pipe.safetensors"].local).toBeUndefined();
+    expect(r.stderr).toMatch(/; 2 hashed, \d+ requests/);
+    // A bad header is that file's problem: the scan still succeeds.
+    expect(r.code).toBe(0);
+  });
+
   test("a path that does not exist is named; the others are scanned; exit 1", async () => {
     const dir = library([{ name: "a.safetensors", content: "missing-path" }]);
     const r = await runCli(["scan", join(dir, "nope"), dir, ...baseArgs(tmp.make())]);

@@ -3,7 +3,8 @@
  * cases D6, F1, F2). Every builder returns fresh objects, so a test may mutate what it gets.
  */
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src/core/inventory-types.ts";
-import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus } from "../../src/core/record-types.ts";
+import type { LocalInfo, ModelSpecInfo, SidecarInfo, TrainingInfo } from "../../src/core/local-types.ts";
+import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus, SidecarIdentity } from "../../src/core/record-types.ts";
 
 export const SAMPLE_ROOT = "/models";
 export const SAMPLE_GENERATED_AT = "2025-01-02T03:04:05.678Z";
@@ -112,6 +113,123 @@ export function makeCivitai(overrides: Partial<CivitaiInfo> = {}): CivitaiInfo {
   };
 }
 
+export function makeTraining(overrides: Partial<TrainingInfo> = {}): TrainingInfo {
+  return {
+    outputName: "my_style",
+    baseModelVersion: "sdxl_base_v1-0",
+    sourceModelName: "sd_xl_base_1.0.safetensors",
+    sourceModelHash: null,
+    networkModule: "networks.lora",
+    networkDim: 32,
+    networkAlpha: 16,
+    networkArgs: null,
+    resolution: "(1024, 1024)",
+    epoch: 10,
+    numEpochs: 10,
+    steps: 2500,
+    maxTrainSteps: 2500,
+    clipSkip: 2,
+    numTrainImages: 250,
+    learningRate: "0.0001",
+    optimizer: "AdamW8bit",
+    mixedPrecision: "bf16",
+    trainingStartedAt: "1700000000.0",
+    trainingFinishedAt: "1700003600.0",
+    comment: null,
+    topTags: [
+      { tag: "my style", count: 51 },
+      { tag: "1girl", count: 60 },
+    ],
+    classTokens: ["mystyle woman"],
+    ...overrides,
+  };
+}
+
+export function makeModelSpec(overrides: Partial<ModelSpecInfo> = {}): ModelSpecInfo {
+  return {
+    specVersion: "1.0.0",
+    architecture: "stable-diffusion-xl-v1-base/lora",
+    implementation: null,
+    title: "My Style",
+    author: "someone",
+    description: null,
+    triggerPhrase: "mystyle",
+    license: null,
+    date: null,
+    resolution: "1024x1024",
+    usageHint: null,
+    tags: null,
+    predictionType: null,
+    ...overrides,
+  };
+}
+
+/** A safetensors SDXL LoRA's local section (what the header pass yields, metadata values left out). */
+export function makeLocal(overrides: Partial<LocalInfo> = {}): LocalInfo {
+  return {
+    format: "safetensors",
+    bytesRead: 4104,
+    header: { length: 4096, dataOffset: 4104, metadataCount: 30 },
+    tensors: { count: 7, dtypes: { F16: 7 }, parameters: 34_816 },
+    guess: { guessed: true, kind: "lora", subtype: null, family: "SDXL", confidence: "high", evidence: ["cross-attention context 2048 (SDXL)"] },
+    training: makeTraining(),
+    modelspec: makeModelSpec(),
+    errors: [],
+    warnings: [],
+    ...overrides,
+  };
+}
+
+export function makeSidecarInfo(overrides: Partial<SidecarInfo> = {}): SidecarInfo {
+  return {
+    source: "civitai-helper",
+    file: "model.civitai.info",
+    status: "ok",
+    modelId: 700,
+    versionId: 701,
+    modelName: "Deleted Model",
+    versionName: "v3",
+    modelType: "LORA",
+    baseModel: "SDXL 1.0",
+    trainedWords: ["oldword"],
+    tags: [],
+    creator: "gone",
+    nsfw: false,
+    description: null,
+    size: null,
+    files: [{ name: "model.safetensors", sizeKB: 100, primary: true, sha256: fakeHex("sidecar-sha"), autov2: null, autov3: null, blake3: null, crc32: null }],
+    deleted: null,
+    activationText: null,
+    preferredWeight: null,
+    negativeText: null,
+    notes: null,
+    sdVersion: null,
+    ...overrides,
+  };
+}
+
+export function makeSidecarIdentity(overrides: Partial<SidecarIdentity> = {}): SidecarIdentity {
+  const modelId = overrides.modelId === undefined ? 700 : overrides.modelId;
+  const versionId = overrides.versionId === undefined ? 701 : overrides.versionId;
+  return {
+    source: "civitai-helper",
+    file: "model.civitai.info",
+    checkedBy: "sha256",
+    modelId,
+    modelName: "Deleted Model",
+    modelType: "LORA",
+    versionId,
+    versionName: "v3",
+    baseModel: "SDXL 1.0",
+    trainedWords: ["oldword"],
+    creator: "gone",
+    nsfw: false,
+    deleted: null,
+    pageUrl: versionId === null ? null : `https://civitai.com/models/${modelId}?modelVersionId=${versionId}`,
+    ...overrides,
+  };
+}
+
 export type RecordOverrides = Partial<FileRecord>;
 
 /**
@@ -215,13 +333,23 @@ export function sampleInventory(): Inventory {
         availability: { archived: true, takenDown: false, earlyAccess: false, paidAccess: false },
         description: "A".repeat(500),
       }),
+      knownFrom: "civitai",
+      local: makeLocal({ training: undefined, guess: { guessed: true, kind: "checkpoint", subtype: null, family: "SD 1.x", confidence: "medium", evidence: [] } }),
     }),
     makeRecord({ path: `${SAMPLE_ROOT}/loras/shared.safetensors`, civitai: ambiguousA, ambiguous: [ambiguousA, ambiguousB] }),
     makeRecord({ path: `${SAMPLE_ROOT}/embeddings/mine.pt`, status: "not_found", size: 25_000 }),
     makeRecord({ path: `${SAMPLE_ROOT}/vae/broken.safetensors`, status: "error" }),
     makeRecord({ path: `${SAMPLE_ROOT}/loras/in-progress.safetensors.part`, status: "skipped", reason: "in progress (.part)" }),
     makeRecord({ path: `${SAMPLE_ROOT}/fifo.safetensors`, status: "skipped" }),
-    makeRecord({ path: `${SAMPLE_ROOT}/checkpoints/Ünïcode 模型 🦊.ckpt`, status: "not_found", size: 0 }),
+    // Not on Civitai (deleted there), but Civitai Helper's sidecar from earlier names it.
+    makeRecord({
+      path: `${SAMPLE_ROOT}/loras/Ünïcode 模型 🦊.safetensors`,
+      status: "not_found",
+      size: 0,
+      knownFrom: "sidecar:civitai-helper",
+      sidecar: makeSidecarIdentity({ file: "Ünïcode 模型 🦊.civitai.info" }),
+      local: makeLocal({ sidecars: [makeSidecarInfo({ file: "Ünïcode 模型 🦊.civitai.info" })] }),
+    }),
   ];
   return makeInventory(records);
 }
@@ -248,8 +376,18 @@ export function hostileInventory(strings: readonly string[] = Object.values(HOST
       description: `${s} — described`,
       matchedFile: makeMatchedFile({ id: 29000 + i, name: s }),
     });
-    records.push(makeRecord({ path, civitai }));
-    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-miss/${i}/${s}`, status: "not_found" }));
+    // Text from the file's own header and from sidecars is as untrusted as Civitai's.
+    const local = makeLocal({
+      formatMismatch: s,
+      training: makeTraining({ baseModelVersion: s, classTokens: [s, `token ${i}`], topTags: [{ tag: s, count: 3 }] }),
+      modelspec: makeModelSpec({ triggerPhrase: s, architecture: s }),
+      errors: [s],
+      warnings: [s],
+      sidecars: [makeSidecarInfo({ file: s, status: "not-found", modelName: s })],
+    });
+    records.push(makeRecord({ path, civitai, knownFrom: "civitai", local: { ...local, modelspec: makeModelSpec({ triggerPhrase: null }) } }));
+    const sidecar = makeSidecarIdentity({ source: "lora-manager", file: s, modelName: s, versionName: s, modelType: s, baseModel: s, trainedWords: [s], creator: s });
+    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-miss/${i}/${s}`, status: "not_found", knownFrom: "sidecar:lora-manager", sidecar, local }));
     records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-error/${i}/${s}`, status: "error", error: s }));
     records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-skip/${i}/${s}`, status: "skipped", reason: s }));
   });

@@ -2,12 +2,29 @@ import { describe, expect, test } from "bun:test";
 import Papa from "papaparse";
 import { CSV_COLUMNS, fileNameOf, neutralizeFormula, renderCsv } from "../../src/core/render-csv.ts";
 import type { FileRecord } from "../../src/core/record-types.ts";
-import { HOSTILE_STRINGS, hostileInventory, makeCivitai, makeInventory, makeRecord, sampleInventory } from "../helpers/sample-inventory.ts";
+import {
+  HOSTILE_STRINGS,
+  hostileInventory,
+  makeCivitai,
+  makeInventory,
+  makeLocal,
+  makeModelSpec,
+  makeRecord,
+  makeSidecarIdentity,
+  makeTraining,
+  sampleInventory,
+} from "../helpers/sample-inventory.ts";
 
 // The OWASP rule, restated here independently of the implementation (reliability.md §4.3).
 const FORMULA_START = /^[=+\-@\t\r\n\0]/;
 const guarded = (text: string) => (FORMULA_START.test(text) ? `'${text}` : text);
-const NUMERIC = new Set(["size", "model_id", "version_id"]);
+const NUMERIC = new Set(["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"]);
+
+/** The columns before issue #5, in their order: later columns only ever go after them. */
+const V1_COLUMNS = [
+  "path", "file_name", "size", "sha256", "autov2", "status", "model_id", "model_name", "model_type", "version_id", "version_name",
+  "base_model", "trained_words", "nsfw", "creator", "tags", "page_url", "download_url", "matched_by", "error_or_reason",
+];
 
 function parse(csv: string): string[][] {
   const result = Papa.parse<string[]>(csv, { header: false, skipEmptyLines: true, dynamicTyping: false });
@@ -42,7 +59,23 @@ function expectedRow(r: FileRecord): Record<string, string> {
     download_url: t(c?.downloadUrl),
     matched_by: t(r.matchedBy),
     error_or_reason: t(r.error ?? r.reason),
+    format: t(r.local?.format),
+    architecture_guess: t(guessCell(r)),
+    local_trigger_words: l(r.local?.modelspec?.triggerPhrase ? [r.local.modelspec.triggerPhrase] : r.local?.training?.classTokens.length ? r.local.training.classTokens : r.local?.training?.topTags.slice(0, 5).map((x) => x.tag)),
+    training_base_model: t(r.local?.training?.baseModelVersion ?? r.local?.training?.sourceModelName ?? r.local?.modelspec?.architecture),
+    known_from: t(r.knownFrom ?? (r.status === "found" ? "civitai" : null)),
+    sidecar_model_id: n(r.sidecar?.modelId),
+    sidecar_model_name: t(r.sidecar?.modelName),
+    sidecar_version_id: n(r.sidecar?.versionId),
+    sidecar_version_name: t(r.sidecar?.versionName),
   };
+}
+
+function guessCell(r: FileRecord): string | null {
+  const g = r.local?.guess;
+  if (!g || (g.kind === "unknown" && g.family === "unknown")) return null;
+  const kinds: Record<string, string> = { lora: "LoRA", checkpoint: "Checkpoint", lycoris: "LyCORIS" };
+  return `${kinds[g.kind] ?? g.kind}${g.subtype ? ` (${g.subtype})` : ""}${g.family !== "unknown" ? `, ${g.family}` : ""} (guess)`;
 }
 
 describe("renderCsv", () => {
@@ -109,6 +142,69 @@ describe("renderCsv", () => {
       expect(at("tags")).toBe(want);
       expect(at("trained_words")).toBe(want);
     }
+  });
+
+  test("the pre-existing columns keep their order; the local-layer columns come after them", () => {
+    expect(CSV_COLUMNS.slice(0, V1_COLUMNS.length)).toEqual(V1_COLUMNS as never);
+    expect(CSV_COLUMNS.slice(V1_COLUMNS.length)).toEqual([
+      "format",
+      "architecture_guess",
+      "local_trigger_words",
+      "training_base_model",
+      "known_from",
+      "sidecar_model_id",
+      "sidecar_model_name",
+      "sidecar_version_id",
+      "sidecar_version_name",
+    ] as never);
+  });
+
+  test("local-layer cells: format, labelled guess, the file's trigger words, training base model, known_from and the sidecar identity", () => {
+    const inv = sampleInventory();
+    const rows = parse(renderCsv(inv));
+    const row = (suffix: string) => {
+      const r = rows.find((x) => x[0]!.endsWith(suffix))!;
+      return (name: string) => r[CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number])];
+    };
+    const deleted = row("loras/Ünïcode 模型 🦊.safetensors");
+    expect(deleted("status")).toBe("not_found");
+    expect(deleted("model_name")).toBe("");
+    expect(deleted("format")).toBe("safetensors");
+    expect(deleted("architecture_guess")).toBe("LoRA, SDXL (guess)");
+    expect(deleted("local_trigger_words")).toBe("mystyle");
+    expect(deleted("training_base_model")).toBe("sdxl_base_v1-0");
+    expect(deleted("known_from")).toBe("sidecar:civitai-helper");
+    expect(deleted("sidecar_model_id")).toBe("700");
+    expect(deleted("sidecar_model_name")).toBe("Deleted Model");
+    expect(deleted("sidecar_version_id")).toBe("701");
+    expect(deleted("sidecar_version_name")).toBe("v3");
+    const found = row("loras/detail-tweaker.safetensors");
+    expect(found("known_from")).toBe("civitai");
+    expect(found("format")).toBe("");
+    const miss = row("embeddings/mine.pt");
+    expect(miss("known_from")).toBe("");
+    // Without a trigger phrase: kohya class tokens, else the top tags.
+    const noPhrase = makeInventory([
+      makeRecord({ path: "/m/a.safetensors", local: makeLocal({ modelspec: undefined }) }),
+      makeRecord({ path: "/m/b.safetensors", local: makeLocal({ modelspec: undefined, training: makeTraining({ classTokens: [], baseModelVersion: null }) }) }),
+    ]);
+    const [, a, b] = parse(renderCsv(noPhrase));
+    const at = (r: string[], name: string) => r[CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number])];
+    expect(at(a!, "local_trigger_words")).toBe("mystyle woman");
+    expect(at(b!, "local_trigger_words")).toBe("my style; 1girl");
+    expect(at(b!, "training_base_model")).toBe("sd_xl_base_1.0.safetensors");
+  });
+
+  test("F1: hostile strings from a file's header and from sidecars get the ' prefix like Civitai's", () => {
+    const local = makeLocal({ modelspec: makeModelSpec({ triggerPhrase: "=cmd|' /C calc'!A0" }), training: makeTraining({ baseModelVersion: "@SUM(1)" }) });
+    const sidecar = makeSidecarIdentity({ modelName: "-2+3", versionName: "+1" });
+    const inv = makeInventory([makeRecord({ status: "not_found", local, sidecar, knownFrom: "sidecar:civitai-helper" })]);
+    const row = parse(renderCsv(inv))[1]!;
+    const at = (name: string) => row[CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number])];
+    expect(at("local_trigger_words")).toBe("'=cmd|' /C calc'!A0");
+    expect(at("training_base_model")).toBe("'@SUM(1)");
+    expect(at("sidecar_model_name")).toBe("'-2+3");
+    expect(at("sidecar_version_name")).toBe("'+1");
   });
 
   test("OWASP example is written exactly as OWASP recommends", () => {

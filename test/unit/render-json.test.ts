@@ -182,6 +182,33 @@ describe("docs/report.schema.json", () => {
     expect(validateInventory(inv, { strict: false })).toEqual([]);
   });
 
+  test("local layer: a sidecar identity never sits on a found record, and knownFrom says where names come from", () => {
+    const inv = reparse(sampleInventory());
+    const found = inv.records.findIndex((r) => r.status === "found");
+    const side = inv.records.findIndex((r) => r.sidecar !== undefined);
+    expect(side).toBeGreaterThanOrEqual(0);
+    inv.records[found]!.sidecar = inv.records[side]!.sidecar;
+    inv.records[found]!.knownFrom = "sidecar:civitai-helper";
+    inv.records[side]!.knownFrom = "civitai";
+    const errors = validateInventory(inv).join("\n");
+    expect(errors).toContain(`/records/${found} must NOT be valid`);
+    expect(errors).toContain(`/records/${found}/knownFrom must be equal to constant`);
+    expect(errors).toContain(`/records/${side}/knownFrom must NOT be valid`);
+    const missing = reparse(sampleInventory());
+    delete missing.records[side]!.knownFrom;
+    expect(validateInventory(missing).join("\n")).toContain(`/records/${side} must have required property 'knownFrom'`);
+  });
+
+  test("local layer: keys in the documented order (record, local, sidecar)", () => {
+    const inv = sampleInventory();
+    const text = renderJson(reverseKeys(inv) as Inventory);
+    const record = (JSON.parse(text) as Inventory).records.find((r) => r.sidecar)!;
+    expect(Object.keys(record)).toEqual(["path", "aliases", "size", "mtime", "hashes", "status", "host", "knownFrom", "sidecar", "local"]);
+    expect(Object.keys(record.local!)).toEqual(["format", "bytesRead", "header", "tensors", "guess", "training", "modelspec", "sidecars", "errors", "warnings"]);
+    expect(Object.keys(record.sidecar!)[0]).toBe("source");
+    expect(text).toBe(renderJson(inv));
+  });
+
   test("another tool's JSON is not an inventory", () => {
     expect(validateInventory({ name: "x", version: "1.0.0" }).length).toBeGreaterThan(0);
     expect(validateInventory([]).length).toBeGreaterThan(0);

@@ -3,7 +3,17 @@ import MarkdownIt, { type Token } from "markdown-it";
 import { MD_DESCRIPTION_MAX_CHARS, renderMarkdown } from "../../src/core/render-md.ts";
 import { MD_EMPTY, isCivitaiUrl, mdCode, mdLink, mdText } from "../../src/core/md-escape.ts";
 import type { Inventory } from "../../src/core/inventory-types.ts";
-import { HOSTILE_STRINGS, hostileInventory, makeCivitai, makeInventory, makeMatchedFile, makeRecord, sampleInventory } from "../helpers/sample-inventory.ts";
+import {
+  HOSTILE_STRINGS,
+  hostileInventory,
+  makeCivitai,
+  makeInventory,
+  makeLocal,
+  makeMatchedFile,
+  makeRecord,
+  makeSidecarInfo,
+  sampleInventory,
+} from "../helpers/sample-inventory.ts";
 
 // GFM tables and strikethrough are on in markdown-it's default preset; linkify mimics GitHub's bare-URL links.
 const RENDERERS = {
@@ -223,6 +233,68 @@ describe("renderMarkdown", () => {
     expect(markdown).toContain("- `/models/loras/in-progress.safetensors.part` — in progress \\(\\.part\\)");
     expect(markdown).toContain("- `/models/vae/broken.safetensors` — HTTP 503");
     checkSafe(markdown, "sample");
+  });
+
+  test("local layer: format, guess (labelled), file trigger words only where Civitai has none, training base, sidecar identity", () => {
+    const inv = sampleInventory();
+    const markdown = renderMarkdown(inv);
+    const files = tables(RENDERERS["html: false"].parse(markdown, {}))[1]!;
+    // A name known only from a sidecar is labelled in the table and the status says which sidecar.
+    expect(files.rows.find((r) => r[0] === "loras/Ünïcode 模型 🦊.safetensors")).toEqual([
+      "loras/Ünïcode 模型 🦊.safetensors",
+      "Deleted Model (sidecar)",
+      "v3",
+      "LORA",
+      "SDXL 1.0",
+      "not found; known from Civitai Helper sidecar",
+      "page",
+    ]);
+    // Found, Civitai has no trained words: the file's trigger phrase is shown, labelled.
+    expect(markdown).toContain("    - **Format:** safetensors\n");
+    expect(markdown).toContain("    - **Guess:** Checkpoint, SD 1\\.x \\(guess\\)");
+    expect(markdown).toContain("    - **Trigger words (from the file):** mystyle");
+    expect(markdown).toContain("    - **Training base model (from the file):** stable\\-diffusion\\-xl\\-v1\\-base/lora");
+    // Not found: the sidecar's identity with its source and how it was checked, then the file's facts.
+    expect(markdown).toContain(
+      "  - **Known from Civitai Helper sidecar** (`Ünïcode 模型 🦊.civitai.info`, its SHA\\-256 matches the file): Deleted Model — v3 (model 700, version 701) — [page](https://civitai.com/models/700?modelVersionId=701)",
+    );
+    expect(markdown).toContain("  - **From the sidecar:** type LORA; base model SDXL 1\\.0; trigger words oldword; creator gone");
+    expect(markdown).toContain("  - **Guess:** LoRA, SDXL \\(guess\\)");
+    expect(markdown).toContain("  - **Training base model (from the file):** sdxl\\_base\\_v1\\-0");
+    checkSafe(markdown, "sample-local");
+  });
+
+  test("local layer: trigger words from the file are not shown where Civitai gave trained words; a not-found sidecar is said", () => {
+    const found = makeRecord({ local: makeLocal() });
+    const miss = makeRecord({
+      path: "/models/x/mine.safetensors",
+      status: "not_found",
+      local: makeLocal({ format: "pickle", formatMismatch: "content is a Python pickle but the name ends in .safetensors", errors: ["invalid safetensors: header too large"], sidecars: [makeSidecarInfo({ file: "mine.civitai.info", status: "not-found", modelId: null, versionId: null })] }),
+    });
+    const markdown = renderMarkdown(makeInventory([found, miss]));
+    const modelSection = markdown.slice(markdown.indexOf("## Models found"), markdown.indexOf("## Not found"));
+    expect(modelSection).not.toContain("Trigger words (from the file)");
+    expect(modelSection).toContain("**Guess:** LoRA, SDXL \\(guess\\)");
+    const missSection = markdown.slice(markdown.indexOf("## Not found"));
+    expect(missSection).toContain("  - Civitai Helper sidecar `mine.civitai.info` says Civitai did not know this file");
+    expect(missSection).toContain("  - **Format:** pickle — **warning:** content is a Python pickle but the name ends in \\.safetensors");
+    expect(missSection).toContain("  - **Header error:** invalid safetensors\\: header too large");
+    expect(missSection).toContain("  - **Trigger words (from the file):** mystyle");
+    checkSafe(markdown, "local-miss");
+  });
+
+  test("F2: hostile kohya/ModelSpec metadata and sidecar strings are escaped exactly like Civitai names", () => {
+    for (const [key, s] of Object.entries(HOSTILE_STRINGS)) {
+      const markdown = renderMarkdown(hostileInventory([s]));
+      checkSafe(markdown, `local ${key}`);
+      const tokens = RENDERERS["html: false"].parse(markdown, {});
+      const texts = allTokens(tokens).filter((t) => t.type === "inline").map(inlineText);
+      // The file's trigger phrase, its training base model and the sidecar's model name each read back as the input text.
+      expect({ key, trigger: texts.some((t) => t === `Trigger words (from the file): ${shown(s)}`) }).toEqual({ key, trigger: true });
+      expect({ key, base: texts.some((t) => t === `Training base model (from the file): ${shown(s)}`) }).toEqual({ key, base: true });
+      expect({ key, side: texts.some((t) => t.startsWith("Known from LoRA Manager sidecar (") && t.includes(`): ${shown(s)} — ${shown(s)} (model 700, version 701)`)) }).toEqual({ key, side: true });
+    }
+    expect(mdText("x")).toBe("x");
   });
 
   test("descriptions are cut to 300 characters of plain text", () => {
