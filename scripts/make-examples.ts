@@ -6,23 +6,36 @@ import { createHash } from "node:crypto";
 import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai } from "../test/helpers/fake-civitai.ts";
+import { buildSafetensors, kohyaMetadata } from "../test/helpers/safetensors.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "docs/examples");
 const LIB = "/tmp/civitai-meta-example/ComfyUI/models";
-const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+const sha = (s: string) => createHash("sha256").update(Buffer.from(s, "latin1")).digest("hex");
 
 rmSync("/tmp/civitai-meta-example", { recursive: true, force: true });
+// Two real safetensors LoRAs (SDXL-shaped tensor names, kohya metadata), so the local section shows.
+const lora = (name: string, meta: Record<string, string>) =>
+  Buffer.from(
+    buildSafetensors(
+      [
+        { name: "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_down.weight", shape: [8, 2048] },
+        { name: "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_up.weight", shape: [640, 8] },
+        { name: "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.alpha", shape: [] },
+      ],
+      kohyaMetadata({ ss_output_name: name, ...meta }),
+    ).bytes,
+  ).toString("latin1");
 const files: Record<string, string> = {
-  "loras/pixel-art-xl.safetensors": "example: pixel art lora",
-  "loras/my-own-character.safetensors": "example: a LoRA I trained myself",
+  "loras/pixel-art-xl.safetensors": lora("pixel-art-xl", {}),
+  "loras/my-own-character.safetensors": lora("my_own_character", { "modelspec.trigger_phrase": "mychar woman", "modelspec.architecture": "stable-diffusion-xl-v1-base/lora" }),
   "checkpoints/dreamy-mix-v3.safetensors": "example: dreamy mix checkpoint",
   "embeddings/bad-hands.pt": "example: negative embedding",
 };
 const past = new Date("2026-01-15T10:00:00Z");
 for (const [name, content] of Object.entries(files)) {
   mkdirSync(join(LIB, name, ".."), { recursive: true });
-  writeFileSync(join(LIB, name), content);
+  writeFileSync(join(LIB, name), Buffer.from(content, "latin1"));
   utimesSync(join(LIB, name), past, past);
 }
 writeFileSync(join(LIB, "loras/still-downloading.safetensors.part"), "partial");
