@@ -20,3 +20,10 @@ export const hashingArgs = {
   "cache-dir": { type: "string", valueHint: "dir", description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)" },
   cache: { type: "boolean", default: true, negativeDescription: "Do not read or write any cache", description: "Use the caches" },
 } as const satisfies ArgsDef;
+
+/** Where and how a report is written (scan and report). */
+export const reportArgs = {
+  output: { type: "string", alias: "o", valueHint: "file", description: "Write to FILE (atomically) instead of stdout" },
+  format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
+  excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
+} as const satisfies ArgsDef;

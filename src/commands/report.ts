@@ -6,16 +6,14 @@ import { readInventory } from "../core/inventory-read.ts";
 import { renderInventory } from "../core/render.ts";
 import { chooseFormat, writeReport } from "../services/report-output.ts";
 import { logger } from "../ui/logger.ts";
-import { globalArgs } from "./_shared.ts";
+import { globalArgs, reportArgs } from "./_shared.ts";
 
 export default defineCommand({
   meta: { name: "report", description: "Re-render a saved JSON inventory as CSV, Markdown or JSON, with no network" },
   args: {
     ...globalArgs,
     inventory: { type: "positional", required: false, description: "Inventory JSON written by scan (- for stdin)", valueHint: "inventory.json" },
-    output: { type: "string", alias: "o", valueHint: "file", description: "Write to FILE (atomically) instead of stdout" },
-    format: { type: "string", valueHint: "json|csv|md", description: "Output format (default: from -o's extension, else json)" },
-    excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
+    ...reportArgs,
   },
   run({ args }) {
     const source = args._[0];

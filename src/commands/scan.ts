@@ -13,16 +13,14 @@ import { createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
-import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
+import { globalArgs, reportArgs, hashingArgs, walkArgs } from "./_shared.ts";
 
 export default defineCommand({
   meta: { name: "scan", description: "Walk, hash and identify model files on Civitai; write an inventory (JSON, CSV or Markdown)" },
   args: {
     ...globalArgs,
     paths: { type: "positional", required: false, description: "Files or folders (default: modelDirectories from the config)", valueHint: "paths..." },
-    output: { type: "string", alias: "o", valueHint: "file", description: "Write the inventory to FILE (atomically) instead of stdout" },
-    format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
-    excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
+    ...reportArgs,
     "fail-on": { type: "string", valueHint: "statuses", description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)" },
     "local-metadata": { type: "boolean", description: "Keep every safetensors __metadata__ value (cut) in each record's local.header.metadata; off by default to keep reports compact" },
     "trust-sidecars": {

@@ -20,7 +20,7 @@ import {
 } from "../core/api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "../core/civitai-types.ts";
 import { truncateText, type Redactor } from "../core/redact.ts";
-import { createHttpEngine, type HttpLogger, type HttpStats, type SleepFn, type StatusContext } from "./http.ts";
+import { createHttpEngine, type HttpEngineOptions, type HttpStats, type StatusContext } from "./http.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (civitai-api.md §3.1). */
 export const MAX_BATCH = 100;
@@ -29,30 +29,11 @@ const MAX_QUOTED = 200;
 const SERVICE = "Civitai";
 const NOT_FOUND_RE = /model not found|missing model file/i;
 
-export interface CivitaiClientOptions {
-  apiKey?: string;
+export interface CivitaiClientOptions extends Omit<HttpEngineOptions, "trustedOrigins" | "serviceName" | "statusError"> {
   /** `civitai-meta/<version>`: a non-browser UA keeps Civitai's errors in JSON (civitai-api.md §4.4). */
   userAgent: string;
   /** Origins allowed to receive the key (the configured primary and fallback hosts). */
   civitaiHosts: string[];
-  /** Per attempt, fresh for every retry. Default 30 000. */
-  timeoutMs?: number;
-  /** Default 5. */
-  maxAttempts?: number;
-  /** A 429 asking for longer than this stops every call with kind "rate_limited". Default 10 min. */
-  maxRateLimitWaitMs?: number;
-  /** Default 4; halved by a 429, grows back by one per `concurrencyRecoverAfter` successes. */
-  concurrency?: number;
-  /** Default 10. */
-  concurrencyRecoverAfter?: number;
-  signal?: AbortSignal;
-  /** consola-like; default silent. Every line is redacted before it gets here. */
-  logger?: HttpLogger;
-  random?: () => number;
-  sleep?: SleepFn;
-  now?: () => number;
-  /** The fetch implementation (tests only). */
-  fetch?: typeof globalThis.fetch;
 }
 
 export interface CivitaiClient extends CivitaiApi {

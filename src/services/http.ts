@@ -55,12 +55,18 @@ export interface HttpEngineOptions {
   apiKey?: string;
   /** Name used in messages ("Civitai"). */
   serviceName: string;
+  /** Per attempt, fresh for every retry. Default 30 000. */
   timeoutMs?: number;
+  /** Default 5. */
   maxAttempts?: number;
+  /** A 429 asking for longer than this stops every call with kind "rate_limited". Default 10 min. */
   maxRateLimitWaitMs?: number;
+  /** Default 4; halved by a 429, grows back by one per `concurrencyRecoverAfter` successes. */
   concurrency?: number;
+  /** Default 10. */
   concurrencyRecoverAfter?: number;
   signal?: AbortSignal;
+  /** consola-like; default silent. Every line is redacted before it gets here. */
   logger?: HttpLogger;
   random?: () => number;
   sleep?: SleepFn;
