@@ -24,8 +24,13 @@ export const MODELS_BATCH_SIZE = 100;
 export const DEFAULT_LOOKUP_CONCURRENCY = 4;
 const CACHE_READ_CONCURRENCY = 32;
 
-/** Errors after which no further request is sent: Civitai asked us to wait, or the user pressed Ctrl-C. */
-const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set(["rate_limited", "aborted"]);
+/**
+ * Errors after which no further request is sent: Civitai asked us to wait, the user pressed Ctrl-C,
+ * or Civitai cannot be used from here at all (unreachable after every retry, region-blocked, key
+ * refused, blocked by the WAF). Asking on would repeat the same error once per batch, and for a
+ * large library turn a clear failure into minutes of waiting; what was done is still reported.
+ */
+const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set(["rate_limited", "aborted", "network", "region_blocked", "unauthorized", "forbidden"]);
 
 export interface LookupItem {
   sha256: string;

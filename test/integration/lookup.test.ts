@@ -391,6 +391,18 @@ describe("failures", () => {
     expect(api.count("modelsByIds")).toBe(2);
   });
 
+  for (const kind of ["network", "region_blocked", "unauthorized", "forbidden"] as const) {
+    test(`a ${kind} error after the client's retries stops the lookup; every file says why`, async () => {
+      const { api, deps } = setup({ [PRIMARY]: world(300) });
+      api.failWhen = (_call, index) => (index === 0 ? new ApiError(`${kind} failure`, kind) : undefined);
+      const result = await lookupFiles(items(300), deps(), { ...OPTS, concurrency: 1 });
+      expect(result.stopped?.kind).toBe(kind);
+      expect(api.calls).toHaveLength(1);
+      const entries = items(300).map((it) => result.entries.get(it.sha256));
+      expect(entries.every((e) => e?.status === "error" && e.error === `${kind} failure`)).toBe(true);
+    });
+  }
+
   test("an aborted signal sends nothing more", async () => {
     const controller = new AbortController();
     const { api, deps } = setup({ [PRIMARY]: world(300) });
