@@ -6,7 +6,7 @@ export const SCHEMA_VERSION = 1;
 export interface InventorySummary {
   files: number;
   byStatus: Record<RecordStatus, number>;
-  /** Bytes of all files (found, not found, error), skipped ones excluded. */
+  /** Total size of every record with a size (paths skipped by the walk, e.g. FIFOs, have none). */
   bytes: number;
   durationMs: number;
   requests: number;

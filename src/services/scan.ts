@@ -137,7 +137,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   let bytes = 0;
   for (const r of records) {
     byStatus[r.status]++;
-    if (r.status !== "skipped" && r.size !== null) bytes += r.size;
+    if (r.size !== null) bytes += r.size;
   }
   const inventoryOptions: InventoryOptions = {
     apiUrl: options.offline ? null : options.hosts.primary,

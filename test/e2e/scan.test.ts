@@ -114,7 +114,10 @@ describe("scan", () => {
     const cold = await runCli(["scan", dir, "--offline", ...baseArgs(tmp.make())]);
     expect(cold.code).toBe(0);
     expect(civitai.requests).toHaveLength(0);
-    const rec = inventoryOf(cold.stdout).records[0];
+    const coldInv = inventoryOf(cold.stdout);
+    const rec = coldInv.records[0];
+    // The file was read and hashed, so it counts in the total size even though it was not looked up.
+    expect(coldInv.summary.bytes).toBe("offline model".length);
     expect(rec.status).toBe("skipped");
     expect(rec.reason).toContain("offline");
     const cacheDir = tmp.make();
