@@ -146,7 +146,7 @@ export function formatInspect(r: InspectResult): string {
   out += row("file", e(r.path));
   out += row("size", `${formatBytes(r.size)} (${r.size} bytes)`);
 
-  let format = describeFormat(local.format);
+  let format = local.format === "unknown" ? "unknown (not safetensors, GGUF, zip or pickle)" : describeFormat(local.format);
   if (local.header) format += ` (header ${local.header.length} bytes; tensor data from byte ${local.header.dataOffset})`;
   if (local.format === "pickle") format += ": never loaded";
   else if (local.zip?.torch) format += " holding a pickle: never loaded";
