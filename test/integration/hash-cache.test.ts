@@ -398,6 +398,47 @@ describe("concurrency and atomic writes (C4)", () => {
     expect(JSON.parse(readFileSync(p, "utf8")).n).toBe(29);
   });
 
+  test("SIGKILL while the cache is being written leaves every entry parseable, and a later run uses it (C3)", async () => {
+    const dir = join(root, "c3");
+    mkdirSync(dir, { recursive: true });
+    const writer = Bun.spawn(
+      [BUN, "-e", `
+        const { openHashCache } = await import(${JSON.stringify(join(SRC, "services/hash-cache.ts"))});
+        const { cache } = await openHashCache(${JSON.stringify(dir)});
+        const id = (i) => ({ dev: 1, ino: i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" });
+        const h = (s) => new Bun.CryptoHasher("sha256").update(s).digest("hex");
+        for (let round = 0; ; round++) {
+          for (let i = 0; i < 50; i++) cache.set("/killed/" + i, id(i), { sha256: h(round + ":" + i), autov2: h(String(round)).slice(0, 10) });
+          if (round === 2) console.log("ready");
+        }
+      `],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = writer.stdout.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain("ready");
+    await Bun.sleep(100);
+    writer.kill("SIGKILL");
+    await writer.exited;
+    expect(writer.signalCode).toBe("SIGKILL");
+    const { cache } = await openHashCache(dir);
+    let entries = 0;
+    for (let i = 0; i < 50; i++) {
+      const file = cache!.entryPath(`/killed/${i}`);
+      const entry = parseEntry(readFileSync(file, "utf8"));
+      expect(entry?.path).toBe(`/killed/${i}`);
+      expect(entry?.hashes.sha256).toMatch(/^[0-9a-f]{64}$/);
+      entries++;
+    }
+    expect(entries).toBe(50);
+    const identity = { dev: 1, ino: 7, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" };
+    expect(cache!.get("/killed/7", identity, ["sha256", "autov2"])?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // A temp file the kill may have left is never read as an entry, and prune removes it.
+    cache!.prune();
+    const leftovers = readdirSync(join(dir, "hashes", "v1"), { recursive: true }).filter((n) => String(n).includes(TEMP_PREFIX));
+    expect(leftovers).toEqual([]);
+  });
+
   test("hostile paths map to distinct files inside the cache (C10)", async () => {
     const cache = await freshCache("c10");
     const names = ["../x", "a/b", "a:b", "A/B", "x?y=1", "x", "/../../etc/passwd"];
