@@ -31,7 +31,8 @@ export type ApiErrorKind =
   | "region_blocked" // 451
   | "bad_response" // HTML, truncated or wrong-shaped JSON after retries
   | "http" // other status
-  | "aborted"; // Ctrl-C
+  | "aborted" // Ctrl-C
+  | "fallback_unavailable"; // a miss on the primary that the failed fallback host could not check
 
 /** A failure talking to Civitai. `message` is safe to print: no key, no signed URL. */
 export class ApiError extends Error {

@@ -80,6 +80,8 @@ export interface LookupResult {
   counters: LookupCounters;
   /** Why requests stopped early (rate limit, Ctrl-C); unfinished entries carry the same message. */
   stopped?: { kind: ApiErrorKind; message: string; retryAt?: Date };
+  /** Set when the fallback host failed and was not asked again; the files it could not answer are errors. */
+  fallbackFailure?: string;
 }
 
 export interface LookupDeps {
@@ -153,6 +155,30 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
       return { message: err.message, kind: err.kind };
     }
     return { message: errorMessage(err) };
+  };
+  /**
+   * The primary host, then the fallback for a miss. A fallback that fails (down, blocked) must not
+   * stop lookups the primary can still answer: it is dropped for the rest of the run, and each miss
+   * it could not check becomes an error that says so (it may be on the fallback, so not "not found").
+   */
+  let fallbackFailure: string | undefined;
+  const askHosts = async <T>(ask: (host: string) => Promise<T | null>): Promise<{ version: T; host: string } | null | "stopped"> => {
+    if (isStopped()) return "stopped";
+    const first = await ask(hosts.primary);
+    if (first !== null) return { version: first, host: hosts.primary };
+    const fallback = hostList[1];
+    if (fallback === undefined) return null;
+    if (fallbackFailure === undefined) {
+      if (isStopped()) return "stopped";
+      try {
+        const second = await ask(fallback);
+        return second === null ? null : { version: second, host: fallback };
+      } catch (err) {
+        if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") throw err;
+        fallbackFailure ??= `${fallback} could not be asked: ${err.message}`;
+      }
+    }
+    throw new ApiError(`not found on ${hosts.primary}; ${fallbackFailure}`, "fallback_unavailable");
   };
   const progress = (phase: LookupPhase, done: number, total: number): void => options.onProgress?.({ phase, done, total });
 
@@ -230,7 +256,7 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
     await runLimited(leftOver, concurrency, async (work) => {
       if (isStopped()) return;
       try {
-        const hit = await firstHost(hostList, isStopped, async (host) => {
+        const hit = await askHosts(async (host) => {
           counters.requests.single++;
           const answer = await api.versionByHash(host, work.sha256);
           return checkedVersion(answer);
@@ -270,7 +296,7 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
       }
       if (isStopped()) return;
       try {
-        const hit = await firstHost(hostList, isStopped, async (host) => {
+        const hit = await askHosts(async (host) => {
           counters.requests.autov3++;
           const answer = checkedVersion(await api.versionByHash(host, autov3));
           // A 12-hex value only matches AutoV3 today, but the GET matches every hash type: check.
@@ -378,7 +404,7 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
     else fail(work, { message: "lookup did not finish" });
   }
 
-  return { entries, counters, ...(stopped ? { stopped } : {}) };
+  return { entries, counters, ...(stopped ? { stopped } : {}), ...(fallbackFailure ? { fallbackFailure } : {}) };
 }
 
 function emptyEntry(): LookupEntry {
@@ -390,20 +416,6 @@ function checkedVersion(answer: unknown): ApiModelVersion | null {
   if (answer === null || answer === undefined) return null;
   if (!isVersion(answer)) throw new ApiError("unexpected answer from Civitai (not a model version)", "bad_response");
   return answer;
-}
-
-/** Asks each host in turn until one answers; "stopped" when a stop came before any answer. */
-async function firstHost<T>(
-  hosts: readonly string[],
-  isStopped: () => boolean,
-  ask: (host: string) => Promise<T | null>,
-): Promise<{ version: T; host: string } | null | "stopped"> {
-  for (const host of hosts) {
-    if (isStopped()) return "stopped";
-    const answer = await ask(host);
-    if (answer !== null) return { version: answer, host };
-  }
-  return null;
 }
 
 function chunk<T>(items: readonly T[], size: number): T[][] {

@@ -129,6 +129,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     },
   );
   if (lookup.stopped?.kind === "aborted") options.signal?.throwIfAborted();
+  if (lookup.fallbackFailure) options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
 
   const records = buildRecords({ hashes: collected.hashes, skipped: collected.walk.skipped, lookups: lookup.entries, locals, hashSources, now: now() });

@@ -403,6 +403,26 @@ describe("failures", () => {
     });
   }
 
+  test("a fallback host that is down is dropped, not a stop: the primary still answers, misses say the fallback was not checked", async () => {
+    const found = sha(0x700);
+    const missA = sha(0x701);
+    const missB = sha(0x702);
+    const { api, deps, cache } = setup({ [PRIMARY]: { versions: [makeVersion(7, 70, { SHA256: found.toUpperCase() })], models: [{ id: 70 }] } });
+    api.failWhen = (call) => (call.host === FALLBACK ? new ApiError("cannot reach civitai.red", "network") : undefined);
+    const result = await lookupFiles([{ sha256: found }, { sha256: missA }, { sha256: missB }], deps(), { ...OPTS, concurrency: 1 });
+    expect(result.stopped).toBeUndefined();
+    expect(result.fallbackFailure).toContain("cannot reach civitai.red");
+    expect(result.entries.get(found)).toMatchObject({ status: "found", host: PRIMARY });
+    for (const miss of [missA, missB]) {
+      expect(result.entries.get(miss)).toMatchObject({ status: "error", errorKind: "fallback_unavailable" });
+      expect(result.entries.get(miss)?.error).toContain(`not found on ${PRIMARY}`);
+      // Unchecked is not "not found": nothing is cached for it.
+      expect(await cache.getVersion(versionKeyBySha256(miss))).toBeNull();
+    }
+    // The fallback was asked once, then dropped for the rest of the run.
+    expect(api.calls.filter((c) => c.host === FALLBACK)).toHaveLength(1);
+  });
+
   test("an aborted signal sends nothing more", async () => {
     const controller = new AbortController();
     const { api, deps } = setup({ [PRIMARY]: world(300) });
