@@ -10,4 +10,5 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   report: () => import("./report.ts").then(load),
   download: () => import("./download.ts").then(load),
   inspect: () => import("./inspect.ts").then(load),
+  cache: () => import("./cache.ts").then(load),
 });

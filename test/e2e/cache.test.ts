@@ -1,0 +1,57 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs();
+afterAll(() => tmp.cleanup());
+
+const count = (dir: string) => (existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.endsWith(".json")).length : 0);
+
+describe("cache command", () => {
+  test("info counts entries; prune drops entries of vanished files and corrupt metadata; clear empties one or both", async () => {
+    const models = tmp.make();
+    const cacheDir = tmp.make();
+    const past = new Date(Date.now() - 3600_000);
+    for (const name of ["a.safetensors", "b.safetensors"]) {
+      writeFileSync(join(models, name), name);
+      utimesSync(join(models, name), past, past);
+    }
+    expect((await runCli(["hash", "--cache-dir", cacheDir, models])).code).toBe(0);
+    const metaDir = join(cacheDir, "meta", "version");
+    mkdirSync(metaDir, { recursive: true });
+    writeFileSync(join(metaDir, "garbage.json"), "{ torn");
+    const entry = (expiresAt: number) => JSON.stringify({ v: 1, storedAt: 1, expiresAt, kind: "not_found", data: null });
+    writeFileSync(join(metaDir, "expired.json"), entry(2));
+    writeFileSync(join(metaDir, "valid.json"), entry(Date.now() + 86_400_000));
+
+    const info = await runCli(["cache", "info", "--cache-dir", cacheDir]);
+    expect(info.code).toBe(0);
+    expect(info.stdout).toContain("hashes    2 entries");
+    expect(info.stdout).toContain("metadata  3 entries");
+
+    rmSync(join(models, "a.safetensors"));
+    const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
+    expect(prune.code).toBe(0);
+    expect(prune.stderr).toContain("pruned 1 of 2 hash entries and 2 of 3 metadata entries");
+    expect(existsSync(join(metaDir, "valid.json"))).toBe(true);
+    expect(count(join(cacheDir, "hashes"))).toBe(1);
+    // The surviving entry is still a hit.
+    expect((await runCli(["hash", "--cache-dir", cacheDir, models])).stderr).toContain("1 from cache");
+
+    writeFileSync(join(metaDir, "again.json"), "{}");
+    const clearMeta = await runCli(["cache", "clear", "--metadata", "--cache-dir", cacheDir]);
+    expect(clearMeta.code).toBe(0);
+    expect(count(join(cacheDir, "meta"))).toBe(0);
+    expect(count(join(cacheDir, "hashes"))).toBe(1);
+    expect((await runCli(["cache", "clear", "--cache-dir", cacheDir])).code).toBe(0);
+    expect(count(join(cacheDir, "hashes"))).toBe(0);
+  });
+
+  test("an unknown action is a usage error", async () => {
+    const r = await runCli(["cache", "wipe"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("info, prune, clear");
+  });
+});
