@@ -9,6 +9,8 @@ import { writeFileAtomic } from "./atomic-write.ts";
 import { freeBytes } from "./disk-space.ts";
 import { acquireLock, type LockOptions, type LockOwner } from "./download-lock.ts";
 import { fsyncDirSync } from "./atomic-write.ts";
+import { PartWriter } from "./part-writer.ts";
+import { createStreamHasher, type StreamHasher } from "./stream-hasher.ts";
 
 /**
  * One verified, resumable transfer (reliability.md §1.7, issue #6). The API answers with a 307 to a
@@ -45,6 +47,8 @@ export interface DownloaderOptions {
   keyHosts?: readonly string[];
   userAgent?: string;
   fetch?: typeof fetch;
+  /** Hash on the main thread instead of a worker (tests that count threads, or no worker support). */
+  inlineHash?: boolean;
   /** Longest wait for the next bytes (headers included), reset on each chunk; default 60 s. */
   stallTimeoutMs?: number;
   /** Failed attempts in a row, without a byte of progress, before giving up; default 5. */
@@ -292,8 +296,12 @@ async function checkExisting(task: DownloadTask, size: number): Promise<{ ok: bo
 
 interface PartState {
   handle: FileHandle | null;
+  /** Bytes on disk in the .part (and fed to the hasher). */
   offset: number;
-  hasher: Bun.CryptoHasher;
+  /** Bytes received and not yet written (at most one write batch). */
+  buffered: number;
+  hasher: StreamHasher;
+  makeHasher: (seed?: { path: string; length: number }) => StreamHasher;
   sidecar: Sidecar;
 }
 
@@ -305,7 +313,8 @@ async function openPart(part: string, create: boolean): Promise<FileHandle> {
 async function transfer(task: DownloadTask, part: string, options: DownloaderOptions, redact: Redactor, counted: (n: number) => void): Promise<void> {
   const sidecarPath = sidecarPathFor(part);
   const fresh: Sidecar = { versionId: task.versionId, fileId: task.fileId, url: task.url, size: task.size, sha256: task.sha256, etag: null, lastModified: null };
-  const state: PartState = { handle: null, offset: 0, hasher: new Bun.CryptoHasher("sha256"), sidecar: fresh };
+  const makeHasher = (seed?: { path: string; length: number }) => createStreamHasher({ ...(seed ? { seed } : {}), inline: options.inlineHash === true });
+  const state: PartState = { handle: null, offset: 0, buffered: 0, hasher: makeHasher(), makeHasher, sidecar: fresh };
 
   // Resume only a .part whose sidecar says it holds the same file; anything else starts over.
   const old = readSidecar(sidecarPath);
@@ -314,15 +323,15 @@ async function transfer(task: DownloadTask, part: string, options: DownloaderOpt
     const same = old !== null && old.versionId === task.versionId && old.fileId === task.fileId && old.sha256 === task.sha256;
     state.handle = await openPart(part, false);
     if (same && partStat.size > 0) {
-      const { hasher, bytes } = await hashFile(part, partStat.size);
-      state.hasher = hasher;
-      state.offset = bytes;
+      // The bytes already there are hashed by the hasher's worker while the request goes out.
+      replaceHasher(state, { path: part, length: partStat.size });
+      state.offset = partStat.size;
       state.sidecar = old;
     } else {
       await state.handle.truncate(0);
     }
   }
-  const report = (total: number | null) => options.onProgress?.({ task, received: state.offset, total });
+  const report = (total: number | null) => options.onProgress?.({ task, received: state.offset + state.buffered, total });
   report(task.size);
 
   const dir = dirname(task.dest);
@@ -373,7 +382,13 @@ async function transfer(task: DownloadTask, part: string, options: DownloaderOpt
   } finally {
     await state.handle?.close().catch(() => {});
     state.handle = null;
+    state.hasher.close();
   }
+}
+
+function replaceHasher(state: PartState, seed?: { path: string; length: number }): void {
+  state.hasher.close();
+  state.hasher = state.makeHasher(seed);
 }
 
 function baseHeaders(options: DownloaderOptions): Record<string, string> {
@@ -488,18 +503,10 @@ function storageFailure(task: DownloadTask, res: Response, host: string): Error 
   return new DownloadFailure(`${task.url}: the storage host ${host} answered ${s}`, false);
 }
 
-async function writeAll(handle: FileHandle, chunk: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < chunk.byteLength) {
-    const { bytesWritten } = await handle.write(chunk, done, chunk.byteLength - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 async function restart(state: PartState): Promise<void> {
   await state.handle?.truncate(0);
   state.offset = 0;
-  state.hasher = new Bun.CryptoHasher("sha256");
+  replaceHasher(state);
 }
 
 /**
@@ -603,25 +610,17 @@ async function attempt(
     if (!res.body) return expected === null || state.offset >= expected;
     const reader = res.body.getReader();
     guard.kick();
-    for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
+    const writer = new PartWriter(state.handle, state.hasher, state.offset);
+    const sync = () => {
+      state.offset = writer.offset;
+      state.buffered = writer.buffered;
+    };
+    // A write error is a disk problem: say how much room is needed; anything else is rethrown.
+    const written = async (work: Promise<void>): Promise<void> => {
       try {
-        chunk = await reader.read();
+        await work;
       } catch (err) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        throw new RetryableFailure(guard.stalled() ? `stalled: no data for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s` : `connection lost (${(err as Error)?.message ?? err})`);
-      }
-      if (chunk.done) break;
-      guard.kick();
-      const bytes = chunk.value;
-      if (expected !== null && state.offset + bytes.byteLength > expected) {
-        await reader.cancel().catch(() => {});
-        await discardPart(part, state);
-        throw new DownloadFailure(`${task.url}: the server sent more than the expected ${expected} bytes; the partial download was discarded`, false);
-      }
-      try {
-        await writeAll(state.handle, bytes, state.offset);
-      } catch (err) {
+        sync();
         await reader.cancel().catch(() => {});
         if (errno(err) === "ENOSPC" || errno(err) === "EDQUOT") {
           const free = await (options.freeSpace ?? freeBytes)(dirname(task.dest));
@@ -632,11 +631,33 @@ async function attempt(
         }
         throw err;
       }
-      state.hasher.update(bytes);
-      state.offset += bytes.byteLength;
+      sync();
+    };
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        // What arrived before the cut (or Ctrl-C) is good: keep it so the resume starts after it.
+        await written(writer.drain());
+        if (options.signal?.aborted) throw options.signal.reason;
+        throw new RetryableFailure(guard.stalled() ? `stalled: no data for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s` : `connection lost (${(err as Error)?.message ?? err})`);
+      }
+      if (chunk.done) break;
+      guard.kick();
+      const bytes = chunk.value;
+      if (expected !== null && writer.offset + writer.buffered + bytes.byteLength > expected) {
+        await reader.cancel().catch(() => {});
+        await writer.drain().catch(() => {});
+        sync();
+        await discardPart(part, state);
+        throw new DownloadFailure(`${task.url}: the server sent more than the expected ${expected} bytes; the partial download was discarded`, false);
+      }
+      await written(writer.push(bytes));
       counted(bytes.byteLength);
       report(total);
     }
+    await written(writer.drain());
     return expected === null || state.offset >= expected;
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
@@ -672,7 +693,7 @@ async function onUnsatisfiable(
 ): Promise<boolean> {
   const total = unsatisfiedTotal(res.headers.get("content-range")) ?? (task.sizeExact ? task.size : null);
   if (state.offset > 0 && total !== null && state.offset === total) {
-    const digest = state.hasher.copy().digest("hex");
+    const digest = await state.hasher.digest();
     if (task.sha256 === null || digest === task.sha256) return true;
   }
   options.onWarning?.(`${task.dest}: the .part (${formatBytes(state.offset)}) does not match the remote file; starting over`);
@@ -687,7 +708,7 @@ async function discardPart(part: string, state: PartState): Promise<void> {
   tryUnlink(part);
   tryUnlink(sidecarPathFor(part));
   state.offset = 0;
-  state.hasher = new Bun.CryptoHasher("sha256");
+  replaceHasher(state);
 }
 
 /** Size and SHA-256 must both equal Civitai's; then fsync, rename, fsync the folder. */
@@ -696,14 +717,16 @@ async function finish(task: DownloadTask, part: string, state: PartState, option
     await discardPart(part, state);
     throw new DownloadFailure(`${task.url}: size mismatch: expected ${task.size} bytes, got ${state.offset}; the partial download was deleted`, false);
   }
-  const actual = state.hasher.digest("hex");
+  // The fsync (writing 25 GB back to disk takes a while) overlaps the hasher finishing its queue;
+  // syncing bytes that turn out wrong costs nothing, the rename below is what must wait for both.
+  const synced = state.handle ? state.handle.sync() : Promise.resolve();
+  const [actual] = await Promise.all([state.hasher.digest(), synced]);
   if (task.sha256 !== null && actual !== task.sha256) {
     await discardPart(part, state);
     throw new DownloadFailure(`${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted`, false);
   }
   if (task.sha256 === null) options.onWarning?.(`${task.dest}: Civitai gives no SHA-256 for this file; only its size was checked`);
   if (state.handle) {
-    await state.handle.sync();
     await state.handle.close();
     state.handle = null;
   }

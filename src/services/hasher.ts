@@ -9,6 +9,7 @@ import type { FileHashes, FoundFile, HashAlgo, HashResult } from "../core/types.
 import type { HashCache } from "./hash-cache.ts";
 // Types only: the worker module must not be evaluated in this thread just to share constants.
 import type { FromWorkerMessage, HashJob, HashJobResult, ToWorkerMessage } from "./hash-worker.ts";
+import { serviceWorkerUrl } from "./worker-url.ts";
 
 /**
  * Read buffer per worker. Measured on a 1 GB file (sha256+crc32, 2-core VM): 1, 4 and 8 MiB were
@@ -61,16 +62,10 @@ interface Batch {
 }
 
 /** Bun's embedded file system in a `bun build --compile` binary (`/$bunfs/` on POSIX, `B:/~BUN/` on Windows). */
-const STANDALONE_URL_RE = /\$bunfs|~BUN/;
 
-/**
- * Where the worker entry is. From source it sits beside this file. In a compiled binary every
- * bundled module's import.meta.url is the entry's (src/cli.ts, at the bundle root), and the worker,
- * given as an extra entrypoint, keeps its path relative to src/: `services/hash-worker.ts`.
- */
-export function hashWorkerUrl(moduleUrl: string = import.meta.url): string {
-  const relative = STANDALONE_URL_RE.test(moduleUrl) ? "./services/hash-worker.ts" : "./hash-worker.ts";
-  return new URL(relative, moduleUrl).href;
+/** The hash worker's script (see serviceWorkerUrl for the compiled-binary case). */
+export function hashWorkerUrl(moduleUrl?: string): string {
+  return serviceWorkerUrl("hash-worker.ts", moduleUrl);
 }
 
 function planBatches(jobs: HashJob[]): Batch[] {

@@ -433,10 +433,11 @@ describe("concurrency and atomic writes (C4)", () => {
     expect(entries).toBe(50);
     const identity = { dev: 1, ino: 7, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" };
     expect(cache!.get("/killed/7", identity, ["sha256", "autov2"])?.sha256).toMatch(/^[0-9a-f]{64}$/);
-    // A temp file the kill may have left is never read as an entry, and prune removes it.
+    // The kill may leave the one temp file it was writing: it is never an entry, and prune keeps
+    // it only while it is fresh (a live writer's temp file must not vanish under it).
     cache!.prune();
     const leftovers = readdirSync(join(dir, "hashes", "v1"), { recursive: true }).filter((n) => String(n).includes(TEMP_PREFIX));
-    expect(leftovers).toEqual([]);
+    expect(leftovers.length).toBeLessThanOrEqual(1);
   });
 
   test("hostile paths map to distinct files inside the cache (C10)", async () => {

@@ -1,0 +1,97 @@
+import type { FromSha256Worker, ToSha256Worker } from "./sha256-worker.ts";
+import { serviceWorkerUrl } from "./worker-url.ts";
+
+/** An incremental SHA-256 whose digest may be computed elsewhere (a worker thread). */
+export interface StreamHasher {
+  /** Takes ownership of `chunk`: the caller must not touch it afterwards (its buffer may move). */
+  update(chunk: Uint8Array): void;
+  /** Lower-case hex of everything given so far; the hasher stays usable. */
+  digest(): Promise<string>;
+  /** Frees the worker; later calls are not allowed. */
+  close(): void;
+}
+
+export interface StreamHasherOptions {
+  /** Start from the first `length` bytes of this file (a .part being resumed), hashed off-thread too. */
+  seed?: { path: string; length: number };
+  /** Hash on this thread (tests, or where workers are unwanted). */
+  inline?: boolean;
+}
+
+/**
+ * SHA-256 for downloads. On the main thread the hash competed with receiving and writing and held
+ * a 2 GiB download to about 0.7× curl's rate; in a worker the three overlap on separate cores.
+ */
+export function createStreamHasher(options: StreamHasherOptions = {}): StreamHasher {
+  return options.inline ? inlineHasher(options.seed) : workerHasher(options.seed);
+}
+
+function inlineHasher(seed: StreamHasherOptions["seed"]): StreamHasher {
+  const hasher = new Bun.CryptoHasher("sha256");
+  let ready: Promise<void> = Promise.resolve();
+  if (seed) {
+    ready = (async () => {
+      for await (const chunk of Bun.file(seed.path).slice(0, seed.length).stream()) hasher.update(chunk);
+    })();
+  }
+  const pending: Uint8Array[] = [];
+  return {
+    update(chunk) {
+      if (seed) pending.push(chunk);
+      else hasher.update(chunk);
+    },
+    async digest() {
+      await ready;
+      for (const chunk of pending.splice(0)) hasher.update(chunk);
+      return hasher.copy().digest("hex");
+    },
+    close() {},
+  };
+}
+
+function workerHasher(seed: StreamHasherOptions["seed"]): StreamHasher {
+  const worker = new Worker(serviceWorkerUrl("sha256-worker.ts"));
+  // A download must never hang the process on exit because a hasher was left open.
+  worker.unref();
+  let nextId = 0;
+  const waiting = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
+  let broken: Error | null = null;
+  const post = (msg: ToSha256Worker, transfer: ArrayBuffer[] = []) => worker.postMessage(msg, transfer);
+  worker.onmessage = (event: MessageEvent<FromSha256Worker>) => {
+    const msg = event.data;
+    const w = waiting.get(msg.id);
+    if (!w) return;
+    waiting.delete(msg.id);
+    if (waiting.size === 0) worker.unref();
+    if ("hex" in msg) w.resolve(msg.hex);
+    else w.reject(new Error(`cannot hash the partial download: ${msg.error}`));
+  };
+  worker.onerror = (event) => {
+    broken = new Error(`the hash worker failed: ${event.message}`);
+    for (const w of waiting.values()) w.reject(broken);
+    waiting.clear();
+  };
+  if (seed) post({ type: "seed", path: seed.path, length: seed.length });
+  return {
+    update(chunk) {
+      // Moving the buffer is free; a view into a larger buffer is copied first so we move only it.
+      const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice();
+      post({ type: "update", chunk: own }, [own.buffer as ArrayBuffer]);
+    },
+    digest() {
+      if (broken) return Promise.reject(broken);
+      const id = nextId++;
+      // While an answer is awaited the worker must keep the process alive.
+      worker.ref();
+      return new Promise<string>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        post({ type: "digest", id });
+      });
+    },
+    close() {
+      worker.terminate();
+      for (const w of waiting.values()) w.reject(new Error("hasher closed"));
+      waiting.clear();
+    },
+  };
+}
