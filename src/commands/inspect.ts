@@ -13,6 +13,7 @@ import { getCacheDir } from "../services/paths.ts";
 import { escapeControl, formatBytes } from "../core/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
+import { identityFromStats } from "../services/file-identity.ts";
 
 const INSPECT_ALGOS: HashAlgo[] = ["sha256", "autov2", "autov3"];
 /** Metadata values longer than this are cut in the human view (the JSON keeps the 1,000-char cut). */
@@ -97,7 +98,7 @@ export async function inspectFile(path: string, options: InspectOptions): Promis
       paths: [path],
       // The hash cache is keyed on the real path, as the walker does.
       realPath: await realpath(path).catch(() => path),
-      identity: { dev: Number(st.dev), ino: Number(st.ino), size, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() },
+      identity: identityFromStats(st),
       mtimeMs: Number(st.mtimeNs / 1000n) / 1000,
     };
     const [hashed] = await hashFiles([file], { algos: INSPECT_ALGOS, jobs: 1, cache });

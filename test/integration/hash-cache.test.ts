@@ -7,10 +7,8 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  realpathSync,
   renameSync,
   rmSync,
-  statSync,
   utimesSync,
   writeFileSync,
   writeSync,
@@ -23,6 +21,7 @@ import { TEMP_PREFIX, writeFileAtomic, writeFileAtomicAsync } from "../../src/se
 import { openHashCache, parseEntry, type HashCache, type HashCacheEntry } from "../../src/services/hash-cache.ts";
 import { hashFiles } from "../../src/services/hasher.ts";
 import { getCacheDir, getConfigDir } from "../../src/services/paths.ts";
+import { foundFile } from "../helpers/found-file.ts";
 
 const BUN = process.execPath;
 const SRC = join(import.meta.dir, "../../src");
@@ -37,22 +36,6 @@ const mountResult = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "
 const mounted = mountResult.exitCode === 0;
 if (!mounted) console.log(`read-only mount tests skipped: mount failed: ${mountResult.stderr.toString().trim()}`);
 
-function foundFile(path: string): FoundFile {
-  const st = statSync(path, { bigint: true });
-  return {
-    path,
-    paths: [path],
-    realPath: realpathSync(path),
-    mtimeMs: Number(st.mtimeMs),
-    identity: {
-      dev: Number(st.dev),
-      ino: Number(st.ino),
-      size: Number(st.size),
-      mtimeNs: st.mtimeNs.toString(),
-      ctimeNs: st.ctimeNs.toString(),
-    },
-  };
-}
 
 function makeFile(name: string, content: string | Uint8Array): FoundFile {
   const p = join(root, name);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, closeSync, mkdtempSync, openSync, writeSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, mkdtempSync, openSync, writeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -8,27 +8,12 @@ import { HASH_ALGOS, type FoundFile } from "../../src/core/types.ts";
 import { openHashCache } from "../../src/services/hash-cache.ts";
 import { ERR_CHANGED_WHILE_HASHING, ERR_NOT_REGULAR, hashFileSync } from "../../src/services/hash-worker.ts";
 import { hashFiles, hashWorkerUrl, type HashProgress } from "../../src/services/hasher.ts";
+import { foundFile } from "../helpers/found-file.ts";
 
 const BUN = process.execPath;
 const SRC = join(import.meta.dir, "../../src");
 let dir: string;
 
-function foundFile(path: string): FoundFile {
-  const st = statSync(path, { bigint: true });
-  return {
-    path,
-    paths: [path],
-    realPath: realpathSync(path),
-    mtimeMs: Number(st.mtimeMs),
-    identity: {
-      dev: Number(st.dev),
-      ino: Number(st.ino),
-      size: Number(st.size),
-      mtimeNs: st.mtimeNs.toString(),
-      ctimeNs: st.ctimeNs.toString(),
-    },
-  };
-}
 
 /** The hashes computed here without any of our code: node:crypto, zlib and `sha256sum`. */
 function expectedHashes(path: string) {

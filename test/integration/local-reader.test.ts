@@ -1,11 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, spyOn, test } from "bun:test";
 import * as childProcess from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FoundFile } from "../../src/core/types.ts";
 import { hashFiles } from "../../src/services/hasher.ts";
 import { readLocalInfo, readSidecars, type ReadableFile } from "../../src/services/local-reader.ts";
 import { buildGguf } from "../helpers/gguf.ts";
@@ -20,6 +19,7 @@ import {
   writeSafetensors,
   zipLocalHeader,
 } from "../helpers/safetensors.ts";
+import { foundFile } from "../helpers/found-file.ts";
 
 let dir: string;
 beforeAll(() => {
@@ -49,16 +49,6 @@ function recordingOpen(reads: { position: number; length: number }[]) {
   };
 }
 
-function foundFile(path: string): FoundFile {
-  const st = statSync(path, { bigint: true });
-  return {
-    path,
-    paths: [path],
-    realPath: realpathSync(path),
-    mtimeMs: Number(st.mtimeMs),
-    identity: { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() },
-  };
-}
 
 describe("a real kohya SDXL LoRA", () => {
   test("metadata, training summary, modelspec, tensors, guess and embedded hashes", async () => {

@@ -1,0 +1,9 @@
+import { realpathSync, statSync } from "node:fs";
+import type { FoundFile } from "../../src/core/types.ts";
+import { identityFromStats } from "../../src/services/file-identity.ts";
+
+/** A FoundFile for an existing path, built the way the walker builds it. */
+export function foundFile(path: string): FoundFile {
+  const st = statSync(path, { bigint: true });
+  return { path, paths: [path], realPath: realpathSync(path), mtimeMs: Number(st.mtimeMs), identity: identityFromStats(st) };
+}
