@@ -7,7 +7,7 @@
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, truncateSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readLocalPass } from "../src/services/local-reader.ts";
+import { readLocalPass } from "../src/local/local-reader.ts";
 import { check, median } from "./_util.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

@@ -7,9 +7,9 @@
 import { createHash } from "node:crypto";
 import pLimit from "p-limit";
 import { makeModel, makeVersion, startFakeCivitai } from "../test/helpers/fake-civitai.ts";
-import { createCivitaiClient } from "../src/services/civitai-client.ts";
-import { createMetaCache } from "../src/services/meta-cache.ts";
-import { lookupFiles } from "../src/services/lookup.ts";
+import { createCivitaiClient } from "../src/civitai/civitai-client.ts";
+import { createMetaCache } from "../src/civitai/meta-cache.ts";
+import { lookupFiles } from "../src/civitai/lookup.ts";
 import { check } from "./_util.ts";
 
 const FILES = 1000;

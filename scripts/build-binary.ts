@@ -11,8 +11,8 @@ import pkg from "../package.json" with { type: "json" };
 
 const ROOT = join(import.meta.dir, "..");
 const DIST = join(ROOT, "dist");
-// Workers are extra entrypoints; they keep their path under src/ (see services/worker-url.ts).
-const ENTRYPOINTS = [join(ROOT, "src/cli.ts"), join(ROOT, "src/services/hash-worker.ts"), join(ROOT, "src/services/sha256-worker.ts")];
+// Workers are extra entrypoints; they keep their path under src/ (see src/hash/worker-url.ts).
+const ENTRYPOINTS = [join(ROOT, "src/cli.ts"), join(ROOT, "src/hash/hash-worker.ts"), join(ROOT, "src/hash/sha256-worker.ts")];
 
 const TARGETS = [
   { name: "linux-x64", target: "bun-linux-x64" },

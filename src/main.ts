@@ -1,11 +1,11 @@
 import { defineCommand, renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { NAME, VERSION } from "./version.ts";
-import { findUnknownFlags, type FlagSpec } from "./core/cli-args.ts";
-import { AppError, EXIT, UsageError } from "./core/errors.ts";
+import { findUnknownFlags, type FlagSpec } from "./shared/cli-args.ts";
+import { AppError, EXIT, UsageError } from "./shared/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
 import { logger, setLogLevel } from "./ui/logger.ts";
-import { escapeControl } from "./core/format.ts";
+import { escapeControl } from "./shared/format.ts";
 
 export { NAME, VERSION };
 

@@ -1,15 +1,15 @@
 import { join } from "node:path";
 import type { ArgsDef } from "citty";
-import { loadConfig, type LoadedConfig } from "../services/config-file.ts";
-import { createCivitaiClient, type CivitaiClient } from "../services/civitai-client.ts";
-import { createMetaCache, type MetaCache } from "../services/meta-cache.ts";
-import { getCacheDir } from "../services/paths.ts";
-import { parseDuration } from "../core/config.ts";
-import { parsePositiveInt } from "../core/cli-args.ts";
-import { UsageError } from "../core/errors.ts";
-import { resolveApiSettings, type ApiSettings } from "../core/settings.ts";
+import { loadConfig, type LoadedConfig } from "../config/config-file.ts";
+import { createCivitaiClient, type CivitaiClient } from "../civitai/civitai-client.ts";
+import { createMetaCache, type MetaCache } from "../civitai/meta-cache.ts";
+import { getCacheDir } from "../config/paths.ts";
+import { parseDuration } from "../config/config.ts";
+import { parsePositiveInt } from "../shared/cli-args.ts";
+import { UsageError } from "../shared/errors.ts";
+import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
 import { logger } from "../ui/logger.ts";
-import { escapeControl } from "../core/format.ts";
+import { escapeControl } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
 
 export const apiArgs = {

@@ -1,4 +1,4 @@
-import { AppError, EXIT } from "../core/errors.ts";
+import { AppError, EXIT } from "../shared/errors.ts";
 
 /**
  * Runs `fn` with a signal that Ctrl-C (or SIGTERM) aborts: in-flight requests and hash workers

@@ -1,11 +1,11 @@
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { UsageError } from "../core/errors.ts";
-import { escapeControl, formatBytes } from "../core/format.ts";
-import { openHashCache } from "../services/hash-cache.ts";
-import { pruneMetaCache } from "../services/meta-cache.ts";
-import { getCacheDir } from "../services/paths.ts";
+import { UsageError } from "../shared/errors.ts";
+import { escapeControl, formatBytes } from "../shared/format.ts";
+import { openHashCache } from "../hash/hash-cache.ts";
+import { pruneMetaCache } from "../civitai/meta-cache.ts";
+import { getCacheDir } from "../config/paths.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs } from "./_shared.ts";
 

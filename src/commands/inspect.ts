@@ -1,19 +1,19 @@
 import { realpath, stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { defineCommand } from "citty";
-import { AppError, EXIT, UsageError } from "../core/errors.ts";
-import { describeFormat } from "../core/file-format.ts";
-import type { LocalInfo, ModelGuess, SidecarInfo, SidecarSource } from "../core/local-types.ts";
-import { sidecarSha256Claims } from "../core/sidecars.ts";
-import type { FileHashes, FoundFile, HashAlgo } from "../core/types.ts";
-import { openHashCache } from "../services/hash-cache.ts";
-import { hashFiles } from "../services/hasher.ts";
-import { readLocalInfo, readSidecars } from "../services/local-reader.ts";
-import { getCacheDir } from "../services/paths.ts";
-import { escapeControl, formatBytes } from "../core/format.ts";
+import { AppError, EXIT, UsageError } from "../shared/errors.ts";
+import { describeFormat } from "../local/file-format.ts";
+import type { LocalInfo, ModelGuess, SidecarInfo, SidecarSource } from "../local/local-types.ts";
+import { sidecarSha256Claims } from "../local/sidecars.ts";
+import type { FileHashes, FoundFile, HashAlgo } from "../scan/types.ts";
+import { openHashCache } from "../hash/hash-cache.ts";
+import { hashFiles } from "../hash/hasher.ts";
+import { readLocalInfo, readSidecars } from "../local/local-reader.ts";
+import { getCacheDir } from "../config/paths.ts";
+import { escapeControl, formatBytes } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
-import { identityFromStats } from "../services/file-identity.ts";
+import { identityFromStats } from "../scan/file-identity.ts";
 
 const INSPECT_ALGOS: HashAlgo[] = ["sha256", "autov2", "autov3"];
 /** Metadata values longer than this are cut in the human view (the JSON keeps the 1,000-char cut). */

@@ -1,9 +1,9 @@
 import { defineCommand } from "citty";
-import { toCivitaiFields } from "../core/civitai-record.ts";
-import { AppError, EXIT, UsageError } from "../core/errors.ts";
-import type { CivitaiInfo, MatchedBy, RecordStatus } from "../core/record-types.ts";
-import { lookupFiles } from "../services/lookup.ts";
-import { escapeControl } from "../core/format.ts";
+import { toCivitaiFields } from "../civitai/civitai-record.ts";
+import { AppError, EXIT, UsageError } from "../shared/errors.ts";
+import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
+import { lookupFiles } from "../civitai/lookup.ts";
+import { escapeControl } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";

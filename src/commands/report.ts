@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
-import { AppError, UsageError } from "../core/errors.ts";
-import { escapeControl } from "../core/format.ts";
-import { readInventory } from "../core/inventory-read.ts";
-import { renderInventory } from "../core/render.ts";
-import { chooseFormat, writeReport } from "../services/report-output.ts";
+import { AppError, UsageError } from "../shared/errors.ts";
+import { escapeControl } from "../shared/format.ts";
+import { readInventory } from "../report/inventory-read.ts";
+import { renderInventory } from "../report/render.ts";
+import { chooseFormat, writeReport } from "../report/report-output.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, reportArgs } from "./_shared.ts";
 

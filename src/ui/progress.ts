@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration } from "../core/format.ts";
+import { formatBytes, formatDuration } from "../shared/format.ts";
 
 export interface ProgressState {
   bytesDone: number;

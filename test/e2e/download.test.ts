@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { transferPaths } from "../../src/services/downloader.ts";
+import { transferPaths } from "../../src/download/downloader.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeStorage } from "../helpers/fake-storage.ts";
 import { BINARY, CLI_ENTRY, type CliResult } from "../helpers/run-cli.ts";
 

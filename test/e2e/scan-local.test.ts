@@ -8,8 +8,8 @@ import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileS
 import { join } from "node:path";
 import MarkdownIt from "markdown-it";
 import Papa from "papaparse";
-import { mdText } from "../../src/core/md-escape.ts";
-import { parseSidecar } from "../../src/core/sidecars.ts";
+import { mdText } from "../../src/report/md-escape.ts";
+import { parseSidecar } from "../../src/local/sidecars.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli } from "../helpers/run-cli.ts";
 import { buildSafetensors, kohyaMetadata, maliciousPickle, modelspecMetadata, sdxlLoraTensors } from "../helpers/safetensors.ts";

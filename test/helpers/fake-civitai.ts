@@ -18,7 +18,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ApiFile, ApiImage, ApiModel, ApiModelVersion } from "../../src/core/civitai-types.ts";
+import type { ApiFile, ApiImage, ApiModel, ApiModelVersion } from "../../src/civitai/civitai-types.ts";
 
 export const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 

@@ -20,7 +20,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { ApiModelVersion } from "../../src/core/civitai-types.ts";
+import type { ApiModelVersion } from "../../src/civitai/civitai-types.ts";
 
 export const STORAGE_FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 

@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from "node:fs";
-import type { FoundFile } from "../../src/core/types.ts";
-import { identityFromStats } from "../../src/services/file-identity.ts";
+import type { FoundFile } from "../../src/scan/types.ts";
+import { identityFromStats } from "../../src/scan/file-identity.ts";
 
 /** A FoundFile for an existing path, built the way the walker builds it. */
 export function foundFile(path: string): FoundFile {

@@ -2,9 +2,9 @@
  * Builders of realistic inventories for tests, hostile names included (reliability.md §4.3–4.5,
  * cases D6, F1, F2). Every builder returns fresh objects, so a test may mutate what it gets.
  */
-import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src/core/inventory-types.ts";
-import type { LocalInfo, ModelSpecInfo, SidecarInfo, TrainingInfo } from "../../src/core/local-types.ts";
-import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus, SidecarIdentity } from "../../src/core/record-types.ts";
+import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src/report/inventory-types.ts";
+import type { LocalInfo, ModelSpecInfo, SidecarInfo, TrainingInfo } from "../../src/local/local-types.ts";
+import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus, SidecarIdentity } from "../../src/report/record-types.ts";
 
 export const SAMPLE_ROOT = "/models";
 export const SAMPLE_GENERATED_AT = "2025-01-02T03:04:05.678Z";

@@ -1,0 +1,168 @@
+/**
+ * Worker-thread entry for src/services/hasher.ts, and the one function that reads a file to hash
+ * it. One sequential read into one reusable buffer feeds every requested algorithm, so memory stays
+ * flat whatever the file size. `hashFileSync` is exported so tests can drive it in-process.
+ *
+ * Build note: `bun build --compile` must be given this file as an extra entrypoint; hasher.ts loads
+ * it with `new Worker(new URL("./hash-worker.ts", import.meta.url).href)`.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from "node:fs";
+import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, safetensorsDataOffset } from "./hash-algos.ts";
+import { errorMessage } from "../shared/errors.ts";
+import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
+import { identityFromStats } from "../scan/file-identity.ts";
+
+/** How often a worker reports bytes read within one big file. */
+const PROGRESS_INTERVAL_MS = 100;
+
+export const ERR_CHANGED_SINCE_FOUND = "file changed since it was found";
+export const ERR_CHANGED_WHILE_HASHING = "file changed while it was hashed";
+export const ERR_NOT_REGULAR = "not a regular file";
+
+export interface HashJob {
+  /** Position in the caller's input, echoed back. */
+  index: number;
+  path: string;
+  /** What the walker saw; dev, ino and size must still hold when the file is opened. */
+  identity: FileIdentity;
+  algos: HashAlgo[];
+}
+
+export interface HashJobResult {
+  index: number;
+  hashes: FileHashes;
+  /** Requested algorithms that do not apply to this file (AutoV3 of a non-safetensors file). */
+  absent: HashAlgo[];
+  /** Identity observed by fstat, equal before and after the read; set only on success. */
+  identity?: FileIdentity;
+  bytesRead: number;
+  error?: string;
+}
+
+export interface HashFileHooks {
+  /** Called after each chunk with the bytes read so far; tests use it to modify the file mid-read. */
+  onChunk?: (bytesSoFar: number) => void;
+  /** Called at most every PROGRESS_INTERVAL_MS with the bytes read since the last call. */
+  onProgress?: (deltaBytes: number) => void;
+}
+
+export type ToWorkerMessage = { type: "batch"; batchId: number; jobs: HashJob[]; bufferSize: number };
+export type FromWorkerMessage =
+  | { type: "progress"; batchId: number; bytes: number }
+  | { type: "done"; batchId: number; results: HashJobResult[] };
+
+function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/**
+ * Hashes one file with the requested algorithms. Never returns a hash that may not match the
+ * bytes on disk: the file must be the one the walker found (dev/ino/size), and fstat before and
+ * after the read must agree with each other and with the byte count, else the result is an error.
+ */
+export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks = {}): HashJobResult {
+  const { index, path, identity, algos } = job;
+  const fail = (error: string, bytesRead = 0): HashJobResult => ({ index, hashes: {}, absent: [], bytesRead, error });
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    return fail(errorMessage(err));
+  }
+  let pos = 0;
+  try {
+    const before = fstatSync(fd, { bigint: true });
+    if (!before.isFile()) return fail(ERR_NOT_REGULAR);
+    if (
+      Number(before.dev) !== identity.dev ||
+      Number(before.ino) !== identity.ino ||
+      Number(before.size) !== identity.size
+    ) {
+      return fail(ERR_CHANGED_SINCE_FOUND);
+    }
+    const size = Number(before.size);
+
+    const want = new Set(algos);
+    const sha = want.has("sha256") || want.has("autov2") ? new Bun.CryptoHasher("sha256") : null;
+    const v1 = want.has("autov1") ? new Bun.CryptoHasher("sha256") : null;
+    let crc = want.has("crc32") ? 0 : null;
+    let v3: Bun.CryptoHasher | null = null;
+    let v3Offset = 0;
+    if (want.has("autov3")) {
+      const head = Buffer.alloc(SAFETENSORS_PROBE_BYTES);
+      const got = readSync(fd, head, 0, head.length, 0);
+      const offset = safetensorsDataOffset(head.subarray(0, got), size);
+      if (offset !== null) {
+        v3 = new Bun.CryptoHasher("sha256");
+        v3Offset = offset;
+      }
+    }
+
+    let lastProgressAt = Date.now();
+    let unreported = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, pos);
+      if (n === 0) break;
+      const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+      const end = pos + n;
+      sha?.update(chunk);
+      if (crc !== null) crc = Bun.hash.crc32(chunk, crc);
+      if (v1 && end > AUTOV1_OFFSET && pos < AUTOV1_END) {
+        v1.update(chunk.subarray(Math.max(pos, AUTOV1_OFFSET) - pos, Math.min(end, AUTOV1_END) - pos));
+      }
+      if (v3 && end > v3Offset) v3.update(chunk.subarray(Math.max(pos, v3Offset) - pos));
+      pos = end;
+      hooks.onChunk?.(pos);
+      if (hooks.onProgress) {
+        unreported += n;
+        const now = Date.now();
+        if (now - lastProgressAt >= PROGRESS_INTERVAL_MS) {
+          hooks.onProgress(unreported);
+          unreported = 0;
+          lastProgressAt = now;
+        }
+      }
+      // A file still growing could keep us reading forever; we already know the answer.
+      if (pos > size) break;
+    }
+    // Bytes not yet reported are accounted for by the caller when the file completes.
+
+    const after = fstatSync(fd, { bigint: true });
+    if (pos !== size || !sameContentStamp(before, after)) return fail(ERR_CHANGED_WHILE_HASHING, pos);
+
+    const hashes = buildFileHashes(algos, {
+      sha256: sha?.digest("hex"),
+      autov1Full: v1?.digest("hex"),
+      autov3Full: v3?.digest("hex"),
+      crc32: crc ?? undefined,
+    });
+    const absent = want.has("autov3") && !v3 ? (["autov3"] as HashAlgo[]) : [];
+    return { index, hashes, absent, identity: identityFromStats(before), bytesRead: pos };
+  } catch (err) {
+    return fail(errorMessage(err), pos);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function runBatch(msg: Extract<ToWorkerMessage, { type: "batch" }>, buffer: Buffer): HashJobResult[] {
+  const onProgress = (bytes: number) => {
+    postMessage({ type: "progress", batchId: msg.batchId, bytes } satisfies FromWorkerMessage);
+  };
+  return msg.jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
+}
+
+// Bun's documented way to type the worker global scope.
+declare var self: Worker;
+
+if (!Bun.isMainThread) {
+  let buffer: Buffer | undefined;
+  self.onmessage = (event: MessageEvent<ToWorkerMessage>) => {
+    const msg = event.data;
+    if (msg.type !== "batch") return;
+    if (!buffer || buffer.length !== msg.bufferSize) buffer = Buffer.allocUnsafe(msg.bufferSize);
+    const results = runBatch(msg, buffer);
+    postMessage({ type: "done", batchId: msg.batchId, results } satisfies FromWorkerMessage);
+  };
+}

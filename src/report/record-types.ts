@@ -1,0 +1,128 @@
+import type { LocalInfo, SidecarSource } from "../local/local-types.ts";
+import type { FileHashes } from "../scan/types.ts";
+
+export type RecordStatus = "found" | "not_found" | "error" | "skipped";
+export type MatchedBy = "sha256" | "autov3";
+
+/** The Civitai file entry whose SHA-256 equals ours (not blindly the primary one). */
+export interface MatchedFile {
+  id: number | null;
+  name: string | null;
+  sizeKB: number | null;
+  type: string | null;
+  primary: boolean;
+  format: string | null;
+  fp: string | null;
+  size: string | null;
+  hashes: Record<string, string>;
+}
+
+export interface LicenseFlags {
+  allowNoCredit: boolean | null;
+  allowCommercialUse: string[];
+  allowDerivatives: boolean | null;
+  allowDifferentLicense: boolean | null;
+}
+
+export interface Availability {
+  archived: boolean;
+  takenDown: boolean;
+  earlyAccess: boolean;
+  paidAccess: boolean;
+}
+
+/** What Civitai says about one model version, as it matched one local file. */
+export interface CivitaiInfo {
+  modelId: number | null;
+  modelName: string | null;
+  modelType: string | null;
+  versionId: number;
+  versionName: string | null;
+  baseModel: string | null;
+  baseModelType: string | null;
+  trainedWords: string[];
+  nsfw: boolean | null;
+  nsfwLevel: number | null;
+  availability: Availability;
+  createdAt: string | null;
+  updatedAt: string | null;
+  publishedAt: string | null;
+  /** Plain text converted from Civitai's HTML (model description, else version description). */
+  description: string | null;
+  creator: string | null;
+  tags: string[];
+  license: LicenseFlags | null;
+  pageUrl: string;
+  air: string | null;
+  matchedFile: MatchedFile | null;
+  /** `https://civitai.com/api/download/models/{versionId}?fileId={fileId}`: never a key, never the API's host field. */
+  downloadUrl: string | null;
+  primaryDownloadUrl: string;
+  previewImageUrl: string | null;
+}
+
+/** A label naming one other tool's sidecar: `sidecar:civitai-helper`, `sidecar:lora-manager`, … */
+export type SidecarLabel = `sidecar:${SidecarSource}`;
+
+/**
+ * Where the model identity shown for a file comes from, whatever its `status`: `civitai` when
+ * Civitai answered "found" (now or from the metadata cache), a sidecar label when only another
+ * tool's sidecar names it (offline, not found, lookup failed).
+ */
+export type KnownFrom = "civitai" | SidecarLabel;
+
+/**
+ * A model identity read from a sidecar another tool wrote (from Civitai, some time ago). A hint:
+ * used only when the sidecar's SHA-256 for this file equals ours, or with --trust-sidecars.
+ */
+export interface SidecarIdentity {
+  source: SidecarSource;
+  /** The sidecar's file name, beside the model. */
+  file: string;
+  /**
+   * `sha256`: we hashed the file and the sidecar's SHA-256 equals ours. `size`: --trust-sidecars,
+   * the file was not hashed; only its size matched what the sidecar recorded.
+   */
+  checkedBy: "sha256" | "size";
+  modelId: number | null;
+  modelName: string | null;
+  modelType: string | null;
+  versionId: number | null;
+  versionName: string | null;
+  baseModel: string | null;
+  trainedWords: string[];
+  creator: string | null;
+  nsfw: boolean | null;
+  /** The sidecar says Civitai deleted the model (LoRA Manager `civitai_deleted`). */
+  deleted: boolean | null;
+  /** A civitai.com page we build from the sidecar's ids; null when it has none. */
+  pageUrl: string | null;
+}
+
+export interface FileRecord {
+  path: string;
+  /** Other paths (hard or soft links) to the same file. */
+  aliases: string[];
+  size: number | null;
+  mtime: string | null;
+  hashes: FileHashes;
+  status: RecordStatus;
+  /** Why a file is `error`; never contains a secret. */
+  error?: string;
+  /** Why a file is `skipped`. */
+  reason?: string;
+  matchedBy?: MatchedBy;
+  /** Host that answered (origin only, e.g. `https://civitai.com`). */
+  host?: string;
+  civitai?: CivitaiInfo;
+  /** Set when several versions claim the same file: every candidate, `civitai` is the first. */
+  ambiguous?: CivitaiInfo[];
+  /** Set when `hashes.sha256` was not computed but taken from a sidecar (scan --trust-sidecars). */
+  hashSource?: SidecarLabel;
+  /** Where the identity comes from; absent when nothing identifies the file. Independent of `status`. */
+  knownFrom?: KnownFrom;
+  /** Identity from a sidecar, when Civitai did not give one in this scan (`knownFrom` is its label). */
+  sidecar?: SidecarIdentity;
+  /** What the file and its sidecars say locally (scan only; absent for skipped paths). */
+  local?: LocalInfo;
+}

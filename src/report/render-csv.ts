@@ -1,0 +1,148 @@
+import { stringify } from "csv-stringify/sync";
+import type { Inventory } from "./inventory-types.ts";
+import { guessLabel, knownFromOf, localTriggerWords, trainingBaseModel } from "../local/local-summary.ts";
+import type { FileRecord } from "./record-types.ts";
+import { sortRecords } from "./render-json.ts";
+
+/**
+ * The CSV inventory: RFC 4180 (every text cell quoted, `"` doubled, CRLF line ends), UTF-8, one
+ * header row and one row per file. Spreadsheet formula injection (reliability.md §4.3, OWASP,
+ * CWE-1236): a text cell that starts with `=`, `+`, `-`, `@`, tab, CR, LF or NUL gets a leading `'`,
+ * which Excel, LibreOffice and Google Sheets show as text. The numeric columns (size, model_id,
+ * version_id) are written as bare numbers and never prefixed, so they still sort as numbers.
+ * Lists (trained words, tags) are joined with "; ". Columns added later go at the end, so a
+ * spreadsheet or script that reads columns by position keeps working.
+ */
+
+export interface CsvOptions {
+  /** Prepend a UTF-8 byte order mark so Excel opens the file as UTF-8 (not the ANSI code page). */
+  excel?: boolean;
+}
+
+export const CSV_COLUMNS = [
+  "path",
+  "file_name",
+  "size",
+  "sha256",
+  "autov2",
+  "status",
+  "model_id",
+  "model_name",
+  "model_type",
+  "version_id",
+  "version_name",
+  "base_model",
+  "trained_words",
+  "nsfw",
+  "creator",
+  "tags",
+  "page_url",
+  "download_url",
+  "matched_by",
+  "error_or_reason",
+  // Local layer (issue #5): from the file's header and other tools' sidecars.
+  "format",
+  "architecture_guess",
+  "local_trigger_words",
+  "training_base_model",
+  "known_from",
+  "sidecar_model_id",
+  "sidecar_model_name",
+  "sidecar_version_id",
+  "sidecar_version_name",
+] as const;
+
+export type CsvColumn = (typeof CSV_COLUMNS)[number];
+
+/** Columns written as numbers: never quoted, never prefixed. */
+export const CSV_NUMERIC_COLUMNS: readonly CsvColumn[] = ["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"];
+
+export const CSV_LIST_SEPARATOR = "; ";
+
+// OWASP's set plus NUL (ASVS 1.2.10): characters that make a spreadsheet read a cell as a formula.
+const FORMULA_START_RE = /^[=+\-@\t\r\n\0]/;
+
+/** A text cell made inert for spreadsheets: a leading `'` when it could start a formula. */
+export function neutralizeFormula(text: string): string {
+  return FORMULA_START_RE.test(text) ? `'${text}` : text;
+}
+
+/** The last component of a path, whether it was written on POSIX or Windows. */
+export function fileNameOf(path: string): string {
+  // A Linux file name may contain `\`: split on it only for paths that look like Windows ones.
+  const windows = /^[A-Za-z]:[\\/]/.test(path) || path.startsWith("\\\\");
+  const parts = path.split(windows ? /[\\/]/ : "/");
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i];
+    if (part) return part;
+  }
+  return path;
+}
+
+type Cell = string | number | null;
+
+function text(value: string | null | undefined): string | null {
+  return value === null || value === undefined || value === "" ? null : neutralizeFormula(value);
+}
+
+function list(values: readonly string[] | undefined): string | null {
+  return values && values.length > 0 ? text(values.join(CSV_LIST_SEPARATOR)) : null;
+}
+
+function integer(value: number | null | undefined): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+function bool(value: boolean | null | undefined): string | null {
+  return typeof value === "boolean" ? String(value) : null;
+}
+
+/** One CSV row (in {@link CSV_COLUMNS} order), cells already neutralised. */
+export function csvRow(record: FileRecord): Cell[] {
+  const c = record.civitai;
+  const cells: Record<CsvColumn, Cell> = {
+    path: text(record.path),
+    file_name: text(fileNameOf(record.path)),
+    size: integer(record.size),
+    sha256: text(record.hashes.sha256),
+    autov2: text(record.hashes.autov2),
+    status: text(record.status),
+    model_id: integer(c?.modelId),
+    model_name: text(c?.modelName),
+    model_type: text(c?.modelType),
+    version_id: integer(c?.versionId),
+    version_name: text(c?.versionName),
+    base_model: text(c?.baseModel),
+    trained_words: list(c?.trainedWords),
+    nsfw: bool(c?.nsfw),
+    creator: text(c?.creator),
+    tags: list(c?.tags),
+    page_url: text(c?.pageUrl),
+    download_url: text(c?.downloadUrl),
+    matched_by: text(record.matchedBy),
+    error_or_reason: text(record.error ?? record.reason),
+    format: text(record.local?.format),
+    architecture_guess: text(guessLabel(record.local?.guess)),
+    local_trigger_words: list(localTriggerWords(record.local)),
+    training_base_model: text(trainingBaseModel(record.local)),
+    known_from: text(knownFromOf(record)),
+    sidecar_model_id: integer(record.sidecar?.modelId),
+    sidecar_model_name: text(record.sidecar?.modelName),
+    sidecar_version_id: integer(record.sidecar?.versionId),
+    sidecar_version_name: text(record.sidecar?.versionName),
+  };
+  return CSV_COLUMNS.map((column) => cells[column]);
+}
+
+/** The whole CSV; same inventory, same bytes. */
+export function renderCsv(inventory: Inventory, options: CsvOptions = {}): string {
+  const rows: Cell[][] = [[...CSV_COLUMNS], ...sortRecords(inventory.records).map(csvRow)];
+  return stringify(rows, {
+    bom: options.excel === true,
+    record_delimiter: "\r\n",
+    // Quote every text cell (OWASP's advice) so `,` `;` `"` CR LF never depend on detection;
+    // numbers stay bare; an empty cell (null) stays empty.
+    quoted_string: true,
+    quoted_empty: false,
+  });
+}

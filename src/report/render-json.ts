@@ -1,0 +1,221 @@
+import { HASH_ALGOS } from "../scan/types.ts";
+import type { Inventory } from "./inventory-types.ts";
+import { compareByteOrder } from "../scan/path-filter.ts";
+
+/**
+ * The JSON inventory (docs/report-format.md, docs/report.schema.json): the Inventory as is, with
+ * keys in a fixed order and records sorted by path in byte order, so the same inventory always
+ * gives the same bytes (diffable between scans, stable in tests).
+ */
+
+/** How to order one object: known keys first in this order, then any other key in byte order. */
+interface KeyOrder {
+  keys: readonly string[];
+  /** Order for the value of a key (an object, or each element of an array of objects). */
+  children?: Readonly<Record<string, KeyOrder>>;
+}
+
+/** Free-form maps (hash name → hex): no known key beyond what `keys` lists, the rest sorted. */
+const HASHES: KeyOrder = { keys: HASH_ALGOS };
+const CIVITAI_HASHES: KeyOrder = { keys: ["SHA256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3"] };
+
+const MATCHED_FILE: KeyOrder = {
+  keys: ["id", "name", "sizeKB", "type", "primary", "format", "fp", "size", "hashes"],
+  children: { hashes: CIVITAI_HASHES },
+};
+
+const CIVITAI_INFO: KeyOrder = {
+  keys: [
+    "modelId",
+    "modelName",
+    "modelType",
+    "versionId",
+    "versionName",
+    "baseModel",
+    "baseModelType",
+    "trainedWords",
+    "nsfw",
+    "nsfwLevel",
+    "availability",
+    "createdAt",
+    "updatedAt",
+    "publishedAt",
+    "description",
+    "creator",
+    "tags",
+    "license",
+    "pageUrl",
+    "air",
+    "matchedFile",
+    "downloadUrl",
+    "primaryDownloadUrl",
+    "previewImageUrl",
+  ],
+  children: {
+    availability: { keys: ["archived", "takenDown", "earlyAccess", "paidAccess"] },
+    license: { keys: ["allowNoCredit", "allowCommercialUse", "allowDerivatives", "allowDifferentLicense"] },
+    matchedFile: MATCHED_FILE,
+  },
+};
+
+const SIDECAR_IDENTITY: KeyOrder = {
+  keys: ["source", "file", "checkedBy", "modelId", "modelName", "modelType", "versionId", "versionName", "baseModel", "trainedWords", "creator", "nsfw", "deleted", "pageUrl"],
+};
+
+const SIDECAR_INFO: KeyOrder = {
+  keys: [
+    "source",
+    "file",
+    "status",
+    "error",
+    "modelId",
+    "versionId",
+    "modelName",
+    "versionName",
+    "modelType",
+    "baseModel",
+    "trainedWords",
+    "tags",
+    "creator",
+    "nsfw",
+    "description",
+    "size",
+    "files",
+    "deleted",
+    "activationText",
+    "preferredWeight",
+    "negativeText",
+    "notes",
+    "sdVersion",
+  ],
+  children: { files: { keys: ["name", "sizeKB", "primary", "sha256", "autov2", "autov3", "blake3", "crc32"] } },
+};
+
+const LOCAL: KeyOrder = {
+  keys: ["format", "formatMismatch", "bytesRead", "header", "tensors", "guess", "training", "modelspec", "embeddedHashes", "gguf", "zip", "sidecars", "errors", "warnings"],
+  children: {
+    header: { keys: ["length", "dataOffset", "metadataCount", "metadata"] },
+    tensors: { keys: ["count", "dtypes", "parameters"] },
+    guess: { keys: ["guessed", "kind", "subtype", "family", "confidence", "evidence"] },
+    training: {
+      keys: [
+        "outputName",
+        "baseModelVersion",
+        "sourceModelName",
+        "sourceModelHash",
+        "networkModule",
+        "networkDim",
+        "networkAlpha",
+        "networkArgs",
+        "resolution",
+        "epoch",
+        "numEpochs",
+        "steps",
+        "maxTrainSteps",
+        "clipSkip",
+        "numTrainImages",
+        "learningRate",
+        "optimizer",
+        "mixedPrecision",
+        "trainingStartedAt",
+        "trainingFinishedAt",
+        "comment",
+        "topTags",
+        "classTokens",
+      ],
+      children: { topTags: { keys: ["tag", "count"] } },
+    },
+    modelspec: {
+      keys: [
+        "specVersion",
+        "architecture",
+        "implementation",
+        "title",
+        "author",
+        "description",
+        "triggerPhrase",
+        "license",
+        "date",
+        "resolution",
+        "usageHint",
+        "tags",
+        "predictionType",
+      ],
+    },
+    embeddedHashes: { keys: ["key", "value", "autov3"] },
+    gguf: { keys: ["version", "tensorCount", "kvCount", "architecture", "name", "fileType", "metadata", "truncated"] },
+    zip: { keys: ["firstEntry", "torch"] },
+    sidecars: SIDECAR_INFO,
+  },
+};
+
+const RECORD: KeyOrder = {
+  keys: [
+    "path",
+    "aliases",
+    "size",
+    "mtime",
+    "hashes",
+    "hashSource",
+    "status",
+    "error",
+    "reason",
+    "matchedBy",
+    "host",
+    "knownFrom",
+    "civitai",
+    "ambiguous",
+    "sidecar",
+    "local",
+  ],
+  children: { hashes: HASHES, civitai: CIVITAI_INFO, ambiguous: CIVITAI_INFO, sidecar: SIDECAR_IDENTITY, local: LOCAL },
+};
+
+const INVENTORY: KeyOrder = {
+  keys: ["schemaVersion", "generatedAt", "tool", "roots", "options", "summary", "records"],
+  children: {
+    tool: { keys: ["name", "version"] },
+    options: { keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos", "trustSidecars", "localMetadata"] },
+    summary: {
+      keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits"],
+      children: {
+        byStatus: { keys: ["found", "not_found", "error", "skipped"] },
+        cacheHits: { keys: ["hashes", "metadata"] },
+      },
+    },
+    records: RECORD,
+  },
+};
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** A copy of `value` with its keys (and its children's) in `order`; arrays keep their order. */
+function ordered(value: unknown, order: KeyOrder | undefined): unknown {
+  if (Array.isArray(value)) return value.map((item) => ordered(item, order));
+  if (!isPlainObject(value)) return value;
+  // Null prototype: a `__proto__` key from a hand-edited file stays a plain key, not a prototype.
+  const out: Record<string, unknown> = Object.create(null);
+  const known = order?.keys ?? [];
+  for (const key of known) {
+    if (Object.hasOwn(value, key)) out[key] = ordered(value[key], order?.children?.[key]);
+  }
+  // Keys a newer pipeline adds (forward compatibility): kept, in byte order after the known ones.
+  const rest = Object.keys(value)
+    .filter((key) => !known.includes(key))
+    .sort(compareByteOrder);
+  for (const key of rest) out[key] = ordered(value[key], undefined);
+  return out;
+}
+
+/** Records sorted by path in byte order (stable for equal paths), without touching the input. */
+export function sortRecords<T extends { path: string }>(records: readonly T[]): T[] {
+  return [...records].sort((a, b) => compareByteOrder(a.path, b.path));
+}
+
+/** The inventory as 2-space-indented JSON with a trailing newline; deterministic bytes. */
+export function renderJson(inventory: Inventory): string {
+  const normalized = ordered({ ...inventory, records: sortRecords(inventory.records) }, INVENTORY);
+  return `${JSON.stringify(normalized, null, 2)}\n`;
+}

@@ -1,0 +1,175 @@
+import { basename } from "node:path";
+import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
+import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
+import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
+import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
+import { sidecarSha256Claims } from "../local/sidecars.ts";
+import type { HashResult, SkippedPath } from "./types.ts";
+import { compareByteOrder } from "./path-filter.ts";
+
+/** What a lookup says about one SHA-256 (services/lookup.ts LookupEntry fits this shape). */
+export interface LookupOutcome {
+  status: "found" | "not_found" | "error" | "offline";
+  matchedBy?: MatchedBy;
+  host?: string;
+  versions: readonly ApiModelVersion[];
+  models: ReadonlyMap<number, ApiModel>;
+  error?: string;
+}
+
+export interface BuildRecordsInput {
+  hashes: readonly HashResult[];
+  skipped: readonly SkippedPath[];
+  /** By lower-case SHA-256; null when no lookup ran (e.g. `hash`). */
+  lookups: ReadonlyMap<string, LookupOutcome> | null;
+  /** The local pass, by file path (FoundFile.path); files without an entry get no `local`. */
+  locals?: ReadonlyMap<string, LocalInfo>;
+  /** Files whose SHA-256 came from a sidecar (--trust-sidecars), by path. */
+  hashSources?: ReadonlyMap<string, SidecarLabel>;
+  now?: number;
+}
+
+export const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
+
+/** One record per file (links folded into `aliases`) and per skipped path, sorted by path. */
+export function buildRecords(input: BuildRecordsInput): FileRecord[] {
+  const records: FileRecord[] = [];
+  for (const h of input.hashes) {
+    const file = h.file;
+    const base: FileRecord = {
+      path: file.path,
+      aliases: file.paths.filter((p) => p !== file.path),
+      size: file.identity.size,
+      mtime: new Date(file.mtimeMs).toISOString(),
+      hashes: h.hashes,
+      status: "error",
+    };
+    const hashSource = input.hashSources?.get(file.path);
+    if (hashSource) base.hashSource = hashSource;
+    const local = input.locals?.get(file.path);
+    let record: FileRecord;
+    if (h.error) record = { ...base, error: h.error };
+    else {
+      const outcome = h.hashes.sha256 ? input.lookups?.get(h.hashes.sha256) : undefined;
+      record = applyOutcome(base, outcome, input.now);
+    }
+    records.push(local ? withLocal(record, local) : record);
+  }
+  for (const s of input.skipped) {
+    records.push({ path: s.path, aliases: [], size: null, mtime: null, hashes: {}, status: "skipped", reason: s.reason });
+  }
+  return records.sort((a, b) => compareByteOrder(a.path, b.path));
+}
+
+function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?: number): FileRecord {
+  if (!outcome) return { ...base, status: "error", error: "not looked up" };
+  switch (outcome.status) {
+    case "not_found":
+      return { ...base, status: "not_found", ...(outcome.host ? { host: outcome.host } : {}) };
+    case "offline":
+      return { ...base, status: "skipped", reason: OFFLINE_REASON };
+    case "error":
+      return { ...base, status: "error", error: outcome.error ?? "lookup failed" };
+    case "found": {
+      const fields = toCivitaiFields(outcome.versions, outcome.models, base.hashes.sha256 ?? null, {
+        autov3: base.hashes.autov3,
+        ...(now === undefined ? {} : { now }),
+      });
+      if (!fields) return { ...base, status: "not_found" };
+      return {
+        ...base,
+        status: "found",
+        matchedBy: outcome.matchedBy ?? "sha256",
+        ...(outcome.host ? { host: outcome.host } : {}),
+        ...fields,
+      };
+    }
+  }
+}
+
+export function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
+  return `sidecar:${sidecar.source}`;
+}
+
+/**
+ * --trust-sidecars: the SHA-256 to use without hashing, when sidecars claim one for this file AND
+ * record a size equal to the file's. Claims that disagree with each other trust nothing.
+ */
+export function trustedSidecarHash(sidecars: readonly SidecarInfo[] | undefined, fileName: string, size: number): { sha256: string; label: SidecarLabel } | null {
+  if (!sidecars || sidecars.length === 0) return null;
+  const claims = sidecarSha256Claims(sidecars, fileName, size).filter((c) => c.sizeMatches === true);
+  const first = claims[0];
+  if (!first || claims.some((c) => c.sha256 !== first.sha256)) return null;
+  return { sha256: first.sha256, label: sidecarLabel(first) };
+}
+
+function sidecarPageUrl(modelId: number | null, versionId: number | null): string | null {
+  if (versionId !== null) return modelPageUrl(modelId, versionId);
+  return modelId !== null ? `${CIVITAI_ORIGIN}/models/${modelId}` : null;
+}
+
+/**
+ * The identity of the first `ok` sidecar (in sidecarPaths order: Civitai Helper, LoRA Manager,
+ * Stability Matrix, `.json`) that names a model and whose SHA-256 for this file is `sha256`.
+ */
+export function sidecarIdentity(
+  sidecars: readonly SidecarInfo[] | undefined,
+  fileName: string,
+  size: number,
+  sha256: string | undefined,
+  checkedBy: SidecarIdentity["checkedBy"],
+): SidecarIdentity | null {
+  if (!sidecars || !sha256) return null;
+  const claims = sidecarSha256Claims(sidecars, fileName, size);
+  for (const s of sidecars) {
+    if (s.status !== "ok" || (s.modelId === null && s.versionId === null && s.modelName === null)) continue;
+    if (!claims.some((c) => c.file === s.file && c.sha256 === sha256)) continue;
+    return {
+      source: s.source,
+      file: s.file,
+      checkedBy,
+      modelId: s.modelId,
+      modelName: s.modelName,
+      modelType: s.modelType,
+      versionId: s.versionId,
+      versionName: s.versionName,
+      baseModel: s.baseModel,
+      trainedWords: s.trainedWords,
+      creator: s.creator,
+      nsfw: s.nsfw,
+      deleted: s.deleted,
+      pageUrl: sidecarPageUrl(s.modelId, s.versionId),
+    };
+  }
+  return null;
+}
+
+/**
+ * Adds `local`, and sets `knownFrom` / `sidecar`. `status` is never changed by a sidecar: it stays
+ * what Civitai (or its cached answer) said, so "found" always means Civitai answered.
+ */
+function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
+  const out: FileRecord = { ...record };
+  const sha256 = record.hashes.sha256;
+  const fileName = basename(record.path);
+  const size = record.size ?? 0;
+  let info = local;
+  if (sha256 && local.sidecars && !record.hashSource) {
+    // A sidecar whose hashes all differ from ours describes another file (renamed, replaced): say so.
+    const claims = sidecarSha256Claims(local.sidecars, fileName, size);
+    const stale = [...new Set(claims.map((c) => c.file))].filter((file) => !claims.some((c) => c.file === file && c.sha256 === sha256));
+    if (stale.length > 0) {
+      info = { ...local, warnings: [...local.warnings, ...stale.map((file) => `${file}: its SHA-256 differs from this file's; ignored`)] };
+    }
+  }
+  out.local = info;
+  if (record.status === "found") out.knownFrom = "civitai";
+  else {
+    const identity = sidecarIdentity(local.sidecars, fileName, size, sha256, record.hashSource ? "size" : "sha256");
+    if (identity) {
+      out.knownFrom = sidecarLabel(identity);
+      out.sidecar = identity;
+    }
+  }
+  return out;
+}

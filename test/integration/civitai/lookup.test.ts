@@ -1,0 +1,456 @@
+import { describe, expect, test } from "bun:test";
+import { ApiError, type CivitaiApi } from "../../../src/civitai/api-types.ts";
+import { versionKeyByAutov3, versionKeyBySha256 } from "../../../src/civitai/cache-keys.ts";
+import { compareCandidates, toCivitaiFields } from "../../../src/civitai/civitai-record.ts";
+import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
+import { lookupFiles, type LookupItem, type LookupOptions } from "../../../src/civitai/lookup.ts";
+import { createMetaCache, DEFAULT_TTL_NOT_FOUND_MS, type MetaCache } from "../../../src/civitai/meta-cache.ts";
+
+const PRIMARY = "https://civitai.com";
+const FALLBACK = "https://civitai.red";
+const sha = (n: number) => n.toString(16).padStart(64, "0");
+const v3 = (n: number) => n.toString(16).padStart(12, "0");
+
+interface Call {
+  method: "versionsByHashes" | "versionByHash" | "modelsByIds";
+  host: string;
+  arg: string | string[] | number[];
+}
+
+interface World {
+  versions: ApiModelVersion[];
+  models: ApiModel[];
+}
+
+/**
+ * An in-memory Civitai that behaves like the real endpoints (civitai-api.md §1, §3.1): bulk POST
+ * matches SHA-256 only, one element per matching file, unordered; single GET matches any hash type
+ * and returns Civitai's first candidate; /models omits unknown ids.
+ */
+class FakeCivitai implements CivitaiApi {
+  calls: Call[] = [];
+  /** Hashes the bulk endpoint silently leaves out (unpublished files and other edge cases). */
+  bulkDrops = new Set<string>();
+  /** Add nulls and repeats to bulk answers, and reverse them. */
+  noise = false;
+  /** Throw this for a call (by 0-based index among all calls), or when the function says so. */
+  failWhen?: (call: Call, index: number) => ApiError | undefined;
+  /** A single-GET answer to return for a hash regardless of the data (a wrong-type match). */
+  getOverrides = new Map<string, ApiModelVersion>();
+
+  constructor(private readonly worlds: Record<string, World>) {}
+
+  private record(call: Call): void {
+    const index = this.calls.length;
+    this.calls.push(call);
+    const err = this.failWhen?.(call, index);
+    if (err) throw err;
+  }
+
+  private world(host: string): World {
+    return this.worlds[host] ?? { versions: [], models: [] };
+  }
+
+  async versionsByHashes(host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]> {
+    this.record({ method: "versionsByHashes", host, arg: [...sha256s] });
+    expect(sha256s.length).toBeLessThanOrEqual(100);
+    const wanted = new Set(sha256s.map((h) => h.toUpperCase()));
+    const out: (ApiModelVersion | null)[] = [];
+    for (const version of this.world(host).versions) {
+      for (const file of version.files ?? []) {
+        const h = file.hashes?.SHA256;
+        if (h && wanted.has(h) && !this.bulkDrops.has(h.toLowerCase())) out.push(version);
+      }
+    }
+    if (this.noise) {
+      const noisy = out.flatMap((v) => [null, v, v]);
+      return noisy.reverse();
+    }
+    return out;
+  }
+
+  async versionByHash(host: string, hash: string): Promise<ApiModelVersion | null> {
+    this.record({ method: "versionByHash", host, arg: hash });
+    const override = this.getOverrides.get(hash.toLowerCase());
+    if (override) return override;
+    const upper = hash.toUpperCase();
+    const matches = this.world(host).versions.filter((v) => (v.files ?? []).some((f) => Object.values(f.hashes ?? {}).includes(upper)));
+    return matches.sort(compareCandidates)[0] ?? null;
+  }
+
+  async modelsByIds(host: string, ids: number[]): Promise<ApiModel[]> {
+    this.record({ method: "modelsByIds", host, arg: [...ids] });
+    expect(ids.length).toBeLessThanOrEqual(100);
+    return this.world(host).models.filter((m) => ids.includes(m.id));
+  }
+
+  count(method?: Call["method"]): number {
+    return method ? this.calls.filter((c) => c.method === method).length : this.calls.length;
+  }
+}
+
+function makeVersion(id: number, modelId: number, hashes: Record<string, string>, over: Partial<ApiModelVersion> = {}): ApiModelVersion {
+  return { id, modelId, name: `v${id}`, publishedAt: "2025-01-01T00:00:00Z", files: [{ id: id * 10, primary: true, hashes }], ...over };
+}
+
+const OPTS: LookupOptions = { details: true, offline: false, refresh: false };
+
+function setup(worlds: Record<string, World>, cacheOpts: { now?: () => number } = {}) {
+  const api = new FakeCivitai(worlds);
+  const cache = createMetaCache({ dir: false, ...cacheOpts });
+  const deps = (c: MetaCache = cache) => ({ api, cache: c, hosts: { primary: PRIMARY, fallback: FALLBACK } });
+  return { api, cache, deps };
+}
+
+describe("bulk-first strategy", () => {
+  test("1,000 distinct found hashes: 10 bulk + 2 model requests; warm cache sends nothing", async () => {
+    const versions = Array.from({ length: 1000 }, (_, i) => makeVersion(i + 1, 5000 + (i % 150), { SHA256: sha(i + 1).toUpperCase() }));
+    const models = Array.from({ length: 150 }, (_, i) => ({ id: 5000 + i, name: `m${i}` }));
+    const { api, deps } = setup({ [PRIMARY]: { versions, models } });
+    const items = versions.map((_, i) => ({ sha256: sha(i + 1) }));
+
+    const first = await lookupFiles(items, deps(), OPTS);
+    expect(api.count("versionsByHashes")).toBe(10);
+    expect(api.count("versionByHash")).toBe(0);
+    expect(api.count("modelsByIds")).toBe(2);
+    expect(first.counters.requests).toEqual({ bulk: 10, single: 0, autov3: 0, models: 2 });
+    expect(first.entries.size).toBe(1000);
+    for (const [i, item] of items.entries()) {
+      const entry = first.entries.get(item.sha256);
+      expect(entry?.status).toBe("found");
+      expect(entry?.versions[0]?.id).toBe(i + 1);
+      expect(entry?.matchedBy).toBe("sha256");
+      expect(entry?.host).toBe(PRIMARY);
+      expect(entry?.models.get(5000 + (i % 150))?.name).toBe(`m${i % 150}`);
+    }
+
+    api.calls = [];
+    const second = await lookupFiles(items, deps(), OPTS);
+    expect(api.count()).toBe(0);
+    expect(second.counters.cacheHits).toBe(1150);
+    expect([...second.entries.values()].every((e) => e.status === "found" && e.fromCache && e.models.size === 1)).toBe(true);
+  });
+
+  test("partial bulk answer → single GET → fallback host → AutoV3 (primary, then fallback)", async () => {
+    const A = sha(0xa1); // bulk
+    const B = sha(0xb1); // left out by bulk, single GET on primary
+    const C = sha(0xc1); // only on the fallback host
+    const D = sha(0xd1); // file changed: only its AutoV3 is known on primary
+    const E = sha(0xe1); // AutoV3 only on fallback
+    const F = sha(0xf1); // nowhere
+    const primary: World = {
+      versions: [
+        makeVersion(1, 11, { SHA256: A.toUpperCase() }),
+        makeVersion(2, 12, { SHA256: B.toUpperCase() }),
+        makeVersion(4, 14, { SHA256: sha(0xdddd).toUpperCase(), AutoV3: v3(0xd3).toUpperCase() }),
+      ],
+      models: [{ id: 11 }, { id: 12 }, { id: 14 }],
+    };
+    const fallback: World = {
+      versions: [makeVersion(3, 13, { SHA256: C.toUpperCase() }), makeVersion(5, 15, { SHA256: sha(0xeeee), AutoV3: v3(0xe3).toUpperCase() })],
+      models: [{ id: 13 }, { id: 15 }],
+    };
+    const { api, deps, cache } = setup({ [PRIMARY]: primary, [FALLBACK]: fallback });
+    api.bulkDrops.add(B);
+    const items: LookupItem[] = [{ sha256: A }, { sha256: B }, { sha256: C }, { sha256: D, autov3: v3(0xd3) }, { sha256: E, autov3: v3(0xe3) }, { sha256: F, autov3: v3(0xf3) }];
+    const result = await lookupFiles(items, deps(), OPTS);
+    const get = (h: string) => result.entries.get(h);
+
+    expect(get(A)).toMatchObject({ status: "found", matchedBy: "sha256", host: PRIMARY });
+    expect(get(B)).toMatchObject({ status: "found", matchedBy: "sha256", host: PRIMARY });
+    expect(get(C)).toMatchObject({ status: "found", matchedBy: "sha256", host: FALLBACK });
+    expect(get(D)).toMatchObject({ status: "found", matchedBy: "autov3", host: PRIMARY });
+    expect(get(E)).toMatchObject({ status: "found", matchedBy: "autov3", host: FALLBACK });
+    expect(get(F)).toMatchObject({ status: "not_found" });
+    expect(get(D)?.versions[0]?.id).toBe(4);
+    expect(get(E)?.versions[0]?.id).toBe(5);
+
+    // One bulk for all six, then the exact GET sequence per hash.
+    expect(api.calls[0]).toEqual({ method: "versionsByHashes", host: PRIMARY, arg: [A, B, C, D, E, F] });
+    const gets = (arg: string) => api.calls.filter((c) => c.method === "versionByHash" && c.arg === arg).map((c) => c.host);
+    expect(gets(A)).toEqual([]);
+    expect(gets(B)).toEqual([PRIMARY]);
+    expect(gets(C)).toEqual([PRIMARY, FALLBACK]);
+    expect(gets(D)).toEqual([PRIMARY, FALLBACK]);
+    expect(gets(v3(0xd3))).toEqual([PRIMARY]);
+    expect(gets(v3(0xe3))).toEqual([PRIMARY, FALLBACK]);
+    expect(gets(v3(0xf3))).toEqual([PRIMARY, FALLBACK]);
+
+    // Model details go to the host that found each version.
+    const modelCalls = api.calls.filter((c) => c.method === "modelsByIds");
+    expect(modelCalls.find((c) => c.host === PRIMARY)?.arg).toEqual([11, 12, 14]);
+    expect(modelCalls.find((c) => c.host === FALLBACK)?.arg).toEqual([13, 15]);
+    expect(get(E)?.models.get(15)).toEqual({ id: 15 });
+
+    // Records built from the AutoV3 match point at the file that has that AutoV3.
+    const fields = toCivitaiFields(get(D)?.versions ?? [], get(D)?.models ?? new Map(), D, { autov3: v3(0xd3) });
+    expect(fields?.civitai.matchedFile?.id).toBe(40);
+
+    // Cached per SHA-256 (with how it matched) and per AutoV3; misses with the short TTL.
+    expect(await cache.getVersion(versionKeyBySha256(D))).toMatchObject({ kind: "found", matchedBy: "autov3", host: PRIMARY });
+    expect(await cache.getVersion(versionKeyByAutov3(v3(0xe3)))).toMatchObject({ kind: "found", host: FALLBACK });
+    expect(await cache.getVersion(versionKeyBySha256(F))).toEqual({ kind: "not_found" });
+    expect(await cache.getVersion(versionKeyByAutov3(v3(0xf3)))).toEqual({ kind: "not_found" });
+
+    api.calls = [];
+    const warm = await lookupFiles(items, deps(), OPTS);
+    expect(api.count()).toBe(0);
+    for (const item of items) expect(warm.entries.get(item.sha256)?.status).toBe(result.entries.get(item.sha256)?.status);
+    expect(warm.entries.get(E)).toMatchObject({ matchedBy: "autov3", host: FALLBACK });
+  });
+
+  test("an AutoV3 answer is accepted only if one of its files has our AutoV3", async () => {
+    const X = sha(0x77);
+    const { api, deps } = setup({ [PRIMARY]: { versions: [], models: [] } });
+    // The GET matches any hash type: pretend it matched something else of an unrelated version.
+    api.getOverrides.set(v3(0x7a), makeVersion(9, 99, { SHA256: sha(9), AutoV3: v3(0x999) }));
+    const result = await lookupFiles([{ sha256: X, autov3: v3(0x7a) }], { ...deps(), hosts: { primary: PRIMARY } }, OPTS);
+    expect(result.entries.get(X)?.status).toBe("not_found");
+    expect(result.entries.get(X)?.versions).toEqual([]);
+  });
+
+  test("the empty-input AutoV3 placeholder is never looked up; same AutoV3 twice is asked once", async () => {
+    const { api, deps } = setup({});
+    await lookupFiles(
+      [
+        { sha256: sha(1), autov3: "E3B0C44298FC" },
+        { sha256: sha(2), autov3: v3(5) },
+        { sha256: sha(3), autov3: v3(5).toUpperCase() },
+      ],
+      deps(),
+      OPTS,
+    );
+    const autov3Gets = api.calls.filter((c) => c.method === "versionByHash" && String(c.arg).length === 12);
+    expect(autov3Gets.map((c) => `${c.host} ${c.arg}`)).toEqual([`${PRIMARY} ${v3(5)}`, `${FALLBACK} ${v3(5)}`]);
+  });
+
+  test("ambiguous: two versions claim one hash; nulls and repeats in the bulk answer", async () => {
+    const H = sha(0x5);
+    const other = sha(0x6);
+    const newer = makeVersion(20, 2, { SHA256: H.toUpperCase() }, { publishedAt: "2025-06-01T00:00:00Z" });
+    const older = makeVersion(30, 3, { SHA256: H.toUpperCase() }, { publishedAt: "2024-06-01T00:00:00Z" });
+    const plain = makeVersion(40, 4, { SHA256: other.toUpperCase() });
+    const { api, deps } = setup({ [PRIMARY]: { versions: [newer, plain, older], models: [{ id: 2, name: "two" }, { id: 3, name: "three" }, { id: 4 }] } });
+    api.noise = true;
+    const result = await lookupFiles([{ sha256: H.toUpperCase() }, { sha256: other }, { sha256: H }], deps(), OPTS);
+    expect(result.entries.size).toBe(2); // deduplicated by SHA-256, case-folded
+    const entry = result.entries.get(H);
+    expect(entry?.versions.map((v) => v.id)).toEqual([30, 20]); // oldest published first, each once
+    expect([...(entry?.models.keys() ?? [])].sort()).toEqual([2, 3]);
+    expect(result.entries.get(other)?.versions.map((v) => v.id)).toEqual([40]);
+    expect(api.count("versionByHash")).toBe(0);
+    const fields = toCivitaiFields(entry?.versions ?? [], entry?.models ?? new Map(), H);
+    expect(fields?.civitai.modelName).toBe("three");
+    expect(fields?.ambiguous?.map((i) => i.versionId)).toEqual([30, 20]);
+
+    api.calls = [];
+    const warm = await lookupFiles([{ sha256: H }], deps(), OPTS);
+    expect(api.count()).toBe(0);
+    expect(warm.entries.get(H)?.versions.map((v) => v.id)).toEqual([30, 20]);
+  });
+});
+
+describe("cache behaviour", () => {
+  test("not-found is cached with the short TTL and asked again after it expires", async () => {
+    let t = Date.parse("2026-01-01T00:00:00Z");
+    const { api, deps } = setup({}, { now: () => t });
+    const items = [{ sha256: sha(0x404) }];
+    expect((await lookupFiles(items, deps(), OPTS)).entries.get(sha(0x404))?.status).toBe("not_found");
+    expect(api.calls.map((c) => `${c.method} ${c.host}`)).toEqual([`versionsByHashes ${PRIMARY}`, `versionByHash ${PRIMARY}`, `versionByHash ${FALLBACK}`]);
+
+    api.calls = [];
+    t += DEFAULT_TTL_NOT_FOUND_MS - 1;
+    const cached = await lookupFiles(items, deps(), OPTS);
+    expect(cached.entries.get(sha(0x404))).toMatchObject({ status: "not_found", fromCache: true });
+    expect(api.count()).toBe(0);
+
+    t += 1;
+    await lookupFiles(items, deps(), OPTS);
+    expect(api.count()).toBe(3);
+  });
+
+  test("errors are never cached: the next run asks again and finds it", async () => {
+    const H = sha(0x500);
+    const { api, deps, cache } = setup({ [PRIMARY]: { versions: [makeVersion(1, 1, { SHA256: H.toUpperCase() })], models: [{ id: 1 }] } });
+    api.failWhen = () => new ApiError("Civitai answered 500 (server error)", "http", 500);
+    const failed = await lookupFiles([{ sha256: H }], deps(), OPTS);
+    expect(failed.entries.get(H)).toMatchObject({ status: "error", error: "Civitai answered 500 (server error)", errorKind: "http" });
+    expect(api.count("versionByHash")).toBe(0); // a failed batch is not retried one by one
+    expect(await cache.getVersion(versionKeyBySha256(H))).toBeNull();
+    expect(cache.stats.writes).toBe(0);
+
+    api.failWhen = undefined;
+    api.calls = [];
+    const ok = await lookupFiles([{ sha256: H }], deps(), OPTS);
+    expect(ok.entries.get(H)?.status).toBe("found");
+    expect(api.count("versionsByHashes")).toBe(1);
+  });
+
+  test("an error in the AutoV3 step keeps the SHA-256 miss but not the AutoV3 one", async () => {
+    const H = sha(0x600);
+    const { api, deps, cache } = setup({});
+    api.failWhen = (call) => (call.arg === v3(0x6) ? new ApiError("network down", "network") : undefined);
+    const result = await lookupFiles([{ sha256: H, autov3: v3(0x6) }], deps(), OPTS);
+    expect(result.entries.get(H)).toMatchObject({ status: "error", error: "network down" });
+    expect(await cache.getVersion(versionKeyBySha256(H))).toEqual({ kind: "not_found" });
+    expect(await cache.getVersion(versionKeyByAutov3(v3(0x6)))).toBeNull();
+
+    api.failWhen = undefined;
+    api.calls = [];
+    const again = await lookupFiles([{ sha256: H, autov3: v3(0x6) }], deps(), OPTS);
+    expect(again.entries.get(H)?.status).toBe("not_found");
+    expect(api.calls.map((c) => c.arg)).toEqual([v3(0x6), v3(0x6)]); // only the AutoV3 is asked again
+  });
+
+  test("offline: only the cache, nothing sent, misses are 'offline'", async () => {
+    const H = sha(0x1);
+    const { api, deps } = setup({ [PRIMARY]: { versions: [makeVersion(1, 1, { SHA256: H.toUpperCase() })], models: [{ id: 1 }] } });
+    await lookupFiles([{ sha256: H }], deps(), OPTS);
+    api.calls = [];
+    const result = await lookupFiles([{ sha256: H }, { sha256: sha(0x2) }, { sha256: sha(0x3), autov3: v3(0x3) }], deps(), { ...OPTS, offline: true });
+    expect(api.count()).toBe(0);
+    expect(result.entries.get(H)).toMatchObject({ status: "found", fromCache: true });
+    expect(result.entries.get(H)?.models.get(1)).toEqual({ id: 1 });
+    expect(result.entries.get(sha(0x2))?.status).toBe("offline");
+    expect(result.entries.get(sha(0x3))?.status).toBe("offline");
+  });
+
+  test("refresh ignores the cache and rewrites it", async () => {
+    const H = sha(0x1);
+    const { api, deps } = setup({ [PRIMARY]: { versions: [makeVersion(1, 1, { SHA256: H.toUpperCase() })], models: [{ id: 1 }] } });
+    await lookupFiles([{ sha256: H }], deps(), OPTS);
+    api.calls = [];
+    const result = await lookupFiles([{ sha256: H }], deps(), { ...OPTS, refresh: true });
+    expect(api.count("versionsByHashes")).toBe(1);
+    expect(api.count("modelsByIds")).toBe(1);
+    expect(result.entries.get(H)).toMatchObject({ status: "found", fromCache: false });
+    expect(result.counters.cacheHits).toBe(0);
+  });
+
+  test("details=false: no model requests, no models", async () => {
+    const H = sha(0x1);
+    const { api, deps } = setup({ [PRIMARY]: { versions: [makeVersion(1, 1, { SHA256: H.toUpperCase() })], models: [{ id: 1 }] } });
+    const result = await lookupFiles([{ sha256: H }], deps(), { ...OPTS, details: false });
+    expect(api.count("modelsByIds")).toBe(0);
+    expect(result.entries.get(H)?.models.size).toBe(0);
+  });
+
+  test("a model Civitai omits is remembered briefly, not re-asked on the next run", async () => {
+    const H = sha(0x1);
+    const { api, deps } = setup({ [PRIMARY]: { versions: [makeVersion(1, 77, { SHA256: H.toUpperCase() })], models: [] } });
+    await lookupFiles([{ sha256: H }], deps(), OPTS);
+    api.calls = [];
+    const warm = await lookupFiles([{ sha256: H }], deps(), OPTS);
+    expect(api.count()).toBe(0);
+    expect(warm.entries.get(H)?.models.size).toBe(0);
+  });
+});
+
+describe("failures", () => {
+  const world = (n: number): World => ({
+    versions: Array.from({ length: n }, (_, i) => makeVersion(i + 1, i + 1, { SHA256: sha(i + 1).toUpperCase() })),
+    models: Array.from({ length: n }, (_, i) => ({ id: i + 1 })),
+  });
+  const items = (n: number) => Array.from({ length: n }, (_, i) => ({ sha256: sha(i + 1) }));
+
+  test("rate limited mid-way: earlier results kept and cached, nothing more sent, the rest carry the message", async () => {
+    const { api, deps, cache } = setup({ [PRIMARY]: world(300) });
+    const retryAt = new Date("2026-01-01T01:00:00Z");
+    const message = "rate limited by Civitai; retry after 01:00";
+    api.failWhen = (_call, index) => (index === 1 ? new ApiError(message, "rate_limited", 429, retryAt) : undefined);
+    const result = await lookupFiles(items(300), deps(), { ...OPTS, concurrency: 1 });
+    expect(api.count()).toBe(2); // batch 1 ok, batch 2 rate limited, batch 3 and model details never sent
+    expect(result.stopped).toEqual({ kind: "rate_limited", message, retryAt });
+    const statuses = items(300).map((it) => result.entries.get(it.sha256)?.status);
+    expect(statuses.slice(0, 100).every((s) => s === "found")).toBe(true);
+    expect(statuses.slice(100).every((s) => s === "error")).toBe(true);
+    expect(result.entries.get(sha(250))).toMatchObject({ error: message, errorKind: "rate_limited" });
+    expect(result.entries.get(sha(1))?.detailsError).toBe(message);
+    expect((await cache.getVersion(versionKeyBySha256(sha(1))))?.kind).toBe("found");
+    expect(await cache.getVersion(versionKeyBySha256(sha(150)))).toBeNull();
+  });
+
+  test("a rate limit on a single GET stops the remaining GETs", async () => {
+    const { api, deps } = setup({});
+    api.failWhen = (call) => (call.method === "versionByHash" && call.arg === sha(2) ? new ApiError("slow down", "rate_limited", 429) : undefined);
+    const result = await lookupFiles(items(5), deps(), { ...OPTS, concurrency: 1 });
+    expect(api.calls.map((c) => c.arg)).toEqual([items(5).map((i) => i.sha256), sha(1), sha(1), sha(2)]);
+    expect(result.entries.get(sha(1))?.status).toBe("not_found");
+    for (const n of [2, 3, 4, 5]) expect(result.entries.get(sha(n))).toMatchObject({ status: "error", error: "slow down" });
+  });
+
+  test("a non-stopping error fails only its batch", async () => {
+    const { api, deps } = setup({ [PRIMARY]: world(300) });
+    api.failWhen = (call, index) => (index === 1 ? new ApiError("Civitai sent HTML instead of JSON", "bad_response") : undefined);
+    const result = await lookupFiles(items(300), deps(), { ...OPTS, concurrency: 1 });
+    expect(result.stopped).toBeUndefined();
+    const statuses = items(300).map((it) => result.entries.get(it.sha256)?.status);
+    expect(statuses.filter((s) => s === "found")).toHaveLength(200);
+    expect(statuses.slice(100, 200).every((s) => s === "error")).toBe(true);
+    expect(api.count("versionByHash")).toBe(0);
+    expect(api.count("modelsByIds")).toBe(2);
+  });
+
+  for (const kind of ["network", "region_blocked", "unauthorized", "forbidden"] as const) {
+    test(`a ${kind} error after the client's retries stops the lookup; every file says why`, async () => {
+      const { api, deps } = setup({ [PRIMARY]: world(300) });
+      api.failWhen = (_call, index) => (index === 0 ? new ApiError(`${kind} failure`, kind) : undefined);
+      const result = await lookupFiles(items(300), deps(), { ...OPTS, concurrency: 1 });
+      expect(result.stopped?.kind).toBe(kind);
+      expect(api.calls).toHaveLength(1);
+      const entries = items(300).map((it) => result.entries.get(it.sha256));
+      expect(entries.every((e) => e?.status === "error" && e.error === `${kind} failure`)).toBe(true);
+    });
+  }
+
+  test("a fallback host that is down is dropped, not a stop: the primary still answers, misses say the fallback was not checked", async () => {
+    const found = sha(0x700);
+    const missA = sha(0x701);
+    const missB = sha(0x702);
+    const { api, deps, cache } = setup({ [PRIMARY]: { versions: [makeVersion(7, 70, { SHA256: found.toUpperCase() })], models: [{ id: 70 }] } });
+    api.failWhen = (call) => (call.host === FALLBACK ? new ApiError("cannot reach civitai.red", "network") : undefined);
+    const result = await lookupFiles([{ sha256: found }, { sha256: missA }, { sha256: missB }], deps(), { ...OPTS, concurrency: 1 });
+    expect(result.stopped).toBeUndefined();
+    expect(result.fallbackFailure).toContain("cannot reach civitai.red");
+    expect(result.entries.get(found)).toMatchObject({ status: "found", host: PRIMARY });
+    for (const miss of [missA, missB]) {
+      expect(result.entries.get(miss)).toMatchObject({ status: "error", errorKind: "fallback_unavailable" });
+      expect(result.entries.get(miss)?.error).toContain(`not found on ${PRIMARY}`);
+      // Unchecked is not "not found": nothing is cached for it.
+      expect(await cache.getVersion(versionKeyBySha256(miss))).toBeNull();
+    }
+    // The fallback was asked once, then dropped for the rest of the run.
+    expect(api.calls.filter((c) => c.host === FALLBACK)).toHaveLength(1);
+  });
+
+  test("an aborted signal sends nothing more", async () => {
+    const controller = new AbortController();
+    const { api, deps } = setup({ [PRIMARY]: world(300) });
+    api.failWhen = (_call, index) => {
+      if (index === 0) controller.abort();
+      return undefined;
+    };
+    const result = await lookupFiles(items(300), deps(), { ...OPTS, concurrency: 1, signal: controller.signal });
+    expect(api.count()).toBe(1);
+    expect(result.stopped?.kind).toBe("aborted");
+    expect(result.entries.get(sha(1))?.status).toBe("found");
+    expect(result.entries.get(sha(200))).toMatchObject({ status: "error", errorKind: "aborted" });
+  });
+
+  test("invalid SHA-256 inputs are errors and never sent", async () => {
+    const { api, deps } = setup({});
+    const result = await lookupFiles([{ sha256: "../x" }, { sha256: sha(1).slice(1) }], deps(), OPTS);
+    expect(result.entries.get("../x")).toMatchObject({ status: "error" });
+    expect(result.entries.get(sha(1).slice(1))?.status).toBe("error");
+    expect(api.count()).toBe(0);
+  });
+
+  test("progress is reported per phase", async () => {
+    const { deps } = setup({ [PRIMARY]: world(150) });
+    const seen: string[] = [];
+    await lookupFiles(items(150), deps(), { ...OPTS, onProgress: (p) => seen.push(`${p.phase} ${p.done}/${p.total}`) });
+    expect(seen).toContain("bulk 2/2");
+    expect(seen).toContain("models 2/2");
+    expect(seen).toContain("cache 150/150");
+  });
+});

@@ -1,0 +1,574 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildPlan, wantedFromVersion } from "../../../src/download/download-plan.ts";
+import { downloadFile, transferPaths, type DownloadResult, type DownloadTask, type DownloaderOptions } from "../../../src/download/downloader.ts";
+import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
+import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../../helpers/fake-storage.ts";
+
+const SENTINEL = "SENTINEL-KEY-0123456789abcdef";
+const SIZE = 256 * 1024;
+
+let fake: FakeStorage;
+let root: string;
+let dir: string;
+let warnings: string[];
+let n = 0;
+
+beforeAll(async () => {
+  fake = await startFakeStorage({ chunkSize: 16 * 1024 });
+  root = mkdtempSync(join(tmpdir(), "civitai-meta-dl-"));
+});
+
+afterAll(async () => {
+  await fake.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  fake.reset();
+  fake.setOptions({ expireAfterUses: undefined, bytesPerSecond: 0 });
+  dir = join(root, `case-${++n}`);
+  mkdirSync(dir, { recursive: true });
+  warnings = [];
+});
+
+function addFile(versionId: number, size = SIZE, extra: Partial<FakeFile> = {}): FakeFile {
+  return fake.addFile({ versionId, bytes: makeBytes(size, versionId), ...extra });
+}
+
+function taskFor(f: FakeFile, dest = join(dir, f.name)): DownloadTask {
+  return {
+    versionId: f.versionId,
+    fileId: f.fileId,
+    url: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`,
+    dest,
+    size: f.bytes.byteLength,
+    sizeExact: true,
+    sha256: f.sha256,
+  };
+}
+
+function opts(extra: Partial<DownloaderOptions> = {}): DownloaderOptions {
+  return {
+    apiHost: fake.apiUrl,
+    apiKey: SENTINEL,
+    retryDelayMs: 5,
+    stallTimeoutMs: 5000,
+    root: dir,
+    onWarning: (m) => warnings.push(m),
+    ...extra,
+  };
+}
+
+function sha(path: string): string {
+  return sha256Hex(readFileSync(path));
+}
+
+/** The key reaches the API only, never storage, and no message carries it. */
+function assertNoLeak(result?: DownloadResult): void {
+  for (const r of fake.storageRequests) expect(r.headers.authorization).toBeUndefined();
+  for (const r of fake.apiRequests) expect(r.headers.authorization).toBe(`Bearer ${SENTINEL}`);
+  const text = JSON.stringify([result?.message ?? "", warnings]);
+  expect(text).not.toContain(SENTINEL);
+  expect(text).not.toContain("X-Amz-Signature=sig");
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    const p = join(dir, name);
+    if (lstatSync(p).isFile() && name.endsWith(".json")) expect(readFileSync(p, "utf8")).not.toContain(SENTINEL);
+  }
+}
+
+function leftovers(dest: string, versionId: number): { part: boolean; sidecar: boolean; lock: boolean } {
+  const p = transferPaths(dest, versionId);
+  return { part: existsSync(p.part), sidecar: existsSync(p.sidecar), lock: existsSync(p.lock) };
+}
+
+/** Starts a download and aborts it once `fraction` of the file is in the .part (a kill in miniature). */
+async function interrupted(task: DownloadTask, fraction: number): Promise<number> {
+  const controller = new AbortController();
+  fake.setOptions({ bytesPerSecond: 2 * 1024 * 1024 });
+  let at = 0;
+  await expect(
+    downloadFile(task, opts({
+      signal: controller.signal,
+      onProgress: (p) => {
+        at = p.received;
+        if (p.received >= (task.size ?? 0) * fraction) controller.abort(new Error("killed"));
+      },
+    })),
+  ).rejects.toThrow("killed");
+  fake.setOptions({ bytesPerSecond: 0 });
+  return at;
+}
+
+describe("downloads (reliability.md A1–A14)", () => {
+  test("clean download: 307 followed by hand, key only to the API, Accept-Encoding identity, final name only after verification", async () => {
+    const f = addFile(100);
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(fake.apiRequests[0]!.url).toBe(`/api/download/models/100?fileId=${f.fileId}`);
+    expect(fake.storageRequests[0]!.headers["accept-encoding"]).toBe("identity");
+    expect(String(fake.storageRequests[0]!.headers["user-agent"])).toMatch(/^civitai-meta\//);
+    expect(result.bytesReceived).toBe(SIZE);
+    assertNoLeak(result);
+  });
+
+  test("A1: short body → .part keeps the bytes, resumes with Range: bytes=N/2-, one warning, verified", async () => {
+    const f = addFile(101);
+    fake.queueStorageFault({ kind: "short", after: SIZE / 2 });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+    expect(fake.storageRequests).toHaveLength(2);
+    expect(fake.storageRequests[1]!.headers.range).toBe(`bytes=${SIZE / 2}-`);
+    expect(fake.storageRequests[1]!.headers["if-range"]).toBe(f.etag);
+    expect(warnings.filter((w) => /resuming at/.test(w))).toHaveLength(1);
+    assertNoLeak(result);
+  });
+
+  test("A2 (in-process): an interrupted run leaves only .part + sidecar; the next run fetches only the rest with Range + If-Range", async () => {
+    const f = addFile(102, 1024 * 1024);
+    const dest = join(dir, f.name);
+    await interrupted(taskFor(f), 0.4);
+    expect(existsSync(dest)).toBe(false);
+    const left = leftovers(dest, f.versionId);
+    expect(left).toEqual({ part: true, sidecar: true, lock: false });
+    const partSize = lstatSync(transferPaths(dest, f.versionId).part).size;
+    expect(partSize).toBeGreaterThan(0);
+    fake.reset();
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.headers.range).toBe(`bytes=${partSize}-`);
+    expect(fake.storageRequests[0]!.headers["if-range"]).toBe(f.etag);
+    expect(fake.bytesServed).toBe(f.bytes.byteLength - partSize);
+    expect(result.bytesReceived).toBe(f.bytes.byteLength - partSize);
+    expect(sha(dest)).toBe(f.sha256);
+    assertNoLeak(result);
+  });
+
+  test("A3: resume answered 200 (Range ignored) → truncate and restart from 0, never old bytes + full body", async () => {
+    const f = addFile(103, 1024 * 1024);
+    const dest = join(dir, f.name);
+    await interrupted(taskFor(f), 0.3);
+    fake.reset();
+    fake.queueStorageFault({ kind: "ignore-range" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.headers.range).toMatch(/^bytes=\d+-$/);
+    expect(fake.storageRequests[0]!.status).toBe(200);
+    expect(lstatSync(dest).size).toBe(f.bytes.byteLength);
+    expect(sha(dest)).toBe(f.sha256);
+    expect(warnings.some((w) => /ignored the resume request; restarting from 0/.test(w))).toBe(true);
+  });
+
+  test("A4: 206 at the wrong offset → hard error, .part discarded, nothing spliced", async () => {
+    const f = addFile(104, 1024 * 1024);
+    const dest = join(dir, f.name);
+    await interrupted(taskFor(f), 0.3);
+    fake.reset();
+    fake.queueStorageFault({ kind: "wrong-offset" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/resumed at the wrong offset \(asked for byte \d+, got 0\)/);
+    expect(existsSync(dest)).toBe(false);
+    expect(leftovers(dest, f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    assertNoLeak(result);
+  });
+
+  test("A5: remote file changed (ETag differs, If-Range → 200) → restart from 0 with a warning", async () => {
+    const f = addFile(105, 1024 * 1024);
+    const dest = join(dir, f.name);
+    await interrupted(taskFor(f), 0.3);
+    fake.reset();
+    fake.queueStorageFault({ kind: "change-etag" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.status).toBe(200);
+    expect(warnings.some((w) => /remote file changed/.test(w))).toBe(true);
+    expect(sha(dest)).toBe(f.sha256);
+  });
+
+  test("A5: the server's size differs from Civitai's → 'remote file changed', nothing saved", async () => {
+    const f = addFile(115);
+    const task = { ...taskFor(f), size: SIZE + 4096 };
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/remote file changed/);
+    expect(existsSync(task.dest)).toBe(false);
+  });
+
+  test("A6: one flipped byte → SHA-256 mismatch before the rename, expected vs actual, .part deleted", async () => {
+    const f = addFile(106);
+    fake.queueStorageFault({ kind: "flip-byte" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    const corrupt = Uint8Array.from(f.bytes);
+    corrupt[SIZE / 2]! ^= 0xff;
+    expect(result.message).toContain(`SHA-256 mismatch: expected ${f.sha256}, got ${sha256Hex(corrupt)}`);
+    expect(existsSync(join(dir, f.name))).toBe(false);
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    assertNoLeak(result);
+  });
+
+  test("A7: storage answers 200 text/html → nothing written, clear error", async () => {
+    const f = addFile(107);
+    fake.queueStorageFault({ kind: "html" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/web page \(text\/html\) instead of the file; nothing was saved/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("A7: the API answers 200 HTML (login / Cloudflare) → nothing written", async () => {
+    const f = addFile(117);
+    fake.queueApiFault({ kind: "html" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/web page instead of the file/);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(fake.storageRequests).toHaveLength(0);
+  });
+
+  const apiErrors: [string, number, object, RegExp][] = [
+    ["401 login required", 401, fixtureBody("error-401-download-login-required.json"), /login required \(401\): Civitai says "The creator of this asset requires you to be logged in to download it"; your API key was not accepted/],
+    ["401 downloads disabled", 401, fixtureBody("error-401-download-disabled.json"), /Civitai says "The creator of this asset has disabled downloads on this file"; the creator does not allow downloads/],
+    ["403 early access", 403, { error: "Early Access", deadline: "2030-01-01T00:00:00.000Z", message: "This asset is in Early Access. You can use Buzz access it now!" }, /in Early Access \(403\)/],
+    ["403 forbidden", 403, { error: "Forbidden" }, /download refused \(403\): Civitai says "Forbidden"/],
+    ["404 file not found", 404, fixtureBody("error-404-download-file-not-found.json"), /not found on Civitai \(404\): Civitai says "File not found"/],
+    ["410 archived", 410, { error: "Model archived, not available for download" }, /archived on Civitai \(410\)/],
+    ["429 download quota", 429, fixtureBody("error-429-download-quota.json"), /download quota reached \(429\): Civitai says "We've noticed an unusual amount of downloading/],
+  ];
+  for (const [name, status, body, expected] of apiErrors) {
+    test(`A7/F6: API ${name} → its own message, no .part, no secret`, async () => {
+      const f = addFile(120 + status);
+      fake.queueApiFault({ kind: "status", status, body });
+      const result = await downloadFile(taskFor(f), opts());
+      expect(result.status).toBe("failed");
+      expect(result.message).toMatch(expected);
+      expect(readdirSync(dir)).toEqual([]);
+      expect(fake.apiRequests).toHaveLength(1); // no retry of a definitive answer
+      assertNoLeak(result);
+    });
+  }
+
+  test("401 without a key suggests CIVITAI_API_KEY", async () => {
+    const f = addFile(130);
+    fake.queueApiFault({ kind: "status", status: 401, body: fixtureBody("error-401-download-login-required.json") });
+    const result = await downloadFile(taskFor(f), opts({ apiKey: null }));
+    expect(result.message).toMatch(/set CIVITAI_API_KEY/);
+    expect(fake.apiRequests[0]!.headers.authorization).toBeUndefined();
+  });
+
+  test("a 503 from the API is retried, then the download succeeds", async () => {
+    const f = addFile(131);
+    fake.queueApiFault({ kind: "status", status: 503, body: { error: "Service Unavailable" } });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.apiRequests).toHaveLength(2);
+  });
+
+  test("A8: .part already whole and the server answers 416 → hash it, matching → renamed", async () => {
+    const f = addFile(108);
+    const task = taskFor(f);
+    const p = transferPaths(task.dest, f.versionId);
+    writeFileSync(p.part, f.bytes);
+    writeFileSync(p.sidecar, JSON.stringify({ versionId: f.versionId, fileId: f.fileId, url: task.url, size: SIZE, sha256: f.sha256, etag: f.etag, lastModified: null }));
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.status).toBe(416);
+    expect(fake.bytesServed).toBe(0);
+    expect(sha(task.dest)).toBe(f.sha256);
+  });
+
+  test("A8: .part of full size but wrong bytes and a 416 → never renamed on size alone: deleted and restarted", async () => {
+    const f = addFile(109);
+    const task = taskFor(f);
+    const p = transferPaths(task.dest, f.versionId);
+    writeFileSync(p.part, new Uint8Array(SIZE));
+    writeFileSync(p.sidecar, JSON.stringify({ versionId: f.versionId, fileId: f.fileId, url: task.url, size: SIZE, sha256: f.sha256, etag: f.etag, lastModified: null }));
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.status).toBe(416);
+    expect(fake.storageRequests[1]!.headers.range).toBeUndefined();
+    expect(sha(task.dest)).toBe(f.sha256);
+  });
+
+  test("A9: the signed URL expires mid-transfer (403 AccessDenied) → a new link from the API, same offset, finished", async () => {
+    const f = addFile(110);
+    fake.setOptions({ expireAfterUses: 1 });
+    fake.queueStorageFault({ kind: "short", after: SIZE / 4 });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.apiRequests).toHaveLength(2);
+    expect(fake.storageRequests.map((r) => r.status)).toEqual([200, 403, 206]);
+    expect(fake.storageRequests[2]!.headers.range).toBe(`bytes=${SIZE / 4}-`);
+    expect(fake.storageRequests[2]!.url).not.toBe(fake.storageRequests[1]!.url);
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+    assertNoLeak(result);
+  });
+
+  test("A10: free space below the expected size → fails before the first byte, with needed and free", async () => {
+    const f = addFile(111);
+    const result = await downloadFile(taskFor(f), opts({ freeSpace: async () => 1000 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/not enough disk space: needs 256\.0 KiB more, 1000 B free/);
+    expect(fake.storageRequests).toHaveLength(0);
+  });
+
+  test("A10: ENOSPC mid-stream on a small tmpfs → clear error with needed/free, .part kept, no final file", async () => {
+    const mnt = join(root, "tmpfs");
+    mkdirSync(mnt, { recursive: true });
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
+    if (mounted.exitCode !== 0) {
+      console.log(`A10 ENOSPC skipped: cannot mount tmpfs (${mounted.stderr.toString().trim() || `exit ${mounted.exitCode}`})`);
+      return;
+    }
+    try {
+      const f = addFile(112, 3 * 1024 * 1024);
+      const task = taskFor(f, join(mnt, f.name));
+      // The pre-check is bypassed (it would refuse); the disk then fills for real.
+      const result = await downloadFile(task, opts({ root: mnt, freeSpace: async () => null }));
+      expect(result.status).toBe("failed");
+      expect(result.message).toMatch(/disk full after .*: needs .* more, .* free; the \.part is kept/);
+      expect(existsSync(task.dest)).toBe(false);
+      expect(existsSync(transferPaths(task.dest, f.versionId).part)).toBe(true);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  });
+
+  test("A11: target present with the right hash → skipped 'already present, verified', nothing fetched", async () => {
+    const f = addFile(113);
+    writeFileSync(join(dir, f.name), f.bytes);
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("present");
+    expect(result.message).toBe("already present, verified");
+    expect(fake.apiRequests).toHaveLength(0);
+  });
+
+  test("A11: target with another hash → left alone without --force; replaced only after verification with --force", async () => {
+    const f = addFile(114);
+    const dest = join(dir, f.name);
+    const mine = makeBytes(SIZE, 999);
+    writeFileSync(dest, mine);
+    const kept = await downloadFile(taskFor(f), opts());
+    expect(kept.status).toBe("exists");
+    expect(kept.message).toMatch(/hash differs.*use --force/);
+    expect(sha(dest)).toBe(sha256Hex(mine));
+    const forced = await downloadFile(taskFor(f), opts({ force: true }));
+    expect(forced.status).toBe("downloaded");
+    expect(sha(dest)).toBe(f.sha256);
+  });
+
+  test("A12: two downloads of one file at once → one writer; the other skips naming the lock owner", async () => {
+    const f = addFile(140, 1024 * 1024);
+    fake.setOptions({ bytesPerSecond: 8 * 1024 * 1024 });
+    const [a, b] = await Promise.all([downloadFile(taskFor(f), opts()), downloadFile(taskFor(f), opts())]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual(["downloaded", "locked"]);
+    const locked = a.status === "locked" ? a : b;
+    expect(locked.message).toMatch(new RegExp(`being downloaded by pid ${process.pid}`));
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+  });
+
+  test("A12: a lock held by a live process → skipped; a dead owner's lock is taken over", async () => {
+    const f = addFile(141);
+    const task = taskFor(f);
+    const { lock } = transferPaths(task.dest, f.versionId);
+    const live = Bun.spawn(["sleep", "30"]);
+    try {
+      writeFileSync(lock, JSON.stringify({ pid: live.pid, startedAt: "2025-01-01T00:00:00Z", host: "" }));
+      const skipped = await downloadFile(task, opts());
+      expect(skipped.status).toBe("locked");
+      expect(skipped.lockOwner?.pid).toBe(live.pid);
+    } finally {
+      live.kill();
+      await live.exited;
+    }
+    const dead = Bun.spawnSync(["true"]).pid;
+    writeFileSync(lock, JSON.stringify({ pid: dead, startedAt: "2025-01-01T00:00:00Z", host: "" }));
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("downloaded");
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  test("A13: a stalled body trips the per-read stall timeout and resumes with Range (no whole-file deadline)", async () => {
+    const f = addFile(142);
+    fake.queueStorageFault({ kind: "stall", after: SIZE / 2 });
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 300 }));
+    expect(result.status).toBe("downloaded");
+    expect(warnings.some((w) => /stalled: no data/.test(w))).toBe(true);
+    expect(fake.storageRequests[1]!.headers.range).toBe(`bytes=${SIZE / 2}-`);
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+  });
+
+  test("A13: a slow but steady body longer than the stall timeout is not killed", async () => {
+    const f = addFile(143, 64 * 1024);
+    fake.setOptions({ bytesPerSecond: 64 * 1024 }); // ~1 s in 4 chunks, stall timeout 400 ms
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 400 }));
+    fake.setOptions({ bytesPerSecond: 0 });
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests).toHaveLength(1);
+    expect(warnings).toEqual([]);
+  });
+
+  test("A14: memory stays flat: a separate process streams a 160 MiB file with peak RSS under 150 MB", async () => {
+    const f = addFile(144, 160 * 1024 * 1024);
+    const task = taskFor(f);
+    const script = join(root, "a14-child.ts");
+    const downloader = join(import.meta.dir, "../../../src/download/downloader.ts");
+    writeFileSync(
+      script,
+      `import { downloadFile } from ${JSON.stringify(downloader)};
+import { readFileSync } from "node:fs";
+const task = JSON.parse(process.argv[2]);
+const r = await downloadFile(task, { apiHost: process.argv[3], apiKey: null });
+const hwm = Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0") * 1024;
+console.log(JSON.stringify({ status: r.status, message: r.message ?? null, peak: hwm }));
+`,
+    );
+    // Async spawn: the fake server lives in this process and must keep serving.
+    const child = Bun.spawn([process.execPath, script, JSON.stringify(task), fake.apiUrl], { stdout: "pipe", stderr: "pipe" });
+    const [out, err] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const line = out.trim().split("\n").pop() ?? "";
+    if (!line.startsWith("{")) throw new Error(`child failed: ${err}`);
+    const got = JSON.parse(line) as { status: string; message: string | null; peak: number };
+    expect(got.status).toBe("downloaded");
+    expect(got.peak).toBeGreaterThan(0);
+    // Buffering the 160 MiB file would put the peak above it; streaming keeps it near Bun's baseline.
+    expect(got.peak).toBeLessThan(150 * 1024 * 1024);
+    expect(sha(task.dest)).toBe(f.sha256);
+  }, 30_000);
+});
+
+describe("names, symlinks and redirects (F3–F5, F8)", () => {
+  test("F3: hostile API file names land inside DIR, sanitised, ≤ 255 bytes; nothing outside", async () => {
+    const names = ["../../.bashrc", "..\\..\\x.safetensors", "/etc/passwd", "CON.safetensors", "a:b.safetensors", `${"模".repeat(100)}.safetensors`];
+    const outside = readdirSync(root).sort();
+    const wanted = names.map((name, i) => {
+      const f = addFile(150 + i, 4096, { name });
+      const w = wantedFromVersion(fake.versionJson(f.versionId));
+      if (!w.ok) throw new Error(w.reason);
+      return w.wanted;
+    });
+    const plan = buildPlan(wanted, dir);
+    expect(plan.conflicts).toEqual([]);
+    for (const item of plan.items) {
+      const f = fake.file(item.versionId);
+      const result = await downloadFile({ ...item, size: f.bytes.byteLength, sizeExact: true }, opts());
+      expect(result.status).toBe("downloaded");
+    }
+    const got = readdirSync(dir).sort();
+    const cjk = got.find((g) => g.startsWith("模"));
+    expect(got.filter((g) => g !== cjk)).toEqual([".bashrc", "CON_.safetensors", "a_b.safetensors", "passwd", "x.safetensors"]);
+    expect(cjk).toMatch(/^模+\.safetensors$/);
+    for (const name of got) expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+    expect(readdirSync(root).sort()).toEqual(outside);
+  });
+
+  test("F3: a symlinked sub-folder pointing outside DIR is refused", async () => {
+    const f = addFile(160, 4096);
+    const elsewhere = mkdtempSync(join(tmpdir(), "civitai-meta-elsewhere-"));
+    try {
+      symlinkSync(elsewhere, join(dir, "sub"));
+      const result = await downloadFile(taskFor(f, join(dir, "sub", f.name)), opts());
+      expect(result.status).toBe("failed");
+      expect(result.message).toMatch(/resolves outside/);
+      expect(readdirSync(elsewhere)).toEqual([]);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  test("F4: a hostile Content-Disposition on storage never names the file", async () => {
+    const f = addFile(161, 4096, { rawDisposition: true, disposition: `attachment; filename="../../evil"; filename*=UTF-8''..%2F..%2Fevil` });
+    const before = readdirSync(root).sort();
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(readdirSync(dir)).toEqual([f.name]);
+    expect(readdirSync(root).sort()).toEqual(before);
+  });
+
+  test("F5: a symlink planted at <target>.part is not followed; its target is untouched", async () => {
+    const f = addFile(162, 4096);
+    const task = taskFor(f);
+    const victim = join(root, `victim-${n}`);
+    writeFileSync(victim, "precious");
+    symlinkSync(victim, transferPaths(task.dest, f.versionId).part);
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/\.part is a symlink; refusing/);
+    expect(readFileSync(victim, "utf8")).toBe("precious");
+    expect(existsSync(task.dest)).toBe(false);
+  });
+
+  test("F5: a symlink planted at <target> is not written through", async () => {
+    const f = addFile(163, 4096);
+    const task = taskFor(f);
+    const victim = join(root, `victim-${n}`);
+    writeFileSync(victim, "precious");
+    symlinkSync(victim, task.dest);
+    const result = await downloadFile(task, opts({ force: true }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/is a symlink; refusing/);
+    expect(readFileSync(victim, "utf8")).toBe("precious");
+  });
+
+  test("F8: the redirect target on another host never receives Authorization", async () => {
+    const evil = await startFakeStorage();
+    try {
+      const f = addFile(164, 4096);
+      evil.addFile({ versionId: 164, bytes: f.bytes, name: f.name });
+      // The evil host issues its own valid link so the transfer can complete.
+      const res = await fetch(`${evil.apiUrl}/api/download/models/164`, { redirect: "manual" });
+      fake.queueApiFault({ kind: "redirect", location: res.headers.get("location")! });
+      evil.reset();
+      const result = await downloadFile(taskFor(f), opts());
+      expect(result.status).toBe("downloaded");
+      expect(evil.storageRequests.length).toBeGreaterThan(0);
+      for (const r of evil.storageRequests) expect(r.headers.authorization).toBeUndefined();
+      expect(fake.apiRequests[0]!.headers.authorization).toBe(`Bearer ${SENTINEL}`);
+    } finally {
+      await evil.stop();
+    }
+  });
+
+  test("F8: an https → http downgrade is refused before any request to the http host", async () => {
+    const seen: string[] = [];
+    const fetchStub = (async (input: string | URL | Request, init?: RequestInit) => {
+      const url = String(input);
+      seen.push(`${url} auth=${new Headers(init?.headers).get("authorization") ? "yes" : "no"}`);
+      if (url.startsWith("https://civitai.test/")) return new Response(null, { status: 307, headers: { location: "http://evil.test/file" } });
+      return new Response("x");
+    }) as typeof fetch;
+    const f = addFile(165, 4096);
+    const result = await downloadFile(taskFor(f), opts({ apiHost: "https://civitai.test", fetch: fetchStub }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/refusing a redirect from https to http \(evil\.test\)/);
+    expect(seen).toEqual([`https://civitai.test/api/download/models/165?fileId=${f.fileId} auth=yes`]);
+    expect(result.message).not.toContain(SENTINEL);
+  });
+});
+
+describe("download's API calls (the shared Civitai client)", () => {
+  const createDownloadApi = (o: { apiKey: string; civitaiHosts: string[] }) => {
+    const c = createCivitaiClient({ ...o, userAgent: "civitai-meta/test", maxAttempts: 1 });
+    return { versionById: c.versionById, versionByHash: c.versionByHash, modelById: c.model };
+  };
+  test("versionById / versionByHash / modelById against the fake; key sent only to listed hosts; 404 → null", async () => {
+    const f = addFile(170, 1024);
+    const api = createDownloadApi({ apiKey: SENTINEL, civitaiHosts: [fake.apiUrl] });
+    expect((await api.versionById(fake.apiUrl, 170))?.id).toBe(170);
+    expect((await api.versionByHash(fake.apiUrl, f.sha256.toUpperCase()))?.id).toBe(170);
+    expect((await api.modelById(fake.apiUrl, f.modelId))?.modelVersions?.[0]?.id).toBe(170);
+    expect(await api.versionById(fake.apiUrl, 999_999)).toBeNull();
+    for (const r of fake.apiRequests) expect(r.headers.authorization).toBe(`Bearer ${SENTINEL}`);
+    fake.reset();
+    const other = createDownloadApi({ apiKey: SENTINEL, civitaiHosts: ["https://civitai.com"] });
+    await other.versionById(fake.apiUrl, 170);
+    expect(fake.apiRequests[0]!.headers.authorization).toBeUndefined();
+  });
+});

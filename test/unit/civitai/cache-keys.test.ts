@@ -1,0 +1,82 @@
+import { describe, expect, test } from "bun:test";
+import { normalizeKey } from "unstorage";
+import {
+  isCivitaiId,
+  modelKey,
+  normalizeAutov3,
+  normalizeSha256,
+  versionKeyByAutov3,
+  versionKeyBySha256,
+} from "../../../src/civitai/cache-keys.ts";
+
+const SHA = "0df040c8cd48125174b54c251a87822e8ed61d529a92c42c1fa1bef483b10b0d";
+
+describe("versionKeyBySha256", () => {
+  test("lower-case hex → key", () => expect(versionKeyBySha256(SHA)).toBe(`version:sha256:${SHA}`));
+  test("upper and lower case give the SAME key (case-insensitive filesystems)", () => {
+    expect(versionKeyBySha256(SHA.toUpperCase())).toBe(versionKeyBySha256(SHA));
+  });
+  test("the key survives unstorage's normalisation unchanged", () => {
+    const key = versionKeyBySha256(SHA);
+    expect(normalizeKey(key)).toBe(key);
+  });
+
+  const hostile: [string, string][] = [
+    ["traversal", "../x"],
+    ["traversal padded to 64", `../${SHA.slice(3)}`],
+    ["slash (a/b ≡ a:b in unstorage)", `${SHA.slice(0, 32)}/${SHA.slice(33)}`],
+    ["colon", `${SHA.slice(0, 32)}:${SHA.slice(33)}`],
+    ["query (dropped by unstorage)", `${SHA.slice(0, 63)}?`],
+    ["query suffix", `${SHA}?x=1`],
+    ["empty", ""],
+    ["63 chars", SHA.slice(0, 63)],
+    ["65 chars", `${SHA}0`],
+    ["non-hex letter", `${SHA.slice(0, 63)}g`],
+    ["surrounding space", ` ${SHA}`],
+    ["newline", `${SHA}\n`],
+    ["backslash", `${SHA.slice(0, 63)}\\`],
+  ];
+  for (const [name, input] of hostile) {
+    test(`throws on ${name}`, () => expect(() => versionKeyBySha256(input)).toThrow(TypeError));
+  }
+  test("throws on non-strings", () => {
+    expect(() => versionKeyBySha256(undefined as unknown as string)).toThrow(TypeError);
+    expect(() => versionKeyBySha256(42 as unknown as string)).toThrow(TypeError);
+  });
+});
+
+describe("versionKeyByAutov3", () => {
+  test("12 hex, case folded", () => {
+    expect(versionKeyByAutov3("C26973DE6B79")).toBe("version:autov3:c26973de6b79");
+    expect(versionKeyByAutov3("c26973de6b79")).toBe("version:autov3:c26973de6b79");
+  });
+  test("AutoV3 and SHA-256 keys never collide", () => {
+    expect(versionKeyByAutov3(SHA.slice(0, 12))).not.toBe(versionKeyBySha256(SHA));
+  });
+  for (const bad of ["", "c26973de6b7", "c26973de6b790", "../../etc/pa", "a/b:c?d=e.fg", SHA, "C26973DE6B7Z"]) {
+    test(`throws on ${JSON.stringify(bad)}`, () => expect(() => versionKeyByAutov3(bad)).toThrow(TypeError));
+  }
+});
+
+describe("modelKey", () => {
+  test("positive integer", () => expect(modelKey(1102)).toBe("model:1102"));
+  for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "12", "../1", null]) {
+    test(`throws on ${String(bad)}`, () => expect(() => modelKey(bad as number)).toThrow(TypeError));
+  }
+});
+
+describe("validators", () => {
+  test("normalizeSha256 / normalizeAutov3 return null on bad input", () => {
+    expect(normalizeSha256(SHA.toUpperCase())).toBe(SHA);
+    expect(normalizeSha256("abc")).toBeNull();
+    expect(normalizeSha256({})).toBeNull();
+    expect(normalizeAutov3("ABCDEF012345")).toBe("abcdef012345");
+    expect(normalizeAutov3("abcdef01234")).toBeNull();
+  });
+  test("isCivitaiId", () => {
+    expect(isCivitaiId(1)).toBe(true);
+    expect(isCivitaiId(2_147_483_647)).toBe(true);
+    expect(isCivitaiId(0)).toBe(false);
+    expect(isCivitaiId("1")).toBe(false);
+  });
+});

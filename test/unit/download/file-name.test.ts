@@ -1,0 +1,61 @@
+import { describe, expect, test } from "bun:test";
+import { joinWithin, PathEscapeError, sanitizeFileName, sanitizeRelativePath } from "../../../src/download/file-name.ts";
+
+const bytes = (s: string) => Buffer.byteLength(s);
+
+describe("sanitizeFileName (reliability.md §4.2, F3)", () => {
+  test.each([
+    ["../../.bashrc", ".bashrc"],
+    ["..\\..\\x.safetensors", "x.safetensors"],
+    ["/etc/passwd", "passwd"],
+    ["a:b.safetensors", "a_b.safetensors"],
+    ['w<h>a"t|?*.pt', "w_h_a_t___.pt"],
+    ["CON.safetensors", "CON_.safetensors"],
+    ["con", "con_"],
+    ["LPT9.ckpt", "LPT9_.ckpt"],
+    ["CONIN$.bin", "CONIN$_.bin"],
+    ["COM10.bin", "COM10.bin"],
+    ["CONSOLE.bin", "CONSOLE.bin"],
+    ["spam. . .", "spam"],
+    ["evil\u001b]52;c;x\u0007.safetensors", "evil]52;c;x.safetensors"],
+    ["nul\u0000byte.pt", "nulbyte.pt"],
+    ["c1\u009bcontrol.pt", "c1control.pt"],
+  ])("%j → %j", (input, expected) => {
+    expect(sanitizeFileName(input)).toBe(expected);
+  });
+
+  test.each(["", ".", "..", "../..", "/", "a/..", "...", " ", "\u0000"])("%j is unusable → null", (input) => {
+    expect(sanitizeFileName(input)).toBeNull();
+  });
+
+  test("NFD input comes out NFC", () => {
+    expect(sanitizeFileName("Cafe\u0301.pt")).toBe("Caf\u00e9.pt");
+  });
+
+  test("a 300-byte CJK name is cut to ≤ 255 bytes on a code point boundary, keeping the extension", () => {
+    const out = sanitizeFileName(`${"模".repeat(100)}.safetensors`)!;
+    expect(bytes(out)).toBeLessThanOrEqual(255);
+    expect(out.endsWith(".safetensors")).toBe(true);
+    expect(out).toMatch(/^模+\.safetensors$/);
+    expect(bytes(sanitizeFileName(`${"😀".repeat(80)}.pt`, { maxBytes: 100 })!)).toBeLessThanOrEqual(100);
+  });
+});
+
+describe("sanitizeRelativePath", () => {
+  test("each component is sanitised; .. anywhere rejects", () => {
+    expect(sanitizeRelativePath("loras/sd:xl/a.safetensors")).toBe("loras/sd_xl/a.safetensors");
+    expect(sanitizeRelativePath("./a\\b.pt")).toBe("a/b.pt");
+    expect(sanitizeRelativePath("a/../../b.pt")).toBeNull();
+    expect(sanitizeRelativePath("")).toBeNull();
+  });
+});
+
+describe("joinWithin", () => {
+  test("stays inside; anything escaping throws", () => {
+    expect(joinWithin("/data/models", "a/b.pt")).toBe("/data/models/a/b.pt");
+    for (const bad of ["../x", "a/../../x", "/etc/passwd", "", ".", "C:evil", "a/../.."]) {
+      expect(() => joinWithin("/data/models", bad)).toThrow(PathEscapeError);
+    }
+    expect(() => joinWithin("/data/models", "../models-evil/x")).toThrow(PathEscapeError);
+  });
+});

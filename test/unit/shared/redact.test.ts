@@ -1,0 +1,59 @@
+import { describe, expect, test } from "bun:test";
+import { createRedactor, REDACTED, redact, truncateText } from "../../../src/shared/redact.ts";
+
+const KEY = "0123456789abcdef0123456789abcdef";
+
+describe("redact", () => {
+  test("removes every occurrence of the literal key", () => {
+    const out = redact(`key ${KEY} and again ${KEY}!`, [KEY]);
+    expect(out).not.toContain(KEY);
+    expect(out).toBe(`key ${REDACTED} and again ${REDACTED}!`);
+  });
+
+  test("removes the percent-encoded and JSON-escaped forms of the key", () => {
+    const odd = 'a/b+c "d"';
+    const out = redact(`url=?x=${encodeURIComponent(odd)} json=${JSON.stringify({ k: odd })}`, [odd]);
+    expect(out).not.toContain(encodeURIComponent(odd));
+    expect(out).not.toContain('a/b+c \\"d\\"');
+  });
+
+  test("token= and api key parameters, other parameters kept", () => {
+    const out = redact("https://civitai.com/api/download/models/1?type=Model&token=abc123&format=SafeTensor");
+    expect(out).toBe(`https://civitai.com/api/download/models/1?type=Model&token=${REDACTED}&format=SafeTensor`);
+    expect(redact("GET /x?api_key=zzz&apikey=yyy")).toBe(`GET /x?api_key=${REDACTED}&apikey=${REDACTED}`);
+  });
+
+  test("Authorization headers in dumps and JSON, and bare Bearer tokens", () => {
+    expect(redact("Authorization: Bearer sekrit\nAccept: application/json")).toBe(`Authorization: ${REDACTED}\nAccept: application/json`);
+    expect(redact('{"authorization":"Bearer sekrit","accept":"x"}')).toBe(`{"authorization":"${REDACTED}","accept":"x"}`);
+    expect(redact("sent Bearer sekrit.token-1 to host")).toBe(`sent Bearer ${REDACTED} to host`);
+  });
+
+  test("pre-signed URL credentials, the rest of the URL kept", () => {
+    const url =
+      "https://r2.example.com/m.safetensors?X-Amz-Expires=86400&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20260820%2Fauto&X-Amz-Signature=deadbeef&X-Amz-Security-Token=tok&x-id=GetObject";
+    const out = redact(url);
+    for (const secret of ["AKIA", "deadbeef", "=tok"]) expect(out).not.toContain(secret);
+    expect(out).toContain("X-Amz-Expires=86400");
+    expect(out).toContain(`X-Amz-Signature=${REDACTED}`);
+    expect(out).toContain("x-id=GetObject");
+  });
+
+  test("leaves ordinary text alone", () => {
+    const text = "the key point: 429 Too Many Requests at https://civitai.com/api/v1/models?ids=1&nsfw=true";
+    expect(redact(text, [undefined, null, ""])).toBe(text);
+  });
+
+  test("a redactor is reusable and covers several secrets, the longer first", () => {
+    const r = createRedactor(["abc", "abcdef"]);
+    expect(r("x abcdef y abc")).toBe(`x ${REDACTED} y ${REDACTED}`);
+  });
+});
+
+describe("truncateText", () => {
+  test("cuts with an ellipsis only when needed", () => {
+    expect(truncateText("hello", 10)).toBe("hello");
+    expect(truncateText("hello world", 6)).toBe("hello…");
+    expect(truncateText("hello world", 6).length).toBe(6);
+  });
+});
