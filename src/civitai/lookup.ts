@@ -437,7 +437,7 @@ async function runLimited<T>(items: readonly T[], limit: number, task: (item: T)
 }
 
 async function mapLimited<T, R>(items: readonly T[], limit: number, task: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
+  const out = Array.from<R>({ length: items.length });
   const indexed = items.map((item, index) => ({ item, index }));
   await runLimited(indexed, limit, async ({ item, index }) => {
     out[index] = await task(item);

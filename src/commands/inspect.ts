@@ -242,7 +242,7 @@ export function formatInspect(r: InspectResult): string {
       const line = `${e(s.file)} (${SOURCE_LABEL[s.source]}): ${describeSidecar(s)}`;
       out += first ? row("sidecars", line) : more(line);
       first = false;
-      for (const c of claims.filter((c) => c.file === s.file)) {
+      for (const c of claims.filter((claim) => claim.file === s.file)) {
         const agree = r.hashes?.sha256 ? (c.sha256 === r.hashes.sha256 ? "matches our sha256" : "DIFFERS from our sha256") : "not checked";
         out += more(`  claims sha256 ${c.sha256} (${agree})`);
       }

@@ -103,7 +103,7 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new RangeError(`bufferSize must be a positive integer`);
   const algosFor = typeof options.algos === "function" ? options.algos : () => options.algos as readonly HashAlgo[];
 
-  const results: (HashResult | undefined)[] = new Array(files.length);
+  const results: (HashResult | undefined)[] = Array.from({ length: files.length });
   const progress: HashProgress = { bytesDone: 0, bytesTotal: 0, filesDone: 0, filesTotal: files.length, filesCached: 0 };
   const finish = (index: number, result: HashResult) => {
     results[index] = result;

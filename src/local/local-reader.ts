@@ -300,7 +300,7 @@ export interface LocalPassResult {
 export async function readLocalPass(items: readonly LocalPassItem[], options: LocalPassOptions = {}): Promise<LocalPassResult> {
   const concurrency = Math.max(1, options.concurrency ?? LOCAL_PASS_CONCURRENCY);
   const withSidecars = options.sidecars ?? true;
-  const result: LocalPassResult = { infos: new Array(items.length), warnings: [], bytesRead: 0, sidecarBytesRead: 0 };
+  const result: LocalPassResult = { infos: Array.from({ length: items.length }), warnings: [], bytesRead: 0, sidecarBytesRead: 0 };
   const listings = new Map<string, Promise<ReadonlySet<string> | undefined>>();
   const listing = (dir: string) => {
     let p = listings.get(dir);

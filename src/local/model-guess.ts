@@ -130,7 +130,7 @@ function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[
   if (has(/lora_down|lora_up|\.lora_[AB]\.|\.lora\.(down|up)\.|_lora\.(down|up)\./)) {
     const dora = has(/dora_scale$/);
     const mid = has(/\.lora_mid\.weight$/);
-    const conv = tensors.some((t) => /lora_down\.weight$/.test(t.name) && t.shape.length === 4 && (t.shape[2]! > 1 || t.shape[3]! > 1));
+    const conv = tensors.some((t) => t.name.endsWith("lora_down.weight") && t.shape.length === 4 && (t.shape[2]! > 1 || t.shape[3]! > 1));
     const lycorisModule = /lycoris/i.test(hints.networkModule ?? "");
     if (mid || (conv && lycorisModule)) {
       return { kind: "lycoris", subtype: "LoCon", evidence: mid ? "lora_mid (LoCon with CP decomposition)" : "LoRA on 3×3 convolutions with lycoris module (LoCon)" };

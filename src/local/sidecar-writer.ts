@@ -37,7 +37,7 @@ export function civitaiInfoPath(modelPath: string): string {
 export function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
   const out: Record<string, unknown> = { ...version };
   if (model) {
-    const merged: Record<string, unknown> = { ...(version.model ?? {}) };
+    const merged: Record<string, unknown> = { ...version.model };
     const extra: [string, unknown][] = [
       ["name", model.name],
       ["type", model.type],

@@ -63,8 +63,8 @@ export const CSV_LIST_SEPARATOR = "; ";
 const FORMULA_START_RE = /^[=+\-@\t\r\n\0]/;
 
 /** A text cell made inert for spreadsheets: a leading `'` when it could start a formula. */
-export function neutralizeFormula(text: string): string {
-  return FORMULA_START_RE.test(text) ? `'${text}` : text;
+export function neutralizeFormula(value: string): string {
+  return FORMULA_START_RE.test(value) ? `'${value}` : value;
 }
 
 /** The last component of a path, whether it was written on POSIX or Windows. */

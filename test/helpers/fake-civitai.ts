@@ -591,7 +591,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     async stop() {
       // Close the sockets first so a hanging request never gets a late answer.
       const stopped = server.stop(true);
-      for (const release of [...hanging]) release();
+      for (const release of Array.from(hanging)) release();
       await stopped;
     },
   };
