@@ -70,11 +70,16 @@ export async function benchDownload(): Promise<boolean> {
             modelId: 1,
             name: "bench",
             model: { name: "Bench", type: "Checkpoint" },
-            files: [{ id: FILE_ID, name: "bench.safetensors", sizeKB: SIZE / 1024, primary: true, hashes: { SHA256: sha256.toUpperCase() } }],
+            files: [
+              { id: FILE_ID, name: "bench.safetensors", sizeKB: SIZE / 1024, primary: true, hashes: { SHA256: sha256.toUpperCase() } },
+            ],
           });
         }
         if (url.pathname === `/api/download/models/${VERSION_ID}`) {
-          return new Response(null, { status: 307, headers: { location: `${storageOrigin}/storage/bench.safetensors?X-Amz-Signature=abc` } });
+          return new Response(null, {
+            status: 307,
+            headers: { location: `${storageOrigin}/storage/bench.safetensors?X-Amz-Signature=abc` },
+          });
         }
         return new Response("not found", { status: 404 });
       },
@@ -95,7 +100,16 @@ export async function benchDownload(): Promise<boolean> {
         curlRuns.push(c.ms);
         rmSync(curlOut, { force: true });
         await timeCommand(["sync"]);
-        const r = await timeCommand([...cliCommand(), "download", String(VERSION_ID), "--dest", dest, "--api-url", origin, "--no-fallback"]);
+        const r = await timeCommand([
+          ...cliCommand(),
+          "download",
+          String(VERSION_ID),
+          "--dest",
+          dest,
+          "--api-url",
+          origin,
+          "--no-fallback",
+        ]);
         if (r.code !== 0) throw new Error(`download failed (${r.code}): ${r.stderr}`);
         ourRuns.push(r.ms);
         rss = Math.max(rss, r.maxRssBytes ?? 0);
@@ -108,10 +122,16 @@ export async function benchDownload(): Promise<boolean> {
       const ratio = median(pairRatios);
       const mib = SIZE / 1024 ** 2;
       console.log(`# download: 2 GiB over loopback, median of ${RUNS} interleaved runs`);
-      console.log(`      curl -o: ${(mib / (curlMs / 1000)).toFixed(0)} MiB/s; ours (hash + fsync + rename): ${(mib / (oursMs / 1000)).toFixed(0)} MiB/s (medians)`);
+      console.log(
+        `      curl -o: ${(mib / (curlMs / 1000)).toFixed(0)} MiB/s; ours (hash + fsync + rename): ${(mib / (oursMs / 1000)).toFixed(0)} MiB/s (medians)`,
+      );
       console.log(`      per pair (curl ms / ours ms): ${curlRuns.map((c, i) => `${c.toFixed(0)}/${ourRuns[i]!.toFixed(0)}`).join(", ")}`);
       const a = check("2 GiB download vs curl -o", ratio >= 0.8, `${ratio.toFixed(2)}x, median of the pairs' ratios (target ≥ 0.8x)`);
-      const b = check("peak RSS while downloading", rss > 0 && rss < 150 * 1024 ** 2, `${(rss / 1024 ** 2).toFixed(0)} MiB (target < 150 MiB)`);
+      const b = check(
+        "peak RSS while downloading",
+        rss > 0 && rss < 150 * 1024 ** 2,
+        `${(rss / 1024 ** 2).toFixed(0)} MiB (target < 150 MiB)`,
+      );
       return a && b;
     } finally {
       server.stop(true);

@@ -48,7 +48,12 @@ export async function benchHash(): Promise<boolean> {
     const opensslBig = await medianOf(RUNS, async () => (await run(["openssl", "dgst", "-sha256", big])).ms);
     const oursBig = await medianOf(RUNS, async () => (await run([...cli, "hash", "--no-cache", "--algo", "sha256", big])).ms);
     const r1 = opensslBig / oursBig;
-    ok = check("2 GiB file vs openssl", r1 >= 0.95, `${r1.toFixed(2)}x (ours ${(2048 / (oursBig / 1000)).toFixed(0)} MiB/s, openssl ${(2048 / (opensslBig / 1000)).toFixed(0)} MiB/s; target ≥ 0.95x)`) && ok;
+    ok =
+      check(
+        "2 GiB file vs openssl",
+        r1 >= 0.95,
+        `${r1.toFixed(2)}x (ours ${(2048 / (oursBig / 1000)).toFixed(0)} MiB/s, openssl ${(2048 / (opensslBig / 1000)).toFixed(0)} MiB/s; target ≥ 0.95x)`,
+      ) && ok;
     rmSync(big);
 
     // 2. 8 × 256 MiB
@@ -67,7 +72,12 @@ export async function benchHash(): Promise<boolean> {
     });
     const oursMany = await medianOf(RUNS, async () => (await run([...cli, "hash", "--no-cache", "--algo", "sha256", many])).ms);
     const r2 = opensslMany / oursMany;
-    ok = check("8 × 256 MiB vs openssl file by file", r2 >= 1.7, `${r2.toFixed(2)}x (ours ${oursMany.toFixed(0)} ms, openssl ${opensslMany.toFixed(0)} ms; target ≥ 1.7x)`) && ok;
+    ok =
+      check(
+        "8 × 256 MiB vs openssl file by file",
+        r2 >= 1.7,
+        `${r2.toFixed(2)}x (ours ${oursMany.toFixed(0)} ms, openssl ${opensslMany.toFixed(0)} ms; target ≥ 1.7x)`,
+      ) && ok;
     rmSync(many, { recursive: true });
 
     // 3. warm cache over 10,000 small files
@@ -92,7 +102,12 @@ export async function benchHash(): Promise<boolean> {
       return r.ms;
     });
     const noRead = /\b0 B read\b/.test(lastStderr) || /0 hashed/.test(lastStderr);
-    ok = check("warm cache, 10,000 files", warm < 1500 && noRead, `${warm.toFixed(0)} ms, ${noRead ? "no content read" : `content was read: ${lastStderr.trim()}`} (target < 1500 ms)`) && ok;
+    ok =
+      check(
+        "warm cache, 10,000 files",
+        warm < 1500 && noRead,
+        `${warm.toFixed(0)} ms, ${noRead ? "no content read" : `content was read: ${lastStderr.trim()}`} (target < 1500 ms)`,
+      ) && ok;
     rmSync(small, { recursive: true });
 
     // 4. peak memory on a 20 GiB sparse file
@@ -101,7 +116,12 @@ export async function benchHash(): Promise<boolean> {
     truncateSync(sparse, 20 * GiB);
     const mem = await run([...cli, "hash", "--no-cache", "--algo", "sha256", sparse]);
     const rssMb = (mem.maxRssBytes ?? 0) / MiB;
-    ok = check("peak RSS, 20 GiB sparse file", rssMb > 0 && rssMb < 150, `${rssMb.toFixed(0)} MiB in ${(mem.ms / 1000).toFixed(1)} s (target < 150 MiB)`) && ok;
+    ok =
+      check(
+        "peak RSS, 20 GiB sparse file",
+        rssMb > 0 && rssMb < 150,
+        `${rssMb.toFixed(0)} MiB in ${(mem.ms / 1000).toFixed(1)} s (target < 150 MiB)`,
+      ) && ok;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

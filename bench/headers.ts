@@ -24,12 +24,22 @@ const HEADER_BYTES = 4096;
  */
 function headerFor(i: number): Uint8Array {
   const header: Record<string, unknown> = {
-    __metadata__: { ss_output_name: `lora_${i}`, ss_base_model_version: "sdxl_base_v1-0", ss_network_module: "networks.lora", ss_network_dim: "8", "modelspec.architecture": "stable-diffusion-xl-v1-base/lora" },
+    __metadata__: {
+      ss_output_name: `lora_${i}`,
+      ss_base_model_version: "sdxl_base_v1-0",
+      ss_network_module: "networks.lora",
+      ss_network_dim: "8",
+      "modelspec.architecture": "stable-diffusion-xl-v1-base/lora",
+    },
   };
   let offset = 0;
   for (let t = 0; t < 8; t++) {
     const bytes = 8 * 2048 * 2;
-    header[`lora_unet_input_blocks_${t}_1_transformer_blocks_0_attn2_to_k.lora_down.weight`] = { dtype: "F16", shape: [8, 2048], data_offsets: [offset, offset + bytes] };
+    header[`lora_unet_input_blocks_${t}_1_transformer_blocks_0_attn2_to_k.lora_down.weight`] = {
+      dtype: "F16",
+      shape: [8, 2048],
+      data_offsets: [offset, offset + bytes],
+    };
     offset += bytes;
   }
   const end = FILE_BYTES - 8 - HEADER_BYTES;
@@ -79,7 +89,11 @@ export async function benchHeaders(): Promise<boolean> {
       bytesOk && errors === 0,
       `${lastBytes} bytes read, expected Σ(8+n) = ${expectedBytes} (${((lastBytes / (FILES * FILE_BYTES)) * 100).toFixed(2)}% of the data); ${errors} files with errors`,
     );
-    const ok2 = check(`header pass, ${FILES} files`, ms < TARGET_MS, `${ms.toFixed(0)} ms (${((FILES / ms) * 1000).toFixed(0)} files/s; target < ${TARGET_MS} ms)`);
+    const ok2 = check(
+      `header pass, ${FILES} files`,
+      ms < TARGET_MS,
+      `${ms.toFixed(0)} ms (${((FILES / ms) * 1000).toFixed(0)} files/s; target < ${TARGET_MS} ms)`,
+    );
     return ok1 && ok2;
   } finally {
     rmSync(dir, { recursive: true, force: true });

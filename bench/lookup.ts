@@ -23,7 +23,9 @@ export async function benchLookup(): Promise<boolean> {
     for (let i = 0; i < FILES; i++) {
       const sha = createHash("sha256").update(`bench model ${i}`).digest("hex");
       shas.push(sha);
-      civitai.addModel(makeModel({ modelId: 5000 + i, versions: [makeVersion({ versionId: 90_000 + i, modelId: 5000 + i, sha256: sha })] }));
+      civitai.addModel(
+        makeModel({ modelId: 5000 + i, versions: [makeVersion({ versionId: 90_000 + i, modelId: 5000 + i, sha256: sha })] }),
+      );
     }
     civitai.setDelay(DELAY_MS);
     const client = () => createCivitaiClient({ userAgent: "civitai-meta/bench", civitaiHosts: [civitai.url], concurrency: CONCURRENCY });

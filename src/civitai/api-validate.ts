@@ -123,7 +123,8 @@ export function looksLikeHtml(contentType: string | null | undefined, body: stri
 }
 
 export function classifyHtml(body: string): HtmlPageKind {
-  if (/just a moment|cf-chl|challenge-platform|cf-browser-verification|attention required|cloudflare/i.test(body)) return "cloudflare-challenge";
+  if (/just a moment|cf-chl|challenge-platform|cf-browser-verification|attention required|cloudflare/i.test(body))
+    return "cloudflare-challenge";
   if (/maintenance|be back in a few|adjusting a few things/i.test(body)) return "maintenance";
   return "html";
 }

@@ -83,7 +83,11 @@ function civitaiStatusError(ctx: StatusContext, redact: Redactor, userAgent: str
         403,
       );
     case 451:
-      return new ApiError(`${at}: Civitai is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`, "region_blocked", 451);
+      return new ApiError(
+        `${at}: Civitai is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`,
+        "region_blocked",
+        451,
+      );
     default:
       return new ApiError(
         `${at}: Civitai answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}${quoted ? `: ${quoted}` : html ? " with an HTML page" : ""}`,

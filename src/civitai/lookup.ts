@@ -30,7 +30,14 @@ const CACHE_READ_CONCURRENCY = 32;
  * refused, blocked by the WAF). Asking on would repeat the same error once per batch, and for a
  * large library turn a clear failure into minutes of waiting; what was done is still reported.
  */
-const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set(["rate_limited", "aborted", "network", "region_blocked", "unauthorized", "forbidden"]);
+const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set([
+  "rate_limited",
+  "aborted",
+  "network",
+  "region_blocked",
+  "unauthorized",
+  "forbidden",
+]);
 
 export interface LookupItem {
   sha256: string;
@@ -319,7 +326,10 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
     for (const work of group) {
       if (result.kind === "found") {
         found(work, result.versions, result.host, "autov3", fromCache);
-        await cache.setVersion(versionKeyBySha256(work.sha256), result.versions, { ...(result.host ? { host: result.host } : {}), matchedBy: "autov3" });
+        await cache.setVersion(versionKeyBySha256(work.sha256), result.versions, {
+          ...(result.host ? { host: result.host } : {}),
+          matchedBy: "autov3",
+        });
       } else {
         finish(work, { status: "not_found", fromCache: fromCache && work.shaNotFoundCached });
         if (!work.shaNotFoundCached) await cache.setVersion(versionKeyBySha256(work.sha256), null);

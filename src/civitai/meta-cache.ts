@@ -286,7 +286,6 @@ function isFsError(err: unknown, code: string): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
 }
 
-
 export interface MetaPruneResult {
   checked: number;
   removed: number;

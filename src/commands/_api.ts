@@ -14,14 +14,36 @@ import { VERSION } from "../version.ts";
 
 export const apiArgs = {
   "api-url": { type: "string", valueHint: "url", description: "Civitai API origin (default https://civitai.com; also CIVITAI_API_URL)" },
-  "fallback-url": { type: "string", valueHint: "url", description: "Host asked again for misses (default https://civitai.red unless --api-url is given)" },
-  fallback: { type: "boolean", default: true, negativeDescription: "Do not ask a fallback host", description: "Ask the fallback host for misses" },
-  "api-key": { type: "string", valueHint: "key", description: "Civitai API key (prefer CIVITAI_API_KEY: flags show in ps and shell history)" },
-  config: { type: "string", valueHint: "file", description: "Config file (default ./civitai-meta.json, then $XDG_CONFIG_HOME/civitai-meta/config.json)" },
+  "fallback-url": {
+    type: "string",
+    valueHint: "url",
+    description: "Host asked again for misses (default https://civitai.red unless --api-url is given)",
+  },
+  fallback: {
+    type: "boolean",
+    default: true,
+    negativeDescription: "Do not ask a fallback host",
+    description: "Ask the fallback host for misses",
+  },
+  "api-key": {
+    type: "string",
+    valueHint: "key",
+    description: "Civitai API key (prefer CIVITAI_API_KEY: flags show in ps and shell history)",
+  },
+  config: {
+    type: "string",
+    valueHint: "file",
+    description: "Config file (default ./civitai-meta.json, then $XDG_CONFIG_HOME/civitai-meta/config.json)",
+  },
   concurrency: { type: "string", valueHint: "n", description: "Requests in flight at once (default 4)" },
   offline: { type: "boolean", description: "Never touch the network: caches, files and sidecars only" },
   refresh: { type: "boolean", description: "Ignore cached metadata (answers are still cached)" },
-  details: { type: "boolean", default: true, negativeDescription: "Skip model details (tags, creator, description, license)", description: "Fetch model details" },
+  details: {
+    type: "boolean",
+    default: true,
+    negativeDescription: "Skip model details (tags, creator, description, license)",
+    description: "Fetch model details",
+  },
   timeout: { type: "string", valueHint: "duration", description: "Per-attempt request timeout (default 30s)" },
   "max-wait": { type: "string", valueHint: "duration", description: "Longest rate-limit pause to sit out before stopping (default 10m)" },
 } as const satisfies ArgsDef;
@@ -71,7 +93,9 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
     throw new UsageError((error as Error).message);
   }
   if (settings.keySource === "flag") {
-    logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600");
+    logger.warn(
+      "--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600",
+    );
   }
   const concurrencyArg = args.concurrency ?? config.config.concurrency;
   const concurrency = concurrencyArg === undefined ? 4 : parsePositiveInt(concurrencyArg, "concurrency", 32);

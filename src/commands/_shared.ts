@@ -17,7 +17,11 @@ export const walkArgs = {
 
 export const hashingArgs = {
   jobs: { type: "string", alias: "j", valueHint: "n", description: "Files hashed in parallel (default: number of cores)" },
-  "cache-dir": { type: "string", valueHint: "dir", description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)" },
+  "cache-dir": {
+    type: "string",
+    valueHint: "dir",
+    description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)",
+  },
   cache: { type: "boolean", default: true, negativeDescription: "Do not read or write any cache", description: "Use the caches" },
 } as const satisfies ArgsDef;
 

@@ -33,12 +33,17 @@ function usage(dir: string): { files: number; bytes: number } {
 export default defineCommand({
   meta: {
     name: "cache",
-    description: "Show, prune or clear the caches: info (where and how big), prune (drop entries that can never be used again), clear (remove them all)",
+    description:
+      "Show, prune or clear the caches: info (where and how big), prune (drop entries that can never be used again), clear (remove them all)",
   },
   args: {
     ...globalArgs,
     action: { type: "positional", required: false, description: "info, prune or clear", valueHint: "info|prune|clear" },
-    "cache-dir": { type: "string", valueHint: "dir", description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)" },
+    "cache-dir": {
+      type: "string",
+      valueHint: "dir",
+      description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)",
+    },
     hashes: { type: "boolean", description: "clear: only the hash cache" },
     metadata: { type: "boolean", description: "clear: only the Civitai metadata cache" },
   },
@@ -63,7 +68,9 @@ export default defineCommand({
       if (warning) logger.warn(escapeControl(warning));
       const h = cache ? cache.prune() : { checked: 0, removed: 0 };
       const m = pruneMetaCache(metaDir);
-      logger.success(`pruned ${h.removed} of ${h.checked} hash entries and ${m.removed} of ${m.checked} metadata entries in ${escapeControl(dir)}`);
+      logger.success(
+        `pruned ${h.removed} of ${h.checked} hash entries and ${m.removed} of ${m.checked} metadata entries in ${escapeControl(dir)}`,
+      );
       return;
     }
     // Both flags or neither: everything.

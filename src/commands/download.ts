@@ -4,7 +4,15 @@ import { defineCommand } from "citty";
 import pLimit from "p-limit";
 import { parsePositiveInt } from "../shared/cli-args.ts";
 import { parseDuration } from "../config/config.ts";
-import { buildPlan, EMIT_FORMATS, renderDryRun, renderEmit, type DryRunEntry, type EmitFormat, type PlanItem } from "../download/download-plan.ts";
+import {
+  buildPlan,
+  EMIT_FORMATS,
+  renderDryRun,
+  renderEmit,
+  type DryRunEntry,
+  type EmitFormat,
+  type PlanItem,
+} from "../download/download-plan.ts";
 import { parseDownloadSource } from "../download/download-sources.ts";
 import { EXIT, UsageError, errorMessage } from "../shared/errors.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
@@ -23,7 +31,14 @@ import { createDownloadDisplay } from "../ui/download-display.ts";
 import { globalArgs } from "./_shared.ts";
 import { apiArgs } from "./_api.ts";
 
-const { "api-url": apiUrlArg, "fallback-url": fallbackUrlArg, fallback: fallbackArg, "api-key": apiKeyArg, config: configArg, timeout: timeoutArg } = apiArgs;
+const {
+  "api-url": apiUrlArg,
+  "fallback-url": fallbackUrlArg,
+  fallback: fallbackArg,
+  "api-key": apiKeyArg,
+  config: configArg,
+  timeout: timeoutArg,
+} = apiArgs;
 
 export default defineCommand({
   meta: {
@@ -36,11 +51,19 @@ export default defineCommand({
     sources: { type: "positional", required: false, description: "Sources", valueHint: "source..." },
     dest: { type: "string", alias: "d", valueHint: "dir", description: "Destination folder (required)" },
     "dry-run": { type: "boolean", description: "List what would be fetched, with sizes and the total; download nothing" },
-    emit: { type: "string", valueHint: "aria2|sh|urls", description: "Write a download list for another tool instead of downloading (the key stays a ${CIVITAI_API_KEY} placeholder)" },
+    emit: {
+      type: "string",
+      valueHint: "aria2|sh|urls",
+      description: "Write a download list for another tool instead of downloading (the key stays a ${CIVITAI_API_KEY} placeholder)",
+    },
     output: { type: "string", alias: "o", valueHint: "file", description: "With --emit: write the list here instead of stdout" },
     jobs: { type: "string", alias: "j", valueHint: "n", description: "Files downloaded at once (default 2)" },
     force: { type: "boolean", description: "Replace an existing file whose hash differs (only once the new one is verified)" },
-    "stall-timeout": { type: "string", valueHint: "duration", description: "Give up on a connection that sends nothing for this long, then resume (default 60s)" },
+    "stall-timeout": {
+      type: "string",
+      valueHint: "duration",
+      description: "Give up on a connection that sends nothing for this long, then resume (default 60s)",
+    },
     retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
     "api-url": apiUrlArg,
     "fallback-url": fallbackUrlArg,
@@ -51,9 +74,11 @@ export default defineCommand({
   },
   async run({ args }) {
     const sourcesArgs = args._.map(String);
-    if (sourcesArgs.length === 0) throw new UsageError("download needs at least one source, e.g. civitai-meta download inventory.json --dest ~/models");
+    if (sourcesArgs.length === 0)
+      throw new UsageError("download needs at least one source, e.g. civitai-meta download inventory.json --dest ~/models");
     const emit = args.emit === undefined ? null : String(args.emit);
-    if (emit !== null && !EMIT_FORMATS.includes(emit as EmitFormat)) throw new UsageError(`--emit takes one of ${EMIT_FORMATS.join(", ")} (got "${escapeControl(emit)}")`);
+    if (emit !== null && !EMIT_FORMATS.includes(emit as EmitFormat))
+      throw new UsageError(`--emit takes one of ${EMIT_FORMATS.join(", ")} (got "${escapeControl(emit)}")`);
     if (args.output !== undefined && emit === null) throw new UsageError("--output only goes with --emit");
     if (!args.dest) throw new UsageError("download needs --dest DIR: the folder to restore into");
     const jobs = args.jobs === undefined ? 2 : parsePositiveInt(args.jobs, "jobs", 16);
@@ -68,11 +93,16 @@ export default defineCommand({
     for (const w of config.warnings) logger.warn(w);
     let settings: ApiSettings;
     try {
-      settings = resolveApiSettings({ apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] }, process.env, config.config);
+      settings = resolveApiSettings(
+        { apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] },
+        process.env,
+        config.config,
+      );
     } catch (error) {
       throw new UsageError(errorMessage(error));
     }
-    if (settings.keySource === "flag") logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY");
+    if (settings.keySource === "flag")
+      logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY");
     const redact = createRedactor([settings.apiKey]);
 
     const destDir = resolve(String(args.dest));
@@ -111,7 +141,9 @@ export default defineCommand({
         return;
       }
       if (args["dry-run"]) {
-        const entries: DryRunEntry[] = plan.items.map((item) => (isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item }));
+        const entries: DryRunEntry[] = plan.items.map((item) =>
+          isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item },
+        );
         process.stdout.write(renderDryRun(entries, escapeControl));
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
@@ -133,7 +165,9 @@ export default defineCommand({
       const done = results.filter((r) => r.status === "downloaded").length;
       const present = results.filter((r) => r.status === "present").length;
       const bytes = results.reduce((n, r) => n + r.bytesReceived, 0);
-      logger.info(`${done} downloaded (${formatBytes(bytes)}), ${present} already present, ${failed.length + problems.length} failed or skipped`);
+      logger.info(
+        `${done} downloaded (${formatBytes(bytes)}), ${present} already present, ${failed.length + problems.length} failed or skipped`,
+      );
       process.exitCode = failed.length > 0 || problems.length > 0 ? EXIT.failure : EXIT.ok;
     });
   },
@@ -210,4 +244,3 @@ function report(result: DownloadResult): void {
       break;
   }
 }
-

@@ -14,7 +14,8 @@ import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
 export default defineCommand({
   meta: {
     name: "hash",
-    description: "Hash model files: sha256sum-style lines (hashes in a fixed order, '-' where one does not apply, then the path), or --json",
+    description:
+      "Hash model files: sha256sum-style lines (hashes in a fixed order, '-' where one does not apply, then the path), or --json",
   },
   args: {
     ...globalArgs,
@@ -59,9 +60,16 @@ export default defineCommand({
     for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
 
     if (args.json) process.stdout.write(`${JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2)}\n`);
-    else process.stdout.write(hashes.filter((h) => !h.error).map((h) => formatLines(h, columns)).join(""));
+    else
+      process.stdout.write(
+        hashes
+          .filter((h) => !h.error)
+          .map((h) => formatLines(h, columns))
+          .join(""),
+      );
 
-    if (walk.files.length === 0 && walk.missing.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+    if (walk.files.length === 0 && walk.missing.length === 0)
+      logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
     logger.info(
       `${hashes.length} files: ${stats.filesHashed} hashed (${formatBytes(stats.bytesRead)} read), ${stats.filesCached} from cache, ${failed.length} failed, ${walk.skipped.length} skipped in ${formatDuration(stats.durationMs)}`,
     );

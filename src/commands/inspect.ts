@@ -47,13 +47,19 @@ export default defineCommand({
     ...globalArgs,
     file: { type: "positional", required: false, description: "The model file", valueHint: "file" },
     json: { type: "boolean", description: "Print JSON instead of text" },
-    hash: { type: "boolean", default: true, negativeDescription: "Do not hash the file (headers and sidecars only)", description: "Compute sha256, autov2 and autov3" },
+    hash: {
+      type: "boolean",
+      default: true,
+      negativeDescription: "Do not hash the file (headers and sidecars only)",
+      description: "Compute sha256, autov2 and autov3",
+    },
     "cache-dir": hashingArgs["cache-dir"],
     cache: hashingArgs.cache,
   },
   async run({ args }) {
     const files = args._;
-    if (files.length !== 1) throw new UsageError("inspect needs exactly one file, e.g. civitai-meta inspect ~/models/loras/my_lora.safetensors");
+    if (files.length !== 1)
+      throw new UsageError("inspect needs exactly one file, e.g. civitai-meta inspect ~/models/loras/my_lora.safetensors");
     const path = resolve(files[0]!);
     const result = await inspectFile(path, {
       hash: args.hash !== false,
@@ -78,10 +84,15 @@ export async function inspectFile(path: string, options: InspectOptions): Promis
     st = await stat(path, { bigint: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AppError(`${escapeControl(path)}: ${code === "ENOENT" ? "no such file" : `cannot read (${code ?? "error"})`}`, { exitCode: EXIT.failure });
+    throw new AppError(`${escapeControl(path)}: ${code === "ENOENT" ? "no such file" : `cannot read (${code ?? "error"})`}`, {
+      exitCode: EXIT.failure,
+    });
   }
   // A FIFO or device would block or never end; a folder is for `scan`.
-  if (!st.isFile()) throw new AppError(`${escapeControl(path)}: not a regular file${st.isDirectory() ? " (use scan for folders)" : ""}`, { exitCode: EXIT.failure });
+  if (!st.isFile())
+    throw new AppError(`${escapeControl(path)}: not a regular file${st.isDirectory() ? " (use scan for folders)" : ""}`, {
+      exitCode: EXIT.failure,
+    });
   const size = Number(st.size);
 
   const local = await readLocalInfo(path, size);
@@ -179,7 +190,11 @@ export function formatInspect(r: InspectResult): string {
 
   for (const h of local.embeddedHashes ?? []) {
     let note = "";
-    if (h.autov3 && r.hashes?.autov3) note = h.autov3 === r.hashes.autov3 ? " (matches the computed AutoV3)" : " (differs from the computed AutoV3; some tools hash differently)";
+    if (h.autov3 && r.hashes?.autov3)
+      note =
+        h.autov3 === r.hashes.autov3
+          ? " (matches the computed AutoV3)"
+          : " (differs from the computed AutoV3; some tools hash differently)";
     out += row("embedded", `${h.key} ${h.value}${h.autov3 ? ` → AutoV3 ${h.autov3}` : ""}${note}`);
   }
 
@@ -188,7 +203,12 @@ export function formatInspect(r: InspectResult): string {
     const lines: [string, string | null][] = [
       ["output name", t.outputName],
       ["base model", [t.baseModelVersion, t.sourceModelName ? `trained on ${t.sourceModelName}` : null].filter(Boolean).join(", ") || null],
-      ["network", [t.networkModule, t.networkDim !== null ? `dim ${t.networkDim}` : null, t.networkAlpha !== null ? `alpha ${t.networkAlpha}` : null].filter(Boolean).join(", ") || null],
+      [
+        "network",
+        [t.networkModule, t.networkDim !== null ? `dim ${t.networkDim}` : null, t.networkAlpha !== null ? `alpha ${t.networkAlpha}` : null]
+          .filter(Boolean)
+          .join(", ") || null,
+      ],
       ["resolution", t.resolution],
       ["epochs", t.epoch !== null || t.numEpochs !== null ? `${t.epoch ?? "?"} of ${t.numEpochs ?? "?"}` : null],
       ["steps", t.steps !== null ? `${t.steps}${t.maxTrainSteps !== null ? ` of ${t.maxTrainSteps}` : ""}` : null],
@@ -271,7 +291,8 @@ function describeSidecar(s: SidecarInfo): string {
   const parts: string[] = [];
   if (s.status === "not-found") parts.push("Civitai did not know it");
   if (s.modelId !== null || s.modelName) parts.push(`model ${s.modelId ?? "?"}${s.modelName ? ` "${cut(s.modelName, 80)}"` : ""}`);
-  if (s.versionId !== null || s.versionName) parts.push(`version ${s.versionId ?? "?"}${s.versionName ? ` "${cut(s.versionName, 80)}"` : ""}`);
+  if (s.versionId !== null || s.versionName)
+    parts.push(`version ${s.versionId ?? "?"}${s.versionName ? ` "${cut(s.versionName, 80)}"` : ""}`);
   if (s.modelType) parts.push(s.modelType);
   if (s.baseModel) parts.push(s.baseModel);
   if (s.trainedWords.length > 0) parts.push(`trained words: ${cut(s.trainedWords.join(", "), 120)}`);

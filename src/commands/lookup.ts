@@ -25,7 +25,8 @@ export interface HashLookupRecord {
 export default defineCommand({
   meta: {
     name: "lookup",
-    description: "Look up hashes on Civitai without files and print their records as JSON (SHA-256 in bulk and cached; AutoV1/V2/V3, CRC32 one by one)",
+    description:
+      "Look up hashes on Civitai without files and print their records as JSON (SHA-256 in bulk and cached; AutoV1/V2/V3, CRC32 one by one)",
   },
   args: {
     ...globalArgs,
@@ -39,7 +40,9 @@ export default defineCommand({
     if (hashes.length === 0) throw new UsageError("lookup needs at least one hash, e.g. civitai-meta lookup 5b4cd3d7db");
     for (const h of hashes) {
       if (!HEX_RE.test(h) || ![8, 10, 12, 64].includes(h.length)) {
-        throw new UsageError(`"${escapeControl(h)}" is not a hash Civitai knows: expected hex of 64 (SHA-256), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1, CRC32) digits`);
+        throw new UsageError(
+          `"${escapeControl(h)}" is not a hash Civitai knows: expected hex of 64 (SHA-256), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1, CRC32) digits`,
+        );
       }
     }
     await withInterrupt(async (signal) => {
@@ -49,7 +52,13 @@ export default defineCommand({
       const result = await lookupFiles(
         sha256s.map((sha256) => ({ sha256 })),
         { api: ctx.client, cache: ctx.metaCache, hosts },
-        { details: args.details !== false, offline: args.offline === true, refresh: args.refresh === true, concurrency: ctx.concurrency, signal },
+        {
+          details: args.details !== false,
+          offline: args.offline === true,
+          refresh: args.refresh === true,
+          concurrency: ctx.concurrency,
+          signal,
+        },
       );
       const records: HashLookupRecord[] = [];
       for (const raw of hashes) {
@@ -76,7 +85,17 @@ export default defineCommand({
           if (version && args.details !== false && typeof version.modelId === "number") {
             for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, m);
           }
-          records.push(toRecord(hash, version ? "found" : "not_found", version ? [version] : [], models, version ? host : undefined, undefined, "hash"));
+          records.push(
+            toRecord(
+              hash,
+              version ? "found" : "not_found",
+              version ? [version] : [],
+              models,
+              version ? host : undefined,
+              undefined,
+              "hash",
+            ),
+          );
         } catch (error) {
           records.push({ hash, status: "error", error: (error as Error).message });
         }

@@ -12,7 +12,12 @@ export default defineCommand({
   meta: { name: "report", description: "Re-render a saved JSON inventory as CSV, Markdown or JSON, with no network" },
   args: {
     ...globalArgs,
-    inventory: { type: "positional", required: false, description: "Inventory JSON written by scan (- for stdin)", valueHint: "inventory.json" },
+    inventory: {
+      type: "positional",
+      required: false,
+      description: "Inventory JSON written by scan (- for stdin)",
+      valueHint: "inventory.json",
+    },
     ...reportArgs,
   },
   run({ args }) {
@@ -25,7 +30,9 @@ export default defineCommand({
       text = readFileSync(source === "-" ? 0 : source, "utf8");
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? "error";
-      throw new AppError(`Cannot read ${escapeControl(source)}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`);
+      throw new AppError(
+        `Cannot read ${escapeControl(source)}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`,
+      );
     }
     const inventory = readInventory(text, escapeControl(source === "-" ? "stdin" : source));
     writeReport(renderInventory(inventory, format, { excel: args.excel === true }), args.output);

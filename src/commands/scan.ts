@@ -19,17 +19,32 @@ export default defineCommand({
   meta: { name: "scan", description: "Walk, hash and identify model files on Civitai; write an inventory (JSON, CSV or Markdown)" },
   args: {
     ...globalArgs,
-    paths: { type: "positional", required: false, description: "Files or folders (default: modelDirectories from the config)", valueHint: "paths..." },
+    paths: {
+      type: "positional",
+      required: false,
+      description: "Files or folders (default: modelDirectories from the config)",
+      valueHint: "paths...",
+    },
     ...reportArgs,
-    "fail-on": { type: "string", valueHint: "statuses", description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)" },
-    "local-metadata": { type: "boolean", description: "Keep every safetensors __metadata__ value (cut) in each record's local.header.metadata; off by default to keep reports compact" },
+    "fail-on": {
+      type: "string",
+      valueHint: "statuses",
+      description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)",
+    },
+    "local-metadata": {
+      type: "boolean",
+      description:
+        "Keep every safetensors __metadata__ value (cut) in each record's local.header.metadata; off by default to keep reports compact",
+    },
     "trust-sidecars": {
       type: "boolean",
-      description: "Do not hash a file when another tool's sidecar (.civitai.info, .metadata.json, .cm-info.json, .json) records its SHA-256 and a size equal to the file's; use that SHA-256 (marked hashSource in the record)",
+      description:
+        "Do not hash a file when another tool's sidecar (.civitai.info, .metadata.json, .cm-info.json, .json) records its SHA-256 and a size equal to the file's; use that SHA-256 (marked hashSource in the record)",
     },
     "write-sidecars": {
       type: "boolean",
-      description: "Write <base>.civitai.info (the Civitai Helper format A1111/Forge read) beside each found file; never replaces one that names another model",
+      description:
+        "Write <base>.civitai.info (the Civitai Helper format A1111/Forge read) beside each found file; never replaces one that names another model",
     },
     ...apiArgs,
     ...walkArgs,
@@ -107,7 +122,8 @@ export default defineCommand({
         return;
       }
       if (result.missing.length > 0 || s.byStatus.error > 0) {
-        if (s.byStatus.error > 0) logger.error(`${s.byStatus.error} file(s) could not be hashed or looked up; see their "error" in the inventory`);
+        if (s.byStatus.error > 0)
+          logger.error(`${s.byStatus.error} file(s) could not be hashed or looked up; see their "error" in the inventory`);
         process.exitCode = EXIT.failure;
         return;
       }

@@ -41,7 +41,8 @@ export function loadConfig(explicit: string | undefined, cwd = process.cwd()): L
     if (config.apiKey && process.platform !== "win32") {
       // A key in a file others can read is a key others have (CWE-732).
       const mode = statSync(file).mode;
-      if (mode & 0o077) warnings.push(`Config ${file} holds an API key and is readable by others: run chmod 600 "${file}", or use CIVITAI_API_KEY instead`);
+      if (mode & 0o077)
+        warnings.push(`Config ${file} holds an API key and is readable by others: run chmod 600 "${file}", or use CIVITAI_API_KEY instead`);
     }
     return { config, file, warnings };
   } catch (error) {

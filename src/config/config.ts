@@ -63,11 +63,12 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
         break;
       case "apiUrl":
       case "fallbackUrl":
-        if (!isUrl(value)) fail(rawKey, "must be an http(s) URL such as \"https://civitai.com\"");
+        if (!isUrl(value)) fail(rawKey, 'must be an http(s) URL such as "https://civitai.com"');
         config[key] = (value as string).replace(/\/+$/, "");
         break;
       case "modelDirectories":
-        if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v !== "")) fail(rawKey, "must be an array of folder paths");
+        if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v !== ""))
+          fail(rawKey, "must be an array of folder paths");
         config.modelDirectories = value as string[];
         break;
       case "outputFormat":
@@ -75,7 +76,8 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
         config.outputFormat = value as Config["outputFormat"];
         break;
       case "concurrency":
-        if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 32) fail(rawKey, "must be a whole number from 1 to 32");
+        if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 32)
+          fail(rawKey, "must be a whole number from 1 to 32");
         config.concurrency = value as number;
         break;
       case "cache_enabled":
@@ -93,7 +95,7 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
 }
 
 function parseCacheSection(value: unknown, rawKey: string, fail: (key: string, what: string) => never): Config["cache"] {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(rawKey, "must be an object such as {\"enabled\": true}");
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(rawKey, 'must be an object such as {"enabled": true}');
   const out: NonNullable<Config["cache"]> = {};
   for (const [k, v] of Object.entries(value as object)) {
     const path = `${rawKey}.${k}`;

@@ -37,9 +37,15 @@ function normaliseUrl(value: string, name: string): string {
  */
 export function resolveApiSettings(flags: ApiFlags, env: Env, config: Config): ApiSettings {
   const explicitUrl = flags.apiUrl ?? (env.CIVITAI_API_URL || undefined) ?? config.apiUrl;
-  const primary = explicitUrl ? normaliseUrl(explicitUrl, flags.apiUrl ? "--api-url" : env.CIVITAI_API_URL ? "CIVITAI_API_URL" : "apiUrl") : DEFAULT_API_URL;
+  const primary = explicitUrl
+    ? normaliseUrl(explicitUrl, flags.apiUrl ? "--api-url" : env.CIVITAI_API_URL ? "CIVITAI_API_URL" : "apiUrl")
+    : DEFAULT_API_URL;
   const explicitFallback = flags.fallbackUrl ?? config.fallbackUrl;
-  let fallback: string | null = explicitFallback ? normaliseUrl(explicitFallback, flags.fallbackUrl ? "--fallback-url" : "fallbackUrl") : explicitUrl ? null : DEFAULT_FALLBACK_URL;
+  let fallback: string | null = explicitFallback
+    ? normaliseUrl(explicitFallback, flags.fallbackUrl ? "--fallback-url" : "fallbackUrl")
+    : explicitUrl
+      ? null
+      : DEFAULT_FALLBACK_URL;
   if (flags.fallback === false || fallback === primary) fallback = null;
 
   const fromEnv = env.CIVITAI_API_KEY?.trim() || env.CIVITAI_TOKEN?.trim() || undefined;

@@ -88,7 +88,9 @@ export function wantedFromVersion(version: ApiModelVersion, opts: PickFileOption
     return { ok: false, reason: `${what} lists no downloadable file (archived or removed?)` };
   }
   const fileId = isCivitaiId(file.id) ? file.id : null;
-  const name = sanitizeFileName(String(file.name ?? ""), { maxBytes: NAME_MAX_BYTES }) ?? `civitai-${version.id}${fileId === null ? "" : `-${fileId}`}.bin`;
+  const name =
+    sanitizeFileName(String(file.name ?? ""), { maxBytes: NAME_MAX_BYTES }) ??
+    `civitai-${version.id}${fileId === null ? "" : `-${fileId}`}.bin`;
   const modelName = typeof version.model?.name === "string" ? version.model.name : null;
   const versionName = typeof version.name === "string" ? version.name : null;
   return {
@@ -179,7 +181,10 @@ export function buildPlan(wanted: readonly WantedFile[], destDir: string): Downl
     if (prior) {
       const same = prior.versionId === w.versionId && prior.fileId === w.fileId && (prior.sha256 === w.sha256 || w.sha256 === null);
       if (!same) {
-        conflicts.push({ wanted: w, reason: `${w.relPath}: the same path is already planned for version ${prior.versionId} (${prior.relPath})` });
+        conflicts.push({
+          wanted: w,
+          reason: `${w.relPath}: the same path is already planned for version ${prior.versionId} (${prior.relPath})`,
+        });
       }
       continue;
     }
@@ -244,7 +249,11 @@ export function renderEmit(items: readonly PlanItem[], format: EmitFormat, toolV
     ];
     const body = items.map((i) => {
       const sep = i.url.includes("?") ? "&" : "?";
-      const lines = [`${i.url}${sep}token=${KEY_PLACEHOLDER}`, `  dir=${posix.dirname(i.dest.replace(/\\/g, "/"))}`, `  out=${posix.basename(i.dest.replace(/\\/g, "/"))}`];
+      const lines = [
+        `${i.url}${sep}token=${KEY_PLACEHOLDER}`,
+        `  dir=${posix.dirname(i.dest.replace(/\\/g, "/"))}`,
+        `  out=${posix.basename(i.dest.replace(/\\/g, "/"))}`,
+      ];
       if (i.sha256) lines.push(`  checksum=sha-256=${i.sha256}`);
       return lines.join("\n");
     });
@@ -256,7 +265,7 @@ export function renderEmit(items: readonly PlanItem[], format: EmitFormat, toolV
     "# Usage: CIVITAI_API_KEY=... sh this-file   (the key is read from the environment, never stored here)",
     "status=0",
     "fetch() {",
-    '  url=$1; out=$2; sha=$3',
+    "  url=$1; out=$2; sha=$3",
     '  if [ -e "$out" ]; then',
     '    if [ -n "$sha" ] && [ "$(sha256sum "$out" | cut -d" " -f1)" = "$sha" ]; then echo "already present, verified: $out" >&2; return 0; fi',
     '    echo "exists with another hash, left alone: $out" >&2; status=1; return 0',

@@ -82,7 +82,8 @@ export async function checkTotalSpace(items: readonly PlanItem[], dir: string): 
   }
   const free = await freeBytes(dir);
   if (free !== null && needed > free) {
-    throw new AppError(`Not enough disk space in ${dir}: the downloads need ${formatBytes(needed)}, ${formatBytes(free)} is free. Free some space or choose another --dest.`);
+    throw new AppError(
+      `Not enough disk space in ${dir}: the downloads need ${formatBytes(needed)}, ${formatBytes(free)} is free. Free some space or choose another --dest.`,
+    );
   }
 }
-

@@ -199,7 +199,12 @@ function civitaiMessage(body: string): { error: string; message: string } {
 
 function isWebPage(res: Response): boolean {
   const type = (res.headers.get("content-type") ?? "").toLowerCase();
-  return type.startsWith("text/html") || type.startsWith("application/json") || type.startsWith("application/xhtml") || type.startsWith("text/plain");
+  return (
+    type.startsWith("text/html") ||
+    type.startsWith("application/json") ||
+    type.startsWith("application/xhtml") ||
+    type.startsWith("text/plain")
+  );
 }
 
 /** `bytes a-b/total` → {start, total}; total null for `*`. */
@@ -259,19 +264,27 @@ async function run(
     if (!existing.isFile()) throw new DownloadFailure(`${task.dest} exists and is not a regular file; left alone`, false);
     const verdict = await checkExisting(task, existing.size);
     if (verdict.ok) return { status: "present", message: verdict.message };
-    if (!options.force) return { status: "exists", message: `${task.dest} exists (${verdict.message}); left alone, use --force to replace it` };
+    if (!options.force)
+      return { status: "exists", message: `${task.dest} exists (${verdict.message}); left alone, use --force to replace it` };
   }
 
   const part = partPathFor(task.dest, task.versionId);
   const partStat = lstatSync(part, { throwIfNoEntry: false });
   if (partStat && !partStat.isFile()) {
-    throw new DownloadFailure(`${part} is ${partStat.isSymbolicLink() ? "a symlink" : "not a regular file"}; refusing to use it (remove it to download)`, false);
+    throw new DownloadFailure(
+      `${part} is ${partStat.isSymbolicLink() ? "a symlink" : "not a regular file"}; refusing to use it (remove it to download)`,
+      false,
+    );
   }
 
   const locked = acquireLock(lockPathFor(part), options.lock);
   if (!locked.ok) {
     const who = locked.owner ? `pid ${locked.owner.pid} since ${locked.owner.startedAt}` : "another process";
-    return { status: "locked", message: `${task.dest} is being downloaded by ${who}; skipped (run again once it has finished)`, lockOwner: locked.owner };
+    return {
+      status: "locked",
+      message: `${task.dest} is being downloaded by ${who}; skipped (run again once it has finished)`,
+      lockOwner: locked.owner,
+    };
   }
   try {
     await transfer(task, part, options, redact, counted);
@@ -287,11 +300,15 @@ async function checkExisting(task: DownloadTask, size: number): Promise<{ ok: bo
   }
   if (task.sha256 === null) {
     const near = task.size === null || Math.abs(size - task.size) <= SIZE_TOLERANCE;
-    return near ? { ok: true, message: "already present (size matches; Civitai gives no SHA-256)" } : { ok: false, message: "size differs" };
+    return near
+      ? { ok: true, message: "already present (size matches; Civitai gives no SHA-256)" }
+      : { ok: false, message: "size differs" };
   }
   const { hasher } = await hashFile(task.dest);
   const actual = hasher.digest("hex");
-  return actual === task.sha256 ? { ok: true, message: "already present, verified" } : { ok: false, message: `hash differs: SHA-256 ${actual}, expected ${task.sha256}` };
+  return actual === task.sha256
+    ? { ok: true, message: "already present, verified" }
+    : { ok: false, message: `hash differs: SHA-256 ${actual}, expected ${task.sha256}` };
 }
 
 interface PartState {
@@ -310,10 +327,25 @@ async function openPart(part: string, create: boolean): Promise<FileHandle> {
   return create ? open(part, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o644) : open(part, FS.O_WRONLY | FS.O_NOFOLLOW);
 }
 
-async function transfer(task: DownloadTask, part: string, options: DownloaderOptions, redact: Redactor, counted: (n: number) => void): Promise<void> {
+async function transfer(
+  task: DownloadTask,
+  part: string,
+  options: DownloaderOptions,
+  redact: Redactor,
+  counted: (n: number) => void,
+): Promise<void> {
   const sidecarPath = sidecarPathFor(part);
-  const fresh: Sidecar = { versionId: task.versionId, fileId: task.fileId, url: task.url, size: task.size, sha256: task.sha256, etag: null, lastModified: null };
-  const makeHasher = (seed?: { path: string; length: number }) => createStreamHasher({ ...(seed ? { seed } : {}), inline: options.inlineHash === true });
+  const fresh: Sidecar = {
+    versionId: task.versionId,
+    fileId: task.fileId,
+    url: task.url,
+    size: task.size,
+    sha256: task.sha256,
+    etag: null,
+    lastModified: null,
+  };
+  const makeHasher = (seed?: { path: string; length: number }) =>
+    createStreamHasher({ ...(seed ? { seed } : {}), inline: options.inlineHash === true });
   const state: PartState = { handle: null, offset: 0, buffered: 0, hasher: makeHasher(), makeHasher, sidecar: fresh };
 
   // Resume only a .part whose sidecar says it holds the same file; anything else starts over.
@@ -341,7 +373,9 @@ async function transfer(task: DownloadTask, part: string, options: DownloaderOpt
     const free = await freeSpace(dir);
     if (free !== null && needed > free) {
       await state.handle?.close();
-      throw new DownloadFailure(`${task.dest}: not enough disk space: needs ${formatBytes(needed)} more, ${formatBytes(free)} free on that disk`);
+      throw new DownloadFailure(
+        `${task.dest}: not enough disk space: needs ${formatBytes(needed)} more, ${formatBytes(free)} free on that disk`,
+      );
     }
   }
 
@@ -365,13 +399,21 @@ async function transfer(task: DownloadTask, part: string, options: DownloaderOpt
         if (err.expired) {
           storageUrl = null;
           // A fresh link refused at once is not an expiry: stop rather than loop.
-          if (++expiredInARow > 2) throw new DownloadFailure(`${task.url}: the storage host refuses the download link even after asking Civitai for a new one`);
-          options.onWarning?.(redact(`${task.dest}: ${err.message}; asking Civitai for a new link, continuing at ${formatBytes(state.offset)}`));
+          if (++expiredInARow > 2)
+            throw new DownloadFailure(`${task.url}: the storage host refuses the download link even after asking Civitai for a new one`);
+          options.onWarning?.(
+            redact(`${task.dest}: ${err.message}; asking Civitai for a new link, continuing at ${formatBytes(state.offset)}`),
+          );
           continue;
         }
         if (state.offset > before) failures = 0;
-        if (++failures > maxRetries) throw new DownloadFailure(redact(`${task.dest}: ${err.message}; gave up after ${maxRetries} retries (the .part is kept: run again to resume)`));
-        options.onWarning?.(redact(`${task.dest}: ${err.message}; resuming at ${formatBytes(state.offset)} (retry ${failures}/${maxRetries})`));
+        if (++failures > maxRetries)
+          throw new DownloadFailure(
+            redact(`${task.dest}: ${err.message}; gave up after ${maxRetries} retries (the .part is kept: run again to resume)`),
+          );
+        options.onWarning?.(
+          redact(`${task.dest}: ${err.message}; resuming at ${formatBytes(state.offset)} (retry ${failures}/${maxRetries})`),
+        );
         await sleep(Math.min(MAX_RETRY_DELAY_MS, baseDelay * 2 ** (failures - 1)), options.signal);
         continue;
       } finally {
@@ -436,7 +478,9 @@ async function resolveStorageUrl(task: DownloadTask, options: DownloaderOptions)
       else body = await res.text();
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const why = guard.stalled() ? `no answer for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s` : (err as Error)?.message ?? String(err);
+      const why = guard.stalled()
+        ? `no answer for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s`
+        : ((err as Error)?.message ?? String(err));
       throw new RetryableFailure(`cannot reach ${target.host}: ${why}`);
     } finally {
       guard.stop();
@@ -448,7 +492,8 @@ async function resolveStorageUrl(task: DownloadTask, options: DownloaderOptions)
       if (target.protocol === "https:" && next.protocol !== "https:") {
         throw new DownloadFailure(`${task.url}: refusing a redirect from https to ${next.protocol.replace(":", "")} (${next.host})`, false);
       }
-      if (next.protocol !== "https:" && next.protocol !== "http:") throw new DownloadFailure(`${task.url}: refusing a redirect to a ${next.protocol} URL`, false);
+      if (next.protocol !== "https:" && next.protocol !== "http:")
+        throw new DownloadFailure(`${task.url}: refusing a redirect to a ${next.protocol} URL`, false);
       // Same API host (e.g. a path normalisation): keep asking; any other host is the storage.
       if (keyHosts.has(next.origin)) {
         url = next.href;
@@ -468,7 +513,11 @@ function apiFailure(task: DownloadTask, res: Response, body: string, options: Do
   const what = task.url;
   const s = res.status;
   if (s >= 200 && s < 300) {
-    if (isWebPage(res)) return new DownloadFailure(`${what}: Civitai sent a web page instead of the file (a login or Cloudflare challenge page?); nothing was saved`, false);
+    if (isWebPage(res))
+      return new DownloadFailure(
+        `${what}: Civitai sent a web page instead of the file (a login or Cloudflare challenge page?); nothing was saved`,
+        false,
+      );
     return new DownloadFailure(`${what}: Civitai answered ${s} without redirecting to the file`, false);
   }
   if (s === 401) {
@@ -482,7 +531,10 @@ function apiFailure(task: DownloadTask, res: Response, body: string, options: Do
   }
   if (s === 403) {
     if (/early access/i.test(error) || /early access/i.test(message)) {
-      return new DownloadFailure(`${what}: in Early Access (403)${say}; it can be downloaded when early access ends, or once bought on the site`, false);
+      return new DownloadFailure(
+        `${what}: in Early Access (403)${say}; it can be downloaded when early access ends, or once bought on the site`,
+        false,
+      );
     }
     return new DownloadFailure(`${what}: download refused (403)${say}`, false);
   }
@@ -499,7 +551,8 @@ function storageFailure(task: DownloadTask, res: Response, host: string): Error 
   const s = res.status;
   if (s === 403 || s === 400 || s === 401) return new RetryableFailure(`the storage host refused the signed link (${s}, expired?)`, true);
   if (s >= 500 || s === 408 || s === 429) return new RetryableFailure(`the storage host ${host} answered ${s}`);
-  if (s === 404 || s === 410) return new DownloadFailure(`${task.url}: the storage host has no such file (${s}); try again later or report it to Civitai`, false);
+  if (s === 404 || s === 410)
+    return new DownloadFailure(`${task.url}: the storage host has no such file (${s}); try again later or report it to Civitai`, false);
   return new DownloadFailure(`${task.url}: the storage host ${host} answered ${s}`, false);
 }
 
@@ -540,7 +593,11 @@ async function attempt(
         res = await doFetch(url, { headers, redirect: "manual", signal: guard.signal, timeout: false });
       } catch (err) {
         if (options.signal?.aborted) throw options.signal.reason;
-        throw new RetryableFailure(guard.stalled() ? `no answer from the storage host for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s` : `cannot reach the storage host ${host}: ${(err as Error)?.message ?? err}`);
+        throw new RetryableFailure(
+          guard.stalled()
+            ? `no answer from the storage host for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s`
+            : `cannot reach the storage host ${host}: ${(err as Error)?.message ?? err}`,
+        );
       }
       if (res.status < 300 || res.status >= 400) break;
       await res.body?.cancel().catch(() => {});
@@ -567,7 +624,10 @@ async function attempt(
     // An error page must never become the model file (civitai/civitai#975, A7).
     if (isWebPage(res)) {
       await res.body?.cancel().catch(() => {});
-      throw new DownloadFailure(`${task.url}: got a web page (${(res.headers.get("content-type") ?? "").split(";")[0]}) instead of the file; nothing was saved`, false);
+      throw new DownloadFailure(
+        `${task.url}: got a web page (${(res.headers.get("content-type") ?? "").split(";")[0]}) instead of the file; nothing was saved`,
+        false,
+      );
     }
 
     let total: number | null;
@@ -641,7 +701,11 @@ async function attempt(
         // What arrived before the cut (or Ctrl-C) is good: keep it so the resume starts after it.
         await written(writer.drain());
         if (options.signal?.aborted) throw options.signal.reason;
-        throw new RetryableFailure(guard.stalled() ? `stalled: no data for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s` : `connection lost (${(err as Error)?.message ?? err})`);
+        throw new RetryableFailure(
+          guard.stalled()
+            ? `stalled: no data for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s`
+            : `connection lost (${(err as Error)?.message ?? err})`,
+        );
       }
       if (chunk.done) break;
       guard.kick();
@@ -651,7 +715,10 @@ async function attempt(
         await writer.drain().catch(() => {});
         sync();
         await discardPart(part, state);
-        throw new DownloadFailure(`${task.url}: the server sent more than the expected ${expected} bytes; the partial download was discarded`, false);
+        throw new DownloadFailure(
+          `${task.url}: the server sent more than the expected ${expected} bytes; the partial download was discarded`,
+          false,
+        );
       }
       await written(writer.push(bytes));
       counted(bytes.byteLength);
@@ -663,7 +730,11 @@ async function attempt(
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof DownloadFailure || err instanceof RetryableFailure) throw err;
     if (guard.stalled()) throw new RetryableFailure(`stalled: no data for ${Math.round((options.stallTimeoutMs ?? 60_000) / 1000)} s`);
-    if (err instanceof TypeError || (err as Error)?.name === "FetchError" || /ECONN|socket|closed|network/i.test(String((err as Error)?.message))) {
+    if (
+      err instanceof TypeError ||
+      (err as Error)?.name === "FetchError" ||
+      /ECONN|socket|closed|network/i.test(String((err as Error)?.message))
+    ) {
       throw new RetryableFailure(`cannot reach the storage host ${host}: ${(err as Error)?.message ?? err}`);
     }
     throw err;
@@ -715,7 +786,10 @@ async function discardPart(part: string, state: PartState): Promise<void> {
 async function finish(task: DownloadTask, part: string, state: PartState, options: DownloaderOptions): Promise<void> {
   if (task.size !== null && task.sizeExact && state.offset !== task.size) {
     await discardPart(part, state);
-    throw new DownloadFailure(`${task.url}: size mismatch: expected ${task.size} bytes, got ${state.offset}; the partial download was deleted`, false);
+    throw new DownloadFailure(
+      `${task.url}: size mismatch: expected ${task.size} bytes, got ${state.offset}; the partial download was deleted`,
+      false,
+    );
   }
   // The fsync (writing 25 GB back to disk takes a while) overlaps the hasher finishing its queue;
   // syncing bytes that turn out wrong costs nothing, the rename below is what must wait for both.
@@ -723,7 +797,10 @@ async function finish(task: DownloadTask, part: string, state: PartState, option
   const [actual] = await Promise.all([state.hasher.digest(), synced]);
   if (task.sha256 !== null && actual !== task.sha256) {
     await discardPart(part, state);
-    throw new DownloadFailure(`${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted`, false);
+    throw new DownloadFailure(
+      `${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted`,
+      false,
+    );
   }
   if (task.sha256 === null) options.onWarning?.(`${task.dest}: Civitai gives no SHA-256 for this file; only its size was checked`);
   if (state.handle) {
@@ -732,8 +809,12 @@ async function finish(task: DownloadTask, part: string, state: PartState, option
   }
   const now = lstatSync(task.dest, { throwIfNoEntry: false });
   if (now) {
-    if (now.isSymbolicLink() || !now.isFile()) throw new DownloadFailure(`${task.dest} became ${now.isSymbolicLink() ? "a symlink" : "something else"} during the download; refusing to replace it (the verified file is kept as ${part})`);
-    if (!options.force) throw new DownloadFailure(`${task.dest} appeared during the download; left alone (the verified file is kept as ${part})`);
+    if (now.isSymbolicLink() || !now.isFile())
+      throw new DownloadFailure(
+        `${task.dest} became ${now.isSymbolicLink() ? "a symlink" : "something else"} during the download; refusing to replace it (the verified file is kept as ${part})`,
+      );
+    if (!options.force)
+      throw new DownloadFailure(`${task.dest} appeared during the download; left alone (the verified file is kept as ${part})`);
   }
   await rename(part, task.dest);
   fsyncDirSync(dirname(task.dest));

@@ -75,7 +75,10 @@ function capKeepingExtension(name: string, max: number): string {
  * component is `..` or nothing is left. Empty and `.` components are dropped.
  */
 export function sanitizeRelativePath(path: string, options: SanitizeOptions = {}): string | null {
-  const parts = path.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
+  const parts = path
+    .replace(/\\/g, "/")
+    .split("/")
+    .filter((p) => p !== "" && p !== ".");
   if (parts.length === 0 || parts.includes("..")) return null;
   const out: string[] = [];
   for (let i = 0; i < parts.length; i++) {
@@ -100,7 +103,13 @@ export function joinWithin(dir: string, name: string): string {
   const root = resolve(dir);
   const target = resolve(root, name);
   const rel = relative(root, target);
-  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel) || !target.startsWith(root.endsWith(sep) ? root : root + sep)) {
+  if (
+    rel === "" ||
+    rel === ".." ||
+    rel.startsWith(`..${sep}`) ||
+    isAbsolute(rel) ||
+    !target.startsWith(root.endsWith(sep) ? root : root + sep)
+  ) {
     throw new PathEscapeError(`${JSON.stringify(name)} would be outside ${root}`);
   }
   return target;

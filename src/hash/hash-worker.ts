@@ -74,11 +74,7 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
   try {
     const before = fstatSync(fd, { bigint: true });
     if (!before.isFile()) return fail(ERR_NOT_REGULAR);
-    if (
-      Number(before.dev) !== identity.dev ||
-      Number(before.ino) !== identity.ino ||
-      Number(before.size) !== identity.size
-    ) {
+    if (Number(before.dev) !== identity.dev || Number(before.ino) !== identity.ino || Number(before.size) !== identity.size) {
       return fail(ERR_CHANGED_SINCE_FOUND);
     }
     const size = Number(before.size);

@@ -161,7 +161,10 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
 /** Bun's ErrorEvent.message carries a source excerpt; keep only the error's own message, on one line. */
 function workerErrorText(event: ErrorEvent): string {
   if (event.error instanceof Error && event.error.message) return event.error.message;
-  const lines = (event.message || "unknown error").split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = (event.message || "unknown error")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   const errLine = lines.find((l) => /^(\w*Error|error):/.test(l));
   return (errLine ?? lines.at(-1) ?? "unknown error").replace(/^error:\s*/, "");
 }

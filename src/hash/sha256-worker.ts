@@ -36,7 +36,8 @@ function seed(path: string, length: number): void {
 self.onmessage = (event: MessageEvent<ToSha256Worker>) => {
   const msg = event.data;
   if (msg.type === "digest") {
-    const reply: FromSha256Worker = failure === null ? { type: "digest", id: msg.id, hex: hasher.copy().digest("hex") } : { type: "digest", id: msg.id, error: failure };
+    const reply: FromSha256Worker =
+      failure === null ? { type: "digest", id: msg.id, hex: hasher.copy().digest("hex") } : { type: "digest", id: msg.id, error: failure };
     self.postMessage(reply);
     return;
   }

@@ -75,7 +75,10 @@ function workerHasher(seed: StreamHasherOptions["seed"]): StreamHasher {
   return {
     update(chunk) {
       // Moving the buffer is free; a view into a larger buffer is copied first so we move only it.
-      const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer ? chunk : chunk.slice();
+      const own =
+        chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength && chunk.buffer instanceof ArrayBuffer
+          ? chunk
+          : chunk.slice();
       post({ type: "update", chunk: own }, [own.buffer as ArrayBuffer]);
     },
     digest() {

@@ -39,7 +39,11 @@ function startsWith(head: Uint8Array, bytes: readonly number[]): boolean {
 export function detectFormatFromBytes(head: Uint8Array): LocalFormat {
   if (startsWith(head, [0x47, 0x47, 0x55, 0x46])) return "gguf"; // "GGUF"
   // Local file header, empty archive, spanned archive.
-  if (startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || startsWith(head, [0x50, 0x4b, 0x05, 0x06]) || startsWith(head, [0x50, 0x4b, 0x07, 0x08])) {
+  if (
+    startsWith(head, [0x50, 0x4b, 0x03, 0x04]) ||
+    startsWith(head, [0x50, 0x4b, 0x05, 0x06]) ||
+    startsWith(head, [0x50, 0x4b, 0x07, 0x08])
+  ) {
     return "zip";
   }
   // PROTO opcode 0x80 then protocol 2–5: every torch.save pickle and any modern pickle.
@@ -98,6 +102,7 @@ export function parseZipFirstEntry(bytes: Uint8Array): ZipSummary {
   const nameLength = view.getUint16(26, true);
   const available = Math.min(nameLength, bytes.length - 30);
   const name = new TextDecoder("utf-8").decode(bytes.subarray(30, 30 + available));
-  const torch = /(^|\/)(data\.pkl|version|byteorder|\.data\/version|data\/\d+)$/.test(name) || /^[^/]+\/(data\.pkl|data\/|version)/.test(name);
+  const torch =
+    /(^|\/)(data\.pkl|version|byteorder|\.data\/version|data\/\d+)$/.test(name) || /^[^/]+\/(data\.pkl|data\/|version)/.test(name);
   return { firstEntry: available < nameLength ? `${name}…` : name, torch };
 }

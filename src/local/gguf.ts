@@ -120,24 +120,46 @@ class Reader {
     const p = this.pos;
     let value: GgufScalar;
     switch (type) {
-      case 0: value = this.view.getUint8(p); break;
-      case 1: value = this.view.getInt8(p); break;
-      case 2: value = this.view.getUint16(p, true); break;
-      case 3: value = this.view.getInt16(p, true); break;
-      case 4: value = this.view.getUint32(p, true); break;
-      case 5: value = this.view.getInt32(p, true); break;
-      case 6: value = this.view.getFloat32(p, true); break;
+      case 0:
+        value = this.view.getUint8(p);
+        break;
+      case 1:
+        value = this.view.getInt8(p);
+        break;
+      case 2:
+        value = this.view.getUint16(p, true);
+        break;
+      case 3:
+        value = this.view.getInt16(p, true);
+        break;
+      case 4:
+        value = this.view.getUint32(p, true);
+        break;
+      case 5:
+        value = this.view.getInt32(p, true);
+        break;
+      case 6:
+        value = this.view.getFloat32(p, true);
+        break;
       case 7: {
         const b = this.view.getUint8(p);
         if (b > 1) throw new Invalid(`bool value ${b}`);
         value = b === 1;
         break;
       }
-      case 10: value = safeNumber(this.view.getBigUint64(p, true)); break;
-      case 11: value = safeNumber(this.view.getBigInt64(p, true)); break;
-      case 12: value = this.view.getFloat64(p, true); break;
-      case 8: return this.string(LOCAL_VALUE_MAX_CHARS);
-      default: throw new Invalid(`unknown value type ${type}`);
+      case 10:
+        value = safeNumber(this.view.getBigUint64(p, true));
+        break;
+      case 11:
+        value = safeNumber(this.view.getBigInt64(p, true));
+        break;
+      case 12:
+        value = this.view.getFloat64(p, true);
+        break;
+      case 8:
+        return this.string(LOCAL_VALUE_MAX_CHARS);
+      default:
+        throw new Invalid(`unknown value type ${type}`);
     }
     this.pos += size!;
     // JSON has no NaN/Infinity: keep them readable instead of turning into null.
@@ -210,7 +232,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
     kvCount = Number(kc);
     for (let i = 0; i < kvCount; i++) {
       const keyLength = r.peekCount();
-      if (keyLength !== null && keyLength > BigInt(GGUF_MAX_KEY_BYTES)) throw new Invalid(`metadata key longer than ${GGUF_MAX_KEY_BYTES} bytes`);
+      if (keyLength !== null && keyLength > BigInt(GGUF_MAX_KEY_BYTES))
+        throw new Invalid(`metadata key longer than ${GGUF_MAX_KEY_BYTES} bytes`);
       const key = r.string(GGUF_MAX_KEY_BYTES);
       const type = r.u32();
       if (GGUF_TYPE_NAMES[type] === undefined) throw new Invalid(`unknown value type ${type} for key "${cutText(key, 100)}"`);
@@ -258,10 +281,37 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
 
 /** ggml tensor type numbers (ggml.h `enum ggml_type`) → names, for the dtype histogram. */
 export const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 9: "Q8_1",
-  10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
-  16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
-  24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 30: "BF16", 34: "TQ1_0", 35: "TQ2_0",
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  6: "Q5_0",
+  7: "Q5_1",
+  8: "Q8_0",
+  9: "Q8_1",
+  10: "Q2_K",
+  11: "Q3_K",
+  12: "Q4_K",
+  13: "Q5_K",
+  14: "Q6_K",
+  15: "Q8_K",
+  16: "IQ2_XXS",
+  17: "IQ2_XS",
+  18: "IQ3_XXS",
+  19: "IQ1_S",
+  20: "IQ4_NL",
+  21: "IQ3_S",
+  22: "IQ2_S",
+  23: "IQ4_XS",
+  24: "I8",
+  25: "I16",
+  26: "I32",
+  27: "I64",
+  28: "F64",
+  29: "IQ1_M",
+  30: "BF16",
+  34: "TQ1_0",
+  35: "TQ2_0",
 };
 
 export function ggmlTypeName(type: number): string {

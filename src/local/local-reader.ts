@@ -149,7 +149,8 @@ async function readSafetensors(
   info.header = { length: n, dataOffset: check.dataOffset, metadataCount: Object.keys(meta).length };
   if (includeMetadata && parsed.metadata) {
     info.header.metadata = cutMetadata(meta);
-    if (info.header.metadataCount > METADATA_MAX_KEYS) info.warnings.push(`__metadata__ has ${info.header.metadataCount} entries; the first ${METADATA_MAX_KEYS} are kept`);
+    if (info.header.metadataCount > METADATA_MAX_KEYS)
+      info.warnings.push(`__metadata__ has ${info.header.metadataCount} entries; the first ${METADATA_MAX_KEYS} are kept`);
   }
   if (parsed.tensors.length > 0) info.tensors = summariseTensors(parsed.tensors);
 

@@ -72,13 +72,22 @@ function familyFromTensors(tensors: readonly TensorLike[], names: readonly strin
   }
   if (has(/(^|[._])joint_blocks[._]/)) return { family: "SD3", confidence: "high", evidence: "joint_blocks (SD3 MMDiT)" };
   if (has(/(^|[._])transformer_blocks[._]\d+[._].*context_block|(^|\.)context_embedder\./)) {
-    return { family: "SD3", confidence: "medium", evidence: "context_embedder / context_block without single blocks (SD3, diffusers layout)" };
+    return {
+      family: "SD3",
+      confidence: "medium",
+      evidence: "context_embedder / context_block without single blocks (SD3, diffusers layout)",
+    };
   }
-  if (has(/^conditioner\.embedders\.1\./)) return { family: "SDXL", confidence: "high", evidence: "conditioner.embedders.1 (second text encoder, SDXL)" };
-  if (has(/^lora_te2_|(^|\.)text_encoder_2\./)) return { family: "SDXL", confidence: "high", evidence: "second text encoder (lora_te2 / text_encoder_2: SDXL)" };
+  if (has(/^conditioner\.embedders\.1\./))
+    return { family: "SDXL", confidence: "high", evidence: "conditioner.embedders.1 (second text encoder, SDXL)" };
+  if (has(/^lora_te2_|(^|\.)text_encoder_2\./))
+    return { family: "SDXL", confidence: "high", evidence: "second text encoder (lora_te2 / text_encoder_2: SDXL)" };
 
   // Cross-attention key projection: its input width is the text context size.
-  const toK = first(tensors, (t) => /attn2[._](to_k|processor[._]to_k)/.test(t.name) && t.shape.length >= 2 && !/lora_up|lora_B|lora[._]up/.test(t.name));
+  const toK = first(
+    tensors,
+    (t) => /attn2[._](to_k|processor[._]to_k)/.test(t.name) && t.shape.length >= 2 && !/lora_up|lora_B|lora[._]up/.test(t.name),
+  );
   if (toK) {
     const dim = toK.shape[1]!;
     const family = CONTEXT_DIM_FAMILY[dim];
@@ -87,8 +96,10 @@ function familyFromTensors(tensors: readonly TensorLike[], names: readonly strin
   if (has(/^model\.diffusion_model\.label_emb\.|(^|\.)add_embedding\.linear_1\./)) {
     return { family: "SDXL", confidence: "medium", evidence: "label_emb / add_embedding (SDXL size conditioning)" };
   }
-  if (has(/^cond_stage_model\.transformer\.text_model\./)) return { family: "SD 1.x", confidence: "medium", evidence: "CLIP ViT-L text encoder (SD 1.x)" };
-  if (has(/^cond_stage_model\.model\.transformer\./)) return { family: "SD 2.x", confidence: "medium", evidence: "OpenCLIP ViT-H text encoder (SD 2.x)" };
+  if (has(/^cond_stage_model\.transformer\.text_model\./))
+    return { family: "SD 1.x", confidence: "medium", evidence: "CLIP ViT-L text encoder (SD 1.x)" };
+  if (has(/^cond_stage_model\.model\.transformer\./))
+    return { family: "SD 2.x", confidence: "medium", evidence: "OpenCLIP ViT-H text encoder (SD 2.x)" };
   // A single-text-encoder kohya LoRA: the encoder width tells CLIP-L (SD 1.x) from OpenCLIP-H (SD 2.x).
   const te = first(tensors, (t) => /^lora_te_.*(q_proj|k_proj)\.lora_down\.weight$/.test(t.name) && t.shape.length === 2);
   if (te) {
@@ -133,7 +144,11 @@ function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[
     const conv = tensors.some((t) => t.name.endsWith("lora_down.weight") && t.shape.length === 4 && (t.shape[2]! > 1 || t.shape[3]! > 1));
     const lycorisModule = /lycoris/i.test(hints.networkModule ?? "");
     if (mid || (conv && lycorisModule)) {
-      return { kind: "lycoris", subtype: "LoCon", evidence: mid ? "lora_mid (LoCon with CP decomposition)" : "LoRA on 3×3 convolutions with lycoris module (LoCon)" };
+      return {
+        kind: "lycoris",
+        subtype: "LoCon",
+        evidence: mid ? "lora_mid (LoCon with CP decomposition)" : "LoRA on 3×3 convolutions with lycoris module (LoCon)",
+      };
     }
     return {
       kind: "lora",
@@ -156,11 +171,15 @@ function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[
       evidence: `model.diffusion_model with ${[vaePart ? "VAE" : "", textPart ? "text encoder" : ""].filter(Boolean).join(" and ")} (full checkpoint)`,
     };
   }
-  if (diffusion) return { kind: "unet", subtype: null, evidence: "model.diffusion_model only (UNet / diffusion model without VAE or text encoder)" };
+  if (diffusion)
+    return { kind: "unet", subtype: null, evidence: "model.diffusion_model only (UNet / diffusion model without VAE or text encoder)" };
   if (has(/^(input_blocks|double_blocks|joint_blocks)\./) || (has(/^single_blocks\./) && has(/^img_in\./))) {
     return { kind: "unet", subtype: null, evidence: "bare diffusion-model tensors (UNet / transformer only)" };
   }
-  if ((has(/^down_blocks\./) && has(/^up_blocks\./) && has(/^time_embedding\./)) || (has(/^transformer_blocks\./) && has(/^(x_embedder|pos_embed)\./))) {
+  if (
+    (has(/^down_blocks\./) && has(/^up_blocks\./) && has(/^time_embedding\./)) ||
+    (has(/^transformer_blocks\./) && has(/^(x_embedder|pos_embed)\./))
+  ) {
     return { kind: "unet", subtype: "diffusers", evidence: "diffusers UNet / transformer layout" };
   }
 
@@ -169,7 +188,8 @@ function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[
   if (vaeOnly && has(/^encoder\.(down|down_blocks)\./) && has(/^decoder\.(up|up_blocks)\./)) {
     const convIn = first(tensors, (t) => t.name === "decoder.conv_in.weight");
     const latent = convIn?.shape[1];
-    const evidence = latent === 16 ? "16 latent channels (SD3 or Flux VAE)" : latent === 4 ? "4 latent channels (SD 1.x/2.x/SDXL VAE)" : null;
+    const evidence =
+      latent === 16 ? "16 latent channels (SD3 or Flux VAE)" : latent === 4 ? "4 latent channels (SD 1.x/2.x/SDXL VAE)" : null;
     return {
       kind: "vae",
       subtype: null,

@@ -61,7 +61,10 @@ function shortName(name: string): string {
 
 /** "a, b, c and 4 more": error lines stay short however many tensors are bad. */
 function listSome(items: string[]): string {
-  const shown = items.slice(0, MAX_LISTED).map((s) => `"${shortName(s)}"`).join(", ");
+  const shown = items
+    .slice(0, MAX_LISTED)
+    .map((s) => `"${shortName(s)}"`)
+    .join(", ");
   return items.length > MAX_LISTED ? `${shown} and ${items.length - MAX_LISTED} more` : shown;
 }
 
@@ -188,7 +191,9 @@ export function validateTensors(tensors: readonly SafetensorsTensorInfo[], dataL
   if (misaligned.length > 0) errors.push(`MisalignedSlice: size is not a whole number of bytes for ${listSome(misaligned)}`);
   if (wrongSize.length > 0) errors.push(`TensorInvalidInfo: data_offsets do not match dtype × shape for ${listSome(wrongSize)}`);
   if (expected > dataLength) {
-    errors.push(`MetadataIncompleteBuffer: tensor data ends at byte ${expected} of the data section but the file holds ${dataLength} (truncated file)`);
+    errors.push(
+      `MetadataIncompleteBuffer: tensor data ends at byte ${expected} of the data section but the file holds ${dataLength} (truncated file)`,
+    );
   } else if (expected < dataLength) {
     errors.push(`MetadataIncompleteBuffer: ${dataLength - expected} bytes after the last tensor (trailing data; possibly a polyglot file)`);
   }

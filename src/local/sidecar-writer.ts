@@ -74,15 +74,23 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
     existing = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      return { path, status: "failed", reason: `cannot read the existing file (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})` };
+      return {
+        path,
+        status: "failed",
+        reason: `cannot read the existing file (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+      };
     }
   }
   if (existing !== null) {
     if (existing === text) return { path, status: "unchanged" };
     const info = parseSidecar("civitai-info", basename(path), existing);
-    if (info.status === "invalid") return { path, status: "refused", reason: `exists and cannot be read as a sidecar (${info.error ?? "invalid"})` };
+    if (info.status === "invalid")
+      return { path, status: "refused", reason: `exists and cannot be read as a sidecar (${info.error ?? "invalid"})` };
     const hasIds = info.modelId !== null || info.versionId !== null;
-    if (hasIds && (info.versionId !== version.id || (info.modelId !== null && version.modelId !== undefined && info.modelId !== version.modelId))) {
+    if (
+      hasIds &&
+      (info.versionId !== version.id || (info.modelId !== null && version.modelId !== undefined && info.modelId !== version.modelId))
+    ) {
       return { path, status: "refused", reason: `holds another model (model ${info.modelId ?? "?"}, version ${info.versionId ?? "?"})` };
     }
   }

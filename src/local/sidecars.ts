@@ -117,7 +117,12 @@ function pick(obj: Obj, ...keys: string[]): unknown {
   return undefined;
 }
 
-export function normaliseHashes(hashes: unknown, name: string | null = null, sizeKB: number | null = null, primary: boolean | null = null): SidecarFileHashes {
+export function normaliseHashes(
+  hashes: unknown,
+  name: string | null = null,
+  sizeKB: number | null = null,
+  primary: boolean | null = null,
+): SidecarFileHashes {
   const h: Obj = isPlainObject(hashes) ? hashes : Object.create(null);
   const autov3 = hex(pick(h, "AutoV3"), HASH_HEX_LENGTH.autov3);
   return {
@@ -233,7 +238,17 @@ function parseStabilityMatrix(v: Obj, info: SidecarInfo): void {
   if (hasAnyHash(entry) || entry.name !== null) info.files.push(entry);
 }
 
-const A1111_KEYS = ["description", "sd version", "activation text", "preferred weight", "negative text", "notes", "sha256", "modelId", "modelVersionId"];
+const A1111_KEYS = [
+  "description",
+  "sd version",
+  "activation text",
+  "preferred weight",
+  "negative text",
+  "notes",
+  "sha256",
+  "modelId",
+  "modelVersionId",
+];
 
 function looksLikeVersion(v: Obj): boolean {
   return Array.isArray(own(v, "files")) && (own(v, "modelId") !== undefined || isPlainObject(own(v, "model")));
@@ -273,7 +288,10 @@ const SOURCE_OF_KIND: Readonly<Record<Exclude<SidecarKind, "json">, SidecarSourc
 export function parseSidecar(kind: SidecarKind, file: string, text: string): SidecarInfo {
   const source: SidecarSource = kind === "json" ? "a1111-user-metadata" : SOURCE_OF_KIND[kind];
   const info = emptyInfo(source, file);
-  const parsed = parseJsonGuarded(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, { maxChars: SIDECAR_MAX_BYTES, findDuplicates: false });
+  const parsed = parseJsonGuarded(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, {
+    maxChars: SIDECAR_MAX_BYTES,
+    findDuplicates: false,
+  });
   if (!parsed.ok || !isPlainObject(parsed.value)) {
     info.status = "invalid";
     info.error = parsed.ok ? "not a JSON object" : parsed.reason;

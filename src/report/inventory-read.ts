@@ -39,9 +39,7 @@ export const MIGRATIONS: Readonly<Record<number, (doc: Doc) => Doc>> = {
   0: (doc) => {
     const { files, ...rest } = doc;
     const records = Array.isArray(files)
-      ? files.map((record: unknown) =>
-          isObject(record) && record.status === "notfound" ? { ...record, status: "not_found" } : record,
-        )
+      ? files.map((record: unknown) => (isObject(record) && record.status === "notfound" ? { ...record, status: "not_found" } : record))
       : files;
     return { ...rest, schemaVersion: 1, records };
   },
@@ -79,7 +77,11 @@ export function shapeProblems(doc: Doc): string[] {
   expect(isStrList(doc.roots), "roots", "expected a list of paths");
   expect(isObject(doc.options), "options", "expected an object");
   const summary = doc.summary;
-  expect(isObject(summary) && isNum(summary.files) && isNum(summary.bytes) && isObject(summary.byStatus), "summary", "expected an object with files, bytes and byStatus");
+  expect(
+    isObject(summary) && isNum(summary.files) && isNum(summary.bytes) && isObject(summary.byStatus),
+    "summary",
+    "expected an object with files, bytes and byStatus",
+  );
 
   const records = doc.records as unknown[];
   records.forEach((record, i) => {
@@ -92,7 +94,11 @@ export function shapeProblems(doc: Doc): string[] {
     expect(isStrList(record.aliases), `${at}.aliases`, "expected a list of paths");
     expect(isNumOrNull(record.size), `${at}.size`, "expected a number or null");
     expect(isObject(record.hashes) && Object.values(record.hashes).every(isStr), `${at}.hashes`, "expected an object of strings");
-    expect(typeof record.status === "string" && STATUSES.has(record.status), `${at}.status`, `expected one of ${[...STATUSES].join(", ")}, got ${preview(record.status)}`);
+    expect(
+      typeof record.status === "string" && STATUSES.has(record.status),
+      `${at}.status`,
+      `expected one of ${[...STATUSES].join(", ")}, got ${preview(record.status)}`,
+    );
     expect(record.error === undefined || isStr(record.error), `${at}.error`, "expected a string");
     expect(record.reason === undefined || isStr(record.reason), `${at}.reason`, "expected a string");
     if (record.status === "found") expect(isObject(record.civitai), `${at}.civitai`, "expected an object for a found file");

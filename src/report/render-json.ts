@@ -59,7 +59,22 @@ const CIVITAI_INFO: KeyOrder = {
 };
 
 const SIDECAR_IDENTITY: KeyOrder = {
-  keys: ["source", "file", "checkedBy", "modelId", "modelName", "modelType", "versionId", "versionName", "baseModel", "trainedWords", "creator", "nsfw", "deleted", "pageUrl"],
+  keys: [
+    "source",
+    "file",
+    "checkedBy",
+    "modelId",
+    "modelName",
+    "modelType",
+    "versionId",
+    "versionName",
+    "baseModel",
+    "trainedWords",
+    "creator",
+    "nsfw",
+    "deleted",
+    "pageUrl",
+  ],
 };
 
 const SIDECAR_INFO: KeyOrder = {
@@ -92,7 +107,22 @@ const SIDECAR_INFO: KeyOrder = {
 };
 
 const LOCAL: KeyOrder = {
-  keys: ["format", "formatMismatch", "bytesRead", "header", "tensors", "guess", "training", "modelspec", "embeddedHashes", "gguf", "zip", "sidecars", "errors", "warnings"],
+  keys: [
+    "format",
+    "formatMismatch",
+    "bytesRead",
+    "header",
+    "tensors",
+    "guess",
+    "training",
+    "modelspec",
+    "embeddedHashes",
+    "gguf",
+    "zip",
+    "sidecars",
+    "errors",
+    "warnings",
+  ],
   children: {
     header: { keys: ["length", "dataOffset", "metadataCount", "metadata"] },
     tensors: { keys: ["count", "dtypes", "parameters"] },
@@ -175,7 +205,9 @@ const INVENTORY: KeyOrder = {
   keys: ["schemaVersion", "generatedAt", "tool", "roots", "options", "summary", "records"],
   children: {
     tool: { keys: ["name", "version"] },
-    options: { keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos", "trustSidecars", "localMetadata"] },
+    options: {
+      keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos", "trustSidecars", "localMetadata"],
+    },
     summary: {
       keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits"],
       children: {

@@ -176,9 +176,7 @@ function groupFound(records: readonly FileRecord[]): ModelGroup[] {
     }
     version.records.push(record);
   }
-  return [...groups.values()].sort(
-    (a, b) => compareByteOrder(modelTitle(a.info), modelTitle(b.info)) || compareByteOrder(a.key, b.key),
-  );
+  return [...groups.values()].sort((a, b) => compareByteOrder(modelTitle(a.info), modelTitle(b.info)) || compareByteOrder(a.key, b.key));
 }
 
 function renderVersion(version: VersionGroup): string {
@@ -191,7 +189,9 @@ function renderVersion(version: VersionGroup): string {
   if (availability) lines.push(`- **Availability:** ${mdText(availability)}`);
   lines.push(`- **Page:** ${mdLink("version page", info.pageUrl)}`);
   const fileName = info.matchedFile?.name ?? "download";
-  const download = isCivitaiUrl(info.downloadUrl) ? mdLink(fileName, info.downloadUrl) : mdLink("primary file of this version", info.primaryDownloadUrl);
+  const download = isCivitaiUrl(info.downloadUrl)
+    ? mdLink(fileName, info.downloadUrl)
+    : mdLink("primary file of this version", info.primaryDownloadUrl);
   lines.push(`- **Download:** ${download}`);
   lines.push("- **Local files:**");
   for (const record of version.records) {
@@ -266,8 +266,14 @@ function sidecarLines(record: FileRecord): string[] {
   const side = record.sidecar;
   if (side) {
     const checked = side.checkedBy === "sha256" ? "its SHA-256 matches the file" : "trusted by size, file not hashed";
-    const name = [side.modelName, side.versionName].filter((x): x is string => !!x && x.trim() !== "").map((x) => mdText(x)).join(" — ");
-    const ids = [side.modelId !== null ? `model ${side.modelId}` : null, side.versionId !== null ? `version ${side.versionId}` : null].filter((x) => x !== null);
+    const name = [side.modelName, side.versionName]
+      .filter((x): x is string => !!x && x.trim() !== "")
+      .map((x) => mdText(x))
+      .join(" — ");
+    const ids = [
+      side.modelId !== null ? `model ${side.modelId}` : null,
+      side.versionId !== null ? `version ${side.versionId}` : null,
+    ].filter((x) => x !== null);
     let line = `**Known from ${mdText(sidecarSourceText(side))}** (${mdCode(side.file)}, ${mdText(checked)}): ${name || MD_EMPTY}`;
     if (ids.length > 0) line += ` (${mdText(ids.join(", "))})`;
     const page = mdLink("page", side.pageUrl, "");
@@ -290,7 +296,15 @@ function sidecarLines(record: FileRecord): string[] {
 /** The Markdown report; same inventory, same text. */
 export function renderMarkdown(inventory: Inventory): string {
   const records = sortRecords(inventory.records);
-  const out: string[] = ["# Civitai model inventory", "", renderSummary(inventory), "", "## Files", "", renderFilesTable(inventory, records)];
+  const out: string[] = [
+    "# Civitai model inventory",
+    "",
+    renderSummary(inventory),
+    "",
+    "## Files",
+    "",
+    renderFilesTable(inventory, records),
+  ];
 
   const groups = groupFound(records);
   out.push("", `## Models found (${groups.length})`, "");

@@ -15,7 +15,8 @@ export function writeReport(text: string, file: string | undefined): void {
   }
   const target = resolve(file);
   try {
-    if (lstatSync(target).isDirectory()) throw new AppError(`Cannot write the report to ${target}: it is a folder; give a file name such as ${target}/inventory.json`);
+    if (lstatSync(target).isDirectory())
+      throw new AppError(`Cannot write the report to ${target}: it is a folder; give a file name such as ${target}/inventory.json`);
   } catch (error) {
     if (error instanceof AppError) throw error;
   }

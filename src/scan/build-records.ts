@@ -95,7 +95,11 @@ export function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel
  * --trust-sidecars: the SHA-256 to use without hashing, when sidecars claim one for this file AND
  * record a size equal to the file's. Claims that disagree with each other trust nothing.
  */
-export function trustedSidecarHash(sidecars: readonly SidecarInfo[] | undefined, fileName: string, size: number): { sha256: string; label: SidecarLabel } | null {
+export function trustedSidecarHash(
+  sidecars: readonly SidecarInfo[] | undefined,
+  fileName: string,
+  size: number,
+): { sha256: string; label: SidecarLabel } | null {
   if (!sidecars || sidecars.length === 0) return null;
   const claims = sidecarSha256Claims(sidecars, fileName, size).filter((c) => c.sizeMatches === true);
   const first = claims[0];

@@ -132,7 +132,14 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   if (lookup.fallbackFailure) options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
 
-  const records = buildRecords({ hashes: collected.hashes, skipped: collected.walk.skipped, lookups: lookup.entries, locals, hashSources, now: now() });
+  const records = buildRecords({
+    hashes: collected.hashes,
+    skipped: collected.walk.skipped,
+    lookups: lookup.entries,
+    locals,
+    hashSources,
+    now: now(),
+  });
   const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
   const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
   let bytes = 0;

@@ -288,9 +288,7 @@ class Walker {
     const outcomes = await mapInOrder(entries, (entry) => {
       const rel = task.rel === "" ? entry.name : `${task.rel}/${entry.name}`;
       const childTask: DirTask = { path: join(task.path, entry.name), rel, depth: task.depth + 1 };
-      return this.classify(childTask.path, entry.name, rel, kindOf(entry), false, async () =>
-        names.has(entry.name + ARIA2_CONTROL_SUFFIX),
-      );
+      return this.classify(childTask.path, entry.name, rel, kindOf(entry), false, async () => names.has(entry.name + ARIA2_CONTROL_SUFFIX));
     });
     const subdirs: DirTask[] = [];
     outcomes.forEach((outcome, i) => {

@@ -1,13 +1,5 @@
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
@@ -89,11 +81,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
 }
 
 /** Async twin of writeFileAtomic, for large reports where blocking the event loop would stall a spinner. */
-export async function writeFileAtomicAsync(
-  path: string,
-  data: string | Uint8Array,
-  options: WriteFileAtomicOptions = {},
-): Promise<void> {
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): Promise<void> {
   const tmp = tempPathFor(path);
   let mode = options.mode;
   if (mode === undefined) {

@@ -99,9 +99,7 @@ export function scanJson(text: string, maxDepth: number = JSON_MAX_DEPTH, findDu
   return { depth, tooDeep: false, duplicateKeys: duplicates };
 }
 
-export type GuardedJson =
-  | { ok: true; value: unknown; duplicateKeys: string[]; droppedKeys: string[] }
-  | { ok: false; reason: string };
+export type GuardedJson = { ok: true; value: unknown; duplicateKeys: string[]; droppedKeys: string[] } | { ok: false; reason: string };
 
 export interface ParseJsonOptions {
   maxDepth?: number;

@@ -35,7 +35,9 @@ export function createRedactor(secrets: readonly (string | null | undefined)[] =
     for (const literal of ordered) out = out.split(literal).join(REDACTED);
     out = out.replace(AUTH_HEADER_RE, (_m, prefix: string) => `${prefix}${REDACTED}`);
     out = out.replace(BEARER_RE, `Bearer ${REDACTED}`);
-    out = out.replace(SECRET_PARAM_RE, (_m, sep: string, name: string, value: string) => (value ? `${sep}${name}=${REDACTED}` : `${sep}${name}=`));
+    out = out.replace(SECRET_PARAM_RE, (_m, sep: string, name: string, value: string) =>
+      value ? `${sep}${name}=${REDACTED}` : `${sep}${name}=`,
+    );
     out = out.replace(AMZ_PARAM_RE, (_m, name: string, eq: string) => `${name}${eq}${REDACTED}`);
     return out;
   };

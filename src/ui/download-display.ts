@@ -38,7 +38,9 @@ export function createDownloadDisplay(items: readonly PlanItem[], enabled: boole
     const rate = elapsed > 0 ? ((received - startBytes) / elapsed) * 1000 : 0;
     const eta = rate > 0 ? ((total - received) / rate) * 1000 : Number.NaN;
     const columns = (stream.columns || 100) - 1;
-    const out = [`downloading ${formatBytes(received)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} ${doneBytes.size}/${items.length} files`];
+    const out = [
+      `downloading ${formatBytes(received)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} ${doneBytes.size}/${items.length} files`,
+    ];
     for (const a of active.values()) {
       const pct = a.total ? `${Math.floor((a.received / a.total) * 100)}%` : formatBytes(a.received);
       out.push(`  ${pct.padStart(4)} ${escapeControl(a.item.relPath)}`);

@@ -7,7 +7,8 @@ import { tmpDirs } from "../helpers/tmp.ts";
 const tmp = tmpDirs();
 afterAll(() => tmp.cleanup());
 
-const count = (dir: string) => (existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.endsWith(".json")).length : 0);
+const count = (dir: string) =>
+  existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).filter((n) => n.endsWith(".json")).length : 0;
 
 describe("cache command", () => {
   test("info counts entries; prune drops entries of vanished files and corrupt metadata; clear empties one or both", async () => {

@@ -68,11 +68,18 @@ describe("CLI shell", () => {
   test("output piped into a reader that leaves early ends quietly (no EPIPE trace)", async () => {
     const dir = tmp.make();
     for (let i = 0; i < 1500; i++) writeFileSync(join(dir, `m${String(i).padStart(4, "0")}.safetensors`), `x${i}`);
-    const proc = Bun.spawn(["bash", "-c", `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache --algo sha256 "${dir}" | head -n 1; echo "status=\${PIPESTATUS[0]}" >&2`], {
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env },
-    });
+    const proc = Bun.spawn(
+      [
+        "bash",
+        "-c",
+        `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache --algo sha256 "${dir}" | head -n 1; echo "status=\${PIPESTATUS[0]}" >&2`,
+      ],
+      {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env },
+      },
+    );
     const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     expect(out.trim().split("\n")).toHaveLength(1);
     expect(err).not.toContain("EPIPE");

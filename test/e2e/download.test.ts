@@ -35,7 +35,13 @@ const env = { CIVITAI_API_KEY: SENTINEL, NO_COLOR: "1" };
 const apiFlags = () => ["--api-url", fake.apiUrl, "--no-fallback"];
 
 async function cli(args: string[]): Promise<CliResult> {
-  const proc = Bun.spawn([process.execPath, entry, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const proc = Bun.spawn([process.execPath, entry, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr };
 }
@@ -104,22 +110,76 @@ describe("civitai-meta download (e2e)", () => {
     const a = fake.addFile({ versionId: 801, bytes: makeBytes(50_000, 801), name: "api-name-a.safetensors" });
     const b = fake.addFile({ versionId: 802, bytes: makeBytes(70_000, 802), name: "api-name-b.safetensors" });
     const info = (f: typeof a) => ({
-      modelId: f.modelId, modelName: "M", modelType: "LORA", versionId: f.versionId, versionName: "v", baseModel: null, baseModelType: null,
-      trainedWords: [], nsfw: false, nsfwLevel: null, availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
-      createdAt: null, updatedAt: null, publishedAt: null, description: null, creator: null, tags: [], license: null,
-      pageUrl: "https://civitai.com/models/1", air: null,
-      matchedFile: { id: f.fileId, name: f.name, sizeKB: f.bytes.byteLength / 1024, type: "Model", primary: true, format: null, fp: null, size: null, hashes: { SHA256: f.sha256 } },
-      downloadUrl: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`, primaryDownloadUrl: `https://civitai.com/api/download/models/${f.versionId}`, previewImageUrl: null,
+      modelId: f.modelId,
+      modelName: "M",
+      modelType: "LORA",
+      versionId: f.versionId,
+      versionName: "v",
+      baseModel: null,
+      baseModelType: null,
+      trainedWords: [],
+      nsfw: false,
+      nsfwLevel: null,
+      availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
+      createdAt: null,
+      updatedAt: null,
+      publishedAt: null,
+      description: null,
+      creator: null,
+      tags: [],
+      license: null,
+      pageUrl: "https://civitai.com/models/1",
+      air: null,
+      matchedFile: {
+        id: f.fileId,
+        name: f.name,
+        sizeKB: f.bytes.byteLength / 1024,
+        type: "Model",
+        primary: true,
+        format: null,
+        fp: null,
+        size: null,
+        hashes: { SHA256: f.sha256 },
+      },
+      downloadUrl: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`,
+      primaryDownloadUrl: `https://civitai.com/api/download/models/${f.versionId}`,
+      previewImageUrl: null,
     });
-    const rec = (path: string, f: typeof a) => ({ path, aliases: [], size: f.bytes.byteLength, mtime: null, hashes: { sha256: f.sha256 }, status: "found", matchedBy: "sha256", civitai: info(f) });
+    const rec = (path: string, f: typeof a) => ({
+      path,
+      aliases: [],
+      size: f.bytes.byteLength,
+      mtime: null,
+      hashes: { sha256: f.sha256 },
+      status: "found",
+      matchedBy: "sha256",
+      civitai: info(f),
+    });
     const inventory = {
-      schemaVersion: 1, generatedAt: "2025-01-01T00:00:00Z", tool: { name: "civitai-meta", version: "0.1.0" }, roots: ["/old/models"],
+      schemaVersion: 1,
+      generatedAt: "2025-01-01T00:00:00Z",
+      tool: { name: "civitai-meta", version: "0.1.0" },
+      roots: ["/old/models"],
       options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
-      summary: { files: 3, byStatus: { found: 2, not_found: 1, error: 0, skipped: 0 }, bytes: 0, durationMs: 0, requests: 0, cacheHits: { hashes: 0, metadata: 0 } },
+      summary: {
+        files: 3,
+        byStatus: { found: 2, not_found: 1, error: 0, skipped: 0 },
+        bytes: 0,
+        durationMs: 0,
+        requests: 0,
+        cacheHits: { hashes: 0, metadata: 0 },
+      },
       records: [
         rec("/old/models/loras/style/my-a.safetensors", a),
         rec("/old/models/checkpoints/my-b.safetensors", b),
-        { path: "/old/models/unknown.safetensors", aliases: [], size: 1, mtime: null, hashes: { sha256: "c".repeat(64) }, status: "not_found" },
+        {
+          path: "/old/models/unknown.safetensors",
+          aliases: [],
+          size: 1,
+          mtime: null,
+          hashes: { sha256: "c".repeat(64) },
+          status: "not_found",
+        },
       ],
     };
     const invPath = join(tmp, `inventory-${n}.json`);
@@ -130,7 +190,9 @@ describe("civitai-meta download (e2e)", () => {
     const dry = await cli(["download", invPath, "--dest", dest, "--dry-run", ...apiFlags()]);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain("loras/style/my-a.safetensors  https://civitai.com/api/download/models/801?fileId=8011");
-    expect(dry.stdout).toContain("checkpoints/my-b.safetensors  https://civitai.com/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)");
+    expect(dry.stdout).toContain(
+      "checkpoints/my-b.safetensors  https://civitai.com/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)",
+    );
     expect(dry.stdout).toContain("1 file(s) to fetch, 48.8 KiB");
     expect(fake.storageRequests).toHaveLength(0);
 
@@ -150,10 +212,17 @@ describe("civitai-meta download (e2e)", () => {
 
   test("sources by SHA-256, URL and AIR resolve through the API; --emit writes lists without the key", async () => {
     const f = fake.addFile({ versionId: 901, bytes: makeBytes(10_000, 901), name: "emit.safetensors" });
-    const sources = [f.sha256, `https://civitai.com/models/${f.modelId}?modelVersionId=901`, `urn:air:sdxl:lora:civitai:${f.modelId}@901`, `https://civitai.com/models/${f.modelId}`];
+    const sources = [
+      f.sha256,
+      `https://civitai.com/models/${f.modelId}?modelVersionId=901`,
+      `urn:air:sdxl:lora:civitai:${f.modelId}@901`,
+      `https://civitai.com/models/${f.modelId}`,
+    ];
     const urls = await cli(["download", ...sources, "--dest", dest, "--emit", "urls", ...apiFlags()]);
     expect(urls.code).toBe(0);
-    expect(urls.stdout).toBe(`https://civitai.com/api/download/models/901?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}\t${join(dest, "emit.safetensors")}\t${f.sha256}\n`);
+    expect(urls.stdout).toBe(
+      `https://civitai.com/api/download/models/901?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}\t${join(dest, "emit.safetensors")}\t${f.sha256}\n`,
+    );
     const aria = await cli(["download", f.sha256, "--dest", dest, "--emit", "aria2", ...apiFlags()]);
     expect(aria.stdout).toContain(`?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}`);
     expect(aria.stdout).toContain(`checksum=sha-256=${f.sha256}`);
@@ -171,10 +240,16 @@ describe("civitai-meta download (e2e)", () => {
 
   test("F6/A7: a 401 from the download route → exit 1, Civitai's message quoted, no secret, nothing written", async () => {
     fake.addFile({ versionId: 950, bytes: makeBytes(1000, 950), name: "locked.safetensors" });
-    fake.queueApiFault({ kind: "status", status: 401, body: { error: "Unauthorized", message: "The creator of this asset requires you to be logged in to download it" } });
+    fake.queueApiFault({
+      kind: "status",
+      status: 401,
+      body: { error: "Unauthorized", message: "The creator of this asset requires you to be logged in to download it" },
+    });
     const r = await cli(["download", "950", "--dest", dest, ...apiFlags(), "--verbose"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('login required (401): Civitai says "The creator of this asset requires you to be logged in to download it"');
+    expect(r.stderr).toContain(
+      'login required (401): Civitai says "The creator of this asset requires you to be logged in to download it"',
+    );
     expect(filesUnder(dest)).toEqual([]);
     noSecret(r);
   });
@@ -184,7 +259,13 @@ describe("civitai-meta download (e2e)", () => {
     const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });
     const paths = transferPaths(join(dest, file.name), 960);
     fake.setOptions({ bytesPerSecond: 2 * 1024 * 1024 });
-    const proc = Bun.spawn([process.execPath, entry, "download", "960", "--dest", dest, ...apiFlags()], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const proc = Bun.spawn([process.execPath, entry, "download", "960", "--dest", dest, ...apiFlags()], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && !(existsSync(paths.part) && statSync(paths.part).size > 0)) await Bun.sleep(20);
     proc.kill("SIGINT");
@@ -199,28 +280,41 @@ describe("civitai-meta download (e2e)", () => {
 
   test("usage errors exit 2", async () => {
     expect((await cli(["download", "123", ...apiFlags()])).stderr).toContain("--dest");
-    for (const args of [["download", "--dest", dest], ["download", "not-a-source", "--dest", dest], ["download", "1", "--dest", dest, "--emit", "wget"], ["download", "1", "--dest", dest, "--jobs", "0"]]) {
+    for (const args of [
+      ["download", "--dest", dest],
+      ["download", "not-a-source", "--dest", dest],
+      ["download", "1", "--dest", dest, "--emit", "wget"],
+      ["download", "1", "--dest", dest, "--jobs", "0"],
+    ]) {
       const r = await cli([...args, ...apiFlags()]);
       expect(r.code).toBe(2);
     }
     expect(fake.apiRequests).toHaveLength(0);
   });
 
-  test.skipIf(!Bun.which("script"))("on a terminal: an overall line (bytes, rate, ETA, files) and a line per file", async () => {
-    fake.addFile({ versionId: 970, bytes: makeBytes(3_000_000, 970), name: "tty.safetensors" });
-    fake.setOptions({ bytesPerSecond: 4 * 1024 * 1024 });
-    const cmd = [process.execPath, entry, "download", "970", "--dest", dest, ...apiFlags()].map((a) => `'${a}'`).join(" ");
-    const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-    const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-    expect(out).toMatch(/downloading .*\/.*\/s ETA .* \d\/1 files/);
-    expect(out).toMatch(/ +\d+% tty\.safetensors/);
-    expect(out).not.toContain(SENTINEL);
-  }, 30_000);
+  test.skipIf(!Bun.which("script"))(
+    "on a terminal: an overall line (bytes, rate, ETA, files) and a line per file",
+    async () => {
+      fake.addFile({ versionId: 970, bytes: makeBytes(3_000_000, 970), name: "tty.safetensors" });
+      fake.setOptions({ bytesPerSecond: 4 * 1024 * 1024 });
+      const cmd = [process.execPath, entry, "download", "970", "--dest", dest, ...apiFlags()].map((a) => `'${a}'`).join(" ");
+      const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      expect(out).toMatch(/downloading .*\/.*\/s ETA .* \d\/1 files/);
+      expect(out).toMatch(/ +\d+% tty\.safetensors/);
+      expect(out).not.toContain(SENTINEL);
+    },
+    30_000,
+  );
 
   test("a version Civitai does not know → exit 1 naming it", async () => {
     const r = await cli(["download", "424242", "--dest", dest, ...apiFlags()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("version 424242: not found on Civitai");
   });
-
 });

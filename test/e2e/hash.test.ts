@@ -146,14 +146,21 @@ describe("hash command", () => {
     expect([a.path, ...a.aliases].sort()).toEqual([join(dir, "link.safetensors"), join(dir, "loras/a.safetensors")].sort());
   });
 
-  test.skipIf(!Bun.which("script"))("on a terminal a progress bar shows bytes, rate, ETA and files (run under script(1) for a pty)", async () => {
-    const dir = tmp.make();
-    writeFileSync(join(dir, "big.ckpt"), Buffer.alloc(64 * 1024 * 1024, 1));
-    const cmd = `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache "${dir}"`;
-    const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
-    const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
-    expect(out).toMatch(/hashing .*\d+%.*MiB\/.*MiB .*\/s ETA .* 1\/1 files/);
-  });
+  test.skipIf(!Bun.which("script"))(
+    "on a terminal a progress bar shows bytes, rate, ETA and files (run under script(1) for a pty)",
+    async () => {
+      const dir = tmp.make();
+      writeFileSync(join(dir, "big.ckpt"), Buffer.alloc(64 * 1024 * 1024, 1));
+      const cmd = `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache "${dir}"`;
+      const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      expect(out).toMatch(/hashing .*\d+%.*MiB\/.*MiB .*\/s ETA .* 1\/1 files/);
+    },
+  );
 
   test("--algo with an unknown name is a usage error listing the valid ones", async () => {
     const r = await runCli(["hash", "--algo", "md5", "."]);

@@ -5,7 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../helpers/run-cli.ts";
 import { buildGguf } from "../helpers/gguf.ts";
-import { kohyaMetadata, maliciousPickle, modelspecMetadata, rawSafetensors, sdxlLoraTensors, writeSafetensors } from "../helpers/safetensors.ts";
+import {
+  kohyaMetadata,
+  maliciousPickle,
+  modelspecMetadata,
+  rawSafetensors,
+  sdxlLoraTensors,
+  writeSafetensors,
+} from "../helpers/safetensors.ts";
 
 let dir: string;
 let lora: string;
@@ -17,7 +24,15 @@ beforeAll(() => {
   sha = createHash("sha256").update(readFileSync(lora)).digest("hex");
   writeFileSync(
     join(dir, "my_lora.civitai.info"),
-    JSON.stringify({ id: 135867, modelId: 122359, name: "v1.0", baseModel: "SDXL 1.0", trainedWords: ["mytrigger"], model: { name: "My LoRA", type: "LORA" }, files: [{ name: "my_lora.safetensors", primary: true, hashes: { SHA256: sha.toUpperCase() } }] }),
+    JSON.stringify({
+      id: 135867,
+      modelId: 122359,
+      name: "v1.0",
+      baseModel: "SDXL 1.0",
+      trainedWords: ["mytrigger"],
+      model: { name: "My LoRA", type: "LORA" },
+      files: [{ name: "my_lora.safetensors", primary: true, hashes: { SHA256: sha.toUpperCase() } }],
+    }),
   );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,7 +97,16 @@ describe("inspect command", () => {
 
   test("a GGUF file", async () => {
     const p = join(dir, "flux.gguf");
-    writeFileSync(p, buildGguf({ kv: [{ key: "general.architecture", type: "string", value: "flux" }], tensors: [{ name: "double_blocks.0.img_attn.qkv.weight", dims: [4, 4] }, { name: "single_blocks.0.linear1.weight", dims: [4, 4] }] }));
+    writeFileSync(
+      p,
+      buildGguf({
+        kv: [{ key: "general.architecture", type: "string", value: "flux" }],
+        tensors: [
+          { name: "double_blocks.0.img_attn.qkv.weight", dims: [4, 4] },
+          { name: "single_blocks.0.linear1.weight", dims: [4, 4] },
+        ],
+      }),
+    );
     const r = await inspect("--no-hash", "--json", p);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);

@@ -29,7 +29,9 @@ beforeAll(async () => {
   }
   const v1 = makeVersion({ versionId: 21, modelId: 2, sha256: sha256("hostile bytes"), name: HOSTILE });
   const v2 = makeVersion({ versionId: 31, modelId: 3, sha256: sha256("plain bytes") });
-  civitai.addModel(makeModel({ modelId: 2, name: HOSTILE, tags: ["-2+3", "@SUM(1)"], creator: { username: "=cmd|' /C calc'!A0" }, versions: [v1] }));
+  civitai.addModel(
+    makeModel({ modelId: 2, name: HOSTILE, tags: ["-2+3", "@SUM(1)"], creator: { username: "=cmd|' /C calc'!A0" }, versions: [v1] }),
+  );
   civitai.addModel(makeModel({ modelId: 3, name: "Plain", versions: [v2] }));
 });
 afterAll(async () => {
@@ -111,7 +113,11 @@ describe("formats and report", () => {
     await scan("-o", join(out, "inv.json"));
     const inv = JSON.parse(readFileSync(join(out, "inv.json"), "utf8"));
     const { records, ...rest } = inv;
-    const v0 = { ...rest, schemaVersion: 0, files: records.map((r: { status: string }) => ({ ...r, status: r.status === "not_found" ? "notfound" : r.status })) };
+    const v0 = {
+      ...rest,
+      schemaVersion: 0,
+      files: records.map((r: { status: string }) => ({ ...r, status: r.status === "not_found" ? "notfound" : r.status })),
+    };
     writeFileSync(join(out, "v0.json"), JSON.stringify(v0));
     const r = await runCli(["report", join(out, "v0.json"), "--format", "csv"]);
     expect(r.code).toBe(0);

@@ -64,7 +64,15 @@ function writeLora(dir: string, name: string, meta: Record<string, string> = {})
   return { path, sha: sha256(built.bytes), size: built.bytes.length };
 }
 
-const args = (dir: string, cacheDir: string, ...extra: string[]) => ["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir, ...extra];
+const args = (dir: string, cacheDir: string, ...extra: string[]) => [
+  "scan",
+  dir,
+  "--api-url",
+  civitai.url,
+  "--cache-dir",
+  cacheDir,
+  ...extra,
+];
 
 function csvRows(text: string): Record<string, string>[] {
   const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true });
@@ -124,7 +132,11 @@ describe("scan: local section", () => {
   test("hostile kohya/ModelSpec metadata is escaped in Markdown and neutralised in CSV exactly like Civitai names", async () => {
     const dir = tmp.make();
     const hostile = '=HYPERLINK("http://x?"&A1) | [x](javascript:alert(1)) <img src=x onerror=alert(1)>\n# heading';
-    writeLora(dir, "evil.safetensors", { ss_base_model_version: hostile, "modelspec.trigger_phrase": hostile, "modelspec.architecture": hostile });
+    writeLora(dir, "evil.safetensors", {
+      ss_base_model_version: hostile,
+      "modelspec.trigger_phrase": hostile,
+      "modelspec.architecture": hostile,
+    });
     const cacheDir = tmp.make();
     const md = await runCli(args(dir, cacheDir, "--format", "md"));
     expect(md.code).toBe(0);
@@ -168,25 +180,80 @@ function sidecarLibrary(dir: string) {
       baseModel: "SDXL 1.0",
       trainedWords: ["a-word"],
       model: { name: "A Model", type: "LORA", nsfw: false },
-      files: [{ name: "a.safetensors", sizeKB: a.size / 1024, primary: true, hashes: { SHA256: a.sha.toUpperCase(), AutoV2: a.sha.slice(0, 10).toUpperCase() } }],
+      files: [
+        {
+          name: "a.safetensors",
+          sizeKB: a.size / 1024,
+          primary: true,
+          hashes: { SHA256: a.sha.toUpperCase(), AutoV2: a.sha.slice(0, 10).toUpperCase() },
+        },
+      ],
     }),
   );
   const b = writeLora(dir, "b.safetensors");
   writeFileSync(
     join(dir, "b.metadata.json"),
-    JSON.stringify({ file_name: "b", model_name: "B Model", size: b.size, sha256: b.sha, base_model: "SDXL 1.0", from_civitai: true, civitai: { id: 222, modelId: 22, name: "B v2", model: { name: "B Model", type: "LORA" }, trainedWords: ["b-word"] } }),
+    JSON.stringify({
+      file_name: "b",
+      model_name: "B Model",
+      size: b.size,
+      sha256: b.sha,
+      base_model: "SDXL 1.0",
+      from_civitai: true,
+      civitai: { id: 222, modelId: 22, name: "B v2", model: { name: "B Model", type: "LORA" }, trainedWords: ["b-word"] },
+    }),
   );
   const c = writeLora(dir, "c.safetensors");
-  writeFileSync(join(dir, "c.cm-info.json"), JSON.stringify({ ModelId: 33, VersionId: 333, ModelName: "C Model", VersionName: "C v3", ModelType: "LORA", BaseModel: "Pony", RemoteFileName: "c.safetensors", Hashes: { SHA256: c.sha.toUpperCase() } }));
+  writeFileSync(
+    join(dir, "c.cm-info.json"),
+    JSON.stringify({
+      ModelId: 33,
+      VersionId: 333,
+      ModelName: "C Model",
+      VersionName: "C v3",
+      ModelType: "LORA",
+      BaseModel: "Pony",
+      RemoteFileName: "c.safetensors",
+      Hashes: { SHA256: c.sha.toUpperCase() },
+    }),
+  );
   const d = writeLora(dir, "d.safetensors");
-  writeFileSync(join(dir, "d.json"), JSON.stringify({ description: "", "sd version": "SDXL", "activation text": "d-word", modelId: 44, modelVersionId: 444, sha256: d.sha.toUpperCase() }));
+  writeFileSync(
+    join(dir, "d.json"),
+    JSON.stringify({
+      description: "",
+      "sd version": "SDXL",
+      "activation text": "d-word",
+      modelId: 44,
+      modelVersionId: 444,
+      sha256: d.sha.toUpperCase(),
+    }),
+  );
   const e = writeLora(dir, "e.safetensors");
-  writeFileSync(join(dir, "e.json"), JSON.stringify({ id: 555, modelId: 55, name: "E v5", model: { name: "E Model", type: "LORA" }, files: [{ name: "e.safetensors", hashes: { SHA256: e.sha } }] }));
+  writeFileSync(
+    join(dir, "e.json"),
+    JSON.stringify({
+      id: 555,
+      modelId: 55,
+      name: "E v5",
+      model: { name: "E Model", type: "LORA" },
+      files: [{ name: "e.safetensors", hashes: { SHA256: e.sha } }],
+    }),
+  );
   writeLora(dir, "f.safetensors");
   writeFileSync(join(dir, "f.civitai.info"), "{}");
   // A stale sidecar (another file's hash), same size recorded, and one whose size also differs.
   const g = writeLora(dir, "g.safetensors");
-  writeFileSync(join(dir, "g.civitai.info"), JSON.stringify({ id: 777, modelId: 77, name: "G", model: { name: "G Model" }, files: [{ name: "g.safetensors", sizeKB: (g.size + 4096) / 1024, hashes: { SHA256: "ab".repeat(32) } }] }));
+  writeFileSync(
+    join(dir, "g.civitai.info"),
+    JSON.stringify({
+      id: 777,
+      modelId: 77,
+      name: "G",
+      model: { name: "G Model" },
+      files: [{ name: "g.safetensors", sizeKB: (g.size + 4096) / 1024, hashes: { SHA256: "ab".repeat(32) } }],
+    }),
+  );
   return { a, b, c, d, e, g };
 }
 
@@ -199,9 +266,32 @@ describe("scan: sidecars as hints", () => {
     const recs = byName(inventoryOf(r.stdout));
     for (const name of ["a", "b", "c", "d", "e", "f", "g"]) expect(recs[`${name}.safetensors`]!.status).toBe("not_found");
     expect(recs["a.safetensors"]!.knownFrom).toBe("sidecar:civitai-helper");
-    expect(recs["a.safetensors"]!.sidecar).toMatchObject({ source: "civitai-helper", file: "a.civitai.info", checkedBy: "sha256", modelId: 11, versionId: 111, modelName: "A Model", versionName: "A v1", baseModel: "SDXL 1.0", trainedWords: ["a-word"], pageUrl: "https://civitai.com/models/11?modelVersionId=111" });
-    expect(recs["b.safetensors"]!.sidecar).toMatchObject({ source: "lora-manager", modelId: 22, versionId: 222, modelName: "B Model", versionName: "B v2" });
-    expect(recs["c.safetensors"]!.sidecar).toMatchObject({ source: "stability-matrix", modelId: 33, versionId: 333, modelName: "C Model", baseModel: "Pony" });
+    expect(recs["a.safetensors"]!.sidecar).toMatchObject({
+      source: "civitai-helper",
+      file: "a.civitai.info",
+      checkedBy: "sha256",
+      modelId: 11,
+      versionId: 111,
+      modelName: "A Model",
+      versionName: "A v1",
+      baseModel: "SDXL 1.0",
+      trainedWords: ["a-word"],
+      pageUrl: "https://civitai.com/models/11?modelVersionId=111",
+    });
+    expect(recs["b.safetensors"]!.sidecar).toMatchObject({
+      source: "lora-manager",
+      modelId: 22,
+      versionId: 222,
+      modelName: "B Model",
+      versionName: "B v2",
+    });
+    expect(recs["c.safetensors"]!.sidecar).toMatchObject({
+      source: "stability-matrix",
+      modelId: 33,
+      versionId: 333,
+      modelName: "C Model",
+      baseModel: "Pony",
+    });
     expect(recs["d.safetensors"]!.sidecar).toMatchObject({ source: "a1111-user-metadata", modelId: 44, versionId: 444 });
     expect(recs["e.safetensors"]!.sidecar).toMatchObject({ source: "version-json", modelId: 55, versionId: 555, modelName: "E Model" });
     const f = recs["f.safetensors"]!;
@@ -214,10 +304,21 @@ describe("scan: sidecars as hints", () => {
     expect(r.stderr).toContain("5 known only from sidecars");
 
     const csv = csvRows((await runCli(args(dir, tmp.make(), "--format", "csv"))).stdout);
-    expect(csv.find((x) => x.file_name === "b.safetensors")).toMatchObject({ status: "not_found", model_name: "", known_from: "sidecar:lora-manager", sidecar_model_id: "22", sidecar_model_name: "B Model", sidecar_version_id: "222" });
+    expect(csv.find((x) => x.file_name === "b.safetensors")).toMatchObject({
+      status: "not_found",
+      model_name: "",
+      known_from: "sidecar:lora-manager",
+      sidecar_model_id: "22",
+      sidecar_model_name: "B Model",
+      sidecar_version_id: "222",
+    });
     const md = (await runCli(args(dir, tmp.make(), "--format", "md"))).stdout;
-    expect(md).toContain("| a\\.safetensors | A Model \\(sidecar\\) | A v1 | LORA | SDXL 1\\.0 | not found; known from Civitai Helper sidecar | [page](https://civitai.com/models/11?modelVersionId=111) |");
-    expect(md).toContain("  - **Known from LoRA Manager sidecar** (`b.metadata.json`, its SHA\\-256 matches the file): B Model — B v2 (model 22, version 222)");
+    expect(md).toContain(
+      "| a\\.safetensors | A Model \\(sidecar\\) | A v1 | LORA | SDXL 1\\.0 | not found; known from Civitai Helper sidecar | [page](https://civitai.com/models/11?modelVersionId=111) |",
+    );
+    expect(md).toContain(
+      "  - **Known from LoRA Manager sidecar** (`b.metadata.json`, its SHA\\-256 matches the file): B Model — B v2 (model 22, version 222)",
+    );
     expect(md).toContain("  - Civitai Helper sidecar `f.civitai.info` says Civitai did not know this file");
   });
 
@@ -225,7 +326,9 @@ describe("scan: sidecars as hints", () => {
     const dir = tmp.make();
     const lib = sidecarLibrary(dir);
     const known = writeLora(dir, "known.safetensors");
-    civitai.addModel(makeModel({ modelId: 90, name: "Known", versions: [makeVersion({ versionId: 901, modelId: 90, sha256: known.sha })] }));
+    civitai.addModel(
+      makeModel({ modelId: 90, name: "Known", versions: [makeVersion({ versionId: 901, modelId: 90, sha256: known.sha })] }),
+    );
     const cacheDir = tmp.make();
     // Warm only the metadata cache for one file, online.
     const warm = await runCli(["scan", known.path, "--api-url", civitai.url, "--cache-dir", cacheDir]);
@@ -240,7 +343,11 @@ describe("scan: sidecars as hints", () => {
     const recs = byName(inv);
     expect(recs["known.safetensors"]).toMatchObject({ status: "found", knownFrom: "civitai" });
     expect(recs["known.safetensors"]!.civitai!.modelName).toBe("Known");
-    expect(recs["a.safetensors"]).toMatchObject({ status: "skipped", knownFrom: "sidecar:civitai-helper", sidecar: { modelName: "A Model" } });
+    expect(recs["a.safetensors"]).toMatchObject({
+      status: "skipped",
+      knownFrom: "sidecar:civitai-helper",
+      sidecar: { modelName: "A Model" },
+    });
     expect(recs["a.safetensors"]!.reason).toContain("offline");
     expect(recs["e.safetensors"]!.knownFrom).toBe("sidecar:version-json");
     // Every file has its hashes and its local section.
@@ -254,14 +361,21 @@ describe("scan: sidecars as hints", () => {
   test("--trust-sidecars: files whose size matches a sidecar's claim are not hashed (hashSource); a mismatched size is hashed", async () => {
     const dir = tmp.make();
     const lib = sidecarLibrary(dir);
-    civitai.addModel(makeModel({ modelId: 11, name: "A on Civitai", versions: [makeVersion({ versionId: 111, modelId: 11, sha256: lib.a.sha })] }));
+    civitai.addModel(
+      makeModel({ modelId: 11, name: "A on Civitai", versions: [makeVersion({ versionId: 111, modelId: 11, sha256: lib.a.sha })] }),
+    );
     const r = await runCli(args(dir, tmp.make(), "--trust-sidecars"));
     expect(r.code).toBe(0);
     const recs = byName(inventoryOf(r.stdout));
     // a (CH sizeKB) and b (LM exact size) are trusted; c, d, e record no size; f has no claim; g's size differs.
     expect(recs["a.safetensors"]).toMatchObject({ hashSource: "sidecar:civitai-helper", status: "found", knownFrom: "civitai" });
     expect(recs["a.safetensors"]!.hashes).toEqual({ sha256: lib.a.sha, autov2: lib.a.sha.slice(0, 10) });
-    expect(recs["b.safetensors"]).toMatchObject({ hashSource: "sidecar:lora-manager", status: "not_found", knownFrom: "sidecar:lora-manager", sidecar: { checkedBy: "size" } });
+    expect(recs["b.safetensors"]).toMatchObject({
+      hashSource: "sidecar:lora-manager",
+      status: "not_found",
+      knownFrom: "sidecar:lora-manager",
+      sidecar: { checkedBy: "size" },
+    });
     for (const name of ["c", "d", "e", "f", "g"]) {
       expect(recs[`${name}.safetensors`]!.hashSource).toBeUndefined();
       expect(recs[`${name}.safetensors`]!.hashes.autov3).toMatch(/^[0-9a-f]{12}$/);
@@ -279,7 +393,15 @@ describe("scan --write-sidecars", () => {
     const one = writeLora(dir, "one.safetensors");
     const two = writeLora(dir, "two.safetensors");
     writeLora(dir, "three.safetensors");
-    civitai.addModel(makeModel({ modelId: 61, name: "One", tags: ["x"], creator: { username: "alice" }, versions: [makeVersion({ versionId: 611, modelId: 61, sha256: one.sha })] }));
+    civitai.addModel(
+      makeModel({
+        modelId: 61,
+        name: "One",
+        tags: ["x"],
+        creator: { username: "alice" },
+        versions: [makeVersion({ versionId: 611, modelId: 61, sha256: one.sha })],
+      }),
+    );
     civitai.addModel(makeModel({ modelId: 62, name: "Two", versions: [makeVersion({ versionId: 621, modelId: 62, sha256: two.sha })] }));
     const othersInfo = JSON.stringify({ id: 999, modelId: 99, name: "someone else's", model: { name: "Other" } });
     writeFileSync(join(dir, "two.civitai.info"), othersInfo);
@@ -323,6 +445,9 @@ describe("scan --write-sidecars", () => {
     civitai.addModel(makeModel({ modelId: 71, name: "M", versions: [makeVersion({ versionId: 711, modelId: 71, sha256: m.sha })] }));
     const r = await runCli(args(dir, tmp.make(), "--write-sidecars"));
     expect(r.code).toBe(0);
-    expect(parseSidecar("civitai-info", "m.civitai.info", readFileSync(join(dir, "m.civitai.info"), "utf8"))).toMatchObject({ status: "ok", versionId: 711 });
+    expect(parseSidecar("civitai-info", "m.civitai.info", readFileSync(join(dir, "m.civitai.info"), "utf8"))).toMatchObject({
+      status: "ok",
+      versionId: 711,
+    });
   });
 });

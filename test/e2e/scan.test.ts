@@ -1,5 +1,17 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -43,7 +55,16 @@ function library(specs: { name: string; content: string; known?: boolean; versio
     utimesSync(file, PAST, PAST);
     if (s.known) {
       const version = makeVersion({ versionId: s.versionId!, modelId: s.modelId!, sha256: sha256(s.content), name: `v-${s.name}` });
-      civitai.addModel(makeModel({ modelId: s.modelId!, name: `Model ${s.modelId}`, tags: ["style", "anime"], creator: { username: "alice" }, description: "<p>A <b>fine</b> model</p>", versions: [version] }));
+      civitai.addModel(
+        makeModel({
+          modelId: s.modelId!,
+          name: `Model ${s.modelId}`,
+          tags: ["style", "anime"],
+          creator: { username: "alice" },
+          description: "<p>A <b>fine</b> model</p>",
+          versions: [version],
+        }),
+      );
     }
   }
   return dir;
@@ -64,7 +85,10 @@ describe("scan", () => {
     const inv = inventoryOf(r.stdout);
     expect(inv.schemaVersion).toBe(1);
     expect(inv.tool.name).toBe("civitai-meta");
-    expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "checkpoints/unknown.ckpt"), join(dir, "loras/known.safetensors")]);
+    expect(inv.records.map((x: { path: string }) => x.path)).toEqual([
+      join(dir, "checkpoints/unknown.ckpt"),
+      join(dir, "loras/known.safetensors"),
+    ]);
     const found = inv.records[1];
     expect(found.status).toBe("found");
     expect(found.matchedBy).toBe("sha256");
@@ -227,7 +251,10 @@ describe("scan", () => {
   test("config file: modelDirectories used when no path is given; a bad key names file and key", async () => {
     const dir = library([{ name: "a.safetensors", content: "config", known: true, versionId: 11, modelId: 110 }]);
     const cwd = tmp.make();
-    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }));
+    writeFileSync(
+      join(cwd, "civitai-meta.json"),
+      JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }),
+    );
     const r = await runCli(["scan"], { cwd });
     expect(r.code).toBe(0);
     expect(inventoryOf(r.stdout).records[0].status).toBe("found");

@@ -61,7 +61,8 @@ export const faults = {
     headers: retryAfter === undefined ? {} : { "retry-after": retryAfter instanceof Date ? retryAfter.toUTCString() : String(retryAfter) },
   }),
   /** `n` copies of a status (e.g. a 503 burst). */
-  burst: (status: number, n: number, body?: string | object): Fault[] => Array.from({ length: n }, () => faults.status(status, body ?? { error: "Service Unavailable" })),
+  burst: (status: number, n: number, body?: string | object): Fault[] =>
+    Array.from({ length: n }, () => faults.status(status, body ?? { error: "Service Unavailable" })),
   unauthorized: (): Fault => faults.status(401, loadFixture("error-401-unauthorized.json")),
   forbidden: (): Fault => faults.status(403, { error: "Forbidden" }),
   regionBlocked: (): Fault => faults.status(451, loadFixture("error-451-region-blocked.json")),
@@ -152,7 +153,12 @@ export interface MakeFileSpec {
  * A file record as by-hash returns it: upper-case hashes. AutoV2 comes from the SHA-256; AutoV1,
  * CRC32 and BLAKE3 are derived deterministically (fake but stable); AutoV3 only when given.
  */
-export function makeFile(spec: MakeFileSpec, versionId: number, index = 0, downloadBase = "https://civitai.com"): ApiFile & Record<string, unknown> {
+export function makeFile(
+  spec: MakeFileSpec,
+  versionId: number,
+  index = 0,
+  downloadBase = "https://civitai.com",
+): ApiFile & Record<string, unknown> {
   const sha = upper(spec.sha256);
   const hashes: Record<string, string> = {
     AutoV1: derive("autov1", sha, 8),
@@ -424,7 +430,10 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   }
 
   function modelsByIds(params: URLSearchParams): Response {
-    const ids = params.getAll("ids").flatMap((s) => s.split(",")).map(Number);
+    const ids = params
+      .getAll("ids")
+      .flatMap((s) => s.split(","))
+      .map(Number);
     if (ids.some((id) => !Number.isInteger(id) || id <= 0)) return json({ error: "Invalid ids" }, 400);
     const items = ids.map((id) => models.get(id)).filter((m): m is ApiModel => m !== undefined);
     return json({ items, metadata: {} });
@@ -463,7 +472,8 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   }
 
   function wrongShape(route: FakeRoute): unknown {
-    if (route === "versionsByHashes" || route === "versionByHash" || route === "versionById" || route === "model") return { items: [], metadata: {} };
+    if (route === "versionsByHashes" || route === "versionByHash" || route === "versionById" || route === "model")
+      return { items: [], metadata: {} };
     return [];
   }
 
@@ -471,7 +481,8 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     switch (fault.kind) {
       case "status": {
         const text = fault.body === undefined ? "" : typeof fault.body === "string" ? fault.body : JSON.stringify(fault.body);
-        const type = typeof fault.body === "string" && /^\s*</.test(fault.body) ? "text/html; charset=UTF-8" : "application/json; charset=utf-8";
+        const type =
+          typeof fault.body === "string" && /^\s*</.test(fault.body) ? "text/html; charset=UTF-8" : "application/json; charset=utf-8";
         return new Response(text, { status: fault.status, headers: { "content-type": type, ...fault.headers } });
       }
       case "html":
@@ -507,7 +518,10 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
             controller.error();
           },
         });
-        return new Response(stream, { status: 200, headers: { "content-type": "application/json; charset=utf-8", "content-length": String(full.length) } });
+        return new Response(stream, {
+          status: 200,
+          headers: { "content-type": "application/json; charset=utf-8", "content-length": String(full.length) },
+        });
       }
       case "redirect":
         return new Response(null, { status: fault.status ?? 302, headers: { location: fault.location } });
@@ -535,7 +549,17 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
       inFlight += 1;
       maxInFlight = Math.max(maxInFlight, inFlight);
       const fault = nextFault(route);
-      requests.push({ route, method: req.method, path: url.pathname, query, headers, authorization: req.headers.get("authorization"), body, inFlight, fault: fault?.kind });
+      requests.push({
+        route,
+        method: req.method,
+        path: url.pathname,
+        query,
+        headers,
+        authorization: req.headers.get("authorization"),
+        body,
+        inFlight,
+        fault: fault?.kind,
+      });
       try {
         if (delayMs > 0 && fault?.kind !== "hang") await Bun.sleep(delayMs);
         return fault ? await faultAnswer(fault, route, req, url, body) : await normalAnswer(route, req, url, body);

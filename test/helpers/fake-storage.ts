@@ -141,7 +141,9 @@ function contentDisposition(name: string): string {
 }
 
 function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -292,7 +294,12 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
       const modelId = Number(m[1]);
       const versions = [...files.values()].filter((f) => f.modelId === modelId).sort((a, b) => b.versionId - a.versionId);
       if (versions.length === 0) return reply(404, fixtureBody("error-404-model.json"));
-      return reply(200, { id: modelId, name: `Model ${modelId}`, type: "LORA", modelVersions: versions.map((v) => fake.versionJson(v.versionId)) });
+      return reply(200, {
+        id: modelId,
+        name: `Model ${modelId}`,
+        type: "LORA",
+        modelVersions: versions.map((v) => fake.versionJson(v.versionId)),
+      });
     }
     reply(404, { error: "Not found" });
   });
@@ -390,10 +397,11 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
     pump();
   });
 
-  for (const server of [api, storage]) server.on("connection", (s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
+  for (const server of [api, storage])
+    server.on("connection", (s) => {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    });
   fake.apiUrl = await listen(api);
   fake.storageUrl = await listen(storage);
   return fake;

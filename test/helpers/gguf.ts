@@ -37,7 +37,13 @@ const TYPE_IDS: Record<GgufType, number> = {
 
 export type GgufKv =
   | { key: string; type: Exclude<GgufType, "array">; value: string | number | bigint | boolean }
-  | { key: string; type: "array"; itemType: Exclude<GgufType, "array">; items: (string | number | bigint | boolean)[]; countOverride?: bigint };
+  | {
+      key: string;
+      type: "array";
+      itemType: Exclude<GgufType, "array">;
+      items: (string | number | bigint | boolean)[];
+      countOverride?: bigint;
+    };
 
 export interface GgufTensorSpec {
   name: string;
@@ -88,18 +94,30 @@ class Writer {
   }
   scalar(type: Exclude<GgufType, "array">, v: string | number | bigint | boolean) {
     switch (type) {
-      case "uint8": return this.view(1, (d) => d.setUint8(0, Number(v)));
-      case "int8": return this.view(1, (d) => d.setInt8(0, Number(v)));
-      case "uint16": return this.view(2, (d) => d.setUint16(0, Number(v), true));
-      case "int16": return this.view(2, (d) => d.setInt16(0, Number(v), true));
-      case "uint32": return this.view(4, (d) => d.setUint32(0, Number(v), true));
-      case "int32": return this.view(4, (d) => d.setInt32(0, Number(v), true));
-      case "float32": return this.view(4, (d) => d.setFloat32(0, Number(v), true));
-      case "bool": return this.u8(v ? 1 : 0);
-      case "string": return this.string(String(v));
-      case "uint64": return this.view(8, (d) => d.setBigUint64(0, BigInt(v), true));
-      case "int64": return this.view(8, (d) => d.setBigInt64(0, BigInt(v), true));
-      case "float64": return this.view(8, (d) => d.setFloat64(0, Number(v), true));
+      case "uint8":
+        return this.view(1, (d) => d.setUint8(0, Number(v)));
+      case "int8":
+        return this.view(1, (d) => d.setInt8(0, Number(v)));
+      case "uint16":
+        return this.view(2, (d) => d.setUint16(0, Number(v), true));
+      case "int16":
+        return this.view(2, (d) => d.setInt16(0, Number(v), true));
+      case "uint32":
+        return this.view(4, (d) => d.setUint32(0, Number(v), true));
+      case "int32":
+        return this.view(4, (d) => d.setInt32(0, Number(v), true));
+      case "float32":
+        return this.view(4, (d) => d.setFloat32(0, Number(v), true));
+      case "bool":
+        return this.u8(v ? 1 : 0);
+      case "string":
+        return this.string(String(v));
+      case "uint64":
+        return this.view(8, (d) => d.setBigUint64(0, BigInt(v), true));
+      case "int64":
+        return this.view(8, (d) => d.setBigInt64(0, BigInt(v), true));
+      case "float64":
+        return this.view(8, (d) => d.setFloat64(0, Number(v), true));
     }
   }
   get length() {

@@ -137,7 +137,14 @@ export function kohyaMetadata(overrides: Record<string, string> = {}): Record<st
       "5_extra": { "1girl": 20, landscape: 12, "my style": 1 },
     }),
     ss_datasets: JSON.stringify([
-      { is_dreambooth: true, batch_size_per_device: 1, subsets: [{ image_dir: "10_mystyle", class_tokens: "mystyle woman", num_repeats: 10 }, { image_dir: "5_extra", class_tokens: null }] },
+      {
+        is_dreambooth: true,
+        batch_size_per_device: 1,
+        subsets: [
+          { image_dir: "10_mystyle", class_tokens: "mystyle woman", num_repeats: 10 },
+          { image_dir: "5_extra", class_tokens: null },
+        ],
+      },
     ]),
     ss_dataset_dirs: JSON.stringify({ "10_mystyle": { n_repeats: 10, img_count: 25 } }),
     sshs_model_hash: "4b0f45c2a1d85e6a8c1e0a9f0d5b3f2e1c7a9b8d6e5f4a3b2c1d0e9f8a7b6c5d",

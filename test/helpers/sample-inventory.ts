@@ -103,7 +103,10 @@ export function makeCivitai(overrides: Partial<CivitaiInfo> = {}): CivitaiInfo {
     creator: "someartist",
     tags: ["detail", "tool"],
     license: { allowNoCredit: true, allowCommercialUse: ["Image"], allowDerivatives: true, allowDifferentLicense: false },
-    pageUrl: modelId === null ? `https://civitai.com/model-versions/${versionId}` : `https://civitai.com/models/${modelId}?modelVersionId=${versionId}`,
+    pageUrl:
+      modelId === null
+        ? `https://civitai.com/model-versions/${versionId}`
+        : `https://civitai.com/models/${modelId}?modelVersionId=${versionId}`,
     air: modelId === null ? null : `urn:air:sd1:lora:civitai:${modelId}@${versionId}`,
     matchedFile,
     downloadUrl: matchedFile?.id != null ? `https://civitai.com/api/download/models/${versionId}?fileId=${matchedFile.id}` : null,
@@ -171,7 +174,14 @@ export function makeLocal(overrides: Partial<LocalInfo> = {}): LocalInfo {
     bytesRead: 4104,
     header: { length: 4096, dataOffset: 4104, metadataCount: 30 },
     tensors: { count: 7, dtypes: { F16: 7 }, parameters: 34_816 },
-    guess: { guessed: true, kind: "lora", subtype: null, family: "SDXL", confidence: "high", evidence: ["cross-attention context 2048 (SDXL)"] },
+    guess: {
+      guessed: true,
+      kind: "lora",
+      subtype: null,
+      family: "SDXL",
+      confidence: "high",
+      evidence: ["cross-attention context 2048 (SDXL)"],
+    },
     training: makeTraining(),
     modelspec: makeModelSpec(),
     errors: [],
@@ -197,7 +207,18 @@ export function makeSidecarInfo(overrides: Partial<SidecarInfo> = {}): SidecarIn
     nsfw: false,
     description: null,
     size: null,
-    files: [{ name: "model.safetensors", sizeKB: 100, primary: true, sha256: fakeHex("sidecar-sha"), autov2: null, autov3: null, blake3: null, crc32: null }],
+    files: [
+      {
+        name: "model.safetensors",
+        sizeKB: 100,
+        primary: true,
+        sha256: fakeHex("sidecar-sha"),
+        autov2: null,
+        autov3: null,
+        blake3: null,
+        crc32: null,
+      },
+    ],
     deleted: null,
     activationText: null,
     preferredWeight: null,
@@ -334,7 +355,10 @@ export function sampleInventory(): Inventory {
         description: "A".repeat(500),
       }),
       knownFrom: "civitai",
-      local: makeLocal({ training: undefined, guess: { guessed: true, kind: "checkpoint", subtype: null, family: "SD 1.x", confidence: "medium", evidence: [] } }),
+      local: makeLocal({
+        training: undefined,
+        guess: { guessed: true, kind: "checkpoint", subtype: null, family: "SD 1.x", confidence: "medium", evidence: [] },
+      }),
     }),
     makeRecord({ path: `${SAMPLE_ROOT}/loras/shared.safetensors`, civitai: ambiguousA, ambiguous: [ambiguousA, ambiguousB] }),
     makeRecord({ path: `${SAMPLE_ROOT}/embeddings/mine.pt`, status: "not_found", size: 25_000 }),
@@ -385,9 +409,22 @@ export function hostileInventory(strings: readonly string[] = Object.values(HOST
       warnings: [s],
       sidecars: [makeSidecarInfo({ file: s, status: "not-found", modelName: s })],
     });
-    records.push(makeRecord({ path, civitai, knownFrom: "civitai", local: { ...local, modelspec: makeModelSpec({ triggerPhrase: null }) } }));
-    const sidecar = makeSidecarIdentity({ source: "lora-manager", file: s, modelName: s, versionName: s, modelType: s, baseModel: s, trainedWords: [s], creator: s });
-    records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-miss/${i}/${s}`, status: "not_found", knownFrom: "sidecar:lora-manager", sidecar, local }));
+    records.push(
+      makeRecord({ path, civitai, knownFrom: "civitai", local: { ...local, modelspec: makeModelSpec({ triggerPhrase: null }) } }),
+    );
+    const sidecar = makeSidecarIdentity({
+      source: "lora-manager",
+      file: s,
+      modelName: s,
+      versionName: s,
+      modelType: s,
+      baseModel: s,
+      trainedWords: [s],
+      creator: s,
+    });
+    records.push(
+      makeRecord({ path: `${SAMPLE_ROOT}/hostile-miss/${i}/${s}`, status: "not_found", knownFrom: "sidecar:lora-manager", sidecar, local }),
+    );
     records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-error/${i}/${s}`, status: "error", error: s }));
     records.push(makeRecord({ path: `${SAMPLE_ROOT}/hostile-skip/${i}/${s}`, status: "skipped", reason: s }));
   });

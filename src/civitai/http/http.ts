@@ -159,7 +159,8 @@ export function describeNetworkError(err: unknown): string {
   const code = String(e?.cause?.code ?? e?.code ?? e?.cause?.name ?? e?.name ?? "unknown");
   if (/ECONNREFUSED|ConnectionRefused/i.test(code)) return "connection refused";
   if (/ENOTFOUND|EAI_AGAIN|DNS|getaddrinfo/i.test(code)) return "host name not found (DNS)";
-  if (/ECONNRESET|EPIPE|ConnectionClosed|terminated|ERR_STREAM_PREMATURE_CLOSE/i.test(code)) return "connection closed before the answer was complete";
+  if (/ECONNRESET|EPIPE|ConnectionClosed|terminated|ERR_STREAM_PREMATURE_CLOSE/i.test(code))
+    return "connection closed before the answer was complete";
   if (/CERT|TLS|SSL/i.test(code)) return `TLS error (${code})`;
   if (/ETIMEDOUT|Timeout/i.test(code)) return "connection timed out";
   return `network error (${code.replace(/[^\w.-]/g, "").slice(0, 40) || "unknown"})`;
@@ -322,7 +323,8 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
     if (status >= 200 && status < 300) {
       if (looksLikeHtml(contentType, body)) {
         const kind = classifyHtml(body);
-        const what = kind === "cloudflare-challenge" ? "a Cloudflare challenge page" : kind === "maintenance" ? "a maintenance page" : "an HTML page";
+        const what =
+          kind === "cloudflare-challenge" ? "a Cloudflare challenge page" : kind === "maintenance" ? "a maintenance page" : "an HTML page";
         return {
           type: "retry",
           reason: `HTML instead of JSON (${what})`,
@@ -340,7 +342,11 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
         return {
           type: "retry",
           reason: `invalid or truncated JSON (${body.length} bytes)`,
-          final: new ApiError(`${method} ${shown}: ${service} sent invalid or truncated JSON (${body.length} bytes)`, "bad_response", status),
+          final: new ApiError(
+            `${method} ${shown}: ${service} sent invalid or truncated JSON (${body.length} bytes)`,
+            "bad_response",
+            status,
+          ),
         };
       }
       const checked = req.validate(data);
@@ -380,7 +386,11 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
 
   /** Generic final-status error; the Civitai client maps its known statuses before this. */
   function statusError(ctx: StatusContext): ApiError {
-    return new ApiError(`${ctx.method} ${ctx.displayUrl}: ${service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}`, "http", ctx.status);
+    return new ApiError(
+      `${ctx.method} ${ctx.displayUrl}: ${service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}`,
+      "http",
+      ctx.status,
+    );
   }
 
   async function attempt<T>(req: JsonRequest<T>): Promise<AttemptOutcome<T>> {
@@ -397,7 +407,10 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
       stats.requests += 1;
       let res: FetchResponse<string>;
       try {
-        res = await raceAbort($fetch.raw(url, { method, headers: headersFor(url, body !== undefined), body, signal, responseType: "text" }), signal);
+        res = await raceAbort(
+          $fetch.raw(url, { method, headers: headersFor(url, body !== undefined), body, signal, responseType: "text" }),
+          signal,
+        );
       } catch (err) {
         const ms = Math.round(performance.now() - started);
         if (clientSignal?.aborted) {
@@ -409,7 +422,10 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
           return {
             type: "retry",
             reason: `no answer within ${seconds(timeoutMs)}`,
-            final: new ApiError(`${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; ${service} may be slow or unreachable`, "network"),
+            final: new ApiError(
+              `${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; ${service} may be slow or unreachable`,
+              "network",
+            ),
           };
         }
         const what = describeNetworkError(err);
@@ -417,7 +433,10 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
         return {
           type: "retry",
           reason: what,
-          final: new ApiError(`${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the ${service} host setting`, "network"),
+          final: new ApiError(
+            `${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the ${service} host setting`,
+            "network",
+          ),
         };
       }
       log.debug(`${method} ${shown} -> ${res.status} (${Math.round(performance.now() - started)} ms)`);
@@ -434,7 +453,11 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
         }
         return {
           type: "fatal",
-          error: new ApiError(`${method} ${shown}: refused to follow a ${res.status} redirect to ${displayUrl(target)}: ${refusal}`, "http", res.status),
+          error: new ApiError(
+            `${method} ${shown}: refused to follow a ${res.status} redirect to ${displayUrl(target)}: ${refusal}`,
+            "http",
+            res.status,
+          ),
         };
       }
       url = new URL(location, url).href;
@@ -462,7 +485,10 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
     if (outcome.rateLimited) {
       noteRateLimit();
       if (wait > maxRateLimitWaitMs) {
-        return { type: "fatal", error: stopForRateLimit(wait, `asked to wait ${seconds(wait)}, more than the ${seconds(maxRateLimitWaitMs)} allowed`) };
+        return {
+          type: "fatal",
+          error: stopForRateLimit(wait, `asked to wait ${seconds(wait)}, more than the ${seconds(maxRateLimitWaitMs)} allowed`),
+        };
       }
       // Repeated 429s mean "stop", not "fail this one call": the caller reports what was done.
       if (n >= maxAttempts) return { type: "fatal", error: stopForRateLimit(wait, `still 429 after ${maxAttempts} attempts`) };

@@ -83,7 +83,12 @@ function makeClient(over: Partial<CivitaiClientOptions> = {}) {
 beforeAll(async () => {
   civitai = await startFakeCivitai();
   const a = makeVersion({ versionId: 101, modelId: 100, sha256: SHA_A, autov3: "0123456789AB" });
-  const b = makeVersion({ versionId: 201, modelId: 200, sha256: SHA_B, files: [{ sha256: SHA_C, name: "extra.vae.safetensors", type: "VAE" }] });
+  const b = makeVersion({
+    versionId: 201,
+    modelId: 200,
+    sha256: SHA_B,
+    files: [{ sha256: SHA_C, name: "extra.vae.safetensors", type: "VAE" }],
+  });
   const noPrimary = makeVersion({ versionId: 301, modelId: 300, sha256: SHA_NO_PRIMARY });
   noPrimary.files = (noPrimary.files ?? []).map((f) => ({ ...f, primary: false }));
   civitai.addVersion(noPrimary);
@@ -109,7 +114,9 @@ describe("endpoints", () => {
     expect(req?.headers["user-agent"]).toBe(UA);
     expect(req?.headers.accept).toBe("application/json");
     expect(req?.authorization).toBe(`Bearer ${KEY}`);
-    expect(lines.some((l) => new RegExp(`^debug GET ${civitai.url}/api/v1/model-versions/by-hash/\\w+ -> 200 \\(\\d+ ms\\)$`).test(l))).toBe(true);
+    expect(
+      lines.some((l) => new RegExp(`^debug GET ${civitai.url}/api/v1/model-versions/by-hash/\\w+ -> 200 \\(\\d+ ms\\)$`).test(l)),
+    ).toBe(true);
   });
 
   test("versionsByHashes: JSON array body, one element per matching file, nulls kept", async () => {
@@ -147,7 +154,12 @@ describe("endpoints", () => {
     expect((await caught(client.versionByHash(civitai.url, "../../etc/passwd"))).message).toContain("not a hex hash");
     await caught(client.versionByHash(civitai.url, `${SHA_A}?x=1`));
     await caught(client.versionsByHashes(civitai.url, ["abc"]));
-    await caught(client.versionsByHashes(civitai.url, Array.from({ length: 101 }, (_, i) => sha(i))));
+    await caught(
+      client.versionsByHashes(
+        civitai.url,
+        Array.from({ length: 101 }, (_, i) => sha(i)),
+      ),
+    );
     await caught(client.modelsByIds(civitai.url, [1.5]));
     expect(civitai.requests.length).toBe(0);
   });
@@ -224,7 +236,10 @@ describe("B: HTTP / API resilience", () => {
 
   test("B4 a burst of 500/502/503/504/524 then success", async () => {
     const { client } = makeClient({ maxAttempts: 6 });
-    civitai.queueFaults("versionByHash", [500, 502, 503, 504, 524].map((s) => faults.status(s, { error: "boom" })));
+    civitai.queueFaults(
+      "versionByHash",
+      [500, 502, 503, 504, 524].map((s) => faults.status(s, { error: "boom" })),
+    );
     expect((await client.versionByHash(civitai.url, SHA_A))?.id).toBe(101);
     expect(civitai.counts.versionByHash).toBe(6);
     expect(client.stats.retries).toBe(5);
@@ -373,7 +388,10 @@ describe("B: HTTP / API resilience", () => {
     expect(e451.kind).toBe("region_blocked");
     expect(e451.message).toContain('"Access to this service is not available in your region due to legal restrictions."');
 
-    civitai.queueFaults("versionsByHashes", faults.status(400, { error: `Request must include an array of SHA256 Hashes. ${"x".repeat(400)}` }));
+    civitai.queueFaults(
+      "versionsByHashes",
+      faults.status(400, { error: `Request must include an array of SHA256 Hashes. ${"x".repeat(400)}` }),
+    );
     const e400 = await caught(client.versionsByHashes(civitai.url, [SHA_A]));
     expect([e400.kind, e400.status]).toEqual(["http", 400]);
     expect(e400.message).toContain('"Request must include an array of SHA256 Hashes. xxx');
@@ -406,7 +424,12 @@ describe("F6/F8: the key", () => {
     const closedUrl = closed.url;
     await closed.stop();
     const echo = { error: `invalid token ${KEY}`, message: `Authorization: Bearer ${KEY}` };
-    const { client, lines } = makeClient({ civitaiHosts: [civitai.origin, closedUrl], timeoutMs: 100, maxAttempts: 2, maxRateLimitWaitMs: 60_000 });
+    const { client, lines } = makeClient({
+      civitaiHosts: [civitai.origin, closedUrl],
+      timeoutMs: 100,
+      maxAttempts: 2,
+      maxRateLimitWaitMs: 60_000,
+    });
     const cases: [string, () => void, () => Promise<unknown>][] = [
       ["401", () => civitai.setFault("*", faults.status(401, echo)), () => client.versionByHash(civitai.url, SHA_A)],
       ["403", () => civitai.setFault("*", faults.status(403, echo)), () => client.versionByHash(civitai.url, SHA_A)],
@@ -419,7 +442,11 @@ describe("F6/F8: the key", () => {
       ["timeout", () => civitai.setFault("*", faults.hang()), () => client.versionByHash(civitai.url, SHA_A)],
       ["cut", () => civitai.setFault("*", faults.cutBody()), () => client.versionByHash(civitai.url, SHA_A)],
       ["refused", () => {}, () => client.versionByHash(closedUrl, SHA_A)],
-      ["redirect", () => civitai.setFault("*", faults.redirect(`${other.url}/x?token=${KEY}&key=${KEY}`)), () => client.versionByHash(civitai.url, SHA_A)],
+      [
+        "redirect",
+        () => civitai.setFault("*", faults.redirect(`${other.url}/x?token=${KEY}&key=${KEY}`)),
+        () => client.versionByHash(civitai.url, SHA_A),
+      ],
       ["429-limit", () => civitai.setFault("*", faults.rateLimit(3600)), () => client.versionByHash(civitai.url, SHA_A)],
     ];
     const seen: string[] = [];
@@ -428,7 +455,15 @@ describe("F6/F8: the key", () => {
       arrange();
       const e = await caught(act());
       seen.push(`${name}:${e.kind}`);
-      for (const text of [e.message, String(e), e.stack ?? "", JSON.stringify(e), Bun.inspect(e), Bun.inspect(e.cause), JSON.stringify(Object.entries(e))]) {
+      for (const text of [
+        e.message,
+        String(e),
+        e.stack ?? "",
+        JSON.stringify(e),
+        Bun.inspect(e),
+        Bun.inspect(e.cause),
+        JSON.stringify(Object.entries(e)),
+      ]) {
         expect(text).not.toContain(KEY);
       }
       expect(e.cause).toBeUndefined();
@@ -507,9 +542,27 @@ describe("F6/F8: the key", () => {
   test.skipIf(!openssl)("F8 an https → http downgrade redirect is refused end to end (self-signed TLS)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "civitai-meta-tls-"));
     try {
-      const gen = Bun.spawnSync([openssl!, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "k.pem"), "-out", join(dir, "c.pem"), "-days", "1", "-subj", "/CN=127.0.0.1"], {
-        stderr: "ignore",
-      });
+      const gen = Bun.spawnSync(
+        [
+          openssl!,
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          join(dir, "k.pem"),
+          "-out",
+          join(dir, "c.pem"),
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+        ],
+        {
+          stderr: "ignore",
+        },
+      );
       expect(gen.exitCode).toBe(0);
       const plain = await startFakeCivitai();
       const tls = Bun.serve({
@@ -536,10 +589,17 @@ describe("F6/F8: the key", () => {
 
 describe("the fake Civitai itself", () => {
   const post = (url: string, body: unknown) =>
-    fetch(`${url}/api/v1/model-versions/by-hash`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${url}/api/v1/model-versions/by-hash`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   test("POST by-hash validates like the real endpoint", async () => {
-    const tooMany = await post(civitai.url, Array.from({ length: 101 }, (_, i) => sha(i)));
+    const tooMany = await post(
+      civitai.url,
+      Array.from({ length: 101 }, (_, i) => sha(i)),
+    );
     expect(tooMany.status).toBe(400);
     expect(((await tooMany.json()) as { error: string }).error).toStartWith("Request must include an array of SHA256 Hashes.");
     expect((await post(civitai.url, { hashes: [SHA_A] })).status).toBe(400);

@@ -147,12 +147,22 @@ describe("bulk-first strategy", () => {
       models: [{ id: 11 }, { id: 12 }, { id: 14 }],
     };
     const fallback: World = {
-      versions: [makeVersion(3, 13, { SHA256: C.toUpperCase() }), makeVersion(5, 15, { SHA256: sha(0xeeee), AutoV3: v3(0xe3).toUpperCase() })],
+      versions: [
+        makeVersion(3, 13, { SHA256: C.toUpperCase() }),
+        makeVersion(5, 15, { SHA256: sha(0xeeee), AutoV3: v3(0xe3).toUpperCase() }),
+      ],
       models: [{ id: 13 }, { id: 15 }],
     };
     const { api, deps, cache } = setup({ [PRIMARY]: primary, [FALLBACK]: fallback });
     api.bulkDrops.add(B);
-    const items: LookupItem[] = [{ sha256: A }, { sha256: B }, { sha256: C }, { sha256: D, autov3: v3(0xd3) }, { sha256: E, autov3: v3(0xe3) }, { sha256: F, autov3: v3(0xf3) }];
+    const items: LookupItem[] = [
+      { sha256: A },
+      { sha256: B },
+      { sha256: C },
+      { sha256: D, autov3: v3(0xd3) },
+      { sha256: E, autov3: v3(0xe3) },
+      { sha256: F, autov3: v3(0xf3) },
+    ];
     const result = await lookupFiles(items, deps(), OPTS);
     const get = (h: string) => result.entries.get(h);
 
@@ -230,7 +240,9 @@ describe("bulk-first strategy", () => {
     const newer = makeVersion(20, 2, { SHA256: H.toUpperCase() }, { publishedAt: "2025-06-01T00:00:00Z" });
     const older = makeVersion(30, 3, { SHA256: H.toUpperCase() }, { publishedAt: "2024-06-01T00:00:00Z" });
     const plain = makeVersion(40, 4, { SHA256: other.toUpperCase() });
-    const { api, deps } = setup({ [PRIMARY]: { versions: [newer, plain, older], models: [{ id: 2, name: "two" }, { id: 3, name: "three" }, { id: 4 }] } });
+    const { api, deps } = setup({
+      [PRIMARY]: { versions: [newer, plain, older], models: [{ id: 2, name: "two" }, { id: 3, name: "three" }, { id: 4 }] },
+    });
     api.noise = true;
     const result = await lookupFiles([{ sha256: H.toUpperCase() }, { sha256: other }, { sha256: H }], deps(), OPTS);
     expect(result.entries.size).toBe(2); // deduplicated by SHA-256, case-folded
@@ -256,7 +268,11 @@ describe("cache behaviour", () => {
     const { api, deps } = setup({}, { now: () => t });
     const items = [{ sha256: sha(0x404) }];
     expect((await lookupFiles(items, deps(), OPTS)).entries.get(sha(0x404))?.status).toBe("not_found");
-    expect(api.calls.map((c) => `${c.method} ${c.host}`)).toEqual([`versionsByHashes ${PRIMARY}`, `versionByHash ${PRIMARY}`, `versionByHash ${FALLBACK}`]);
+    expect(api.calls.map((c) => `${c.method} ${c.host}`)).toEqual([
+      `versionsByHashes ${PRIMARY}`,
+      `versionByHash ${PRIMARY}`,
+      `versionByHash ${FALLBACK}`,
+    ]);
 
     api.calls = [];
     t += DEFAULT_TTL_NOT_FOUND_MS - 1;
@@ -307,7 +323,10 @@ describe("cache behaviour", () => {
     const { api, deps } = setup({ [PRIMARY]: { versions: [makeVersion(1, 1, { SHA256: H.toUpperCase() })], models: [{ id: 1 }] } });
     await lookupFiles([{ sha256: H }], deps(), OPTS);
     api.calls = [];
-    const result = await lookupFiles([{ sha256: H }, { sha256: sha(0x2) }, { sha256: sha(0x3), autov3: v3(0x3) }], deps(), { ...OPTS, offline: true });
+    const result = await lookupFiles([{ sha256: H }, { sha256: sha(0x2) }, { sha256: sha(0x3), autov3: v3(0x3) }], deps(), {
+      ...OPTS,
+      offline: true,
+    });
     expect(api.count()).toBe(0);
     expect(result.entries.get(H)).toMatchObject({ status: "found", fromCache: true });
     expect(result.entries.get(H)?.models.get(1)).toEqual({ id: 1 });
@@ -372,7 +391,8 @@ describe("failures", () => {
 
   test("a rate limit on a single GET stops the remaining GETs", async () => {
     const { api, deps } = setup({});
-    api.failWhen = (call) => (call.method === "versionByHash" && call.arg === sha(2) ? new ApiError("slow down", "rate_limited", 429) : undefined);
+    api.failWhen = (call) =>
+      call.method === "versionByHash" && call.arg === sha(2) ? new ApiError("slow down", "rate_limited", 429) : undefined;
     const result = await lookupFiles(items(5), deps(), { ...OPTS, concurrency: 1 });
     expect(api.calls.map((c) => c.arg)).toEqual([items(5).map((i) => i.sha256), sha(1), sha(1), sha(2)]);
     expect(result.entries.get(sha(1))?.status).toBe("not_found");
@@ -407,7 +427,9 @@ describe("failures", () => {
     const found = sha(0x700);
     const missA = sha(0x701);
     const missB = sha(0x702);
-    const { api, deps, cache } = setup({ [PRIMARY]: { versions: [makeVersion(7, 70, { SHA256: found.toUpperCase() })], models: [{ id: 70 }] } });
+    const { api, deps, cache } = setup({
+      [PRIMARY]: { versions: [makeVersion(7, 70, { SHA256: found.toUpperCase() })], models: [{ id: 70 }] },
+    });
     api.failWhen = (call) => (call.host === FALLBACK ? new ApiError("cannot reach civitai.red", "network") : undefined);
     const result = await lookupFiles([{ sha256: found }, { sha256: missA }, { sha256: missB }], deps(), { ...OPTS, concurrency: 1 });
     expect(result.stopped).toBeUndefined();

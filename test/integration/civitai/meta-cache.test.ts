@@ -171,7 +171,15 @@ describe("corrupt entries are misses (C1)", () => {
 describe("hostile keys never leave the dir (C10)", () => {
   test("the cache API accepts only well-formed keys", async () => {
     const cache = createMetaCache({ dir: tmp.make() });
-    for (const key of ["../x", `version:sha256:../../${SHA.slice(6)}`, `version:sha256:${SHA.toUpperCase()}`, `version:sha256:${SHA}?x`, "version/sha256/x", "a:b", ""]) {
+    for (const key of [
+      "../x",
+      `version:sha256:../../${SHA.slice(6)}`,
+      `version:sha256:${SHA.toUpperCase()}`,
+      `version:sha256:${SHA}?x`,
+      "version/sha256/x",
+      "a:b",
+      "",
+    ]) {
       await expect(cache.getVersion(key)).rejects.toThrow(TypeError);
       await expect(cache.setVersion(key, version(1))).rejects.toThrow(TypeError);
     }
@@ -289,7 +297,9 @@ for (let i = 0; rounds === 0 || i < rounds; i++) {
 
   test("many concurrent writes in one process end with one valid entry", async () => {
     const cache = createMetaCache({ dir: tmp.make() });
-    await Promise.all(Array.from({ length: 30 }, (_, i) => cache.setVersion(KEY, version(i + 1, { description: "y".repeat(1000 * (i % 7)) }))));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, i) => cache.setVersion(KEY, version(i + 1, { description: "y".repeat(1000 * (i % 7)) }))),
+    );
     const got = await cache.getVersion(KEY);
     expect(got?.kind).toBe("found");
     expect(cache.stats.writes).toBe(30);

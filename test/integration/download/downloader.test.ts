@@ -3,7 +3,13 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildPlan, wantedFromVersion } from "../../../src/download/download-plan.ts";
-import { downloadFile, transferPaths, type DownloadResult, type DownloadTask, type DownloaderOptions } from "../../../src/download/downloader.ts";
+import {
+  downloadFile,
+  transferPaths,
+  type DownloadResult,
+  type DownloadTask,
+  type DownloaderOptions,
+} from "../../../src/download/downloader.ts";
 import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
 import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../../helpers/fake-storage.ts";
 
@@ -90,13 +96,16 @@ async function interrupted(task: DownloadTask, fraction: number): Promise<number
   fake.setOptions({ bytesPerSecond: 2 * 1024 * 1024 });
   let at = 0;
   await expect(
-    downloadFile(task, opts({
-      signal: controller.signal,
-      onProgress: (p) => {
-        at = p.received;
-        if (p.received >= (task.size ?? 0) * fraction) controller.abort(new Error("killed"));
-      },
-    })),
+    downloadFile(
+      task,
+      opts({
+        signal: controller.signal,
+        onProgress: (p) => {
+          at = p.received;
+          if (p.received >= (task.size ?? 0) * fraction) controller.abort(new Error("killed"));
+        },
+      }),
+    ),
   ).rejects.toThrow("killed");
   fake.setOptions({ bytesPerSecond: 0 });
   return at;
@@ -233,13 +242,42 @@ describe("downloads (reliability.md A1–A14)", () => {
   });
 
   const apiErrors: [string, number, object, RegExp][] = [
-    ["401 login required", 401, fixtureBody("error-401-download-login-required.json"), /login required \(401\): Civitai says "The creator of this asset requires you to be logged in to download it"; your API key was not accepted/],
-    ["401 downloads disabled", 401, fixtureBody("error-401-download-disabled.json"), /Civitai says "The creator of this asset has disabled downloads on this file"; the creator does not allow downloads/],
-    ["403 early access", 403, { error: "Early Access", deadline: "2030-01-01T00:00:00.000Z", message: "This asset is in Early Access. You can use Buzz access it now!" }, /in Early Access \(403\)/],
+    [
+      "401 login required",
+      401,
+      fixtureBody("error-401-download-login-required.json"),
+      /login required \(401\): Civitai says "The creator of this asset requires you to be logged in to download it"; your API key was not accepted/,
+    ],
+    [
+      "401 downloads disabled",
+      401,
+      fixtureBody("error-401-download-disabled.json"),
+      /Civitai says "The creator of this asset has disabled downloads on this file"; the creator does not allow downloads/,
+    ],
+    [
+      "403 early access",
+      403,
+      {
+        error: "Early Access",
+        deadline: "2030-01-01T00:00:00.000Z",
+        message: "This asset is in Early Access. You can use Buzz access it now!",
+      },
+      /in Early Access \(403\)/,
+    ],
     ["403 forbidden", 403, { error: "Forbidden" }, /download refused \(403\): Civitai says "Forbidden"/],
-    ["404 file not found", 404, fixtureBody("error-404-download-file-not-found.json"), /not found on Civitai \(404\): Civitai says "File not found"/],
+    [
+      "404 file not found",
+      404,
+      fixtureBody("error-404-download-file-not-found.json"),
+      /not found on Civitai \(404\): Civitai says "File not found"/,
+    ],
     ["410 archived", 410, { error: "Model archived, not available for download" }, /archived on Civitai \(410\)/],
-    ["429 download quota", 429, fixtureBody("error-429-download-quota.json"), /download quota reached \(429\): Civitai says "We've noticed an unusual amount of downloading/],
+    [
+      "429 download quota",
+      429,
+      fixtureBody("error-429-download-quota.json"),
+      /download quota reached \(429\): Civitai says "We've noticed an unusual amount of downloading/,
+    ],
   ];
   for (const [name, status, body, expected] of apiErrors) {
     test(`A7/F6: API ${name} → its own message, no .part, no secret`, async () => {
@@ -275,7 +313,18 @@ describe("downloads (reliability.md A1–A14)", () => {
     const task = taskFor(f);
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, f.bytes);
-    writeFileSync(p.sidecar, JSON.stringify({ versionId: f.versionId, fileId: f.fileId, url: task.url, size: SIZE, sha256: f.sha256, etag: f.etag, lastModified: null }));
+    writeFileSync(
+      p.sidecar,
+      JSON.stringify({
+        versionId: f.versionId,
+        fileId: f.fileId,
+        url: task.url,
+        size: SIZE,
+        sha256: f.sha256,
+        etag: f.etag,
+        lastModified: null,
+      }),
+    );
     const result = await downloadFile(task, opts());
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.status).toBe(416);
@@ -288,7 +337,18 @@ describe("downloads (reliability.md A1–A14)", () => {
     const task = taskFor(f);
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, new Uint8Array(SIZE));
-    writeFileSync(p.sidecar, JSON.stringify({ versionId: f.versionId, fileId: f.fileId, url: task.url, size: SIZE, sha256: f.sha256, etag: f.etag, lastModified: null }));
+    writeFileSync(
+      p.sidecar,
+      JSON.stringify({
+        versionId: f.versionId,
+        fileId: f.fileId,
+        url: task.url,
+        size: SIZE,
+        sha256: f.sha256,
+        etag: f.etag,
+        lastModified: null,
+      }),
+    );
     const result = await downloadFile(task, opts());
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.status).toBe(416);
@@ -446,7 +506,14 @@ console.log(JSON.stringify({ status: r.status, message: r.message ?? null, peak:
 
 describe("names, symlinks and redirects (F3–F5, F8)", () => {
   test("F3: hostile API file names land inside DIR, sanitised, ≤ 255 bytes; nothing outside", async () => {
-    const names = ["../../.bashrc", "..\\..\\x.safetensors", "/etc/passwd", "CON.safetensors", "a:b.safetensors", `${"模".repeat(100)}.safetensors`];
+    const names = [
+      "../../.bashrc",
+      "..\\..\\x.safetensors",
+      "/etc/passwd",
+      "CON.safetensors",
+      "a:b.safetensors",
+      `${"模".repeat(100)}.safetensors`,
+    ];
     const outside = readdirSync(root).sort();
     const wanted = names.map((name, i) => {
       const f = addFile(150 + i, 4096, { name });
@@ -484,7 +551,10 @@ describe("names, symlinks and redirects (F3–F5, F8)", () => {
   });
 
   test("F4: a hostile Content-Disposition on storage never names the file", async () => {
-    const f = addFile(161, 4096, { rawDisposition: true, disposition: `attachment; filename="../../evil"; filename*=UTF-8''..%2F..%2Fevil` });
+    const f = addFile(161, 4096, {
+      rawDisposition: true,
+      disposition: `attachment; filename="../../evil"; filename*=UTF-8''..%2F..%2Fevil`,
+    });
     const before = readdirSync(root).sort();
     const result = await downloadFile(taskFor(f), opts());
     expect(result.status).toBe("downloaded");
@@ -541,7 +611,8 @@ describe("names, symlinks and redirects (F3–F5, F8)", () => {
     const fetchStub = (async (input: string | URL | Request, init?: RequestInit) => {
       const url = String(input);
       seen.push(`${url} auth=${new Headers(init?.headers).get("authorization") ? "yes" : "no"}`);
-      if (url.startsWith("https://civitai.test/")) return new Response(null, { status: 307, headers: { location: "http://evil.test/file" } });
+      if (url.startsWith("https://civitai.test/"))
+        return new Response(null, { status: 307, headers: { location: "http://evil.test/file" } });
       return new Response("x");
     }) as typeof fetch;
     const f = addFile(165, 4096);

@@ -36,7 +36,6 @@ const mountResult = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "
 const mounted = mountResult.exitCode === 0;
 if (!mounted) console.log(`read-only mount tests skipped: mount failed: ${mountResult.stderr.toString().trim()}`);
 
-
 function makeFile(name: string, content: string | Uint8Array): FoundFile {
   const p = join(root, name);
   writeFileSync(p, content);
@@ -209,7 +208,11 @@ describe("bad entry files are misses, never data (C1, C2)", () => {
     ["missing confirmed", (e) => JSON.stringify({ ...e, confirmed: undefined })],
     ["another version", (e) => JSON.stringify({ ...e, v: 2 })],
     ["another path in the entry", (e) => JSON.stringify({ ...e, path: "/elsewhere" })],
-    ["__proto__ in hashes", (e) => `{"v":1,"path":${JSON.stringify(e.path)},"dev":${e.dev},"ino":${e.ino},"size":${e.size},"mtimeNs":"${e.mtimeNs}","ctimeNs":"${e.ctimeNs}","confirmed":true,"hashedAt":1,"hashes":{"__proto__":{"sha256":"x"}}}`],
+    [
+      "__proto__ in hashes",
+      (e) =>
+        `{"v":1,"path":${JSON.stringify(e.path)},"dev":${e.dev},"ino":${e.ino},"size":${e.size},"mtimeNs":"${e.mtimeNs}","ctimeNs":"${e.ctimeNs}","confirmed":true,"hashedAt":1,"hashes":{"__proto__":{"sha256":"x"}}}`,
+    ],
     ["binary garbage", () => "\u0000\u00ff{{"],
   ])("%s", async (_name, corrupt) => {
     const cache = await freshCache(`c1-${_name.replace(/\W+/g, "-")}`);
@@ -353,10 +356,14 @@ describe("concurrency and atomic writes (C4)", () => {
     const p = join(root, "big-atomic.json");
     writeFileAtomic(p, JSON.stringify({ n: -1, pad: "x".repeat(2_000_000) }));
     const writer = Bun.spawn(
-      [BUN, "-e", `
+      [
+        BUN,
+        "-e",
+        `
         const { writeFileAtomic } = await import(${JSON.stringify(join(SRC, "shared/atomic-write.ts"))});
         for (let n = 0; n < 30; n++) writeFileAtomic(${JSON.stringify(p)}, JSON.stringify({ n, pad: String(n % 10).repeat(2_000_000 + n * 1000) }), { fsync: false });
-      `],
+      `,
+      ],
       { stderr: "pipe" },
     );
     let done = false;
@@ -385,7 +392,10 @@ describe("concurrency and atomic writes (C4)", () => {
     const dir = join(root, "c3");
     mkdirSync(dir, { recursive: true });
     const writer = Bun.spawn(
-      [BUN, "-e", `
+      [
+        BUN,
+        "-e",
+        `
         const { openHashCache } = await import(${JSON.stringify(join(SRC, "hash/hash-cache.ts"))});
         const { cache } = await openHashCache(${JSON.stringify(dir)});
         const id = (i) => ({ dev: 1, ino: i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" });
@@ -394,7 +404,8 @@ describe("concurrency and atomic writes (C4)", () => {
           for (let i = 0; i < 50; i++) cache.set("/killed/" + i, id(i), { sha256: h(round + ":" + i), autov2: h(String(round)).slice(0, 10) });
           if (round === 2) console.log("ready");
         }
-      `],
+      `,
+      ],
       { stdout: "pipe", stderr: "pipe" },
     );
     const reader = writer.stdout.getReader();

@@ -14,7 +14,6 @@ const BUN = process.execPath;
 const SRC = join(import.meta.dir, "../../../src");
 let dir: string;
 
-
 /** The hashes computed here without any of our code: node:crypto, zlib and `sha256sum`. */
 function expectedHashes(path: string) {
   const bytes = readFileSync(path);
@@ -26,7 +25,10 @@ function expectedHashes(path: string) {
   if (bytes.length >= 9) {
     const n = bytes.readBigUInt64LE(0);
     if (n <= BigInt(bytes.length - 8) && bytes[8] === 0x7b) {
-      autov3 = createHash("sha256").update(bytes.subarray(8 + Number(n))).digest("hex").slice(0, 12);
+      autov3 = createHash("sha256")
+        .update(bytes.subarray(8 + Number(n)))
+        .digest("hex")
+        .slice(0, 12);
     }
   }
   return { sha256, autov1, autov2: sha256.slice(0, 10), crc32: crc.toString("hex"), ...(autov3 ? { autov3 } : {}) };
@@ -147,17 +149,13 @@ describe("hashFiles against independent implementations", () => {
 });
 
 describe("files that must not be hashed", () => {
-  test(
-    "a FIFO returns an error instead of blocking",
-    async () => {
-      const fifo = join(dir, "pipe.safetensors");
-      expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
-      const [r] = await hashFiles([foundFile(fifo)], { algos: ["sha256"] });
-      expect(r!.error).toBe(ERR_NOT_REGULAR);
-      expect(r!.hashes).toEqual({});
-    },
-    5000,
-  );
+  test("a FIFO returns an error instead of blocking", async () => {
+    const fifo = join(dir, "pipe.safetensors");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const [r] = await hashFiles([foundFile(fifo)], { algos: ["sha256"] });
+    expect(r!.error).toBe(ERR_NOT_REGULAR);
+    expect(r!.hashes).toEqual({});
+  }, 5000);
 
   test("a file replaced since the walk, and a vanished file, are errors", async () => {
     const p = join(dir, "replaced.bin");
@@ -211,7 +209,11 @@ describe("files that must not be hashed", () => {
     const p = join(dir, "growing.bin");
     writeFileSync(p, Buffer.alloc(64 * 1024 * 1024, 1));
     const appender = Bun.spawn(
-      [BUN, "-e", `const fs=require("node:fs");const end=Date.now()+15000;console.log("go");while(Date.now()<end){fs.appendFileSync(${JSON.stringify(p)},"x");Bun.sleepSync(1)}`],
+      [
+        BUN,
+        "-e",
+        `const fs=require("node:fs");const end=Date.now()+15000;console.log("go");while(Date.now()<end){fs.appendFileSync(${JSON.stringify(p)},"x");Bun.sleepSync(1)}`,
+      ],
       { stdout: "pipe" },
     );
     try {
@@ -314,17 +316,19 @@ describe("abort and memory", () => {
     already.abort(new Error("before"));
     await expect(hashFiles([foundFile(p)], { algos: ["sha256"], signal: already.signal })).rejects.toThrow("before");
     const early = new AbortController();
-    const run = hashFiles([foundFile(p)], { algos: ["sha256"], signal: early.signal, onProgress: () => early.abort(new Error("at start")) });
+    const run = hashFiles([foundFile(p)], {
+      algos: ["sha256"],
+      signal: early.signal,
+      onProgress: () => early.abort(new Error("at start")),
+    });
     await expect(run).rejects.toThrow("at start");
   });
 
-  test(
-    "hashing a 2 GiB sparse file keeps RSS growth under 100 MB",
-    async () => {
-      const p = join(dir, "sparse.safetensors");
-      expect(Bun.spawnSync(["truncate", "-s", "2G", p]).exitCode).toBe(0);
-      // Measured in a child so this test runner's own heap does not blur the number.
-      const script = `
+  test("hashing a 2 GiB sparse file keeps RSS growth under 100 MB", async () => {
+    const p = join(dir, "sparse.safetensors");
+    expect(Bun.spawnSync(["truncate", "-s", "2G", p]).exitCode).toBe(0);
+    // Measured in a child so this test runner's own heap does not blur the number.
+    const script = `
         const { hashFiles } = await import(${JSON.stringify(join(SRC, "hash/hasher.ts"))});
         const fs = require("node:fs");
         const st = fs.statSync(${JSON.stringify(p)}, { bigint: true });
@@ -344,12 +348,10 @@ describe("abort and memory", () => {
         peak = Math.max(peak, process.memoryUsage().rss);
         console.log(JSON.stringify({ growth: peak - base, error: r.error ?? null, sha256: r.hashes.sha256 }));
       `;
-      const proc = Bun.spawnSync([BUN, "-e", script]);
-      const out = JSON.parse(proc.stdout.toString().trim().split("\n").at(-1)!);
-      expect(out.error).toBeNull();
-      expect(out.sha256).toMatch(/^[0-9a-f]{64}$/);
-      expect(out.growth).toBeLessThan(100 * 1024 * 1024);
-    },
-    30_000,
-  );
+    const proc = Bun.spawnSync([BUN, "-e", script]);
+    const out = JSON.parse(proc.stdout.toString().trim().split("\n").at(-1)!);
+    expect(out.error).toBeNull();
+    expect(out.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(out.growth).toBeLessThan(100 * 1024 * 1024);
+  }, 30_000);
 });

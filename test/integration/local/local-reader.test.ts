@@ -49,7 +49,6 @@ function recordingOpen(reads: { position: number; length: number }[]) {
   };
 }
 
-
 describe("a real kohya SDXL LoRA", () => {
   test("metadata, training summary, modelspec, tensors, guess and embedded hashes", async () => {
     const p = join(dir, "my_style.safetensors");
@@ -61,9 +60,22 @@ describe("a real kohya SDXL LoRA", () => {
     expect(info.formatMismatch).toBeUndefined();
     expect(info.header).toMatchObject({ length: built.headerLength, dataOffset: built.dataOffset, metadataCount: 36 });
     expect(info.header?.metadata?.ss_output_name).toBe("my_style");
-    expect(info.tensors).toEqual({ count: 7, dtypes: { F16: 7 }, parameters: 8 * 2048 + 640 * 8 + 1 + 8 * 768 + 768 * 8 + 8 * 1280 + 1280 * 8 });
+    expect(info.tensors).toEqual({
+      count: 7,
+      dtypes: { F16: 7 },
+      parameters: 8 * 2048 + 640 * 8 + 1 + 8 * 768 + 768 * 8 + 8 * 1280 + 1280 * 8,
+    });
     expect(info.guess).toMatchObject({ guessed: true, kind: "lora", family: "SDXL", confidence: "high" });
-    expect(info.training).toMatchObject({ outputName: "my_style", baseModelVersion: "sdxl_base_v1-0", networkDim: 32, networkAlpha: 16, epoch: 10, steps: 2500, clipSkip: 2, classTokens: ["mystyle woman"] });
+    expect(info.training).toMatchObject({
+      outputName: "my_style",
+      baseModelVersion: "sdxl_base_v1-0",
+      networkDim: 32,
+      networkAlpha: 16,
+      epoch: 10,
+      steps: 2500,
+      clipSkip: 2,
+      classTokens: ["mystyle woman"],
+    });
     expect(info.training?.topTags[0]).toEqual({ tag: "1girl", count: 60 });
     expect(info.modelspec).toMatchObject({ architecture: "stable-diffusion-xl-v1-base/lora", title: "My Style", triggerPhrase: "mystyle" });
     expect(info.embeddedHashes?.map((h) => h.key)).toEqual(["sshs_model_hash", "sshs_legacy_hash"]);
@@ -167,7 +179,10 @@ describe("malicious safetensors headers (reliability.md E1–E8)", () => {
     expect((await read(array)).errors).toEqual(["invalid safetensors: not a JSON object"]);
     const dup = write(
       "e5-dup.safetensors",
-      rawSafetensors('{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', Uint8Array.from([1, 2])).bytes,
+      rawSafetensors(
+        '{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}',
+        Uint8Array.from([1, 2]),
+      ).bytes,
     );
     const info = await read(dup);
     expect(info.errors).toEqual([]);
@@ -191,11 +206,31 @@ describe("malicious safetensors headers (reliability.md E1–E8)", () => {
 
   test("E7: overlap, gap, overflow, short data, trailing bytes (polyglot)", async () => {
     const cases: [string, string, Uint8Array, string][] = [
-      ["overlap", '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}', new Uint8Array(16), "InvalidOffset: tensor data overlaps"],
-      ["gap", '{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}}', new Uint8Array(12), "InvalidOffset: gap"],
+      [
+        "overlap",
+        '{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}',
+        new Uint8Array(16),
+        "InvalidOffset: tensor data overlaps",
+      ],
+      [
+        "gap",
+        '{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}}',
+        new Uint8Array(12),
+        "InvalidOffset: gap",
+      ],
       ["overflow", '{"a":{"dtype":"F32","shape":[2,9223372036854775808],"data_offsets":[0,8]}}', new Uint8Array(8), "ValidationOverflow"],
-      ["short", '{"a":{"dtype":"U8","shape":[10],"data_offsets":[0,10]}}', new Uint8Array(8), "MetadataIncompleteBuffer: tensor data ends at byte 10"],
-      ["trailing", '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', concat([Uint8Array.from([1, 2]), new TextEncoder().encode("<html>polyglot</html>")]), "MetadataIncompleteBuffer: 21 bytes after the last tensor"],
+      [
+        "short",
+        '{"a":{"dtype":"U8","shape":[10],"data_offsets":[0,10]}}',
+        new Uint8Array(8),
+        "MetadataIncompleteBuffer: tensor data ends at byte 10",
+      ],
+      [
+        "trailing",
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}',
+        concat([Uint8Array.from([1, 2]), new TextEncoder().encode("<html>polyglot</html>")]),
+        "MetadataIncompleteBuffer: 21 bytes after the last tensor",
+      ],
     ];
     for (const [name, header, data, expected] of cases) {
       const p = write(`e7-${name}.safetensors`, rawSafetensors(header, data).bytes);
@@ -223,7 +258,9 @@ describe("malicious safetensors headers (reliability.md E1–E8)", () => {
   test("one bad file does not stop the others (a scan's view)", async () => {
     const good = write("good.safetensors", buildSafetensors([{ name: "w", shape: [1] }]).bytes);
     const bad = [join(dir, "e1.safetensors"), join(dir, "e4-3.safetensors"), join(dir, "e6-object.safetensors")];
-    const infos = await Promise.all([...bad, good, join(dir, "vanished.safetensors")].map((p) => readLocalInfo(p, existsSync(p) ? statSync(p).size : 100)));
+    const infos = await Promise.all(
+      [...bad, good, join(dir, "vanished.safetensors")].map((p) => readLocalInfo(p, existsSync(p) ? statSync(p).size : 100)),
+    );
     expect(infos.slice(0, 3).every((i) => i.errors.length > 0)).toBe(true);
     expect(infos[3]?.errors).toEqual([]);
     expect(infos[4]?.errors).toEqual(["cannot open the file (ENOENT)"]);
@@ -321,7 +358,10 @@ describe("readSidecars", () => {
     const model = join(sub, "my_lora.safetensors");
     writeFileSync(model, buildSafetensors([{ name: "w", shape: [1] }]).bytes);
     writeFileSync(join(sub, "my_lora.civitai.info"), "{}");
-    writeFileSync(join(sub, "my_lora.metadata.json"), JSON.stringify({ file_name: "my_lora", model_name: "M", sha256: "a".repeat(64), civitai: { id: 2, modelId: 1 } }));
+    writeFileSync(
+      join(sub, "my_lora.metadata.json"),
+      JSON.stringify({ file_name: "my_lora", model_name: "M", sha256: "a".repeat(64), civitai: { id: 2, modelId: 1 } }),
+    );
     writeFileSync(join(sub, "my_lora.cm-info.json"), JSON.stringify({ ModelId: 1, VersionId: 2, ModelName: "M" }));
     writeFileSync(join(sub, "my_lora.json"), JSON.stringify({ "activation text": "trigger", "preferred weight": 0.7 }));
     writeFileSync(join(sub, "other.civitai.info"), "{}");

@@ -141,11 +141,7 @@ describe("walk", () => {
       symlinkSync(".", join(root, "x"));
       symlinkSync("../..", join(root, "models/sub/up"));
       const result = await walk([root], {});
-      expect(paths(result)).toEqual([
-        join(root, "models/m.safetensors"),
-        join(root, "models/sub/s.gguf"),
-        join(root, "top.safetensors"),
-      ]);
+      expect(paths(result)).toEqual([join(root, "models/m.safetensors"), join(root, "models/sub/s.gguf"), join(root, "top.safetensors")]);
       for (const f of result.files) expect(f.paths).toHaveLength(1);
       expect(result.warnings).toEqual([]);
       expect(result.skipped).toEqual([]);
@@ -221,11 +217,7 @@ describe("walk", () => {
       const result = await walk([root], {});
       expect(result.files).toHaveLength(1);
       const [file] = result.files;
-      expect(file?.paths).toEqual([
-        join(root, "a-soft.safetensors"),
-        join(root, "b/real.safetensors"),
-        join(root, "c-hard.safetensors"),
-      ]);
+      expect(file?.paths).toEqual([join(root, "a-soft.safetensors"), join(root, "b/real.safetensors"), join(root, "c-hard.safetensors")]);
       expect(file?.path).toBe(join(root, "a-soft.safetensors"));
       // The displayed path keeps the link; realPath resolves it.
       expect(file?.realPath).toBe(join(root, "a-soft.safetensors").replace("a-soft", "b/real"));
@@ -313,10 +305,7 @@ describe("walk", () => {
       };
       const result = await walk([root], { fs });
       expect(paths(result)).toEqual([join(root, "a/ok.safetensors"), join(root, "z.safetensors")]);
-      expect(result.warnings).toEqual([
-        `${nostat}: cannot read file information (EPERM)`,
-        `${locked}: cannot read folder (EACCES)`,
-      ]);
+      expect(result.warnings).toEqual([`${nostat}: cannot read file information (EPERM)`, `${locked}: cannot read folder (EACCES)`]);
     },
     TIMEOUT,
   );

@@ -53,7 +53,11 @@ describe("validateVersionList", () => {
 
 describe("validateModel / validateModelPage", () => {
   test("accepts the real /models/{id} payloads of 2023, 2025 and 2026", () => {
-    for (const name of ["model-detail-1102-wiki-2023-example.json", "model-detail-lora-2025-example.json", "model-detail-lora-2026-example.json"]) {
+    for (const name of [
+      "model-detail-1102-wiki-2023-example.json",
+      "model-detail-lora-2025-example.json",
+      "model-detail-lora-2026-example.json",
+    ]) {
       expect(validateModel(fixture(name)).ok).toBe(true);
     }
   });

@@ -25,7 +25,13 @@ const NOW = Date.parse("2026-09-01T00:00:00Z");
 const hex = (n: number, len = 64) => n.toString(16).padStart(len, "0");
 
 function version(id: number, over: Partial<ApiModelVersion> = {}): ApiModelVersion {
-  return { id, modelId: 1000 + id, name: `v${id}`, files: [{ id: id * 10, primary: true, hashes: { SHA256: hex(id).toUpperCase() } }], ...over };
+  return {
+    id,
+    modelId: 1000 + id,
+    name: `v${id}`,
+    files: [{ id: id * 10, primary: true, hashes: { SHA256: hex(id).toUpperCase() } }],
+    ...over,
+  };
 }
 
 describe("toCivitaiInfo on recorded payloads", () => {
@@ -79,7 +85,12 @@ describe("toCivitaiInfo on recorded payloads", () => {
     expect(info.modelId).toBe(1580878);
     expect(info.versionId).toBe(1788945);
     expect(info.pageUrl).toBe("https://civitai.com/models/1580878?modelVersionId=1788945");
-    expect(info.license).toEqual({ allowNoCredit: true, allowCommercialUse: ["Sell", "Image", "RentCivit", "Rent"], allowDerivatives: true, allowDifferentLicense: true });
+    expect(info.license).toEqual({
+      allowNoCredit: true,
+      allowCommercialUse: ["Sell", "Image", "RentCivit", "Rent"],
+      allowDerivatives: true,
+      allowDifferentLicense: true,
+    });
     expect(info.trainedWords).toEqual(["Thigh clothes, semi-realistic, shiny skin"]);
     expect(info.creator).toBe("alericiviai");
     expect(info.tags).toEqual(["assets"]);
@@ -105,7 +116,13 @@ describe("toCivitaiInfo on recorded payloads", () => {
     expect(bySha.nsfwLevel).toBe(0);
     expect(bySha.baseModelType).toBe("Standard");
     expect(bySha.previewImageUrl).toContain("original=true");
-    expect(bySha.matchedFile).toMatchObject({ id: 3094942, name: "Mihaila Krea V1.safetensors", primary: true, format: "SafeTensor", fp: null });
+    expect(bySha.matchedFile).toMatchObject({
+      id: 3094942,
+      name: "Mihaila Krea V1.safetensors",
+      primary: true,
+      format: "SafeTensor",
+      fp: null,
+    });
     const byV3 = toCivitaiInfo(v, model, hex(7), { autov3: "C26973DE6B79", now: NOW });
     expect(byV3.matchedFile?.id).toBe(3094942);
     expect(byV3.matchedFile?.hashes.AutoV3).toBe("c26973de6b79");
@@ -117,8 +134,19 @@ describe("matched file and URLs", () => {
   const twoFiles = version(7, {
     downloadUrl: "https://undefined/api/download/models/7",
     files: [
-      { id: 70, primary: true, type: "Model", hashes: { SHA256: hex(0xaaaa).toUpperCase() }, downloadUrl: "https://civitai.red/api/download/models/7?token=SECRET" },
-      { id: 71, type: "VAE", hashes: { SHA256: ours.toUpperCase(), AutoV3: "ABCDEF012345" }, downloadUrl: "https://civitai.com/api/download/models/7?type=VAE" },
+      {
+        id: 70,
+        primary: true,
+        type: "Model",
+        hashes: { SHA256: hex(0xaaaa).toUpperCase() },
+        downloadUrl: "https://civitai.red/api/download/models/7?token=SECRET",
+      },
+      {
+        id: 71,
+        type: "VAE",
+        hashes: { SHA256: ours.toUpperCase(), AutoV3: "ABCDEF012345" },
+        downloadUrl: "https://civitai.com/api/download/models/7?type=VAE",
+      },
     ],
   });
 
@@ -173,7 +201,15 @@ describe("matched file and URLs", () => {
 describe("tolerates missing and wrong-typed fields", () => {
   test("a bare version", () => {
     const info = toCivitaiInfo({ id: 5 }, null, null);
-    expect(info).toMatchObject({ versionId: 5, modelId: null, trainedWords: [], tags: [], matchedFile: null, previewImageUrl: null, description: null });
+    expect(info).toMatchObject({
+      versionId: 5,
+      modelId: null,
+      trainedWords: [],
+      tags: [],
+      matchedFile: null,
+      previewImageUrl: null,
+      description: null,
+    });
   });
 
   test("nulls and wrong types everywhere", () => {
@@ -183,7 +219,13 @@ describe("tolerates missing and wrong-typed fields", () => {
       name: 12,
       trainedWords: [" a ", "a", "", null, 3, "b"],
       files: "nope",
-      images: [null, { url: 5 }, { url: "javascript:alert(1)" }, { url: "data:image/png;base64,AAAA" }, { url: "https://image.civitai.com/x.jpeg" }],
+      images: [
+        null,
+        { url: 5 },
+        { url: "javascript:alert(1)" },
+        { url: "data:image/png;base64,AAAA" },
+        { url: "https://image.civitai.com/x.jpeg" },
+      ],
       model: null,
       paidAccess: null,
       earlyAccessDeadline: "not a date",
@@ -203,7 +245,10 @@ describe("tolerates missing and wrong-typed fields", () => {
   });
 
   test("files whose hashes are null or junk", () => {
-    const v = { id: 8, files: [null, { id: 1, hashes: null }, { id: 2, hashes: { SHA256: 5 } }, { id: 3, hashes: { sha256: hex(9) } }] } as unknown as ApiModelVersion;
+    const v = {
+      id: 8,
+      files: [null, { id: 1, hashes: null }, { id: 2, hashes: { SHA256: 5 } }, { id: 3, hashes: { sha256: hex(9) } }],
+    } as unknown as ApiModelVersion;
     expect(toCivitaiInfo(v, null, hex(9)).matchedFile?.id).toBe(3);
   });
 });
@@ -218,7 +263,12 @@ describe("availability", () => {
     ["early access deadline future", version(1, { earlyAccessDeadline: "2026-09-01T00:00:00Z" }), null, { earlyAccess: true }],
     ["availability EarlyAccess", version(1, { availability: "EarlyAccess" }), null, { earlyAccess: true }],
     ["paid access", version(1, { paidAccess: { permanent: true, endsAt: null } }), null, { paidAccess: true }],
-    ["healthy", version(1, { availability: "Public" }), { id: 1001 }, { archived: false, takenDown: false, earlyAccess: false, paidAccess: false }],
+    [
+      "healthy",
+      version(1, { availability: "Public" }),
+      { id: 1001 },
+      { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
+    ],
   ];
   for (const [name, v, model, expected] of cases) {
     test(name, () => expect(availabilityOf(v, model, now)).toMatchObject(expected));
@@ -237,7 +287,10 @@ describe("normalizeCommercialUse", () => {
     ["Sell", ["Sell"]],
     ["None", []],
     ["{}", []],
-    [["Image", "RentCivit"], ["Image", "RentCivit"]],
+    [
+      ["Image", "RentCivit"],
+      ["Image", "RentCivit"],
+    ],
     [["Sell", 3, "", "Sell"], ["Sell"]],
     [null, []],
     [undefined, []],
@@ -308,7 +361,12 @@ describe("mapBulkAnswer", () => {
   });
 
   test("one version holding two of the asked files is attributed to both", () => {
-    const v = version(4, { files: [{ id: 1, hashes: { SHA256: a } }, { id: 2, hashes: { SHA256: b } }] });
+    const v = version(4, {
+      files: [
+        { id: 1, hashes: { SHA256: a } },
+        { id: 2, hashes: { SHA256: b } },
+      ],
+    });
     const map = mapBulkAnswer([v], [a, b]);
     expect(map.get(a)?.[0]?.id).toBe(4);
     expect(map.get(b)?.[0]?.id).toBe(4);
@@ -316,13 +374,18 @@ describe("mapBulkAnswer", () => {
 
   test("ignores junk elements and hashes nobody asked for", () => {
     const stray = version(6, { files: [{ id: 1, hashes: { SHA256: c } }] });
-    const map = mapBulkAnswer([42, "x", [], { files: [{ hashes: { SHA256: a } }] }, stray, { id: -1, files: [{ hashes: { SHA256: a } }] }], [a]);
+    const map = mapBulkAnswer(
+      [42, "x", [], { files: [{ hashes: { SHA256: a } }] }, stray, { id: -1, files: [{ hashes: { SHA256: a } }] }],
+      [a],
+    );
     expect(map.size).toBe(0);
     expect(mapBulkAnswer("not an array" as unknown as unknown[], [a]).size).toBe(0);
   });
 
   test("compareCandidates is a total order", () => {
-    expect(compareCandidates(version(2, { publishedAt: "2020-01-01T00:00:00Z" }), version(1, { publishedAt: "2021-01-01T00:00:00Z" }))).toBeLessThan(0);
+    expect(
+      compareCandidates(version(2, { publishedAt: "2020-01-01T00:00:00Z" }), version(1, { publishedAt: "2021-01-01T00:00:00Z" })),
+    ).toBeLessThan(0);
     expect(compareCandidates(version(2), version(1))).toBeGreaterThan(0);
   });
 });

@@ -9,7 +9,9 @@ describe("Content-Disposition (F4)", () => {
   });
 
   test("filename* (RFC 5987) wins over filename", () => {
-    expect(fileNameFromContentDisposition(`attachment; filename="fallback.pt"; filename*=UTF-8''%E6%A8%A1%E5%9E%8B.safetensors`)).toBe("模型.safetensors");
+    expect(fileNameFromContentDisposition(`attachment; filename="fallback.pt"; filename*=UTF-8''%E6%A8%A1%E5%9E%8B.safetensors`)).toBe(
+      "模型.safetensors",
+    );
     expect(decodeExtValue("iso-8859-1'en'caf%E9.pt")).toBe("café.pt");
     expect(decodeExtValue("UTF-8''%E0%A4%A")).toBeNull();
     expect(decodeExtValue("no-quotes")).toBeNull();

@@ -54,7 +54,9 @@ function info(versionId: number, fileId: number | null, sha: string): CivitaiInf
     pageUrl: "",
     air: null,
     matchedFile:
-      fileId === null ? null : { id: fileId, name: "x", sizeKB: 3, type: "Model", primary: true, format: null, fp: null, size: null, hashes: { SHA256: sha } },
+      fileId === null
+        ? null
+        : { id: fileId, name: "x", sizeKB: 3, type: "Model", primary: true, format: null, fp: null, size: null, hashes: { SHA256: sha } },
     downloadUrl: null,
     primaryDownloadUrl: "",
     previewImageUrl: null,
@@ -72,7 +74,14 @@ function inventory(records: FileRecord[]): Inventory {
     tool: { name: "civitai-meta", version: "0.0.0" },
     roots: ["/src/models", "/src/models/loras", "/other/single.safetensors"],
     options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
-    summary: { files: records.length, byStatus: { found: 0, not_found: 0, error: 0, skipped: 0 }, bytes: 0, durationMs: 0, requests: 0, cacheHits: { hashes: 0, metadata: 0 } },
+    summary: {
+      files: records.length,
+      byStatus: { found: 0, not_found: 0, error: 0, skipped: 0 },
+      bytes: 0,
+      durationMs: 0,
+      requests: 0,
+      cacheHits: { hashes: 0, metadata: 0 },
+    },
     records,
   };
 }
@@ -86,9 +95,20 @@ describe("choosing the file of a version", () => {
     const w = wantedFromVersion(version);
     expect(w).toEqual({
       ok: true,
-      wanted: { versionId: 456, fileId: 2, relPath: "cool.safetensors", size: 2097664, sizeExact: false, sha256: SHA_A, label: "Cool LoRA / v1.0" },
+      wanted: {
+        versionId: 456,
+        fileId: 2,
+        relPath: "cool.safetensors",
+        size: 2097664,
+        sizeExact: false,
+        sha256: SHA_A,
+        label: "Cool LoRA / v1.0",
+      },
     });
-    expect(wantedFromVersion({ id: 9, files: [] })).toEqual({ ok: false, reason: "version 9 lists no downloadable file (archived or removed?)" });
+    expect(wantedFromVersion({ id: 9, files: [] })).toEqual({
+      ok: false,
+      reason: "version 9 lists no downloadable file (archived or removed?)",
+    });
     expect(wantedFromVersion(version, { fileId: 7 })).toEqual({ ok: false, reason: "version 456 has no file 7" });
     expect(bytesFromSizeKB(0.5)).toBe(512);
     expect(bytesFromSizeKB("1")).toBeNull();
@@ -129,7 +149,15 @@ describe("inventory sources", () => {
 });
 
 describe("buildPlan", () => {
-  const w = (relPath: string, versionId: number, sha = SHA_A): WantedFile => ({ versionId, fileId: versionId + 1, relPath, size: 10, sizeExact: true, sha256: sha, label: "x" });
+  const w = (relPath: string, versionId: number, sha = SHA_A): WantedFile => ({
+    versionId,
+    fileId: versionId + 1,
+    relPath,
+    size: 10,
+    sizeExact: true,
+    sha256: sha,
+    label: "x",
+  });
 
   test("URLs are ours (civitai.com, ?fileId=), destinations inside DIR, duplicates fetched once, collisions reported", () => {
     const plan = buildPlan([w("a/x.pt", 1), w("a/x.pt", 1), w("A/X.pt", 2), w("y.pt", 3)], "/dest");
@@ -179,7 +207,9 @@ describe("--dry-run and --emit", () => {
 
   test("aria2: token placeholder, dir/out, checksum=sha-256", () => {
     const text = renderEmit(items, "aria2", "1.2.3");
-    expect(text).toContain(`https://civitai.com/api/download/models/1?fileId=2&token=${KEY_PLACEHOLDER}\n  dir=/dest dir/it's\n  out=a.safetensors\n  checksum=sha-256=${SHA_A}`);
+    expect(text).toContain(
+      `https://civitai.com/api/download/models/1?fileId=2&token=${KEY_PLACEHOLDER}\n  dir=/dest dir/it's\n  out=a.safetensors\n  checksum=sha-256=${SHA_A}`,
+    );
     expect(text).toContain(`https://civitai.com/api/download/models/3?token=${KEY_PLACEHOLDER}\n  dir=/dest dir\n  out=b.pt`);
     expect(text).not.toContain("checksum=sha-256=\n");
   });

@@ -79,7 +79,11 @@ describe("safetensors header-length rule", () => {
 
   test("a valid header gives the data offset", () => {
     const size = valid.length + 16;
-    expect(checkSafetensorsHeader(valid.subarray(0, 16), size)).toEqual({ ok: true, headerLength: json.length, dataOffset: 8 + json.length });
+    expect(checkSafetensorsHeader(valid.subarray(0, 16), size)).toEqual({
+      ok: true,
+      headerLength: json.length,
+      dataOffset: 8 + json.length,
+    });
     expect(safetensorsDataOffset(valid.subarray(0, 16), size)).toBe(8 + json.length);
   });
 
@@ -93,7 +97,12 @@ describe("safetensors header-length rule", () => {
     ["E4: n=60 with fewer bytes (test_invalid_header_length)", header(60n, "{"), 9, "incomplete header"],
     ["n = size - 7", header(3n, "{}"), 10, "incomplete header"],
     ["first byte not {", header(2n, "[]"), 10, "not a JSON object"],
-    ["raw pickle disguised (D5)", new Uint8Array([0x80, 0x02, 0x7d, 0x71, 0x00, 0x28, 0x58, 0x05, 0x00, 0x00, 0x00]), 4096, "header too large"],
+    [
+      "raw pickle disguised (D5)",
+      new Uint8Array([0x80, 0x02, 0x7d, 0x71, 0x00, 0x28, 0x58, 0x05, 0x00, 0x00, 0x00]),
+      4096,
+      "header too large",
+    ],
     ["n = 0", header(0n, "{}"), 10, "not a JSON object"],
     ["whitespace only up to the header end", header(2n, "  {"), 11, "not a JSON object"],
   ])("%s", (_name, head, size, reason) => {
@@ -136,7 +145,9 @@ describe("constants and derived hashes", () => {
   test("buildFileHashes keeps only requested algos and cuts prefixes", () => {
     const sha = "a".repeat(10) + "b".repeat(54);
     const full = "0123456789abcdef".repeat(4);
-    expect(buildFileHashes(["autov2", "autov1", "autov3", "crc32"], { sha256: sha, autov1Full: full, autov3Full: full, crc32: 0xcbf43926 })).toEqual({
+    expect(
+      buildFileHashes(["autov2", "autov1", "autov3", "crc32"], { sha256: sha, autov1Full: full, autov3Full: full, crc32: 0xcbf43926 }),
+    ).toEqual({
       autov2: "aaaaaaaaaa",
       autov1: "01234567",
       autov3: "0123456789ab",

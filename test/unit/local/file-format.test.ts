@@ -50,7 +50,9 @@ describe("detectFormat: content wins over the name", () => {
     }
   });
   test("safetensors content named .ckpt, GGUF named .safetensors → mismatch", () => {
-    expect(detectFormat(head(buildSafetensors([{ name: "a", shape: [1] }]).bytes), "m.ckpt").mismatch).toContain("content is safetensors but the name ends in .ckpt");
+    expect(detectFormat(head(buildSafetensors([{ name: "a", shape: [1] }]).bytes), "m.ckpt").mismatch).toContain(
+      "content is safetensors but the name ends in .ckpt",
+    );
     expect(detectFormat(head(buildGguf({ kv: [] })), "m.safetensors").mismatch).toContain("GGUF");
   });
   test("unknown content is not a mismatch (the reader reports a header error instead)", () => {

@@ -35,7 +35,15 @@ describe("parseGguf", () => {
     expect(r.errors).toEqual([]);
     expect(r.warnings).toEqual([]);
     const s = r.summary!;
-    expect(s).toMatchObject({ version: 3, tensorCount: 2, kvCount: KV.length, architecture: "flux", name: "FLUX.1 dev Q8", fileType: 7, truncated: false });
+    expect(s).toMatchObject({
+      version: 3,
+      tensorCount: 2,
+      kvCount: KV.length,
+      architecture: "flux",
+      name: "FLUX.1 dev Q8",
+      fileType: 7,
+      truncated: false,
+    });
     expect(s.metadata.u8).toBe(255);
     expect(s.metadata.i8).toBe(-5);
     expect(s.metadata.u16).toBe(65535);
@@ -48,7 +56,12 @@ describe("parseGguf", () => {
     expect(s.metadata.i64).toBe(-(2 ** 40));
     expect(s.metadata.f64).toBe(1.25);
     expect(s.metadata.tokens).toEqual({ array: true, itemType: "string", length: 10, head: ["<s>", "</s>", "a", "b", "c", "d", "e", "f"] });
-    expect(s.metadata.scores).toEqual({ array: true, itemType: "float32", length: 12, head: [0, 1, 2, 3, 4, 5, 6, 7].slice(0, GGUF_ARRAY_HEAD_ITEMS) });
+    expect(s.metadata.scores).toEqual({
+      array: true,
+      itemType: "float32",
+      length: 12,
+      head: [0, 1, 2, 3, 4, 5, 6, 7].slice(0, GGUF_ARRAY_HEAD_ITEMS),
+    });
     expect(r.tensors).toEqual([
       { name: "double_blocks.0.img_attn.qkv.weight", shape: [8, 24], type: 1 },
       { name: "single_blocks.0.linear1.weight", shape: [8, 4], type: 0 },

@@ -55,11 +55,16 @@ describe("guessModel: kind and family from tensor names and shapes", () => {
   });
 
   test("LyCORIS: LoHa (hada_w1_a), LoKr (lokr_w1), LoCon (lora_mid or lycoris module)", () => {
-    expect(guessModel([t("lora_unet_a.hada_w1_a", [4, 4]), t("lora_unet_a.hada_w1_b"), t("lora_unet_a.hada_w2_a"), t("lora_unet_a.hada_w2_b")])).toMatchObject({
+    expect(
+      guessModel([t("lora_unet_a.hada_w1_a", [4, 4]), t("lora_unet_a.hada_w1_b"), t("lora_unet_a.hada_w2_a"), t("lora_unet_a.hada_w2_b")]),
+    ).toMatchObject({
       kind: "lycoris",
       subtype: "LoHa",
     });
-    expect(guessModel([t("lora_unet_a.lokr_w1", [4, 4]), t("lora_unet_a.lokr_w2", [4, 4])])).toMatchObject({ kind: "lycoris", subtype: "LoKr" });
+    expect(guessModel([t("lora_unet_a.lokr_w1", [4, 4]), t("lora_unet_a.lokr_w2", [4, 4])])).toMatchObject({
+      kind: "lycoris",
+      subtype: "LoKr",
+    });
     expect(guessModel([t("lora_unet_a.lora_down.weight", [4, 320, 1, 1]), t("lora_unet_a.lora_mid.weight", [4, 4, 3, 3])])).toMatchObject({
       kind: "lycoris",
       subtype: "LoCon",
@@ -98,12 +103,17 @@ describe("guessModel: kind and family from tensor names and shapes", () => {
   });
 
   test("Flux transformer alone (double_blocks / single_blocks) and SD3 (joint_blocks)", () => {
-    expect(guessModel([t("double_blocks.0.img_attn.qkv.weight", [9216, 3072]), t("single_blocks.0.linear1.weight"), t("img_in.weight")])).toMatchObject({
+    expect(
+      guessModel([t("double_blocks.0.img_attn.qkv.weight", [9216, 3072]), t("single_blocks.0.linear1.weight"), t("img_in.weight")]),
+    ).toMatchObject({
       kind: "unet",
       family: "Flux",
       confidence: "high",
     });
-    expect(guessModel([t("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", [4608, 1536])])).toMatchObject({ kind: "unet", family: "SD3" });
+    expect(guessModel([t("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", [4608, 1536])])).toMatchObject({
+      kind: "unet",
+      family: "SD3",
+    });
   });
 
   test("textual inversion: emb_params 768 (SD 1.x), string_to_param 1024 (SD 2.x), clip_l + clip_g (SDXL)", () => {
@@ -113,10 +123,19 @@ describe("guessModel: kind and family from tensor names and shapes", () => {
   });
 
   test("VAE: encoder.down + decoder.up only; 16 latent channels noted", () => {
-    const sd = guessModel([t("encoder.down.0.block.0.conv1.weight"), t("decoder.up.0.block.0.conv1.weight"), t("decoder.conv_in.weight", [512, 4, 3, 3]), t("quant_conv.weight")]);
+    const sd = guessModel([
+      t("encoder.down.0.block.0.conv1.weight"),
+      t("decoder.up.0.block.0.conv1.weight"),
+      t("decoder.conv_in.weight", [512, 4, 3, 3]),
+      t("quant_conv.weight"),
+    ]);
     expect(sd).toMatchObject({ kind: "vae", family: "unknown" });
     expect(sd.evidence.join(" ")).toContain("4 latent channels");
-    const flux = guessModel([t("encoder.down.0.block.0.conv1.weight"), t("decoder.up.0.block.0.conv1.weight"), t("decoder.conv_in.weight", [512, 16, 3, 3])]);
+    const flux = guessModel([
+      t("encoder.down.0.block.0.conv1.weight"),
+      t("decoder.up.0.block.0.conv1.weight"),
+      t("decoder.conv_in.weight", [512, 16, 3, 3]),
+    ]);
     expect(flux.evidence.join(" ")).toContain("16 latent channels");
   });
 
@@ -136,14 +155,23 @@ describe("guessModel: kind and family from tensor names and shapes", () => {
   });
 
   test("unknown tensors stay unknown with low confidence", () => {
-    expect(guessModel([t("foo.bar"), t("baz")])).toEqual({ guessed: true, kind: "unknown", subtype: null, family: "unknown", confidence: "low", evidence: [] });
+    expect(guessModel([t("foo.bar"), t("baz")])).toEqual({
+      guessed: true,
+      kind: "unknown",
+      subtype: null,
+      family: "unknown",
+      confidence: "low",
+      evidence: [],
+    });
   });
 
   test("metadata hints fill in the family when tensors say nothing, and lower confidence when they disagree", () => {
     const filled = guessModel([t("lora_unet_a.lora_down.weight", [4, 4])], { baseModelVersion: "sdxl_base_v1-0" });
     expect(filled).toMatchObject({ kind: "lora", family: "SDXL", confidence: "medium" });
     expect(filled.evidence.join(" ")).toContain('metadata says SDXL ("sdxl_base_v1-0")');
-    const disagree = guessModel([t("lora_unet_x_attn2_to_k.lora_down.weight", [4, 768])], { architecture: "stable-diffusion-xl-v1-base/lora" });
+    const disagree = guessModel([t("lora_unet_x_attn2_to_k.lora_down.weight", [4, 768])], {
+      architecture: "stable-diffusion-xl-v1-base/lora",
+    });
     expect(disagree).toMatchObject({ family: "SD 1.x", confidence: "low" });
     expect(guessModel([], { architecture: "flux-1-dev/lora" })).toMatchObject({ kind: "lora", family: "Flux" });
   });

@@ -1,7 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { checkSafetensorsHeader } from "../../../src/hash/hash-algos.ts";
 import { cutText, parseJsonGuarded, scanJson } from "../../../src/shared/json-guard.ts";
-import { extractEmbeddedHashes, extractModelSpec, extractTraining, parseClassTokens, parseTagFrequency } from "../../../src/local/kohya-meta.ts";
+import {
+  extractEmbeddedHashes,
+  extractModelSpec,
+  extractTraining,
+  parseClassTokens,
+  parseTagFrequency,
+} from "../../../src/local/kohya-meta.ts";
 import { parseSafetensorsHeader, summariseTensors, validateTensors } from "../../../src/local/safetensors-header.ts";
 import { buildSafetensors, kohyaMetadata, modelspecMetadata, rawSafetensors, sdxlLoraTensors } from "../../helpers/safetensors.ts";
 
@@ -62,7 +68,10 @@ describe("E5: invalid header bytes", () => {
     expect(parseSafetensorsHeader(enc('"x"'), 0).errors).toEqual(["invalid header: not a JSON object"]);
   });
   test("duplicate tensor keys give a warning naming the key", () => {
-    const r = parseSafetensorsHeader(enc('{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'), 1);
+    const r = parseSafetensorsHeader(
+      enc('{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}'),
+      1,
+    );
     expect(r.warnings.join("\n")).toContain('duplicate keys in the header (only the last one counts): "w"');
   });
   test("duplicate keys inside __metadata__ are found too, escaped keys decoded", () => {
@@ -71,7 +80,9 @@ describe("E5: invalid header bytes", () => {
     expect(r.metadata?.ab).toBe("2");
   });
   test("a byte-order mark is refused like the reference parser", () => {
-    expect(parseSafetensorsHeader(Uint8Array.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]), 0).errors).toEqual(["invalid header: starts with a byte-order mark"]);
+    expect(parseSafetensorsHeader(Uint8Array.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]), 0).errors).toEqual([
+      "invalid header: starts with a byte-order mark",
+    ]);
   });
 });
 
@@ -124,11 +135,15 @@ describe("E7: tensor offsets", () => {
   });
   test("data shorter than declared and trailing bytes are MetadataIncompleteBuffer", () => {
     expect(validateTensors([t("w", "U8", [10], 0, 10)], 8n)[0]).toStartWith("MetadataIncompleteBuffer: tensor data ends at byte 10");
-    expect(validateTensors([t("w", "U8", [10], 0, 10)], 14n)[0]).toBe("MetadataIncompleteBuffer: 4 bytes after the last tensor (trailing data; possibly a polyglot file)");
+    expect(validateTensors([t("w", "U8", [10], 0, 10)], 14n)[0]).toBe(
+      "MetadataIncompleteBuffer: 4 bytes after the last tensor (trailing data; possibly a polyglot file)",
+    );
   });
   test("unknown dtype, negative or float offsets, end before begin are invalid tensor info", () => {
     const r = parseSafetensorsHeader(
-      enc('{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]},"c":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}'),
+      enc(
+        '{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]},"c":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}',
+      ),
       1,
     );
     expect(r.errors[0]).toBe('invalid tensor info (dtype, shape or data_offsets) for "a", "b", "c"');

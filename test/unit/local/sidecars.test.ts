@@ -15,7 +15,21 @@ function versionObject(extra: Record<string, unknown> = {}) {
     description: "<p>version notes</p>",
     model: { name: "My LoRA", type: "LORA", nsfw: false, poi: false },
     files: [
-      { id: 1, name: "my_lora.safetensors", sizeKB: 148_000.5, type: "Model", primary: true, hashes: { AutoV1: "12345678", AutoV2: SHA_UP.slice(0, 10), AutoV3: "ABCDEF012345", SHA256: SHA_UP, CRC32: "DEADBEEF", BLAKE3: "B".repeat(64) } },
+      {
+        id: 1,
+        name: "my_lora.safetensors",
+        sizeKB: 148_000.5,
+        type: "Model",
+        primary: true,
+        hashes: {
+          AutoV1: "12345678",
+          AutoV2: SHA_UP.slice(0, 10),
+          AutoV3: "ABCDEF012345",
+          SHA256: SHA_UP,
+          CRC32: "DEADBEEF",
+          BLAKE3: "B".repeat(64),
+        },
+      },
       { id: 2, name: "my_lora_training_data.zip", sizeKB: 10, type: "Training Data", primary: false, hashes: { SHA256: "C".repeat(64) } },
     ],
     images: [{ url: "https://image.civitai.com/x.jpeg" }],
@@ -42,7 +56,16 @@ describe("<base>.civitai.info (Civitai Helper)", () => {
       nsfw: false,
       description: "<p>version notes</p>",
     });
-    expect(s.files[0]).toEqual({ name: "my_lora.safetensors", sizeKB: 148_000.5, primary: true, sha256: SHA, autov2: SHA.slice(0, 10), autov3: "abcdef012345", blake3: "b".repeat(64), crc32: "deadbeef" });
+    expect(s.files[0]).toEqual({
+      name: "my_lora.safetensors",
+      sizeKB: 148_000.5,
+      primary: true,
+      sha256: SHA,
+      autov2: SHA.slice(0, 10),
+      autov3: "abcdef012345",
+      blake3: "b".repeat(64),
+      crc32: "deadbeef",
+    });
     expect(s.files).toHaveLength(2);
   });
 
@@ -56,7 +79,13 @@ describe("<base>.civitai.info (Civitai Helper)", () => {
     const merged = parseSidecar(
       "civitai-info",
       "x.civitai.info",
-      JSON.stringify(versionObject({ model: { name: "M", type: "LORA", nsfw: true, description: "<p>model</p>", tags: ["style", "anime"] }, creator: { username: "someone" }, extensions: { sd_civitai_helper: { version: "1.8.13", last_update: 1, skeleton_file: false } } })),
+      JSON.stringify(
+        versionObject({
+          model: { name: "M", type: "LORA", nsfw: true, description: "<p>model</p>", tags: ["style", "anime"] },
+          creator: { username: "someone" },
+          extensions: { sd_civitai_helper: { version: "1.8.13", last_update: 1, skeleton_file: false } },
+        }),
+      ),
     );
     expect(merged).toMatchObject({ status: "ok", description: "<p>model</p>", tags: ["style", "anime"], creator: "someone", nsfw: true });
 
@@ -79,7 +108,11 @@ describe("<base>.civitai.info (Civitai Helper)", () => {
   });
 
   test("the AutoV3 placeholder and malformed hashes are dropped", () => {
-    const s = parseSidecar("civitai-info", "x", JSON.stringify(versionObject({ files: [{ name: "a", hashes: { AutoV3: "E3B0C44298FC", SHA256: "<script>", CRC32: "xyz" } }] })));
+    const s = parseSidecar(
+      "civitai-info",
+      "x",
+      JSON.stringify(versionObject({ files: [{ name: "a", hashes: { AutoV3: "E3B0C44298FC", SHA256: "<script>", CRC32: "xyz" } }] })),
+    );
     expect(s.files[0]).toMatchObject({ autov3: null, sha256: null, crc32: null });
   });
 });
@@ -136,7 +169,11 @@ describe("<base>.metadata.json (ComfyUI-Lora-Manager)", () => {
   });
 
   test("a model LM did not find on Civitai, with hashing still pending", () => {
-    const s = parseSidecar("lora-manager", "x.metadata.json", JSON.stringify({ ...lm, from_civitai: false, civitai: {}, sha256: "", hash_status: "pending", autov3: null }));
+    const s = parseSidecar(
+      "lora-manager",
+      "x.metadata.json",
+      JSON.stringify({ ...lm, from_civitai: false, civitai: {}, sha256: "", hash_status: "pending", autov3: null }),
+    );
     expect(s.status).toBe("not-found");
     expect(s.files).toEqual([]);
   });
@@ -166,8 +203,32 @@ describe("<base>.cm-info.json (Stability Matrix)", () => {
       Source: 0,
     };
     const s = parseSidecar("stability-matrix", "my_lora.cm-info.json", JSON.stringify(cm));
-    expect(s).toMatchObject({ source: "stability-matrix", status: "ok", modelId: 122359, versionId: 135867, modelName: "My LoRA", versionName: "v1.0", modelType: "LORA", baseModel: "SDXL 1.0", creator: "someone", trainedWords: ["mytrigger"], tags: ["style"], notes: "notes" });
-    expect(s.files).toEqual([{ name: "my_lora.safetensors", sizeKB: null, primary: null, sha256: SHA, autov2: null, autov3: null, blake3: "a".repeat(64), crc32: "deadbeef" }]);
+    expect(s).toMatchObject({
+      source: "stability-matrix",
+      status: "ok",
+      modelId: 122359,
+      versionId: 135867,
+      modelName: "My LoRA",
+      versionName: "v1.0",
+      modelType: "LORA",
+      baseModel: "SDXL 1.0",
+      creator: "someone",
+      trainedWords: ["mytrigger"],
+      tags: ["style"],
+      notes: "notes",
+    });
+    expect(s.files).toEqual([
+      {
+        name: "my_lora.safetensors",
+        sizeKB: null,
+        primary: null,
+        sha256: SHA,
+        autov2: null,
+        autov3: null,
+        blake3: "a".repeat(64),
+        crc32: "deadbeef",
+      },
+    ]);
   });
 
   test("the minimal example from MetadataImportServiceTests.cs", () => {
@@ -178,11 +239,36 @@ describe("<base>.cm-info.json (Stability Matrix)", () => {
 
 describe("<base>.json", () => {
   test("A1111 user metadata", () => {
-    const s = parseSidecar("json", "x.json", JSON.stringify({ description: "d", "sd version": "SDXL", "activation text": "mytrigger, style", "preferred weight": 0.8, "negative text": "bad", notes: "n" }));
-    expect(s).toMatchObject({ source: "a1111-user-metadata", status: "ok", description: "d", sdVersion: "SDXL", activationText: "mytrigger, style", preferredWeight: 0.8, negativeText: "bad", notes: "n", files: [] });
+    const s = parseSidecar(
+      "json",
+      "x.json",
+      JSON.stringify({
+        description: "d",
+        "sd version": "SDXL",
+        "activation text": "mytrigger, style",
+        "preferred weight": 0.8,
+        "negative text": "bad",
+        notes: "n",
+      }),
+    );
+    expect(s).toMatchObject({
+      source: "a1111-user-metadata",
+      status: "ok",
+      description: "d",
+      sdVersion: "SDXL",
+      activationText: "mytrigger, style",
+      preferredWeight: 0.8,
+      negativeText: "bad",
+      notes: "n",
+      files: [],
+    });
   });
   test("with CivitAI Browser+ ids and an upper-case sha256", () => {
-    const s = parseSidecar("json", "x.json", JSON.stringify({ description: "", "activation text": "", modelId: 1, modelVersionId: 2, sha256: SHA_UP }));
+    const s = parseSidecar(
+      "json",
+      "x.json",
+      JSON.stringify({ description: "", "activation text": "", modelId: 1, modelVersionId: 2, sha256: SHA_UP }),
+    );
     expect(s).toMatchObject({ modelId: 1, versionId: 2, status: "ok" });
     expect(s.files[0]?.sha256).toBe(SHA);
   });
@@ -194,7 +280,10 @@ describe("<base>.json", () => {
     expect(s).toMatchObject({ source: "version-json", versionId: 135867 });
   });
   test("unrelated JSON is invalid, not guessed at", () => {
-    expect(parseSidecar("json", "x.json", '{"name":"something else"}')).toMatchObject({ status: "invalid", error: "no keys of a known sidecar format" });
+    expect(parseSidecar("json", "x.json", '{"name":"something else"}')).toMatchObject({
+      status: "invalid",
+      error: "no keys of a known sidecar format",
+    });
   });
 });
 
@@ -208,7 +297,11 @@ describe("hostile or broken sidecars", () => {
     expect(parseSidecar("json", "x.json", `\ufeff${JSON.stringify({ notes: "n" })}`).notes).toBe("n");
   });
   test("__proto__ in a sidecar pollutes nothing", () => {
-    const s = parseSidecar("civitai-info", "x", '{"__proto__":{"polluted":1},"id":5,"modelId":6,"model":{"__proto__":{"polluted":2},"name":"n"}}');
+    const s = parseSidecar(
+      "civitai-info",
+      "x",
+      '{"__proto__":{"polluted":1},"id":5,"modelId":6,"model":{"__proto__":{"polluted":2},"name":"n"}}',
+    );
     expect(s).toMatchObject({ versionId: 5, modelId: 6, modelName: "n" });
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
@@ -237,9 +330,13 @@ describe("helpers", () => {
       { sha256: SHA, source: "civitai-helper", file: "my_lora.civitai.info", sizeMatches: true },
     ]);
     // Renamed locally: the primary file's hash is the claim; a different size says so.
-    expect(sidecarSha256Claims([ch], "renamed.safetensors", 5)).toEqual([{ sha256: SHA, source: "civitai-helper", file: "my_lora.civitai.info", sizeMatches: false }]);
+    expect(sidecarSha256Claims([ch], "renamed.safetensors", 5)).toEqual([
+      { sha256: SHA, source: "civitai-helper", file: "my_lora.civitai.info", sizeMatches: false },
+    ]);
     const lm = parseSidecar("lora-manager", "my_lora.metadata.json", JSON.stringify({ file_name: "my_lora", size: 100, sha256: SHA }));
-    expect(sidecarSha256Claims([lm], "my_lora.safetensors", 100)).toEqual([{ sha256: SHA, source: "lora-manager", file: "my_lora.metadata.json", sizeMatches: true }]);
+    expect(sidecarSha256Claims([lm], "my_lora.safetensors", 100)).toEqual([
+      { sha256: SHA, source: "lora-manager", file: "my_lora.metadata.json", sizeMatches: true },
+    ]);
     expect(sidecarSha256Claims([parseSidecar("civitai-info", "x", "{}")], "x.safetensors", 1)).toEqual([]);
   });
 });

@@ -54,13 +54,23 @@ describe("readInventory", () => {
 
   test("JSON that is not an inventory", () => {
     const packageJson = JSON.stringify({ name: "civitai-meta", version: "0.1.0", type: "module", dependencies: {} });
-    for (const text of ["[]", "{}", "null", "42", '"x"', packageJson, JSON.stringify({ schemaVersion: 1, tool: { name: "other-tool" }, records: [] })]) {
+    for (const text of [
+      "[]",
+      "{}",
+      "null",
+      "42",
+      '"x"',
+      packageJson,
+      JSON.stringify({ schemaVersion: 1, tool: { name: "other-tool" }, records: [] }),
+    ]) {
       expect(readError(text).message).toBe(NOT_OURS);
     }
     expect(readError(JSON.stringify({ schemaVersion: "1", tool: { name: "civitai-meta" }, records: [] })).message).toBe(
       `${NOT_OURS}: schemaVersion is "1", expected a whole number`,
     );
-    expect(readError(JSON.stringify({ schemaVersion: 1, tool: { name: "civitai-meta" } })).message).toBe(`${NOT_OURS}: it has no "records" list`);
+    expect(readError(JSON.stringify({ schemaVersion: 1, tool: { name: "civitai-meta" } })).message).toBe(
+      `${NOT_OURS}: it has no "records" list`,
+    );
   });
 
   test("written by a newer civitai-meta: says so and what to do", () => {
@@ -94,7 +104,9 @@ describe("readInventory", () => {
     expect(v1.schemaVersion).toBe(1);
     expect(Object.keys(MIGRATIONS).map(Number)).toEqual([...Array(SCHEMA_VERSION).keys()]);
     expect(() => migrate({ schemaVersion: -1 })).toThrow("no migration from inventory schema version -1");
-    expect(readError(JSON.stringify({ schemaVersion: -1, tool: { name: "civitai-meta" }, records: [] })).message).toContain("expected a whole number");
+    expect(readError(JSON.stringify({ schemaVersion: -1, tool: { name: "civitai-meta" }, records: [] })).message).toContain(
+      "expected a whole number",
+    );
   });
 
   test("a damaged inventory: lists where, at most 5 problems, then a count", () => {

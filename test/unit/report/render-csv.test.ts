@@ -22,8 +22,26 @@ const NUMERIC = new Set(["size", "model_id", "version_id", "sidecar_model_id", "
 
 /** The columns before issue #5, in their order: later columns only ever go after them. */
 const V1_COLUMNS = [
-  "path", "file_name", "size", "sha256", "autov2", "status", "model_id", "model_name", "model_type", "version_id", "version_name",
-  "base_model", "trained_words", "nsfw", "creator", "tags", "page_url", "download_url", "matched_by", "error_or_reason",
+  "path",
+  "file_name",
+  "size",
+  "sha256",
+  "autov2",
+  "status",
+  "model_id",
+  "model_name",
+  "model_type",
+  "version_id",
+  "version_name",
+  "base_model",
+  "trained_words",
+  "nsfw",
+  "creator",
+  "tags",
+  "page_url",
+  "download_url",
+  "matched_by",
+  "error_or_reason",
 ];
 
 function parse(csv: string): string[][] {
@@ -61,7 +79,13 @@ function expectedRow(r: FileRecord): Record<string, string> {
     error_or_reason: t(r.error ?? r.reason),
     format: t(r.local?.format),
     architecture_guess: t(guessCell(r)),
-    local_trigger_words: l(r.local?.modelspec?.triggerPhrase ? [r.local.modelspec.triggerPhrase] : r.local?.training?.classTokens.length ? r.local.training.classTokens : r.local?.training?.topTags.slice(0, 5).map((x) => x.tag)),
+    local_trigger_words: l(
+      r.local?.modelspec?.triggerPhrase
+        ? [r.local.modelspec.triggerPhrase]
+        : r.local?.training?.classTokens.length
+          ? r.local.training.classTokens
+          : r.local?.training?.topTags.slice(0, 5).map((x) => x.tag),
+    ),
     training_base_model: t(r.local?.training?.baseModelVersion ?? r.local?.training?.sourceModelName ?? r.local?.modelspec?.architecture),
     known_from: t(r.knownFrom ?? (r.status === "found" ? "civitai" : null)),
     sidecar_model_id: n(r.sidecar?.modelId),
@@ -128,13 +152,15 @@ describe("renderCsv", () => {
       ["\tTabbed", "'\tTabbed"],
       ["\rCarriage", "'\rCarriage"],
       ["\nLinefeed", "'\nLinefeed"],
-      ["a,b;c\"d", "a,b;c\"d"],
+      ['a,b;c"d', 'a,b;c"d'],
       ["in=side", "in=side"],
       ["模型 🦊", "模型 🦊"],
       ["esc\u001b]52;c;x\u0007", "esc\u001b]52;c;x\u0007"],
     ];
     for (const [input, want] of cases) {
-      const inv = makeInventory([makeRecord({ civitai: makeCivitai({ modelName: input, creator: input, tags: [input], trainedWords: [input] }) })]);
+      const inv = makeInventory([
+        makeRecord({ civitai: makeCivitai({ modelName: input, creator: input, tags: [input], trainedWords: [input] }) }),
+      ]);
       const row = parse(renderCsv(inv))[1]!;
       const at = (name: string) => row[CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number])];
       expect(at("model_name")).toBe(want);
@@ -186,7 +212,10 @@ describe("renderCsv", () => {
     // Without a trigger phrase: kohya class tokens, else the top tags.
     const noPhrase = makeInventory([
       makeRecord({ path: "/m/a.safetensors", local: makeLocal({ modelspec: undefined }) }),
-      makeRecord({ path: "/m/b.safetensors", local: makeLocal({ modelspec: undefined, training: makeTraining({ classTokens: [], baseModelVersion: null }) }) }),
+      makeRecord({
+        path: "/m/b.safetensors",
+        local: makeLocal({ modelspec: undefined, training: makeTraining({ classTokens: [], baseModelVersion: null }) }),
+      }),
     ]);
     const [, a, b] = parse(renderCsv(noPhrase));
     const at = (r: string[], name: string) => r[CSV_COLUMNS.indexOf(name as (typeof CSV_COLUMNS)[number])];
@@ -196,7 +225,10 @@ describe("renderCsv", () => {
   });
 
   test("F1: hostile strings from a file's header and from sidecars get the ' prefix like Civitai's", () => {
-    const local = makeLocal({ modelspec: makeModelSpec({ triggerPhrase: "=cmd|' /C calc'!A0" }), training: makeTraining({ baseModelVersion: "@SUM(1)" }) });
+    const local = makeLocal({
+      modelspec: makeModelSpec({ triggerPhrase: "=cmd|' /C calc'!A0" }),
+      training: makeTraining({ baseModelVersion: "@SUM(1)" }),
+    });
     const sidecar = makeSidecarIdentity({ modelName: "-2+3", versionName: "+1" });
     const inv = makeInventory([makeRecord({ status: "not_found", local, sidecar, knownFrom: "sidecar:civitai-helper" })]);
     const row = parse(renderCsv(inv))[1]!;

@@ -107,7 +107,10 @@ describe("docs/report.schema.json", () => {
 
   test("records built by the real pipeline from recorded Civitai payloads validate", () => {
     const fixture = <T>(name: string) => JSON.parse(readFileSync(join(import.meta.dir, "../../fixtures/civitai", name), "utf8")) as T;
-    const models = [fixture<ApiModel>("model-detail-lora-2026-example.json"), fixture<ApiModel>("model-detail-1102-wiki-2023-example.json")];
+    const models = [
+      fixture<ApiModel>("model-detail-lora-2026-example.json"),
+      fixture<ApiModel>("model-detail-1102-wiki-2023-example.json"),
+    ];
     const lookups = new Map<string, LookupOutcome>();
     const hashes = [];
     let n = 0;
@@ -119,16 +122,33 @@ describe("docs/report.schema.json", () => {
           const v: ApiModelVersion = { ...version, modelId: model.id };
           lookups.set(sha, { status: "found", host: "https://civitai.com", versions: [v], models: new Map([[model.id, model]]) });
           const path = `/models/f${n++}.safetensors`;
-          const found: FoundFile = { path, paths: [path], realPath: path, identity: { dev: 1, ino: n, size: 1000 + n, mtimeNs: "0", ctimeNs: "0" }, mtimeMs: 1_700_000_000_000 };
+          const found: FoundFile = {
+            path,
+            paths: [path],
+            realPath: path,
+            identity: { dev: 1, ino: n, size: 1000 + n, mtimeNs: "0", ctimeNs: "0" },
+            mtimeMs: 1_700_000_000_000,
+          };
           hashes.push({ file: found, hashes: { sha256: sha, autov2: sha.slice(0, 10) }, cached: false });
         }
       }
     }
     const missPath = "/models/miss.safetensors";
-    const miss: FoundFile = { path: missPath, paths: [missPath], realPath: missPath, identity: { dev: 1, ino: 999, size: 5, mtimeNs: "0", ctimeNs: "0" }, mtimeMs: 0 };
+    const miss: FoundFile = {
+      path: missPath,
+      paths: [missPath],
+      realPath: missPath,
+      identity: { dev: 1, ino: 999, size: 5, mtimeNs: "0", ctimeNs: "0" },
+      mtimeMs: 0,
+    };
     hashes.push({ file: miss, hashes: { sha256: "0".repeat(64) }, cached: false });
     lookups.set("0".repeat(64), { status: "not_found", versions: [], models: new Map() });
-    const records = buildRecords({ hashes, skipped: [{ path: "/models/fifo", reason: "not a regular file" }], lookups, now: Date.parse("2026-09-01T00:00:00Z") });
+    const records = buildRecords({
+      hashes,
+      skipped: [{ path: "/models/fifo", reason: "not a regular file" }],
+      lookups,
+      now: Date.parse("2026-09-01T00:00:00Z"),
+    });
     expect(records.filter((r) => r.status === "found").length).toBeGreaterThanOrEqual(4);
     const inv = makeInventory(records);
     expect(validateInventory(reparse(inv))).toEqual([]);
@@ -204,7 +224,18 @@ describe("docs/report.schema.json", () => {
     const text = renderJson(reverseKeys(inv) as Inventory);
     const record = (JSON.parse(text) as Inventory).records.find((r) => r.sidecar)!;
     expect(Object.keys(record)).toEqual(["path", "aliases", "size", "mtime", "hashes", "status", "host", "knownFrom", "sidecar", "local"]);
-    expect(Object.keys(record.local!)).toEqual(["format", "bytesRead", "header", "tensors", "guess", "training", "modelspec", "sidecars", "errors", "warnings"]);
+    expect(Object.keys(record.local!)).toEqual([
+      "format",
+      "bytesRead",
+      "header",
+      "tensors",
+      "guess",
+      "training",
+      "modelspec",
+      "sidecars",
+      "errors",
+      "warnings",
+    ]);
     expect(Object.keys(record.sidecar!)[0]).toBe("source");
     expect(text).toBe(renderJson(inv));
   });

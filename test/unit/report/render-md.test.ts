@@ -92,9 +92,15 @@ function checkSafe(markdown: string, name: string): void {
     const tokens = md.parse(markdown, {});
     const flat = allTokens(tokens);
     // No raw HTML from content, in either html mode.
-    expect({ label, html: flat.filter((t) => t.type === "html_inline" || t.type === "html_block").map((t) => t.content) }).toEqual({ label, html: [] });
+    expect({ label, html: flat.filter((t) => t.type === "html_inline" || t.type === "html_block").map((t) => t.content) }).toEqual({
+      label,
+      html: [],
+    });
     // No images, no code blocks or fences opened by content.
-    expect({ label, types: flat.filter((t) => ["image", "fence", "code_block", "html_block"].includes(t.type)).length }).toEqual({ label, types: 0 });
+    expect({ label, types: flat.filter((t) => ["image", "fence", "code_block", "html_block"].includes(t.type)).length }).toEqual({
+      label,
+      types: 0,
+    });
     // Every table row has the header's cell count.
     for (const table of tables(tokens)) {
       for (const row of table.rows) expect({ label, cells: row.length }).toEqual({ label, cells: table.header.length });
@@ -147,7 +153,11 @@ describe("md-escape", () => {
   });
 
   test("isCivitaiUrl accepts only https://civitai.com/ URLs we would build", () => {
-    for (const ok of ["https://civitai.com/models/1?modelVersionId=2", "https://civitai.com/api/download/models/2?fileId=3", "https://civitai.com/model-versions/5"]) {
+    for (const ok of [
+      "https://civitai.com/models/1?modelVersionId=2",
+      "https://civitai.com/api/download/models/2?fileId=3",
+      "https://civitai.com/model-versions/5",
+    ]) {
       expect(isCivitaiUrl(ok)).toBe(true);
     }
     for (const bad of [
@@ -163,7 +173,7 @@ describe("md-escape", () => {
       "https://civitai.com/a(b",
       "https://civitai.com/a\nb",
       "https://civitai.com/a\\b",
-      "https://civitai.com/a\"b",
+      'https://civitai.com/a"b',
       "https://civitai.com/<b>",
       "HTTPS://CIVITAI.COM/models/1",
       " https://civitai.com/models/1",
@@ -204,7 +214,15 @@ describe("renderMarkdown", () => {
     expect(summaryMap["Total size"]).toContain(`${inv.summary.bytes} bytes`);
     expect(files!.header).toEqual(["File", "Model", "Version", "Type", "Base model", "Status", "Link"]);
     expect(files!.rows.length).toBe(inv.records.length);
-    expect(files!.rows[0]).toEqual(["checkpoints/realistic.safetensors", "Realistic Vision", "V6.0 B1 (VAE)", "Checkpoint", "SD 1.5", "found", "page"]);
+    expect(files!.rows[0]).toEqual([
+      "checkpoints/realistic.safetensors",
+      "Realistic Vision",
+      "V6.0 B1 (VAE)",
+      "Checkpoint",
+      "SD 1.5",
+      "found",
+      "page",
+    ]);
     expect(files!.rows.find((r) => r[0] === "loras/shared.safetensors")![5]).toBe("found, ambiguous (2 candidates)");
     expect(files!.rows.find((r) => r[0] === "embeddings/mine.pt")).toEqual(["embeddings/mine.pt", "—", "—", "—", "—", "not found", "—"]);
 
@@ -269,7 +287,12 @@ describe("renderMarkdown", () => {
     const miss = makeRecord({
       path: "/models/x/mine.safetensors",
       status: "not_found",
-      local: makeLocal({ format: "pickle", formatMismatch: "content is a Python pickle but the name ends in .safetensors", errors: ["invalid safetensors: header too large"], sidecars: [makeSidecarInfo({ file: "mine.civitai.info", status: "not-found", modelId: null, versionId: null })] }),
+      local: makeLocal({
+        format: "pickle",
+        formatMismatch: "content is a Python pickle but the name ends in .safetensors",
+        errors: ["invalid safetensors: header too large"],
+        sidecars: [makeSidecarInfo({ file: "mine.civitai.info", status: "not-found", modelId: null, versionId: null })],
+      }),
     });
     const markdown = renderMarkdown(makeInventory([found, miss]));
     const modelSection = markdown.slice(markdown.indexOf("## Models found"), markdown.indexOf("## Not found"));
@@ -288,11 +311,18 @@ describe("renderMarkdown", () => {
       const markdown = renderMarkdown(hostileInventory([s]));
       checkSafe(markdown, `local ${key}`);
       const tokens = RENDERERS["html: false"].parse(markdown, {});
-      const texts = allTokens(tokens).filter((t) => t.type === "inline").map(inlineText);
+      const texts = allTokens(tokens)
+        .filter((t) => t.type === "inline")
+        .map(inlineText);
       // The file's trigger phrase, its training base model and the sidecar's model name each read back as the input text.
       expect({ key, trigger: texts.some((t) => t === `Trigger words (from the file): ${shown(s)}`) }).toEqual({ key, trigger: true });
       expect({ key, base: texts.some((t) => t === `Training base model (from the file): ${shown(s)}`) }).toEqual({ key, base: true });
-      expect({ key, side: texts.some((t) => t.startsWith("Known from LoRA Manager sidecar (") && t.includes(`): ${shown(s)} — ${shown(s)} (model 700, version 701)`)) }).toEqual({ key, side: true });
+      expect({
+        key,
+        side: texts.some(
+          (t) => t.startsWith("Known from LoRA Manager sidecar (") && t.includes(`): ${shown(s)} — ${shown(s)} (model 700, version 701)`),
+        ),
+      }).toEqual({ key, side: true });
     }
     expect(mdText("x")).toBe("x");
   });
@@ -367,7 +397,7 @@ describe("renderMarkdown", () => {
     checkSafe(markdown, "tampered");
     const html = RENDERERS["html: true, linkify"].render(markdown);
     expect(html).not.toContain("<a ");
-    expect(html).not.toContain("evil.example\"");
+    expect(html).not.toContain('evil.example"');
   });
 
   test("an empty inventory still renders a valid report", () => {
