@@ -1,6 +1,8 @@
 import { constants as FS, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { lstat, mkdir, open, realpath, rename, type FileHandle } from "node:fs/promises";
 import { dirname, isAbsolute, relative, sep } from "node:path";
+import { sleep } from "../shared/sleep.ts";
+import { errnoCode } from "../shared/errors.ts";
 import { partPathFor } from "./download-plan.ts";
 import { createRedactor, truncateText, type Redactor } from "../shared/redact.ts";
 import { formatBytes } from "../shared/format.ts";
@@ -126,25 +128,6 @@ export function lockPathFor(part: string): string {
   return `${part}.lock`;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
 function tryUnlink(path: string): void {
   try {
     unlinkSync(path);
@@ -256,7 +239,7 @@ async function run(
 
   // The target: a verified copy is kept, anything else is left alone unless --force (A11); a symlink is never written through (F5).
   const existing = await lstat(task.dest).catch((err) => {
-    if (errno(err) === "ENOENT") return null;
+    if (errnoCode(err) === "ENOENT") return null;
     throw err;
   });
   if (existing) {
@@ -682,7 +665,7 @@ async function attempt(
       } catch (err) {
         sync();
         await reader.cancel().catch(() => {});
-        if (errno(err) === "ENOSPC" || errno(err) === "EDQUOT") {
+        if (errnoCode(err) === "ENOSPC" || errnoCode(err) === "EDQUOT") {
           const free = await (options.freeSpace ?? freeBytes)(dirname(task.dest));
           const needed = expected === null ? null : expected - state.offset;
           throw new DownloadFailure(

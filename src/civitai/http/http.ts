@@ -16,6 +16,7 @@
  */
 import { ofetch, type FetchResponse } from "ofetch";
 import pLimit from "p-limit";
+import { sleep as defaultSleep } from "../../shared/sleep.ts";
 import { ApiError } from "../api-types.ts";
 import type { ValidationResult } from "../api-validate.ts";
 import { classifyHtml, looksLikeHtml } from "../api-validate.ts";
@@ -122,21 +123,6 @@ type AttemptOutcome<T> =
 
 const NOOP_LOGGER: HttpLogger = { debug() {}, warn() {} };
 
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 /** Why a redirect must not be followed, or undefined when it may. */
 export function redirectRefusal(from: string, to: string, trustedOrigins: ReadonlySet<string>): string | undefined {
   let source: URL;
@@ -208,7 +194,7 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
   const maxConcurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
   const recoverAfter = Math.max(1, options.concurrencyRecoverAfter ?? DEFAULT_CONCURRENCY_RECOVER_AFTER);
   const random = options.random ?? Math.random;
-  const sleep = options.sleep ?? abortableSleep;
+  const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? Date.now;
   const clientSignal = options.signal;
   const service = options.serviceName;
