@@ -1,0 +1,92 @@
+/**
+ * File names that are not valid UTF-8, held losslessly in JS strings.
+ *
+ * Linux file names are bytes. Decoding them as UTF-8 turns bad bytes into U+FFFD, and the file can
+ * then never be opened again by that name. Like Python's "surrogateescape" (PEP 383), each byte of
+ * an invalid sequence becomes the lone surrogate U+DC80–U+DCFF; valid UTF-8 can never contain one,
+ * so encoding back yields the exact original bytes. JSON.stringify writes such a character as the
+ * escape `\udcXX`, so inventories keep the name and `report` and `download` can use it again.
+ */
+
+const ESCAPE_BASE = 0xdc00;
+const RAW_BYTE_RE = /[\udc80-\udcff]/;
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** True when the string carries escaped raw bytes (from a name that was not valid UTF-8). */
+export function hasRawBytes(text: string): boolean {
+  return RAW_BYTE_RE.test(text);
+}
+
+/** Length of the valid UTF-8 sequence at `i`, or 0 (the Unicode well-formed byte table). */
+function sequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  const in_ = (j: number, lo: number, hi: number) => i + j < b.length && b[i + j]! >= lo && b[i + j]! <= hi;
+  if (c >= 0xc2 && c <= 0xdf) return in_(1, 0x80, 0xbf) ? 2 : 0;
+  if (c === 0xe0) return in_(1, 0xa0, 0xbf) && in_(2, 0x80, 0xbf) ? 3 : 0;
+  if ((c >= 0xe1 && c <= 0xec) || c === 0xee || c === 0xef) return in_(1, 0x80, 0xbf) && in_(2, 0x80, 0xbf) ? 3 : 0;
+  if (c === 0xed) return in_(1, 0x80, 0x9f) && in_(2, 0x80, 0xbf) ? 3 : 0;
+  if (c === 0xf0) return in_(1, 0x90, 0xbf) && in_(2, 0x80, 0xbf) && in_(3, 0x80, 0xbf) ? 4 : 0;
+  if (c >= 0xf1 && c <= 0xf3) return in_(1, 0x80, 0xbf) && in_(2, 0x80, 0xbf) && in_(3, 0x80, 0xbf) ? 4 : 0;
+  if (c === 0xf4) return in_(1, 0x80, 0x8f) && in_(2, 0x80, 0xbf) && in_(3, 0x80, 0xbf) ? 4 : 0;
+  return 0;
+}
+
+/** A name's bytes as a string: UTF-8, with each byte of an invalid sequence escaped as U+DC80+. */
+export function decodeFsName(bytes: Uint8Array): string {
+  try {
+    return fatalDecoder.decode(bytes);
+  } catch {
+    // Rare path: decode sequence by sequence.
+  }
+  let out = "";
+  let i = 0;
+  while (i < bytes.length) {
+    const n = sequenceLength(bytes, i);
+    if (n === 0) {
+      out += String.fromCharCode(ESCAPE_BASE + bytes[i]!);
+      i += 1;
+    } else {
+      out += fatalDecoder.decode(bytes.subarray(i, i + n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+/** The bytes a string names on disk: UTF-8, with escaped raw bytes turned back into themselves. */
+export function encodeFsName(text: string): Buffer {
+  if (!hasRawBytes(text)) return Buffer.from(text, "utf8");
+  const parts: Buffer[] = [];
+  let run = "";
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0xdc80 && code <= 0xdcff && !(i > 0 && isHighSurrogate(text.charCodeAt(i - 1)))) {
+      if (run) parts.push(Buffer.from(run, "utf8"));
+      run = "";
+      parts.push(Buffer.from([code - ESCAPE_BASE]));
+    } else {
+      run += text[i];
+    }
+  }
+  if (run) parts.push(Buffer.from(run, "utf8"));
+  return Buffer.concat(parts);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/**
+ * What to hand to node:fs for a path: the string itself when it is plain UTF-8 (the common case),
+ * else its exact bytes.
+ */
+export function fsPath(path: string): string | Buffer {
+  return hasRawBytes(path) ? encodeFsName(path) : path;
+}
+
+/** Escaped raw bytes shown as `\xNN`, the form reports and the terminal use for such names. */
+export function showRawBytes(text: string): string {
+  if (!hasRawBytes(text)) return text;
+  return text.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - ESCAPE_BASE).toString(16).padStart(2, "0")}`);
+}
