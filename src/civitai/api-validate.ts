@@ -1,7 +1,7 @@
 /**
  * Shape checks for Civitai bodies. A 200 whose body fails them is treated like a transient failure
- * (reliability.md B5/B6): never returned, never cached. The checks are deliberately shallow: the
- * shape drifts (civitai-api.md §1.4), so only what the callers rely on is required.
+ * (docs/cases.md B5/B6): never returned, never cached. The checks are deliberately shallow: the
+ * shape drifts (docs/civitai-api.md §1.4), so only what the callers rely on is required.
  */
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 
@@ -48,7 +48,7 @@ export function validateVersion(data: unknown): ValidationResult<ApiModelVersion
   return problem ? bad(problem) : ok(data as unknown as ApiModelVersion);
 }
 
-/** POST by-hash: an array whose elements are null or versions (civitai-api.md §3.1). */
+/** POST by-hash: an array whose elements are null or versions (docs/civitai-api.md §3.1). */
 export function validateVersionList(data: unknown): ValidationResult<(ApiModelVersion | null)[]> {
   if (!Array.isArray(data)) return bad(`expected an array of model versions, got ${describe(data)}`);
   for (const [i, item] of data.entries()) {
@@ -86,7 +86,7 @@ export function validateModelPage(data: unknown): ValidationResult<ApiModel[]> {
   return ok(data.items as ApiModel[]);
 }
 
-/** What Civitai's error bodies carry (civitai-api.md §4.1): `{error}`, `{message, error}`, `{code, message}`. */
+/** What Civitai's error bodies carry (docs/civitai-api.md §4.1): `{error}`, `{message, error}`, `{code, message}`. */
 export interface ApiErrorBody {
   error?: string;
   message?: string;
@@ -114,7 +114,7 @@ export function errorBodyText(body: ApiErrorBody | undefined): string | undefine
   return body.error ?? body.message;
 }
 
-/** What an HTML page most likely is, for the error message (civitai-api.md §4.1). */
+/** What an HTML page most likely is, for the error message (docs/civitai-api.md §4.1). */
 export type HtmlPageKind = "cloudflare-challenge" | "maintenance" | "html";
 
 export function looksLikeHtml(contentType: string | null | undefined, body: string): boolean {
@@ -140,7 +140,7 @@ export function isSha256Hex(value: string): boolean {
   return value.length === 64 && HEX_RE.test(value);
 }
 
-/** Civitai's id range for models and versions (zod: positive int ≤ 2^31−1, civitai-api.md §2.1). */
+/** Civitai's id range for models and versions (zod: positive int ≤ 2^31−1, docs/civitai-api.md §2.1). */
 export function isCivitaiId(value: number): boolean {
   return Number.isInteger(value) && value > 0 && value <= 2_147_483_647;
 }

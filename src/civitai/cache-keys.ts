@@ -1,13 +1,13 @@
 /**
  * Metadata-cache keys. unstorage normalises keys lossily (`a/b` ≡ `a:b`, everything after `?`
- * dropped, reliability.md §3.1) and the fs maps them to paths, so a key is built only from parts
+ * dropped, docs/reliability.md §3.1) and the fs maps them to paths, so a key is built only from parts
  * we validated: lower-case hex of an exact length, or a positive integer id. Anything else throws;
  * a hostile or malformed value never becomes a key, a collision or a path.
  */
 
 const SHA256_RE = /^[0-9a-f]{64}$/;
 const AUTOV3_RE = /^[0-9a-f]{12}$/;
-// Civitai ids are Postgres int4 (civitai-api.md §2.1).
+// Civitai ids are Postgres int4 (docs/civitai-api.md §2.1).
 const MAX_ID = 2_147_483_647;
 
 /** Lower-case form of a 64-hex SHA-256, or null when `value` is not one. */

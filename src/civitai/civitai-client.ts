@@ -1,5 +1,5 @@
 /**
- * The one Civitai API client (civitai-api.md §1–§4). Endpoints, URL building, response shapes and
+ * The one Civitai API client (docs/civitai-api.md §1–§4). Endpoints, URL building, response shapes and
  * Civitai's error statuses live here; retries, timeouts, the 429 gate, redirects and redaction
  * live in the engine (http.ts).
  */
@@ -22,7 +22,7 @@ import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { truncateText, type Redactor } from "../shared/redact.ts";
 import { createHttpEngine, type HttpEngineOptions, type HttpStats, type StatusContext } from "./http/http.ts";
 
-/** POST /model-versions/by-hash and /models?ids= both take at most 100 (civitai-api.md §3.1). */
+/** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
 export const MAX_BATCH = 100;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
@@ -30,7 +30,7 @@ const SERVICE = "Civitai";
 const NOT_FOUND_RE = /model not found|missing model file/i;
 
 export interface CivitaiClientOptions extends Omit<HttpEngineOptions, "trustedOrigins" | "serviceName" | "statusError"> {
-  /** `civitai-meta/<version>`: a non-browser UA keeps Civitai's errors in JSON (civitai-api.md §4.4). */
+  /** `civitai-meta/<version>`: a non-browser UA keeps Civitai's errors in JSON (docs/civitai-api.md §4.4). */
   userAgent: string;
   /** Origins allowed to receive the key (the configured primary and fallback hosts). */
   civitaiHosts: string[];
@@ -56,7 +56,7 @@ function quoteBody(ctx: StatusContext, redact: Redactor): string {
   const parsed = parseErrorBody(ctx.body);
   const text = parsed ? errorBodyText(parsed) : ctx.body.trim();
   if (!text) return "";
-  // Control characters could drive the terminal (reliability.md D6).
+  // Control characters could drive the terminal (docs/cases.md D6).
   const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ").trim();
   return clean ? `"${truncateText(redact(clean), MAX_QUOTED)}"` : "";
 }

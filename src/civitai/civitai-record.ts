@@ -4,12 +4,12 @@ import { htmlToPlainText } from "./html-text.ts";
 import type { Availability, CivitaiInfo, LicenseFlags, MatchedBy, MatchedFile } from "../report/record-types.ts";
 
 /**
- * Civitai answers → our records. Everything from Civitai is untrusted and drifts (civitai-api.md
+ * Civitai answers → our records. Everything from Civitai is untrusted and drifts (docs/civitai-api.md
  * §1.4): every field may be missing, null or of another type, so each read checks its type.
  */
 
 // Links are built from ids on this origin, never from the API's `downloadUrl` (which carries the
-// request's host, possibly `https://undefined`, and points at the primary file: civitai-api.md §3.1, §4.4).
+// request's host, possibly `https://undefined`, and points at the primary file: docs/civitai-api.md §3.1, §4.4).
 export const CIVITAI_ORIGIN = "https://civitai.com";
 
 /** SHA-256 of empty input, written as AutoV3 by some repackaging tools: shared by unrelated models. */
@@ -100,7 +100,7 @@ export function toMatchedFile(file: ApiFile): MatchedFile {
   };
 }
 
-/** `allowCommercialUse` was a string (`"{Image,RentCivit}"`, `"Sell"`), now an array (civitai-api.md §1.4). */
+/** `allowCommercialUse` was a string (`"{Image,RentCivit}"`, `"Sell"`), now an array (docs/civitai-api.md §1.4). */
 export function normalizeCommercialUse(value: unknown): string[] {
   let parts: unknown[];
   if (Array.isArray(value)) parts = value;
@@ -210,7 +210,7 @@ function licenseOf(model: ApiModel): LicenseFlags {
 }
 
 /**
- * A bulk by-hash answer mapped back to the hashes asked (civitai-api.md §3.1): the answer is
+ * A bulk by-hash answer mapped back to the hashes asked (docs/civitai-api.md §3.1): the answer is
  * unordered, has one element per matching file (so repeats), may hold nulls, and names no input
  * hash, so each version is attributed through its `files[].hashes.SHA256`. A hash claimed by
  * several different versions gets all of them, in `compareCandidates` order. Hashes nothing
@@ -238,7 +238,7 @@ export function mapBulkAnswer(answers: readonly unknown[], sha256s: readonly str
 }
 
 /**
- * Civitai's own rule for a hash several versions share (by-hash `orderBy`, civitai-api.md §1.1):
+ * Civitai's own rule for a hash several versions share (by-hash `orderBy`, docs/civitai-api.md §1.1):
  * oldest `publishedAt` first (unknown last, as Postgres sorts NULLs), then lowest version id.
  */
 export function compareCandidates(a: ApiModelVersion, b: ApiModelVersion): number {

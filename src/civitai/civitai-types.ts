@@ -1,6 +1,6 @@
 /**
- * Civitai response shapes as civitai-api.md §1.2/§2.1 describe them. Every field is optional and
- * may be null: the shape drifts (§1.4), so readers must tolerate absence.
+ * Civitai response shapes as docs/civitai-api.md §1.2/§2.1 describe them. Every field is optional and
+ * may be null: the shape drifts (docs/civitai-api.md §1.4), so readers must tolerate absence.
  */
 export interface ApiFile {
   id?: number;

@@ -7,7 +7,7 @@ import type { MatchedBy } from "../report/record-types.ts";
 import type { CachedVersion, MetaCache } from "./meta-cache.ts";
 
 /**
- * Identifies files on Civitai by hash with as few requests as possible (peers-and-formats.md §d1):
+ * Identifies files on Civitai by hash with as few requests as possible (docs/civitai-api.md §3.3):
  *   1. metadata cache (per SHA-256, then per AutoV3);
  *   2. bulk POST by-hash, ≤ 100 SHA-256s per request;
  *   3. single GET by-hash for what the bulk left out (it drops edge cases silently), on the

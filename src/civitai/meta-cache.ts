@@ -11,7 +11,7 @@ import type { MatchedBy } from "../report/record-types.ts";
 /**
  * Civitai metadata cache on unstorage. unstorage 1.17's fs drivers write in place (readers see
  * torn files, a crash leaves a truncated one) and its getItem runs destr, which turns garbage into
- * strings and numeric strings into numbers (reliability.md §3.1). So: our own driver writes
+ * strings and numeric strings into numbers (docs/reliability.md §3.1). So: our own driver writes
  * tmp + fsync + rename, and entries go through getItemRaw/setItemRaw as JSON we parse and
  * shape-check ourselves; anything unreadable or of the wrong shape is a miss.
  */

@@ -2,7 +2,7 @@ import { sanitizeFileName, type SanitizeOptions } from "./file-name.ts";
 
 /**
  * The file name a storage server suggests (`Content-Disposition: attachment; filename="…"` or
- * RFC 5987 `filename*=UTF-8''…`). The server is untrusted (F4): the result always goes through the
+ * RFC 5987 `filename*=UTF-8''…`). The server is untrusted (docs/cases.md F4): the result always goes through the
  * same sanitiser as API names, so `../../x` becomes `x` and never a path.
  */
 

@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } fr
 import { hostname } from "node:os";
 
 /**
- * A per-target lock so two runs never append to one `.part` (reliability.md §1.7.3, A12). It is
+ * A per-target lock so two runs never append to one `.part` (docs/reliability.md §1.7, docs/cases.md A12). It is
  * only a courtesy: flock is unreliable on network filesystems (huggingface_hub#4306), and the
  * final SHA-256 check is what guarantees a correct file; a broken lock costs bandwidth, not data.
  */

@@ -71,7 +71,7 @@ export async function resolveSources(
   return { wanted, problems, notes };
 }
 
-/** A10: fail before the first byte when the whole set cannot fit. */
+/** docs/cases.md A10: fail before the first byte when the whole set cannot fit. */
 export async function checkTotalSpace(items: readonly PlanItem[], dir: string): Promise<void> {
   let needed = 0;
   for (const item of items) {

@@ -15,7 +15,7 @@ import { PartWriter } from "./part-writer.ts";
 import { createStreamHasher, type StreamHasher } from "../hash/stream-hasher.ts";
 
 /**
- * One verified, resumable transfer (reliability.md §1.7, issue #6). The API answers with a 307 to a
+ * One verified, resumable transfer (docs/reliability.md §1.7, issue #6). The API answers with a 307 to a
  * signed storage URL; we follow it by hand so the key only ever goes to the Civitai host. Bytes go
  * to `<final>.<versionId>.part` beside the target, hashed as they are written; the final name
  * appears only when size and SHA-256 equal Civitai's.
@@ -228,7 +228,7 @@ async function run(
   const dir = dirname(task.dest);
   await mkdir(dir, { recursive: true });
   if (options.root !== undefined) {
-    // A pre-planted symlinked sub-folder must not carry the write outside the destination (F3).
+    // A pre-planted symlinked sub-folder must not carry the write outside the destination (docs/cases.md F3).
     const realRoot = await realpath(options.root);
     const realDir = await realpath(dir);
     const rel = relative(realRoot, realDir);
@@ -237,7 +237,7 @@ async function run(
     }
   }
 
-  // The target: a verified copy is kept, anything else is left alone unless --force (A11); a symlink is never written through (F5).
+  // The target: a verified copy is kept, anything else is left alone unless --force (docs/cases.md A11); a symlink is never written through (docs/cases.md F5).
   const existing = await lstat(task.dest).catch((err) => {
     if (errnoCode(err) === "ENOENT") return null;
     throw err;
@@ -306,7 +306,7 @@ interface PartState {
 }
 
 async function openPart(part: string, create: boolean): Promise<FileHandle> {
-  // O_NOFOLLOW on reopen and O_EXCL on create: a symlink planted at the part name is never followed (F5).
+  // O_NOFOLLOW on reopen and O_EXCL on create: a symlink planted at the part name is never followed (docs/cases.md F5).
   return create ? open(part, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o644) : open(part, FS.O_WRONLY | FS.O_NOFOLLOW);
 }
 
@@ -417,7 +417,7 @@ function replaceHasher(state: PartState, seed?: { path: string; length: number }
 }
 
 function baseHeaders(options: DownloaderOptions): Record<string, string> {
-  // identity: a compressed answer would make Content-Length and Range offsets meaningless (reliability.md §2.5).
+  // identity: a compressed answer would make Content-Length and Range offsets meaningless (docs/reliability.md §2.5).
   return { "User-Agent": options.userAgent ?? `civitai-meta/${VERSION}`, "Accept-Encoding": "identity" };
 }
 
@@ -604,7 +604,7 @@ async function attempt(
       await res.body?.cancel().catch(() => {});
       throw storageFailure(task, res, host);
     }
-    // An error page must never become the model file (civitai/civitai#975, A7).
+    // An error page must never become the model file (civitai/civitai#975, docs/cases.md A7).
     if (isWebPage(res)) {
       await res.body?.cancel().catch(() => {});
       throw new DownloadFailure(
@@ -618,7 +618,7 @@ async function attempt(
       const range = parseContentRange(res.headers.get("content-range"));
       if (!range || range.start !== state.offset) {
         await res.body?.cancel().catch(() => {});
-        // Splicing bytes from another offset would corrupt the file silently (pip, A4).
+        // Splicing bytes from another offset would corrupt the file silently (pip, docs/cases.md A4).
         await discardPart(part, state);
         throw new DownloadFailure(
           `${task.url}: the server resumed at the wrong offset (asked for byte ${state.offset}, got ${range ? range.start : "no Content-Range"}); the partial download was discarded, run again to start over`,
@@ -736,7 +736,7 @@ function checkTotal(task: DownloadTask, total: number | null): void {
   );
 }
 
-/** 416 on a resume: the `.part` may already be whole. Hash it, never trust the size alone (A8). */
+/** 416 on a resume: the `.part` may already be whole. Hash it, never trust the size alone (docs/cases.md A8). */
 async function onUnsatisfiable(
   task: DownloadTask,
   part: string,

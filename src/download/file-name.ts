@@ -2,7 +2,7 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
 
 /**
  * File names from Civitai (`files[].name`) or a storage server (Content-Disposition) are untrusted
- * input that becomes a path (reliability.md §4.2, ostris/ai-toolkit#852, pip #6418). Pure string
+ * input that becomes a path (docs/reliability.md §4.2, ostris/ai-toolkit#852, pip #6418). Pure string
  * work; the caller resolves `realpath(dir)` before calling {@link joinWithin}.
  */
 

@@ -2,7 +2,7 @@ import { UsageError } from "../shared/errors.ts";
 import { HASH_ALGOS, type HashAlgo } from "../scan/types.ts";
 
 /**
- * Pure rules of the hash algorithms (civitai-api.md §5). The I/O that feeds them lives in
+ * Pure rules of the hash algorithms (docs/civitai-api.md §5). The I/O that feeds them lives in
  * src/services/hash-worker.ts; everything here is testable without a file.
  */
 
@@ -16,7 +16,7 @@ export const AUTOV1_END = AUTOV1_OFFSET + AUTOV1_LENGTH;
  */
 export const AUTOV1_CIVITAI_MIN_SIZE = 0x200000;
 
-/** huggingface/safetensors `MAX_HEADER_SIZE` (reliability.md §4.7). */
+/** huggingface/safetensors `MAX_HEADER_SIZE` (docs/reliability.md §4.7). */
 export const SAFETENSORS_MAX_HEADER_SIZE = 100_000_000;
 /** Bytes the header-length rule looks at: the u64 length plus the start of the JSON. */
 export const SAFETENSORS_PROBE_BYTES = 16;
@@ -97,8 +97,8 @@ const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 const OPEN_BRACE = 0x7b;
 
 /**
- * The safetensors header-length rule, applied before anything is allocated (reliability.md §4.7,
- * E1–E4): `n` is read as BigInt so 0xFFFF_FFFF_FFFF_FFFF cannot round, and must be ≤ 100 MB and
+ * The safetensors header-length rule, applied before anything is allocated (docs/reliability.md §4.7,
+ * docs/cases.md E1–E4): `n` is read as BigInt so 0xFFFF_FFFF_FFFF_FFFF cannot round, and must be ≤ 100 MB and
  * fit in the file; the JSON must start with `{` (leading whitespace allowed, as the reference
  * parser does). `head` is the first SAFETENSORS_PROBE_BYTES of the file (fewer if the file is
  * shorter); `fileSize` is the whole file's size.

@@ -1,12 +1,12 @@
 /**
  * Persistent hash cache: one small JSON file per model file, keyed by a hash of its real path.
  *
- * Why not unstorage (reliability.md §3.1): 1.x rewrites files in place (torn reads), destr turns
+ * Why not unstorage (docs/reliability.md §3.1): 1.x rewrites files in place (torn reads), destr turns
  * "1234567890" into a number, and its key normalisation merges `a/b` with `a:b`. Here:
  * - the file name is sha256(realPath), so no name from disk can traverse or collide;
  * - each value is an object whose every field is type-checked on read; anything odd is a miss;
  * - writes go through a temp file and a rename, so readers and a second run never see a torn entry;
- * - a hit needs path, dev, ino, size, mtimeNs and ctimeNs all equal (§3.4), and entries written
+ * - a hit needs path, dev, ino, size, mtimeNs and ctimeNs all equal (docs/reliability.md §3.4), and entries written
  *   while the file's mtime was "racy" (within 2 s of the write, or in the future) are never trusted.
  *
  * Reads are synchronous on purpose: a warm run over 10,000 files is 10,000 tiny reads, and per-entry
@@ -76,7 +76,7 @@ export interface HashCache {
    * throws: a write error disables further writes and adds one warning.
    */
   set(realPath: string, identity: FileIdentity, hashes: FileHashes, absent?: readonly HashAlgo[]): void;
-  /** Removes entries that do not parse, whose file is gone or replaced (C9), and stale temp files. */
+  /** Removes entries that do not parse, whose file is gone or replaced (docs/cases.md C9), and stale temp files. */
   prune(): PruneResult;
   /** The entry file for a real path (exported for tests and `cache` diagnostics). */
   entryPath(realPath: string): string;
@@ -184,7 +184,7 @@ function sameIdentity(entry: HashCacheEntry, realPath: string, id: FileIdentity)
   );
 }
 
-/** Racy-git rule (§3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
+/** Racy-git rule (docs/reliability.md §3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
 export function isRacy(mtimeNs: string, hashedAt: number): boolean {
   const mtimeMs = Number(BigInt(mtimeNs) / 1_000_000n);
   return mtimeMs > hashedAt - RACY_WINDOW_MS;

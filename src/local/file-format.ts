@@ -1,5 +1,5 @@
 /**
- * What a model file is, by its first bytes, whatever its name says (reliability.md §4.8):
+ * What a model file is, by its first bytes, whatever its name says (docs/reliability.md §4.8):
  * dispatching on the extension let a pickle renamed `.SafeTensors` be unpickled (InvokeAI #2946).
  */
 import type { LocalFormat, ZipSummary } from "./local-types.ts";
@@ -48,7 +48,7 @@ export function detectFormatFromBytes(head: Uint8Array): LocalFormat {
   }
   // PROTO opcode 0x80 then protocol 2–5: every torch.save pickle and any modern pickle.
   if (head.length >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return "pickle";
-  // u64 length then `{` after optional whitespace; the length itself is judged later (E1–E4).
+  // u64 length then `{` after optional whitespace; the length itself is judged later (docs/cases.md E1–E4).
   let i = 8;
   while (i < head.length && WHITESPACE.has(head[i]!)) i++;
   if (i < head.length && head[i] === 0x7b) return "safetensors";

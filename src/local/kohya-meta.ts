@@ -1,5 +1,5 @@
 /**
- * The parts of a safetensors `__metadata__` users look at (peers-and-formats.md §b5): kohya-ss
+ * The parts of a safetensors `__metadata__` users look at (docs/sidecars.md §5): kohya-ss
  * training keys, SAI ModelSpec keys and the hashes a file claims about itself. Values are
  * untrusted text: strings are cut, nested JSON (ss_tag_frequency, ss_datasets) goes through the
  * same depth/size guard as the header, and embedded hashes must be hex of the right length
@@ -169,7 +169,7 @@ export interface EmbeddedHashesResult {
 /**
  * `sshs_model_hash`, `sshs_legacy_hash` and `modelspec.hash_sha256`, accepted only as hex of the
  * right length (an optional `0x`, as OneTrainer writes) and never the SHA-256 of empty input that
- * repackaging tools write (civitai-api.md §5). A full 64-hex data hash yields an AutoV3 candidate.
+ * repackaging tools write (docs/civitai-api.md §5). A full 64-hex data hash yields an AutoV3 candidate.
  */
 export function extractEmbeddedHashes(meta: Meta): EmbeddedHashesResult {
   const hashes: EmbeddedHash[] = [];

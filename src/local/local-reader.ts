@@ -2,7 +2,7 @@
  * The local pass over one model file: format by magic bytes, then only the header — for
  * safetensors the first 8 bytes and exactly `n` header bytes, for GGUF a bounded prefix, for a zip
  * its first local header. Pickles and zips are never loaded and nothing is spawned
- * (reliability.md §4.8). Per-file problems land in `LocalInfo.errors`; these functions do not
+ * (docs/reliability.md §4.8). Per-file problems land in `LocalInfo.errors`; these functions do not
  * throw for a bad or vanished file, so a scan goes on.
  */
 import { open, readdir, stat } from "node:fs/promises";
@@ -124,7 +124,7 @@ async function readSafetensors(
   counter: { bytes: number },
   includeMetadata: boolean,
 ): Promise<void> {
-  // Length rules first (E1–E4): BigInt compares against 100 MB and the file size, before allocating.
+  // Length rules first (docs/cases.md E1–E4): BigInt compares against 100 MB and the file size, before allocating.
   const check = checkSafetensorsHeader(probe, size);
   if (!check.ok) {
     info.errors.push(`invalid safetensors: ${check.reason}`);

@@ -4,7 +4,7 @@
  * plain JSON (no BigInt, no Map) so it can be cached and written into reports as is.
  */
 
-/** The format by content (magic bytes), never by extension (reliability.md §4.8). */
+/** The format by content (magic bytes), never by extension (docs/reliability.md §4.8). */
 export type LocalFormat = "safetensors" | "gguf" | "zip" | "pickle" | "unknown";
 
 export interface ZipSummary {
@@ -70,7 +70,7 @@ export interface TagCount {
   count: number;
 }
 
-/** The kohya-ss `ss_*` keys users look at (peers-and-formats.md §b5). Strings are cut. */
+/** The kohya-ss `ss_*` keys users look at (docs/sidecars.md §5). Strings are cut. */
 export interface TrainingInfo {
   outputName: string | null;
   baseModelVersion: string | null;
@@ -100,7 +100,7 @@ export interface TrainingInfo {
   classTokens: string[];
 }
 
-/** SAI ModelSpec keys (`modelspec.*`, peers-and-formats.md §b5). */
+/** SAI ModelSpec keys (`modelspec.*`, docs/sidecars.md §5). */
 export interface ModelSpecInfo {
   specVersion: string | null;
   architecture: string | null;

@@ -1,7 +1,7 @@
 /**
  * Parses and validates a safetensors JSON header the way huggingface/safetensors `read_metadata`
- * and `validate()` do (reliability.md §4.7, E5–E8), on bytes the caller already read. The length
- * rule (E1–E4) is `checkSafetensorsHeader` in hash-algos.ts and runs before any allocation.
+ * and `validate()` do (docs/reliability.md §4.7, docs/cases.md E5–E8), on bytes the caller already read. The length
+ * rule (docs/cases.md E1–E4) is `checkSafetensorsHeader` in hash-algos.ts and runs before any allocation.
  * Never throws: every problem is a message in `errors` (the file is bad) or `warnings`.
  */
 import { isPlainObject, own, parseJsonGuarded } from "../shared/json-guard.ts";
@@ -133,7 +133,7 @@ function readMetadata(entry: unknown, warnings: string[]): Record<string, string
     if (typeof value === "string") out[key] = value;
     else nonString.push(key);
   }
-  // The format says map<string,string>; nested values are the E6 vector, so they are not kept.
+  // The format says map<string,string>; nested values are the docs/cases.md E6 vector, so they are not kept.
   if (nonString.length > 0) warnings.push(`__metadata__ values that are not strings ignored: ${listSome(nonString)}`);
   return out;
 }

@@ -1,6 +1,6 @@
 /**
  * `scan --write-sidecars`: writes `<base>.civitai.info` beside a found model, the file the A1111 /
- * Forge Civitai Helper extensions read (peers-and-formats.md §b2): the model-version object as
+ * Forge Civitai Helper extensions read (docs/sidecars.md §2): the model-version object as
  * by-hash returns it, indented by 4 like CH's `json.dumps(indent=4)`, with the model's details
  * merged into `model` and `creator` as CHz does. Opt-in: nothing is written into model folders
  * without the flag. Atomic (temp file + rename), and it never replaces a sidecar that holds

@@ -1,5 +1,5 @@
 /**
- * Reads the files other tools leave beside a model (peers-and-formats.md §b1–b4) into one shape,
+ * Reads the files other tools leave beside a model (docs/sidecars.md §1–§4) into one shape,
  * labelled with where each came from. They are hints written by other programs from Civitai data:
  * every string is cut, every hash shape-checked, unknown keys ignored, and a hash they claim is
  * for the caller to confirm against its own.

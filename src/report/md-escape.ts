@@ -1,5 +1,5 @@
 /**
- * Escaping for untrusted text in Markdown reports (reliability.md §4.4, cases D6 and F2).
+ * Escaping for untrusted text in Markdown reports (docs/reliability.md §4.4, docs/cases.md D6 and F2).
  *
  * Everything that reaches a report from Civitai or from a file name is attacker-controlled, and
  * GitHub, VS Code and markdown-it all render it: one unescaped `|` adds a table column, one `[`…`](`
@@ -15,11 +15,11 @@ export const MD_EMPTY = "—";
 const LINE_BREAK_RE = /\r\n|[\r\n\u2028\u2029]/g;
 
 // C0 (tab included: it is whitespace we turn into a space), DEL, C1, and the bidi controls that
-// reorder what a reader sees (Trojan Source, CVE-2021-42574). Decision for D6: shown visibly as
+// reorder what a reader sees (Trojan Source, CVE-2021-42574). Decision for docs/cases.md D6: shown visibly as
 // `\x1b` / `\u202e` rather than removed, so a hostile name is noticed, as the terminal shows it.
 const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
-// The §4.4 set `` \ ` * _ { } [ ] ( ) # + - . ! | < > `` plus what GFM and GitHub also give meaning to:
+// The docs/reliability.md §4.4 set `` \ ` * _ { } [ ] ( ) # + - . ! | < > `` plus what GFM and GitHub also give meaning to:
 // `&` (entities), `~` (strikethrough), `$` (GitHub math), `:` and `@` (GFM autolinks of bare URLs and
 // e-mail addresses, which would otherwise be the only links we did not build). Backslash first:
 // escaping `|` alone would let an input `\|` through as `\\|`, an escaped backslash then a live pipe.

@@ -6,7 +6,7 @@ import { sortRecords } from "./render-json.ts";
 
 /**
  * The CSV inventory: RFC 4180 (every text cell quoted, `"` doubled, CRLF line ends), UTF-8, one
- * header row and one row per file. Spreadsheet formula injection (reliability.md §4.3, OWASP,
+ * header row and one row per file. Spreadsheet formula injection (docs/reliability.md §4.3, OWASP,
  * CWE-1236): a text cell that starts with `=`, `+`, `-`, `@`, tab, CR, LF or NUL gets a leading `'`,
  * which Excel, LibreOffice and Google Sheets show as text. The numeric columns (size, model_id,
  * version_id) are written as bare numbers and never prefixed, so they still sort as numbers.

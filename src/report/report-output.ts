@@ -6,7 +6,7 @@ import { writeFileAtomic } from "../shared/atomic-write.ts";
 /**
  * Writes a finished report: stdout, or FILE via temp + rename in FILE's folder, so a reader never
  * sees half a report and an interrupted run leaves the old one whole. A symlink at FILE is
- * replaced by the report rather than followed to wherever it points (reliability.md F9).
+ * replaced by the report rather than followed to wherever it points (docs/cases.md F9).
  */
 export function writeReport(text: string, file: string | undefined): void {
   if (file === undefined || file === "-") {

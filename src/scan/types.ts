@@ -1,11 +1,11 @@
-/** Hash algorithms we can compute from one read of a file (civitai-api.md §5). */
+/** Hash algorithms we can compute from one read of a file (docs/civitai-api.md §5). */
 export const HASH_ALGOS = ["sha256", "autov1", "autov2", "autov3", "crc32"] as const;
 export type HashAlgo = (typeof HASH_ALGOS)[number];
 
 /** Lower-case hex, as `sha256sum` prints; Civitai compares case-insensitively. */
 export type FileHashes = Partial<Record<HashAlgo, string>>;
 
-/** The identity of a file's contents on disk: a cache hit needs every field equal (reliability.md §3.4). */
+/** The identity of a file's contents on disk: a cache hit needs every field equal (docs/reliability.md §3.4). */
 export interface FileIdentity {
   dev: number;
   ino: number;

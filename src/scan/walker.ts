@@ -1,6 +1,6 @@
 // The folder walker: finds model files under the given paths without ever opening one.
 // Bun's readdir({recursive:true}) throws ELOOP and returns nothing when a symlink cycle exists
-// anywhere below the root (reliability.md §4.6), so this walks one directory at a time with an
+// anywhere below the root (docs/reliability.md §4.6), so this walks one directory at a time with an
 // explicit stack and its own (dev, ino) loop detection.
 import type { BigIntStats, Dirent } from "node:fs";
 import { lstat, readdir, realpath, stat } from "node:fs/promises";

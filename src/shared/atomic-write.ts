@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
- * the new content, never a torn file (reliability.md §3.1, §3.5). The temp file sits in the target's
+ * the new content, never a torn file (docs/reliability.md §3.1, §3.5). The temp file sits in the target's
  * folder because rename is only atomic within one filesystem.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Checks untrusted JSON before anything keeps it (reliability.md §4.7, E5/E6/E8). JSON.parse
+ * Checks untrusted JSON before anything keeps it (docs/reliability.md §4.7, docs/cases.md E5/E6/E8). JSON.parse
  * accepts 10^6-deep arrays, but JSON.stringify or any recursive walk of the result then throws
  * RangeError, so depth is measured on the raw text, iteratively, BEFORE parsing. Parsed values are
  * then copied into null-prototype objects without `__proto__`-like keys so spreading or

@@ -1,12 +1,12 @@
 /**
- * The one redaction function every sink uses (reliability.md §4.1): logger, error messages,
+ * The one redaction function every sink uses (docs/reliability.md §4.1): logger, error messages,
  * reports, cache. It removes the literal key wherever it appears, credential query parameters,
  * Authorization values and the parts of pre-signed S3/R2 URLs that act as credentials.
  */
 
 export const REDACTED = "***";
 
-/** Query/form parameters whose value is a credential. `token` is Civitai's own (civitai-api.md §4.3). */
+/** Query/form parameters whose value is a credential. `token` is Civitai's own (docs/civitai-api.md §4.3). */
 const SECRET_PARAM_RE = /([?&;]|\b)(token|api[_-]?key|access_token|key)=([^&\s"'#<>]*)/gi;
 const AMZ_PARAM_RE = /\b(X-Amz-(?:Signature|Credential|Security-Token))(=|:\s*)([^&\s"'#<>]*)/gi;
 /** `Authorization: …` in a header dump, or `"authorization":"…"` in JSON, up to the end of the value. */

@@ -100,7 +100,7 @@ describe("hash command", () => {
     expect(second.stderr).toContain("2 from cache");
   });
 
-  test("a read-only cache location (a real ro mount) gives one warning and the run completes (C5)", async () => {
+  test("a read-only cache location (a real ro mount) gives one warning and the run completes (docs/cases.md C5)", async () => {
     const dir = makeTree();
     const mnt = tmp.make();
     const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", mnt]);
@@ -127,7 +127,7 @@ describe("hash command", () => {
     }
   });
 
-  test("a file name with terminal escapes is printed escaped (D6)", async () => {
+  test("a file name with terminal escapes is printed escaped (docs/cases.md D6)", async () => {
     const dir = tmp.make();
     writeFileSync(join(dir, "evil\x1b]52;c;aGk=\x07.safetensors"), "x");
     const r = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);

@@ -87,7 +87,7 @@ describe("inspect command", () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  test("a hostile header is reported for the file with exit 1 (E1)", async () => {
+  test("a hostile header is reported for the file with exit 1 (docs/cases.md E1)", async () => {
     const bad = join(dir, "e1.safetensors");
     writeFileSync(bad, rawSafetensors('{"a":1}', new Uint8Array(10), 0xffff_ffff_ffff_ffffn).bytes);
     const r = await inspect("--no-hash", bad);

@@ -168,7 +168,7 @@ describe("scan: local section", () => {
   });
 });
 
-/** One model file per sidecar format, each sidecar built from the documented fields (peers-and-formats.md §b1–b4). */
+/** One model file per sidecar format, each sidecar built from the documented fields (docs/sidecars.md §1–§4). */
 function sidecarLibrary(dir: string) {
   const a = writeLora(dir, "a.safetensors");
   writeFileSync(

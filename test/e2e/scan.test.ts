@@ -273,7 +273,7 @@ describe("scan", () => {
     expect(w.stdout + w.stderr).not.toContain(SENTINEL);
   });
 
-  test("-o writes atomically and replaces a symlink rather than following it (F9)", async () => {
+  test("-o writes atomically and replaces a symlink rather than following it (docs/cases.md F9)", async () => {
     const dir = library([{ name: "a.safetensors", content: "f9" }]);
     const outDir = tmp.make();
     const victim = join(outDir, "victim.txt");

@@ -1,7 +1,7 @@
 /**
  * A fake Civitai API on 127.0.0.1 for every test that would otherwise talk to civitai.com.
  *
- * It mirrors the real endpoints (civitai-api.md §1–§3): by-hash GET (case-insensitive, any hash
+ * It mirrors the real endpoints (docs/civitai-api.md §1–§3): by-hash GET (case-insensitive, any hash
  * type, oldest published version first, 404 bodies from the fixtures), by-hash POST (≤ 100
  * 64-char strings, one element per matching file, shuffled, null for versions without a primary
  * file), /models?ids= and /models/{id}. It records every request and injects faults.
@@ -211,7 +211,7 @@ export interface MakeVersionSpec {
   extra?: Partial<ApiModelVersion> & Record<string, unknown>;
 }
 
-/** A model version in the current by-hash shape (civitai-api.md §1.2). */
+/** A model version in the current by-hash shape (docs/civitai-api.md §1.2). */
 export function makeVersion(spec: MakeVersionSpec): ApiModelVersion & Record<string, unknown> {
   const base = spec.downloadBase ?? "https://civitai.com";
   const type = spec.modelType ?? "LORA";
@@ -282,7 +282,7 @@ export interface MakeModelSpec {
   extra?: Partial<ApiModel> & Record<string, unknown>;
 }
 
-/** A /models/{id} body (civitai-api.md §2.1): `modelVersions` lack modelId, model, air, updatedAt. */
+/** A /models/{id} body (docs/civitai-api.md §2.1): `modelVersions` lack modelId, model, air, updatedAt. */
 export function makeModel(spec: MakeModelSpec): ApiModel & Record<string, unknown> {
   const modelVersions = (spec.versions ?? []).map((v, index) => {
     const { model: _m, modelId: _id, air: _air, updatedAt: _u, ...rest } = v as ApiModelVersion & Record<string, unknown>;

@@ -3,7 +3,7 @@
  * Content-Length and mid-body resets behave as on the wire).
  *
  * The API answers `/api/download/models/{v}[?fileId=]` with a 307 to the storage origin, like
- * civitai.com → R2 (civitai-api.md §4.4), and serves `/api/v1/model-versions/{id}`,
+ * civitai.com → R2 (docs/civitai-api.md §4.4), and serves `/api/v1/model-versions/{id}`,
  * `/by-hash/{hash}` and `/models/{id}` for the files added. Storage speaks Range / If-Range /
  * 206 / 416, sends ETag and Content-Disposition, expires signed links, and injects faults.
  * Every request is recorded with its headers, and storage counts the body bytes it sent.

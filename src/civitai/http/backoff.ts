@@ -1,5 +1,5 @@
 /**
- * Retry timing for Civitai calls (reliability.md §2.7): exponential backoff with full jitter,
+ * Retry timing for Civitai calls (docs/reliability.md §2.7): exponential backoff with full jitter,
  * Retry-After parsing, which statuses are transient, and the additive-increase /
  * multiplicative-decrease rule for the client's concurrency. Pure: callers pass `random` and `now`.
  */

@@ -1,6 +1,6 @@
 /**
  * The JSON request engine behind the Civitai client: one ofetch instance with ofetch's own retry
- * switched off, and our loop around it (reliability.md §2.1, §2.7). Why we drive the retries:
+ * switched off, and our loop around it (docs/reliability.md §2.1, §2.7). Why we drive the retries:
  * - ofetch 1.5.1 reuses an already-aborted timeout signal on retry, ignores Retry-After, does not
  *   retry POST, reads the body outside its retry loop and parses with destr (a truncated body comes
  *   back as a string). Here every attempt gets a fresh AbortSignal.timeout, and the body read, JSON

@@ -166,7 +166,7 @@ describe("endpoints", () => {
 });
 
 describe("B: HTTP / API resilience", () => {
-  test("B1 429 Retry-After: 2 then 200: waits ≥ 2 s, one retry, a queued request waits too", async () => {
+  test("B1: 429 Retry-After: 2 then 200: waits ≥ 2 s, one retry, a queued request waits too", async () => {
     const { client, clock, sent, lines } = makeClient({ concurrency: 1 });
     civitai.queueFaults("versionByHash", faults.rateLimit(2));
     const [a, b] = await Promise.all([client.versionByHash(civitai.url, SHA_A), client.versionByHash(civitai.url, SHA_B)]);
@@ -184,7 +184,7 @@ describe("B: HTTP / API resilience", () => {
     expect(lines.filter((l) => l.startsWith("warn ") && l.includes("asked us to slow down; pausing 2 s")).length).toBe(1);
   });
 
-  test("B2 429 Retry-After: 3600 → rate_limited with retryAt, fast; pending calls fail fast too", async () => {
+  test("B2: 429 Retry-After: 3600 → rate_limited with retryAt, fast; pending calls fail fast too", async () => {
     const { client, clock } = makeClient({ concurrency: 1 });
     civitai.queueFaults("versionByHash", faults.rateLimit(3600));
     const calls = [SHA_A, SHA_B, SHA_C].map((h) => caught(client.versionByHash(civitai.url, h)));
@@ -202,7 +202,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.requests.length).toBe(1);
   });
 
-  test("B2 429 with an HTTP-date one hour ahead → rate_limited at that date", async () => {
+  test("B2: 429 with an HTTP-date one hour ahead → rate_limited at that date", async () => {
     const { client, clock } = makeClient();
     civitai.queueFaults("versionByHash", faults.rateLimit(new Date(START + 3_600_000)));
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -211,7 +211,7 @@ describe("B: HTTP / API resilience", () => {
     expect(clock.sleeps).toEqual([]);
   });
 
-  test("B2 a wait under maxRateLimitWaitMs is honoured, over it stops", async () => {
+  test("B2: a wait under maxRateLimitWaitMs is honoured, over it stops", async () => {
     const { client } = makeClient({ maxRateLimitWaitMs: 5_000 });
     civitai.queueFaults("versionByHash", faults.rateLimit(4), faults.rateLimit(6));
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -219,7 +219,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.counts.versionByHash).toBe(2);
   });
 
-  test("B3 five 429s without Retry-After: jittered exponential delays (seeded), bounded, clear error", async () => {
+  test("B3: five 429s without Retry-After: jittered exponential delays (seeded), bounded, clear error", async () => {
     const { client, clock } = makeClient({ random: seeded(7) });
     civitai.setFault("versionByHash", faults.rateLimit());
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -234,7 +234,7 @@ describe("B: HTTP / API resilience", () => {
     expect(client.stats.retries).toBe(4);
   });
 
-  test("B4 a burst of 500/502/503/504/524 then success", async () => {
+  test("B4: a burst of 500/502/503/504/524 then success", async () => {
     const { client } = makeClient({ maxAttempts: 6 });
     civitai.queueFaults(
       "versionByHash",
@@ -246,7 +246,7 @@ describe("B: HTTP / API resilience", () => {
     expect(client.stats.requests).toBe(6);
   });
 
-  test("B4 the attempt count stays within the limit", async () => {
+  test("B4: the attempt count stays within the limit", async () => {
     const { client, clock } = makeClient({ maxAttempts: 3 });
     civitai.queueFaults("versionByHash", faults.burst(503, 5));
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -257,7 +257,7 @@ describe("B: HTTP / API resilience", () => {
     expect(clock.sleeps.length).toBe(2);
   });
 
-  test("B5 truncated JSON once is retried; persistent → bad_response, never a string", async () => {
+  test("B5: truncated JSON once is retried; persistent → bad_response, never a string", async () => {
     const { client } = makeClient({ maxAttempts: 3 });
     civitai.queueFaults("versionByHash", faults.truncatedJson());
     const v = await client.versionByHash(civitai.url, SHA_A);
@@ -272,7 +272,7 @@ describe("B: HTTP / API resilience", () => {
     expect((await caught(client.versionsByHashes(civitai.url, [SHA_A]))).kind).toBe("bad_response");
   });
 
-  test("B5 wrong-shaped JSON on each endpoint → retried, then bad_response", async () => {
+  test("B5: wrong-shaped JSON on each endpoint → retried, then bad_response", async () => {
     const { client } = makeClient({ maxAttempts: 2 });
     civitai.setFault("*", faults.wrongShape());
     const byHash = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -285,7 +285,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.counts.versionsByHashes).toBe(2);
   });
 
-  test("B6 Cloudflare challenge HTML with 200 → retried, then a message about a block/challenge and the User-Agent", async () => {
+  test("B6: Cloudflare challenge HTML with 200 → retried, then a message about a block/challenge and the User-Agent", async () => {
     const { client } = makeClient({ maxAttempts: 2 });
     civitai.setFault("versionByHash", faults.cloudflare());
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -296,13 +296,13 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.counts.versionByHash).toBe(2);
   });
 
-  test("B6 a maintenance page is named as such", async () => {
+  test("B6: a maintenance page is named as such", async () => {
     const { client } = makeClient({ maxAttempts: 1 });
     civitai.setFault("*", faults.maintenance());
     expect((await caught(client.modelsByIds(civitai.url, [100]))).message).toContain("maintenance");
   });
 
-  test("B7 404 Model not found → null after exactly one request; 'Missing model file' too", async () => {
+  test("B7: 404 Model not found → null after exactly one request; 'Missing model file' too", async () => {
     const { client } = makeClient();
     expect(await client.versionByHash(civitai.url, sha(0xfeed))).toBeNull();
     expect(civitai.requests.length).toBe(1);
@@ -311,7 +311,7 @@ describe("B: HTTP / API resilience", () => {
     expect(client.stats.retries).toBe(0);
   });
 
-  test("B8 connection refused → network error, bounded attempts", async () => {
+  test("B8: connection refused → network error, bounded attempts", async () => {
     const closed = await startFakeCivitai({ fixtures: false });
     const host = closed.url;
     await closed.stop();
@@ -324,7 +324,7 @@ describe("B: HTTP / API resilience", () => {
     expect(clock.sleeps.length).toBe(2);
   });
 
-  test("B9 a server that never answers: every attempt has a fresh timeout and reaches the server", async () => {
+  test("B9: a server that never answers: every attempt has a fresh timeout and reaches the server", async () => {
     const { client } = makeClient({ timeoutMs: 150, maxAttempts: 3 });
     civitai.setFault("versionByHash", faults.hang());
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -333,7 +333,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.counts.versionByHash).toBe(3);
   });
 
-  test("B9 a body cut mid-stream is retried like a network error", async () => {
+  test("B9: a body cut mid-stream is retried like a network error", async () => {
     const { client } = makeClient({ maxAttempts: 3 });
     civitai.queueFaults("versionsByHashes", faults.cutBody());
     expect((await client.versionsByHashes(civitai.url, [SHA_A]))[0]?.id).toBe(101);
@@ -345,7 +345,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.counts.versionByHash).toBe(3);
   });
 
-  test("B10 POST by-hash answered 503 once is retried", async () => {
+  test("B10: POST by-hash answered 503 once is retried", async () => {
     const { client } = makeClient();
     civitai.queueFaults("versionsByHashes", faults.status(503, { error: "Service Unavailable" }));
     const out = await client.versionsByHashes(civitai.url, [SHA_B]);
@@ -354,7 +354,7 @@ describe("B: HTTP / API resilience", () => {
     expect(civitai.requests[0]?.body).toBe(civitai.requests[1]?.body);
   });
 
-  test("B11 abort during an in-flight request → aborted, no request after the abort", async () => {
+  test("B11: abort during an in-flight request → aborted, no request after the abort", async () => {
     const controller = new AbortController();
     const { client } = makeClient({ signal: controller.signal, concurrency: 1 });
     civitai.setFault("versionByHash", faults.hang());
@@ -418,7 +418,7 @@ describe("B: HTTP / API resilience", () => {
 });
 
 describe("F6/F8: the key", () => {
-  test("F6 a sentinel key appears in no error, cause, log line or stats on any error path", async () => {
+  test("F6: a sentinel key appears in no error, cause, log line or stats on any error path", async () => {
     const other = await startFakeCivitai({ fixtures: false });
     const closed = await startFakeCivitai({ fixtures: false });
     const closedUrl = closed.url;
@@ -491,7 +491,7 @@ describe("F6/F8: the key", () => {
     await other.stop();
   });
 
-  test("F6 the key goes as Bearer to a Civitai host only, never in a URL", async () => {
+  test("F6: the key goes as Bearer to a Civitai host only, never in a URL", async () => {
     const other = await startFakeCivitai();
     const { client } = makeClient();
     await client.versionByHash(civitai.url, SHA_A);
@@ -503,7 +503,7 @@ describe("F6/F8: the key", () => {
     await other.stop();
   });
 
-  test("F8 a redirect to another origin is refused: that origin never sees the request or the key", async () => {
+  test("F8: a redirect to another origin is refused: that origin never sees the request or the key", async () => {
     const other = await startFakeCivitai();
     const { client } = makeClient();
     civitai.queueFaults("versionByHash", faults.redirect(`${other.url}/api/v1/model-versions/by-hash/${SHA_A}`));
@@ -516,7 +516,7 @@ describe("F6/F8: the key", () => {
     await other.stop();
   });
 
-  test("F8 same-origin and configured-host redirects are followed; the key goes only to configured hosts", async () => {
+  test("F8: same-origin and configured-host redirects are followed; the key goes only to configured hosts", async () => {
     const mirror = await startFakeCivitai();
     mirror.addVersion(makeVersion({ versionId: 101, modelId: 100, sha256: SHA_A }));
     const { client } = makeClient({ civitaiHosts: [civitai.origin, mirror.origin] });
@@ -529,7 +529,7 @@ describe("F6/F8: the key", () => {
     await mirror.stop();
   });
 
-  test("F8 redirect policy: https → http is refused, even to a configured host", () => {
+  test("F8: redirect policy: https → http is refused, even to a configured host", () => {
     const trusted = new Set(["https://civitai.com", "http://civitai.com"]);
     expect(redirectRefusal("https://civitai.com/a", "http://civitai.com/b", trusted)).toContain("downgrades https to http");
     expect(redirectRefusal("https://civitai.com/a", "/b", trusted)).toBeUndefined();
@@ -539,7 +539,7 @@ describe("F6/F8: the key", () => {
   });
 
   const openssl = Bun.which("openssl");
-  test.skipIf(!openssl)("F8 an https → http downgrade redirect is refused end to end (self-signed TLS)", async () => {
+  test.skipIf(!openssl)("F8: an https → http downgrade redirect is refused end to end (self-signed TLS)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "civitai-meta-tls-"));
     try {
       const gen = Bun.spawnSync(

@@ -23,7 +23,7 @@ interface World {
 }
 
 /**
- * An in-memory Civitai that behaves like the real endpoints (civitai-api.md §1, §3.1): bulk POST
+ * An in-memory Civitai that behaves like the real endpoints (docs/civitai-api.md §1, §3.1): bulk POST
  * matches SHA-256 only, one element per matching file, unordered; single GET matches any hash type
  * and returns Civitai's first candidate; /models omits unknown ids.
  */

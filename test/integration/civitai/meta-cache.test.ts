@@ -78,7 +78,7 @@ describe("round trip and TTL", () => {
     await expect(cache.setModel(5, { id: 6 })).rejects.toThrow(TypeError);
   });
 
-  test("values that destr would coerce come back unchanged (C2)", async () => {
+  test("values that destr would coerce come back unchanged (docs/cases.md C2)", async () => {
     const cache = createMetaCache({ dir: tmp.make() });
     await cache.setVersion(KEY, version(1, { name: "1234567890", description: "12345e7890", baseModel: "true" }));
     const got = await cache.getVersion(KEY);
@@ -116,7 +116,7 @@ describe("round trip and TTL", () => {
   });
 });
 
-describe("corrupt entries are misses (C1)", () => {
+describe("corrupt entries are misses (docs/cases.md C1)", () => {
   const good = { v: 1, storedAt: 0, expiresAt: 9e15, kind: "found", data: [{ id: 1 }] };
   const cases: [string, string][] = [
     ["empty file", ""],
@@ -168,7 +168,7 @@ describe("corrupt entries are misses (C1)", () => {
   });
 });
 
-describe("hostile keys never leave the dir (C10)", () => {
+describe("hostile keys never leave the dir (docs/cases.md C10)", () => {
   test("the cache API accepts only well-formed keys", async () => {
     const cache = createMetaCache({ dir: tmp.make() });
     for (const key of [
@@ -206,7 +206,7 @@ describe("hostile keys never leave the dir (C10)", () => {
   });
 });
 
-describe("atomic writes across processes (C3, C4)", () => {
+describe("atomic writes across processes (docs/cases.md C3, C4)", () => {
   // A writer in another process alternates a ~2 MB and a small value on one key: in-place writes
   // (unstorage 1.17's fs drivers) showed torn reads in most iterations of exactly this loop.
   const writerScript = (dir: string) => {

@@ -111,7 +111,7 @@ async function interrupted(task: DownloadTask, fraction: number): Promise<number
   return at;
 }
 
-describe("downloads (reliability.md A1–A14)", () => {
+describe("downloads (docs/cases.md A1–A14)", () => {
   test("clean download: 307 followed by hand, key only to the API, Accept-Encoding identity, final name only after verification", async () => {
     const f = addFile(100);
     const result = await downloadFile(taskFor(f), opts());
@@ -504,7 +504,7 @@ console.log(JSON.stringify({ status: r.status, message: r.message ?? null, peak:
   }, 30_000);
 });
 
-describe("names, symlinks and redirects (F3–F5, F8)", () => {
+describe("names, symlinks and redirects (docs/cases.md F3–F5, F8)", () => {
   test("F3: hostile API file names land inside DIR, sanitised, ≤ 255 bytes; nothing outside", async () => {
     const names = [
       "../../.bashrc",

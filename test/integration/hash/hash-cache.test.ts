@@ -25,7 +25,7 @@ import { foundFile } from "../../helpers/found-file.ts";
 
 const BUN = process.execPath;
 const SRC = join(import.meta.dir, "../../../src");
-/** Files get an mtime an hour back so their cache entries are not "racy" (§3.4). */
+/** Files get an mtime an hour back so their cache entries are not "racy" (docs/reliability.md §3.4). */
 const PAST = new Date(Date.now() - 3600_000);
 
 // Created at load time so `test.skipIf(!mounted)` knows whether a read-only mount is possible.
@@ -125,7 +125,7 @@ describe("hits and misses", () => {
   });
 });
 
-describe("changed files are re-hashed (C6, C7, C9)", () => {
+describe("changed files are re-hashed (docs/cases.md C6, C7, C9)", () => {
   test("C6: same-size in-place edit with mtime restored by touch -r", async () => {
     const cache = await freshCache("c6");
     const f = makeFile("c6.bin", "A".repeat(4096));
@@ -181,7 +181,7 @@ describe("changed files are re-hashed (C6, C7, C9)", () => {
   });
 });
 
-describe("bad entry files are misses, never data (C1, C2)", () => {
+describe("bad entry files are misses, never data (docs/cases.md C1, C2)", () => {
   const valid = (f: FoundFile): HashCacheEntry => ({
     v: 1,
     path: f.realPath,
@@ -243,7 +243,7 @@ describe("bad entry files are misses, never data (C1, C2)", () => {
   });
 });
 
-describe("unusable cache locations (C5)", () => {
+describe("unusable cache locations (docs/cases.md C5)", () => {
   test("--no-cache gives no cache and no warning", async () => {
     expect(await openHashCache(false)).toEqual({ cache: null });
   });
@@ -293,7 +293,7 @@ describe("unusable cache locations (C5)", () => {
   });
 });
 
-describe("concurrency and atomic writes (C4)", () => {
+describe("concurrency and atomic writes (docs/cases.md C4)", () => {
   test("two processes writing distinct and shared keys: nothing lost, nothing torn", async () => {
     const dir = join(root, "c4");
     const script = (tag: string) => `
@@ -352,7 +352,7 @@ describe("concurrency and atomic writes (C4)", () => {
   });
 
   test("a 2 MB file rewritten by another process is never seen torn", async () => {
-    // Entries are too small to catch a torn in-place write reliably; a large value can (§3.1 saw 55 of 65).
+    // Entries are too small to catch a torn in-place write reliably; a large value can (docs/reliability.md §3.1 saw 55 of 65).
     const p = join(root, "big-atomic.json");
     writeFileAtomic(p, JSON.stringify({ n: -1, pad: "x".repeat(2_000_000) }));
     const writer = Bun.spawn(
@@ -388,7 +388,7 @@ describe("concurrency and atomic writes (C4)", () => {
     expect(JSON.parse(readFileSync(p, "utf8")).n).toBe(29);
   });
 
-  test("SIGKILL while the cache is being written leaves every entry parseable, and a later run uses it (C3)", async () => {
+  test("SIGKILL while the cache is being written leaves every entry parseable, and a later run uses it (docs/cases.md C3)", async () => {
     const dir = join(root, "c3");
     mkdirSync(dir, { recursive: true });
     const writer = Bun.spawn(
@@ -434,7 +434,7 @@ describe("concurrency and atomic writes (C4)", () => {
     expect(leftovers.length).toBeLessThanOrEqual(1);
   });
 
-  test("hostile paths map to distinct files inside the cache (C10)", async () => {
+  test("hostile paths map to distinct files inside the cache (docs/cases.md C10)", async () => {
     const cache = await freshCache("c10");
     const names = ["../x", "a/b", "a:b", "A/B", "x?y=1", "x", "/../../etc/passwd"];
     const files = names.map((n) => cache.entryPath(n));

@@ -122,7 +122,7 @@ describe("a real kohya SDXL LoRA", () => {
   });
 });
 
-describe("malicious safetensors headers (reliability.md E1–E8)", () => {
+describe("malicious safetensors headers (docs/cases.md E1–E8)", () => {
   test("E1: length 0xFFFFFFFFFFFFFFFF → header too large, only the 16-byte probe read", async () => {
     const p = write("e1.safetensors", rawSafetensors('{"a":1}', new Uint8Array(100), 0xffff_ffff_ffff_ffffn).bytes);
     const reads: { position: number; length: number }[] = [];

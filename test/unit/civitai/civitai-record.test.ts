@@ -13,7 +13,7 @@ import {
 } from "../../../src/civitai/civitai-record.ts";
 import { DESCRIPTION_MAX_CHARS, htmlToPlainText } from "../../../src/civitai/html-text.ts";
 
-// The recorded Civitai payloads (civitai-api.md §7); the repo copy wins when present.
+// The recorded Civitai payloads (docs/civitai-api.md §7); the repo copy wins when present.
 const FIXTURE_DIRS = [join(import.meta.dir, "../../fixtures/civitai")];
 function fixture<T>(name: string): T {
   const dir = FIXTURE_DIRS.find((d) => existsSync(join(d, name)));

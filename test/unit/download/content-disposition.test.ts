@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { decodeExtValue, fileNameFromContentDisposition, parseContentDispositionRaw } from "../../../src/download/content-disposition.ts";
 
-describe("Content-Disposition (F4)", () => {
+describe("Content-Disposition (docs/cases.md F4)", () => {
   test("plain, quoted and escaped filename", () => {
     expect(fileNameFromContentDisposition('attachment; filename="BodHor-V1.safetensors"')).toBe("BodHor-V1.safetensors");
     expect(fileNameFromContentDisposition("attachment; filename=plain.pt")).toBe("plain.pt");

@@ -3,7 +3,7 @@ import { joinWithin, PathEscapeError, sanitizeFileName, sanitizeRelativePath } f
 
 const bytes = (s: string) => Buffer.byteLength(s);
 
-describe("sanitizeFileName (reliability.md §4.2, F3)", () => {
+describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () => {
   test.each([
     ["../../.bashrc", ".bashrc"],
     ["..\\..\\x.safetensors", "x.safetensors"],

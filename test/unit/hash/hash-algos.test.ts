@@ -98,7 +98,7 @@ describe("safetensors header-length rule", () => {
     ["n = size - 7", header(3n, "{}"), 10, "incomplete header"],
     ["first byte not {", header(2n, "[]"), 10, "not a JSON object"],
     [
-      "raw pickle disguised (D5)",
+      "D5: raw pickle disguised",
       new Uint8Array([0x80, 0x02, 0x7d, 0x71, 0x00, 0x28, 0x58, 0x05, 0x00, 0x00, 0x00]),
       4096,
       "header too large",

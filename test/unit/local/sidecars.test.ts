@@ -4,7 +4,7 @@ import { parseSidecar, sidecarPaths, sidecarSha256Claims } from "../../../src/lo
 const SHA = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
 const SHA_UP = SHA.toUpperCase();
 
-/** A Civitai by-hash version object as Civitai Helper stores it (peers-and-formats.md §0, §b2). */
+/** A Civitai by-hash version object as Civitai Helper stores it (docs/civitai-api.md §1.2, docs/sidecars.md §2). */
 function versionObject(extra: Record<string, unknown> = {}) {
   return {
     id: 135867,

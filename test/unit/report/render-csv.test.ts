@@ -15,7 +15,7 @@ import {
   sampleInventory,
 } from "../../helpers/sample-inventory.ts";
 
-// The OWASP rule, restated here independently of the implementation (reliability.md §4.3).
+// The OWASP rule, restated here independently of the implementation (docs/reliability.md §4.3).
 const FORMULA_START = /^[=+\-@\t\r\n\0]/;
 const guarded = (text: string) => (FORMULA_START.test(text) ? `'${text}` : text);
 const NUMERIC = new Set(["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"]);

@@ -340,7 +340,7 @@ describe("renderMarkdown", () => {
     const inv = hostileInventory();
     const markdown = renderMarkdown(inv);
     checkSafe(markdown, "hostile");
-    // D6: no raw control or bidi characters in the Markdown source.
+    // docs/cases.md D6: no raw control or bidi characters in the Markdown source.
     expect(markdown).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
   });
 
@@ -365,7 +365,7 @@ describe("renderMarkdown", () => {
     }
   });
 
-  test("each F2 string alone, in every field (one render per string)", () => {
+  test("F2: each hostile string alone, in every field (one render per string)", () => {
     for (const s of [
       "|",
       "\\|",
