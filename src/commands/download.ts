@@ -3,7 +3,6 @@ import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import pLimit from "p-limit";
 import { parsePositiveInt } from "../shared/cli-args.ts";
-import { parseDuration } from "../config/config.ts";
 import {
   buildPlan,
   EMIT_FORMATS,
@@ -14,14 +13,12 @@ import {
   type PlanItem,
 } from "../download/download-plan.ts";
 import { parseDownloadSource } from "../download/download-sources.ts";
-import { EXIT, UsageError, errorMessage } from "../shared/errors.ts";
+import { EXIT, UsageError } from "../shared/errors.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
-import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
+import type { ApiSettings } from "../config/settings.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
-import { loadConfig } from "../config/config-file.ts";
-import { createCivitaiClient } from "../civitai/civitai-client.ts";
 import type { DownloadApi } from "../civitai/api-types.ts";
-import { downloadFile, isPlainFile, type DownloadResult } from "../download/downloader.ts";
+import { downloadFile, isPlainFile, type DownloadResult } from "../download/transfer.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { VERSION } from "../version.ts";
@@ -29,7 +26,7 @@ import { withInterrupt } from "./_interrupt.ts";
 import { checkTotalSpace, resolveSources } from "../download/download-resolve.ts";
 import { createDownloadDisplay } from "../ui/download-display.ts";
 import { globalArgs } from "./_shared.ts";
-import { apiArgs } from "./_api.ts";
+import { apiArgs, createApiContext, durationArg } from "./_api.ts";
 
 const {
   "api-url": apiUrlArg,
@@ -86,46 +83,21 @@ export default defineCommand({
     const retries = args.retries === undefined ? 5 : parsePositiveInt(args.retries, "retries", 100);
     if (typeof retries === "string") throw new UsageError(retries);
     const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000);
-    const timeoutMs = durationArg(args.timeout, "timeout", 30_000);
     const sources = sourcesArgs.map(parseDownloadSource);
 
-    const config = loadConfig(args.config);
-    for (const w of config.warnings) logger.warn(w);
-    let settings: ApiSettings;
-    try {
-      settings = resolveApiSettings(
-        { apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] },
-        process.env,
-        config.config,
-      );
-    } catch (error) {
-      throw new UsageError(errorMessage(error));
-    }
-    if (settings.keySource === "flag")
-      logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY");
-    const redact = createRedactor([settings.apiKey]);
-
-    const destDir = resolve(String(args.dest));
-    const writing = !args["dry-run"] && emit === null;
-    if (writing) mkdirSync(destDir, { recursive: true });
-    let realDest = destDir;
-    try {
-      realDest = realpathSync(destDir);
-    } catch {
-      /* a dry run or list for a folder that does not exist yet */
-    }
-
     await withInterrupt(async (signal) => {
-      const hosts = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
-      // The shared client: retries, Retry-After, redaction and the key only for Civitai origins.
-      const client = createCivitaiClient({
-        apiKey: settings.apiKey ?? undefined,
-        userAgent: `civitai-meta/${VERSION}`,
-        civitaiHosts: hosts,
-        timeoutMs,
-        signal,
-        logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
-      });
+      // Config, key, hosts and the shared client (retries, Retry-After, redaction, the key only for Civitai origins).
+      const { settings, client } = createApiContext(args, signal);
+      const redact = createRedactor([settings.apiKey]);
+      const destDir = resolve(String(args.dest));
+      const writing = !args["dry-run"] && emit === null;
+      if (writing) mkdirSync(destDir, { recursive: true });
+      let realDest = destDir;
+      try {
+        realDest = realpathSync(destDir);
+      } catch {
+        /* a dry run or list for a folder that does not exist yet */
+      }
       const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
       const { wanted, problems, notes } = await resolveSources(sources, api, settings, redact);
       for (const n of notes) logger.info(n);
@@ -173,14 +145,6 @@ export default defineCommand({
   },
 });
 
-function durationArg(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const ms = parseDuration(value);
-  if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
-  return ms;
-}
-
-/** Hosts to ask for one source: the site its URL named first (when we use it), then the others. */
 interface RunOptions {
   jobs: number;
   settings: ApiSettings;

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
+import { errnoCode } from "../shared/errors.ts";
 
 /**
  * A per-target lock so two runs never append to one `.part` (reliability.md §1.7.3, A12). It is
@@ -13,7 +14,7 @@ export interface LockOwner {
   host: string;
 }
 
-export interface HeldLock {
+interface HeldLock {
   path: string;
   release(): void;
 }
@@ -27,12 +28,12 @@ export interface LockOptions {
   unreadableStaleMs?: number;
 }
 
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return errnoCode(err) === "EPERM";
   }
 }
 
@@ -54,7 +55,7 @@ function tryCreate(path: string): HeldLock | null {
     // "wx" = O_CREAT|O_EXCL: fails on anything already there, a symlink included, and never follows it.
     fd = openSync(path, "wx", 0o644);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
+    if (errnoCode(err) === "EEXIST") return null;
     throw err;
   }
   try {

@@ -11,9 +11,9 @@ import { formatBytes } from "../shared/format.ts";
  * and free space are the downloader's business; this decides names, URLs and expectations.
  */
 
-/** Room kept under the 255-byte cap for `.<versionId>.part.json` / `.part.lock` beside the final name. */
-export const PART_SUFFIX_RESERVE = 24;
-export const NAME_MAX_BYTES = MAX_NAME_BYTES - PART_SUFFIX_RESERVE;
+/** Room kept under the 255-byte cap for `.<versionId>.part.json` / `.part.lock` beside the final name (resume-state.ts names them). */
+const PART_SUFFIX_RESERVE = 24;
+const NAME_MAX_BYTES = MAX_NAME_BYTES - PART_SUFFIX_RESERVE;
 
 /** One file we want under the destination. */
 export interface WantedFile {
@@ -38,7 +38,7 @@ export interface PlanItem extends WantedFile {
   dest: string;
 }
 
-export interface PlanConflict {
+interface PlanConflict {
   wanted: WantedFile;
   reason: string;
 }
@@ -48,13 +48,8 @@ export interface DownloadPlan {
   conflicts: PlanConflict[];
 }
 
-export function downloadUrlFor(versionId: number, fileId: number | null): string {
+function downloadUrlFor(versionId: number, fileId: number | null): string {
   return fileId === null ? primaryDownloadUrl(versionId) : fileDownloadUrl(versionId, fileId);
-}
-
-/** `<final>.<versionId>.part`: per version, so two versions sharing a name never share a part file. */
-export function partPathFor(dest: string, versionId: number): string {
-  return `${dest}.${versionId}.part`;
 }
 
 /** Civitai's `sizeKB` is bytes/1024 as a float; ×1024 is exact for realistic sizes but we do not rely on it. */

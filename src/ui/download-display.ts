@@ -1,6 +1,6 @@
 import { escapeControl, formatBytes, formatDuration } from "../shared/format.ts";
 import type { PlanItem } from "../download/download-plan.ts";
-import type { DownloadProgress } from "../download/downloader.ts";
+import type { DownloadProgress } from "../download/download-task.ts";
 
 export interface DownloadDisplay {
   start(item: PlanItem): void;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { transferPaths } from "../../src/download/downloader.ts";
+import { transferPaths } from "../../src/download/resume-state.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeStorage } from "../helpers/fake-storage.ts";
 import { BINARY, CLI_ENTRY, type CliResult } from "../helpers/run-cli.ts";
 
@@ -82,7 +82,7 @@ describe("civitai-meta download (e2e)", () => {
     expect(proc.signalCode).toBe("SIGKILL");
     expect(firstStderr).not.toContain(SENTINEL);
 
-    // Only the .part, its sidecar and the dead run's lock: never the final name.
+    // Only the .part, its resume state and the dead run's lock: never the final name.
     expect(existsSync(target)).toBe(false);
     expect(filesUnder(dest)).toEqual([`${file.name}.777.part`, `${file.name}.777.part.json`, `${file.name}.777.part.lock`].sort());
     partSize = statSync(paths.part).size;
@@ -254,7 +254,7 @@ describe("civitai-meta download (e2e)", () => {
     noSecret(r);
   });
 
-  test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and sidecar kept for resume, the lock released", async () => {
+  test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and its resume state kept for resume, the lock released", async () => {
     const size = 8 * 1024 * 1024;
     const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });
     const paths = transferPaths(join(dest, file.name), 960);
@@ -273,7 +273,7 @@ describe("civitai-meta download (e2e)", () => {
     expect(code).toBe(130);
     expect(stderr).toContain("interrupted");
     expect(existsSync(paths.part)).toBe(true);
-    expect(existsSync(paths.sidecar)).toBe(true);
+    expect(existsSync(paths.resumeState)).toBe(true);
     expect(existsSync(paths.lock)).toBe(false);
     expect(existsSync(join(dest, file.name))).toBe(false);
   }, 30_000);

@@ -4,7 +4,6 @@ import {
   buildPlan,
   bytesFromSizeKB,
   KEY_PLACEHOLDER,
-  partPathFor,
   pickFile,
   relativeToRoots,
   renderDryRun,
@@ -14,6 +13,7 @@ import {
   wantedFromVersion,
   type WantedFile,
 } from "../../../src/download/download-plan.ts";
+import { partPathFor } from "../../../src/download/resume-state.ts";
 import type { Inventory } from "../../../src/report/inventory-types.ts";
 import type { CivitaiInfo, FileRecord } from "../../../src/report/record-types.ts";
 

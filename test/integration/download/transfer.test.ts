@@ -9,7 +9,7 @@ import {
   type DownloadResult,
   type DownloadTask,
   type DownloaderOptions,
-} from "../../../src/download/downloader.ts";
+} from "../../../src/download/transfer.ts";
 import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
 import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../../helpers/fake-storage.ts";
 
@@ -85,9 +85,9 @@ function assertNoLeak(result?: DownloadResult): void {
   }
 }
 
-function leftovers(dest: string, versionId: number): { part: boolean; sidecar: boolean; lock: boolean } {
+function leftovers(dest: string, versionId: number): { part: boolean; resumeState: boolean; lock: boolean } {
   const p = transferPaths(dest, versionId);
-  return { part: existsSync(p.part), sidecar: existsSync(p.sidecar), lock: existsSync(p.lock) };
+  return { part: existsSync(p.part), resumeState: existsSync(p.resumeState), lock: existsSync(p.lock) };
 }
 
 /** Starts a download and aborts it once `fraction` of the file is in the .part (a kill in miniature). */
@@ -117,7 +117,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     const result = await downloadFile(taskFor(f), opts());
     expect(result.status).toBe("downloaded");
     expect(sha(join(dir, f.name))).toBe(f.sha256);
-    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     expect(fake.apiRequests[0]!.url).toBe(`/api/download/models/100?fileId=${f.fileId}`);
     expect(fake.storageRequests[0]!.headers["accept-encoding"]).toBe("identity");
     expect(String(fake.storageRequests[0]!.headers["user-agent"])).toMatch(/^civitai-meta\//);
@@ -138,13 +138,13 @@ describe("downloads (reliability.md A1–A14)", () => {
     assertNoLeak(result);
   });
 
-  test("A2 (in-process): an interrupted run leaves only .part + sidecar; the next run fetches only the rest with Range + If-Range", async () => {
+  test("A2 (in-process): an interrupted run leaves only .part + resume state; the next run fetches only the rest with Range + If-Range", async () => {
     const f = addFile(102, 1024 * 1024);
     const dest = join(dir, f.name);
     await interrupted(taskFor(f), 0.4);
     expect(existsSync(dest)).toBe(false);
     const left = leftovers(dest, f.versionId);
-    expect(left).toEqual({ part: true, sidecar: true, lock: false });
+    expect(left).toEqual({ part: true, resumeState: true, lock: false });
     const partSize = lstatSync(transferPaths(dest, f.versionId).part).size;
     expect(partSize).toBeGreaterThan(0);
     fake.reset();
@@ -183,7 +183,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     expect(result.status).toBe("failed");
     expect(result.message).toMatch(/resumed at the wrong offset \(asked for byte \d+, got 0\)/);
     expect(existsSync(dest)).toBe(false);
-    expect(leftovers(dest, f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(dest, f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     assertNoLeak(result);
   });
 
@@ -218,7 +218,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     corrupt[SIZE / 2]! ^= 0xff;
     expect(result.message).toContain(`SHA-256 mismatch: expected ${f.sha256}, got ${sha256Hex(corrupt)}`);
     expect(existsSync(join(dir, f.name))).toBe(false);
-    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     assertNoLeak(result);
   });
 
@@ -314,7 +314,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, f.bytes);
     writeFileSync(
-      p.sidecar,
+      p.resumeState,
       JSON.stringify({
         versionId: f.versionId,
         fileId: f.fileId,
@@ -338,7 +338,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, new Uint8Array(SIZE));
     writeFileSync(
-      p.sidecar,
+      p.resumeState,
       JSON.stringify({
         versionId: f.versionId,
         fileId: f.fileId,
@@ -479,7 +479,7 @@ describe("downloads (reliability.md A1–A14)", () => {
     const f = addFile(144, 160 * 1024 * 1024);
     const task = taskFor(f);
     const script = join(root, "a14-child.ts");
-    const downloader = join(import.meta.dir, "../../../src/download/downloader.ts");
+    const downloader = join(import.meta.dir, "../../../src/download/transfer.ts");
     writeFileSync(
       script,
       `import { downloadFile } from ${JSON.stringify(downloader)};
