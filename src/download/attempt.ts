@@ -1,15 +1,33 @@
-import { dirname } from "node:path";
 import { errnoCode } from "../shared/errors.ts";
 import { formatBytes } from "../shared/format.ts";
-import { freeBytes } from "./disk-space.ts";
+import { diskSpace, freeBytes } from "./disk-space.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, type DownloadTask, type DownloaderOptions } from "./download-task.ts";
+import { parentOf } from "./file-name.ts";
 import { PartWriter } from "./part-writer.ts";
 import { baseHeaders, dropBody, isWebPage, MAX_REDIRECTS, redirectTarget, storageFailure } from "./responses.ts";
 import { acceptAnswer, discardPart, onUnsatisfiable, openPart, resumeHeaders, saveResumeState, type PartState } from "./resume-state.ts";
 import { stallGuard } from "./stall-guard.ts";
 
 export const SIZE_TOLERANCE = 1024;
+
+/**
+ * When neither Civitai nor the server says how large a file is, nothing else ends a body that does
+ * not end (T6). Two bounds then hold: this upper limit, far above the largest model files Civitai
+ * serves (full-precision image and video checkpoints run to a few tens of GB), and a free-space
+ * margin (below) so the disk never fills. A known size is its own bound: a byte more is refused.
+ */
+const UNKNOWN_SIZE_LIMIT = 128 * 1024 ** 3;
+/** With the size unknown, free space is checked after every this many bytes. */
+const FREE_CHECK_BYTES = 1024 * 1024;
+
+/**
+ * Room left free on the disk while a file of unknown size streams in: 5 % of the filesystem, at
+ * least 4 MiB (more than the bytes between two checks plus one write batch), at most 1 GiB.
+ */
+function freeSpaceMargin(total: number): number {
+  return Math.min(1024 ** 3, Math.max(4 * 1024 * 1024, Math.floor(total * 0.05)));
+}
 
 /** Reports progress; `total` null when unknown (or when a restart dropped the count to 0). */
 export type ReportProgress = (total: number | null) => void;
@@ -52,6 +70,8 @@ export async function attempt(
     }
     const total = await acceptAnswer(task, state, res, options, () => report(null));
     checkTotal(task, total);
+    // Civitai's size was checked against free space before the first request; a size only the server gives is checked here.
+    if (task.size === null && total !== null) await checkRoom(task, state, total, options, res);
 
     if (state.handle === null) state.handle = await openPart(state.part, true);
     saveResumeState(task, state, res, total);
@@ -114,8 +134,9 @@ async function requestStorage(
 
 /**
  * Streams the body into the `.part` through a PartWriter (batched writes, hashing as written). More
- * bytes than expected discard the `.part`; a write error that is a full disk says how much room is
- * needed; a cut connection keeps what arrived so the next attempt resumes after it.
+ * bytes than expected, or past the bounds of a file of unknown size, discard the `.part`; a full
+ * disk says how much is kept and how much more is needed; a cut connection keeps what arrived so the
+ * next attempt resumes after it.
  */
 async function receiveBody(
   task: DownloadTask,
@@ -134,24 +155,23 @@ async function receiveBody(
     state.offset = writer.offset;
     state.buffered = writer.buffered;
   };
-  // A write error is a disk problem: say how much room is needed; anything else is rethrown.
+  const stop = async (): Promise<void> => {
+    await reader.cancel().catch(() => {});
+    await writer.drain().catch(() => {});
+    sync();
+    await discardPart(state);
+  };
   const written = async (work: Promise<void>): Promise<void> => {
     try {
       await work;
     } catch (err) {
       sync();
       await reader.cancel().catch(() => {});
-      if (errnoCode(err) === "ENOSPC" || errnoCode(err) === "EDQUOT") {
-        const free = await (options.freeSpace ?? freeBytes)(dirname(task.dest));
-        const needed = expected === null ? null : expected - state.offset;
-        throw new DownloadFailure(
-          `${task.dest}: disk full after ${formatBytes(state.offset)}: needs ${needed === null ? "more" : `${formatBytes(needed)} more`}, ${free === null ? "unknown" : formatBytes(free)} free; the .part is kept, free some space and run again to resume`,
-        );
-      }
-      throw err;
+      throw await writeFailure(task, state, expected, options, err);
     }
     sync();
   };
+  const unknown = expected === null ? await unknownSizeBound(task, options) : null;
   for (;;) {
     let chunk: Awaited<ReturnType<typeof reader.read>>;
     try {
@@ -167,13 +187,18 @@ async function receiveBody(
     if (chunk.done) break;
     guard.kick();
     const bytes = chunk.value;
-    if (expected !== null && writer.offset + writer.buffered + bytes.byteLength > expected) {
-      await reader.cancel().catch(() => {});
-      await writer.drain().catch(() => {});
-      sync();
-      await discardPart(state);
+    const after = writer.offset + writer.buffered + bytes.byteLength;
+    if (expected !== null && after > expected) {
+      await stop();
       throw new DownloadFailure(
         `${task.url}: the server sent more than the expected ${expected} bytes; the partial download was discarded`,
+      );
+    }
+    const over = unknown ? await unknown.check(after) : null;
+    if (over !== null) {
+      await stop();
+      throw new DownloadFailure(
+        `${task.dest}: the server sent ${over.sent} without saying how large the file is (no size from Civitai, no Content-Length); stopped${over.why}, the partial download was deleted and nothing was saved`,
       );
     }
     await written(writer.push(bytes));
@@ -181,6 +206,76 @@ async function receiveBody(
     progress();
   }
   await written(writer.drain());
+}
+
+/**
+ * The bounds of a body whose size nobody gave: `check(bytes)` answers null while the stream may go
+ * on, else what was sent and why it stopped (the upper limit, or the free-space margin).
+ */
+async function unknownSizeBound(
+  task: DownloadTask,
+  options: DownloaderOptions,
+): Promise<{ check: (bytes: number) => Promise<{ sent: string; why: string } | null> }> {
+  const dir = parentOf(task.dest);
+  const limit = options.unknownSizeLimit ?? UNKNOWN_SIZE_LIMIT;
+  const space = await diskSpace(dir);
+  const margin = space === null ? null : freeSpaceMargin(space.total);
+  let nextCheck = 0;
+  return {
+    async check(bytes) {
+      if (bytes > limit) return { sent: `more than ${formatBytes(limit)}`, why: "" };
+      if (margin === null || bytes < nextCheck) return null;
+      nextCheck = bytes + FREE_CHECK_BYTES;
+      const free = await (options.freeSpace ?? freeBytes)(dir);
+      if (free === null || free - FREE_CHECK_BYTES >= margin) return null;
+      return { sent: formatBytes(bytes), why: ` to keep ${formatBytes(margin)} free on that disk` };
+    },
+  };
+}
+
+/**
+ * A failed write of the `.part`. A full disk says what is really kept (the bytes on disk, which
+ * may run past what was confirmed when a write stopped half way) and what more is needed; a `.part`
+ * with nothing worth resuming, or of a file whose size nobody gave, is deleted and the message says
+ * so. Anything else is returned as is.
+ */
+async function writeFailure(
+  task: DownloadTask,
+  state: PartState,
+  expected: number | null,
+  options: DownloaderOptions,
+  err: unknown,
+): Promise<unknown> {
+  if (errnoCode(err) !== "ENOSPC" && errnoCode(err) !== "EDQUOT") return err;
+  const kept = (await state.handle?.stat().catch(() => null))?.size ?? state.offset;
+  const free = await (options.freeSpace ?? freeBytes)(parentOf(task.dest));
+  const freeText = free === null ? "unknown" : formatBytes(free);
+  if (expected === null) {
+    await discardPart(state);
+    return new DownloadFailure(
+      `${task.dest}: disk full after ${formatBytes(kept)} of a file whose size the server did not give (${freeText} free); the partial download was deleted and nothing was saved`,
+    );
+  }
+  if (kept === 0) {
+    await discardPart(state);
+    return new DownloadFailure(
+      `${task.dest}: disk full before the first byte was saved; nothing was kept: needs ${formatBytes(expected)}, ${freeText} free; free some space and run again`,
+    );
+  }
+  return new DownloadFailure(
+    `${task.dest}: disk full after ${formatBytes(kept)}: needs ${formatBytes(expected - kept)} more, ${freeText} free; the .part (${formatBytes(kept)}) is kept: free some space and run again to resume`,
+  );
+}
+
+/** Fails before the `.part` grows when the size the server gives cannot fit on the disk. */
+async function checkRoom(task: DownloadTask, state: PartState, total: number, options: DownloaderOptions, res: Response): Promise<void> {
+  const needed = total - state.offset;
+  const free = await (options.freeSpace ?? freeBytes)(parentOf(task.dest));
+  if (free === null || needed <= free) return;
+  await dropBody(res);
+  throw new DownloadFailure(
+    `${task.dest}: not enough disk space: the server says the file is ${formatBytes(total)}, needs ${formatBytes(needed)} more, ${formatBytes(free)} free on that disk`,
+  );
 }
 
 /** The server's size must be Civitai's (exactly, or within 1 KiB of a rounded `sizeKB`). */

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { errnoCode } from "../shared/errors.ts";
+import { fsPath } from "../shared/fs-path.ts";
 
 /**
  * A per-target lock so two runs never append to one `.part` (reliability.md §1.7.3, A12). It is
@@ -39,7 +40,7 @@ function pidAlive(pid: number): boolean {
 
 function readOwner(path: string): LockOwner | null {
   try {
-    const doc = JSON.parse(readFileSync(path, "utf8")) as Partial<LockOwner>;
+    const doc = JSON.parse(readFileSync(fsPath(path), "utf8")) as Partial<LockOwner>;
     if (typeof doc.pid === "number" && Number.isInteger(doc.pid) && doc.pid > 0) {
       return { pid: doc.pid, startedAt: String(doc.startedAt ?? ""), host: String(doc.host ?? "") };
     }
@@ -53,7 +54,7 @@ function tryCreate(path: string): HeldLock | null {
   let fd: number;
   try {
     // "wx" = O_CREAT|O_EXCL: fails on anything already there, a symlink included, and never follows it.
-    fd = openSync(path, "wx", 0o644);
+    fd = openSync(fsPath(path), "wx", 0o644);
   } catch (err) {
     if (errnoCode(err) === "EEXIST") return null;
     throw err;
@@ -74,7 +75,7 @@ function tryCreate(path: string): HeldLock | null {
       const now = readOwner(path);
       if (now === null || now.pid === process.pid) {
         try {
-          unlinkSync(path);
+          unlinkSync(fsPath(path));
         } catch {
           /* already gone */
         }
@@ -94,7 +95,7 @@ export function acquireLock(path: string, options: LockOptions = {}): LockResult
     if (owner === null) {
       let age = 0;
       try {
-        age = Date.now() - statSync(path).mtimeMs;
+        age = Date.now() - statSync(fsPath(path)).mtimeMs;
       } catch {
         continue; // vanished meanwhile: try again
       }
@@ -105,7 +106,7 @@ export function acquireLock(path: string, options: LockOptions = {}): LockResult
     }
     if (!stale) return { ok: false, owner };
     try {
-      unlinkSync(path);
+      unlinkSync(fsPath(path));
     } catch {
       /* someone else took it over first */
     }

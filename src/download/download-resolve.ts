@@ -8,6 +8,7 @@ import { readInventory } from "../report/inventory-read.ts";
 import type { Redactor } from "../shared/redact.ts";
 import type { ApiSettings } from "../config/settings.ts";
 import { freeBytes } from "./disk-space.ts";
+import { fsPath } from "../shared/fs-path.ts";
 import { isPlainFile } from "./transfer.ts";
 import { transferPaths } from "./resume-state.ts";
 
@@ -78,7 +79,7 @@ export async function checkTotalSpace(items: readonly PlanItem[], dir: string): 
   for (const item of items) {
     if (item.size === null || isPlainFile(item.dest)) continue;
     const { part } = transferPaths(item.dest, item.versionId);
-    const have = lstatSync(part, { throwIfNoEntry: false });
+    const have = lstatSync(fsPath(part), { throwIfNoEntry: false });
     needed += Math.max(0, item.size - (have?.isFile() ? have.size : 0));
   }
   const free = await freeBytes(dir);

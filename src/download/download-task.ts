@@ -40,6 +40,8 @@ export interface DownloaderOptions {
   onProgress?: (progress: DownloadProgress) => void;
   onWarning?: (message: string) => void;
   freeSpace?: (dir: string) => Promise<number | null>;
+  /** Most bytes accepted when neither Civitai nor the server gives the size; default UNKNOWN_SIZE_LIMIT (128 GiB). */
+  unknownSizeLimit?: number;
   lock?: LockOptions;
 }
 

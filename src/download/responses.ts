@@ -46,14 +46,24 @@ export function contentLength(res: Response): number | null {
 }
 
 /**
- * The next URL of a redirect (3xx), checked: a Location is required and an https → http downgrade is
- * refused. `who` names the answering side in messages ("Civitai", "the storage host").
+ * The next URL of a redirect (3xx), checked at every hop: a Location is required, only http and
+ * https are followed (fetch would read a `file:` URL from the local disk, or a `data:` URL the
+ * server wrote, into the `.part`), and an https → http downgrade is refused. `who` names the
+ * answering side in messages ("Civitai", "the storage host").
  */
 export function redirectTarget(url: string, res: Response, what: string, who: string): URL {
   const location = res.headers.get("location");
   if (!location) throw new DownloadFailure(`${what}: ${who} answered ${res.status} without a Location`);
   const from = new URL(url);
-  const next = new URL(location, url);
+  let next: URL;
+  try {
+    next = new URL(location, url);
+  } catch {
+    throw new DownloadFailure(`${what}: ${who} redirected to something that is not a URL`);
+  }
+  if (next.protocol !== "https:" && next.protocol !== "http:") {
+    throw new DownloadFailure(`${what}: refusing a redirect to a ${next.protocol} URL; only http and https are followed`);
+  }
   if (from.protocol === "https:" && next.protocol !== "https:") {
     throw new DownloadFailure(`${what}: refusing a redirect from https to ${next.protocol.replace(":", "")} (${next.host})`);
   }
@@ -73,11 +83,21 @@ function civitaiMessage(body: string): { error: string; message: string } {
   }
 }
 
-/** What a non-redirect answer of the download route means; `what` is our link, named in the message. */
-export function apiFailure(what: string, res: Response, body: string, hasKey: boolean): Error {
+/**
+ * Most we read of an error answer from the download route: Civitai's are JSON of 25–130 bytes
+ * (civitai-api.md §4.4; the fixtures), a Cloudflare page a few KiB. A longer body is not read at
+ * all (a hostile or broken server sent an endless one: 3.6 GB in 3 s), only its status counts.
+ */
+export const API_ERROR_BODY_LIMIT = 64 * 1024;
+
+/**
+ * What a non-redirect answer of the download route means; `what` is our link, named in the message.
+ * `unread` says why the body was not read (over the limit), when it was not.
+ */
+export function apiFailure(what: string, res: Response, body: string, hasKey: boolean, unread?: string): Error {
   const { error, message } = civitaiMessage(body);
   const quoted = message || error;
-  const say = quoted ? `: Civitai says "${quoted}"` : "";
+  const say = quoted ? `: Civitai says "${quoted}"` : unread ? `; Civitai's answer ${unread} and was not read` : "";
   const s = res.status;
   if (s >= 200 && s < 300) {
     if (isWebPage(res))

@@ -1,6 +1,7 @@
 import { constants as FS, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
+import { fsPath } from "../shared/fs-path.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createStreamHasher, type StreamHasher } from "../hash/stream-hasher.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
@@ -52,7 +53,7 @@ export function transferPaths(dest: string, versionId: number): { part: string; 
 
 function readResumeState(path: string): ResumeState | null {
   try {
-    const doc = JSON.parse(readFileSync(path, "utf8")) as Partial<ResumeState>;
+    const doc = JSON.parse(readFileSync(fsPath(path), "utf8")) as Partial<ResumeState>;
     if (typeof doc.versionId !== "number") return null;
     return {
       versionId: doc.versionId,
@@ -83,7 +84,8 @@ export interface PartState {
 
 export async function openPart(part: string, create: boolean): Promise<FileHandle> {
   // O_NOFOLLOW on reopen and O_EXCL on create: a symlink planted at the part name is never followed (F5).
-  return create ? open(part, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o644) : open(part, FS.O_WRONLY | FS.O_NOFOLLOW);
+  const name = fsPath(part);
+  return create ? open(name, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o644) : open(name, FS.O_WRONLY | FS.O_NOFOLLOW);
 }
 
 /** Where this transfer starts: after the bytes of a `.part` that is the same file, else at 0. */
@@ -103,7 +105,7 @@ export async function openResume(task: DownloadTask, part: string, options: Down
 
   // Resume only a .part whose resume state says it holds the same file; anything else starts over.
   const old = readResumeState(resumeStatePathFor(part));
-  const partStat = lstatSync(part, { throwIfNoEntry: false });
+  const partStat = lstatSync(fsPath(part), { throwIfNoEntry: false });
   if (partStat) {
     const same = old !== null && old.versionId === task.versionId && old.fileId === task.fileId && old.sha256 === task.sha256;
     state.handle = await openPart(part, false);
@@ -143,11 +145,12 @@ export async function acceptAnswer(
   if (res.status === 206) {
     const range = parseContentRange(res.headers.get("content-range"));
     if (!range || range.start !== state.offset) {
+      const asked = state.offset; // before the discard below sets it back to 0
       await res.body?.cancel().catch(() => {});
       // Splicing bytes from another offset would corrupt the file silently (pip, A4).
       await discardPart(state);
       throw new DownloadFailure(
-        `${task.url}: the server resumed at the wrong offset (asked for byte ${state.offset}, got ${range ? range.start : "no Content-Range"}); the partial download was discarded, run again to start over`,
+        `${task.url}: the server resumed at the wrong offset (asked for byte ${asked}, got ${range ? range.start : "no Content-Range"}); the partial download was discarded, run again to start over`,
       );
     }
     return range.total;
@@ -207,7 +210,7 @@ async function restart(state: PartState): Promise<void> {
 
 function tryUnlink(path: string): void {
   try {
-    unlinkSync(path);
+    unlinkSync(fsPath(path));
   } catch {
     /* absent */
   }

@@ -1,6 +1,7 @@
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, type DownloadTask, type DownloaderOptions } from "./download-task.ts";
-import { apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
+import { BodyTooLargeError, readCappedText } from "../shared/read-capped.ts";
+import { API_ERROR_BODY_LIMIT, apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
 import { stallGuard } from "./stall-guard.ts";
 
 /**
@@ -21,10 +22,23 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
     const guard = stallGuard(stallMs, options.signal);
     let res: Response;
     let body = "";
+    let unread: string | undefined;
     try {
       res = await doFetch(url, { headers, redirect: "manual", signal: guard.signal, timeout: false });
-      if (res.status >= 300 && res.status < 400) await dropBody(res);
-      else body = await res.text();
+      // Only an error's body is read (capped: T4); a redirect's or a 2xx's status says all we need.
+      if (res.status < 400) await dropBody(res);
+      else {
+        try {
+          body = await readCappedText(res, API_ERROR_BODY_LIMIT);
+        } catch (err) {
+          if (!(err instanceof BodyTooLargeError)) throw err;
+          const cap = `${Math.round(err.limit / 1024)} KiB`;
+          unread =
+            err.declared !== null && err.declared > err.limit
+              ? `declares ${err.declared} bytes, more than ${cap},`
+              : `is larger than ${cap}`;
+        }
+      }
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
       const why = guard.stalled() ? `no answer for ${Math.round(stallMs / 1000)} s` : ((err as Error)?.message ?? String(err));
@@ -34,8 +48,6 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
     }
     if (res.status >= 300 && res.status < 400) {
       const next = redirectTarget(url, res, task.url, "Civitai");
-      if (next.protocol !== "https:" && next.protocol !== "http:")
-        throw new DownloadFailure(`${task.url}: refusing a redirect to a ${next.protocol} URL`);
       // Same API host (e.g. a path normalisation): keep asking; any other host is the storage.
       if (keyHosts.has(next.origin)) {
         url = next.href;
@@ -43,7 +55,7 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
       }
       return next.href;
     }
-    throw apiFailure(task.url, res, body, Boolean(options.apiKey));
+    throw apiFailure(task.url, res, body, Boolean(options.apiKey), unread);
   }
   throw new DownloadFailure(`${task.url}: too many redirects`);
 }

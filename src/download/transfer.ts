@@ -1,7 +1,9 @@
 import { lstatSync } from "node:fs";
+import type { Stats } from "node:fs";
 import { lstat, mkdir, realpath, rename } from "node:fs/promises";
-import { dirname, isAbsolute, relative, sep } from "node:path";
+import { isAbsolute, relative, sep } from "node:path";
 import { fsyncDirSync } from "../shared/atomic-write.ts";
+import { decodeFsName, fsPath, rawSafe } from "../shared/fs-path.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
@@ -13,6 +15,7 @@ import { acquireLock, type LockOwner } from "./download-lock.ts";
 import type { DownloadTask, DownloaderOptions } from "./download-task.ts";
 import { closeResume, discardPart, forgetResumeState, lockPathFor, openResume, partPathFor, type PartState } from "./resume-state.ts";
 import { resolveSignedLink } from "./signed-link.ts";
+import { parentOf } from "./file-name.ts";
 
 /**
  * One verified, resumable transfer (reliability.md §1.7, issue #6): the checks before a byte is
@@ -39,10 +42,12 @@ export interface DownloadResult {
 const MAX_RETRY_DELAY_MS = 30_000;
 
 /** SHA-256 of the first `length` bytes of `path` (all when omitted), streamed. */
-async function hashFile(path: string, length?: number): Promise<{ hasher: Bun.CryptoHasher; bytes: number }> {
+export async function hashFile(path: string, length?: number): Promise<{ hasher: Bun.CryptoHasher; bytes: number }> {
   const hasher = new Bun.CryptoHasher("sha256");
   let bytes = 0;
-  const file = Bun.file(path);
+  const name = fsPath(path);
+  // Bun.file takes a path as bytes too (a name that is not valid UTF-8).
+  const file = typeof name === "string" ? Bun.file(name) : Bun.file(new Uint8Array(name));
   const stream = (length === undefined ? file : file.slice(0, length)).stream();
   for await (const chunk of stream) {
     hasher.update(chunk);
@@ -75,23 +80,10 @@ async function run(
   redact: Redactor,
   counted: (n: number) => void,
 ): Promise<Omit<DownloadResult, "task" | "bytesReceived">> {
-  const dir = dirname(task.dest);
-  await mkdir(dir, { recursive: true });
-  if (options.root !== undefined) {
-    // A pre-planted symlinked sub-folder must not carry the write outside the destination (F3).
-    const realRoot = await realpath(options.root);
-    const realDir = await realpath(dir);
-    const rel = relative(realRoot, realDir);
-    if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-      throw new DownloadFailure(`${task.dest}: its folder resolves outside ${options.root} (a symlink?); refusing to write there`);
-    }
-  }
+  await prepareFolder(task.dest, options.root);
 
   // The target: a verified copy is kept, anything else is left alone unless --force (A11); a symlink is never written through (F5).
-  const existing = await lstat(task.dest).catch((err) => {
-    if (errnoCode(err) === "ENOENT") return null;
-    throw err;
-  });
+  const existing = await lstatOrNull(task.dest);
   if (existing) {
     if (existing.isSymbolicLink()) throw new DownloadFailure(`${task.dest} is a symlink; refusing to write through it`);
     if (!existing.isFile()) throw new DownloadFailure(`${task.dest} exists and is not a regular file; left alone`);
@@ -102,7 +94,7 @@ async function run(
   }
 
   const part = partPathFor(task.dest, task.versionId);
-  const partStat = lstatSync(part, { throwIfNoEntry: false });
+  const partStat = lstatSync(fsPath(part), { throwIfNoEntry: false });
   if (partStat && !partStat.isFile()) {
     throw new DownloadFailure(
       `${part} is ${partStat.isSymbolicLink() ? "a symlink" : "not a regular file"}; refusing to use it (remove it to download)`,
@@ -126,7 +118,42 @@ async function run(
   }
 }
 
-async function checkExisting(task: DownloadTask, size: number): Promise<{ ok: boolean; message: string }> {
+/**
+ * Creates the target's folder and checks that its real path stays inside `root`: a pre-planted
+ * symlinked sub-folder must not carry the write outside the destination (F3).
+ */
+export async function prepareFolder(target: string, root: string | undefined): Promise<void> {
+  const dir = parentOf(target);
+  await mkdir(fsPath(dir), { recursive: true });
+  if (root === undefined) return;
+  const realRoot = decodeFsName(await realpath(fsPath(root), { encoding: "buffer" }));
+  const realDir = decodeFsName(await realpath(fsPath(dir), { encoding: "buffer" }));
+  const rel = rawSafe(relative, realRoot, realDir);
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+    throw new DownloadFailure(`${target}: its folder resolves outside ${root} (a symlink?); refusing to write there`);
+  }
+}
+
+/** lstat, or null when nothing is there. */
+export async function lstatOrNull(path: string): Promise<Stats | null> {
+  return lstat(fsPath(path)).catch((err) => {
+    if (errnoCode(err) === "ENOENT") return null;
+    throw err;
+  });
+}
+
+/**
+ * The failure that ends the loop, saying only what is true about the `.part`: kept with its bytes
+ * when it has some, else removed (with its resume state) and "nothing was saved".
+ */
+async function giveUp(task: DownloadTask, state: PartState, why: string, redact: Redactor): Promise<DownloadFailure> {
+  const kept = state.handle ? ((await state.handle.stat().catch(() => null))?.size ?? 0) : 0;
+  if (kept === 0) await discardPart(state);
+  const after = kept > 0 ? `the .part (${formatBytes(kept)}) is kept: run again to resume` : "nothing was saved";
+  return new DownloadFailure(redact(`${task.dest}: ${why}; ${after}`));
+}
+
+export async function checkExisting(task: DownloadTask, size: number): Promise<{ ok: boolean; message: string }> {
   if (task.size !== null && task.sizeExact && size !== task.size) {
     return { ok: false, message: `${formatBytes(size)}, expected ${formatBytes(task.size)}` };
   }
@@ -166,7 +193,7 @@ async function transfer(
   try {
     if (task.size !== null) {
       const needed = task.size - state.offset;
-      const free = await (options.freeSpace ?? freeBytes)(dirname(task.dest));
+      const free = await (options.freeSpace ?? freeBytes)(parentOf(task.dest));
       if (free !== null && needed > free) {
         throw new DownloadFailure(
           `${task.dest}: not enough disk space: needs ${formatBytes(needed)} more, ${formatBytes(free)} free on that disk`,
@@ -196,9 +223,7 @@ async function transfer(
         }
         if (state.offset > before) failures = 0;
         if (++failures > maxRetries)
-          throw new DownloadFailure(
-            redact(`${task.dest}: ${err.message}; gave up after ${maxRetries} retries (the .part is kept: run again to resume)`),
-          );
+          throw await giveUp(task, state, `${err.message}; gave up after ${maxRetries} ${maxRetries === 1 ? "retry" : "retries"}`, redact);
         options.onWarning?.(
           redact(`${task.dest}: ${err.message}; resuming at ${formatBytes(state.offset)} (retry ${failures}/${maxRetries})`),
         );
@@ -233,12 +258,18 @@ async function finish(task: DownloadTask, state: PartState, options: DownloaderO
       `${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted`,
     );
   }
-  if (task.sha256 === null) options.onWarning?.(`${task.dest}: Civitai gives no SHA-256 for this file; only its size was checked`);
+  if (task.sha256 === null) {
+    options.onWarning?.(
+      task.size === null
+        ? `${task.dest}: Civitai gives neither a SHA-256 nor a size for this file: it could not be verified`
+        : `${task.dest}: Civitai gives no SHA-256 for this file; only its size was checked`,
+    );
+  }
   if (state.handle) {
     await state.handle.close();
     state.handle = null;
   }
-  const now = lstatSync(task.dest, { throwIfNoEntry: false });
+  const now = lstatSync(fsPath(task.dest), { throwIfNoEntry: false });
   if (now) {
     if (now.isSymbolicLink() || !now.isFile())
       throw new DownloadFailure(
@@ -247,13 +278,13 @@ async function finish(task: DownloadTask, state: PartState, options: DownloaderO
     if (!options.force)
       throw new DownloadFailure(`${task.dest} appeared during the download; left alone (the verified file is kept as ${part})`);
   }
-  await rename(part, task.dest);
-  fsyncDirSync(dirname(task.dest));
+  await rename(fsPath(part), fsPath(task.dest));
+  fsyncDirSync(parentOf(task.dest));
   forgetResumeState(part);
 }
 
 /** True when `path` is a regular file that is not a symlink (for the command's dry run). */
 export function isPlainFile(path: string): boolean {
-  const s = lstatSync(path, { throwIfNoEntry: false });
+  const s = lstatSync(fsPath(path), { throwIfNoEntry: false });
   return s !== undefined && s.isFile();
 }
