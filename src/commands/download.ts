@@ -1,9 +1,8 @@
-import { mkdirSync, realpathSync } from "node:fs";
+import { mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import pLimit from "p-limit";
 import { parsePositiveInt } from "../shared/cli-args.ts";
-import { parseDuration } from "../config/config.ts";
 import {
   buildPlan,
   EMIT_FORMATS,
@@ -14,22 +13,22 @@ import {
   type PlanItem,
 } from "../download/download-plan.ts";
 import { parseDownloadSource } from "../download/download-sources.ts";
-import { EXIT, UsageError, errorMessage } from "../shared/errors.ts";
+import { AppError, EXIT, UsageError, errnoCode, errorMessage } from "../shared/errors.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
-import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
+import type { ApiSettings } from "../config/settings.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
-import { loadConfig } from "../config/config-file.ts";
-import { createCivitaiClient } from "../civitai/civitai-client.ts";
 import type { DownloadApi } from "../civitai/api-types.ts";
-import { downloadFile, isPlainFile, type DownloadResult } from "../download/downloader.ts";
+import { downloadFile, isPlainFile, type DownloadResult } from "../download/transfer.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { VERSION } from "../version.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { checkTotalSpace, resolveSources } from "../download/download-resolve.ts";
-import { createDownloadDisplay } from "../ui/download-display.ts";
+import { createDownloadDisplay, printable } from "../ui/download-display.ts";
+import { restoreAlias, type AliasResult } from "../download/aliases.ts";
+import { encodeFsName } from "../shared/fs-path.ts";
 import { globalArgs } from "./_shared.ts";
-import { apiArgs } from "./_api.ts";
+import { apiArgs, createApiContext, durationArg } from "./_api.ts";
 
 const {
   "api-url": apiUrlArg,
@@ -86,57 +85,41 @@ export default defineCommand({
     const retries = args.retries === undefined ? 5 : parsePositiveInt(args.retries, "retries", 100);
     if (typeof retries === "string") throw new UsageError(retries);
     const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000);
-    const timeoutMs = durationArg(args.timeout, "timeout", 30_000);
     const sources = sourcesArgs.map(parseDownloadSource);
-
-    const config = loadConfig(args.config);
-    for (const w of config.warnings) logger.warn(w);
-    let settings: ApiSettings;
-    try {
-      settings = resolveApiSettings(
-        { apiUrl: args["api-url"], fallbackUrl: args["fallback-url"], fallback: args.fallback, apiKey: args["api-key"] },
-        process.env,
-        config.config,
-      );
-    } catch (error) {
-      throw new UsageError(errorMessage(error));
-    }
-    if (settings.keySource === "flag")
-      logger.warn("--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY");
-    const redact = createRedactor([settings.apiKey]);
 
     const destDir = resolve(String(args.dest));
     const writing = !args["dry-run"] && emit === null;
-    if (writing) mkdirSync(destDir, { recursive: true });
-    let realDest = destDir;
-    try {
-      realDest = realpathSync(destDir);
-    } catch {
-      /* a dry run or list for a folder that does not exist yet */
+    const realDest = prepareDest(destDir, writing);
+    // A list names the destination in every line: `$` or a backtick there would be expanded by the
+    // shell or envsubst the list goes through (names from the API or an inventory never hold them).
+    if (emit !== null && [destDir, realDest].some((d) => /[$`]/.test(d))) {
+      throw new UsageError(
+        `--dest ${printable(destDir)} holds $ or a backtick, which a shell or envsubst would expand in the list; choose a folder without them`,
+      );
     }
 
     await withInterrupt(async (signal) => {
-      const hosts = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
-      // The shared client: retries, Retry-After, redaction and the key only for Civitai origins.
-      const client = createCivitaiClient({
-        apiKey: settings.apiKey ?? undefined,
-        userAgent: `civitai-meta/${VERSION}`,
-        civitaiHosts: hosts,
-        timeoutMs,
-        signal,
-        logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
-      });
+      // Config, key, hosts and the shared client (retries, Retry-After, redaction, the key only for Civitai origins).
+      const { settings, client } = createApiContext(args, signal);
+      const redact = createRedactor([settings.apiKey]);
       const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
       const { wanted, problems, notes } = await resolveSources(sources, api, settings, redact);
-      for (const n of notes) logger.info(n);
+      for (const n of notes) logger.info(printable(n));
       const plan = buildPlan(wanted, realDest);
-      for (const c of plan.conflicts) problems.push(`${escapeControl(c.wanted.relPath)}: ${escapeControl(c.reason)}`);
-      for (const p of problems) logger.error(p);
+      for (const c of plan.conflicts) problems.push(`${c.wanted.relPath}: ${c.reason}`);
+      for (const p of problems) logger.error(printable(p));
 
       if (emit !== null) {
-        const text = renderEmit(plan.items, emit as EmitFormat, VERSION);
-        if (args.output) writeFileAtomic(resolve(String(args.output)), text, { mode: emit === "sh" ? 0o755 : undefined });
-        else process.stdout.write(text);
+        const links = plan.items.reduce((n, i) => n + i.aliases.length, 0);
+        if (links > 0 && emit !== "sh") {
+          logger.warn(
+            `${links} other name(s) of listed files (hard or soft links where they were scanned) are not in the ${emit} list: it cannot make links; use --emit sh or civitai-meta download for them`,
+          );
+        }
+        // Bytes, not UTF-8: a path that was not valid UTF-8 where it was scanned keeps its exact bytes.
+        const bytes = encodeFsName(renderEmit(plan.items, emit as EmitFormat, VERSION));
+        if (args.output) writeFileAtomic(resolve(String(args.output)), bytes, { mode: emit === "sh" ? 0o755 : undefined });
+        else process.stdout.write(bytes);
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
@@ -144,7 +127,7 @@ export default defineCommand({
         const entries: DryRunEntry[] = plan.items.map((item) =>
           isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item },
         );
-        process.stdout.write(renderDryRun(entries, escapeControl));
+        process.stdout.write(renderDryRun(entries, printable));
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
@@ -161,26 +144,70 @@ export default defineCommand({
         quiet: args.quiet === true,
         redact,
       });
-      const failed = results.filter((r) => r.status === "failed" || r.status === "exists" || r.status === "locked");
-      const done = results.filter((r) => r.status === "downloaded").length;
-      const present = results.filter((r) => r.status === "present").length;
-      const bytes = results.reduce((n, r) => n + r.bytesReceived, 0);
-      logger.info(
-        `${done} downloaded (${formatBytes(bytes)}), ${present} already present, ${failed.length + problems.length} failed or skipped`,
-      );
-      process.exitCode = failed.length > 0 || problems.length > 0 ? EXIT.failure : EXIT.ok;
+      process.exitCode = summarise(results, problems.length);
     });
   },
 });
 
-function durationArg(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const ms = parseDuration(value);
-  if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
-  return ms;
+/** One summary line on stderr; the exit code (1 when anything failed, was skipped or left alone). */
+function summarise(results: readonly ItemResult[], problems: number): number {
+  const files = results.map((r) => r.file);
+  const aliases = results.flatMap((r) => r.aliases);
+  const failed =
+    files.filter((r) => r.status === "failed" || r.status === "exists" || r.status === "locked").length +
+    aliases.filter((a) => a.status === "failed" || a.status === "exists").length +
+    results.reduce((n, r) => n + r.skippedAliases, 0);
+  const done = files.filter((r) => r.status === "downloaded").length;
+  const present = files.filter((r) => r.status === "present").length + aliases.filter((a) => a.status === "present").length;
+  const restored = aliases.filter((a) => a.status === "linked" || a.status === "copied").length;
+  const bytes = files.reduce((n, r) => n + r.bytesReceived, 0);
+  logger.info(
+    `${done} downloaded (${formatBytes(bytes)}), ${restored > 0 ? `${restored} other name(s) restored, ` : ""}${present} already present, ${failed + problems} failed or skipped`,
+  );
+  return failed > 0 || problems > 0 ? EXIT.failure : EXIT.ok;
 }
 
-/** Hosts to ask for one source: the site its URL named first (when we use it), then the others. */
+/**
+ * The destination, checked before any request: a file (or anything but a folder) there is one clear
+ * usage error; a missing folder is created when files will be written. Returns its real path (the
+ * plan is made inside it), or the path itself for a dry run or list of a folder that does not exist.
+ */
+function prepareDest(destDir: string, create: boolean): string {
+  const shown = printable(destDir);
+  let st: Stats | undefined;
+  try {
+    st = statSync(destDir, { throwIfNoEntry: false });
+  } catch (err) {
+    if (errnoCode(err) === "ENOTDIR") throw new UsageError(`--dest ${shown}: a part of that path is a file, not a folder`);
+    throw new AppError(`cannot use --dest ${shown}: ${errnoCode(err) ?? errorMessage(err)}`);
+  }
+  if (st && !st.isDirectory()) {
+    throw new UsageError(
+      `--dest ${shown} is ${st.isFile() ? "a file" : "something else"}, not a folder: give the folder to restore into (it is created when missing)`,
+    );
+  }
+  if (!st && create) {
+    try {
+      mkdirSync(destDir, { recursive: true });
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === "ENOTDIR" || code === "EEXIST") throw new UsageError(`--dest ${shown}: a part of that path is a file, not a folder`);
+      const why =
+        code === "EACCES" || code === "EPERM"
+          ? "permission denied"
+          : code === "EROFS"
+            ? "the filesystem is read-only"
+            : (code ?? errorMessage(err));
+      throw new AppError(`cannot create --dest ${shown}: ${why}`);
+    }
+  }
+  try {
+    return realpathSync(destDir);
+  } catch {
+    return destDir; // a dry run or list for a folder that does not exist yet
+  }
+}
+
 interface RunOptions {
   jobs: number;
   settings: ApiSettings;
@@ -193,15 +220,23 @@ interface RunOptions {
   redact: Redactor;
 }
 
-async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promise<DownloadResult[]> {
+interface ItemResult {
+  file: DownloadResult;
+  aliases: AliasResult[];
+  /** Other names not restored because their file is not in place. */
+  skippedAliases: number;
+}
+
+/** Downloads every item (`jobs` at once), then restores its other names once the file is verified. */
+async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promise<ItemResult[]> {
   const limit = pLimit(opts.jobs);
   const display = createDownloadDisplay(items, !opts.quiet && process.stderr.isTTY === true);
   try {
     return await Promise.all(
       items.map((item) =>
-        limit(async () => {
+        limit(async (): Promise<ItemResult> => {
           display.start(item);
-          const result = await downloadFile(item, {
+          const file = await downloadFile(item, {
             apiHost: opts.settings.primary,
             apiKey: opts.settings.apiKey,
             keyHosts: [opts.settings.primary, ...(opts.settings.fallback ? [opts.settings.fallback] : [])],
@@ -212,11 +247,26 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
             root: opts.root,
             signal: opts.signal,
             onProgress: (p) => display.progress(p),
-            onWarning: (m) => display.log(() => logger.warn(escapeControl(opts.redact(m)))),
+            onWarning: (m) => display.log(() => logger.warn(printable(opts.redact(m)))),
           });
           display.finish(item);
-          display.log(() => report(result));
-          return result;
+          display.log(() => report(file));
+          if (item.aliases.length === 0) return { file, aliases: [], skippedAliases: 0 };
+          if (file.status !== "downloaded" && file.status !== "present") {
+            display.log(() =>
+              logger.warn(
+                `${printable(item.dest)}: not in place, so its ${item.aliases.length} other name(s) were not restored: ${item.aliases.map((a) => printable(a.relPath)).join(", ")}`,
+              ),
+            );
+            return { file, aliases: [], skippedAliases: item.aliases.length };
+          }
+          const aliases: AliasResult[] = [];
+          for (const alias of item.aliases) {
+            const result = await restoreAlias(item, alias, { force: opts.force, root: opts.root });
+            display.log(() => reportAlias(result));
+            aliases.push(result);
+          }
+          return { file, aliases, skippedAliases: 0 };
         }),
       ),
     );
@@ -226,8 +276,8 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
 }
 
 function report(result: DownloadResult): void {
-  const name = escapeControl(result.task.dest);
-  const msg = result.message ? escapeControl(result.message) : "";
+  const name = printable(result.task.dest);
+  const msg = result.message ? printable(result.message) : "";
   switch (result.status) {
     case "downloaded":
       logger.success(`${name}: downloaded and verified`);
@@ -243,4 +293,12 @@ function report(result: DownloadResult): void {
       logger.error(msg);
       break;
   }
+}
+
+function reportAlias(result: AliasResult): void {
+  const msg = printable(result.message);
+  if (result.status === "linked" || result.status === "copied") logger.success(msg);
+  else if (result.status === "present") logger.info(msg);
+  else if (result.status === "exists") logger.warn(msg);
+  else logger.error(msg);
 }

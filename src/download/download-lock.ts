@@ -1,5 +1,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
+import { errnoCode } from "../shared/errors.ts";
+import { fsPath } from "../shared/fs-path.ts";
 
 /**
  * A per-target lock so two runs never append to one `.part` (docs/reliability.md §1.7, docs/cases.md A12). It is
@@ -13,7 +15,7 @@ export interface LockOwner {
   host: string;
 }
 
-export interface HeldLock {
+interface HeldLock {
   path: string;
   release(): void;
 }
@@ -27,18 +29,18 @@ export interface LockOptions {
   unreadableStaleMs?: number;
 }
 
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return errnoCode(err) === "EPERM";
   }
 }
 
 function readOwner(path: string): LockOwner | null {
   try {
-    const doc = JSON.parse(readFileSync(path, "utf8")) as Partial<LockOwner>;
+    const doc = JSON.parse(readFileSync(fsPath(path), "utf8")) as Partial<LockOwner>;
     if (typeof doc.pid === "number" && Number.isInteger(doc.pid) && doc.pid > 0) {
       return { pid: doc.pid, startedAt: String(doc.startedAt ?? ""), host: String(doc.host ?? "") };
     }
@@ -52,9 +54,9 @@ function tryCreate(path: string): HeldLock | null {
   let fd: number;
   try {
     // "wx" = O_CREAT|O_EXCL: fails on anything already there, a symlink included, and never follows it.
-    fd = openSync(path, "wx", 0o644);
+    fd = openSync(fsPath(path), "wx", 0o644);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return null;
+    if (errnoCode(err) === "EEXIST") return null;
     throw err;
   }
   try {
@@ -73,7 +75,7 @@ function tryCreate(path: string): HeldLock | null {
       const now = readOwner(path);
       if (now === null || now.pid === process.pid) {
         try {
-          unlinkSync(path);
+          unlinkSync(fsPath(path));
         } catch {
           /* already gone */
         }
@@ -93,7 +95,7 @@ export function acquireLock(path: string, options: LockOptions = {}): LockResult
     if (owner === null) {
       let age = 0;
       try {
-        age = Date.now() - statSync(path).mtimeMs;
+        age = Date.now() - statSync(fsPath(path)).mtimeMs;
       } catch {
         continue; // vanished meanwhile: try again
       }
@@ -104,7 +106,7 @@ export function acquireLock(path: string, options: LockOptions = {}): LockResult
     }
     if (!stale) return { ok: false, owner };
     try {
-      unlinkSync(path);
+      unlinkSync(fsPath(path));
     } catch {
       /* someone else took it over first */
     }

@@ -5,15 +5,16 @@ import type { ApiFile, ApiModelVersion } from "../civitai/civitai-types.ts";
 import type { Inventory } from "../report/inventory-types.ts";
 import { joinWithin, MAX_NAME_BYTES, sanitizeFileName, sanitizeRelativePath } from "./file-name.ts";
 import { formatBytes } from "../shared/format.ts";
+import { rawSafe } from "../shared/fs-path.ts";
 
 /**
  * What to fetch and where, from resolved versions or an inventory. Pure: existing files, locks
  * and free space are the downloader's business; this decides names, URLs and expectations.
  */
 
-/** Room kept under the 255-byte cap for `.<versionId>.part.json` / `.part.lock` beside the final name. */
-export const PART_SUFFIX_RESERVE = 24;
-export const NAME_MAX_BYTES = MAX_NAME_BYTES - PART_SUFFIX_RESERVE;
+/** Room kept under the 255-byte cap for `.<versionId>.part.json` / `.part.lock` beside the final name (resume-state.ts names them). */
+const PART_SUFFIX_RESERVE = 24;
+const NAME_MAX_BYTES = MAX_NAME_BYTES - PART_SUFFIX_RESERVE;
 
 /** One file we want under the destination. */
 export interface WantedFile {
@@ -29,16 +30,26 @@ export interface WantedFile {
   sha256: string | null;
   /** For messages: model and version names, escaped by the printer. */
   label: string;
+  /** Other names of the same file (hard or soft links in the scanned folder), like `relPath`. */
+  aliases?: string[];
 }
 
-export interface PlanItem extends WantedFile {
+/** Another name of a planned file: restored as a hard link to it, else as a verified copy. */
+export interface PlannedAlias {
+  relPath: string;
+  /** Absolute, inside the destination. */
+  dest: string;
+}
+
+export interface PlanItem extends Omit<WantedFile, "aliases"> {
   /** Our link (`https://civitai.com/api/download/models/{v}?fileId={f}`): never a key, never a signed URL. */
   url: string;
   /** Absolute final path, inside the destination. */
   dest: string;
+  aliases: PlannedAlias[];
 }
 
-export interface PlanConflict {
+interface PlanConflict {
   wanted: WantedFile;
   reason: string;
 }
@@ -48,13 +59,8 @@ export interface DownloadPlan {
   conflicts: PlanConflict[];
 }
 
-export function downloadUrlFor(versionId: number, fileId: number | null): string {
+function downloadUrlFor(versionId: number, fileId: number | null): string {
   return fileId === null ? primaryDownloadUrl(versionId) : fileDownloadUrl(versionId, fileId);
-}
-
-/** `<final>.<versionId>.part`: per version, so two versions sharing a name never share a part file. */
-export function partPathFor(dest: string, versionId: number): string {
-  return `${dest}.${versionId}.part`;
 }
 
 /** Civitai's `sizeKB` is bytes/1024 as a float; ×1024 is exact for realistic sizes but we do not rely on it. */
@@ -113,10 +119,10 @@ export function relativeToRoots(path: string, roots: readonly string[]): string 
   let best: string | null = null;
   for (const raw of roots) {
     const root = raw.replace(/\\/g, "/").replace(/\/+$/, "");
-    if (p === root) return posix.basename(p); // a file given as a root
+    if (p === root) return rawSafe(posix.basename, p); // a file given as a root
     if (p.startsWith(`${root}/`) && (best === null || root.length > best.length)) best = root;
   }
-  return best === null ? posix.basename(p) : p.slice(best.length + 1);
+  return best === null ? rawSafe(posix.basename, p) : p.slice(best.length + 1);
 }
 
 export interface InventoryWanted {
@@ -133,13 +139,22 @@ export interface InventoryWanted {
 export function wantedFromInventory(inventory: Inventory): InventoryWanted {
   const wanted: WantedFile[] = [];
   const problems: string[] = [];
+  // rawBytes: a name that was not valid UTF-8 on the scanned disk comes back with its exact bytes.
+  const relative = (path: string) =>
+    sanitizeRelativePath(relativeToRoots(path, inventory.roots), { maxBytes: NAME_MAX_BYTES, rawBytes: true });
   for (const record of inventory.records) {
     if (record.status !== "found" || !record.civitai) continue;
     const info = record.civitai;
-    const rel = sanitizeRelativePath(relativeToRoots(record.path, inventory.roots), { maxBytes: NAME_MAX_BYTES });
+    const rel = relative(record.path);
     if (rel === null || !isCivitaiId(info.versionId)) {
       problems.push(`${record.path}: no usable name or version id in the inventory`);
       continue;
+    }
+    const aliases: string[] = [];
+    for (const alias of record.aliases ?? []) {
+      const aliasRel = relative(alias);
+      if (aliasRel === null) problems.push(`${alias}: no usable name for this other name of ${record.path}`);
+      else if (aliasRel !== rel && !aliases.includes(aliasRel)) aliases.push(aliasRel);
     }
     const matched = info.matchedFile;
     const bySha = record.matchedBy !== "autov3";
@@ -154,6 +169,7 @@ export function wantedFromInventory(inventory: Inventory): InventoryWanted {
       sizeExact: exact,
       sha256,
       label: names || `version ${info.versionId}`,
+      ...(aliases.length > 0 ? { aliases } : {}),
     });
   }
   return { wanted, problems };
@@ -162,12 +178,18 @@ export function wantedFromInventory(inventory: Inventory): InventoryWanted {
 /**
  * Items with absolute destinations under `destDir` (pass its realpath). The same file asked twice
  * is fetched once; two different files wanting one path (or paths equal but for case, which is one
- * file on macOS and Windows) keep the first and report the rest.
+ * file on macOS and Windows) keep the first and report the rest. Other names (aliases) are placed
+ * after every file, so a file always wins a path over another file's alias.
  */
 export function buildPlan(wanted: readonly WantedFile[], destDir: string): DownloadPlan {
   const items: PlanItem[] = [];
   const conflicts: PlanConflict[] = [];
-  const byKey = new Map<string, PlanItem>();
+  const keyOf = (dest: string) => dest.normalize("NFC").toLowerCase();
+  /** Every path planned so far, a file's or another name's, and who holds it. */
+  const taken = new Map<string, { versionId: number; relPath: string; item?: PlanItem }>();
+  const holder = (relPath: string, prior: { versionId: number; relPath: string }) =>
+    `${relPath}: the same path is already planned for version ${prior.versionId} (${prior.relPath})`;
+  const withAliases: { w: WantedFile; item: PlanItem }[] = [];
   for (const w of wanted) {
     let dest: string;
     try {
@@ -176,21 +198,50 @@ export function buildPlan(wanted: readonly WantedFile[], destDir: string): Downl
       conflicts.push({ wanted: w, reason: (err as Error).message });
       continue;
     }
-    const key = dest.normalize("NFC").toLowerCase();
-    const prior = byKey.get(key);
-    if (prior) {
-      const same = prior.versionId === w.versionId && prior.fileId === w.fileId && (prior.sha256 === w.sha256 || w.sha256 === null);
-      if (!same) {
-        conflicts.push({
-          wanted: w,
-          reason: `${w.relPath}: the same path is already planned for version ${prior.versionId} (${prior.relPath})`,
-        });
-      }
+    const prior = taken.get(keyOf(dest));
+    if (prior?.item) {
+      const p = prior.item;
+      const same = p.versionId === w.versionId && p.fileId === w.fileId && (p.sha256 === w.sha256 || w.sha256 === null);
+      if (!same) conflicts.push({ wanted: w, reason: holder(w.relPath, prior) });
+      else if (w.aliases?.length) withAliases.push({ w, item: p });
       continue;
     }
-    const item: PlanItem = { ...w, url: downloadUrlFor(w.versionId, w.fileId), dest };
-    byKey.set(key, item);
+    const item: PlanItem = {
+      versionId: w.versionId,
+      fileId: w.fileId,
+      relPath: w.relPath,
+      size: w.size,
+      sizeExact: w.sizeExact,
+      sha256: w.sha256,
+      label: w.label,
+      url: downloadUrlFor(w.versionId, w.fileId),
+      dest,
+      aliases: [],
+    };
+    taken.set(keyOf(dest), { versionId: w.versionId, relPath: w.relPath, item });
     items.push(item);
+    if (w.aliases?.length) withAliases.push({ w, item });
+  }
+  // Other names come after every file: a file always wins a path over another file's other name.
+  for (const { w, item } of withAliases) {
+    for (const relPath of w.aliases ?? []) {
+      let dest: string;
+      try {
+        dest = joinWithin(destDir, relPath);
+      } catch (err) {
+        conflicts.push({ wanted: w, reason: `other name ${(err as Error).message}` });
+        continue;
+      }
+      const key = keyOf(dest);
+      if (key === keyOf(item.dest) || item.aliases.some((a) => keyOf(a.dest) === key)) continue;
+      const prior = taken.get(key);
+      if (prior) {
+        conflicts.push({ wanted: w, reason: `other name ${holder(relPath, prior)}` });
+        continue;
+      }
+      taken.set(key, { versionId: w.versionId, relPath });
+      item.aliases.push({ relPath, dest });
+    }
   }
   return { items, conflicts };
 }
@@ -213,6 +264,8 @@ export function renderDryRun(entries: readonly DryRunEntry[], escape: (s: string
     }
     const size = item.size === null ? "?" : formatBytes(item.size);
     lines.push(`${size.padStart(10)}  ${escape(item.relPath)}  ${item.url}${note ? `  (${note})` : ""}`);
+    for (const alias of item.aliases)
+      lines.push(`${"link".padStart(10)}  ${escape(alias.relPath)}  (another name of ${escape(item.relPath)})`);
   }
   const fetching = entries.filter((e) => !e.note).length;
   lines.push(`${fetching} file(s) to fetch, ${formatBytes(total)}${unknown ? ` plus ${unknown} of unknown size` : ""}`);
@@ -251,8 +304,8 @@ export function renderEmit(items: readonly PlanItem[], format: EmitFormat, toolV
       const sep = i.url.includes("?") ? "&" : "?";
       const lines = [
         `${i.url}${sep}token=${KEY_PLACEHOLDER}`,
-        `  dir=${posix.dirname(i.dest.replace(/\\/g, "/"))}`,
-        `  out=${posix.basename(i.dest.replace(/\\/g, "/"))}`,
+        `  dir=${rawSafe(posix.dirname, i.dest.replace(/\\/g, "/"))}`,
+        `  out=${rawSafe(posix.basename, i.dest.replace(/\\/g, "/"))}`,
       ];
       if (i.sha256) lines.push(`  checksum=sha-256=${i.sha256}`);
       return lines.join("\n");
@@ -280,7 +333,16 @@ export function renderEmit(items: readonly PlanItem[], format: EmitFormat, toolV
     "  fi",
     '  mv "$out.part" "$out"',
     "}",
+    "# Other names of a file (hard or soft links where it was scanned): a hard link, else a copy.",
+    "link() {",
+    "  src=$1; out=$2",
+    '  if [ -e "$out" ]; then echo "exists, left alone: $out" >&2; return 0; fi',
+    '  if [ ! -f "$src" ]; then echo "not linked, $src is missing: $out" >&2; status=1; return 0; fi',
+    '  mkdir -p "$(dirname "$out")" || { status=1; return 0; }',
+    '  ln "$src" "$out" 2>/dev/null || cp "$src" "$out" || status=1',
+    "}",
     ...items.map((i) => `fetch ${shQuote(i.url)} ${shQuote(i.dest)} ${shQuote(i.sha256 ?? "")}`),
+    ...items.flatMap((i) => i.aliases.map((a) => `link ${shQuote(i.dest)} ${shQuote(a.dest)}`)),
     'exit "$status"',
   ];
   return `${script.join("\n")}\n`;

@@ -2,13 +2,15 @@ import { lstatSync, readFileSync } from "node:fs";
 import type { DownloadApi } from "../civitai/api-types.ts";
 import { wantedFromInventory, wantedFromVersion, type PlanItem, type WantedFile } from "./download-plan.ts";
 import { describeSource, type DownloadSource } from "./download-sources.ts";
-import { AppError, EXIT, errorMessage } from "../shared/errors.ts";
+import { AppError, EXIT, errnoCode, errorMessage } from "../shared/errors.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { readInventory } from "../report/inventory-read.ts";
 import type { Redactor } from "../shared/redact.ts";
 import type { ApiSettings } from "../config/settings.ts";
 import { freeBytes } from "./disk-space.ts";
-import { isPlainFile, transferPaths } from "./downloader.ts";
+import { fsPath } from "../shared/fs-path.ts";
+import { isPlainFile } from "./transfer.ts";
+import { transferPaths } from "./resume-state.ts";
 
 function hostsFor(source: DownloadSource, settings: ApiSettings): string[] {
   const all = [settings.primary, ...(settings.fallback ? [settings.fallback] : [])];
@@ -34,7 +36,7 @@ export async function resolveSources(
         try {
           text = readFileSync(source.path, "utf8");
         } catch (err) {
-          throw new AppError(`cannot read ${source.path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+          throw new AppError(`cannot read ${source.path}: ${errnoCode(err) ?? errorMessage(err)}`);
         }
         const fromInventory = wantedFromInventory(readInventory(text, source.path));
         wanted.push(...fromInventory.wanted);
@@ -77,7 +79,7 @@ export async function checkTotalSpace(items: readonly PlanItem[], dir: string): 
   for (const item of items) {
     if (item.size === null || isPlainFile(item.dest)) continue;
     const { part } = transferPaths(item.dest, item.versionId);
-    const have = lstatSync(part, { throwIfNoEntry: false });
+    const have = lstatSync(fsPath(part), { throwIfNoEntry: false });
     needed += Math.max(0, item.size - (have?.isFile() ? have.size : 0));
   }
   const free = await freeBytes(dir);

@@ -7,7 +7,7 @@ import { startWriteback } from "./writeback.ts";
  * 1 MiB measured best (4 MiB held more memory for no gain). An fdatasync every few hundred MiB was
  * tried too: it made each pwritev wait on writeback and cost more than the final fsync it saved.
  */
-export const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /**
  * Appends a download's bytes to its .part and feeds the SHA-256 with exactly those bytes.

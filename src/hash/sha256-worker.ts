@@ -3,6 +3,7 @@
  * receiving, writing and hashing run on different cores. Messages are handled in order.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { fsPath } from "../shared/fs-path.ts";
 
 export type ToSha256Worker =
   | { type: "seed"; path: string; length: number }
@@ -18,7 +19,7 @@ let failure: string | null = null;
 
 /** Hashes the first `length` bytes of a file already on disk (a .part being resumed). */
 function seed(path: string, length: number): void {
-  const fd = openSync(path, "r");
+  const fd = openSync(fsPath(path), "r");
   try {
     const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
     let done = 0;

@@ -1,5 +1,6 @@
 import type { FromSha256Worker, ToSha256Worker } from "./sha256-worker.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
+import { fsPath } from "../shared/fs-path.ts";
 
 /** An incremental SHA-256 whose digest may be computed elsewhere (a worker thread). */
 export interface StreamHasher {
@@ -31,7 +32,9 @@ function inlineHasher(seed: StreamHasherOptions["seed"]): StreamHasher {
   let ready: Promise<void> = Promise.resolve();
   if (seed) {
     ready = (async () => {
-      for await (const chunk of Bun.file(seed.path).slice(0, seed.length).stream()) hasher.update(chunk);
+      const name = fsPath(seed.path); // a name that is not valid UTF-8 is opened by its bytes
+      const file = typeof name === "string" ? Bun.file(name) : Bun.file(new Uint8Array(name));
+      for await (const chunk of file.slice(0, seed.length).stream()) hasher.update(chunk);
     })();
   }
   const pending: Uint8Array[] = [];

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { fsPath, rawSafe } from "./fs-path.ts";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
@@ -22,13 +23,14 @@ export interface WriteFileAtomicOptions {
 }
 
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+  // rawSafe: Bun's node:path would turn a name's raw bytes (not valid UTF-8) into U+FFFD.
+  return rawSafe((p) => join(dirname(p), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`), path);
 }
 
 function targetMode(path: string, mode: number | undefined): number {
   if (mode !== undefined) return mode;
   try {
-    return statSync(path).mode & 0o7777;
+    return statSync(fsPath(path)).mode & 0o7777;
   } catch {
     return 0o666;
   }
@@ -39,7 +41,7 @@ export function fsyncDirSync(dir: string): void {
   // Some filesystems refuse fsync on a directory (EINVAL); the rename has still happened.
   let fd: number | undefined;
   try {
-    fd = openSync(dir, "r");
+    fd = openSync(fsPath(dir), "r");
     fsyncSync(fd);
   } catch {
     /* best effort */
@@ -48,20 +50,23 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-/** Synchronous atomic write. Throws the underlying fs error (with its path) after removing the temp file. */
+/**
+ * Synchronous atomic write. Throws the underlying fs error (with its path) after removing the temp
+ * file. A path holding escaped raw bytes (shared/fs-path.ts) is written under its exact bytes.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): void {
   const tmp = tempPathFor(path);
   const bytes = typeof data === "string" ? Buffer.from(data) : data;
   let fd: number | undefined;
   try {
     // "wx": never follow or clobber something already sitting at the temp name.
-    fd = openSync(tmp, "wx", targetMode(path, options.mode));
+    fd = openSync(fsPath(tmp), "wx", targetMode(path, options.mode));
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     if (options.fsync !== false) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
-    renameSync(tmp, path);
+    renameSync(fsPath(tmp), fsPath(path));
   } catch (err) {
     if (fd !== undefined) {
       try {
@@ -71,13 +76,13 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
       }
     }
     try {
-      unlinkSync(tmp);
+      unlinkSync(fsPath(tmp));
     } catch {
       /* never created, or already renamed */
     }
     throw err;
   }
-  if (options.fsyncDir) fsyncDirSync(dirname(path));
+  if (options.fsyncDir) fsyncDirSync(rawSafe(dirname, path));
 }
 
 /** Async twin of writeFileAtomic, for large reports where blocking the event loop would stall a spinner. */

@@ -90,3 +90,33 @@ export function showRawBytes(text: string): string {
   if (!hasRawBytes(text)) return text;
   return text.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - ESCAPE_BASE).toString(16).padStart(2, "0")}`);
 }
+
+/**
+ * Runs a node:path function (dirname, join, resolve, relative…) on paths that may hold escaped raw
+ * bytes. Bun's node:path is native and turns every lone surrogate into U+FFFD, which would send
+ * the bytes of such a name to another file. The raw bytes are swapped for private-use characters
+ * that none of the paths contains, `fn` runs on those, and the result (or an error's message) gets
+ * the raw bytes back. Paths without raw bytes go straight to `fn`.
+ */
+export function rawSafe(fn: (...paths: string[]) => string, ...paths: string[]): string {
+  if (!paths.some(hasRawBytes)) return fn(...paths);
+  const all = paths.join("");
+  let base = 0xe000;
+  // A window of 128 private-use characters (U+E000–U+F8FF) the paths do not use.
+  while ([...all].some((ch) => ch.charCodeAt(0) >= base && ch.charCodeAt(0) < base + 0x80)) {
+    base += 0x80;
+    if (base + 0x80 > 0xf900) throw new Error("cannot handle this path: it uses every private-use character");
+  }
+  const swapIn = (s: string) => s.replace(/[\udc80-\udcff]/g, (ch) => String.fromCharCode(base + ch.charCodeAt(0) - 0xdc80));
+  const swapOut = (s: string) =>
+    s.replace(/[\ue000-\uf8ff]/g, (ch) => {
+      const k = ch.charCodeAt(0) - base;
+      return k >= 0 && k < 0x80 ? String.fromCharCode(0xdc80 + k) : ch;
+    });
+  try {
+    return swapOut(fn(...paths.map(swapIn)));
+  } catch (err) {
+    if (err instanceof Error) err.message = swapOut(err.message);
+    throw err;
+  }
+}

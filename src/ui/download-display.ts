@@ -1,6 +1,17 @@
 import { escapeControl, formatBytes, formatDuration } from "../shared/format.ts";
+import { showRawBytes } from "../shared/fs-path.ts";
+import { INVISIBLE_RE } from "../download/file-name.ts";
 import type { PlanItem } from "../download/download-plan.ts";
-import type { DownloadProgress } from "../download/downloader.ts";
+import type { DownloadProgress } from "../download/download-task.ts";
+
+/**
+ * A name or message made safe for the terminal: control characters and the escaped raw bytes of a
+ * name that is not valid UTF-8 both shown as `\xNN` (the form reports use), bidi controls and
+ * invisible characters as `\uNNNN` (U+202E would reorder the rest of the line), never sent raw.
+ */
+export function printable(text: string): string {
+  return escapeControl(showRawBytes(text)).replace(INVISIBLE_RE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
 
 export interface DownloadDisplay {
   start(item: PlanItem): void;
@@ -43,7 +54,7 @@ export function createDownloadDisplay(items: readonly PlanItem[], enabled: boole
     ];
     for (const a of active.values()) {
       const pct = a.total ? `${Math.floor((a.received / a.total) * 100)}%` : formatBytes(a.received);
-      out.push(`  ${pct.padStart(4)} ${escapeControl(a.item.relPath)}`);
+      out.push(`  ${pct.padStart(4)} ${printable(a.item.relPath)}`);
     }
     clear();
     stream.write(`${out.map((l) => l.slice(0, columns)).join("\n")}\n`);

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { transferPaths } from "../../src/download/downloader.ts";
-import { makeBytes, sha256Hex, startFakeStorage, type FakeStorage } from "../helpers/fake-storage.ts";
+import { transferPaths } from "../../src/download/resume-state.ts";
+import { makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../helpers/fake-storage.ts";
 import { BINARY, CLI_ENTRY, type CliResult } from "../helpers/run-cli.ts";
 
 const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
@@ -57,6 +57,80 @@ function filesUnder(dir: string): string[] {
   return existsSync(dir) ? (readdirSync(dir, { recursive: true }) as string[]).sort() : [];
 }
 
+/** The `civitai` block of an inventory record for a fake file. */
+function civitaiInfo(f: FakeFile) {
+  return {
+    modelId: f.modelId,
+    modelName: "M",
+    modelType: "LORA",
+    versionId: f.versionId,
+    versionName: "v",
+    baseModel: null,
+    baseModelType: null,
+    trainedWords: [],
+    nsfw: false,
+    nsfwLevel: null,
+    availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
+    createdAt: null,
+    updatedAt: null,
+    publishedAt: null,
+    description: null,
+    creator: null,
+    tags: [],
+    license: null,
+    pageUrl: "https://civitai.com/models/1",
+    air: null,
+    matchedFile: {
+      id: f.fileId,
+      name: f.name,
+      sizeKB: f.bytes.byteLength / 1024,
+      type: "Model",
+      primary: true,
+      format: null,
+      fp: null,
+      size: null,
+      hashes: { SHA256: f.sha256 },
+    },
+    downloadUrl: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`,
+    primaryDownloadUrl: `https://civitai.com/api/download/models/${f.versionId}`,
+    previewImageUrl: null,
+  };
+}
+
+/** A found record of `f` at `path` (and its other names). */
+function rec(path: string, f: FakeFile, aliases: string[] = []) {
+  return {
+    path,
+    aliases,
+    size: f.bytes.byteLength,
+    mtime: null,
+    hashes: { sha256: f.sha256 },
+    status: "found",
+    matchedBy: "sha256",
+    civitai: civitaiInfo(f),
+  };
+}
+
+/** A scan inventory of `/old/models` holding `records`. */
+function inventoryOf(records: object[]) {
+  return {
+    schemaVersion: 1,
+    generatedAt: "2025-01-01T00:00:00Z",
+    tool: { name: "civitai-meta", version: "0.1.0" },
+    roots: ["/old/models"],
+    options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
+    summary: {
+      files: records.length,
+      byStatus: { found: records.length, not_found: 0, error: 0, skipped: 0 },
+      bytes: 0,
+      durationMs: 0,
+      requests: 0,
+      cacheHits: { hashes: 0, metadata: 0 },
+    },
+    records,
+  };
+}
+
 describe("civitai-meta download (e2e)", () => {
   test("A2: SIGKILL mid-download of a 200 MB file, then the same command fetches only the rest and verifies", async () => {
     const size = 200 * 1024 * 1024;
@@ -82,7 +156,7 @@ describe("civitai-meta download (e2e)", () => {
     expect(proc.signalCode).toBe("SIGKILL");
     expect(firstStderr).not.toContain(SENTINEL);
 
-    // Only the .part, its sidecar and the dead run's lock: never the final name.
+    // Only the .part, its resume state and the dead run's lock: never the final name.
     expect(existsSync(target)).toBe(false);
     expect(filesUnder(dest)).toEqual([`${file.name}.777.part`, `${file.name}.777.part.json`, `${file.name}.777.part.lock`].sort());
     partSize = statSync(paths.part).size;
@@ -109,79 +183,18 @@ describe("civitai-meta download (e2e)", () => {
   test("inventory restore: missing files fetched at their relative paths; a second run skips them as verified", async () => {
     const a = fake.addFile({ versionId: 801, bytes: makeBytes(50_000, 801), name: "api-name-a.safetensors" });
     const b = fake.addFile({ versionId: 802, bytes: makeBytes(70_000, 802), name: "api-name-b.safetensors" });
-    const info = (f: typeof a) => ({
-      modelId: f.modelId,
-      modelName: "M",
-      modelType: "LORA",
-      versionId: f.versionId,
-      versionName: "v",
-      baseModel: null,
-      baseModelType: null,
-      trainedWords: [],
-      nsfw: false,
-      nsfwLevel: null,
-      availability: { archived: false, takenDown: false, earlyAccess: false, paidAccess: false },
-      createdAt: null,
-      updatedAt: null,
-      publishedAt: null,
-      description: null,
-      creator: null,
-      tags: [],
-      license: null,
-      pageUrl: "https://civitai.com/models/1",
-      air: null,
-      matchedFile: {
-        id: f.fileId,
-        name: f.name,
-        sizeKB: f.bytes.byteLength / 1024,
-        type: "Model",
-        primary: true,
-        format: null,
-        fp: null,
-        size: null,
-        hashes: { SHA256: f.sha256 },
+    const inventory = inventoryOf([
+      rec("/old/models/loras/style/my-a.safetensors", a),
+      rec("/old/models/checkpoints/my-b.safetensors", b),
+      {
+        path: "/old/models/unknown.safetensors",
+        aliases: [],
+        size: 1,
+        mtime: null,
+        hashes: { sha256: "c".repeat(64) },
+        status: "not_found",
       },
-      downloadUrl: `https://civitai.com/api/download/models/${f.versionId}?fileId=${f.fileId}`,
-      primaryDownloadUrl: `https://civitai.com/api/download/models/${f.versionId}`,
-      previewImageUrl: null,
-    });
-    const rec = (path: string, f: typeof a) => ({
-      path,
-      aliases: [],
-      size: f.bytes.byteLength,
-      mtime: null,
-      hashes: { sha256: f.sha256 },
-      status: "found",
-      matchedBy: "sha256",
-      civitai: info(f),
-    });
-    const inventory = {
-      schemaVersion: 1,
-      generatedAt: "2025-01-01T00:00:00Z",
-      tool: { name: "civitai-meta", version: "0.1.0" },
-      roots: ["/old/models"],
-      options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
-      summary: {
-        files: 3,
-        byStatus: { found: 2, not_found: 1, error: 0, skipped: 0 },
-        bytes: 0,
-        durationMs: 0,
-        requests: 0,
-        cacheHits: { hashes: 0, metadata: 0 },
-      },
-      records: [
-        rec("/old/models/loras/style/my-a.safetensors", a),
-        rec("/old/models/checkpoints/my-b.safetensors", b),
-        {
-          path: "/old/models/unknown.safetensors",
-          aliases: [],
-          size: 1,
-          mtime: null,
-          hashes: { sha256: "c".repeat(64) },
-          status: "not_found",
-        },
-      ],
-    };
+    ]);
     const invPath = join(tmp, `inventory-${n}.json`);
     writeFileSync(invPath, JSON.stringify(inventory));
     mkdirSync(join(dest, "checkpoints"), { recursive: true });
@@ -254,7 +267,7 @@ describe("civitai-meta download (e2e)", () => {
     noSecret(r);
   });
 
-  test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and sidecar kept for resume, the lock released", async () => {
+  test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and its resume state kept for resume, the lock released", async () => {
     const size = 8 * 1024 * 1024;
     const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });
     const paths = transferPaths(join(dest, file.name), 960);
@@ -273,7 +286,7 @@ describe("civitai-meta download (e2e)", () => {
     expect(code).toBe(130);
     expect(stderr).toContain("interrupted");
     expect(existsSync(paths.part)).toBe(true);
-    expect(existsSync(paths.sidecar)).toBe(true);
+    expect(existsSync(paths.resumeState)).toBe(true);
     expect(existsSync(paths.lock)).toBe(false);
     expect(existsSync(join(dest, file.name))).toBe(false);
   }, 30_000);
@@ -316,5 +329,209 @@ describe("civitai-meta download (e2e)", () => {
     const r = await cli(["download", "424242", "--dest", dest, ...apiFlags()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("version 424242: not found on Civitai");
+  });
+});
+
+describe("download: trust (issue 9)", () => {
+  const writeInventory = (records: object[]): string => {
+    const path = join(tmp, `inventory-${n}.json`);
+    writeFileSync(path, JSON.stringify(inventoryOf(records)));
+    return path;
+  };
+  const tryMount = (dir: string, size: string, label: string): boolean => {
+    mkdirSync(dir, { recursive: true });
+    const r = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
+    if (r.exitCode !== 0) console.log(`${label} skipped: cannot mount tmpfs (${r.stderr.toString().trim() || `exit ${r.exitCode}`})`);
+    return r.exitCode === 0;
+  };
+
+  test.skipIf(!Bun.which("envsubst"))(
+    "T3: an API name carrying ${CIVITAI_API_KEY} never puts the key into a file name after the README's envsubst step",
+    async () => {
+      const f = fake.addFile({ versionId: 1001, bytes: makeBytes(5_000, 1001), name: "lora_${CIVITAI_API_KEY}`id`.safetensors" });
+      const aria = await cli(["download", "1001", "--dest", dest, "--emit", "aria2", ...apiFlags()]);
+      expect(aria.code).toBe(0);
+      const filled = Bun.spawnSync(["envsubst", "$CIVITAI_API_KEY"], {
+        stdin: new TextEncoder().encode(aria.stdout),
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      // (The header comment names the envsubst command, so envsubst fills it in too: comments are not names.)
+      const lines = filled.stdout
+        .toString()
+        .split("\n")
+        .filter((l) => !l.startsWith("#"));
+      // The key is where the README puts it (the URL's token), and nowhere else.
+      expect(lines.filter((l) => l.includes(SENTINEL))).toEqual([
+        `https://civitai.com/api/download/models/1001?fileId=${f.fileId}&token=${SENTINEL}`,
+      ]);
+      const out = lines.find((l) => l.startsWith("  out="));
+      expect(out).toBe("  out=lora__{CIVITAI_API_KEY}_id_.safetensors");
+      for (const format of ["urls", "sh"]) {
+        const r = await cli(["download", "1001", "--dest", dest, "--emit", format, ...apiFlags()]);
+        expect(r.code).toBe(0);
+        const names = r.stdout.split("\n").filter((l) => l.includes("lora_"));
+        expect(names.length).toBeGreaterThan(0);
+        for (const l of names) expect(l.replace(/token=\$\{CIVITAI_API_KEY\}/, "")).not.toMatch(/[$`]/);
+      }
+      // `download` saves under the very name the list names.
+      const real = await cli(["download", "1001", "--dest", dest, ...apiFlags()]);
+      expect(real.code).toBe(0);
+      expect(filesUnder(dest)).toEqual(["lora__{CIVITAI_API_KEY}_id_.safetensors"]);
+      // A destination that itself holds $ cannot be written into a list safely: refused, not emitted.
+      const dollar = await cli(["download", "1001", "--dest", join(tmp, "a$HOME"), "--emit", "aria2", ...apiFlags()]);
+      expect(dollar.code).toBe(2);
+      expect(dollar.stderr).toContain("--dest");
+      expect(dollar.stderr).toMatch(/\$ or a backtick/);
+      expect(dollar.stdout).toBe("");
+    },
+  );
+
+  test("T4: an endless answer from the download route → one clear error at once, nothing written", async () => {
+    fake.addFile({ versionId: 1002, bytes: makeBytes(5_000, 1002) });
+    fake.queueApiFault({ kind: "endless", status: 403 });
+    const started = performance.now();
+    const r = await cli(["download", "1002", "--dest", dest, "--stall-timeout", "5s", ...apiFlags()]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/download refused \(403\); Civitai's answer is larger than 64 KiB and was not read/);
+    expect(performance.now() - started).toBeLessThan(4000);
+    expect(filesUnder(dest)).toEqual([]);
+    noSecret(r);
+  });
+
+  test("T5: a storage redirect to file:///etc/passwd is refused: nothing under DEST, exit 1", async () => {
+    fake.addFile({ versionId: 1003, bytes: makeBytes(5_000, 1003), name: "t5.safetensors" });
+    fake.queueStorageFault({ kind: "redirect", location: "file:///etc/passwd" });
+    const r = await cli(["download", "1003", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("refusing a redirect to a file: URL; only http and https are followed");
+    expect(r.stderr).not.toContain("downloaded and verified");
+    expect(filesUnder(dest)).toEqual([]);
+  });
+
+  test("T6: no size anywhere and an endless body on a 64 MiB disk → stops with room left, nothing kept, a true message", async () => {
+    const f = fake.addFile({ versionId: 1004, bytes: makeBytes(5_000, 1004), name: "t6.safetensors" });
+    if (!tryMount(dest, "64m", "T6 e2e")) return;
+    try {
+      // An AutoV3 match whose Civitai file lists neither size nor hash: nothing tells how large it is.
+      const record = { ...rec("/old/models/t6.safetensors", f), matchedBy: "autov3" };
+      record.civitai = {
+        ...record.civitai,
+        matchedFile: { ...record.civitai.matchedFile, sizeKB: null as unknown as number, hashes: {} as { SHA256: string } },
+      };
+      fake.queueStorageFault({ kind: "no-length", bytes: 512 * 1024 * 1024 });
+      const r = await cli(["download", writeInventory([record]), "--dest", dest, ...apiFlags()]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /without saying how large the file is .*; stopped to keep .* free on that disk, the partial download was deleted and nothing was saved/,
+      );
+      expect(filesUnder(dest)).toEqual([]);
+    } finally {
+      Bun.spawnSync(["umount", dest]);
+    }
+  });
+
+  test("T7: --stall-timeout 30d is honoured (a timer past 2^31−1 ms used to fire at once)", async () => {
+    const f = fake.addFile({ versionId: 1005, bytes: makeBytes(100_000, 1005), name: "t7.safetensors" });
+    const r = await cli(["download", "1005", "--dest", dest, "--stall-timeout", "30d", ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toContain("TimeoutOverflowWarning");
+    expect(sha256Hex(readFileSync(join(dest, f.name)))).toBe(f.sha256);
+  });
+
+  test("T14: U+202E and escapes in an API name never reach the file name or the terminal; an inventory path is printed escaped", async () => {
+    fake.addFile({ versionId: 1006, bytes: makeBytes(5_000, 1006), name: "invoice\u202Egnp\u001b[31m.safetensors" });
+    const r = await cli(["download", "1006", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(filesUnder(dest)).toEqual(["invoicegnp[31m.safetensors"]);
+    expect(r.stderr).not.toContain("\u202E");
+    expect(r.stderr).not.toContain("\u001b");
+    // A destination the user named with U+202E in it is shown escaped, not obeyed by the terminal.
+    const bidiDest = join(dest, "evil\u202Edir");
+    const shown = await cli(["download", "1006", "--dest", bidiDest, ...apiFlags()]);
+    expect(shown.code).toBe(0);
+    expect(shown.stderr).not.toContain("\u202E");
+    expect(shown.stderr).toContain("evil\\u202edir/invoicegnp[31m.safetensors: downloaded and verified");
+    const missing = await cli(["download", join(tmp, "no\u001b]52;c;eA==\u0007such.json"), "--dest", dest, ...apiFlags()]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("no\\x1b]52;c;eA==\\x07such.json");
+    expect(missing.stderr).not.toContain("\u001b");
+    expect(missing.stderr).not.toContain("\u0007");
+  });
+
+  test("T17: a file with three names in the inventory comes back under all three, as hard links; a second run finds them present", async () => {
+    const f = fake.addFile({ versionId: 1007, bytes: makeBytes(40_000, 1007), name: "api.safetensors" });
+    const inv = writeInventory([
+      rec("/old/models/checkpoints/base.safetensors", f, [
+        "/old/models/checkpoints/base-link.safetensors",
+        "/old/models/sd/Stable-diffusion/base.safetensors",
+      ]),
+    ]);
+    const dry = await cli(["download", inv, "--dest", dest, "--dry-run", ...apiFlags()]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("sd/Stable-diffusion/base.safetensors  (another name of checkpoints/base.safetensors)");
+    const r = await cli(["download", inv, "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    const names = ["checkpoints/base.safetensors", "checkpoints/base-link.safetensors", "sd/Stable-diffusion/base.safetensors"];
+    const inodes = new Set(names.map((p) => statSync(join(dest, p)).ino));
+    expect(inodes.size).toBe(1);
+    expect(statSync(join(dest, names[0]!)).nlink).toBe(3);
+    expect(sha256Hex(readFileSync(join(dest, names[2]!)))).toBe(f.sha256);
+    expect(r.stderr.match(/restored as a hard link to /g)).toHaveLength(2);
+    expect(fake.bytesServed).toBe(40_000); // fetched once
+    fake.reset();
+    const again = await cli(["download", inv, "--dest", dest, ...apiFlags()]);
+    expect(again.code).toBe(0);
+    expect(fake.bytesServed).toBe(0);
+    expect(again.stderr.match(/already present, verified/g)).toHaveLength(3);
+  });
+
+  test("T17: where a hard link is impossible (another filesystem) the other name is a verified copy", async () => {
+    const f = fake.addFile({ versionId: 1008, bytes: makeBytes(40_000, 1008), name: "api.safetensors" });
+    if (!tryMount(join(dest, "other-disk"), "8m", "T17 copy")) return;
+    try {
+      const inv = writeInventory([rec("/old/models/a.safetensors", f, ["/old/models/other-disk/a.safetensors"])]);
+      const r = await cli(["download", inv, "--dest", dest, ...apiFlags()]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(
+        /other-disk\/a\.safetensors: restored as a verified copy of .*a\.safetensors \(a hard link is not possible here: EXDEV\)/,
+      );
+      expect(statSync(join(dest, "other-disk/a.safetensors")).ino).not.toBe(statSync(join(dest, "a.safetensors")).ino);
+      expect(sha256Hex(readFileSync(join(dest, "other-disk/a.safetensors")))).toBe(f.sha256);
+      expect(readdirSync(join(dest, "other-disk"))).toEqual(["a.safetensors"]);
+    } finally {
+      Bun.spawnSync(["umount", join(dest, "other-disk")]);
+    }
+  });
+
+  test("T12: an inventory path that is not valid UTF-8 is restored with its exact bytes and printed escaped", async () => {
+    const f = fake.addFile({ versionId: 1009, bytes: makeBytes(20_000, 1009), name: "api.safetensors" });
+    // What the walker writes for the name bytes `dir\xff/bad\xfe\x80.safetensors` (JSON keeps \udcXX).
+    const inv = writeInventory([rec("/old/models/dir\udcff/bad\udcfe\udc80.safetensors", f)]);
+    const r = await cli(["download", inv, "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    const dirs = readdirSync(dest, { encoding: "buffer" });
+    expect(dirs).toEqual([Buffer.from([...Buffer.from("dir"), 0xff])]);
+    const files = readdirSync(Buffer.concat([Buffer.from(`${dest}/`), dirs[0]!]), { encoding: "buffer" });
+    expect(files).toEqual([Buffer.concat([Buffer.from("bad"), Buffer.from([0xfe, 0x80]), Buffer.from(".safetensors")])]);
+    expect(r.stderr).toContain("dir\\xff/bad\\xfe\\x80.safetensors: downloaded and verified");
+    expect(r.stderr).not.toContain("\ufffd");
+    fake.reset();
+    const again = await cli(["download", inv, "--dest", dest, ...apiFlags()]);
+    expect(again.code).toBe(0);
+    expect(fake.bytesServed).toBe(0);
+    expect(again.stderr).toContain("dir\\xff/bad\\xfe\\x80.safetensors: already present, verified");
+  });
+
+  test("T21: --dest that is a file → one clear error naming it, exit 2, no raw EEXIST", async () => {
+    const file = join(tmp, `plain-file-${n}`);
+    writeFileSync(file, "x");
+    for (const extra of [[], ["--dry-run"]]) {
+      const r = await cli(["download", "1", "--dest", file, ...extra, ...apiFlags()]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--dest ${file} is a file, not a folder`);
+      expect(r.stderr).not.toMatch(/EEXIST|mkdir/);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    expect(fake.apiRequests).toHaveLength(0);
   });
 });

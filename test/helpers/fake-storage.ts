@@ -70,7 +70,12 @@ export type ApiFault =
   | { kind: "status"; status: number; body?: object | string; headers?: Record<string, string> }
   | { kind: "html" }
   /** A redirect to any URL (an evil host, an http downgrade…). */
-  | { kind: "redirect"; location: string; status?: number };
+  | { kind: "redirect"; location: string; status?: number }
+  /**
+   * A body that does not end (until the client hangs up, or after `limit` bytes, default 1 GiB) at
+   * about `bytesPerSecond` (default 16 MB/s), optionally claiming a Content-Length.
+   */
+  | { kind: "endless"; status: number; contentType?: string; declaredLength?: number; bytesPerSecond?: number; limit?: number };
 
 export type StorageFault =
   /** Sends the full Content-Length but resets the connection after `after` bytes of this response. */
@@ -90,7 +95,9 @@ export type StorageFault =
   /** Sends `after` bytes, then nothing (connection kept open) until the client gives up. */
   | { kind: "stall"; after: number }
   /** A redirect from storage to `location`. */
-  | { kind: "redirect"; location: string };
+  | { kind: "redirect"; location: string }
+  /** 200 with `bytes` bytes of junk and no Content-Length (chunked): a server that never says the size. */
+  | { kind: "no-length"; bytes: number };
 
 export interface RecordedRequest {
   method: string;
@@ -265,6 +272,14 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
         res.writeHead(fault.status ?? 307, { location: fault.location });
         return res.end();
       }
+      if (fault?.kind === "endless") {
+        entry.status = fault.status;
+        res.writeHead(fault.status, {
+          "content-type": fault.contentType ?? "application/json",
+          ...(fault.declaredLength === undefined ? {} : { "content-length": String(fault.declaredLength) }),
+        });
+        return void pumpJunk(res, entry, fault.limit ?? 1024 ** 3, fault.bytesPerSecond ?? 16_000_000);
+      }
       const f = files.get(Number(m[1]));
       const fileId = url.searchParams.get("fileId");
       if (!f || (fileId !== null && Number(fileId) !== f.fileId)) return reply(404, fixtureBody("error-404-download-file-not-found.json"));
@@ -332,6 +347,11 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
       res.writeHead(302, { location: fault.location });
       return res.end();
     }
+    if (fault?.kind === "no-length") {
+      entry.status = 200;
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      return void pumpJunk(res, entry, fault.bytes, 0);
+    }
 
     const size = f.bytes.byteLength;
     const headers: Record<string, string | number> = {
@@ -396,6 +416,29 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
     };
     pump();
   });
+
+  /** Writes `limit` junk bytes (`rate` bytes/s, 0 = as fast as the socket takes them), counted in `entry.bytes`. */
+  function pumpJunk(res: ServerResponse, entry: RecordedRequest, limit: number, rate: number): void {
+    const piece = makeBytes(64 * 1024, 7);
+    let sent = 0;
+    let closed = false;
+    res.on("close", () => {
+      closed = true;
+    });
+    const pump = () => {
+      if (closed) return;
+      if (sent >= limit) return void res.end();
+      const n = Math.min(piece.byteLength, limit - sent);
+      sent += n;
+      entry.bytes = (entry.bytes ?? 0) + n;
+      fake.bytesServed += n;
+      const ok = res.write(piece.subarray(0, n));
+      const next = () => (rate > 0 ? setTimeout(pump, Math.max(1, Math.round((n / rate) * 1000))) : setImmediate(pump));
+      if (ok) next();
+      else res.once("drain", next);
+    };
+    pump();
+  }
 
   for (const server of [api, storage])
     server.on("connection", (s) => {

@@ -4,7 +4,6 @@ import {
   buildPlan,
   bytesFromSizeKB,
   KEY_PLACEHOLDER,
-  partPathFor,
   pickFile,
   relativeToRoots,
   renderDryRun,
@@ -14,6 +13,7 @@ import {
   wantedFromVersion,
   type WantedFile,
 } from "../../../src/download/download-plan.ts";
+import { partPathFor } from "../../../src/download/resume-state.ts";
 import type { Inventory } from "../../../src/report/inventory-types.ts";
 import type { CivitaiInfo, FileRecord } from "../../../src/report/record-types.ts";
 
@@ -225,5 +225,69 @@ describe("--dry-run and --emit", () => {
     const check = Bun.spawnSync(["sh", "-n"], { stdin: new TextEncoder().encode(text) });
     expect(check.exitCode).toBe(0);
     expect(shQuote("a'b")).toBe(`'a'\\''b'`);
+  });
+});
+
+describe("issue 9", () => {
+  test("T3: no emitted field but the key placeholder carries $ or a backtick, whatever the API names the file", () => {
+    const hostile: ApiModelVersion = {
+      id: 77,
+      files: [{ id: 78, name: "lora_${CIVITAI_API_KEY}`id`$(id).safetensors", primary: true, hashes: { SHA256: SHA_A.toUpperCase() } }],
+    };
+    const w = wantedFromVersion(hostile);
+    if (!w.ok) throw new Error(w.reason);
+    const items = buildPlan([w.wanted], "/dest").items;
+    const placeholder = /token=\$\{CIVITAI_API_KEY\}/;
+    const aria = renderEmit(items, "aria2");
+    for (const line of aria.split("\n").filter((l) => l.startsWith("  "))) expect(line).not.toMatch(/[$`]/);
+    expect(aria).toContain("  out=lora__{CIVITAI_API_KEY}_id__(id).safetensors");
+    for (const line of renderEmit(items, "urls").trim().split("\n")) expect(line.replace(placeholder, "")).not.toMatch(/[$`]/);
+    const fetches = renderEmit(items, "sh")
+      .split("\n")
+      .filter((l) => l.startsWith("fetch "));
+    expect(fetches).toHaveLength(1);
+    expect(fetches[0]).not.toMatch(/[$`]/);
+  });
+
+  test("T17: a record's other names come along, relative to their scan root and sanitised; a bad one is a problem line", () => {
+    const inv = inventory([
+      record("/src/models/checkpoints/a.safetensors", {
+        civitai: info(10, 11, SHA_A),
+        matchedBy: "sha256",
+        aliases: ["/src/models/loras/a-link.safetensors", "/src/models/ui/a:b.safetensors", "/src/models/../../etc/x"],
+      }),
+    ]);
+    const { wanted, problems } = wantedFromInventory(inv);
+    expect(wanted.map((w) => [w.relPath, w.aliases])).toEqual([
+      ["checkpoints/a.safetensors", ["a-link.safetensors", "ui/a_b.safetensors"]],
+    ]);
+    expect(problems).toEqual(["/src/models/../../etc/x: no usable name for this other name of /src/models/checkpoints/a.safetensors"]);
+  });
+
+  test("T17: the plan gives each other name a destination; one that escapes or takes a planned path is a conflict", () => {
+    const w = (relPath: string, versionId: number, aliases: string[] = []): WantedFile => ({
+      versionId,
+      fileId: versionId + 1,
+      relPath,
+      aliases,
+      size: 10,
+      sizeExact: true,
+      sha256: SHA_A,
+      label: "x",
+    });
+    const plan = buildPlan([w("a.pt", 1, ["b/a.pt", "a.pt", "../x.pt", "c.pt"]), w("c.pt", 3)], "/dest");
+    expect(plan.items.map((i) => [i.relPath, i.aliases.map((a) => a.dest)])).toEqual([
+      ["a.pt", ["/dest/b/a.pt"]],
+      ["c.pt", []],
+    ]);
+    expect(plan.conflicts.map((c) => c.reason)).toEqual([
+      'other name "../x.pt" would be outside /dest',
+      "other name c.pt: the same path is already planned for version 3 (c.pt)",
+    ]);
+    const dry = renderDryRun([{ item: plan.items[0]! }]);
+    expect(dry).toContain("      link  b/a.pt  (another name of a.pt)");
+    const sh = renderEmit(plan.items, "sh");
+    expect(sh).toContain(`link '/dest/a.pt' '/dest/b/a.pt'`);
+    expect(Bun.spawnSync(["sh", "-n"], { stdin: new TextEncoder().encode(sh) }).exitCode).toBe(0);
   });
 });

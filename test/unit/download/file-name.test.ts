@@ -13,7 +13,7 @@ describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () =>
     ["CON.safetensors", "CON_.safetensors"],
     ["con", "con_"],
     ["LPT9.ckpt", "LPT9_.ckpt"],
-    ["CONIN$.bin", "CONIN$_.bin"],
+    ["CONIN$.bin", "CONIN_.bin"],
     ["COM10.bin", "COM10.bin"],
     ["CONSOLE.bin", "CONSOLE.bin"],
     ["spam. . .", "spam"],
@@ -26,6 +26,46 @@ describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () =>
 
   test.each(["", ".", "..", "../..", "/", "a/..", "...", " ", "\u0000"])("%j is unusable → null", (input) => {
     expect(sanitizeFileName(input)).toBeNull();
+  });
+
+  test("T14: bidi controls and invisible format characters are removed (U+202E would show 'gnp.exe' as 'exe.png')", () => {
+    expect(sanitizeFileName("invoice\u202Egnp.safetensors")).toBe("invoicegnp.safetensors");
+    for (const ch of [
+      "\u061C",
+      "\u200B",
+      "\u200E",
+      "\u200F",
+      "\u202A",
+      "\u202B",
+      "\u202C",
+      "\u202D",
+      "\u2028",
+      "\u2029",
+      "\u2060",
+      "\u2066",
+      "\u2067",
+      "\u2068",
+      "\u2069",
+      "\uFEFF",
+    ]) {
+      expect(sanitizeFileName(`a${ch}b.pt`)).toBe("ab.pt");
+    }
+    // Joiners stay: they are part of emoji and of several scripts' spelling.
+    expect(sanitizeFileName("\u{1F469}\u200D\u{1F52C}.pt")).toBe("\u{1F469}\u200D\u{1F52C}.pt");
+  });
+
+  test("T3: $ and backticks become _ (a shell or envsubst would act on them in an emitted list)", () => {
+    expect(sanitizeFileName("lora_${CIVITAI_API_KEY}.safetensors")).toBe("lora__{CIVITAI_API_KEY}.safetensors");
+    expect(sanitizeFileName("a`id`$(id).pt")).toBe("a_id__(id).pt");
+    expect(sanitizeRelativePath("$HOME/`x`/a.pt")).toBe("_HOME/_x_/a.pt");
+  });
+
+  test("T12: a name's escaped raw bytes (not valid UTF-8) are kept only when asked; other lone surrogates become U+FFFD", () => {
+    expect(sanitizeFileName("bad\udcff\udcfe.pt", { rawBytes: true })).toBe("bad\udcff\udcfe.pt");
+    expect(sanitizeRelativePath("dir\udc80/bad\udcff.pt", { rawBytes: true })).toBe("dir\udc80/bad\udcff.pt");
+    // From the API a lone surrogate is no file name byte: it must not turn into one on disk.
+    expect(sanitizeFileName("bad\udcff.pt")).toBe("bad\ufffd.pt");
+    expect(sanitizeFileName("bad\ud800.pt", { rawBytes: true })).toBe("bad\ufffd.pt");
   });
 
   test("NFD input comes out NFC", () => {

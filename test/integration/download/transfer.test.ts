@@ -9,8 +9,9 @@ import {
   type DownloadResult,
   type DownloadTask,
   type DownloaderOptions,
-} from "../../../src/download/downloader.ts";
+} from "../../../src/download/transfer.ts";
 import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
+import { formatBytes } from "../../../src/shared/format.ts";
 import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../../helpers/fake-storage.ts";
 
 const SENTINEL = "SENTINEL-KEY-0123456789abcdef";
@@ -85,9 +86,9 @@ function assertNoLeak(result?: DownloadResult): void {
   }
 }
 
-function leftovers(dest: string, versionId: number): { part: boolean; sidecar: boolean; lock: boolean } {
+function leftovers(dest: string, versionId: number): { part: boolean; resumeState: boolean; lock: boolean } {
   const p = transferPaths(dest, versionId);
-  return { part: existsSync(p.part), sidecar: existsSync(p.sidecar), lock: existsSync(p.lock) };
+  return { part: existsSync(p.part), resumeState: existsSync(p.resumeState), lock: existsSync(p.lock) };
 }
 
 /** Starts a download and aborts it once `fraction` of the file is in the .part (a kill in miniature). */
@@ -117,7 +118,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     const result = await downloadFile(taskFor(f), opts());
     expect(result.status).toBe("downloaded");
     expect(sha(join(dir, f.name))).toBe(f.sha256);
-    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     expect(fake.apiRequests[0]!.url).toBe(`/api/download/models/100?fileId=${f.fileId}`);
     expect(fake.storageRequests[0]!.headers["accept-encoding"]).toBe("identity");
     expect(String(fake.storageRequests[0]!.headers["user-agent"])).toMatch(/^civitai-meta\//);
@@ -138,13 +139,13 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     assertNoLeak(result);
   });
 
-  test("A2 (in-process): an interrupted run leaves only .part + sidecar; the next run fetches only the rest with Range + If-Range", async () => {
+  test("A2 (in-process): an interrupted run leaves only .part + resume state; the next run fetches only the rest with Range + If-Range", async () => {
     const f = addFile(102, 1024 * 1024);
     const dest = join(dir, f.name);
     await interrupted(taskFor(f), 0.4);
     expect(existsSync(dest)).toBe(false);
     const left = leftovers(dest, f.versionId);
-    expect(left).toEqual({ part: true, sidecar: true, lock: false });
+    expect(left).toEqual({ part: true, resumeState: true, lock: false });
     const partSize = lstatSync(transferPaths(dest, f.versionId).part).size;
     expect(partSize).toBeGreaterThan(0);
     fake.reset();
@@ -152,7 +153,8 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.headers.range).toBe(`bytes=${partSize}-`);
     expect(fake.storageRequests[0]!.headers["if-range"]).toBe(f.etag);
-    expect(fake.bytesServed).toBe(f.bytes.byteLength - partSize);
+    // Counted per request: the aborted run's socket may still be draining when the counters are reset.
+    expect(fake.storageRequests.reduce((sum, r) => sum + (r.bytes ?? 0), 0)).toBe(f.bytes.byteLength - partSize);
     expect(result.bytesReceived).toBe(f.bytes.byteLength - partSize);
     expect(sha(dest)).toBe(f.sha256);
     assertNoLeak(result);
@@ -183,7 +185,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     expect(result.status).toBe("failed");
     expect(result.message).toMatch(/resumed at the wrong offset \(asked for byte \d+, got 0\)/);
     expect(existsSync(dest)).toBe(false);
-    expect(leftovers(dest, f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(dest, f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     assertNoLeak(result);
   });
 
@@ -218,7 +220,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     corrupt[SIZE / 2]! ^= 0xff;
     expect(result.message).toContain(`SHA-256 mismatch: expected ${f.sha256}, got ${sha256Hex(corrupt)}`);
     expect(existsSync(join(dir, f.name))).toBe(false);
-    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, sidecar: false, lock: false });
+    expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     assertNoLeak(result);
   });
 
@@ -314,7 +316,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, f.bytes);
     writeFileSync(
-      p.sidecar,
+      p.resumeState,
       JSON.stringify({
         versionId: f.versionId,
         fileId: f.fileId,
@@ -338,7 +340,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     const p = transferPaths(task.dest, f.versionId);
     writeFileSync(p.part, new Uint8Array(SIZE));
     writeFileSync(
-      p.sidecar,
+      p.resumeState,
       JSON.stringify({
         versionId: f.versionId,
         fileId: f.fileId,
@@ -392,7 +394,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
       // The pre-check is bypassed (it would refuse); the disk then fills for real.
       const result = await downloadFile(task, opts({ root: mnt, freeSpace: async () => null }));
       expect(result.status).toBe("failed");
-      expect(result.message).toMatch(/disk full after .*: needs .* more, .* free; the \.part is kept/);
+      expect(result.message).toMatch(/disk full after .*: needs .* more, .* free; the \.part \(.*\) is kept/);
       expect(existsSync(task.dest)).toBe(false);
       expect(existsSync(transferPaths(task.dest, f.versionId).part)).toBe(true);
     } finally {
@@ -479,7 +481,7 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     const f = addFile(144, 160 * 1024 * 1024);
     const task = taskFor(f);
     const script = join(root, "a14-child.ts");
-    const downloader = join(import.meta.dir, "../../../src/download/downloader.ts");
+    const downloader = join(import.meta.dir, "../../../src/download/transfer.ts");
     writeFileSync(
       script,
       `import { downloadFile } from ${JSON.stringify(downloader)};
@@ -641,5 +643,199 @@ describe("download's API calls (the shared Civitai client)", () => {
     const other = createDownloadApi({ apiKey: SENTINEL, civitaiHosts: ["https://civitai.com"] });
     await other.versionById(fake.apiUrl, 170);
     expect(fake.apiRequests[0]!.headers.authorization).toBeUndefined();
+  });
+});
+
+describe("hostile servers and truthful messages (issue 9)", () => {
+  test("T4: an endless error body from the download route is read only up to its cap: one clear error, at once", async () => {
+    const f = addFile(180, 4096);
+    fake.queueApiFault({ kind: "endless", status: 403 });
+    const started = performance.now();
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 3000, maxRetries: 0 }));
+    const elapsed = performance.now() - started;
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/download refused \(403\); Civitai's answer is larger than 64 KiB and was not read/);
+    // Cut at the cap, not at the stall timeout (which let a hostile body grow to 3.6 GB in 3 s).
+    expect(elapsed).toBeLessThan(1500);
+    // The connection was dropped: the server stops sending soon after the cap.
+    await Bun.sleep(300);
+    const sent = fake.apiRequests[0]!.bytes ?? 0;
+    await Bun.sleep(300);
+    expect(fake.apiRequests[0]!.bytes ?? 0).toBe(sent);
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    expect(readdirSync(dir)).toEqual([]);
+    assertNoLeak(result);
+  });
+
+  test("T4: an answer declaring Content-Length 5 GB is refused before its body is read", async () => {
+    const f = addFile(181, 4096);
+    fake.queueApiFault({ kind: "endless", status: 500, declaredLength: 5_000_000_000 });
+    const started = performance.now();
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 3000, maxRetries: 0 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/Civitai answered 500; Civitai's answer declares 5000000000 bytes, more than 64 KiB, and was not read/);
+    expect(performance.now() - started).toBeLessThan(1500);
+  });
+
+  test("T4: a 200 from the download route (no redirect) is judged by its status, its endless body never read", async () => {
+    const f = addFile(182, 4096);
+    fake.queueApiFault({ kind: "endless", status: 200, contentType: "application/octet-stream" });
+    const started = performance.now();
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 3000, maxRetries: 0 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/Civitai answered 200 without redirecting to the file/);
+    expect(performance.now() - started).toBeLessThan(1500);
+  });
+
+  const localCopy = () => {
+    const path = join(root, `local-copy-${n}.safetensors`);
+    return path;
+  };
+  const redirects: [string, (f: FakeFile) => string][] = [
+    ["file:///etc/passwd", () => "file:///etc/passwd"],
+    [
+      "a local file with the right SHA-256",
+      (f) => {
+        const path = localCopy();
+        writeFileSync(path, f.bytes);
+        return `file://${path}`;
+      },
+    ],
+    ["a data: URL with the right bytes", (f) => `data:application/octet-stream;base64,${Buffer.from(f.bytes).toString("base64")}`],
+  ];
+  for (const [name, location] of redirects) {
+    test(`T5: a storage redirect to ${name} is refused; nothing lands under DEST`, async () => {
+      const f = addFile(183, 4096);
+      fake.queueStorageFault({ kind: "redirect", location: location(f) });
+      const result = await downloadFile(taskFor(f), opts());
+      expect(result.status).toBe("failed");
+      expect(result.message).toMatch(/refusing a redirect to a (file|data): URL; only http and https are followed/);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+  }
+
+  test("API hop: a redirect to a file: URL is refused before any request (held already)", async () => {
+    const f = addFile(184, 4096);
+    fake.queueApiFault({ kind: "redirect", location: "file:///etc/passwd" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/refusing a redirect to a file: URL/);
+    expect(fake.storageRequests).toHaveLength(0);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  const unknownSize = (f: FakeFile, dest = join(dir, f.name)): DownloadTask => ({
+    ...taskFor(f, dest),
+    size: null,
+    sizeExact: false,
+    sha256: null,
+  });
+
+  test("T6: no size from Civitai or the server and a body that does not end → stopped at the upper limit, nothing kept", async () => {
+    const f = addFile(185, 4096);
+    fake.queueStorageFault({ kind: "no-length", bytes: 64 * 1024 * 1024 });
+    const result = await downloadFile(unknownSize(f), opts({ unknownSizeLimit: 1024 * 1024 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(
+      /the server sent more than 1\.0 MiB without saying how large the file is \(no size from Civitai, no Content-Length\); stopped, the partial download was deleted and nothing was saved/,
+    );
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("T6: no size from Civitai, the server's Content-Length does not fit on the disk → refused before a byte is written", async () => {
+    const f = addFile(191, 4096);
+    const result = await downloadFile(unknownSize(f), opts({ freeSpace: async () => 1000 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/not enough disk space: the server says the file is 4\.0 KiB, needs 4\.0 KiB more, 1000 B free/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  const withTmpfs = async (size: string, label: string, body: (mnt: string) => Promise<void>): Promise<void> => {
+    const mnt = join(root, `tmpfs-${n}`);
+    mkdirSync(mnt, { recursive: true });
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mnt]);
+    if (mounted.exitCode !== 0) {
+      console.log(`${label} skipped: cannot mount tmpfs (${mounted.stderr.toString().trim() || `exit ${mounted.exitCode}`})`);
+      return;
+    }
+    try {
+      await body(mnt);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  };
+
+  test("T6: an endless body of unknown size on a small disk stops while the disk still has room; nothing kept", async () => {
+    await withTmpfs("64m", "T6 free-space margin", async (mnt) => {
+      const f = addFile(186, 4096);
+      fake.queueStorageFault({ kind: "no-length", bytes: 256 * 1024 * 1024 });
+      const result = await downloadFile(unknownSize(f, join(mnt, f.name)), opts({ root: mnt }));
+      expect(result.status).toBe("failed");
+      expect(result.message).toMatch(/without saying how large the file is .*; stopped to keep .* free on that disk/);
+      expect(readdirSync(mnt)).toEqual([]);
+      const fs = await import("node:fs/promises");
+      const s = await fs.statfs(mnt);
+      expect(Number(s.bavail) * Number(s.bsize)).toBeGreaterThan(60 * 1024 * 1024); // the .part is gone, the room is back
+    });
+  });
+
+  test("T6: disk full mid-stream (known size) → the message states the bytes the .part really keeps", async () => {
+    await withTmpfs("1m", "T6 ENOSPC message", async (mnt) => {
+      const f = addFile(187, 3 * 1024 * 1024);
+      const task = taskFor(f, join(mnt, f.name));
+      const result = await downloadFile(task, opts({ root: mnt, freeSpace: async () => null }));
+      expect(result.status).toBe("failed");
+      const part = transferPaths(task.dest, f.versionId).part;
+      expect(existsSync(task.dest)).toBe(false);
+      const kept = existsSync(part) ? lstatSync(part).size : 0;
+      if (kept > 0) {
+        expect(result.message).toContain(`disk full after ${formatBytes(kept)}`);
+        expect(result.message).toContain(`the .part (${formatBytes(kept)}) is kept`);
+      } else {
+        expect(result.message).toMatch(/disk full before the first byte was saved; nothing was kept/);
+      }
+    });
+  });
+
+  test("T7: a stall timeout past 2^31−1 ms (30 days) is honoured, not fired at once", async () => {
+    const f = addFile(188, 64 * 1024);
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 30 * 24 * 3600 * 1000 }));
+    expect(result.status).toBe("downloaded");
+    expect(warnings).toEqual([]);
+    expect(sha(join(dir, f.name))).toBe(f.sha256);
+  });
+
+  test("T21: a 206 at the wrong offset names the byte that was asked for", async () => {
+    const f = addFile(189, 1024 * 1024);
+    const dest = join(dir, f.name);
+    await interrupted(taskFor(f), 0.3);
+    const partSize = lstatSync(transferPaths(dest, f.versionId).part).size;
+    expect(partSize).toBeGreaterThan(0);
+    fake.reset();
+    fake.queueStorageFault({ kind: "wrong-offset" });
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("failed");
+    expect(result.message).toContain(`asked for byte ${partSize}, got 0`);
+  });
+
+  test("T21: giving up says the .part is kept only when there is one", async () => {
+    const f = addFile(190, SIZE);
+    fake.queueApiFault({ kind: "status", status: 503, body: { error: "Service Unavailable" } });
+    fake.queueApiFault({ kind: "status", status: 503, body: { error: "Service Unavailable" } });
+    const none = await downloadFile(taskFor(f), opts({ maxRetries: 1 }));
+    expect(none.status).toBe("failed");
+    expect(none.message).not.toContain(".part");
+    expect(none.message).toMatch(/gave up after 1 retry; nothing was saved/);
+    expect(readdirSync(dir)).toEqual([]);
+
+    fake.reset();
+    fake.queueStorageFault({ kind: "short", after: SIZE / 4 });
+    fake.setStorageFault({ kind: "status", status: 500 });
+    const some = await downloadFile(taskFor(f), opts({ maxRetries: 1 }));
+    fake.setStorageFault(null);
+    expect(some.status).toBe("failed");
+    const part = transferPaths(join(dir, f.name), f.versionId).part;
+    expect(lstatSync(part).size).toBe(SIZE / 4);
+    expect(some.message).toContain(`the .part (${formatBytes(SIZE / 4)}) is kept: run again to resume`);
   });
 });
