@@ -13,3 +13,8 @@ process.env.CONSOLA_LEVEL = "3";
 for (const key of ["CIVITAI_API_KEY", "CIVITAI_TOKEN", "CIVITAI_API_URL", "CIVITAI_META_CACHE_DIR", "CIVITAI_META_CONFIG"]) {
   delete process.env[key];
 }
+
+// bunfig's [test] timeout is not applied by this Bun; set it here so a loaded machine (CI, two
+// cores shared with builds) does not fail tests that are merely slow.
+import { setDefaultTimeout } from "bun:test";
+setDefaultTimeout(30_000);
