@@ -20,7 +20,8 @@ import {
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { truncateText, type Redactor } from "../shared/redact.ts";
-import { createHttpEngine, type HttpEngineOptions, type HttpStats, type StatusContext } from "./http/http.ts";
+import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
+import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (civitai-api.md §3.1). */
 export const MAX_BATCH = 100;
@@ -121,78 +122,12 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     statusError: (ctx) => civitaiStatusError(ctx, engine.redact, options.userAgent, Boolean(options.apiKey)),
   });
 
-  async function versionsByHashes(host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]> {
-    if (sha256s.length === 0) return [];
-    if (sha256s.length > MAX_BATCH) throw invalidInput(`by-hash takes at most ${MAX_BATCH} hashes, got ${sha256s.length}`);
-    const bad = sha256s.find((h) => !isSha256Hex(h));
-    if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
-    return engine.request({
-      method: "POST",
-      url: apiUrl(host, "/api/v1/model-versions/by-hash"),
-      body: sha256s.map((h) => h.toUpperCase()),
-      validate: validateVersionList,
-    });
-  }
-
-  async function versionByHash(host: string, hash: string): Promise<ApiModelVersion | null> {
-    // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
-    if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
-    return engine.request<ApiModelVersion | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
-      validate: validateVersion,
-      onStatus: (ctx) => {
-        if (ctx.status !== 404) return undefined;
-        const text = errorBodyText(parseErrorBody(ctx.body));
-        return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-      },
-    });
-  }
-
-  async function modelsByIds(host: string, ids: number[]): Promise<ApiModel[]> {
-    if (ids.length === 0) return [];
-    if (ids.length > MAX_BATCH) throw invalidInput(`/models takes at most ${MAX_BATCH} ids, got ${ids.length}`);
-    const badId = ids.find((id) => !isCivitaiId(id));
-    if (badId !== undefined) throw invalidInput(`not a Civitai model id: ${String(badId)}`);
-    const query = new URLSearchParams();
-    for (const id of ids) query.append("ids", String(id));
-    query.set("nsfw", "true");
-    query.set("limit", String(MAX_BATCH));
-    return engine.request({ method: "GET", url: apiUrl(host, `/api/v1/models?${query}`), validate: validateModelPage });
-  }
-
-  async function model(host: string, id: number): Promise<ApiModel | null> {
-    if (!isCivitaiId(id)) throw invalidInput(`not a Civitai model id: ${String(id)}`);
-    return engine.request<ApiModel | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/models/${id}`),
-      validate: validateModel,
-      // `{"error":"No model with id N"}`; an HTML 404 is not Civitai's API and stays an error.
-      onStatus: (ctx) => (ctx.status === 404 && parseErrorBody(ctx.body)?.error ? { value: null } : undefined),
-    });
-  }
-
-  async function versionById(host: string, id: number): Promise<ApiModelVersion | null> {
-    if (!isCivitaiId(id)) throw invalidInput(`not a Civitai version id: ${String(id)}`);
-    return engine.request<ApiModelVersion | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/model-versions/${id}`),
-      validate: validateVersion,
-      // `{"error":"Model not found"}` or "Missing model file": no such published version.
-      onStatus: (ctx) => {
-        if (ctx.status !== 404) return undefined;
-        const text = errorBodyText(parseErrorBody(ctx.body));
-        return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-      },
-    });
-  }
-
   return {
-    versionsByHashes,
-    versionByHash,
-    modelsByIds,
-    model,
-    versionById,
+    versionsByHashes: (host, sha256s) => versionsByHashes(engine, host, sha256s),
+    versionByHash: (host, hash) => versionByHash(engine, host, hash),
+    modelsByIds: (host, ids) => modelsByIds(engine, host, ids),
+    model: (host, id) => model(engine, host, id),
+    versionById: (host, id) => versionById(engine, host, id),
     get stats() {
       return engine.stats;
     },
@@ -200,4 +135,70 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
       return engine.concurrency;
     },
   };
+}
+
+async function versionsByHashes(engine: HttpEngine, host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]> {
+  if (sha256s.length === 0) return [];
+  if (sha256s.length > MAX_BATCH) throw invalidInput(`by-hash takes at most ${MAX_BATCH} hashes, got ${sha256s.length}`);
+  const bad = sha256s.find((h) => !isSha256Hex(h));
+  if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
+  return engine.request({
+    method: "POST",
+    url: apiUrl(host, "/api/v1/model-versions/by-hash"),
+    body: sha256s.map((h) => h.toUpperCase()),
+    validate: validateVersionList,
+  });
+}
+
+async function versionByHash(engine: HttpEngine, host: string, hash: string): Promise<ApiModelVersion | null> {
+  // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
+  if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
+  return engine.request<ApiModelVersion | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
+    validate: validateVersion,
+    onStatus: (ctx) => {
+      if (ctx.status !== 404) return undefined;
+      const text = errorBodyText(parseErrorBody(ctx.body));
+      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+    },
+  });
+}
+
+async function modelsByIds(engine: HttpEngine, host: string, ids: number[]): Promise<ApiModel[]> {
+  if (ids.length === 0) return [];
+  if (ids.length > MAX_BATCH) throw invalidInput(`/models takes at most ${MAX_BATCH} ids, got ${ids.length}`);
+  const badId = ids.find((id) => !isCivitaiId(id));
+  if (badId !== undefined) throw invalidInput(`not a Civitai model id: ${String(badId)}`);
+  const query = new URLSearchParams();
+  for (const id of ids) query.append("ids", String(id));
+  query.set("nsfw", "true");
+  query.set("limit", String(MAX_BATCH));
+  return engine.request({ method: "GET", url: apiUrl(host, `/api/v1/models?${query}`), validate: validateModelPage });
+}
+
+async function model(engine: HttpEngine, host: string, id: number): Promise<ApiModel | null> {
+  if (!isCivitaiId(id)) throw invalidInput(`not a Civitai model id: ${String(id)}`);
+  return engine.request<ApiModel | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/models/${id}`),
+    validate: validateModel,
+    // `{"error":"No model with id N"}`; an HTML 404 is not Civitai's API and stays an error.
+    onStatus: (ctx) => (ctx.status === 404 && parseErrorBody(ctx.body)?.error ? { value: null } : undefined),
+  });
+}
+
+async function versionById(engine: HttpEngine, host: string, id: number): Promise<ApiModelVersion | null> {
+  if (!isCivitaiId(id)) throw invalidInput(`not a Civitai version id: ${String(id)}`);
+  return engine.request<ApiModelVersion | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/model-versions/${id}`),
+    validate: validateVersion,
+    // `{"error":"Model not found"}` or "Missing model file": no such published version.
+    onStatus: (ctx) => {
+      if (ctx.status !== 404) return undefined;
+      const text = errorBodyText(parseErrorBody(ctx.body));
+      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+    },
+  });
 }

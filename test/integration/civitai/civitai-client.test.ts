@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiError } from "../../../src/civitai/api-types.ts";
 import { createCivitaiClient, type CivitaiClientOptions } from "../../../src/civitai/civitai-client.ts";
-import { redirectRefusal } from "../../../src/civitai/http/http.ts";
+import { redirectRefusal } from "../../../src/civitai/http/classify.ts";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
 
 const UA = "civitai-meta/0.0.0-test";
