@@ -3,8 +3,8 @@ import type { ArgsDef } from "citty";
 import { loadConfig, type LoadedConfig } from "../config/config-file.ts";
 import { createCivitaiClient, type CivitaiClient } from "../civitai/civitai-client.ts";
 import { createMetaCache, type MetaCache } from "../civitai/meta-cache.ts";
-import { getCacheDir } from "../config/paths.ts";
-import { parseDuration } from "../config/config.ts";
+import { resolveCacheDir } from "../config/paths.ts";
+import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
 import { UsageError } from "../shared/errors.ts";
 import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
@@ -71,10 +71,12 @@ interface ApiArgValues {
   "cache-dir"?: string;
 }
 
-function durationArg(value: string | undefined, flag: string, fallback: number): number {
+/** A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values. */
+export function durationArg(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag} takes at most ${MAX_DURATION_TEXT} (got "${escapeControl(value)}")`);
   return ms;
 }
 
@@ -103,7 +105,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
 
   const cacheSettings = config.config.cache ?? {};
   const cacheEnabled = args.cache !== false && cacheSettings.enabled !== false;
-  const cacheDir = cacheEnabled ? (args["cache-dir"] ?? cacheSettings.dir ?? getCacheDir()) : false;
+  const cacheDir = cacheEnabled ? resolveCacheDir(args["cache-dir"], cacheSettings.dir) : false;
   let warnedCache = false;
   const metaCache = createMetaCache({
     dir: cacheDir === false ? false : join(cacheDir, "meta"),

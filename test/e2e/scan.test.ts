@@ -251,11 +251,9 @@ describe("scan", () => {
   test("config file: modelDirectories used when no path is given; a bad key names file and key", async () => {
     const dir = library([{ name: "a.safetensors", content: "config", known: true, versionId: 11, modelId: 110 }]);
     const cwd = tmp.make();
-    writeFileSync(
-      join(cwd, "civitai-meta.json"),
-      JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }),
-    );
-    const r = await runCli(["scan"], { cwd });
+    // The host comes from the environment: a config found in the current folder may not choose it (T1).
+    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ model_directories: [dir], cache: { enabled: false } }));
+    const r = await runCli(["scan"], { cwd, env: { CIVITAI_API_URL: civitai.url } });
     expect(r.code).toBe(0);
     expect(inventoryOf(r.stdout).records[0].status).toBe("found");
 
