@@ -5,7 +5,11 @@
  */
 import type { MatchedBy } from "../report/record-types.ts";
 
-export const ENTRY_VERSION = 1;
+/**
+ * 2: entries live under `v2:<scope>:` and name their scope (issue 9, T2). Entries of format 1
+ * (`version:sha256:<hex>` at the top, no scope) are never read again; `cache prune` removes them.
+ */
+export const ENTRY_VERSION = 2;
 /** Entry files end so; anything else in the folder is not ours to read. */
 export const ENTRY_EXT = ".json";
 /** Temp files of the atomic driver start so (and can never be an entry's name). */
@@ -17,6 +21,8 @@ export interface Entry {
   storedAt: number;
   expiresAt: number;
   kind: "found" | "not_found";
+  /** The API bases the answer came from (cache-keys.ts cacheScope): checked again on every read. */
+  scope: string;
   data: unknown;
   host?: string;
   matchedBy?: MatchedBy;
@@ -39,6 +45,7 @@ export function parseEntry(raw: unknown, now: number): Entry | null {
   if (e.v !== ENTRY_VERSION) return null;
   if (typeof e.storedAt !== "number" || typeof e.expiresAt !== "number") return null;
   if (!Number.isFinite(e.storedAt) || !Number.isFinite(e.expiresAt) || now >= e.expiresAt) return null;
+  if (typeof e.scope !== "string" || e.scope.length > 300) return null;
   if (e.kind === "not_found") {
     if (e.data !== null) return null;
   } else if (e.kind !== "found") return null;

@@ -1,6 +1,6 @@
-import { createStorage, type Storage } from "unstorage";
+import { createStorage, prefixStorage, type Storage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
-import { modelKey } from "./cache-keys.ts";
+import { cacheScope, modelKey } from "./cache-keys.ts";
 import { isModel, isVersion } from "./civitai-record.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { MatchedBy } from "../report/record-types.ts";
@@ -22,6 +22,12 @@ const VERSION_KEY_RE = /^version:(?:sha256:[0-9a-f]{64}|autov3:[0-9a-f]{12})$/;
 export interface MetaCacheOptions {
   /** Folder of the fs cache; `false` keeps everything in memory (--no-cache). */
   dir: string | false;
+  /**
+   * The API bases whose answers this cache holds: the primary, then the fallback if any. Entries
+   * are kept per scope (`<dir>/v2/<primary>/<fallback|none>/…`), so answers from one server are
+   * never served for another.
+   */
+  origins: readonly string[];
   ttlFoundMs?: number;
   ttlNotFoundMs?: number;
   now?: () => number;
@@ -57,7 +63,7 @@ export interface MetaCache {
   setModel(id: number, model: ApiModel | null): Promise<void>;
   readonly stats: Readonly<MetaCacheStats>;
   readonly refresh: boolean;
-  /** The unstorage instance underneath (tests, `cache` commands). */
+  /** The unstorage view of this cache's scope (keys without the `v2:<scope>:` prefix). */
   readonly storage: Storage;
 }
 
@@ -66,9 +72,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   const ttlNotFound = options.ttlNotFoundMs ?? DEFAULT_TTL_NOT_FOUND_MS;
   const now = options.now ?? Date.now;
   const refresh = options.refresh === true;
-  const storage = createStorage({
-    driver: options.dir === false ? memoryDriver() : atomicFsDriver({ base: options.dir }),
-  });
+  const scope = cacheScope(options.origins);
+  const root = createStorage({ driver: options.dir === false ? memoryDriver() : atomicFsDriver({ base: options.dir }) });
+  const storage = prefixStorage(root, `v${ENTRY_VERSION}:${scope}`);
   const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0 };
 
   async function read(key: string): Promise<Entry | null> {
@@ -78,7 +84,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     } catch {
       raw = null;
     }
-    return parseEntry(raw, now());
+    const entry = parseEntry(raw, now());
+    // Belt and braces: an entry copied or linked into another scope's folder is not its answer.
+    return entry?.scope === scope ? entry : null;
   }
 
   function counted<T>(value: T | null): T | null {
@@ -89,7 +97,8 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
 
   async function write(key: string, kind: Entry["kind"], data: unknown, meta: VersionMeta = {}): Promise<void> {
     const storedAt = now();
-    const entry: Entry = { v: ENTRY_VERSION, storedAt, expiresAt: storedAt + (kind === "found" ? ttlFound : ttlNotFound), kind, data };
+    const expiresAt = storedAt + (kind === "found" ? ttlFound : ttlNotFound);
+    const entry: Entry = { v: ENTRY_VERSION, storedAt, expiresAt, kind, scope, data };
     if (meta.host !== undefined && HOST_RE.test(meta.host)) entry.host = meta.host;
     if (meta.matchedBy !== undefined) entry.matchedBy = meta.matchedBy;
     try {

@@ -109,6 +109,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
   let warnedCache = false;
   const metaCache = createMetaCache({
     dir: cacheDir === false ? false : join(cacheDir, "meta"),
+    origins: [settings.primary, ...(settings.fallback ? [settings.fallback] : [])],
     ttlFoundMs: cacheSettings.ttlMs,
     ttlNotFoundMs: cacheSettings.notFoundTtlMs,
     refresh: args.refresh === true,

@@ -97,7 +97,7 @@ const OPTS: LookupOptions = { details: true, offline: false, refresh: false };
 
 function setup(worlds: Record<string, World>, cacheOpts: { now?: () => number } = {}) {
   const api = new FakeCivitai(worlds);
-  const cache = createMetaCache({ dir: false, ...cacheOpts });
+  const cache = createMetaCache({ dir: false, origins: [PRIMARY, FALLBACK], ...cacheOpts });
   const deps = (c: MetaCache = cache) => ({ api, cache: c, hosts: { primary: PRIMARY, fallback: FALLBACK } });
   return { api, cache, deps };
 }
