@@ -119,6 +119,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     sleep: options.sleep,
     now: options.now,
     fetch: options.fetch,
+    maxBodyBytes: options.maxBodyBytes,
     statusError: (ctx) => civitaiStatusError(ctx, engine.redact, options.userAgent, Boolean(options.apiKey)),
   });
 

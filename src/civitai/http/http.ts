@@ -15,6 +15,7 @@
  * the adaptive concurrency live in the rate gate (rate-gate.ts).
  */
 import { ofetch, type $Fetch, type FetchResponse } from "ofetch";
+import { BodyTooLargeError, readCappedText } from "../../shared/read-capped.ts";
 import { sleep as defaultSleep } from "../../shared/sleep.ts";
 import { ApiError } from "../api-types.ts";
 import { retryWait } from "./backoff.ts";
@@ -37,6 +38,16 @@ export const DEFAULT_MAX_RATE_LIMIT_WAIT_MS = 10 * 60_000;
 export const DEFAULT_CONCURRENCY = 4;
 /** Consecutive successes before the concurrency, lowered by a 429, grows by one. */
 export const DEFAULT_CONCURRENCY_RECOVER_AFTER = 10;
+/**
+ * The most one API answer may be (issue 9, T4): bytes are counted as they stream and the request
+ * fails past it, so an endless body or a claimed 5 GB cannot fill memory. Real answers are far
+ * smaller: a 100-version by-hash answer with 10 images each is ~1 MB with A1111 parameters
+ * (fixtures), and even a 60 KB ComfyUI workflow on every one of its 1,000 images stays under it.
+ */
+export const MAX_API_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_API_BODY_TEXT = "64 MiB";
+/** An error answer is only quoted (200 characters) or sniffed for HTML: its first 64 KiB will do. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 /** URLs in messages are cut: a /models?ids=… URL with 100 ids is ~1 KB of noise. */
 const MAX_URL_IN_MESSAGE = 160;
@@ -79,6 +90,8 @@ export interface HttpEngineOptions {
   fetch?: typeof globalThis.fetch;
   /** Error for a final status no request handled; defaults to a generic "answered <status>". */
   statusError?: (ctx: StatusContext) => ApiError;
+  /** The most a 2xx answer may be; default MAX_API_BODY_BYTES (tests lower it). */
+  maxBodyBytes?: number;
 }
 
 export interface HttpEngine {
@@ -154,9 +167,11 @@ class Engine implements HttpEngine {
   private readonly statusError: (ctx: StatusContext) => ApiError;
   private readonly gate: RateGate;
   private readonly $fetch: $Fetch;
+  private readonly maxBodyBytes: number;
 
   constructor(private readonly options: HttpEngineOptions) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxBodyBytes = options.maxBodyBytes ?? MAX_API_BODY_BYTES;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? defaultSleep;
@@ -272,6 +287,36 @@ class Engine implements HttpEngine {
     return { type: "follow", url: new URL(location, url).href, method: toGet ? "GET" : method, body: toGet ? undefined : hop.body };
   }
 
+  /**
+   * The body as text, counted as it streams (T4): a 2xx answer past the cap fails the request
+   * (retrying would read it again); an error answer is cut to its first 64 KiB, since only its
+   * status and a quote matter. A read that fails (reset, timeout) is handed back as `error`.
+   */
+  private async readBody(
+    res: Response,
+    method: string,
+    url: string,
+    signal: AbortSignal,
+  ): Promise<string | { type: "fatal"; error: ApiError } | { type: "failed"; error: unknown }> {
+    const success = res.status >= 200 && res.status < 300;
+    try {
+      return await raceAbort(readCappedText(res, success ? this.maxBodyBytes : MAX_ERROR_BODY_BYTES), signal);
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) return { type: "failed", error: err };
+      if (!success) return "";
+      const limit = this.maxBodyBytes === MAX_API_BODY_BYTES ? MAX_API_BODY_TEXT : `${this.maxBodyBytes} bytes`;
+      const what =
+        err.declared !== null && err.declared > err.limit
+          ? `the answer declares ${err.declared} bytes, more than ${limit}, the most one API answer may be; it was not read`
+          : `the answer is larger than ${limit}, the most one API answer may be; reading stopped there`;
+      this.log.debug(`${method} ${this.displayUrl(url)} -> ${what}`);
+      return {
+        type: "fatal",
+        error: new ApiError(`${method} ${this.displayUrl(url)}: ${this.service} sent too much: ${what}`, "bad_response", res.status),
+      };
+    }
+  }
+
   /** One attempt: the request and any redirects it is allowed to follow, classified. */
   private async attempt<T>(req: JsonRequest<T>): Promise<AttemptOutcome<T>> {
     const state = await this.gate.wait();
@@ -287,10 +332,10 @@ class Engine implements HttpEngine {
       const started = performance.now();
       const shown = this.displayUrl(url);
       this.stats.requests += 1;
-      let res: FetchResponse<string>;
+      let res: FetchResponse<unknown>;
       try {
         const headers = this.headersFor(url, body !== undefined);
-        res = await raceAbort(this.$fetch.raw(url, { method, headers, body, signal, responseType: "text" }), signal);
+        res = await raceAbort(this.$fetch.raw(url, { method, headers, body, signal, responseType: "stream" }), signal);
       } catch (err) {
         return this.noAnswer(err, method, url, timeout, started);
       }
@@ -298,7 +343,8 @@ class Engine implements HttpEngine {
 
       const location = res.headers.get("location");
       if (!REDIRECT_STATUSES.has(res.status) || !location) {
-        const text = typeof res._data === "string" ? res._data : "";
+        const text = await this.readBody(res, method, url, signal);
+        if (typeof text !== "string") return text.type === "fatal" ? text : this.noAnswer(text.error, method, url, timeout, started);
         const answer = { status: res.status, statusText: res.statusText, headers: res.headers, body: text };
         const { service, redact, statusError } = this;
         return classifyAnswer(req, answer, {
@@ -310,6 +356,7 @@ class Engine implements HttpEngine {
           statusError,
         });
       }
+      void res.body?.cancel().catch(() => {});
       const next = this.redirect(res.status, location, { url, method, body, n });
       if (next.type === "fatal") return next;
       ({ url, method, body } = next);
