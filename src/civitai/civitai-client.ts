@@ -20,6 +20,7 @@ import {
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { truncateText, type Redactor } from "../shared/redact.ts";
+import { serviceNameFor } from "./hosts.ts";
 import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
 import type { StatusContext } from "./http/classify.ts";
 
@@ -27,7 +28,6 @@ import type { StatusContext } from "./http/classify.ts";
 export const MAX_BATCH = 100;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
-const SERVICE = "Civitai";
 const NOT_FOUND_RE = /model not found|missing model file/i;
 
 export interface CivitaiClientOptions extends Omit<HttpEngineOptions, "trustedOrigins" | "serviceName" | "statusError"> {
@@ -70,28 +70,28 @@ function civitaiStatusError(ctx: StatusContext, redact: Redactor, userAgent: str
     case 401:
       return new ApiError(
         hasKey
-          ? `${at}: Civitai rejected the API key (401): check CIVITAI_API_KEY`
-          : `${at}: Civitai requires an API key for this request (401): set CIVITAI_API_KEY`,
+          ? `${at}: ${ctx.service} rejected the API key (401): check CIVITAI_API_KEY`
+          : `${at}: ${ctx.service} requires an API key for this request (401): set CIVITAI_API_KEY`,
         "unauthorized",
         401,
       );
     case 403:
       return new ApiError(
         html || classifyHtml(ctx.body) === "cloudflare-challenge"
-          ? `${at}: Civitai refused the request (403) with an HTML page: probably a Cloudflare/WAF block or challenge (check your network/VPN; User-Agent sent: "${userAgent}")`
-          : `${at}: Civitai refused the request (403${quoted ? ` ${quoted}` : ""}): the API key lacks permission, or a Cloudflare/WAF rule blocks this network`,
+          ? `${at}: ${ctx.service} refused the request (403) with an HTML page: probably a Cloudflare/WAF block or challenge (check your network/VPN; User-Agent sent: "${userAgent}")`
+          : `${at}: ${ctx.service} refused the request (403${quoted ? ` ${quoted}` : ""}): the API key lacks permission, or a Cloudflare/WAF rule blocks this network`,
         "forbidden",
         403,
       );
     case 451:
       return new ApiError(
-        `${at}: Civitai is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`,
+        `${at}: ${ctx.service} is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`,
         "region_blocked",
         451,
       );
     default:
       return new ApiError(
-        `${at}: Civitai answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}${quoted ? `: ${quoted}` : html ? " with an HTML page" : ""}`,
+        `${at}: ${ctx.service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}${quoted ? `: ${quoted}` : html ? " with an HTML page" : ""}`,
         "http",
         ctx.status,
       );
@@ -107,7 +107,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     userAgent: options.userAgent,
     trustedOrigins: options.civitaiHosts,
     apiKey: options.apiKey,
-    serviceName: SERVICE,
+    serviceName: serviceNameFor,
     timeoutMs: options.timeoutMs,
     maxAttempts: options.maxAttempts,
     maxRateLimitWaitMs: options.maxRateLimitWaitMs,

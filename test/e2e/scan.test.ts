@@ -182,7 +182,7 @@ describe("scan", () => {
     const r = await runCli(["scan", dir, "-o", out, ...baseArgs(tmp.make())]);
     civitai.setFault("*", null);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
+    expect(r.stderr).toMatch(/rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
     const inv = inventoryOf(readFileSync(out, "utf8"));
     expect(inv.records).toHaveLength(1);
     expect(inv.records[0].status).toBe("error");

@@ -382,15 +382,15 @@ describe("T21: small things", () => {
     const { dir } = library(["t21 host"]);
     good.setFault("*", faults.unauthorized());
     const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
-    good.setFault("*", faults.status(503));
-    const s = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache", "--timeout", "1s"], { timeoutMs: 60_000 });
+    good.setFault("*", faults.status(418));
+    const s = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache"]);
     good.setFault("*", null);
     const host = `127.0.0.1:${good.port}`;
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${host} rejected the API key (401)`);
-    expect(s.stdout + s.stderr).toContain(`${host} answered 503`);
+    expect(s.stdout + s.stderr).toContain(`${host} answered 418`);
     for (const text of [r.stdout, r.stderr, s.stdout, s.stderr]) expect(text).not.toMatch(/Civitai (rejected|answered)/);
-  }, 60_000);
+  });
 
   test("T21: a key with a line break or a character HTTP cannot carry is refused up front, never printed", async () => {
     const cases: [Record<string, string>, string[], string][] = [

@@ -13,6 +13,8 @@ import { truncateText, type Redactor } from "../../shared/redact.ts";
 /** What the engine knows about a final (non-2xx, non-retryable) answer. */
 export interface StatusContext {
   method: string;
+  /** How messages name the server: "Civitai", or the host of a mirror or test server. */
+  service: string;
   /** Redacted and shortened, ready for a message. */
   displayUrl: string;
   status: number;
@@ -42,6 +44,8 @@ export type AttemptOutcome<T> =
       final: ApiError;
       rateLimited?: boolean;
       retryAfterMs?: number;
+      /** The server that answered (after redirects), for rate-limit messages. */
+      service?: string;
     };
 
 /** One answer as read by the engine (the body already read, and cut when it was an error body). */
@@ -53,7 +57,7 @@ export interface Answer {
 }
 
 export interface ClassifyContext {
-  /** Name used in messages ("Civitai"). */
+  /** Name of the server that answered, for messages ("Civitai", or another host). */
   service: string;
   userAgent: string;
   redact: Redactor;
@@ -93,20 +97,23 @@ export function describeNetworkError(err: unknown): string {
   return `network error (${code.replace(/[^\w.-]/g, "").slice(0, 40) || "unknown"})`;
 }
 
-/** `2.5 s`, `42 s`: for messages about waits and timeouts. */
+/** `2.5 s`, `42 s`, `15 min`, `3.5 h`, `25.5 days`: for messages about waits and timeouts. */
 export function seconds(ms: number): string {
   const s = ms / 1000;
-  return s >= 10 ? `${Math.round(s)} s` : `${Math.round(s * 10) / 10} s`;
+  if (s < 10) return `${Math.round(s * 10) / 10} s`;
+  if (s < 600) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 360) / 10} h`;
+  return `${Math.round(s / 8640) / 10} days`;
 }
 
 /** Generic final-status error; the Civitai client maps its known statuses before this. */
-export function genericStatusError(service: string): (ctx: StatusContext) => ApiError {
-  return (ctx) =>
-    new ApiError(
-      `${ctx.method} ${ctx.displayUrl}: ${service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}`,
-      "http",
-      ctx.status,
-    );
+export function genericStatusError(ctx: StatusContext): ApiError {
+  return new ApiError(
+    `${ctx.method} ${ctx.displayUrl}: ${ctx.service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}`,
+    "http",
+    ctx.status,
+  );
 }
 
 /** A 2xx answer: JSON of the expected shape, or a retry (HTML page, truncated or odd JSON). */
@@ -164,6 +171,7 @@ export function classifyAnswer<T>(req: JsonRequest<T>, answer: Answer, ctx: Clas
       reason: rateLimited ? `429 Too Many Requests${retryAfterMs !== undefined ? ` (Retry-After ${seconds(retryAfterMs)})` : ""}` : label,
       rateLimited,
       retryAfterMs,
+      service,
       final: new ApiError(
         status >= 500
           ? `${method} ${shown}: ${service} answered ${label}; it may be down or overloaded, try again later`
@@ -176,6 +184,7 @@ export function classifyAnswer<T>(req: JsonRequest<T>, answer: Answer, ctx: Clas
 
   const statusCtx: StatusContext = {
     method,
+    service,
     displayUrl: shown,
     status,
     statusText: answer.statusText,

@@ -68,8 +68,8 @@ export interface HttpEngineOptions {
   /** Origins that may receive the Authorization header. */
   trustedOrigins: readonly string[];
   apiKey?: string;
-  /** Name used in messages ("Civitai"). */
-  serviceName: string;
+  /** How messages name the server a URL goes to ("Civitai", or the host of a mirror). */
+  serviceName: (url: string) => string;
   /** Per attempt, fresh for every retry. Default 30 000. */
   timeoutMs?: number;
   /** Default 5. */
@@ -160,7 +160,7 @@ class Engine implements HttpEngine {
   private readonly sleep: SleepFn;
   private readonly now: () => number;
   private readonly clientSignal: AbortSignal | undefined;
-  private readonly service: string;
+  private readonly serviceOf: (url: string) => string;
   private readonly log: HttpLogger;
   private readonly trusted: ReadonlySet<string>;
   private readonly authorization: string | undefined;
@@ -177,7 +177,7 @@ class Engine implements HttpEngine {
     this.sleep = options.sleep ?? defaultSleep;
     this.now = options.now ?? Date.now;
     this.clientSignal = options.signal;
-    this.service = options.serviceName;
+    this.serviceOf = options.serviceName;
     const redact = createRedactor([options.apiKey]);
     this.redact = redact;
     const logger = options.logger ?? NOOP_LOGGER;
@@ -185,12 +185,11 @@ class Engine implements HttpEngine {
     this.log = { debug: (message) => logger.debug(redact(message)), warn: (message) => logger.warn(redact(message)) };
     this.trusted = new Set(options.trustedOrigins.map(normalizeOrigin).filter((o): o is string => o !== undefined));
     this.authorization = options.apiKey ? `Bearer ${options.apiKey}` : undefined;
-    this.statusError = options.statusError ?? genericStatusError(this.service);
+    this.statusError = options.statusError ?? genericStatusError;
     this.gate = createRateGate({
       maxConcurrency: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY),
       recoverAfter: Math.max(1, options.concurrencyRecoverAfter ?? DEFAULT_CONCURRENCY_RECOVER_AFTER),
       maxWaitMs: options.maxRateLimitWaitMs ?? DEFAULT_MAX_RATE_LIMIT_WAIT_MS,
-      service: this.service,
       signal: this.clientSignal,
       sleep: this.sleep,
       now: this.now,
@@ -211,7 +210,8 @@ class Engine implements HttpEngine {
   }
 
   private rateLimitedError(retryAt: Date): ApiError {
-    return new ApiError(`rate limited by ${this.service}; retry after ${retryAt.toISOString()}`, "rate_limited", 429, retryAt);
+    const by = this.gate.stoppedBy ?? "the API host";
+    return new ApiError(`rate limited by ${by}; retry after ${retryAt.toISOString()}`, "rate_limited", 429, retryAt);
   }
 
   private abortedError(method: string, url: string): ApiError {
@@ -228,7 +228,7 @@ class Engine implements HttpEngine {
 
   /** A request that got no answer: aborted by the user, timed out, or a network failure. */
   private noAnswer<T>(err: unknown, method: string, url: string, timeout: AbortSignal, started: number): AttemptOutcome<T> {
-    const { service, timeoutMs } = this;
+    const { timeoutMs } = this;
     const ms = Math.round(performance.now() - started);
     const shown = this.displayUrl(url);
     if (this.clientSignal?.aborted) {
@@ -241,7 +241,7 @@ class Engine implements HttpEngine {
         type: "retry",
         reason: `no answer within ${seconds(timeoutMs)}`,
         final: new ApiError(
-          `${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; ${service} may be slow or unreachable`,
+          `${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; it may be slow or unreachable`,
           "network",
         ),
       };
@@ -252,7 +252,7 @@ class Engine implements HttpEngine {
       type: "retry",
       reason: what,
       final: new ApiError(
-        `${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the ${service} host setting`,
+        `${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the API host setting (--api-url)`,
         "network",
       ),
     };
@@ -312,7 +312,7 @@ class Engine implements HttpEngine {
       this.log.debug(`${method} ${this.displayUrl(url)} -> ${what}`);
       return {
         type: "fatal",
-        error: new ApiError(`${method} ${this.displayUrl(url)}: ${this.service} sent too much: ${what}`, "bad_response", res.status),
+        error: new ApiError(`${method} ${this.displayUrl(url)}: ${this.serviceOf(url)} sent too much: ${what}`, "bad_response", res.status),
       };
     }
   }
@@ -346,7 +346,8 @@ class Engine implements HttpEngine {
         const text = await this.readBody(res, method, url, signal);
         if (typeof text !== "string") return text.type === "fatal" ? text : this.noAnswer(text.error, method, url, timeout, started);
         const answer = { status: res.status, statusText: res.statusText, headers: res.headers, body: text };
-        const { service, redact, statusError } = this;
+        const { redact, statusError } = this;
+        const service = this.serviceOf(url);
         return classifyAnswer(req, answer, {
           service,
           userAgent: this.options.userAgent,
@@ -377,7 +378,8 @@ class Engine implements HttpEngine {
     if (outcome.type === "fatal") return outcome;
     const wait = retryWait(n - 1, outcome.retryAfterMs, this.random);
     if (outcome.rateLimited) {
-      const stoppedUntil = this.gate.noteRateLimit(wait, n >= this.maxAttempts ? { attempts: this.maxAttempts } : undefined);
+      const last = n >= this.maxAttempts ? { attempts: this.maxAttempts } : undefined;
+      const stoppedUntil = this.gate.noteRateLimit(wait, last, outcome.service ?? this.serviceOf(req.url));
       if (stoppedUntil) return { type: "fatal", error: this.rateLimitedError(stoppedUntil) };
     }
     return { ...outcome, wait };

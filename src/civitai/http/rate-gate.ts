@@ -22,8 +22,6 @@ export interface RateGateOptions {
   recoverAfter: number;
   /** A wait longer than this closes the gate. */
   maxWaitMs: number;
-  /** Name used in messages ("Civitai"). */
-  service: string;
   signal?: AbortSignal;
   sleep: SleepFn;
   now: () => number;
@@ -40,36 +38,43 @@ export interface RateGate {
   wait(): Promise<GateState>;
   /** When the gate closed for good: the time the server said we may try again. */
   readonly stoppedUntil: Date | undefined;
+  /** The server whose 429 closed the gate ("Civitai", or a host), for messages. */
+  readonly stoppedBy: string | undefined;
   /** The current (adaptive) concurrency. */
   readonly concurrency: number;
   noteSuccess(): void;
   /**
-   * A 429 asking for `waitMs`: lowers the concurrency and pauses everyone, or closes the gate when
-   * the wait is too long or `lastAttempt` is set. Returns the retry time when it closed the gate.
+   * A 429 from `service` asking for `waitMs`: lowers the concurrency and pauses everyone, or closes
+   * the gate when the wait is too long or `lastAttempt` is set. Returns the retry time when it
+   * closed the gate.
    */
-  noteRateLimit(waitMs: number, lastAttempt: { attempts: number } | undefined): Date | undefined;
+  noteRateLimit(waitMs: number, lastAttempt: { attempts: number } | undefined, service: string): Date | undefined;
 }
 
 export function createRateGate(options: RateGateOptions): RateGate {
-  const { maxConcurrency, recoverAfter, maxWaitMs, service, signal: clientSignal, sleep, now, log } = options;
+  const { maxConcurrency, recoverAfter, maxWaitMs, signal: clientSignal, sleep, now, log } = options;
   const limit = pLimit(maxConcurrency);
   let successStreak = 0;
   /** Nobody starts a request before this time (per `now`). */
   let pausedUntil = 0;
   /** Set once a wait beyond maxWaitMs was required: every call fails fast from then on. */
   let stoppedUntil: Date | undefined;
+  let stoppedBy: string | undefined;
   const stop = new AbortController();
   const gateSignal = clientSignal ? AbortSignal.any([clientSignal, stop.signal]) : stop.signal;
 
-  function close(waitMs: number, why: string): Date {
+  function close(waitMs: number, why: string, service: string): Date {
     const retryAt = new Date(now() + waitMs);
-    if (!stoppedUntil || retryAt > stoppedUntil) stoppedUntil = retryAt;
+    if (!stoppedUntil || retryAt > stoppedUntil) {
+      stoppedUntil = retryAt;
+      stoppedBy = service;
+    }
     log.warn(`${service} rate limit: ${why}; stopping requests until ${stoppedUntil.toISOString()}`);
     stop.abort();
     return stoppedUntil;
   }
 
-  function pause(waitMs: number): void {
+  function pause(waitMs: number, service: string): void {
     const until = now() + waitMs;
     if (until <= pausedUntil) return;
     const alreadyPaused = pausedUntil > now();
@@ -82,6 +87,9 @@ export function createRateGate(options: RateGateOptions): RateGate {
     run: (fn) => limit(fn),
     get stoppedUntil() {
       return stoppedUntil;
+    },
+    get stoppedBy() {
+      return stoppedBy;
     },
     get concurrency() {
       return limit.concurrency;
@@ -108,17 +116,19 @@ export function createRateGate(options: RateGateOptions): RateGate {
       limit.concurrency = increasedConcurrency(limit.concurrency, maxConcurrency);
       log.debug(`concurrency raised to ${limit.concurrency}`);
     },
-    noteRateLimit(waitMs, lastAttempt) {
+    noteRateLimit(waitMs, lastAttempt, service) {
       successStreak = 0;
       const lowered = decreasedConcurrency(limit.concurrency);
       if (lowered !== limit.concurrency) {
         log.debug(`concurrency lowered to ${lowered} after a 429`);
         limit.concurrency = lowered;
       }
-      if (waitMs > maxWaitMs) return close(waitMs, `asked to wait ${seconds(waitMs)}, more than the ${seconds(maxWaitMs)} allowed`);
+      if (waitMs > maxWaitMs) {
+        return close(waitMs, `asked to wait ${seconds(waitMs)}, more than the ${seconds(maxWaitMs)} allowed`, service);
+      }
       // Repeated 429s mean "stop", not "fail this one call": the caller reports what was done.
-      if (lastAttempt) return close(waitMs, `still 429 after ${lastAttempt.attempts} attempts`);
-      pause(waitMs);
+      if (lastAttempt) return close(waitMs, `still 429 after ${lastAttempt.attempts} attempts`, service);
+      pause(waitMs, service);
       return undefined;
     },
   };

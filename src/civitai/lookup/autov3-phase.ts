@@ -46,7 +46,7 @@ async function resolveAutov3(
   try {
     const hit = await run.askHosts(async (host) => {
       run.counters.requests.autov3++;
-      const answer = checkedVersion(await api.versionByHash(host, autov3));
+      const answer = checkedVersion(await api.versionByHash(host, autov3), host);
       // A 12-hex value only matches AutoV3 today, but the GET matches every hash type: check.
       return answer && findMatchedFile(answer, null, autov3)?.by === "autov3" ? answer : null;
     });

@@ -12,7 +12,7 @@ export async function singlePhase(run: LookupRun, leftOver: readonly Work[]): Pr
       const hit = await run.askHosts(async (host) => {
         run.counters.requests.single++;
         const answer = await api.versionByHash(host, work.sha256);
-        return checkedVersion(answer);
+        return checkedVersion(answer, host);
       });
       if (hit === "stopped") return;
       if (hit) {

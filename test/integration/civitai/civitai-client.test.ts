@@ -194,7 +194,7 @@ describe("B: HTTP / API resilience", () => {
       expect(e.kind).toBe("rate_limited");
       expect(e.status).toBe(429);
       expect(e.retryAt?.getTime()).toBe(START + 3_600_000);
-      expect(e.message).toBe(`rate limited by Civitai; retry after ${new Date(START + 3_600_000).toISOString()}`);
+      expect(e.message).toBe(`rate limited by ${civitai.url.slice(7)}; retry after ${new Date(START + 3_600_000).toISOString()}`);
     }
     expect(civitai.counts.versionByHash).toBe(1);
     expect(clock.sleeps).toEqual([]);
@@ -226,7 +226,7 @@ describe("B: HTTP / API resilience", () => {
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
     expect(civitai.counts.versionByHash).toBe(5);
     expect(e.kind).toBe("rate_limited");
-    expect(e.message).toMatch(/^rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
+    expect(e.message).toMatch(/^rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
     const rng = seeded(7);
     const expected = [0, 1, 2, 3].map((n) => Math.floor(rng() * Math.min(30_000, 1000 * 2 ** n)));
     expect(clock.sleeps).toEqual(expected);
@@ -377,7 +377,7 @@ describe("B: HTTP / API resilience", () => {
     civitai.queueFaults("versionByHash", faults.unauthorized());
     const e401 = await caught(client.versionByHash(civitai.url, SHA_A));
     expect([e401.kind, e401.status]).toEqual(["unauthorized", 401]);
-    expect(e401.message).toContain("Civitai rejected the API key (401): check CIVITAI_API_KEY");
+    expect(e401.message).toContain(`${civitai.url.slice(7)} rejected the API key (401): check CIVITAI_API_KEY`);
 
     civitai.queueFaults("versionByHash", faults.cloudflare(403));
     const e403 = await caught(client.versionByHash(civitai.url, SHA_A));
