@@ -117,14 +117,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     async getVersion(key) {
       assertVersionKey(key);
       if (refresh) return null;
-      const entry = await read(key);
-      if (!entry) return counted(null);
-      if (entry.kind === "not_found") return counted({ kind: "not_found" });
-      if (!Array.isArray(entry.data) || entry.data.length === 0 || !entry.data.every(isVersion)) return counted(null);
-      const found: CachedVersion = { kind: "found", versions: entry.data };
-      if (entry.host !== undefined) found.host = entry.host;
-      if (entry.matchedBy !== undefined) found.matchedBy = entry.matchedBy;
-      return counted(found);
+      return counted(versionOf(await read(key)));
     },
     async setVersion(key, value, meta) {
       assertVersionKey(key);
@@ -136,11 +129,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     async getModel(id) {
       const key = modelKey(id);
       if (refresh) return null;
-      const entry = await read(key);
-      if (!entry) return counted(null);
-      if (entry.kind === "not_found") return counted({ kind: "not_found" });
-      if (!isModel(entry.data) || entry.data.id !== id) return counted(null);
-      return counted({ kind: "found", model: entry.data });
+      return counted(modelOf(await read(key), id));
     },
     async setModel(id, model) {
       const key = modelKey(id);
@@ -149,6 +138,25 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
       return write(key, "found", model);
     },
   };
+}
+
+/** What a stored entry says about a version key; null when it is not a usable answer. */
+function versionOf(entry: Entry | null): CachedVersion | null {
+  if (!entry) return null;
+  if (entry.kind === "not_found") return { kind: "not_found" };
+  if (!Array.isArray(entry.data) || entry.data.length === 0 || !entry.data.every(isVersion)) return null;
+  const found: CachedVersion = { kind: "found", versions: entry.data };
+  if (entry.host !== undefined) found.host = entry.host;
+  if (entry.matchedBy !== undefined) found.matchedBy = entry.matchedBy;
+  return found;
+}
+
+/** What a stored entry says about model `id`; null when it is not a usable answer. */
+function modelOf(entry: Entry | null, id: number): CachedModel | null {
+  if (!entry) return null;
+  if (entry.kind === "not_found") return { kind: "not_found" };
+  if (!isModel(entry.data) || entry.data.id !== id) return null;
+  return { kind: "found", model: entry.data };
 }
 
 function assertVersionKey(key: string): void {
