@@ -120,6 +120,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     now: options.now,
     fetch: options.fetch,
     maxBodyBytes: options.maxBodyBytes,
+    onRateLimitPause: options.onRateLimitPause,
     statusError: (ctx) => civitaiStatusError(ctx, engine.redact, options.userAgent, Boolean(options.apiKey)),
   });
 

@@ -53,6 +53,10 @@ export interface LookupEntry {
 
 export type LookupPhase = "cache" | "bulk" | "single" | "autov3" | "models";
 
+/**
+ * How far the whole lookup is, in files (distinct SHA-256s): `done` only grows, and a found file
+ * counts as done once its model details are in (when asked for). `phase` is what is running now.
+ */
 export interface LookupProgress {
   phase: LookupPhase;
   done: number;
@@ -102,5 +106,6 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
   await autov3Phase(run);
   if (options.details) await detailsPhase(run);
   run.settleUnfinished();
+  run.report("models");
   return run.result();
 }

@@ -80,8 +80,14 @@ export function durationArg(value: string | undefined, flag: string, fallback: n
   return ms;
 }
 
+/** What a command's display wants to hear about from the client. */
+export interface ApiHooks {
+  /** A 429 paused every request until `until` (epoch ms); `service` asked for it. */
+  onRateLimitPause?: (pause: { until: number; service: string }) => void;
+}
+
 /** Config, key, hosts, client and metadata cache from flags + environment + config file. */
-export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiContext {
+export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks: ApiHooks = {}): ApiContext {
   const config = loadConfig(args.config);
   for (const w of config.warnings) logger.warn(w);
   let settings: ApiSettings;
@@ -128,6 +134,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
     concurrency,
     signal,
     logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
+    onRateLimitPause: hooks.onRateLimitPause,
   });
   return { settings, config, client, metaCache, concurrency, cacheDir };
 }

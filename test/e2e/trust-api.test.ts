@@ -318,12 +318,13 @@ describe("T7: long durations", () => {
 /** Runs the CLI under a pseudo-terminal (util-linux script), returning everything it drew. */
 async function runOnTty(args: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-  const command = [process.execPath, CLI_ENTRY, ...args].map(quote).join(" ");
+  // A wide terminal, so lines are not cut at the pty's default 80 columns.
+  const command = `stty cols 150; ${[process.execPath, CLI_ENTRY, ...args].map(quote).join(" ")}`;
   const proc = Bun.spawn(["script", "-qfec", command, "/dev/null"], {
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
-    env: { ...process.env, COLUMNS: "150", LINES: "40", ...env },
+    env: { ...process.env, ...env },
   });
   const [output, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   return { code, output };

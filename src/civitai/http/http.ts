@@ -29,7 +29,7 @@ import {
   type JsonRequest,
   type StatusContext,
 } from "./classify.ts";
-import { createRateGate, type GateLogger, type RateGate, type SleepFn } from "./rate-gate.ts";
+import { createRateGate, type GateLogger, type RateGate, type RateLimitPause, type SleepFn } from "./rate-gate.ts";
 import { createRedactor, truncateText, type Redactor } from "../../shared/redact.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -92,6 +92,8 @@ export interface HttpEngineOptions {
   statusError?: (ctx: StatusContext) => ApiError;
   /** The most a 2xx answer may be; default MAX_API_BODY_BYTES (tests lower it). */
   maxBodyBytes?: number;
+  /** Told when a 429 pauses every request of this client (for a progress display). */
+  onRateLimitPause?: (pause: RateLimitPause) => void;
 }
 
 export interface HttpEngine {
@@ -194,6 +196,7 @@ class Engine implements HttpEngine {
       sleep: this.sleep,
       now: this.now,
       log: this.log,
+      onPause: options.onRateLimitPause,
     });
     this.$fetch = ofetch.create(
       { retry: 0, ignoreResponseError: true, redirect: "manual" },

@@ -26,6 +26,15 @@ export interface RateGateOptions {
   sleep: SleepFn;
   now: () => number;
   log: GateLogger;
+  /** Told when everyone pauses (or the pause grows): until when, per `now`, and who asked. */
+  onPause?: (pause: RateLimitPause) => void;
+}
+
+export interface RateLimitPause {
+  /** When requests resume, in `now()` time (epoch ms by default). */
+  until: number;
+  /** Who asked for the pause ("Civitai", or a host). */
+  service: string;
 }
 
 /** How `wait()` ended: the gate is open, the client was aborted, or the gate closed for good. */
@@ -52,84 +61,96 @@ export interface RateGate {
 }
 
 export function createRateGate(options: RateGateOptions): RateGate {
-  const { maxConcurrency, recoverAfter, maxWaitMs, signal: clientSignal, sleep, now, log } = options;
-  const limit = pLimit(maxConcurrency);
-  let successStreak = 0;
-  /** Nobody starts a request before this time (per `now`). */
-  let pausedUntil = 0;
-  /** Set once a wait beyond maxWaitMs was required: every call fails fast from then on. */
-  let stoppedUntil: Date | undefined;
-  let stoppedBy: string | undefined;
-  const stop = new AbortController();
-  const gateSignal = clientSignal ? AbortSignal.any([clientSignal, stop.signal]) : stop.signal;
+  return new Gate(options);
+}
 
-  function close(waitMs: number, why: string, service: string): Date {
-    const retryAt = new Date(now() + waitMs);
-    if (!stoppedUntil || retryAt > stoppedUntil) {
-      stoppedUntil = retryAt;
-      stoppedBy = service;
-    }
-    log.warn(`${service} rate limit: ${why}; stopping requests until ${stoppedUntil.toISOString()}`);
-    stop.abort();
-    return stoppedUntil;
+class Gate implements RateGate {
+  private readonly limit: ReturnType<typeof pLimit>;
+  private successStreak = 0;
+  /** Nobody starts a request before this time (per `now`). */
+  private pausedUntil = 0;
+  /** Set once a wait beyond maxWaitMs was required: every call fails fast from then on. */
+  stoppedUntil: Date | undefined;
+  stoppedBy: string | undefined;
+  private readonly stop = new AbortController();
+  private readonly gateSignal: AbortSignal;
+
+  constructor(private readonly options: RateGateOptions) {
+    this.limit = pLimit(options.maxConcurrency);
+    this.gateSignal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal;
   }
 
-  function pause(waitMs: number, service: string): void {
+  get concurrency(): number {
+    return this.limit.concurrency;
+  }
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return this.limit(fn);
+  }
+
+  async wait(): Promise<GateState> {
+    const { signal: clientSignal, sleep, now } = this.options;
+    for (;;) {
+      if (clientSignal?.aborted) return "aborted";
+      if (this.stoppedUntil) return "stopped";
+      const remaining = this.pausedUntil - now();
+      if (remaining <= 0) return "open";
+      try {
+        await sleep(remaining, this.gateSignal);
+      } catch {
+        // The loop head tells a user abort from a closed gate.
+        if (!clientSignal?.aborted && !this.stoppedUntil) return "aborted";
+      }
+    }
+  }
+
+  noteSuccess(): void {
+    const { maxConcurrency, recoverAfter, log } = this.options;
+    if (this.limit.concurrency >= maxConcurrency) return;
+    this.successStreak += 1;
+    if (this.successStreak < recoverAfter) return;
+    this.successStreak = 0;
+    this.limit.concurrency = increasedConcurrency(this.limit.concurrency, maxConcurrency);
+    log.debug(`concurrency raised to ${this.limit.concurrency}`);
+  }
+
+  noteRateLimit(waitMs: number, lastAttempt: { attempts: number } | undefined, service: string): Date | undefined {
+    const { maxWaitMs, log } = this.options;
+    this.successStreak = 0;
+    const lowered = decreasedConcurrency(this.limit.concurrency);
+    if (lowered !== this.limit.concurrency) {
+      log.debug(`concurrency lowered to ${lowered} after a 429`);
+      this.limit.concurrency = lowered;
+    }
+    if (waitMs > maxWaitMs) {
+      return this.close(waitMs, `asked to wait ${seconds(waitMs)}, more than the ${seconds(maxWaitMs)} allowed`, service);
+    }
+    // Repeated 429s mean "stop", not "fail this one call": the caller reports what was done.
+    if (lastAttempt) return this.close(waitMs, `still 429 after ${lastAttempt.attempts} attempts`, service);
+    this.pause(waitMs, service);
+    return undefined;
+  }
+
+  private close(waitMs: number, why: string, service: string): Date {
+    const retryAt = new Date(this.options.now() + waitMs);
+    if (!this.stoppedUntil || retryAt > this.stoppedUntil) {
+      this.stoppedUntil = retryAt;
+      this.stoppedBy = service;
+    }
+    this.options.log.warn(`${service} rate limit: ${why}; stopping requests until ${this.stoppedUntil.toISOString()}`);
+    this.stop.abort();
+    return this.stoppedUntil;
+  }
+
+  private pause(waitMs: number, service: string): void {
+    const { now, log } = this.options;
     const until = now() + waitMs;
-    if (until <= pausedUntil) return;
-    const alreadyPaused = pausedUntil > now();
-    pausedUntil = until;
+    if (until <= this.pausedUntil) return;
+    const alreadyPaused = this.pausedUntil > now();
+    this.pausedUntil = until;
+    // Before the log line: a progress bar clears its line so the warning prints cleanly.
+    this.options.onPause?.({ until, service });
     if (alreadyPaused) log.debug(`pause extended to ${seconds(waitMs)}`);
     else log.warn(`${service} asked us to slow down; pausing ${seconds(waitMs)}`);
   }
-
-  return {
-    run: (fn) => limit(fn),
-    get stoppedUntil() {
-      return stoppedUntil;
-    },
-    get stoppedBy() {
-      return stoppedBy;
-    },
-    get concurrency() {
-      return limit.concurrency;
-    },
-    async wait() {
-      for (;;) {
-        if (clientSignal?.aborted) return "aborted";
-        if (stoppedUntil) return "stopped";
-        const remaining = pausedUntil - now();
-        if (remaining <= 0) return "open";
-        try {
-          await sleep(remaining, gateSignal);
-        } catch {
-          // The loop head tells a user abort from a closed gate.
-          if (!clientSignal?.aborted && !stoppedUntil) return "aborted";
-        }
-      }
-    },
-    noteSuccess() {
-      if (limit.concurrency >= maxConcurrency) return;
-      successStreak += 1;
-      if (successStreak < recoverAfter) return;
-      successStreak = 0;
-      limit.concurrency = increasedConcurrency(limit.concurrency, maxConcurrency);
-      log.debug(`concurrency raised to ${limit.concurrency}`);
-    },
-    noteRateLimit(waitMs, lastAttempt, service) {
-      successStreak = 0;
-      const lowered = decreasedConcurrency(limit.concurrency);
-      if (lowered !== limit.concurrency) {
-        log.debug(`concurrency lowered to ${lowered} after a 429`);
-        limit.concurrency = lowered;
-      }
-      if (waitMs > maxWaitMs) {
-        return close(waitMs, `asked to wait ${seconds(waitMs)}, more than the ${seconds(maxWaitMs)} allowed`, service);
-      }
-      // Repeated 429s mean "stop", not "fail this one call": the caller reports what was done.
-      if (lastAttempt) return close(waitMs, `still 429 after ${lastAttempt.attempts} attempts`, service);
-      pause(waitMs, service);
-      return undefined;
-    },
-  };
 }

@@ -16,12 +16,11 @@ export async function autov3Phase(run: LookupRun): Promise<void> {
     byAutov3.set(work.autov3, [...(byAutov3.get(work.autov3) ?? []), work]);
   }
   const groups = [...byAutov3.entries()];
-  let groupsDone = 0;
+  run.report("autov3");
   await run.each(groups, run.concurrency, async ([autov3, group]) => {
     const result = await resolveAutov3(run, autov3, group);
     if (result === undefined) return;
     await settleGroup(run, group, result.value, result.fromCache);
-    run.progress("autov3", ++groupsDone, groups.length);
   });
 }
 

@@ -13,7 +13,7 @@ export async function bulkPhase(run: LookupRun, needsSha: readonly Work[]): Prom
   const { api, cache, hosts } = run;
   const leftOver: Work[] = [];
   const batches = chunk(needsSha, BULK_BATCH_SIZE);
-  let batchesDone = 0;
+  run.report("bulk");
   await run.each(batches, run.concurrency, async (batch) => {
     if (run.isStopped()) return;
     const hashes = batch.map((w) => w.sha256);
@@ -36,7 +36,6 @@ export async function bulkPhase(run: LookupRun, needsSha: readonly Work[]): Prom
       const f = run.failure(err);
       for (const work of batch) run.fail(work, f);
     }
-    run.progress("bulk", ++batchesDone, batches.length);
   });
   return leftOver.sort(byOrder);
 }

@@ -11,10 +11,9 @@ export const CACHE_READ_CONCURRENCY = 32;
 export async function cachePhase(run: LookupRun): Promise<Work[]> {
   if (!run.useCache) return [...run.works];
   const needsSha: Work[] = [];
-  let done = 0;
+  run.report("cache");
   await run.each(run.works, CACHE_READ_CONCURRENCY, async (work) => {
     const cached = await run.cache.getVersion(versionKeyBySha256(work.sha256));
-    run.progress("cache", ++done, run.works.length);
     if (cached === null) return void needsSha.push(work);
     run.counters.cacheHits++;
     if (cached.kind === "found") return run.found(work, cached.versions, cached.host, cached.matchedBy ?? "sha256", true);

@@ -40,6 +40,8 @@ export interface Work {
   done: boolean;
   /** The SHA-256 "not found" came from the cache: do not rewrite it (that would extend its TTL). */
   shaNotFoundCached: boolean;
+  /** Counted in the progress (settled, and its details are in when asked for). */
+  complete: boolean;
 }
 
 export interface Failure {
@@ -66,6 +68,9 @@ export class LookupRun {
   stopped: LookupResult["stopped"];
   /** Set when the fallback host failed; it is not asked again in this run. */
   fallbackFailure: string | undefined;
+  /** Works counted as complete, for the progress. */
+  private completed = 0;
+  private phase: LookupPhase = "cache";
 
   constructor(
     items: readonly LookupItem[],
@@ -91,7 +96,15 @@ export class LookupRun {
         if (existing.autov3 === null) existing.autov3 = autov3;
         continue;
       }
-      const work: Work = { sha256, autov3, order: this.works.length, entry: emptyEntry(), done: false, shaNotFoundCached: false };
+      const work: Work = {
+        sha256,
+        autov3,
+        order: this.works.length,
+        entry: emptyEntry(),
+        done: false,
+        shaNotFoundCached: false,
+        complete: false,
+      };
       bySha.set(sha256, work);
       this.entries.set(sha256, work.entry);
       this.works.push(work);
@@ -143,13 +156,28 @@ export class LookupRun {
     throw new ApiError(`not found on ${this.hosts.primary}; ${this.fallbackFailure}`, "fallback_unavailable");
   }
 
-  progress(phase: LookupPhase, done: number, total: number): void {
-    this.options.onProgress?.({ phase, done, total });
+  /** Tells the caller how far the whole lookup is (see LookupProgress); `phase` is what runs now. */
+  report(phase: LookupPhase): void {
+    this.phase = phase;
+    this.options.onProgress?.({ phase, done: this.completed, total: this.works.length });
   }
 
+  /** Counts `work` as complete (once) and reports it. */
+  complete(work: Work): void {
+    if (work.complete) return;
+    work.complete = true;
+    this.completed++;
+    this.report(this.phase);
+  }
+
+  /**
+   * Settles `work`. A found file is complete only once its details are in when details are asked
+   * for (the details phase completes it); anything else is complete now.
+   */
   finish(work: Work, patch: Partial<LookupEntry>): void {
     Object.assign(work.entry, patch);
     work.done = true;
+    if (!this.options.details || work.entry.status !== "found") this.complete(work);
   }
 
   fail(work: Work, err: Failure): void {
@@ -166,13 +194,15 @@ export class LookupRun {
     else this.finish(work, { status: "not_found" });
   }
 
-  /** Whatever a stop left unfinished carries the stop's message. */
+  /** Whatever a stop left unfinished carries the stop's message; every file ends complete. */
   settleUnfinished(): void {
     this.isStopped();
     for (const work of this.works) {
-      if (work.done) continue;
-      if (this.stopped) this.fail(work, { message: this.stopped.message, kind: this.stopped.kind });
-      else this.fail(work, { message: "lookup did not finish" });
+      if (!work.done) {
+        if (this.stopped) this.fail(work, { message: this.stopped.message, kind: this.stopped.kind });
+        else this.fail(work, { message: "lookup did not finish" });
+      }
+      this.complete(work);
     }
   }
 

@@ -5,7 +5,7 @@ import type { LookupRun, Work } from "./run.ts";
 /** Phase 3: one GET by SHA-256 per file the bulk answer left out: primary, then fallback. */
 export async function singlePhase(run: LookupRun, leftOver: readonly Work[]): Promise<void> {
   const { api, cache } = run;
-  let singlesDone = 0;
+  run.report("single");
   await run.each(leftOver, run.concurrency, async (work) => {
     if (run.isStopped()) return;
     try {
@@ -25,6 +25,5 @@ export async function singlePhase(run: LookupRun, leftOver: readonly Work[]): Pr
     } catch (err) {
       run.fail(work, run.failure(err));
     }
-    run.progress("single", ++singlesDone, leftOver.length);
   });
 }

@@ -185,6 +185,20 @@ describe("B: HTTP / API resilience", () => {
     expect(lines.filter((l) => l.startsWith("warn ") && l.includes("asked us to slow down; pausing 2 s")).length).toBe(1);
   });
 
+  test("T19: a shared pause is told to the display, before its log line: until when, and who asked", async () => {
+    const events: string[] = [];
+    const { client, clock } = makeClient({
+      concurrency: 1,
+      onRateLimitPause: (p) => events.push(`pause ${p.until - START} ${p.service}`),
+      logger: { debug() {}, warn: (m) => events.push(`warn ${m}`) },
+    });
+    civitai.queueFaults("versionByHash", faults.rateLimit(2));
+    expect((await client.versionByHash(civitai.url, SHA_A))?.id).toBe(101);
+    const host = civitai.url.slice(7);
+    expect(events).toEqual([`pause 2000 ${host}`, `warn ${host} asked us to slow down; pausing 2 s`]);
+    expect(clock.now() - START).toBeGreaterThanOrEqual(2000);
+  });
+
   test("B2 429 Retry-After: 3600 → rate_limited with retryAt, fast; pending calls fail fast too", async () => {
     const { client, clock } = makeClient({ concurrency: 1 });
     civitai.queueFaults("versionByHash", faults.rateLimit(3600));
