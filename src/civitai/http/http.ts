@@ -325,6 +325,7 @@ class Engine implements HttpEngine {
     const state = await this.gate.wait();
     if (state === "aborted") throw this.abortedError(req.method, req.url);
     if (state === "stopped") throw this.rateLimitedError(this.gate.stoppedUntil as Date);
+    // Bun's AbortSignal.timeout holds any duration we accept (≤ 365d, T7), unlike setTimeout.
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = this.clientSignal ? AbortSignal.any([this.clientSignal, timeout]) : timeout;
     let url = req.url;
