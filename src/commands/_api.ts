@@ -72,7 +72,7 @@ interface ApiArgValues {
 }
 
 /** A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values. */
-export function durationArg(value: string | undefined, flag: string, fallback: number): number {
+function durationArg(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);

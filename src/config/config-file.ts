@@ -22,7 +22,7 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export const FOLDER_CONFIG_NAME = "civitai-meta.json";
+const FOLDER_CONFIG_NAME = "civitai-meta.json";
 
 /** Top-level keys a folder config may not set (canonical names; aliases map onto them). */
 const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl"]);

@@ -47,7 +47,7 @@ function scanScalar(text: string, i: number): number {
 }
 
 /** Offset of the first syntax error, `text.length` for a premature end, or -1 when the text is JSON. */
-export function jsonErrorOffset(text: string): number {
+function jsonErrorOffset(text: string): number {
   const stack: string[] = [];
   let expect = "value" as Expect;
   let i = 0;

@@ -38,7 +38,7 @@ export interface RateLimitPause {
 }
 
 /** How `wait()` ended: the gate is open, the client was aborted, or the gate closed for good. */
-export type GateState = "open" | "aborted" | "stopped";
+type GateState = "open" | "aborted" | "stopped";
 
 export interface RateGate {
   /** Runs `fn` in one of the (adaptive) concurrency slots. */

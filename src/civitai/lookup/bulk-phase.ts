@@ -3,7 +3,7 @@ import { mapBulkAnswer } from "../civitai-record.ts";
 import { byOrder, chunk, type LookupRun, type Work } from "./run.ts";
 
 /** POST /model-versions/by-hash takes at most 100 SHA-256s (civitai-api.md §3.1). */
-export const BULK_BATCH_SIZE = 100;
+const BULK_BATCH_SIZE = 100;
 
 /**
  * Phase 2: bulk POST by SHA-256 on the primary host, ≤ 100 per request. Returns what the answers

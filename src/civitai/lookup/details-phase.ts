@@ -5,7 +5,7 @@ import { CACHE_READ_CONCURRENCY } from "./cache-phase.ts";
 import { chunk, type LookupRun, type Work } from "./run.ts";
 
 /** GET /models?ids= takes at most 100 ids (civitai-api.md §3.1). */
-export const MODELS_BATCH_SIZE = 100;
+const MODELS_BATCH_SIZE = 100;
 
 /**
  * Phase 5: details (tags, creator, description, license) of the found versions' models: the cache,

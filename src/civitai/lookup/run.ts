@@ -14,7 +14,7 @@ import type { MetaCache } from "../meta-cache.ts";
 import type { LookupCounters, LookupEntry, LookupItem, LookupOptions, LookupPhase, LookupResult } from "../lookup.ts";
 
 /** In-flight requests from one lookup; the client may limit further. Small so a stop stops quickly. */
-export const DEFAULT_LOOKUP_CONCURRENCY = 4;
+const DEFAULT_LOOKUP_CONCURRENCY = 4;
 
 /**
  * Errors after which no further request is sent: Civitai asked us to wait, the user pressed Ctrl-C,
