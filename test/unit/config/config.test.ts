@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { apiKeyProblem } from "../../../src/config/api-key.ts";
 import { MAX_DURATION_MS, parseConfig, parseDuration } from "../../../src/config/config.ts";
@@ -55,7 +55,7 @@ describe("T1: which config decides what", () => {
       expect(loaded.config).toEqual({ apiUrl: "https://mirror.example", outputFormat: "md", cache: { dir: "/c", ttlMs: 3 * 86_400_000 } });
       expect(loaded.warnings).toEqual([]);
     } finally {
-      writeFileSync(user, "{}");
+      rmSync(user);
     }
   });
 
