@@ -12,6 +12,8 @@ import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs("civitai-meta-trust-");
+/** Several CLI runs per test: generous, since the machine may be shared and slow. */
+const E2E_TIMEOUT_MS = 120_000;
 const SENTINEL = "SENTINEL-KEY-9b1e77d0";
 let good: FakeCivitai;
 let evil: FakeCivitai;
@@ -68,111 +70,131 @@ function files(dir: string): string[] {
 }
 
 describe("T1: keys and hosts", () => {
-  test("T1: a civitai-meta.json in the current folder cannot choose the API hosts; the key goes only where the user chose", async () => {
-    const { dir, shas } = library(["t1 hosts"]);
-    publish(good, shas[0]!, 11, "Good Model");
-    publish(evil, shas[0]!, 66, "EVIL MODEL");
-    const cwd = tmp.make();
-    // A downloaded folder that tries to pull the key to its own server.
-    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url, fallbackUrl: evil.url, modelDirectories: [dir] }));
-    const xdg = userConfig({ apiUrl: good.url });
-    const r = await runCli(["scan", "--no-cache"], { cwd, env: { CIVITAI_API_KEY: SENTINEL, XDG_CONFIG_HOME: xdg } });
-    expect(evil.requests).toHaveLength(0);
-    expect(good.requests.length).toBeGreaterThan(0);
-    expect(good.requests.every((q) => q.authorization === `Bearer ${SENTINEL}`)).toBe(true);
-    expect(r.code).toBe(0);
-    // The folder's other settings still apply (its modelDirectories were scanned).
-    const inv = JSON.parse(r.stdout);
-    expect(inv.records[0].civitai.modelName).toBe("Good Model");
-    // One warning, naming the file, the keys and why.
-    const warnings = r.stderr.split("\n").filter((l) => l.includes("civitai-meta.json"));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('"apiUrl"');
-    expect(warnings[0]).toContain('"fallbackUrl"');
-    expect(warnings[0]).toMatch(/current folder/);
-    expect(warnings[0]).toContain("--config");
-    expect(r.stdout + r.stderr).not.toContain(SENTINEL);
-  });
+  test(
+    "T1: a civitai-meta.json in the current folder cannot choose the API hosts; the key goes only where the user chose",
+    async () => {
+      const { dir, shas } = library(["t1 hosts"]);
+      publish(good, shas[0]!, 11, "Good Model");
+      publish(evil, shas[0]!, 66, "EVIL MODEL");
+      const cwd = tmp.make();
+      // A downloaded folder that tries to pull the key to its own server.
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url, fallbackUrl: evil.url, modelDirectories: [dir] }));
+      const xdg = userConfig({ apiUrl: good.url });
+      const r = await runCli(["scan", "--no-cache"], { cwd, env: { CIVITAI_API_KEY: SENTINEL, XDG_CONFIG_HOME: xdg } });
+      expect(evil.requests).toHaveLength(0);
+      expect(good.requests.length).toBeGreaterThan(0);
+      expect(good.requests.every((q) => q.authorization === `Bearer ${SENTINEL}`)).toBe(true);
+      expect(r.code).toBe(0);
+      // The folder's other settings still apply (its modelDirectories were scanned).
+      const inv = JSON.parse(r.stdout);
+      expect(inv.records[0].civitai.modelName).toBe("Good Model");
+      // One warning, naming the file, the keys and why.
+      const warnings = r.stderr.split("\n").filter((l) => l.includes("civitai-meta.json"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('"apiUrl"');
+      expect(warnings[0]).toContain('"fallbackUrl"');
+      expect(warnings[0]).toMatch(/current folder/);
+      expect(warnings[0]).toContain("--config");
+      expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T1: --config naming that same file is the user's choice: its hosts are used", async () => {
-    const { dir, shas } = library(["t1 explicit"]);
-    publish(evil, shas[0]!, 67, "Mirror Model");
-    const cwd = tmp.make();
-    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url }));
-    const r = await runCli(["scan", dir, "--no-cache", "--config", "civitai-meta.json"], { cwd, env: { CIVITAI_API_KEY: SENTINEL } });
-    expect(r.code).toBe(0);
-    expect(r.stderr).not.toContain("ignored");
-    expect(evil.requests.length).toBeGreaterThan(0);
-    expect(evil.requests[0]!.authorization).toBe(`Bearer ${SENTINEL}`);
-  });
+  test(
+    "T1: --config naming that same file is the user's choice: its hosts are used",
+    async () => {
+      const { dir, shas } = library(["t1 explicit"]);
+      publish(evil, shas[0]!, 67, "Mirror Model");
+      const cwd = tmp.make();
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url }));
+      const r = await runCli(["scan", dir, "--no-cache", "--config", "civitai-meta.json"], { cwd, env: { CIVITAI_API_KEY: SENTINEL } });
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toContain("ignored");
+      expect(evil.requests.length).toBeGreaterThan(0);
+      expect(evil.requests[0]!.authorization).toBe(`Bearer ${SENTINEL}`);
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T1: a folder config cannot move the cache; CIVITAI_META_CACHE_DIR beats a config's cache.dir", async () => {
-    const { dir, shas } = library(["t1 cache"]);
-    publish(good, shas[0]!, 12, "Cached Model");
-    const cwd = tmp.make();
-    const planted = join(cwd, "planted-cache");
-    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ cache: { dir: planted } }));
-    const xdgCache = tmp.make();
-    const r = await runCli(["scan", dir], { cwd, env: { CIVITAI_API_URL: good.url, XDG_CACHE_HOME: xdgCache } });
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain('"cache.dir"');
-    expect(existsSync(planted)).toBe(false);
-    expect(files(join(xdgCache, "civitai-meta", "meta")).length).toBeGreaterThan(0);
+  test(
+    "T1: a folder config cannot move the cache; CIVITAI_META_CACHE_DIR beats a config's cache.dir",
+    async () => {
+      const { dir, shas } = library(["t1 cache"]);
+      publish(good, shas[0]!, 12, "Cached Model");
+      const cwd = tmp.make();
+      const planted = join(cwd, "planted-cache");
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ cache: { dir: planted } }));
+      const xdgCache = tmp.make();
+      const r = await runCli(["scan", dir], { cwd, env: { CIVITAI_API_URL: good.url, XDG_CACHE_HOME: xdgCache } });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('"cache.dir"');
+      expect(existsSync(planted)).toBe(false);
+      expect(files(join(xdgCache, "civitai-meta", "meta")).length).toBeGreaterThan(0);
 
-    // The user's own config may move the cache, but the environment variable beats it (README).
-    const fromConfig = join(tmp.make(), "config-cache");
-    const fromEnv = join(tmp.make(), "env-cache");
-    const config = join(tmp.make(), "mine.json");
-    writeFileSync(config, JSON.stringify({ apiUrl: good.url, cache: { dir: fromConfig } }));
-    const e = await runCli(["scan", dir, "--config", config], { env: { CIVITAI_META_CACHE_DIR: fromEnv } });
-    expect(e.code).toBe(0);
-    expect(existsSync(fromConfig)).toBe(false);
-    expect(files(join(fromEnv, "meta")).length).toBeGreaterThan(0);
-  });
+      // The user's own config may move the cache, but the environment variable beats it (README).
+      const fromConfig = join(tmp.make(), "config-cache");
+      const fromEnv = join(tmp.make(), "env-cache");
+      const config = join(tmp.make(), "mine.json");
+      writeFileSync(config, JSON.stringify({ apiUrl: good.url, cache: { dir: fromConfig } }));
+      const e = await runCli(["scan", dir, "--config", config], { env: { CIVITAI_META_CACHE_DIR: fromEnv } });
+      expect(e.code).toBe(0);
+      expect(existsSync(fromConfig)).toBe(false);
+      expect(files(join(fromEnv, "meta")).length).toBeGreaterThan(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
 
 describe("T2: the metadata cache is keyed by API origin", () => {
-  test("T2: an answer cached from one origin is never shown for another; each origin keeps its own", async () => {
-    const { dir, shas } = library(["t2 poisoned"]);
-    publish(evil, shas[0]!, 66, "EVIL MODEL");
-    publish(good, shas[0]!, 21, "Good Model");
-    const cacheDir = tmp.make();
-    const first = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
-    expect(JSON.parse(first.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
+  test(
+    "T2: an answer cached from one origin is never shown for another; each origin keeps its own",
+    async () => {
+      const { dir, shas } = library(["t2 poisoned"]);
+      publish(evil, shas[0]!, 66, "EVIL MODEL");
+      publish(good, shas[0]!, 21, "Good Model");
+      const cacheDir = tmp.make();
+      const first = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(first.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
 
-    const second = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
-    expect(second.code).toBe(0);
-    expect(good.requests.length).toBeGreaterThan(0);
-    expect(JSON.parse(second.stdout).records[0].civitai.modelName).toBe("Good Model");
+      const second = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(second.code).toBe(0);
+      expect(good.requests.length).toBeGreaterThan(0);
+      expect(JSON.parse(second.stdout).records[0].civitai.modelName).toBe("Good Model");
 
-    // Each origin's answers are still cached for it: no request the second time.
-    good.reset();
-    evil.reset();
-    const third = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
-    expect(JSON.parse(third.stdout).records[0].civitai.modelName).toBe("Good Model");
-    const fourth = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
-    expect(JSON.parse(fourth.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
-    expect(good.requests.length + evil.requests.length).toBe(0);
-  });
+      // Each origin's answers are still cached for it: no request the second time.
+      good.reset();
+      evil.reset();
+      const third = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(third.stdout).records[0].civitai.modelName).toBe("Good Model");
+      const fourth = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(fourth.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
+      expect(good.requests.length + evil.requests.length).toBe(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T2: entries of the previous cache format are ignored (asked again), not trusted", async () => {
-    const { dir, shas } = library(["t2 old format"]);
-    publish(good, shas[0]!, 22, "Fresh Model");
-    const cacheDir = tmp.make();
-    // What 9db3a85 wrote: meta/version/sha256/<sha>.json, format 1, no origin in the key.
-    const oldDir = join(cacheDir, "meta", "version", "sha256");
-    mkdirSync(oldDir, { recursive: true });
-    const stale = makeVersion({ versionId: 99, modelId: 990, sha256: shas[0]!, modelName: "STALE MODEL" });
-    const now = Date.now();
-    writeFileSync(
-      join(oldDir, `${shas[0]}.json`),
-      JSON.stringify({ v: 1, storedAt: now, expiresAt: now + 86_400_000, kind: "found", data: [stale], host: "https://civitai.com" }),
-    );
-    const r = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
-    expect(r.code).toBe(0);
-    expect(good.counts.versionsByHashes).toBe(1);
-    expect(JSON.parse(r.stdout).records[0].civitai.modelName).toBe("Fresh Model");
-  });
+  test(
+    "T2: entries of the previous cache format are ignored (asked again), not trusted",
+    async () => {
+      const { dir, shas } = library(["t2 old format"]);
+      publish(good, shas[0]!, 22, "Fresh Model");
+      const cacheDir = tmp.make();
+      // What 9db3a85 wrote: meta/version/sha256/<sha>.json, format 1, no origin in the key.
+      const oldDir = join(cacheDir, "meta", "version", "sha256");
+      mkdirSync(oldDir, { recursive: true });
+      const stale = makeVersion({ versionId: 99, modelId: 990, sha256: shas[0]!, modelName: "STALE MODEL" });
+      const now = Date.now();
+      writeFileSync(
+        join(oldDir, `${shas[0]}.json`),
+        JSON.stringify({ v: 1, storedAt: now, expiresAt: now + 86_400_000, kind: "found", data: [stale], host: "https://civitai.com" }),
+      );
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(r.code).toBe(0);
+      expect(good.counts.versionsByHashes).toBe(1);
+      expect(JSON.parse(r.stdout).records[0].civitai.modelName).toBe("Fresh Model");
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
 
 /**
@@ -269,50 +291,66 @@ describe("T4: hostile answer sizes", () => {
 });
 
 describe("T7: long durations", () => {
-  test("T7: --timeout 30d is honoured, not an instant timeout", async () => {
-    const { dir, shas } = library(["t7 timeout"]);
-    publish(good, shas[0]!, 31, "Slow Model");
-    const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache", "--timeout", "30d"], { timeoutMs: 30_000 });
-    expect(r.stderr).not.toContain("TimeoutOverflowWarning");
-    expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).records[0].status).toBe("found");
-  });
+  test(
+    "T7: --timeout 30d is honoured, not an instant timeout",
+    async () => {
+      const { dir, shas } = library(["t7 timeout"]);
+      publish(good, shas[0]!, 31, "Slow Model");
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache", "--timeout", "30d"], { timeoutMs: 30_000 });
+      expect(r.stderr).not.toContain("TimeoutOverflowWarning");
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).records[0].status).toBe("found");
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T7: --max-wait 30d with Retry-After: 2200000 pauses quietly (no timer overflow), asking nothing meanwhile", async () => {
-    const { dir } = library(["t7 max wait"]);
-    good.setFault("*", faults.rateLimit(2_200_000));
-    const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", good.url, "--no-cache", "--max-wait", "30d"], {
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    await Bun.sleep(3000);
-    proc.kill("SIGINT");
-    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
-    good.setFault("*", null);
-    expect(stderr).not.toContain("TimeoutOverflowWarning");
-    expect(stderr).toMatch(/pausing (25\.5 days|2200000 s)/);
-    expect(good.requests).toHaveLength(1);
-    expect(code).toBe(130);
-  });
+  test(
+    "T7: --max-wait 30d with Retry-After: 2200000 pauses quietly (no timer overflow), asking nothing meanwhile",
+    async () => {
+      const { dir } = library(["t7 max wait"]);
+      good.setFault("*", faults.rateLimit(2_200_000));
+      const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", good.url, "--no-cache", "--max-wait", "30d"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      await Bun.sleep(3000);
+      proc.kill("SIGINT");
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      good.setFault("*", null);
+      expect(stderr).not.toContain("TimeoutOverflowWarning");
+      expect(stderr).toMatch(/pausing (25\.5 days|2200000 s)/);
+      expect(good.requests).toHaveLength(1);
+      expect(code).toBe(130);
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T7: an absurd Retry-After stops with a rate-limit message, not a crash", async () => {
-    const { dir } = library(["t7 absurd"]);
-    good.setFault("*", faults.rateLimit("99999999999999999999"));
-    const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
-    good.setFault("*", null);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
-    expect(r.stdout + r.stderr).not.toMatch(/Invalid time value|RangeError/);
-  });
+  test(
+    "T7: an absurd Retry-After stops with a rate-limit message, not a crash",
+    async () => {
+      const { dir } = library(["t7 absurd"]);
+      good.setFault("*", faults.rateLimit("99999999999999999999"));
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
+      good.setFault("*", null);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
+      expect(r.stdout + r.stderr).not.toMatch(/Invalid time value|RangeError/);
+    },
+    E2E_TIMEOUT_MS,
+  );
 
-  test("T7: durations beyond a year are refused up front, naming the flag", async () => {
-    for (const flag of ["--max-wait", "--timeout"]) {
-      const r = await runCli(["lookup", "0123456789", "--api-url", good.url, flag, "400d"]);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`${flag} takes at most 365d`);
-    }
-    expect(good.requests).toHaveLength(0);
-  });
+  test(
+    "T7: durations beyond a year are refused up front, naming the flag",
+    async () => {
+      for (const flag of ["--max-wait", "--timeout"]) {
+        const r = await runCli(["lookup", "0123456789", "--api-url", good.url, flag, "400d"]);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`${flag} takes at most 365d`);
+      }
+      expect(good.requests).toHaveLength(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
 
 /** Runs the CLI under a pseudo-terminal (util-linux script), returning everything it drew. */
@@ -359,56 +397,72 @@ describe("T19: the lookup progress bar", () => {
     60_000,
   );
 
-  test("T19: no bar when stderr is not a terminal", async () => {
-    const { dir, shas } = library(["t19 pipe"]);
-    publish(good, shas[0]!, 45, "Piped");
-    const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).not.toContain("\r");
-    expect(r.stderr).not.toContain("looking up");
-  });
+  test(
+    "T19: no bar when stderr is not a terminal",
+    async () => {
+      const { dir, shas } = library(["t19 pipe"]);
+      publish(good, shas[0]!, 45, "Piped");
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toContain("\r");
+      expect(r.stderr).not.toContain("looking up");
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
 
 describe("T21: small things", () => {
-  test("T21: a JSON syntax error in the config names the line and column", async () => {
-    const config = join(tmp.make(), "broken.json");
-    writeFileSync(config, '{\n  "apiUrl": "https://civitai.com",\n  "concurrency": 4,,\n  "outputFormat": "md"\n}\n');
-    const r = await runCli(["lookup", "0123456789", "--config", config]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(config);
-    expect(r.stderr).toMatch(/line 3, column 20/);
-  });
-
-  test("T21: with --api-url elsewhere, messages name that host, not civitai.com", async () => {
-    const { dir } = library(["t21 host"]);
-    good.setFault("*", faults.unauthorized());
-    const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
-    good.setFault("*", faults.status(418));
-    const s = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache"]);
-    good.setFault("*", null);
-    const host = `127.0.0.1:${good.port}`;
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`${host} rejected the API key (401)`);
-    expect(s.stdout + s.stderr).toContain(`${host} answered 418`);
-    for (const text of [r.stdout, r.stderr, s.stdout, s.stderr]) expect(text).not.toMatch(/Civitai (rejected|answered)/);
-  });
-
-  test("T21: a key with a line break or a character HTTP cannot carry is refused up front, never printed", async () => {
-    const cases: [Record<string, string>, string[], string][] = [
-      [{ CIVITAI_API_KEY: "SENTINEL-A\nSENTINEL-B" }, [], "CIVITAI_API_KEY"],
-      [{ CIVITAI_API_KEY: "SENTINEL-A€SENTINEL-B" }, [], "CIVITAI_API_KEY"],
-      [{}, ["--api-key", "SENTINEL-A\u200bSENTINEL-B"], "--api-key"],
-    ];
-    for (const [env, extra, source] of cases) {
-      const started = Date.now();
-      const r = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache", ...extra], { env });
+  test(
+    "T21: a JSON syntax error in the config names the line and column",
+    async () => {
+      const config = join(tmp.make(), "broken.json");
+      writeFileSync(config, '{\n  "apiUrl": "https://civitai.com",\n  "concurrency": 4,,\n  "outputFormat": "md"\n}\n');
+      const r = await runCli(["lookup", "0123456789", "--config", config]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(source);
-      expect(r.stderr).toMatch(/line break|cannot be sent in an HTTP header/);
-      expect(r.stderr).not.toContain("network error");
-      expect(r.stdout + r.stderr).not.toMatch(/SENTINEL-A|SENTINEL-B/);
-      expect(Date.now() - started).toBeLessThan(10_000);
-    }
-    expect(good.requests).toHaveLength(0);
-  });
+      expect(r.stderr).toContain(config);
+      expect(r.stderr).toMatch(/line 3, column 20/);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T21: with --api-url elsewhere, messages name that host, not civitai.com",
+    async () => {
+      const { dir } = library(["t21 host"]);
+      good.setFault("*", faults.unauthorized());
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
+      good.setFault("*", faults.status(418));
+      const s = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache"]);
+      good.setFault("*", null);
+      const host = `127.0.0.1:${good.port}`;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${host} rejected the API key (401)`);
+      expect(s.stdout + s.stderr).toContain(`${host} answered 418`);
+      for (const text of [r.stdout, r.stderr, s.stdout, s.stderr]) expect(text).not.toMatch(/Civitai (rejected|answered)/);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T21: a key with a line break or a character HTTP cannot carry is refused up front, never printed",
+    async () => {
+      const cases: [Record<string, string>, string[], string][] = [
+        [{ CIVITAI_API_KEY: "SENTINEL-A\nSENTINEL-B" }, [], "CIVITAI_API_KEY"],
+        [{ CIVITAI_API_KEY: "SENTINEL-A€SENTINEL-B" }, [], "CIVITAI_API_KEY"],
+        [{}, ["--api-key", "SENTINEL-A\u200bSENTINEL-B"], "--api-key"],
+      ];
+      for (const [env, extra, source] of cases) {
+        const started = Date.now();
+        const r = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache", ...extra], { env });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(source);
+        expect(r.stderr).toMatch(/line break|cannot be sent in an HTTP header/);
+        expect(r.stderr).not.toContain("network error");
+        expect(r.stdout + r.stderr).not.toMatch(/SENTINEL-A|SENTINEL-B/);
+        expect(Date.now() - started).toBeLessThan(10_000);
+      }
+      expect(good.requests).toHaveLength(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
