@@ -33,7 +33,7 @@ export async function benchLookup(): Promise<boolean> {
     const started = performance.now();
     const ours = await lookupFiles(
       shas.map((sha256) => ({ sha256 })),
-      { api: client(), cache: createMetaCache({ dir: false }), hosts: { primary: civitai.url } },
+      { api: client(), cache: createMetaCache({ dir: false, origins: [civitai.url] }), hosts: { primary: civitai.url } },
       { details: true, offline: false, refresh: false, concurrency: CONCURRENCY },
     );
     const oursMs = performance.now() - started;

@@ -1,3 +1,4 @@
+import { AppError, EXIT } from "../shared/errors.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 
 /**
@@ -34,8 +35,11 @@ export type ApiErrorKind =
   | "aborted" // Ctrl-C
   | "fallback_unavailable"; // a miss on the primary that the failed fallback host could not check
 
-/** A failure talking to Civitai. `message` is safe to print: no key, no signed URL. */
-export class ApiError extends Error {
+/**
+ * A failure talking to Civitai. `message` is safe to print: no key, no signed URL. An AppError, so
+ * one that reaches the CLI boundary prints its message alone and exits 1 (130 when aborted).
+ */
+export class ApiError extends AppError {
   override name = "ApiError";
   constructor(
     message: string,
@@ -44,6 +48,6 @@ export class ApiError extends Error {
     /** For rate_limited: when Civitai said we may try again. */
     readonly retryAt?: Date,
   ) {
-    super(message);
+    super(message, { exitCode: kind === "aborted" ? EXIT.interrupted : EXIT.failure });
   }
 }

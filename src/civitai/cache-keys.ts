@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /**
  * Metadata-cache keys. unstorage normalises keys lossily (`a/b` ≡ `a:b`, everything after `?`
  * dropped, docs/reliability.md §3.1) and the fs maps them to paths, so a key is built only from parts
@@ -43,4 +45,34 @@ export function versionKeyByAutov3(autov3: string): string {
 export function modelKey(id: number): string {
   if (!isCivitaiId(id)) throw new TypeError(`not a Civitai id: ${JSON.stringify(String(id).slice(0, 80))}`);
   return `model:${id}`;
+}
+
+/**
+ * One key segment per API base URL, readable and injective: `https://civitai.com` →
+ * `https-civitai.com-443`. The scheme has no `-` and the port is digits, and every host character
+ * other than `a-z 0-9 . -` becomes `_` + two hex digits, so two bases never share a segment. A base
+ * with a path (a mirror under a prefix) or a very long host gets `h-` + its SHA-256 instead.
+ */
+export function originSegment(base: string): string {
+  const url = new URL(base);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new TypeError(`not an http(s) origin: ${JSON.stringify(base.slice(0, 100))}`);
+  const scheme = url.protocol.slice(0, -1);
+  const port = url.port || (scheme === "https" ? "443" : "80");
+  const host = url.hostname.toLowerCase().replace(/[^a-z0-9.-]/g, (ch) => `_${ch.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  const segment = `${scheme}-${host}-${port}`;
+  const hasPath = url.pathname !== "/" && url.pathname !== "";
+  if (!hasPath && !url.search && segment.length <= 100) return segment;
+  return `h-${createHash("sha256").update(url.href.replace(/\/+$/, "")).digest("hex")}`;
+}
+
+/**
+ * The namespace of a metadata cache: the primary API base, then the fallback one (or `none`).
+ * Answers depend on both (a "not found" means "on neither"), so each pair has its own entries and
+ * an answer from one server is never served for another (issue 9, docs/cases.md T2).
+ */
+export function cacheScope(origins: readonly string[]): string {
+  const [primary, fallback] = origins;
+  if (primary === undefined) throw new TypeError("a metadata cache needs the API origin it caches");
+  return `${originSegment(primary)}:${fallback === undefined ? "none" : originSegment(fallback)}`;
 }

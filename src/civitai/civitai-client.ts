@@ -20,13 +20,14 @@ import {
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { truncateText, type Redactor } from "../shared/redact.ts";
-import { createHttpEngine, type HttpEngineOptions, type HttpStats, type StatusContext } from "./http/http.ts";
+import { serviceNameFor } from "./hosts.ts";
+import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
+import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
 export const MAX_BATCH = 100;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
-const SERVICE = "Civitai";
 const NOT_FOUND_RE = /model not found|missing model file/i;
 
 export interface CivitaiClientOptions extends Omit<HttpEngineOptions, "trustedOrigins" | "serviceName" | "statusError"> {
@@ -69,28 +70,28 @@ function civitaiStatusError(ctx: StatusContext, redact: Redactor, userAgent: str
     case 401:
       return new ApiError(
         hasKey
-          ? `${at}: Civitai rejected the API key (401): check CIVITAI_API_KEY`
-          : `${at}: Civitai requires an API key for this request (401): set CIVITAI_API_KEY`,
+          ? `${at}: ${ctx.service} rejected the API key (401): check CIVITAI_API_KEY`
+          : `${at}: ${ctx.service} requires an API key for this request (401): set CIVITAI_API_KEY`,
         "unauthorized",
         401,
       );
     case 403:
       return new ApiError(
         html || classifyHtml(ctx.body) === "cloudflare-challenge"
-          ? `${at}: Civitai refused the request (403) with an HTML page: probably a Cloudflare/WAF block or challenge (check your network/VPN; User-Agent sent: "${userAgent}")`
-          : `${at}: Civitai refused the request (403${quoted ? ` ${quoted}` : ""}): the API key lacks permission, or a Cloudflare/WAF rule blocks this network`,
+          ? `${at}: ${ctx.service} refused the request (403) with an HTML page: probably a Cloudflare/WAF block or challenge (check your network/VPN; User-Agent sent: "${userAgent}")`
+          : `${at}: ${ctx.service} refused the request (403${quoted ? ` ${quoted}` : ""}): the API key lacks permission, or a Cloudflare/WAF rule blocks this network`,
         "forbidden",
         403,
       );
     case 451:
       return new ApiError(
-        `${at}: Civitai is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`,
+        `${at}: ${ctx.service} is not available from here (451)${quoted ? `: ${quoted}` : ": blocked in your region"}`,
         "region_blocked",
         451,
       );
     default:
       return new ApiError(
-        `${at}: Civitai answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}${quoted ? `: ${quoted}` : html ? " with an HTML page" : ""}`,
+        `${at}: ${ctx.service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}${quoted ? `: ${quoted}` : html ? " with an HTML page" : ""}`,
         "http",
         ctx.status,
       );
@@ -106,7 +107,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     userAgent: options.userAgent,
     trustedOrigins: options.civitaiHosts,
     apiKey: options.apiKey,
-    serviceName: SERVICE,
+    serviceName: serviceNameFor,
     timeoutMs: options.timeoutMs,
     maxAttempts: options.maxAttempts,
     maxRateLimitWaitMs: options.maxRateLimitWaitMs,
@@ -118,81 +119,17 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
     sleep: options.sleep,
     now: options.now,
     fetch: options.fetch,
+    maxBodyBytes: options.maxBodyBytes,
+    onRateLimitPause: options.onRateLimitPause,
     statusError: (ctx) => civitaiStatusError(ctx, engine.redact, options.userAgent, Boolean(options.apiKey)),
   });
 
-  async function versionsByHashes(host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]> {
-    if (sha256s.length === 0) return [];
-    if (sha256s.length > MAX_BATCH) throw invalidInput(`by-hash takes at most ${MAX_BATCH} hashes, got ${sha256s.length}`);
-    const bad = sha256s.find((h) => !isSha256Hex(h));
-    if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
-    return engine.request({
-      method: "POST",
-      url: apiUrl(host, "/api/v1/model-versions/by-hash"),
-      body: sha256s.map((h) => h.toUpperCase()),
-      validate: validateVersionList,
-    });
-  }
-
-  async function versionByHash(host: string, hash: string): Promise<ApiModelVersion | null> {
-    // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
-    if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
-    return engine.request<ApiModelVersion | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
-      validate: validateVersion,
-      onStatus: (ctx) => {
-        if (ctx.status !== 404) return undefined;
-        const text = errorBodyText(parseErrorBody(ctx.body));
-        return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-      },
-    });
-  }
-
-  async function modelsByIds(host: string, ids: number[]): Promise<ApiModel[]> {
-    if (ids.length === 0) return [];
-    if (ids.length > MAX_BATCH) throw invalidInput(`/models takes at most ${MAX_BATCH} ids, got ${ids.length}`);
-    const badId = ids.find((id) => !isCivitaiId(id));
-    if (badId !== undefined) throw invalidInput(`not a Civitai model id: ${String(badId)}`);
-    const query = new URLSearchParams();
-    for (const id of ids) query.append("ids", String(id));
-    query.set("nsfw", "true");
-    query.set("limit", String(MAX_BATCH));
-    return engine.request({ method: "GET", url: apiUrl(host, `/api/v1/models?${query}`), validate: validateModelPage });
-  }
-
-  async function model(host: string, id: number): Promise<ApiModel | null> {
-    if (!isCivitaiId(id)) throw invalidInput(`not a Civitai model id: ${String(id)}`);
-    return engine.request<ApiModel | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/models/${id}`),
-      validate: validateModel,
-      // `{"error":"No model with id N"}`; an HTML 404 is not Civitai's API and stays an error.
-      onStatus: (ctx) => (ctx.status === 404 && parseErrorBody(ctx.body)?.error ? { value: null } : undefined),
-    });
-  }
-
-  async function versionById(host: string, id: number): Promise<ApiModelVersion | null> {
-    if (!isCivitaiId(id)) throw invalidInput(`not a Civitai version id: ${String(id)}`);
-    return engine.request<ApiModelVersion | null>({
-      method: "GET",
-      url: apiUrl(host, `/api/v1/model-versions/${id}`),
-      validate: validateVersion,
-      // `{"error":"Model not found"}` or "Missing model file": no such published version.
-      onStatus: (ctx) => {
-        if (ctx.status !== 404) return undefined;
-        const text = errorBodyText(parseErrorBody(ctx.body));
-        return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-      },
-    });
-  }
-
   return {
-    versionsByHashes,
-    versionByHash,
-    modelsByIds,
-    model,
-    versionById,
+    versionsByHashes: (host, sha256s) => versionsByHashes(engine, host, sha256s),
+    versionByHash: (host, hash) => versionByHash(engine, host, hash),
+    modelsByIds: (host, ids) => modelsByIds(engine, host, ids),
+    model: (host, id) => model(engine, host, id),
+    versionById: (host, id) => versionById(engine, host, id),
     get stats() {
       return engine.stats;
     },
@@ -200,4 +137,70 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
       return engine.concurrency;
     },
   };
+}
+
+async function versionsByHashes(engine: HttpEngine, host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]> {
+  if (sha256s.length === 0) return [];
+  if (sha256s.length > MAX_BATCH) throw invalidInput(`by-hash takes at most ${MAX_BATCH} hashes, got ${sha256s.length}`);
+  const bad = sha256s.find((h) => !isSha256Hex(h));
+  if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
+  return engine.request({
+    method: "POST",
+    url: apiUrl(host, "/api/v1/model-versions/by-hash"),
+    body: sha256s.map((h) => h.toUpperCase()),
+    validate: validateVersionList,
+  });
+}
+
+async function versionByHash(engine: HttpEngine, host: string, hash: string): Promise<ApiModelVersion | null> {
+  // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
+  if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
+  return engine.request<ApiModelVersion | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
+    validate: validateVersion,
+    onStatus: (ctx) => {
+      if (ctx.status !== 404) return undefined;
+      const text = errorBodyText(parseErrorBody(ctx.body));
+      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+    },
+  });
+}
+
+async function modelsByIds(engine: HttpEngine, host: string, ids: number[]): Promise<ApiModel[]> {
+  if (ids.length === 0) return [];
+  if (ids.length > MAX_BATCH) throw invalidInput(`/models takes at most ${MAX_BATCH} ids, got ${ids.length}`);
+  const badId = ids.find((id) => !isCivitaiId(id));
+  if (badId !== undefined) throw invalidInput(`not a Civitai model id: ${String(badId)}`);
+  const query = new URLSearchParams();
+  for (const id of ids) query.append("ids", String(id));
+  query.set("nsfw", "true");
+  query.set("limit", String(MAX_BATCH));
+  return engine.request({ method: "GET", url: apiUrl(host, `/api/v1/models?${query}`), validate: validateModelPage });
+}
+
+async function model(engine: HttpEngine, host: string, id: number): Promise<ApiModel | null> {
+  if (!isCivitaiId(id)) throw invalidInput(`not a Civitai model id: ${String(id)}`);
+  return engine.request<ApiModel | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/models/${id}`),
+    validate: validateModel,
+    // `{"error":"No model with id N"}`; an HTML 404 is not Civitai's API and stays an error.
+    onStatus: (ctx) => (ctx.status === 404 && parseErrorBody(ctx.body)?.error ? { value: null } : undefined),
+  });
+}
+
+async function versionById(engine: HttpEngine, host: string, id: number): Promise<ApiModelVersion | null> {
+  if (!isCivitaiId(id)) throw invalidInput(`not a Civitai version id: ${String(id)}`);
+  return engine.request<ApiModelVersion | null>({
+    method: "GET",
+    url: apiUrl(host, `/api/v1/model-versions/${id}`),
+    validate: validateVersion,
+    // `{"error":"Model not found"}` or "Missing model file": no such published version.
+    onStatus: (ctx) => {
+      if (ctx.status !== 404) return undefined;
+      const text = errorBodyText(parseErrorBody(ctx.body));
+      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+    },
+  });
 }

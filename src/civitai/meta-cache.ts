@@ -1,12 +1,11 @@
-import { randomBytes } from "node:crypto";
-import { promises as fsp, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
-import { basename, dirname, join, resolve, sep } from "node:path";
-import { createStorage, defineDriver, type Storage } from "unstorage";
+import { createStorage, prefixStorage, type Storage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
-import { modelKey } from "./cache-keys.ts";
+import { cacheScope, modelKey } from "./cache-keys.ts";
 import { isModel, isVersion } from "./civitai-record.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { MatchedBy } from "../report/record-types.ts";
+import { atomicFsDriver } from "./meta-cache-driver.ts";
+import { ENTRY_VERSION, HOST_RE, parseEntry, type Entry } from "./meta-cache-entry.ts";
 
 /**
  * Civitai metadata cache on unstorage. unstorage 1.17's fs drivers write in place (readers see
@@ -18,13 +17,17 @@ import type { MatchedBy } from "../report/record-types.ts";
 
 export const DEFAULT_TTL_FOUND_MS = 7 * 24 * 60 * 60 * 1000;
 export const DEFAULT_TTL_NOT_FOUND_MS = 24 * 60 * 60 * 1000;
-const ENTRY_VERSION = 1;
 const VERSION_KEY_RE = /^version:(?:sha256:[0-9a-f]{64}|autov3:[0-9a-f]{12})$/;
-const HOST_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d+)?$/;
 
 export interface MetaCacheOptions {
   /** Folder of the fs cache; `false` keeps everything in memory (--no-cache). */
   dir: string | false;
+  /**
+   * The API bases whose answers this cache holds: the primary, then the fallback if any. Entries
+   * are kept per scope (`<dir>/v2/<primary>/<fallback|none>/…`), so answers from one server are
+   * never served for another.
+   */
+  origins: readonly string[];
   ttlFoundMs?: number;
   ttlNotFoundMs?: number;
   now?: () => number;
@@ -60,18 +63,8 @@ export interface MetaCache {
   setModel(id: number, model: ApiModel | null): Promise<void>;
   readonly stats: Readonly<MetaCacheStats>;
   readonly refresh: boolean;
-  /** The unstorage instance underneath (tests, `cache` commands). */
+  /** The unstorage view of this cache's scope (keys without the `v2:<scope>:` prefix). */
   readonly storage: Storage;
-}
-
-interface Entry {
-  v: typeof ENTRY_VERSION;
-  storedAt: number;
-  expiresAt: number;
-  kind: "found" | "not_found";
-  data: unknown;
-  host?: string;
-  matchedBy?: MatchedBy;
 }
 
 export function createMetaCache(options: MetaCacheOptions): MetaCache {
@@ -79,9 +72,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   const ttlNotFound = options.ttlNotFoundMs ?? DEFAULT_TTL_NOT_FOUND_MS;
   const now = options.now ?? Date.now;
   const refresh = options.refresh === true;
-  const storage = createStorage({
-    driver: options.dir === false ? memoryDriver() : atomicFsDriver({ base: options.dir }),
-  });
+  const scope = cacheScope(options.origins);
+  const root = createStorage({ driver: options.dir === false ? memoryDriver() : atomicFsDriver({ base: options.dir }) });
+  const storage = prefixStorage(root, `v${ENTRY_VERSION}:${scope}`);
   const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0 };
 
   async function read(key: string): Promise<Entry | null> {
@@ -91,7 +84,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     } catch {
       raw = null;
     }
-    return parseEntry(raw, now());
+    const entry = parseEntry(raw, now());
+    // Belt and braces: an entry copied or linked into another scope's folder is not its answer.
+    return entry?.scope === scope ? entry : null;
   }
 
   function counted<T>(value: T | null): T | null {
@@ -102,7 +97,8 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
 
   async function write(key: string, kind: Entry["kind"], data: unknown, meta: VersionMeta = {}): Promise<void> {
     const storedAt = now();
-    const entry: Entry = { v: ENTRY_VERSION, storedAt, expiresAt: storedAt + (kind === "found" ? ttlFound : ttlNotFound), kind, data };
+    const expiresAt = storedAt + (kind === "found" ? ttlFound : ttlNotFound);
+    const entry: Entry = { v: ENTRY_VERSION, storedAt, expiresAt, kind, scope, data };
     if (meta.host !== undefined && HOST_RE.test(meta.host)) entry.host = meta.host;
     if (meta.matchedBy !== undefined) entry.matchedBy = meta.matchedBy;
     try {
@@ -121,14 +117,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     async getVersion(key) {
       assertVersionKey(key);
       if (refresh) return null;
-      const entry = await read(key);
-      if (!entry) return counted(null);
-      if (entry.kind === "not_found") return counted({ kind: "not_found" });
-      if (!Array.isArray(entry.data) || entry.data.length === 0 || !entry.data.every(isVersion)) return counted(null);
-      const found: CachedVersion = { kind: "found", versions: entry.data };
-      if (entry.host !== undefined) found.host = entry.host;
-      if (entry.matchedBy !== undefined) found.matchedBy = entry.matchedBy;
-      return counted(found);
+      return counted(versionOf(await read(key)));
     },
     async setVersion(key, value, meta) {
       assertVersionKey(key);
@@ -140,11 +129,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     async getModel(id) {
       const key = modelKey(id);
       if (refresh) return null;
-      const entry = await read(key);
-      if (!entry) return counted(null);
-      if (entry.kind === "not_found") return counted({ kind: "not_found" });
-      if (!isModel(entry.data) || entry.data.id !== id) return counted(null);
-      return counted({ kind: "found", model: entry.data });
+      return counted(modelOf(await read(key), id));
     },
     async setModel(id, model) {
       const key = modelKey(id);
@@ -155,185 +140,27 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   };
 }
 
+/** What a stored entry says about a version key; null when it is not a usable answer. */
+function versionOf(entry: Entry | null): CachedVersion | null {
+  if (!entry) return null;
+  if (entry.kind === "not_found") return { kind: "not_found" };
+  if (!Array.isArray(entry.data) || entry.data.length === 0 || !entry.data.every(isVersion)) return null;
+  const found: CachedVersion = { kind: "found", versions: entry.data };
+  if (entry.host !== undefined) found.host = entry.host;
+  if (entry.matchedBy !== undefined) found.matchedBy = entry.matchedBy;
+  return found;
+}
+
+/** What a stored entry says about model `id`; null when it is not a usable answer. */
+function modelOf(entry: Entry | null, id: number): CachedModel | null {
+  if (!entry) return null;
+  if (entry.kind === "not_found") return { kind: "not_found" };
+  if (!isModel(entry.data) || entry.data.id !== id) return null;
+  return { kind: "found", model: entry.data };
+}
+
 function assertVersionKey(key: string): void {
   if (typeof key !== "string" || !VERSION_KEY_RE.test(key)) {
     throw new TypeError(`invalid version cache key: ${JSON.stringify(String(key).slice(0, 100))}`);
   }
-}
-
-/** A stored entry if `raw` is one, well-formed and not expired at `now`; else null. */
-function parseEntry(raw: unknown, now: number): Entry | null {
-  let text: string;
-  if (typeof raw === "string") text = raw;
-  else if (raw instanceof Uint8Array) text = new TextDecoder().decode(raw);
-  else return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const e = value as Record<string, unknown>;
-  if (e.v !== ENTRY_VERSION) return null;
-  if (typeof e.storedAt !== "number" || typeof e.expiresAt !== "number") return null;
-  if (!Number.isFinite(e.storedAt) || !Number.isFinite(e.expiresAt) || now >= e.expiresAt) return null;
-  if (e.kind === "not_found") {
-    if (e.data !== null) return null;
-  } else if (e.kind !== "found") return null;
-  if (e.host !== undefined && (typeof e.host !== "string" || !HOST_RE.test(e.host))) return null;
-  if (e.matchedBy !== undefined && e.matchedBy !== "sha256" && e.matchedBy !== "autov3") return null;
-  return e as unknown as Entry;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Driver
-
-export interface AtomicFsDriverOptions {
-  base: string;
-}
-
-// One path segment per key segment; the leading character rules out `.`, `..` and our temp files.
-const SEGMENT_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
-const ENTRY_EXT = ".json";
-const TEMP_PREFIX = ".tmp-";
-
-/**
- * fs-lite's reads with atomic writes: each value goes to a temp file in the same folder, is
- * fsynced, then renamed over the entry, so a reader (or the next run after a crash) sees the old
- * or the new value, never a torn one. Keys map to `base/seg/seg.json` only when every segment is
- * plain; anything that could climb out of `base` throws.
- */
-export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
-  if (!opts || typeof opts.base !== "string" || opts.base === "") throw new Error("atomic-fs driver: `base` is required");
-  const base = resolve(opts.base);
-
-  function pathOf(key: string): string {
-    const segments = key.split(":");
-    if (!segments.every((s) => SEGMENT_RE.test(s))) {
-      throw new Error(`atomic-fs driver: unsafe key ${JSON.stringify(key.slice(0, 100))}`);
-    }
-    const path = join(base, ...segments) + ENTRY_EXT;
-    if (!path.startsWith(base + sep)) throw new Error(`atomic-fs driver: key escapes the cache dir: ${JSON.stringify(key)}`);
-    return path;
-  }
-
-  async function read(key: string): Promise<string | null> {
-    try {
-      return await fsp.readFile(pathOf(key), "utf8");
-    } catch (err) {
-      if (isFsError(err, "ENOENT") || isFsError(err, "EISDIR") || isFsError(err, "ENOTDIR")) return null;
-      throw err;
-    }
-  }
-
-  async function write(key: string, value: unknown): Promise<void> {
-    const path = pathOf(key);
-    const data = typeof value === "string" || value instanceof Uint8Array ? value : String(value);
-    await fsp.mkdir(dirname(path), { recursive: true });
-    const temp = join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
-    const handle = await fsp.open(temp, "wx");
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-      await handle.close();
-      await fsp.rename(temp, path);
-    } catch (err) {
-      await handle.close().catch(() => {});
-      await fsp.unlink(temp).catch(() => {});
-      throw err;
-    }
-  }
-
-  async function listKeys(dir: string, prefix: string): Promise<string[]> {
-    let entries;
-    try {
-      entries = await fsp.readdir(dir, { withFileTypes: true });
-    } catch {
-      return [];
-    }
-    const keys: string[] = [];
-    for (const entry of entries) {
-      if (entry.name.startsWith(".")) continue;
-      if (entry.isDirectory()) keys.push(...(await listKeys(join(dir, entry.name), `${prefix}${entry.name}:`)));
-      else if (entry.isFile() && entry.name.endsWith(ENTRY_EXT)) keys.push(prefix + entry.name.slice(0, -ENTRY_EXT.length));
-    }
-    return keys;
-  }
-
-  return {
-    name: "atomic-fs",
-    options: opts,
-    async hasItem(key) {
-      return (await read(key)) !== null;
-    },
-    getItem: read,
-    getItemRaw: read,
-    setItem: write,
-    setItemRaw: write,
-    async removeItem(key) {
-      await fsp.unlink(pathOf(key)).catch((err) => {
-        if (!isFsError(err, "ENOENT")) throw err;
-      });
-    },
-    getKeys() {
-      return listKeys(base, "");
-    },
-  };
-});
-
-function isFsError(err: unknown, code: string): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
-}
-
-export interface MetaPruneResult {
-  checked: number;
-  removed: number;
-}
-
-/**
- * Removes metadata-cache files that can never be used again: expired, unreadable or of the wrong
- * shape, and temp files a killed writer left behind (older than an hour, so a running writer's
- * temp file is never pulled from under it). Used by `civitai-meta cache prune`.
- */
-export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPruneResult {
-  const result: MetaPruneResult = { checked: 0, removed: 0 };
-  const remove = (path: string) => {
-    try {
-      unlinkSync(path);
-      result.removed++;
-    } catch {
-      /* gone already, or read-only */
-    }
-  };
-  let names: string[];
-  try {
-    names = readdirSync(dir, { recursive: true }) as string[];
-  } catch {
-    return result;
-  }
-  for (const name of names) {
-    const path = join(dir, name);
-    let st: ReturnType<typeof statSync>;
-    try {
-      st = statSync(path);
-    } catch {
-      continue;
-    }
-    if (!st.isFile()) continue;
-    result.checked++;
-    if (basename(path).startsWith(TEMP_PREFIX)) {
-      if (now - st.mtimeMs > 3_600_000) remove(path);
-      continue;
-    }
-    if (!path.endsWith(ENTRY_EXT)) continue;
-    let text: string | null;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch {
-      text = null;
-    }
-    if (text === null || parseEntry(text, now) === null) remove(path);
-  }
-  return result;
 }

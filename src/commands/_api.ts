@@ -3,8 +3,8 @@ import type { ArgsDef } from "citty";
 import { loadConfig, type LoadedConfig } from "../config/config-file.ts";
 import { createCivitaiClient, type CivitaiClient } from "../civitai/civitai-client.ts";
 import { createMetaCache, type MetaCache } from "../civitai/meta-cache.ts";
-import { getCacheDir } from "../config/paths.ts";
-import { parseDuration } from "../config/config.ts";
+import { resolveCacheDir } from "../config/paths.ts";
+import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
 import { UsageError } from "../shared/errors.ts";
 import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
@@ -71,16 +71,23 @@ interface ApiArgValues {
   "cache-dir"?: string;
 }
 
-/** A duration flag in ms (`30s`, `5m`, `1h`), or `fallback` when absent; a UsageError names the flag otherwise. */
+/** A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values. */
 export function durationArg(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag} takes at most ${MAX_DURATION_TEXT} (got "${escapeControl(value)}")`);
   return ms;
 }
 
+/** What a command's display wants to hear about from the client. */
+export interface ApiHooks {
+  /** A 429 paused every request until `until` (epoch ms); `service` asked for it. */
+  onRateLimitPause?: (pause: { until: number; service: string }) => void;
+}
+
 /** Config, key, hosts, client and metadata cache from flags + environment + config file. */
-export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiContext {
+export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks: ApiHooks = {}): ApiContext {
   const config = loadConfig(args.config);
   for (const w of config.warnings) logger.warn(w);
   let settings: ApiSettings;
@@ -104,10 +111,11 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
 
   const cacheSettings = config.config.cache ?? {};
   const cacheEnabled = args.cache !== false && cacheSettings.enabled !== false;
-  const cacheDir = cacheEnabled ? (args["cache-dir"] ?? cacheSettings.dir ?? getCacheDir()) : false;
+  const cacheDir = cacheEnabled ? resolveCacheDir(args["cache-dir"], cacheSettings.dir) : false;
   let warnedCache = false;
   const metaCache = createMetaCache({
     dir: cacheDir === false ? false : join(cacheDir, "meta"),
+    origins: [settings.primary, ...(settings.fallback ? [settings.fallback] : [])],
     ttlFoundMs: cacheSettings.ttlMs,
     ttlNotFoundMs: cacheSettings.notFoundTtlMs,
     refresh: args.refresh === true,
@@ -126,6 +134,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
     concurrency,
     signal,
     logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
+    onRateLimitPause: hooks.onRateLimitPause,
   });
   return { settings, config, client, metaCache, concurrency, cacheDir };
 }

@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import { UsageError } from "../shared/errors.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { openHashCache } from "../hash/hash-cache.ts";
-import { pruneMetaCache } from "../civitai/meta-cache.ts";
+import { pruneMetaCache } from "../civitai/meta-cache-prune.ts";
 import { getCacheDir } from "../config/paths.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs } from "./_shared.ts";

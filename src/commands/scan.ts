@@ -9,7 +9,7 @@ import { chooseFormat, writeReport } from "../report/report-output.ts";
 import { runScan } from "../scan/scan.ts";
 import { escapeControl, formatBytes, formatDuration } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
-import { createProgress } from "../ui/progress.ts";
+import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
@@ -56,7 +56,9 @@ export default defineCommand({
     if (typeof jobs === "string") throw new UsageError(jobs);
 
     await withInterrupt(async (signal) => {
-      const ctx = createApiContext(args, signal);
+      // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
+      const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
+      const ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) });
       // The shell expands ~ in arguments but not inside a JSON config file.
       const paths = args._.length > 0 ? args._ : (ctx.config.config.modelDirectories ?? []).map((p) => p.replace(/^~(?=$|\/)/, homedir()));
       if (paths.length === 0) {
@@ -64,7 +66,6 @@ export default defineCommand({
       }
       const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
       const hashBar = createProgress("hashing", { enabled: !args.quiet });
-      const lookupBar = createProgress("looking up", { enabled: !args.quiet });
 
       const result = await runScan({
         paths,
@@ -86,7 +87,7 @@ export default defineCommand({
         tool: { name: NAME, version: VERSION },
         onWarning: (m) => logger.warn(escapeControl(m)),
         onHashProgress: (p) => (p.filesDone >= p.filesTotal ? hashBar.done() : hashBar.update(p)),
-        onLookupProgress: (p) => lookupBar.update({ bytesDone: 0, bytesTotal: 0, filesDone: p.done, filesTotal: p.total }),
+        onLookupProgress: (p) => lookupBar.update(p.done, p.total),
       });
       hashBar.done();
       lookupBar.done();

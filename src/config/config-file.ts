@@ -1,52 +1,130 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ConfigError, parseConfig, type Config } from "./config.ts";
+import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
+import { locateJsonError } from "./json-error.ts";
 import { AppError } from "../shared/errors.ts";
+import { escapeControl } from "../shared/format.ts";
 import { getConfigDir } from "./paths.ts";
+
+/**
+ * Which config files apply, and how much each may decide (docs/security.md, "Keys and hosts"):
+ * - `--config FILE`: that file alone, fully trusted (the user named it);
+ * - else the user's own `$XDG_CONFIG_HOME/civitai-meta/config.json`, fully trusted;
+ * - plus `./civitai-meta.json` from the current folder, on top, but only for what to scan and how
+ *   to show it. A folder may be downloaded or shared: its file may not choose where requests (and
+ *   so the API key) go, nor where the cache lives. Those keys are ignored with one warning.
+ */
 
 export interface LoadedConfig {
   config: Config;
-  /** The file read, or null when none exists. */
-  file: string | null;
+  /** The files read, in the order applied; empty when none exists. */
+  files: string[];
   warnings: string[];
 }
 
-/** `--config FILE`, else `./civitai-meta.json`, else `<XDG config>/civitai-meta/config.json`. */
-export function findConfigFile(explicit: string | undefined, cwd = process.cwd()): string | null {
-  if (explicit) return resolve(cwd, explicit);
-  const local = join(cwd, "civitai-meta.json");
-  if (existsSync(local)) return local;
-  const global = join(getConfigDir(), "config.json");
-  return existsSync(global) ? global : null;
-}
+const FOLDER_CONFIG_NAME = "civitai-meta.json";
 
-export function loadConfig(explicit: string | undefined, cwd = process.cwd()): LoadedConfig {
-  const file = findConfigFile(explicit, cwd);
-  if (!file) return { config: {}, file: null, warnings: [] };
-  let text: string;
+/** Top-level keys a folder config may not set (canonical names; aliases map onto them). */
+const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl"]);
+/** Keys of the `cache` section a folder config may not set. */
+const FOLDER_DENIED_CACHE_KEYS = new Set(["dir"]);
+
+function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, "utf8");
+    // A byte-order mark (Windows editors) is not JSON but means nothing: drop it.
+    return readFileSync(file, "utf8").replace(/^\uFEFF/, "");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? "error";
-    throw new AppError(`Cannot read config ${file}: ${code}. Fix the path given to --config or create the file.`, { exitCode: 2 });
+    throw new AppError(`Cannot read config ${escapeControl(file)}: ${code}. Fix the path given to --config or create the file.`, {
+      exitCode: 2,
+    });
   }
-  let raw: unknown;
+}
+
+function parseJson(text: string, file: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (error) {
-    throw new AppError(`Config ${file} is not valid JSON: ${(error as Error).message}`, { exitCode: 2 });
+    const at = locateJsonError(text);
+    const where = at ? `line ${at.line}, column ${at.column}: ${at.what}` : (error as Error).message;
+    throw new AppError(`Config ${escapeControl(file)} is not valid JSON: ${escapeControl(where)}`, { exitCode: 2 });
   }
-  try {
-    const { config, warnings } = parseConfig(raw, file);
-    if (config.apiKey && process.platform !== "win32") {
-      // A key in a file others can read is a key others have (CWE-732).
-      const mode = statSync(file).mode;
-      if (mode & 0o077)
-        warnings.push(`Config ${file} holds an API key and is readable by others: run chmod 600 "${file}", or use CIVITAI_API_KEY instead`);
+}
+
+/** Removes what a folder config may not decide; returns the names removed, as written in the file. */
+function withoutDeniedKeys(raw: unknown): { raw: unknown; ignored: string[] } {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { raw, ignored: [] };
+  const ignored: string[] = [];
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (FOLDER_DENIED_KEYS.has(canonicalKey(key))) {
+      ignored.push(key);
+    } else if (key === "cache" && typeof value === "object" && value !== null && !Array.isArray(value)) {
+      const cache: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (FOLDER_DENIED_CACHE_KEYS.has(k)) ignored.push(`${key}.${k}`);
+        else cache[k] = v;
+      }
+      kept[key] = cache;
+    } else {
+      kept[key] = value;
     }
-    return { config, file, warnings };
+  }
+  return { raw: kept, ignored };
+}
+
+function loadFile(file: string, trusted: boolean): { config: Config; warnings: string[] } {
+  const raw = parseJson(readConfigText(file), file);
+  const { raw: allowed, ignored } = trusted ? { raw, ignored: [] } : withoutDeniedKeys(raw);
+  let parsed: { config: Config; warnings: string[] };
+  try {
+    parsed = parseConfig(allowed, escapeControl(file));
   } catch (error) {
     if (error instanceof ConfigError) throw new AppError(error.message, { exitCode: 2 });
     throw error;
   }
+  const warnings = [...parsed.warnings];
+  if (ignored.length > 0) {
+    const keys = ignored.map((k) => JSON.stringify(escapeControl(k))).join(", ");
+    warnings.push(
+      `Config ${escapeControl(file)}: ${keys} ignored: a config found in the current folder may not choose where requests, the API key or the cache go. If you wrote it, pass --config ${escapeControl(file)} or move these settings to ${join(getConfigDir(), "config.json")}`,
+    );
+  }
+  if (parsed.config.apiKey && process.platform !== "win32") {
+    // A key in a file others can read is a key others have (CWE-732).
+    const mode = statSync(file).mode;
+    if (mode & 0o077)
+      warnings.push(
+        `Config ${escapeControl(file)} holds an API key and is readable by others: run chmod 600 "${escapeControl(file)}", or use CIVITAI_API_KEY instead`,
+      );
+  }
+  return { config: parsed.config, warnings };
+}
+
+/** A folder config's settings over the user's: top-level keys replace, the cache section merges. */
+function merge(base: Config, over: Config): Config {
+  const merged: Config = { ...base, ...over };
+  if (base.cache || over.cache) merged.cache = { ...base.cache, ...over.cache };
+  return merged;
+}
+
+/** `--config FILE` alone, else the user's config and then the current folder's (restricted). */
+export function loadConfig(explicit: string | undefined, cwd = process.cwd()): LoadedConfig {
+  if (explicit) {
+    const file = resolve(cwd, explicit);
+    return { ...loadFile(file, true), files: [file] };
+  }
+  const layers: { file: string; trusted: boolean }[] = [];
+  const user = join(getConfigDir(), "config.json");
+  if (existsSync(user)) layers.push({ file: user, trusted: true });
+  const folder = join(cwd, FOLDER_CONFIG_NAME);
+  if (existsSync(folder)) layers.push({ file: folder, trusted: false });
+  let config: Config = {};
+  const warnings: string[] = [];
+  for (const layer of layers) {
+    const loaded = loadFile(layer.file, layer.trusted);
+    config = merge(config, loaded.config);
+    warnings.push(...loaded.warnings);
+  }
+  return { config, files: layers.map((l) => l.file), warnings };
 }

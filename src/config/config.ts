@@ -1,7 +1,8 @@
 /**
  * The config file (JSON) and how it merges with flags and the environment. Pure: the loader in
- * services/config-file.ts reads the file; this validates and names the key that is wrong.
+ * config-file.ts reads the file; this validates and names the key that is wrong.
  */
+import { apiKeyError, apiKeyProblem } from "./api-key.ts";
 export interface Config {
   apiKey?: string;
   apiUrl?: string;
@@ -27,16 +28,30 @@ const ALIASES: Record<string, string> = {
   output_format: "outputFormat",
 };
 
+/** The key a config key stands for (`api_url` → `apiUrl`); unknown keys stay as they are. */
+export function canonicalKey(rawKey: string): string {
+  return Object.hasOwn(ALIASES, rawKey) ? (ALIASES[rawKey] as string) : rawKey;
+}
+
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/**
+ * The longest duration any setting takes: a year. Longer values are mistakes (or `--max-wait
+ * 99999d`), and refusing them keeps every wait and date we compute from them finite and valid.
+ */
+export const MAX_DURATION_MS = 365 * UNIT_MS.d;
+export const MAX_DURATION_TEXT = "365d";
 
 /** `7d`, `12h`, `30m`, `45s`, `500ms`, or a number of seconds. Returns null when unreadable. */
 export function parseDuration(value: unknown): number | null {
-  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? value * 1000 : null;
-  if (typeof value !== "string") return null;
-  const m = DURATION_RE.exec(value.trim());
-  if (!m) return null;
-  return Number(m[1]) * UNIT_MS[(m[2] ?? "s") as keyof typeof UNIT_MS];
+  let ms: number;
+  if (typeof value === "number") ms = value * 1000;
+  else if (typeof value === "string") {
+    const m = DURATION_RE.exec(value.trim());
+    if (!m) return null;
+    ms = Number(m[1]) * UNIT_MS[(m[2] ?? "s") as keyof typeof UNIT_MS];
+  } else return null;
+  return Number.isFinite(ms) && ms >= 0 ? ms : null;
 }
 
 export class ConfigError extends Error {
@@ -55,12 +70,16 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
   const config: Config = {};
   const isUrl = (v: unknown) => typeof v === "string" && /^https?:\/\/[^\s/]+/.test(v);
   for (const [rawKey, value] of Object.entries(raw)) {
-    const key = ALIASES[rawKey] ?? rawKey;
+    const key = canonicalKey(rawKey);
     switch (key) {
-      case "apiKey":
+      case "apiKey": {
         if (typeof value !== "string" || value.trim() === "") fail(rawKey, "must be a non-empty string");
-        config.apiKey = (value as string).trim();
+        const apiKey = (value as string).trim();
+        const problem = apiKeyProblem(apiKey);
+        if (problem) throw new ConfigError(apiKeyError(`"${rawKey}" in ${file}`, problem));
+        config.apiKey = apiKey;
         break;
+      }
       case "apiUrl":
       case "fallbackUrl":
         if (!isUrl(value)) fail(rawKey, 'must be an http(s) URL such as "https://civitai.com"');
@@ -108,6 +127,7 @@ function parseCacheSection(value: unknown, rawKey: string, fail: (key: string, w
     } else if (k === "ttl" || k === "notFoundTtl") {
       const ms = parseDuration(v);
       if (ms === null) fail(path, 'must be a duration such as "7d", "12h" or a number of seconds');
+      if ((ms as number) > MAX_DURATION_MS) fail(path, `must be at most ${MAX_DURATION_TEXT}`);
       if (k === "ttl") out.ttlMs = ms as number;
       else out.notFoundTtlMs = ms as number;
     } else {

@@ -23,6 +23,23 @@ export function getCacheDir(env: Env = process.env, home: string = homedir()): s
   return join(xdgBase(env, "XDG_CACHE_HOME") ?? join(home, ".cache"), APP_DIR);
 }
 
+/**
+ * The cache folder for a run, most specific first: `--cache-dir`, `$CIVITAI_META_CACHE_DIR`, the
+ * config's `cache.dir` (only ever from a config the user named or keeps under XDG_CONFIG_HOME),
+ * then the XDG default.
+ */
+export function resolveCacheDir(
+  flag: string | undefined,
+  configDir: string | undefined,
+  env: Env = process.env,
+  home: string = homedir(),
+): string {
+  if (flag) return flag;
+  if (env.CIVITAI_META_CACHE_DIR) return resolve(env.CIVITAI_META_CACHE_DIR);
+  if (configDir) return configDir;
+  return getCacheDir(env, home);
+}
+
 /** `$XDG_CONFIG_HOME/civitai-meta`, else `~/.config/civitai-meta`. */
 export function getConfigDir(env: Env = process.env, home: string = homedir()): string {
   return join(xdgBase(env, "XDG_CONFIG_HOME") ?? join(home, ".config"), APP_DIR);

@@ -1,3 +1,4 @@
+import { apiKeyError, apiKeyProblem } from "./api-key.ts";
 import type { Config } from "./config.ts";
 
 export const DEFAULT_API_URL = "https://civitai.com";
@@ -48,9 +49,15 @@ export function resolveApiSettings(flags: ApiFlags, env: Env, config: Config): A
       : DEFAULT_FALLBACK_URL;
   if (flags.fallback === false || fallback === primary) fallback = null;
 
-  const fromEnv = env.CIVITAI_API_KEY?.trim() || env.CIVITAI_TOKEN?.trim() || undefined;
+  const envName = env.CIVITAI_API_KEY?.trim() ? "CIVITAI_API_KEY" : env.CIVITAI_TOKEN?.trim() ? "CIVITAI_TOKEN" : undefined;
+  const fromEnv = envName ? env[envName]?.trim() : undefined;
   const flagKey = flags.apiKey?.trim() || undefined;
   const apiKey = flagKey ?? fromEnv ?? config.apiKey ?? null;
   const keySource = flagKey ? "flag" : fromEnv ? "env" : config.apiKey ? "config" : null;
+  // The config file's key was checked where the file is named (config.ts).
+  if (apiKey !== null && keySource !== "config") {
+    const problem = apiKeyProblem(apiKey);
+    if (problem) throw new Error(apiKeyError(keySource === "flag" ? "--api-key" : (envName as string), problem));
+  }
   return { apiKey, keySource, primary, fallback };
 }

@@ -20,10 +20,11 @@ describe("cache command", () => {
       utimesSync(join(models, name), past, past);
     }
     expect((await runCli(["hash", "--cache-dir", cacheDir, models])).code).toBe(0);
-    const metaDir = join(cacheDir, "meta", "version");
+    const metaDir = join(cacheDir, "meta", "v2", "https-civitai.com-443", "https-civitai.red-443", "version");
     mkdirSync(metaDir, { recursive: true });
     writeFileSync(join(metaDir, "garbage.json"), "{ torn");
-    const entry = (expiresAt: number) => JSON.stringify({ v: 1, storedAt: 1, expiresAt, kind: "not_found", data: null });
+    const entry = (expiresAt: number) =>
+      JSON.stringify({ v: 2, storedAt: 1, expiresAt, kind: "not_found", scope: "https-civitai.com-443:https-civitai.red-443", data: null });
     writeFileSync(join(metaDir, "expired.json"), entry(2));
     writeFileSync(join(metaDir, "valid.json"), entry(Date.now() + 86_400_000));
 

@@ -182,7 +182,7 @@ describe("scan", () => {
     const r = await runCli(["scan", dir, "-o", out, ...baseArgs(tmp.make())]);
     civitai.setFault("*", null);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
+    expect(r.stderr).toMatch(/rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
     const inv = inventoryOf(readFileSync(out, "utf8"));
     expect(inv.records).toHaveLength(1);
     expect(inv.records[0].status).toBe("error");
@@ -251,11 +251,9 @@ describe("scan", () => {
   test("config file: modelDirectories used when no path is given; a bad key names file and key", async () => {
     const dir = library([{ name: "a.safetensors", content: "config", known: true, versionId: 11, modelId: 110 }]);
     const cwd = tmp.make();
-    writeFileSync(
-      join(cwd, "civitai-meta.json"),
-      JSON.stringify({ apiUrl: civitai.url, model_directories: [dir], cache: { enabled: false } }),
-    );
-    const r = await runCli(["scan"], { cwd });
+    // The host comes from the environment: a config found in the current folder may not choose it (docs/cases.md T1).
+    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ model_directories: [dir], cache: { enabled: false } }));
+    const r = await runCli(["scan"], { cwd, env: { CIVITAI_API_URL: civitai.url } });
     expect(r.code).toBe(0);
     expect(inventoryOf(r.stdout).records[0].status).toBe("found");
 

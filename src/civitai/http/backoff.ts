@@ -38,6 +38,13 @@ export function backoffDelay(retry: number, random: () => number, options: Backo
 }
 
 /**
+ * The longest Retry-After we take literally: a year and a day, past the longest --max-wait (365d),
+ * so a longer one always stops the run. Beyond it a server's number (10^20 s) would make a retry
+ * date JavaScript cannot represent (issue 9, docs/cases.md T7).
+ */
+export const MAX_RETRY_AFTER_MS = 366 * 24 * 60 * 60 * 1000;
+
+/**
  * `Retry-After` as milliseconds from `nowMs`: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
  * A date in the past gives 0; an absent or unparsable value gives undefined (so the caller uses its
  * own backoff instead of trusting garbage).
@@ -48,13 +55,13 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
   if (text === "") return undefined;
   if (/^\d+(\.\d+)?$/.test(text)) {
     const seconds = Number(text);
-    return Number.isFinite(seconds) ? Math.ceil(seconds * 1000) : undefined;
+    return Number.isFinite(seconds) ? Math.min(MAX_RETRY_AFTER_MS, Math.ceil(seconds * 1000)) : undefined;
   }
   // Only date-looking strings: Date.parse accepts things like "1" or "-5" as years.
   if (!/[a-z]/i.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - nowMs));
 }
 
 /** RFC 9110 treats Retry-After as a minimum, so wait the longer of it and our own backoff. */

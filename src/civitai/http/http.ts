@@ -11,16 +11,25 @@
  *   configured Civitai origin, never from https to http. A JSON API call has no business being
  *   sent elsewhere, and refusing (rather than following without the key) also keeps a foreign
  *   host's JSON out of our metadata cache.
- * A 429 pauses every request of the client (a shared gate) and halves its concurrency, which then
- * grows back by one per run of successes (AIMD, like TCP).
+ * What an answer means is decided by the pure classifier (classify.ts); the shared 429 pause and
+ * the adaptive concurrency live in the rate gate (rate-gate.ts).
  */
-import { ofetch, type FetchResponse } from "ofetch";
-import pLimit from "p-limit";
+import { ofetch, type $Fetch, type FetchResponse } from "ofetch";
+import { BodyTooLargeError, readCappedText } from "../../shared/read-capped.ts";
 import { sleep as defaultSleep } from "../../shared/sleep.ts";
 import { ApiError } from "../api-types.ts";
-import type { ValidationResult } from "../api-validate.ts";
-import { classifyHtml, looksLikeHtml } from "../api-validate.ts";
-import { decreasedConcurrency, increasedConcurrency, isRetryableStatus, parseRetryAfter, retryWait } from "./backoff.ts";
+import { retryWait } from "./backoff.ts";
+import {
+  classifyAnswer,
+  describeNetworkError,
+  genericStatusError,
+  redirectRefusal,
+  seconds,
+  type AttemptOutcome,
+  type JsonRequest,
+  type StatusContext,
+} from "./classify.ts";
+import { createRateGate, type GateLogger, type RateGate, type RateLimitPause, type SleepFn } from "./rate-gate.ts";
 import { createRedactor, truncateText, type Redactor } from "../../shared/redact.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -29,18 +38,23 @@ export const DEFAULT_MAX_RATE_LIMIT_WAIT_MS = 10 * 60_000;
 export const DEFAULT_CONCURRENCY = 4;
 /** Consecutive successes before the concurrency, lowered by a 429, grows by one. */
 export const DEFAULT_CONCURRENCY_RECOVER_AFTER = 10;
+/**
+ * The most one API answer may be (issue 9, docs/cases.md T4): bytes are counted as they stream and the request
+ * fails past it, so an endless body or a claimed 5 GB cannot fill memory. Real answers are far
+ * smaller: a 100-version by-hash answer with 10 images each is ~1 MB with A1111 parameters
+ * (fixtures), and even a 60 KB ComfyUI workflow on every one of its 1,000 images stays under it.
+ */
+export const MAX_API_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_API_BODY_TEXT = "64 MiB";
+/** An error answer is only quoted (200 characters) or sniffed for HTML: its first 64 KiB will do. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 /** URLs in messages are cut: a /models?ids=… URL with 100 ids is ~1 KB of noise. */
 const MAX_URL_IN_MESSAGE = 160;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** The part of a consola instance we use; consola itself fits. */
-export interface HttpLogger {
-  debug(message: string): void;
-  warn(message: string): void;
-}
-
-export type SleepFn = (ms: number, signal?: AbortSignal) => Promise<void>;
+export type HttpLogger = GateLogger;
 
 export interface HttpStats {
   /** HTTP requests sent, redirect hops included. */
@@ -54,8 +68,8 @@ export interface HttpEngineOptions {
   /** Origins that may receive the Authorization header. */
   trustedOrigins: readonly string[];
   apiKey?: string;
-  /** Name used in messages ("Civitai"). */
-  serviceName: string;
+  /** How messages name the server a URL goes to ("Civitai", or the host of a mirror). */
+  serviceName: (url: string) => string;
   /** Per attempt, fresh for every retry. Default 30 000. */
   timeoutMs?: number;
   /** Default 5. */
@@ -76,27 +90,10 @@ export interface HttpEngineOptions {
   fetch?: typeof globalThis.fetch;
   /** Error for a final status no request handled; defaults to a generic "answered <status>". */
   statusError?: (ctx: StatusContext) => ApiError;
-}
-
-/** What the engine knows about a final (non-2xx, non-retryable) answer. */
-export interface StatusContext {
-  method: string;
-  /** Redacted and shortened, ready for a message. */
-  displayUrl: string;
-  status: number;
-  statusText: string;
-  contentType: string | null;
-  body: string;
-}
-
-export interface JsonRequest<T> {
-  method: "GET" | "POST";
-  url: string;
-  /** Sent as JSON. */
-  body?: unknown;
-  validate: (data: unknown) => ValidationResult<T>;
-  /** Turns a final status into a result (e.g. 404 → null); undefined → `statusError`. */
-  onStatus?: (ctx: StatusContext) => { value: T } | undefined;
+  /** The most a 2xx answer may be; default MAX_API_BODY_BYTES (tests lower it). */
+  maxBodyBytes?: number;
+  /** Told when a 429 pauses every request of this client (for a progress display). */
+  onRateLimitPause?: (pause: RateLimitPause) => void;
 }
 
 export interface HttpEngine {
@@ -108,49 +105,7 @@ export interface HttpEngine {
   readonly redact: Redactor;
 }
 
-type AttemptOutcome<T> =
-  | { type: "done"; value: T }
-  | { type: "fatal"; error: ApiError }
-  | {
-      type: "retry";
-      /** For the debug line. */
-      reason: string;
-      /** Thrown when no attempt is left; " after N attempts" is appended. */
-      final: ApiError;
-      rateLimited?: boolean;
-      retryAfterMs?: number;
-    };
-
 const NOOP_LOGGER: HttpLogger = { debug() {}, warn() {} };
-
-/** Why a redirect must not be followed, or undefined when it may. */
-export function redirectRefusal(from: string, to: string, trustedOrigins: ReadonlySet<string>): string | undefined {
-  let source: URL;
-  let target: URL;
-  try {
-    source = new URL(from);
-    target = new URL(to, from);
-  } catch {
-    return "the redirect target is not a valid URL";
-  }
-  if (target.protocol !== "http:" && target.protocol !== "https:") return `the redirect uses ${target.protocol}`;
-  if (source.protocol === "https:" && target.protocol === "http:") return "the redirect downgrades https to http";
-  if (target.origin !== source.origin && !trustedOrigins.has(target.origin)) return `the redirect leads to another host (${target.host})`;
-  return undefined;
-}
-
-/** One human phrase per network failure class, from the error code only (messages may hold URLs). */
-export function describeNetworkError(err: unknown): string {
-  const e = err as { code?: unknown; name?: unknown; cause?: { code?: unknown; name?: unknown } } | undefined;
-  const code = String(e?.cause?.code ?? e?.code ?? e?.cause?.name ?? e?.name ?? "unknown");
-  if (/ECONNREFUSED|ConnectionRefused/i.test(code)) return "connection refused";
-  if (/ENOTFOUND|EAI_AGAIN|DNS|getaddrinfo/i.test(code)) return "host name not found (DNS)";
-  if (/ECONNRESET|EPIPE|ConnectionClosed|terminated|ERR_STREAM_PREMATURE_CLOSE/i.test(code))
-    return "connection closed before the answer was complete";
-  if (/CERT|TLS|SSL/i.test(code)) return `TLS error (${code})`;
-  if (/ETIMEDOUT|Timeout/i.test(code)) return "connection timed out";
-  return `network error (${code.replace(/[^\w.-]/g, "").slice(0, 40) || "unknown"})`;
-}
 
 function normalizeOrigin(host: string): string | undefined {
   try {
@@ -160,9 +115,12 @@ function normalizeOrigin(host: string): string | undefined {
   }
 }
 
-function seconds(ms: number): string {
-  const s = ms / 1000;
-  return s >= 10 ? `${Math.round(s)} s` : `${Math.round(s * 10) / 10} s`;
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "the host";
+  }
 }
 
 /** Rejects as soon as `signal` aborts, even if the wrapped work ignores it. */
@@ -188,270 +146,225 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
-  const maxRateLimitWaitMs = options.maxRateLimitWaitMs ?? DEFAULT_MAX_RATE_LIMIT_WAIT_MS;
-  const maxConcurrency = Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY);
-  const recoverAfter = Math.max(1, options.concurrencyRecoverAfter ?? DEFAULT_CONCURRENCY_RECOVER_AFTER);
-  const random = options.random ?? Math.random;
-  const sleep = options.sleep ?? defaultSleep;
-  const now = options.now ?? Date.now;
-  const clientSignal = options.signal;
-  const service = options.serviceName;
-  const redact = createRedactor([options.apiKey]);
-  const logger = options.logger ?? NOOP_LOGGER;
-  // Every line is redacted here, whatever the caller built, so a slip cannot leak the key.
-  const log = {
-    debug: (message: string) => logger.debug(redact(message)),
-    warn: (message: string) => logger.warn(redact(message)),
-  };
-  const trusted = new Set(options.trustedOrigins.map(normalizeOrigin).filter((o): o is string => o !== undefined));
-  const authorization = options.apiKey ? `Bearer ${options.apiKey}` : undefined;
+  return new Engine(options);
+}
 
-  const $fetch = ofetch.create(
-    { retry: 0, ignoreResponseError: true, redirect: "manual" },
-    options.fetch ? { fetch: options.fetch } : undefined,
-  );
+/**
+ * One client's engine. A class so each step (headers, one attempt, the reaction to it, the retry
+ * loop) is a method of its own over the shared settings.
+ */
+class Engine implements HttpEngine {
+  readonly stats: HttpStats = { requests: 0, retries: 0 };
+  readonly redact: Redactor;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly random: () => number;
+  private readonly sleep: SleepFn;
+  private readonly now: () => number;
+  private readonly clientSignal: AbortSignal | undefined;
+  private readonly serviceOf: (url: string) => string;
+  private readonly log: HttpLogger;
+  private readonly trusted: ReadonlySet<string>;
+  private readonly authorization: string | undefined;
+  private readonly statusError: (ctx: StatusContext) => ApiError;
+  private readonly gate: RateGate;
+  private readonly $fetch: $Fetch;
+  private readonly maxBodyBytes: number;
 
-  const stats: HttpStats = { requests: 0, retries: 0 };
-  const limit = pLimit(maxConcurrency);
-  let successStreak = 0;
-  /** The shared 429 gate: nobody starts a request before this time (per `now`). */
-  let pausedUntil = 0;
-  /** Set once a wait beyond maxRateLimitWaitMs was required: every call fails fast from then on. */
-  let rateLimitedAt: Date | undefined;
-  const rateLimitStop = new AbortController();
-  const gateSignal = clientSignal ? AbortSignal.any([clientSignal, rateLimitStop.signal]) : rateLimitStop.signal;
-
-  const displayUrl = (url: string) => truncateText(redact(url), MAX_URL_IN_MESSAGE);
-  const hostOf = (url: string) => {
-    try {
-      return new URL(url).host;
-    } catch {
-      return "the host";
-    }
-  };
-
-  function rateLimitedError(retryAt: Date): ApiError {
-    return new ApiError(`rate limited by ${service}; retry after ${retryAt.toISOString()}`, "rate_limited", 429, retryAt);
+  constructor(private readonly options: HttpEngineOptions) {
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxBodyBytes = options.maxBodyBytes ?? MAX_API_BODY_BYTES;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? defaultSleep;
+    this.now = options.now ?? Date.now;
+    this.clientSignal = options.signal;
+    this.serviceOf = options.serviceName;
+    const redact = createRedactor([options.apiKey]);
+    this.redact = redact;
+    const logger = options.logger ?? NOOP_LOGGER;
+    // Every line is redacted here, whatever the caller built, so a slip cannot leak the key.
+    this.log = { debug: (message) => logger.debug(redact(message)), warn: (message) => logger.warn(redact(message)) };
+    this.trusted = new Set(options.trustedOrigins.map(normalizeOrigin).filter((o): o is string => o !== undefined));
+    this.authorization = options.apiKey ? `Bearer ${options.apiKey}` : undefined;
+    this.statusError = options.statusError ?? genericStatusError;
+    this.gate = createRateGate({
+      maxConcurrency: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY),
+      recoverAfter: Math.max(1, options.concurrencyRecoverAfter ?? DEFAULT_CONCURRENCY_RECOVER_AFTER),
+      maxWaitMs: options.maxRateLimitWaitMs ?? DEFAULT_MAX_RATE_LIMIT_WAIT_MS,
+      signal: this.clientSignal,
+      sleep: this.sleep,
+      now: this.now,
+      log: this.log,
+      onPause: options.onRateLimitPause,
+    });
+    this.$fetch = ofetch.create(
+      { retry: 0, ignoreResponseError: true, redirect: "manual" },
+      options.fetch ? { fetch: options.fetch } : undefined,
+    );
   }
 
-  function abortedError(method: string, url: string): ApiError {
-    return new ApiError(`${method} ${displayUrl(url)}: aborted`, "aborted");
+  get concurrency(): number {
+    return this.gate.concurrency;
   }
 
-  function stopForRateLimit(waitMs: number, why: string): ApiError {
-    const retryAt = new Date(now() + waitMs);
-    if (!rateLimitedAt || retryAt > rateLimitedAt) rateLimitedAt = retryAt;
-    log.warn(`${service} rate limit: ${why}; stopping requests until ${rateLimitedAt.toISOString()}`);
-    rateLimitStop.abort();
-    return rateLimitedError(rateLimitedAt);
+  private displayUrl(url: string): string {
+    return truncateText(this.redact(url), MAX_URL_IN_MESSAGE);
   }
 
-  function pauseEveryone(waitMs: number): void {
-    const until = now() + waitMs;
-    if (until <= pausedUntil) return;
-    const alreadyPaused = pausedUntil > now();
-    pausedUntil = until;
-    if (alreadyPaused) log.debug(`pause extended to ${seconds(waitMs)}`);
-    else log.warn(`${service} asked us to slow down; pausing ${seconds(waitMs)}`);
+  private rateLimitedError(retryAt: Date): ApiError {
+    const by = this.gate.stoppedBy ?? "the API host";
+    return new ApiError(`rate limited by ${by}; retry after ${retryAt.toISOString()}`, "rate_limited", 429, retryAt);
   }
 
-  function noteRateLimit(): void {
-    successStreak = 0;
-    const lowered = decreasedConcurrency(limit.concurrency);
-    if (lowered !== limit.concurrency) {
-      log.debug(`concurrency lowered to ${lowered} after a 429`);
-      limit.concurrency = lowered;
-    }
+  private abortedError(method: string, url: string): ApiError {
+    return new ApiError(`${method} ${this.displayUrl(url)}: aborted`, "aborted");
   }
 
-  function noteSuccess(): void {
-    if (limit.concurrency >= maxConcurrency) return;
-    successStreak += 1;
-    if (successStreak < recoverAfter) return;
-    successStreak = 0;
-    limit.concurrency = increasedConcurrency(limit.concurrency, maxConcurrency);
-    log.debug(`concurrency raised to ${limit.concurrency}`);
-  }
-
-  /** Waits for the shared gate; throws when aborted or when the client has been stopped by a 429. */
-  async function passGate(method: string, url: string): Promise<void> {
-    for (;;) {
-      if (clientSignal?.aborted) throw abortedError(method, url);
-      if (rateLimitedAt) throw rateLimitedError(rateLimitedAt);
-      const remaining = pausedUntil - now();
-      if (remaining <= 0) return;
-      try {
-        await sleep(remaining, gateSignal);
-      } catch {
-        // The loop head turns the abort into the right error.
-        if (!clientSignal?.aborted && !rateLimitedAt) throw abortedError(method, url);
-      }
-    }
-  }
-
-  function headersFor(url: string, hasBody: boolean): Headers {
-    const headers = new Headers({ accept: "application/json", "user-agent": options.userAgent });
+  private headersFor(url: string, hasBody: boolean): Headers {
+    const headers = new Headers({ accept: "application/json", "user-agent": this.options.userAgent });
     if (hasBody) headers.set("content-type", "application/json");
     const origin = normalizeOrigin(url);
-    if (authorization && origin && trusted.has(origin)) headers.set("authorization", authorization);
+    if (this.authorization && origin && this.trusted.has(origin)) headers.set("authorization", this.authorization);
     return headers;
   }
 
-  function classify<T>(req: JsonRequest<T>, res: FetchResponse<string>, url: string): AttemptOutcome<T> {
-    const method = req.method;
-    const shown = displayUrl(url);
-    const status = res.status;
-    const body = typeof res._data === "string" ? res._data : "";
-    const contentType = res.headers.get("content-type");
-
-    if (status >= 200 && status < 300) {
-      if (looksLikeHtml(contentType, body)) {
-        const kind = classifyHtml(body);
-        const what =
-          kind === "cloudflare-challenge" ? "a Cloudflare challenge page" : kind === "maintenance" ? "a maintenance page" : "an HTML page";
-        return {
-          type: "retry",
-          reason: `HTML instead of JSON (${what})`,
-          final: new ApiError(
-            `${method} ${shown}: ${service} answered with ${what} instead of JSON. The request may be blocked or challenged by Cloudflare (check your network/VPN; User-Agent sent: "${options.userAgent}"), or ${service} may be under maintenance`,
-            "bad_response",
-            status,
-          ),
-        };
-      }
-      let data: unknown;
-      try {
-        data = JSON.parse(body);
-      } catch {
-        return {
-          type: "retry",
-          reason: `invalid or truncated JSON (${body.length} bytes)`,
-          final: new ApiError(
-            `${method} ${shown}: ${service} sent invalid or truncated JSON (${body.length} bytes)`,
-            "bad_response",
-            status,
-          ),
-        };
-      }
-      const checked = req.validate(data);
-      if (checked.ok) return { type: "done", value: checked.value };
-      const reason = redact(truncateText(checked.reason, 200));
+  /** A request that got no answer: aborted by the user, timed out, or a network failure. */
+  private noAnswer<T>(err: unknown, method: string, url: string, timeout: AbortSignal, started: number): AttemptOutcome<T> {
+    const { timeoutMs } = this;
+    const ms = Math.round(performance.now() - started);
+    const shown = this.displayUrl(url);
+    if (this.clientSignal?.aborted) {
+      this.log.debug(`${method} ${shown} -> aborted (${ms} ms)`);
+      return { type: "fatal", error: this.abortedError(method, url) };
+    }
+    if (timeout.aborted) {
+      this.log.debug(`${method} ${shown} -> no answer within ${seconds(timeoutMs)} (${ms} ms)`);
       return {
         type: "retry",
-        reason: `unexpected JSON: ${reason}`,
-        final: new ApiError(`${method} ${shown}: ${service} sent JSON of an unexpected shape: ${reason}`, "bad_response", status),
+        reason: `no answer within ${seconds(timeoutMs)}`,
+        final: new ApiError(
+          `${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; it may be slow or unreachable`,
+          "network",
+        ),
       };
     }
+    const what = describeNetworkError(err);
+    this.log.debug(`${method} ${shown} -> ${what} (${ms} ms)`);
+    return {
+      type: "retry",
+      reason: what,
+      final: new ApiError(
+        `${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the API host setting (--api-url)`,
+        "network",
+      ),
+    };
+  }
 
-    if (isRetryableStatus(status)) {
-      const rateLimited = status === 429;
-      const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"), now());
-      const label = `${status}${res.statusText ? ` ${res.statusText}` : ""}`;
+  /** A redirect's fate: refused (fatal), or the next hop's method, URL and body. */
+  private redirect(
+    status: number,
+    location: string,
+    hop: { url: string; method: string; body: string | undefined; n: number },
+  ): { type: "fatal"; error: ApiError } | { type: "follow"; url: string; method: string; body: string | undefined } {
+    const { url, method } = hop;
+    const refusal = hop.n >= MAX_REDIRECTS ? `more than ${MAX_REDIRECTS} redirects` : redirectRefusal(url, location, this.trusted);
+    if (refusal) {
+      let target = location;
+      try {
+        target = new URL(location, url).href;
+      } catch {
+        // Shown as sent; displayUrl still redacts it.
+      }
       return {
-        type: "retry",
-        reason: rateLimited ? `429 Too Many Requests${retryAfterMs !== undefined ? ` (Retry-After ${seconds(retryAfterMs)})` : ""}` : label,
-        rateLimited,
-        retryAfterMs,
-        final: new ApiError(
-          status >= 500
-            ? `${method} ${shown}: ${service} answered ${label}; it may be down or overloaded, try again later`
-            : `${method} ${shown}: ${service} answered ${label}`,
+        type: "fatal",
+        error: new ApiError(
+          `${method} ${this.displayUrl(url)}: refused to follow a ${status} redirect to ${this.displayUrl(target)}: ${refusal}`,
           "http",
           status,
         ),
       };
     }
-
-    const ctx: StatusContext = { method, displayUrl: shown, status, statusText: res.statusText, contentType, body };
-    const handled = req.onStatus?.(ctx);
-    if (handled) return { type: "done", value: handled.value };
-    return { type: "fatal", error: (options.statusError ?? statusError)(ctx) };
+    // 301/302/303 turn a POST into a GET, as browsers do; 307/308 keep method and body.
+    const toGet = status === 303 || ((status === 301 || status === 302) && method === "POST");
+    return { type: "follow", url: new URL(location, url).href, method: toGet ? "GET" : method, body: toGet ? undefined : hop.body };
   }
 
-  /** Generic final-status error; the Civitai client maps its known statuses before this. */
-  function statusError(ctx: StatusContext): ApiError {
-    return new ApiError(
-      `${ctx.method} ${ctx.displayUrl}: ${service} answered ${ctx.status}${ctx.statusText ? ` ${ctx.statusText}` : ""}`,
-      "http",
-      ctx.status,
-    );
+  /**
+   * The body as text, counted as it streams (docs/cases.md T4): a 2xx answer past the cap fails the request
+   * (retrying would read it again); an error answer is cut to its first 64 KiB, since only its
+   * status and a quote matter. A read that fails (reset, timeout) is handed back as `error`.
+   */
+  private async readBody(
+    res: Response,
+    method: string,
+    url: string,
+    signal: AbortSignal,
+  ): Promise<string | { type: "fatal"; error: ApiError } | { type: "failed"; error: unknown }> {
+    const success = res.status >= 200 && res.status < 300;
+    try {
+      return await raceAbort(readCappedText(res, success ? this.maxBodyBytes : MAX_ERROR_BODY_BYTES), signal);
+    } catch (err) {
+      if (!(err instanceof BodyTooLargeError)) return { type: "failed", error: err };
+      if (!success) return "";
+      const limit = this.maxBodyBytes === MAX_API_BODY_BYTES ? MAX_API_BODY_TEXT : `${this.maxBodyBytes} bytes`;
+      const what =
+        err.declared !== null && err.declared > err.limit
+          ? `the answer declares ${err.declared} bytes, more than ${limit}, the most one API answer may be; it was not read`
+          : `the answer is larger than ${limit}, the most one API answer may be; reading stopped there`;
+      this.log.debug(`${method} ${this.displayUrl(url)} -> ${what}`);
+      return {
+        type: "fatal",
+        error: new ApiError(`${method} ${this.displayUrl(url)}: ${this.serviceOf(url)} sent too much: ${what}`, "bad_response", res.status),
+      };
+    }
   }
 
-  async function attempt<T>(req: JsonRequest<T>): Promise<AttemptOutcome<T>> {
-    await passGate(req.method, req.url);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = clientSignal ? AbortSignal.any([clientSignal, timeout]) : timeout;
+  /** One attempt: the request and any redirects it is allowed to follow, classified. */
+  private async attempt<T>(req: JsonRequest<T>): Promise<AttemptOutcome<T>> {
+    const state = await this.gate.wait();
+    if (state === "aborted") throw this.abortedError(req.method, req.url);
+    if (state === "stopped") throw this.rateLimitedError(this.gate.stoppedUntil as Date);
+    // Bun's AbortSignal.timeout holds any duration we accept (≤ 365d, docs/cases.md T7), unlike setTimeout.
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = this.clientSignal ? AbortSignal.any([this.clientSignal, timeout]) : timeout;
     let url = req.url;
     let method: string = req.method;
     let body = req.body === undefined ? undefined : JSON.stringify(req.body);
 
-    for (let hop = 0; ; hop++) {
+    for (let n = 0; ; n++) {
       const started = performance.now();
-      const shown = displayUrl(url);
-      stats.requests += 1;
-      let res: FetchResponse<string>;
+      const shown = this.displayUrl(url);
+      this.stats.requests += 1;
+      let res: FetchResponse<unknown>;
       try {
-        res = await raceAbort(
-          $fetch.raw(url, { method, headers: headersFor(url, body !== undefined), body, signal, responseType: "text" }),
-          signal,
-        );
+        const headers = this.headersFor(url, body !== undefined);
+        res = await raceAbort(this.$fetch.raw(url, { method, headers, body, signal, responseType: "stream" }), signal);
       } catch (err) {
-        const ms = Math.round(performance.now() - started);
-        if (clientSignal?.aborted) {
-          log.debug(`${method} ${shown} -> aborted (${ms} ms)`);
-          return { type: "fatal", error: abortedError(method, url) };
-        }
-        if (timeout.aborted) {
-          log.debug(`${method} ${shown} -> no answer within ${seconds(timeoutMs)} (${ms} ms)`);
-          return {
-            type: "retry",
-            reason: `no answer within ${seconds(timeoutMs)}`,
-            final: new ApiError(
-              `${method} ${shown}: no answer from ${hostOf(url)} within ${seconds(timeoutMs)}; ${service} may be slow or unreachable`,
-              "network",
-            ),
-          };
-        }
-        const what = describeNetworkError(err);
-        log.debug(`${method} ${shown} -> ${what} (${ms} ms)`);
-        return {
-          type: "retry",
-          reason: what,
-          final: new ApiError(
-            `${method} ${shown}: cannot reach ${hostOf(url)} (${what}); check the network connection and the ${service} host setting`,
-            "network",
-          ),
-        };
+        return this.noAnswer(err, method, url, timeout, started);
       }
-      log.debug(`${method} ${shown} -> ${res.status} (${Math.round(performance.now() - started)} ms)`);
+      this.log.debug(`${method} ${shown} -> ${res.status} (${Math.round(performance.now() - started)} ms)`);
 
       const location = res.headers.get("location");
-      if (!REDIRECT_STATUSES.has(res.status) || !location) return classify(req, res, url);
-      const refusal = hop >= MAX_REDIRECTS ? `more than ${MAX_REDIRECTS} redirects` : redirectRefusal(url, location, trusted);
-      if (refusal) {
-        let target = location;
-        try {
-          target = new URL(location, url).href;
-        } catch {
-          // Shown as sent; displayUrl still redacts it.
-        }
-        return {
-          type: "fatal",
-          error: new ApiError(
-            `${method} ${shown}: refused to follow a ${res.status} redirect to ${displayUrl(target)}: ${refusal}`,
-            "http",
-            res.status,
-          ),
-        };
+      if (!REDIRECT_STATUSES.has(res.status) || !location) {
+        const text = await this.readBody(res, method, url, signal);
+        if (typeof text !== "string") return text.type === "fatal" ? text : this.noAnswer(text.error, method, url, timeout, started);
+        const answer = { status: res.status, statusText: res.statusText, headers: res.headers, body: text };
+        const { redact, statusError } = this;
+        const service = this.serviceOf(url);
+        return classifyAnswer(req, answer, {
+          service,
+          userAgent: this.options.userAgent,
+          redact,
+          displayUrl: shown,
+          now: this.now(),
+          statusError,
+        });
       }
-      url = new URL(location, url).href;
-      // 301/302/303 turn a POST into a GET, as browsers do; 307/308 keep method and body.
-      if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST")) {
-        method = "GET";
-        body = undefined;
-      }
+      void res.body?.cancel().catch(() => {});
+      const next = this.redirect(res.status, location, { url, method, body, n });
+      if (next.type === "fatal") return next;
+      ({ url, method, body } = next);
     }
   }
 
@@ -460,34 +373,28 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
    * happens here, while the limiter slot is still held, so no queued request can slip through
    * before the pause is in place.
    */
-  async function attemptWithPolicy<T>(req: JsonRequest<T>, n: number): Promise<AttemptOutcome<T> & { wait?: number }> {
-    const outcome = await attempt(req);
+  private async attemptWithPolicy<T>(req: JsonRequest<T>, n: number): Promise<AttemptOutcome<T> & { wait?: number }> {
+    const outcome = await this.attempt(req);
     if (outcome.type === "done") {
-      noteSuccess();
+      this.gate.noteSuccess();
       return outcome;
     }
     if (outcome.type === "fatal") return outcome;
-    const wait = retryWait(n - 1, outcome.retryAfterMs, random);
+    const wait = retryWait(n - 1, outcome.retryAfterMs, this.random);
     if (outcome.rateLimited) {
-      noteRateLimit();
-      if (wait > maxRateLimitWaitMs) {
-        return {
-          type: "fatal",
-          error: stopForRateLimit(wait, `asked to wait ${seconds(wait)}, more than the ${seconds(maxRateLimitWaitMs)} allowed`),
-        };
-      }
-      // Repeated 429s mean "stop", not "fail this one call": the caller reports what was done.
-      if (n >= maxAttempts) return { type: "fatal", error: stopForRateLimit(wait, `still 429 after ${maxAttempts} attempts`) };
-      pauseEveryone(wait);
+      const last = n >= this.maxAttempts ? { attempts: this.maxAttempts } : undefined;
+      const stoppedUntil = this.gate.noteRateLimit(wait, last, outcome.service ?? this.serviceOf(req.url));
+      if (stoppedUntil) return { type: "fatal", error: this.rateLimitedError(stoppedUntil) };
     }
     return { ...outcome, wait };
   }
 
-  async function request<T>(req: JsonRequest<T>): Promise<T> {
+  async request<T>(req: JsonRequest<T>): Promise<T> {
+    const { maxAttempts, clientSignal } = this;
     for (let n = 1; ; n++) {
-      if (clientSignal?.aborted) throw abortedError(req.method, req.url);
-      if (rateLimitedAt) throw rateLimitedError(rateLimitedAt);
-      const outcome = await limit(() => attemptWithPolicy(req, n));
+      if (clientSignal?.aborted) throw this.abortedError(req.method, req.url);
+      if (this.gate.stoppedUntil) throw this.rateLimitedError(this.gate.stoppedUntil);
+      const outcome = await this.gate.run(() => this.attemptWithPolicy(req, n));
       if (outcome.type === "done") return outcome.value;
       if (outcome.type === "fatal") throw outcome.error;
       if (n >= maxAttempts) {
@@ -495,24 +402,15 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
         throw new ApiError(`${e.message} (${maxAttempts} attempts)`, e.kind, e.status, e.retryAt);
       }
       const wait = outcome.wait ?? 0;
-      stats.retries += 1;
-      log.debug(`retry ${n + 1}/${maxAttempts} of ${req.method} ${displayUrl(req.url)} in ${seconds(wait)}: ${outcome.reason}`);
+      this.stats.retries += 1;
+      this.log.debug(`retry ${n + 1}/${maxAttempts} of ${req.method} ${this.displayUrl(req.url)} in ${seconds(wait)}: ${outcome.reason}`);
       // After a 429 the shared gate does the waiting, for everyone at once.
       if (outcome.rateLimited) continue;
       try {
-        await sleep(wait, clientSignal);
+        await this.sleep(wait, clientSignal);
       } catch {
-        throw abortedError(req.method, req.url);
+        throw this.abortedError(req.method, req.url);
       }
     }
   }
-
-  return {
-    request,
-    stats,
-    get concurrency() {
-      return limit.concurrency;
-    },
-    redact,
-  };
 }

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiError } from "../../../src/civitai/api-types.ts";
 import { createCivitaiClient, type CivitaiClientOptions } from "../../../src/civitai/civitai-client.ts";
-import { redirectRefusal } from "../../../src/civitai/http/http.ts";
+import { redirectRefusal } from "../../../src/civitai/http/classify.ts";
+import { MAX_API_BODY_BYTES } from "../../../src/civitai/http/http.ts";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
 
 const UA = "civitai-meta/0.0.0-test";
@@ -184,6 +185,20 @@ describe("B: HTTP / API resilience", () => {
     expect(lines.filter((l) => l.startsWith("warn ") && l.includes("asked us to slow down; pausing 2 s")).length).toBe(1);
   });
 
+  test("T19: a shared pause is told to the display, before its log line: until when, and who asked", async () => {
+    const events: string[] = [];
+    const { client, clock } = makeClient({
+      concurrency: 1,
+      onRateLimitPause: (p) => events.push(`pause ${p.until - START} ${p.service}`),
+      logger: { debug() {}, warn: (m) => events.push(`warn ${m}`) },
+    });
+    civitai.queueFaults("versionByHash", faults.rateLimit(2));
+    expect((await client.versionByHash(civitai.url, SHA_A))?.id).toBe(101);
+    const host = civitai.url.slice(7);
+    expect(events).toEqual([`pause 2000 ${host}`, `warn ${host} asked us to slow down; pausing 2 s`]);
+    expect(clock.now() - START).toBeGreaterThanOrEqual(2000);
+  });
+
   test("B2: 429 Retry-After: 3600 → rate_limited with retryAt, fast; pending calls fail fast too", async () => {
     const { client, clock } = makeClient({ concurrency: 1 });
     civitai.queueFaults("versionByHash", faults.rateLimit(3600));
@@ -193,7 +208,7 @@ describe("B: HTTP / API resilience", () => {
       expect(e.kind).toBe("rate_limited");
       expect(e.status).toBe(429);
       expect(e.retryAt?.getTime()).toBe(START + 3_600_000);
-      expect(e.message).toBe(`rate limited by Civitai; retry after ${new Date(START + 3_600_000).toISOString()}`);
+      expect(e.message).toBe(`rate limited by ${civitai.url.slice(7)}; retry after ${new Date(START + 3_600_000).toISOString()}`);
     }
     expect(civitai.counts.versionByHash).toBe(1);
     expect(clock.sleeps).toEqual([]);
@@ -225,7 +240,7 @@ describe("B: HTTP / API resilience", () => {
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
     expect(civitai.counts.versionByHash).toBe(5);
     expect(e.kind).toBe("rate_limited");
-    expect(e.message).toMatch(/^rate limited by Civitai; retry after \d{4}-\d\d-\d\dT/);
+    expect(e.message).toMatch(/^rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
     const rng = seeded(7);
     const expected = [0, 1, 2, 3].map((n) => Math.floor(rng() * Math.min(30_000, 1000 * 2 ** n)));
     expect(clock.sleeps).toEqual(expected);
@@ -376,7 +391,7 @@ describe("B: HTTP / API resilience", () => {
     civitai.queueFaults("versionByHash", faults.unauthorized());
     const e401 = await caught(client.versionByHash(civitai.url, SHA_A));
     expect([e401.kind, e401.status]).toEqual(["unauthorized", 401]);
-    expect(e401.message).toContain("Civitai rejected the API key (401): check CIVITAI_API_KEY");
+    expect(e401.message).toContain(`${civitai.url.slice(7)} rejected the API key (401): check CIVITAI_API_KEY`);
 
     civitai.queueFaults("versionByHash", faults.cloudflare(403));
     const e403 = await caught(client.versionByHash(civitai.url, SHA_A));
@@ -645,5 +660,109 @@ describe("the fake Civitai itself", () => {
     await fetch(`${civitai.url}/api/v1/models/1`, { signal: AbortSignal.timeout(50) }).catch(() => undefined);
     for (let i = 0; i < 100 && civitai.inFlight > 0; i++) await Bun.sleep(5);
     expect(civitai.inFlight).toBe(0);
+  });
+});
+
+describe("T4: answer sizes are capped as they stream", () => {
+  /** A server answering GET by-hash with `body()` and counting the bytes it sent. */
+  function sizedServer(answer: () => { status: number; stream: ReadableStream<Uint8Array> | string }) {
+    let sent = 0;
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      idleTimeout: 0,
+      fetch() {
+        const { status, stream } = answer();
+        if (typeof stream === "string") {
+          sent += Buffer.byteLength(stream);
+          return new Response(stream, { status, headers: { "content-type": "application/json" } });
+        }
+        const reader = stream.getReader();
+        const counted = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done) return controller.close();
+            sent += value.byteLength;
+            controller.enqueue(value);
+          },
+          cancel: () => reader.cancel(),
+        });
+        return new Response(counted, { status, headers: { "content-type": "application/json" } });
+      },
+    });
+    const url = `http://127.0.0.1:${server.port}`;
+    return { url, sent: () => sent, stop: () => server.stop(true) };
+  }
+
+  const endless = (): ReadableStream<Uint8Array> => {
+    const chunk = new Uint8Array(64 * 1024).fill(0x20);
+    // 64 MiB at most, so a client without a cap cannot run away in this test; the kernel's socket
+    // buffers let the server get a few MiB ahead of what the client reads, never 64.
+    let left = 1024;
+    return new ReadableStream({
+      pull(controller) {
+        if (left-- <= 0) return controller.close();
+        controller.enqueue(chunk);
+      },
+    });
+  };
+
+  test("T4: exactly the cap is read; a declared length over it fails that request at once (not retried)", async () => {
+    const version = JSON.stringify(makeVersion({ versionId: 7, modelId: 70, sha256: SHA_A }));
+    const body = version.padEnd(10_000, " ");
+    const server = sizedServer(() => ({ status: 200, stream: body }));
+    try {
+      const ok = makeClient({ civitaiHosts: [server.url], maxBodyBytes: 10_000 });
+      expect((await ok.client.versionByHash(server.url, SHA_A))?.id).toBe(7);
+      const tight = makeClient({ civitaiHosts: [server.url], maxBodyBytes: 9_999 });
+      const e = await caught(tight.client.versionByHash(server.url, SHA_A));
+      expect(e.kind).toBe("bad_response");
+      expect(e.message).toContain("the answer declares 10000 bytes, more than 9999 bytes, the most one API answer may be");
+      expect(tight.sent).toHaveLength(1);
+    } finally {
+      server.stop();
+    }
+  });
+
+  test("T4: an endless 2xx body stops at the cap", async () => {
+    const server = sizedServer(() => ({ status: 200, stream: endless() }));
+    try {
+      const { client, sent } = makeClient({ civitaiHosts: [server.url], maxBodyBytes: 256 * 1024 });
+      const e = await caught(client.versionByHash(server.url, SHA_A));
+      expect(e.message).toContain("the answer is larger than 262144 bytes, the most one API answer may be; reading stopped there");
+      expect(sent).toHaveLength(1);
+      expect(server.sent()).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      server.stop();
+    }
+  });
+
+  test("T4: an endless error body is cut to 64 KiB; its status still decides (a 503 is retried)", async () => {
+    let calls = 0;
+    const version = JSON.stringify(makeVersion({ versionId: 8, modelId: 80, sha256: SHA_A }));
+    const server = sizedServer(() => (++calls === 1 ? { status: 503, stream: endless() } : { status: 200, stream: version }));
+    try {
+      const { client, sent } = makeClient({ civitaiHosts: [server.url] });
+      expect((await client.versionByHash(server.url, SHA_A))?.id).toBe(8);
+      expect(sent).toHaveLength(2);
+      expect(server.sent()).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      server.stop();
+    }
+  });
+
+  test("T4: the default cap holds a real 100-version by-hash answer many times over", () => {
+    // The 2023 wiki model's versions carry 10 images each with their generation parameters.
+    const model = JSON.parse(
+      readFileSync(join(import.meta.dir, "../../fixtures/civitai/model-detail-1102-wiki-2023-example.json"), "utf8"),
+    );
+    const versions = Array.from({ length: 100 }, (_, i) => model.modelVersions[i % model.modelVersions.length]);
+    const realistic = Buffer.byteLength(JSON.stringify(versions));
+    expect(versions.every((v) => v.images.length === 10)).toBe(true);
+    expect(realistic * 32).toBeLessThan(MAX_API_BODY_BYTES);
+    // Even a 60 KB ComfyUI workflow in the meta of every one of the 1,000 images fits.
+    const comfy = "x".repeat(60_000);
+    const heavy = versions.map((v) => ({ ...v, images: v.images.map((img: object) => ({ ...img, meta: { comfy } })) }));
+    expect(Buffer.byteLength(JSON.stringify(heavy))).toBeLessThan(MAX_API_BODY_BYTES);
   });
 });

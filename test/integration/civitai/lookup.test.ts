@@ -3,7 +3,7 @@ import { ApiError, type CivitaiApi } from "../../../src/civitai/api-types.ts";
 import { versionKeyByAutov3, versionKeyBySha256 } from "../../../src/civitai/cache-keys.ts";
 import { compareCandidates, toCivitaiFields } from "../../../src/civitai/civitai-record.ts";
 import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
-import { lookupFiles, type LookupItem, type LookupOptions } from "../../../src/civitai/lookup.ts";
+import { lookupFiles, type LookupItem, type LookupOptions, type LookupProgress } from "../../../src/civitai/lookup.ts";
 import { createMetaCache, DEFAULT_TTL_NOT_FOUND_MS, type MetaCache } from "../../../src/civitai/meta-cache.ts";
 
 const PRIMARY = "https://civitai.com";
@@ -97,7 +97,7 @@ const OPTS: LookupOptions = { details: true, offline: false, refresh: false };
 
 function setup(worlds: Record<string, World>, cacheOpts: { now?: () => number } = {}) {
   const api = new FakeCivitai(worlds);
-  const cache = createMetaCache({ dir: false, ...cacheOpts });
+  const cache = createMetaCache({ dir: false, origins: [PRIMARY, FALLBACK], ...cacheOpts });
   const deps = (c: MetaCache = cache) => ({ api, cache: c, hosts: { primary: PRIMARY, fallback: FALLBACK } });
   return { api, cache, deps };
 }
@@ -467,12 +467,81 @@ describe("failures", () => {
     expect(api.count()).toBe(0);
   });
 
-  test("progress is reported per phase", async () => {
+  test("progress names the phase running, in order, and ends with every file done (docs/cases.md T19)", async () => {
     const { deps } = setup({ [PRIMARY]: world(150) });
     const seen: string[] = [];
     await lookupFiles(items(150), deps(), { ...OPTS, onProgress: (p) => seen.push(`${p.phase} ${p.done}/${p.total}`) });
-    expect(seen).toContain("bulk 2/2");
-    expect(seen).toContain("models 2/2");
-    expect(seen).toContain("cache 150/150");
+    const phases = [...new Set(seen.map((s) => s.split(" ")[0]))];
+    expect(phases).toEqual(["cache", "bulk", "single", "autov3", "models"]);
+    expect(seen[0]).toBe("cache 0/150");
+    expect(seen.at(-1)).toBe("models 150/150");
+  });
+});
+
+describe("T19: progress counts files", () => {
+  /** Six files through every phase: bulk, single, fallback, AutoV3 (both hosts), not found; details. */
+  function world() {
+    const [A, B, C, D, E, F] = [0xa1, 0xb1, 0xc1, 0xd1, 0xe1, 0xf1].map(sha) as [string, string, string, string, string, string];
+    const primary: World = {
+      versions: [
+        makeVersion(1, 11, { SHA256: A.toUpperCase() }),
+        makeVersion(2, 12, { SHA256: B.toUpperCase() }),
+        makeVersion(4, 14, { SHA256: sha(0xdddd).toUpperCase(), AutoV3: v3(0xd3).toUpperCase() }),
+      ],
+      models: [{ id: 11 }, { id: 12 }, { id: 14 }],
+    };
+    const fallback: World = {
+      versions: [
+        makeVersion(3, 13, { SHA256: C.toUpperCase() }),
+        makeVersion(5, 15, { SHA256: sha(0xeeee), AutoV3: v3(0xe3).toUpperCase() }),
+      ],
+      models: [{ id: 13 }, { id: 15 }],
+    };
+    const s = setup({ [PRIMARY]: primary, [FALLBACK]: fallback });
+    s.api.bulkDrops.add(B);
+    const items: LookupItem[] = [
+      { sha256: A },
+      { sha256: B },
+      { sha256: C },
+      { sha256: D, autov3: v3(0xd3) },
+      { sha256: E, autov3: v3(0xe3) },
+      { sha256: F, autov3: v3(0xf3) },
+      { sha256: A }, // a second name of the same file: one unit of work
+    ];
+    return { ...s, items };
+  }
+
+  const check = (events: LookupProgress[], total: number) => {
+    expect(events.length).toBeGreaterThan(2);
+    for (const e of events) expect(e.total).toBe(total);
+    for (let i = 1; i < events.length; i++) expect(events[i]!.done).toBeGreaterThanOrEqual(events[i - 1]!.done);
+    expect(events.at(-1)!.done).toBe(total);
+  };
+
+  test("T19: files done of the total, never going back across phases, reaching the total", async () => {
+    const { deps, items } = world();
+    const events: LookupProgress[] = [];
+    await lookupFiles(items, deps(), { ...OPTS, onProgress: (p) => events.push({ ...p }) });
+    check(events, 6);
+    expect(new Set(events.map((e) => e.phase))).toEqual(new Set(["cache", "bulk", "single", "autov3", "models"]));
+    // A found file is done only once its details are in: not before the models phase.
+    expect(events.filter((e) => e.phase !== "models").every((e) => e.done <= 1)).toBe(true);
+  });
+
+  test("T19: the same from a warm cache, without details, and when a stop cuts the lookup short", async () => {
+    const { deps, items, api } = world();
+    await lookupFiles(items, deps(), OPTS);
+    for (const options of [OPTS, { ...OPTS, details: false }, { ...OPTS, offline: true }]) {
+      const events: LookupProgress[] = [];
+      await lookupFiles(items, deps(), { ...options, onProgress: (p) => events.push({ ...p }) });
+      check(events, 6);
+    }
+    const cold = world();
+    cold.api.failWhen = (_call, index) => (index === 1 ? new ApiError("slow down", "rate_limited", 429) : undefined);
+    const events: LookupProgress[] = [];
+    const r = await lookupFiles(cold.items, cold.deps(), { ...OPTS, onProgress: (p) => events.push({ ...p }) });
+    expect(r.stopped?.kind).toBe("rate_limited");
+    check(events, 6);
+    expect(api.count()).toBeGreaterThan(0);
   });
 });

@@ -6,9 +6,12 @@ import {
   decreasedConcurrency,
   increasedConcurrency,
   isRetryableStatus,
+  MAX_RETRY_AFTER_MS,
   parseRetryAfter,
   retryWait,
 } from "../../../src/civitai/http/backoff.ts";
+import { seconds } from "../../../src/civitai/http/classify.ts";
+import { serviceNameFor } from "../../../src/civitai/hosts.ts";
 
 describe("backoffCeiling", () => {
   test("doubles from 1 s and stops at the 30 s cap", () => {
@@ -82,5 +85,34 @@ describe("adaptive concurrency", () => {
   test("grows by one up to the maximum", () => {
     expect(increasedConcurrency(1, 4)).toBe(2);
     expect(increasedConcurrency(4, 4)).toBe(4);
+  });
+});
+
+describe("T7: absurd waits stay representable", () => {
+  test("T7: a Retry-After beyond a year is taken as a year and a day, past any --max-wait", () => {
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(parseRetryAfter("99999999999999999999", now)).toBe(MAX_RETRY_AFTER_MS);
+    expect(parseRetryAfter("Fri, 01 Jan 9999 00:00:00 GMT", now)).toBe(MAX_RETRY_AFTER_MS);
+    expect(parseRetryAfter("2200000", now)).toBe(2_200_000_000);
+    expect(new Date(now + MAX_RETRY_AFTER_MS).toISOString()).toBe("2027-01-02T00:00:00.000Z");
+  });
+
+  test("T7: long waits read in days, not millions of seconds", () => {
+    expect(seconds(2_200_000_000)).toBe("25.5 days");
+    expect(seconds(3 * 3_600_000)).toBe("3 h");
+    expect(seconds(15 * 60_000)).toBe("15 min");
+    expect(seconds(42_000)).toBe("42 s");
+    expect(seconds(2_500)).toBe("2.5 s");
+  });
+});
+
+describe("T21: messages name the server they are about", () => {
+  test("T21: Civitai's own hosts are 'Civitai'; any other host is named as itself", () => {
+    expect(serviceNameFor("https://civitai.com/api/v1/models?ids=1")).toBe("Civitai");
+    expect(serviceNameFor("https://civitai.red/api/v1/model-versions/by-hash/AB")).toBe("Civitai");
+    expect(serviceNameFor("http://civitai.com/api")).toBe("civitai.com");
+    expect(serviceNameFor("http://127.0.0.1:8080/api")).toBe("127.0.0.1:8080");
+    expect(serviceNameFor("https://mirror.example/civitai/api")).toBe("mirror.example");
+    expect(serviceNameFor("https://civitai.com.evil.example/api")).toBe("civitai.com.evil.example");
   });
 });

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { normalizeKey } from "unstorage";
 import {
+  cacheScope,
   isCivitaiId,
+  originSegment,
   modelKey,
   normalizeAutov3,
   normalizeSha256,
@@ -78,5 +80,40 @@ describe("validators", () => {
     expect(isCivitaiId(2_147_483_647)).toBe(true);
     expect(isCivitaiId(0)).toBe(false);
     expect(isCivitaiId("1")).toBe(false);
+  });
+});
+
+describe("T2: cache scopes", () => {
+  test("T2: one readable segment per origin, default ports made explicit", () => {
+    expect(originSegment("https://civitai.com")).toBe("https-civitai.com-443");
+    expect(originSegment("https://CIVITAI.com:443/")).toBe("https-civitai.com-443");
+    expect(originSegment("http://127.0.0.1:8080")).toBe("http-127.0.0.1-8080");
+    expect(cacheScope(["https://civitai.com", "https://civitai.red"])).toBe("https-civitai.com-443:https-civitai.red-443");
+    expect(cacheScope(["http://127.0.0.1:8080"])).toBe("http-127.0.0.1-8080:none");
+  });
+
+  test("T2: different bases never share a segment, and every segment is a safe key segment", () => {
+    const bases = [
+      "http://a-1",
+      "http://a:1",
+      "http://a_1",
+      "http://a-1:80",
+      "https://a-1",
+      "http://[::1]:8080",
+      "http://xn--bcher-kva.example",
+      "https://civitai.com/mirror",
+      "https://civitai.com/mirror/",
+      "https://civitai.com/other",
+      `https://${"a".repeat(200)}.example`,
+    ];
+    const segments = bases.map(originSegment);
+    // http://a-1 and http://a-1:80 are one origin; every other pair differs.
+    expect(new Set(segments).size).toBe(bases.length - 2);
+    expect(segments[0]).toBe(segments[3]!);
+    expect(segments[7]).toBe(segments[8]!);
+    for (const s of segments) {
+      expect(s).toMatch(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/);
+      expect(normalizeKey(s)).toBe(s);
+    }
   });
 });

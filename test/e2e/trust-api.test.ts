@@ -1,0 +1,468 @@
+/**
+ * Issue 9, the API side: where the key may go (docs/cases.md T1), whose answers the metadata cache serves (docs/cases.md T2),
+ * hostile answer sizes (docs/cases.md T4), long durations (docs/cases.md T7), the lookup progress bar (docs/cases.md T19) and small things
+ * (docs/cases.md T21). Every test runs the CLI as a child process against fake servers on 127.0.0.1.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
+import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs("civitai-meta-trust-");
+/** Several CLI runs per test: generous, since the machine may be shared and slow. */
+const E2E_TIMEOUT_MS = 120_000;
+const SENTINEL = "SENTINEL-KEY-9b1e77d0";
+let good: FakeCivitai;
+let evil: FakeCivitai;
+
+beforeAll(async () => {
+  good = await startFakeCivitai({ fixtures: false });
+  evil = await startFakeCivitai({ fixtures: false });
+});
+afterAll(async () => {
+  await good.stop();
+  await evil.stop();
+  tmp.cleanup();
+});
+beforeEach(() => {
+  for (const f of [good, evil]) {
+    f.reset();
+    f.clearData();
+  }
+});
+
+const sha256 = (data: string) => createHash("sha256").update(data).digest("hex");
+const PAST = new Date(Date.now() - 3600_000);
+
+/** A folder with one model file per content; returns the folder and the SHA-256s. */
+function library(contents: string[]): { dir: string; shas: string[] } {
+  const dir = tmp.make();
+  contents.forEach((content, i) => {
+    const file = join(dir, `m${i}.safetensors`);
+    writeFileSync(file, content);
+    utimesSync(file, PAST, PAST);
+  });
+  return { dir, shas: contents.map(sha256) };
+}
+
+/** Registers a found version (and its model, named `modelName`) on a fake. */
+function publish(on: FakeCivitai, sha: string, id: number, modelName: string): void {
+  const version = makeVersion({ versionId: id, modelId: id * 10, sha256: sha, modelName });
+  on.addModel(makeModel({ modelId: id * 10, name: modelName, versions: [version] }));
+}
+
+/** The user's own config under a fresh XDG_CONFIG_HOME. */
+function userConfig(content: object): string {
+  const xdg = tmp.make();
+  mkdirSync(join(xdg, "civitai-meta"), { recursive: true });
+  writeFileSync(join(xdg, "civitai-meta", "config.json"), JSON.stringify(content));
+  return xdg;
+}
+
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((p) => statSync(join(dir, p)).isFile());
+}
+
+describe("T1: keys and hosts", () => {
+  test(
+    "T1: a civitai-meta.json in the current folder cannot choose the API hosts; the key goes only where the user chose",
+    async () => {
+      const { dir, shas } = library(["t1 hosts"]);
+      publish(good, shas[0]!, 11, "Good Model");
+      publish(evil, shas[0]!, 66, "EVIL MODEL");
+      const cwd = tmp.make();
+      // A downloaded folder that tries to pull the key to its own server.
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url, fallbackUrl: evil.url, modelDirectories: [dir] }));
+      const xdg = userConfig({ apiUrl: good.url });
+      const r = await runCli(["scan", "--no-cache"], { cwd, env: { CIVITAI_API_KEY: SENTINEL, XDG_CONFIG_HOME: xdg } });
+      expect(evil.requests).toHaveLength(0);
+      expect(good.requests.length).toBeGreaterThan(0);
+      expect(good.requests.every((q) => q.authorization === `Bearer ${SENTINEL}`)).toBe(true);
+      expect(r.code).toBe(0);
+      // The folder's other settings still apply (its modelDirectories were scanned).
+      const inv = JSON.parse(r.stdout);
+      expect(inv.records[0].civitai.modelName).toBe("Good Model");
+      // One warning, naming the file, the keys and why.
+      const warnings = r.stderr.split("\n").filter((l) => l.includes("civitai-meta.json"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('"apiUrl"');
+      expect(warnings[0]).toContain('"fallbackUrl"');
+      expect(warnings[0]).toMatch(/current folder/);
+      expect(warnings[0]).toContain("--config");
+      expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T1: --config naming that same file is the user's choice: its hosts are used",
+    async () => {
+      const { dir, shas } = library(["t1 explicit"]);
+      publish(evil, shas[0]!, 67, "Mirror Model");
+      const cwd = tmp.make();
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiUrl: evil.url }));
+      const r = await runCli(["scan", dir, "--no-cache", "--config", "civitai-meta.json"], { cwd, env: { CIVITAI_API_KEY: SENTINEL } });
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toContain("ignored");
+      expect(evil.requests.length).toBeGreaterThan(0);
+      expect(evil.requests[0]!.authorization).toBe(`Bearer ${SENTINEL}`);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T1: a folder config cannot move the cache; CIVITAI_META_CACHE_DIR beats a config's cache.dir",
+    async () => {
+      const { dir, shas } = library(["t1 cache"]);
+      publish(good, shas[0]!, 12, "Cached Model");
+      const cwd = tmp.make();
+      const planted = join(cwd, "planted-cache");
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ cache: { dir: planted } }));
+      const xdgCache = tmp.make();
+      const r = await runCli(["scan", dir], { cwd, env: { CIVITAI_API_URL: good.url, XDG_CACHE_HOME: xdgCache } });
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('"cache.dir"');
+      expect(existsSync(planted)).toBe(false);
+      expect(files(join(xdgCache, "civitai-meta", "meta")).length).toBeGreaterThan(0);
+
+      // The user's own config may move the cache, but the environment variable beats it (README).
+      const fromConfig = join(tmp.make(), "config-cache");
+      const fromEnv = join(tmp.make(), "env-cache");
+      const config = join(tmp.make(), "mine.json");
+      writeFileSync(config, JSON.stringify({ apiUrl: good.url, cache: { dir: fromConfig } }));
+      const e = await runCli(["scan", dir, "--config", config], { env: { CIVITAI_META_CACHE_DIR: fromEnv } });
+      expect(e.code).toBe(0);
+      expect(existsSync(fromConfig)).toBe(false);
+      expect(files(join(fromEnv, "meta")).length).toBeGreaterThan(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
+
+describe("T2: the metadata cache is keyed by API origin", () => {
+  test(
+    "T2: an answer cached from one origin is never shown for another; each origin keeps its own",
+    async () => {
+      const { dir, shas } = library(["t2 poisoned"]);
+      publish(evil, shas[0]!, 66, "EVIL MODEL");
+      publish(good, shas[0]!, 21, "Good Model");
+      const cacheDir = tmp.make();
+      const first = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(first.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
+
+      const second = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(second.code).toBe(0);
+      expect(good.requests.length).toBeGreaterThan(0);
+      expect(JSON.parse(second.stdout).records[0].civitai.modelName).toBe("Good Model");
+
+      // Each origin's answers are still cached for it: no request the second time.
+      good.reset();
+      evil.reset();
+      const third = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(third.stdout).records[0].civitai.modelName).toBe("Good Model");
+      const fourth = await runCli(["scan", dir, "--api-url", evil.url, "--cache-dir", cacheDir]);
+      expect(JSON.parse(fourth.stdout).records[0].civitai.modelName).toBe("EVIL MODEL");
+      expect(good.requests.length + evil.requests.length).toBe(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T2: entries of the previous cache format are ignored (asked again), not trusted",
+    async () => {
+      const { dir, shas } = library(["t2 old format"]);
+      publish(good, shas[0]!, 22, "Fresh Model");
+      const cacheDir = tmp.make();
+      // What 9db3a85 wrote: meta/version/sha256/<sha>.json, format 1, no origin in the key.
+      const oldDir = join(cacheDir, "meta", "version", "sha256");
+      mkdirSync(oldDir, { recursive: true });
+      const stale = makeVersion({ versionId: 99, modelId: 990, sha256: shas[0]!, modelName: "STALE MODEL" });
+      const now = Date.now();
+      writeFileSync(
+        join(oldDir, `${shas[0]}.json`),
+        JSON.stringify({ v: 1, storedAt: now, expiresAt: now + 86_400_000, kind: "found", data: [stale], host: "https://civitai.com" }),
+      );
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir]);
+      expect(r.code).toBe(0);
+      expect(good.counts.versionsByHashes).toBe(1);
+      expect(JSON.parse(r.stdout).records[0].civitai.modelName).toBe("Fresh Model");
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
+
+/**
+ * A server whose API answers are huge: an endless body (Bun.serve), or a raw HTTP answer declaring
+ * 5 GiB (Bun.serve would replace the header), which then sends bytes as fast as they are taken.
+ * Counts what it sent; stops at 100 MiB so a client without a cap cannot eat the machine.
+ */
+function hostileServer(kind: "endless" | "declared") {
+  let sent = 0;
+  const MAX = 100 * 1024 * 1024;
+  const chunk = new Uint8Array(256 * 1024).fill(0x20);
+  if (kind === "declared") {
+    const pump = (socket: { write(data: Uint8Array): number; end(): void }) => {
+      while (sent < MAX) {
+        const n = socket.write(chunk);
+        sent += n;
+        if (n < chunk.byteLength) return; // the socket is full: drain() resumes
+      }
+      socket.end();
+    };
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket) {
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${5 * 1024 ** 3}\r\n\r\n`);
+          pump(socket);
+        },
+        drain: pump,
+      },
+    });
+    return { url: `http://127.0.0.1:${listener.port}`, sent: () => sent, stop: () => listener.stop(true) };
+  }
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 0,
+    fetch() {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode("["));
+        },
+        pull(controller) {
+          if (sent >= MAX) return controller.close();
+          sent += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json" } });
+    },
+  });
+  return { url: `http://127.0.0.1:${server.port}`, sent: () => sent, stop: () => server.stop(true) };
+}
+
+describe("T4: hostile answer sizes", () => {
+  test("T4: an endless answer to the bulk POST fails that request at the cap, with a clear error; memory stays bounded", async () => {
+    const server = hostileServer("endless");
+    try {
+      const { dir } = library(["t4 endless"]);
+      const started = Date.now();
+      const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", server.url, "--no-cache"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      expect(code).toBe(1);
+      const rec = JSON.parse(stdout).records[0];
+      expect(rec.status).toBe("error");
+      expect(rec.error).toMatch(/the answer is larger than 64 MiB, the most one API answer may be/);
+      expect(stderr).toContain("1 errors");
+      // One request, stopped at the cap: not retried, and nowhere near the 100 MiB the server would send.
+      expect(server.sent()).toBeLessThan(80 * 1024 * 1024);
+      expect(Date.now() - started).toBeLessThan(20_000);
+      // Peak memory (bytes): Bun alone is ~100 MiB; the cap bounds what one answer adds.
+      const rss = proc.resourceUsage()?.maxRSS ?? 0;
+      expect(rss).toBeGreaterThan(0);
+      expect(rss).toBeLessThan(300 * 1024 * 1024);
+    } finally {
+      server.stop();
+    }
+  }, 60_000);
+
+  test("T4: an answer declaring 5 GiB is refused before its body is read", async () => {
+    const server = hostileServer("declared");
+    try {
+      const r = await runCli(["lookup", "0123456789", "--api-url", server.url, "--no-cache"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/declares 5368709120 bytes, more than 64 MiB/);
+      expect(server.sent()).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      server.stop();
+    }
+  }, 60_000);
+});
+
+describe("T7: long durations", () => {
+  test(
+    "T7: --timeout 30d is honoured, not an instant timeout",
+    async () => {
+      const { dir, shas } = library(["t7 timeout"]);
+      publish(good, shas[0]!, 31, "Slow Model");
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache", "--timeout", "30d"], { timeoutMs: 30_000 });
+      expect(r.stderr).not.toContain("TimeoutOverflowWarning");
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).records[0].status).toBe("found");
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T7: --max-wait 30d with Retry-After: 2200000 pauses quietly (no timer overflow), asking nothing meanwhile",
+    async () => {
+      const { dir } = library(["t7 max wait"]);
+      good.setFault("*", faults.rateLimit(2_200_000));
+      const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", good.url, "--no-cache", "--max-wait", "30d"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      await Bun.sleep(3000);
+      proc.kill("SIGINT");
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      good.setFault("*", null);
+      expect(stderr).not.toContain("TimeoutOverflowWarning");
+      expect(stderr).toMatch(/pausing (25\.5 days|2200000 s)/);
+      expect(good.requests).toHaveLength(1);
+      expect(code).toBe(130);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T7: an absurd Retry-After stops with a rate-limit message, not a crash",
+    async () => {
+      const { dir } = library(["t7 absurd"]);
+      good.setFault("*", faults.rateLimit("99999999999999999999"));
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
+      good.setFault("*", null);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
+      expect(r.stdout + r.stderr).not.toMatch(/Invalid time value|RangeError/);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T7: durations beyond a year are refused up front, naming the flag",
+    async () => {
+      for (const flag of ["--max-wait", "--timeout"]) {
+        const r = await runCli(["lookup", "0123456789", "--api-url", good.url, flag, "400d"]);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`${flag} takes at most 365d`);
+      }
+      expect(good.requests).toHaveLength(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
+
+/** Runs the CLI under a pseudo-terminal (util-linux script), returning everything it drew. */
+async function runOnTty(args: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  // A wide terminal, so lines are not cut at the pty's default 80 columns.
+  const command = `stty cols 150; ${[process.execPath, CLI_ENTRY, ...args].map(quote).join(" ")}`;
+  const proc = Bun.spawn(["script", "-qfec", command, "/dev/null"], {
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+    env: { ...process.env, ...env },
+  });
+  const [output, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  return { code, output };
+}
+
+const hasScript = Bun.spawnSync(["sh", "-c", "command -v script"]).exitCode === 0;
+
+describe("T19: the lookup progress bar", () => {
+  test.skipIf(!hasScript)(
+    "T19: one bar in files done of total, never bytes, never going back; a rate-limit pause says so and for how long",
+    async () => {
+      const contents = Array.from({ length: 8 }, (_, i) => `t19 file ${i}`);
+      const { dir, shas } = library(contents);
+      for (const [i, sha] of shas.slice(0, 2).entries()) publish(good, sha, 40 + i, `Model ${i}`);
+      // The six unknown files each need a single GET; the first one is rate limited for 2 s.
+      good.setDelay(150);
+      good.queueFaults("versionByHash", faults.rateLimit(2));
+      const out = join(tmp.make(), "inv.json");
+      const r = await runOnTty(["scan", dir, "--api-url", good.url, "--no-cache", "--concurrency", "1", "-o", out]);
+      good.setFault("*", null);
+      expect(r.code).toBe(0);
+      const lines = r.output.split(/\r|\n/).filter((l) => l.includes("looking up"));
+      expect(lines.length).toBeGreaterThan(2);
+      for (const l of lines) expect(l).not.toMatch(/\d B\/|B\/s/);
+      const counts = lines.map((l) => /(\d+)\/(\d+) files/.exec(l)).filter((m) => m !== null);
+      expect(counts.length).toBeGreaterThan(2);
+      for (const m of counts) expect(Number(m[2])).toBe(8);
+      const done = counts.map((m) => Number(m[1]));
+      for (let i = 1; i < done.length; i++) expect(done[i]!).toBeGreaterThanOrEqual(done[i - 1]!);
+      expect(lines.some((l) => /paused: rate limited by 127\.0\.0\.1:\d+, resuming in [12] s/.test(l))).toBe(true);
+    },
+    60_000,
+  );
+
+  test(
+    "T19: no bar when stderr is not a terminal",
+    async () => {
+      const { dir, shas } = library(["t19 pipe"]);
+      publish(good, shas[0]!, 45, "Piped");
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).not.toContain("\r");
+      expect(r.stderr).not.toContain("looking up");
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
+
+describe("T21: small things", () => {
+  test(
+    "T21: a JSON syntax error in the config names the line and column",
+    async () => {
+      const config = join(tmp.make(), "broken.json");
+      writeFileSync(config, '{\n  "apiUrl": "https://civitai.com",\n  "concurrency": 4,,\n  "outputFormat": "md"\n}\n');
+      const r = await runCli(["lookup", "0123456789", "--config", config]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(config);
+      expect(r.stderr).toMatch(/line 3, column 20/);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T21: with --api-url elsewhere, messages name that host, not civitai.com",
+    async () => {
+      const { dir } = library(["t21 host"]);
+      good.setFault("*", faults.unauthorized());
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
+      good.setFault("*", faults.status(418));
+      const s = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache"]);
+      good.setFault("*", null);
+      const host = `127.0.0.1:${good.port}`;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${host} rejected the API key (401)`);
+      expect(s.stdout + s.stderr).toContain(`${host} answered 418`);
+      for (const text of [r.stdout, r.stderr, s.stdout, s.stderr]) expect(text).not.toMatch(/Civitai (rejected|answered)/);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T21: a key with a line break or a character HTTP cannot carry is refused up front, never printed",
+    async () => {
+      const cases: [Record<string, string>, string[], string][] = [
+        [{ CIVITAI_API_KEY: "SENTINEL-A\nSENTINEL-B" }, [], "CIVITAI_API_KEY"],
+        [{ CIVITAI_API_KEY: "SENTINEL-A€SENTINEL-B" }, [], "CIVITAI_API_KEY"],
+        [{}, ["--api-key", "SENTINEL-A\u200bSENTINEL-B"], "--api-key"],
+      ];
+      for (const [env, extra, source] of cases) {
+        const started = Date.now();
+        const r = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache", ...extra], { env });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(source);
+        expect(r.stderr).toMatch(/line break|cannot be sent in an HTTP header/);
+        expect(r.stderr).not.toContain("network error");
+        expect(r.stdout + r.stderr).not.toMatch(/SENTINEL-A|SENTINEL-B/);
+        expect(Date.now() - started).toBeLessThan(10_000);
+      }
+      expect(good.requests).toHaveLength(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
