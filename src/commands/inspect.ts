@@ -1,5 +1,4 @@
-import { realpath, stat } from "node:fs/promises";
-import { basename, resolve } from "node:path";
+import { stat } from "node:fs/promises";
 import { defineCommand } from "citty";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { describeFormat } from "../local/file-format.ts";
@@ -14,6 +13,8 @@ import { escapeControl, formatBytes } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
+import { basenamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
+import { realpathKeepingBytes } from "../shared/fs-names.ts";
 
 const INSPECT_ALGOS: HashAlgo[] = ["sha256", "autov2", "autov3"];
 /** Metadata values longer than this are cut in the human view (the JSON keeps the 1,000-char cut). */
@@ -60,7 +61,7 @@ export default defineCommand({
     const files = args._;
     if (files.length !== 1)
       throw new UsageError("inspect needs exactly one file, e.g. civitai-meta inspect ~/models/loras/my_lora.safetensors");
-    const path = resolve(files[0]!);
+    const path = resolvePath(files[0]!);
     const result = await inspectFile(path, {
       hash: args.hash !== false,
       cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
@@ -81,7 +82,7 @@ export interface InspectOptions {
 export async function inspectFile(path: string, options: InspectOptions): Promise<InspectResult> {
   let st;
   try {
-    st = await stat(path, { bigint: true });
+    st = await stat(fsPath(path), { bigint: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new AppError(`${escapeControl(path)}: ${code === "ENOENT" ? "no such file" : `cannot read (${code ?? "error"})`}`, {
@@ -108,7 +109,7 @@ export async function inspectFile(path: string, options: InspectOptions): Promis
       path,
       paths: [path],
       // The hash cache is keyed on the real path, as the walker does.
-      realPath: await realpath(path).catch(() => path),
+      realPath: await realpathKeepingBytes(path).catch(() => path),
       identity: identityFromStats(st),
       mtimeMs: Number(st.mtimeNs / 1000n) / 1000,
     };
@@ -256,7 +257,7 @@ export function formatInspect(r: InspectResult): string {
   }
 
   if (local.sidecars && local.sidecars.length > 0) {
-    const claims = sidecarSha256Claims(local.sidecars, basename(r.path), r.size);
+    const claims = sidecarSha256Claims(local.sidecars, basenamePath(r.path), r.size);
     let first = true;
     for (const s of local.sidecars) {
       const line = `${e(s.file)} (${SOURCE_LABEL[s.source]}): ${describeSidecar(s)}`;

@@ -5,8 +5,9 @@
  * (reliability.md §4.8). Per-file problems land in `LocalInfo.errors`; these functions do not
  * throw for a bad or vanished file, so a scan goes on.
  */
-import { open, readdir, stat } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { open, stat } from "node:fs/promises";
+import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
+import { listNames } from "../shared/fs-names.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { detectFormat, FORMAT_PROBE_BYTES, parseZipFirstEntry, ZIP_PROBE_BYTES } from "./file-format.ts";
 import { ggmlTypeName, parseGguf } from "./gguf.ts";
@@ -35,7 +36,7 @@ export interface ReadLocalInfoOptions {
   openFile?: (path: string) => Promise<ReadableFile>;
 }
 
-const defaultOpen = (path: string): Promise<ReadableFile> => open(path, "r");
+const defaultOpen = (path: string): Promise<ReadableFile> => open(fsPath(path), "r");
 
 function errnoText(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
@@ -216,11 +217,11 @@ export async function readSidecars(modelPath: string, options: ReadSidecarsOptio
   const counter = { bytes: 0 };
   for (const { path, kind } of sidecarPaths(modelPath)) {
     if (path === modelPath) continue;
-    const name = basename(path);
+    const name = basenamePath(path);
     if (options.dirEntries && !options.dirEntries.has(name)) continue;
     let st;
     try {
-      st = await stat(path);
+      st = await stat(fsPath(path));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") {
         result.warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
@@ -307,7 +308,7 @@ export async function readLocalPass(items: readonly LocalPassItem[], options: Lo
     let p = listings.get(dir);
     if (!p) {
       // Unlistable folder: fall back to a stat per sidecar name (undefined = no listing).
-      p = readdir(dir).then(
+      p = listNames(dir).then(
         (names) => new Set(names) as ReadonlySet<string>,
         () => undefined,
       );
@@ -324,7 +325,7 @@ export async function readLocalPass(items: readonly LocalPassItem[], options: Lo
       const info = await readLocalInfo(item.path, item.size, { includeMetadata: options.includeMetadata ?? false });
       result.bytesRead += info.bytesRead;
       if (withSidecars) {
-        const side = await readSidecars(item.path, { dirEntries: await listing(dirname(item.path)) });
+        const side = await readSidecars(item.path, { dirEntries: await listing(dirnamePath(item.path)) });
         if (side.sidecars.length > 0) info.sidecars = side.sidecars;
         result.warnings.push(...side.warnings);
         result.sidecarBytesRead += side.bytesRead;

@@ -1,4 +1,3 @@
-import { basename } from "node:path";
 import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
@@ -6,6 +5,7 @@ import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../re
 import { sidecarSha256Claims } from "../local/sidecars.ts";
 import type { HashResult, SkippedPath } from "./types.ts";
 import { compareByteOrder } from "./path-filter.ts";
+import { basenamePath } from "../shared/fs-path.ts";
 
 /** What a lookup says about one SHA-256 (services/lookup.ts LookupEntry fits this shape). */
 export interface LookupOutcome {
@@ -155,7 +155,7 @@ export function sidecarIdentity(
 function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
   const out: FileRecord = { ...record };
   const sha256 = record.hashes.sha256;
-  const fileName = basename(record.path);
+  const fileName = basenamePath(record.path);
   const size = record.size ?? 0;
   let info = local;
   if (sha256 && local.sidecars && !record.hashSource) {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basenamePath, dirnamePath, fsPath, joinPath } from "./fs-path.ts";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
@@ -22,13 +22,13 @@ export interface WriteFileAtomicOptions {
 }
 
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
+  return joinPath(dirnamePath(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
 }
 
 function targetMode(path: string, mode: number | undefined): number {
   if (mode !== undefined) return mode;
   try {
-    return statSync(path).mode & 0o7777;
+    return statSync(fsPath(path)).mode & 0o7777;
   } catch {
     return 0o666;
   }
@@ -39,7 +39,7 @@ export function fsyncDirSync(dir: string): void {
   // Some filesystems refuse fsync on a directory (EINVAL); the rename has still happened.
   let fd: number | undefined;
   try {
-    fd = openSync(dir, "r");
+    fd = openSync(fsPath(dir), "r");
     fsyncSync(fd);
   } catch {
     /* best effort */
@@ -55,13 +55,13 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
   let fd: number | undefined;
   try {
     // "wx": never follow or clobber something already sitting at the temp name.
-    fd = openSync(tmp, "wx", targetMode(path, options.mode));
+    fd = openSync(fsPath(tmp), "wx", targetMode(path, options.mode));
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     if (options.fsync !== false) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
-    renameSync(tmp, path);
+    renameSync(fsPath(tmp), fsPath(path));
   } catch (err) {
     if (fd !== undefined) {
       try {
@@ -71,13 +71,13 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
       }
     }
     try {
-      unlinkSync(tmp);
+      unlinkSync(fsPath(tmp));
     } catch {
       /* never created, or already renamed */
     }
     throw err;
   }
-  if (options.fsyncDir) fsyncDirSync(dirname(path));
+  if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
 }
 
 /** Async twin of writeFileAtomic, for large reports where blocking the event loop would stall a spinner. */
@@ -85,28 +85,28 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
   const tmp = tempPathFor(path);
   let mode = options.mode;
   if (mode === undefined) {
-    mode = await stat(path).then(
+    mode = await stat(fsPath(path)).then(
       (s) => s.mode & 0o7777,
       () => 0o666,
     );
   }
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    handle = await open(tmp, "wx", mode);
+    handle = await open(fsPath(tmp), "wx", mode);
     await handle.writeFile(data);
     if (options.fsync !== false) await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(tmp, path);
+    await rename(fsPath(tmp), fsPath(path));
   } catch (err) {
     await handle?.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
+    await unlink(fsPath(tmp)).catch(() => {});
     throw err;
   }
-  if (options.fsyncDir) fsyncDirSync(dirname(path));
+  if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
 }
 
 /** True for names our writers use for temp files (left behind only by a killed process). */
 export function isTempName(path: string): boolean {
-  return basename(path).startsWith(TEMP_PREFIX);
+  return basenamePath(path).startsWith(TEMP_PREFIX);
 }
