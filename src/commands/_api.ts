@@ -8,7 +8,8 @@ import { parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
 import { UsageError } from "../shared/errors.ts";
 import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
-import { logger } from "../ui/logger.ts";
+import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
+import { dirname } from "node:path";
 import { escapeControl } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
 
@@ -78,9 +79,30 @@ function durationArg(value: string | undefined, flag: string, fallback: number):
   return ms;
 }
 
+/**
+ * Issue 9 T22: the config's `logFile`, unless --log-file already chose one. Not from a config found
+ * in the current folder: a downloaded folder must not choose a file we append to (~/.bashrc).
+ */
+function openConfiguredLogFile(config: LoadedConfig, named: boolean): void {
+  const file = config.config.logFile;
+  if (!file || hasLogFile() || !config.file) return;
+  if (!named && dirname(config.file) === process.cwd()) {
+    logger.warn(`Config ${config.file}: "logFile" ignored in a config found in the current folder; use --log-file or --config`);
+    return;
+  }
+  try {
+    openLogFile(file);
+  } catch (error) {
+    throw new UsageError(
+      `Config ${config.file}: cannot open "logFile" ${escapeControl(file)} (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+}
+
 /** Config, key, hosts, client and metadata cache from flags + environment + config file. */
 export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiContext {
   const config = loadConfig(args.config);
+  openConfiguredLogFile(config, args.config !== undefined);
   for (const w of config.warnings) logger.warn(w);
   let settings: ApiSettings;
   try {
@@ -92,6 +114,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal): ApiCo
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  addLogSecret(settings.apiKey);
   if (settings.keySource === "flag") {
     logger.warn(
       "--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600",
