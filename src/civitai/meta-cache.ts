@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { promises as fsp, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { promises as fsp, readFileSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { createStorage, defineDriver, type Storage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
@@ -7,6 +7,7 @@ import { modelKey } from "./cache-keys.ts";
 import { isModel, isVersion } from "./civitai-record.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { MatchedBy } from "../report/record-types.ts";
+import { listNoFollow } from "../shared/no-follow.ts";
 
 /**
  * Civitai metadata cache on unstorage. unstorage 1.17's fs drivers write in place (readers see
@@ -292,9 +293,10 @@ export interface MetaPruneResult {
 }
 
 /**
- * Removes metadata-cache files that can never be used again: expired, unreadable or of the wrong
- * shape, and temp files a killed writer left behind (older than an hour, so a running writer's
- * temp file is never pulled from under it). Used by `civitai-meta cache prune`.
+ * Removes metadata-cache files that can never be used again: our entries that are expired or of
+ * another entry version, and temp files a killed writer left behind (older than an hour, so a
+ * running writer's temp file is never pulled from under it). Files that are not ours, and anything
+ * behind a symbolic link, are left alone. Used by `civitai-meta cache prune`.
  */
 export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPruneResult {
   const result: MetaPruneResult = { checked: 0, removed: 0 };
@@ -306,34 +308,59 @@ export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPrune
       /* gone already, or read-only */
     }
   };
-  let names: string[];
-  try {
-    names = readdirSync(dir, { recursive: true }) as string[];
-  } catch {
-    return result;
-  }
-  for (const name of names) {
-    const path = join(dir, name);
-    let st: ReturnType<typeof statSync>;
-    try {
-      st = statSync(path);
-    } catch {
-      continue;
-    }
-    if (!st.isFile()) continue;
+  // Issue 9 (T11): never through a symbolic link, and only files that are ours (isOwnMetaFile).
+  for (const path of listNoFollow(dir).files) {
+    const own = ownMetaFile(path);
+    if (own === null) continue;
     result.checked++;
-    if (basename(path).startsWith(TEMP_PREFIX)) {
-      if (now - st.mtimeMs > 3_600_000) remove(path);
-      continue;
-    }
-    if (!path.endsWith(ENTRY_EXT)) continue;
-    let text: string | null;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch {
-      text = null;
-    }
-    if (text === null || parseEntry(text, now) === null) remove(path);
+    if (own.kind === "temp") {
+      if (now - own.mtimeMs > 3_600_000) remove(path);
+    } else if (parseEntry(own.text, now) === null) remove(path);
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 9 (T11): what `cache prune` and `cache clear` may delete. A file is ours when it carries a
+// temp name of our driver or is an entry: a `.json` whose content has our envelope (v, storedAt,
+// expiresAt, kind). A user's a.json or tsconfig.json in a folder the cache was pointed at is not.
+
+const TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
+
+type OwnMetaFile = { kind: "temp"; mtimeMs: number } | { kind: "entry"; text: string };
+
+function ownMetaFile(path: string): OwnMetaFile | null {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch {
+    return null;
+  }
+  if (TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
+  if (!path.endsWith(ENTRY_EXT)) return null;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const e = value as Record<string, unknown>;
+  const envelope =
+    typeof e.v === "number" &&
+    typeof e.storedAt === "number" &&
+    typeof e.expiresAt === "number" &&
+    (e.kind === "found" || e.kind === "not_found");
+  return envelope ? { kind: "entry", text } : null;
+}
+
+/** True for a metadata-cache file we wrote (an entry or a temp file); `cache clear` deletes only these. */
+export function isOwnMetaFile(path: string): boolean {
+  return ownMetaFile(path) !== null;
 }
