@@ -257,7 +257,7 @@ export function formatInspect(r: InspectResult): string {
   }
 
   if (local.sidecars && local.sidecars.length > 0) {
-    const claims = sidecarSha256Claims(local.sidecars, basenamePath(r.path), r.size);
+    const claims = sidecarSha256Claims(local.sidecars, basenamePath(r.path), r.size, r.hashes?.sha256);
     let first = true;
     for (const s of local.sidecars) {
       const line = `${e(s.file)} (${SOURCE_LABEL[s.source]}): ${describeSidecar(s)}`;

@@ -82,7 +82,7 @@ export async function readLocalInfo(path: string, size: number, options: ReadLoc
   }
   try {
     const probe = await readAt(file, 0, Math.min(size, FORMAT_PROBE_BYTES), counter);
-    const detection = detectFormat(probe, path);
+    const detection = detectFormat(probe, path, size);
     info.format = detection.format;
     if (detection.mismatch) {
       info.formatMismatch = detection.mismatch;

@@ -124,7 +124,7 @@ export function sidecarIdentity(
   checkedBy: SidecarIdentity["checkedBy"],
 ): SidecarIdentity | null {
   if (!sidecars || !sha256) return null;
-  const claims = sidecarSha256Claims(sidecars, fileName, size);
+  const claims = sidecarSha256Claims(sidecars, fileName, size, checkedBy === "sha256" ? sha256 : undefined);
   for (const s of sidecars) {
     if (s.status !== "ok" || (s.modelId === null && s.versionId === null && s.modelName === null)) continue;
     if (!claims.some((c) => c.file === s.file && c.sha256 === sha256)) continue;
@@ -160,7 +160,7 @@ function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
   let info = local;
   if (sha256 && local.sidecars && !record.hashSource) {
     // A sidecar whose hashes all differ from ours describes another file (renamed, replaced): say so.
-    const claims = sidecarSha256Claims(local.sidecars, fileName, size);
+    const claims = sidecarSha256Claims(local.sidecars, fileName, size, sha256);
     const stale = [...new Set(claims.map((c) => c.file))].filter((file) => !claims.some((c) => c.file === file && c.sha256 === sha256));
     if (stale.length > 0) {
       info = { ...local, warnings: [...local.warnings, ...stale.map((file) => `${file}: its SHA-256 differs from this file's; ignored`)] };
