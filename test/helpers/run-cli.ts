@@ -1,3 +1,5 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -41,8 +43,13 @@ export interface CliBytesResult {
   /** stdout exactly as written (file names that are not UTF-8 stay bytes). */
   stdout: Buffer;
   stderr: string;
-  /** Peak resident memory of the child, in bytes (getrusage ru_maxrss). */
+  /** Peak resident memory of the CLI, in bytes, when `measureRss` was asked for (else 0). */
   maxRss: number;
+}
+
+export interface RunCliBytesOptions extends RunCliOptions {
+  /** Measure the CLI's peak memory through test/helpers/peak-rss.ts (see why there). */
+  measureRss?: boolean;
 }
 
 /**
@@ -58,12 +65,20 @@ export async function runShell(script: string, opts: RunCliOptions = {}): Promis
   return spawnBytes(["bash", "-c", prelude + script], opts, env);
 }
 
-/** runCli with stdout kept as bytes and the child's peak memory. */
-export async function runCliBytes(args: string[], opts: RunCliOptions = {}): Promise<CliBytesResult> {
+/** runCli with stdout kept as bytes and, if asked, the CLI's peak memory. */
+export async function runCliBytes(args: string[], opts: RunCliBytesOptions = {}): Promise<CliBytesResult> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
-  const cmd = opts.binary ? [BINARY, ...args] : [process.execPath, CLI_ENTRY, ...args];
-  return spawnBytes(cmd, opts, env);
+  const cli = opts.binary ? [BINARY, ...args] : [process.execPath, CLI_ENTRY, ...args];
+  if (!opts.measureRss) return spawnBytes(cli, opts, env);
+  const dir = mkdtempSync(join(tmpdir(), "civitai-meta-rss-"));
+  try {
+    const out = join(dir, "peak");
+    const result = await spawnBytes([process.execPath, join(import.meta.dir, "peak-rss.ts"), out, ...cli], opts, env);
+    return { ...result, maxRss: Number(readFileSync(out, "utf8")) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function spawnBytes(cmd: string[], opts: RunCliOptions, env: Record<string, string>): Promise<CliBytesResult> {
@@ -75,5 +90,5 @@ async function spawnBytes(cmd: string[], opts: RunCliOptions, env: Record<string
     proc.exited,
   ]);
   clearTimeout(timer);
-  return { code, stdout: Buffer.from(stdout), stderr, maxRss: proc.resourceUsage()?.maxRSS ?? 0 };
+  return { code, stdout: Buffer.from(stdout), stderr, maxRss: 0 };
 }
