@@ -9,7 +9,7 @@ import { openHashCache } from "../hash/hash-cache.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import { readLocalInfo, readSidecars } from "../local/local-reader.ts";
 import { getCacheDir } from "../config/paths.ts";
-import { escapeControl, formatBytes } from "../shared/format.ts";
+import { escapeControl, escapeJsonControls, formatBytes } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
@@ -67,7 +67,7 @@ export default defineCommand({
       cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
       onWarning: (m) => logger.warn(escapeControl(m)),
     });
-    process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatInspect(result));
+    process.stdout.write(args.json ? `${escapeJsonControls(JSON.stringify(result, null, 2))}\n` : formatInspect(result));
     process.exitCode = result.local.errors.length > 0 || result.hashError ? EXIT.failure : EXIT.ok;
   },
 });
