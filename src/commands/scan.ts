@@ -119,7 +119,7 @@ export default defineCommand({
       ].filter((x) => x !== null);
       logger.info(
         `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-          `${c.hashed} hashed, ${c.requests} requests, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+          `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
           `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
       );
       if (args["write-sidecars"] === true) {

@@ -6,7 +6,7 @@ import { describeFormat } from "./file-format.ts";
 import type { ModelGuess, SidecarInfo } from "./local-types.ts";
 import { sidecarSha256Claims } from "./sidecars.ts";
 import { SIDECAR_SOURCE_LABEL } from "./local-summary.ts";
-import { escapeControl, formatBytes } from "../shared/format.ts";
+import { escapeControl, formatBytes, plural } from "../shared/format.ts";
 import { basenamePath } from "../shared/fs-path.ts";
 import { INSPECT_ALGOS, type InspectResult } from "./inspect-types.ts";
 
@@ -140,13 +140,15 @@ export function formatInspect(r: InspectResult): string {
       ["name", g.name],
       ["file type", g.fileType !== null ? String(g.fileType) : null],
       ["tensors", String(g.tensorCount)],
-      ["metadata", `${g.kvCount} keys${g.truncated ? " (partly read)" : ""}`],
+      ["metadata", `${plural(g.kvCount, "key")}${g.truncated ? " (partly read)" : ""}`],
     ]);
   }
 
   const meta = local.header?.metadata;
   if (meta && Object.keys(meta).length > 0) {
-    out += row("metadata", `${Object.keys(meta).length} keys`);
+    const shown = Object.keys(meta).length;
+    const total = local.header?.metadataCount ?? shown;
+    out += row("metadata", `${plural(total, "key")}${total > shown ? ` (the first ${shown} shown)` : ""}`);
     for (const key of Object.keys(meta).sort()) out += more(`${e(cut(key, 60))}: ${e(cut(meta[key]!))}`);
   }
 
