@@ -107,8 +107,11 @@ function writeAll(fd: number, bytes: Buffer): void {
   while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
-/** Writes a finished report to the target `prepareOutput` chose. */
-export function writeReport(text: string, target: OutputTarget): void {
+/**
+ * Writes a finished report (or any finished text: `download --emit` lists too) to the target
+ * `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644).
+ */
+export function writeReport(text: string, target: OutputTarget, options: { mode?: number } = {}): void {
   switch (target.kind) {
     case "stdout":
       process.stdout.write(text);
@@ -134,7 +137,7 @@ export function writeReport(text: string, target: OutputTarget): void {
     }
     case "atomic":
       try {
-        writeFileAtomic(target.path, text, { mode: 0o644 });
+        writeFileAtomic(target.path, text, { mode: options.mode ?? 0o644 });
       } catch (error) {
         throw cannot(target.path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
       }
