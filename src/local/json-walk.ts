@@ -55,7 +55,7 @@ function isHex(c: number): boolean {
 const ESCAPABLE = new Set([0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74]); // " \ / b f n r t
 
 /** End (past the closing quote) of the string starting at `i` (its quote), or -1 when malformed. */
-export function stringEnd(b: Uint8Array, i: number): number {
+function stringEnd(b: Uint8Array, i: number): number {
   const n = b.length;
   let j = i + 1;
   while (j < n) {

@@ -79,7 +79,7 @@ const NESTED_VALUE_MAX_BYTES = 16 * 1024 * 1024;
 /** One tensor entry is a dtype, a shape of at most 64 numbers and two offsets: far below this. */
 const TENSOR_ENTRY_MAX_BYTES = 16 * 1024;
 /** Real models have at most tens of thousands of tensors. */
-export const TENSORS_MAX = 500_000;
+const TENSORS_MAX = 500_000;
 
 const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
