@@ -74,7 +74,10 @@ export default defineCommand({
       // A mistyped root must not replace a good inventory with an empty one (T9).
       const allowMissing = args["allow-missing"] === true;
       const absent = await missingPaths(paths);
-      if (absent.length > 0 && !allowMissing) throw missingRootsError(absent, args.output);
+      // Even with --allow-missing, no root at all is not an inventory of nothing: it is a mistake.
+      if (absent.length > 0 && (!allowMissing || absent.length === paths.length)) {
+        throw missingRootsError(absent, args.output, allowMissing);
+      }
       for (const m of absent) logger.warn(`${escapeControl(m)}: no such file or folder; left out (--allow-missing)`);
       const hashBar = createProgress("hashing", { enabled: !args.quiet });
       const lookupBar = createProgress("looking up", { enabled: !args.quiet });
@@ -149,10 +152,12 @@ export default defineCommand({
 });
 
 /** T9: one error naming every missing root; nothing was written, so the old inventory is intact. */
-function missingRootsError(missing: readonly string[], output: string | undefined): AppError {
+function missingRootsError(missing: readonly string[], output: string | undefined, all = false): AppError {
   const kept = output && output !== "-" ? `; ${escapeControl(output)} is left as it was` : "";
-  return new AppError(
-    `${missing.map(escapeControl).join(", ")}: no such file or folder. No inventory written${kept}. Check the path, or add --allow-missing when some paths may be absent (a disk not mounted).`,
-    { exitCode: EXIT.failure },
-  );
+  const advice = all
+    ? "None of the paths exists, so there is nothing to inventory, even with --allow-missing"
+    : "Check the path, or add --allow-missing when some paths may be absent (a disk not mounted)";
+  return new AppError(`${missing.map(escapeControl).join(", ")}: no such file or folder. No inventory written${kept}. ${advice}.`, {
+    exitCode: EXIT.failure,
+  });
 }

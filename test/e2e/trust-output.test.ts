@@ -15,11 +15,19 @@ let civitai: FakeCivitai;
 const PAST = new Date(Date.now() - 3600_000);
 const SENTINEL = "SENTINEL-KEY-log-5d1e";
 
+// A read-only folder for T10 (root ignores chmod). Mounted when the file loads, so skipIf knows;
+// unmounted in the file's afterAll, before the temp folders go, whatever tests a filter ran.
+const roMount = join(tmp.make(), "ro");
+mkdirSync(roMount);
+const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", roMount]).exitCode === 0;
+if (!mounted) console.log("T10 read-only folder case skipped: cannot mount a read-only tmpfs here");
+
 beforeAll(async () => {
   civitai = await startFakeCivitai({ fixtures: false });
 });
 afterAll(async () => {
   await civitai.stop();
+  if (mounted) Bun.spawnSync(["umount", roMount]);
   tmp.cleanup();
 });
 beforeEach(() => {
@@ -150,6 +158,13 @@ describe("T9: a missing root never replaces a good inventory", () => {
     expect(r.stderr).toContain(missing);
     const inv = JSON.parse(readFileSync(out, "utf8"));
     expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "c.safetensors")]);
+
+    // No root at all is still a mistake, not an empty inventory over the good one.
+    const before = readFileSync(out, "utf8");
+    const none = await runCli(["scan", missing, "--allow-missing", "--offline", "--no-cache", "-o", out]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("None of the paths exists");
+    expect(readFileSync(out, "utf8")).toBe(before);
   });
 });
 
@@ -175,14 +190,6 @@ describe("T10: the output location is checked before the walk", () => {
     expect(isDir.code).not.toBe(0);
     expect(isDir.stderr).toContain("folder");
     expect(hashEntries(cacheDir)).toEqual([]);
-  });
-
-  const roMount = join(tmp.make(), "ro");
-  mkdirSync(roMount);
-  const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", roMount]).exitCode === 0;
-  if (!mounted) console.log("T10 read-only folder case skipped: cannot mount a read-only tmpfs here");
-  afterAll(() => {
-    if (mounted) Bun.spawnSync(["umount", roMount]);
   });
 
   test.skipIf(!mounted)("T10: -o into a read-only folder fails before the walk, naming it", async () => {
