@@ -25,7 +25,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   inspect: ["civitai-meta inspect ~/models/loras/style.safetensors", "civitai-meta inspect --json --no-hash model.gguf"],
   download: [
     "civitai-meta download inventory.json --dest /new/models",
-    "civitai-meta download 5b4cd3d7db --dest ./loras --dry-run",
+    "civitai-meta download 3198110 --dest ./loras --dry-run",
     "civitai-meta download inv.json --dest /m --emit aria2",
   ],
   cache: ["civitai-meta cache info", "civitai-meta cache prune", "civitai-meta cache clear --hashes"],

@@ -30,7 +30,7 @@ export default defineCommand({
     "allow-missing": {
       type: "boolean",
       description:
-        "A path that does not exist is a warning and the inventory is written for the others (for jobs whose roots may be absent, such as a disk not mounted); without it, no inventory is written and the exit code is 1",
+        "A path that does not exist is a warning and the inventory is written for the others (for jobs whose roots may be absent, such as a disk not mounted; when none exists it is still an error); without it, no inventory is written and the exit code is 1",
     },
     "fail-on": {
       type: "string",
