@@ -12,5 +12,6 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 const { runCli } = await import("./main.ts");
-const code = await runCli(process.argv.slice(2));
+const { userArgs } = await import("./shared/raw-argv.ts");
+const code = await runCli(userArgs(process.argv.slice(2)));
 process.exitCode = code;

@@ -1,16 +1,19 @@
-import { defineCommand, renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+import { defineCommand, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { NAME, VERSION } from "./version.ts";
-import { findUnknownFlags, type FlagSpec } from "./shared/cli-args.ts";
-import { AppError, EXIT, UsageError } from "./shared/errors.ts";
+import { closestWord, collectRepeated, findUnknownFlags, type FlagSpec } from "./shared/cli-args.ts";
+import { AppError, EXIT, UsageError, errnoCode } from "./shared/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
-import { logger, setLogLevel } from "./ui/logger.ts";
+import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
+import { addLogSecret, logger, openLogFile, setLogLevel } from "./ui/logger.ts";
 import { escapeControl } from "./shared/format.ts";
 
 export { NAME, VERSION };
 
+const DESCRIPTION = "Find AI model files, identify them on Civitai by hash, write inventories.";
+
 export const main = defineCommand({
-  meta: { name: NAME, version: VERSION, description: "Find AI model files, identify them on Civitai by hash, write inventories." },
+  meta: { name: NAME, version: VERSION, description: DESCRIPTION },
   args: globalArgs,
   subCommands: commands,
 });
@@ -32,6 +35,40 @@ function toSpecs(args: ArgsDef): FlagSpec[] {
 
 const HELP_FLAGS = new Set(["--help", "-h"]);
 
+async function helpText(sub: CommandDef<any> | undefined, subName: string | undefined): Promise<string> {
+  const width = helpWidth();
+  if (sub && subName) return renderHelp({ ...(await commandParts(sub)), commandName: subName, width });
+  const subCommands = [];
+  for (const name of Object.keys(commands)) {
+    const { meta } = await commandParts(await commands[name]!());
+    subCommands.push({ name, description: meta.description ?? "" });
+  }
+  return renderHelp({ meta: { description: DESCRIPTION }, args: globalArgs, subCommands, width });
+}
+
+/**
+ * The key, wherever it was given, is known to the logger before anything is logged: every sink
+ * redacts it even if a message quotes it. The config's key is added by createApiContext.
+ */
+function registerSecrets(rawArgs: string[]): void {
+  addLogSecret(process.env.CIVITAI_API_KEY);
+  addLogSecret(process.env.CIVITAI_TOKEN);
+  for (const key of collectRepeated(rawArgs, ["api-key"])) addLogSecret(key);
+}
+
+/** `--log-file FILE` (the last one given): opened before the command runs, or one clear error. */
+function openLogFileFlag(rawArgs: string[]): void {
+  const file = collectRepeated(rawArgs, ["log-file"]).at(-1);
+  if (file === undefined) return;
+  try {
+    openLogFile(file);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot open the log file ${escapeControl(file)}: ${errnoCode(error) ?? "error"}. Give --log-file a file in a folder that exists and is writable.`,
+    );
+  }
+}
+
 /**
  * Runs the CLI and returns the exit code. One boundary for every command: usage errors exit 2,
  * AppErrors print their message (the advice) and their code, anything else prints one line
@@ -40,6 +77,7 @@ const HELP_FLAGS = new Set(["--help", "-h"]);
 export async function runCli(rawArgs: string[]): Promise<number> {
   const verbose = rawArgs.includes("--verbose");
   setLogLevel({ verbose, quiet: rawArgs.includes("--quiet") || rawArgs.includes("-q") });
+  registerSecrets(rawArgs);
   const subName = rawArgs.find((a) => !a.startsWith("-"));
   try {
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -48,25 +86,35 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     }
     const sub = subName && Object.hasOwn(commands, subName) ? await commands[subName]!() : undefined;
     if (rawArgs.some((a) => HELP_FLAGS.has(a)) || rawArgs.length === 0) {
-      process.stdout.write(`${await renderUsage(sub ?? main, sub ? main : undefined)}\n`);
+      process.stdout.write(await helpText(sub, sub ? subName : undefined));
       return rawArgs.length === 0 ? EXIT.usage : EXIT.ok;
     }
-    if (!sub) throw new UsageError(`Unknown command "${escapeControl(subName ?? "")}". Commands: ${Object.keys(commands).join(", ")}`);
+    if (!sub) {
+      const names = Object.keys(commands);
+      const hint = subName === undefined ? undefined : closestWord(subName, names);
+      throw new UsageError(
+        `Unknown command "${escapeControl(subName ?? "")}"${hint ? ` (did you mean "${hint}"?)` : ""}. Commands: ${names.join(", ")}`,
+      );
+    }
     const specs = [...toSpecs(globalArgs), ...toSpecs(await resolveArgs(sub))];
     const unknown = findUnknownFlags(rawArgs, specs);
     if (unknown.length > 0) throw new UsageError(`${unknown.map(escapeControl).join("; ")}. See: ${NAME} ${subName} --help`);
+    openLogFileFlag(rawArgs);
+    logger.debug(`${NAME} ${VERSION}: ${rawArgs.map(escapeControl).join(" ")}`);
     process.exitCode = 0;
     await runCommand(main, { rawArgs });
     return Number(process.exitCode ?? 0);
   } catch (error) {
-    return reportError(error, verbose);
+    return reportError(error);
   }
 }
 
-function reportError(error: unknown, verbose: boolean): number {
+function reportError(error: unknown): number {
+  // The stack goes to the debug level: stderr shows it with --verbose, the log file always.
+  const stack = error instanceof Error && error.stack ? error.stack : undefined;
   if (error instanceof AppError) {
     logger.error(error.message);
-    if (verbose && error.stack) process.stderr.write(`${error.stack}\n`);
+    if (stack) logger.debug(stack);
     return error.exitCode;
   }
   if (error instanceof Error && error.name === "CLIError") {
@@ -75,6 +123,6 @@ function reportError(error: unknown, verbose: boolean): number {
   }
   const message = error instanceof Error ? error.message : String(error);
   logger.error(message);
-  if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  if (stack) logger.debug(stack);
   return EXIT.failure;
 }

@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
-import { basename, join } from "node:path";
-import { ENTRY_EXT, parseEntry, TEMP_PREFIX } from "./meta-cache-entry.ts";
+import { readFileSync, statSync, unlinkSync } from "node:fs";
+import { basename } from "node:path";
+import { listNoFollow } from "../shared/no-follow.ts";
+import { ENTRY_EXT, parseEntry } from "./meta-cache-entry.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -8,9 +9,10 @@ export interface MetaPruneResult {
 }
 
 /**
- * Removes metadata-cache files that can never be used again: expired, unreadable or of the wrong
- * shape, and temp files a killed writer left behind (older than an hour, so a running writer's
- * temp file is never pulled from under it). Used by `civitai-meta cache prune`.
+ * Removes metadata-cache files that can never be used again: our entries that are expired or of
+ * another entry version, and temp files a killed writer left behind (older than an hour, so a
+ * running writer's temp file is never pulled from under it). Files that are not ours, and anything
+ * behind a symbolic link, are left alone (docs/cases.md T11). Used by `civitai-meta cache prune`.
  */
 export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPruneResult {
   const result: MetaPruneResult = { checked: 0, removed: 0 };
@@ -22,34 +24,57 @@ export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPrune
       /* gone already, or read-only */
     }
   };
-  let names: string[];
-  try {
-    names = readdirSync(dir, { recursive: true }) as string[];
-  } catch {
-    return result;
-  }
-  for (const name of names) {
-    const path = join(dir, name);
-    let st: ReturnType<typeof statSync>;
-    try {
-      st = statSync(path);
-    } catch {
-      continue;
-    }
-    if (!st.isFile()) continue;
+  for (const path of listNoFollow(dir).files) {
+    const own = ownMetaFile(path);
+    if (own === null) continue;
     result.checked++;
-    if (basename(path).startsWith(TEMP_PREFIX)) {
-      if (now - st.mtimeMs > 3_600_000) remove(path);
-      continue;
-    }
-    if (!path.endsWith(ENTRY_EXT)) continue;
-    let text: string | null;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch {
-      text = null;
-    }
-    if (text === null || parseEntry(text, now) === null) remove(path);
+    if (own.kind === "temp") {
+      if (now - own.mtimeMs > 3_600_000) remove(path);
+    } else if (parseEntry(own.text, now) === null) remove(path);
   }
   return result;
+}
+
+// What `cache prune` and `cache clear` may delete (docs/cases.md T11). A file is ours when it carries a
+// temp name of our driver or is an entry: a `.json` whose content has our envelope (v, storedAt,
+// expiresAt, kind). A user's a.json or tsconfig.json in a folder the cache was pointed at is not.
+
+const TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
+
+type OwnMetaFile = { kind: "temp"; mtimeMs: number } | { kind: "entry"; text: string };
+
+function ownMetaFile(path: string): OwnMetaFile | null {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(path);
+  } catch {
+    return null;
+  }
+  if (TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
+  if (!path.endsWith(ENTRY_EXT)) return null;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const e = value as Record<string, unknown>;
+  const envelope =
+    typeof e.v === "number" &&
+    typeof e.storedAt === "number" &&
+    typeof e.expiresAt === "number" &&
+    (e.kind === "found" || e.kind === "not_found");
+  return envelope ? { kind: "entry", text } : null;
+}
+
+/** True for a metadata-cache file we wrote (an entry or a temp file); `cache clear` deletes only these. */
+export function isOwnMetaFile(path: string): boolean {
+  return ownMetaFile(path) !== null;
 }

@@ -6,9 +6,9 @@ import { createMetaCache, type MetaCache } from "../civitai/meta-cache.ts";
 import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
-import { UsageError } from "../shared/errors.ts";
+import { UsageError, errnoCode } from "../shared/errors.ts";
 import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
-import { logger } from "../ui/logger.ts";
+import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
 import { escapeControl } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
 
@@ -80,6 +80,21 @@ export function durationArg(value: string | undefined, flag: string, fallback: n
   return ms;
 }
 
+/**
+ * The config's `logFile` (docs/cases.md T22), unless --log-file already chose one. A config found in the
+ * current folder cannot set it (config-file.ts drops it with a warning): a downloaded folder must
+ * not choose a file we append to (~/.bashrc).
+ */
+function openConfiguredLogFile(config: LoadedConfig): void {
+  const file = config.config.logFile;
+  if (!file || hasLogFile()) return;
+  try {
+    openLogFile(file);
+  } catch (error) {
+    throw new UsageError(`Config: cannot open "logFile" ${escapeControl(file)} (${errnoCode(error) ?? "error"})`);
+  }
+}
+
 /** What a command's display wants to hear about from the client. */
 export interface ApiHooks {
   /** A 429 paused every request until `until` (epoch ms); `service` asked for it. */
@@ -89,6 +104,7 @@ export interface ApiHooks {
 /** Config, key, hosts, client and metadata cache from flags + environment + config file. */
 export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks: ApiHooks = {}): ApiContext {
   const config = loadConfig(args.config);
+  openConfiguredLogFile(config);
   for (const w of config.warnings) logger.warn(w);
   let settings: ApiSettings;
   try {
@@ -100,6 +116,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+  addLogSecret(settings.apiKey);
   if (settings.keySource === "flag") {
     logger.warn(
       "--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600",

@@ -4,6 +4,11 @@ import type { ArgsDef } from "citty";
 export const globalArgs = {
   verbose: { type: "boolean", description: "Log debug details and print stacks on errors" },
   quiet: { type: "boolean", alias: "q", description: "Only print warnings and errors on stderr" },
+  "log-file": {
+    type: "string",
+    valueHint: "file",
+    description: "Also append every log line, debug level included, timestamped, to FILE (stderr keeps its level)",
+  },
 } as const satisfies ArgsDef;
 
 export const walkArgs = {
@@ -27,7 +32,16 @@ export const hashingArgs = {
 
 /** Where and how a report is written (scan and report). */
 export const reportArgs = {
-  output: { type: "string", alias: "o", valueHint: "file", description: "Write to FILE (atomically) instead of stdout" },
-  format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
+  output: {
+    type: "string",
+    alias: "o",
+    valueHint: "file",
+    description: "Write to FILE (a file: atomically; a device or FIFO: directly; -: stdout) instead of stdout",
+  },
+  format: {
+    type: "string",
+    valueHint: "json|csv|md",
+    description: "Report format (default: from -o's extension .json, .csv or .md, else json)",
+  },
   excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
 } as const satisfies ArgsDef;

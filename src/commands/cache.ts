@@ -1,28 +1,25 @@
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { lstatSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { UsageError } from "../shared/errors.ts";
-import { escapeControl, formatBytes } from "../shared/format.ts";
-import { openHashCache } from "../hash/hash-cache.ts";
-import { pruneMetaCache } from "../civitai/meta-cache-prune.ts";
+import { escapeControl, formatBytes, plural } from "../shared/format.ts";
+import { clearHashCache, openHashCache } from "../hash/hash-cache.ts";
+import { isOwnMetaFile, pruneMetaCache } from "../civitai/meta-cache-prune.ts";
 import { getCacheDir } from "../config/paths.ts";
+import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs } from "./_shared.ts";
 
 const ACTIONS = ["info", "prune", "clear"] as const;
 
-/** Files and bytes under a folder (0 when it does not exist). */
+/** Files and bytes under a folder, links not followed (0 when it does not exist). */
 function usage(dir: string): { files: number; bytes: number } {
   let files = 0;
   let bytes = 0;
-  if (!existsSync(dir)) return { files, bytes };
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+  for (const file of listNoFollow(dir).files) {
     try {
-      const st = statSync(join(dir, name));
-      if (st.isFile()) {
-        files++;
-        bytes += st.size;
-      }
+      bytes += statSync(file).size;
+      files++;
     } catch {
       /* removed meanwhile */
     }
@@ -30,11 +27,44 @@ function usage(dir: string): { files: number; bytes: number } {
   return { files, bytes };
 }
 
+/**
+ * A cache sub-folder we may work in: a real folder. We never create `hashes/` or `meta/` as links,
+ * so a link there points somewhere else (a user's folder): it is not followed, and said so (docs/cases.md T11).
+ */
+function ownFolder(dir: string): boolean {
+  try {
+    if (lstatSync(dir).isSymbolicLink()) {
+      logger.warn(`${escapeControl(dir)} is a symbolic link: not followed, nothing under it is touched`);
+      return false;
+    }
+    return true;
+  } catch {
+    return false; // absent: nothing to do
+  }
+}
+
+/** `cache clear --metadata`: our entries and temp files only, then the folders left empty. */
+function clearMetaCache(metaDir: string): number {
+  const listing = listNoFollow(metaDir);
+  let removed = 0;
+  for (const file of listing.files) {
+    if (!isOwnMetaFile(file)) continue;
+    try {
+      unlinkSync(file);
+      removed++;
+    } catch {
+      /* gone already */
+    }
+  }
+  removeEmptyDirs([...listing.dirs, metaDir]);
+  return removed;
+}
+
 export default defineCommand({
   meta: {
     name: "cache",
     description:
-      "Show, prune or clear the caches: info (where and how big), prune (drop entries that can never be used again), clear (remove them all)",
+      "Show, prune or clear the caches: info (where and how big), prune (drop entries that can never be used again), clear (remove them all). Links are never followed and files the caches did not write are left alone",
   },
   args: {
     ...globalArgs,
@@ -59,30 +89,34 @@ export default defineCommand({
       const h = usage(hashesDir);
       const m = usage(metaDir);
       process.stdout.write(
-        `cache     ${escapeControl(dir)}\nhashes    ${h.files} entries, ${formatBytes(h.bytes)}\nmetadata  ${m.files} entries, ${formatBytes(m.bytes)}\n`,
+        `cache     ${escapeControl(dir)}\nhashes    ${plural(h.files, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n`,
       );
       return;
     }
+    const doHashes = ownFolder(hashesDir);
+    const doMeta = ownFolder(metaDir);
     if (action === "prune") {
-      const { cache, warning } = await openHashCache(dir);
-      if (warning) logger.warn(escapeControl(warning));
-      const h = cache ? cache.prune() : { checked: 0, removed: 0 };
-      const m = pruneMetaCache(metaDir);
+      let h = { checked: 0, removed: 0 };
+      if (doHashes) {
+        const { cache, warning } = await openHashCache(dir);
+        if (warning) logger.warn(escapeControl(warning));
+        if (cache) h = cache.prune();
+      }
+      const m = doMeta ? pruneMetaCache(metaDir) : { checked: 0, removed: 0 };
       logger.success(
-        `pruned ${h.removed} of ${h.checked} hash entries and ${m.removed} of ${m.checked} metadata entries in ${escapeControl(dir)}`,
+        `pruned ${h.removed} of ${plural(h.checked, "hash entry", "hash entries")} and ${m.removed} of ${plural(m.checked, "metadata entry", "metadata entries")} in ${escapeControl(dir)}`,
       );
       return;
     }
     // Both flags or neither: everything.
     const both = args.hashes === args.metadata;
-    for (const [wanted, sub, label] of [
-      [both || args.hashes === true, hashesDir, "hash cache"],
-      [both || args.metadata === true, metaDir, "metadata cache"],
-    ] as const) {
-      if (!wanted) continue;
-      const { files } = usage(sub);
-      rmSync(sub, { recursive: true, force: true });
-      logger.success(`cleared the ${label}: ${files} entries removed from ${escapeControl(sub)}`);
+    if ((both || args.hashes === true) && doHashes) {
+      const n = clearHashCache(dir);
+      logger.success(`cleared the hash cache: ${plural(n, "file")} removed from ${escapeControl(hashesDir)}`);
+    }
+    if ((both || args.metadata === true) && doMeta) {
+      const n = clearMetaCache(metaDir);
+      logger.success(`cleared the metadata cache: ${plural(n, "file")} removed from ${escapeControl(metaDir)}`);
     }
   },
 });

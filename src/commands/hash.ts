@@ -6,7 +6,7 @@ import { normaliseExtensions } from "../scan/path-filter.ts";
 import { HASH_ALGOS, type HashAlgo, type HashResult } from "../scan/types.ts";
 import { collectFiles } from "../scan/collect.ts";
 import { getCacheDir } from "../config/paths.ts";
-import { escapeControl, formatBytes, formatDuration } from "../shared/format.ts";
+import { checksumLine, escapeControl, escapeJsonControls, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
 import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
@@ -59,19 +59,13 @@ export default defineCommand({
     for (const h of failed) logger.error(`${escapeControl(h.file.path)}: ${h.error}`);
     for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
 
-    if (args.json) process.stdout.write(`${JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2)}\n`);
-    else
-      process.stdout.write(
-        hashes
-          .filter((h) => !h.error)
-          .map((h) => formatLines(h, columns))
-          .join(""),
-      );
+    if (args.json) process.stdout.write(`${escapeJsonControls(JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2))}\n`);
+    else process.stdout.write(formatLines(hashes, columns, process.stdout.isTTY === true));
 
     if (walk.files.length === 0 && walk.missing.length === 0)
       logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
     logger.info(
-      `${hashes.length} files: ${stats.filesHashed} hashed (${formatBytes(stats.bytesRead)} read), ${stats.filesCached} from cache, ${failed.length} failed, ${walk.skipped.length} skipped in ${formatDuration(stats.durationMs)}`,
+      `${plural(hashes.length, "file")}: ${stats.filesHashed} hashed (${formatBytes(stats.bytesRead)} read), ${stats.filesCached} from cache, ${failed.length} failed, ${walk.skipped.length} skipped in ${formatDuration(stats.durationMs)}`,
     );
     if (walk.missing.length > 0 && walk.files.length === 0 && failed.length === 0) {
       throw new AppError(`Nothing to hash: ${walk.missing.map(escapeControl).join(", ")} not found`, { exitCode: EXIT.failure });
@@ -80,10 +74,21 @@ export default defineCommand({
   },
 });
 
-/** One line per path (links included), so `sha256sum -c` can check every name the file has. */
-function formatLines(h: HashResult, columns: HashAlgo[]): string {
-  const cells = columns.map((a) => h.hashes[a] ?? "-").join(" ");
-  return h.file.paths.map((p) => `${cells}  ${escapeControl(p)}\n`).join("");
+/**
+ * One line per path (links included), so `sha256sum -c` can check every name the file has. Piped
+ * or redirected, names are written as GNU coreutils does (their bytes; `\\`, LF and CR escaped
+ * behind a leading `\`), so the output checks with `sha256sum -c` whatever the names. On a
+ * terminal they are shown with escapeControl instead: a name must not drive the terminal.
+ */
+function formatLines(hashes: readonly HashResult[], columns: HashAlgo[], terminal: boolean): string | Buffer {
+  const lines: { cells: string; path: string }[] = [];
+  for (const h of hashes) {
+    if (h.error) continue;
+    const cells = columns.map((a) => h.hashes[a] ?? "-").join(" ");
+    for (const path of h.file.paths) lines.push({ cells, path });
+  }
+  if (terminal) return lines.map((l) => `${l.cells}  ${escapeControl(l.path)}\n`).join("");
+  return Buffer.concat(lines.map((l) => checksumLine(l.cells, l.path)));
 }
 
 function toJson(hashes: HashResult[], skipped: { path: string; reason: string }[], missing: string[]) {

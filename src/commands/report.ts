@@ -4,7 +4,8 @@ import { AppError, UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { readInventory } from "../report/inventory-read.ts";
 import { renderInventory } from "../report/render.ts";
-import { chooseFormat, writeReport } from "../report/report-output.ts";
+import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
+import { fsPath } from "../shared/fs-path.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, reportArgs } from "./_shared.ts";
 
@@ -25,9 +26,10 @@ export default defineCommand({
     if (!source) throw new UsageError("report needs an inventory, e.g. civitai-meta report inventory.json --format md");
     if (args._.length > 1) throw new UsageError(`report takes one inventory (got ${args._.length})`);
     const format = chooseFormat(args.format, args.output);
+    const target = prepareOutput(args.output);
     let text: string;
     try {
-      text = readFileSync(source === "-" ? 0 : source, "utf8");
+      text = readFileSync(source === "-" ? 0 : fsPath(source), "utf8");
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? "error";
       throw new AppError(
@@ -35,7 +37,7 @@ export default defineCommand({
       );
     }
     const inventory = readInventory(text, escapeControl(source === "-" ? "stdin" : source));
-    writeReport(renderInventory(inventory, format, { excel: args.excel === true }), args.output);
-    if (args.output) logger.success(`Wrote ${format.toUpperCase()} report to ${escapeControl(args.output)}`);
+    writeReport(renderInventory(inventory, format, { excel: args.excel === true }), target);
+    if (target.kind !== "stdout") logger.success(`Wrote ${format.toUpperCase()} report to ${escapeControl(args.output ?? "")}`);
   },
 });

@@ -5,9 +5,10 @@ import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { failOnHits, parseFailOn } from "../report/fail-on.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
 import { renderInventory } from "../report/render.ts";
-import { chooseFormat, writeReport } from "../report/report-output.ts";
+import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
+import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan } from "../scan/scan.ts";
-import { escapeControl, formatBytes, formatDuration } from "../shared/format.ts";
+import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
@@ -26,6 +27,11 @@ export default defineCommand({
       valueHint: "paths...",
     },
     ...reportArgs,
+    "allow-missing": {
+      type: "boolean",
+      description:
+        "A path that does not exist is a warning and the inventory is written for the others (for jobs whose roots may be absent, such as a disk not mounted; when none exists it is still an error); without it, no inventory is written and the exit code is 1",
+    },
     "fail-on": {
       type: "string",
       valueHint: "statuses",
@@ -65,6 +71,16 @@ export default defineCommand({
         throw new UsageError(`scan needs a folder, e.g. ${NAME} scan ~/ComfyUI/models (or set "modelDirectories" in the config file)`);
       }
       const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
+      // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
+      const target = prepareOutput(args.output);
+      // A mistyped root must not replace a good inventory with an empty one (docs/cases.md T9).
+      const allowMissing = args["allow-missing"] === true;
+      const absent = await missingPaths(paths);
+      // Even with --allow-missing, no root at all is not an inventory of nothing: it is a mistake.
+      if (absent.length > 0 && (!allowMissing || absent.length === paths.length)) {
+        throw missingRootsError(absent, args.output, allowMissing);
+      }
+      for (const m of absent) logger.warn(`${escapeControl(m)}: no such file or folder; left out (--allow-missing)`);
       const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
       const result = await runScan({
@@ -93,10 +109,12 @@ export default defineCommand({
       lookupBar.done();
 
       const inv = result.inventory;
-      writeReport(renderInventory(inv, format, { excel: args.excel === true }), args.output);
-      if (args.output) logger.success(`Wrote ${format.toUpperCase()} inventory to ${escapeControl(args.output)}`);
+      // A root that vanished during the walk: the same rule as one missing from the start.
+      const vanished = result.missing.filter((m) => !absent.includes(m));
+      if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
+      writeReport(renderInventory(inv, format, { excel: args.excel === true }), target);
+      if (target.kind !== "stdout") logger.success(`Wrote ${format.toUpperCase()} inventory to ${escapeControl(args.output ?? "")}`);
 
-      for (const m of result.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
       const s = inv.summary;
       const c = result.counters;
       const sidecarNotes = [
@@ -104,8 +122,8 @@ export default defineCommand({
         c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
       ].filter((x) => x !== null);
       logger.info(
-        `${s.files} files (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${s.byStatus.error} errors, ${s.byStatus.skipped} skipped; ` +
-          `${c.hashed} hashed, ${c.requests} requests, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+        `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
+          `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
           `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
       );
       if (args["write-sidecars"] === true) {
@@ -122,9 +140,10 @@ export default defineCommand({
         process.exitCode = EXIT.failOn;
         return;
       }
-      if (result.missing.length > 0 || s.byStatus.error > 0) {
-        if (s.byStatus.error > 0)
-          logger.error(`${s.byStatus.error} file(s) could not be hashed or looked up; see their "error" in the inventory`);
+      if (s.byStatus.error > 0) {
+        logger.error(
+          `${plural(s.byStatus.error, "file")} could not be hashed or looked up; see ${s.byStatus.error === 1 ? "its" : "their"} "error" in the inventory`,
+        );
         process.exitCode = EXIT.failure;
         return;
       }
@@ -132,3 +151,14 @@ export default defineCommand({
     });
   },
 });
+
+/** T9: one error naming every missing root; nothing was written, so the old inventory is intact. */
+function missingRootsError(missing: readonly string[], output: string | undefined, all = false): AppError {
+  const kept = output && output !== "-" ? `; ${escapeControl(output)} is left as it was` : "";
+  const advice = all
+    ? "None of the paths exists, so there is nothing to inventory, even with --allow-missing"
+    : "Check the path, or add --allow-missing when some paths may be absent (a disk not mounted)";
+  return new AppError(`${missing.map(escapeControl).join(", ")}: no such file or folder. No inventory written${kept}. ${advice}.`, {
+    exitCode: EXIT.failure,
+  });
+}

@@ -25,7 +25,7 @@ export interface LoadedConfig {
 const FOLDER_CONFIG_NAME = "civitai-meta.json";
 
 /** Top-level keys a folder config may not set (canonical names; aliases map onto them). */
-const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl"]);
+const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl", "logFile"]);
 /** Keys of the `cache` section a folder config may not set. */
 const FOLDER_DENIED_CACHE_KEYS = new Set(["dir"]);
 
@@ -87,7 +87,7 @@ function loadFile(file: string, trusted: boolean): { config: Config; warnings: s
   if (ignored.length > 0) {
     const keys = ignored.map((k) => JSON.stringify(escapeControl(k))).join(", ");
     warnings.push(
-      `Config ${escapeControl(file)}: ${keys} ignored: a config found in the current folder may not choose where requests, the API key or the cache go. If you wrote it, pass --config ${escapeControl(file)} or move these settings to ${join(getConfigDir(), "config.json")}`,
+      `Config ${escapeControl(file)}: ${keys} ignored: a config found in the current folder may not choose where requests, the API key, the cache or the log go. If you wrote it, pass --config ${escapeControl(file)} or move these settings to ${join(getConfigDir(), "config.json")}`,
     );
   }
   if (parsed.config.apiKey && process.platform !== "win32") {

@@ -11,6 +11,8 @@ export interface Config {
   outputFormat?: "json" | "csv" | "md";
   concurrency?: number;
   cache?: { enabled?: boolean; dir?: string; ttlMs?: number; notFoundTtlMs?: number };
+  /** Issue 9 T22: append every log line (debug level) to this file, like --log-file. */
+  logFile?: string;
 }
 
 export interface ConfigParseResult {
@@ -105,6 +107,10 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
         break;
       case "cache":
         config.cache = { ...config.cache, ...parseCacheSection(value, rawKey, fail) };
+        break;
+      case "logFile":
+        if (typeof value !== "string" || value === "") fail(rawKey, "must be a file path");
+        config.logFile = value as string;
         break;
       default:
         warnings.push(`Config ${file}: unknown key "${rawKey}" ignored`);

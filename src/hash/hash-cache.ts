@@ -12,11 +12,13 @@
  * Reads are synchronous on purpose: a warm run over 10,000 files is 10,000 tiny reads, and per-entry
  * promise overhead would cost more than the reads.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { HASH_HEX_LENGTH, isHashAlgo, isValidHashValue } from "./hash-algos.ts";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { isTempName, tempPathFor, writeFileAtomic } from "../shared/atomic-write.ts";
+import { encodeFsName, fsPath } from "../shared/fs-path.ts";
+import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
 
 export const HASH_CACHE_VERSION = 1;
 /** An entry whose file mtime is this close to (or after) the time it was written is not trusted. */
@@ -211,7 +213,8 @@ class JsonHashCache implements HashCache {
   }
 
   entryPath(realPath: string): string {
-    const key = Bun.CryptoHasher.hash("sha256", realPath, "hex");
+    // Of the bytes: a string with raw bytes would be hashed with U+FFFD, and two names would collide.
+    const key = Bun.CryptoHasher.hash("sha256", encodeFsName(realPath), "hex");
     return join(this.root, key.slice(0, 2), `${key}.json`);
   }
 
@@ -318,56 +321,71 @@ class JsonHashCache implements HashCache {
         /* gone already, or read-only: nothing to do */
       }
     };
-    let subs: string[];
-    try {
-      subs = readdirSync(this.root);
-    } catch {
-      return result;
-    }
     const now = Date.now();
-    for (const sub of subs) {
-      const subDir = join(this.root, sub);
-      let names: string[];
+    // Never through a link, and only files named as we name them (docs/cases.md T11): anything else is not ours.
+    for (const file of listNoFollow(this.root).files) {
+      const name = basename(file);
+      if (isTempName(name)) {
+        try {
+          if (now - statSync(file).mtimeMs > STALE_TEMP_MS) remove(file);
+        } catch {
+          /* raced with its writer */
+        }
+        continue;
+      }
+      if (!isEntryFile(this.root, file)) continue;
+      result.checked++;
+      let text = "";
       try {
-        names = readdirSync(subDir);
+        text = readFileSync(file, "utf8");
       } catch {
         continue;
       }
-      for (const name of names) {
-        const file = join(subDir, name);
-        if (isTempName(name)) {
-          try {
-            if (now - statSync(file).mtimeMs > STALE_TEMP_MS) remove(file);
-          } catch {
-            /* raced with its writer */
-          }
-          continue;
-        }
-        if (!name.endsWith(".json")) continue;
-        result.checked++;
-        let text = "";
-        try {
-          text = readFileSync(file, "utf8");
-        } catch {
-          continue;
-        }
-        const entry = parseEntry(text);
-        if (!entry || this.entryPath(entry.path) !== file) {
+      const entry = parseEntry(text);
+      if (!entry || this.entryPath(entry.path) !== file) {
+        remove(file);
+        continue;
+      }
+      try {
+        const st = statSync(fsPath(entry.path), { bigint: true });
+        if (Number(st.dev) !== entry.dev || Number(st.ino) !== entry.ino) remove(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") {
           remove(file);
-          continue;
-        }
-        try {
-          const st = statSync(entry.path, { bigint: true });
-          if (Number(st.dev) !== entry.dev || Number(st.ino) !== entry.ino) remove(file);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") {
-            remove(file);
-          }
         }
       }
     }
     return result;
   }
+}
+
+/** `<root>/<ab>/<ab…64 hex>.json`: the only name an entry has, so a user's file is never taken for one. */
+function isEntryFile(root: string, file: string): boolean {
+  const name = basename(file);
+  const sub = dirname(file);
+  return /^[0-9a-f]{64}\.json$/.test(name) && basename(sub) === name.slice(0, 2) && dirname(sub) === root;
+}
+
+/**
+ * `cache clear --hashes`: removes the entries and temp files we wrote under `dir`, then the folders
+ * left empty. Links are not followed and files we did not write stay (with their folders).
+ * Returns the number of files removed.
+ */
+export function clearHashCache(dir: string): number {
+  const root = entriesRoot(dir);
+  const listing = listNoFollow(root);
+  let removed = 0;
+  for (const file of listing.files) {
+    if (!isTempName(basename(file)) && !isEntryFile(root, file)) continue;
+    try {
+      unlinkSync(file);
+      removed++;
+    } catch {
+      /* gone already */
+    }
+  }
+  removeEmptyDirs([...listing.dirs, root, join(dir, "hashes")]);
+  return removed;
 }
 
 /**

@@ -11,6 +11,7 @@ import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, sa
 import { errorMessage } from "../shared/errors.ts";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
+import { fsPath } from "../shared/fs-path.ts";
 
 /** How often a worker reports bytes read within one big file. */
 const PROGRESS_INTERVAL_MS = 100;
@@ -66,7 +67,7 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     return fail(errorMessage(err));
   }

@@ -3,6 +3,7 @@
  * dispatching on the extension let a pickle renamed `.SafeTensors` be unpickled (InvokeAI #2946).
  */
 import type { LocalFormat, ZipSummary } from "./local-types.ts";
+import { SAFETENSORS_MAX_HEADER_SIZE } from "../hash/hash-algos.ts";
 
 /** Bytes the detection looks at (the u64 safetensors length and the start of its JSON). */
 export const FORMAT_PROBE_BYTES = 16;
@@ -35,8 +36,28 @@ function startsWith(head: Uint8Array, bytes: readonly number[]): boolean {
   return head.length >= bytes.length && bytes.every((b, i) => head[i] === b);
 }
 
-/** Format from the magic bytes alone; `head` is the first FORMAT_PROBE_BYTES (fewer for a short file). */
-export function detectFormatFromBytes(head: Uint8Array): LocalFormat {
+/**
+ * True when `head` has the safetensors shape: a u64 length that is at most the format's limit and
+ * fits the file (when its size is known), then `{` after optional whitespace at byte 8.
+ */
+function looksLikeSafetensors(head: Uint8Array, fileSize?: number): boolean {
+  if (head.length < 9) return false;
+  const n = new DataView(head.buffer, head.byteOffset, head.byteLength).getBigUint64(0, true);
+  if (n > BigInt(SAFETENSORS_MAX_HEADER_SIZE) || (fileSize !== undefined && n > BigInt(fileSize) - 8n)) return false;
+  let i = 8;
+  while (i < head.length && WHITESPACE.has(head[i]!)) i++;
+  return i < head.length && head[i] === 0x7b;
+}
+
+/**
+ * Format from the magic bytes alone; `head` is the first FORMAT_PROBE_BYTES (fewer for a short
+ * file), `fileSize` the whole file's size when known.
+ */
+export function detectFormatFromBytes(head: Uint8Array, fileSize?: number): LocalFormat {
+  // The safetensors shape first (docs/cases.md T16): a header length of 0x0480 starts with the bytes 80 04, which
+  // is also the pickle signature, so 1 file in 2,048 was taken for a pickle. A pickle with a
+  // length-shaped start and a `{` at byte 8 that fits the file does not occur (`{` is no opcode).
+  if (looksLikeSafetensors(head, fileSize)) return "safetensors";
   if (startsWith(head, [0x47, 0x47, 0x55, 0x46])) return "gguf"; // "GGUF"
   // Local file header, empty archive, spanned archive.
   if (
@@ -48,7 +69,8 @@ export function detectFormatFromBytes(head: Uint8Array): LocalFormat {
   }
   // PROTO opcode 0x80 then protocol 2–5: every torch.save pickle and any modern pickle.
   if (head.length >= 2 && head[0] === 0x80 && head[1]! >= 2 && head[1]! <= 5) return "pickle";
-  // u64 length then `{` after optional whitespace; the length itself is judged later (docs/cases.md E1–E4).
+  // u64 length then `{` after optional whitespace, but a length too large or past the end of the
+  // file: still safetensors-shaped; checkSafetensorsHeader says what is wrong with it (docs/cases.md E1–E4).
   let i = 8;
   while (i < head.length && WHITESPACE.has(head[i]!)) i++;
   if (i < head.length && head[i] === 0x7b) return "safetensors";
@@ -63,8 +85,8 @@ export interface FormatDetection {
   mismatch?: string;
 }
 
-export function detectFormat(head: Uint8Array, path: string): FormatDetection {
-  const format = detectFormatFromBytes(head);
+export function detectFormat(head: Uint8Array, path: string, fileSize?: number): FormatDetection {
+  const format = detectFormatFromBytes(head, fileSize);
   const expected = formatsForExtension(path);
   const detection: FormatDetection = { format, expected };
   // An unrecognised file with a safetensors name gets a header error instead (too small, …).

@@ -5,8 +5,10 @@
  * (docs/reliability.md §4.8). Per-file problems land in `LocalInfo.errors`; these functions do not
  * throw for a bad or vanished file, so a scan goes on.
  */
-import { open, readdir, stat } from "node:fs/promises";
-import { basename, dirname } from "node:path";
+import { open, stat } from "node:fs/promises";
+import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
+import { listNames } from "../shared/fs-names.ts";
+import { ByteBudget } from "../shared/byte-budget.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { detectFormat, FORMAT_PROBE_BYTES, parseZipFirstEntry, ZIP_PROBE_BYTES } from "./file-format.ts";
 import { ggmlTypeName, parseGguf } from "./gguf.ts";
@@ -19,6 +21,13 @@ import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 
 /** GGUF metadata sits at the start; LLM vocabularies can be several MB, diffusion GGUFs far less. */
 export const GGUF_PREFIX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Header bytes read and parsed at once across the local pass (docs/cases.md T13): sixteen headers of a few KB
+ * run together, a 100 MB one (the format's limit) runs alone. Parsing holds about the header's own
+ * size (json-walk.ts), so the pass peaks near this plus one header.
+ */
+export const HEADER_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
 /** The part of a FileHandle the reader uses, so tests can count or fail reads. */
 export interface ReadableFile {
@@ -33,9 +42,11 @@ export interface ReadLocalInfoOptions {
   ggufPrefixBytes?: number;
   /** Opens the file; default node:fs/promises `open(path, "r")`. */
   openFile?: (path: string) => Promise<ReadableFile>;
+  /** Shared by concurrent readers: header bytes are taken from it before they are read. */
+  budget?: ByteBudget;
 }
 
-const defaultOpen = (path: string): Promise<ReadableFile> => open(path, "r");
+const defaultOpen = (path: string): Promise<ReadableFile> => open(fsPath(path), "r");
 
 function errnoText(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
@@ -45,14 +56,27 @@ function errnoText(err: unknown): string {
 /** Reads up to `length` bytes at `position`, looping over short reads; a shorter result means EOF. */
 async function readAt(file: ReadableFile, position: number, length: number, counter: { bytes: number }): Promise<Uint8Array> {
   const buffer = new Uint8Array(length);
+  const got = await readInto(file, buffer, 0, position, counter);
+  return got === length ? buffer : buffer.subarray(0, got);
+}
+
+/** Fills `buffer` from `offset` on with the file's bytes at `position`; returns how many came (fewer at EOF). */
+async function readInto(
+  file: ReadableFile,
+  buffer: Uint8Array,
+  offset: number,
+  position: number,
+  counter: { bytes: number },
+): Promise<number> {
+  const length = buffer.length - offset;
   let got = 0;
   while (got < length) {
-    const { bytesRead } = await file.read(buffer, got, length - got, position + got);
+    const { bytesRead } = await file.read(buffer, offset + got, length - got, position + got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
   counter.bytes += got;
-  return got === length ? buffer : buffer.subarray(0, got);
+  return got;
 }
 
 /** The first `length` bytes of the file, reusing the probe already read (no byte is read twice). */
@@ -81,7 +105,7 @@ export async function readLocalInfo(path: string, size: number, options: ReadLoc
   }
   try {
     const probe = await readAt(file, 0, Math.min(size, FORMAT_PROBE_BYTES), counter);
-    const detection = detectFormat(probe, path);
+    const detection = detectFormat(probe, path, size);
     info.format = detection.format;
     if (detection.mismatch) {
       info.formatMismatch = detection.mismatch;
@@ -89,11 +113,18 @@ export async function readLocalInfo(path: string, size: number, options: ReadLoc
     }
     switch (detection.format) {
       case "safetensors":
-        await readSafetensors(file, probe, size, info, counter, options.includeMetadata ?? true);
+        await readSafetensors(file, probe, size, info, counter, options.includeMetadata ?? true, options.budget);
         break;
-      case "gguf":
-        readGguf(await extendProbe(file, probe, Math.min(size, options.ggufPrefixBytes ?? GGUF_PREFIX_BYTES), counter), size, info);
+      case "gguf": {
+        const length = Math.min(size, options.ggufPrefixBytes ?? GGUF_PREFIX_BYTES);
+        const release = await options.budget?.acquire(length);
+        try {
+          readGguf(await extendProbe(file, probe, length, counter), size, info);
+        } finally {
+          release?.();
+        }
         break;
+      }
       case "zip":
         info.zip = parseZipFirstEntry(await extendProbe(file, probe, Math.min(size, ZIP_PROBE_BYTES), counter));
         break;
@@ -123,6 +154,7 @@ async function readSafetensors(
   info: LocalInfo,
   counter: { bytes: number },
   includeMetadata: boolean,
+  budget: ByteBudget | undefined,
 ): Promise<void> {
   // Length rules first (docs/cases.md E1–E4): BigInt compares against 100 MB and the file size, before allocating.
   const check = checkSafetensorsHeader(probe, size);
@@ -130,23 +162,37 @@ async function readSafetensors(
     info.errors.push(`invalid safetensors: ${check.reason}`);
     return;
   }
+  const release = await budget?.acquire(check.headerLength);
+  try {
+    await readSafetensorsHeader(file, probe, size, info, counter, includeMetadata, check);
+  } finally {
+    release?.();
+  }
+}
+
+async function readSafetensorsHeader(
+  file: ReadableFile,
+  probe: Uint8Array,
+  size: number,
+  info: LocalInfo,
+  counter: { bytes: number },
+  includeMetadata: boolean,
+  check: { headerLength: number; dataOffset: number },
+): Promise<void> {
   const n = check.headerLength;
   const header = new Uint8Array(n);
   const fromProbe = Math.min(probe.length - 8, n);
   header.set(probe.subarray(8, 8 + fromProbe));
-  if (n > fromProbe) {
-    const rest = await readAt(file, 8 + fromProbe, n - fromProbe, counter);
-    if (rest.length !== n - fromProbe) {
-      info.errors.push("invalid safetensors: incomplete header (the file ends inside it)");
-      return;
-    }
-    header.set(rest, fromProbe);
+  // Read straight into the header buffer: a 100 MB header must not be held twice.
+  if (n > fromProbe && (await readInto(file, header, fromProbe, 8 + fromProbe, counter)) !== n - fromProbe) {
+    info.errors.push("invalid safetensors: incomplete header (the file ends inside it)");
+    return;
   }
   const parsed = parseSafetensorsHeader(header, BigInt(size) - BigInt(check.dataOffset));
   info.errors.push(...parsed.errors);
   info.warnings.push(...parsed.warnings);
   const meta = parsed.metadata ?? Object.create(null);
-  info.header = { length: n, dataOffset: check.dataOffset, metadataCount: Object.keys(meta).length };
+  info.header = { length: n, dataOffset: check.dataOffset, metadataCount: parsed.metadataCount };
   if (includeMetadata && parsed.metadata) {
     info.header.metadata = cutMetadata(meta);
     if (info.header.metadataCount > METADATA_MAX_KEYS)
@@ -216,11 +262,11 @@ export async function readSidecars(modelPath: string, options: ReadSidecarsOptio
   const counter = { bytes: 0 };
   for (const { path, kind } of sidecarPaths(modelPath)) {
     if (path === modelPath) continue;
-    const name = basename(path);
+    const name = basenamePath(path);
     if (options.dirEntries && !options.dirEntries.has(name)) continue;
     let st;
     try {
-      st = await stat(path);
+      st = await stat(fsPath(path));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") {
         result.warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
@@ -276,6 +322,8 @@ export interface LocalPassItem {
 
 export interface LocalPassOptions {
   concurrency?: number;
+  /** Header bytes read and parsed at once; default HEADER_BYTES_IN_FLIGHT. */
+  headerBytesInFlight?: number;
   /** Keep the cut `__metadata__` values (`header.metadata`); default false: reports stay compact. */
   includeMetadata?: boolean;
   /** Also read the sidecars beside each file; default true. */
@@ -303,11 +351,12 @@ export async function readLocalPass(items: readonly LocalPassItem[], options: Lo
   const withSidecars = options.sidecars ?? true;
   const result: LocalPassResult = { infos: Array.from({ length: items.length }), warnings: [], bytesRead: 0, sidecarBytesRead: 0 };
   const listings = new Map<string, Promise<ReadonlySet<string> | undefined>>();
+  const budget = new ByteBudget(options.headerBytesInFlight ?? HEADER_BYTES_IN_FLIGHT);
   const listing = (dir: string) => {
     let p = listings.get(dir);
     if (!p) {
       // Unlistable folder: fall back to a stat per sidecar name (undefined = no listing).
-      p = readdir(dir).then(
+      p = listNames(dir).then(
         (names) => new Set(names) as ReadonlySet<string>,
         () => undefined,
       );
@@ -321,10 +370,10 @@ export async function readLocalPass(items: readonly LocalPassItem[], options: Lo
       options.signal?.throwIfAborted();
       const index = next++;
       const item = items[index]!;
-      const info = await readLocalInfo(item.path, item.size, { includeMetadata: options.includeMetadata ?? false });
+      const info = await readLocalInfo(item.path, item.size, { includeMetadata: options.includeMetadata ?? false, budget });
       result.bytesRead += info.bytesRead;
       if (withSidecars) {
-        const side = await readSidecars(item.path, { dirEntries: await listing(dirname(item.path)) });
+        const side = await readSidecars(item.path, { dirEntries: await listing(dirnamePath(item.path)) });
         if (side.sidecars.length > 0) info.sidecars = side.sidecars;
         result.warnings.push(...side.warnings);
         result.sidecarBytesRead += side.bytesRead;

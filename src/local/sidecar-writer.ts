@@ -7,7 +7,7 @@
  * another model: a refetch that overwrote another model's info is what CHz guards against too.
  */
 import { lstat, readFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basenamePath, fsPath } from "../shared/fs-path.ts";
 import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
@@ -68,10 +68,10 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
   const text = civitaiInfoText(version, model);
   let existing: string | null = null;
   try {
-    const st = await lstat(path);
+    const st = await lstat(fsPath(path));
     if (!st.isFile()) return { path, status: "refused", reason: "exists and is not a regular file" };
     if (st.size > SIDECAR_MAX_BYTES) return { path, status: "refused", reason: "exists and is too large to check" };
-    existing = await readFile(path, "utf8");
+    existing = await readFile(fsPath(path), "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
       return {
@@ -83,7 +83,7 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
   }
   if (existing !== null) {
     if (existing === text) return { path, status: "unchanged" };
-    const info = parseSidecar("civitai-info", basename(path), existing);
+    const info = parseSidecar("civitai-info", basenamePath(path), existing);
     if (info.status === "invalid")
       return { path, status: "refused", reason: `exists and cannot be read as a sidecar (${info.error ?? "invalid"})` };
     const hasIds = info.modelId !== null || info.versionId !== null;

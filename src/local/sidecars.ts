@@ -328,18 +328,27 @@ export interface SidecarHashClaim {
 
 /**
  * The SHA-256 values sidecars attribute to this model file. With a version's several files, only
- * entries named like the model (when names are known) count. The caller uses a claim only when
- * its own hash agrees, or with --trust-sidecars when `sizeMatches` is true.
+ * entries named like the model (when names are known) count, else the only or the primary one.
+ * When the file's own SHA-256 is known (`ownSha256`), any entry with that SHA-256 counts too
+ * (docs/cases.md T20): a pruned variant renamed locally is neither named like it nor primary, but its hash
+ * says which entry it is. The caller uses a claim only when its own hash agrees, or with
+ * --trust-sidecars when `sizeMatches` is true.
  */
-export function sidecarSha256Claims(sidecars: readonly SidecarInfo[], modelFileName: string, fileSize: number): SidecarHashClaim[] {
+export function sidecarSha256Claims(
+  sidecars: readonly SidecarInfo[],
+  modelFileName: string,
+  fileSize: number,
+  ownSha256?: string,
+): SidecarHashClaim[] {
   const claims: SidecarHashClaim[] = [];
   // LM records the stem, Civitai the full name.
   const stem = modelFileName.replace(/\.[^.]+$/, "");
   for (const s of sidecars) {
     if (s.status === "invalid") continue;
     const named = s.files.filter((f) => f.name === modelFileName || f.name === stem);
-    const candidates = named.length > 0 ? named : s.files.length === 1 ? s.files : s.files.filter((f) => f.primary === true);
-    for (const f of candidates) {
+    const byName = named.length > 0 ? named : s.files.length === 1 ? s.files : s.files.filter((f) => f.primary === true);
+    const byHash = ownSha256 ? s.files.filter((f) => f.sha256 === ownSha256 && !byName.includes(f)) : [];
+    for (const f of [...byName, ...byHash]) {
       if (f.sha256 === null || claims.some((c) => c.sha256 === f.sha256 && c.file === s.file)) continue;
       // Civitai's sizeKB is a float of bytes/1024; LM records bytes exactly.
       const sizeMatches = s.size !== null ? s.size === fileSize : f.sizeKB !== null ? Math.abs(f.sizeKB * 1024 - fileSize) < 1024 : null;

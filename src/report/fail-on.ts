@@ -1,4 +1,5 @@
 import { UsageError } from "../shared/errors.ts";
+import { escapeControl, plural } from "../shared/format.ts";
 import type { RecordStatus } from "./record-types.ts";
 
 const NAMES: Record<string, RecordStatus> = { "not-found": "not_found", not_found: "not_found", error: "error", skipped: "skipped" };
@@ -10,8 +11,9 @@ export function parseFailOn(values: readonly string[]): Set<RecordStatus> {
     for (const part of value.split(",")) {
       const name = part.trim().toLowerCase();
       if (name === "") continue;
-      const status = NAMES[name];
-      if (!status) throw new UsageError(`--fail-on takes not-found, error and/or skipped, comma-separated (got "${part.trim()}")`);
+      const status = Object.hasOwn(NAMES, name) ? NAMES[name] : undefined;
+      if (!status)
+        throw new UsageError(`--fail-on takes not-found, error and/or skipped, comma-separated (got "${escapeControl(part.trim())}")`);
       out.add(status);
     }
   }
@@ -20,5 +22,7 @@ export function parseFailOn(values: readonly string[]): Set<RecordStatus> {
 
 /** The statuses among `failOn` that some record has, with counts, for the closing message. */
 export function failOnHits(failOn: ReadonlySet<RecordStatus>, byStatus: Readonly<Record<RecordStatus, number>>): string[] {
-  return [...failOn].filter((s) => byStatus[s] > 0).map((s) => `${byStatus[s]} ${s.replace("_", " ")}`);
+  return [...failOn]
+    .filter((s) => byStatus[s] > 0)
+    .map((s) => (s === "error" ? plural(byStatus[s], "error") : `${byStatus[s]} ${s.replace("_", " ")}`));
 }

@@ -1,5 +1,7 @@
 import { AppError, EXIT } from "../shared/errors.ts";
 import { SCHEMA_VERSION, type Inventory } from "./inventory-types.ts";
+import { JSON_MAX_DEPTH, scanJson } from "../shared/json-guard.ts";
+import { escapeControl } from "../shared/format.ts";
 
 /**
  * Reads back a JSON inventory for `report`: parse, check it is ours, migrate an older format,
@@ -129,13 +131,20 @@ export function shapeProblems(doc: Doc): string[] {
 
 /** A value quoted in a message: short, one line (the file may be hostile). */
 function preview(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = escapeControl(JSON.stringify(value) ?? String(value));
   return text.length > 40 ? `${text.slice(0, 39)}…` : text;
 }
 
 function parseJson(text: string, source: string): unknown {
   // A BOM is what editors on Windows add when saving; it is not part of the JSON.
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  // The renderers walk the document recursively: a 200,000-deep value would overflow the stack
+  // (docs/cases.md T21). Ours are about eight levels deep; depth is measured on the text, before parsing.
+  if (scanJson(body, JSON_MAX_DEPTH, false).tooDeep) {
+    throw new InventoryReadError(
+      `${source} is nested deeper than ${JSON_MAX_DEPTH} levels, which no civitai-meta inventory is; it was not read`,
+    );
+  }
   try {
     return JSON.parse(body);
   } catch (err) {
@@ -158,7 +167,7 @@ export function readInventory(text: string, source: string): Inventory {
     throw new InventoryReadError(`${notOurs}: schemaVersion is ${preview(version)}, expected a whole number`);
   }
   if (version > SCHEMA_VERSION) {
-    const by = typeof doc.tool.version === "string" ? ` (civitai-meta ${doc.tool.version})` : "";
+    const by = typeof doc.tool.version === "string" ? ` (civitai-meta ${escapeControl(doc.tool.version.slice(0, 40))})` : "";
     throw new InventoryReadError(
       `${source} was written by a newer civitai-meta${by}: inventory schema version ${version}, this version reads up to ${SCHEMA_VERSION}. Update civitai-meta to read it.`,
     );

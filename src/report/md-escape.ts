@@ -7,17 +7,14 @@
  * functions, and links only through {@link mdLink}, which accepts our own civitai.com URLs alone.
  */
 
+import { escapeControl } from "../shared/format.ts";
+
 /** Empty cells and absent values. */
 export const MD_EMPTY = "—";
 
 // CR, LF, CRLF, and the Unicode line/paragraph separators: a newline would end a table row or
 // start a new block, so a line break inside a name becomes a space.
 const LINE_BREAK_RE = /\r\n|[\r\n\u2028\u2029]/g;
-
-// C0 (tab included: it is whitespace we turn into a space), DEL, C1, and the bidi controls that
-// reorder what a reader sees (Trojan Source, CVE-2021-42574). Decision for docs/cases.md D6: shown visibly as
-// `\x1b` / `\u202e` rather than removed, so a hostile name is noticed, as the terminal shows it.
-const CONTROL_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 // The docs/reliability.md §4.4 set `` \ ` * _ { } [ ] ( ) # + - . ! | < > `` plus what GFM and GitHub also give meaning to:
 // `&` (entities), `~` (strikethrough), `$` (GitHub math), `:` and `@` (GFM autolinks of bare URLs and
@@ -28,14 +25,14 @@ const MD_SPECIAL_RE = /[\\`*_{}[\]()#+\-.!|<>&~$:@]/g;
 /** A strict check of the links we build: https, host exactly civitai.com, a plain path and query. */
 const CIVITAI_URL_RE = /^https:\/\/civitai\.com\/[A-Za-z0-9\-._~/?=&%]*$/;
 
-function visibleControl(ch: string): string {
-  const code = ch.charCodeAt(0);
-  return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
-}
-
-/** One line of plain text: line breaks and tabs to a space, other controls visible as `\xNN`. */
+/**
+ * One line of plain text: line breaks and tabs to a space; other C0, DEL and C1 controls, the bidi
+ * controls that reorder what a reader sees (Trojan Source, CVE-2021-42574) and the raw bytes of a
+ * name that is not UTF-8 shown as `\x1b`, `\u202e`, `\xff` (decision for D6: visible rather than
+ * removed, so a hostile name is noticed, as the terminal shows it).
+ */
 export function toSingleLine(text: string): string {
-  return text.replace(LINE_BREAK_RE, " ").replace(/\t/g, " ").replace(CONTROL_RE, visibleControl);
+  return escapeControl(text.replace(LINE_BREAK_RE, " ").replace(/\t/g, " "));
 }
 
 /**

@@ -3,12 +3,15 @@ import type { Inventory } from "./inventory-types.ts";
 import { guessLabel, knownFromOf, localTriggerWords, trainingBaseModel } from "../local/local-summary.ts";
 import type { FileRecord } from "./record-types.ts";
 import { sortRecords } from "./render-json.ts";
+import { escapeCsvText } from "../shared/format.ts";
 
 /**
  * The CSV inventory: RFC 4180 (every text cell quoted, `"` doubled, CRLF line ends), UTF-8, one
  * header row and one row per file. Spreadsheet formula injection (docs/reliability.md §4.3, OWASP,
  * CWE-1236): a text cell that starts with `=`, `+`, `-`, `@`, tab, CR, LF or NUL gets a leading `'`,
- * which Excel, LibreOffice and Google Sheets show as text. The numeric columns (size, model_id,
+ * which Excel, LibreOffice and Google Sheets show as text. Control characters (ESC, BEL, CR, C1,
+ * bidi controls) and the raw bytes of a name that is not UTF-8 are shown as `\xNN` / `\uNNNN`, so
+ * `cat inv.csv` runs no terminal escape (TAB and LF stay: data in a quoted cell). The numeric columns (size, model_id,
  * version_id) are written as bare numbers and never prefixed, so they still sort as numbers.
  * Lists (trained words, tags) are joined with "; ". Columns added later go at the end, so a
  * spreadsheet or script that reads columns by position keeps working.
@@ -50,6 +53,8 @@ export const CSV_COLUMNS = [
   "sidecar_model_name",
   "sidecar_version_id",
   "sidecar_version_name",
+  // Issue 9 (docs/cases.md T17): the file's other names (hard or soft links), "; "-joined; JSON's `aliases`.
+  "aliases",
 ] as const;
 
 export type CsvColumn = (typeof CSV_COLUMNS)[number];
@@ -82,7 +87,7 @@ export function fileNameOf(path: string): string {
 type Cell = string | number | null;
 
 function text(value: string | null | undefined): string | null {
-  return value === null || value === undefined || value === "" ? null : neutralizeFormula(value);
+  return value === null || value === undefined || value === "" ? null : neutralizeFormula(escapeCsvText(value));
 }
 
 function list(values: readonly string[] | undefined): string | null {
@@ -130,6 +135,7 @@ export function csvRow(record: FileRecord): Cell[] {
     sidecar_model_name: text(record.sidecar?.modelName),
     sidecar_version_id: integer(record.sidecar?.versionId),
     sidecar_version_name: text(record.sidecar?.versionName),
+    aliases: list(record.aliases),
   };
   return CSV_COLUMNS.map((column) => cells[column]);
 }

@@ -1,6 +1,7 @@
 import { HASH_ALGOS } from "../scan/types.ts";
 import type { Inventory } from "./inventory-types.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
+import { escapeJsonControls } from "../shared/format.ts";
 
 /**
  * The JSON inventory (docs/report-format.md, docs/report.schema.json): the Inventory as is, with
@@ -246,8 +247,12 @@ export function sortRecords<T extends { path: string }>(records: readonly T[]): 
   return [...records].sort((a, b) => compareByteOrder(a.path, b.path));
 }
 
-/** The inventory as 2-space-indented JSON with a trailing newline; deterministic bytes. */
+/**
+ * The inventory as 2-space-indented JSON with a trailing newline; deterministic bytes. JSON escapes
+ * C0 controls itself; DEL, C1 and bidi controls are written as `\u` escapes too, so `cat` of the
+ * file runs nothing, and a name's raw bytes appear as `\udcXX` (docs/report-format.md).
+ */
 export function renderJson(inventory: Inventory): string {
   const normalized = ordered({ ...inventory, records: sortRecords(inventory.records) }, INVENTORY);
-  return `${JSON.stringify(normalized, null, 2)}\n`;
+  return `${escapeJsonControls(JSON.stringify(normalized, null, 2))}\n`;
 }

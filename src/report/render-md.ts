@@ -55,6 +55,19 @@ function shownPath(path: string, roots: readonly string[]): string {
   return path;
 }
 
+/** The File cell: the path, then the file's other names (hard or soft links), each escaped. */
+function fileCell(record: FileRecord, roots: readonly string[]): string {
+  const cell = mdText(shownPath(record.path, roots));
+  const aliases = record.aliases ?? [];
+  if (aliases.length === 0) return cell;
+  return `${cell} (also: ${aliases.map((a) => mdText(shownPath(a, roots))).join(", ")})`;
+}
+
+/** List items naming the file's other paths, for the sections that show full paths. */
+function aliasLines(record: FileRecord): string[] {
+  return (record.aliases ?? []).map((a) => `also at ${mdCode(a)}`);
+}
+
 function statusText(record: FileRecord): string {
   const label = STATUS_LABEL[record.status] ?? String(record.status);
   const candidates = record.ambiguous?.length ?? 0;
@@ -125,7 +138,7 @@ function renderFilesTable(inv: Inventory, records: readonly FileRecord[]): strin
     const side = !c && r.status !== "found" ? r.sidecar : undefined;
     if (side) {
       return [
-        mdText(shownPath(r.path, inv.roots)),
+        fileCell(r, inv.roots),
         side.modelName ? `${mdText(side.modelName)} ${mdText("(sidecar)")}` : MD_EMPTY,
         mdText(side.versionName),
         mdText(side.modelType),
@@ -135,7 +148,7 @@ function renderFilesTable(inv: Inventory, records: readonly FileRecord[]): strin
       ];
     }
     return [
-      mdText(shownPath(r.path, inv.roots)),
+      fileCell(r, inv.roots),
       c ? mdText(c.modelName) : MD_EMPTY,
       c ? mdText(c.versionName) : MD_EMPTY,
       c ? mdText(c.modelType) : MD_EMPTY,
@@ -197,6 +210,7 @@ function renderVersion(version: VersionGroup): string {
   for (const record of version.records) {
     const sha = record.hashes.sha256;
     lines.push(`  - ${mdCode(record.path)}${sha ? ` (SHA-256 ${mdCode(sha)})` : ""}`);
+    for (const line of aliasLines(record)) lines.push(`    - ${line}`);
     for (const other of record.ambiguous?.slice(1) ?? []) {
       const label = `${modelTitle(other)} — ${other.versionName ?? `version ${other.versionId}`}`;
       lines.push(`    - also claimed by ${mdLink(label, other.pageUrl, mdText(label))}`);
@@ -234,6 +248,7 @@ function renderOthers(records: readonly FileRecord[], status: RecordStatus): str
       parts.push(mdText(status === "error" ? (r.error ?? "unknown error") : (r.reason ?? "no reason given")));
     }
     lines.push(`- ${parts.join(" — ")}`);
+    for (const line of aliasLines(r)) lines.push(`  - ${line}`);
     for (const line of sidecarLines(r)) lines.push(`  - ${line}`);
     for (const line of localLines(r, true)) lines.push(`  - ${line}`);
   }

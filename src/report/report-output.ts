@@ -1,45 +1,172 @@
-import { lstatSync } from "node:fs";
-import { resolve } from "node:path";
-import { AppError } from "../shared/errors.ts";
-import { writeFileAtomic } from "../shared/atomic-write.ts";
+import { closeSync, lstatSync, openSync, readlinkSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
+import { tempPathFor, writeFileAtomic } from "../shared/atomic-write.ts";
+import { escapeControl } from "../shared/format.ts";
+import { dirnamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
+import type { ReportFormat } from "./render.ts";
+
+export type { ReportFormat };
 
 /**
- * Writes a finished report: stdout, or FILE via temp + rename in FILE's folder, so a reader never
- * sees half a report and an interrupted run leaves the old one whole. A symlink at FILE is
- * replaced by the report rather than followed to wherever it points (docs/cases.md F9).
+ * Where a finished report goes (issue 9, docs/cases.md T8):
+ * - `stdout`: no -o, `-o -`, or `-o /dev/stdout` (and its /dev/fd/1, /proc/self/fd/1 spellings);
+ * - `fd`: another /dev/fd/N or /proc/self/fd/N (`-o /dev/stderr`, bash's `>(…)`), written as is;
+ * - `direct`: a character device or FIFO, or a link to one (or into /dev or /proc): opened and
+ *   written in place. Replacing it would turn /dev/null into a file (as root) or cut off the reader;
+ * - `atomic`: a regular file or a path that does not exist yet: temp file + rename in its folder, so
+ *   a reader never sees half a report and an interrupted run leaves the old one whole. A link to a
+ *   regular file is replaced by the report, not followed (docs/cases.md F9).
  */
-export function writeReport(text: string, file: string | undefined): void {
-  if (file === undefined || file === "-") {
-    process.stdout.write(text);
-    return;
-  }
-  const target = resolve(file);
+export type OutputTarget =
+  | { kind: "stdout" }
+  | { kind: "fd"; fd: number; path: string }
+  | { kind: "direct"; path: string }
+  | { kind: "atomic"; path: string };
+
+const STDOUT_NAMES = new Set(["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"]);
+const FD_PATH_RE = /^(?:\/dev\/fd|\/proc\/self\/fd)\/(\d+)$/;
+
+/** stdout or another descriptor when `name` spells one (`-`, /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N). */
+function streamNamed(name: string, path: string): OutputTarget | undefined {
+  if (STDOUT_NAMES.has(name)) return { kind: "stdout" };
+  if (name === "/dev/stderr") return { kind: "fd", fd: 2, path };
+  const fd = FD_PATH_RE.exec(name)?.[1];
+  if (fd === undefined) return undefined;
+  return fd === "1" ? { kind: "stdout" } : { kind: "fd", fd: Number(fd), path };
+}
+
+function cannot(path: string, why: string): AppError {
+  return new AppError(`Cannot write the report to ${escapeControl(path)}: ${why}`);
+}
+
+/**
+ * Decides how `-o FILE` is written and checks, before any work is done (docs/cases.md T10), that it can be:
+ * the folder of a new or regular file exists and takes a new file (a temp file is created and
+ * removed there). Throws one AppError naming the path and what to do.
+ */
+export function prepareOutput(file: string | undefined): OutputTarget {
+  if (file === undefined) return { kind: "stdout" };
+  const stream = streamNamed(file, file);
+  if (stream) return stream;
+  const path = resolvePath(file);
+  let lst: ReturnType<typeof lstatSync> | undefined;
   try {
-    if (lstatSync(target).isDirectory())
-      throw new AppError(`Cannot write the report to ${target}: it is a folder; give a file name such as ${target}/inventory.json`);
+    lst = lstatSync(fsPath(path));
+  } catch (error) {
+    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, errnoCode(error) ?? "error");
+  }
+  if (lst?.isSymbolicLink()) {
+    // A link into /dev or /proc (to a terminal, a pipe, /proc/self/fd/1) is a stream: write through it.
+    const link = readlinkSync(fsPath(path), "utf8");
+    // Opening /proc/self/fd/1 fails (ENXIO) when it is a socket: write to the descriptor itself.
+    const linked = streamNamed(link, path);
+    if (linked) return linked;
+    if (link.startsWith("/dev/") || link.startsWith("/proc/")) return { kind: "direct", path };
+    let target: ReturnType<typeof statSync> | undefined;
+    try {
+      target = statSync(fsPath(path));
+    } catch {
+      // A dangling link is replaced like a missing file.
+    }
+    if (target?.isCharacterDevice() || target?.isFIFO()) return { kind: "direct", path };
+    if (target?.isDirectory()) throw cannot(path, "it is a link to a folder; give a file name inside it");
+  } else if (lst) {
+    if (lst.isDirectory()) throw cannot(path, `it is a folder; give a file name such as ${escapeControl(path)}/inventory.json`);
+    if (lst.isCharacterDevice() || lst.isFIFO()) return { kind: "direct", path };
+    if (!lst.isFile()) throw cannot(path, `it is a ${lst.isBlockDevice() ? "block device" : "socket"}, not a file`);
+  }
+  checkFolder(path);
+  return { kind: "atomic", path };
+}
+
+/** The folder of an atomic target exists, is a folder and takes a new file (probed, then removed). */
+function checkFolder(path: string): void {
+  const dir = dirnamePath(path);
+  try {
+    if (!statSync(fsPath(dir)).isDirectory()) throw cannot(path, `${escapeControl(dir)} is not a folder`);
   } catch (error) {
     if (error instanceof AppError) throw error;
+    const code = errnoCode(error);
+    if (code === "ENOENT") throw cannot(path, `the folder ${escapeControl(dir)} does not exist; create it first`);
+    if (code === "ENOTDIR") throw cannot(path, `${escapeControl(dir)} is not a folder`);
+    throw cannot(path, `cannot read the folder ${escapeControl(dir)} (${code ?? "error"})`);
   }
+  const probe = tempPathFor(path);
   try {
-    writeFileAtomic(target, text, { mode: 0o644 });
+    closeSync(openSync(fsPath(probe), "wx", 0o600));
+    unlinkSync(fsPath(probe));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "error";
-    throw new AppError(`Cannot write the report to ${target}: ${code}. Check that the folder exists and is writable.`);
+    const code = errnoCode(error) ?? "error";
+    const why = code === "EROFS" ? "read-only file system" : code === "EACCES" || code === "EPERM" ? "permission denied" : code;
+    throw cannot(path, `the folder ${escapeControl(dir)} is not writable (${code}: ${why})`);
   }
 }
 
-import type { ReportFormat } from "./render.ts";
-export type { ReportFormat };
+function writeAll(fd: number, bytes: Buffer): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+}
 
-/** `--format` wins; else the extension of `-o FILE`; else JSON. */
+/**
+ * Writes a finished report (or any finished text: `download --emit` lists too) to the target
+ * `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644).
+ */
+export function writeReport(text: string, target: OutputTarget, options: { mode?: number } = {}): void {
+  switch (target.kind) {
+    case "stdout":
+      process.stdout.write(text);
+      return;
+    case "fd":
+      try {
+        writeAll(target.fd, Buffer.from(text));
+      } catch (error) {
+        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
+      }
+      return;
+    case "direct": {
+      let fd: number | undefined;
+      try {
+        fd = openSync(fsPath(target.path), "w");
+        writeAll(fd, Buffer.from(text));
+      } catch (error) {
+        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
+      } finally {
+        if (fd !== undefined) closeSync(fd);
+      }
+      return;
+    }
+    case "atomic":
+      try {
+        writeFileAtomic(target.path, text, { mode: options.mode ?? 0o644 });
+      } catch (error) {
+        throw cannot(target.path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
+      }
+  }
+}
+
+/** `--format` names; `markdown` is accepted for md. */
+const FORMATS: Readonly<Record<string, ReportFormat>> = { json: "json", csv: "csv", md: "md", markdown: "md" };
+const formatNamed = (name: string): ReportFormat | undefined => (Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined);
+/** An extension starts with a letter, so `inventory-2026.01.05` has none (and gets the default). */
+const EXT_RE = /\.([A-Za-z][A-Za-z0-9]{0,9})$/;
+
+/**
+ * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md); else the configured format,
+ * else JSON. An extension we do not write (`-o inv.xml`) is refused rather than filled with JSON
+ * (docs/cases.md T21): `--format` says what to write into such a file.
+ */
 export function chooseFormat(format: string | undefined, file: string | undefined, configured?: ReportFormat): ReportFormat {
   if (format !== undefined) {
-    const f = format.toLowerCase();
-    if (f === "json" || f === "csv" || f === "md") return f;
-    if (f === "markdown") return "md";
-    throw new AppError(`--format must be json, csv or md (got "${format}")`, { exitCode: 2 });
+    const f = formatNamed(format.toLowerCase());
+    if (f) return f;
+    throw new UsageError(`--format must be json, csv or md (got "${escapeControl(format)}")`);
   }
-  const ext = file?.toLowerCase().match(/\.(json|csv|md|markdown)$/)?.[1];
-  if (ext) return ext === "markdown" ? "md" : (ext as ReportFormat);
-  return configured ?? "json";
+  const name = file?.slice(file.lastIndexOf("/") + 1) ?? "";
+  const ext = EXT_RE.exec(name)?.[1]?.toLowerCase();
+  if (ext === undefined || file === undefined || FD_PATH_RE.test(file)) return configured ?? "json";
+  const f = formatNamed(ext);
+  if (f) return f;
+  throw new UsageError(
+    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv or .md file name, or say which with --format json|csv|md`,
+  );
 }

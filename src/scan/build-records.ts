@@ -1,4 +1,3 @@
-import { basename } from "node:path";
 import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
@@ -6,6 +5,7 @@ import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../re
 import { sidecarSha256Claims } from "../local/sidecars.ts";
 import type { HashResult, SkippedPath } from "./types.ts";
 import { compareByteOrder } from "./path-filter.ts";
+import { basenamePath } from "../shared/fs-path.ts";
 
 /** What a lookup says about one SHA-256 (services/lookup.ts LookupEntry fits this shape). */
 export interface LookupOutcome {
@@ -124,7 +124,7 @@ export function sidecarIdentity(
   checkedBy: SidecarIdentity["checkedBy"],
 ): SidecarIdentity | null {
   if (!sidecars || !sha256) return null;
-  const claims = sidecarSha256Claims(sidecars, fileName, size);
+  const claims = sidecarSha256Claims(sidecars, fileName, size, checkedBy === "sha256" ? sha256 : undefined);
   for (const s of sidecars) {
     if (s.status !== "ok" || (s.modelId === null && s.versionId === null && s.modelName === null)) continue;
     if (!claims.some((c) => c.file === s.file && c.sha256 === sha256)) continue;
@@ -155,12 +155,12 @@ export function sidecarIdentity(
 function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
   const out: FileRecord = { ...record };
   const sha256 = record.hashes.sha256;
-  const fileName = basename(record.path);
+  const fileName = basenamePath(record.path);
   const size = record.size ?? 0;
   let info = local;
   if (sha256 && local.sidecars && !record.hashSource) {
     // A sidecar whose hashes all differ from ours describes another file (renamed, replaced): say so.
-    const claims = sidecarSha256Claims(local.sidecars, fileName, size);
+    const claims = sidecarSha256Claims(local.sidecars, fileName, size, sha256);
     const stale = [...new Set(claims.map((c) => c.file))].filter((file) => !claims.some((c) => c.file === file && c.sha256 === sha256));
     if (stale.length > 0) {
       info = { ...local, warnings: [...local.warnings, ...stale.map((file) => `${file}: its SHA-256 differs from this file's; ignored`)] };

@@ -1,6 +1,7 @@
 // Pure name/path rules for the folder walker: which names are model files, which are
 // downloads still in progress, which paths the user excluded, and a locale-free sort order.
 import { UsageError } from "../shared/errors.ts";
+import { encodeFsName, hasRawBytes } from "../shared/fs-path.ts";
 
 /** Model file extensions we look for unless `--ext` says otherwise; matched case-insensitively. */
 export const DEFAULT_EXTENSIONS: readonly string[] = [".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf"];
@@ -118,6 +119,8 @@ export function createExcludeMatcher(patterns: readonly string[]): ExcludeMatche
  * and locale, unlike localeCompare, and unlike `<` on UTF-16 units for astral characters.
  */
 export function compareByteOrder(a: string, b: string): number {
+  // Escaped raw bytes (names that are not UTF-8) sort by their real bytes.
+  if (hasRawBytes(a) || hasRawBytes(b)) return Buffer.compare(encodeFsName(a), encodeFsName(b));
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);

@@ -1,4 +1,3 @@
-import { basename, resolve } from "node:path";
 import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo } from "../local/local-types.ts";
@@ -13,6 +12,7 @@ import { lookupFiles, type LookupItem, type LookupProgress, type LookupResult } 
 import { readLocalPass } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
+import { basenamePath, resolvePath } from "../shared/fs-path.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
 export const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
@@ -101,7 +101,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
         }
         locals.set(file.path, info);
         if (!options.trustSidecars) return;
-        const trusted = trustedSidecarHash(info.sidecars, basename(file.path), file.identity.size);
+        const trusted = trustedSidecarHash(info.sidecars, basenamePath(file.path), file.identity.size);
         if (!trusted) return;
         preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
         hashSources.set(file.path, trusted.label);
@@ -163,7 +163,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     schemaVersion: SCHEMA_VERSION,
     generatedAt: new Date(now()).toISOString(),
     tool: options.tool,
-    roots: options.paths.map((p) => resolve(p)),
+    roots: options.paths.map((p) => resolvePath(p)),
     options: inventoryOptions,
     summary: {
       files: records.length,

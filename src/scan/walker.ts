@@ -2,9 +2,8 @@
 // Bun's readdir({recursive:true}) throws ELOOP and returns nothing when a symlink cycle exists
 // anywhere below the root (docs/reliability.md §4.6), so this walks one directory at a time with an
 // explicit stack and its own (dev, ino) loop detection.
-import type { BigIntStats, Dirent } from "node:fs";
-import { lstat, readdir, realpath, stat } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import type { BigIntStats } from "node:fs";
+import { lstat, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ARIA2_CONTROL_SUFFIX,
@@ -19,6 +18,8 @@ import {
 } from "./path-filter.ts";
 import type { FoundFile, SkippedPath, WalkResult } from "./types.ts";
 import { identityFromStats } from "./file-identity.ts";
+import { basenamePath, fsPath, joinPath, resolvePath } from "../shared/fs-path.ts";
+import { listEntries, realpathKeepingBytes, type ListedEntry } from "../shared/fs-names.ts";
 
 export { DEFAULT_EXTENSIONS };
 
@@ -27,9 +28,13 @@ export const DEFAULT_MAX_DEPTH = 64;
 /** Stats issued at once within one folder: enough to hide NFS/SMB latency, few enough not to flood it. */
 const STAT_CONCURRENCY = 32;
 
-/** The only file-system calls the walker makes; injectable so tests can simulate EACCES as root. */
+/**
+ * The only file-system calls the walker makes; injectable so tests can simulate EACCES as root.
+ * Paths are strings that may hold raw bytes (names that are not UTF-8, see shared/fs-path.ts).
+ */
 export interface WalkerFs {
-  readdir(path: string): Promise<Dirent[]>;
+  /** A Dirent[] is fine; an entry whose type is unknown (all is*() false) is lstat'ed. */
+  readdir(path: string): Promise<ListedEntry[]>;
   /** Follows symlinks. */
   stat(path: string): Promise<BigIntStats>;
   lstat(path: string): Promise<BigIntStats>;
@@ -37,10 +42,10 @@ export interface WalkerFs {
 }
 
 export const NODE_WALKER_FS: WalkerFs = {
-  readdir: (path) => readdir(path, { withFileTypes: true }),
-  stat: (path) => stat(path, { bigint: true }),
-  lstat: (path) => lstat(path, { bigint: true }),
-  realpath: (path) => realpath(path),
+  readdir: listEntries,
+  stat: (path) => stat(fsPath(path), { bigint: true }),
+  lstat: (path) => lstat(fsPath(path), { bigint: true }),
+  realpath: realpathKeepingBytes,
 };
 
 export interface WalkOptions {
@@ -203,7 +208,7 @@ class Walker {
   }
 
   async run(roots: readonly string[]): Promise<WalkerResult> {
-    for (const root of roots) await this.walkRoot(resolve(root));
+    for (const root of roots) await this.walkRoot(resolvePath(root));
     for (let i = 0; i < this.deferred.length; i++) {
       this.stack.push(this.deferred[i] as DirTask);
       await this.drain();
@@ -236,7 +241,7 @@ class Walker {
       await this.drain();
       return;
     }
-    const outcome = await this.classify(path, basename(path), "", kind, true, async () => {
+    const outcome = await this.classify(path, basenamePath(path), "", kind, true, async () => {
       try {
         await this.fs.lstat(path + ARIA2_CONTROL_SUFFIX);
         return true;
@@ -263,7 +268,7 @@ class Walker {
 
   private async walkDir(task: DirTask): Promise<void> {
     let st: BigIntStats;
-    let entries: Dirent[];
+    let entries: ListedEntry[];
     try {
       st = await this.fs.stat(task.path);
     } catch (err) {
@@ -287,12 +292,12 @@ class Walker {
     const names = new Set(entries.map((e) => e.name));
     const outcomes = await mapInOrder(entries, (entry) => {
       const rel = task.rel === "" ? entry.name : `${task.rel}/${entry.name}`;
-      const childTask: DirTask = { path: join(task.path, entry.name), rel, depth: task.depth + 1 };
+      const childTask: DirTask = { path: joinPath(task.path, entry.name), rel, depth: task.depth + 1 };
       return this.classify(childTask.path, entry.name, rel, kindOf(entry), false, async () => names.has(entry.name + ARIA2_CONTROL_SUFFIX));
     });
     const subdirs: DirTask[] = [];
     outcomes.forEach((outcome, i) => {
-      const path = join(task.path, (entries[i] as Dirent).name);
+      const path = joinPath(task.path, (entries[i] as ListedEntry).name);
       this.apply(path, outcome, subdirs);
     });
     // Reversed so the stack pops them in name order.

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, stat, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { fsPath, rawSafe } from "./fs-path.ts";
+import { basenamePath, dirnamePath, fsPath, joinPath } from "./fs-path.ts";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
@@ -23,8 +22,7 @@ export interface WriteFileAtomicOptions {
 }
 
 export function tempPathFor(path: string): string {
-  // rawSafe: Bun's node:path would turn a name's raw bytes (not valid UTF-8) into U+FFFD.
-  return rawSafe((p) => join(dirname(p), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`), path);
+  return joinPath(dirnamePath(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
 }
 
 function targetMode(path: string, mode: number | undefined): number {
@@ -82,7 +80,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
     }
     throw err;
   }
-  if (options.fsyncDir) fsyncDirSync(rawSafe(dirname, path));
+  if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
 }
 
 /** Async twin of writeFileAtomic, for large reports where blocking the event loop would stall a spinner. */
@@ -90,28 +88,28 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
   const tmp = tempPathFor(path);
   let mode = options.mode;
   if (mode === undefined) {
-    mode = await stat(path).then(
+    mode = await stat(fsPath(path)).then(
       (s) => s.mode & 0o7777,
       () => 0o666,
     );
   }
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    handle = await open(tmp, "wx", mode);
+    handle = await open(fsPath(tmp), "wx", mode);
     await handle.writeFile(data);
     if (options.fsync !== false) await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(tmp, path);
+    await rename(fsPath(tmp), fsPath(path));
   } catch (err) {
     await handle?.close().catch(() => {});
-    await unlink(tmp).catch(() => {});
+    await unlink(fsPath(tmp)).catch(() => {});
     throw err;
   }
-  if (options.fsyncDir) fsyncDirSync(dirname(path));
+  if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
 }
 
 /** True for names our writers use for temp files (left behind only by a killed process). */
 export function isTempName(path: string): boolean {
-  return basename(path).startsWith(TEMP_PREFIX);
+  return basenamePath(path).startsWith(TEMP_PREFIX);
 }

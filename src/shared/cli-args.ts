@@ -25,13 +25,21 @@ function levenshtein(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function suggest(flag: string, specs: FlagSpec[]): string | undefined {
+/** The known word closest to `typed` (edit distance ≤ 2), for "did you mean" hints; undefined when none is close. */
+export function closestWord(typed: string, known: readonly string[]): string | undefined {
   let best: { name: string; d: number } | undefined;
-  for (const spec of specs) {
-    const d = levenshtein(flag, kebab(spec.name));
-    if (d <= 2 && (!best || d < best.d)) best = { name: kebab(spec.name), d };
+  for (const name of known) {
+    const d = levenshtein(typed, name);
+    if (d <= 2 && (!best || d < best.d)) best = { name, d };
   }
   return best?.name;
+}
+
+function suggest(flag: string, specs: FlagSpec[]): string | undefined {
+  return closestWord(
+    flag,
+    specs.map((s) => kebab(s.name)),
+  );
 }
 
 /** Returns one message per unknown flag, with a "did you mean" when a known flag is close. */

@@ -1,9 +1,64 @@
-// C0 controls, DEL and C1 controls: ESC sequences in file or model names must not reach a TTY (CWE-150).
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/g;
+import { encodeFsName, hasRawBytes } from "./fs-path.ts";
 
-/** Makes untrusted text safe to print: control characters become visible `\xNN` escapes. */
+/*
+ * Text from outside (file names, API answers, file headers, arguments) is neutralised per sink:
+ * - terminal (stderr logs, stdout of hash/inspect/cache on a terminal): `escapeControl`;
+ * - CSV cells: `escapeCsvText` (TAB and LF stay: they are data inside a quoted cell);
+ * - Markdown: report/md-escape.ts, which builds on `showControls` too;
+ * - JSON: JSON escaping, plus `escapeJsonControls` for what JSON.stringify leaves raw.
+ * Every control character becomes a visible escape rather than vanishing, so a hostile name is
+ * noticed (CWE-150; D6 in reliability.md).
+ */
+
+/** C0 controls, DEL, C1 controls, and the bidi controls that reorder what a reader sees (Trojan Source). */
+// `u` flag: U+DC80–U+DCFF only when lone (an escaped raw byte), never the second half of an emoji.
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]/gu;
+/** The same, less TAB and LF: kept where they are harmless data (CSV cells). */
+const CONTROL_BUT_TAB_LF_RE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]/gu;
+
+/** `\xNN` for a byte-sized control or an escaped raw byte (U+DC80–U+DCFF), `\uNNNN` for a bidi control. */
+function visible(ch: string): string {
+  const code = ch.charCodeAt(0);
+  if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16).padStart(2, "0")}`;
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+/**
+ * Makes untrusted text safe to print on a terminal: control characters, bidi controls and the raw
+ * bytes of names that are not UTF-8 become visible `\xNN` / `\uNNNN` escapes. Idempotent.
+ */
 export function escapeControl(text: string): string {
-  return text.replace(CONTROL_RE, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(CONTROL_RE, visible);
+}
+
+/** escapeControl for CSV cells: TAB and LF stay, as the data they are inside a quoted cell. */
+export function escapeCsvText(text: string): string {
+  return text.replace(CONTROL_BUT_TAB_LF_RE, visible);
+}
+
+/** The controls JSON.stringify writes raw (DEL, C1, bidi) as `\u` escapes: the same JSON value, safe to `cat`. */
+export function escapeJsonControls(json: string): string {
+  return json.replace(
+    /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * One checksum line as GNU coreutils writes it, as bytes: a name holding `\`, LF or CR gets a
+ * leading `\` on the line and those three escaped (`\\`, `\n`, `\r`); any other byte, raw bytes
+ * of a name that is not UTF-8 included, is written as is. `sha256sum -c` reads it back.
+ */
+export function checksumLine(hashes: string, name: string): Buffer {
+  const special = /[\\\n\r]/.test(name);
+  const shown = special ? name.replace(/[\\\n\r]/g, (ch) => (ch === "\\" ? "\\\\" : ch === "\n" ? "\\n" : "\\r")) : name;
+  const line = `${special ? "\\" : ""}${hashes}  ${shown}\n`;
+  return hasRawBytes(line) ? encodeFsName(line) : Buffer.from(line);
+}
+
+/** "1 file", "2 files", "0 files"; `many` for irregular plurals. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"] as const;
@@ -27,4 +82,42 @@ export function formatDuration(ms: number): string {
   const rest = Math.round(s % 60);
   if (m < 60) return `${m}m${String(rest).padStart(2, "0")}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+/**
+ * Words of `text` in lines of at most `width` columns. Existing line breaks are kept. A word longer
+ * than a line (a path, an extension list) is broken after a `/` or `,`, and only when it has none
+ * cut at the width.
+ */
+export function wrapText(text: string, width: number): string[] {
+  const out: string[] = [];
+  for (const paragraph of text.split("\n")) {
+    let line = "";
+    const words = paragraph.split(/ +/).filter((w) => w !== "");
+    for (const word of words.flatMap((w) => (w.length > width ? breakLongWord(w, width) : [w]))) {
+      if (line === "") line = word;
+      else if (line.length + 1 + word.length <= width) line += ` ${word}`;
+      else {
+        out.push(line);
+        line = word;
+      }
+    }
+    out.push(line);
+  }
+  return out;
+}
+
+/** Pieces of `word`, each at most `width` long, cut after `/` or `,` where possible. */
+function breakLongWord(word: string, width: number): string[] {
+  const pieces: string[] = [];
+  let rest = word;
+  while (rest.length > width) {
+    const window = rest.slice(0, width);
+    const at = Math.max(window.lastIndexOf("/"), window.lastIndexOf(","));
+    const cut = at > 0 ? at + 1 : width;
+    pieces.push(rest.slice(0, cut));
+    rest = rest.slice(cut);
+  }
+  if (rest !== "") pieces.push(rest);
+  return pieces;
 }

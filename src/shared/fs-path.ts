@@ -8,8 +8,11 @@
  * escape `\udcXX`, so inventories keep the name and `report` and `download` can use it again.
  */
 
+import nodePath from "node:path";
+
 const ESCAPE_BASE = 0xdc00;
-const RAW_BYTE_RE = /[\udc80-\udcff]/;
+// `u`: a low surrogate that is half of a pair (an emoji such as U+1F4BB) is one code point, not a match.
+const RAW_BYTE_RE = /[\udc80-\udcff]/u;
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** True when the string carries escaped raw bytes (from a name that was not valid UTF-8). */
@@ -88,7 +91,69 @@ export function fsPath(path: string): string | Buffer {
 /** Escaped raw bytes shown as `\xNN`, the form reports and the terminal use for such names. */
 export function showRawBytes(text: string): string {
   if (!hasRawBytes(text)) return text;
-  return text.replace(/[\udc80-\udcff]/g, (ch) => `\\x${(ch.charCodeAt(0) - ESCAPE_BASE).toString(16).padStart(2, "0")}`);
+  return text.replace(/[\udc80-\udcff]/gu, (ch) => `\\x${(ch.charCodeAt(0) - ESCAPE_BASE).toString(16).padStart(2, "0")}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Path arithmetic that keeps raw bytes. Bun's node:path turns lone surrogates into U+FFFD (measured
+// on 1.4.5: `join("/t", "a\udcff")` gives "/t/a\ufffd"), which would lose the name again. Plain
+// paths go to node:path (platform rules, fast); paths holding raw bytes, which only POSIX file
+// systems produce, get the same POSIX rules done here on the string itself.
+
+function normalizePosix(path: string): string {
+  const absolute = path.startsWith("/");
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
+      else if (!absolute) out.push("..");
+      continue;
+    }
+    out.push(part);
+  }
+  const body = out.join("/");
+  if (absolute) return `/${body}`;
+  return body === "" ? "." : body;
+}
+
+/** `path.join`, keeping raw bytes. */
+export function joinPath(...parts: string[]): string {
+  if (!parts.some(hasRawBytes)) return nodePath.join(...parts);
+  return normalizePosix(parts.filter((p) => p !== "").join("/"));
+}
+
+/** `path.resolve`, keeping raw bytes. */
+export function resolvePath(...parts: string[]): string {
+  if (!parts.some(hasRawBytes)) return nodePath.resolve(...parts);
+  let out = "";
+  for (let i = parts.length - 1; i >= 0 && !out.startsWith("/"); i--) {
+    if (parts[i] !== "") out = out === "" ? parts[i]! : `${parts[i]}/${out}`;
+  }
+  if (!out.startsWith("/")) out = `${process.cwd()}/${out}`;
+  return normalizePosix(out);
+}
+
+function trimTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 1 && path[end - 1] === "/") end--;
+  return path.slice(0, end);
+}
+
+/** `path.dirname`, keeping raw bytes. */
+export function dirnamePath(path: string): string {
+  if (!hasRawBytes(path)) return nodePath.dirname(path);
+  const p = trimTrailingSlashes(path);
+  const slash = p.lastIndexOf("/");
+  if (slash === -1) return ".";
+  return slash === 0 ? "/" : p.slice(0, slash);
+}
+
+/** `path.basename`, keeping raw bytes. */
+export function basenamePath(path: string): string {
+  if (!hasRawBytes(path)) return nodePath.basename(path);
+  const p = trimTrailingSlashes(path);
+  return p.slice(p.lastIndexOf("/") + 1);
 }
 
 /**

@@ -160,12 +160,29 @@ export function own(obj: Record<string, unknown>, key: string): unknown {
   return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }
 
-/** Cuts `text` to `max` characters and says how much was dropped: "…[truncated N chars]". */
+const CUT_MARK_RE = /…\[truncated \d+ chars\]$/;
+
+/**
+ * Cuts `text` to `max` characters and says how much was dropped: "…[truncated N chars]". A text
+ * already cut this way within `max` (the header parser cuts huge values as it reads them) is
+ * returned as is, so the count stays the one of the original value.
+ */
 export function cutText(text: string, max: number = LOCAL_VALUE_MAX_CHARS): string {
   if (text.length <= max) return text;
+  const mark = CUT_MARK_RE.exec(text);
+  if (mark && mark.index <= max) return text;
+  return cutPrefix(text, text.length, max);
+}
+
+/**
+ * cutText for a value of which only a prefix was decoded: `prefix` holds at least its first
+ * `max` characters, `totalLength` is the whole value's length.
+ */
+export function cutPrefix(prefix: string, totalLength: number, max: number = LOCAL_VALUE_MAX_CHARS): string {
+  if (totalLength <= max) return prefix;
   // Do not split a surrogate pair: a lone surrogate is not valid UTF-8 when written out.
   let end = max;
-  const code = text.charCodeAt(end - 1);
+  const code = prefix.charCodeAt(end - 1);
   if (code >= 0xd800 && code <= 0xdbff) end--;
-  return `${text.slice(0, end)}…[truncated ${text.length - end} chars]`;
+  return `${prefix.slice(0, end)}…[truncated ${totalLength - end} chars]`;
 }

@@ -1,5 +1,5 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { BINARY, runCli } from "../helpers/run-cli.ts";
@@ -7,11 +7,27 @@ import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
 afterAll(() => tmp.cleanup());
-// .ci/run builds the binary before the tests; a plain `bun test` without a build skips these.
-const built = existsSync(BINARY);
-if (!built) console.log(`skipping binary tests: ${BINARY} not built (run npm run build)`);
+const SRC = join(import.meta.dir, "../../src");
 
-describe.skipIf(!built)("compiled binary", () => {
+/** The newest modification time of any source file: a binary older than this tests old code. */
+function newestSource(): number {
+  return Math.max(...(readdirSync(SRC, { recursive: true }) as string[]).map((f) => statSync(join(SRC, f)).mtimeMs));
+}
+
+// The binary is built here when missing or older than the sources (about 2 s), so these tests
+// never skip silently and never test yesterday's code (docs/cases.md T21).
+beforeAll(() => {
+  if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= newestSource()) return;
+  const build = Bun.spawnSync([process.execPath, join(SRC, "../scripts/build-binary.ts")], { stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`npm run build failed: ${build.stderr.toString()}`);
+}, 120_000);
+
+describe("compiled binary", () => {
+  test("T21: the binary these tests run is built from the current sources (never skipped for want of a build)", () => {
+    expect(existsSync(BINARY)).toBe(true);
+    expect(statSync(BINARY).mtimeMs).toBeGreaterThanOrEqual(newestSource());
+  });
+
   test("starts from another folder and prints its version", async () => {
     const r = await runCli(["--version"], { binary: true, cwd: tmp.make() });
     expect(r.code).toBe(0);

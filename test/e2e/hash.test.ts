@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { CLI_ENTRY, runCli, runShell } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -127,13 +127,19 @@ describe("hash command", () => {
     }
   });
 
-  test("a file name with terminal escapes is printed escaped (docs/cases.md D6)", async () => {
+  test("a file name with terminal escapes is printed escaped on a terminal (docs/cases.md D6), as its bytes when piped (docs/cases.md T15)", async () => {
     const dir = tmp.make();
     writeFileSync(join(dir, "evil\x1b]52;c;aGk=\x07.safetensors"), "x");
-    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).not.toContain("\x1b");
-    expect(r.stdout).toContain("evil\\x1b]52;c;aGk=\\x07.safetensors");
+    const tty = await runShell(`script -qec '"$CLI_EXEC" "$CLI_ENTRY" hash -q --no-cache --algo sha256 "$DIR" 2>/dev/null' /dev/null`, {
+      env: { DIR: dir },
+    });
+    expect(tty.code).toBe(0);
+    expect(tty.stdout.toString()).not.toContain("\x1b");
+    expect(tty.stdout.toString()).toContain("evil\\x1b]52;c;aGk=\\x07.safetensors");
+    // Piped, it is sha256sum's line, which `sha256sum -c` reads back (the reader's terminal is not ours).
+    const piped = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);
+    expect(piped.stdout).toContain("evil\x1b]52;c;aGk=\x07.safetensors");
+    expect(piped.stderr).not.toContain("\x1b");
   });
 
   test("links to one file are hashed once and every path is listed", async () => {

@@ -308,12 +308,16 @@ describe("scan", () => {
     expect(r.code).toBe(0);
   });
 
-  test("a path that does not exist is named; the others are scanned; exit 1", async () => {
+  test("a path that does not exist is named and nothing is written, exit 1; --allow-missing scans the others (docs/cases.md T9)", async () => {
     const dir = library([{ name: "a.safetensors", content: "missing-path" }]);
     const r = await runCli(["scan", join(dir, "nope"), dir, ...baseArgs(tmp.make())]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(join(dir, "nope"));
-    expect(inventoryOf(r.stdout).records).toHaveLength(1);
+    expect(r.stdout).toBe("");
+    const allowed = await runCli(["scan", join(dir, "nope"), dir, "--allow-missing", ...baseArgs(tmp.make())]);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stderr).toContain(join(dir, "nope"));
+    expect(inventoryOf(allowed.stdout).records).toHaveLength(1);
   });
 });
 

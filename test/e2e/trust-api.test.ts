@@ -264,7 +264,7 @@ describe("T4: hostile answer sizes", () => {
       const rec = JSON.parse(stdout).records[0];
       expect(rec.status).toBe("error");
       expect(rec.error).toMatch(/the answer is larger than 64 MiB, the most one API answer may be/);
-      expect(stderr).toContain("1 errors");
+      expect(stderr).toContain("1 error,");
       // One request, stopped at the cap: not retried, and nowhere near the 100 MiB the server would send.
       expect(server.sent()).toBeLessThan(80 * 1024 * 1024);
       expect(Date.now() - started).toBeLessThan(20_000);

@@ -24,6 +24,18 @@ describe("detectFormatFromBytes", () => {
     expect(detectFormatFromBytes(Uint8Array.from([0x80, 0x01]))).toBe("unknown");
     expect(detectFormatFromBytes(Uint8Array.from([0x80, 0x06]))).toBe("unknown");
   });
+  test("T16: a safetensors length whose low bytes are 0x0280–0x0580 (80 02…80 05) is safetensors when it fits the file", () => {
+    for (const length of [0x280, 0x380, 0x480, 0x580, 0x1_0480]) {
+      const probe = new Uint8Array(16).fill(0x20);
+      new DataView(probe.buffer).setBigUint64(0, BigInt(length), true);
+      probe[8] = 0x7b;
+      expect(probe[0]).toBe(0x80);
+      expect({ length, format: detectFormatFromBytes(probe, 8 + length + 8) }).toEqual({ length, format: "safetensors" });
+      expect(detectFormatFromBytes(probe)).toBe("safetensors");
+      // A length past the end of the file is no safetensors header: the pickle signature decides.
+      expect(detectFormatFromBytes(probe, length)).toBe("pickle");
+    }
+  });
   test("empty, short and random bytes are unknown", () => {
     expect(detectFormatFromBytes(new Uint8Array(0))).toBe("unknown");
     expect(detectFormatFromBytes(Uint8Array.from([1, 2, 3]))).toBe("unknown");

@@ -339,4 +339,20 @@ describe("helpers", () => {
     ]);
     expect(sidecarSha256Claims([parseSidecar("civitai-info", "x", "{}")], "x.safetensors", 1)).toEqual([]);
   });
+
+  test("T20: with the file's own SHA-256, a non-primary entry with that hash is a claim too", () => {
+    const pruned = "b".repeat(64);
+    const version = versionObject();
+    const files = [
+      ...(version.files as object[]),
+      { name: "my_lora_pruned.safetensors", sizeKB: 2, primary: false, hashes: { SHA256: pruned.toUpperCase() } },
+    ];
+    const ch = parseSidecar("civitai-info", "copy.civitai.info", JSON.stringify({ ...version, files }));
+    // Renamed locally and not primary: only the hash can tell which entry it is.
+    expect(sidecarSha256Claims([ch], "copy.safetensors", 2048).map((c) => c.sha256)).toEqual([SHA]);
+    expect(sidecarSha256Claims([ch], "copy.safetensors", 2048, pruned)).toEqual([
+      { sha256: SHA, source: "civitai-helper", file: "copy.civitai.info", sizeMatches: false },
+      { sha256: pruned, source: "civitai-helper", file: "copy.civitai.info", sizeMatches: true },
+    ]);
+  });
 });

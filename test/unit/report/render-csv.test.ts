@@ -17,7 +17,18 @@ import {
 
 // The OWASP rule, restated here independently of the implementation (docs/reliability.md §4.3).
 const FORMULA_START = /^[=+\-@\t\r\n\0]/;
-const guarded = (text: string) => (FORMULA_START.test(text) ? `'${text}` : text);
+// T14: controls (but TAB and LF, data in a quoted cell), DEL, C1, bidi controls and raw bytes shown as escapes.
+const CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\udc80-\udcff]/gu;
+const shownCell = (text: string) =>
+  text.replace(CONTROLS, (ch) => {
+    const code = ch.charCodeAt(0);
+    if (code >= 0xdc80) return `\\x${(code - 0xdc00).toString(16)}`;
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+const guarded = (raw: string) => {
+  const text = shownCell(raw);
+  return FORMULA_START.test(text) ? `'${text}` : text;
+};
 const NUMERIC = new Set(["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"]);
 
 /** The columns before issue #5, in their order: later columns only ever go after them. */
@@ -92,6 +103,7 @@ function expectedRow(r: FileRecord): Record<string, string> {
     sidecar_model_name: t(r.sidecar?.modelName),
     sidecar_version_id: n(r.sidecar?.versionId),
     sidecar_version_name: t(r.sidecar?.versionName),
+    aliases: l(r.aliases),
   };
 }
 
@@ -150,12 +162,15 @@ describe("renderCsv", () => {
       ["+1", "'+1"],
       ["@SUM(1)", "'@SUM(1)"],
       ["\tTabbed", "'\tTabbed"],
-      ["\rCarriage", "'\rCarriage"],
+      ["\rCarriage", "\\x0dCarriage"],
       ["\nLinefeed", "'\nLinefeed"],
       ['a,b;c"d', 'a,b;c"d'],
       ["in=side", "in=side"],
       ["模型 🦊", "模型 🦊"],
-      ["esc\u001b]52;c;x\u0007", "esc\u001b]52;c;x\u0007"],
+      // T14: a terminal escape is shown, never run by `cat inv.csv`.
+      ["esc\u001b]52;c;x\u0007", "esc\\x1b]52;c;x\\x07"],
+      ["abc\u202egpj.exe", "abc\\u202egpj.exe"],
+      ["=\u0007bell", "'=\\x07bell"],
     ];
     for (const [input, want] of cases) {
       const inv = makeInventory([
@@ -182,6 +197,7 @@ describe("renderCsv", () => {
       "sidecar_model_name",
       "sidecar_version_id",
       "sidecar_version_name",
+      "aliases",
     ] as never);
   });
 

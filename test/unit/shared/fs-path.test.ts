@@ -1,5 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { decodeFsName, encodeFsName, fsPath, hasRawBytes, showRawBytes } from "../../../src/shared/fs-path.ts";
+import nodePath from "node:path";
+import {
+  basenamePath,
+  decodeFsName,
+  dirnamePath,
+  encodeFsName,
+  fsPath,
+  hasRawBytes,
+  joinPath,
+  resolvePath,
+  showRawBytes,
+} from "../../../src/shared/fs-path.ts";
+import { userArgs } from "../../../src/shared/raw-argv.ts";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -30,5 +42,61 @@ describe("names that are not valid UTF-8", () => {
 
   test("shown as \\xNN escapes", () => {
     expect(showRawBytes(decodeFsName(bytes(0x62, 0xff, 0xfe, 0x2e)))).toBe("b\\xff\\xfe.");
+  });
+
+  test("T12: an emoji whose second half lies in U+DC80–U+DCFF (💻 = \\ud83d\\udcbb) is not a raw byte", () => {
+    const name = "👩‍💻 lora.safetensors";
+    expect(hasRawBytes(name)).toBe(false);
+    expect(showRawBytes(name)).toBe(name);
+    expect(fsPath(name)).toBe(name);
+    const mixed = `💻${String.fromCharCode(0xdcff)}`;
+    expect(hasRawBytes(mixed)).toBe(true);
+    expect([...encodeFsName(mixed)]).toEqual([...Buffer.from("💻"), 0xff]);
+    expect(showRawBytes(mixed)).toBe("💻\\xff");
+  });
+});
+
+describe("T12: path arithmetic keeps raw bytes (Bun's node:path turns them into U+FFFD)", () => {
+  const bad = `bad${String.fromCharCode(0xdcff, 0xdcfe)}`;
+
+  test("join, resolve, dirname and basename give node:path's answers with the bytes kept", () => {
+    expect(joinPath("/models", bad, "x.safetensors")).toBe(`/models/${bad}/x.safetensors`);
+    expect(joinPath("/models/", `./${bad}`, "..", "y")).toBe("/models/y");
+    expect(joinPath(`${bad}//a/`, "../b")).toBe(`${bad}/b`);
+    expect(resolvePath("/models", bad)).toBe(`/models/${bad}`);
+    expect(resolvePath(`/a/${bad}`, "/abs", "c")).toBe("/abs/c");
+    expect(resolvePath(bad)).toBe(`${process.cwd()}/${bad}`);
+    expect(dirnamePath(`/m/${bad}/f.ckpt`)).toBe(`/m/${bad}`);
+    expect(dirnamePath(`/${bad}`)).toBe("/");
+    expect(dirnamePath(bad)).toBe(".");
+    expect(basenamePath(`/m/${bad}/`)).toBe(bad);
+  });
+
+  test("plain paths take node:path's own route", () => {
+    for (const parts of [["/a", "b", "../c"], ["a/", "./b"], ["/"]]) expect(joinPath(...parts)).toBe(nodePath.join(...parts));
+    expect(resolvePath("x")).toBe(nodePath.resolve("x"));
+    expect(dirnamePath("/a/b")).toBe("/a");
+    expect(basenamePath("/a/b.c")).toBe("b.c");
+  });
+});
+
+describe("T12: arguments that are not UTF-8 are read again from /proc/self/cmdline", () => {
+  const cmdline =
+    (...parts: (string | Uint8Array)[]) =>
+    () =>
+      Buffer.concat(parts.flatMap((p) => [typeof p === "string" ? Buffer.from(p) : Buffer.from(p), Buffer.from([0])]));
+
+  test("a lossy argument gets its bytes back; the others must agree", () => {
+    const raw = new Uint8Array([0x62, 0xff, 0x2e, 0x73]);
+    const got = userArgs(["hash", "b\ufffd.s"], cmdline("/usr/bin/bun", "src/cli.ts", "hash", raw));
+    expect(got).toEqual(["hash", `b${String.fromCharCode(0xdcff)}.s`]);
+    // A command line that does not end with our arguments is not used.
+    expect(userArgs(["scan", "b\ufffd.s"], cmdline("bun", "hash", raw))).toEqual(["scan", "b\ufffd.s"]);
+    // Nothing lossy: /proc is not read at all.
+    expect(
+      userArgs(["hash", "a"], () => {
+        throw new Error("read");
+      }),
+    ).toEqual(["hash", "a"]);
   });
 });

@@ -1,0 +1,33 @@
+/**
+ * Arguments as the user typed them, bytes included. Bun decodes argv as UTF-8 with U+FFFD for
+ * bytes that are not, so `hash "$(printf 'bad\xff.safetensors')"` would name no file. On Linux
+ * /proc/self/cmdline still holds the exact bytes: arguments that came out with U+FFFD are read
+ * again from there, with their raw bytes escaped as fs-path.ts does for names on disk.
+ */
+import { readFileSync } from "node:fs";
+import { decodeFsName } from "./fs-path.ts";
+
+/** `args` (the user's arguments, the end of argv), with any lossy one replaced by its real bytes. */
+export function userArgs(args: string[], cmdline: () => Buffer = () => readFileSync("/proc/self/cmdline")): string[] {
+  if (!args.some((a) => a.includes("\ufffd"))) return args;
+  let raw: Buffer;
+  try {
+    raw = cmdline();
+  } catch {
+    return args; // not Linux, or /proc not mounted
+  }
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) {
+      parts.push(decodeFsName(raw.subarray(start, i)));
+      start = i + 1;
+    }
+  }
+  if (start < raw.length) parts.push(decodeFsName(raw.subarray(start)));
+  if (parts.length < args.length) return args;
+  const tail = parts.slice(parts.length - args.length);
+  // Every argument Bun decoded without loss must match, or this is not our command line.
+  const agrees = tail.every((t, i) => args[i]!.includes("\ufffd") || t === args[i]);
+  return agrees ? tail : args;
+}

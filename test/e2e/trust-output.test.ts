@@ -1,0 +1,280 @@
+/**
+ * Issue 9, outputs: `-o` onto devices, FIFOs and links (docs/cases.md T8), missing roots (docs/cases.md T9), the output folder
+ * checked before the walk (docs/cases.md T10), unknown `-o` extensions (docs/cases.md T21) and `--log-file` (docs/cases.md T22).
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
+import { runCli } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+
+const tmp = tmpDirs();
+let civitai: FakeCivitai;
+const PAST = new Date(Date.now() - 3600_000);
+const SENTINEL = "SENTINEL-KEY-log-5d1e";
+
+// A read-only folder for T10 (root ignores chmod). Mounted when the file loads, so skipIf knows;
+// unmounted in the file's afterAll, before the temp folders go, whatever tests a filter ran.
+const roMount = join(tmp.make(), "ro");
+mkdirSync(roMount);
+const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", roMount]).exitCode === 0;
+if (!mounted) console.log("T10 read-only folder case skipped: cannot mount a read-only tmpfs here");
+
+beforeAll(async () => {
+  civitai = await startFakeCivitai({ fixtures: false });
+});
+afterAll(async () => {
+  await civitai.stop();
+  if (mounted) Bun.spawnSync(["umount", roMount]);
+  tmp.cleanup();
+});
+beforeEach(() => {
+  civitai.reset();
+  civitai.clearData();
+});
+
+/** A folder with model files (aged past the racy window). */
+function models(names: string[] = ["a.safetensors"]): string {
+  const dir = tmp.make();
+  for (const name of names) {
+    writeFileSync(join(dir, name), `bytes of ${name}`);
+    utimesSync(join(dir, name), PAST, PAST);
+  }
+  return dir;
+}
+
+/** A JSON inventory written by scan (offline, no cache). */
+async function inventoryFile(): Promise<{ path: string; text: string }> {
+  const path = join(tmp.make(), "inv.json");
+  const r = await runCli(["scan", models(), "--offline", "--no-cache", "-o", path]);
+  expect(r.code).toBe(0);
+  return { path, text: readFileSync(path, "utf8") };
+}
+
+/** Hash-cache entries under a cache folder (what a scan leaves once it hashed something). */
+function hashEntries(cacheDir: string): string[] {
+  const root = join(cacheDir, "hashes");
+  if (!existsSync(root)) return [];
+  return (readdirSync(root, { recursive: true }) as string[]).filter((n) => n.endsWith(".json"));
+}
+
+const isRoot = process.getuid?.() === 0;
+
+describe("T8: -o onto devices, FIFOs and links to them", () => {
+  test.skipIf(!isRoot)("T8: a character device stays a device; the report is written through it", async () => {
+    const inv = await inventoryFile();
+    const dir = tmp.make();
+    const dev = join(dir, "null");
+    // A private copy of /dev/null (char 1:3): the machine's own must never be at risk in a test.
+    expect(Bun.spawnSync(["mknod", dev, "c", "1", "3"]).exitCode).toBe(0);
+    const r = await runCli(["report", inv.path, "-o", dev]);
+    expect(r.code).toBe(0);
+    expect(lstatSync(dev).isCharacterDevice()).toBe(true);
+    expect(readdirSync(dir)).toEqual(["null"]);
+
+    const link = join(dir, "link-to-null");
+    symlinkSync(dev, link);
+    const viaLink = await runCli(["report", inv.path, "--format", "md", "-o", link]);
+    expect(viaLink.code).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(lstatSync(dev).isCharacterDevice()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(["link-to-null", "null"]);
+  });
+
+  test("T8: a FIFO stays a FIFO and its reader gets the whole report", async () => {
+    const inv = await inventoryFile();
+    const dir = tmp.make();
+    const fifo = join(dir, "pipe");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const reader = Bun.spawn(["cat", fifo], { stdout: "pipe" });
+    try {
+      const r = await runCli(["report", inv.path, "-o", fifo]);
+      expect(r.code).toBe(0);
+      expect(lstatSync(fifo).isFIFO()).toBe(true);
+      const got = await Promise.race([new Response(reader.stdout).text(), Bun.sleep(10_000).then(() => "reader never got an end")]);
+      expect(got).toBe(inv.text);
+    } finally {
+      reader.kill();
+    }
+  });
+
+  test("T8: `-o -` and a link to the process's stdout write to stdout, leaving no file", async () => {
+    const inv = await inventoryFile();
+    const cwd = tmp.make();
+    const dash = await runCli(["report", inv.path, "-o", "-"], { cwd });
+    expect(dash.code).toBe(0);
+    expect(dash.stdout).toBe(inv.text);
+    expect(readdirSync(cwd)).toEqual([]);
+
+    // What /dev/stdout is: a link to /proc/self/fd/1 (here a pipe). It must not be replaced by a file.
+    const link = join(cwd, "stdout-link");
+    symlinkSync("/proc/self/fd/1", link);
+    const viaLink = await runCli(["report", inv.path, "-o", link], { cwd });
+    expect(viaLink.code).toBe(0);
+    expect(viaLink.stdout).toBe(inv.text);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  test("T8: a regular file and a missing path are still written atomically; a link to a file is replaced, not followed", async () => {
+    const inv = await inventoryFile();
+    const dir = tmp.make();
+    const target = join(dir, "elsewhere.json");
+    writeFileSync(target, "do not touch");
+    const link = join(dir, "out.json");
+    symlinkSync(target, link);
+    const r = await runCli(["report", inv.path, "-o", link]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(target, "utf8")).toBe("do not touch");
+    expect(lstatSync(link).isFile()).toBe(true);
+    expect(readFileSync(link, "utf8")).toBe(inv.text);
+  });
+});
+
+describe("T9: a missing root never replaces a good inventory", () => {
+  test("T9: a mistyped root writes no inventory, names the path and exits 1; the old inventory is intact", async () => {
+    const good = await inventoryFile();
+    const missing = join(tmp.make(), "modles");
+    const r = await runCli(["scan", missing, "--offline", "--no-cache", "-o", good.path]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(missing);
+    expect(r.stderr).toContain("--allow-missing");
+    expect(r.stderr).not.toContain("Wrote");
+    expect(readFileSync(good.path, "utf8")).toBe(good.text);
+
+    // One good root and one missing: still nothing written.
+    const mixed = await runCli(["scan", models(["b.safetensors"]), missing, "--offline", "--no-cache", "-o", good.path]);
+    expect(mixed.code).toBe(1);
+    expect(readFileSync(good.path, "utf8")).toBe(good.text);
+  });
+
+  test("T9: --allow-missing writes the inventory of the roots that exist, warns about the others, exits 0", async () => {
+    const dir = models(["c.safetensors"]);
+    const missing = join(tmp.make(), "usb-disk");
+    const out = join(tmp.make(), "inv.json");
+    const r = await runCli(["scan", dir, missing, "--allow-missing", "--offline", "--no-cache", "-o", out]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(missing);
+    const inv = JSON.parse(readFileSync(out, "utf8"));
+    expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "c.safetensors")]);
+
+    // No root at all is still a mistake, not an empty inventory over the good one.
+    const before = readFileSync(out, "utf8");
+    const none = await runCli(["scan", missing, "--allow-missing", "--offline", "--no-cache", "-o", out]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("None of the paths exists");
+    expect(readFileSync(out, "utf8")).toBe(before);
+  });
+});
+
+describe("T10: the output location is checked before the walk", () => {
+  test("T10: -o into a folder that does not exist fails at once: nothing is hashed", async () => {
+    const dir = models(["a.safetensors", "b.safetensors"]);
+    const cacheDir = tmp.make();
+    const r = await runCli(["scan", dir, "--offline", "--cache-dir", cacheDir, "-o", "/no/such/dir/x.json"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("/no/such/dir");
+    expect(hashEntries(cacheDir)).toEqual([]);
+    expect(r.stderr).not.toMatch(/\d+ files? \(/);
+  });
+
+  test("T10: -o into a folder that is a file, or a folder itself, fails before the walk", async () => {
+    const dir = models();
+    const cacheDir = tmp.make();
+    const file = join(tmp.make(), "plain");
+    writeFileSync(file, "x");
+    const underFile = await runCli(["scan", dir, "--offline", "--cache-dir", cacheDir, "-o", join(file, "x.json")]);
+    expect(underFile.code).not.toBe(0);
+    const isDir = await runCli(["scan", dir, "--offline", "--cache-dir", cacheDir, "-o", tmp.make()]);
+    expect(isDir.code).not.toBe(0);
+    expect(isDir.stderr).toContain("folder");
+    expect(hashEntries(cacheDir)).toEqual([]);
+  });
+
+  test.skipIf(!mounted)("T10: -o into a read-only folder fails before the walk, naming it", async () => {
+    const dir = models();
+    const cacheDir = tmp.make();
+    const r = await runCli(["scan", dir, "--offline", "--cache-dir", cacheDir, "-o", join(roMount, "inv.json")]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(roMount);
+    expect(r.stderr).toMatch(/read-only|not writable|EROFS/);
+    expect(hashEntries(cacheDir)).toEqual([]);
+  });
+});
+
+describe("T21: -o with an extension we do not write", () => {
+  test("T21: -o inv.xml is refused unless --format says what to write", async () => {
+    const dir = models();
+    const outDir = tmp.make();
+    const xml = join(outDir, "inv.xml");
+    const r = await runCli(["scan", dir, "--offline", "--no-cache", "-o", xml]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("inv.xml");
+    expect(r.stderr).toContain("--format");
+    expect(existsSync(xml)).toBe(false);
+
+    const inv = await inventoryFile();
+    const viaReport = await runCli(["report", inv.path, "-o", xml]);
+    expect(viaReport.code).toBe(2);
+    expect(existsSync(xml)).toBe(false);
+
+    const forced = await runCli(["scan", dir, "--offline", "--no-cache", "-o", xml, "--format", "json"]);
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(readFileSync(xml, "utf8")).tool.name).toBe("civitai-meta");
+    // No extension at all is not a mistake: JSON, as before.
+    const bare = join(outDir, "inventory");
+    expect((await runCli(["scan", dir, "--offline", "--no-cache", "-o", bare])).code).toBe(0);
+    expect(JSON.parse(readFileSync(bare, "utf8")).tool.name).toBe("civitai-meta");
+  });
+});
+
+describe("T22: --log-file", () => {
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+  const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
+
+  test("T22: every log line at debug level, timestamped, appended, redacted; stderr keeps its level", async () => {
+    const dir = models(["known.safetensors", "other.safetensors"]);
+    const version = makeVersion({ versionId: 11, modelId: 1, sha256: sha("bytes of known.safetensors") });
+    civitai.addModel(makeModel({ modelId: 1, versions: [version] }));
+    // A server that quotes the key back: the message must be redacted in both sinks.
+    civitai.queueFaults("versionsByHashes", [faults.status(400, { error: `bad token ${SENTINEL}` })]);
+    const log = join(tmp.make(), "civitai-meta.log");
+    const env = { CIVITAI_API_KEY: SENTINEL };
+    const first = await runCli(["scan", dir, "--api-url", civitai.url, "--no-cache", "--log-file", log], { env });
+    expect(existsSync(log)).toBe(true);
+    const text1 = readFileSync(log, "utf8");
+    const lines1 = text1.split("\n").filter((l) => l !== "");
+    expect(lines1.length).toBeGreaterThan(2);
+    for (const line of lines1) expect(line).toMatch(TIMESTAMP);
+    // Debug lines (one per request) are in the file, not on stderr at the default level.
+    expect(text1).toMatch(/\[debug\] POST .*by-hash.* -> 400/);
+    expect(first.stderr).not.toMatch(/-> 400/);
+    // The run's info line is in both.
+    expect(text1).toMatch(/\[info\] 2 files/);
+    for (const out of [text1, first.stderr, first.stdout]) expect(out).not.toContain(SENTINEL);
+
+    const second = await runCli(["scan", dir, "--api-url", civitai.url, "--no-cache", "-q", "--log-file", log], { env });
+    expect(second.stderr).toBe("");
+    const text2 = readFileSync(log, "utf8");
+    expect(text2.startsWith(text1)).toBe(true);
+    expect(text2.length).toBeGreaterThan(text1.length);
+    expect(text2).not.toContain(SENTINEL);
+  });
+
+  test("T22: logFile in the config file; an unopenable log file is one clear error before any work", async () => {
+    const dir = models();
+    const log = join(tmp.make(), "from-config.log");
+    const config = join(tmp.make(), "config.json");
+    writeFileSync(config, JSON.stringify({ logFile: log }));
+    const r = await runCli(["scan", dir, "--offline", "--no-cache", "--config", config]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(log, "utf8")).toMatch(/\[info\] 1 file/);
+
+    const bad = await runCli(["hash", dir, "--no-cache", "--log-file", "/no/such/dir/x.log"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("/no/such/dir/x.log");
+    expect(bad.stdout).toBe("");
+    expect(statSync(dir).isDirectory()).toBe(true);
+  });
+});
