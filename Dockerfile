@@ -29,13 +29,15 @@ FROM alpine:${ALPINE_VERSION}
 RUN apk add --no-cache libstdc++ libgcc \
  && addgroup -S -g 10001 civitai \
  && adduser -S -D -u 10001 -G civitai -h /home/civitai civitai \
- && mkdir -p /cache /config/civitai-meta /work \
- && chown -R civitai:civitai /cache /config /work
+ && mkdir -p /cache /config/civitai-meta /models /work \
+ && chown -R civitai:civitai /cache /config /models /work
 COPY --from=pick /civitai-meta /usr/local/bin/civitai-meta
 
 # Hash and metadata caches in /cache; the config file at /config/civitai-meta/config.json.
 # Both are volumes, so a cache survives the container and a config (which may hold the API key)
 # can be mounted read-only. Prefer passing the key as CIVITAI_API_KEY (docker run -e).
+# /models (not a volume: mount your own there) is owned by the user, so a fresh named volume
+# mounted on it is writable for `download --dest /models`.
 ENV CIVITAI_META_CACHE_DIR=/cache \
     XDG_CONFIG_HOME=/config \
     HOME=/home/civitai

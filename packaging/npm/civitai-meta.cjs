@@ -112,12 +112,15 @@ function sha256File(file) {
  * second SIGINT would make it stop at once instead of cleanly.
  */
 function run(binary, args) {
-  const child = childProcess.spawn(binary, args, { stdio: "inherit" });
+  // Handlers first: a signal that arrives while the binary starts is then queued for them, not
+  // fatal to the launcher (which would leave the binary running without us).
+  let child;
   const forward = (signal) => () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
   const handlers = { SIGINT: () => {}, SIGTERM: forward("SIGTERM"), SIGHUP: forward("SIGHUP") };
   for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
+  child = childProcess.spawn(binary, args, { stdio: "inherit" });
   child.on("error", (error) => {
     process.stderr.write(`civitai-meta: cannot start ${binary}: ${error.message}\n`);
     process.exit(1);

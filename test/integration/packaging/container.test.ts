@@ -74,7 +74,7 @@ describe("Dockerfile", () => {
     ]);
   });
 
-  test("cache and config are volumes where the tool looks for them", () => {
+  test("cache and config are volumes where the tool looks for them; /models and /work belong to the user", () => {
     const env = Object.fromEntries(
       last("ENV")!
         .args.split(/\s+/)
@@ -86,8 +86,8 @@ describe("Dockerfile", () => {
     expect(getConfigDir(env, "/home/civitai")).toBe("/config/civitai-meta");
     // Created and owned by the user, so a fresh named volume is writable by it.
     const setup = final.find((i) => i.keyword === "RUN")!.args;
-    expect(setup).toContain("mkdir -p /cache /config/civitai-meta");
-    expect(setup).toContain("chown -R civitai:civitai /cache /config");
+    expect(setup).toContain("mkdir -p /cache /config/civitai-meta /models /work");
+    expect(setup).toContain("chown -R civitai:civitai /cache /config /models /work");
   });
 
   test("the runtime stage installs the C++ runtime Bun's musl build links, and both stages use one pinned Alpine", () => {

@@ -136,6 +136,9 @@ describe("choosing and checking the binary", () => {
   });
 });
 
+/** Waits for a signal, but gives up after 10 s so a failing test never leaves a process behind. */
+const BOUNDED_WAIT = "i=0\nwhile [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done\necho gave-up\nexit 99\n";
+
 async function runLauncher(launcherPath: string, args: string[], onStdout?: (text: string, proc: Bun.Subprocess) => void) {
   const proc = Bun.spawn([NODE!, launcherPath, ...args], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   let stdout = "";
@@ -158,7 +161,7 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     const r = await runLauncher(launcherPath, ["scan", "my models/", "--format", "md", "", "$HOME"]);
     expect(r.stdout).toBe("[scan][my models/][--format][md][][$HOME]\n");
     expect(r.code).toBe(7);
-  });
+  }, 20_000);
 
   test("refuses a tampered binary without running it: exit 1, one message on stderr", async () => {
     const { launcherPath, binary } = install("#!/bin/sh\necho ran\n");
@@ -168,10 +171,10 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain("civitai-meta: The binary in @civitai-meta/");
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
-  });
+  }, 20_000);
 
   test("SIGTERM to the launcher reaches the binary, whose exit code is passed on", async () => {
-    const { launcherPath } = install("#!/bin/sh\ntrap 'echo got-TERM; exit 143' TERM\necho ready\nwhile :; do sleep 0.05; done\n");
+    const { launcherPath } = install(`#!/bin/sh\ntrap 'echo got-TERM; exit 143' TERM\necho ready\n${BOUNDED_WAIT}`);
     let sent = false;
     const r = await runLauncher(launcherPath, [], (out, proc) => {
       if (!sent && out.includes("ready")) {
@@ -181,11 +184,11 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     });
     expect(r.stdout).toContain("got-TERM");
     expect(r.code).toBe(143);
-  });
+  }, 20_000);
 
   test("SIGINT is left to the terminal's process group: not sent twice to the binary", async () => {
     const { launcherPath } = install(
-      "#!/bin/sh\ntrap 'echo got-INT' INT\ntrap 'echo got-TERM; exit 143' TERM\necho ready\nwhile :; do sleep 0.05; done\n",
+      `#!/bin/sh\ntrap 'echo got-INT' INT\ntrap 'echo got-TERM; exit 143' TERM\necho ready\n${BOUNDED_WAIT}`,
     );
     let step = 0;
     const r = await runLauncher(launcherPath, [], (out, proc) => {
@@ -198,11 +201,11 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     expect(r.stdout).not.toContain("got-INT");
     expect(r.stdout).toContain("got-TERM");
     expect(r.code).toBe(143);
-  });
+  }, 20_000);
 
   test("a binary killed by a signal makes the launcher die of the same signal", async () => {
     const { launcherPath } = install("#!/bin/sh\nkill -KILL $$\n");
     const r = await runLauncher(launcherPath, []);
     expect(r.signal).toBe("SIGKILL");
-  });
+  }, 20_000);
 });
