@@ -1,26 +1,32 @@
 /**
  * Builds standalone binaries with `bun build --compile`.
- *   bun scripts/build-binary.ts          host only -> dist/civitai-meta
- *   bun scripts/build-binary.ts --all    host + every release target, plus dist/SHA256SUMS
- * The host binary is always smoke-run: a broken compile can still write a file (style.md §4).
+ *   bun scripts/build-binary.ts                       host only -> dist/civitai-meta
+ *   bun scripts/build-binary.ts --all                 host + every release target
+ *   bun scripts/build-binary.ts --targets a,b         host + the named targets (ids from release-targets.ts, or "host")
+ * Release targets land in dist/civitai-meta-<id>[.exe], listed with their SHA-256 in dist/SHA256SUMS
+ * and dist/release.json (which scripts/build-npm.ts packages). Both list exactly this run's targets,
+ * so a stale binary from an earlier run is never shipped.
+ * The host binary is always smoke-run (a broken compile can still write a file, style.md §4), and so
+ * is any release target this machine runs natively. Cross-target Bun runtimes come from the npm registry.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
+import { readElfInfo } from "./elf-info.ts";
+import { RELEASE_TARGETS, assetName, hostTarget, parseTargetList, type ReleaseTarget } from "./release-targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const DIST = join(ROOT, "dist");
 // Workers are extra entrypoints; they keep their path under src/ (see src/hash/worker-url.ts).
 const ENTRYPOINTS = [join(ROOT, "src/cli.ts"), join(ROOT, "src/hash/hash-worker.ts"), join(ROOT, "src/hash/sha256-worker.ts")];
 
-const TARGETS = [
-  { name: "linux-x64", target: "bun-linux-x64" },
-  { name: "linux-arm64", target: "bun-linux-arm64" },
-  { name: "darwin-x64", target: "bun-darwin-x64" },
-  { name: "darwin-arm64", target: "bun-darwin-arm64" },
-  { name: "windows-x64", target: "bun-windows-x64", ext: ".exe" },
-] as const;
+export interface BuiltBinary {
+  target: string;
+  file: string;
+  sha256: string;
+  size: number;
+}
 
 async function build(outfile: string, target?: string): Promise<void> {
   const result = await Bun.build({
@@ -51,20 +57,60 @@ async function smokeRun(binary: string): Promise<void> {
   console.log(`smoke run ok: ${binary} --version -> ${out.trim()}`);
 }
 
-mkdirSync(DIST, { recursive: true });
-const hostBinary = join(DIST, "civitai-meta");
-await build(hostBinary);
-await smokeRun(hostBinary);
+const ELF_MACHINE = { x64: "x86_64", arm64: "aarch64" } as const;
+const MUSL_LOADER = { x64: "/lib/ld-musl-x86_64.so.1", arm64: "/lib/ld-musl-aarch64.so.1" } as const;
 
-if (process.argv.includes("--all")) {
-  const sums: string[] = [];
-  for (const t of TARGETS) {
-    const file = join(DIST, `civitai-meta-${t.name}${"ext" in t ? t.ext : ""}`);
-    await build(file, t.target);
-    const digest = createHash("sha256").update(readFileSync(file)).digest("hex");
-    sums.push(`${digest}  ${basename(file)}`);
-    console.log(`built ${basename(file)}`);
+/**
+ * A Linux binary must be for the right CPU and C library: Bun falls back silently in some setups,
+ * and a glibc binary in the musl package would fail only on the user's Alpine box.
+ */
+function checkLinuxBinary(file: string, t: ReleaseTarget): void {
+  if (t.os !== "linux") return;
+  const elf = readElfInfo(file);
+  const problems: string[] = [];
+  if (elf.machine !== ELF_MACHINE[t.cpu]) problems.push(`machine ${elf.machine}, expected ${ELF_MACHINE[t.cpu]}`);
+  const muslLoader = MUSL_LOADER[t.cpu];
+  if (t.libc === "musl") {
+    if (elf.interpreter !== muslLoader) problems.push(`interpreter ${elf.interpreter}, expected ${muslLoader}`);
+    const glibcLibs = elf.needed.filter((n) => /^(libc\.so\.6|ld-linux|libpthread\.so|libdl\.so|libm\.so\.6)/.test(n));
+    if (glibcLibs.length > 0) problems.push(`needs glibc libraries ${glibcLibs.join(", ")}`);
+  } else if (elf.interpreter === muslLoader) {
+    problems.push("is a musl binary in a glibc slot");
   }
-  writeFileSync(join(DIST, "SHA256SUMS"), `${sums.join("\n")}\n`);
-  console.log(`wrote ${join(DIST, "SHA256SUMS")}`);
+  if (problems.length > 0) throw new Error(`${basename(file)}: ${problems.join("; ")}`);
+  console.log(`checked ${basename(file)}: ${elf.machine}, loader ${elf.interpreter}, needs ${elf.needed.join(" ")}`);
 }
+
+const sha256File = (file: string): string => createHash("sha256").update(readFileSync(file)).digest("hex");
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const targetsFlag = args.indexOf("--targets");
+  const targets: readonly ReleaseTarget[] = args.includes("--all")
+    ? RELEASE_TARGETS
+    : targetsFlag !== -1
+      ? parseTargetList(args[targetsFlag + 1] ?? "")
+      : [];
+
+  mkdirSync(DIST, { recursive: true });
+  const hostBinary = join(DIST, "civitai-meta");
+  await build(hostBinary);
+  await smokeRun(hostBinary);
+  if (targets.length === 0) return;
+
+  const native = hostTarget();
+  const built: BuiltBinary[] = [];
+  for (const t of targets) {
+    const file = join(DIST, assetName(t));
+    await build(file, t.bunTarget);
+    checkLinuxBinary(file, t);
+    if (t === native) await smokeRun(file);
+    built.push({ target: t.id, file: basename(file), sha256: sha256File(file), size: statSync(file).size });
+    console.log(`built ${basename(file)} (${(statSync(file).size / 1048576).toFixed(1)} MiB)`);
+  }
+  writeFileSync(join(DIST, "SHA256SUMS"), built.map((b) => `${b.sha256}  ${b.file}\n`).join(""));
+  writeFileSync(join(DIST, "release.json"), `${JSON.stringify({ version: pkg.version, binaries: built }, null, 2)}\n`);
+  console.log(`wrote ${join(DIST, "SHA256SUMS")} and release.json (${built.length} binaries)`);
+}
+
+await main();

@@ -22,8 +22,9 @@ export default defineCommand({
     paths: { type: "positional", required: false, description: "Files or folders (recursive)", valueHint: "paths..." },
     algo: {
       type: "string",
-      valueHint: "list",
-      description: `Hashes to compute, comma-separated: ${HASH_ALGOS.join(",")} (default: sha256,autov2, plus autov3 for safetensors)`,
+      // "a,b,c": the values, comma-separated; help shows them and shell completion offers them.
+      valueHint: HASH_ALGOS.join(","),
+      description: "Hashes to compute, comma-separated (default: sha256,autov2, plus autov3 for safetensors)",
     },
     json: { type: "boolean", description: "Print JSON instead of lines" },
     rehash: { type: "boolean", description: "Ignore cached hashes (still refreshes the cache)" },

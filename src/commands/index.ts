@@ -11,4 +11,5 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   download: () => import("./download.ts").then(load),
   inspect: () => import("./inspect.ts").then(load),
   cache: () => import("./cache.ts").then(load),
+  completion: () => import("./completion.ts").then(load),
 });

@@ -34,8 +34,8 @@ export default defineCommand({
     },
     "fail-on": {
       type: "string",
-      valueHint: "statuses",
-      description: "Exit 3 if any file is not-found, error and/or skipped (comma-separated)",
+      valueHint: "not-found,error,skipped",
+      description: "Exit 3 if any file has one of these statuses (comma-separated)",
     },
     "local-metadata": {
       type: "boolean",

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Runs `civitai-meta scan` for the GitHub Action (action.yml): writes the JSON inventory, an extra
+# report in the chosen format, the job's step summary, and the step outputs. It always exits 0 once
+# the scan ran, recording the scan's exit code, so the summary and the artifact come first; the
+# action's last step fails the job with that code. Inputs arrive as environment variables:
+#   CM_BIN        the civitai-meta binary (from the install step)
+#   CM_PATHS      files or folders, one per line
+#   CM_FORMAT     md, csv or json: the extra report beside inventory.json
+#   CM_FAIL_ON    statuses that fail the run (scan --fail-on)
+#   CM_PREVIOUS   an earlier inventory to compare against (scan --previous)
+#   CM_OFFLINE    "true": scan --offline
+#   CM_ARGS       more scan arguments, one per line
+#   CM_SUMMARY    "true": write the Markdown report to the step summary
+#   CM_OUTPUT_DIR where to write inventory.json and the report
+# The API key, if any, is in CIVITAI_API_KEY, which the tool reads itself: it is never an argument.
+set -euo pipefail
+
+fail() {
+  echo "::error title=civitai-meta scan::$*"
+  exit 1
+}
+
+bin="${CM_BIN:?}"
+out="${CM_OUTPUT_DIR:?}"
+mkdir -p "$out"
+inventory="$out/inventory.json"
+
+args=(scan)
+while IFS= read -r line || [ -n "$line" ]; do
+  [ -n "${line//[[:space:]]/}" ] && args+=("$line")
+done <<<"${CM_PATHS:-}"
+[ "${#args[@]}" -gt 1 ] || fail "the paths input is empty: give the folders to scan, one per line"
+args+=(--format json -o "$inventory")
+[ -n "${CM_FAIL_ON:-}" ] && args+=(--fail-on "$CM_FAIL_ON")
+if [ -n "${CM_PREVIOUS:-}" ]; then
+  if [ -f "$CM_PREVIOUS" ]; then
+    args+=(--previous "$CM_PREVIOUS")
+  else
+    echo "::warning title=civitai-meta scan::previous inventory $CM_PREVIOUS does not exist (first run?): scanning without a comparison"
+  fi
+fi
+[ "${CM_OFFLINE:-false}" = "true" ] && args+=(--offline)
+while IFS= read -r line || [ -n "$line" ]; do
+  [ -n "${line//[[:space:]]/}" ] && args+=("$line")
+done <<<"${CM_ARGS:-}"
+
+case "${CM_FORMAT:-md}" in
+  md | csv | json) format="${CM_FORMAT:-md}" ;;
+  *) fail "format input: \"$CM_FORMAT\" is not one of md, csv, json" ;;
+esac
+
+echo "civitai-meta ${args[*]}"
+set +e
+"$bin" "${args[@]}"
+code=$?
+set -e
+
+report=""
+if [ -f "$inventory" ]; then
+  if [ "$format" = "json" ]; then
+    report="$inventory"
+  else
+    report="$out/inventory.$format"
+    "$bin" report "$inventory" --format "$format" -o "$report" -q || fail "could not render $report from $inventory"
+  fi
+fi
+
+if [ "${CM_SUMMARY:-true}" = "true" ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+  if [ -f "$inventory" ]; then
+    md="$out/summary.md"
+    "$bin" report "$inventory" --format md -o "$md" -q || fail "could not render the summary from $inventory"
+    # GitHub takes at most 1 MiB of summary per step: past that, keep the summary table and say where the rest is.
+    if [ "$(wc -c <"$md")" -le 1000000 ]; then
+      cat "$md" >>"$GITHUB_STEP_SUMMARY"
+    else
+      awk '/^## / { exit } { print }' "$md" | head -c 900000 >>"$GITHUB_STEP_SUMMARY"
+      printf '\n_The full report is too large for a step summary: it is in the inventory artifact._\n' >>"$GITHUB_STEP_SUMMARY"
+    fi
+    rm -f "$md"
+  else
+    printf '## civitai-meta scan\n\nThe scan stopped (exit %s) before writing an inventory: see the step log.\n' "$code" >>"$GITHUB_STEP_SUMMARY"
+  fi
+fi
+
+{
+  echo "exit-code=$code"
+  echo "inventory=$([ -f "$inventory" ] && echo "$inventory")"
+  echo "report=$report"
+  echo "artifact-paths<<CIVITAI_META_EOF"
+  [ -f "$inventory" ] && echo "$inventory"
+  [ -n "$report" ] && [ "$report" != "$inventory" ] && echo "$report"
+  echo "CIVITAI_META_EOF"
+} >>"$GITHUB_OUTPUT"
+echo "scan exit code: $code"

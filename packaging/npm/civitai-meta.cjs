@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// The `civitai-meta` command of the npm package. It runs the prebuilt binary that npm installed
+// from one of the per-platform optional dependencies (@civitai-meta/linux-x64, …), after checking
+// the binary's SHA-256 against the one recorded when this package was built (binaries.json).
+// Plain Node (16 or later), no dependencies and no install script, so it works where install
+// scripts are disabled (pnpm, npm --ignore-scripts) and needs no Bun.
+"use strict";
+
+const crypto = require("crypto");
+const fs = require("fs");
+const path = require("path");
+const childProcess = require("child_process");
+
+const SUPPORTED = "Linux x64 and arm64 (glibc or musl), macOS x64 and arm64, Windows x64";
+
+/**
+ * Which C library this Linux uses. A musl `ldd` (Alpine, Void musl) says so; otherwise Node's
+ * own report names the glibc it runs on. Same order as the detect-libc package, without the dependency.
+ */
+function detectLibc(readFile, report) {
+  try {
+    const ldd = readFile("/usr/bin/ldd", "latin1");
+    if (ldd.includes("musl")) return "musl";
+    if (ldd.includes("GNU C Library") || ldd.includes("glibc") || ldd.includes("GLIBC")) return "glibc";
+  } catch {
+    /* no ldd: ask Node */
+  }
+  try {
+    if (report && typeof report.getReport === "function") {
+      if ("excludeNetwork" in report) report.excludeNetwork = true;
+      const r = report.getReport();
+      const header = typeof r === "string" ? JSON.parse(r).header : r.header;
+      if (header && header.glibcVersionRuntime) return "glibc";
+      const libs = (typeof r === "string" ? JSON.parse(r) : r).sharedObjects || [];
+      if (libs.some((l) => /ld-musl-|libc\.musl-/.test(l))) return "musl";
+    }
+  } catch {
+    /* fall through */
+  }
+  return "glibc";
+}
+
+/** The key of binaries.json for this machine, e.g. "linux-x64-musl", "darwin-arm64", "win32-x64". */
+function platformKey(platform, arch, libc) {
+  return platform === "linux" && libc === "musl" ? `${platform}-${arch}-musl` : `${platform}-${arch}`;
+}
+
+class LaunchError extends Error {}
+
+/**
+ * Finds the binary for `key` and checks it. Returns its path or throws a LaunchError whose message
+ * says what is wrong and what to do. `resolve` is require.resolve bound to this package's folder.
+ */
+function locateBinary(manifest, key, resolve) {
+  const entry = manifest.platforms[key];
+  if (!entry) {
+    throw new LaunchError(
+      `civitai-meta has no prebuilt binary for ${key}. Supported: ${SUPPORTED}. ` +
+        "Build one from source with Bun (the README's Development section) or run the container image.",
+    );
+  }
+  let pkgJson;
+  try {
+    pkgJson = resolve(`${entry.package}/package.json`);
+  } catch {
+    throw new LaunchError(
+      `The package ${entry.package} (the civitai-meta binary for ${key}) is not installed. ` +
+        "npm leaves optional dependencies out with --omit=optional (or --no-optional), and a lockfile made on another " +
+        `platform may lack it. Reinstall with optional dependencies: npm install civitai-meta@${manifest.version}`,
+    );
+  }
+  const dir = path.dirname(pkgJson);
+  const binary = path.join(dir, entry.bin);
+  const installed = JSON.parse(fs.readFileSync(pkgJson, "utf8")).version;
+  if (!entry.sha256) {
+    throw new LaunchError(
+      `This build of civitai-meta@${manifest.version} records no checksum for ${key}; refusing to run an unverified binary.`,
+    );
+  }
+  let actual;
+  try {
+    actual = sha256File(binary);
+  } catch (error) {
+    throw new LaunchError(`Cannot read ${binary} (${error.code || error.message}). Reinstall civitai-meta@${manifest.version}.`);
+  }
+  if (actual !== entry.sha256) {
+    throw new LaunchError(
+      `The binary in ${entry.package}@${installed} (${binary}) does not match the SHA-256 recorded when civitai-meta@${manifest.version} ` +
+        `was built (expected ${entry.sha256}, found ${actual}). It is damaged or from another version: reinstall civitai-meta@${manifest.version}.`,
+    );
+  }
+  return binary;
+}
+
+function sha256File(file) {
+  const hash = crypto.createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 22);
+    let n;
+    while ((n = fs.readSync(fd, buf, 0, buf.length, null)) > 0) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Runs the binary with our arguments and standard streams, and ends as it ends: same exit code,
+ * or the same signal. SIGTERM and SIGHUP (from `kill`, a supervisor, a CI runner) are passed on.
+ * SIGINT is not: Ctrl-C already reaches the binary through the terminal's process group, and a
+ * second SIGINT would make it stop at once instead of cleanly.
+ */
+function run(binary, args) {
+  // Handlers first: a signal that arrives while the binary starts is then queued for them, not
+  // fatal to the launcher (which would leave the binary running without us).
+  let child;
+  const forward = (signal) => () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  const handlers = { SIGINT: () => {}, SIGTERM: forward("SIGTERM"), SIGHUP: forward("SIGHUP") };
+  for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
+  child = childProcess.spawn(binary, args, { stdio: "inherit" });
+  child.on("error", (error) => {
+    process.stderr.write(`civitai-meta: cannot start ${binary}: ${error.message}\n`);
+    process.exit(1);
+  });
+  child.on("exit", (code, signal) => {
+    for (const [sig, handler] of Object.entries(handlers)) process.off(sig, handler);
+    if (signal) process.kill(process.pid, signal);
+    else process.exit(code === null ? 1 : code);
+  });
+}
+
+function main() {
+  let binary;
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "binaries.json"), "utf8"));
+    const libc = process.platform === "linux" ? detectLibc(fs.readFileSync, process.report) : undefined;
+    const key = platformKey(process.platform, process.arch, libc);
+    binary = locateBinary(manifest, key, (id) => require.resolve(id, { paths: [path.join(__dirname, "..")] }));
+  } catch (error) {
+    process.stderr.write(`civitai-meta: ${error instanceof LaunchError ? error.message : error.stack || error}\n`);
+    process.exit(1);
+  }
+  run(binary, process.argv.slice(2));
+}
+
+if (require.main === module) main();
+
+module.exports = { detectLibc, platformKey, locateBinary, sha256File, LaunchError };
