@@ -71,7 +71,7 @@ interface ApiArgValues {
   "cache-dir"?: string;
 }
 
-function durationArg(value: string | undefined, flag: string, fallback: number): number {
+export function durationArg(value: string | undefined, flag: string, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);

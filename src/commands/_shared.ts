@@ -28,6 +28,6 @@ export const hashingArgs = {
 /** Where and how a report is written (scan and report). */
 export const reportArgs = {
   output: { type: "string", alias: "o", valueHint: "file", description: "Write to FILE (atomically) instead of stdout" },
-  format: { type: "string", valueHint: "json|csv|md", description: "Report format (default: from -o's extension, else json)" },
+  format: { type: "string", valueHint: "json|csv|md|html", description: "Report format (default: from -o's extension, else json)" },
   excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
 } as const satisfies ArgsDef;

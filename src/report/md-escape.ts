@@ -35,7 +35,12 @@ function visibleControl(ch: string): string {
 
 /** One line of plain text: line breaks and tabs to a space, other controls visible as `\xNN`. */
 export function toSingleLine(text: string): string {
-  return text.replace(LINE_BREAK_RE, " ").replace(/\t/g, " ").replace(CONTROL_RE, visibleControl);
+  return showControls(text.replace(LINE_BREAK_RE, " ").replace(/\t/g, " "));
+}
+
+/** Controls (and bidi overrides) made visible as `\xNN` / `\uNNNN`; tabs and line feeds kept. Other sinks (HTML) share it. */
+export function showControls(text: string): string {
+  return text.replace(CONTROL_RE, visibleControl);
 }
 
 /**

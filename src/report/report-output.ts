@@ -31,15 +31,15 @@ export function writeReport(text: string, file: string | undefined): void {
 import type { ReportFormat } from "./render.ts";
 export type { ReportFormat };
 
-/** `--format` wins; else the extension of `-o FILE`; else JSON. */
+/** `--format` wins; else the extension of `-o FILE` (.html/.htm: the gallery); else JSON. */
 export function chooseFormat(format: string | undefined, file: string | undefined, configured?: ReportFormat): ReportFormat {
   if (format !== undefined) {
     const f = format.toLowerCase();
-    if (f === "json" || f === "csv" || f === "md") return f;
+    if (f === "json" || f === "csv" || f === "md" || f === "html") return f;
     if (f === "markdown") return "md";
-    throw new AppError(`--format must be json, csv or md (got "${format}")`, { exitCode: 2 });
+    throw new AppError(`--format must be json, csv, md or html (got "${format}")`, { exitCode: 2 });
   }
-  const ext = file?.toLowerCase().match(/\.(json|csv|md|markdown)$/)?.[1];
-  if (ext) return ext === "markdown" ? "md" : (ext as ReportFormat);
+  const ext = file?.toLowerCase().match(/\.(json|csv|md|markdown|html|htm)$/)?.[1];
+  if (ext) return ext === "markdown" ? "md" : ext === "htm" ? "html" : (ext as ReportFormat);
   return configured ?? "json";
 }
