@@ -80,7 +80,7 @@ async function attemptOnce(url: string, options: ImageFetchOptions): Promise<Att
         const reason = `HTTP ${response.status} from ${hostOf(current)}${response.status === 404 ? " (the image is gone)" : ""}`;
         return response.status === 429 || response.status >= 500 ? { ok: false, reason, retry: true } : { ok: false, reason };
       }
-      return checkBody(response, options.maxBytes ?? MAX_IMAGE_BYTES);
+      return await checkBody(response, options.maxBytes ?? MAX_IMAGE_BYTES);
     }
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;

@@ -30,15 +30,16 @@ h1{margin:0 0 .25rem;font-size:1.5rem}
 .controls{position:sticky;top:0;z-index:1;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;padding:.75rem 1.5rem;
 background:var(--bg);border-bottom:1px solid var(--line)}
 .controls label{display:flex;flex-direction:column;font-size:.78rem;color:var(--muted);gap:.15rem}
+.controls select{max-width:16rem}
 .controls input,.controls select,.controls button{font:inherit;color:var(--fg);background:var(--card);border:1px solid var(--line);
 border-radius:6px;padding:.35rem .5rem;min-height:2.2rem}
 .controls input{width:18rem;max-width:70vw}
 .controls button{cursor:pointer}
 #count{margin:0 0 .35rem;font-size:.9rem;color:var(--muted)}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:1rem;padding:1rem 1.5rem 2rem;margin:0;list-style:none}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:1rem;padding:1rem 1.5rem 2rem;margin:0;list-style:none}
 .card{display:flex;flex-direction:column;background:var(--card);border:1px solid var(--line);border-radius:10px;overflow:hidden;
-content-visibility:auto;contain-intrinsic-size:auto 30rem}
-.thumb{margin:0;aspect-ratio:3/4;background:var(--thumb);display:flex;align-items:center;justify-content:center}
+content-visibility:auto;contain-intrinsic-size:auto 32rem}
+.thumb{margin:0;aspect-ratio:4/5;background:var(--thumb);display:flex;align-items:center;justify-content:center}
 .thumb img{width:100%;height:100%;object-fit:cover;display:block}
 .thumb figcaption{padding:1rem;color:var(--muted);font-size:.85rem;text-align:center;overflow-wrap:anywhere}
 .thumb.failed figcaption{color:var(--bad)}
@@ -59,6 +60,7 @@ content-visibility:auto;contain-intrinsic-size:auto 30rem}
 .copy{font:inherit;font-size:.75rem;border:0;border-left:1px solid var(--line);background:transparent;color:var(--accent);
 padding:.2rem .45rem;cursor:pointer;min-height:1.8rem}
 details{font-size:.85rem}
+details .facts{margin-top:.3rem}
 details p{white-space:pre-line;margin:.3rem 0 0;overflow-wrap:anywhere}
 .links{margin:auto 0 0;padding-top:.25rem;font-size:.9rem}
 .empty{padding:2rem 1.5rem;color:var(--muted)}
@@ -75,6 +77,7 @@ export const GALLERY_JS = `
   var search = $("q"), type = $("f-type"), base = $("f-base"), status = $("f-status"), sort = $("sort");
   var count = $("count"), announce = $("announce"), none = $("none");
   $("controls").hidden = false;
+  $("nojs").hidden = true;
   document.querySelectorAll("button.copy").forEach(function (b) { b.hidden = false; });
   var collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
@@ -146,7 +149,6 @@ export const GALLERY_JS = `
     filter();
     search.focus();
   });
-  order();
   filter();
 })();
 `;

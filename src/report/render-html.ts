@@ -86,12 +86,15 @@ function cardOf(record: FileRecord): Card {
   const c = record.civitai;
   const side = !c ? record.sidecar : undefined;
   const fileName = basename(record.path);
+  // What the file's own header suggests, labelled as a guess, when nobody names the model.
   const guess = guessLabel(record.local?.guess);
-  const guessedKind = guess ? guess.replace(/,.*$/, "").replace(/ \(guess\)$/, "") : null;
+  const guessedKind = guess ? `${guess.replace(/,.*$/, "").replace(/ \(guess\)$/, "")} (guess)` : null;
+  const family = record.local?.guess?.family;
+  const guessedBase = family && family !== "unknown" ? `${family} (guess)` : null;
   // One line, controls visible: the same text in the card, the filter options and the card data.
   const name = oneLine(c?.modelName) ?? oneLine(side?.modelName) ?? oneLine(fileName) ?? "(no name)";
   const type = oneLine(c?.modelType) ?? oneLine(side?.modelType) ?? guessedKind ?? UNKNOWN;
-  const base = oneLine(c?.baseModel) ?? oneLine(side?.baseModel) ?? UNKNOWN;
+  const base = oneLine(c?.baseModel) ?? oneLine(side?.baseModel) ?? guessedBase ?? UNKNOWN;
   return { record, name, type, base, badges: recordBadges(record) };
 }
 
@@ -148,6 +151,13 @@ function fact(label: string, value: string | null, cls = ""): string {
   return `<dt>${label}</dt><dd${cls ? ` class="${cls}"` : ""}>${htmlText(value)}</dd>`;
 }
 
+/** A path that may wrap after each separator (escaped, with `<wbr>`), rather than mid-name. */
+function pathHtml(path: string): string {
+  return htmlText(path)
+    .split("/")
+    .join("/<wbr>");
+}
+
 function figure(record: FileRecord, previews: ReadonlyMap<string, PreviewOutcome> | undefined): string {
   if (!previews) return "";
   const p = previews.get(record.path);
@@ -195,10 +205,14 @@ function renderCard(card: Card, index: number, roots: readonly string[], opts: H
     fact("Base model", card.base),
     fact("Size", sizeText(r.size)),
     fact("Status", statusText(r), `st-${r.status}`),
-    fact("File", `${shownPath(r.path, roots)}${aliases}`),
-    fact("Creator", c?.creator ?? side?.creator ?? null),
-    fact("Licence", licenseText(c?.license)),
+    `<dt>File</dt><dd>${pathHtml(shownPath(r.path, roots))}${aliases}</dd>`,
   ].join("");
+  // Creator, licence and description are a click away: the card stays short enough to scan.
+  const more = [fact("Creator", c?.creator ?? side?.creator ?? null), fact("Licence", licenseText(c?.license))].join("");
+  const details =
+    more || description
+      ? `<details><summary>More</summary>${more ? `<dl class="facts">${more}</dl>` : ""}${description ? `<p>${htmlMultiline(description)}</p>` : ""}</details>`
+      : "";
   return [
     `<article class="card" id="card-${index}" aria-labelledby="name-${index}">`,
     figure(r, opts.previews),
@@ -208,7 +222,7 @@ function renderCard(card: Card, index: number, roots: readonly string[], opts: H
     badgeList(card, c?.modelId ?? null),
     `<dl class="facts">${facts}</dl>`,
     triggerWords(words),
-    description ? `<details><summary>Description</summary><p>${htmlMultiline(description)}</p></details>` : "",
+    details,
     page ? `<p class="links">${link(c ? "Civitai page" : "Civitai page (from sidecar)", page)}</p>` : "",
     `</div></article>`,
   ].join("");
@@ -330,7 +344,8 @@ export function renderHtml(inv: Inventory, opts: HtmlOptions = {}): string {
     "<h1>Model library</h1>",
     `<p class="meta">Generated ${htmlText(inv.generatedAt)} by ${htmlText(tool)}${rootText}</p>`,
     summary(cards, opts),
-    "<noscript><p>JavaScript is off: every model is listed below. Search, filters, sorting and copy buttons need JavaScript.</p></noscript>",
+    // Shown until the script hides it: a <noscript> is not shown when a browser only stops running scripts.
+    `<p class="notes" id="nojs">JavaScript is off: every model is listed below. Search, filters, sorting and copy buttons need JavaScript.</p>`,
     "</header>",
     `<div class="controls" id="controls" role="search" hidden>`,
     `<label for="q">Search<input id="q" type="search" placeholder="name, trigger word, tag, file…" autocomplete="off" spellcheck="false"></label>`,

@@ -52,6 +52,6 @@ describe("chooseImage: the first still within the limit", () => {
     expect(chooseImage([img(1, null)], pg13)).toEqual({ image: null, reason: "its image is unrated (never shown)" });
     expect(chooseImage([img(1, 1, "video")], pg13)).toEqual({ image: null, reason: "Civitai lists only videos for this version" });
     expect(chooseImage([], pg13)).toEqual({ image: null, reason: "Civitai lists no image for this version" });
-    expect(chooseImage(undefined, pg13).reason).toContain("scan again");
+    expect(chooseImage(undefined, pg13)).toEqual({ image: null, reason: expect.stringContaining("scan again") });
   });
 });

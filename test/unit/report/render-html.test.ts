@@ -140,7 +140,7 @@ describe("cards", () => {
   test("descriptions are plain text, cut", () => {
     const inv = makeInventory([makeRecord({ civitai: makeCivitai({ description: `<b>bold</b>\nline two ${"x".repeat(2000)}` }) })]);
     const html = renderHtml(inv);
-    const [desc] = between(html, /<details><summary>Description<\/summary><p>/, "</p>");
+    const [desc] = between(html, /<details><summary>More<\/summary><dl class="facts">.*?<\/dl><p>/, "</p>");
     expect(desc).toStartWith("&lt;b&gt;bold&lt;/b&gt;\nline two");
     expect(desc!.length).toBeLessThan(HTML_DESCRIPTION_MAX_CHARS + 40);
   });
