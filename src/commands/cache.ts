@@ -5,6 +5,7 @@ import { UsageError } from "../shared/errors.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { openHashCache } from "../hash/hash-cache.ts";
 import { pruneMetaCache } from "../civitai/meta-cache.ts";
+import { IMAGE_CACHE_SUBDIR, pruneImageCache } from "../preview/image-cache.ts";
 import { getCacheDir } from "../config/paths.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs } from "./_shared.ts";
@@ -46,6 +47,7 @@ export default defineCommand({
     },
     hashes: { type: "boolean", description: "clear: only the hash cache" },
     metadata: { type: "boolean", description: "clear: only the Civitai metadata cache" },
+    images: { type: "boolean", description: "clear: only the preview image cache" },
   },
   async run({ args }) {
     const action = args._[0] ?? "info";
@@ -55,11 +57,14 @@ export default defineCommand({
     const dir = args["cache-dir"] ?? getCacheDir();
     const hashesDir = join(dir, "hashes");
     const metaDir = join(dir, "meta");
+    const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);
     if (action === "info") {
       const h = usage(hashesDir);
       const m = usage(metaDir);
+      const i = usage(imagesDir);
       process.stdout.write(
-        `cache     ${escapeControl(dir)}\nhashes    ${h.files} entries, ${formatBytes(h.bytes)}\nmetadata  ${m.files} entries, ${formatBytes(m.bytes)}\n`,
+        `cache     ${escapeControl(dir)}\nhashes    ${h.files} entries, ${formatBytes(h.bytes)}\nmetadata  ${m.files} entries, ${formatBytes(m.bytes)}\n` +
+          `images    ${i.files} entries, ${formatBytes(i.bytes)}\n`,
       );
       return;
     }
@@ -68,16 +73,18 @@ export default defineCommand({
       if (warning) logger.warn(escapeControl(warning));
       const h = cache ? cache.prune() : { checked: 0, removed: 0 };
       const m = pruneMetaCache(metaDir);
+      const i = await pruneImageCache(dir);
       logger.success(
-        `pruned ${h.removed} of ${h.checked} hash entries and ${m.removed} of ${m.checked} metadata entries in ${escapeControl(dir)}`,
+        `pruned ${h.removed} of ${h.checked} hash entries and ${m.removed} of ${m.checked} metadata entries (and ${i.removed} of ${i.checked} images) in ${escapeControl(dir)}`,
       );
       return;
     }
-    // Both flags or neither: everything.
-    const both = args.hashes === args.metadata;
+    // No flag: everything; otherwise the caches named.
+    const all = args.hashes !== true && args.metadata !== true && args.images !== true;
     for (const [wanted, sub, label] of [
-      [both || args.hashes === true, hashesDir, "hash cache"],
-      [both || args.metadata === true, metaDir, "metadata cache"],
+      [all || args.hashes === true, hashesDir, "hash cache"],
+      [all || args.metadata === true, metaDir, "metadata cache"],
+      [all || args.images === true, imagesDir, "image cache"],
     ] as const) {
       if (!wanted) continue;
       const { files } = usage(sub);

@@ -6,9 +6,9 @@
  * (magic number, completeness): a damaged entry is a miss and is replaced by the next fetch.
  */
 import { createHash } from "node:crypto";
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomicAsync } from "../shared/atomic-write.ts";
+import { isTempName, writeFileAtomicAsync } from "../shared/atomic-write.ts";
 import { looksComplete, sniffImage, type SniffedImage } from "./image-sniff.ts";
 import { MAX_IMAGE_BYTES } from "./image-fetch.ts";
 
@@ -65,4 +65,50 @@ export function openImageCache(cacheRoot: string, onWriteError?: (err: unknown) 
       }
     },
   };
+}
+
+/**
+ * `cache prune`: removes image entries that can never be used again: temp files a killed run left,
+ * and entries that are not a whole image (a read would miss on them anyway).
+ */
+export async function pruneImageCache(cacheRoot: string): Promise<{ checked: number; removed: number }> {
+  const dir = join(cacheRoot, IMAGE_CACHE_SUBDIR);
+  let checked = 0;
+  let removed = 0;
+  let shards: string[];
+  try {
+    shards = await readdir(dir);
+  } catch {
+    return { checked, removed };
+  }
+  for (const shard of shards) {
+    let names: string[];
+    try {
+      names = await readdir(join(dir, shard));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const path = join(dir, shard, name);
+      checked++;
+      let keep = false;
+      if (!isTempName(path) && /^[0-9a-f]{64}$/.test(name)) {
+        try {
+          const st = await stat(path);
+          if (st.isFile() && st.size <= MAX_IMAGE_BYTES) {
+            const bytes = new Uint8Array(await readFile(path));
+            const image = sniffImage(bytes);
+            keep = image !== null && looksComplete(bytes, image.kind);
+          }
+        } catch {
+          keep = false;
+        }
+      }
+      if (!keep) {
+        await rm(path, { force: true, recursive: false }).catch(() => {});
+        removed++;
+      }
+    }
+  }
+  return { checked, removed };
 }

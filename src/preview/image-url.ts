@@ -4,7 +4,7 @@
  * Civitai's image URLs are `https://image.civitai.com/<account>/<image key>/<variant>/<name>`,
  * where the variant segment is a comma-separated list of transforms (`original=true`,
  * `width=450`, `anim=false,width=450,optimized=true`) that its image CDN applies
- * (docs/civitai-api.md §1.2; the `width=` rewrite every peer uses, docs/reliability.md prior art).
+ * (docs/civitai-api.md §1.2; the `width=` rewrite is what peers use for previews, docs/sidecars.md §6).
  * Replacing that segment asks for a small still image instead of the full-size original, so a
  * 2,000-model gallery stays small. Older answers used `imagecache.civitai.com` with the same shape.
  */

@@ -153,9 +153,7 @@ function fact(label: string, value: string | null, cls = ""): string {
 
 /** A path that may wrap after each separator (escaped, with `<wbr>`), rather than mid-name. */
 function pathHtml(path: string): string {
-  return htmlText(path)
-    .split("/")
-    .join("/<wbr>");
+  return htmlText(path).split("/").join("/<wbr>");
 }
 
 function figure(record: FileRecord, previews: ReadonlyMap<string, PreviewOutcome> | undefined): string {

@@ -18,6 +18,15 @@ import { artifactsDir, BROWSER_REQUIRED, findChromium, launchChromium } from "..
 import { syntheticLibrary } from "../helpers/synthetic-library.ts";
 import { renderHtml } from "../../src/report/render-html.ts";
 
+// What the page-side callbacks use: the project compiles without the DOM library (it clashes with Bun's types).
+declare const document: any;
+declare const window: any;
+declare const navigator: any;
+declare function getComputedStyle(element: unknown): any;
+type HTMLImageElement = { naturalWidth: number };
+type HTMLAnchorElement = { href: string };
+type HTMLElement = { id: string; classList: { contains(name: string): boolean }; tagName: string };
+
 // A browser on a shared 2-core machine: launching and rendering take seconds, not milliseconds.
 setDefaultTimeout(60_000);
 
@@ -53,7 +62,14 @@ interface Spec {
 }
 
 const SPECS: Spec[] = [
-  { file: "loras/alpha.safetensors", name: "Alpha Portrait", type: "LORA", base: "SDXL 1.0", words: ["alpha face", "portrait"], image: "a" },
+  {
+    file: "loras/alpha.safetensors",
+    name: "Alpha Portrait",
+    type: "LORA",
+    base: "SDXL 1.0",
+    words: ["alpha face", "portrait"],
+    image: "a",
+  },
   { file: "loras/beta.safetensors", name: "Beta Ink", type: "LORA", base: "SD 1.5", words: ["ink style"], image: "b" },
   { file: "checkpoints/gamma.safetensors", name: "Gamma Mix", type: "Checkpoint", base: "SDXL 1.0", image: "c" },
   { file: "embeddings/delta.safetensors", name: "Delta Hands", type: "TextualInversion", base: "SD 1.5", words: ["bad-hands"], image: "d" },
@@ -74,10 +90,16 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 beforeAll(async () => {
   if (!chromiumPath && !BROWSER_REQUIRED) return;
   civitai = await startFakeCivitai({ fixtures: false });
-  civitai.addImage("a", makeJpeg(28, 38, (x, y) => picture(28, 38, hueColour(1), hueColour(4))(x, y)));
+  civitai.addImage(
+    "a",
+    makeJpeg(28, 38, (x, y) => picture(28, 38, hueColour(1), hueColour(4))(x, y)),
+  );
   civitai.addImage("b", makePng(40, 54, picture(40, 54, hueColour(2), hueColour(6))));
   civitai.addImage("c", TINY_WEBP);
-  civitai.addImage("d", makeJpeg(10, 14, () => [90, 140, 200]));
+  civitai.addImage(
+    "d",
+    makeJpeg(10, 14, () => [90, 140, 200]),
+  );
   const dir = tmp.make();
   const past = new Date(Date.now() - 3600_000);
   SPECS.forEach((s, i) => {

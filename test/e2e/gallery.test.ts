@@ -2,7 +2,7 @@
  * `--format html` and `scan --write-previews` end to end: the CLI as a child process against the
  * fake Civitai, which also serves the images (`--api-url` allows its host for images).
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,6 +12,9 @@ import { tmpDirs } from "../helpers/tmp.ts";
 import { makeJpeg, makePng, TINY_WEBP } from "../helpers/images.ts";
 import { validateInventory } from "../helpers/schema.ts";
 import type { ApiImage } from "../../src/civitai/civitai-types.ts";
+
+// Each test runs the CLI several times, on a shared 2-core machine.
+setDefaultTimeout(60_000);
 
 const tmp = tmpDirs("civitai-meta-gallery-");
 let civitai: FakeCivitai;
@@ -74,7 +77,14 @@ describe("scan --format html", () => {
   test("one file with embedded previews; bad images leave their card without one, say why, and the gallery is still written", async () => {
     const dir = library([
       { name: "loras/a.safetensors", model: "Alpha", images: [{ key: "jpeg", nsfwLevel: 1 }] },
-      { name: "loras/b.safetensors", model: "Beta", images: [{ key: "png", nsfwLevel: 4 }, { key: "webp", nsfwLevel: 2 }] },
+      {
+        name: "loras/b.safetensors",
+        model: "Beta",
+        images: [
+          { key: "png", nsfwLevel: 4 },
+          { key: "webp", nsfwLevel: 2 },
+        ],
+      },
       { name: "loras/c.safetensors", model: "Gamma", images: [{ key: "png", nsfwLevel: 8 }] },
       { name: "loras/d.safetensors", model: "Delta", images: [{ key: "gone-404", nsfwLevel: 1 }] },
       { name: "loras/e.safetensors", model: "Epsilon", images: [{ key: "html", nsfwLevel: 1 }] },
@@ -107,13 +117,25 @@ describe("scan --format html", () => {
     expect(imageRequests().every((q) => q.authorization === null)).toBe(true);
     expect(html).not.toContain(KEY);
     // Nothing was written into the model folder.
-    expect(readdirSync(join(dir, "loras")).sort()).toEqual(["a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors", "e.safetensors", "f.safetensors", "unknown.safetensors"]);
+    expect(readdirSync(join(dir, "loras")).sort()).toEqual([
+      "a.safetensors",
+      "b.safetensors",
+      "c.safetensors",
+      "d.safetensors",
+      "e.safetensors",
+      "f.safetensors",
+      "unknown.safetensors",
+    ]);
 
     // Fetched once, ever: the next run reads every image from the cache (the failures are asked again).
     civitai.reset();
     const again = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "--format", "html"]);
     expect(again.code).toBe(0);
-    expect(imageRequests().map((q) => q.path.split("/")[2]).sort()).toEqual(["gone-404", "html"]);
+    expect(
+      imageRequests()
+        .map((q) => q.path.split("/")[2])
+        .sort(),
+    ).toEqual(["gone-404", "html"]);
     const undated = (page: string) => page.replace(/Generated \S+ by/, "Generated … by");
     expect(undated(again.stdout)).toBe(undated(html)); // the same page, on stdout
   });
@@ -132,7 +154,9 @@ describe("scan --format html", () => {
     expect(validateInventory(inv)).toEqual([]);
     expect(inv.options.nsfwLevel).toBe("r");
     expect(inv.records[0].civitai.previewImageUrl).toBe(civitai.imageUrl("png"));
-    expect(inv.records[0].civitai.images).toEqual([{ url: civitai.imageUrl("png"), nsfwLevel: 4, width: 768, height: 1152, type: "image" }]);
+    expect(inv.records[0].civitai.images).toEqual([
+      { url: civitai.imageUrl("png"), nsfwLevel: 4, width: 768, height: 1152, type: "image" },
+    ]);
     const pg = JSON.parse((await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache])).stdout);
     expect(pg.options.nsfwLevel).toBe("pg13");
     expect(pg.records[0].civitai.previewImageUrl).toBeNull();
@@ -176,7 +200,20 @@ describe("report --format html", () => {
     ]);
     const cache = tmp.make();
     const work = tmp.make();
-    const scanned = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "-o", join(work, "inv.json"), "--format", "html", "-o", join(work, "g1.html")]);
+    const scanned = await runCli([
+      "scan",
+      dir,
+      "--api-url",
+      civitai.url,
+      "--cache-dir",
+      cache,
+      "-o",
+      join(work, "inv.json"),
+      "--format",
+      "html",
+      "-o",
+      join(work, "g1.html"),
+    ]);
     expect(scanned.code).toBe(0);
     const inv = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "-o", join(work, "inv.json")]);
     expect(inv.code).toBe(0);
@@ -238,5 +275,30 @@ describe("scan --write-previews", () => {
     // A second run changes nothing.
     const again = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "--write-previews"]);
     expect(again.stderr).toContain(".preview images: 0 written, 3 kept (a preview exists), 1 without an image to use, 0 failed");
+  });
+});
+
+describe("cache and the image cache", () => {
+  test("info counts images, prune drops damaged ones, clear --images empties only them", async () => {
+    const dir = library([
+      { name: "a.safetensors", model: "Alpha", images: [{ key: "jpeg", nsfwLevel: 1 }] },
+      { name: "b.safetensors", model: "Beta", images: [{ key: "png", nsfwLevel: 1 }] },
+    ]);
+    const cache = tmp.make();
+    expect((await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "--format", "html"])).code).toBe(0);
+    const info = await runCli(["cache", "info", "--cache-dir", cache]);
+    expect(info.stdout).toMatch(/images {4}2 entries, /);
+    // Damage one entry: prune removes it.
+    const shard = readdirSync(join(cache, "images"))[0]!;
+    const entry = join(cache, "images", shard, readdirSync(join(cache, "images", shard))[0]!);
+    writeFileSync(entry, "<html>not an image</html>");
+    const prune = await runCli(["cache", "prune", "--cache-dir", cache]);
+    expect(prune.stderr).toContain("(and 1 of 2 images)");
+    expect((await runCli(["cache", "info", "--cache-dir", cache])).stdout).toMatch(/images {4}1 entries, /);
+    const clear = await runCli(["cache", "clear", "--images", "--cache-dir", cache]);
+    expect(clear.stderr).toContain("cleared the image cache: 1 entries removed");
+    const after = (await runCli(["cache", "info", "--cache-dir", cache])).stdout;
+    expect(after).toMatch(/images {4}0 entries, /);
+    expect(after).not.toMatch(/metadata {2}0 entries/); // the metadata cache was left alone
   });
 });

@@ -31,7 +31,15 @@ export function loadFixture<T = unknown>(name: string): T {
 
 /** The routes the fake knows; "other" is anything served by `options.handle` or unknown. */
 export type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "image" | "other";
-export const FAKE_ROUTES: readonly FakeRoute[] = ["versionByHash", "versionsByHashes", "versionById", "modelsByIds", "model", "image", "other"];
+export const FAKE_ROUTES: readonly FakeRoute[] = [
+  "versionByHash",
+  "versionsByHashes",
+  "versionById",
+  "modelsByIds",
+  "model",
+  "image",
+  "other",
+];
 
 /** The account segment of Civitai's image URLs (docs/civitai-api.md §1.2), reused by the fake CDN. */
 export const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
@@ -477,7 +485,10 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     const key = decodeURIComponent(path.split("/")[2] ?? "");
     const found = images.get(key);
     if (!found) return new Response("Not Found", { status: 404, headers: { "content-type": "text/plain" } });
-    return new Response(found.bytes, { status: 200, headers: { "content-type": found.contentType, "cache-control": "public, max-age=31536000" } });
+    return new Response(found.bytes, {
+      status: 200,
+      headers: { "content-type": found.contentType, "cache-control": "public, max-age=31536000" },
+    });
   }
 
   async function normalAnswer(route: FakeRoute, req: Request, url: URL, body: string): Promise<Response> {

@@ -127,7 +127,7 @@ export function makeJpeg(blocksWide: number, blocksHigh: number, tile: (bx: numb
   const width = blocksWide * 8;
   const height = blocksHigh * 8;
   const out: number[] = [0xff, 0xd8];
-  out.push(...segment(0xdb, [0x00, ...new Array(64).fill(1)]));
+  out.push(...segment(0xdb, [0x00, ...Array.from({ length: 64 }, () => 1)]));
   out.push(...segment(0xc0, [8, height >> 8, height & 0xff, width >> 8, width & 0xff, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
   const dcBits = [0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   out.push(...segment(0xc4, [0x00, ...dcBits, ...Array.from({ length: 12 }, (_, i) => i)]));
@@ -170,8 +170,35 @@ export const TINY_GIF = new Uint8Array(Buffer.from("R0lGODlhAQABAIAAAP///wAAACH5
 
 /** The first bytes of an AVIF file (an ISO-BMFF `ftyp` box, brand avif): enough for sniffing, not decoding. */
 export const AVIF_HEAD = new Uint8Array([
-  0, 0, 0, 0x1c, 0x66, 0x74, 0x79, 0x70, 0x61, 0x76, 0x69, 0x66, 0, 0, 0, 0, 0x61, 0x76, 0x69, 0x66, 0x6d, 0x69, 0x66, 0x31, 0x6d, 0x69,
-  0x61, 0x66, ...new Array(16).fill(0),
+  0,
+  0,
+  0,
+  0x1c,
+  0x66,
+  0x74,
+  0x79,
+  0x70,
+  0x61,
+  0x76,
+  0x69,
+  0x66,
+  0,
+  0,
+  0,
+  0,
+  0x61,
+  0x76,
+  0x69,
+  0x66,
+  0x6d,
+  0x69,
+  0x66,
+  0x31,
+  0x6d,
+  0x69,
+  0x61,
+  0x66,
+  ...Array.from({ length: 16 }, () => 0),
 ]);
 
 /** A colour per index, spread around the hue circle (for many distinct pictures). */

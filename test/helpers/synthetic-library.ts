@@ -8,11 +8,37 @@ import type { PreviewOutcome } from "../../src/preview/previews.ts";
 import { hueColour, makeJpeg, picture } from "./images.ts";
 import { makeCivitai, makeInventory, makeMatchedFile, makeRecord } from "./sample-inventory.ts";
 
-const ADJECTIVES = ["Velvet", "Neon", "Dreamy", "Pixel", "Ink", "Film", "Crystal", "Retro", "Soft", "Cyber", "Golden", "Misty", "Paper", "Glass"];
+const ADJECTIVES = [
+  "Velvet",
+  "Neon",
+  "Dreamy",
+  "Pixel",
+  "Ink",
+  "Film",
+  "Crystal",
+  "Retro",
+  "Soft",
+  "Cyber",
+  "Golden",
+  "Misty",
+  "Paper",
+  "Glass",
+];
 const NOUNS = ["Portrait", "Anime", "Landscape", "Style", "Lighting", "Detail", "Armor", "Forest", "City", "Watercolor", "Sketch", "Mecha"];
 const TYPES = ["LORA", "LORA", "LORA", "Checkpoint", "LoCon", "TextualInversion", "VAE"];
 const BASES = ["SDXL 1.0", "SD 1.5", "Pony", "Illustrious", "Flux.1 D"];
-const SUBDIR: Record<string, string> = { LORA: "loras", LoCon: "loras", Checkpoint: "checkpoints", TextualInversion: "embeddings", VAE: "vae" };
+const SUBDIR: Record<string, string> = {
+  LORA: "loras",
+  LoCon: "loras",
+  Checkpoint: "checkpoints",
+  TextualInversion: "embeddings",
+  VAE: "vae",
+};
+
+/** The record's image URL, in Civitai's shape (never fetched: tests and benchmarks put the bytes in the cache). */
+export function imageUrl(i: number): string {
+  return `https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/synthetic-${i}/original=true/${i}.jpeg`;
+}
 
 export interface SyntheticLibrary {
   inventory: Inventory;
@@ -55,6 +81,7 @@ export function syntheticLibrary(n: number, thumbnail?: (i: number) => Uint8Arra
         tags: [type.toLowerCase(), base.toLowerCase()],
         publishedAt: new Date(Date.UTC(2023, 0, 1) + i * 86_400_000).toISOString(),
         matchedFile: makeMatchedFile({ id: modelId * 100 }),
+        images: [{ url: imageUrl(i), nsfwLevel: 1, width: 832, height: 1216, type: "image" }],
       }),
     });
     if (i % 11 === 3) record.update = { versionId: modelId * 10 + 1, name: `v${2 + (i % 4)}.0` };
@@ -62,7 +89,13 @@ export function syntheticLibrary(n: number, thumbnail?: (i: number) => Uint8Arra
     if (i % 29 === 7) record.gone = { lastSeenAt: "2026-03-01T00:00:00Z" };
     records.push(record);
     const bytes = thumbnail ? thumbnail(i) : makeJpeg(28, 38, (x, y) => picture(28, 38, hueColour(i), hueColour(i + 3, 0.35))(x, y));
-    previews.set(path, { kind: "image", url: `https://image.civitai.com/x/${i}/w/${i}.jpeg`, bytes, image: { kind: "jpeg", mime: "image/jpeg", ext: "jpg" }, fromCache: true });
+    previews.set(path, {
+      kind: "image",
+      url: imageUrl(i),
+      bytes,
+      image: { kind: "jpeg", mime: "image/jpeg", ext: "jpg" },
+      fromCache: true,
+    });
   }
   return { inventory: makeInventory(records), previews };
 }

@@ -83,7 +83,10 @@ describe("fetchImage", () => {
 
   test("HTML sent as image/jpeg, SVG, a 404, a 50 MB body, a truncated body and a silent server each fail with a reason", async () => {
     expect(await fetchImage(civitai.imageUrl("html"), opts())).toEqual({ ok: false, reason: "an HTML page, not an image" });
-    expect(await fetchImage(civitai.imageUrl("svg"), opts())).toEqual({ ok: false, reason: "an SVG image (not accepted: SVG can carry scripts)" });
+    expect(await fetchImage(civitai.imageUrl("svg"), opts())).toEqual({
+      ok: false,
+      reason: "an SVG image (not accepted: SVG can carry scripts)",
+    });
     expect(await fetchImage(civitai.imageUrl("missing"), opts())).toEqual({
       ok: false,
       reason: `HTTP 404 from 127.0.0.1:${civitai.port} (the image is gone)`,
@@ -102,7 +105,10 @@ describe("fetchImage", () => {
 
     civitai.queueFaults("image", faults.hang(), faults.hang());
     const started = Date.now();
-    expect(await fetchImage(civitai.imageUrl("jpeg"), opts({ timeoutMs: 300 }))).toEqual({ ok: false, reason: "no complete answer within 0.3 s" });
+    expect(await fetchImage(civitai.imageUrl("jpeg"), opts({ timeoutMs: 300 }))).toEqual({
+      ok: false,
+      reason: "no complete answer within 0.3 s",
+    });
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
@@ -153,7 +159,11 @@ describe("loadPreviews with the image cache", () => {
     const url = sizedImageUrl(civitai.imageUrl("png"), 224);
     const options = { nsfwMask: 3, width: 224, cache, offline: true, fetch: opts() };
     const offline = await loadPreviews(records, options);
-    expect(offline.outcomes.get("/m/a.safetensors")).toEqual({ kind: "failed", url, reason: "offline, and the image is not in the image cache" });
+    expect(offline.outcomes.get("/m/a.safetensors")).toEqual({
+      kind: "failed",
+      url,
+      reason: "offline, and the image is not in the image cache",
+    });
     expect(civitai.counts.image).toBe(0);
 
     await loadPreviews(records, { ...options, offline: false });
@@ -174,7 +184,10 @@ describe("loadPreviews with the image cache", () => {
       record("/m/html.safetensors", "html"),
     ];
     const result = await loadPreviews(records, { nsfwMask: 3, width: 224, cache: null, offline: false, fetch: opts() });
-    expect(result.outcomes.get("/m/r.safetensors")).toEqual({ kind: "none", reason: "no image is rated PG-13 or lower (--nsfw-level allows more)" });
+    expect(result.outcomes.get("/m/r.safetensors")).toEqual({
+      kind: "none",
+      reason: "no image is rated PG-13 or lower (--nsfw-level allows more)",
+    });
     expect(result.outcomes.get("/m/nf.safetensors")).toEqual({ kind: "none", reason: "not identified on Civitai" });
     expect(result.stats).toMatchObject({ images: 0, none: 2, failed: 3 });
     expect(result.stats.failures).toEqual([

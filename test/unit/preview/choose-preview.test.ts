@@ -46,7 +46,10 @@ describe("chooseImage: the first still within the limit", () => {
 
   test("when there is none, the reason says why", () => {
     const pg13 = nsfwMask("pg13");
-    expect(chooseImage([img(1, 4), img(2, 8)], pg13)).toEqual({ image: null, reason: "no image is rated PG-13 or lower (--nsfw-level allows more)" });
+    expect(chooseImage([img(1, 4), img(2, 8)], pg13)).toEqual({
+      image: null,
+      reason: "no image is rated PG-13 or lower (--nsfw-level allows more)",
+    });
     expect(chooseImage([img(1, 32)], nsfwMask("xxx"))).toEqual({ image: null, reason: "no image is rated XXX or lower" });
     expect(chooseImage([img(1, null), img(2, null)], nsfwMask("xxx")).image).toBeNull();
     expect(chooseImage([img(1, null)], pg13)).toEqual({ image: null, reason: "its image is unrated (never shown)" });

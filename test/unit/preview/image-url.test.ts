@@ -8,8 +8,12 @@ describe("sizedImageUrl: the CDN's variant segment asks for a small still", () =
     expect(sizedImageUrl(`${ACCOUNT}/15f6397f/original=true/139221483.jpeg`, 224)).toBe(
       `${ACCOUNT}/15f6397f/anim=false,width=224,optimized=true/139221483.jpeg`,
     );
-    expect(sizedImageUrl(`${ACCOUNT}/735615f8/width=832/85892214.jpeg`, 450)).toBe(`${ACCOUNT}/735615f8/${thumbnailVariant(450)}/85892214.jpeg`);
-    expect(sizedImageUrl(`${ACCOUNT}/k/anim=false,width=450,optimized=true/x.jpeg`, 224)).toBe(`${ACCOUNT}/k/${thumbnailVariant(224)}/x.jpeg`);
+    expect(sizedImageUrl(`${ACCOUNT}/735615f8/width=832/85892214.jpeg`, 450)).toBe(
+      `${ACCOUNT}/735615f8/${thumbnailVariant(450)}/85892214.jpeg`,
+    );
+    expect(sizedImageUrl(`${ACCOUNT}/k/anim=false,width=450,optimized=true/x.jpeg`, 224)).toBe(
+      `${ACCOUNT}/k/${thumbnailVariant(224)}/x.jpeg`,
+    );
     // The 2023 host, same shape.
     expect(sizedImageUrl("https://imagecache.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/c6ed4a9d/width=450/10852.jpeg", 224)).toBe(
       `https://imagecache.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/c6ed4a9d/${thumbnailVariant(224)}/10852.jpeg`,
@@ -24,7 +28,9 @@ describe("sizedImageUrl: the CDN's variant segment asks for a small still", () =
   });
 
   test("the query string survives", () => {
-    expect(sizedImageUrl(`${ACCOUNT}/k/original=true/x.jpeg?token=public`, 224)).toBe(`${ACCOUNT}/k/${thumbnailVariant(224)}/x.jpeg?token=public`);
+    expect(sizedImageUrl(`${ACCOUNT}/k/original=true/x.jpeg?token=public`, 224)).toBe(
+      `${ACCOUNT}/k/${thumbnailVariant(224)}/x.jpeg?token=public`,
+    );
   });
 });
 

@@ -6,7 +6,14 @@ import { recordBadges } from "../../../src/report/gallery-badges.ts";
 import { escapeHtml, jsonForScript } from "../../../src/report/html-escape.ts";
 import type { PreviewOutcome } from "../../../src/preview/previews.ts";
 import type { FileRecord } from "../../../src/report/record-types.ts";
-import { HOSTILE_STRINGS, hostileInventory, makeCivitai, makeInventory, makeRecord, sampleInventory } from "../../helpers/sample-inventory.ts";
+import {
+  HOSTILE_STRINGS,
+  hostileInventory,
+  makeCivitai,
+  makeInventory,
+  makeRecord,
+  sampleInventory,
+} from "../../helpers/sample-inventory.ts";
 import { makePng } from "../../helpers/images.ts";
 
 /** Strings aimed at HTML attributes, scripts and comments, on top of the shared hostile set. */
@@ -82,7 +89,7 @@ describe("untrusted text is text", () => {
     expect(html).not.toMatch(/<(?:img|svg|iframe|object|embed|a href=javascript)/i);
     // No attribute that starts a handler, anywhere in a tag (quoted values are data, not attributes).
     for (const tag of html.match(/<[a-z][^>]*>/gi) ?? []) expect(tag.replace(/"[^"]*"/g, '""')).not.toMatch(/\son[a-z]+\s*=|'/i);
-    expect(html).not.toContain("javascript:alert(1)\"");
+    expect(html).not.toContain('javascript:alert(1)"');
     expect(html).not.toContain('href="javascript');
   });
 
@@ -127,7 +134,9 @@ describe("cards", () => {
       '<li><code>sharp focus</code><button type="button" class="copy" aria-label="Copy trigger word: sharp focus" hidden>Copy</button></li>',
     );
     expect(html).toContain("commercial use: Image; no credit needed; derivatives allowed");
-    expect(html).toContain('<a href="https://civitai.com/models/100?modelVersionId=201" rel="noopener noreferrer" target="_blank">Civitai page</a>');
+    expect(html).toContain(
+      '<a href="https://civitai.com/models/100?modelVersionId=201" rel="noopener noreferrer" target="_blank">Civitai page</a>',
+    );
     // A file only a sidecar names: its identity, said to be from the sidecar.
     expect(html).toContain("Not found on Civitai; known from a Civitai Helper sidecar");
     expect(html).toContain("Civitai page (from sidecar)");
@@ -147,7 +156,9 @@ describe("cards", () => {
 
   test("the summary counts files by status and size; filters list the types, base models and statuses present", () => {
     const html = renderHtml(sampleInventory());
-    expect(html).toContain('<ul class="summary" aria-label="Summary"><li><b>9</b> files</li><li><b>4</b> found</li><li><b>2</b> not found</li>');
+    expect(html).toContain(
+      '<ul class="summary" aria-label="Summary"><li><b>9</b> files</li><li><b>4</b> found</li><li><b>2</b> not found</li>',
+    );
     expect(html).toContain('<option value="Checkpoint">Checkpoint</option>');
     expect(html).toContain('<option value="SDXL 1.0">SDXL 1.0</option>');
     expect(html).toContain('<option value="not_found">Not found</option>');
@@ -165,15 +176,22 @@ describe("previews", () => {
     makeRecord({ path: "/models/c.safetensors", civitai: makeCivitai({ modelName: "Gamma" }) }),
   ];
   const previews = new Map<string, PreviewOutcome>([
-    ["/models/a.safetensors", { kind: "image", url: "u", bytes: png, image: { kind: "png", mime: "image/png", ext: "png" }, fromCache: false }],
+    [
+      "/models/a.safetensors",
+      { kind: "image", url: "u", bytes: png, image: { kind: "png", mime: "image/png", ext: "png" }, fromCache: false },
+    ],
     ["/models/b.safetensors", { kind: "failed", url: "u2", reason: "HTTP 404 from image.civitai.com (the image is gone)" }],
     ["/models/c.safetensors", { kind: "none", reason: "no image is rated PG-13 or lower (--nsfw-level allows more)" }],
   ]);
   const html = renderHtml(makeInventory(records), { previews, nsfwLabel: "PG-13" });
 
   test("an image is embedded as a data: URI; a failure and a missing image say why", () => {
-    expect(html).toContain(`<img src="data:image/png;base64,${Buffer.from(png).toString("base64")}" alt="" loading="lazy" decoding="async">`);
-    expect(html).toContain('<figure class="thumb failed"><figcaption>Preview not loaded: HTTP 404 from image.civitai.com (the image is gone)</figcaption>');
+    expect(html).toContain(
+      `<img src="data:image/png;base64,${Buffer.from(png).toString("base64")}" alt="" loading="lazy" decoding="async">`,
+    );
+    expect(html).toContain(
+      '<figure class="thumb failed"><figcaption>Preview not loaded: HTTP 404 from image.civitai.com (the image is gone)</figcaption>',
+    );
     expect(html).toContain("<figcaption>No preview: no image is rated PG-13 or lower (--nsfw-level allows more)</figcaption>");
   });
 
@@ -199,7 +217,10 @@ describe("badges for update, duplicate and gone (from the answers issue, read by
       ["gone", "Gone from Civitai"],
     ]);
     expect(recordBadges(r)[2]!.detail).toBe("Removed from Civitai; last seen 2026-01-02");
-    expect(recordBadges(withExtra({ duplicate: { paths: ["/a", "/b"] }, gone: true }))!.map((b) => b.label)).toEqual(["Duplicate ×3", "Gone from Civitai"]);
+    expect(recordBadges(withExtra({ duplicate: { paths: ["/a", "/b"] }, gone: true }))!.map((b) => b.label)).toEqual([
+      "Duplicate ×3",
+      "Gone from Civitai",
+    ]);
     // Shapes that are not what we expect add nothing.
     expect(recordBadges(withExtra({ update: { versionId: "9" }, duplicate: "x", gone: "yes" }))).toEqual([]);
   });
@@ -216,7 +237,9 @@ describe("badges for update, duplicate and gone (from the answers issue, read by
     );
     expect(html).toContain('<li class="badge b-duplicate" title="Same SHA-256 as: /models/d2.safetensors">Duplicate</li>');
     expect(html).toContain('<li class="badge b-gone" title="Removed from Civitai">Gone from Civitai</li>');
-    expect(html).toContain('<option value="update">Update available</option><option value="duplicate">Duplicate</option><option value="gone">Gone from Civitai</option>');
+    expect(html).toContain(
+      '<option value="update">Update available</option><option value="duplicate">Duplicate</option><option value="gone">Gone from Civitai</option>',
+    );
     expect(html).toContain("<li><b>1</b> update available</li><li><b>1</b> duplicate</li><li><b>1</b> gone from civitai</li>");
     const [json] = between(html, /<script type="application\/json" id="gallery-data">/, "</script>");
     const data = JSON.parse(json!) as { p: string; st: string[] }[];
