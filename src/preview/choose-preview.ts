@@ -44,11 +44,18 @@ export function limitLabel(mask: number): string {
   return name ? NSFW_LABEL[name] : "the limit";
 }
 
-/** The first still image within `mask`, or why there is none. */
+/**
+ * The first still image within `mask`, or why there is none. `images` comes from a record, which
+ * `report` reads from a file that may have been edited: it is checked again like an API answer.
+ */
 export function chooseImage(images: readonly CivitaiImage[] | undefined, mask: number): ImageChoice {
-  if (images === undefined) {
+  if (!Array.isArray(images)) {
     return { image: null, reason: "this inventory predates image ratings; scan again to get previews" };
   }
+  return chooseFrom(toCivitaiImages(images), mask);
+}
+
+function chooseFrom(images: readonly CivitaiImage[], mask: number): ImageChoice {
   if (images.length === 0) return { image: null, reason: "Civitai lists no image for this version" };
   const stills = images.filter((i) => !isVideo(i));
   if (stills.length === 0) return { image: null, reason: "Civitai lists only videos for this version" };

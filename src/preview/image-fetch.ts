@@ -32,7 +32,10 @@ export interface ImageFetchOptions {
   retryDelayMs?: number;
 }
 
-export type FetchedImage = { ok: true; bytes: Uint8Array; image: SniffedImage } | { ok: false; reason: string };
+export type FetchedImage =
+  | { ok: true; bytes: Uint8Array; image: SniffedImage }
+  /** `unreachable`: the host did not answer (timeout, connection failure, 5xx, 429), as opposed to answering badly. */
+  | { ok: false; reason: string; unreachable?: boolean };
 
 type Attempt = FetchedImage | { ok: false; reason: string; retry: true };
 
@@ -44,7 +47,7 @@ export async function fetchImage(url: string, options: ImageFetchOptions): Promi
     options.signal?.throwIfAborted();
     const result = await attemptOnce(url, options);
     if (result.ok || !("retry" in result)) return result;
-    last = { ok: false, reason: result.reason };
+    last = { ok: false, reason: result.reason, unreachable: true };
     if (attempt < ATTEMPTS) await sleep(options.retryDelayMs ?? RETRY_DELAY_MS, options.signal);
   }
   return last;
@@ -85,7 +88,7 @@ async function attemptOnce(url: string, options: ImageFetchOptions): Promise<Att
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
     if (err instanceof BodyTooLargeError) return { ok: false, reason: `larger than ${formatBytes(err.limit)}` };
-    if (timeout.aborted) return { ok: false, reason: `no complete answer within ${Math.round(timeoutMs / 100) / 10} s` };
+    if (timeout.aborted) return { ok: false, reason: `no complete answer within ${Math.round(timeoutMs / 100) / 10} s`, unreachable: true };
     return { ok: false, reason: `${describeNetworkError(err)} (${hostOf(current)})`, retry: true };
   }
 }

@@ -13,6 +13,11 @@ import { sizedImageUrl } from "./image-url.ts";
 import type { SniffedImage } from "./image-sniff.ts";
 
 export const DEFAULT_IMAGE_CONCURRENCY = 6;
+/**
+ * After this many images in a row whose host did not answer (timeouts, refused connections, 5xx),
+ * the rest are not asked: 2,000 images behind a dead CDN would otherwise cost hours of timeouts.
+ */
+export const UNREACHABLE_LIMIT = 8;
 
 export type PreviewOutcome =
   /** An image to show or write. */
@@ -81,10 +86,11 @@ export async function loadPreviews(records: readonly FileRecord[], options: Prev
   let done = 0;
   const total = wanted.size;
   const byUrl = new Map<string, UrlOutcome>();
+  const hosts: HostState = { unreachableInARow: 0, givenUp: null };
   await Promise.all(
     [...wanted.keys()].map((url) =>
       limit(async () => {
-        byUrl.set(url, await resolveUrl(url, options, fetchOne));
+        byUrl.set(url, await resolveUrl(url, options, fetchOne, hosts));
         options.onProgress?.(++done, total);
       }),
     ),
@@ -93,17 +99,32 @@ export async function loadPreviews(records: readonly FileRecord[], options: Prev
   return { outcomes, stats: statsOf(outcomes) };
 }
 
+/** Shared by the fetches of one run: how many in a row found no answer, and whether we gave up. */
+interface HostState {
+  unreachableInARow: number;
+  givenUp: string | null;
+}
+
 async function resolveUrl(
   url: string,
   options: PreviewOptions,
   fetchOne: (url: string, options: ImageFetchOptions) => Promise<FetchedImage>,
+  hosts: HostState,
 ): Promise<UrlOutcome> {
   options.signal?.throwIfAborted();
   const cached = await options.cache?.get(url);
   if (cached) return { kind: "image", url, bytes: cached.bytes, image: cached.image, fromCache: true };
   if (options.offline) return { kind: "failed", url, reason: "offline, and the image is not in the image cache" };
+  if (hosts.givenUp !== null) return { kind: "failed", url, reason: hosts.givenUp };
   const fetched = await fetchOne(url, { ...options.fetch, signal: options.signal });
-  if (!fetched.ok) return { kind: "failed", url, reason: fetched.reason };
+  if (!fetched.ok) {
+    hosts.unreachableInARow = fetched.unreachable ? hosts.unreachableInARow + 1 : 0;
+    if (hosts.unreachableInARow >= UNREACHABLE_LIMIT && hosts.givenUp === null) {
+      hosts.givenUp = `not asked: the image host did not answer ${UNREACHABLE_LIMIT} times in a row`;
+    }
+    return { kind: "failed", url, reason: fetched.reason };
+  }
+  hosts.unreachableInARow = 0;
   await options.cache?.put(url, fetched.bytes);
   return { kind: "image", url, bytes: fetched.bytes, image: fetched.image, fromCache: false };
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { Inventory } from "./inventory-types.ts";
-import type { CivitaiInfo, FileRecord, LicenseFlags, RecordStatus } from "./record-types.ts";
+import type { CivitaiInfo, FileRecord, LicenseFlags, RecordStatus, SidecarIdentity } from "./record-types.ts";
 import { escapeHtml, htmlMultiline, htmlText, jsonForScript } from "./html-escape.ts";
 import { isCivitaiUrl, toSingleLine } from "./md-escape.ts";
 import { shownPath } from "./render-md.ts";
@@ -74,31 +74,78 @@ interface CardData {
   d: string | null;
 }
 
+/**
+ * What one card shows, read defensively: `report` renders inventories read from disk, which may
+ * have been edited, so every field the renderer uses is type-checked here once (inventory-read.ts
+ * checks only the fields every format needs).
+ */
 interface Card {
   record: FileRecord;
   name: string;
   type: string;
   base: string;
+  version: string | null;
+  words: string[];
+  tags: string[];
+  creator: string | null;
+  description: string | null;
+  license: LicenseFlags | null;
+  /** A civitai.com page built from ids; null when there are none. */
+  page: string | null;
+  /** The identity comes from another tool's sidecar, not from Civitai. */
+  fromSidecar: boolean;
+  modelId: number | null;
+  publishedAt: string | null;
   badges: Badge[];
 }
 
+function str(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+function strList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && v.trim() !== "") : [];
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function cardOf(record: FileRecord): Card {
-  const c = record.civitai;
-  const side = !c ? record.sidecar : undefined;
+  const c: Partial<CivitaiInfo> | undefined = isObject(record.civitai) ? record.civitai : undefined;
+  const side: Partial<SidecarIdentity> | undefined = !c && isObject(record.sidecar) ? record.sidecar : undefined;
   const fileName = basename(record.path);
   // What the file's own header suggests, labelled as a guess, when nobody names the model.
-  const guess = guessLabel(record.local?.guess);
-  const guessedKind = guess ? `${guess.replace(/,.*$/, "").replace(/ \(guess\)$/, "")} (guess)` : null;
-  const family = record.local?.guess?.family;
-  const guessedBase = family && family !== "unknown" ? `${family} (guess)` : null;
+  const guess = isObject(record.local?.guess) ? record.local.guess : undefined;
+  const label = guessLabel(guess);
+  const guessedKind = label ? `${label.replace(/,.*$/, "").replace(/ \(guess\)$/, "")} (guess)` : null;
+  const guessedBase = typeof guess?.family === "string" && guess.family !== "unknown" ? `${guess.family} (guess)` : null;
   // One line, controls visible: the same text in the card, the filter options and the card data.
   const name = oneLine(c?.modelName) ?? oneLine(side?.modelName) ?? oneLine(fileName) ?? "(no name)";
   const type = oneLine(c?.modelType) ?? oneLine(side?.modelType) ?? guessedKind ?? UNKNOWN;
   const base = oneLine(c?.baseModel) ?? oneLine(side?.baseModel) ?? guessedBase ?? UNKNOWN;
-  return { record, name, type, base, badges: recordBadges(record) };
+  const description = str(c?.description)?.trim();
+  const modelId = c ? c.modelId : side?.modelId;
+  return {
+    record,
+    name,
+    type,
+    base,
+    version: str(c?.versionName) ?? str(side?.versionName),
+    words: strList(c ? c.trainedWords : side?.trainedWords),
+    tags: strList(c?.tags),
+    creator: str(c?.creator) ?? str(side?.creator),
+    description: description ? truncateText(description, HTML_DESCRIPTION_MAX_CHARS) : null,
+    license: isObject(c?.license) ? (c.license as LicenseFlags) : null,
+    page: c ? pageUrl(c.modelId, c.versionId) : side ? pageUrl(side.modelId, side.versionId) : null,
+    fromSidecar: side !== undefined,
+    modelId: typeof modelId === "number" && Number.isSafeInteger(modelId) ? modelId : null,
+    publishedAt: str(c?.publishedAt),
+    badges: recordBadges(record),
+  };
 }
 
-function oneLine(text: string | null | undefined): string | null {
+function oneLine(text: unknown): string | null {
   if (typeof text !== "string") return null;
   const line = toSingleLine(text).trim();
   return line === "" ? null : line;
@@ -180,9 +227,8 @@ function badgeList(card: Card, modelId: number | null): string {
 }
 
 function triggerWords(words: readonly string[]): string {
-  const clean = words.filter((w) => typeof w === "string" && w.trim() !== "");
-  if (clean.length === 0) return "";
-  const items = clean.map((w) => {
+  if (words.length === 0) return "";
+  const items = words.map((w) => {
     const text = htmlText(w);
     return `<li><code>${text}</code><button type="button" class="copy" aria-label="Copy trigger word: ${text}" hidden>Copy</button></li>`;
   });
@@ -191,13 +237,8 @@ function triggerWords(words: readonly string[]): string {
 
 function renderCard(card: Card, index: number, roots: readonly string[], opts: HtmlOptions): string {
   const r = card.record;
-  const c: CivitaiInfo | undefined = r.civitai;
-  const side = !c ? r.sidecar : undefined;
-  const version = c?.versionName ?? side?.versionName ?? null;
-  const words = c?.trainedWords ?? side?.trainedWords ?? [];
-  const description = c?.description ? truncateText(c.description.trim(), HTML_DESCRIPTION_MAX_CHARS) : null;
-  const page = c ? pageUrl(c.modelId, c.versionId) : side ? pageUrl(side.modelId, side.versionId) : null;
-  const aliases = r.aliases?.length ? ` (+${r.aliases.length} link${r.aliases.length === 1 ? "" : "s"})` : "";
+  const aliases =
+    Array.isArray(r.aliases) && r.aliases.length > 0 ? ` (+${r.aliases.length} link${r.aliases.length === 1 ? "" : "s"})` : "";
   const facts = [
     fact("Type", card.type),
     fact("Base model", card.base),
@@ -206,41 +247,31 @@ function renderCard(card: Card, index: number, roots: readonly string[], opts: H
     `<dt>File</dt><dd>${pathHtml(shownPath(r.path, roots))}${aliases}</dd>`,
   ].join("");
   // Creator, licence and description are a click away: the card stays short enough to scan.
-  const more = [fact("Creator", c?.creator ?? side?.creator ?? null), fact("Licence", licenseText(c?.license))].join("");
+  const more = [fact("Creator", card.creator), fact("Licence", licenseText(card.license))].join("");
+  const description = card.description ? `<p>${htmlMultiline(card.description)}</p>` : "";
   const details =
-    more || description
-      ? `<details><summary>More</summary>${more ? `<dl class="facts">${more}</dl>` : ""}${description ? `<p>${htmlMultiline(description)}</p>` : ""}</details>`
-      : "";
+    more || description ? `<details><summary>More</summary>${more ? `<dl class="facts">${more}</dl>` : ""}${description}</details>` : "";
+  const pageLabel = card.fromSidecar ? "Civitai page (from sidecar)" : "Civitai page";
   return [
     `<article class="card" id="card-${index}" aria-labelledby="name-${index}">`,
     figure(r, opts.previews),
     `<div class="body">`,
     `<h2 id="name-${index}">${htmlText(card.name)}</h2>`,
-    version ? `<p class="ver">${htmlText(version)}</p>` : "",
-    badgeList(card, c?.modelId ?? null),
+    card.version ? `<p class="ver">${htmlText(card.version)}</p>` : "",
+    badgeList(card, card.modelId),
     `<dl class="facts">${facts}</dl>`,
-    triggerWords(words),
+    triggerWords(card.words),
     details,
-    page ? `<p class="links">${link(c ? "Civitai page" : "Civitai page (from sidecar)", page)}</p>` : "",
+    card.page ? `<p class="links">${link(pageLabel, card.page)}</p>` : "",
     `</div></article>`,
   ].join("");
 }
 
 function cardData(card: Card, roots: readonly string[]): CardData {
   const r = card.record;
-  const c = r.civitai;
-  const side = !c ? r.sidecar : undefined;
-  const parts = [
-    card.name,
-    c?.versionName ?? side?.versionName,
-    shownPath(r.path, roots),
-    ...(c?.trainedWords ?? side?.trainedWords ?? []),
-    ...(c?.tags ?? []),
-    c?.creator ?? side?.creator,
-    card.type,
-    card.base,
-    r.hashes?.sha256?.slice(0, 10),
-  ];
+  const parts = [card.name, card.version, shownPath(r.path, roots), ...card.words, ...card.tags, card.creator, card.type, card.base];
+  const sha = str(r.hashes?.sha256);
+  if (sha) parts.push(sha.slice(0, 10));
   const st: string[] = [r.status];
   for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind)) st.push(b.kind);
   return {
@@ -254,7 +285,7 @@ function cardData(card: Card, roots: readonly string[]): CardData {
     st,
     z: typeof r.size === "number" ? r.size : null,
     p: r.path,
-    d: c?.publishedAt ?? null,
+    d: card.publishedAt,
   };
 }
 

@@ -103,11 +103,12 @@ describe("fetchImage", () => {
     civitai.queueFaults("image", faults.truncatedJson()); // half the image, status 200, no length
     expect(await fetchImage(civitai.imageUrl("png"), opts())).toEqual({ ok: false, reason: "truncated PNG image" });
 
-    civitai.queueFaults("image", faults.hang(), faults.hang());
+    civitai.queueFaults("image", faults.hang()); // a timeout is not retried
     const started = Date.now();
     expect(await fetchImage(civitai.imageUrl("jpeg"), opts({ timeoutMs: 300 }))).toEqual({
       ok: false,
       reason: "no complete answer within 0.3 s",
+      unreachable: true,
     });
     expect(Date.now() - started).toBeLessThan(3000);
   });
@@ -194,5 +195,39 @@ describe("loadPreviews with the image cache", () => {
       { reason: `HTTP 404 from 127.0.0.1:${civitai.port} (the image is gone)`, count: 2 },
       { reason: "an HTML page, not an image", count: 1 },
     ]);
+  });
+});
+
+describe("a host that stops answering", () => {
+  test(`after ${8} images in a row without an answer, the rest are not asked`, async () => {
+    const records = Array.from({ length: 20 }, (_, i) =>
+      makeRecord({
+        path: `/m/${i}.safetensors`,
+        civitai: makeCivitai({ images: [{ url: civitai.imageUrl(`k${i}`), nsfwLevel: 1, width: 1, height: 1, type: "image" }] }),
+      }),
+    );
+    civitai.setFault("image", faults.hang());
+    try {
+      const started = Date.now();
+      const result = await loadPreviews(records, {
+        nsfwMask: 3,
+        width: 224,
+        cache: null,
+        offline: false,
+        concurrency: 1, // with more, the fetches in flight when it gives up still finish
+        fetch: opts({ timeoutMs: 150 }),
+      });
+      expect(result.stats.failed).toBe(20);
+      const reasons = result.stats.failures.map((f) => [f.reason, f.count]);
+      expect(reasons).toEqual([
+        ["not asked: the image host did not answer 8 times in a row", 12],
+        ["no complete answer within 0.2 s", 8],
+      ]);
+      // Timeouts are not retried: one request per image asked, and the run stayed short.
+      expect(civitai.counts.image).toBe(8);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      civitai.setFault("image", null);
+    }
   });
 });

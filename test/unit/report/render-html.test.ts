@@ -246,3 +246,29 @@ describe("badges for update, duplicate and gone (from the answers issue, read by
     expect(data.find((d) => d.p === "/models/u.safetensors")!.st).toEqual(["found", "update"]);
   });
 });
+
+describe("an edited inventory (report reads files from disk)", () => {
+  test("fields of the wrong type render as absent, never as a crash or markup", () => {
+    const odd = makeRecord({ path: "/models/odd.safetensors" }) as unknown as Record<string, any>;
+    Object.assign(odd.civitai, {
+      versionName: 42,
+      creator: { name: "<b>x</b>" },
+      license: "MIT",
+      publishedAt: 1234,
+      images: "not a list",
+      trainedWords: ["ok", 7, null],
+    });
+    const side = makeRecord({ path: "/models/side.safetensors", status: "not_found" }) as unknown as Record<string, any>;
+    side.sidecar = { source: "<script>", modelName: ["x"], trainedWords: "word", versionName: { a: 1 }, modelId: "1", versionId: 2 };
+    side.local = { guess: "lora" };
+    const inv = makeInventory([odd as unknown as FileRecord, side as unknown as FileRecord]);
+    const html = renderHtml(inv, { previews: new Map() });
+    expect(html).toContain("<code>ok</code>");
+    expect(html).not.toContain("<b>x</b>");
+    expect(html).not.toContain('<script>"');
+    expect(html).toContain("Not found on Civitai; known from a &lt;script&gt; sidecar");
+    expect(html).toContain('<a href="https://civitai.com/model-versions/2"');
+    const [json] = between(html, /<script type="application\/json" id="gallery-data">/, "</script>");
+    expect((JSON.parse(json!) as { d: unknown }[]).map((d) => d.d)).toEqual([null, null]);
+  });
+});
