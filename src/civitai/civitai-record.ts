@@ -2,7 +2,7 @@ import { isCivitaiId, normalizeAutov3, normalizeSha256 } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { htmlToPlainText } from "./html-text.ts";
 import type { Availability, CivitaiInfo, LicenseFlags, MatchedBy, MatchedFile } from "../report/record-types.ts";
-import { chooseImage, toCivitaiImages } from "../preview/choose-preview.ts";
+import { chooseImage, previewCandidates, toCivitaiImages } from "../preview/choose-preview.ts";
 import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
 
 /**
@@ -174,7 +174,7 @@ export function toCivitaiInfo(
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
   const matched = findMatchedFile(version, sha256, opts.autov3);
   const matchedFile = matched ? toMatchedFile(matched.file) : null;
-  const images = toCivitaiImages(version.images);
+  const images = previewCandidates(toCivitaiImages(version.images));
   return {
     modelId,
     modelName: str(details?.name) ?? str(versionModel.name),

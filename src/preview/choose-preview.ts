@@ -34,6 +34,23 @@ export function toCivitaiImages(images: unknown): CivitaiImage[] {
   return out;
 }
 
+/**
+ * What a record keeps: the first still, rated image of each rating, in Civitai's order (at most
+ * five). That is enough to choose the preview for any --nsfw-level later (the first image within
+ * a limit is always the first of its own rating), at a fraction of ten images per record in a
+ * 100,000-file inventory. Videos and unrated images are never previews, so they are not kept.
+ */
+export function previewCandidates(images: readonly CivitaiImage[]): CivitaiImage[] {
+  const seen = new Set<number>();
+  const out: CivitaiImage[] = [];
+  for (const image of images) {
+    if (isVideo(image) || image.nsfwLevel === null || seen.has(image.nsfwLevel)) continue;
+    seen.add(image.nsfwLevel);
+    out.push(image);
+  }
+  return out;
+}
+
 function dimension(value: unknown): number | null {
   return typeof value === "number" && Number.isInteger(value) && value > 0 && value < 1_000_000 ? value : null;
 }
@@ -56,7 +73,7 @@ export function chooseImage(images: readonly CivitaiImage[] | undefined, mask: n
 }
 
 function chooseFrom(images: readonly CivitaiImage[], mask: number): ImageChoice {
-  if (images.length === 0) return { image: null, reason: "Civitai lists no image for this version" };
+  if (images.length === 0) return { image: null, reason: "Civitai lists no rated still image for this version" };
   const stills = images.filter((i) => !isVideo(i));
   if (stills.length === 0) return { image: null, reason: "Civitai lists only videos for this version" };
   const found = stills.find((i) => withinNsfwMask(i.nsfwLevel, mask));

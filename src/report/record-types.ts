@@ -71,7 +71,10 @@ export interface CivitaiInfo {
   primaryDownloadUrl: string;
   /** The first still image within the preview rating limit (`options.nsfwLevel`, default PG-13). */
   previewImageUrl: string | null;
-  /** The version's images in Civitai's order; absent in inventories written before previews existed. */
+  /**
+   * The version's preview candidates in Civitai's order: the first still, rated image of each
+   * rating (preview/choose-preview.ts); absent in inventories written before previews existed.
+   */
   images?: CivitaiImage[];
 }
 

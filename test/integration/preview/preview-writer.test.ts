@@ -73,13 +73,13 @@ describe("writePreviewFiles", () => {
     const results = writePreviewFiles(
       [a, b, gone],
       new Map<string, PreviewOutcome>([
-        [a, { kind: "none", reason: "Civitai lists no image for this version" }],
+        [a, { kind: "none", reason: "Civitai lists no rated still image for this version" }],
         [b, { kind: "failed", url: "u", reason: "HTTP 404" }],
         [gone, image(jpeg, "jpeg")],
       ]),
     );
     expect(results).toEqual([
-      { model: a, status: "no-image", reason: "Civitai lists no image for this version" },
+      { model: a, status: "no-image", reason: "Civitai lists no rated still image for this version" },
       { model: b, status: "failed", reason: "HTTP 404" },
       { model: gone, status: "failed", reason: "cannot list the model's folder" },
     ]);

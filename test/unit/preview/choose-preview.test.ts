@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chooseImage, toCivitaiImages } from "../../../src/preview/choose-preview.ts";
+import { chooseImage, previewCandidates, toCivitaiImages } from "../../../src/preview/choose-preview.ts";
 import { nsfwMask } from "../../../src/preview/nsfw.ts";
 import { loadFixture } from "../../helpers/fake-civitai.ts";
 import type { ApiModel } from "../../../src/civitai/civitai-types.ts";
@@ -54,7 +54,26 @@ describe("chooseImage: the first still within the limit", () => {
     expect(chooseImage([img(1, null), img(2, null)], nsfwMask("xxx")).image).toBeNull();
     expect(chooseImage([img(1, null)], pg13)).toEqual({ image: null, reason: "its image is unrated (never shown)" });
     expect(chooseImage([img(1, 1, "video")], pg13)).toEqual({ image: null, reason: "Civitai lists only videos for this version" });
-    expect(chooseImage([], pg13)).toEqual({ image: null, reason: "Civitai lists no image for this version" });
+    expect(chooseImage([], pg13)).toEqual({ image: null, reason: "Civitai lists no rated still image for this version" });
     expect(chooseImage(undefined, pg13)).toEqual({ image: null, reason: expect.stringContaining("scan again") });
+  });
+});
+
+describe("previewCandidates: what a record keeps", () => {
+  test("the first still, rated image of each rating, in order; videos and unrated images dropped", () => {
+    const images = [img(1, 4), img(2, 1, "video"), img(3, 2), img(4, 4), img(5, null), img(6, 1), img(7, 2), img(8, 16)];
+    expect(previewCandidates(images).map((i) => i.url)).toEqual([images[0]!.url, images[2]!.url, images[5]!.url, images[7]!.url]);
+  });
+
+  test("for every limit, the kept images choose the same preview as all ten", () => {
+    const model = loadFixture<ApiModel>("model-detail-lora-2025-example.json");
+    for (const version of model.modelVersions ?? []) {
+      const all = toCivitaiImages(version.images);
+      const kept = previewCandidates(all);
+      expect(kept.length).toBeLessThanOrEqual(5);
+      for (const limit of ["pg", "pg13", "r", "x", "xxx"] as const) {
+        expect(chooseImage(kept, nsfwMask(limit))).toEqual(chooseImage(all, nsfwMask(limit)));
+      }
+    }
   });
 });
