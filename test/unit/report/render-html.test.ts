@@ -17,7 +17,7 @@ import {
 import { makePng } from "../../helpers/images.ts";
 
 /** Strings aimed at HTML attributes, scripts and comments, on top of the shared hostile set. */
-export const HTML_ATTACKS = [
+const HTML_ATTACKS = [
   "</script><script>alert(1)</script>",
   '"><svg onload=alert(1)>',
   "' onmouseover='alert(1)",
