@@ -4,6 +4,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   lookup: async () => (await import("./lookup.ts")).benchLookup(),
   download: async () => (await import("./download.ts")).benchDownload(),
   headers: async () => (await import("./headers.ts")).benchHeaders(),
+  gallery: async () => (await import("./gallery.ts")).benchGallery(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

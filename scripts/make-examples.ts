@@ -1,12 +1,16 @@
 /**
  * Regenerates docs/examples/: a scan of a generated folder against the fake Civitai server from
- * the tests (no network), written in all three formats.  bun scripts/make-examples.ts
+ * the tests (no network), written in all three formats; then an HTML gallery of a larger
+ * generated library whose preview images the fake serves (docs/examples/gallery.html), and its
+ * screenshot in headless Chromium (docs/examples/gallery.png; skipped without a Chromium).
+ *   bun scripts/make-examples.ts
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai } from "../test/helpers/fake-civitai.ts";
 import { buildSafetensors, kohyaMetadata } from "../test/helpers/safetensors.ts";
+import { makeGalleryExample } from "./make-gallery-example.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const OUT = join(ROOT, "docs/examples");
@@ -129,3 +133,5 @@ try {
 } finally {
   await civitai.stop();
 }
+
+await makeGalleryExample(OUT);

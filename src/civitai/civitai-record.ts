@@ -2,6 +2,8 @@ import { isCivitaiId, normalizeAutov3, normalizeSha256 } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { htmlToPlainText } from "./html-text.ts";
 import type { Availability, CivitaiInfo, LicenseFlags, MatchedBy, MatchedFile } from "../report/record-types.ts";
+import { chooseImage, previewCandidates, toCivitaiImages } from "../preview/choose-preview.ts";
+import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
 
 /**
  * Civitai answers → our records. Everything from Civitai is untrusted and drifts (docs/civitai-api.md
@@ -19,6 +21,8 @@ export interface CivitaiInfoOptions {
   autov3?: string;
   /** Reference time for "early access still running"; defaults to the current time. */
   now?: Date | number;
+  /** Ratings a preview may have (`--nsfw-level`, preview/nsfw.ts); default PG and PG-13. */
+  nsfwMask?: number;
 }
 
 export function primaryDownloadUrl(versionId: number): string {
@@ -148,14 +152,12 @@ export function airOf(version: ApiModelVersion): string | null {
   return typeof air === "string" && /^urn:air:[A-Za-z0-9._:@-]+$/.test(air) && air.length <= 200 ? air : null;
 }
 
-export function previewImageUrl(version: ApiModelVersion): string | null {
-  if (!Array.isArray(version.images)) return null;
-  for (const image of version.images) {
-    if (!isObject(image) || typeof image.url !== "string") continue;
-    // Reports render this as a link: only web URLs, never `javascript:` or `data:`.
-    if (/^https?:\/\/[^\s]+$/i.test(image.url)) return image.url;
-  }
-  return null;
+/**
+ * The first still image of the version whose rating is within `mask` (default PG and PG-13); null
+ * when there is none. Reports render it as a link, so only http(s) URLs are kept (preview/image-url.ts).
+ */
+export function previewImageUrl(version: ApiModelVersion, mask: number = DEFAULT_NSFW_MASK): string | null {
+  return chooseImage(toCivitaiImages(version.images), mask).image?.url ?? null;
 }
 
 export function toCivitaiInfo(
@@ -172,6 +174,7 @@ export function toCivitaiInfo(
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
   const matched = findMatchedFile(version, sha256, opts.autov3);
   const matchedFile = matched ? toMatchedFile(matched.file) : null;
+  const images = previewCandidates(toCivitaiImages(version.images));
   return {
     modelId,
     modelName: str(details?.name) ?? str(versionModel.name),
@@ -196,7 +199,8 @@ export function toCivitaiInfo(
     matchedFile,
     downloadUrl: matchedFile?.id != null ? fileDownloadUrl(versionId, matchedFile.id) : null,
     primaryDownloadUrl: primaryDownloadUrl(versionId),
-    previewImageUrl: previewImageUrl(version),
+    previewImageUrl: chooseImage(images, opts.nsfwMask ?? DEFAULT_NSFW_MASK).image?.url ?? null,
+    images,
   };
 }
 

@@ -5,6 +5,7 @@ import { UsageError } from "../shared/errors.ts";
 import { escapeControl, formatBytes, plural } from "../shared/format.ts";
 import { clearHashCache, openHashCache } from "../hash/hash-cache.ts";
 import { isOwnMetaFile, pruneMetaCache } from "../civitai/meta-cache-prune.ts";
+import { IMAGE_CACHE_SUBDIR, isOwnImageFile, pruneImageCache } from "../preview/image-cache.ts";
 import { getCacheDir } from "../config/paths.ts";
 import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
 import { logger } from "../ui/logger.ts";
@@ -43,12 +44,12 @@ function ownFolder(dir: string): boolean {
   }
 }
 
-/** `cache clear --metadata`: our entries and temp files only, then the folders left empty. */
-function clearMetaCache(metaDir: string): number {
-  const listing = listNoFollow(metaDir);
+/** `cache clear --metadata|--images`: the files `isOwn` recognises only, then the folders left empty. */
+function clearOwnFiles(dir: string, isOwn: (path: string) => boolean): number {
+  const listing = listNoFollow(dir);
   let removed = 0;
   for (const file of listing.files) {
-    if (!isOwnMetaFile(file)) continue;
+    if (!isOwn(file)) continue;
     try {
       unlinkSync(file);
       removed++;
@@ -56,7 +57,7 @@ function clearMetaCache(metaDir: string): number {
       /* gone already */
     }
   }
-  removeEmptyDirs([...listing.dirs, metaDir]);
+  removeEmptyDirs([...listing.dirs, dir]);
   return removed;
 }
 
@@ -76,6 +77,7 @@ export default defineCommand({
     },
     hashes: { type: "boolean", description: "clear: only the hash cache" },
     metadata: { type: "boolean", description: "clear: only the Civitai metadata cache" },
+    images: { type: "boolean", description: "clear: only the preview image cache" },
   },
   async run({ args }) {
     const action = args._[0] ?? "info";
@@ -85,16 +87,20 @@ export default defineCommand({
     const dir = args["cache-dir"] ?? getCacheDir();
     const hashesDir = join(dir, "hashes");
     const metaDir = join(dir, "meta");
+    const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);
     if (action === "info") {
       const h = usage(hashesDir);
       const m = usage(metaDir);
+      const i = usage(imagesDir);
       process.stdout.write(
-        `cache     ${escapeControl(dir)}\nhashes    ${plural(h.files, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n`,
+        `cache     ${escapeControl(dir)}\nhashes    ${plural(h.files, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
+          `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\n`,
       );
       return;
     }
     const doHashes = ownFolder(hashesDir);
     const doMeta = ownFolder(metaDir);
+    const doImages = ownFolder(imagesDir);
     if (action === "prune") {
       let h = { checked: 0, removed: 0 };
       if (doHashes) {
@@ -103,20 +109,25 @@ export default defineCommand({
         if (cache) h = cache.prune();
       }
       const m = doMeta ? pruneMetaCache(metaDir) : { checked: 0, removed: 0 };
+      const i = doImages ? await pruneImageCache(dir) : { checked: 0, removed: 0 };
       logger.success(
-        `pruned ${h.removed} of ${plural(h.checked, "hash entry", "hash entries")} and ${m.removed} of ${plural(m.checked, "metadata entry", "metadata entries")} in ${escapeControl(dir)}`,
+        `pruned ${h.removed} of ${plural(h.checked, "hash entry", "hash entries")}, ${m.removed} of ${plural(m.checked, "metadata entry", "metadata entries")} and ${i.removed} of ${plural(i.checked, "image")} in ${escapeControl(dir)}`,
       );
       return;
     }
-    // Both flags or neither: everything.
-    const both = args.hashes === args.metadata;
-    if ((both || args.hashes === true) && doHashes) {
+    // No flag: everything; otherwise the caches named.
+    const all = args.hashes !== true && args.metadata !== true && args.images !== true;
+    if ((all || args.hashes === true) && doHashes) {
       const n = clearHashCache(dir);
       logger.success(`cleared the hash cache: ${plural(n, "file")} removed from ${escapeControl(hashesDir)}`);
     }
-    if ((both || args.metadata === true) && doMeta) {
-      const n = clearMetaCache(metaDir);
+    if ((all || args.metadata === true) && doMeta) {
+      const n = clearOwnFiles(metaDir, isOwnMetaFile);
       logger.success(`cleared the metadata cache: ${plural(n, "file")} removed from ${escapeControl(metaDir)}`);
+    }
+    if ((all || args.images === true) && doImages) {
+      const n = clearOwnFiles(imagesDir, isOwnImageFile);
+      logger.success(`cleared the image cache: ${plural(n, "file")} removed from ${escapeControl(imagesDir)}`);
     }
   },
 });

@@ -4,7 +4,6 @@ import { collectRepeated, parsePositiveInt } from "../shared/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { failOnHits, parseFailOn } from "../report/fail-on.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
-import { renderInventory } from "../report/render.ts";
 import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan } from "../scan/scan.ts";
@@ -12,12 +11,16 @@ import { escapeControl, formatBytes, formatDuration, plural } from "../shared/fo
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
-import { apiArgs, createApiContext } from "./_api.ts";
+import { apiArgs, createApiContext, durationArg } from "./_api.ts";
+import { galleryArgs, parseNsfwArg, renderReportText, writePreviews, type ImageContext } from "./_gallery.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { globalArgs, reportArgs, hashingArgs, walkArgs } from "./_shared.ts";
 
 export default defineCommand({
-  meta: { name: "scan", description: "Walk, hash and identify model files on Civitai; write an inventory (JSON, CSV or Markdown)" },
+  meta: {
+    name: "scan",
+    description: "Walk, hash and identify model files on Civitai; write an inventory (JSON, CSV, Markdown or an HTML gallery)",
+  },
   args: {
     ...globalArgs,
     paths: {
@@ -52,6 +55,12 @@ export default defineCommand({
       description:
         "Write <base>.civitai.info (the Civitai Helper format A1111/Forge read) beside each found file; never replaces one that names another model",
     },
+    "write-previews": {
+      type: "boolean",
+      description:
+        "Write <base>.preview.<ext> (the name A1111, Forge and ComfyUI tools read) beside each found file; never replaces an existing preview",
+    },
+    ...galleryArgs,
     ...apiArgs,
     ...walkArgs,
     ...hashingArgs,
@@ -60,6 +69,7 @@ export default defineCommand({
     const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]));
     const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
     if (typeof jobs === "string") throw new UsageError(jobs);
+    const nsfwLimit = parseNsfwArg(args["nsfw-level"]);
 
     await withInterrupt(async (signal) => {
       // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
@@ -99,6 +109,7 @@ export default defineCommand({
         localMetadata: args["local-metadata"] === true,
         trustSidecars: args["trust-sidecars"] === true,
         writeSidecars: args["write-sidecars"] === true,
+        nsfwLimit,
         signal,
         tool: { name: NAME, version: VERSION },
         onWarning: (m) => logger.warn(escapeControl(m)),
@@ -112,8 +123,20 @@ export default defineCommand({
       // A root that vanished during the walk: the same rule as one missing from the start.
       const vanished = result.missing.filter((m) => !absent.includes(m));
       if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
-      writeReport(renderInventory(inv, format, { excel: args.excel === true }), target);
-      if (target.kind !== "stdout") logger.success(`Wrote ${format.toUpperCase()} inventory to ${escapeControl(args.output ?? "")}`);
+      const images: ImageContext = {
+        cacheRoot: ctx.cacheDir,
+        offline: args.offline === true,
+        apiUrl: ctx.settings.primary,
+        timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+        quiet: args.quiet === true,
+        signal,
+      };
+      writeReport(await renderReportText(inv, format, args, images), target);
+      if (target.kind !== "stdout")
+        logger.success(
+          `Wrote ${format === "html" ? "HTML gallery" : `${format.toUpperCase()} inventory`} to ${escapeControl(args.output ?? "")}`,
+        );
+      if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
 
       const s = inv.summary;
       const c = result.counters;

@@ -8,7 +8,7 @@ export interface Config {
   apiUrl?: string;
   fallbackUrl?: string;
   modelDirectories?: string[];
-  outputFormat?: "json" | "csv" | "md";
+  outputFormat?: "json" | "csv" | "md" | "html";
   concurrency?: number;
   cache?: { enabled?: boolean; dir?: string; ttlMs?: number; notFoundTtlMs?: number };
   /** Issue 9 T22: append every log line (debug level) to this file, like --log-file. */
@@ -93,7 +93,8 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
         config.modelDirectories = value as string[];
         break;
       case "outputFormat":
-        if (value !== "json" && value !== "csv" && value !== "md") fail(rawKey, 'must be "json", "csv" or "md"');
+        if (value !== "json" && value !== "csv" && value !== "md" && value !== "html")
+          fail(rawKey, 'must be "json", "csv", "md" or "html"');
         config.outputFormat = value as Config["outputFormat"];
         break;
       case "concurrency":

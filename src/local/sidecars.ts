@@ -26,11 +26,16 @@ export const SIDECAR_SUFFIXES: readonly { suffix: string; kind: SidecarKind }[] 
   { suffix: ".json", kind: "json" },
 ];
 
-/** `<dir>/<base>.safetensors` → the sidecar paths to try (`<dir>/<base>.civitai.info`, …). */
-export function sidecarPaths(modelPath: string): { path: string; kind: SidecarKind }[] {
+/** `<dir>/<base>.safetensors` → `<dir>/<base>`: the stem every sidecar and preview name starts with. */
+export function modelBasePath(modelPath: string): string {
   const slash = Math.max(modelPath.lastIndexOf("/"), modelPath.lastIndexOf("\\"));
   const dot = modelPath.lastIndexOf(".");
-  const base = dot > slash + 1 ? modelPath.slice(0, dot) : modelPath;
+  return dot > slash + 1 ? modelPath.slice(0, dot) : modelPath;
+}
+
+/** `<dir>/<base>.safetensors` → the sidecar paths to try (`<dir>/<base>.civitai.info`, …). */
+export function sidecarPaths(modelPath: string): { path: string; kind: SidecarKind }[] {
+  const base = modelBasePath(modelPath);
   return SIDECAR_SUFFIXES.map(({ suffix, kind }) => ({ path: `${base}${suffix}`, kind }));
 }
 

@@ -26,6 +26,8 @@ export interface InventoryOptions {
   /** Absent in inventories written before these flags existed. */
   trustSidecars?: boolean;
   localMetadata?: boolean;
+  /** `--nsfw-level`: the highest rating `previewImageUrl` may have (preview/nsfw.ts names). */
+  nsfwLevel?: string;
 }
 
 /** What `scan` writes as JSON and `report` reads back. */

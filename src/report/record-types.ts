@@ -31,6 +31,17 @@ export interface Availability {
   paidAccess: boolean;
 }
 
+/** One of a version's example images as Civitai lists it (at most 10 per version), for previews. */
+export interface CivitaiImage {
+  url: string;
+  /** Civitai's rating as one bit: 1 PG, 2 PG-13, 4 R, 8 X, 16 XXX, 32 blocked; null when unrated. */
+  nsfwLevel: number | null;
+  width: number | null;
+  height: number | null;
+  /** "image" or "video" (videos are never used as previews); null when Civitai does not say. */
+  type: string | null;
+}
+
 /** What Civitai says about one model version, as it matched one local file. */
 export interface CivitaiInfo {
   modelId: number | null;
@@ -58,7 +69,13 @@ export interface CivitaiInfo {
   /** `https://civitai.com/api/download/models/{versionId}?fileId={fileId}`: never a key, never the API's host field. */
   downloadUrl: string | null;
   primaryDownloadUrl: string;
+  /** The first still image within the preview rating limit (`options.nsfwLevel`, default PG-13). */
   previewImageUrl: string | null;
+  /**
+   * The version's preview candidates in Civitai's order: the first still, rated image of each
+   * rating (preview/choose-preview.ts); absent in inventories written before previews existed.
+   */
+  images?: CivitaiImage[];
 }
 
 /** A label naming one other tool's sidecar: `sidecar:civitai-helper`, `sidecar:lora-manager`, … */

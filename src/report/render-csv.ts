@@ -3,7 +3,7 @@ import type { Inventory } from "./inventory-types.ts";
 import { guessLabel, knownFromOf, localTriggerWords, trainingBaseModel } from "../local/local-summary.ts";
 import type { FileRecord } from "./record-types.ts";
 import { sortRecords } from "./render-json.ts";
-import { escapeCsvText } from "../shared/format.ts";
+import { escapeControlKeepBreaks } from "../shared/format.ts";
 
 /**
  * The CSV inventory: RFC 4180 (every text cell quoted, `"` doubled, CRLF line ends), UTF-8, one
@@ -87,7 +87,7 @@ export function fileNameOf(path: string): string {
 type Cell = string | number | null;
 
 function text(value: string | null | undefined): string | null {
-  return value === null || value === undefined || value === "" ? null : neutralizeFormula(escapeCsvText(value));
+  return value === null || value === undefined || value === "" ? null : neutralizeFormula(escapeControlKeepBreaks(value));
 }
 
 function list(values: readonly string[] | undefined): string | null {

@@ -51,8 +51,10 @@ const CIVITAI_INFO: KeyOrder = {
     "downloadUrl",
     "primaryDownloadUrl",
     "previewImageUrl",
+    "images",
   ],
   children: {
+    images: { keys: ["url", "nsfwLevel", "width", "height", "type"] },
     availability: { keys: ["archived", "takenDown", "earlyAccess", "paidAccess"] },
     license: { keys: ["allowNoCredit", "allowCommercialUse", "allowDerivatives", "allowDifferentLicense"] },
     matchedFile: MATCHED_FILE,
@@ -207,7 +209,19 @@ const INVENTORY: KeyOrder = {
   children: {
     tool: { keys: ["name", "version"] },
     options: {
-      keys: ["apiUrl", "fallbackUrl", "offline", "details", "refresh", "extensions", "exclude", "algos", "trustSidecars", "localMetadata"],
+      keys: [
+        "apiUrl",
+        "fallbackUrl",
+        "offline",
+        "details",
+        "refresh",
+        "extensions",
+        "exclude",
+        "algos",
+        "trustSidecars",
+        "localMetadata",
+        "nsfwLevel",
+      ],
     },
     summary: {
       keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits"],

@@ -45,7 +45,7 @@ function bytesText(bytes: unknown): string {
 }
 
 /** The path shown in the files table: relative to the root when there is one root, else whole. */
-function shownPath(path: string, roots: readonly string[]): string {
+export function shownPath(path: string, roots: readonly string[]): string {
   const root = roots.length === 1 ? roots[0] : undefined;
   if (root === undefined || root === "") return path;
   const prefix = root.endsWith("/") || root.endsWith("\\") ? root : `${root}/`;

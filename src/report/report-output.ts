@@ -145,13 +145,13 @@ export function writeReport(text: string, target: OutputTarget, options: { mode?
 }
 
 /** `--format` names; `markdown` is accepted for md. */
-const FORMATS: Readonly<Record<string, ReportFormat>> = { json: "json", csv: "csv", md: "md", markdown: "md" };
+const FORMATS: Readonly<Record<string, ReportFormat>> = { json: "json", csv: "csv", md: "md", markdown: "md", html: "html", htm: "html" };
 const formatNamed = (name: string): ReportFormat | undefined => (Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined);
 /** An extension starts with a letter, so `inventory-2026.01.05` has none (and gets the default). */
 const EXT_RE = /\.([A-Za-z][A-Za-z0-9]{0,9})$/;
 
 /**
- * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md); else the configured format,
+ * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md, .html: the gallery); else the configured format,
  * else JSON. An extension we do not write (`-o inv.xml`) is refused rather than filled with JSON
  * (docs/cases.md T21): `--format` says what to write into such a file.
  */
@@ -159,7 +159,7 @@ export function chooseFormat(format: string | undefined, file: string | undefine
   if (format !== undefined) {
     const f = formatNamed(format.toLowerCase());
     if (f) return f;
-    throw new UsageError(`--format must be json, csv or md (got "${escapeControl(format)}")`);
+    throw new UsageError(`--format must be json, csv, md or html (got "${escapeControl(format)}")`);
   }
   const name = file?.slice(file.lastIndexOf("/") + 1) ?? "";
   const ext = EXT_RE.exec(name)?.[1]?.toLowerCase();
@@ -167,6 +167,6 @@ export function chooseFormat(format: string | undefined, file: string | undefine
   const f = formatNamed(ext);
   if (f) return f;
   throw new UsageError(
-    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv or .md file name, or say which with --format json|csv|md`,
+    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv, .md or .html file name, or say which with --format json|csv|md|html`,
   );
 }

@@ -27,6 +27,8 @@ export interface BuildRecordsInput {
   /** Files whose SHA-256 came from a sidecar (--trust-sidecars), by path. */
   hashSources?: ReadonlyMap<string, SidecarLabel>;
   now?: number;
+  /** Ratings `previewImageUrl` may have (preview/nsfw.ts); default PG and PG-13. */
+  nsfwMask?: number;
 }
 
 export const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
@@ -51,7 +53,7 @@ export function buildRecords(input: BuildRecordsInput): FileRecord[] {
     if (h.error) record = { ...base, error: h.error };
     else {
       const outcome = h.hashes.sha256 ? input.lookups?.get(h.hashes.sha256) : undefined;
-      record = applyOutcome(base, outcome, input.now);
+      record = applyOutcome(base, outcome, input.now, input.nsfwMask);
     }
     records.push(local ? withLocal(record, local) : record);
   }
@@ -61,7 +63,7 @@ export function buildRecords(input: BuildRecordsInput): FileRecord[] {
   return records.sort((a, b) => compareByteOrder(a.path, b.path));
 }
 
-function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?: number): FileRecord {
+function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?: number, nsfwMask?: number): FileRecord {
   if (!outcome) return { ...base, status: "error", error: "not looked up" };
   switch (outcome.status) {
     case "not_found":
@@ -74,6 +76,7 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
       const fields = toCivitaiFields(outcome.versions, outcome.models, base.hashes.sha256 ?? null, {
         autov3: base.hashes.autov3,
         ...(now === undefined ? {} : { now }),
+        ...(nsfwMask === undefined ? {} : { nsfwMask }),
       });
       if (!fields) return { ...base, status: "not_found" };
       return {

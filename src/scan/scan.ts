@@ -13,6 +13,7 @@ import { readLocalPass } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
+import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
 export const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
@@ -36,6 +37,8 @@ export interface ScanOptions {
   trustSidecars?: boolean;
   /** Write `<base>.civitai.info` beside found files (--write-sidecars). */
   writeSidecars?: boolean;
+  /** The highest rating a record's `previewImageUrl` may have (--nsfw-level); default pg13. */
+  nsfwLimit?: NsfwLimitName;
   /** Files read at once by the local pass; default LOCAL_PASS_CONCURRENCY. */
   localConcurrency?: number;
   signal?: AbortSignal;
@@ -139,6 +142,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     locals,
     hashSources,
     now: now(),
+    nsfwMask: nsfwMask(options.nsfwLimit ?? DEFAULT_NSFW_LIMIT),
   });
   const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
   const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
@@ -158,6 +162,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     algos: ["sha256", "autov2", "autov3"],
     trustSidecars: options.trustSidecars === true,
     localMetadata: options.localMetadata === true,
+    nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
   };
   const inventory: Inventory = {
     schemaVersion: SCHEMA_VERSION,

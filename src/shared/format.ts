@@ -3,11 +3,11 @@ import { encodeFsName, hasRawBytes } from "./fs-path.ts";
 /*
  * Text from outside (file names, API answers, file headers, arguments) is neutralised per sink:
  * - terminal (stderr logs, stdout of hash/inspect/cache on a terminal): `escapeControl`;
- * - CSV cells: `escapeCsvText` (TAB and LF stay: they are data inside a quoted cell);
- * - Markdown: report/md-escape.ts, which builds on `showControls` too;
+ * - CSV cells and HTML text: `escapeControlKeepBreaks` (TAB and LF stay: they are data there);
+ * - Markdown: report/md-escape.ts, which builds on `escapeControl`;
  * - JSON: JSON escaping, plus `escapeJsonControls` for what JSON.stringify leaves raw.
  * Every control character becomes a visible escape rather than vanishing, so a hostile name is
- * noticed (CWE-150; D6 in reliability.md).
+ * noticed (CWE-150; docs/cases.md D6).
  */
 
 /** C0 controls, DEL, C1 controls, and the bidi controls that reorder what a reader sees (Trojan Source). */
@@ -31,8 +31,8 @@ export function escapeControl(text: string): string {
   return text.replace(CONTROL_RE, visible);
 }
 
-/** escapeControl for CSV cells: TAB and LF stay, as the data they are inside a quoted cell. */
-export function escapeCsvText(text: string): string {
+/** escapeControl for CSV cells and HTML text: TAB and LF stay, as the data they are there. */
+export function escapeControlKeepBreaks(text: string): string {
   return text.replace(CONTROL_BUT_TAB_LF_RE, visible);
 }
 

@@ -37,7 +37,7 @@ describe("cache command", () => {
     const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
     expect(prune.code).toBe(0);
     // T11: "{ torn" is not an entry we wrote (no envelope): it is left alone, and not counted.
-    expect(prune.stderr).toContain("pruned 1 of 2 hash entries and 1 of 2 metadata entries");
+    expect(prune.stderr).toContain("pruned 1 of 2 hash entries, 1 of 2 metadata entries and 0 of 0 images");
     expect(existsSync(join(metaDir, "valid.json"))).toBe(true);
     expect(existsSync(join(metaDir, "expired.json"))).toBe(false);
     expect(existsSync(join(metaDir, "garbage.json"))).toBe(true);

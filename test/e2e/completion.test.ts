@@ -93,7 +93,7 @@ describe("bash", () => {
 
   test("flags: long names, one-letter aliases and --no- negations of the command's own flags", () => {
     expect(bashComplete(["civitai-meta", "scan", "--fail"])).toEqual(["--fail-on"]);
-    expect(bashComplete(["civitai-meta", "scan", "--no-"])).toEqual(["--no-cache", "--no-details", "--no-fallback"]);
+    expect(bashComplete(["civitai-meta", "scan", "--no-"])).toEqual(["--no-cache", "--no-details", "--no-fallback", "--no-images"]);
     expect(bashComplete(["civitai-meta", "download", "-"])).toEqual(
       expect.arrayContaining(["-d", "-o", "-j", "-q", "-h", "--dest", "--emit", "--dry-run"]),
     );
@@ -103,7 +103,7 @@ describe("bash", () => {
   });
 
   test("values of enum-like flags: --format, --emit, the cache action, the shell", () => {
-    expect(bashComplete(["civitai-meta", "scan", "--format", ""])).toEqual(["csv", "json", "md"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format", ""])).toEqual(["csv", "html", "json", "md"]);
     expect(bashComplete(["civitai-meta", "report", "x.json", "--format", "c"])).toEqual(["csv"]);
     expect(bashComplete(["civitai-meta", "download", "--emit", "a"])).toEqual(["aria2"]);
     expect(bashComplete(["civitai-meta", "cache", "p"])).toEqual(["prune"]);
@@ -113,7 +113,7 @@ describe("bash", () => {
   test("--flag=value, split by bash at '=' or kept whole, completes the value", () => {
     // bash's default COMP_WORDBREAKS splits "--format=m" into "--format" "=" "m".
     expect(bashComplete(["civitai-meta", "scan", "--format", "=", "m"])).toEqual(["md"]);
-    expect(bashComplete(["civitai-meta", "scan", "--format", "="])).toEqual(["csv", "json", "md"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format", "="])).toEqual(["csv", "html", "json", "md"]);
     expect(bashComplete(["civitai-meta", "scan", "--format=j"])).toEqual(["--format=json"]);
   });
 
@@ -262,10 +262,10 @@ describe.skipIf(!FISH)("fish", () => {
   test("complete -C offers commands, flags, enum values, list items and files where they belong", () => {
     expect(fishComplete("civitai-meta sc")).toEqual(["scan"]);
     expect(fishComplete("civitai-meta scan --fail")).toEqual(["--fail-on"]);
-    expect(fishComplete("civitai-meta scan --format ")).toEqual(["csv", "json", "md"]);
+    expect(fishComplete("civitai-meta scan --format ")).toEqual(["csv", "html", "json", "md"]);
     expect(fishComplete("civitai-meta hash --algo sha256,auto")).toEqual(["sha256,autov1", "sha256,autov2", "sha256,autov3"]);
     expect(fishComplete("civitai-meta cache ")).toEqual(expect.arrayContaining(["clear", "info", "prune"]));
-    expect(fishComplete("civitai-meta scan --no-")).toEqual(["--no-cache", "--no-details", "--no-fallback"]);
+    expect(fishComplete("civitai-meta scan --no-")).toEqual(["--no-cache", "--no-details", "--no-fallback", "--no-images"]);
     expect(fishComplete("civitai-meta scan mi")).toEqual(["mine.json", "mirror/"]);
     expect(fishComplete("civitai-meta download --dest mi")).toEqual(["mirror/"]);
   });

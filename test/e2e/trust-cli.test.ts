@@ -62,6 +62,31 @@ describe("T11: cache prune and clear never follow links, never delete what they 
     }
   });
 
+  test("T11: the image cache: prune and clear delete only our damaged entries and temp files, never a user's file or a link's target", async () => {
+    const cacheDir = tmp.make();
+    const images = join(cacheDir, "images");
+    mkdirSync(join(images, "ab"), { recursive: true });
+    const ours = join(images, "ab", "ab".padEnd(64, "0"));
+    writeFileSync(ours, "not an image"); // ours (name and place), damaged
+    writeFileSync(join(images, "ab", "holiday.jpg"), "user bytes"); // not ours
+    writeFileSync(join(images, "readme.txt"), "user notes"); // not ours
+    const outside = tmp.make();
+    writeFileSync(join(outside, "cd".padEnd(64, "1")), "precious");
+    symlinkSync(outside, join(images, "cd"));
+
+    const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
+    expect(prune.code).toBe(0);
+    expect(existsSync(ours)).toBe(false);
+    expect(readFileSync(join(images, "ab", "holiday.jpg"), "utf8")).toBe("user bytes");
+    expect(readFileSync(join(outside, "cd".padEnd(64, "1")), "utf8")).toBe("precious");
+
+    const clear = await runCli(["cache", "clear", "--images", "--cache-dir", cacheDir]);
+    expect(clear.code).toBe(0);
+    expect(readFileSync(join(images, "ab", "holiday.jpg"), "utf8")).toBe("user bytes");
+    expect(readFileSync(join(images, "readme.txt"), "utf8")).toBe("user notes");
+    expect(readFileSync(join(outside, "cd".padEnd(64, "1")), "utf8")).toBe("precious");
+  });
+
   test("T11: inside a real meta/, only our expired entries go; other files and links inside are left alone", async () => {
     const cacheDir = tmp.make();
     const meta = join(cacheDir, "meta");

@@ -4,7 +4,9 @@
  * It mirrors the real endpoints (docs/civitai-api.md §1–§3): by-hash GET (case-insensitive, any hash
  * type, oldest published version first, 404 bodies from the fixtures), by-hash POST (≤ 100
  * 64-char strings, one element per matching file, shuffled, null for versions without a primary
- * file), /models?ids= and /models/{id}. It records every request and injects faults.
+ * file), /models?ids= and /models/{id}. It records every request and injects faults. It also plays
+ * Civitai's image CDN on its own origin (`/<account>/<key>/<variant>/<name>`, images added with
+ * addImage), so preview tests run with `--api-url` pointing here.
  *
  * Usage:
  *   const civitai = await startFakeCivitai();
@@ -28,8 +30,19 @@ export function loadFixture<T = unknown>(name: string): T {
 }
 
 /** The routes the fake knows; "other" is anything served by `options.handle` or unknown. */
-export type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "other";
-export const FAKE_ROUTES: readonly FakeRoute[] = ["versionByHash", "versionsByHashes", "versionById", "modelsByIds", "model", "other"];
+export type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "image" | "other";
+export const FAKE_ROUTES: readonly FakeRoute[] = [
+  "versionByHash",
+  "versionsByHashes",
+  "versionById",
+  "modelsByIds",
+  "model",
+  "image",
+  "other",
+];
+
+/** The account segment of Civitai's image URLs (docs/civitai-api.md §1.2), reused by the fake CDN. */
+export const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
 export type FaultTarget = FakeRoute | "*";
 
 export type Fault =
@@ -127,6 +140,10 @@ export interface FakeCivitai {
   reset(): void;
   /** Forgets all versions and models. */
   clearData(): void;
+  /** Serves `bytes` as the image `key` (Content-Type from `contentType`, default by magic number). */
+  addImage(key: string, bytes: Uint8Array | string, contentType?: string): void;
+  /** This server's URL of image `key`, in Civitai's shape (`…/original=true/<key>.jpeg`). */
+  imageUrl(key: string): string;
   stop(): Promise<void>;
 }
 
@@ -319,6 +336,14 @@ export function makeModel(spec: MakeModelSpec): ApiModel & Record<string, unknow
 const CLOUDFLARE_PAGE = `<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title><meta http-equiv="Content-Type" content="text/html; charset=UTF-8"><meta name="robots" content="noindex,nofollow"></head><body><div class="main-wrapper" role="main"><div class="main-content"><h1 class="zone-name-title h1">civitai.com</h1><h2 class="h2" id="challenge-running">Checking if the site connection is secure</h2><noscript><div class="h2">Enable JavaScript and cookies to continue</div></noscript></div></div><script src="/cdn-cgi/challenge-platform/h/b/orchestrate/chl_page/v1?ray=8f1e2d3c4b5a6978"></script></body></html>`;
 const MAINTENANCE_PAGE = `<!DOCTYPE html><html><head><title>Civitai</title></head><body><h1>We're adjusting a few things, be back in a few minutes...</h1></body></html>`;
 
+function sniffedType(bytes: Uint8Array): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return "image/jpeg";
+  if (bytes[0] === 0x89 && bytes[1] === 0x50) return "image/png";
+  if (bytes[0] === 0x52 && bytes[8] === 0x57) return "image/webp";
+  if (bytes[0] === 0x47 && bytes[1] === 0x49) return "image/gif";
+  return "application/octet-stream";
+}
+
 /** mulberry32: small, seedable, good enough for a shuffle. */
 function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -341,6 +366,7 @@ function routeOf(method: string, path: string, params: URLSearchParams): FakeRou
   if (method === "GET" && /^\/api\/v1\/model-versions\/[^/]+$/.test(path)) return "versionById";
   if (method === "GET" && path === "/api/v1/models" && params.has("ids")) return "modelsByIds";
   if (method === "GET" && /^\/api\/v1\/models\/[^/]+$/.test(path)) return "model";
+  if (method === "GET" && path.startsWith(`/${IMAGE_ACCOUNT}/`)) return "image";
   return "other";
 }
 
@@ -351,6 +377,7 @@ const isPublished = (v: ApiModelVersion) => v.status === undefined || v.status =
 export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promise<FakeCivitai> {
   const versions = new Map<number, ApiModelVersion>();
   const models = new Map<number, ApiModel>();
+  const images = new Map<string, { bytes: Uint8Array; contentType: string }>();
   const requests: RecordedRequest[] = [];
   const queued = new Map<FaultTarget, Fault[]>();
   const persistent = new Map<FaultTarget, Fault>();
@@ -453,9 +480,22 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     return json(v);
   }
 
+  function image(path: string): Response {
+    // /<account>/<key>/<variant>/<name> or /<account>/<key>/<name>, as the CDN takes them.
+    const key = decodeURIComponent(path.split("/")[2] ?? "");
+    const found = images.get(key);
+    if (!found) return new Response("Not Found", { status: 404, headers: { "content-type": "text/plain" } });
+    return new Response(found.bytes, {
+      status: 200,
+      headers: { "content-type": found.contentType, "cache-control": "public, max-age=31536000" },
+    });
+  }
+
   async function normalAnswer(route: FakeRoute, req: Request, url: URL, body: string): Promise<Response> {
     const last = decodeURIComponent(url.pathname.split("/").pop() ?? "");
     switch (route) {
+      case "image":
+        return image(url.pathname);
       case "versionByHash":
         return byHash(last);
       case "versionsByHashes":
@@ -491,6 +531,10 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
           headers: { "content-type": "text/html; charset=UTF-8", ...(fault.page === "maintenance" ? {} : { "cf-mitigated": "challenge" }) },
         });
       case "truncated-json": {
+        if (route === "image") {
+          const bytes = new Uint8Array(await (await normalAnswer(route, req, url, body)).arrayBuffer());
+          return new Response(bytes.slice(0, Math.floor(bytes.length / 2)), { status: 200, headers: { "content-type": "image/png" } });
+        }
         const full = await (await normalAnswer(route, req, url, body)).text();
         const cut = full.length > 4 ? full.slice(0, Math.floor(full.length / 2)) : '{"items":[{"id":1,"na';
         return new Response(cut, { status: 200, headers: { "content-type": "application/json; charset=utf-8" } });
@@ -508,7 +552,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
           req.signal.addEventListener("abort", release, { once: true });
         });
       case "cut-body": {
-        const full = new TextEncoder().encode(await (await normalAnswer(route, req, url, body)).text());
+        const full = new Uint8Array(await (await normalAnswer(route, req, url, body)).arrayBuffer());
         const half = full.slice(0, Math.max(1, Math.floor(full.length / 2)));
         const stream = new ReadableStream<Uint8Array>({
           async start(controller) {
@@ -520,7 +564,10 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
         });
         return new Response(stream, {
           status: 200,
-          headers: { "content-type": "application/json; charset=utf-8", "content-length": String(full.length) },
+          headers: {
+            "content-type": route === "image" ? sniffedType(full) : "application/json; charset=utf-8",
+            "content-length": String(full.length),
+          },
         });
       }
       case "redirect":
@@ -611,6 +658,14 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     clearData() {
       versions.clear();
       models.clear();
+      images.clear();
+    },
+    addImage(key, bytes, contentType) {
+      const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+      images.set(key, { bytes: data, contentType: contentType ?? sniffedType(data) });
+    },
+    imageUrl(key) {
+      return `${origin}/${IMAGE_ACCOUNT}/${encodeURIComponent(key)}/original=true/${encodeURIComponent(key)}.jpeg`;
     },
     async stop() {
       // Close the sockets first so a hanging request never gets a late answer.

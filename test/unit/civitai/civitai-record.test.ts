@@ -115,7 +115,13 @@ describe("toCivitaiInfo on recorded payloads", () => {
     expect(bySha.nsfw).toBe(false);
     expect(bySha.nsfwLevel).toBe(0);
     expect(bySha.baseModelType).toBe("Standard");
-    expect(bySha.previewImageUrl).toContain("original=true");
+    // Its only image is rated R: no preview under the default PG-13 limit, one when R is allowed.
+    expect(bySha.images).toEqual([
+      { url: expect.stringContaining("original=true"), nsfwLevel: 4, width: 768, height: 1152, type: "image" },
+    ]);
+    expect(bySha.previewImageUrl).toBeNull();
+    const allowR = toCivitaiInfo(v, model, "5b4cd3d7db3e13e2e8bd8418921efd8e11c1f5559b43dc0be78522fee3f5fc5b", { now: NOW, nsfwMask: 7 });
+    expect(allowR.previewImageUrl).toContain("original=true");
     expect(bySha.matchedFile).toMatchObject({
       id: 3094942,
       name: "Mihaila Krea V1.safetensors",
@@ -224,7 +230,8 @@ describe("tolerates missing and wrong-typed fields", () => {
         { url: 5 },
         { url: "javascript:alert(1)" },
         { url: "data:image/png;base64,AAAA" },
-        { url: "https://image.civitai.com/x.jpeg" },
+        { url: "https://image.civitai.com/unrated.jpeg" },
+        { url: "https://image.civitai.com/x.jpeg", nsfwLevel: 1 },
       ],
       model: null,
       paidAccess: null,
