@@ -2,6 +2,7 @@ import { readFileSync, statSync, unlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { listNoFollow } from "../shared/no-follow.ts";
 import { ENTRY_EXT, parseEntry } from "./meta-cache-entry.ts";
+import { parseJsonObject } from "../shared/json-guard.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -58,15 +59,9 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   } catch {
     return null;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const e = value as Record<string, unknown>;
+  const e = parseJsonObject(text);
   const envelope =
+    e !== null &&
     typeof e.v === "number" &&
     typeof e.storedAt === "number" &&
     typeof e.expiresAt === "number" &&

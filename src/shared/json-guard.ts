@@ -151,8 +151,20 @@ export function safeCopy(value: unknown, dropped?: string[]): unknown {
   return value;
 }
 
+/** An object that is not null and not an array: the one test for "a JSON object" in src/. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** `text` parsed as JSON when it is an object, else null (bad JSON, an array, a scalar). */
+export function parseJsonObject(text: string): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return isPlainObject(value) ? value : null;
 }
 
 /** Own property or undefined: never reaches Object.prototype for names like `constructor`. */
