@@ -13,8 +13,6 @@ import { parseJsonObject } from "../shared/json-guard.ts";
 export const ENTRY_VERSION = 2;
 /** Entry files end so; anything else in the folder is not ours to read. */
 export const ENTRY_EXT = ".json";
-/** Temp files of the atomic driver start so (and can never be an entry's name). */
-export const TEMP_PREFIX = ".tmp-";
 export const HOST_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d+)?$/;
 
 export interface Entry {
