@@ -19,7 +19,8 @@ import {
   validateVersionList,
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
-import { truncateText, type Redactor } from "../shared/redact.ts";
+import type { Redactor } from "../shared/redact.ts";
+import { truncateText } from "../shared/format.ts";
 import { serviceNameFor } from "./hosts.ts";
 import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
 import type { StatusContext } from "./http/classify.ts";

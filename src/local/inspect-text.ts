@@ -6,7 +6,7 @@ import { describeFormat } from "./file-format.ts";
 import type { ModelGuess, SidecarInfo } from "./local-types.ts";
 import { sidecarSha256Claims } from "./sidecars.ts";
 import { SIDECAR_SOURCE_LABEL } from "./local-summary.ts";
-import { escapeControl, formatBytes, plural } from "../shared/format.ts";
+import { escapeControl, formatBytes, plural, TRUNCATION_MARK, truncateText } from "../shared/format.ts";
 import { basenamePath } from "../shared/fs-path.ts";
 import { INSPECT_ALGOS, type InspectResult } from "./inspect-types.ts";
 
@@ -16,9 +16,9 @@ const LABEL_WIDTH = 12;
 
 const e = escapeControl;
 
+/** One line, at most `max` characters and the ellipsis. */
 function cut(text: string, max = HUMAN_VALUE_MAX): string {
-  const oneLine = text.replace(/\r?\n/g, "\\n");
-  return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
+  return truncateText(text.replace(/\r?\n/g, "\\n"), max + TRUNCATION_MARK.length);
 }
 
 function row(label: string, value: string): string {

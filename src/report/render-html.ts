@@ -9,9 +9,8 @@ import { FILTER_BADGE_LABEL, recordBadges, type Badge, type FilterBadge } from "
 import { GALLERY_CSS, GALLERY_JS } from "./gallery-assets.ts";
 import { guessLabel, SIDECAR_SOURCE_LABEL } from "../local/local-summary.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
-import { formatBytes } from "../shared/format.ts";
+import { formatBytes, truncateText } from "../shared/format.ts";
 import { modelPageUrl } from "../civitai/civitai-record.ts";
-import { truncateText } from "../civitai/html-text.ts";
 import type { PreviewOutcome } from "../preview/previews.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 

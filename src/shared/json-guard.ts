@@ -5,6 +5,7 @@
  * then copied into null-prototype objects without `__proto__`-like keys so spreading or
  * Object.assign-ing them cannot change a prototype.
  */
+import { codePointEnd } from "./format.ts";
 
 /** serde_json's recursion limit, which the reference safetensors parser inherits. */
 export const JSON_MAX_DEPTH = 128;
@@ -193,8 +194,6 @@ export function cutText(text: string, max: number = LOCAL_VALUE_MAX_CHARS): stri
 export function cutPrefix(prefix: string, totalLength: number, max: number = LOCAL_VALUE_MAX_CHARS): string {
   if (totalLength <= max) return prefix;
   // Do not split a surrogate pair: a lone surrogate is not valid UTF-8 when written out.
-  let end = max;
-  const code = prefix.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
+  const end = codePointEnd(prefix, max);
   return `${prefix.slice(0, end)}…[truncated ${totalLength - end} chars]`;
 }

@@ -30,7 +30,8 @@ import {
   type StatusContext,
 } from "./classify.ts";
 import { createRateGate, type GateLogger, type RateGate, type RateLimitPause, type SleepFn } from "./rate-gate.ts";
-import { createRedactor, truncateText, type Redactor } from "../../shared/redact.ts";
+import { createRedactor, type Redactor } from "../../shared/redact.ts";
+import { truncateText } from "../../shared/format.ts";
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_ATTEMPTS = 5;
