@@ -153,6 +153,13 @@ async function versionsByHashes(engine: HttpEngine, host: string, sha256s: strin
   });
 }
 
+/** A 404 whose error text says the version does not exist is the answer "none"; any other 404 stays an error. */
+function versionNotFound(ctx: StatusContext): { value: null } | undefined {
+  if (ctx.status !== 404) return undefined;
+  const text = errorBodyText(parseErrorBody(ctx.body));
+  return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+}
+
 async function versionByHash(engine: HttpEngine, host: string, hash: string): Promise<ApiModelVersion | null> {
   // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
   if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
@@ -160,11 +167,7 @@ async function versionByHash(engine: HttpEngine, host: string, hash: string): Pr
     method: "GET",
     url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
     validate: validateVersion,
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }
 
@@ -198,10 +201,6 @@ async function versionById(engine: HttpEngine, host: string, id: number): Promis
     url: apiUrl(host, `/api/v1/model-versions/${id}`),
     validate: validateVersion,
     // `{"error":"Model not found"}` or "Missing model file": no such published version.
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }

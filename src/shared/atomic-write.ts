@@ -64,18 +64,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
     fd = undefined;
     renameSync(fsPath(tmp), fsPath(path));
   } catch (err) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      unlinkSync(fsPath(tmp));
-    } catch {
-      /* never created, or already renamed */
-    }
+    dropTemp(fd, tmp);
     throw err;
   }
   if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
@@ -142,18 +131,23 @@ export function writeFileExclusive(path: string, bytes: Uint8Array, mode = 0o644
     }
     return "written";
   } finally {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
+    dropTemp(fd, tmp);
+  }
+}
+
+/** Closes `fd` if still open and removes the temp file if it is still there (never made, or not renamed). */
+function dropTemp(fd: number | undefined, tmp: string): void {
+  if (fd !== undefined) {
     try {
-      unlinkSync(fsPath(tmp));
+      closeSync(fd);
     } catch {
-      /* renamed, or never made */
+      /* already failing */
     }
+  }
+  try {
+    unlinkSync(fsPath(tmp));
+  } catch {
+    /* never created, or already renamed or linked away */
   }
 }
 
