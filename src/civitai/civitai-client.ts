@@ -26,7 +26,7 @@ import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpSta
 import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
-export const MAX_BATCH = 100;
+const MAX_BATCH = 100;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
 const NOT_FOUND_RE = /model not found|missing model file/i;

@@ -16,7 +16,7 @@ import { isPlainObject } from "../shared/json-guard.ts";
 export const CIVITAI_ORIGIN = "https://civitai.com";
 
 /** SHA-256 of empty input, written as AutoV3 by some repackaging tools: shared by unrelated models. */
-export const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
+const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
 
 export interface CivitaiInfoOptions {
   autov3?: string;
@@ -84,7 +84,7 @@ export function findMatchedFile(
   return null;
 }
 
-export function toMatchedFile(file: ApiFile): MatchedFile {
+function toMatchedFile(file: ApiFile): MatchedFile {
   const metadata = isPlainObject(file.metadata) ? file.metadata : {};
   const hashes: Record<string, string> = {};
   if (isPlainObject(file.hashes)) {
@@ -123,7 +123,7 @@ export function normalizeCommercialUse(value: unknown): string[] {
 }
 
 /** Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags). */
-export function cleanStringList(value: unknown): string[] {
+function cleanStringList(value: unknown): string[] {
   if (!Array.isArray(value)) return [];
   const out: string[] = [];
   for (const word of value) {
@@ -148,17 +148,9 @@ export function availabilityOf(version: ApiModelVersion, model: ApiModel | null,
 }
 
 /** AIR as Civitai gives it; we do not rebuild one (the ecosystem part depends on a base-model table we do not have). */
-export function airOf(version: ApiModelVersion): string | null {
+function airOf(version: ApiModelVersion): string | null {
   const air = version.air;
   return typeof air === "string" && /^urn:air:[A-Za-z0-9._:@-]+$/.test(air) && air.length <= 200 ? air : null;
-}
-
-/**
- * The first still image of the version whose rating is within `mask` (default PG and PG-13); null
- * when there is none. Reports render it as a link, so only http(s) URLs are kept (preview/image-url.ts).
- */
-export function previewImageUrl(version: ApiModelVersion, mask: number = DEFAULT_NSFW_MASK): string | null {
-  return chooseImage(toCivitaiImages(version.images), mask).image?.url ?? null;
 }
 
 export function toCivitaiInfo(

@@ -48,7 +48,7 @@ export function htmlToPlainText(html: string | null | undefined, maxChars = DESC
   return truncateText(cleaned, maxChars);
 }
 
-export function collapseWhitespace(text: string): string {
+function collapseWhitespace(text: string): string {
   return text
     .replace(/\r\n?/g, "\n")
     .replace(/[^\S\n]+/g, " ")

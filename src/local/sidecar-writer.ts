@@ -13,7 +13,7 @@ import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 
-export type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
+type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
 
 export interface SidecarWriteResult {
   path: string;
@@ -23,7 +23,7 @@ export interface SidecarWriteResult {
 }
 
 /** The `<base>.civitai.info` path of a model file. */
-export function civitaiInfoPath(modelPath: string): string {
+function civitaiInfoPath(modelPath: string): string {
   const entry = sidecarPaths(modelPath).find((p) => p.kind === "civitai-info");
   if (!entry) throw new Error("sidecarPaths lists no civitai-info path");
   return entry.path;
@@ -34,7 +34,7 @@ export function civitaiInfoPath(modelPath: string): string {
  * fetched) the model's description, tags and license flags in `model` and its `creator`, which
  * Civitai Helper shows and by-hash alone does not carry.
  */
-export function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
+function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
   const out: Record<string, unknown> = { ...version };
   if (model) {
     const merged: Record<string, unknown> = { ...version.model };

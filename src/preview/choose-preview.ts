@@ -8,7 +8,7 @@ import { isKeepableImageUrl } from "./image-url.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 
 /** Civitai answers at most 10 images per version; more would be a changed API or a hostile file. */
-export const MAX_IMAGES_PER_VERSION = 10;
+const MAX_IMAGES_PER_VERSION = 10;
 
 export type ImageChoice = { image: CivitaiImage } | { image: null; reason: string };
 
@@ -57,7 +57,7 @@ function dimension(value: unknown): number | null {
 }
 
 /** The limit's name for messages ("PG-13"); "the limit" for a mask no name makes. */
-export function limitLabel(mask: number): string {
+function limitLabel(mask: number): string {
   const name = limitOfMask(mask);
   return name ? NSFW_LABEL[name] : "the limit";
 }

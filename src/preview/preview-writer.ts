@@ -11,7 +11,7 @@ import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { existingPreview, previewPath } from "./preview-names.ts";
 import type { PreviewOutcome } from "./previews.ts";
 
-export type PreviewWriteStatus = "written" | "exists" | "no-image" | "failed";
+type PreviewWriteStatus = "written" | "exists" | "no-image" | "failed";
 
 export interface PreviewWriteResult {
   /** The model file. */

@@ -10,7 +10,7 @@ import { escapeControl } from "../shared/format.ts";
  */
 
 /** Must match src/version.ts NAME; core cannot import it (it reads package.json). */
-export const TOOL_NAME = "civitai-meta";
+const TOOL_NAME = "civitai-meta";
 
 /** Every failure to read an inventory; the message names the source and the cause. */
 export class InventoryReadError extends AppError {
@@ -62,7 +62,7 @@ export function migrate(doc: Doc): Doc {
 const STATUSES = new Set(["found", "not_found", "error", "skipped"]);
 
 /** Problems with the fields the renderers read, as "where: what" lines. */
-export function shapeProblems(doc: Doc): string[] {
+function shapeProblems(doc: Doc): string[] {
   const problems: string[] = [];
   const expect = (ok: boolean, where: string, what: string) => {
     if (!ok) problems.push(`${where}: ${what}`);

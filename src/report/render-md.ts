@@ -90,7 +90,7 @@ function modelPageUrl(info: CivitaiInfo): string | null {
 }
 
 /** Plain one-paragraph description cut to {@link MD_DESCRIPTION_MAX_CHARS} (before escaping). */
-export function shortDescription(description: string | null | undefined): string | null {
+function shortDescription(description: string | null | undefined): string | null {
   if (!description) return null;
   const line = toSingleLine(description).replace(/\s+/g, " ").trim();
   return line === "" ? null : truncateText(line, MD_DESCRIPTION_MAX_CHARS);

@@ -8,7 +8,7 @@ import { isTempName } from "../shared/temp-name.ts";
 export const DEFAULT_EXTENSIONS: readonly string[] = [".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf"];
 
 /** Suffixes downloaders append while a file is incomplete (aria2's is a companion, not a suffix). */
-export const IN_PROGRESS_SUFFIXES: readonly string[] = [".part", ".incomplete", ".tmp", ".crdownload"];
+const IN_PROGRESS_SUFFIXES: readonly string[] = [".part", ".incomplete", ".tmp", ".crdownload"];
 
 /** aria2 keeps `<name>.aria2` next to a file it is still writing; the file itself has its final name. */
 export const ARIA2_CONTROL_SUFFIX = ".aria2";

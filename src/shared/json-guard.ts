@@ -136,7 +136,7 @@ export function parseJsonGuarded(text: string, options: ParseJsonOptions = {}): 
  * Only call on values whose depth was checked (parseJsonGuarded does): the recursion is bounded
  * by that check.
  */
-export function safeCopy(value: unknown, dropped?: string[]): unknown {
+function safeCopy(value: unknown, dropped?: string[]): unknown {
   if (Array.isArray(value)) return value.map((v) => safeCopy(v, dropped));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = Object.create(null);

@@ -75,7 +75,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
 const SHELL = (file: string) => file.startsWith("commands/") || file === "main.ts" || file === "cli.ts";
 
 /** Module specifiers with side effects. A `/`-suffixed entry matches the package and its subpaths. */
-export const SIDE_EFFECT_MODULES = [
+const SIDE_EFFECT_MODULES = [
   "fs",
   "fs/promises",
   "net",
