@@ -1,12 +1,12 @@
 /**
  * The checker behind test/unit/architecture.test.ts: the two layering rules of src/, read from the
- * imports of every file with the TypeScript parser (no type checking, so it is fast).
+ * imports of every file (parsed by test/helpers/source-tree.ts; nothing is type-checked).
  *
  * 1. Pure by default. A file in a domain folder (everything in src/ but commands/, main.ts and
  *    cli.ts) is pure unless IO_FILES lists it: it imports no module with side effects (the file
  *    system, the network, processes, workers, storage, FFI, databases: SIDE_EFFECT_MODULES), uses
  *    none of the runtime's I/O globals (Bun.file, Bun.write, Bun.spawn, Bun.serve, new Worker,
- *    fetch: IO_GLOBALS), and imports no I/O file. So a new file is pure until someone lists it on
+ *    fetch: BUN_IO, IO_CONSTRUCTORS, IO_FUNCTIONS), and imports no I/O file. So a new file is pure until someone lists it on
  *    purpose, and a listed file that no longer does I/O is reported so the list stays true.
  *    `import type` is erased at build time and never counts against purity.
  * 2. Imports point down. src/commands/ and src/ui/ are imported only by commands/, main.ts and cli.ts
@@ -15,9 +15,8 @@
  * commands/, main.ts and cli.ts are the shell that wires the domains to the outside world: they may
  * import anything.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
-import ts from "typescript";
+import { dirname, join, normalize } from "node:path";
+import { parseSource, parseTree, walk, type AstNode, type ParsedSource } from "./source-tree.ts";
 
 /**
  * The files allowed to do I/O, by folder under src/. Each line says what the I/O is, so that the
@@ -119,51 +118,75 @@ export interface FileFacts {
   ioGlobals: { name: string; line: number }[];
 }
 
-/** The imports (static, dynamic and require) and I/O globals of one source text. */
+const stringValue = (node: unknown): string | undefined => {
+  const n = node as { type?: string; value?: unknown } | null | undefined;
+  return n?.type === "Literal" && typeof n.value === "string" ? n.value : undefined;
+};
+const identifierName = (node: unknown): string | undefined => {
+  const n = node as { type?: string; name?: unknown } | null | undefined;
+  return n?.type === "Identifier" && typeof n.name === "string" ? n.name : undefined;
+};
+
+/** The imports (static, dynamic, require and `typeof import()`) and I/O globals of one source. */
 export function readFacts(fileName: string, text: string): FileFacts {
-  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
-  const line = (node: ts.Node) => sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+  return factsOf(parseSource(fileName, text));
+}
+
+function factsOf(src: ParsedSource): FileFacts {
   const imports: ImportRef[] = [];
   const ioGlobals: FileFacts["ioGlobals"] = [];
-  const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
-      const clause = node.importClause;
-      const bindings = clause?.namedBindings;
-      const allNamedAreTypes =
-        clause !== undefined &&
-        clause.name === undefined &&
-        bindings !== undefined &&
-        ts.isNamedImports(bindings) &&
-        bindings.elements.length > 0 &&
-        bindings.elements.every((e) => e.isTypeOnly);
-      imports.push({ specifier: node.moduleSpecifier.text, typeOnly: Boolean(clause?.isTypeOnly) || allNamedAreTypes, line: line(node) });
-    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
-      imports.push({ specifier: node.moduleSpecifier.text, typeOnly: node.isTypeOnly, line: line(node) });
-    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
-      // `typeof import("x")` in a type position: erased.
-      imports.push({ specifier: node.argument.literal.text, typeOnly: true, line: line(node) });
-    } else if (ts.isCallExpression(node)) {
-      const [arg] = node.arguments;
-      const isImport = node.expression.kind === ts.SyntaxKind.ImportKeyword;
-      const isRequire = ts.isIdentifier(node.expression) && node.expression.text === "require";
-      if ((isImport || isRequire) && arg && ts.isStringLiteralLike(arg)) {
-        imports.push({ specifier: arg.text, typeOnly: false, line: line(node) });
-      } else if (ts.isIdentifier(node.expression) && IO_FUNCTIONS.has(node.expression.text)) {
-        ioGlobals.push({ name: `${node.expression.text}()`, line: line(node) });
+  const line = (node: AstNode) => src.lineOf(node.start);
+  walk(src.program, (node) => {
+    switch (node.type) {
+      case "ImportDeclaration": {
+        const specifier = stringValue(node.source);
+        if (specifier === undefined) break;
+        const specifiers = node.specifiers as { type: string; importKind?: string }[];
+        const allNamedAreTypes = specifiers.length > 0 && specifiers.every((s) => s.type === "ImportSpecifier" && s.importKind === "type");
+        imports.push({ specifier, typeOnly: node.importKind === "type" || allNamedAreTypes, line: line(node) });
+        break;
       }
-    } else if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && IO_CONSTRUCTORS.has(node.expression.text)) {
-      ioGlobals.push({ name: `new ${node.expression.text}`, line: line(node) });
-    } else if (
-      ts.isPropertyAccessExpression(node) &&
-      ts.isIdentifier(node.expression) &&
-      node.expression.text === "Bun" &&
-      BUN_IO.has(node.name.text)
-    ) {
-      ioGlobals.push({ name: `Bun.${node.name.text}`, line: line(node) });
+      case "ExportNamedDeclaration":
+      case "ExportAllDeclaration": {
+        const specifier = stringValue(node.source);
+        if (specifier !== undefined) imports.push({ specifier, typeOnly: node.exportKind === "type", line: line(node) });
+        break;
+      }
+      case "TSImportType": {
+        // `typeof import("x")` in a type position: erased.
+        const specifier = stringValue(node.source) ?? stringValue((node.argument as { literal?: unknown } | undefined)?.literal);
+        if (specifier !== undefined) imports.push({ specifier, typeOnly: true, line: line(node) });
+        break;
+      }
+      case "ImportExpression": {
+        const specifier = stringValue(node.source);
+        if (specifier !== undefined) imports.push({ specifier, typeOnly: false, line: line(node) });
+        break;
+      }
+      case "CallExpression": {
+        const callee = identifierName(node.callee);
+        const [arg] = node.arguments as unknown[];
+        if (callee === "require" && stringValue(arg) !== undefined) {
+          imports.push({ specifier: stringValue(arg)!, typeOnly: false, line: line(node) });
+        } else if (callee !== undefined && IO_FUNCTIONS.has(callee)) {
+          ioGlobals.push({ name: `${callee}()`, line: line(node) });
+        }
+        break;
+      }
+      case "NewExpression": {
+        const callee = identifierName(node.callee);
+        if (callee !== undefined && IO_CONSTRUCTORS.has(callee)) ioGlobals.push({ name: `new ${callee}`, line: line(node) });
+        break;
+      }
+      case "MemberExpression": {
+        const member = identifierName(node.property);
+        if (identifierName(node.object) === "Bun" && !node.computed && member !== undefined && BUN_IO.has(member)) {
+          ioGlobals.push({ name: `Bun.${member}`, line: line(node) });
+        }
+        break;
+      }
     }
-    ts.forEachChild(node, visit);
-  };
-  visit(sf);
+  });
   return { imports, ioGlobals };
 }
 
@@ -217,19 +240,7 @@ export function checkFiles(files: ReadonlyMap<string, FileFacts>, ioFiles: Reado
   return problems;
 }
 
-/** Reads every .ts file under `srcDir`, keyed by its path relative to it with `/` separators. */
+/** Every .ts file under `srcDir`, keyed by its path relative to it with `/` separators. */
 export function readTree(srcDir: string): Map<string, FileFacts> {
-  const files = new Map<string, FileFacts>();
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith(".ts")) {
-        const key = relative(srcDir, path).replaceAll("\\", "/");
-        files.set(key, readFacts(key, readFileSync(path, "utf8")));
-      }
-    }
-  };
-  walk(srcDir);
-  return files;
+  return new Map([...parseTree(srcDir)].map(([file, src]) => [file, factsOf(src)]));
 }

@@ -2,19 +2,18 @@
  * The checker behind test/unit/long-functions.test.ts: no function in src/ runs over
  * MAX_FUNCTION_LINES lines unless a comment right above it says why, starting "Long because".
  * A function is any function declaration, method, accessor, constructor, function expression or
- * arrow function; its lines run from its first line to its closing brace, nested functions
- * included. The comment is looked for in the comments just before the function or before the
- * statement, property or export that holds it (`const f = () => …`, `{ run() {…} }`).
+ * arrow function with a body; its lines run from its first line to its closing brace, nested
+ * functions included. The comment is looked for in the comments just before the function or
+ * before what holds it (`const f = () => …`, `{ run() {…} }`, `export default defineCommand({…})`),
+ * up to the statement.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
-import ts from "typescript";
+import { leadingComments, parseSource, parseTree, walk, type AstNode, type ParsedSource } from "./source-tree.ts";
 
 export const MAX_FUNCTION_LINES = 80;
 const REASON_RE = /\bLong because\b/;
 
 export interface FunctionSpan {
-  /** The function's name, or how it is held (`const x`, `run`, `<anonymous>`). */
+  /** The function's name, or how it is held (`x` for `const x = …`, `run` for a method), else `<anonymous>`. */
   name: string;
   line: number;
   lines: number;
@@ -22,60 +21,72 @@ export interface FunctionSpan {
   explained: boolean;
 }
 
-function nameOf(node: ts.Node): string {
-  const named = node as { name?: ts.Node };
-  if (named.name && (ts.isIdentifier(named.name) || ts.isPrivateIdentifier(named.name) || ts.isStringLiteral(named.name))) {
-    return named.name.text;
+const FUNCTIONS = new Set(["FunctionDeclaration", "FunctionExpression", "ArrowFunctionExpression"]);
+/** Nodes that hold a function without being a statement of their own: the comment may sit above them. */
+const HOLDERS = new Set([
+  "MethodDefinition",
+  "Property",
+  "PropertyDefinition",
+  "VariableDeclarator",
+  "VariableDeclaration",
+  "ExportNamedDeclaration",
+  "ExportDefaultDeclaration",
+  "CallExpression",
+  "AwaitExpression",
+  "TSAsExpression",
+  "TSSatisfiesExpression",
+  "ParenthesizedExpression",
+  "ObjectExpression",
+]);
+const STATEMENT_ENDS = new Set(["VariableDeclaration", "ExportNamedDeclaration", "ExportDefaultDeclaration"]);
+
+function keyName(key: unknown): string | undefined {
+  const k = key as { type?: string; name?: unknown; value?: unknown } | undefined;
+  if (k?.type === "Identifier" || k?.type === "PrivateIdentifier") return String(k.name);
+  if (k?.type === "Literal" && typeof k.value === "string") return k.value;
+  return undefined;
+}
+
+function nameOf(fn: AstNode, parent: AstNode | undefined): string {
+  const own = keyName(fn.id);
+  if (own !== undefined) return own;
+  if (parent && (parent.type === "MethodDefinition" || parent.type === "Property" || parent.type === "PropertyDefinition")) {
+    return keyName(parent.key) ?? "<anonymous>";
   }
-  if (ts.isConstructorDeclaration(node)) return "constructor";
-  const parent = node.parent;
-  if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent))) {
-    return ts.isIdentifier(parent.name) || ts.isStringLiteral(parent.name) ? parent.name.text : "<anonymous>";
-  }
+  if (parent?.type === "VariableDeclarator") return keyName(parent.id) ?? "<anonymous>";
   return "<anonymous>";
 }
 
-/** The nodes whose leading comments may explain `fn`: itself, then what holds it, up to its statement. */
-function holders(fn: ts.Node): ts.Node[] {
-  const out: ts.Node[] = [fn];
-  let node = fn.parent;
-  while (
-    node &&
-    (ts.isVariableDeclaration(node) ||
-      ts.isVariableDeclarationList(node) ||
-      ts.isVariableStatement(node) ||
-      ts.isPropertyAssignment(node) ||
-      ts.isPropertyDeclaration(node) ||
-      ts.isExportAssignment(node) ||
-      ts.isParenthesizedExpression(node) ||
-      ts.isAsExpression(node) ||
-      ts.isSatisfiesExpression(node) ||
-      ts.isCallExpression(node))
-  ) {
-    out.push(node);
-    if (ts.isVariableStatement(node) || ts.isExportAssignment(node)) break;
-    node = node.parent;
-  }
-  return out;
+function spansOf(src: ParsedSource): FunctionSpan[] {
+  const spans: FunctionSpan[] = [];
+  walk(src.program, (node, ancestors) => {
+    if (!FUNCTIONS.has(node.type) || !node.body) return;
+    const parent = ancestors.at(-1);
+    // A method's function starts at its parameters; the method (with its name) is where it starts.
+    const first = parent?.type === "MethodDefinition" ? parent : node;
+    // The function itself, then what holds it, up to and including its statement.
+    const candidates: AstNode[] = [first];
+    for (let i = ancestors.length - 1; i >= 0; i--) {
+      const holder = ancestors[i]!;
+      if (!HOLDERS.has(holder.type)) break;
+      candidates.push(holder);
+      if (STATEMENT_ENDS.has(holder.type)) {
+        // `export const f = …`: the comment sits above `export`.
+        const outer = ancestors[i - 1];
+        if (holder.type === "VariableDeclaration" && outer?.type === "ExportNamedDeclaration") candidates.push(outer);
+        break;
+      }
+    }
+    const explained = candidates.some((c) => leadingComments(src, c.start).some((comment) => REASON_RE.test(comment.value)));
+    const line = src.lineOf(first.start);
+    spans.push({ name: nameOf(node, parent), line, lines: src.lineOf(node.end) - line + 1, explained });
+  });
+  return spans;
 }
 
 /** Every function in `text` with its length and whether a "Long because" comment explains it. */
 export function functionSpans(fileName: string, text: string): FunctionSpan[] {
-  const sf = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
-  const spans: FunctionSpan[] = [];
-  const visit = (node: ts.Node): void => {
-    if (ts.isFunctionLike(node) && "body" in node && node.body) {
-      const start = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
-      const end = sf.getLineAndCharacterOfPosition(node.getEnd()).line + 1;
-      const explained = holders(node).some((h) =>
-        (ts.getLeadingCommentRanges(text, h.getFullStart()) ?? []).some((c) => REASON_RE.test(text.slice(c.pos, c.end))),
-      );
-      spans.push({ name: nameOf(node), line: start, lines: end - start + 1, explained });
-    }
-    ts.forEachChild(node, visit);
-  };
-  visit(sf);
-  return spans;
+  return spansOf(parseSource(fileName, text));
 }
 
 export interface LongFunction extends FunctionSpan {
@@ -85,16 +96,8 @@ export interface LongFunction extends FunctionSpan {
 /** The functions over `max` lines in every .ts file under `dir`, longest first. */
 export function longFunctions(dir: string, max = MAX_FUNCTION_LINES): LongFunction[] {
   const out: LongFunction[] = [];
-  const walk = (d: string): void => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const path = join(d, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith(".ts")) {
-        const file = relative(dir, path).replaceAll("\\", "/");
-        for (const span of functionSpans(file, readFileSync(path, "utf8"))) if (span.lines > max) out.push({ file, ...span });
-      }
-    }
-  };
-  walk(dir);
+  for (const [file, src] of parseTree(dir)) {
+    for (const span of spansOf(src)) if (span.lines > max) out.push({ file, ...span });
+  }
   return out.sort((a, b) => b.lines - a.lines || a.file.localeCompare(b.file) || a.line - b.line);
 }
