@@ -313,9 +313,19 @@ describe("T7: long durations", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      await Bun.sleep(3000);
+      let stderr = "";
+      const decoder = new TextDecoder();
+      const reading = (async () => {
+        for await (const chunk of proc.stderr) stderr += decoder.decode(chunk, { stream: true });
+      })();
+      const deadline = Date.now() + 20_000;
+      while (!stderr.includes("pausing") && Date.now() < deadline) await Bun.sleep(20);
+      // The pause has begun. An overflowing timer would fire within a millisecond and ask again
+      // (and warn); a second of quiet shows it does not.
+      await Bun.sleep(1000);
       proc.kill("SIGINT");
-      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      const code = await proc.exited;
+      await reading;
       good.setFault("*", null);
       expect(stderr).not.toContain("TimeoutOverflowWarning");
       expect(stderr).toMatch(/pausing (25\.5 days|2200000 s)/);
