@@ -19,13 +19,14 @@ import {
   validateVersionList,
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
-import { truncateText, type Redactor } from "../shared/redact.ts";
+import type { Redactor } from "../shared/redact.ts";
+import { truncateText } from "../shared/format.ts";
 import { serviceNameFor } from "./hosts.ts";
 import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
 import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
-export const MAX_BATCH = 100;
+const MAX_BATCH = 100;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
 const NOT_FOUND_RE = /model not found|missing model file/i;
@@ -152,6 +153,13 @@ async function versionsByHashes(engine: HttpEngine, host: string, sha256s: strin
   });
 }
 
+/** A 404 whose error text says the version does not exist is the answer "none"; any other 404 stays an error. */
+function versionNotFound(ctx: StatusContext): { value: null } | undefined {
+  if (ctx.status !== 404) return undefined;
+  const text = errorBodyText(parseErrorBody(ctx.body));
+  return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+}
+
 async function versionByHash(engine: HttpEngine, host: string, hash: string): Promise<ApiModelVersion | null> {
   // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
   if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
@@ -159,11 +167,7 @@ async function versionByHash(engine: HttpEngine, host: string, hash: string): Pr
     method: "GET",
     url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
     validate: validateVersion,
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }
 
@@ -197,10 +201,6 @@ async function versionById(engine: HttpEngine, host: string, id: number): Promis
     url: apiUrl(host, `/api/v1/model-versions/${id}`),
     validate: validateVersion,
     // `{"error":"Model not found"}` or "Missing model file": no such published version.
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }

@@ -4,6 +4,7 @@ import { htmlToPlainText } from "./html-text.ts";
 import type { Availability, CivitaiInfo, LicenseFlags, MatchedBy, MatchedFile } from "../report/record-types.ts";
 import { chooseImage, previewCandidates, toCivitaiImages } from "../preview/choose-preview.ts";
 import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /**
  * Civitai answers → our records. Everything from Civitai is untrusted and drifts (docs/civitai-api.md
@@ -15,7 +16,7 @@ import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
 export const CIVITAI_ORIGIN = "https://civitai.com";
 
 /** SHA-256 of empty input, written as AutoV3 by some repackaging tools: shared by unrelated models. */
-export const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
+const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
 
 export interface CivitaiInfoOptions {
   autov3?: string;
@@ -48,7 +49,7 @@ export function usableAutov3(value: unknown): string | null {
 /** The value of `hashes[name]` (key compared case-insensitively), lower-cased; null when absent. */
 export function fileHash(file: ApiFile, name: string): string | null {
   const hashes = file.hashes;
-  if (!isObject(hashes)) return null;
+  if (!isPlainObject(hashes)) return null;
   const wanted = name.toLowerCase();
   for (const [key, value] of Object.entries(hashes)) {
     if (key.toLowerCase() === wanted && typeof value === "string") return value.toLowerCase();
@@ -57,7 +58,7 @@ export function fileHash(file: ApiFile, name: string): string | null {
 }
 
 export function versionFiles(version: ApiModelVersion): ApiFile[] {
-  return Array.isArray(version.files) ? version.files.filter(isObject) : [];
+  return Array.isArray(version.files) ? version.files.filter(isPlainObject) : [];
 }
 
 /**
@@ -83,10 +84,10 @@ export function findMatchedFile(
   return null;
 }
 
-export function toMatchedFile(file: ApiFile): MatchedFile {
-  const metadata = isObject(file.metadata) ? file.metadata : {};
+function toMatchedFile(file: ApiFile): MatchedFile {
+  const metadata = isPlainObject(file.metadata) ? file.metadata : {};
   const hashes: Record<string, string> = {};
-  if (isObject(file.hashes)) {
+  if (isPlainObject(file.hashes)) {
     for (const [key, value] of Object.entries(file.hashes)) {
       if (typeof value === "string" && /^[0-9a-fA-F]{1,128}$/.test(value)) hashes[key] = value.toLowerCase();
     }
@@ -122,7 +123,7 @@ export function normalizeCommercialUse(value: unknown): string[] {
 }
 
 /** Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags). */
-export function cleanStringList(value: unknown): string[] {
+function cleanStringList(value: unknown): string[] {
   if (!Array.isArray(value)) return [];
   const out: string[] = [];
   for (const word of value) {
@@ -142,22 +143,14 @@ export function availabilityOf(version: ApiModelVersion, model: ApiModel | null,
     archived: mode === "Archived",
     takenDown: mode === "TakenDown",
     earlyAccess: version.availability === "EarlyAccess" || earlyEnds.some((t) => t > now),
-    paidAccess: isObject(version.paidAccess),
+    paidAccess: isPlainObject(version.paidAccess),
   };
 }
 
 /** AIR as Civitai gives it; we do not rebuild one (the ecosystem part depends on a base-model table we do not have). */
-export function airOf(version: ApiModelVersion): string | null {
+function airOf(version: ApiModelVersion): string | null {
   const air = version.air;
   return typeof air === "string" && /^urn:air:[A-Za-z0-9._:@-]+$/.test(air) && air.length <= 200 ? air : null;
-}
-
-/**
- * The first still image of the version whose rating is within `mask` (default PG and PG-13); null
- * when there is none. Reports render it as a link, so only http(s) URLs are kept (preview/image-url.ts).
- */
-export function previewImageUrl(version: ApiModelVersion, mask: number = DEFAULT_NSFW_MASK): string | null {
-  return chooseImage(toCivitaiImages(version.images), mask).image?.url ?? null;
 }
 
 export function toCivitaiInfo(
@@ -169,8 +162,8 @@ export function toCivitaiInfo(
   const versionId = version.id;
   const modelId = isCivitaiId(version.modelId) ? version.modelId : isCivitaiId(model?.id) ? model.id : null;
   // Details of another model (a caller mix-up) must not leak into this record.
-  const details = model !== null && isObject(model) && (modelId === null || model.id === modelId) ? model : null;
-  const versionModel = isObject(version.model) ? version.model : {};
+  const details = model !== null && isPlainObject(model) && (modelId === null || model.id === modelId) ? model : null;
+  const versionModel = isPlainObject(version.model) ? version.model : {};
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
   const matched = findMatchedFile(version, sha256, opts.autov3);
   const matchedFile = matched ? toMatchedFile(matched.file) : null;
@@ -191,7 +184,7 @@ export function toCivitaiInfo(
     updatedAt: str(version.updatedAt),
     publishedAt: str(version.publishedAt),
     description: htmlToPlainText(str(details?.description)) ?? htmlToPlainText(str(version.description)),
-    creator: details && isObject(details.creator) ? str(details.creator.username) : null,
+    creator: details && isPlainObject(details.creator) ? str(details.creator.username) : null,
     tags: details && Array.isArray(details.tags) ? cleanStringList(details.tags) : [],
     license: details ? licenseOf(details) : null,
     pageUrl: modelPageUrl(modelId, versionId),
@@ -257,11 +250,11 @@ export function compareCandidates(a: ApiModelVersion, b: ApiModelVersion): numbe
 
 /** The smallest shape we accept as a model version: an object with a valid id. */
 export function isVersion(value: unknown): value is ApiModelVersion {
-  return isObject(value) && isCivitaiId((value as { id?: unknown }).id);
+  return isPlainObject(value) && isCivitaiId((value as { id?: unknown }).id);
 }
 
 export function isModel(value: unknown): value is ApiModel {
-  return isObject(value) && isCivitaiId((value as { id?: unknown }).id);
+  return isPlainObject(value) && isCivitaiId((value as { id?: unknown }).id);
 }
 
 export interface CivitaiFields {
@@ -287,10 +280,6 @@ export function toCivitaiFields(
   const first = infos[0];
   if (first === undefined) return null;
   return infos.length > 1 ? { civitai: first, ambiguous: infos } : { civitai: first };
-}
-
-function isObject(value: unknown): value is Record<string, any> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function str(value: unknown): string | null {

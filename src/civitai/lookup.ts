@@ -31,7 +31,7 @@ export interface LookupItem {
  * `offline`: not in the cache and the run is offline, so nothing was asked. Not an error and not
  * "not on Civitai": the caller shows it as unchecked (e.g. FileRecord status "skipped").
  */
-export type LookupStatus = "found" | "not_found" | "error" | "offline";
+type LookupStatus = "found" | "not_found" | "error" | "offline";
 
 export interface LookupEntry {
   status: LookupStatus;

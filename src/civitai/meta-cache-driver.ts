@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { defineDriver } from "unstorage";
+import { writeFileAtomicAsync } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
-import { ENTRY_EXT, TEMP_PREFIX } from "./meta-cache-entry.ts";
+import { ENTRY_EXT } from "./meta-cache-entry.ts";
 
 /**
  * unstorage 1.17's fs drivers write in place: readers see torn files, and a crash leaves a
@@ -51,18 +51,7 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     const path = pathOf(key);
     const data = typeof value === "string" || value instanceof Uint8Array ? value : String(value);
     await fsp.mkdir(dirname(path), { recursive: true });
-    const temp = join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
-    const handle = await fsp.open(temp, "wx");
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-      await handle.close();
-      await fsp.rename(temp, path);
-    } catch (err) {
-      await handle.close().catch(() => {});
-      await fsp.unlink(temp).catch(() => {});
-      throw err;
-    }
+    await writeFileAtomicAsync(path, data);
   }
 
   async function listKeys(dir: string, prefix: string): Promise<string[]> {

@@ -4,6 +4,7 @@
  * both judge entries with `parseEntry`, so they agree on what is usable.
  */
 import type { MatchedBy } from "../report/record-types.ts";
+import { parseJsonObject } from "../shared/json-guard.ts";
 
 /**
  * 2: entries live under `v2:<scope>:` and name their scope (issue 9, docs/cases.md T2). Entries of format 1
@@ -12,8 +13,6 @@ import type { MatchedBy } from "../report/record-types.ts";
 export const ENTRY_VERSION = 2;
 /** Entry files end so; anything else in the folder is not ours to read. */
 export const ENTRY_EXT = ".json";
-/** Temp files of the atomic driver start so (and can never be an entry's name). */
-export const TEMP_PREFIX = ".tmp-";
 export const HOST_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d+)?$/;
 
 export interface Entry {
@@ -34,14 +33,8 @@ export function parseEntry(raw: unknown, now: number): Entry | null {
   if (typeof raw === "string") text = raw;
   else if (raw instanceof Uint8Array) text = new TextDecoder().decode(raw);
   else return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const e = value as Record<string, unknown>;
+  const e = parseJsonObject(text);
+  if (e === null) return null;
   if (e.v !== ENTRY_VERSION) return null;
   if (typeof e.storedAt !== "number" || typeof e.expiresAt !== "number") return null;
   if (!Number.isFinite(e.storedAt) || !Number.isFinite(e.expiresAt) || now >= e.expiresAt) return null;

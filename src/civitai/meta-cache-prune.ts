@@ -1,7 +1,9 @@
 import { readFileSync, statSync, unlinkSync } from "node:fs";
 import { basename } from "node:path";
 import { listNoFollow } from "../shared/no-follow.ts";
+import { isTempName } from "../shared/temp-name.ts";
 import { ENTRY_EXT, parseEntry } from "./meta-cache-entry.ts";
+import { parseJsonObject } from "../shared/json-guard.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -35,11 +37,12 @@ export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPrune
   return result;
 }
 
-// What `cache prune` and `cache clear` may delete (docs/cases.md T11). A file is ours when it carries a
-// temp name of our driver or is an entry: a `.json` whose content has our envelope (v, storedAt,
-// expiresAt, kind). A user's a.json or tsconfig.json in a folder the cache was pointed at is not.
+// What `cache prune` and `cache clear` may delete (docs/cases.md T11). A file is ours when it carries
+// our temp name (shared/temp-name.ts, or the `.tmp-<entry>-<pid>-<hex>` the driver used before it
+// wrote through shared/atomic-write.ts) or is an entry: a `.json` whose content has our envelope
+// (v, storedAt, expiresAt, kind). A user's a.json or tsconfig.json in a folder the cache was pointed at is not.
 
-const TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
+const LEGACY_TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
 
 type OwnMetaFile = { kind: "temp"; mtimeMs: number } | { kind: "entry"; text: string };
 
@@ -50,7 +53,7 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   } catch {
     return null;
   }
-  if (TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
+  if (isTempName(path) || LEGACY_TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
   if (!path.endsWith(ENTRY_EXT)) return null;
   let text: string;
   try {
@@ -58,15 +61,9 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   } catch {
     return null;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const e = value as Record<string, unknown>;
+  const e = parseJsonObject(text);
   const envelope =
+    e !== null &&
     typeof e.v === "number" &&
     typeof e.storedAt === "number" &&
     typeof e.expiresAt === "number" &&

@@ -37,21 +37,21 @@ export interface MetaCacheOptions {
   onWriteError?: (err: unknown) => void;
 }
 
-export interface MetaCacheStats {
+interface MetaCacheStats {
   hits: number;
   misses: number;
   writes: number;
   writeErrors: number;
 }
 
-export interface VersionMeta {
+interface VersionMeta {
   /** Origin that answered, e.g. `https://civitai.com`. */
   host?: string;
   matchedBy?: MatchedBy;
 }
 
 export type CachedVersion = ({ kind: "found"; versions: ApiModelVersion[] } & VersionMeta) | { kind: "not_found" };
-export type CachedModel = { kind: "found"; model: ApiModel } | { kind: "not_found" };
+type CachedModel = { kind: "found"; model: ApiModel } | { kind: "not_found" };
 
 export interface MetaCache {
   /** `key` from `versionKeyBySha256` / `versionKeyByAutov3`. Null = miss (absent, expired, corrupt, refresh). */

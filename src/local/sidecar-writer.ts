@@ -9,11 +9,11 @@
 import { lstat, readFile } from "node:fs/promises";
 import { basenamePath, fsPath } from "../shared/fs-path.ts";
 import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
-import { errorMessage } from "../shared/errors.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 
-export type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
+type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
 
 export interface SidecarWriteResult {
   path: string;
@@ -23,7 +23,7 @@ export interface SidecarWriteResult {
 }
 
 /** The `<base>.civitai.info` path of a model file. */
-export function civitaiInfoPath(modelPath: string): string {
+function civitaiInfoPath(modelPath: string): string {
   const entry = sidecarPaths(modelPath).find((p) => p.kind === "civitai-info");
   if (!entry) throw new Error("sidecarPaths lists no civitai-info path");
   return entry.path;
@@ -34,7 +34,7 @@ export function civitaiInfoPath(modelPath: string): string {
  * fetched) the model's description, tags and license flags in `model` and its `creator`, which
  * Civitai Helper shows and by-hash alone does not carry.
  */
-export function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
+function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
   const out: Record<string, unknown> = { ...version };
   if (model) {
     const merged: Record<string, unknown> = { ...version.model };
@@ -73,11 +73,11 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
     if (st.size > SIDECAR_MAX_BYTES) return { path, status: "refused", reason: "exists and is too large to check" };
     existing = await readFile(fsPath(path), "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+    if (errnoCode(err) !== "ENOENT") {
       return {
         path,
         status: "failed",
-        reason: `cannot read the existing file (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+        reason: `cannot read the existing file (${errnoCode(err) ?? errorMessage(err)})`,
       };
     }
   }
@@ -97,7 +97,7 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
   try {
     writeFileAtomic(path, text);
   } catch (err) {
-    return { path, status: "failed", reason: `cannot write (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})` };
+    return { path, status: "failed", reason: `cannot write (${errnoCode(err) ?? errorMessage(err)})` };
   }
   return { path, status: "written" };
 }

@@ -31,7 +31,7 @@ export interface BuildRecordsInput {
   nsfwMask?: number;
 }
 
-export const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
+const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
 
 /** One record per file (links folded into `aliases`) and per skipped path, sorted by path. */
 export function buildRecords(input: BuildRecordsInput): FileRecord[] {
@@ -90,7 +90,7 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
   }
 }
 
-export function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
+function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
   return `sidecar:${sidecar.source}`;
 }
 
@@ -119,7 +119,7 @@ function sidecarPageUrl(modelId: number | null, versionId: number | null): strin
  * The identity of the first `ok` sidecar (in sidecarPaths order: Civitai Helper, LoRA Manager,
  * Stability Matrix, `.json`) that names a model and whose SHA-256 for this file is `sha256`.
  */
-export function sidecarIdentity(
+function sidecarIdentity(
   sidecars: readonly SidecarInfo[] | undefined,
   fileName: string,
   size: number,

@@ -22,7 +22,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiFile, ApiImage, ApiModel, ApiModelVersion } from "../../src/civitai/civitai-types.ts";
 
-export const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
+const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 
 /** Parsed fixture from test/fixtures/civitai (copied from shared/fixtures; see SOURCES.md). */
 export function loadFixture<T = unknown>(name: string): T {
@@ -30,20 +30,12 @@ export function loadFixture<T = unknown>(name: string): T {
 }
 
 /** The routes the fake knows; "other" is anything served by `options.handle` or unknown. */
-export type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "image" | "other";
-export const FAKE_ROUTES: readonly FakeRoute[] = [
-  "versionByHash",
-  "versionsByHashes",
-  "versionById",
-  "modelsByIds",
-  "model",
-  "image",
-  "other",
-];
+type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "image" | "other";
+const FAKE_ROUTES: readonly FakeRoute[] = ["versionByHash", "versionsByHashes", "versionById", "modelsByIds", "model", "image", "other"];
 
 /** The account segment of Civitai's image URLs (docs/civitai-api.md §1.2), reused by the fake CDN. */
-export const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
-export type FaultTarget = FakeRoute | "*";
+const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
+type FaultTarget = FakeRoute | "*";
 
 export type Fault =
   /** Any status with a body (object → JSON) and headers. */
@@ -90,7 +82,7 @@ export const faults = {
   delay: (ms: number): Fault => ({ kind: "delay", ms }),
 };
 
-export interface RecordedRequest {
+interface RecordedRequest {
   route: FakeRoute;
   method: string;
   path: string;
@@ -153,7 +145,7 @@ const upper = (s: string) => s.toUpperCase();
 const derive = (label: string, sha256: string, length: number) =>
   createHash("sha256").update(`${label}:${sha256.toLowerCase()}`).digest("hex").slice(0, length).toUpperCase();
 
-export interface MakeFileSpec {
+interface MakeFileSpec {
   sha256: string;
   autov3?: string;
   name?: string;
@@ -170,7 +162,7 @@ export interface MakeFileSpec {
  * A file record as by-hash returns it: upper-case hashes. AutoV2 comes from the SHA-256; AutoV1,
  * CRC32 and BLAKE3 are derived deterministically (fake but stable); AutoV3 only when given.
  */
-export function makeFile(
+function makeFile(
   spec: MakeFileSpec,
   versionId: number,
   index = 0,

@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { modelKey, versionKeyByAutov3, versionKeyBySha256 } from "../../../src/civitai/cache-keys.ts";
 import type { ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
 import { createMetaCache, DEFAULT_TTL_FOUND_MS, DEFAULT_TTL_NOT_FOUND_MS } from "../../../src/civitai/meta-cache.ts";
 import { pruneMetaCache } from "../../../src/civitai/meta-cache-prune.ts";
+import { TEMP_PREFIX } from "../../../src/shared/temp-name.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
 
 const tmp = tmpDirs("civitai-meta-metacache-");
@@ -349,6 +350,23 @@ describe("T2: one cache per pair of API origins", () => {
     expect(await cache.getVersion(KEY)).toBeNull();
     // …and pruning removes it as an entry nothing can use.
     expect(pruneMetaCache(dir)).toEqual({ checked: 1, removed: 1 });
+  });
+
+  test("T11: pruning removes a killed writer's old temp files under both names the driver has used, and leaves fresh ones", async () => {
+    const dir = tmp.make();
+    const cache = createMetaCache({ origins: ORIGINS, dir });
+    await cache.setVersion(KEY, version(1));
+    const folder = scoped(dir, "version", "sha256");
+    const current = join(folder, `${TEMP_PREFIX}123-0123456789ab`);
+    const legacy = join(folder, `.tmp-${SHA}.json-123-0123abcd`);
+    const fresh = join(folder, `${TEMP_PREFIX}456-0123456789ab`);
+    const userFile = join(folder, ".tmp-notes");
+    for (const f of [current, legacy, fresh, userFile]) writeFileSync(f, "{ torn");
+    const hourAgo = new Date(Date.now() - 2 * 3_600_000);
+    for (const f of [current, legacy, userFile]) utimesSync(f, hourAgo, hourAgo);
+    expect(pruneMetaCache(dir)).toEqual({ checked: 4, removed: 2 });
+    expect([current, legacy, fresh, userFile].map((f) => existsSync(f))).toEqual([false, false, true, true]);
+    expect((await cache.getVersion(KEY))?.kind).toBe("found");
   });
 
   test("T2: a cache needs its origins", () => {
