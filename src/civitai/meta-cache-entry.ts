@@ -118,6 +118,8 @@ export function isFresh(entry: MetaEntry, now: number): boolean {
 
 function parseNotFound(e: Record<string, any>, envelope: Envelope, key: ParsedKey): MetaEntry | null {
   if (!Number.isInteger(e.misses) || e.misses < 1 || e.misses > 1_000_000) return null;
+  // An answer in a not-found entry is a contradiction (a half-rewritten or forged entry).
+  if (["versions", "model", "matchedBy", "host", "unlisted"].some((k) => e[k] !== undefined)) return null;
   if (key.kind === "model") return e.autov3 === undefined && e.lastFound === undefined ? { ...envelope, kind: "not_found", misses: e.misses } : null;
   const entry: VersionNotFoundEntry = { ...envelope, kind: "not_found", misses: e.misses };
   if (e.autov3 !== undefined) {
