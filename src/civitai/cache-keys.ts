@@ -58,7 +58,8 @@ function modelShard(id: number): string {
 
 export type ParsedKey = { kind: "sha256"; hex: string } | { kind: "autov3"; hex: string } | { kind: "model"; id: number };
 
-const KEY_RE = /^(?:version:(sha256):([0-9a-f]{2}):([0-9a-f]{64})|version:(autov3):([0-9a-f]{2}):([0-9a-f]{12})|model:([0-9a-f]{2}):([1-9][0-9]{0,9}))$/;
+const KEY_RE =
+  /^(?:version:(sha256):([0-9a-f]{2}):([0-9a-f]{64})|version:(autov3):([0-9a-f]{2}):([0-9a-f]{12})|model:([0-9a-f]{2}):([1-9][0-9]{0,9}))$/;
 
 /** What a key names, when it is exactly a key the functions above build; else null. */
 export function parseKey(key: unknown): ParsedKey | null {

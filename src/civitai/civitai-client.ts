@@ -28,7 +28,7 @@ import type { StatusContext } from "./http/classify.ts";
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
 export const MAX_BATCH = 100;
 /** POST /model-versions/by-hash/ids takes at most 10,000 (docs/civitai-api.md §3.2). */
-export const MAX_IDS_BATCH = 10_000;
+const MAX_IDS_BATCH = 10_000;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
 const NOT_FOUND_RE = /model not found|missing model file/i;

@@ -111,7 +111,12 @@ export function availabilityOf(version: LeanVersion, model: LeanModel | null, no
  * A record's `civitai` part from the lean form (lean.ts): nothing is converted here any more, the
  * description is already text. `model` is the version's model details, when fetched.
  */
-export function toCivitaiInfo(version: LeanVersion, model: LeanModel | null, sha256: string | null, opts: CivitaiInfoOptions = {}): CivitaiInfo {
+export function toCivitaiInfo(
+  version: LeanVersion,
+  model: LeanModel | null,
+  sha256: string | null,
+  opts: CivitaiInfoOptions = {},
+): CivitaiInfo {
   const versionId = version.id;
   const modelId = version.modelId ?? model?.id ?? null;
   // Details of another model (a caller mix-up) must not leak into this record.

@@ -98,8 +98,8 @@ export interface LeanModel {
 }
 
 /** More than this many files or versions in one answer is not Civitai (or not worth keeping). */
-export const MAX_FILES_PER_VERSION = 100;
-export const MAX_VERSIONS_PER_MODEL = 1000;
+const MAX_FILES_PER_VERSION = 100;
+const MAX_VERSIONS_PER_MODEL = 1000;
 
 const HASH_KEY_RE = /^[A-Za-z0-9_]{1,32}$/;
 const HASH_VALUE_RE = /^[0-9a-fA-F]{1,128}$/;
@@ -142,7 +142,7 @@ export function leanVersion(version: ApiModelVersion): LeanVersion {
 }
 
 /** The record's `matchedFile` of one API file: hex hashes lower-cased, other values dropped. */
-export function leanFile(file: ApiFile): LeanFile {
+function leanFile(file: ApiFile): LeanFile {
   const metadata = isObject(file.metadata) ? file.metadata : {};
   const hashes: Record<string, string> = {};
   if (isObject(file.hashes)) {
@@ -226,7 +226,7 @@ export function normalizeCommercialUse(value: unknown): string[] {
 }
 
 /** Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags). */
-export function cleanStringList(value: unknown): string[] {
+function cleanStringList(value: unknown): string[] {
   if (!Array.isArray(value)) return [];
   const out: string[] = [];
   for (const word of value) {
@@ -238,7 +238,7 @@ export function cleanStringList(value: unknown): string[] {
 }
 
 /** AIR as Civitai gives it; we do not rebuild one (the ecosystem part depends on a base-model table we do not have). */
-export function airOf(air: unknown): string | null {
+function airOf(air: unknown): string | null {
   return typeof air === "string" && AIR_RE.test(air) && air.length <= 200 ? air : null;
 }
 

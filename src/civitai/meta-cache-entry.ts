@@ -23,7 +23,7 @@ export const ENTRY_EXT = ".json";
 export const TEMP_PREFIX = ".tmp-";
 export const HOST_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d+)?$/;
 /** Far more than Civitai ever returns for one hash; a longer list is not ours. */
-export const MAX_CANDIDATES = 50;
+const MAX_CANDIDATES = 50;
 /** The longest TTL a config may set is 365 d; an entry claiming more was not written by us. */
 const MAX_LIFETIME_MS = 400 * 24 * 60 * 60 * 1000;
 
@@ -120,7 +120,8 @@ function parseNotFound(e: Record<string, any>, envelope: Envelope, key: ParsedKe
   if (!Number.isInteger(e.misses) || e.misses < 1 || e.misses > 1_000_000) return null;
   // An answer in a not-found entry is a contradiction (a half-rewritten or forged entry).
   if (["versions", "model", "matchedBy", "host", "unlisted"].some((k) => e[k] !== undefined)) return null;
-  if (key.kind === "model") return e.autov3 === undefined && e.lastFound === undefined ? { ...envelope, kind: "not_found", misses: e.misses } : null;
+  if (key.kind === "model")
+    return e.autov3 === undefined && e.lastFound === undefined ? { ...envelope, kind: "not_found", misses: e.misses } : null;
   const entry: VersionNotFoundEntry = { ...envelope, kind: "not_found", misses: e.misses };
   if (e.autov3 !== undefined) {
     if (key.kind !== "sha256" || (e.autov3 !== null && usableAutov3(e.autov3) !== e.autov3)) return null;

@@ -48,7 +48,13 @@ export function versionObject(version: LeanVersion, model: LeanModel | null): Re
 /** `model` as by-hash gives it, with (when details were fetched) the model's own fields merged in, as CHz does. */
 function modelPart(version: LeanVersion, model: LeanModel | null): Record<string, unknown> {
   const m = version.model;
-  const out: Record<string, unknown> = { name: m.name, type: m.type, nsfw: m.nsfw, poi: m.poi, ...(m.mode !== null ? { mode: m.mode } : {}) };
+  const out: Record<string, unknown> = {
+    name: m.name,
+    type: m.type,
+    nsfw: m.nsfw,
+    poi: m.poi,
+    ...(m.mode !== null ? { mode: m.mode } : {}),
+  };
   if (!model || (version.modelId !== null && model.id !== version.modelId)) return out;
   return {
     ...out,

@@ -27,7 +27,10 @@ describe("cache command", () => {
     const hex = (c: string) => `ab${c.repeat(62)}`;
     const entry = (c: string, storedAt: number, expiresAt: number) => {
       const key = `version:sha256:ab:${hex(c)}`;
-      writeFileSync(join(metaDir, `${hex(c)}.json`), JSON.stringify({ v: 3, scope, key, storedAt, expiresAt, kind: "not_found", misses: 1 }));
+      writeFileSync(
+        join(metaDir, `${hex(c)}.json`),
+        JSON.stringify({ v: 3, scope, key, storedAt, expiresAt, kind: "not_found", misses: 1 }),
+      );
       return join(metaDir, `${hex(c)}.json`);
     };
     const expired = entry("1", 1, 2);
@@ -35,7 +38,10 @@ describe("cache command", () => {
     // An entry of format 2 (raw answers, unsharded): never read again, so prune removes it.
     const v2Dir = join(cacheDir, "meta", "v2", ...scope.split(":"), "version", "sha256");
     mkdirSync(v2Dir, { recursive: true });
-    writeFileSync(join(v2Dir, `${hex("3")}.json`), JSON.stringify({ v: 2, storedAt: 1, expiresAt: 9e15, kind: "not_found", scope, data: null }));
+    writeFileSync(
+      join(v2Dir, `${hex("3")}.json`),
+      JSON.stringify({ v: 2, storedAt: 1, expiresAt: 9e15, kind: "not_found", scope, data: null }),
+    );
 
     const info = await runCli(["cache", "info", "--cache-dir", cacheDir]);
     expect(info.code).toBe(0);

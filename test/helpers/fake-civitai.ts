@@ -385,7 +385,8 @@ function routeOf(method: string, path: string, params: URLSearchParams): FakeRou
 
 const hasPrimary = (v: ApiModelVersion) => (v.files ?? []).some((f) => f.primary === true);
 const isPublished = (v: ApiModelVersion) => v.status === undefined || v.status === "Published";
-const isPublic = (f: ApiFile) => (f as { visibility?: unknown }).visibility === undefined || (f as { visibility?: unknown }).visibility === "Public";
+const isPublic = (f: ApiFile) =>
+  (f as { visibility?: unknown }).visibility === undefined || (f as { visibility?: unknown }).visibility === "Public";
 
 /**
  * What Civitai shows of a stored version (SRC prepareModelVersionResponse): public files only,
@@ -396,7 +397,8 @@ function shown(v: ApiModelVersion): ApiModelVersion {
   const { downloadUrl: _d, ...rest } = v;
   return {
     ...rest,
-    files: mode === "Archived" ? [] : (v.files ?? []).filter(isPublic).map(({ visibility: _v, ...f }: ApiFile & { visibility?: unknown }) => f),
+    files:
+      mode === "Archived" ? [] : (v.files ?? []).filter(isPublic).map(({ visibility: _v, ...f }: ApiFile & { visibility?: unknown }) => f),
     images: mode === "TakenDown" ? [] : (v.images ?? []),
     ...(mode === "Archived" ? {} : { downloadUrl: v.downloadUrl }),
   };
@@ -416,7 +418,31 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   let inFlight = 0;
   let maxInFlight = 0;
 
+  /** Published versions' files by each of their hashes (upper-case), built when first needed: 10k-version benchmarks stay fast. */
+  let index: Map<string, { version: ApiModelVersion; file: ApiFile; type: string; order: number }[]> | null = null;
+  function hashIndex() {
+    if (index) return index;
+    index = new Map();
+    for (const v of [...versions.values()].filter(isPublished).sort((a, b) => a.id - b.id)) {
+      for (const [order, file] of (v.files ?? []).entries()) {
+        for (const [type, hash] of Object.entries(file.hashes ?? {})) {
+          const key = String(hash).toUpperCase();
+          const list = index.get(key) ?? [];
+          list.push({ version: v, file, type, order });
+          index.set(key, list);
+        }
+      }
+    }
+    return index;
+  }
+  /** Files whose SHA256 is one of `wanted`, in version-id order, then file order (as the scan of every version gave). */
+  function sha256Matches(wanted: Set<string>) {
+    const hits = [...wanted].flatMap((h) => (hashIndex().get(h) ?? []).filter((m) => m.type === "SHA256"));
+    return hits.sort((a, b) => a.version.id - b.version.id || a.order - b.order);
+  }
+
   function addVersion(...list: ApiModelVersion[]): void {
+    index = null;
     for (const v of list) versions.set(v.id, structuredClone(v));
   }
 
@@ -449,10 +475,9 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
 
   function byHash(hash: string): Response {
     const wanted = hash.toUpperCase();
-    const matches = [...versions.values()]
-      .filter(isPublished)
-      .filter((v) => (v.files ?? []).some((f) => Object.values(f.hashes ?? {}).some((h) => String(h).toUpperCase() === wanted)))
-      .sort((a, b) => String(a.publishedAt ?? "").localeCompare(String(b.publishedAt ?? "")) || a.id - b.id);
+    const matches = [...new Set((hashIndex().get(wanted) ?? []).map((m) => m.version))].sort(
+      (a, b) => String(a.publishedAt ?? "").localeCompare(String(b.publishedAt ?? "")) || a.id - b.id,
+    );
     const found = matches[0];
     if (!found) return json(loadFixture("error-404-by-hash.json"), 404);
     if (!hasPrimary(found)) return json(loadFixture("error-404-missing-model-file.json"), 404);
@@ -471,13 +496,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     if (input.length > 100) return fail("Array must contain at most 100 element(s)");
     if (!input.every((h) => typeof h === "string" && h.length === 64)) return fail("String must contain exactly 64 character(s)");
     const wanted = new Set((input as string[]).map(upper));
-    const out: (ApiModelVersion | null)[] = [];
-    for (const v of [...versions.values()].filter(isPublished).sort((a, b) => a.id - b.id)) {
-      for (const f of v.files ?? []) {
-        const sha = f.hashes?.SHA256;
-        if (sha && wanted.has(sha.toUpperCase())) out.push(hasPrimary(v) ? shown(v) : null);
-      }
-    }
+    const out: (ApiModelVersion | null)[] = sha256Matches(wanted).map(({ version }) => (hasPrimary(version) ? shown(version) : null));
     for (let i = out.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [out[i], out[j]] = [out[j] as ApiModelVersion | null, out[i] as ApiModelVersion | null];
@@ -497,13 +516,11 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     if (input.length > 10_000) return fail("Too many hashes");
     if (!input.every((h) => typeof h === "string" && h.length === 64)) return fail("Invalid hash");
     const wanted = new Set((input as string[]).map(upper));
-    const out: { modelVersionId: number; modelId: number | undefined; hash: string }[] = [];
-    for (const v of [...versions.values()].filter(isPublished).sort((a, b) => a.id - b.id)) {
-      for (const f of v.files ?? []) {
-        const sha = f.hashes?.SHA256;
-        if (sha && wanted.has(sha.toUpperCase())) out.push({ modelVersionId: v.id, modelId: v.modelId, hash: sha.toUpperCase() });
-      }
-    }
+    const out = sha256Matches(wanted).map(({ version, file }) => ({
+      modelVersionId: version.id,
+      modelId: version.modelId,
+      hash: String(file.hashes?.SHA256).toUpperCase(),
+    }));
     return json(out);
   }
 
@@ -565,7 +582,13 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   }
 
   function wrongShape(route: FakeRoute): unknown {
-    if (route === "versionsByHashes" || route === "versionIdsByHashes" || route === "versionByHash" || route === "versionById" || route === "model")
+    if (
+      route === "versionsByHashes" ||
+      route === "versionIdsByHashes" ||
+      route === "versionByHash" ||
+      route === "versionById" ||
+      route === "model"
+    )
       return { items: [], metadata: {} };
     return [];
   }
@@ -710,6 +733,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     },
     clearData() {
       versions.clear();
+      index = null;
       models.clear();
       images.clear();
     },

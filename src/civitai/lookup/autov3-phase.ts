@@ -35,7 +35,10 @@ export async function autov3Phase(run: LookupRun): Promise<void> {
   }
   await run.cache.writeVersions(writes);
   const groups = [...byAutov3.entries()];
-  const cached = await readCached(run, groups.map(([autov3]) => autov3));
+  const cached = await readCached(
+    run,
+    groups.map(([autov3]) => autov3),
+  );
   await run.each(groups, run.concurrency, async ([autov3, group]) => {
     const hit = cached.get(autov3) ?? null;
     if (hit !== null) run.counters.cacheHits++;
@@ -75,7 +78,11 @@ async function readCached(run: LookupRun, autov3s: readonly string[]): Promise<M
 }
 
 /** The asked answer for one AutoV3; undefined when the group was settled (or left) here. */
-async function ask(run: LookupRun, autov3: string, group: readonly Work[]): Promise<{ value: CachedVersion; fromCache: boolean } | undefined> {
+async function ask(
+  run: LookupRun,
+  autov3: string,
+  group: readonly Work[],
+): Promise<{ value: CachedVersion; fromCache: boolean } | undefined> {
   const { api, cache, options } = run;
   if (options.offline) {
     for (const work of group) run.finish(work, { status: "offline" });
@@ -103,18 +110,31 @@ async function ask(run: LookupRun, autov3: string, group: readonly Work[]): Prom
   } catch (err) {
     const f = run.failure(err);
     // The SHA-256 part did finish: remember it so the next run only retries the AutoV3.
-    const writes: VersionWrite[] = group.filter((w) => !w.shaNotFoundCached).map((w) => ({ key: versionKeyBySha256(w.sha256), notFound: {} }));
+    const writes: VersionWrite[] = group
+      .filter((w) => !w.shaNotFoundCached)
+      .map((w) => ({ key: versionKeyBySha256(w.sha256), notFound: {} }));
     await cache.writeVersions(writes);
     for (const work of group) run.fail(work, f);
     return undefined;
   }
 }
 
-async function settleGroup(run: LookupRun, autov3: string, group: readonly Work[], result: CachedVersion, fromCache: boolean): Promise<void> {
+async function settleGroup(
+  run: LookupRun,
+  autov3: string,
+  group: readonly Work[],
+  result: CachedVersion,
+  fromCache: boolean,
+): Promise<void> {
   const writes: VersionWrite[] = [];
   for (const work of group) {
     if (result.kind === "found") {
-      const answer: VersionAnswer = { versions: result.versions, matchedBy: "autov3", autov3, ...(result.host ? { host: result.host } : {}) };
+      const answer: VersionAnswer = {
+        versions: result.versions,
+        matchedBy: "autov3",
+        autov3,
+        ...(result.host ? { host: result.host } : {}),
+      };
       run.found(work, answer, fromCache);
       writes.push({ key: versionKeyBySha256(work.sha256), answer });
     } else {

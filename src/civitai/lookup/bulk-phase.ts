@@ -101,13 +101,24 @@ async function askHost(run: LookupRun, host: string, works: readonly Work[], isF
  * host does not offer it (a mirror that answers 404 or refuses the body): the caller asks in bulk
  * as without it. "failed" when the request failed otherwise (the works are settled as errors).
  */
-async function prefilter(run: LookupRun, host: string, works: readonly Work[], isFallback: boolean): Promise<KnownIds | undefined | "failed"> {
+async function prefilter(
+  run: LookupRun,
+  host: string,
+  works: readonly Work[],
+  isFallback: boolean,
+): Promise<KnownIds | undefined | "failed"> {
   const known: KnownIds = new Map();
   for (const batch of chunk(works, IDS_BATCH_SIZE)) {
     if (run.isStopped()) return "failed";
     run.counters.requests.ids++;
     try {
-      addIds(known, await run.api.versionIdsByHashes(host, batch.map((w) => w.sha256)));
+      addIds(
+        known,
+        await run.api.versionIdsByHashes(
+          host,
+          batch.map((w) => w.sha256),
+        ),
+      );
     } catch (err) {
       if (err instanceof ApiError && (err.kind === "http" || err.kind === "bad_response")) {
         run.idsUnsupported.add(host);
@@ -135,7 +146,13 @@ async function attributeUnclaimed(
     if (run.isStopped()) return [];
     run.counters.requests.ids++;
     try {
-      addIds(known, await run.api.versionIdsByHashes(host, batch.map((w) => w.sha256)));
+      addIds(
+        known,
+        await run.api.versionIdsByHashes(
+          host,
+          batch.map((w) => w.sha256),
+        ),
+      );
     } catch (err) {
       // Not knowing is not "not found": these files may be archived versions. Asked again next run.
       const f = isFallback && run.fallbackFailed(host, err) ? run.fallbackUnavailable() : run.failure(err);
@@ -149,7 +166,14 @@ async function attributeUnclaimed(
 }
 
 /** Settles each of `works` that by-hash/ids ties to one of `versions` (their files do not list it). */
-function attribute(run: LookupRun, works: readonly Work[], versions: readonly ApiModelVersion[], known: KnownIds, host: string, writes: VersionWrite[]): void {
+function attribute(
+  run: LookupRun,
+  works: readonly Work[],
+  versions: readonly ApiModelVersion[],
+  known: KnownIds,
+  host: string,
+  writes: VersionWrite[],
+): void {
   for (const work of works) {
     if (work.done) continue;
     const ids = known.get(work.sha256);

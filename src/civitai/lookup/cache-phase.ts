@@ -14,7 +14,10 @@ export async function cachePhase(run: LookupRun): Promise<Work[]> {
   const needsSha: Work[] = [];
   run.report("cache");
   for (const batch of chunk(run.works, CACHE_READ_BATCH)) {
-    const cached = await run.cache.readVersions(batch.map((w) => versionKeyBySha256(w.sha256)), run.readOptions);
+    const cached = await run.cache.readVersions(
+      batch.map((w) => versionKeyBySha256(w.sha256)),
+      run.readOptions,
+    );
     batch.forEach((work, i) => {
       const answer = cached[i] ?? null;
       if (answer === null) return void needsSha.push(work);

@@ -180,7 +180,10 @@ export class LookupRun {
 
   /** What a miss the dropped fallback could not check becomes: an error, never "not found". */
   fallbackUnavailable(): Failure {
-    return { message: `not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`, kind: "fallback_unavailable" };
+    return {
+      message: `not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`,
+      kind: "fallback_unavailable",
+    };
   }
 
   /** Tells the caller how far the whole lookup is (see LookupProgress); `phase` is what runs now. */

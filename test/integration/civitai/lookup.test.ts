@@ -203,7 +203,9 @@ describe("bulk-first strategy", () => {
     expect(get(E)?.versions[0]?.id).toBe(5);
 
     // The exact sequence: one bulk per host, one ids to name the archived version, GETs only by AutoV3.
-    const summary = api.calls.map((c) => `${c.method} ${c.host === PRIMARY ? "primary" : "fallback"} ${Array.isArray(c.arg) ? c.arg.length : c.arg}`);
+    const summary = api.calls.map(
+      (c) => `${c.method} ${c.host === PRIMARY ? "primary" : "fallback"} ${Array.isArray(c.arg) ? c.arg.length : c.arg}`,
+    );
     expect(summary.slice(0, 3)).toEqual(["versionsByHashes primary 6", "versionIdsByHashes primary 5", "versionsByHashes fallback 4"]);
     expect(api.calls[3 - 1]?.arg).toEqual([C, D, E, F]);
     const gets = (arg: string) => api.calls.filter((c) => c.method === "versionByHash" && c.arg === arg).map((c) => c.host);
@@ -226,7 +228,12 @@ describe("bulk-first strategy", () => {
     expect(archived?.civitai).toMatchObject({ versionId: 2, matchedFile: null, availability: { archived: true } });
 
     // Cached per SHA-256 (with how it matched, and the AutoV3 asked with a miss) and per AutoV3.
-    expect(await cache.getVersion(versionKeyBySha256(D))).toMatchObject({ kind: "found", matchedBy: "autov3", autov3: v3(0xd3), host: PRIMARY });
+    expect(await cache.getVersion(versionKeyBySha256(D))).toMatchObject({
+      kind: "found",
+      matchedBy: "autov3",
+      autov3: v3(0xd3),
+      host: PRIMARY,
+    });
     expect(await cache.getVersion(versionKeyBySha256(B))).toMatchObject({ kind: "found", unlisted: true });
     expect(await cache.getVersion(versionKeyByAutov3(v3(0xe3)))).toMatchObject({ kind: "found", host: FALLBACK });
     expect(await cache.getVersion(versionKeyBySha256(F))).toEqual({ kind: "not_found", misses: 1, autov3: v3(0xf3) });
@@ -243,7 +250,10 @@ describe("bulk-first strategy", () => {
   test("more than one batch: by-hash/ids first on each host, so unknown hashes cost no bulk POST", async () => {
     const known = Array.from({ length: 200 }, (_, i) => makeVersion(i + 1, 1, { SHA256: sha(i + 1).toUpperCase() }));
     const onFallback = Array.from({ length: 130 }, (_, i) => makeVersion(1000 + i, 2, { SHA256: sha(1000 + i).toUpperCase() }));
-    const { api, deps } = setup({ [PRIMARY]: { versions: known, models: [{ id: 1 }] }, [FALLBACK]: { versions: onFallback, models: [{ id: 2 }] } });
+    const { api, deps } = setup({
+      [PRIMARY]: { versions: known, models: [{ id: 1 }] },
+      [FALLBACK]: { versions: onFallback, models: [{ id: 2 }] },
+    });
     const items = [
       ...known.map((_, i) => ({ sha256: sha(i + 1) })),
       ...onFallback.map((_, i) => ({ sha256: sha(1000 + i) })),
@@ -331,7 +341,10 @@ describe("the lazy AutoV3 (deps.autov3)", () => {
   test("asked once, only for files whose SHA-256 missed and that came without an AutoV3; null means none", async () => {
     const [A, X, Y, Z] = [0xa, 0xb, 0xc, 0xd].map((n) => sha(n)) as [string, string, string, string];
     const primary: World = {
-      versions: [makeVersion(1, 1, { SHA256: A.toUpperCase() }), makeVersion(2, 2, { SHA256: sha(0xbbbb).toUpperCase(), AutoV3: v3(0xb3).toUpperCase() })],
+      versions: [
+        makeVersion(1, 1, { SHA256: A.toUpperCase() }),
+        makeVersion(2, 2, { SHA256: sha(0xbbbb).toUpperCase(), AutoV3: v3(0xb3).toUpperCase() }),
+      ],
       models: [{ id: 1 }, { id: 2 }],
     };
     const { api, deps } = setup({ [PRIMARY]: primary });
@@ -370,7 +383,14 @@ describe("the lazy AutoV3 (deps.autov3)", () => {
       calls++;
       return new Map<string, string | null>();
     };
-    await lookupFiles([{ sha256: sha(1), autov3: v3(1) }, { sha256: sha(2), autov3: "e3b0c44298fc" }], deps(undefined, { autov3 }), OPTS);
+    await lookupFiles(
+      [
+        { sha256: sha(1), autov3: v3(1) },
+        { sha256: sha(2), autov3: "e3b0c44298fc" },
+      ],
+      deps(undefined, { autov3 }),
+      OPTS,
+    );
     expect(calls).toBe(0);
     api.calls = [];
     const plain = await lookupFiles([{ sha256: sha(3) }], deps(), OPTS);
@@ -431,7 +451,11 @@ describe("cache behaviour", () => {
     world.versions.length = 0; // taken off Civitai
     t += 8 * DAY; // the found answer expired
     const gone = await lookupFiles([{ sha256: H }], deps(), OPTS);
-    expect(gone.entries.get(H)).toMatchObject({ status: "not_found", fromCache: false, lastFound: { at: seenAt, host: PRIMARY, matchedBy: "sha256" } });
+    expect(gone.entries.get(H)).toMatchObject({
+      status: "not_found",
+      fromCache: false,
+      lastFound: { at: seenAt, host: PRIMARY, matchedBy: "sha256" },
+    });
     expect(gone.entries.get(H)?.lastFound?.versions[0]?.id).toBe(9);
     // Served from the cache the day after, and still there after the not-found is asked again.
     t += DAY;
@@ -561,10 +585,17 @@ describe("failures", () => {
 
   test("a rate limit on an AutoV3 GET stops the remaining GETs", async () => {
     const { api, deps } = setup({});
-    api.failWhen = (call) => (call.method === "versionByHash" && call.arg === v3(2) ? new ApiError("slow down", "rate_limited", 429) : undefined);
+    api.failWhen = (call) =>
+      call.method === "versionByHash" && call.arg === v3(2) ? new ApiError("slow down", "rate_limited", 429) : undefined;
     const list = items(5).map((it, i) => ({ ...it, autov3: v3(i + 1) }));
     const result = await lookupFiles(list, deps(), { ...OPTS, concurrency: 1 });
-    expect(api.calls.map((c) => (Array.isArray(c.arg) ? c.method : c.arg))).toEqual(["versionsByHashes", "versionsByHashes", v3(1), v3(1), v3(2)]);
+    expect(api.calls.map((c) => (Array.isArray(c.arg) ? c.method : c.arg))).toEqual([
+      "versionsByHashes",
+      "versionsByHashes",
+      v3(1),
+      v3(1),
+      v3(2),
+    ]);
     expect(result.entries.get(sha(1))?.status).toBe("not_found");
     for (const n of [2, 3, 4, 5]) expect(result.entries.get(sha(n))).toMatchObject({ status: "error", error: "slow down" });
   });
@@ -601,11 +632,10 @@ describe("failures", () => {
       [PRIMARY]: { versions: [makeVersion(7, 70, { SHA256: found.toUpperCase() })], models: [{ id: 70 }] },
     });
     api.failWhen = (call) => (call.host === FALLBACK ? new ApiError("cannot reach civitai.red", "network") : undefined);
-    const result = await lookupFiles(
-      [{ sha256: found }, { sha256: missA }, { sha256: missB, autov3: v3(0x702) }],
-      deps(),
-      { ...OPTS, concurrency: 1 },
-    );
+    const result = await lookupFiles([{ sha256: found }, { sha256: missA }, { sha256: missB, autov3: v3(0x702) }], deps(), {
+      ...OPTS,
+      concurrency: 1,
+    });
     expect(result.stopped).toBeUndefined();
     expect(result.fallbackFailure).toContain("cannot reach civitai.red");
     expect(result.entries.get(found)).toMatchObject({ status: "found", host: PRIMARY });

@@ -131,7 +131,9 @@ describe("round trip and TTL", () => {
 
   test("C2: values that destr would coerce come back unchanged", async () => {
     const cache = createMetaCache({ origins: ORIGINS, dir: tmp.make() });
-    const v = leanVersion(apiVersion(1, { name: "1234567890", description: "12345e7890", baseModel: "true", trainedWords: ["null", "0x10"] }));
+    const v = leanVersion(
+      apiVersion(1, { name: "1234567890", description: "12345e7890", baseModel: "true", trainedWords: ["null", "0x10"] }),
+    );
     await cache.setVersion(KEY, { versions: [v], matchedBy: "sha256" });
     const got = await cache.getVersion(KEY);
     expect(got?.kind === "found" && got.versions[0]).toMatchObject({
@@ -214,7 +216,10 @@ describe("batches", () => {
     cache.storage.getItems = (...args) => (calls.get++, getItems(...args));
     cache.storage.setItems = (...args) => (calls.set++, setItems(...args));
     await cache.writeVersions(
-      shas.map((sha) => ({ key: versionKeyBySha256(sha), answer: { versions: [leanVersion(apiVersion(7, {}, sha))], matchedBy: "sha256" } })),
+      shas.map((sha) => ({
+        key: versionKeyBySha256(sha),
+        answer: { versions: [leanVersion(apiVersion(7, {}, sha))], matchedBy: "sha256" },
+      })),
     );
     const read = await cache.readVersions(shas.map((sha) => versionKeyBySha256(sha)));
     expect(calls).toEqual({ get: 1, set: 1 });
@@ -228,7 +233,9 @@ describe("batches", () => {
 
 describe("corrupt or inconsistent entries are misses (docs/cases.md C1)", () => {
   const storedAt = Date.now();
-  const good = JSON.parse(JSON.stringify({ v: 3, scope: SCOPE, key: KEY, storedAt, expiresAt: storedAt + DAY, kind: "found", ...answer(1) }));
+  const good = JSON.parse(
+    JSON.stringify({ v: 3, scope: SCOPE, key: KEY, storedAt, expiresAt: storedAt + DAY, kind: "found", ...answer(1) }),
+  );
   const v1 = good.versions[0];
   const cases: [string, string][] = [
     ["empty file", ""],
@@ -247,16 +254,44 @@ describe("corrupt or inconsistent entries are misses (docs/cases.md C1)", () => 
     ["found with an empty list", JSON.stringify({ ...good, versions: [] })],
     ["a version with a string id", JSON.stringify({ ...good, versions: [{ ...v1, id: "1" }] })],
     ["a version whose files do not hold the key's hash", JSON.stringify({ ...good, versions: [{ ...v1, files: [] }] })],
-    ["a hash stored upper-case", JSON.stringify({ ...good, versions: [{ ...v1, files: [{ ...v1.files[0], hashes: { SHA256: SHA.toUpperCase() } }] }] })],
+    [
+      "a hash stored upper-case",
+      JSON.stringify({ ...good, versions: [{ ...v1, files: [{ ...v1.files[0], hashes: { SHA256: SHA.toUpperCase() } }] }] }),
+    ],
     ["the same version twice", JSON.stringify({ ...good, versions: [v1, v1] })],
     ["a name that is a number", JSON.stringify({ ...good, versions: [{ ...v1, name: 5 }] })],
-    ["an image with a javascript: URL", JSON.stringify({ ...good, versions: [{ ...v1, images: [{ url: "javascript:alert(1)", nsfwLevel: 1 }] }] })],
+    [
+      "an image with a javascript: URL",
+      JSON.stringify({ ...good, versions: [{ ...v1, images: [{ url: "javascript:alert(1)", nsfwLevel: 1 }] }] }),
+    ],
     ["unlisted, but the file is listed", JSON.stringify({ ...good, unlisted: true })],
     ["matched by AutoV3 without naming it", JSON.stringify({ ...good, matchedBy: "autov3" })],
     ["matched by an AutoV3 no file has", JSON.stringify({ ...good, matchedBy: "autov3", autov3: "999999999999" })],
     ["not_found carrying versions", JSON.stringify({ ...good, kind: "not_found", misses: 1 })],
-    ["lastFound seen after it was stored", JSON.stringify({ ...good, kind: "not_found", misses: 1, versions: undefined, matchedBy: undefined, host: undefined, lastFound: { ...answer(1), at: storedAt + 1 } })],
-    ["lastFound for another hash", JSON.stringify({ ...good, kind: "not_found", misses: 1, versions: undefined, matchedBy: undefined, host: undefined, lastFound: { ...answer(1), versions: [{ ...v1, files: [] }], at: 5 } })],
+    [
+      "lastFound seen after it was stored",
+      JSON.stringify({
+        ...good,
+        kind: "not_found",
+        misses: 1,
+        versions: undefined,
+        matchedBy: undefined,
+        host: undefined,
+        lastFound: { ...answer(1), at: storedAt + 1 },
+      }),
+    ],
+    [
+      "lastFound for another hash",
+      JSON.stringify({
+        ...good,
+        kind: "not_found",
+        misses: 1,
+        versions: undefined,
+        matchedBy: undefined,
+        host: undefined,
+        lastFound: { ...answer(1), versions: [{ ...v1, files: [] }], at: 5 },
+      }),
+    ],
     ["not_found without a repeat count", JSON.stringify({ ...good, kind: "not_found" })],
     ["expiresAt a string", JSON.stringify({ ...good, expiresAt: String(good.expiresAt) })],
     ["expired", JSON.stringify({ ...good, storedAt: 0, expiresAt: 1 })],
@@ -284,15 +319,35 @@ describe("corrupt or inconsistent entries are misses (docs/cases.md C1)", () => 
     mkdirSync(scoped(dir, "version", "sha256", "ab"), { recursive: true });
     writeFileSync(shaFile(dir), JSON.stringify(good));
     expect((await createMetaCache({ origins: ORIGINS, dir }).getVersion(KEY))?.kind).toBe("found");
-    const notFound = { ...good, kind: "not_found", misses: 1, versions: undefined, matchedBy: undefined, host: undefined, lastFound: { ...answer(1), at: 5 } };
+    const notFound = {
+      ...good,
+      kind: "not_found",
+      misses: 1,
+      versions: undefined,
+      matchedBy: undefined,
+      host: undefined,
+      lastFound: { ...answer(1), at: 5 },
+    };
     writeFileSync(shaFile(dir), JSON.stringify(notFound));
-    expect(await createMetaCache({ origins: ORIGINS, dir }).getVersion(KEY)).toMatchObject({ kind: "not_found", misses: 1, lastFound: { at: 5 } });
+    expect(await createMetaCache({ origins: ORIGINS, dir }).getVersion(KEY)).toMatchObject({
+      kind: "not_found",
+      misses: 1,
+      lastFound: { at: 5 },
+    });
   });
 
   test("a model entry holding another model's id is a miss", async () => {
     const dir = tmp.make();
     const key = modelKey(5);
-    const entry = { v: 3, scope: SCOPE, key, storedAt: Date.now(), expiresAt: Date.now() + DAY, kind: "found", model: leanModel({ id: 6 }) };
+    const entry = {
+      v: 3,
+      scope: SCOPE,
+      key,
+      storedAt: Date.now(),
+      expiresAt: Date.now() + DAY,
+      kind: "found",
+      model: leanModel({ id: 6 }),
+    };
     mkdirSync(scoped(dir, "model", "05"), { recursive: true });
     writeFileSync(scoped(dir, "model", "05", "5.json"), JSON.stringify(entry));
     expect(await createMetaCache({ origins: ORIGINS, dir }).getModel(5)).toBeNull();
@@ -476,7 +531,9 @@ for (let b = 0; b < 10; b++) {
     const procs = ["a", "b"].map((tag) => Bun.spawn([process.execPath, script, cacheDir, tag], { stdout: "pipe", stderr: "pipe" }));
     expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
     const cache = createMetaCache({ origins: ORIGINS, dir: cacheDir });
-    const keys = ["a", "b"].flatMap((tag) => Array.from({ length: 500 }, (_, k) => versionKeyBySha256((tag + k.toString(16)).padStart(64, "0"))));
+    const keys = ["a", "b"].flatMap((tag) =>
+      Array.from({ length: 500 }, (_, k) => versionKeyBySha256((tag + k.toString(16)).padStart(64, "0"))),
+    );
     const read = await cache.readVersions(keys);
     expect(read.filter((r) => r?.kind === "found")).toHaveLength(1000);
   });

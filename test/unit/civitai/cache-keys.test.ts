@@ -70,7 +70,17 @@ describe("modelKey", () => {
     expect(parseKey(versionKeyBySha256(SHA))).toEqual({ kind: "sha256", hex: SHA });
     expect(parseKey(versionKeyByAutov3("C26973DE6B79"))).toEqual({ kind: "autov3", hex: "c26973de6b79" });
     expect(parseKey(modelKey(1102))).toEqual({ kind: "model", id: 1102 });
-    for (const bad of [`version:sha256:${SHA}`, `version:sha256:ff:${SHA}`, `version:sha256:0d:${SHA.toUpperCase()}`, "model:4f:1102", "model:00:0", "model:ff:2147483648", "model:4e:01102", 5, null]) {
+    for (const bad of [
+      `version:sha256:${SHA}`,
+      `version:sha256:ff:${SHA}`,
+      `version:sha256:0d:${SHA.toUpperCase()}`,
+      "model:4f:1102",
+      "model:00:0",
+      "model:ff:2147483648",
+      "model:4e:01102",
+      5,
+      null,
+    ]) {
       expect(parseKey(bad)).toBeNull();
     }
   });

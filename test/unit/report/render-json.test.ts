@@ -121,7 +121,12 @@ describe("docs/report.schema.json", () => {
           const sha = file.hashes?.SHA256?.toLowerCase();
           if (!sha) continue;
           const v: ApiModelVersion = { ...version, modelId: model.id };
-          lookups.set(sha, { status: "found", host: "https://civitai.com", versions: [leanVersion(v)], models: new Map([[model.id, leanModel(model)]]) });
+          lookups.set(sha, {
+            status: "found",
+            host: "https://civitai.com",
+            versions: [leanVersion(v)],
+            models: new Map([[model.id, leanModel(model)]]),
+          });
           const path = `/models/f${n++}.safetensors`;
           const found: FoundFile = {
             path,
