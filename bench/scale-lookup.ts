@@ -24,7 +24,7 @@ import pLimit from "p-limit";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../test/helpers/fake-civitai.ts";
 import { versionKeyBySha256 } from "../src/civitai/cache-keys.ts";
 import { createCivitaiClient } from "../src/civitai/civitai-client.ts";
-import { leanVersion } from "../src/civitai/lean.ts";
+import { leanVersion, type LeanFile, type LeanVersion } from "../src/civitai/lean.ts";
 import { lookupFiles, type LookupItem } from "../src/civitai/lookup.ts";
 import { createMetaCache } from "../src/civitai/meta-cache.ts";
 import { check, median } from "./_util.ts";
@@ -42,33 +42,51 @@ const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 // --- target 5: the metadata cache at 100k entries ------------------------------------------------
 
-/** One realistic lean answer (the fake's by-hash shape, two files, one image) for hash `i`. */
+/** A realistic lean answer (the fake's by-hash shape: two files, one image), made once. */
+const TEMPLATE = leanVersion(
+  makeVersion({
+    versionId: 100_000,
+    modelId: 10_000,
+    sha256: sha("cache", 0),
+    autov3: "0123456789ab",
+    files: [{ sha256: sha("vae", 0), type: "VAE" }],
+  }),
+);
+
+/** The template for hash `i` (its own ids and hashes), cheap to make so only the cache is timed. */
 function entryFor(i: number) {
   const hash = sha("cache", i);
-  const version = leanVersion(
-    makeVersion({
-      versionId: 100_000 + i,
-      modelId: 10_000 + i,
-      sha256: hash,
-      autov3: hash.slice(0, 12),
-      files: [{ sha256: sha("vae", i), type: "VAE" }],
-    }),
-  );
+  const [primary, vae] = TEMPLATE.files as [LeanFile, LeanFile];
+  const version: LeanVersion = {
+    ...TEMPLATE,
+    id: 100_000 + i,
+    modelId: 10_000 + i,
+    name: `v${i}`,
+    files: [
+      {
+        ...primary,
+        id: 1_000_000 + 2 * i,
+        hashes: { ...primary.hashes, SHA256: hash, AutoV2: hash.slice(0, 10), AutoV3: hash.slice(0, 12) },
+      },
+      { ...vae, id: 1_000_001 + 2 * i, hashes: { ...vae.hashes, SHA256: sha("vae", i) } },
+    ],
+  };
   return { key: versionKeyBySha256(hash), answer: { versions: [version], matchedBy: "sha256" as const, host: ORIGINS[0] } };
 }
 
 /** Child: writes (or reads) CACHE_ENTRIES entries the way a lookup does; prints ms and peak RSS. */
 async function cacheChild(mode: string, dir: string): Promise<void> {
   const cache = createMetaCache({ dir, origins: ORIGINS });
-  const started = performance.now();
   let hits = 0;
+  let started: number;
   if (mode === "write") {
-    for (let i = 0; i < CACHE_ENTRIES; i += 100) {
-      await cache.writeVersions(Array.from({ length: 100 }, (_, j) => entryFor(i + j)));
-    }
+    started = performance.now();
+    // Made per batch (a few µs an entry), as a lookup has them: 100k at once would time the GC.
+    for (let i = 0; i < CACHE_ENTRIES; i += 100) await cache.writeVersions(Array.from({ length: 100 }, (_, j) => entryFor(i + j)));
     hits = cache.stats.writes;
   } else {
     const keys = Array.from({ length: CACHE_ENTRIES }, (_, i) => versionKeyBySha256(sha("cache", i)));
+    started = performance.now();
     for (let i = 0; i < keys.length; i += 500) {
       for (const answer of await cache.readVersions(keys.slice(i, i + 500))) if (answer?.kind === "found") hits++;
     }

@@ -101,8 +101,11 @@ export interface LeanModel {
 const MAX_FILES_PER_VERSION = 100;
 const MAX_VERSIONS_PER_MODEL = 1000;
 
-const HASH_KEY_RE = /^[A-Za-z0-9_]{1,32}$/;
+// A leading letter keeps `__proto__` and friends out.
+const HASH_KEY_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 const HASH_VALUE_RE = /^[0-9a-fA-F]{1,128}$/;
+/** As stored: lower-case only (leanFile lower-cases); anything else was not written by us. */
+const STORED_HASH_RE = /^[0-9a-f]{1,128}$/;
 const AIR_RE = /^urn:air:[A-Za-z0-9._:@-]+$/;
 
 // --- from API answers --------------------------------------------------------------------------
@@ -304,11 +307,12 @@ function parseLeanFile(value: unknown): LeanFile | null {
   if (f.sizeKB != null && num(f.sizeKB) === null) return null;
   if (typeof f.primary !== "boolean" || (f.hashes !== undefined && !isObject(f.hashes))) return null;
   if (!["name", "type", "format", "fp", "size"].every((k) => isStrOrNull(f[k]))) return null;
-  const hashes: Record<string, string> = {};
-  for (const [key, hash] of Object.entries(f.hashes ?? {})) {
-    // Stored lower-case by leanFile: anything else was not written by us.
-    if (!HASH_KEY_RE.test(key) || typeof hash !== "string" || !HASH_VALUE_RE.test(hash) || hash !== hash.toLowerCase()) return null;
-    hashes[key] = hash;
+  // Checked in place, not copied (copying is most of the cost of reading an entry): every key and
+  // value is of the stored form, so the parsed object is kept as it is.
+  const hashes = (f.hashes ?? {}) as Record<string, string>;
+  for (const key in hashes) {
+    const hash = hashes[key];
+    if (!Object.hasOwn(hashes, key) || !HASH_KEY_RE.test(key) || typeof hash !== "string" || !STORED_HASH_RE.test(hash)) return null;
   }
   return {
     id: (f.id ?? null) as number | null,
