@@ -120,6 +120,7 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
   await autov3Phase(run);
   if (options.details) await detailsPhase(run);
   run.settleUnfinished();
+  await run.flushWrites();
   run.report("models");
   return run.result();
 }

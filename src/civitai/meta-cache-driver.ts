@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { promises as fsp, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { promises as fsp, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve, sep } from "node:path";
+import pLimit from "p-limit";
 import { defineDriver } from "unstorage";
 import { errnoCode } from "../shared/errors.ts";
 import { ENTRY_EXT, TEMP_PREFIX } from "./meta-cache-entry.ts";
@@ -20,6 +21,9 @@ import { ENTRY_EXT, TEMP_PREFIX } from "./meta-cache-entry.ts";
 export interface AtomicFsDriverOptions {
   base: string;
 }
+
+/** Writes of one batch in flight at once: enough to keep the disk busy, few enough to stay gentle. */
+const WRITES_IN_FLIGHT = 16;
 
 // One path segment per key segment; the leading character rules out `.`, `..` and our temp files.
 const SEGMENT_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
@@ -63,40 +67,31 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     }
   }
 
-  function writeSync(key: string, value: unknown): void {
+  async function write(key: string, value: unknown): Promise<void> {
     const path = pathOf(key);
     const data = typeof value === "string" || value instanceof Uint8Array ? value : String(value);
     const dir = dirname(path);
     if (!madeDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
+      await fsp.mkdir(dir, { recursive: true });
       madeDirs.add(dir);
     }
     const temp = join(dir, `${TEMP_PREFIX}${basename(path)}-${process.pid}-${randomBytes(4).toString("hex")}`);
     try {
-      writeFileSync(temp, data, { flag: "wx" });
-      renameSync(temp, path);
+      await fsp.writeFile(temp, data, { flag: "wx" });
+      await fsp.rename(temp, path);
     } catch (err) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        /* never created */
-      }
+      await fsp.unlink(temp).catch(() => {});
       if (errnoCode(err) === "ENOENT") madeDirs.delete(dir); // removed under us: make it again next time
       throw err;
     }
   }
 
-  /** Writes every item it can; throws the first error after trying them all. */
-  function writeAll(items: readonly Item[]): void {
-    let first: unknown;
-    for (const item of items) {
-      try {
-        writeSync(item.key, item.value);
-      } catch (err) {
-        first ??= err;
-      }
-    }
-    if (first !== undefined) throw first;
+  /** Writes every item it can, WRITES_IN_FLIGHT at a time; throws the first error after trying them all. */
+  async function writeAll(items: readonly Item[]): Promise<void> {
+    const limit = pLimit(WRITES_IN_FLIGHT);
+    const results = await Promise.allSettled(items.map((item) => limit(() => write(item.key, item.value))));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
   }
 
   async function listKeys(dir: string, prefix: string): Promise<string[]> {
@@ -138,15 +133,9 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
         return { key: item.key, value };
       });
     },
-    async setItem(key, value) {
-      writeSync(key, value);
-    },
-    async setItemRaw(key, value) {
-      writeSync(key, value);
-    },
-    async setItems(items: Item[]) {
-      writeAll(items);
-    },
+    setItem: write,
+    setItemRaw: write,
+    setItems: writeAll,
     async removeItem(key) {
       await fsp.unlink(pathOf(key)).catch((err) => {
         if (errnoCode(err) !== "ENOENT") throw err;

@@ -33,7 +33,7 @@ export async function autov3Phase(run: LookupRun): Promise<void> {
     if (group) group.push(work);
     else byAutov3.set(work.autov3, [work]);
   }
-  await run.cache.writeVersions(writes);
+  run.write(writes);
   const groups = [...byAutov3.entries()];
   const cached = await readCached(
     run,
@@ -83,7 +83,7 @@ async function ask(
   autov3: string,
   group: readonly Work[],
 ): Promise<{ value: CachedVersion; fromCache: boolean } | undefined> {
-  const { api, cache, options } = run;
+  const { api, options } = run;
   if (options.offline) {
     for (const work of group) run.finish(work, { status: "offline" });
     return undefined;
@@ -101,11 +101,11 @@ async function ask(
     });
     if (hit === "stopped") return undefined;
     if (hit === null) {
-      await cache.writeVersions([{ key, notFound: {} }]);
+      run.write([{ key, notFound: {} }]);
       return { value: { kind: "not_found", misses: 1 }, fromCache: false };
     }
     const answer: VersionAnswer = { versions: [hit.version], host: hit.host, matchedBy: "autov3" };
-    await cache.writeVersions([{ key, answer }]);
+    run.write([{ key, answer }]);
     return { value: { kind: "found", ...answer }, fromCache: false };
   } catch (err) {
     const f = run.failure(err);
@@ -113,7 +113,7 @@ async function ask(
     const writes: VersionWrite[] = group
       .filter((w) => !w.shaNotFoundCached)
       .map((w) => ({ key: versionKeyBySha256(w.sha256), notFound: {} }));
-    await cache.writeVersions(writes);
+    run.write(writes);
     for (const work of group) run.fail(work, f);
     return undefined;
   }
@@ -142,5 +142,5 @@ async function settleGroup(
       run.notFound(work, fromCache && work.shaNotFoundCached);
     }
   }
-  await run.cache.writeVersions(writes);
+  run.write(writes);
 }

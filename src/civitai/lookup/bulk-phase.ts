@@ -40,7 +40,7 @@ export async function bulkPhase(run: LookupRun, needsSha: readonly Work[]): Prom
   }
   const writes: VersionWrite[] = [];
   for (const work of pending) if (!work.done) run.afterShaMiss(work, writes);
-  await run.cache.writeVersions(writes);
+  run.write(writes);
 }
 
 /** Asks one host about `works`; returns those it does not know (the rest are settled). */
@@ -90,7 +90,7 @@ async function askHost(run: LookupRun, host: string, works: readonly Work[], isF
       if (orphans.length > 0 && known) attribute(run, leftOver, orphans, known, host, writes);
       misses.push(...leftOver.filter((w) => !w.done));
     }
-    await run.cache.writeVersions(writes);
+    run.write(writes);
   });
   if (unclaimed.length > 0) misses.push(...(await attributeUnclaimed(run, host, unclaimed, isFallback)));
   return misses.filter((w) => !w.done).sort(byOrder);
@@ -161,7 +161,7 @@ async function attributeUnclaimed(
   }
   const writes: VersionWrite[] = [];
   attribute(run, works, versions, known, host, writes);
-  await run.cache.writeVersions(writes);
+  run.write(writes);
   return works.filter((w) => !w.done);
 }
 

@@ -34,7 +34,7 @@ export async function detailsPhase(run: LookupRun): Promise<void> {
           if (isModel(model) && wanted.has(model.id) && !models.has(model.id)) models.set(model.id, leanModel(model));
         }
         // Civitai omits models it will not show (deleted, filtered): remember that, like any not-found.
-        await run.cache.writeModels(batch.map((id) => ({ id, model: models.get(id) ?? null })));
+        run.writeModels(batch.map((id) => ({ id, model: models.get(id) ?? null })));
       } catch (err) {
         const f = run.failure(err);
         for (const id of batch) detailsErrors.set(id, f.message);

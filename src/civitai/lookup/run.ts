@@ -8,7 +8,7 @@ import { ApiError, type ApiErrorKind, type CivitaiApi } from "../api-types.ts";
 import { normalizeSha256, versionKeyBySha256 } from "../cache-keys.ts";
 import { usableAutov3 } from "../civitai-record.ts";
 import { errorMessage } from "../../shared/errors.ts";
-import type { LastFound, MetaCache, ReadOptions, VersionAnswer, VersionWrite } from "../meta-cache.ts";
+import type { LastFound, MetaCache, ModelWrite, ReadOptions, VersionAnswer, VersionWrite } from "../meta-cache.ts";
 import type { LookupCounters, LookupDeps, LookupEntry, LookupItem, LookupOptions, LookupPhase, LookupResult } from "../lookup.ts";
 
 /** In-flight requests from one lookup; the client may limit further. Small so a stop stops quickly. */
@@ -74,6 +74,9 @@ export class LookupRun {
   readonly idsUnsupported = new Set<string>();
   /** Works counted as complete, for the progress. */
   private completed = 0;
+  /** Cache writes under way (see `write`). */
+  private readonly pendingWrites: Promise<void>[] = [];
+  private writeFailure: unknown;
   private phase: LookupPhase = "cache";
 
   readonly api: CivitaiApi;
@@ -184,6 +187,29 @@ export class LookupRun {
       message: `not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`,
       kind: "fallback_unavailable",
     };
+  }
+
+  /**
+   * Queues cache writes: they go on while the next requests do (the driver writes asynchronously),
+   * and `flushWrites` waits for them before the lookup returns. The entries themselves (repeat
+   * counts, last found answers) are decided now, in call order.
+   */
+  write(writes: readonly VersionWrite[]): void {
+    if (writes.length > 0) this.track(this.cache.writeVersions(writes));
+  }
+
+  writeModels(writes: readonly ModelWrite[]): void {
+    if (writes.length > 0) this.track(this.cache.writeModels(writes));
+  }
+
+  private track(promise: Promise<void>): void {
+    this.pendingWrites.push(promise.catch((err) => void (this.writeFailure ??= err)));
+  }
+
+  /** Waits for every queued cache write; rethrows a programming error one of them hit. */
+  async flushWrites(): Promise<void> {
+    await Promise.all(this.pendingWrites);
+    if (this.writeFailure !== undefined) throw this.writeFailure;
   }
 
   /** Tells the caller how far the whole lookup is (see LookupProgress); `phase` is what runs now. */
