@@ -111,7 +111,9 @@ async function readCachedModels(
     }
     if (run.options.offline) return resolved(id);
     const host = hostOfModel.get(id) ?? run.hosts.primary;
-    toFetch.set(host, [...(toFetch.get(host) ?? []), id]);
+    const list = toFetch.get(host);
+    if (list) list.push(id);
+    else toFetch.set(host, [id]);
   });
   return toFetch;
 }
