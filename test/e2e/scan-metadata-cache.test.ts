@@ -55,10 +55,18 @@ describe("scan and the metadata cache", () => {
     expect(meta.every((f) => f.startsWith(`v3/http-127.0.0.1-${civitai.port}/none/`))).toBe(true);
     // model 81 in shard 51 (its low byte); each SHA-256 in the shard of its first two digits.
     expect(meta.filter((f) => f.includes("/model/"))).toEqual([`v3/http-127.0.0.1-${civitai.port}/none/model/51/81.json`]);
-    for (const f of meta.filter((f) => f.includes("/version/"))) expect(f).toMatch(/\/version\/sha256\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.json$/);
+    for (const path of meta.filter((f) => f.includes("/version/")))
+      expect(path).toMatch(/\/version\/sha256\/([0-9a-f]{2})\/\1[0-9a-f]{62}\.json$/);
     const entries = meta.map((f) => JSON.parse(readFileSync(join(cacheDir, "meta", f), "utf8")));
     expect(entries.map((e) => e.kind).sort()).toEqual(["found", "found", "not_found"]);
-    const text = readFileSync(join(cacheDir, "meta", meta.find((f) => f.includes("model/"))!), "utf8");
+    const text = readFileSync(
+      join(
+        cacheDir,
+        "meta",
+        meta.find((f) => f.includes("model/"))!,
+      ),
+      "utf8",
+    );
     expect(text).toContain('"description":"A test model."'); // text, not HTML
     expect(text).not.toContain("<p>");
 
