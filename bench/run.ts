@@ -5,6 +5,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   download: async () => (await import("./download.ts")).benchDownload(),
   headers: async () => (await import("./headers.ts")).benchHeaders(),
   gallery: async () => (await import("./gallery.ts")).benchGallery(),
+  "scale-lookup": async () => (await import("./scale-lookup.ts")).benchScaleLookup(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -3,6 +3,7 @@
  * (docs/cases.md B5/B6): never returned, never cached. The checks are deliberately shallow: the
  * shape drifts (docs/civitai-api.md §1.4), so only what the callers rely on is required.
  */
+import type { VersionIdMatch } from "./api-types.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 
@@ -54,6 +55,17 @@ export function validateVersionList(data: unknown): ValidationResult<(ApiModelVe
     if (!result.ok) return bad(`element ${i}: ${result.reason}`);
   }
   return ok(data as (ApiModelVersion | null)[]);
+}
+
+/** POST by-hash/ids: `[{modelVersionId, modelId, hash}]` (docs/civitai-api.md §3.2). */
+export function validateVersionIdList(data: unknown): ValidationResult<VersionIdMatch[]> {
+  if (!Array.isArray(data)) return bad(`expected an array of {modelVersionId, hash}, got ${describe(data)}`);
+  for (const [i, item] of data.entries()) {
+    if (!isPlainObject(item) || typeof item.modelVersionId !== "number" || typeof item.hash !== "string") {
+      return bad(`element ${i}: expected {modelVersionId, hash}, got ${describe(item)}`);
+    }
+  }
+  return ok(data as VersionIdMatch[]);
 }
 
 /** One model (/models/{id}); `modelVersions`, when present, must be versions. */

@@ -3,7 +3,7 @@
  * Civitai's error statuses live here; retries, timeouts, the 429 gate, redirects and redaction
  * live in the engine (http.ts).
  */
-import type { CivitaiApi } from "./api-types.ts";
+import type { CivitaiApi, VersionIdMatch } from "./api-types.ts";
 import { ApiError } from "./api-types.ts";
 import {
   classifyHtml,
@@ -16,6 +16,7 @@ import {
   validateModel,
   validateModelPage,
   validateVersion,
+  validateVersionIdList,
   validateVersionList,
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
@@ -27,6 +28,8 @@ import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
 const MAX_BATCH = 100;
+/** POST /model-versions/by-hash/ids takes at most 10,000 (docs/civitai-api.md §3.2). */
+const MAX_IDS_BATCH = 10_000;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
 const NOT_FOUND_RE = /model not found|missing model file/i;
@@ -127,6 +130,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
 
   return {
     versionsByHashes: (host, sha256s) => versionsByHashes(engine, host, sha256s),
+    versionIdsByHashes: (host, sha256s) => versionIdsByHashes(engine, host, sha256s),
     versionByHash: (host, hash) => versionByHash(engine, host, hash),
     modelsByIds: (host, ids) => modelsByIds(engine, host, ids),
     model: (host, id) => model(engine, host, id),
@@ -150,6 +154,19 @@ async function versionsByHashes(engine: HttpEngine, host: string, sha256s: strin
     url: apiUrl(host, "/api/v1/model-versions/by-hash"),
     body: sha256s.map((h) => h.toUpperCase()),
     validate: validateVersionList,
+  });
+}
+
+async function versionIdsByHashes(engine: HttpEngine, host: string, sha256s: string[]): Promise<VersionIdMatch[]> {
+  if (sha256s.length === 0) return [];
+  if (sha256s.length > MAX_IDS_BATCH) throw invalidInput(`by-hash/ids takes at most ${MAX_IDS_BATCH} hashes, got ${sha256s.length}`);
+  const bad = sha256s.find((h) => !isSha256Hex(h));
+  if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
+  return engine.request({
+    method: "POST",
+    url: apiUrl(host, "/api/v1/model-versions/by-hash/ids"),
+    body: sha256s.map((h) => h.toUpperCase()),
+    validate: validateVersionIdList,
   });
 }
 

@@ -1,14 +1,15 @@
 /**
  * `scan --write-sidecars`: writes `<base>.civitai.info` beside a found model, the file the A1111 /
- * Forge Civitai Helper extensions read (docs/sidecars.md §2): the model-version object as
- * by-hash returns it, indented by 4 like CH's `json.dumps(indent=4)`, with the model's details
- * merged into `model` and `creator` as CHz does. Opt-in: nothing is written into model folders
+ * Forge Civitai Helper extensions read (docs/sidecars.md §2): the model-version object in by-hash's
+ * shape (rebuilt from the lean form we keep), indented by 4 like CH's `json.dumps(indent=4)`, with
+ * the model's details merged into `model` and `creator` as CHz does. Opt-in: nothing is written into model folders
  * without the flag. Atomic (temp file + rename), and it never replaces a sidecar that holds
  * another model: a refetch that overwrote another model's info is what CHz guards against too.
  */
 import { lstat, readFile } from "node:fs/promises";
 import { basenamePath, fsPath } from "../shared/fs-path.ts";
-import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
+import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
+import { versionObject } from "../civitai/version-object.ts";
 import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
@@ -30,31 +31,13 @@ function civitaiInfoPath(modelPath: string): string {
 }
 
 /**
- * The `.civitai.info` text for one version: the by-hash object unchanged, plus (when details were
- * fetched) the model's description, tags and license flags in `model` and its `creator`, which
- * Civitai Helper shows and by-hash alone does not carry.
+ * The `.civitai.info` text for one version: the by-hash object as the lean form keeps it
+ * (civitai/version-object.ts), plus (when details were fetched) the model's description, tags and
+ * license flags in `model` and its `creator`, which Civitai Helper shows and by-hash alone does
+ * not carry.
  */
-function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
-  const out: Record<string, unknown> = { ...version };
-  if (model) {
-    const merged: Record<string, unknown> = { ...version.model };
-    const extra: [string, unknown][] = [
-      ["name", model.name],
-      ["type", model.type],
-      ["nsfw", model.nsfw],
-      ["poi", model.poi],
-      ["description", model.description],
-      ["tags", model.tags],
-      ["allowNoCredit", model.allowNoCredit],
-      ["allowCommercialUse", model.allowCommercialUse],
-      ["allowDerivatives", model.allowDerivatives],
-      ["allowDifferentLicense", model.allowDifferentLicense],
-    ];
-    for (const [key, value] of extra) if (value !== undefined && !Object.hasOwn(merged, key)) merged[key] = value;
-    out.model = merged;
-    if (model.creator && !Object.hasOwn(out, "creator")) out.creator = model.creator;
-  }
-  return `${JSON.stringify(out, null, 4)}\n`;
+function civitaiInfoText(version: LeanVersion, model: LeanModel | null): string {
+  return `${JSON.stringify(versionObject(version, model), null, 4)}\n`;
 }
 
 /**
@@ -63,7 +46,7 @@ function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): stri
  * no ids; a file naming another model, an unreadable one, or anything but a regular file (a
  * symlink included) is left alone and reported as `refused`.
  */
-export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersion, model: ApiModel | null): Promise<SidecarWriteResult> {
+export async function writeCivitaiInfo(modelPath: string, version: LeanVersion, model: LeanModel | null): Promise<SidecarWriteResult> {
   const path = civitaiInfoPath(modelPath);
   const text = civitaiInfoText(version, model);
   let existing: string | null = null;
@@ -89,7 +72,7 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
     const hasIds = info.modelId !== null || info.versionId !== null;
     if (
       hasIds &&
-      (info.versionId !== version.id || (info.modelId !== null && version.modelId !== undefined && info.modelId !== version.modelId))
+      (info.versionId !== version.id || (info.modelId !== null && version.modelId !== null && info.modelId !== version.modelId))
     ) {
       return { path, status: "refused", reason: `holds another model (model ${info.modelId ?? "?"}, version ${info.versionId ?? "?"})` };
     }

@@ -8,7 +8,7 @@ import { isKeepableImageUrl } from "./image-url.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 
 /** Civitai answers at most 10 images per version; more would be a changed API or a hostile file. */
-const MAX_IMAGES_PER_VERSION = 10;
+export const MAX_IMAGES_PER_VERSION = 10;
 
 export type ImageChoice = { image: CivitaiImage } | { image: null; reason: string };
 

@@ -1,4 +1,4 @@
-import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
+import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
@@ -7,13 +7,17 @@ import type { HashResult, SkippedPath } from "./types.ts";
 import { compareByteOrder } from "./path-filter.ts";
 import { basenamePath } from "../shared/fs-path.ts";
 
-/** What a lookup says about one SHA-256 (services/lookup.ts LookupEntry fits this shape). */
+/**
+ * What a lookup says about one SHA-256 (civitai/lookup.ts LookupEntry fits this shape): the lean
+ * answers (civitai/lean.ts), so records are built without raw API objects and without converting
+ * any HTML again.
+ */
 export interface LookupOutcome {
   status: "found" | "not_found" | "error" | "offline";
   matchedBy?: MatchedBy;
   host?: string;
-  versions: readonly ApiModelVersion[];
-  models: ReadonlyMap<number, ApiModel>;
+  versions: readonly LeanVersion[];
+  models: ReadonlyMap<number, LeanModel>;
   error?: string;
 }
 

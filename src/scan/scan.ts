@@ -210,7 +210,7 @@ async function writeSidecars(
     const entry = lookups.get(record.hashes.sha256);
     const version = entry?.versions.find((v) => v.id === record.civitai!.versionId);
     if (!entry || !version) continue;
-    const model = version.modelId !== undefined ? (entry.models.get(version.modelId) ?? null) : null;
+    const model = version.modelId !== null ? (entry.models.get(version.modelId) ?? null) : null;
     const result = await writeCivitaiInfo(record.path, version, model);
     if (result.status === "refused" || result.status === "failed") {
       onWarning(`${result.path}: not written: ${result.reason ?? result.status}`);

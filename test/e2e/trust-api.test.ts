@@ -389,9 +389,9 @@ describe("T19: the lookup progress bar", () => {
       const contents = Array.from({ length: 8 }, (_, i) => `t19 file ${i}`);
       const { dir, shas } = library(contents);
       for (const [i, sha] of shas.slice(0, 2).entries()) publish(good, sha, 40 + i, `Model ${i}`);
-      // The six unknown files each need a single GET; the first one is rate limited for 2 s.
+      // The bulk lookup is rate limited for 2 s first; then the answers come 150 ms apart.
       good.setDelay(150);
-      good.queueFaults("versionByHash", faults.rateLimit(2));
+      good.queueFaults("versionsByHashes", faults.rateLimit(2));
       const out = join(tmp.make(), "inv.json");
       const r = await runOnTty(["scan", dir, "--api-url", good.url, "--no-cache", "--concurrency", "1", "-o", out]);
       good.setFault("*", null);
