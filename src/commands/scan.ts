@@ -76,61 +76,66 @@ export default defineCommand({
       // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
       const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
       const ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) });
-      const paths = scanRoots(args._, ctx.config.config.modelDirectories);
-      const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
-      // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
-      const target = prepareOutput(args.output);
-      const allowMissing = args["allow-missing"] === true;
-      const absent = await checkRoots(paths, allowMissing, args.output);
-      const hashBar = createProgress("hashing", { enabled: !args.quiet });
+      try {
+        const paths = scanRoots(args._, ctx.config.config.modelDirectories);
+        const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
+        // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
+        const target = prepareOutput(args.output);
+        const allowMissing = args["allow-missing"] === true;
+        const absent = await checkRoots(paths, allowMissing, args.output);
+        const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
-      const result = await runScan({
-        paths,
-        extensions: normaliseExtensions(collectRepeated(rawArgs, ["ext"])),
-        exclude: collectRepeated(rawArgs, ["exclude"]),
-        jobs,
-        hashCacheDir: ctx.cacheDir,
-        api: ctx.client,
-        metaCache: ctx.metaCache,
-        hosts: { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) },
-        details: args.details !== false,
-        offline: args.offline === true,
-        refresh: args.refresh === true,
-        concurrency: ctx.concurrency,
-        localMetadata: args["local-metadata"] === true,
-        trustSidecars: args["trust-sidecars"] === true,
-        writeSidecars: args["write-sidecars"] === true,
-        nsfwLimit,
-        signal,
-        tool: { name: NAME, version: VERSION },
-        onWarning: (m) => logger.warn(escapeControl(m)),
-        onHashProgress: (p) => (p.filesDone >= p.filesTotal ? hashBar.done() : hashBar.update(p)),
-        onLookupProgress: (p) => lookupBar.update(p.done, p.total),
-      });
-      hashBar.done();
-      lookupBar.done();
+        const result = await runScan({
+          paths,
+          extensions: normaliseExtensions(collectRepeated(rawArgs, ["ext"])),
+          exclude: collectRepeated(rawArgs, ["exclude"]),
+          jobs,
+          hashCacheDir: ctx.cacheDir,
+          api: ctx.client,
+          metaCache: ctx.metaCache,
+          sharedCache: ctx.sharedCache,
+          hosts: { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) },
+          details: args.details !== false,
+          offline: args.offline === true,
+          refresh: args.refresh === true,
+          concurrency: ctx.concurrency,
+          localMetadata: args["local-metadata"] === true,
+          trustSidecars: args["trust-sidecars"] === true,
+          writeSidecars: args["write-sidecars"] === true,
+          nsfwLimit,
+          signal,
+          tool: { name: NAME, version: VERSION },
+          onWarning: (m) => logger.warn(escapeControl(m)),
+          onHashProgress: (p) => (p.filesDone >= p.filesTotal ? hashBar.done() : hashBar.update(p)),
+          onLookupProgress: (p) => lookupBar.update(p.done, p.total),
+        });
+        hashBar.done();
+        lookupBar.done();
 
-      const inv = result.inventory;
-      // A root that vanished during the walk: the same rule as one missing from the start.
-      const vanished = result.missing.filter((m) => !absent.includes(m));
-      if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
-      const images: ImageContext = {
-        cacheRoot: ctx.cacheDir,
-        offline: args.offline === true,
-        apiUrl: ctx.settings.primary,
-        timeoutMs: durationArg(args.timeout, "timeout", 30_000),
-        quiet: args.quiet === true,
-        signal,
-      };
-      writeReport(await renderReportText(inv, format, args, images), target);
-      if (target.kind !== "stdout")
-        logger.success(
-          `Wrote ${format === "html" ? "HTML gallery" : `${format.toUpperCase()} inventory`} to ${escapeControl(args.output ?? "")}`,
-        );
-      if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
+        const inv = result.inventory;
+        // A root that vanished during the walk: the same rule as one missing from the start.
+        const vanished = result.missing.filter((m) => !absent.includes(m));
+        if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
+        const images: ImageContext = {
+          cacheRoot: ctx.cacheDir,
+          offline: args.offline === true,
+          apiUrl: ctx.settings.primary,
+          timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+          quiet: args.quiet === true,
+          signal,
+        };
+        writeReport(await renderReportText(inv, format, args, images), target);
+        if (target.kind !== "stdout")
+          logger.success(
+            `Wrote ${format === "html" ? "HTML gallery" : `${format.toUpperCase()} inventory`} to ${escapeControl(args.output ?? "")}`,
+          );
+        if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
 
-      logSummary(result, args["write-sidecars"] === true, paths);
-      process.exitCode = exitCodeOf(result, failOn);
+        logSummary(result, args["write-sidecars"] === true, paths);
+        process.exitCode = exitCodeOf(result, failOn);
+      } finally {
+        await ctx.close();
+      }
     });
   },
 });
@@ -167,9 +172,10 @@ function logSummary(result: ScanResult, wroteSidecars: boolean, paths: readonly 
     c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
     c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
   ].filter((x) => x !== null);
+  const shared = result.inventory.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-      `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+      `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
       `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
   );
   if (wroteSidecars) {

@@ -28,6 +28,11 @@ export interface InventoryOptions {
   localMetadata?: boolean;
   /** `--nsfw-level`: the highest rating `previewImageUrl` may have (preview/nsfw.ts names). */
   nsfwLevel?: string;
+  /**
+   * The shared metadata cache used (issue 14), as shown: scheme, host, port and db, `***@` where
+   * its URL had credentials; null when none. Absent in older inventories.
+   */
+  sharedCache?: string | null;
 }
 
 /** What `scan` writes as JSON and `report` reads back. */

@@ -26,6 +26,8 @@ export interface ScanOptions {
   hashCacheDir: string | false;
   api: CivitaiApi & { stats?: { requests: number } };
   metaCache: MetaCache;
+  /** The shared metadata cache as shown (no password), recorded in the inventory's options. */
+  sharedCache?: string | null;
   hosts: { primary: string; fallback?: string };
   details: boolean;
   offline: boolean;
@@ -60,6 +62,8 @@ export interface ScanResult {
     bytesRead: number;
     requests: number;
     metadataCacheHits: number;
+    /** Of those, answers from the shared cache (issue 14). */
+    sharedCacheHits: number;
     /** Files whose SHA-256 came from a sidecar (--trust-sidecars), not hashed. */
     fromSidecars: number;
     /** Header bytes read by the local pass. */
@@ -163,6 +167,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     trustSidecars: options.trustSidecars === true,
     localMetadata: options.localMetadata === true,
     nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
+    sharedCache: options.offline ? null : (options.sharedCache ?? null),
   };
   const inventory: Inventory = {
     schemaVersion: SCHEMA_VERSION,
@@ -190,6 +195,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       bytesRead: collected.stats.bytesRead,
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
+      sharedCacheHits: options.metaCache.stats.sharedHits,
       fromSidecars: collected.stats.filesPreset ?? 0,
       localBytesRead,
       knownFromSidecars: records.filter((r) => r.knownFrom?.startsWith("sidecar:")).length,

@@ -50,6 +50,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["civitai/http/http.ts", "the HTTP engine (ofetch)"],
   ["civitai/meta-cache-driver.ts", "the metadata cache's storage driver (unstorage)"],
   ["civitai/meta-cache-prune.ts", "removes cache entries"],
+  ["civitai/meta-cache-redis.ts", "the shared metadata cache on Redis (unstorage's redis driver, ioredis)"],
   ["civitai/meta-cache.ts", "opens the metadata cache"],
   // download/
   ["download/aliases.ts", "links and copies finished files"],
@@ -91,6 +92,7 @@ const SIDE_EFFECT_MODULES = [
   "bun:sqlite",
   "bun:ffi",
   "unstorage/",
+  "ioredis/",
   "ofetch/",
   "undici/",
 ];
