@@ -7,6 +7,7 @@ import { normaliseExtensions } from "../scan/path-filter.ts";
 import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan, type ScanResult } from "../scan/scan.ts";
+import { checkIndexTarget, readLibraryIndex, writeLibraryIndex, type IndexRead } from "../scan/library-index-io.ts";
 import type { RecordStatus } from "../report/record-types.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
@@ -61,6 +62,18 @@ export default defineCommand({
       description:
         "Write <base>.preview.<ext> (the name A1111, Forge and ComfyUI tools read) beside each found file; never replaces an existing preview",
     },
+    index: {
+      type: "string",
+      valueHint: "file",
+      description:
+        "Write a library index of the one folder scanned (relative paths, sizes, mtimes, hashes) to FILE, for other machines that mount the same folder (--use-index)",
+    },
+    "use-index": {
+      type: "string",
+      valueHint: "file",
+      description:
+        "Do not hash a file whose relative path, size and mtime (to the nanosecond) match an entry of this library index; use its hashes (marked hashSource in the record)",
+    },
     ...galleryArgs,
     ...apiArgs,
     ...walkArgs,
@@ -82,6 +95,7 @@ export default defineCommand({
         // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
         const target = prepareOutput(args.output);
         const allowMissing = args["allow-missing"] === true;
+        const index = prepareIndex(args.index, args["use-index"], paths);
         const absent = await checkRoots(paths, allowMissing, args.output);
         const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
@@ -102,6 +116,8 @@ export default defineCommand({
           localMetadata: args["local-metadata"] === true,
           trustSidecars: args["trust-sidecars"] === true,
           writeSidecars: args["write-sidecars"] === true,
+          ...(index.entries ? { libraryIndex: index.entries } : {}),
+          buildIndex: args.index !== undefined,
           nsfwLimit,
           signal,
           tool: { name: NAME, version: VERSION },
@@ -131,6 +147,10 @@ export default defineCommand({
           );
         if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
 
+        if (args.index !== undefined && result.indexEntries) {
+          writeLibraryIndex(args.index, result.indexEntries, { name: NAME, version: VERSION }, inv.generatedAt);
+          logger.success(`Wrote the library index (${plural(result.indexEntries.length, "file")}) to ${escapeControl(args.index)}`);
+        }
         logSummary(result, args["write-sidecars"] === true, paths);
         process.exitCode = exitCodeOf(result, failOn);
       } finally {
@@ -139,6 +159,23 @@ export default defineCommand({
     });
   },
 });
+
+/**
+ * --index and --use-index, checked before any work: one folder (an index holds paths relative to
+ * it), a writable place for the index; the index to use read now (a bad one is one warning).
+ */
+function prepareIndex(write: string | undefined, use: string | undefined, paths: readonly string[]): { entries: IndexRead["entries"] } {
+  if (write === undefined && use === undefined) return { entries: null };
+  const flag = write !== undefined ? "--index" : "--use-index";
+  if (paths.length !== 1) throw new UsageError(`${flag} takes one folder to scan (its paths are relative to it); got ${paths.length}`);
+  if (write === "-" || use === "-") throw new UsageError(`${flag} takes a file, not - (the inventory goes to stdout)`);
+  if (write !== undefined) checkIndexTarget(write);
+  if (use === undefined) return { entries: null };
+  const read = readLibraryIndex(use);
+  if (read.entries === null) logger.warn(read.warning);
+  else logger.debug(`library index ${escapeControl(use)}: ${plural(read.entries.size, "entry", "entries")}`);
+  return { entries: read.entries };
+}
 
 /** The roots to scan: the arguments, else the config's modelDirectories (with ~ expanded). */
 function scanRoots(args: readonly string[], modelDirectories: readonly string[] | undefined): string[] {
@@ -171,11 +208,12 @@ function logSummary(result: ScanResult, wroteSidecars: boolean, paths: readonly 
   const sidecarNotes = [
     c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
     c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
+    c.fromIndex > 0 ? `${c.fromIndex} taken from the library index` : null,
   ].filter((x) => x !== null);
   const shared = result.inventory.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-      `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
+      `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
       `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
   );
   if (wroteSidecars) {

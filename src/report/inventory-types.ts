@@ -26,6 +26,8 @@ export interface InventoryOptions {
   /** Absent in inventories written before these flags existed. */
   trustSidecars?: boolean;
   localMetadata?: boolean;
+  /** `--use-index`: hashes were taken from a library index where size and mtime matched (see `hashSource`). */
+  useIndex?: boolean;
   /** `--nsfw-level`: the highest rating `previewImageUrl` may have (preview/nsfw.ts names). */
   nsfwLevel?: string;
   /**

@@ -1,10 +1,10 @@
 import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo } from "../local/local-types.ts";
-import type { FileHashes, FoundFile } from "./types.ts";
+import type { FileHashes, FoundFile, HashResult } from "./types.ts";
 import { defaultAlgosFor } from "../hash/hash-algos.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../report/inventory-types.ts";
-import type { FileRecord, RecordStatus, SidecarLabel } from "../report/record-types.ts";
+import type { FileRecord, HashSource, RecordStatus } from "../report/record-types.ts";
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
 import { collectFiles } from "./collect.ts";
@@ -13,6 +13,7 @@ import { readLocalPass } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
+import { indexedHashes, relativeToRoot, type IndexEntry } from "./library-index.ts";
 import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
@@ -39,6 +40,13 @@ export interface ScanOptions {
   trustSidecars?: boolean;
   /** Write `<base>.civitai.info` beside found files (--write-sidecars). */
   writeSidecars?: boolean;
+  /**
+   * A library index read for this scan's one root (--use-index): a file whose relative path, size and
+   * mtime match an entry is not hashed; its record says `hashSource: "index"`.
+   */
+  libraryIndex?: ReadonlyMap<string, IndexEntry>;
+  /** Collect the entries of a library index for this scan's one root (--index): `ScanResult.indexEntries`. */
+  buildIndex?: boolean;
   /** The highest rating a record's `previewImageUrl` may have (--nsfw-level); default pg13. */
   nsfwLimit?: NsfwLimitName;
   /** Files read at once by the local pass; default LOCAL_PASS_CONCURRENCY. */
@@ -66,6 +74,8 @@ export interface ScanResult {
     sharedCacheHits: number;
     /** Files whose SHA-256 came from a sidecar (--trust-sidecars), not hashed. */
     fromSidecars: number;
+    /** Files whose hashes came from the library index (--use-index), not hashed. */
+    fromIndex: number;
     /** Header bytes read by the local pass. */
     localBytesRead: number;
     /** Records identified only by a sidecar (`knownFrom: "sidecar:…"`). */
@@ -73,6 +83,8 @@ export interface ScanResult {
   };
   /** One per found file with --write-sidecars. */
   sidecarWrites: SidecarWriteResult[];
+  /** With `buildIndex`: every file under the root with hashes we computed (now or for the index read). */
+  indexEntries?: IndexEntry[];
 }
 
 /** The main job: walk, hash (cached), look up (cached), and build the inventory. No output here. */
@@ -80,7 +92,9 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const now = options.now ?? Date.now;
   const started = now();
   const locals = new Map<string, LocalInfo>();
-  const hashSources = new Map<string, SidecarLabel>();
+  const hashSources = new Map<string, HashSource>();
+  // An index describes one root: the scan has exactly one when it reads or writes one (the command checks).
+  const indexRoot = options.libraryIndex || options.buildIndex ? resolvePath(options.paths[0]!) : null;
   let localBytesRead = 0;
   const collected = await collectFiles({
     paths: options.paths,
@@ -107,12 +121,22 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
           if (s.description !== null) s.description = cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS);
         }
         locals.set(file.path, info);
+        const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
+        if (fromIndex) {
+          preset.set(file, fromIndex);
+          hashSources.set(file.path, "index");
+          return;
+        }
         if (!options.trustSidecars) return;
         const trusted = trustedSidecarHash(info.sidecars, basenamePath(file.path), file.identity.size);
         if (!trusted) return;
         preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
         hashSources.set(file.path, trusted.label);
       });
+      if (options.libraryIndex && indexRoot !== null) {
+        const foreign = foreignIndexWarning(options.libraryIndex, indexRoot, files);
+        if (foreign) options.onWarning(foreign);
+      }
       return preset;
     },
   });
@@ -165,6 +189,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     exclude: options.exclude,
     algos: ["sha256", "autov2", "autov3"],
     trustSidecars: options.trustSidecars === true,
+    useIndex: options.libraryIndex !== undefined,
     localMetadata: options.localMetadata === true,
     nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
     sharedCache: options.offline ? null : (options.sharedCache ?? null),
@@ -196,12 +221,41 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
       sharedCacheHits: options.metaCache.stats.sharedHits,
-      fromSidecars: collected.stats.filesPreset ?? 0,
+      fromSidecars: [...hashSources.values()].filter((source) => source !== "index").length,
+      fromIndex: [...hashSources.values()].filter((source) => source === "index").length,
       localBytesRead,
       knownFromSidecars: records.filter((r) => r.knownFrom?.startsWith("sidecar:")).length,
     },
     sidecarWrites,
+    ...(options.buildIndex && indexRoot !== null ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot) } : {}),
   };
+}
+
+/** The index's hashes for `file` when its entry matches (relative path, size, mtime, every hash needed). */
+function indexHit(index: ReadonlyMap<string, IndexEntry>, root: string, file: FoundFile): FileHashes | null {
+  const rel = relativeToRoot(file.path, root);
+  if (rel === null) return null;
+  return indexedHashes(index.get(rel), file.identity.size, file.identity.mtimeNs, defaultAlgosFor(file.path));
+}
+
+/** One warning when an index shares no path with the files found: it was written for another folder. */
+function foreignIndexWarning(index: ReadonlyMap<string, IndexEntry>, root: string, files: readonly FoundFile[]): string | null {
+  if (index.size === 0 || files.length === 0) return null;
+  if (files.some((f) => index.has(relativeToRoot(f.path, root) ?? ""))) return null;
+  return `the library index names none of the ${files.length} files under ${root} (written for another folder?); every file is hashed`;
+}
+
+/** The index entries of this scan: hashes we computed, now or on the machine that wrote the index read (never a sidecar's). */
+function indexEntries(hashes: readonly HashResult[], sources: ReadonlyMap<string, HashSource>, root: string): IndexEntry[] {
+  const out: IndexEntry[] = [];
+  for (const h of hashes) {
+    const source = sources.get(h.file.path);
+    if (h.error || !h.hashes.sha256 || (source !== undefined && source !== "index")) continue;
+    const path = relativeToRoot(h.file.path, root);
+    if (path === null) continue;
+    out.push({ path, size: h.file.identity.size, mtimeNs: h.file.identity.mtimeNs, hashes: { ...h.hashes } });
+  }
+  return out;
 }
 
 /** `.civitai.info` for every found file, from the version Civitai matched (never from a sidecar). */

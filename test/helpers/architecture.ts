@@ -32,6 +32,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["config/config-file.ts", "reads the config file"],
   // scan/
   ["scan/collect.ts", "walks and hashes (walker, hasher, hash cache)"],
+  ["scan/library-index-io.ts", "reads and writes the library index file"],
   ["scan/missing-paths.ts", "stats paths given on the command line"],
   ["scan/scan.ts", "the scan pipeline: reads headers, writes sidecars"],
   ["scan/walker.ts", "walks directories"],
