@@ -42,6 +42,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["hash/hasher.ts", "starts the hash workers"],
   ["hash/sha256-worker.ts", "a worker that reads files"],
   ["hash/stream-hasher.ts", "reads files in the hashing worker"],
+  ["hash/verified-hash.ts", "stats restored files for the hash cache"],
   // local/
   ["local/inspect.ts", "reads a model file's header"],
   ["local/local-reader.ts", "reads headers and sidecars"],
