@@ -170,6 +170,43 @@ describe("shared metadata cache on Redis", () => {
     }
   });
 
+  it("the API key never goes into Redis: neither a key nor a value holds it", async () => {
+    const db = nextDb++;
+    const lib = library(2);
+    const key = "SENTINEL-API-KEY-issue14-0b1c2d3e";
+    const r = await machine(redis.url(db), { CIVITAI_API_KEY: key }).scan(lib.dir);
+    expect(r.code).toBe(0);
+    // The key was sent to (our fake) Civitai, so the run had it to leak.
+    expect(civitai.requests.some((q) => q.authorization?.includes(key))).toBe(true);
+    const keys = redis.cli(["--scan"], db).split("\n").filter(Boolean);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const k of keys) {
+      expect(k).not.toContain(key);
+      expect(redis.cli(["GET", k], db)).not.toContain(key);
+    }
+    expect(r.stdout + r.stderr).not.toContain(key);
+  });
+
+  it("a config found in the scanned-from folder cannot choose the shared cache: one warning, nothing sent to that Redis", async () => {
+    const db = nextDb++;
+    const lib = library(1);
+    const cwd = tmp.make();
+    writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ cache: { url: redis.url(db) } }));
+    const r = await runCli(["scan", lib.dir, "--api-url", civitai.url], { cwd, env: { CIVITAI_META_CACHE_DIR: tmp.make() } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('"cache.url" ignored');
+    expect(r.stderr).not.toContain(redis.password);
+    expect(JSON.parse(r.stdout).options.sharedCache).toBeNull();
+    expect(redis.cli(["DBSIZE"], db)).toBe("0");
+    // The same file given with --config is the user's own choice: then it is used.
+    const chosen = await runCli(["scan", lib.dir, "--api-url", civitai.url, "--config", join(cwd, "civitai-meta.json")], {
+      cwd,
+      env: { CIVITAI_META_CACHE_DIR: tmp.make() },
+    });
+    expect(chosen.code).toBe(0);
+    expect(Number(redis.cli(["DBSIZE"], db))).toBeGreaterThan(0);
+  });
+
   it("a wrong password: one warning, and the run completes from Civitai and the local cache", async () => {
     const lib = library(2);
     const wrong = `redis://:not-the-password@127.0.0.1:${redis.port}/0`;

@@ -241,4 +241,25 @@ console.log(JSON.stringify(await store.read(["k"])));`,
     expect((await new Response(proc.stdout).text()).trim()).toBe("[null]");
     expect(clients()).toBe(before);
   });
+
+  withRedis("a closed store lets the process exit at once: close() leaves no timer behind once QUIT is answered", async () => {
+    // The wait for QUIT made 60 s here: a timer left running would keep the child past the 10 s kill.
+    const script = join(tmp.make(), "closed.ts");
+    const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
+    const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
+    await Bun.write(
+      script,
+      `import { openSharedStore } from ${JSON.stringify(module)};
+import { parseCacheUrl } from ${JSON.stringify(urlModule)};
+const store = openSharedStore({ url: parseCacheUrl(${JSON.stringify(redis.url(4))}, "t"), onWarning: (m) => console.log(m), quitWaitMs: 60_000 });
+await store.write([{ key: "v3:s:k", value: "v", ttlSeconds: 60 }]);
+console.log(JSON.stringify(await store.read(["v3:s:k"])));
+await store.close();`,
+    );
+    const proc = Bun.spawn([process.execPath, script], { stdout: "pipe" });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    const code = await proc.exited;
+    clearTimeout(timer);
+    expect({ code, out: (await new Response(proc.stdout).text()).trim() }).toEqual({ code: 0, out: '["v"]' });
+  });
 });
