@@ -93,15 +93,17 @@ describe("readInventory", () => {
     expect(renderJson(inv)).toBe(renderJson(sampleInventory()));
     expect(validateInventory(inv)).toEqual([]);
     // And the renderers take it.
-    expect(renderMarkdown(inv)).toContain("## Not found on Civitai (2)");
+    expect(renderMarkdown(inv)).toContain("## Not found on Civitai\n\n2 files.");
   });
 
   test("migrate: chained steps, input untouched, a missing step is an error", () => {
     const v0 = JSON.parse(v0Text()) as Record<string, unknown>;
     const before = JSON.stringify(v0);
-    const v1 = migrate(v0);
+    const v2 = migrate(v0);
     expect(JSON.stringify(v0)).toBe(before);
-    expect(v1.schemaVersion).toBe(1);
+    expect(v2.schemaVersion).toBe(SCHEMA_VERSION);
+    expect((v2.summary as { byStatus: Record<string, number> }).byStatus.gone).toBe(0);
+    expect((v2.records as { status: string }[]).filter((r) => r.status === "not_found").length).toBe(2);
     expect(Object.keys(MIGRATIONS).map(Number)).toEqual([...Array(SCHEMA_VERSION).keys()]);
     expect(() => migrate({ schemaVersion: -1 })).toThrow("no migration from inventory schema version -1");
     expect(readError(JSON.stringify({ schemaVersion: -1, tool: { name: "civitai-meta" }, records: [] })).message).toContain(
@@ -123,7 +125,7 @@ describe("readInventory", () => {
     const message = readError(JSON.stringify(doc)).message;
     expect(message.startsWith(`${SOURCE} is a damaged civitai-meta inventory: `)).toBe(true);
     expect(message).toContain("summary: expected an object with files, bytes and byStatus");
-    expect(message).toContain('records[0].status: expected one of found, not_found, error, skipped, got "weird"');
+    expect(message).toContain('records[0].status: expected one of found, gone, not_found, error, skipped, got "weird"');
     expect(message).toContain("records[1].path: expected a non-empty string");
     expect(message).toMatch(/\(and \d+ more\)$/);
   });
