@@ -11,6 +11,7 @@ import type { InventorySource } from "./inventory-read.ts";
 import type { FileRecord, RecordStatus } from "./record-types.ts";
 import { changeSummary, diffRecords, toDiffRecord, type DiffRecord, type InventoryDiff } from "./diff.ts";
 import { RECORD_STATUSES } from "./record-types.ts";
+import { factsOf } from "./library-facts.ts";
 
 interface Known {
   record: FileRecord;
@@ -59,7 +60,12 @@ export function applyPrevious(inventory: Inventory, previous: InventorySource): 
     const k = r.status === "not_found" && r.hashes.sha256 ? known.get(r.hashes.sha256) : undefined;
     return k ? asGone(r, k) : r;
   });
-  const diff = diffRecords(oldRecords, records.map(toDiffRecord));
+  // Compared as written: with this library's facts (an update the library holds is none to fetch).
+  const facts = factsOf(records);
+  const diff = diffRecords(
+    oldRecords,
+    records.map((r) => toDiffRecord(facts.decorate(r))),
+  );
   const byStatus = Object.fromEntries(RECORD_STATUSES.map((s) => [s, 0])) as Record<RecordStatus, number>;
   for (const r of records) byStatus[r.status]++;
   const changes = changeSummary(diff, { generatedAt: seenAt, files: previous.count });

@@ -14,6 +14,7 @@ import {
   makeSidecarInfo,
   sampleInventory,
 } from "../../helpers/sample-inventory.ts";
+import { syntheticLibrary } from "../../helpers/synthetic-library.ts";
 
 // GFM tables and strikethrough are on in markdown-it's default preset; linkify mimics GitHub's bare-URL links.
 const RENDERERS = {
@@ -623,5 +624,55 @@ describe("renderMarkdown", () => {
     expect(githubSlug("模型 Ünïcode")).toBe("模型-ünïcode");
     const s = new Slugger();
     expect(["Errors", "Errors", "Errors-1", "Errors"].map((t) => s.slug(t))).toEqual(["errors", "errors-1", "errors-1-1", "errors-2"]);
+  });
+});
+
+describe("a 2,000-file library", () => {
+  /**
+   * The Markdown of the same 2,000-file library before issue 12 (the renderer of commit 10534fb on
+   * syntheticLibrary(2000)): one flat table and a section per model, 41,388 lines, 22,948 backslashes.
+   */
+  const BEFORE_BYTES = 1_622_074;
+  const markdown = renderMarkdown(syntheticLibrary(2000, () => new Uint8Array(1)).inventory);
+
+  test("at most 40 % of the size it had, with far fewer backslashes", () => {
+    const bytes = Buffer.byteLength(markdown);
+    expect(bytes).toBeLessThanOrEqual(0.4 * BEFORE_BYTES);
+    expect((markdown.match(/\\/g) ?? []).length).toBeLessThan(200);
+    expect(markdown.split("\n").length).toBeLessThan(4000);
+  });
+
+  test("a person finds their way from the first screen: counts by status, what to act on, type and base model, then contents", () => {
+    const firstScreen = markdown.split("\n").slice(0, 45).join("\n");
+    for (const label of [
+      "| Status | Files |",
+      "**To act on**",
+      "- **Updates:**",
+      "- **Gone from Civitai:**",
+      "| Type | Files | Size |",
+      "| Base model | Files | Size |",
+    ]) {
+      expect({ label, there: firstScreen.includes(label) }).toEqual({ label, there: true });
+    }
+    const tokens = parse(RENDERERS["html: true"], markdown);
+    const anchors = anchorsOf(tokens);
+    const fragments = allTokens(tokens)
+      .filter((t) => t.type === "link_open" && String(t.attrGet("href")).startsWith("#"))
+      .map((t) => decodeURIComponent(String(t.attrGet("href")).slice(1)));
+    for (const f of fragments) expect({ f, resolves: anchors.has(f) }).toEqual({ f, resolves: true });
+    // Sections by type, then base model, each table with size and trigger words.
+    expect(headings(tokens).filter((h) => h.startsWith("h3 ")).length).toBe(25);
+    expect(
+      tables(tokens)
+        .filter((t) => JSON.stringify(t.header) === JSON.stringify(TYPED))
+        .reduce((n, t) => n + t.rows.length, 0),
+    ).toBe(1868);
+  });
+
+  test("rendered by a CommonMark renderer: the only HTML is our own <details>/<summary>, no link but ours", () => {
+    checkSafe(markdown, "2,000 files");
+    const html = allTokens(parse(RENDERERS["html: true"], markdown)).filter((t) => t.type === "html_block" || t.type === "html_inline");
+    expect(html.length).toBeGreaterThan(20);
+    for (const t of html) expect(t.content).toMatch(OUR_HTML);
   });
 });
