@@ -8,23 +8,32 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs"
 import { AppError, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { fsPath } from "../shared/fs-path.ts";
-import { bufferSource, type ByteSource } from "./json-stream.ts";
+import { bufferSource, decodeUtf8, type ByteSource } from "./json-stream.ts";
 import { readInventorySource, type InventorySource } from "./inventory-read.ts";
 
+/**
+ * A file read with positioned reads into two buffers reused for the whole run, one for `read`'s
+ * windows and one for `text`'s ranges: a new buffer per read (twice per record, over 100,000
+ * records) is memory the engine frees late, and it showed as the peak (issue 11, target 2).
+ */
 function fdSource(fd: number, size: number): ByteSource {
+  const pools = { window: Buffer.allocUnsafe(0), text: Buffer.allocUnsafe(0) };
+  const into = (pool: keyof typeof pools, pos: number, length: number): Uint8Array => {
+    const n = Math.max(0, Math.min(length, size - pos));
+    if (pools[pool].length < n) pools[pool] = Buffer.allocUnsafe(Math.max(n, 64 * 1024));
+    const buf = pools[pool];
+    let off = 0;
+    while (off < n) {
+      const got = readSync(fd, buf, off, n - off, pos + off);
+      if (got === 0) break; // the file shrank under us: what is left reads as cut short
+      off += got;
+    }
+    return buf.subarray(0, off);
+  };
   return {
     size,
-    read(pos, length) {
-      const n = Math.max(0, Math.min(length, size - pos));
-      const buf = Buffer.allocUnsafe(n);
-      let off = 0;
-      while (off < n) {
-        const got = readSync(fd, buf, off, n - off, pos + off);
-        if (got === 0) break; // the file shrank under us: what is left reads as cut short
-        off += got;
-      }
-      return off === n ? buf : buf.subarray(0, off);
-    },
+    read: (pos, length) => into("window", pos, length),
+    text: (start, end) => decodeUtf8(into("text", start, end - start)),
   };
 }
 

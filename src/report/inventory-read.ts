@@ -5,8 +5,9 @@ import { escapeControl } from "../shared/format.ts";
 import { RECORD_STATUSES, type FileRecord } from "./record-types.ts";
 import { bufferSource, JsonStreamError, scanJsonObject, textOf, type ByteSource } from "./json-stream.ts";
 import { FactsBuilder, factsOf, type Facts } from "./library-facts.ts";
-import { compareKeys, orderKey, sectionKey, type RecordOrder } from "./record-order.ts";
+import { compareKeys, sectionOf, sortedRecords, type RecordOrder } from "./record-order.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
+import { memoryPressure } from "../shared/memory-pressure.ts";
 
 /**
  * Reads back a JSON inventory for `report` and `diff`: check it is ours, migrate an older format,
@@ -217,22 +218,24 @@ export function memorySource(inventory: Inventory, facts: Facts = factsOf(invent
     writtenAs: inventory.schemaVersion,
     *records(order: RecordOrder = "path") {
       let list = sorted.get(order);
-      if (!list) {
-        const keyed = records.map((r) => ({ r, k: orderKey(r, order) }));
-        keyed.sort((a, b) => compareKeys(a.k, b.k));
-        sorted.set(order, (list = keyed.map((x) => x.r)));
+      if (!list) sorted.set(order, (list = sortedRecords(records, order)));
+      const pressure = memoryPressure();
+      for (const r of list) {
+        yield facts.decorate(r);
+        pressure();
       }
-      for (const r of list) yield facts.decorate(r);
     },
   };
 }
 
-/** Where each record is in the file, and its sort keys; records themselves are not kept. */
+/** Where each record is in the file, its path and its Markdown section; records themselves are not kept. */
 interface RecordIndex {
   start: number[];
   end: number[];
   path: string[];
-  section: string[];
+  /** An index into `sections` (a few distinct keys for thousands of records). */
+  section: number[];
+  sections: string[];
 }
 
 /** The record at index `i` of the file, parsed and migrated. */
@@ -324,7 +327,9 @@ export function readInventorySource(src: ByteSource, source: string): InventoryS
 
   // One parse of every record: check it, index it, and (when the file is in path order, as scan
   // writes it) gather the facts on the way.
-  const index: RecordIndex = { start: [], end: [], path: [], section: [] };
+  const index: RecordIndex = { start: [], end: [], path: [], section: [], sections: [] };
+  const sectionIds = new Map<string, number>();
+  const pressure = memoryPressure();
   let builder: FactsBuilder | null = new FactsBuilder();
   for (let i = 0; i * 2 < ranges.length; i++) {
     index.start.push(ranges[i * 2]!);
@@ -343,8 +348,12 @@ export function readInventorySource(src: ByteSource, source: string): InventoryS
     const path = typeof record?.path === "string" ? record.path : "";
     if (builder && i > 0 && compareByteOrder(index.path[i - 1]!, path) > 0) builder = null;
     index.path.push(path);
-    index.section.push(found.length === 0 ? sectionKey(record) : "");
-    if (builder && found.length === 0) builder.add(record);
+    const section = found.length === 0 ? sectionOf(record) : "";
+    let id = sectionIds.get(section);
+    if (id === undefined) sectionIds.set(section, (id = index.sections.push(section) - 1));
+    index.section.push(id);
+    if (builder && found.length === 0) builder.add(record, i);
+    pressure();
   }
   if (total > 0) throw damaged(source, problems, total);
   const count = index.path.length;
@@ -360,9 +369,9 @@ export function readInventorySource(src: ByteSource, source: string): InventoryS
   if (!builder) {
     // Not in path order (hand-edited): the facts want path order, so one more pass in that order.
     builder = new FactsBuilder();
-    for (const i of byPath) builder.add(parseRecord(src, index, i, chain));
+    for (const i of byPath) builder.add(parseRecord(src, index, i, chain), i);
   }
-  const facts = builder.finish();
+  const facts = builder.finish((i) => index.path[i]!);
   const sections = new Map<RecordOrder, number[]>([["path", byPath]]);
   return {
     head: withFacts(head as unknown as InventoryHead, facts),
@@ -372,10 +381,18 @@ export function readInventorySource(src: ByteSource, source: string): InventoryS
     *records(order: RecordOrder = "path") {
       let list = sections.get(order);
       if (!list) {
-        list = [...byPath].sort((a, b) => compareKeys(index.section[a]!, index.section[b]!));
+        // Sections in their order, then paths (byPath is already in path order, and the sort is stable).
+        const rank = new Map(
+          [...index.sections.keys()].sort((a, b) => compareKeys(index.sections[a]!, index.sections[b]!)).map((id, r) => [id, r]),
+        );
+        list = [...byPath].sort((a, b) => rank.get(index.section[a]!)! - rank.get(index.section[b]!)!);
         sections.set(order, list);
       }
-      for (const i of list) yield facts.decorate(parseRecord(src, index, i, chain));
+      const collect = memoryPressure();
+      for (const i of list) {
+        yield facts.decorate(parseRecord(src, index, i, chain));
+        collect();
+      }
     },
   };
 }

@@ -14,13 +14,19 @@
 /** Random access to the bytes of a document. */
 export interface ByteSource {
   readonly size: number;
-  /** `length` bytes from `pos` (fewer only at the end). */
+  /**
+   * `length` bytes from `pos` (fewer only at the end). They may be overwritten by the next `read`
+   * (a file source reuses one buffer: a new one per read is memory the engine frees late).
+   */
   read(pos: number, length: number): Uint8Array;
+  /** The UTF-8 text of a range; never disturbs the bytes `read` last returned. */
+  text(start: number, end: number): string;
 }
 
 /** A buffer in memory as a {@link ByteSource}. */
 export function bufferSource(bytes: Uint8Array): ByteSource {
-  return { size: bytes.length, read: (pos, length) => bytes.subarray(pos, pos + length) };
+  const read = (pos: number, length: number) => bytes.subarray(pos, pos + length);
+  return { size: bytes.length, read, text: (start, end) => decodeUtf8(read(start, end - start)) };
 }
 
 /** What the scan reports, as it finds it. */
@@ -64,9 +70,14 @@ function isSpace(b: number): boolean {
 
 const decoder = new TextDecoder();
 
-/** The UTF-8 text of a byte range (invalid sequences become U+FFFD, as a text read would). */
+/** UTF-8 bytes as text (invalid sequences become U+FFFD, as a text read would). */
+export function decodeUtf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** The UTF-8 text of a byte range. */
 export function textOf(src: ByteSource, start: number, end: number): string {
-  return decoder.decode(src.read(start, end - start));
+  return src.text(start, end);
 }
 
 /** A window over the source; `at(pos)` is -1 past the end. */

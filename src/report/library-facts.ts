@@ -134,20 +134,39 @@ function noteRow(record: FileRecord, warnings: string[]): NoteRow {
   return row;
 }
 
+/** One record index, or several once a second one comes: most hashes and versions have one file. */
+type Indices = number | number[];
+
+function push(list: Indices, i: number): Indices {
+  if (typeof list === "number") return [list, i];
+  list.push(i);
+  return list;
+}
+
+const count = (list: Indices) => (typeof list === "number" ? 1 : list.length);
+const first = (list: Indices) => (typeof list === "number" ? list : list[0]!);
+const all = (list: Indices) => (typeof list === "number" ? [list] : list);
+
 interface ShaGroup {
-  copies: number;
   size: number | null;
-  paths: string[];
+  files: Indices;
 }
 
 interface VersionHeld {
-  modelId: number;
   versionName: string | null;
-  files: number;
-  paths: string[];
+  files: Indices;
 }
 
-/** Builds the facts from records given one at a time, in path order. */
+interface ModelHeld {
+  name: string | null;
+  type: string | null;
+  versions: Indices;
+}
+
+/**
+ * Builds the facts from records given one at a time, in path order, each with its index in that
+ * order. Files are kept as indices, not records or paths: `finish` is given the path of an index.
+ */
 export class FactsBuilder {
   private files = 0;
   private bytes = 0;
@@ -157,14 +176,14 @@ export class FactsBuilder {
   private byTypeAndBase = new Map<string, Map<string, Count>>();
   private bySha = new Map<string, ShaGroup>();
   private versions = new Map<number, VersionHeld>();
-  private models = new Map<number, { name: string | null; type: string | null; versions: Set<number> }>();
+  private models = new Map<number, ModelHeld>();
   private updates: NoteRow[] = [];
   private gone: NoteRow[] = [];
   private warnings: NoteRow[] = [];
   private lastPath: string | null = null;
   private repeated: string[] = [];
 
-  add(record: FileRecord): void {
+  add(record: FileRecord, index: number): void {
     this.files++;
     const size = sizeOf(record);
     if (size !== null) this.bytes += size;
@@ -179,58 +198,56 @@ export class FactsBuilder {
       if (!bases) this.byTypeAndBase.set(tb.type, (bases = new Map()));
       bump(bases, tb.base, size);
     }
-    this.addCopy(record, size);
-    this.addVersion(record);
+    this.addCopy(record, size, index);
+    this.addVersion(record, index);
     const warnings = warningsOf(record);
     if (record.update) this.updates.push(noteRow(record, warnings));
     if (record.status === "gone") this.gone.push(noteRow(record, warnings));
     if (warnings.length > 0) this.warnings.push(noteRow(record, warnings));
   }
 
-  private addCopy(record: FileRecord, size: number | null): void {
+  private addCopy(record: FileRecord, size: number | null, index: number): void {
     const sha = record.hashes?.sha256;
     if (typeof sha !== "string" || sha === "" || record.status === "skipped") return;
     const group = this.bySha.get(sha);
-    if (!group) {
-      this.bySha.set(sha, { copies: 1, size, paths: [record.path] });
-      return;
-    }
-    group.copies++;
-    if (group.paths.length <= LISTED_PATHS) group.paths.push(record.path);
+    if (!group) this.bySha.set(sha, { size, files: index });
+    else group.files = push(group.files, index);
   }
 
-  private addVersion(record: FileRecord): void {
+  private addVersion(record: FileRecord, index: number): void {
     const c = record.civitai;
     if ((record.status !== "found" && record.status !== "gone") || !c || typeof c.modelId !== "number") return;
-    let held = this.versions.get(c.versionId);
-    if (!held) this.versions.set(c.versionId, (held = { modelId: c.modelId, versionName: c.versionName ?? null, files: 0, paths: [] }));
-    held.files++;
-    if (held.paths.length < LISTED_PATHS) held.paths.push(record.path);
-    let model = this.models.get(c.modelId);
-    if (!model) this.models.set(c.modelId, (model = { name: c.modelName ?? null, type: c.modelType ?? null, versions: new Set() }));
-    model.versions.add(c.versionId);
+    const held = this.versions.get(c.versionId);
+    if (!held) this.versions.set(c.versionId, { versionName: c.versionName ?? null, files: index });
+    else held.files = push(held.files, index);
+    const model = this.models.get(c.modelId);
+    if (!model) this.models.set(c.modelId, { name: c.modelName ?? null, type: c.modelType ?? null, versions: c.versionId });
+    else if (!all(model.versions).includes(c.versionId)) model.versions = push(model.versions, c.versionId);
   }
 
-  finish(): Facts {
+  /** The facts; `pathOf(i)` is the path of the record given with index `i`. */
+  finish(pathOf: (index: number) => string): Facts {
+    const paths = (list: Indices, max: number) => all(list).slice(0, max).map(pathOf);
     const duplicateSets: DuplicateSet[] = [];
     let files = 0;
     let reclaimable = 0;
     for (const [sha256, g] of this.bySha) {
-      if (g.copies < 2) continue;
-      const reclaimableBytes = g.size === null ? 0 : (g.copies - 1) * g.size;
-      duplicateSets.push({ sha256, size: g.size, copies: g.copies, paths: g.paths, reclaimableBytes });
-      files += g.copies;
+      const copies = count(g.files);
+      if (copies < 2) continue;
+      const reclaimableBytes = g.size === null ? 0 : (copies - 1) * g.size;
+      duplicateSets.push({ sha256, size: g.size, copies, paths: paths(g.files, LISTED_PATHS + 1), reclaimableBytes });
+      files += copies;
       reclaimable += reclaimableBytes;
     }
     duplicateSets.sort((a, b) => b.reclaimableBytes - a.reclaimableBytes || compareByteOrder(a.paths[0]!, b.paths[0]!));
     const severalVersions: HeldModel[] = [];
     for (const [modelId, m] of this.models) {
-      if (m.versions.size < 2) continue;
-      const versions = [...m.versions]
+      if (count(m.versions) < 2) continue;
+      const versions = [...all(m.versions)]
         .sort((a, b) => a - b)
         .map((versionId) => {
           const v = this.versions.get(versionId)!;
-          return { versionId, versionName: v.versionName, path: v.paths[0]!, files: v.files };
+          return { versionId, versionName: v.versionName, path: pathOf(first(v.files)), files: count(v.files) };
         });
       severalVersions.push({ modelId, modelName: m.name, modelType: m.type, versions });
     }
@@ -251,7 +268,7 @@ export class FactsBuilder {
       warnings: this.warnings,
       repeatedPaths: this.repeated,
     };
-    const out = new Facts(facts, this.bySha, this.versions, this.models);
+    const out = new Facts(facts, this.bySha, this.versions, this.models, pathOf);
     // The rows keep the records' update objects: give them `inLibrary` too, then count what is left to fetch.
     for (const row of facts.updates) if (row.update) row.update = out.withHeld(row.update);
     facts.updatesToFetch = facts.updates.filter((r) => r.update?.sameBaseModel && r.update.sameBaseModel.inLibrary.length === 0).length;
@@ -265,11 +282,13 @@ export class Facts {
     readonly facts: LibraryFacts,
     private readonly bySha: ReadonlyMap<string, ShaGroup>,
     private readonly versions: ReadonlyMap<number, VersionHeld>,
-    private readonly models: ReadonlyMap<number, { versions: Set<number> }>,
+    private readonly models: ReadonlyMap<number, ModelHeld>,
+    private readonly pathOf: (index: number) => string,
   ) {}
 
   private held(v: NewerVersion): NewerVersion {
-    return { ...v, inLibrary: this.versions.get(v.versionId)?.paths.slice(0, LISTED_PATHS) ?? [] };
+    const files = this.versions.get(v.versionId)?.files;
+    return { ...v, inLibrary: files === undefined ? [] : all(files).slice(0, LISTED_PATHS).map(this.pathOf) };
   }
 
   /** `update` with each version's `inLibrary` from this library. */
@@ -286,22 +305,27 @@ export class Facts {
     const out: FileRecord = rest;
     const sha = record.hashes?.sha256;
     const group = typeof sha === "string" && record.status !== "skipped" ? this.bySha.get(sha) : undefined;
-    if (group && group.copies > 1) {
-      out.duplicate = { copies: group.copies, others: group.paths.filter((p) => p !== record.path).slice(0, LISTED_PATHS) };
+    if (group && count(group.files) > 1) {
+      // A path is no longer than the others: the first LISTED_PATHS + 1 hold LISTED_PATHS others.
+      const others = all(group.files)
+        .slice(0, LISTED_PATHS + 1)
+        .map(this.pathOf)
+        .filter((p) => p !== record.path);
+      out.duplicate = { copies: count(group.files), others: others.slice(0, LISTED_PATHS) };
     }
     const c = record.civitai;
     const model =
       c && typeof c.modelId === "number" && (record.status === "found" || record.status === "gone")
         ? this.models.get(c.modelId)
         : undefined;
-    if (c && model && model.versions.size > 1) {
-      out.otherVersions = [...model.versions]
+    if (c && model && count(model.versions) > 1) {
+      out.otherVersions = [...all(model.versions)]
         .filter((v) => v !== c.versionId)
         .sort((a, b) => a - b)
         .slice(0, LISTED_PATHS)
         .map((versionId) => {
           const v = this.versions.get(versionId)!;
-          return { versionId, versionName: v.versionName, path: v.paths[0]! };
+          return { versionId, versionName: v.versionName, path: this.pathOf(first(v.files)) };
         });
     }
     if (record.update) out.update = this.withHeld(record.update);
@@ -312,6 +336,7 @@ export class Facts {
 /** The facts of records already in memory (scan, tests): sorted by path first, as a file source is. */
 export function factsOf(records: readonly FileRecord[]): Facts {
   const builder = new FactsBuilder();
-  for (const r of [...records].sort((a, b) => compareByteOrder(a.path, b.path))) builder.add(r);
-  return builder.finish();
+  const sorted = [...records].sort((a, b) => compareByteOrder(a.path, b.path));
+  sorted.forEach((r, i) => builder.add(r, i));
+  return builder.finish((i) => sorted[i]!.path);
 }

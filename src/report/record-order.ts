@@ -18,20 +18,24 @@ export function ranked(name: string, unknown: string): string {
   return `${name === unknown ? "1" : "0"}${name}`;
 }
 
-/** The key that orders `record` in the Markdown report (compare with {@link compareKeys}). */
-export function sectionKey(record: FileRecord): string {
+/**
+ * The Markdown section of `record`, as a key that sorts sections in the report's order: found and
+ * gone files by type then base model (the "Unknown …" ones last), then not found, errors,
+ * skipped. Within a section records go by path (folders together), so a streamed inventory keeps
+ * one small number per record, not a long key.
+ */
+export function sectionOf(record: FileRecord): string {
   const tb = typeAndBase(record);
-  if (tb) {
-    const name = (record.civitai?.modelName ?? "").toLowerCase();
-    return `0${ranked(tb.type, UNKNOWN_TYPE)}\u0000${ranked(tb.base, UNKNOWN_BASE)}\u0000${name}\u0000${record.path}`;
-  }
+  if (tb) return `0${ranked(tb.type, UNKNOWN_TYPE)}\u0000${ranked(tb.base, UNKNOWN_BASE)}`;
   const rank = OTHER_SECTIONS.indexOf(record.status);
-  return `${1 + (rank < 0 ? OTHER_SECTIONS.length : rank)}\u0000${record.path}`;
+  return `${1 + (rank < 0 ? OTHER_SECTIONS.length : rank)}`;
 }
 
-export const compareKeys = compareByteOrder;
+export { compareByteOrder as compareKeys };
 
-/** The key of `record` in `order`. */
-export function orderKey(record: FileRecord, order: RecordOrder): string {
-  return order === "path" ? record.path : sectionKey(record);
+/** Records in `order`: by path, or by section then path (a sorted copy; the input is not touched). */
+export function sortedRecords<T extends FileRecord>(records: readonly T[], order: RecordOrder): T[] {
+  const keyed = records.map((r) => ({ r, s: order === "path" ? "" : sectionOf(r) }));
+  keyed.sort((a, b) => compareByteOrder(a.s, b.s) || compareByteOrder(a.r.path, b.r.path));
+  return keyed.map((x) => x.r);
 }
