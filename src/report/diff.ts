@@ -168,5 +168,3 @@ export function changeSummary(diff: InventoryDiff, previous: { generatedAt: stri
 export function changeCount(summary: Omit<ChangeSummary, "previous">, kind: ChangeKind): number {
   return kind === "update" ? summary.updates : summary[kind];
 }
-
-export { isFoundChange, isGoneChange };

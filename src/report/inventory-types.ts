@@ -20,7 +20,7 @@ export interface DuplicateSummary {
   modelsWithSeveralVersions: number;
 }
 
-export interface InventorySummary {
+interface InventorySummary {
   files: number;
   byStatus: Record<RecordStatus, number>;
   /** Total size of every record with a size (paths skipped by the walk, e.g. FIFOs, have none). */

@@ -16,7 +16,7 @@ import type { NewerVersion, UpdateInfo } from "./updates.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 
 /** Paths listed per group of copies, per held version, per `inLibrary`: enough to act on, bounded. */
-export const LISTED_PATHS = 20;
+const LISTED_PATHS = 20;
 
 export interface Count {
   files: number;
@@ -24,7 +24,7 @@ export interface Count {
 }
 
 /** Files with the same bytes. */
-export interface DuplicateSet {
+interface DuplicateSet {
   sha256: string;
   size: number | null;
   copies: number;
@@ -34,7 +34,7 @@ export interface DuplicateSet {
   reclaimableBytes: number;
 }
 
-export interface HeldModel {
+interface HeldModel {
   modelId: number;
   modelName: string | null;
   modelType: string | null;

@@ -44,7 +44,7 @@ export function modelCell(info: Pick<CivitaiInfo, "modelName" | "modelId" | "ver
   return mdLink(label, info.pageUrl, mdText(label));
 }
 
-export function listCell(values: readonly string[] | undefined): string {
+function listCell(values: readonly string[] | undefined): string {
   return values && values.length > 0 ? values.map((v) => mdText(v)).join(", ") : MD_EMPTY;
 }
 

@@ -164,7 +164,7 @@ export interface FileRecord {
 }
 
 /** Why a file that Civitai knew is `gone`, and since when. */
-export interface GoneInfo {
+interface GoneInfo {
   /** `not_found`: its hash is not found any more; `archived`: its version has no file to download. */
   reason: "not_found" | "archived";
   /** When Civitai was last seen serving it (ISO 8601); null when not known. */
@@ -172,7 +172,7 @@ export interface GoneInfo {
 }
 
 /** Copies of a file: the same SHA-256 at other inodes (hard and soft links are `aliases`, not copies). */
-export interface DuplicateInfo {
+interface DuplicateInfo {
   /** How many files hold these bytes, this one included. */
   copies: number;
   /** The other files' paths in byte order, at most 20 (`copies` says how many there are). */

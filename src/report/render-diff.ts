@@ -31,7 +31,7 @@ export interface DiffDocument {
 }
 
 /** The diff's version: bumped when a field changes meaning or is removed (docs/report-format.md). */
-export const DIFF_VERSION = 1;
+const DIFF_VERSION = 1;
 
 const RECORD_KEYS = ["path", "sha256", "size", "status", "modelId", "modelName", "versionId", "versionName", "update"] as const;
 
@@ -67,7 +67,7 @@ export function renderDiffJson(doc: DiffDocument, tool: { name: string; version:
   return `${escapeJsonControls(JSON.stringify(out, null, 2))}\n`;
 }
 
-export const DIFF_CSV_COLUMNS = [
+const DIFF_CSV_COLUMNS = [
   "change",
   "path",
   "old_path",

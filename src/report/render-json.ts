@@ -282,11 +282,6 @@ function ordered(value: unknown, order: KeyOrder | undefined): unknown {
   return out;
 }
 
-/** Records sorted by path in byte order (stable for equal paths), without touching the input. */
-export function sortRecords<T extends { path: string }>(records: readonly T[]): T[] {
-  return [...records].sort((a, b) => compareByteOrder(a.path, b.path));
-}
-
 const HEAD: KeyOrder = { keys: INVENTORY.keys.filter((k) => k !== "records"), children: INVENTORY.children };
 
 /** Two-space-indented JSON of `value` in `order`, every line after the first indented by `indent` more. */
