@@ -307,6 +307,13 @@ function damaged(source: string, problems: readonly string[], total: number): In
   return new InventoryReadError(`${source} is a damaged civitai-meta inventory: ${listed}${more}`);
 }
 
+/** Record indices by Markdown section, in the report's order, then by path (`byPath` is in path order, the sort stable). */
+function sectionOrder(index: RecordIndex, byPath: readonly number[]): number[] {
+  const ids = [...index.sections.keys()].sort((a, b) => compareKeys(index.sections[a]!, index.sections[b]!));
+  const rank = new Map(ids.map((id, r) => [id, r]));
+  return [...byPath].sort((a, b) => rank.get(index.section[a]!)! - rank.get(index.section[b]!)!);
+}
+
 /**
  * The inventory in `src` (the bytes of `source`, a path or "stdin", used in messages), checked
  * whole before anything is rendered. Throws {@link InventoryReadError} when it is not JSON, not a
@@ -381,11 +388,7 @@ export function readInventorySource(src: ByteSource, source: string): InventoryS
     *records(order: RecordOrder = "path") {
       let list = sections.get(order);
       if (!list) {
-        // Sections in their order, then paths (byPath is already in path order, and the sort is stable).
-        const rank = new Map(
-          [...index.sections.keys()].sort((a, b) => compareKeys(index.sections[a]!, index.sections[b]!)).map((id, r) => [id, r]),
-        );
-        list = [...byPath].sort((a, b) => rank.get(index.section[a]!)! - rank.get(index.section[b]!)!);
+        list = sectionOrder(index, byPath);
         sections.set(order, list);
       }
       const collect = memoryPressure();
