@@ -145,7 +145,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     nsfwMask: nsfwMask(options.nsfwLimit ?? DEFAULT_NSFW_LIMIT),
   });
   const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
-  const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
+  const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
   let bytes = 0;
   for (const r of records) {
     byStatus[r.status]++;

@@ -204,13 +204,14 @@ describe("T10: the output location is checked before the walk", () => {
 });
 
 describe("T21: -o with an extension we do not write", () => {
-  test("T21: -o inv.xml is refused unless --format says what to write", async () => {
+  test("T21: -o inv.yaml is refused unless --format says what to write", async () => {
     const dir = models();
     const outDir = tmp.make();
-    const xml = join(outDir, "inv.xml");
+    // (.xml is JUnit's: the one XML we write.)
+    const xml = join(outDir, "inv.yaml");
     const r = await runCli(["scan", dir, "--offline", "--no-cache", "-o", xml]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("inv.xml");
+    expect(r.stderr).toContain("inv.yaml");
     expect(r.stderr).toContain("--format");
     expect(existsSync(xml)).toBe(false);
 

@@ -65,7 +65,9 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["preview/image-cache.ts", "the image cache on disk"],
   ["preview/preview-writer.ts", "writes previews beside models"],
   // report/
+  ["report/inventory-file.ts", "reads saved inventories with positioned reads"],
   ["report/report-output.ts", "writes reports"],
+  ["report/step-summary.ts", "appends to GITHUB_STEP_SUMMARY"],
   // ui/
   ["ui/logger.ts", "the log file"],
 ]);
