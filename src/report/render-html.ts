@@ -275,7 +275,7 @@ function cardData(card: Card, roots: readonly string[]): CardData {
   const sha = str(r.hashes?.sha256);
   if (sha) parts.push(sha.slice(0, 10));
   const st: string[] = [r.status];
-  for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind)) st.push(b.kind);
+  for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind) && !st.includes(b.kind)) st.push(b.kind);
   return {
     n: card.name,
     s: parts
