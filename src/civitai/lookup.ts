@@ -2,7 +2,7 @@ import type { ApiErrorKind, CivitaiApi } from "./api-types.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { MatchedBy } from "../report/record-types.ts";
 import type { MetaCache } from "./meta-cache.ts";
-import { autov3Phase } from "./lookup/autov3-phase.ts";
+import { autov3Phase, type Autov3Source } from "./lookup/autov3-phase.ts";
 import { bulkPhase } from "./lookup/bulk-phase.ts";
 import { cachePhase } from "./lookup/cache-phase.ts";
 import { detailsPhase } from "./lookup/details-phase.ts";
@@ -82,6 +82,12 @@ export interface LookupDeps {
   api: CivitaiApi;
   cache: MetaCache;
   hosts: { primary: string; fallback?: string };
+  /**
+   * AutoV3 on demand: called once, before the AutoV3 phase, with the SHA-256s that Civitai does
+   * not know and whose item gave no AutoV3; answers the AutoV3 of those it can (safetensors files),
+   * computing and caching them. Without it, only the AutoV3s given in the items are tried.
+   */
+  autov3For?: Autov3Source;
 }
 
 export interface LookupOptions {
@@ -96,6 +102,7 @@ export interface LookupOptions {
 
 export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps, options: LookupOptions): Promise<LookupResult> {
   const run = new LookupRun(items, deps.api, deps.cache, deps.hosts, options);
+  run.lazyAutov3 = deps.autov3For !== undefined;
   const needsSha = await cachePhase(run);
   if (options.offline) {
     for (const work of needsSha) run.finish(work, { status: "offline" });
@@ -103,7 +110,7 @@ export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps
     const leftOver = await bulkPhase(run, needsSha);
     await singlePhase(run, leftOver);
   }
-  await autov3Phase(run);
+  await autov3Phase(run, deps.autov3For);
   if (options.details) await detailsPhase(run);
   run.settleUnfinished();
   run.report("models");

@@ -86,22 +86,27 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
     let crc = want.has("crc32") ? 0 : null;
     let v3: Bun.CryptoHasher | null = null;
     let v3Offset = 0;
-    if (want.has("autov3")) {
-      const head = Buffer.alloc(SAFETENSORS_PROBE_BYTES);
-      const got = readSync(fd, head, 0, head.length, 0);
-      const offset = safetensorsDataOffset(head.subarray(0, got), size);
-      if (offset !== null) {
-        v3 = new Bun.CryptoHasher("sha256");
-        v3Offset = offset;
-      }
-    }
+    // AutoV3's start is read from the first chunk (no extra read per file), or probed when it was too short.
+    let v3Undecided = want.has("autov3");
 
     let lastProgressAt = Date.now();
     let unreported = 0;
-    for (;;) {
+    // Reading stops at the size fstat gave (no read just to meet EOF, which is one syscall per small
+    // file); a file that changed meanwhile fails the fstat comparison below. An empty file is read
+    // once: a file system that reports 0 for a file with content must not give the empty hash.
+    while (pos < size || (size === 0 && pos === 0)) {
       const n = readSync(fd, buffer, 0, buffer.length, pos);
       if (n === 0) break;
       const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+      if (v3Undecided) {
+        v3Undecided = false;
+        const head = n >= SAFETENSORS_PROBE_BYTES || n >= size ? chunk.subarray(0, SAFETENSORS_PROBE_BYTES) : probeHead(fd);
+        const offset = safetensorsDataOffset(head, size);
+        if (offset !== null) {
+          v3 = new Bun.CryptoHasher("sha256");
+          v3Offset = offset;
+        }
+      }
       const end = pos + n;
       sha?.update(chunk);
       if (crc !== null) crc = Bun.hash.crc32(chunk, crc);
@@ -120,8 +125,6 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
           lastProgressAt = now;
         }
       }
-      // A file still growing could keep us reading forever; we already know the answer.
-      if (pos > size) break;
     }
     // Bytes not yet reported are accounted for by the caller when the file completes.
 
@@ -141,6 +144,13 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
   } finally {
     closeSync(fd);
   }
+}
+
+/** The first bytes of the file, when the first read gave fewer than the header rule needs. */
+function probeHead(fd: number): Uint8Array {
+  const head = Buffer.alloc(SAFETENSORS_PROBE_BYTES);
+  const got = readSync(fd, head, 0, head.length, 0);
+  return head.subarray(0, got);
 }
 
 function runBatch(msg: Extract<ToWorkerMessage, { type: "batch" }>, buffer: Buffer): HashJobResult[] {

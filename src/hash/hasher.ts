@@ -43,6 +43,8 @@ export interface HashFilesOptions {
   cache?: HashCache | null;
   /** Ignore cache hits but still store fresh results (--rehash). */
   rehash?: boolean;
+  /** The caller already asked the cache about these files and every one missed: do not ask again. */
+  lookedUp?: boolean;
   /** At most ~10 calls a second, plus one at the start and one at the end. */
   onProgress?: (progress: HashProgress) => void;
   /** Each result as it completes (completion order; `index` is the input position). */
@@ -114,7 +116,7 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   const toHash: HashJob[] = [];
   files.forEach((file, index) => {
     const algos = [...algosFor(file)];
-    const hit: FileHashes | null = cache && !options.rehash ? cache.get(file.realPath, file.identity, algos) : null;
+    const hit: FileHashes | null = cache && !options.rehash && !options.lookedUp ? cache.get(file.realPath, file.identity, algos) : null;
     if (hit) {
       progress.filesCached++;
       finish(index, { file, hashes: hit, cached: true });
@@ -137,21 +139,26 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   if (toHash.length > 0) {
     const batches = planBatches(toHash);
     const poolSize = Math.min(jobsWanted, batches.length);
-    await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, {
-      onProgress: (bytesDone) => {
-        progress.bytesDone = bytesDone;
-        emit(false);
-      },
-      onJobResult: (r) => {
-        const file = files[r.index]!;
-        if (r.error === undefined && cache && r.identity) cache.set(file.realPath, r.identity, r.hashes, r.absent);
-        finish(
-          r.index,
-          r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
-        );
-        emit(false);
-      },
-    });
+    try {
+      await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, {
+        onProgress: (bytesDone) => {
+          progress.bytesDone = bytesDone;
+          emit(false);
+        },
+        onJobResult: (r) => {
+          const file = files[r.index]!;
+          if (r.error === undefined && cache && r.identity) cache.set(file.realPath, r.identity, r.hashes, r.absent);
+          finish(
+            r.index,
+            r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
+          );
+          emit(false);
+        },
+      });
+    } finally {
+      // Committed before the results are used, and on Ctrl-C too: what was hashed is kept.
+      cache?.flush();
+    }
   }
   progress.bytesDone = progress.bytesTotal;
   emit(true);

@@ -1,5 +1,5 @@
 import { versionKeyByAutov3, versionKeyBySha256 } from "../cache-keys.ts";
-import { findMatchedFile } from "../civitai-record.ts";
+import { findMatchedFile, usableAutov3 } from "../civitai-record.ts";
 import type { CachedVersion } from "../meta-cache.ts";
 import { checkedVersion } from "./checked-version.ts";
 import { byOrder, type LookupRun, type Work } from "./run.ts";
@@ -9,7 +9,8 @@ import { byOrder, type LookupRun, type Work } from "./run.ts";
  * per distinct AutoV3 (primary, then fallback), accepted only when a file of the answer really
  * has that AutoV3. Files sharing an AutoV3 are settled together.
  */
-export async function autov3Phase(run: LookupRun): Promise<void> {
+export async function autov3Phase(run: LookupRun, autov3For?: Autov3Source): Promise<void> {
+  if (autov3For) await fillAutov3(run, autov3For);
   const byAutov3 = new Map<string, Work[]>();
   for (const work of run.needsAutov3.sort(byOrder)) {
     if (work.done || work.autov3 === null) continue;
@@ -22,6 +23,22 @@ export async function autov3Phase(run: LookupRun): Promise<void> {
     if (result === undefined) return;
     await settleGroup(run, group, result.value, result.fromCache);
   });
+}
+
+/** Computes (or finds in the hash cache) the AutoV3 of SHA-256 misses; see LookupDeps.autov3For. */
+export type Autov3Source = (sha256s: readonly string[]) => Promise<ReadonlyMap<string, string>>;
+
+/** Asks for the AutoV3s no item gave; a miss that has none (not safetensors) is not found, and cached as such. */
+async function fillAutov3(run: LookupRun, autov3For: Autov3Source): Promise<void> {
+  const missing = run.needsAutov3.filter((work) => !work.done && work.autov3 === null);
+  if (missing.length === 0) return;
+  const answers = await autov3For(missing.map((work) => work.sha256));
+  for (const work of missing) {
+    work.autov3 = usableAutov3(answers.get(work.sha256));
+    if (work.autov3 !== null) continue;
+    run.finish(work, { status: "not_found" });
+    if (!work.shaNotFoundCached) await run.cache.setVersion(versionKeyBySha256(work.sha256), null);
+  }
 }
 
 /** The cached or asked answer for one AutoV3; undefined when the group was settled (or left) here. */

@@ -61,6 +61,8 @@ export class LookupRun {
   readonly counters: LookupCounters = { requests: { bulk: 0, single: 0, autov3: 0, models: 0 }, cacheHits: 0 };
   /** Works whose SHA-256 is not on Civitai (or not cached) but whose AutoV3 may be. */
   readonly needsAutov3: Work[] = [];
+  /** AutoV3s are computed on demand (LookupDeps.autov3For): a SHA-256 miss without one may still get one. */
+  lazyAutov3 = false;
   readonly useCache: boolean;
   readonly concurrency: number;
   /** The primary host, then the fallback (when there is one and it differs). */
@@ -190,7 +192,7 @@ export class LookupRun {
 
   /** The SHA-256 is not on Civitai: try the AutoV3 when there is one, else it is not found. */
   afterShaMiss(work: Work): void {
-    if (work.autov3 !== null) this.needsAutov3.push(work);
+    if (work.autov3 !== null || this.lazyAutov3) this.needsAutov3.push(work);
     else this.finish(work, { status: "not_found" });
   }
 
