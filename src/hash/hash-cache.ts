@@ -22,11 +22,10 @@ import { removeEmptyDirs } from "../shared/no-follow.ts";
 import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
 import {
   entryFromRow,
-  folderChecksum,
   hashesFromEntry,
   mergeEntry,
   rowFor,
-  rowMayMatch,
+  identityPrefix,
   sameIdentity,
   type CachedLocal,
   type EntryUpdate,
@@ -83,6 +82,11 @@ export interface HashCache {
   /** The trusted entry for this exact file state (all identity fields equal, confirmed), or null. */
   read(realPath: string, identity: FileIdentity): HashCacheEntry | null;
   /**
+   * As read, and also an entry this run wrote even while it is racy: what this run computed is
+   * good for this run (scan reads its header facts back from here instead of holding them).
+   */
+  peek(realPath: string, identity: FileIdentity): HashCacheEntry | null;
+  /**
    * Stores hashes computed for `identity`, merged with a trusted entry for the same state. Never
    * throws: a write error disables further writes and adds one warning.
    */
@@ -134,8 +138,8 @@ export function describeFsError(path: string, err: unknown): string {
 }
 
 interface Folder {
+  path: string;
   bytes: Uint8Array;
-  sum: number;
   withLocal: boolean;
   /** Rows by name (raw bytes kept, see fs-path.ts); checked when asked for. */
   rows: Map<string, RawRow>;
@@ -152,8 +156,11 @@ class StoreHashCache implements HashCache {
   readonly stats: HashCacheStats = { hits: 0, misses: 0, writes: 0, corrupt: 0 };
   writable = true;
   private readonly folders = new Map<string, Folder>();
+  private current: Folder | undefined;
   /** Rows set but not committed, by real path: read before the store. */
   private readonly pending = new Map<string, PendingRow>();
+  /** Real paths this run stored an entry for (peek trusts those even while racy). */
+  private readonly thisRun = new Set<string>();
   private pendingSince = 0;
   private warnedCorrupt = false;
   private warnedBusy = false;
@@ -187,6 +194,7 @@ class StoreHashCache implements HashCache {
     this.store?.close();
     this.store = null;
     this.folders.clear();
+    this.current = undefined;
     const replaced = replaceDamagedStore(this.file, err);
     this.warn(replaced.message);
     if (replaced.store) this.store = replaced.store;
@@ -194,15 +202,18 @@ class StoreHashCache implements HashCache {
   }
 
   private folder(dir: string): Folder {
+    // Callers go file by file through a folder: the last one answers without touching the LRU.
+    if (this.current?.path === dir && (this.current.withLocal || !this.withLocal)) return this.current;
     const held = this.folders.get(dir);
     if (held && (held.withLocal || !this.withLocal)) {
       // Most recently used last, so the oldest is dropped first.
       this.folders.delete(dir);
       this.folders.set(dir, held);
+      this.current = held;
       return held;
     }
     const bytes = encodeFsName(dir);
-    const folder: Folder = { bytes, sum: folderChecksum(bytes), withLocal: this.withLocal, rows: new Map() };
+    const folder: Folder = { path: dir, bytes, withLocal: this.withLocal, rows: new Map() };
     let raw: RawRow[] = [];
     if (this.store) {
       try {
@@ -215,6 +226,7 @@ class StoreHashCache implements HashCache {
     for (const row of raw) if (row[0] instanceof Uint8Array) folder.rows.set(decodeFsName(row[0]), row);
     this.folders.set(dir, folder);
     if (this.folders.size > FOLDERS_HELD) this.folders.delete(this.folders.keys().next().value!);
+    this.current = folder;
     return folder;
   }
 
@@ -232,8 +244,11 @@ class StoreHashCache implements HashCache {
     const [dir, name] = splitPath(realPath);
     const folder = this.folder(dir);
     const row = folder.rows.get(name);
-    if (row === undefined || (identity && !rowMayMatch(row, identity))) return null;
-    const entry = entryFromRow(row, realPath, folder.sum, this.now(), identity);
+    if (row === undefined) return null;
+    // A row for another state of the file is a plain miss, not parsed: the common case of a changed file.
+    const known = identity && typeof row[1] === "string" ? row[1].startsWith(identityPrefix(identity)) : false;
+    if (identity && typeof row[1] === "string" && !known) return null;
+    const entry = entryFromRow(row, realPath, this.now(), known ? identity : undefined);
     if (entry) return entry;
     folder.rows.delete(name);
     this.stats.corrupt++;
@@ -247,6 +262,11 @@ class StoreHashCache implements HashCache {
   read(realPath: string, identity: FileIdentity): HashCacheEntry | null {
     const entry = this.lookup(realPath, identity);
     return entry && entry.confirmed && sameIdentity(entry, identity) ? entry : null;
+  }
+
+  peek(realPath: string, identity: FileIdentity): HashCacheEntry | null {
+    const entry = this.lookup(realPath, identity);
+    return entry && (entry.confirmed || this.thisRun.has(realPath)) && sameIdentity(entry, identity) ? entry : null;
   }
 
   get(realPath: string, identity: FileIdentity, algos: readonly HashAlgo[]): FileHashes | null {
@@ -269,14 +289,15 @@ class StoreHashCache implements HashCache {
     if (!this.writable || !this.store) return;
     try {
       const now = this.now();
-      const entry = mergeEntry(realPath, identity, this.lookup(realPath, identity), update, now);
+      const entry = mergeEntry(realPath, identity, this.lookup(realPath, identity), update, now, this.thisRun.has(realPath));
       const [dir, name] = splitPath(realPath);
       const folder = this.folder(dir);
-      const values = rowFor(entry, encodeFsName(name), folder.sum);
+      const values = rowFor(entry, encodeFsName(name));
       // The folder's copy answers later reads in this run, whether or not the batch is committed yet.
       folder.rows.set(name, values);
       if (this.pending.size === 0) this.pendingSince = now;
       this.pending.set(realPath, { dir: folder.bytes, values, entry });
+      this.thisRun.add(realPath);
       this.stats.writes++;
       if (this.pending.size >= BATCH_ROWS || now - this.pendingSince >= BATCH_MS) this.commit(false);
     } catch (err) {
@@ -284,9 +305,9 @@ class StoreHashCache implements HashCache {
     }
   }
 
+  /** Stops writing; what was gathered stays readable for this run (peek), it is just never committed. */
   private disable(err: unknown): void {
     this.writable = false;
-    this.pending.clear();
     this.warn(`hash cache disabled: ${describeFsError(this.dir, err)}`);
   }
 
@@ -331,6 +352,7 @@ class StoreHashCache implements HashCache {
     this.store?.close();
     this.store = null;
     this.folders.clear();
+    this.current = undefined;
   }
 
   prune(): PruneResult {
@@ -338,15 +360,15 @@ class StoreHashCache implements HashCache {
     const result: PruneResult = { checked: 0, removed: 0 };
     if (!this.store) return result;
     const doomed: { dir: Uint8Array; name: Uint8Array }[] = [];
-    let sums = { dir: null as Uint8Array | null, sum: 0, path: "" };
+    let last = { dir: null as Uint8Array | null, path: "" };
     try {
       for (const { dir, row } of this.store.rows()) {
         result.checked++;
-        if (sums.dir === null || Buffer.compare(sums.dir, dir) !== 0) sums = { dir, sum: folderChecksum(dir), path: decodeFsName(dir) };
+        if (last.dir === null || Buffer.compare(last.dir, dir) !== 0) last = { dir, path: decodeFsName(dir) };
         const name = row[0];
         if (!(name instanceof Uint8Array)) continue;
-        const path = joinPath(sums.path, decodeFsName(name));
-        const entry = entryFromRow(row, path, sums.sum, Date.now());
+        const path = joinPath(last.path, decodeFsName(name));
+        const entry = entryFromRow(row, path, Date.now());
         if (!entry || !stillThere(entry)) doomed.push({ dir, name });
       }
       if (doomed.length > 0) {
@@ -359,6 +381,7 @@ class StoreHashCache implements HashCache {
       else this.warn(`hash cache: prune stopped: ${describeStoreError(err)}`);
     }
     this.folders.clear();
+    this.current = undefined;
     return result;
   }
 }
@@ -456,7 +479,7 @@ function migrateV1(cacheDir: string, store: HashStore): void {
       const entry: HashCacheEntry = { ...e, local: null };
       const [dir, name] = splitPath(e.path);
       const dirBytes = encodeFsName(dir);
-      rows.push({ dir: dirBytes, values: rowFor(entry, encodeFsName(name), folderChecksum(dirBytes)) });
+      rows.push({ dir: dirBytes, values: rowFor(entry, encodeFsName(name)) });
     }
     if (rows.length > 0) store.write(rows);
   });

@@ -74,24 +74,22 @@ const UINT_RE = /^\d{1,21}$/;
 const NS_RE = /^-?\d{1,30}$/;
 
 /**
- * CRC-32 chained over the folder's and name's bytes and the entry text. Not a defence against
- * someone who writes the store on purpose (they could write any file we read); it catches damage,
- * which is what the store can suffer.
+ * CRC-32 of the entry text. Not a defence against someone who writes the store on purpose (they
+ * could write any file we read); it catches damage, which is what the store can suffer. The key
+ * (folder, name) needs no checksum: a row is only used for a file whose dev, ino, size, mtime and
+ * ctime are the ones in its text, so a row that moved to another name matches no other file (a
+ * hard link of the same inode has the same content).
  */
-function checksum(dirSum: number, name: Uint8Array, text: string): number {
-  return Bun.hash.crc32(text, Bun.hash.crc32(name, dirSum)) >>> 0;
-}
-
-/** The seed every row of one folder starts from (the folder's bytes, hashed once). */
-export function folderChecksum(dir: Uint8Array): number {
-  return Bun.hash.crc32(dir) >>> 0;
+function checksum(text: string): number {
+  return Bun.hash.crc32(text) >>> 0;
 }
 
 /** `dev|ino|size|mtimeNs|ctimeNs|at|sha256|autov1|autov2|autov3|crc32|absent`, empty where a hash is not known. */
-function entryText(entry: HashCacheEntry): string {
-  const cells = HASH_ALGO_COLUMNS.map((a) => entry.hashes[a] ?? "").join("|");
-  const absent = HASH_ALGOS.filter((a) => entry.absent.includes(a)).join(",");
-  return `${identityPrefix(entry)}${entry.hashedAt}|${cells}|${absent}`;
+function entryText(e: HashCacheEntry): string {
+  const h = e.hashes;
+  const absent = e.absent.length === 0 ? "" : HASH_ALGOS.filter((a) => e.absent.includes(a)).join(",");
+  // Spelled out (HASH_ALGO_COLUMNS order): built once per stored file, a map and join cost a tenth of a cold run.
+  return `${e.dev}|${e.ino}|${e.size}|${e.mtimeNs}|${e.ctimeNs}|${e.hashedAt}|${h.sha256 ?? ""}|${h.autov1 ?? ""}|${h.autov2 ?? ""}|${h.autov3 ?? ""}|${h.crc32 ?? ""}|${absent}`;
 }
 
 /** `version`, the facts and the sidecars, one per line (JSON text holds no raw line break). */
@@ -99,10 +97,10 @@ function localText(local: CachedLocal): string {
   return `${local.version}\n${local.facts}\n${local.sidecars ?? ""}`;
 }
 
-/** The row to store for `entry`, whose path is its folder (checksum seed `dirSum`) plus `name`. */
-export function rowFor(entry: HashCacheEntry, name: Uint8Array, dirSum: number): RowValues {
+/** The row to store for `entry`, whose path is its folder plus `name`. */
+export function rowFor(entry: HashCacheEntry, name: Uint8Array): RowValues {
   const text = entryText(entry);
-  const sum = checksum(dirSum, name, text);
+  const sum = checksum(text);
   if (!entry.local) return [name, text, sum, null, null];
   const local = localText(entry.local);
   // Chained on the entry's sum: header facts are only ever read back with the identity they were read for.
@@ -116,18 +114,18 @@ function parseUint(text: string): number | null {
 /**
  * The entry a row holds for `path`, or null when anything about it is off (the caller counts it as
  * damaged). A row read with its local columns has them checked too; a damaged local part drops
- * only the local part.
+ * only the local part. `knownIdentity`: the caller checked that the row is for this identity.
  */
-export function entryFromRow(row: RawRow, path: string, dirSum: number, now: number, identity?: FileIdentity): HashCacheEntry | null {
+export function entryFromRow(row: RawRow, path: string, now: number, knownIdentity?: FileIdentity): HashCacheEntry | null {
   const [name, text, sum] = row;
   if (!(name instanceof Uint8Array) || typeof text !== "string" || typeof sum !== "number") return null;
-  if (checksum(dirSum, name, text) !== sum) return null;
+  if (checksum(text) !== sum) return null;
   const f = text.split("|");
   if (f.length !== ENTRY_FIELDS) return null;
   let id: FileIdentity;
-  if (identity && text.startsWith(identityPrefix(identity))) {
-    // The same text as ours for these fields: they are the identity we hold, no need to parse them.
-    id = identity;
+  if (knownIdentity) {
+    // The caller saw the text start with this identity (rowMayMatch): no need to parse those fields.
+    id = knownIdentity;
   } else {
     const dev = parseUint(f[0]!);
     const ino = parseUint(f[1]!);
@@ -173,12 +171,6 @@ export function identityPrefix(id: FileIdentity): string {
   return `${id.dev}|${id.ino}|${id.size}|${id.mtimeNs}|${id.ctimeNs}|`;
 }
 
-/** False when the row is surely for another state of the file (so: a plain miss, not damage). */
-export function rowMayMatch(row: RawRow, identity: FileIdentity): boolean {
-  const text = row[1];
-  return typeof text !== "string" || text.startsWith(identityPrefix(identity));
-}
-
 function localFromRow(text: unknown, localSum: unknown, sum: number): CachedLocal | null {
   if (typeof text !== "string" || localSum !== Bun.hash.crc32(text, sum) >>> 0) return null;
   const first = text.indexOf("\n");
@@ -218,9 +210,10 @@ export interface EntryUpdate {
 
 /**
  * The entry to store after computing `update` for `identity` at `now`, merged with `previous`
- * when that one is trusted and of the same identity (else `previous` is dropped). Its time is the
- * older of the two, so a part computed while the file was racy never becomes trusted by a later
- * write beside it. Throws on a hash value a later read would reject.
+ * when that one is trusted (or this run's, see previousOurs) and of the same identity (else
+ * `previous` is dropped). Its time is the older of the two, so a part computed while the file was
+ * racy never becomes trusted by a later write beside it. Throws on a hash value a later read would
+ * reject.
  */
 export function mergeEntry(
   path: string,
@@ -228,16 +221,27 @@ export function mergeEntry(
   previous: HashCacheEntry | null,
   update: EntryUpdate,
   now: number,
+  /**
+   * `previous` was written by this run: while the file is still racy it is kept (both parts are of
+   * the same racy state, and the result stays racy); once it is not, the racy part is dropped.
+   */
+  previousOurs = false,
 ): HashCacheEntry {
-  const base = previous && previous.confirmed && previous.path === path && sameIdentity(previous, identity) ? previous : null;
-  const hashes: FileHashes = { ...base?.hashes };
-  const absent = new Set<HashAlgo>(base?.absent ?? []);
-  for (const [algo, value] of Object.entries(update.hashes ?? {}) as [HashAlgo, string][]) {
-    if (!isValidHashValue(algo, value)) throw new Error(`invalid ${algo} value`);
-    hashes[algo] = value;
-    absent.delete(algo);
+  const usable = previous !== null && (previous.confirmed || (previousOurs && isRacy(identity.mtimeNs, now)));
+  const base = usable && previous.path === path && sameIdentity(previous, identity) ? previous : null;
+  const hashes: FileHashes = base ? { ...base.hashes } : {};
+  let absent: HashAlgo[] = base ? base.absent : [];
+  if (update.hashes) {
+    for (const algo in update.hashes) {
+      const value = update.hashes[algo as HashAlgo];
+      if (!isHashAlgo(algo) || !isValidHashValue(algo, value)) throw new Error(`invalid ${algo} value`);
+      hashes[algo] = value;
+    }
   }
-  for (const a of update.absent ?? []) if (hashes[a] === undefined) absent.add(a);
+  if (update.absent?.length || (absent.length > 0 && update.hashes)) {
+    const set = new Set<HashAlgo>([...absent, ...(update.absent ?? [])]);
+    absent = HASH_ALGOS.filter((a) => set.has(a) && hashes[a] === undefined);
+  }
   const hashedAt = base ? Math.min(base.hashedAt, now) : now;
   return {
     path,
@@ -247,7 +251,7 @@ export function mergeEntry(
     mtimeNs: identity.mtimeNs,
     ctimeNs: identity.ctimeNs,
     hashes,
-    absent: HASH_ALGOS.filter((a) => absent.has(a)),
+    absent,
     confirmed: !isRacy(identity.mtimeNs, hashedAt),
     hashedAt,
     local: update.local ?? base?.local ?? null,

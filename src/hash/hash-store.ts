@@ -18,7 +18,7 @@
  * new one), busy (another run holds the write lock past the timeout: try the batch again later)
  * and anything else (stop writing; one warning).
  */
-import { Database } from "bun:sqlite";
+import { Database, type Statement } from "bun:sqlite";
 import { existsSync, lstatSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROW_COLUMNS, HASH_ROW_LENGTH, type RawRow, type RowValues } from "./hash-entry.ts";
@@ -73,7 +73,10 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS files (
   local TEXT,
   local_sum INTEGER,
   PRIMARY KEY (dir, name)
-)`;
+) WITHOUT ROWID`;
+
+/** Rows per INSERT statement: one statement per row cost half again as much per row (bun:sqlite, 100k rows). */
+const ROWS_PER_INSERT = 100;
 
 export type OpenStoreResult =
   | { kind: "ok"; store: HashStore }
@@ -97,6 +100,9 @@ export function openStore(file: string): OpenStoreResult {
       db.close();
       return { kind: "newer", format };
     }
+    // Only takes effect on a new file: 16 KiB pages keep a row with its header facts (~1 KB) in its
+    // leaf, and made batch inserts a third faster than 4 KiB.
+    if (format === 0) db.run("PRAGMA page_size = 16384");
     db.run("PRAGMA journal_mode = WAL");
     db.run("PRAGMA synchronous = NORMAL");
     if (format < STORE_FORMAT) {
@@ -144,14 +150,19 @@ export function setAsideStore(file: string): string {
 }
 
 export class HashStore {
-  private readonly folderHashes;
-  private readonly folderAll;
-  private readonly upsert;
+  private readonly folderHashes: Statement;
+  private readonly folderAll: Statement;
+  private readonly upsert: Statement;
+  private readonly upsertMany: Statement;
 
   constructor(private readonly db: Database) {
     this.folderHashes = db.prepare(`SELECT ${KEY_COLUMNS} FROM files WHERE dir = ?`);
     this.folderAll = db.prepare(`SELECT ${ALL_COLUMNS} FROM files WHERE dir = ?`);
-    this.upsert = db.prepare(`INSERT OR REPLACE INTO files (dir, ${ALL_COLUMNS}) VALUES (?${", ?".repeat(ROW_COLUMNS.length)})`);
+    const values = `(?${", ?".repeat(ROW_COLUMNS.length)})`;
+    this.upsert = db.prepare(`INSERT OR REPLACE INTO files (dir, ${ALL_COLUMNS}) VALUES ${values}`);
+    this.upsertMany = db.prepare(
+      `INSERT OR REPLACE INTO files (dir, ${ALL_COLUMNS}) VALUES ${Array.from({ length: ROWS_PER_INSERT }, () => values).join(", ")}`,
+    );
   }
 
   /** Every row of one folder (by its bytes); `withLocal` adds the header-facts columns. */
@@ -163,7 +174,13 @@ export class HashStore {
   write(rows: readonly { dir: Uint8Array; values: RowValues }[]): void {
     this.db
       .transaction(() => {
-        for (const row of rows) this.upsert.run(row.dir, ...row.values);
+        let i = 0;
+        for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT) {
+          const params: unknown[] = [];
+          for (let j = i; j < i + ROWS_PER_INSERT; j++) params.push(rows[j]!.dir, ...rows[j]!.values);
+          this.upsertMany.run(...(params as [Uint8Array]));
+        }
+        for (; i < rows.length; i++) this.upsert.run(rows[i]!.dir, ...rows[i]!.values);
       })
       .immediate();
   }
@@ -203,7 +220,7 @@ export class HashStore {
    * WAL unmerged) past close. The last connection to close folds the WAL in and removes it.
    */
   close(): void {
-    for (const stmt of [this.folderHashes, this.folderAll, this.upsert]) {
+    for (const stmt of [this.folderHashes, this.folderAll, this.upsert, this.upsertMany]) {
       try {
         stmt.finalize();
       } catch {

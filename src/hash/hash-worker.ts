@@ -9,9 +9,20 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from "node:fs";
 import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, safetensorsDataOffset } from "./hash-algos.ts";
 import { errorMessage } from "../shared/errors.ts";
-import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
+import type { HashAlgo } from "../scan/types.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
 import { fsPath } from "../shared/fs-path.ts";
+import {
+  decodeBatch,
+  encodeResult,
+  type FromWorkerMessage,
+  type HashJob,
+  type HashJobResult,
+  type SecondLookSkip,
+  type ToWorkerMessage,
+} from "./hash-wire.ts";
+
+export type { HashJob, HashJobResult } from "./hash-wire.ts";
 
 /** How often a worker reports bytes read within one big file. */
 const PROGRESS_INTERVAL_MS = 100;
@@ -20,37 +31,12 @@ export const ERR_CHANGED_SINCE_FOUND = "file changed since it was found";
 export const ERR_CHANGED_WHILE_HASHING = "file changed while it was hashed";
 export const ERR_NOT_REGULAR = "not a regular file";
 
-export interface HashJob {
-  /** Position in the caller's input, echoed back. */
-  index: number;
-  path: string;
-  /** What the walker saw; dev, ino and size must still hold when the file is opened. */
-  identity: FileIdentity;
-  algos: HashAlgo[];
-}
-
-export interface HashJobResult {
-  index: number;
-  hashes: FileHashes;
-  /** Requested algorithms that do not apply to this file (AutoV3 of a non-safetensors file). */
-  absent: HashAlgo[];
-  /** Identity observed by fstat, equal before and after the read; set only on success. */
-  identity?: FileIdentity;
-  bytesRead: number;
-  error?: string;
-}
-
 export interface HashFileHooks {
   /** Called after each chunk with the bytes read so far; tests use it to modify the file mid-read. */
   onChunk?: (bytesSoFar: number) => void;
   /** Called at most every PROGRESS_INTERVAL_MS with the bytes read since the last call. */
   onProgress?: (deltaBytes: number) => void;
 }
-
-export type ToWorkerMessage = { type: "batch"; batchId: number; jobs: HashJob[]; bufferSize: number };
-export type FromWorkerMessage =
-  | { type: "progress"; batchId: number; bytes: number }
-  | { type: "done"; batchId: number; results: HashJobResult[] };
 
 function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
@@ -64,20 +50,34 @@ function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
 export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks = {}): HashJobResult {
   const { index, path, identity, algos } = job;
   const fail = (error: string, bytesRead = 0): HashJobResult => ({ index, hashes: {}, absent: [], bytesRead, error });
+  const skip = (why: SecondLookSkip): HashJobResult => ({
+    index,
+    hashes: {},
+    absent: [],
+    bytesRead: 0,
+    skip: why,
+    error: ERR_CHANGED_SINCE_FOUND,
+  });
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
+    if (job.secondLook && (err as NodeJS.ErrnoException).code === "ENOENT") return skip("removed");
     return fail(errorMessage(err));
   }
   let pos = 0;
   try {
     const before = fstatSync(fd, { bigint: true });
-    if (!before.isFile()) return fail(ERR_NOT_REGULAR);
-    if (Number(before.dev) !== identity.dev || Number(before.ino) !== identity.ino || Number(before.size) !== identity.size) {
-      return fail(ERR_CHANGED_SINCE_FOUND);
+    const sameFile = Number(before.dev) === identity.dev && Number(before.ino) === identity.ino;
+    if (job.secondLook) {
+      // The walker's second look (docs/cases.md D7), taken here so the file is stat'ed once more, not twice.
+      if (!sameFile || !before.isFile()) return skip("replaced");
+      if (Number(before.size) !== identity.size) return skip("sizeChanged");
+      if (before.mtimeNs.toString() !== identity.mtimeNs) return skip("modified");
     }
+    if (!before.isFile()) return fail(ERR_NOT_REGULAR);
+    if (!sameFile || Number(before.size) !== identity.size) return fail(ERR_CHANGED_SINCE_FOUND);
     const size = Number(before.size);
 
     const want = new Set(algos);
@@ -153,11 +153,11 @@ function probeHead(fd: number): Uint8Array {
   return head.subarray(0, got);
 }
 
-function runBatch(msg: Extract<ToWorkerMessage, { type: "batch" }>, buffer: Buffer): HashJobResult[] {
+function runBatch(msg: ToWorkerMessage, buffer: Buffer): string[] {
   const onProgress = (bytes: number) => {
     postMessage({ type: "progress", batchId: msg.batchId, bytes } satisfies FromWorkerMessage);
   };
-  return msg.jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
+  return decodeBatch(msg).map((job) => encodeResult(hashFileSync(job, buffer, { onProgress })));
 }
 
 // Bun's documented way to type the worker global scope.

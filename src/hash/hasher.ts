@@ -7,8 +7,7 @@ import { availableParallelism } from "node:os";
 import { AppError, UsageError, errorMessage } from "../shared/errors.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "../scan/types.ts";
 import type { HashCache } from "./hash-cache.ts";
-// Types only: the worker module must not be evaluated in this thread just to share constants.
-import type { FromWorkerMessage, HashJob, HashJobResult, ToWorkerMessage } from "./hash-worker.ts";
+import { decodeResult, encodeBatch, type FromWorkerMessage, type HashJob, type HashJobResult, type SecondLookSkip } from "./hash-wire.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
 
 /**
@@ -20,7 +19,8 @@ export const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
 
 /** Files below this size are sent to a worker in batches: 10,000 tiny files must not cost 10,000 round trips. */
 const SMALL_FILE_BYTES = 1024 * 1024;
-const BATCH_MAX_FILES = 64;
+/** Per message to a worker; each message costs the main thread as much as ~60 files' results (100k files, 2 cores). */
+const BATCH_MAX_FILES = 512;
 const BATCH_MAX_BYTES = 16 * 1024 * 1024;
 const PROGRESS_MIN_INTERVAL_MS = 100;
 
@@ -45,6 +45,13 @@ export interface HashFilesOptions {
   rehash?: boolean;
   /** The caller already asked the cache about these files and every one missed: do not ask again. */
   lookedUp?: boolean;
+  /**
+   * The files come from a walk with `stability: "deferred"`: the worker's fstat is the second look
+   * (docs/cases.md D7), and a file changed since the walk goes to `onSkipped` (its result carries
+   * an error too) instead of being hashed.
+   */
+  secondLook?: boolean;
+  onSkipped?: (file: FoundFile, why: SecondLookSkip, index: number) => void;
   /** At most ~10 calls a second, plus one at the start and one at the end. */
   onProgress?: (progress: HashProgress) => void;
   /** Each result as it completes (completion order; `index` is the input position). */
@@ -79,7 +86,10 @@ function planBatches(jobs: HashJob[]): Batch[] {
       batches.push({ id: batches.length, jobs: [job], bytes: size });
       continue;
     }
-    if (!current || current.jobs.length >= BATCH_MAX_FILES || current.bytes + size > BATCH_MAX_BYTES) {
+    // A batch travels with one list of algorithms.
+    const first = current?.jobs[0]?.algos;
+    const sameAlgos = first !== undefined && (first === job.algos || first.join() === job.algos.join());
+    if (!current || !sameAlgos || current.jobs.length >= BATCH_MAX_FILES || current.bytes + size > BATCH_MAX_BYTES) {
       current = { id: batches.length, jobs: [], bytes: 0 };
       batches.push(current);
     }
@@ -114,15 +124,23 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   };
 
   const toHash: HashJob[] = [];
+  let lastAsked: readonly HashAlgo[] | undefined;
+  let lastAlgos: HashAlgo[] = [];
   files.forEach((file, index) => {
-    const algos = [...algosFor(file)];
+    const asked = algosFor(file);
+    // One copy per distinct list (batches compare them), not one per file.
+    if (asked !== lastAsked) {
+      lastAsked = asked;
+      lastAlgos = [...asked];
+    }
+    const algos = lastAlgos;
     const hit: FileHashes | null = cache && !options.rehash && !options.lookedUp ? cache.get(file.realPath, file.identity, algos) : null;
     if (hit) {
       progress.filesCached++;
       finish(index, { file, hashes: hit, cached: true });
       return;
     }
-    toHash.push({ index, path: file.path, identity: file.identity, algos });
+    toHash.push({ index, path: file.path, identity: file.identity, algos, ...(options.secondLook ? { secondLook: true } : {}) });
     progress.bytesTotal += file.identity.size;
   });
 
@@ -147,12 +165,12 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
         },
         onJobResult: (r) => {
           const file = files[r.index]!;
+          if (r.skip) options.onSkipped?.(file, r.skip, r.index);
           if (r.error === undefined && cache && r.identity) cache.set(file.realPath, r.identity, r.hashes, r.absent);
           finish(
             r.index,
             r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
           );
-          emit(false);
         },
       });
     } finally {
@@ -242,8 +260,7 @@ function runPool(
       }
       next++;
       inFlight.set(worker, { batch, bytesSeen: 0 });
-      const msg: ToWorkerMessage = { type: "batch", batchId: batch.id, jobs: batch.jobs, bufferSize };
-      worker.postMessage(msg);
+      worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize));
     };
 
     const spawn = () => {
@@ -267,7 +284,13 @@ function runPool(
             if (flight && flight.batch.id === msg.batchId) flight.bytesSeen += msg.bytes;
             cb.onProgress(completedBytes + inFlightBytes());
           } else if (msg.type === "done") {
-            completeBatch(worker, msg.results, true);
+            const flight = inFlight.get(worker);
+            if (flight)
+              completeBatch(
+                worker,
+                msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
+                true,
+              );
           }
         } catch (err) {
           // A throwing onResult/onProgress callback (or cache bug) must not leave the promise pending forever.

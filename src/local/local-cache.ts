@@ -19,7 +19,7 @@ export function factsVersion(withMetadata: boolean): number {
 }
 
 /** Cached facts serve a run that wants metadata only when they hold it; a run that does not can drop it. */
-export function usableFacts(cached: CachedLocal, withMetadata: boolean): boolean {
+export function usableFacts(cached: { version: number }, withMetadata: boolean): boolean {
   if (cached.version === factsVersion(true)) return true;
   return cached.version === factsVersion(false) && !withMetadata;
 }

@@ -404,8 +404,11 @@ export interface LocalFactsItem {
   path: string;
   /** Size the walker saw. */
   size: number;
-  /** What the hash cache holds for this exact file state, or null. */
-  cached: CachedLocal | null;
+  /**
+   * What the hash cache holds for this exact file state, or null: its facts version and whether it
+   * recorded sidecars. The text is loaded (options.loadCached) only when it must be looked at.
+   */
+  cached: { version: number; sidecars: boolean } | null;
 }
 
 export interface LocalFactsOptions {
@@ -418,14 +421,19 @@ export interface LocalFactsOptions {
   names?: ReadonlyMap<string, readonly string[]>;
   /** Applied to each sidecar read, before it is used and cached (scan cuts descriptions). */
   prepareSidecar?: (info: SidecarInfo) => SidecarInfo;
+  /** The cached local section of item `index` (whose `cached` is set). */
+  loadCached?: (index: number) => CachedLocal | null;
   concurrency?: number;
   headerBytesInFlight?: number;
   signal?: AbortSignal;
 }
 
 export interface LocalFactsResult {
-  /** Per item: the facts (its local section without sidecars) as JSON. */
-  facts: string[];
+  /**
+   * Per item: the facts (its local section without sidecars) as JSON, or null when the cached ones
+   * hold unchanged (still in the cache, not loaded here).
+   */
+  facts: (string | null)[];
   /** Per item: the sidecars beside it, when there are any. */
   sidecars: (SidecarInfo[] | undefined)[];
   /** Per item: what to store in the hash cache, or null when the cached form still holds. */
@@ -445,7 +453,7 @@ export interface LocalFactsResult {
 export async function readLocalFacts(items: readonly LocalFactsItem[], options: LocalFactsOptions): Promise<LocalFactsResult> {
   const n = items.length;
   const result: LocalFactsResult = {
-    facts: Array.from({ length: n }, () => ""),
+    facts: Array.from({ length: n }, () => null),
     sidecars: Array.from({ length: n }, () => undefined),
     store: Array.from({ length: n }, () => null),
     warnings: [],
@@ -455,7 +463,8 @@ export async function readLocalFacts(items: readonly LocalFactsItem[], options: 
   const budget = new ByteBudget(options.headerBytesInFlight ?? HEADER_BYTES_IN_FLIGHT);
   const one = async (index: number): Promise<void> => {
     const item = items[index]!;
-    const cached = item.cached && usableFacts(item.cached, options.includeMetadata) ? item.cached : null;
+    const loaded = item.cached && usableFacts(item.cached, options.includeMetadata) ? (options.loadCached?.(index) ?? null) : null;
+    const cached = loaded && usableFacts(loaded, options.includeMetadata) ? loaded : null;
     let facts: string;
     let changed = false;
     if (cached) {
@@ -473,16 +482,33 @@ export async function readLocalFacts(items: readonly LocalFactsItem[], options: 
     result.facts[index] = facts;
     if (changed || side.changed) result.store[index] = toCachedLocal(facts, options.includeMetadata, side.records);
   };
-  // Cached items cost no await unless a sidecar is there, so most of a warm run stays synchronous.
+  // A cached file with no sidecar before and none listed now is settled here, without a promise:
+  // that is nearly every file of a warm run (a promise each cost ~9 µs, 0.9 s at 100,000 files).
+  const slow: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const item = items[i]!;
+    const cached = item.cached;
+    if (cached && !cached.sidecars && options.includeMetadata === false && cached.version === factsVersion(false)) {
+      const listed = options.names?.get(dirnamePath(item.path));
+      // Unchanged: result.facts[i] stays null.
+      if (listed && !listed.some((name) => isSidecarOf(name, item.path))) continue;
+    }
+    slow.push(i);
+  }
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < n) {
+    while (next < slow.length) {
       options.signal?.throwIfAborted();
-      await one(next++);
+      await one(slow[next++]!);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, options.concurrency ?? LOCAL_PASS_CONCURRENCY), n) }, worker));
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, options.concurrency ?? LOCAL_PASS_CONCURRENCY), slow.length) }, worker));
   return result;
+}
+
+/** Whether `name` (in the model's folder) is one of the sidecar names of `modelPath`. */
+function isSidecarOf(name: string, modelPath: string): boolean {
+  return sidecarPaths(modelPath).some((s) => basenamePath(s.path) === name);
 }
 
 /**

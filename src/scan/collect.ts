@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import type { FileHashes, FoundFile, HashAlgo, HashResult, SkippedPath } from "./types.ts";
 import { hashesFromEntry, openHashCache, type HashCache, type HashCacheEntry } from "../hash/hash-cache.ts";
 import { hashFiles, type HashProgress } from "../hash/hasher.ts";
-import { settleFiles, walk, type WalkerResult } from "./walker.ts";
+import { settleFiles, SKIP_REASON, walk, type WalkerResult } from "./walker.ts";
 import { compareByteOrder } from "./path-filter.ts";
 
 export interface CollectOptions {
@@ -80,53 +80,60 @@ async function collectWithCache(
   cache: HashCache | null,
   started: number,
 ): Promise<CollectResult> {
-  const found = walked.files;
   const hits = new Map<FoundFile, FileHashes>();
-  const unsettled: FoundFile[] = [];
-  for (const file of found) {
+  for (const file of walked.files) {
     const entry = cache ? cache.read(file.realPath, file.identity) : null;
     options.onCacheEntry?.(file, entry);
     const hit = entry && !options.rehash ? hashesFromEntry(entry, options.algos(file)) : null;
     if (hit) hits.set(file, hit);
-    else unsettled.push(file);
   }
   options.signal?.throwIfAborted();
 
-  // The second look, only at the files that will be read.
-  const settled = await settleFiles(unsettled);
+  const preset = options.presetHashes
+    ? await options.presetHashes(walked.files, { cache, walk: walked })
+    : new Map<FoundFile, FileHashes>();
+  options.signal?.throwIfAborted();
+  // Files taken from a sidecar are not read: they get the walker's second look here.
+  const presetFiles = walked.files.filter((f) => preset.has(f) && !hits.has(f));
+  const settled = await settleFiles(presetFiles);
+  const skipped: SkippedPath[] = [...settled.skipped];
+  const stillThere = new Set(settled.files.map((f) => f.path));
+  const left = new Set(presetFiles.filter((f) => !stillThere.has(f.path)));
   for (const w of settled.warnings) options.onWarning(w);
-  // Settled files carry their second identity (what the hash worker checks against); the others are skipped.
-  const settledByPath = new Map(settled.files.map((f) => [f.path, f]));
-  const unsettledSet = new Set(unsettled);
-  const files: FoundFile[] = [];
-  for (const file of found) {
-    if (!unsettledSet.has(file)) files.push(file);
-    else {
-      const again = settledByPath.get(file.path);
-      if (again) files.push(again);
-    }
-  }
-  if (settled.skipped.length > 0) walked.skipped = mergeSkipped(walked.skipped, settled.skipped);
   walked.warnings.push(...settled.warnings);
-  walked.files = files;
 
-  const preset = options.presetHashes ? await options.presetHashes(files, { cache, walk: walked }) : new Map<FoundFile, FileHashes>();
-  options.signal?.throwIfAborted();
-  const toHash = files.filter((file) => !preset.has(file) && !hits.has(file));
+  // The others are read, and the hash worker's fstat is their second look.
+  const toHash = walked.files.filter((file) => !preset.has(file) && !hits.has(file));
   const hashed = await hashFiles(toHash, {
     algos: options.algos,
     jobs: options.jobs ?? availableParallelism(),
     cache,
     rehash: options.rehash,
     lookedUp: true,
+    secondLook: true,
+    onSkipped: (file, why) => {
+      left.add(file);
+      for (const path of file.paths) skipped.push({ path, reason: SKIP_REASON[why] });
+    },
     signal: options.signal,
     onProgress: options.onHashProgress,
   });
+  if (skipped.length > 0) walked.skipped = mergeSkipped(walked.skipped, skipped);
+  const files = left.size > 0 ? walked.files.filter((f) => !left.has(f)) : walked.files;
+  walked.files = files;
+
   let bytesRead = 0;
-  for (const r of hashed) if (!r.error) bytesRead += r.file.identity.size;
+  let filesHashed = 0;
+  for (const r of hashed) {
+    if (left.has(r.file)) continue;
+    filesHashed++;
+    if (!r.error) bytesRead += r.file.identity.size;
+  }
   // Back in walk order.
   let at = 0;
   let presetCount = 0;
+  const byFile = new Map<FoundFile, HashResult>();
+  for (const r of hashed) byFile.set(r.file, r);
   const hashes: HashResult[] = files.map((file) => {
     const given = preset.get(file);
     if (given) {
@@ -134,15 +141,16 @@ async function collectWithCache(
       return { file, hashes: given, cached: false };
     }
     const hit = hits.get(file);
-    return hit ? { file, hashes: hit, cached: true } : hashed[at++]!;
+    if (hit) return { file, hashes: hit, cached: true };
+    at++;
+    return byFile.get(file)!;
   });
-  const filesCached = hashes.length - hashed.length - presetCount;
   return {
     walk: walked,
     hashes,
     stats: {
-      filesHashed: hashed.length,
-      filesCached,
+      filesHashed,
+      filesCached: hashes.length - at - presetCount,
       bytesRead,
       durationMs: performance.now() - started,
       ...(presetCount > 0 ? { filesPreset: presetCount } : {}),

@@ -4,7 +4,7 @@ import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
 import { hashFiles } from "../hash/hasher.ts";
-import type { CachedLocal, HashCache } from "../hash/hash-cache.ts";
+import type { HashCache } from "../hash/hash-cache.ts";
 import { localInfoOf } from "../local/local-cache.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../report/inventory-types.ts";
 import type { FileRecord, RecordStatus, SidecarLabel } from "../report/record-types.ts";
@@ -16,6 +16,7 @@ import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
+import { plural } from "../shared/format.ts";
 import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
@@ -93,9 +94,11 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     options.onPhase?.(name, at - phaseStart);
     phaseStart = at;
   };
-  const locals = new LocalSections();
+  let locals = new LocalSections(null);
   const hashSources = new Map<string, SidecarLabel>();
-  const cachedLocal = new Map<FoundFile, CachedLocal>();
+  // Per file whose header facts the cache holds for its state: their version and whether sidecars
+  // were recorded. The text stays in the cache until a record needs it (LocalSections).
+  const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
   let localBytesRead = 0;
   const collected = await collectFiles({
     paths: options.paths,
@@ -111,11 +114,12 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     onWarning: options.onWarning,
     onHashProgress: options.onHashProgress,
     onCacheEntry: (file, entry) => {
-      if (entry?.local) cachedLocal.set(file, entry.local);
+      if (entry?.local) cachedLocal.set(file, { version: entry.local.version, sidecars: entry.local.sidecars !== null });
     },
     // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
     presetHashes: async (files, { cache, walk }) => {
       phase("walk");
+      locals = new LocalSections(cache);
       const pass = await readLocalFacts(
         files.map((f) => ({ path: f.path, size: f.identity.size, cached: cachedLocal.get(f) ?? null })),
         {
@@ -123,6 +127,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
           ...(walk.names ? { names: walk.names } : {}),
           prepareSidecar: (s) =>
             s.description === null ? s : { ...s, description: cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS) },
+          loadCached: (i) => cache?.peek(files[i]!.realPath, files[i]!.identity)?.local ?? null,
           concurrency: options.localConcurrency,
           signal: options.signal,
         },
@@ -133,9 +138,9 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       const preset = new Map<FoundFile, FileHashes>();
       files.forEach((file, i) => {
         const sidecars = pass.sidecars[i];
-        locals.set(file.path, pass.facts[i]!, sidecars);
         const store = pass.store[i];
         if (store) cache?.setLocal(file.realPath, file.identity, store);
+        locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
         if (!options.trustSidecars) return;
         const trusted = trustedSidecarHash(sidecars, basenamePath(file.path), file.identity.size);
         if (!trusted) return;
@@ -150,7 +155,13 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   try {
     phase("hashing");
     options.signal?.throwIfAborted();
-    return await lookUpAndBuild(options, collected, { cache, locals, hashSources, localBytesRead, started, now, phase });
+    const result = await lookUpAndBuild(options, collected, { cache, locals, hashSources, localBytesRead, started, now, phase });
+    if (locals.lost > 0) {
+      options.onWarning(
+        `${plural(locals.lost, "file")}: header facts lost with the damaged hash cache; their records have no local section (run scan again)`,
+      );
+    }
+    return result;
   } finally {
     cache?.close();
   }
@@ -329,37 +340,62 @@ function isSidecarName(name: string): boolean {
 const SIDECAR_NAME_RE = /\.(civitai\.info|json)$/i;
 
 /**
- * The local section of every file, kept as the JSON text the pass gave (or the cache held) and
- * parsed only when its record is built: 100,000 parsed sections would hold several hundred MB.
+ * The local section of every file, for buildRecords. Facts the hash cache holds (read from it, or
+ * stored by this run) stay there and are read back, folder by folder, when the record is built:
+ * at ~1 KB of JSON per file, holding them all would be the largest part of a 100,000-file scan's
+ * memory. Without a usable cache (--no-cache, a full disk) the text is held here.
  */
 class LocalSections implements ReadonlyMap<string, LocalInfo> {
-  private readonly facts = new Map<string, string>();
+  private readonly inCache = new Map<string, FoundFile>();
+  private readonly texts = new Map<string, string>();
   private readonly sidecars = new Map<string, SidecarInfo[]>();
+  /** Records whose facts the cache no longer had (a damaged store set aside mid-run). */
+  lost = 0;
 
-  set(path: string, facts: string, sidecars: SidecarInfo[] | undefined): void {
-    this.facts.set(path, facts);
-    if (sidecars) this.sidecars.set(path, sidecars);
+  constructor(private readonly cache: HashCache | null) {}
+
+  /**
+   * `facts` null: unchanged in the cache. `stored`: these facts were just given to the cache. Facts
+   * that are neither (the cache is off or failing, or they were cut down from the cached ones) are
+   * held here.
+   */
+  set(file: FoundFile, facts: string | null, sidecars: SidecarInfo[] | undefined, stored: boolean): void {
+    if (sidecars) this.sidecars.set(file.path, sidecars);
+    if (this.cache && (facts === null || stored)) this.inCache.set(file.path, file);
+    else if (facts !== null) this.texts.set(file.path, facts);
   }
 
   get(path: string): LocalInfo | undefined {
-    const facts = this.facts.get(path);
+    const file = this.inCache.get(path);
+    let facts = this.texts.get(path);
+    if (file) {
+      facts = this.cache?.peek(file.realPath, file.identity)?.local?.facts;
+      if (facts === undefined) {
+        this.lost++;
+        return undefined;
+      }
+    }
     return facts === undefined ? undefined : localInfoOf(facts, this.sidecars.get(path));
   }
 
   has(path: string): boolean {
-    return this.facts.has(path);
+    return this.inCache.has(path) || this.texts.has(path);
   }
 
   get size(): number {
-    return this.facts.size;
+    return this.inCache.size + this.texts.size;
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.inCache.keys();
+    yield* this.texts.keys();
   }
 
   *entries(): MapIterator<[string, LocalInfo]> {
-    for (const path of this.facts.keys()) yield [path, this.get(path)!];
-  }
-
-  keys(): MapIterator<string> {
-    return this.facts.keys();
+    for (const path of this.keys()) {
+      const info = this.get(path);
+      if (info) yield [path, info];
+    }
   }
 
   *values(): MapIterator<LocalInfo> {

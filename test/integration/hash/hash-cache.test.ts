@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { FileIdentity, FoundFile } from "../../../src/scan/types.ts";
 import { clearHashCache, hashCacheUsage, openHashCache, type HashCache, type HashCacheEntry } from "../../../src/hash/hash-cache.ts";
-import { folderChecksum, rowFor } from "../../../src/hash/hash-entry.ts";
+import { rowFor } from "../../../src/hash/hash-entry.ts";
 import { STORE_FORMAT, storePath } from "../../../src/hash/hash-store.ts";
 import { hashFiles } from "../../../src/hash/hasher.ts";
 import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
@@ -317,7 +317,7 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
       hashedAt: Date.now(),
       local: null,
     };
-    const values = rowFor(entry, encodeFsName(basename(f.realPath)), folderChecksum(dirBytes));
+    const values = rowFor(entry, encodeFsName(basename(f.realPath)));
     tamper(dir, "INSERT INTO files (dir, name, entry, sum, local, local_sum) VALUES (?, ?, ?, ?, ?, ?)", dirBytes, ...values);
     const { cache } = await openHashCache(dir);
     expect(cache!.read(f.realPath, f.identity)).toBeNull();
