@@ -461,15 +461,15 @@ class Walker {
    * or more, which 32 concurrent stats hide. Only the real file system qualifies (tests inject
    * theirs), and only file systems Linux names as local.
    */
-  private syncStat(folder: BigIntStats, path: string): ((path: string) => BigIntStats) | null {
+  private syncStat(folder: BigIntStats, folderPath: string): ((path: string) => BigIntStats) | null {
     if (this.fs !== NODE_WALKER_FS || process.platform !== "linux") return null;
     const dev = Number(folder.dev);
     let local = this.localDevices.get(dev);
     if (local === undefined) {
-      local = isLocalFileSystem(path);
+      local = isLocalFileSystem(folderPath);
       this.localDevices.set(dev, local);
     }
-    return local ? (path) => statSync(fsPath(path), { bigint: true }) : null;
+    return local ? (file) => statSync(fsPath(file), { bigint: true }) : null;
   }
 
   /** classify for an entry the listing says is a regular file, with a synchronous stat. */
