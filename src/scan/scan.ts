@@ -155,7 +155,17 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   try {
     phase("hashing");
     options.signal?.throwIfAborted();
-    const result = await lookUpAndBuild(options, collected, { cache, locals, hashSources, localBytesRead, started, now, phase });
+    const extraReads = { files: 0, bytes: 0 };
+    const result = await lookUpAndBuild(options, collected, {
+      cache,
+      extraReads,
+      locals,
+      hashSources,
+      localBytesRead,
+      started,
+      now,
+      phase,
+    });
     if (locals.lost > 0) {
       options.onWarning(
         `${plural(locals.lost, "file")}: header facts lost with the damaged hash cache; their records have no local section (run scan again)`,
@@ -171,6 +181,8 @@ export type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records
 
 interface BuildContext {
   cache: HashCache | null;
+  /** Files read again for their AutoV3 (counted with the hashed ones). */
+  extraReads: { files: number; bytes: number };
   locals: LocalSections;
   hashSources: Map<string, SidecarLabel>;
   localBytesRead: number;
@@ -206,6 +218,12 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   if (lookup.stopped?.kind === "aborted") options.signal?.throwIfAborted();
   if (lookup.fallbackFailure) options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
+  // A file found by its AutoV3 on an earlier run is found by its SHA-256 from the cache now, and the
+  // lookup asks no AutoV3: its record needs it still (to name the matched file), from the hash cache.
+  const matchedByAutov3 = [...lookup.entries].filter(([, e]) => e.status === "found" && e.matchedBy === "autov3").map(([sha]) => sha);
+  const lacking = new Set(collected.hashes.filter((h) => h.hashes.autov3 === undefined).map((h) => h.hashes.sha256));
+  const wanted = matchedByAutov3.filter((sha) => lacking.has(sha));
+  if (wanted.length > 0) await autov3Of(wanted, collected.hashes, ctx, options);
   phase("lookup");
 
   const records = buildRecords({
@@ -259,9 +277,9 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     missing: collected.walk.missing,
     ...(lookup.stopped ? { stopped: lookup.stopped } : {}),
     counters: {
-      hashed: collected.stats.filesHashed,
+      hashed: collected.stats.filesHashed + ctx.extraReads.files,
       hashCacheHits: collected.stats.filesCached,
-      bytesRead: collected.stats.bytesRead,
+      bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
       fromSidecars: collected.stats.filesPreset ?? 0,
@@ -306,14 +324,17 @@ async function autov3Of(
   options: ScanOptions,
 ): Promise<Map<string, string>> {
   const wanted = new Set(sha256s);
-  // A file whose SHA-256 a sidecar gave (--trust-sidecars) is not read, so it has no AutoV3.
+  // Only a file with a safetensors header has an AutoV3 (the header pass knows; a file named so
+  // that is not one is not read again). A file whose SHA-256 a sidecar gave (--trust-sidecars) is
+  // not read at all, so it has none either.
   const targets = results.filter(
     (r) =>
       !r.error &&
       r.hashes.sha256 !== undefined &&
       wanted.has(r.hashes.sha256) &&
       isSafetensorsPath(r.file.path) &&
-      !ctx.hashSources.has(r.file.path),
+      !ctx.hashSources.has(r.file.path) &&
+      hasSafetensorsHeader(ctx.locals.get(r.file.path)),
   );
   const out = new Map<string, string>();
   if (targets.length === 0) return out;
@@ -324,12 +345,21 @@ async function autov3Of(
   hashed.forEach((h, i) => {
     const target = targets[i]!;
     const autov3 = h.hashes.autov3;
+    if (!h.cached && !h.error) {
+      ctx.extraReads.files++;
+      ctx.extraReads.bytes += h.file.identity.size;
+    }
     if (h.error) options.onWarning(`${target.file.path}: AutoV3 not computed: ${h.error}`);
     if (autov3 === undefined) return;
     target.hashes.autov3 = autov3;
     out.set(target.hashes.sha256!, autov3);
   });
   return out;
+}
+
+/** The header pass found a valid safetensors header (no local section: not known, so try). */
+function hasSafetensorsHeader(local: LocalInfo | undefined): boolean {
+  return local === undefined || (local.format === "safetensors" && local.header !== undefined);
 }
 
 function isSidecarName(name: string): boolean {

@@ -545,3 +545,42 @@ describe("T19: progress counts files", () => {
     expect(api.count()).toBeGreaterThan(0);
   });
 });
+
+describe("AutoV3 on demand (LookupDeps.autov3For, issue 11)", () => {
+  test("asked once, for the SHA-256 misses only; a miss with no AutoV3 is not found and cached so; the next run asks no AutoV3 of found files", async () => {
+    const K = sha(0x1);
+    const M = sha(0x2);
+    const N = sha(0x3);
+    const primary = {
+      versions: [
+        makeVersion(1, 11, { SHA256: K.toUpperCase() }),
+        makeVersion(2, 12, { SHA256: sha(0x222), AutoV3: v3(0x2).toUpperCase() }),
+      ],
+      models: [{ id: 11 }, { id: 12 }],
+    };
+    const { api, deps, cache } = setup({ [PRIMARY]: primary });
+    const asked: string[][] = [];
+    // K is known by SHA-256; M only by its AutoV3; N has none (not a safetensors file).
+    const autov3For = async (sha256s: readonly string[]) => {
+      asked.push([...sha256s].sort());
+      return new Map(sha256s.filter((s) => s === M).map((s) => [s, v3(0x2)]));
+    };
+    const items = [{ sha256: K }, { sha256: M }, { sha256: N }];
+    const hosts = { primary: PRIMARY };
+    const first = await lookupFiles(items, { ...deps(), hosts, autov3For }, OPTS);
+    expect(asked).toEqual([[M, N].sort()]);
+    expect(first.entries.get(K)).toMatchObject({ status: "found", matchedBy: "sha256" });
+    expect(first.entries.get(M)).toMatchObject({ status: "found", matchedBy: "autov3" });
+    expect(first.entries.get(N)).toMatchObject({ status: "not_found" });
+    expect(await cache.getVersion(versionKeyBySha256(N))).toEqual({ kind: "not_found" });
+
+    api.calls = [];
+    asked.length = 0;
+    const warm = await lookupFiles(items, { ...deps(), hosts, autov3For }, OPTS);
+    expect(api.count()).toBe(0);
+    // M is found by SHA-256 from the cache now; N's "not found" is cached, and still asks for its AutoV3.
+    expect(asked).toEqual([[N]]);
+    expect(warm.entries.get(M)).toMatchObject({ status: "found", matchedBy: "autov3" });
+    expect(warm.entries.get(N)).toMatchObject({ status: "not_found" });
+  });
+});
