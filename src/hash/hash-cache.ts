@@ -14,24 +14,27 @@
  */
 import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { Database } from "bun:sqlite";
-import { join, sep } from "node:path";
+import { join } from "node:path";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
-import { basenamePath, decodeFsName, dirnamePath, encodeFsName, fsPath, joinPath } from "../shared/fs-path.ts";
+import { decodeFsName, encodeFsName, fsPath, joinPath } from "../shared/fs-path.ts";
 import { removeEmptyDirs } from "../shared/no-follow.ts";
 import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
 import {
-  entryFromRow,
+  checksum,
   hashesFromEntry,
-  mergeEntry,
-  rowFor,
+  hashPartText,
   identityPrefix,
-  sameIdentity,
+  localPartText,
+  mergeHashes,
+  parseHashPart,
+  parseLocalPart,
+  splitPath,
   type CachedLocal,
-  type EntryUpdate,
   type HashCacheEntry,
+  type HashPart,
+  type LocalPart,
   type RawRow,
-  type RowValues,
 } from "./hash-entry.ts";
 import {
   CORRUPT_SUFFIX,
@@ -42,6 +45,7 @@ import {
   storeErrorKind,
   storePath,
   type HashStore,
+  type PartRow,
 } from "./hash-store.ts";
 
 export { RACY_WINDOW_MS, hashesFromEntry, isRacy, type CachedLocal, type HashCacheEntry } from "./hash-entry.ts";
@@ -99,6 +103,12 @@ export interface HashCache {
   close(): void;
   /** Removes rows that fail their checks or whose file is gone or replaced (docs/cases.md C9). */
   prune(): PruneResult;
+  /** Where hash workers may store their results (after committing what is pending here), or null. */
+  workerStore(): WorkerStore | null;
+  /** The hash part a worker merges its result into (same state, usable), as text; "" when none. */
+  workerPrevious(realPath: string, identity: FileIdentity): string;
+  /** Takes note of what the workers stored (and of an error that stopped them). */
+  fromWorkers(writes: WorkerWrites): void;
 }
 
 export interface OpenHashCacheOptions {
@@ -145,10 +155,32 @@ interface Folder {
   rows: Map<string, RawRow>;
 }
 
+interface PendingPart {
+  text: string;
+  sum: number;
+}
+
+/** Parts set in this run and not committed yet: read before the store. */
 interface PendingRow {
   dir: Uint8Array;
-  values: RowValues;
-  entry: HashCacheEntry;
+  name: Uint8Array;
+  hash?: PendingPart;
+  local?: PendingPart;
+}
+
+/** Where the hash workers store what they compute (hash-worker.ts), when they may. */
+export interface WorkerStore {
+  file: string;
+  /** Add to the worker's clock: tests move the cache's clock (OpenHashCacheOptions.now). */
+  clockOffset: number;
+}
+
+/** What the workers said about their writes, after a run of batches. */
+export interface WorkerWrites {
+  /** Real paths whose hashes were stored. */
+  stored: string[];
+  /** The first store error a worker met (it stopped writing then). */
+  error?: { code?: string; message: string };
 }
 
 class StoreHashCache implements HashCache {
@@ -157,9 +189,8 @@ class StoreHashCache implements HashCache {
   writable = true;
   private readonly folders = new Map<string, Folder>();
   private current: Folder | undefined;
-  /** Rows set but not committed, by real path: read before the store. */
   private readonly pending = new Map<string, PendingRow>();
-  /** Real paths this run stored an entry for (peek trusts those even while racy). */
+  /** Real paths this run stored a part for (peek and merges trust those even while racy). */
   private readonly thisRun = new Set<string>();
   private pendingSince = 0;
   private warnedCorrupt = false;
@@ -182,6 +213,10 @@ class StoreHashCache implements HashCache {
     this.options.onWarning?.(message);
   }
 
+  private warnOnce(message: string): void {
+    if (!this.warnings.includes(message)) this.warn(message);
+  }
+
   private now(): number {
     return this.options.now?.() ?? Date.now();
   }
@@ -193,12 +228,17 @@ class StoreHashCache implements HashCache {
   private recover(err: unknown): void {
     this.store?.close();
     this.store = null;
-    this.folders.clear();
-    this.current = undefined;
+    this.invalidate();
     const replaced = replaceDamagedStore(this.file, err);
     this.warn(replaced.message);
     if (replaced.store) this.store = replaced.store;
     else this.writable = false;
+  }
+
+  /** Forgets the folders read: another connection (a hash worker) wrote to the store. */
+  invalidate(): void {
+    this.folders.clear();
+    this.current = undefined;
   }
 
   private folder(dir: string): Folder {
@@ -230,43 +270,69 @@ class StoreHashCache implements HashCache {
     return folder;
   }
 
-  private warnOnce(message: string): void {
-    if (!this.warnings.includes(message)) this.warn(message);
-  }
-
-  /**
-   * The entry stored for `realPath` (trusted or not), or null. With `identity`, a row for another
-   * state of the file is a plain miss without being parsed. A damaged row counts as corrupt.
-   */
-  private lookup(realPath: string, identity?: FileIdentity): HashCacheEntry | null {
-    const waiting = this.pending.get(realPath);
-    if (waiting) return waiting.entry;
-    const [dir, name] = splitPath(realPath);
-    const folder = this.folder(dir);
-    const row = folder.rows.get(name);
-    if (row === undefined) return null;
-    // A row for another state of the file is a plain miss, not parsed: the common case of a changed file.
-    const known = identity && typeof row[1] === "string" ? row[1].startsWith(identityPrefix(identity)) : false;
-    if (identity && typeof row[1] === "string" && !known) return null;
-    const entry = entryFromRow(row, realPath, this.now(), known ? identity : undefined);
-    if (entry) return entry;
-    folder.rows.delete(name);
+  private damaged(): void {
     this.stats.corrupt++;
     if (!this.warnedCorrupt) {
       this.warnedCorrupt = true;
       this.warn(`hash cache: ignoring a damaged entry in ${this.file} (rewritten when the file is hashed)`);
     }
-    return null;
+  }
+
+  /**
+   * The two parts stored for `realPath` in this `identity` (usable or not yet judged), each null
+   * when absent, for another state of the file (a plain miss, not parsed) or damaged (counted).
+   */
+  private parts(realPath: string, identity: FileIdentity): { hash: HashPart | null; local: LocalPart | null } {
+    const waiting = this.pending.get(realPath);
+    const [dir, name] = splitPath(realPath);
+    const row = waiting?.hash && (waiting.local || !this.withLocal) ? undefined : this.folder(dir).rows.get(name);
+    const prefix = identityPrefix(identity);
+    const now = this.now();
+    const hashText = waiting?.hash?.text ?? row?.[1];
+    const hashSum = waiting?.hash?.sum ?? row?.[2];
+    const localText = waiting?.local?.text ?? row?.[3];
+    const localSum = waiting?.local?.sum ?? row?.[4];
+    let hash: HashPart | null = null;
+    if (typeof hashText === "string" && hashText.startsWith(prefix)) {
+      hash = parseHashPart(hashText, hashSum, now, identity);
+      if (!hash) this.damaged();
+    } else if (hashText !== null && hashText !== undefined && typeof hashText !== "string") this.damaged();
+    let local: LocalPart | null = null;
+    if (typeof localText === "string" && localText.startsWith(prefix)) {
+      local = parseLocalPart(localText, localSum, now, identity);
+      if (!local) this.damaged();
+    }
+    return { hash, local };
+  }
+
+  /** The entry for this state from the parts that may be used (`ours`: this run's racy parts too). */
+  private entry(realPath: string, identity: FileIdentity, ours: boolean): HashCacheEntry | null {
+    const { hash, local } = this.parts(realPath, identity);
+    const mine = ours && this.thisRun.has(realPath);
+    const h = hash && (hash.confirmed || mine) ? hash : null;
+    const l = local && (local.confirmed || mine) ? local : null;
+    if (!h && !l) return null;
+    return {
+      path: realPath,
+      dev: identity.dev,
+      ino: identity.ino,
+      size: identity.size,
+      mtimeNs: identity.mtimeNs,
+      ctimeNs: identity.ctimeNs,
+      hashes: h?.hashes ?? {},
+      absent: h?.absent ?? [],
+      confirmed: (h ?? l)!.confirmed,
+      hashedAt: (h ?? l)!.at,
+      local: l?.local ?? null,
+    };
   }
 
   read(realPath: string, identity: FileIdentity): HashCacheEntry | null {
-    const entry = this.lookup(realPath, identity);
-    return entry && entry.confirmed && sameIdentity(entry, identity) ? entry : null;
+    return this.entry(realPath, identity, false);
   }
 
   peek(realPath: string, identity: FileIdentity): HashCacheEntry | null {
-    const entry = this.lookup(realPath, identity);
-    return entry && (entry.confirmed || this.thisRun.has(realPath)) && sameIdentity(entry, identity) ? entry : null;
+    return this.entry(realPath, identity, true);
   }
 
   get(realPath: string, identity: FileIdentity, algos: readonly HashAlgo[]): FileHashes | null {
@@ -278,35 +344,44 @@ class StoreHashCache implements HashCache {
   }
 
   set(realPath: string, identity: FileIdentity, hashes: FileHashes, absent: readonly HashAlgo[] = []): void {
-    this.put(realPath, identity, { hashes, absent });
-  }
-
-  setLocal(realPath: string, identity: FileIdentity, local: CachedLocal): void {
-    this.put(realPath, identity, { local });
-  }
-
-  private put(realPath: string, identity: FileIdentity, update: EntryUpdate): void {
     if (!this.writable || !this.store) return;
     try {
       const now = this.now();
-      const entry = mergeEntry(realPath, identity, this.lookup(realPath, identity), update, now, this.thisRun.has(realPath));
-      const [dir, name] = splitPath(realPath);
-      const folder = this.folder(dir);
-      const values = rowFor(entry, encodeFsName(name));
-      // The folder's copy answers later reads in this run, whether or not the batch is committed yet.
-      folder.rows.set(name, values);
-      if (this.pending.size === 0) this.pendingSince = now;
-      this.pending.set(realPath, { dir: folder.bytes, values, entry });
-      this.thisRun.add(realPath);
-      this.stats.writes++;
-      if (this.pending.size >= BATCH_ROWS || now - this.pendingSince >= BATCH_MS) this.commit(false);
+      const merged = mergeHashes(identity, this.parts(realPath, identity).hash, { hashes, absent }, now, this.thisRun.has(realPath));
+      this.put(realPath, "hash", hashPartText(merged), now);
     } catch (err) {
       this.disable(err);
     }
   }
 
+  setLocal(realPath: string, identity: FileIdentity, local: CachedLocal): void {
+    if (!this.writable || !this.store) return;
+    try {
+      const now = this.now();
+      this.put(realPath, "local", localPartText(identity, now, local), now);
+    } catch (err) {
+      this.disable(err);
+    }
+  }
+
+  private put(realPath: string, which: "hash" | "local", text: string, now: number): void {
+    const [dir, name] = splitPath(realPath);
+    const folder = this.folder(dir);
+    let row = this.pending.get(realPath);
+    if (!row) {
+      row = { dir: folder.bytes, name: encodeFsName(name) };
+      if (this.pending.size === 0) this.pendingSince = now;
+      this.pending.set(realPath, row);
+    }
+    row[which] = { text, sum: checksum(text) };
+    this.thisRun.add(realPath);
+    this.stats.writes++;
+    if (this.pending.size >= BATCH_ROWS || now - this.pendingSince >= BATCH_MS) this.commit(false);
+  }
+
   /** Stops writing; what was gathered stays readable for this run (peek), it is just never committed. */
   private disable(err: unknown): void {
+    if (!this.writable) return;
     this.writable = false;
     this.warn(`hash cache disabled: ${describeFsError(this.dir, err)}`);
   }
@@ -314,11 +389,18 @@ class StoreHashCache implements HashCache {
   /** `last`: nothing will come after, so a batch another run keeps locked is reported, not kept. */
   private commit(last: boolean): void {
     if (this.pending.size === 0 || !this.writable || !this.store) return;
-    const rows = [...this.pending.values()];
+    const hashes: PartRow[] = [];
+    const locals: PartRow[] = [];
+    for (const row of this.pending.values()) {
+      if (row.hash) hashes.push({ dir: row.dir, name: row.name, text: row.hash.text, sum: row.hash.sum });
+      if (row.local) locals.push({ dir: row.dir, name: row.name, text: row.local.text, sum: row.local.sum });
+    }
     for (let attempt = 0; ; attempt++) {
       try {
-        this.store!.write(rows);
+        this.store!.write(hashes, locals);
         this.pending.clear();
+        // Committed rows are read from the store again (the folders held may predate them).
+        this.invalidate();
         return;
       } catch (err) {
         const kind = storeErrorKind(err);
@@ -332,7 +414,7 @@ class StoreHashCache implements HashCache {
           if (!last) return;
           if (!this.warnedBusy) {
             this.warnedBusy = true;
-            this.warn(`hash cache busy (another run is writing ${this.file}): ${rows.length} entries not stored`);
+            this.warn(`hash cache busy (another run is writing ${this.file}): ${this.pending.size} entries not stored`);
           }
           this.pending.clear();
           return;
@@ -351,8 +433,37 @@ class StoreHashCache implements HashCache {
     this.commit(true);
     this.store?.close();
     this.store = null;
-    this.folders.clear();
-    this.current = undefined;
+    this.invalidate();
+  }
+
+  workerStore(): WorkerStore | null {
+    if (!this.writable || !this.store) return null;
+    // What this thread holds goes first, so the workers' merges see it.
+    this.commit(false);
+    return this.writable ? { file: this.file, clockOffset: this.now() - Date.now() } : null;
+  }
+
+  workerPrevious(realPath: string, identity: FileIdentity): string {
+    const hash = this.parts(realPath, identity).hash;
+    return hash && (hash.confirmed || this.thisRun.has(realPath)) ? hashPartText(hash) : "";
+  }
+
+  fromWorkers(writes: WorkerWrites): void {
+    for (const path of writes.stored) this.thisRun.add(path);
+    this.stats.writes += writes.stored.length;
+    this.invalidate();
+    const err = writes.error;
+    if (!err) return;
+    const kind = storeErrorKind(err);
+    if (kind === "busy") {
+      if (!this.warnedBusy) {
+        this.warnedBusy = true;
+        this.warn(`hash cache busy (another run is writing ${this.file}): some entries not stored`);
+      }
+      return;
+    }
+    // Damage seen by a worker: this run stops writing; the next one sets the store aside when it meets it.
+    this.disable(Object.assign(new Error(err.message), err.code ? { code: err.code } : {}));
   }
 
   prune(): PruneResult {
@@ -361,6 +472,7 @@ class StoreHashCache implements HashCache {
     if (!this.store) return result;
     const doomed: { dir: Uint8Array; name: Uint8Array }[] = [];
     let last = { dir: null as Uint8Array | null, path: "" };
+    const now = Date.now();
     try {
       for (const { dir, row } of this.store.rows()) {
         result.checked++;
@@ -368,8 +480,11 @@ class StoreHashCache implements HashCache {
         const name = row[0];
         if (!(name instanceof Uint8Array)) continue;
         const path = joinPath(last.path, decodeFsName(name));
-        const entry = entryFromRow(row, path, Date.now());
-        if (!entry || !stillThere(entry)) doomed.push({ dir, name });
+        const hash = row[1] === null ? null : parseHashPart(row[1], row[2], now);
+        const local = row[3] === null || row[3] === undefined ? null : parseLocalPart(row[3], row[4], now);
+        const damaged = (row[1] !== null && !hash) || (row[3] !== null && row[3] !== undefined && !local);
+        const part = hash ?? local;
+        if (damaged || !part || !stillThere(path, part)) doomed.push({ dir, name });
       }
       if (doomed.length > 0) {
         this.store.delete(doomed);
@@ -380,21 +495,9 @@ class StoreHashCache implements HashCache {
       if (storeErrorKind(err) === "damaged") this.recover(err);
       else this.warn(`hash cache: prune stopped: ${describeStoreError(err)}`);
     }
-    this.folders.clear();
-    this.current = undefined;
+    this.invalidate();
     return result;
   }
-}
-
-/**
- * Folder and name of a real path, as the rows are keyed. A slice at the last separator for the
- * usual absolute POSIX path (node:path per file cost a tenth of a warm run); node:path's rules
- * (through fs-path.ts, which keeps raw bytes) otherwise.
- */
-function splitPath(realPath: string): [string, string] {
-  const slash = realPath.lastIndexOf("/");
-  if (sep === "/" && slash > 0 && slash < realPath.length - 1) return [realPath.slice(0, slash), realPath.slice(slash + 1)];
-  return [dirnamePath(realPath), basenamePath(realPath)];
 }
 
 /** A temp file older than this was left by a killed process. */
@@ -440,10 +543,10 @@ function removeLeftovers(dir: string): number {
 }
 
 /** False when the entry's file is gone, or its path now names another file (docs/cases.md C9). */
-function stillThere(entry: HashCacheEntry): boolean {
+function stillThere(path: string, id: FileIdentity): boolean {
   try {
-    const st = statSync(fsPath(entry.path), { bigint: true });
-    return Number(st.dev) === entry.dev && Number(st.ino) === entry.ino;
+    const st = statSync(fsPath(path), { bigint: true });
+    return Number(st.dev) === id.dev && Number(st.ino) === id.ino;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code !== "ENOENT" && code !== "ENOTDIR";
@@ -474,12 +577,11 @@ function replaceDamagedStore(file: string, err: unknown): { store: HashStore | n
 /** Old per-file entries, moved into the store once and then removed (issue 11). */
 function migrateV1(cacheDir: string, store: HashStore): void {
   drainV1Entries(cacheDir, (entries: V1Entry[]) => {
-    const rows: { dir: Uint8Array; values: RowValues }[] = [];
+    const rows: PartRow[] = [];
     for (const e of entries) {
-      const entry: HashCacheEntry = { ...e, local: null };
+      const text = hashPartText({ ...e, at: e.hashedAt });
       const [dir, name] = splitPath(e.path);
-      const dirBytes = encodeFsName(dir);
-      rows.push({ dir: dirBytes, values: rowFor(entry, encodeFsName(name)) });
+      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
     }
     if (rows.length > 0) store.write(rows);
   });

@@ -1,16 +1,23 @@
 /**
- * Rules of one hash-cache entry (docs/reliability.md §3.4): what a row of the store must hold to be
- * used, how it is checked, and how a new result merges into it. Pure: the store (hash-store.ts)
- * and the cache (hash-cache.ts) do the I/O.
+ * Rules of one hash-cache row (docs/reliability.md §3.4): what it must hold to be used, how it is
+ * checked, and how a new result merges into it. Pure: the store (hash-store.ts), the cache
+ * (hash-cache.ts) and the hash workers (hash-worker.ts) do the I/O.
  *
- * A row is trusted only when all of these hold:
- * - every field has the type and shape we write (a flipped byte can change a column's type);
+ * A row has two independent parts, each a text with its own checksum: the hashes (written by the
+ * hash workers) and the header facts (written by scan's header pass). Each names the file state
+ * (dev, ino, size, mtime, ctime) and the time it was computed, and is trusted only when:
  * - its checksum matches: SQLite checks its pages' structure, not the bytes of a value, so a
  *   damaged hash would otherwise read back as a valid-looking wrong hash;
- * - path, dev, ino, size, mtime and ctime (ns) equal the file's now;
- * - it is not "racy": the file's mtime is more than RACY_WINDOW_MS older than the row.
+ * - every field has the shape we write;
+ * - dev, ino, size, mtime and ctime (ns) equal the file's now (and the row is under its real path);
+ * - it is not "racy": the file's mtime is more than RACY_WINDOW_MS older than the part.
+ * The key (folder, name) needs no checksum: a part is only used for a file whose identity is the
+ * one in its text, so a part that moved to another name matches no other file (a hard link of the
+ * same inode has the same content).
  */
+import { sep } from "node:path";
 import { HASH_ALGOS, type FileHashes, type FileIdentity, type HashAlgo } from "../scan/types.ts";
+import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
 import { isHashAlgo, isValidHashValue } from "./hash-algos.ts";
 
 /** An entry whose file mtime is this close to (or after) the time it was written is not trusted. */
@@ -35,27 +42,39 @@ export interface CachedLocal {
   sidecars: string | null;
 }
 
-export interface HashCacheEntry {
-  path: string;
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeNs: string;
-  ctimeNs: string;
+/** One part of a row, checked: the state it is for and when it was computed. */
+interface Part extends FileIdentity {
+  at: number;
+  /** Not racy: may be used by a later run. */
+  confirmed: boolean;
+}
+
+export interface HashPart extends Part {
   hashes: FileHashes;
   /** Algorithms computed but not applicable (AutoV3 of a file that is not safetensors). */
   absent: HashAlgo[];
-  /** False for a racy entry: kept for inspection, never used as a hit. */
+}
+
+export interface LocalPart extends Part {
+  local: CachedLocal;
+}
+
+/** What the cache knows about one file in one state (each part present only when usable). */
+export interface HashCacheEntry extends FileIdentity {
+  path: string;
+  hashes: FileHashes;
+  absent: HashAlgo[];
+  /** False for a racy entry: kept for inspection, never used as a hit by a later run. */
   confirmed: boolean;
-  /** Epoch milliseconds when the oldest part of the entry was computed. */
+  /** Epoch milliseconds when the hashes (else the facts) were computed. */
   hashedAt: number;
   local: CachedLocal | null;
 }
 
 /**
- * Column order of every row the store reads and writes (hash-store.ts builds its SQL from it). The
- * identity and hashes sit in one text column (`entry`, see entryText): one value to fetch, check
- * and split per file, where a column each cost more than the query of a 100,000-file warm run.
+ * Column order of every row the store reads (hash-store.ts builds its SQL from it). Each part is one
+ * text column with a checksum beside it: one value to fetch, check and split per file, where a
+ * column per field cost more than the query of a 100,000-file warm run.
  */
 export const ROW_COLUMNS = ["name", "entry", "sum", "local", "local_sum"] as const;
 
@@ -65,76 +84,63 @@ export const HASH_ROW_LENGTH = ROW_COLUMNS.indexOf("local");
 /** One row as SQLite returns it (any column may hold anything after damage). */
 export type RawRow = unknown[];
 
-/** One row to write, in ROW_COLUMNS order (the folder is given apart). */
-export type RowValues = [name: Uint8Array, entry: string, sum: number, local: string | null, localSum: number | null];
-
 const HASH_ALGO_COLUMNS: readonly HashAlgo[] = ["sha256", "autov1", "autov2", "autov3", "crc32"];
 const ENTRY_FIELDS = 6 + HASH_ALGO_COLUMNS.length + 1;
 const UINT_RE = /^\d{1,21}$/;
 const NS_RE = /^-?\d{1,30}$/;
 
 /**
- * CRC-32 of the entry text. Not a defence against someone who writes the store on purpose (they
- * could write any file we read); it catches damage, which is what the store can suffer. The key
- * (folder, name) needs no checksum: a row is only used for a file whose dev, ino, size, mtime and
- * ctime are the ones in its text, so a row that moved to another name matches no other file (a
- * hard link of the same inode has the same content).
+ * CRC-32 of a part's text. Not a defence against someone who writes the store on purpose (they
+ * could write any file we read); it catches damage, which is what the store can suffer.
  */
-function checksum(text: string): number {
+export function checksum(text: string): number {
   return Bun.hash.crc32(text) >>> 0;
 }
 
+/** How both parts of a file in this state start: a part that does not is for another state. */
+export function identityPrefix(id: FileIdentity): string {
+  return `${id.dev}|${id.ino}|${id.size}|${id.mtimeNs}|${id.ctimeNs}|`;
+}
+
 /** `dev|ino|size|mtimeNs|ctimeNs|at|sha256|autov1|autov2|autov3|crc32|absent`, empty where a hash is not known. */
-function entryText(e: HashCacheEntry): string {
-  const h = e.hashes;
-  const absent = e.absent.length === 0 ? "" : HASH_ALGOS.filter((a) => e.absent.includes(a)).join(",");
+export function hashPartText(p: Omit<HashPart, "confirmed">): string {
+  const h = p.hashes;
+  const absent = p.absent.length === 0 ? "" : HASH_ALGOS.filter((a) => p.absent.includes(a)).join(",");
   // Spelled out (HASH_ALGO_COLUMNS order): built once per stored file, a map and join cost a tenth of a cold run.
-  return `${e.dev}|${e.ino}|${e.size}|${e.mtimeNs}|${e.ctimeNs}|${e.hashedAt}|${h.sha256 ?? ""}|${h.autov1 ?? ""}|${h.autov2 ?? ""}|${h.autov3 ?? ""}|${h.crc32 ?? ""}|${absent}`;
+  return `${identityPrefix(p)}${p.at}|${h.sha256 ?? ""}|${h.autov1 ?? ""}|${h.autov2 ?? ""}|${h.autov3 ?? ""}|${h.crc32 ?? ""}|${absent}`;
 }
 
-/** `version`, the facts and the sidecars, one per line (JSON text holds no raw line break). */
-function localText(local: CachedLocal): string {
-  return `${local.version}\n${local.facts}\n${local.sidecars ?? ""}`;
-}
-
-/** The row to store for `entry`, whose path is its folder plus `name`. */
-export function rowFor(entry: HashCacheEntry, name: Uint8Array): RowValues {
-  const text = entryText(entry);
-  const sum = checksum(text);
-  if (!entry.local) return [name, text, sum, null, null];
-  const local = localText(entry.local);
-  // Chained on the entry's sum: header facts are only ever read back with the identity they were read for.
-  return [name, text, sum, local, Bun.hash.crc32(local, sum) >>> 0];
+/** `dev|ino|size|mtimeNs|ctimeNs|at`, then the version, the facts and the sidecars, one per line (JSON holds no raw line break). */
+export function localPartText(id: FileIdentity, at: number, local: CachedLocal): string {
+  return `${identityPrefix(id)}${at}\n${local.version}\n${local.facts}\n${local.sidecars ?? ""}`;
 }
 
 function parseUint(text: string): number | null {
   return UINT_RE.test(text) ? Number(text) : null;
 }
 
-/**
- * The entry a row holds for `path`, or null when anything about it is off (the caller counts it as
- * damaged). A row read with its local columns has them checked too; a damaged local part drops
- * only the local part. `knownIdentity`: the caller checked that the row is for this identity.
- */
-export function entryFromRow(row: RawRow, path: string, now: number, knownIdentity?: FileIdentity): HashCacheEntry | null {
-  const [name, text, sum] = row;
-  if (!(name instanceof Uint8Array) || typeof text !== "string" || typeof sum !== "number") return null;
-  if (checksum(text) !== sum) return null;
-  const f = text.split("|");
-  if (f.length !== ENTRY_FIELDS) return null;
-  let id: FileIdentity;
-  if (knownIdentity) {
-    // The caller saw the text start with this identity (rowMayMatch): no need to parse those fields.
-    id = knownIdentity;
-  } else {
-    const dev = parseUint(f[0]!);
-    const ino = parseUint(f[1]!);
-    const size = parseUint(f[2]!);
-    if (dev === null || ino === null || size === null || !NS_RE.test(f[3]!) || !NS_RE.test(f[4]!)) return null;
-    id = { dev, ino, size, mtimeNs: f[3]!, ctimeNs: f[4]! };
-  }
+/** The identity and time at the head of a part (`known`: the caller saw the text start with its prefix). */
+function parseHead(f: readonly string[], known: FileIdentity | undefined): (FileIdentity & { at: number }) | null {
   const at = parseUint(f[5]!);
   if (at === null) return null;
+  if (known) return { dev: known.dev, ino: known.ino, size: known.size, mtimeNs: known.mtimeNs, ctimeNs: known.ctimeNs, at };
+  const dev = parseUint(f[0]!);
+  const ino = parseUint(f[1]!);
+  const size = parseUint(f[2]!);
+  if (dev === null || ino === null || size === null || !NS_RE.test(f[3]!) || !NS_RE.test(f[4]!)) return null;
+  return { dev, ino, size, mtimeNs: f[3]!, ctimeNs: f[4]!, at };
+}
+
+/**
+ * The hash part of a row, or null when it is absent or anything about it is off (damage: the
+ * caller counts it). `known`: the caller checked that the text starts with this identity's prefix.
+ */
+export function parseHashPart(text: unknown, sum: unknown, now: number, known?: FileIdentity): HashPart | null {
+  if (typeof text !== "string" || typeof sum !== "number" || checksum(text) !== sum) return null;
+  const f = text.split("|");
+  if (f.length !== ENTRY_FIELDS) return null;
+  const head = parseHead(f, known);
+  if (!head) return null;
   const hashes: FileHashes = {};
   for (let i = 0; i < HASH_ALGO_COLUMNS.length; i++) {
     const value = f[6 + i]!;
@@ -151,35 +157,29 @@ export function entryFromRow(row: RawRow, path: string, now: number, knownIdenti
       absent.push(algo);
     }
   }
-  return {
-    path,
-    dev: id.dev,
-    ino: id.ino,
-    size: id.size,
-    mtimeNs: id.mtimeNs,
-    ctimeNs: id.ctimeNs,
-    hashes,
-    absent,
-    confirmed: !isRacy(id.mtimeNs, at) && at <= now + RACY_WINDOW_MS,
-    hashedAt: at,
-    local: row.length > HASH_ROW_LENGTH ? localFromRow(row[HASH_ROW_LENGTH], row[HASH_ROW_LENGTH + 1], sum) : null,
-  };
+  return { ...head, hashes, absent, confirmed: trusted(head.mtimeNs, head.at, now) };
 }
 
-/** How an entry of this identity starts: a row that does not is for another state of the file. */
-export function identityPrefix(id: FileIdentity): string {
-  return `${id.dev}|${id.ino}|${id.size}|${id.mtimeNs}|${id.ctimeNs}|`;
-}
-
-function localFromRow(text: unknown, localSum: unknown, sum: number): CachedLocal | null {
-  if (typeof text !== "string" || localSum !== Bun.hash.crc32(text, sum) >>> 0) return null;
+/** The local part of a row, or null when it is absent or anything about it is off. */
+export function parseLocalPart(text: unknown, sum: unknown, now: number, known?: FileIdentity): LocalPart | null {
+  if (typeof text !== "string" || typeof sum !== "number" || checksum(text) !== sum) return null;
   const first = text.indexOf("\n");
   const second = text.indexOf("\n", first + 1);
-  if (first < 1 || second < 0) return null;
-  const version = parseUint(text.slice(0, first));
-  if (version === null) return null;
-  const sidecars = text.slice(second + 1);
-  return { version, facts: text.slice(first + 1, second), sidecars: sidecars === "" ? null : sidecars };
+  const third = text.indexOf("\n", second + 1);
+  if (first < 0 || second < 0 || third < 0) return null;
+  const f = text.slice(0, first).split("|");
+  if (f.length !== 6) return null;
+  const head = parseHead(f, known);
+  const version = parseUint(text.slice(first + 1, second));
+  if (!head || version === null) return null;
+  const sidecars = text.slice(third + 1);
+  const local: CachedLocal = { version, facts: text.slice(second + 1, third), sidecars: sidecars === "" ? null : sidecars };
+  return { ...head, local, confirmed: trusted(head.mtimeNs, head.at, now) };
+}
+
+/** Not racy, and not written by a clock ahead of ours. */
+function trusted(mtimeNs: string, at: number, now: number): boolean {
+  return !isRacy(mtimeNs, at) && at <= now + RACY_WINDOW_MS;
 }
 
 /**
@@ -202,58 +202,58 @@ export function sameIdentity(entry: FileIdentity, id: FileIdentity): boolean {
   );
 }
 
-export interface EntryUpdate {
-  hashes?: FileHashes;
-  absent?: readonly HashAlgo[];
-  local?: CachedLocal;
-}
-
 /**
- * The entry to store after computing `update` for `identity` at `now`, merged with `previous`
- * when that one is trusted (or this run's, see previousOurs) and of the same identity (else
- * `previous` is dropped). Its time is the older of the two, so a part computed while the file was
- * racy never becomes trusted by a later write beside it. Throws on a hash value a later read would
- * reject.
+ * The hash part to store after computing `hashes` (and `absent`) for `identity` at `now`, merged
+ * with `previous` when that one is usable (trusted, or this run's while the file is still racy;
+ * see `previousOurs`) and of the same identity (else it is dropped). Its time is the older of the
+ * two, so a part computed while the file was racy never becomes trusted by a later write beside
+ * it. Throws on a hash value a later read would reject.
  */
-export function mergeEntry(
-  path: string,
+export function mergeHashes(
   identity: FileIdentity,
-  previous: HashCacheEntry | null,
-  update: EntryUpdate,
+  previous: HashPart | null,
+  update: { hashes: FileHashes; absent?: readonly HashAlgo[] },
   now: number,
   /**
    * `previous` was written by this run: while the file is still racy it is kept (both parts are of
    * the same racy state, and the result stays racy); once it is not, the racy part is dropped.
    */
   previousOurs = false,
-): HashCacheEntry {
+): HashPart {
   const usable = previous !== null && (previous.confirmed || (previousOurs && isRacy(identity.mtimeNs, now)));
-  const base = usable && previous.path === path && sameIdentity(previous, identity) ? previous : null;
+  const base = usable && sameIdentity(previous, identity) ? previous : null;
   const hashes: FileHashes = base ? { ...base.hashes } : {};
   let absent: HashAlgo[] = base ? base.absent : [];
-  if (update.hashes) {
-    for (const algo in update.hashes) {
-      const value = update.hashes[algo as HashAlgo];
-      if (!isHashAlgo(algo) || !isValidHashValue(algo, value)) throw new Error(`invalid ${algo} value`);
-      hashes[algo] = value;
-    }
+  for (const algo in update.hashes) {
+    const value = update.hashes[algo as HashAlgo];
+    if (!isHashAlgo(algo) || !isValidHashValue(algo, value)) throw new Error(`invalid ${algo} value`);
+    hashes[algo] = value;
   }
-  if (update.absent?.length || (absent.length > 0 && update.hashes)) {
+  if (update.absent?.length || absent.length > 0) {
     const set = new Set<HashAlgo>([...absent, ...(update.absent ?? [])]);
     absent = HASH_ALGOS.filter((a) => set.has(a) && hashes[a] === undefined);
   }
-  const hashedAt = base ? Math.min(base.hashedAt, now) : now;
+  const at = base ? Math.min(base.at, now) : now;
   return {
-    path,
     dev: identity.dev,
     ino: identity.ino,
     size: identity.size,
     mtimeNs: identity.mtimeNs,
     ctimeNs: identity.ctimeNs,
+    at,
     hashes,
     absent,
-    confirmed: !isRacy(identity.mtimeNs, hashedAt),
-    hashedAt,
-    local: update.local ?? base?.local ?? null,
+    confirmed: !isRacy(identity.mtimeNs, at),
   };
+}
+
+/**
+ * Folder and name of a real path, as the rows are keyed. A slice at the last separator for the
+ * usual absolute POSIX path (node:path per file cost a tenth of a warm run); node:path's rules
+ * (through fs-path.ts, which keeps raw bytes) otherwise.
+ */
+export function splitPath(realPath: string): [string, string] {
+  const slash = realPath.lastIndexOf("/");
+  if (sep === "/" && slash > 0 && slash < realPath.length - 1) return [realPath.slice(0, slash), realPath.slice(slash + 1)];
+  return [dirnamePath(realPath), basenamePath(realPath)];
 }

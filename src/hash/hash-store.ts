@@ -21,7 +21,7 @@
 import { Database, type Statement } from "bun:sqlite";
 import { existsSync, lstatSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { ROW_COLUMNS, HASH_ROW_LENGTH, type RawRow, type RowValues } from "./hash-entry.ts";
+import { ROW_COLUMNS, HASH_ROW_LENGTH, type RawRow } from "./hash-entry.ts";
 
 /** Bumped when the schema changes in a way an older reader would misread; see openStore. */
 export const STORE_FORMAT = 2;
@@ -65,15 +65,28 @@ export function describeStoreError(err: unknown): string {
 const KEY_COLUMNS = ROW_COLUMNS.slice(0, HASH_ROW_LENGTH).join(", ");
 const ALL_COLUMNS = ROW_COLUMNS.join(", ");
 
+/**
+ * One row per real path. `entry`/`sum` (the hashes) and `local`/`local_sum` (the header facts) are
+ * written apart, each by an upsert that leaves the other pair as it is: the hash workers store the
+ * hashes while the main thread stores the facts (hash-entry.ts says when each is trusted).
+ */
 const SCHEMA = `CREATE TABLE IF NOT EXISTS files (
   dir BLOB NOT NULL,
   name BLOB NOT NULL,
-  entry TEXT NOT NULL,
-  sum INTEGER NOT NULL,
+  entry TEXT,
+  sum INTEGER,
   local TEXT,
   local_sum INTEGER,
   PRIMARY KEY (dir, name)
 ) WITHOUT ROWID`;
+
+/** One part of a row to write: `text` and its checksum under the key (folder bytes, name bytes). */
+export interface PartRow {
+  dir: Uint8Array;
+  name: Uint8Array;
+  text: string;
+  sum: number;
+}
 
 /** Rows per INSERT statement: one statement per row cost half again as much per row (bun:sqlite, 100k rows). */
 const ROWS_PER_INSERT = 100;
@@ -149,20 +162,54 @@ export function setAsideStore(file: string): string {
   return aside;
 }
 
+/** An upsert of one pair of columns, as a prepared statement for one row and one for ROWS_PER_INSERT. */
+class PartWriter {
+  private readonly one: Statement;
+  private readonly many: Statement;
+
+  constructor(db: Database, text: string, sum: string) {
+    const sql = (n: number) =>
+      `INSERT INTO files (dir, name, ${text}, ${sum}) VALUES ${Array.from({ length: n }, () => "(?, ?, ?, ?)").join(", ")} ` +
+      `ON CONFLICT (dir, name) DO UPDATE SET ${text} = excluded.${text}, ${sum} = excluded.${sum}`;
+    this.one = db.prepare(sql(1));
+    this.many = db.prepare(sql(ROWS_PER_INSERT));
+  }
+
+  write(rows: readonly PartRow[]): void {
+    let i = 0;
+    for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT) {
+      const params: (Uint8Array | string | number)[] = [];
+      for (let j = i; j < i + ROWS_PER_INSERT; j++) {
+        const r = rows[j]!;
+        params.push(r.dir, r.name, r.text, r.sum);
+      }
+      this.many.run(...params);
+    }
+    for (; i < rows.length; i++) this.one.run(rows[i]!.dir, rows[i]!.name, rows[i]!.text, rows[i]!.sum);
+  }
+
+  finalize(): void {
+    for (const stmt of [this.one, this.many]) {
+      try {
+        stmt.finalize();
+      } catch {
+        /* already finalised */
+      }
+    }
+  }
+}
+
 export class HashStore {
   private readonly folderHashes: Statement;
   private readonly folderAll: Statement;
-  private readonly upsert: Statement;
-  private readonly upsertMany: Statement;
+  private readonly hashWriter: PartWriter;
+  private readonly localWriter: PartWriter;
 
   constructor(private readonly db: Database) {
     this.folderHashes = db.prepare(`SELECT ${KEY_COLUMNS} FROM files WHERE dir = ?`);
     this.folderAll = db.prepare(`SELECT ${ALL_COLUMNS} FROM files WHERE dir = ?`);
-    const values = `(?${", ?".repeat(ROW_COLUMNS.length)})`;
-    this.upsert = db.prepare(`INSERT OR REPLACE INTO files (dir, ${ALL_COLUMNS}) VALUES ${values}`);
-    this.upsertMany = db.prepare(
-      `INSERT OR REPLACE INTO files (dir, ${ALL_COLUMNS}) VALUES ${Array.from({ length: ROWS_PER_INSERT }, () => values).join(", ")}`,
-    );
+    this.hashWriter = new PartWriter(db, "entry", "sum");
+    this.localWriter = new PartWriter(db, "local", "local_sum");
   }
 
   /** Every row of one folder (by its bytes); `withLocal` adds the header-facts columns. */
@@ -170,17 +217,12 @@ export class HashStore {
     return (withLocal ? this.folderAll : this.folderHashes).values(dir) as RawRow[];
   }
 
-  /** Writes rows in one transaction: all of them are stored, or none. */
-  write(rows: readonly { dir: Uint8Array; values: RowValues }[]): void {
+  /** Writes hash parts and local parts in one transaction: all of them are stored, or none. */
+  write(hashes: readonly PartRow[], locals: readonly PartRow[] = []): void {
     this.db
       .transaction(() => {
-        let i = 0;
-        for (; i + ROWS_PER_INSERT <= rows.length; i += ROWS_PER_INSERT) {
-          const params: unknown[] = [];
-          for (let j = i; j < i + ROWS_PER_INSERT; j++) params.push(rows[j]!.dir, ...rows[j]!.values);
-          this.upsertMany.run(...(params as [Uint8Array]));
-        }
-        for (; i < rows.length; i++) this.upsert.run(rows[i]!.dir, ...rows[i]!.values);
+        this.hashWriter.write(hashes);
+        this.localWriter.write(locals);
       })
       .immediate();
   }
@@ -189,9 +231,9 @@ export class HashStore {
     return (this.db.query("SELECT count(*) FROM files").values()[0]?.[0] ?? 0) as number;
   }
 
-  /** Calls `fn` with every row (dir first, then ROW_COLUMNS up to the hashes), in key order. */
+  /** Every row (dir first, then ROW_COLUMNS), in key order. */
   *rows(): Generator<{ dir: Uint8Array; row: RawRow }> {
-    for (const values of this.db.query(`SELECT dir, ${KEY_COLUMNS} FROM files ORDER BY dir, name`).values() as unknown[][]) {
+    for (const values of this.db.query(`SELECT dir, ${ALL_COLUMNS} FROM files ORDER BY dir, name`).values() as unknown[][]) {
       yield { dir: values[0] as Uint8Array, row: values.slice(1) };
     }
   }
@@ -220,13 +262,15 @@ export class HashStore {
    * WAL unmerged) past close. The last connection to close folds the WAL in and removes it.
    */
   close(): void {
-    for (const stmt of [this.folderHashes, this.folderAll, this.upsert, this.upsertMany]) {
+    for (const stmt of [this.folderHashes, this.folderAll]) {
       try {
         stmt.finalize();
       } catch {
         /* already finalised */
       }
     }
+    this.hashWriter.finalize();
+    this.localWriter.finalize();
     try {
       this.db.close(false);
     } catch {

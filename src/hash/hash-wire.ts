@@ -18,6 +18,9 @@ export interface HashJob {
    * dev/ino, size or this mtime changed since the walk is skipped as in progress, not hashed.
    */
   secondLook?: boolean;
+  /** Main thread only (sent with a store): the cache key, and the hash part to merge into ("" when none). */
+  realPath?: string;
+  previous?: string;
 }
 
 /** Why a file given for its second look is left out (walker.ts SKIP_REASON has the words). */
@@ -48,15 +51,30 @@ export interface BatchMessage {
   stamps: Float64Array;
   /** The walker's mtime of each file, when the worker takes the second look. */
   mtimes?: string[];
+  /**
+   * Where to store the results (hash-cache.ts WorkerStore), with each file's real path ("" when it
+   * is its path) and the hash part to merge into ("" when none).
+   */
+  store?: { file: string; clockOffset: number; keys: string[]; previous: string[] };
 }
 
-export type ToWorkerMessage = BatchMessage;
+/** `close`: no more batches; the worker closes its store and says `closed`. */
+export type ToWorkerMessage = BatchMessage | { type: "close" };
 export type FromWorkerMessage =
+  | { type: "closed" }
   | { type: "progress"; batchId: number; bytes: number }
-  /** One string per file, in batch order (encodeResult). */
-  | { type: "done"; batchId: number; results: string[] };
+  /**
+   * One string per file, in batch order (encodeResult); with a store, how many results were stored
+   * (the successes, committed before this message) or the error that stopped storing.
+   */
+  | { type: "done"; batchId: number; results: string[]; stored?: number; storeError?: { code?: string; message: string } };
 
-export function encodeBatch(batchId: number, jobs: readonly HashJob[], bufferSize: number): BatchMessage {
+export function encodeBatch(
+  batchId: number,
+  jobs: readonly HashJob[],
+  bufferSize: number,
+  store?: { file: string; clockOffset: number },
+): BatchMessage {
   const stamps = new Float64Array(jobs.length * 3);
   jobs.forEach((j, i) => {
     stamps[i * 3] = j.identity.dev;
@@ -72,6 +90,15 @@ export function encodeBatch(batchId: number, jobs: readonly HashJob[], bufferSiz
     paths: jobs.map((j) => j.path),
     stamps,
     ...(jobs[0]?.secondLook ? { mtimes: jobs.map((j) => j.identity.mtimeNs) } : {}),
+    ...(store
+      ? {
+          store: {
+            ...store,
+            keys: jobs.map((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
+            previous: jobs.map((j) => j.previous ?? ""),
+          },
+        }
+      : {}),
   };
 }
 

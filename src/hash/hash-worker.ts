@@ -15,12 +15,16 @@ import { fsPath } from "../shared/fs-path.ts";
 import {
   decodeBatch,
   encodeResult,
+  type BatchMessage,
   type FromWorkerMessage,
   type HashJob,
   type HashJobResult,
   type SecondLookSkip,
   type ToWorkerMessage,
 } from "./hash-wire.ts";
+import { checksum, hashPartText, mergeHashes, parseHashPart, splitPath } from "./hash-entry.ts";
+import { openStore, type HashStore, type PartRow } from "./hash-store.ts";
+import { encodeFsName } from "../shared/fs-path.ts";
 
 export type { HashJob, HashJobResult } from "./hash-wire.ts";
 
@@ -153,11 +157,58 @@ function probeHead(fd: number): Uint8Array {
   return head.subarray(0, got);
 }
 
-function runBatch(msg: ToWorkerMessage, buffer: Buffer): string[] {
+function runBatch(msg: BatchMessage, buffer: Buffer): FromWorkerMessage {
   const onProgress = (bytes: number) => {
     postMessage({ type: "progress", batchId: msg.batchId, bytes } satisfies FromWorkerMessage);
   };
-  return decodeBatch(msg).map((job) => encodeResult(hashFileSync(job, buffer, { onProgress })));
+  const jobs = decodeBatch(msg);
+  const results = jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
+  return { type: "done", batchId: msg.batchId, results: results.map(encodeResult), ...storeResults(msg, jobs, results) };
+}
+
+/** This worker's connection to the hash store, and the error that stopped it storing. */
+let store: { file: string; store: HashStore } | null = null;
+let storeFailed = false;
+
+/**
+ * Stores a batch's results in the hash cache, in one transaction before the batch is answered (so
+ * the main thread never holds them, and a kill loses at most the batches in flight). Each is
+ * merged with the hash part the main thread found for the same state. The first error stops this
+ * worker's storing and is reported once; the main thread turns it into one warning.
+ */
+function storeResults(
+  msg: BatchMessage,
+  jobs: readonly HashJob[],
+  results: readonly HashJobResult[],
+): Pick<Extract<FromWorkerMessage, { type: "done" }>, "stored" | "storeError"> {
+  const target = msg.store;
+  if (!target || storeFailed) return {};
+  try {
+    if (store?.file !== target.file) {
+      store?.store.close();
+      const opened = openStore(target.file);
+      if (opened.kind !== "ok") throw opened.kind === "newer" ? new Error("a newer store appeared") : opened.error;
+      store = { file: target.file, store: opened.store };
+    }
+    const now = Date.now() + target.clockOffset;
+    const rows: PartRow[] = [];
+    results.forEach((r, i) => {
+      if (r.error !== undefined || !r.identity) return;
+      const previousText = target.previous[i] ?? "";
+      const previous = previousText ? parseHashPart(previousText, checksum(previousText), now) : null;
+      const text = hashPartText(mergeHashes(r.identity, previous, { hashes: r.hashes, absent: r.absent }, now, previous !== null));
+      const [dir, name] = splitPath(target.keys[i] || jobs[i]!.path);
+      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
+    });
+    store.store.write(rows);
+    return { stored: rows.length };
+  } catch (err) {
+    storeFailed = true;
+    store?.store.close();
+    store = null;
+    const code = (err as { code?: unknown } | null)?.code;
+    return { stored: 0, storeError: { ...(typeof code === "string" ? { code } : {}), message: errorMessage(err) } };
+  }
 }
 
 // Bun's documented way to type the worker global scope.
@@ -167,9 +218,15 @@ if (!Bun.isMainThread) {
   let buffer: Buffer | undefined;
   self.onmessage = (event: MessageEvent<ToWorkerMessage>) => {
     const msg = event.data;
+    if (msg.type === "close") {
+      // Closed before the thread ends, so the main thread's close can fold the WAL in.
+      store?.store.close();
+      store = null;
+      postMessage({ type: "closed" } satisfies FromWorkerMessage);
+      return;
+    }
     if (msg.type !== "batch") return;
     if (!buffer || buffer.length !== msg.bufferSize) buffer = Buffer.allocUnsafe(msg.bufferSize);
-    const results = runBatch(msg, buffer);
-    postMessage({ type: "done", batchId: msg.batchId, results } satisfies FromWorkerMessage);
+    postMessage(runBatch(msg, buffer));
   };
 }

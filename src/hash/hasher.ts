@@ -6,7 +6,7 @@
 import { availableParallelism } from "node:os";
 import { AppError, UsageError, errorMessage } from "../shared/errors.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "../scan/types.ts";
-import type { HashCache } from "./hash-cache.ts";
+import type { HashCache, WorkerStore, WorkerWrites } from "./hash-cache.ts";
 import { decodeResult, encodeBatch, type FromWorkerMessage, type HashJob, type HashJobResult, type SecondLookSkip } from "./hash-wire.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
 
@@ -123,6 +123,8 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
     onResult?.(result, index);
   };
 
+  // The workers store what they compute (hash-worker.ts); this thread only hands them what to merge into.
+  const store = cache?.workerStore() ?? null;
   const toHash: HashJob[] = [];
   let lastAsked: readonly HashAlgo[] | undefined;
   let lastAlgos: HashAlgo[] = [];
@@ -140,7 +142,14 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
       finish(index, { file, hashes: hit, cached: true });
       return;
     }
-    toHash.push({ index, path: file.path, identity: file.identity, algos, ...(options.secondLook ? { secondLook: true } : {}) });
+    toHash.push({
+      index,
+      path: file.path,
+      identity: file.identity,
+      algos,
+      ...(options.secondLook ? { secondLook: true } : {}),
+      ...(store && cache ? { realPath: file.realPath, previous: cache.workerPrevious(file.realPath, file.identity) } : {}),
+    });
     progress.bytesTotal += file.identity.size;
   });
 
@@ -157,30 +166,58 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   if (toHash.length > 0) {
     const batches = planBatches(toHash);
     const poolSize = Math.min(jobsWanted, batches.length);
+    const writes: WorkerWrites = { stored: [] };
     try {
-      await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, {
+      await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
         onProgress: (bytesDone) => {
           progress.bytesDone = bytesDone;
           emit(false);
         },
-        onJobResult: (r) => {
+        onJobResult: (r, stored) => {
           const file = files[r.index]!;
           if (r.skip) options.onSkipped?.(file, r.skip, r.index);
-          if (r.error === undefined && cache && r.identity) cache.set(file.realPath, r.identity, r.hashes, r.absent);
+          if (stored && r.error === undefined) writes.stored.push(file.realPath);
           finish(
             r.index,
             r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
           );
         },
+        onStoreError: (err) => {
+          writes.error ??= err;
+        },
       });
     } finally {
-      // Committed before the results are used, and on Ctrl-C too: what was hashed is kept.
-      cache?.flush();
+      // What the workers committed (also on Ctrl-C: each batch was committed before it was answered).
+      cache?.fromWorkers(writes);
     }
   }
   progress.bytesDone = progress.bytesTotal;
   emit(true);
   return results as HashResult[];
+}
+
+/** How long a worker is given to close its store before it is stopped anyway. */
+const CLOSE_WAIT_MS = 2000;
+
+/** Asks a worker to close its store, then ends it (on its answer, or after CLOSE_WAIT_MS). */
+function closeWorker(worker: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      worker.terminate();
+      resolve();
+    };
+    const timer = setTimeout(done, CLOSE_WAIT_MS);
+    worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
+      if (event.data.type === "closed") done();
+    };
+    worker.onerror = done;
+    try {
+      worker.postMessage({ type: "close" });
+    } catch {
+      done();
+    }
+  });
 }
 
 /** Bun's ErrorEvent.message carries a source excerpt; keep only the error's own message, on one line. */
@@ -196,7 +233,9 @@ function workerErrorText(event: ErrorEvent): string {
 
 interface PoolCallbacks {
   onProgress: (bytesDone: number) => void;
-  onJobResult: (result: HashJobResult) => void;
+  /** `stored`: the worker committed the results of this result's batch to the hash cache. */
+  onJobResult: (result: HashJobResult, stored: boolean) => void;
+  onStoreError: (error: { code?: string; message: string }) => void;
 }
 
 /**
@@ -222,6 +261,7 @@ function runPool(
   bufferSize: number,
   url: string,
   signal: AbortSignal | undefined,
+  store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -247,9 +287,20 @@ function runPool(
     const settle = (err?: unknown) => {
       if (settled) return;
       settled = true;
-      stopAll();
-      if (err === undefined) resolve();
-      else reject(err);
+      if (err !== undefined) {
+        stopAll();
+        reject(err);
+        return;
+      }
+      // Done: each worker closes its store before it goes, so the cache's close can fold the WAL in.
+      void closeAll().then(resolve);
+    };
+    /** Workers let go early (nothing left for them), still closing their store. */
+    const closing: Promise<void>[] = [];
+    const closeAll = async () => {
+      signal?.removeEventListener("abort", onAbort);
+      await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
+      workers.clear();
     };
     function onAbort() {
       settle(signal?.reason ?? new DOMException("aborted", "AbortError"));
@@ -262,18 +313,18 @@ function runPool(
       while (flights.length < BATCHES_AHEAD && queue.length > 0) {
         const batch = queue.shift()!;
         flights.push({ batch, bytesSeen: 0 });
-        worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize));
+        worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined));
       }
       if (flights.length === 0) {
         // Nothing left for this one: let it go instead of idling until the last batch ends.
         inFlight.delete(worker);
         workers.delete(worker);
-        worker.terminate();
+        closing.push(closeWorker(worker));
       }
     };
 
-    const finishBatch = (flight: Flight, jobResults: HashJobResult[]) => {
-      for (const r of jobResults) cb.onJobResult(r);
+    const finishBatch = (flight: Flight, jobResults: HashJobResult[], stored = false) => {
+      for (const r of jobResults) cb.onJobResult(r, stored);
       completed++;
       completedBytes += flight.batch.bytes;
       cb.onProgress(completedBytes + inFlightBytes());
@@ -303,11 +354,13 @@ function runPool(
             cb.onProgress(completedBytes + inFlightBytes());
           } else if (msg.type === "done" && flights?.[0]?.batch.id === msg.batchId) {
             const flight = flights.shift()!;
-            // The next batch goes out before these results are stored, so the worker never waits for us.
+            // The next batch goes out before these results are handled, so the worker never waits for us.
             feed(worker);
+            if (msg.storeError) cb.onStoreError(msg.storeError);
             finishBatch(
               flight,
               msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
+              (msg.stored ?? 0) > 0,
             );
           }
         } catch (err) {

@@ -20,8 +20,8 @@ import {
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { FileIdentity, FoundFile } from "../../../src/scan/types.ts";
-import { clearHashCache, hashCacheUsage, openHashCache, type HashCache, type HashCacheEntry } from "../../../src/hash/hash-cache.ts";
-import { rowFor } from "../../../src/hash/hash-entry.ts";
+import { clearHashCache, hashCacheUsage, openHashCache, type HashCache } from "../../../src/hash/hash-cache.ts";
+import { checksum, hashPartText } from "../../../src/hash/hash-entry.ts";
 import { STORE_FORMAT, storePath } from "../../../src/hash/hash-store.ts";
 import { hashFiles } from "../../../src/hash/hasher.ts";
 import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
@@ -307,18 +307,15 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
     const dir = join(root, `c1-shape-${label.replace(/\W+/g, "-")}`);
     const f = makeFile(`c1-shape-${label.replace(/\W+/g, "-")}.bin`, label);
     (await openHashCache(dir)).cache!.close();
-    const dirBytes = encodeFsName(join(root));
-    const entry: HashCacheEntry = {
-      path: f.realPath,
-      ...f.identity,
-      hashes,
-      absent: [],
-      confirmed: true,
-      hashedAt: Date.now(),
-      local: null,
-    };
-    const values = rowFor(entry, encodeFsName(basename(f.realPath)));
-    tamper(dir, "INSERT INTO files (dir, name, entry, sum, local, local_sum) VALUES (?, ?, ?, ?, ?, ?)", dirBytes, ...values);
+    const text = hashPartText({ ...f.identity, at: Date.now() - 60_000, hashes, absent: [] });
+    tamper(
+      dir,
+      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
+      encodeFsName(root),
+      encodeFsName(basename(f.realPath)),
+      text,
+      checksum(text),
+    );
     const { cache } = await openHashCache(dir);
     expect(cache!.read(f.realPath, f.identity)).toBeNull();
     expect(cache!.stats.corrupt).toBe(1);
