@@ -181,7 +181,7 @@ export type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records
 
 interface BuildContext {
   cache: HashCache | null;
-  /** Files read again for their AutoV3 (counted with the hashed ones). */
+  /** Files read for their AutoV3 only (their SHA-256 came from the cache), and the bytes of every AutoV3 read. */
   extraReads: { files: number; bytes: number };
   locals: LocalSections;
   hashSources: Map<string, SidecarLabel>;
@@ -346,7 +346,8 @@ async function autov3Of(
     const target = targets[i]!;
     const autov3 = h.hashes.autov3;
     if (!h.cached && !h.error) {
-      ctx.extraReads.files++;
+      // Counted once per file: one read already for its SHA-256 in this run is not a second file hashed.
+      if (target.cached) ctx.extraReads.files++;
       ctx.extraReads.bytes += h.file.identity.size;
     }
     if (h.error) options.onWarning(`${target.file.path}: AutoV3 not computed: ${h.error}`);

@@ -66,8 +66,8 @@ describe("scan: AutoV3 only when the SHA-256 is unknown", () => {
     // Two AutoV3 GETs (edited, unknown); the known file was never read for one.
     const autov3Gets = civitai.requests.filter((r) => /by-hash\/[0-9a-fA-F]{12}$/.test(r.path));
     expect(autov3Gets.map((r) => r.path.split("/").pop()!.toLowerCase()).sort()).toEqual([edited.autov3, unknown.autov3].sort());
-    // Three SHA-256 reads, then two AutoV3 reads.
-    expect(first.stderr).toMatch(/; 5 hashed, /);
+    // Three files read for their SHA-256, two of them again for their AutoV3.
+    expect(first.stderr).toMatch(/; 3 hashed, /);
 
     civitai.reset();
     const second = await runCli(args);

@@ -742,3 +742,58 @@ describe("paths", () => {
     expect(getCacheDir()).toBe(join(process.env.XDG_CACHE_HOME!, "civitai-meta"));
   });
 });
+
+describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, C4)", () => {
+  const CLI = join(SRC, "cli.ts");
+  function tree(name: string, count: number): string {
+    const dir = join(root, name);
+    for (let i = 0; i < count; i++) {
+      const sub = join(dir, `d${Math.floor(i / 250)}`);
+      mkdirSync(sub, { recursive: true });
+      const p = join(sub, `m${i}.safetensors`);
+      writeFileSync(p, `${name} model ${i} ${"x".repeat(i % 97)}`);
+      utimesSync(p, PAST, PAST);
+    }
+    return dir;
+  }
+
+  test("C4: two `hash` runs at once on one cache (one folder in common): both finish, nothing lost, nothing damaged", async () => {
+    const cacheDir = join(root, "two-runs-cache");
+    const a = tree("two-runs-a", 1500);
+    const b = tree("two-runs-b", 1500);
+    const shared = join(a, "d0");
+    const runs = [
+      [a, b],
+      [b, shared],
+    ].map((paths) => Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, ...paths], { stdout: "pipe", stderr: "pipe" }));
+    const outs = await Promise.all(runs.map(async (p) => ({ code: await p.exited, stderr: await new Response(p.stderr).text() })));
+    for (const o of outs) {
+      expect(o.code).toBe(0);
+      expect(o.stderr).not.toContain("[warn]");
+    }
+    const again = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, a, b], { stderr: "pipe" });
+    expect(again.exitCode).toBe(0);
+    expect(again.stderr.toString()).toContain("0 hashed (0 B read), 3000 from cache");
+  });
+
+  test("C3: `hash` killed with SIGKILL mid-run: the next run opens the store without a warning, and what it took from it is right", async () => {
+    const cacheDir = join(root, "killed-cli-cache");
+    const dir = tree("killed-cli", 6000);
+    const run = Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stdout: "pipe", stderr: "pipe" });
+    // Kill once the store has committed rows (its WAL has grown past its header).
+    const wal = join(cacheDir, "hashes", `v${STORE_FORMAT}.sqlite-wal`);
+    for (let i = 0; i < 400 && !(existsSync(wal) && statSync(wal).size > 64 * 1024); i++) await Bun.sleep(10);
+    run.kill("SIGKILL");
+    await run.exited;
+    const next = Bun.spawnSync([BUN, CLI, "hash", "--json", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr.toString()).not.toContain("[warn]");
+    const files = JSON.parse(next.stdout.toString()).files as { path: string; cached: boolean; hashes: { sha256: string } }[];
+    expect(files).toHaveLength(6000);
+    const cached = files.filter((f) => f.cached);
+    for (const f of cached.slice(0, 300)) expect(f.hashes.sha256).toBe(sha(f.path));
+    // A third run takes everything from the cache.
+    const third = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    expect(third.stderr.toString()).toContain("6000 from cache");
+  }, 60_000);
+});
