@@ -1,7 +1,8 @@
 /**
- * Worker-thread entry for src/services/hasher.ts, and the one function that reads a file to hash
- * it. One sequential read into one reusable buffer feeds every requested algorithm, so memory stays
- * flat whatever the file size. `hashFileSync` is exported so tests can drive it in-process.
+ * Worker-thread entry for hasher.ts, and the one function that reads a file to hash it. One
+ * sequential read into one reusable buffer feeds every requested algorithm, so memory stays flat
+ * whatever the file size. With a store in the batch, the worker commits its results to the hash
+ * cache itself (storeResults). `hashFileSync` is exported so tests can drive it in-process.
  *
  * Build note: `bun build --compile` must be given this file as an extra entrypoint; hasher.ts loads
  * it with `new Worker(new URL("./hash-worker.ts", import.meta.url).href)`.
@@ -50,6 +51,8 @@ function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
  * Hashes one file with the requested algorithms. Never returns a hash that may not match the
  * bytes on disk: the file must be the one the walker found (dev/ino/size), and fstat before and
  * after the read must agree with each other and with the byte count, else the result is an error.
+ * One function on purpose: the checks, the read loop and the hashers share one descriptor and the
+ * two fstats, and their order is the guarantee.
  */
 export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks = {}): HashJobResult {
   const { index, path, identity, algos } = job;

@@ -1,7 +1,8 @@
 /**
- * Hashes many files in parallel on a pool of worker threads (src/services/hash-worker.ts), using
- * and filling the hash cache. The main thread only plans, dispatches and collects, so a spinner or
- * Ctrl-C handler stays responsive while workers read.
+ * Hashes many files in parallel on a pool of worker threads (hash-worker.ts), using the hash cache
+ * and letting the workers fill it (each commits its batch's results before answering). The main
+ * thread only plans, dispatches and collects, so a spinner or Ctrl-C handler stays responsive
+ * while workers read.
  */
 import { availableParallelism } from "node:os";
 import { AppError, UsageError, errorMessage } from "../shared/errors.ts";
@@ -102,7 +103,8 @@ function planBatches(jobs: HashJob[]): Batch[] {
 /**
  * Hashes `files` and resolves with one result per file, in input order. Per-file problems (gone,
  * not a regular file, changed while read) are results with `error`, never rejections; the promise
- * rejects only on abort or when no worker can be started.
+ * rejects only on abort or when no worker can be started. Long because the cache lookups, the plan,
+ * the pool and the results share one progress record.
  */
 export async function hashFiles(files: readonly FoundFile[], options: HashFilesOptions): Promise<HashResult[]> {
   const { cache, signal, onProgress, onResult } = options;
@@ -253,7 +255,7 @@ interface Flight {
 /**
  * Runs `batches` on up to `poolSize` workers, BATCHES_AHEAD batches queued per worker. A worker
  * that crashes fails the batch it was on; the batches queued behind it go back to the front of the
- * line for a fresh worker.
+ * line for a fresh worker. One closure: every worker's handlers share the queue and the counts.
  */
 function runPool(
   batches: Batch[],

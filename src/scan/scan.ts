@@ -84,7 +84,11 @@ export interface ScanResult {
  */
 const SCAN_ALGOS: readonly HashAlgo[] = ["sha256", "autov2"];
 
-/** The main job: walk, hash (cached), look up (cached), and build the inventory. No output here. */
+/**
+ * The main job: walk, hash (cached), look up (cached), and build the inventory. No output here.
+ * The local pass is a closure inside the collect call because it needs the walk's listings and
+ * the open cache, and hands the preset hashes back; lookUpAndBuild does the rest.
+ */
 export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const now = options.now ?? Date.now;
   const started = now();
@@ -191,6 +195,7 @@ interface BuildContext {
   phase: (name: ScanPhase) => void;
 }
 
+/** Lookups (with AutoV3 on demand), then the records and the inventory: one sequence over shared counts. */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
   const { locals, hashSources, localBytesRead, started, now, phase } = ctx;
   const items: LookupItem[] = [];
