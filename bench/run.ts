@@ -6,6 +6,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   headers: async () => (await import("./headers.ts")).benchHeaders(),
   gallery: async () => (await import("./gallery.ts")).benchGallery(),
   "scale-hash": async () => (await import("./scale-hash.ts")).benchScaleHash(),
+  "scale-lookup": async () => (await import("./scale-lookup.ts")).benchScaleLookup(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

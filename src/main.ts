@@ -8,11 +8,9 @@ import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
 import { addLogSecret, logger, openLogFile, setLogLevel } from "./ui/logger.ts";
 import { escapeControl } from "./shared/format.ts";
 
-export { NAME, VERSION };
-
 const DESCRIPTION = "Find AI model files, identify them on Civitai by hash, write inventories.";
 
-export const main = defineCommand({
+const main = defineCommand({
   meta: { name: NAME, version: VERSION, description: DESCRIPTION },
   args: globalArgs,
   subCommands: commands,

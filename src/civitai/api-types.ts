@@ -9,10 +9,22 @@ import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
 export interface CivitaiApi {
   /** POST /api/v1/model-versions/by-hash with ≤ 100 SHA-256s: unordered, may repeat, may hold null. */
   versionsByHashes(host: string, sha256s: string[]): Promise<(ApiModelVersion | null)[]>;
+  /**
+   * POST /api/v1/model-versions/by-hash/ids with ≤ 10,000 SHA-256s: which are known, and to which
+   * version, without the versions (docs/civitai-api.md §3.2). Unknown hashes are absent.
+   */
+  versionIdsByHashes(host: string, sha256s: string[]): Promise<VersionIdMatch[]>;
   /** GET /api/v1/model-versions/by-hash/{hash}: null on 404 "Model not found" / "Missing model file". */
   versionByHash(host: string, hash: string): Promise<ApiModelVersion | null>;
   /** GET /api/v1/models?ids=…&nsfw=true (≤ 100 ids); models Civitai omits are simply absent. */
   modelsByIds(host: string, ids: number[]): Promise<ApiModel[]>;
+}
+
+/** One row of POST by-hash/ids: `hash` is Civitai's (upper-case) SHA-256 of a matching file. */
+export interface VersionIdMatch {
+  modelVersionId: number;
+  modelId?: number;
+  hash: string;
 }
 
 /** What `download` needs to resolve a source to files (the Civitai client provides all three). */

@@ -3,16 +3,14 @@
  * (docs/cases.md B5/B6): never returned, never cached. The checks are deliberately shallow: the
  * shape drifts (docs/civitai-api.md §1.4), so only what the callers rely on is required.
  */
+import type { VersionIdMatch } from "./api-types.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 const ok = <T>(value: T): ValidationResult<T> => ({ ok: true, value });
 const bad = <T>(reason: string): ValidationResult<T> => ({ ok: false, reason });
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function hasNumericId(value: Record<string, unknown>): boolean {
   return typeof value.id === "number" && Number.isFinite(value.id);
@@ -21,7 +19,7 @@ function hasNumericId(value: Record<string, unknown>): boolean {
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (isObject(value)) {
+  if (isPlainObject(value)) {
     const keys = Object.keys(value).slice(0, 5);
     return keys.length ? `an object with keys ${keys.map((k) => JSON.stringify(k)).join(", ")}` : "an empty object";
   }
@@ -34,15 +32,15 @@ function checkVersionLists(value: Record<string, unknown>, where: string): strin
     const list = value[key];
     if (list == null) continue;
     if (!Array.isArray(list)) return `${where}.${key} is ${describe(list)}, expected an array`;
-    if (!list.every(isObject)) return `${where}.${key} holds a non-object`;
+    if (!list.every(isPlainObject)) return `${where}.${key} holds a non-object`;
   }
-  if (value.model != null && !isObject(value.model)) return `${where}.model is ${describe(value.model)}`;
+  if (value.model != null && !isPlainObject(value.model)) return `${where}.model is ${describe(value.model)}`;
   return undefined;
 }
 
 /** One model version (GET by-hash, /model-versions/{id}). */
 export function validateVersion(data: unknown): ValidationResult<ApiModelVersion> {
-  if (!isObject(data)) return bad(`expected a model version object, got ${describe(data)}`);
+  if (!isPlainObject(data)) return bad(`expected a model version object, got ${describe(data)}`);
   if (!hasNumericId(data)) return bad(`expected a model version with a numeric "id", got ${describe(data)}`);
   const problem = checkVersionLists(data, "version");
   return problem ? bad(problem) : ok(data as unknown as ApiModelVersion);
@@ -59,15 +57,26 @@ export function validateVersionList(data: unknown): ValidationResult<(ApiModelVe
   return ok(data as (ApiModelVersion | null)[]);
 }
 
+/** POST by-hash/ids: `[{modelVersionId, modelId, hash}]` (docs/civitai-api.md §3.2). */
+export function validateVersionIdList(data: unknown): ValidationResult<VersionIdMatch[]> {
+  if (!Array.isArray(data)) return bad(`expected an array of {modelVersionId, hash}, got ${describe(data)}`);
+  for (const [i, item] of data.entries()) {
+    if (!isPlainObject(item) || typeof item.modelVersionId !== "number" || typeof item.hash !== "string") {
+      return bad(`element ${i}: expected {modelVersionId, hash}, got ${describe(item)}`);
+    }
+  }
+  return ok(data as VersionIdMatch[]);
+}
+
 /** One model (/models/{id}); `modelVersions`, when present, must be versions. */
 export function validateModel(data: unknown): ValidationResult<ApiModel> {
-  if (!isObject(data)) return bad(`expected a model object, got ${describe(data)}`);
+  if (!isPlainObject(data)) return bad(`expected a model object, got ${describe(data)}`);
   if (!hasNumericId(data)) return bad(`expected a model with a numeric "id", got ${describe(data)}`);
   const versions = data.modelVersions;
   if (versions != null) {
     if (!Array.isArray(versions)) return bad(`model.modelVersions is ${describe(versions)}, expected an array`);
     for (const [i, v] of versions.entries()) {
-      if (!isObject(v) || !hasNumericId(v)) return bad(`model.modelVersions[${i}] has no numeric "id"`);
+      if (!isPlainObject(v) || !hasNumericId(v)) return bad(`model.modelVersions[${i}] has no numeric "id"`);
       const problem = checkVersionLists(v, `model.modelVersions[${i}]`);
       if (problem) return bad(problem);
     }
@@ -77,7 +86,7 @@ export function validateModel(data: unknown): ValidationResult<ApiModel> {
 
 /** /models?ids=…: `{items: [...], metadata}`; returns the items. */
 export function validateModelPage(data: unknown): ValidationResult<ApiModel[]> {
-  if (!isObject(data)) return bad(`expected {"items": [...]}, got ${describe(data)}`);
+  if (!isPlainObject(data)) return bad(`expected {"items": [...]}, got ${describe(data)}`);
   if (!Array.isArray(data.items)) return bad(`expected {"items": [...]}, got ${describe(data)}`);
   for (const [i, item] of data.items.entries()) {
     const result = validateModel(item);
@@ -102,7 +111,7 @@ export function parseErrorBody(text: string | undefined): ApiErrorBody | undefin
   } catch {
     return undefined;
   }
-  if (!isObject(data)) return undefined;
+  if (!isPlainObject(data)) return undefined;
   const str = (v: unknown) => (typeof v === "string" && v.trim() !== "" ? v : undefined);
   return { error: str(data.error), message: str(data.message), code: str(data.code) };
 }

@@ -30,21 +30,46 @@ export function isCivitaiId(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value > 0 && value <= MAX_ID;
 }
 
+/**
+ * Keys are sharded by a two-hex-digit segment so no folder of the fs store holds more than about
+ * 1/256 of the entries (100,000 files: ~400 per folder, issue 11): `version:sha256:<ab>:<hex>`
+ * with `ab` the first two digits, `model:<ab>:<id>` with `ab` the id's low byte.
+ */
 export function versionKeyBySha256(sha256: string): string {
   const hex = normalizeSha256(sha256);
   if (hex === null) throw new TypeError(`not a SHA-256 (64 hex digits): ${JSON.stringify(String(sha256).slice(0, 80))}`);
-  return `version:sha256:${hex}`;
+  return `version:sha256:${hex.slice(0, 2)}:${hex}`;
 }
 
 export function versionKeyByAutov3(autov3: string): string {
   const hex = normalizeAutov3(autov3);
   if (hex === null) throw new TypeError(`not an AutoV3 (12 hex digits): ${JSON.stringify(String(autov3).slice(0, 80))}`);
-  return `version:autov3:${hex}`;
+  return `version:autov3:${hex.slice(0, 2)}:${hex}`;
 }
 
 export function modelKey(id: number): string {
   if (!isCivitaiId(id)) throw new TypeError(`not a Civitai id: ${JSON.stringify(String(id).slice(0, 80))}`);
-  return `model:${id}`;
+  return `model:${modelShard(id)}:${id}`;
+}
+
+function modelShard(id: number): string {
+  return (id & 0xff).toString(16).padStart(2, "0");
+}
+
+export type ParsedKey = { kind: "sha256"; hex: string } | { kind: "autov3"; hex: string } | { kind: "model"; id: number };
+
+const KEY_RE =
+  /^(?:version:(sha256):([0-9a-f]{2}):([0-9a-f]{64})|version:(autov3):([0-9a-f]{2}):([0-9a-f]{12})|model:([0-9a-f]{2}):([1-9][0-9]{0,9}))$/;
+
+/** What a key names, when it is exactly a key the functions above build; else null. */
+export function parseKey(key: unknown): ParsedKey | null {
+  if (typeof key !== "string") return null;
+  const m = KEY_RE.exec(key);
+  if (!m) return null;
+  if (m[1]) return m[2] === m[3]!.slice(0, 2) ? { kind: "sha256", hex: m[3]! } : null;
+  if (m[4]) return m[5] === m[6]!.slice(0, 2) ? { kind: "autov3", hex: m[6]! } : null;
+  const id = Number(m[8]);
+  return isCivitaiId(id) && m[7] === modelShard(id) ? { kind: "model", id } : null;
 }
 
 /**

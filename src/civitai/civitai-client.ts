@@ -3,7 +3,7 @@
  * Civitai's error statuses live here; retries, timeouts, the 429 gate, redirects and redaction
  * live in the engine (http.ts).
  */
-import type { CivitaiApi } from "./api-types.ts";
+import type { CivitaiApi, VersionIdMatch } from "./api-types.ts";
 import { ApiError } from "./api-types.ts";
 import {
   classifyHtml,
@@ -16,16 +16,20 @@ import {
   validateModel,
   validateModelPage,
   validateVersion,
+  validateVersionIdList,
   validateVersionList,
 } from "./api-validate.ts";
 import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
-import { truncateText, type Redactor } from "../shared/redact.ts";
+import type { Redactor } from "../shared/redact.ts";
+import { truncateText } from "../shared/format.ts";
 import { serviceNameFor } from "./hosts.ts";
 import { createHttpEngine, type HttpEngine, type HttpEngineOptions, type HttpStats } from "./http/http.ts";
 import type { StatusContext } from "./http/classify.ts";
 
 /** POST /model-versions/by-hash and /models?ids= both take at most 100 (docs/civitai-api.md §3.1, §2.4). */
-export const MAX_BATCH = 100;
+const MAX_BATCH = 100;
+/** POST /model-versions/by-hash/ids takes at most 10,000 (docs/civitai-api.md §3.2). */
+const MAX_IDS_BATCH = 10_000;
 /** Civitai's own error text is quoted up to this length. */
 const MAX_QUOTED = 200;
 const NOT_FOUND_RE = /model not found|missing model file/i;
@@ -126,6 +130,7 @@ export function createCivitaiClient(options: CivitaiClientOptions): CivitaiClien
 
   return {
     versionsByHashes: (host, sha256s) => versionsByHashes(engine, host, sha256s),
+    versionIdsByHashes: (host, sha256s) => versionIdsByHashes(engine, host, sha256s),
     versionByHash: (host, hash) => versionByHash(engine, host, hash),
     modelsByIds: (host, ids) => modelsByIds(engine, host, ids),
     model: (host, id) => model(engine, host, id),
@@ -152,6 +157,26 @@ async function versionsByHashes(engine: HttpEngine, host: string, sha256s: strin
   });
 }
 
+async function versionIdsByHashes(engine: HttpEngine, host: string, sha256s: string[]): Promise<VersionIdMatch[]> {
+  if (sha256s.length === 0) return [];
+  if (sha256s.length > MAX_IDS_BATCH) throw invalidInput(`by-hash/ids takes at most ${MAX_IDS_BATCH} hashes, got ${sha256s.length}`);
+  const bad = sha256s.find((h) => !isSha256Hex(h));
+  if (bad !== undefined) throw invalidInput(`not a SHA-256 (64 hex digits): ${JSON.stringify(truncateText(engine.redact(bad), 80))}`);
+  return engine.request({
+    method: "POST",
+    url: apiUrl(host, "/api/v1/model-versions/by-hash/ids"),
+    body: sha256s.map((h) => h.toUpperCase()),
+    validate: validateVersionIdList,
+  });
+}
+
+/** A 404 whose error text says the version does not exist is the answer "none"; any other 404 stays an error. */
+function versionNotFound(ctx: StatusContext): { value: null } | undefined {
+  if (ctx.status !== 404) return undefined;
+  const text = errorBodyText(parseErrorBody(ctx.body));
+  return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
+}
+
 async function versionByHash(engine: HttpEngine, host: string, hash: string): Promise<ApiModelVersion | null> {
   // Checked before it goes into a URL path: hex cannot smuggle "/", "?" or "..".
   if (!isHexHash(hash)) throw invalidInput(`not a hex hash: ${JSON.stringify(truncateText(engine.redact(hash), 80))}`);
@@ -159,11 +184,7 @@ async function versionByHash(engine: HttpEngine, host: string, hash: string): Pr
     method: "GET",
     url: apiUrl(host, `/api/v1/model-versions/by-hash/${hash.toUpperCase()}`),
     validate: validateVersion,
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }
 
@@ -197,10 +218,6 @@ async function versionById(engine: HttpEngine, host: string, id: number): Promis
     url: apiUrl(host, `/api/v1/model-versions/${id}`),
     validate: validateVersion,
     // `{"error":"Model not found"}` or "Missing model file": no such published version.
-    onStatus: (ctx) => {
-      if (ctx.status !== 404) return undefined;
-      const text = errorBodyText(parseErrorBody(ctx.body));
-      return text && NOT_FOUND_RE.test(text) ? { value: null } : undefined;
-    },
+    onStatus: versionNotFound,
   });
 }

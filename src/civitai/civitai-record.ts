@@ -1,13 +1,15 @@
 import { isCivitaiId, normalizeAutov3, normalizeSha256 } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
-import { htmlToPlainText } from "./html-text.ts";
-import type { Availability, CivitaiInfo, LicenseFlags, MatchedBy, MatchedFile } from "../report/record-types.ts";
-import { chooseImage, previewCandidates, toCivitaiImages } from "../preview/choose-preview.ts";
+import type { LeanFile, LeanModel, LeanVersion } from "./lean.ts";
+import type { Availability, CivitaiInfo, MatchedBy } from "../report/record-types.ts";
+import { chooseImage } from "../preview/choose-preview.ts";
 import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /**
- * Civitai answers → our records. Everything from Civitai is untrusted and drifts (docs/civitai-api.md
- * §1.4): every field may be missing, null or of another type, so each read checks its type.
+ * Civitai answers → our records. Raw answers are untrusted and drift (docs/civitai-api.md §1.4):
+ * lean.ts checks every field once when an answer arrives; records are built from that lean form
+ * here. The few helpers that still read raw answers (bulk mapping, downloads) check each type.
  */
 
 // Links are built from ids on this origin, never from the API's `downloadUrl` (which carries the
@@ -15,7 +17,7 @@ import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
 export const CIVITAI_ORIGIN = "https://civitai.com";
 
 /** SHA-256 of empty input, written as AutoV3 by some repackaging tools: shared by unrelated models. */
-export const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
+const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
 
 export interface CivitaiInfoOptions {
   autov3?: string;
@@ -48,7 +50,7 @@ export function usableAutov3(value: unknown): string | null {
 /** The value of `hashes[name]` (key compared case-insensitively), lower-cased; null when absent. */
 export function fileHash(file: ApiFile, name: string): string | null {
   const hashes = file.hashes;
-  if (!isObject(hashes)) return null;
+  if (!isPlainObject(hashes)) return null;
   const wanted = name.toLowerCase();
   for (const [key, value] of Object.entries(hashes)) {
     if (key.toLowerCase() === wanted && typeof value === "string") return value.toLowerCase();
@@ -57,7 +59,14 @@ export function fileHash(file: ApiFile, name: string): string | null {
 }
 
 export function versionFiles(version: ApiModelVersion): ApiFile[] {
-  return Array.isArray(version.files) ? version.files.filter(isObject) : [];
+  return Array.isArray(version.files) ? version.files.filter(isPlainObject) : [];
+}
+
+/** The value of `hashes[name]` of a lean file (key compared case-insensitively); null when absent. */
+export function leanFileHash(file: LeanFile, name: string): string | null {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(file.hashes)) if (key.toLowerCase() === wanted) return value;
+  return null;
 }
 
 /**
@@ -65,151 +74,82 @@ export function versionFiles(version: ApiModelVersion): ApiFile[] {
  * AutoV3 equals `autov3`. Never "the primary one" by default: a version may hold several files.
  */
 export function findMatchedFile(
-  version: ApiModelVersion,
+  version: LeanVersion,
   sha256: string | null,
   autov3?: string | null,
-): { file: ApiFile; by: MatchedBy } | null {
-  const files = versionFiles(version);
+): { file: LeanFile; by: MatchedBy } | null {
   const sha = normalizeSha256(sha256);
   if (sha !== null) {
-    const file = files.find((f) => fileHash(f, "SHA256") === sha);
+    const file = version.files.find((f) => leanFileHash(f, "SHA256") === sha);
     if (file) return { file, by: "sha256" };
   }
   const v3 = usableAutov3(autov3);
   if (v3 !== null) {
-    const file = files.find((f) => fileHash(f, "AutoV3") === v3);
+    const file = version.files.find((f) => leanFileHash(f, "AutoV3") === v3);
     if (file) return { file, by: "autov3" };
   }
   return null;
 }
 
-export function toMatchedFile(file: ApiFile): MatchedFile {
-  const metadata = isObject(file.metadata) ? file.metadata : {};
-  const hashes: Record<string, string> = {};
-  if (isObject(file.hashes)) {
-    for (const [key, value] of Object.entries(file.hashes)) {
-      if (typeof value === "string" && /^[0-9a-fA-F]{1,128}$/.test(value)) hashes[key] = value.toLowerCase();
-    }
-  }
-  return {
-    id: isCivitaiId(file.id) ? file.id : null,
-    name: str(file.name),
-    sizeKB: num(file.sizeKB),
-    type: str(file.type),
-    primary: file.primary === true,
-    format: str(metadata.format),
-    fp: str(metadata.fp),
-    size: str(metadata.size),
-    hashes,
-  };
-}
-
-/** `allowCommercialUse` was a string (`"{Image,RentCivit}"`, `"Sell"`), now an array (docs/civitai-api.md §1.4). */
-export function normalizeCommercialUse(value: unknown): string[] {
-  let parts: unknown[];
-  if (Array.isArray(value)) parts = value;
-  else if (typeof value === "string") parts = value.replace(/^\s*\{|\}\s*$/g, "").split(",");
-  else return [];
-  const out: string[] = [];
-  for (const part of parts) {
-    if (typeof part !== "string") continue;
-    const item = part.trim().replace(/^"|"$/g, "");
-    // "None" was the old enum's "no commercial use": an empty list says the same.
-    if (item === "" || item === "None" || out.includes(item)) continue;
-    out.push(item);
-  }
-  return out;
-}
-
-/** Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags). */
-export function cleanStringList(value: unknown): string[] {
-  if (!Array.isArray(value)) return [];
-  const out: string[] = [];
-  for (const word of value) {
-    if (typeof word !== "string") continue;
-    const trimmed = word.trim();
-    if (trimmed !== "" && !out.includes(trimmed)) out.push(trimmed);
-  }
-  return out;
-}
-
-export function availabilityOf(version: ApiModelVersion, model: ApiModel | null, now: number): Availability {
-  const mode = str(model?.mode) ?? str(version.model?.mode);
+/**
+ * Availability facts of a version as records show them. `model` is the model's details when
+ * fetched; its `mode` wins over the one by-hash carries.
+ */
+export function availabilityOf(version: LeanVersion, model: LeanModel | null, now: number): Availability {
+  const mode = model?.mode ?? version.model.mode;
   const earlyEnds = [version.earlyAccessEndsAt, version.earlyAccessDeadline]
-    .map((v) => (typeof v === "string" ? Date.parse(v) : Number.NaN))
+    .map((v) => (v === null ? Number.NaN : Date.parse(v)))
     .filter((t) => Number.isFinite(t));
   return {
     archived: mode === "Archived",
     takenDown: mode === "TakenDown",
     earlyAccess: version.availability === "EarlyAccess" || earlyEnds.some((t) => t > now),
-    paidAccess: isObject(version.paidAccess),
+    paidAccess: version.paidAccess !== null,
   };
 }
 
-/** AIR as Civitai gives it; we do not rebuild one (the ecosystem part depends on a base-model table we do not have). */
-export function airOf(version: ApiModelVersion): string | null {
-  const air = version.air;
-  return typeof air === "string" && /^urn:air:[A-Za-z0-9._:@-]+$/.test(air) && air.length <= 200 ? air : null;
-}
-
 /**
- * The first still image of the version whose rating is within `mask` (default PG and PG-13); null
- * when there is none. Reports render it as a link, so only http(s) URLs are kept (preview/image-url.ts).
+ * A record's `civitai` part from the lean form (lean.ts): nothing is converted here any more, the
+ * description is already text. `model` is the version's model details, when fetched.
  */
-export function previewImageUrl(version: ApiModelVersion, mask: number = DEFAULT_NSFW_MASK): string | null {
-  return chooseImage(toCivitaiImages(version.images), mask).image?.url ?? null;
-}
-
 export function toCivitaiInfo(
-  version: ApiModelVersion,
-  model: ApiModel | null,
+  version: LeanVersion,
+  model: LeanModel | null,
   sha256: string | null,
   opts: CivitaiInfoOptions = {},
 ): CivitaiInfo {
   const versionId = version.id;
-  const modelId = isCivitaiId(version.modelId) ? version.modelId : isCivitaiId(model?.id) ? model.id : null;
+  const modelId = version.modelId ?? model?.id ?? null;
   // Details of another model (a caller mix-up) must not leak into this record.
-  const details = model !== null && isObject(model) && (modelId === null || model.id === modelId) ? model : null;
-  const versionModel = isObject(version.model) ? version.model : {};
+  const details = model !== null && (modelId === null || model.id === modelId) ? model : null;
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
-  const matched = findMatchedFile(version, sha256, opts.autov3);
-  const matchedFile = matched ? toMatchedFile(matched.file) : null;
-  const images = previewCandidates(toCivitaiImages(version.images));
+  const matchedFile = findMatchedFile(version, sha256, opts.autov3)?.file ?? null;
   return {
     modelId,
-    modelName: str(details?.name) ?? str(versionModel.name),
-    modelType: str(details?.type) ?? str(versionModel.type),
+    modelName: details?.name ?? version.model.name,
+    modelType: details?.type ?? version.model.type,
     versionId,
-    versionName: str(version.name),
-    baseModel: str(version.baseModel),
-    baseModelType: str(version.baseModelType),
-    trainedWords: cleanStringList(version.trainedWords),
-    nsfw: bool(details?.nsfw) ?? bool(versionModel.nsfw),
-    nsfwLevel: num(version.nsfwLevel) ?? num(details?.nsfwLevel),
+    versionName: version.name,
+    baseModel: version.baseModel,
+    baseModelType: version.baseModelType,
+    trainedWords: version.trainedWords,
+    nsfw: details?.nsfw ?? version.model.nsfw,
+    nsfwLevel: version.nsfwLevel ?? details?.nsfwLevel ?? null,
     availability: availabilityOf(version, details, now),
-    createdAt: str(version.createdAt),
-    updatedAt: str(version.updatedAt),
-    publishedAt: str(version.publishedAt),
-    description: htmlToPlainText(str(details?.description)) ?? htmlToPlainText(str(version.description)),
-    creator: details && isObject(details.creator) ? str(details.creator.username) : null,
-    tags: details && Array.isArray(details.tags) ? cleanStringList(details.tags) : [],
-    license: details ? licenseOf(details) : null,
+    createdAt: version.createdAt,
+    updatedAt: version.updatedAt,
+    publishedAt: version.publishedAt,
+    description: details?.description ?? version.description,
+    creator: details?.creator ?? null,
+    tags: details?.tags ?? [],
+    license: details ? details.license : null,
     pageUrl: modelPageUrl(modelId, versionId),
-    air: airOf(version),
+    air: version.air,
     matchedFile,
     downloadUrl: matchedFile?.id != null ? fileDownloadUrl(versionId, matchedFile.id) : null,
     primaryDownloadUrl: primaryDownloadUrl(versionId),
-    previewImageUrl: chooseImage(images, opts.nsfwMask ?? DEFAULT_NSFW_MASK).image?.url ?? null,
-    images,
-  };
-}
-
-function licenseOf(model: ApiModel): LicenseFlags {
-  return {
-    allowNoCredit: bool(model.allowNoCredit),
-    allowCommercialUse: normalizeCommercialUse(model.allowCommercialUse),
-    allowDerivatives: bool(model.allowDerivatives),
-    allowDifferentLicense: bool(model.allowDifferentLicense),
+    previewImageUrl: chooseImage(version.images, opts.nsfwMask ?? DEFAULT_NSFW_MASK).image?.url ?? null,
+    images: version.images,
   };
 }
 
@@ -241,11 +181,17 @@ export function mapBulkAnswer(answers: readonly unknown[], sha256s: readonly str
   return out;
 }
 
+/** What candidate order reads: API versions and lean ones both have it. */
+export interface CandidateOrder {
+  id: number;
+  publishedAt?: string | null;
+}
+
 /**
  * Civitai's own rule for a hash several versions share (by-hash `orderBy`, docs/civitai-api.md §1.1):
  * oldest `publishedAt` first (unknown last, as Postgres sorts NULLs), then lowest version id.
  */
-export function compareCandidates(a: ApiModelVersion, b: ApiModelVersion): number {
+export function compareCandidates(a: CandidateOrder, b: CandidateOrder): number {
   const ta = typeof a.publishedAt === "string" ? Date.parse(a.publishedAt) : Number.NaN;
   const tb = typeof b.publishedAt === "string" ? Date.parse(b.publishedAt) : Number.NaN;
   const fa = Number.isFinite(ta);
@@ -257,11 +203,11 @@ export function compareCandidates(a: ApiModelVersion, b: ApiModelVersion): numbe
 
 /** The smallest shape we accept as a model version: an object with a valid id. */
 export function isVersion(value: unknown): value is ApiModelVersion {
-  return isObject(value) && isCivitaiId((value as { id?: unknown }).id);
+  return isPlainObject(value) && isCivitaiId((value as { id?: unknown }).id);
 }
 
 export function isModel(value: unknown): value is ApiModel {
-  return isObject(value) && isCivitaiId((value as { id?: unknown }).id);
+  return isPlainObject(value) && isCivitaiId((value as { id?: unknown }).id);
 }
 
 export interface CivitaiFields {
@@ -275,32 +221,16 @@ export interface CivitaiFields {
  * candidate order) and whatever model details were fetched. Null when there is no candidate.
  */
 export function toCivitaiFields(
-  versions: readonly ApiModelVersion[],
-  models: ReadonlyMap<number, ApiModel>,
+  versions: readonly LeanVersion[],
+  models: ReadonlyMap<number, LeanModel>,
   sha256: string | null,
   opts: CivitaiInfoOptions = {},
 ): CivitaiFields | null {
   const infos = versions.map((version) => {
-    const model = isCivitaiId(version.modelId) ? (models.get(version.modelId) ?? null) : null;
+    const model = version.modelId !== null ? (models.get(version.modelId) ?? null) : null;
     return toCivitaiInfo(version, model, sha256, opts);
   });
   const first = infos[0];
   if (first === undefined) return null;
   return infos.length > 1 ? { civitai: first, ambiguous: infos } : { civitai: first };
-}
-
-function isObject(value: unknown): value is Record<string, any> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function str(value: unknown): string | null {
-  return typeof value === "string" ? value : null;
-}
-
-function num(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
-function bool(value: unknown): boolean | null {
-  return typeof value === "boolean" ? value : null;
 }

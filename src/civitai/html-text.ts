@@ -1,8 +1,8 @@
 import { compile } from "html-to-text";
+import { truncateText } from "../shared/format.ts";
 
 /** Descriptions are for a glance in a report; the full text stays on the model page. */
 export const DESCRIPTION_MAX_CHARS = 2000;
-export const TRUNCATION_MARK = "…";
 
 // html-to-text truncates over-long input itself but says so with console.warn; cut first, silently.
 // Civitai descriptions are a few KB; this bound only guards CPU against hostile input.
@@ -48,21 +48,11 @@ export function htmlToPlainText(html: string | null | undefined, maxChars = DESC
   return truncateText(cleaned, maxChars);
 }
 
-export function collapseWhitespace(text: string): string {
+function collapseWhitespace(text: string): string {
   return text
     .replace(/\r\n?/g, "\n")
     .replace(/[^\S\n]+/g, " ")
     .replace(/ *\n */g, "\n")
     .replace(/\n{3,}/g, "\n\n")
     .trim();
-}
-
-/** Cuts on a code-point boundary so no half surrogate pair is left before the mark. */
-export function truncateText(text: string, maxChars: number): string {
-  if (text.length <= maxChars) return text;
-  const room = Math.max(0, maxChars - TRUNCATION_MARK.length);
-  let cut = text.slice(0, room);
-  const last = cut.charCodeAt(cut.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
-  return cut.trimEnd() + TRUNCATION_MARK;
 }

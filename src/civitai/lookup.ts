@@ -1,29 +1,31 @@
 import type { ApiErrorKind, CivitaiApi } from "./api-types.ts";
-import type { ApiModel, ApiModelVersion } from "./civitai-types.ts";
+import type { LeanModel, LeanVersion } from "./lean.ts";
 import type { MatchedBy } from "../report/record-types.ts";
-import type { MetaCache } from "./meta-cache.ts";
-import { autov3Phase, type Autov3Source } from "./lookup/autov3-phase.ts";
+import type { LastFound, MetaCache } from "./meta-cache.ts";
+import { autov3Phase } from "./lookup/autov3-phase.ts";
 import { bulkPhase } from "./lookup/bulk-phase.ts";
 import { cachePhase } from "./lookup/cache-phase.ts";
 import { detailsPhase } from "./lookup/details-phase.ts";
 import { LookupRun } from "./lookup/run.ts";
-import { singlePhase } from "./lookup/single-phase.ts";
 
 /**
  * Identifies files on Civitai by hash with as few requests as possible (docs/civitai-api.md §3.3),
- * in five phases (one module each under lookup/):
- *   1. metadata cache (per SHA-256, then per AutoV3);
- *   2. bulk POST by-hash, ≤ 100 SHA-256s per request;
- *   3. single GET by-hash for what the bulk left out (it drops edge cases silently), on the
- *      primary host, then the fallback host;
- *   4. single GET by AutoV3 (primary, then fallback) for files whose SHA-256 is unknown, accepted
- *      only when a file of the answer really has that AutoV3;
- *   5. model details, ≤ 100 ids per request, on the host that found the version.
- * Found and not-found answers are cached (not-found with the short TTL); errors never are.
+ * in four phases (one module each under lookup/):
+ *   1. metadata cache by SHA-256, read in batches;
+ *   2. by SHA-256 in bulk, on the primary host, then the fallback host for what it does not know:
+ *      by-hash/ids (10,000 a request) to learn which hashes a host knows when there is more than
+ *      one batch, then POST by-hash (≤ 100 a request) for the known ones. Never one GET per file;
+ *   3. by AutoV3 for files whose SHA-256 is unknown (computed now through `deps.autov3` when the
+ *      caller did not have it): the cache, then one GET per AutoV3 (primary, then fallback),
+ *      accepted only when a file of the answer really has that AutoV3;
+ *   4. model details, ≤ 100 ids per request, on the host that found the version.
+ * Answers are kept in their lean form (lean.ts). Found and not-found answers are cached, not-found
+ * ones longer each time they repeat; errors never are.
  */
 
 export interface LookupItem {
   sha256: string;
+  /** The file's AutoV3 when known; absent = not computed (deps.autov3 may compute it if needed). */
   autov3?: string;
 }
 
@@ -31,7 +33,7 @@ export interface LookupItem {
  * `offline`: not in the cache and the run is offline, so nothing was asked. Not an error and not
  * "not on Civitai": the caller shows it as unchecked (e.g. FileRecord status "skipped").
  */
-export type LookupStatus = "found" | "not_found" | "error" | "offline";
+type LookupStatus = "found" | "not_found" | "error" | "offline";
 
 export interface LookupEntry {
   status: LookupStatus;
@@ -39,9 +41,16 @@ export interface LookupEntry {
   /** Origin that answered (cached answers keep theirs). */
   host?: string;
   /** Candidates, Civitai's own order (oldest published, then lowest id): first = the match; several = ambiguous. */
-  versions: ApiModelVersion[];
+  versions: LeanVersion[];
   /** Details of the candidates' models that we have (empty without `details`). */
-  models: Map<number, ApiModel>;
+  models: Map<number, LeanModel>;
+  /**
+   * Found, but the version's file list does not show this file: Civitai tied the hash to the
+   * version (by-hash/ids) while listing no file (an archived model) or not this one (not public).
+   */
+  unlisted?: boolean;
+  /** Not found now, but found before: the last found answer and when it was seen (epoch ms). */
+  lastFound?: LastFound;
   /** Safe to print (ApiError messages carry no secret). */
   error?: string;
   errorKind?: ApiErrorKind;
@@ -51,7 +60,7 @@ export interface LookupEntry {
   fromCache: boolean;
 }
 
-export type LookupPhase = "cache" | "bulk" | "single" | "autov3" | "models";
+export type LookupPhase = "cache" | "bulk" | "autov3" | "models";
 
 /**
  * How far the whole lookup is, in files (distinct SHA-256s): `done` only grows, and a found file
@@ -64,7 +73,8 @@ export interface LookupProgress {
 }
 
 export interface LookupCounters {
-  requests: { bulk: number; single: number; autov3: number; models: number };
+  /** `ids`: POST by-hash/ids; `bulk`: POST by-hash; `autov3`: GET by-hash of an AutoV3; `models`: GET /models?ids=. */
+  requests: { ids: number; bulk: number; autov3: number; models: number };
   cacheHits: number;
 }
 
@@ -83,17 +93,16 @@ export interface LookupDeps {
   cache: MetaCache;
   hosts: { primary: string; fallback?: string };
   /**
-   * AutoV3 on demand: called once, before the AutoV3 phase, with the SHA-256s that Civitai does
-   * not know and whose item gave no AutoV3; answers the AutoV3 of those it can (safetensors files),
-   * computing and caching them. Without it, only the AutoV3s given in the items are tried.
+   * Computes the AutoV3 of files whose SHA-256 Civitai does not know and that came without one,
+   * by SHA-256 (null: not a safetensors, or not computable). Called once, for those files only.
    */
-  autov3For?: Autov3Source;
+  autov3?: (sha256s: readonly string[]) => Promise<Map<string, string | null>>;
 }
 
 export interface LookupOptions {
   details: boolean;
   offline: boolean;
-  /** Ignore cached answers (they are still rewritten). */
+  /** Ignore cached answers (they are still rewritten, and not-found repeat counts start over). */
   refresh: boolean;
   concurrency?: number;
   signal?: AbortSignal;
@@ -101,18 +110,17 @@ export interface LookupOptions {
 }
 
 export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps, options: LookupOptions): Promise<LookupResult> {
-  const run = new LookupRun(items, deps.api, deps.cache, deps.hosts, options);
-  run.lazyAutov3 = deps.autov3For !== undefined;
+  const run = new LookupRun(items, deps, options);
   const needsSha = await cachePhase(run);
   if (options.offline) {
     for (const work of needsSha) run.finish(work, { status: "offline" });
   } else {
-    const leftOver = await bulkPhase(run, needsSha);
-    await singlePhase(run, leftOver);
+    await bulkPhase(run, needsSha);
   }
-  await autov3Phase(run, deps.autov3For);
+  await autov3Phase(run);
   if (options.details) await detailsPhase(run);
   run.settleUnfinished();
+  await run.flushWrites();
   run.report("models");
   return run.result();
 }

@@ -1,7 +1,9 @@
 import { readFileSync, statSync, unlinkSync } from "node:fs";
-import { basename } from "node:path";
+import { basename, sep } from "node:path";
 import { listNoFollow } from "../shared/no-follow.ts";
-import { ENTRY_EXT, parseEntry } from "./meta-cache-entry.ts";
+import { isTempName } from "../shared/temp-name.ts";
+import { parseJsonObject } from "../shared/json-guard.ts";
+import { ENTRY_EXT, isFresh, parseMetaEntry } from "./meta-cache-entry.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -9,8 +11,8 @@ export interface MetaPruneResult {
 }
 
 /**
- * Removes metadata-cache files that can never be used again: our entries that are expired or of
- * another entry version, and temp files a killed writer left behind (older than an hour, so a
+ * Removes metadata-cache files that can never be used again: our entries that are expired, of
+ * another entry version (formats 1 and 2 included) or inconsistent, and temp files a killed writer left behind (older than an hour, so a
  * running writer's temp file is never pulled from under it). Files that are not ours, and anything
  * behind a symbolic link, are left alone (docs/cases.md T11). Used by `civitai-meta cache prune`.
  */
@@ -30,16 +32,30 @@ export function pruneMetaCache(dir: string, now: number = Date.now()): MetaPrune
     result.checked++;
     if (own.kind === "temp") {
       if (now - own.mtimeMs > 3_600_000) remove(path);
-    } else if (parseEntry(own.text, now) === null) remove(path);
+    } else if (!usable(own.text, path, now)) remove(path);
   }
   return result;
+}
+
+/**
+ * An entry a run may still serve. An expired not-found entry is kept while it can still tell the
+ * next answer its history (repeat count, last found answer) — that is, for as long again as it
+ * lived; an expired found entry likewise, as the `lastFound` of a later not-found.
+ */
+function usable(text: string, path: string, now: number): boolean {
+  const entry = parseMetaEntry(text);
+  if (entry === null) return false;
+  // Only where its key and scope put it (meta/v3/<primary>/<fallback>/<key…>.json) will it be read.
+  const where = ["", `v${entry.v}`, ...entry.scope.split(":"), ...entry.key.split(":")].join(sep) + ENTRY_EXT;
+  if (!path.endsWith(where)) return false;
+  return isFresh(entry, now) || now < entry.expiresAt + (entry.expiresAt - entry.storedAt);
 }
 
 // What `cache prune` and `cache clear` may delete (docs/cases.md T11). A file is ours when it carries a
 // temp name of our driver or is an entry: a `.json` whose content has our envelope (v, storedAt,
 // expiresAt, kind). A user's a.json or tsconfig.json in a folder the cache was pointed at is not.
 
-const TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
+const LEGACY_TEMP_NAME_RE = /^\.tmp-.+-\d+-[0-9a-f]{8}$/;
 
 type OwnMetaFile = { kind: "temp"; mtimeMs: number } | { kind: "entry"; text: string };
 
@@ -50,7 +66,7 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   } catch {
     return null;
   }
-  if (TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
+  if (isTempName(path) || LEGACY_TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
   if (!path.endsWith(ENTRY_EXT)) return null;
   let text: string;
   try {
@@ -58,15 +74,9 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   } catch {
     return null;
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const e = value as Record<string, unknown>;
+  const e = parseJsonObject(text);
   const envelope =
+    e !== null &&
     typeof e.v === "number" &&
     typeof e.storedAt === "number" &&
     typeof e.expiresAt === "number" &&

@@ -48,6 +48,11 @@ export const apiArgs = {
   "max-wait": { type: "string", valueHint: "duration", description: "Longest rate-limit pause to sit out before stopping (default 10m)" },
 } as const satisfies ArgsDef;
 
+/** Some of {@link apiArgs}, in the order given: for a command that needs only those (download). */
+export function someApiArgs<K extends keyof typeof apiArgs>(...keys: K[]): Pick<typeof apiArgs, K> {
+  return Object.fromEntries(keys.map((k) => [k, apiArgs[k]])) as Pick<typeof apiArgs, K>;
+}
+
 export interface ApiContext {
   settings: ApiSettings;
   config: LoadedConfig;

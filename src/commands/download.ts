@@ -28,16 +28,7 @@ import { createDownloadDisplay, printable } from "../ui/download-display.ts";
 import { restoreAlias, type AliasResult } from "../download/aliases.ts";
 import { encodeFsName } from "../shared/fs-path.ts";
 import { globalArgs } from "./_shared.ts";
-import { apiArgs, createApiContext, durationArg } from "./_api.ts";
-
-const {
-  "api-url": apiUrlArg,
-  "fallback-url": fallbackUrlArg,
-  fallback: fallbackArg,
-  "api-key": apiKeyArg,
-  config: configArg,
-  timeout: timeoutArg,
-} = apiArgs;
+import { createApiContext, durationArg, someApiArgs } from "./_api.ts";
 
 export default defineCommand({
   meta: {
@@ -64,12 +55,7 @@ export default defineCommand({
       description: "Give up on a connection that sends nothing for this long, then resume (default 60s)",
     },
     retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
-    "api-url": apiUrlArg,
-    "fallback-url": fallbackUrlArg,
-    fallback: fallbackArg,
-    "api-key": apiKeyArg,
-    config: configArg,
-    timeout: timeoutArg,
+    ...someApiArgs("api-url", "fallback-url", "fallback", "api-key", "config", "timeout"),
   },
   async run({ args }) {
     const sourcesArgs = args._.map(String);

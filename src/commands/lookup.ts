@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { toCivitaiFields } from "../civitai/civitai-record.ts";
+import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
 import { lookupFiles } from "../civitai/lookup.ts";
@@ -81,15 +82,15 @@ export default defineCommand({
             version = await ctx.client.versionByHash(hosts.fallback, hash);
             host = hosts.fallback;
           }
-          const models = new Map();
+          const models = new Map<number, LeanModel>();
           if (version && args.details !== false && typeof version.modelId === "number") {
-            for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, m);
+            for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
           }
           records.push(
             toRecord(
               hash,
               version ? "found" : "not_found",
-              version ? [version] : [],
+              version ? [leanVersion(version)] : [],
               models,
               version ? host : undefined,
               undefined,

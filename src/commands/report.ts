@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
-import { AppError, UsageError } from "../shared/errors.ts";
+import { AppError, errnoCode, UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { readInventory } from "../report/inventory-read.ts";
 import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
@@ -38,7 +38,7 @@ export default defineCommand({
     try {
       text = readFileSync(source === "-" ? 0 : fsPath(source), "utf8");
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? "error";
+      const code = errnoCode(error) ?? "error";
       throw new AppError(
         `Cannot read ${escapeControl(source)}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`,
       );

@@ -6,7 +6,8 @@ import { failOnHits, parseFailOn } from "../report/fail-on.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
 import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
-import { runScan } from "../scan/scan.ts";
+import { runScan, type ScanResult } from "../scan/scan.ts";
+import type { RecordStatus } from "../report/record-types.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
@@ -75,22 +76,12 @@ export default defineCommand({
       // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
       const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
       const ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) });
-      // The shell expands ~ in arguments but not inside a JSON config file.
-      const paths = args._.length > 0 ? args._ : (ctx.config.config.modelDirectories ?? []).map((p) => p.replace(/^~(?=$|\/)/, homedir()));
-      if (paths.length === 0) {
-        throw new UsageError(`scan needs a folder, e.g. ${NAME} scan ~/ComfyUI/models (or set "modelDirectories" in the config file)`);
-      }
+      const paths = scanRoots(args._, ctx.config.config.modelDirectories);
       const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
       // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
       const target = prepareOutput(args.output);
-      // A mistyped root must not replace a good inventory with an empty one (docs/cases.md T9).
       const allowMissing = args["allow-missing"] === true;
-      const absent = await missingPaths(paths);
-      // Even with --allow-missing, no root at all is not an inventory of nothing: it is a mistake.
-      if (absent.length > 0 && (!allowMissing || absent.length === paths.length)) {
-        throw missingRootsError(absent, args.output, allowMissing);
-      }
-      for (const m of absent) logger.warn(`${escapeControl(m)}: no such file or folder; left out (--allow-missing)`);
+      const absent = await checkRoots(paths, allowMissing, args.output);
       const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
       const result = await runScan({
@@ -138,42 +129,75 @@ export default defineCommand({
         );
       if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
 
-      const s = inv.summary;
-      const c = result.counters;
-      const sidecarNotes = [
-        c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
-        c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
-      ].filter((x) => x !== null);
-      logger.info(
-        `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-          `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
-          `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
-      );
-      if (args["write-sidecars"] === true) {
-        const n = (status: string) => result.sidecarWrites.filter((w) => w.status === status).length;
-        logger.info(`.civitai.info: ${n("written")} written, ${n("unchanged")} unchanged, ${n("refused") + n("failed")} left alone`);
-      }
-      if (inv.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
-      if (result.stopped && result.stopped.kind !== "aborted") {
-        throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
-      }
-      const hits = failOnHits(failOn, s.byStatus);
-      if (hits.length > 0) {
-        logger.warn(`--fail-on: ${hits.join(", ")}`);
-        process.exitCode = EXIT.failOn;
-        return;
-      }
-      if (s.byStatus.error > 0) {
-        logger.error(
-          `${plural(s.byStatus.error, "file")} could not be hashed or looked up; see ${s.byStatus.error === 1 ? "its" : "their"} "error" in the inventory`,
-        );
-        process.exitCode = EXIT.failure;
-        return;
-      }
-      process.exitCode = EXIT.ok;
+      logSummary(result, args["write-sidecars"] === true, paths);
+      process.exitCode = exitCodeOf(result, failOn);
     });
   },
 });
+
+/** The roots to scan: the arguments, else the config's modelDirectories (with ~ expanded). */
+function scanRoots(args: readonly string[], modelDirectories: readonly string[] | undefined): string[] {
+  // The shell expands ~ in arguments but not inside a JSON config file.
+  const paths = args.length > 0 ? [...args] : (modelDirectories ?? []).map((p) => p.replace(/^~(?=$|\/)/, homedir()));
+  if (paths.length === 0) {
+    throw new UsageError(`scan needs a folder, e.g. ${NAME} scan ~/ComfyUI/models (or set "modelDirectories" in the config file)`);
+  }
+  return paths;
+}
+
+/**
+ * The roots that do not exist, once --allow-missing allows them (each then warned about). A
+ * mistyped root must not replace a good inventory with an empty one (docs/cases.md T9).
+ */
+async function checkRoots(paths: readonly string[], allowMissing: boolean, output: string | undefined): Promise<string[]> {
+  const absent = await missingPaths([...paths]);
+  // Even with --allow-missing, no root at all is not an inventory of nothing: it is a mistake.
+  if (absent.length > 0 && (!allowMissing || absent.length === paths.length)) {
+    throw missingRootsError(absent, output, allowMissing);
+  }
+  for (const m of absent) logger.warn(`${escapeControl(m)}: no such file or folder; left out (--allow-missing)`);
+  return absent;
+}
+
+/** The run in one line (counts, requests, cache hits, time), and what --write-sidecars did. */
+function logSummary(result: ScanResult, wroteSidecars: boolean, paths: readonly string[]): void {
+  const s = result.inventory.summary;
+  const c = result.counters;
+  const sidecarNotes = [
+    c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
+    c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
+  ].filter((x) => x !== null);
+  logger.info(
+    `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
+      `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+      `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
+  );
+  if (wroteSidecars) {
+    const n = (status: string) => result.sidecarWrites.filter((w) => w.status === status).length;
+    logger.info(`.civitai.info: ${n("written")} written, ${n("unchanged")} unchanged, ${n("refused") + n("failed")} left alone`);
+  }
+  if (result.inventory.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+}
+
+/** 1 when the run was stopped (throws) or a file failed, 3 for a --fail-on hit, else 0; says why on stderr. */
+function exitCodeOf(result: ScanResult, failOn: ReadonlySet<RecordStatus>): number {
+  if (result.stopped && result.stopped.kind !== "aborted") {
+    throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
+  }
+  const s = result.inventory.summary;
+  const hits = failOnHits(failOn, s.byStatus);
+  if (hits.length > 0) {
+    logger.warn(`--fail-on: ${hits.join(", ")}`);
+    return EXIT.failOn;
+  }
+  if (s.byStatus.error > 0) {
+    logger.error(
+      `${plural(s.byStatus.error, "file")} could not be hashed or looked up; see ${s.byStatus.error === 1 ? "its" : "their"} "error" in the inventory`,
+    );
+    return EXIT.failure;
+  }
+  return EXIT.ok;
+}
 
 /** T9: one error naming every missing root; nothing was written, so the old inventory is intact. */
 function missingRootsError(missing: readonly string[], output: string | undefined, all = false): AppError {

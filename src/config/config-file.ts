@@ -2,8 +2,9 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
-import { AppError } from "../shared/errors.ts";
+import { AppError, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
 
 /**
@@ -34,7 +35,7 @@ function readConfigText(file: string): string {
     // A byte-order mark (Windows editors) is not JSON but means nothing: drop it.
     return readFileSync(file, "utf8").replace(/^\uFEFF/, "");
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    const code = errnoCode(error) ?? "error";
     throw new AppError(`Cannot read config ${escapeControl(file)}: ${code}. Fix the path given to --config or create the file.`, {
       exitCode: 2,
     });
@@ -53,13 +54,13 @@ function parseJson(text: string, file: string): unknown {
 
 /** Removes what a folder config may not decide; returns the names removed, as written in the file. */
 function withoutDeniedKeys(raw: unknown): { raw: unknown; ignored: string[] } {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return { raw, ignored: [] };
+  if (!isPlainObject(raw)) return { raw, ignored: [] };
   const ignored: string[] = [];
   const kept: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) {
     if (FOLDER_DENIED_KEYS.has(canonicalKey(key))) {
       ignored.push(key);
-    } else if (key === "cache" && typeof value === "object" && value !== null && !Array.isArray(value)) {
+    } else if (key === "cache" && isPlainObject(value)) {
       const cache: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value)) {
         if (FOLDER_DENIED_CACHE_KEYS.has(k)) ignored.push(`${key}.${k}`);

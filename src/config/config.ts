@@ -3,6 +3,7 @@
  * config-file.ts reads the file; this validates and names the key that is wrong.
  */
 import { apiKeyError, apiKeyProblem } from "./api-key.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 export interface Config {
   apiKey?: string;
   apiUrl?: string;
@@ -65,7 +66,7 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
   const fail = (key: string, what: string): never => {
     throw new ConfigError(`Config ${file}: "${key}" ${what}`);
   };
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+  if (!isPlainObject(raw)) {
     throw new ConfigError(`Config ${file}: must be a JSON object like {"apiUrl": "https://civitai.com"}`);
   }
   const warnings: string[] = [];
@@ -121,7 +122,7 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
 }
 
 function parseCacheSection(value: unknown, rawKey: string, fail: (key: string, what: string) => never): Config["cache"] {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(rawKey, 'must be an object such as {"enabled": true}');
+  if (!isPlainObject(value)) fail(rawKey, 'must be an object such as {"enabled": true}');
   const out: NonNullable<Config["cache"]> = {};
   for (const [k, v] of Object.entries(value as object)) {
     const path = `${rawKey}.${k}`;

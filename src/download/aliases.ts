@@ -1,6 +1,6 @@
 import { constants as FS } from "node:fs";
 import { copyFile, link, open, rename, unlink } from "node:fs/promises";
-import { fsyncDirSync, tempPathFor } from "../shared/atomic-write.ts";
+import { fsyncDirSync, isNoLinkError, tempPathFor } from "../shared/atomic-write.ts";
 import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { fsPath } from "../shared/fs-path.ts";
 import { DownloadFailure } from "./download-errors.ts";
@@ -32,9 +32,6 @@ export interface AliasOptions {
   /** The destination folder: nothing is written outside its real path. */
   root?: string;
 }
-
-/** Errors that mean "no hard link here" rather than "cannot write here": then a copy is made. */
-const NO_LINK = new Set(["EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
 
 /** Restores `alias` from the verified file at `file.dest`; never throws. */
 export async function restoreAlias(file: DownloadTask, alias: PlannedAlias, options: AliasOptions = {}): Promise<AliasResult> {
@@ -74,8 +71,7 @@ async function place(file: DownloadTask, target: string, replace: boolean): Prom
       fsyncDirSync(parentOf(target));
       return null;
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === undefined || !NO_LINK.has(code)) throw err;
+      if (!isNoLinkError(err)) throw err;
     }
   }
   // Built under a temp name beside the target (walkers skip it), then renamed.
@@ -85,9 +81,9 @@ async function place(file: DownloadTask, target: string, replace: boolean): Prom
     try {
       await link(fsPath(file.dest), fsPath(tmp));
     } catch (err) {
-      const code = errnoCode(err);
-      if (code === undefined || !NO_LINK.has(code)) throw err;
-      why = code;
+      // "No hard link here" rather than "cannot write here": then a copy is made.
+      if (!isNoLinkError(err)) throw err;
+      why = errnoCode(err)!;
       await copyVerified(file, tmp, target);
     }
     if (!replace && (await lstatOrNull(target)) !== null) throw new DownloadFailure(`${target} appeared meanwhile; left alone`);

@@ -1,4 +1,4 @@
-import { truncateText } from "../shared/redact.ts";
+import { truncateText } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
 

@@ -36,7 +36,7 @@ function isNonNegInt(v: unknown): v is number {
 }
 
 /** Type-checks a v1 entry field by field; anything unexpected makes it unusable. */
-export function parseV1Entry(text: string): V1Entry | null {
+function parseV1Entry(text: string): V1Entry | null {
   if (text.length === 0 || text.length > MAX_ENTRY_BYTES) return null;
   let raw: unknown;
   try {
@@ -80,7 +80,7 @@ export function parseV1Entry(text: string): V1Entry | null {
 }
 
 /** `<root>/<ab>/<ab…64 hex>.json`: the only name a v1 entry had, so a user's file is never taken for one. */
-export function isV1EntryFile(root: string, file: string): boolean {
+function isV1EntryFile(root: string, file: string): boolean {
   const name = basename(file);
   const sub = dirname(file);
   return /^[0-9a-f]{64}\.json$/.test(name) && basename(sub) === name.slice(0, 2) && dirname(sub) === root;

@@ -48,7 +48,7 @@ import {
   type PartRow,
 } from "./hash-store.ts";
 
-export { RACY_WINDOW_MS, hashesFromEntry, isRacy, type CachedLocal, type HashCacheEntry } from "./hash-entry.ts";
+export { hashesFromEntry, type HashCacheEntry } from "./hash-entry.ts";
 
 /** Rows gathered before a commit. */
 const BATCH_ROWS = 1000;
@@ -57,7 +57,7 @@ const BATCH_MS = 2000;
 /** Folders whose rows are held at once: callers go folder by folder (walk order). */
 const FOLDERS_HELD = 4;
 
-export interface HashCacheStats {
+interface HashCacheStats {
   hits: number;
   misses: number;
   writes: number;
@@ -65,7 +65,7 @@ export interface HashCacheStats {
   corrupt: number;
 }
 
-export interface PruneResult {
+interface PruneResult {
   checked: number;
   removed: number;
 }
@@ -140,7 +140,7 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 /** `<path>: EROFS (read-only file system)`, the form every cache warning uses. */
-export function describeFsError(path: string, err: unknown): string {
+function describeFsError(path: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (code?.startsWith("SQLITE_")) return `${path}: ${describeStoreError(err)}`;
   if (code) return `${path}: ${code} (${ERRNO_TEXT[code] ?? (err as Error).message})`;

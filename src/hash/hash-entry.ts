@@ -21,10 +21,10 @@ import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
 import { isHashAlgo, isValidHashValue } from "./hash-algos.ts";
 
 /** An entry whose file mtime is this close to (or after) the time it was written is not trusted. */
-export const RACY_WINDOW_MS = 2000;
+const RACY_WINDOW_MS = 2000;
 
 /** Racy-git rule (docs/reliability.md §3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
-export function isRacy(mtimeNs: string, storedAt: number): boolean {
+function isRacy(mtimeNs: string, storedAt: number): boolean {
   // Whole milliseconds are the digits before the last six: a slice for the usual positive value.
   const mtimeMs = mtimeNs.length > 6 && mtimeNs[0] !== "-" ? Number(mtimeNs.slice(0, -6)) : Number(BigInt(mtimeNs) / 1_000_000n);
   return mtimeMs > storedAt - RACY_WINDOW_MS;
@@ -196,7 +196,7 @@ export function hashesFromEntry(entry: HashCacheEntry, algos: readonly HashAlgo[
   return out;
 }
 
-export function sameIdentity(entry: FileIdentity, id: FileIdentity): boolean {
+function sameIdentity(entry: FileIdentity, id: FileIdentity): boolean {
   return (
     entry.dev === id.dev && entry.ino === id.ino && entry.size === id.size && entry.mtimeNs === id.mtimeNs && entry.ctimeNs === id.ctimeNs
   );

@@ -25,7 +25,7 @@ import { ROW_COLUMNS, HASH_ROW_LENGTH, type RawRow } from "./hash-entry.ts";
 
 /** Bumped when the schema changes in a way an older reader would misread; see openStore. */
 export const STORE_FORMAT = 2;
-export const STORE_FILE = `v${STORE_FORMAT}.sqlite`;
+const STORE_FILE = `v${STORE_FORMAT}.sqlite`;
 /** Where a damaged store is moved (one at a time: the latest replaces the previous). */
 export const CORRUPT_SUFFIX = ".corrupt";
 /** SQLite's own companions of a database file in WAL mode. */

@@ -51,9 +51,9 @@ function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
  * Hashes one file with the requested algorithms. Never returns a hash that may not match the
  * bytes on disk: the file must be the one the walker found (dev/ino/size), and fstat before and
  * after the read must agree with each other and with the byte count, else the result is an error.
- * One function on purpose: the checks, the read loop and the hashers share one descriptor and the
- * two fstats, and their order is the guarantee.
  */
+// Long because the checks, the read loop and the hashers share one descriptor and the two fstats,
+// and their order is the guarantee.
 export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks = {}): HashJobResult {
   const { index, path, identity, algos } = job;
   const fail = (error: string, bytesRead = 0): HashJobResult => ({ index, hashes: {}, absent: [], bytesRead, error });

@@ -16,7 +16,7 @@ import { serviceWorkerUrl } from "./worker-url.ts";
  * within noise on a warm page cache (~1.5 GB/s); on a cold 2 GiB sparse file 1 MiB took 2.8 s
  * against 1.55 s for 4 and 8 MiB. 4 MiB keeps the speed with half the memory of 8.
  */
-export const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
+const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
 
 /** Files below this size are sent to a worker in batches: 10,000 tiny files must not cost 10,000 round trips. */
 const SMALL_FILE_BYTES = 1024 * 1024;
@@ -255,8 +255,9 @@ interface Flight {
 /**
  * Runs `batches` on up to `poolSize` workers, BATCHES_AHEAD batches queued per worker. A worker
  * that crashes fails the batch it was on; the batches queued behind it go back to the front of the
- * line for a fresh worker. One closure: every worker's handlers share the queue and the counts.
+ * line for a fresh worker.
  */
+// Long because it is one closure: every worker's handlers share the queue, the flights and the counts.
 function runPool(
   batches: Batch[],
   poolSize: number,
@@ -266,140 +267,143 @@ function runPool(
   store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const workers = new Set<Worker>();
-    const inFlight = new Map<Worker, Flight[]>();
-    /** Batches to send, in order; a crashed worker's queued batches are put back in front. */
-    const queue: Batch[] = [...batches];
-    let completed = 0;
-    let completedBytes = 0;
-    let settled = false;
-    let anyWorkerWorked = false;
+  return new Promise<void>(
+    // Long because the executor is the pool itself (see above).
+    (resolve, reject) => {
+      const workers = new Set<Worker>();
+      const inFlight = new Map<Worker, Flight[]>();
+      /** Batches to send, in order; a crashed worker's queued batches are put back in front. */
+      const queue: Batch[] = [...batches];
+      let completed = 0;
+      let completedBytes = 0;
+      let settled = false;
+      let anyWorkerWorked = false;
 
-    const inFlightBytes = () => {
-      let sum = 0;
-      for (const flights of inFlight.values()) for (const f of flights) sum += f.bytesSeen;
-      return sum;
-    };
-    const stopAll = () => {
-      for (const w of workers) w.terminate();
-      workers.clear();
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const settle = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      if (err !== undefined) {
-        stopAll();
-        reject(err);
-        return;
-      }
-      // Done: each worker closes its store before it goes, so the cache's close can fold the WAL in.
-      void closeAll().then(resolve);
-    };
-    /** Workers let go early (nothing left for them), still closing their store. */
-    const closing: Promise<void>[] = [];
-    const closeAll = async () => {
-      signal?.removeEventListener("abort", onAbort);
-      await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
-      workers.clear();
-    };
-    function onAbort() {
-      settle(signal?.reason ?? new DOMException("aborted", "AbortError"));
-    }
-
-    /** Keeps `worker` BATCHES_AHEAD batches ahead; lets it go when there is nothing left for it. */
-    const feed = (worker: Worker) => {
-      const flights = inFlight.get(worker) ?? [];
-      inFlight.set(worker, flights);
-      while (flights.length < BATCHES_AHEAD && queue.length > 0) {
-        const batch = queue.shift()!;
-        flights.push({ batch, bytesSeen: 0 });
-        worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined));
-      }
-      if (flights.length === 0) {
-        // Nothing left for this one: let it go instead of idling until the last batch ends.
-        inFlight.delete(worker);
-        workers.delete(worker);
-        closing.push(closeWorker(worker));
-      }
-    };
-
-    const finishBatch = (flight: Flight, jobResults: HashJobResult[], stored = false) => {
-      for (const r of jobResults) cb.onJobResult(r, stored);
-      completed++;
-      completedBytes += flight.batch.bytes;
-      cb.onProgress(completedBytes + inFlightBytes());
-      if (completed === batches.length) settle();
-    };
-
-    const spawn = () => {
-      let worker: Worker;
-      try {
-        worker = new Worker(url);
-      } catch (err) {
-        settle(new AppError(`cannot start a hash worker: ${errorMessage(err)}`, { cause: err }));
-        return;
-      }
-      workers.add(worker);
-      let heardFrom = false;
-      worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
-        if (settled) return;
-        heardFrom = true;
-        anyWorkerWorked = true;
-        const msg = event.data;
-        try {
-          const flights = inFlight.get(worker);
-          if (msg.type === "progress") {
-            const flight = flights?.find((f) => f.batch.id === msg.batchId);
-            if (flight) flight.bytesSeen += msg.bytes;
-            cb.onProgress(completedBytes + inFlightBytes());
-          } else if (msg.type === "done" && flights?.[0]?.batch.id === msg.batchId) {
-            const flight = flights.shift()!;
-            // The next batch goes out before these results are handled, so the worker never waits for us.
-            feed(worker);
-            if (msg.storeError) cb.onStoreError(msg.storeError);
-            finishBatch(
-              flight,
-              msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
-              (msg.stored ?? 0) > 0,
-            );
-          }
-        } catch (err) {
-          // A throwing onResult/onProgress callback (or cache bug) must not leave the promise pending forever.
-          settle(err);
-        }
+      const inFlightBytes = () => {
+        let sum = 0;
+        for (const flights of inFlight.values()) for (const f of flights) sum += f.bytesSeen;
+        return sum;
       };
-      worker.onerror = (event: ErrorEvent) => {
+      const stopAll = () => {
+        for (const w of workers) w.terminate();
+        workers.clear();
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const settle = (err?: unknown) => {
         if (settled) return;
-        const reason = workerErrorText(event);
-        if (!heardFrom && !anyWorkerWorked) {
-          // Most likely the worker script is missing (a binary built without it): retrying per batch would not help.
-          settle(new AppError(`cannot start a hash worker: ${reason}`));
+        settled = true;
+        if (err !== undefined) {
+          stopAll();
+          reject(err);
           return;
         }
-        // A crashed worker fails only the batch it was on; the ones queued behind it go to a fresh worker.
+        // Done: each worker closes its store before it goes, so the cache's close can fold the WAL in.
+        void closeAll().then(resolve);
+      };
+      /** Workers let go early (nothing left for them), still closing their store. */
+      const closing: Promise<void>[] = [];
+      const closeAll = async () => {
+        signal?.removeEventListener("abort", onAbort);
+        await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
+        workers.clear();
+      };
+      function onAbort() {
+        settle(signal?.reason ?? new DOMException("aborted", "AbortError"));
+      }
+
+      /** Keeps `worker` BATCHES_AHEAD batches ahead; lets it go when there is nothing left for it. */
+      const feed = (worker: Worker) => {
         const flights = inFlight.get(worker) ?? [];
-        inFlight.delete(worker);
-        workers.delete(worker);
-        worker.terminate();
-        const [current, ...waiting] = flights;
-        queue.unshift(...waiting.map((f) => f.batch));
-        if (queue.length > 0) spawn();
-        if (current) {
-          const error = `hash worker failed: ${reason}`;
-          finishBatch(
-            current,
-            current.batch.jobs.map((j): HashJobResult => ({ index: j.index, hashes: {}, absent: [], bytesRead: 0, error })),
-          );
+        inFlight.set(worker, flights);
+        while (flights.length < BATCHES_AHEAD && queue.length > 0) {
+          const batch = queue.shift()!;
+          flights.push({ batch, bytesSeen: 0 });
+          worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined));
+        }
+        if (flights.length === 0) {
+          // Nothing left for this one: let it go instead of idling until the last batch ends.
+          inFlight.delete(worker);
+          workers.delete(worker);
+          closing.push(closeWorker(worker));
         }
       };
-      feed(worker);
-    };
 
-    signal?.addEventListener("abort", onAbort, { once: true });
-    // An abort from a callback before this point fired no event we could hear.
-    if (signal?.aborted) return onAbort();
-    for (let i = 0; i < poolSize && queue.length > 0; i++) spawn();
-  });
+      const finishBatch = (flight: Flight, jobResults: HashJobResult[], stored = false) => {
+        for (const r of jobResults) cb.onJobResult(r, stored);
+        completed++;
+        completedBytes += flight.batch.bytes;
+        cb.onProgress(completedBytes + inFlightBytes());
+        if (completed === batches.length) settle();
+      };
+
+      const spawn = () => {
+        let worker: Worker;
+        try {
+          worker = new Worker(url);
+        } catch (err) {
+          settle(new AppError(`cannot start a hash worker: ${errorMessage(err)}`, { cause: err }));
+          return;
+        }
+        workers.add(worker);
+        let heardFrom = false;
+        worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
+          if (settled) return;
+          heardFrom = true;
+          anyWorkerWorked = true;
+          const msg = event.data;
+          try {
+            const flights = inFlight.get(worker);
+            if (msg.type === "progress") {
+              const flight = flights?.find((f) => f.batch.id === msg.batchId);
+              if (flight) flight.bytesSeen += msg.bytes;
+              cb.onProgress(completedBytes + inFlightBytes());
+            } else if (msg.type === "done" && flights?.[0]?.batch.id === msg.batchId) {
+              const flight = flights.shift()!;
+              // The next batch goes out before these results are handled, so the worker never waits for us.
+              feed(worker);
+              if (msg.storeError) cb.onStoreError(msg.storeError);
+              finishBatch(
+                flight,
+                msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
+                (msg.stored ?? 0) > 0,
+              );
+            }
+          } catch (err) {
+            // A throwing onResult/onProgress callback (or cache bug) must not leave the promise pending forever.
+            settle(err);
+          }
+        };
+        worker.onerror = (event: ErrorEvent) => {
+          if (settled) return;
+          const reason = workerErrorText(event);
+          if (!heardFrom && !anyWorkerWorked) {
+            // Most likely the worker script is missing (a binary built without it): retrying per batch would not help.
+            settle(new AppError(`cannot start a hash worker: ${reason}`));
+            return;
+          }
+          // A crashed worker fails only the batch it was on; the ones queued behind it go to a fresh worker.
+          const flights = inFlight.get(worker) ?? [];
+          inFlight.delete(worker);
+          workers.delete(worker);
+          worker.terminate();
+          const [current, ...waiting] = flights;
+          queue.unshift(...waiting.map((f) => f.batch));
+          if (queue.length > 0) spawn();
+          if (current) {
+            const error = `hash worker failed: ${reason}`;
+            finishBatch(
+              current,
+              current.batch.jobs.map((j): HashJobResult => ({ index: j.index, hashes: {}, absent: [], bytesRead: 0, error })),
+            );
+          }
+        };
+        feed(worker);
+      };
+
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // An abort from a callback before this point fired no event we could hear.
+      if (signal?.aborted) return onAbort();
+      for (let i = 0; i < poolSize && queue.length > 0; i++) spawn();
+    },
+  );
 }

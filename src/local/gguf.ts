@@ -9,15 +9,15 @@ import { cutText, isDangerousKey, LOCAL_VALUE_MAX_CHARS } from "../shared/json-g
 import type { GgufScalar, GgufSummary, GgufValue } from "./local-types.ts";
 
 /** Metadata pairs at most: real files have tens; llama.cpp's own reader has no lower cap. */
-export const GGUF_MAX_KV = 100_000;
-export const GGUF_MAX_TENSORS = 1_000_000;
+const GGUF_MAX_KV = 100_000;
+const GGUF_MAX_TENSORS = 1_000_000;
 /** Spec: keys are at most 65535 bytes. */
-export const GGUF_MAX_KEY_BYTES = 65_535;
+const GGUF_MAX_KEY_BYTES = 65_535;
 export const GGUF_ARRAY_HEAD_ITEMS = 8;
 const MAX_ARRAY_NESTING = 4;
 const MAX_DIMS = 8;
 
-export const GGUF_TYPE_NAMES = [
+const GGUF_TYPE_NAMES = [
   "uint8",
   "int8",
   "uint16",
@@ -35,7 +35,7 @@ export const GGUF_TYPE_NAMES = [
 
 const FIXED_SIZES: Readonly<Record<number, number>> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-export interface GgufTensorInfo {
+interface GgufTensorInfo {
   name: string;
   shape: number[];
   /** ggml type number (0 F32, 1 F16, 8 Q8_0, …). */
@@ -196,7 +196,7 @@ function safeNumber(v: bigint): number | string {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
 }
 
-export function isGguf(bytes: Uint8Array): boolean {
+function isGguf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }
 
@@ -280,7 +280,7 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
 }
 
 /** ggml tensor type numbers (ggml.h `enum ggml_type`) → names, for the dtype histogram. */
-export const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
+const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
   0: "F32",
   1: "F16",
   2: "Q4_0",

@@ -3,10 +3,10 @@
  * escaped for the terminal. Pure: it formats an InspectResult (local/inspect.ts).
  */
 import { describeFormat } from "./file-format.ts";
-import type { ModelGuess, SidecarInfo } from "./local-types.ts";
+import type { GgufSummary, LocalInfo, ModelGuess, ModelSpecInfo, SidecarInfo, TrainingInfo } from "./local-types.ts";
 import { sidecarSha256Claims } from "./sidecars.ts";
 import { SIDECAR_SOURCE_LABEL } from "./local-summary.ts";
-import { escapeControl, formatBytes, plural } from "../shared/format.ts";
+import { escapeControl, formatBytes, plural, TRUNCATION_MARK, truncateText } from "../shared/format.ts";
 import { basenamePath } from "../shared/fs-path.ts";
 import { INSPECT_ALGOS, type InspectResult } from "./inspect-types.ts";
 
@@ -16,9 +16,9 @@ const LABEL_WIDTH = 12;
 
 const e = escapeControl;
 
+/** One line, at most `max` characters and the ellipsis. */
 function cut(text: string, max = HUMAN_VALUE_MAX): string {
-  const oneLine = text.replace(/\r?\n/g, "\\n");
-  return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
+  return truncateText(text.replace(/\r?\n/g, "\\n"), max + TRUNCATION_MARK.length);
 }
 
 function row(label: string, value: string): string {
@@ -49,6 +49,22 @@ function describeGuess(g: ModelGuess): string {
 /** The human view: one labelled block per kind of knowledge, untrusted text escaped. */
 export function formatInspect(r: InspectResult): string {
   const { local } = r;
+  return [
+    fileRows(r),
+    hashRows(r),
+    local.training ? block("training", trainingLines(local.training)) : "",
+    local.modelspec ? block("modelspec", modelspecLines(local.modelspec)) : "",
+    local.gguf ? block("gguf", ggufLines(local.gguf)) : "",
+    metadataRows(local),
+    sidecarRows(r),
+    ...local.warnings.filter((w) => w !== local.formatMismatch).map((w) => row("warning", e(w))),
+    ...local.errors.map((err) => row("error", e(err))),
+  ].join("");
+}
+
+/** The file, its format, the guess of what it is and its tensors. */
+function fileRows(r: InspectResult): string {
+  const { local } = r;
   let out = "";
   out += row("file", e(r.path));
   out += row("size", `${formatBytes(r.size)} (${r.size} bytes)`);
@@ -71,7 +87,12 @@ export function formatInspect(r: InspectResult): string {
       .join(", ");
     out += row("tensors", `${local.tensors.count} (${dtypes}), ${local.tensors.parameters.toLocaleString("en-US")} parameters`);
   }
+  return out;
+}
 
+/** The computed hashes (or why there are none), then the hashes the header itself claims. */
+function hashRows(r: InspectResult): string {
+  let out = "";
   if (r.hashes) {
     let first = true;
     for (const algo of INSPECT_ALGOS) {
@@ -83,7 +104,7 @@ export function formatInspect(r: InspectResult): string {
   } else if (r.hashError) out += row("hashes", `error: ${e(r.hashError)}`);
   else out += row("hashes", "not computed (--no-hash)");
 
-  for (const h of local.embeddedHashes ?? []) {
+  for (const h of r.local.embeddedHashes ?? []) {
     let note = "";
     if (h.autov3 && r.hashes?.autov3)
       note =
@@ -92,82 +113,83 @@ export function formatInspect(r: InspectResult): string {
           : " (differs from the computed AutoV3; some tools hash differently)";
     out += row("embedded", `${h.key} ${h.value}${h.autov3 ? ` → AutoV3 ${h.autov3}` : ""}${note}`);
   }
+  return out;
+}
 
-  const t = local.training;
-  if (t) {
-    const lines: [string, string | null][] = [
-      ["output name", t.outputName],
-      ["base model", [t.baseModelVersion, t.sourceModelName ? `trained on ${t.sourceModelName}` : null].filter(Boolean).join(", ") || null],
-      [
-        "network",
-        [t.networkModule, t.networkDim !== null ? `dim ${t.networkDim}` : null, t.networkAlpha !== null ? `alpha ${t.networkAlpha}` : null]
-          .filter(Boolean)
-          .join(", ") || null,
-      ],
-      ["resolution", t.resolution],
-      ["epochs", t.epoch !== null || t.numEpochs !== null ? `${t.epoch ?? "?"} of ${t.numEpochs ?? "?"}` : null],
-      ["steps", t.steps !== null ? `${t.steps}${t.maxTrainSteps !== null ? ` of ${t.maxTrainSteps}` : ""}` : null],
-      ["clip skip", t.clipSkip !== null ? String(t.clipSkip) : null],
-      ["images", t.numTrainImages !== null ? String(t.numTrainImages) : null],
-      ["optimizer", t.optimizer],
-      ["learning rate", t.learningRate],
-      ["class tokens", t.classTokens.length > 0 ? t.classTokens.join(", ") : null],
-      ["top tags", t.topTags.length > 0 ? t.topTags.map((x) => `${x.tag} (${x.count})`).join(", ") : null],
-      ["comment", t.comment],
-    ];
-    out += block("training", lines);
-  }
+function trainingLines(t: TrainingInfo): [string, string | null][] {
+  return [
+    ["output name", t.outputName],
+    ["base model", [t.baseModelVersion, t.sourceModelName ? `trained on ${t.sourceModelName}` : null].filter(Boolean).join(", ") || null],
+    [
+      "network",
+      [t.networkModule, t.networkDim !== null ? `dim ${t.networkDim}` : null, t.networkAlpha !== null ? `alpha ${t.networkAlpha}` : null]
+        .filter(Boolean)
+        .join(", ") || null,
+    ],
+    ["resolution", t.resolution],
+    ["epochs", t.epoch !== null || t.numEpochs !== null ? `${t.epoch ?? "?"} of ${t.numEpochs ?? "?"}` : null],
+    ["steps", t.steps !== null ? `${t.steps}${t.maxTrainSteps !== null ? ` of ${t.maxTrainSteps}` : ""}` : null],
+    ["clip skip", t.clipSkip !== null ? String(t.clipSkip) : null],
+    ["images", t.numTrainImages !== null ? String(t.numTrainImages) : null],
+    ["optimizer", t.optimizer],
+    ["learning rate", t.learningRate],
+    ["class tokens", t.classTokens.length > 0 ? t.classTokens.join(", ") : null],
+    ["top tags", t.topTags.length > 0 ? t.topTags.map((x) => `${x.tag} (${x.count})`).join(", ") : null],
+    ["comment", t.comment],
+  ];
+}
 
-  const m = local.modelspec;
-  if (m) {
-    out += block("modelspec", [
-      ["architecture", m.architecture],
-      ["title", m.title],
-      ["author", m.author],
-      ["trigger", m.triggerPhrase],
-      ["license", m.license],
-      ["date", m.date],
-      ["resolution", m.resolution],
-      ["description", m.description],
-    ]);
-  }
+function modelspecLines(m: ModelSpecInfo): [string, string | null][] {
+  return [
+    ["architecture", m.architecture],
+    ["title", m.title],
+    ["author", m.author],
+    ["trigger", m.triggerPhrase],
+    ["license", m.license],
+    ["date", m.date],
+    ["resolution", m.resolution],
+    ["description", m.description],
+  ];
+}
 
-  const g = local.gguf;
-  if (g) {
-    out += block("gguf", [
-      ["version", String(g.version)],
-      ["architecture", g.architecture],
-      ["name", g.name],
-      ["file type", g.fileType !== null ? String(g.fileType) : null],
-      ["tensors", String(g.tensorCount)],
-      ["metadata", `${plural(g.kvCount, "key")}${g.truncated ? " (partly read)" : ""}`],
-    ]);
-  }
+function ggufLines(g: GgufSummary): [string, string | null][] {
+  return [
+    ["version", String(g.version)],
+    ["architecture", g.architecture],
+    ["name", g.name],
+    ["file type", g.fileType !== null ? String(g.fileType) : null],
+    ["tensors", String(g.tensorCount)],
+    ["metadata", `${plural(g.kvCount, "key")}${g.truncated ? " (partly read)" : ""}`],
+  ];
+}
 
+/** The header's metadata, sorted by key, each value cut to one short line. */
+function metadataRows(local: LocalInfo): string {
   const meta = local.header?.metadata;
-  if (meta && Object.keys(meta).length > 0) {
-    const shown = Object.keys(meta).length;
-    const total = local.header?.metadataCount ?? shown;
-    out += row("metadata", `${plural(total, "key")}${total > shown ? ` (the first ${shown} shown)` : ""}`);
-    for (const key of Object.keys(meta).sort()) out += more(`${e(cut(key, 60))}: ${e(cut(meta[key]!))}`);
-  }
+  if (!meta || Object.keys(meta).length === 0) return "";
+  const shown = Object.keys(meta).length;
+  const total = local.header?.metadataCount ?? shown;
+  let out = row("metadata", `${plural(total, "key")}${total > shown ? ` (the first ${shown} shown)` : ""}`);
+  for (const key of Object.keys(meta).sort()) out += more(`${e(cut(key, 60))}: ${e(cut(meta[key]!))}`);
+  return out;
+}
 
-  if (local.sidecars && local.sidecars.length > 0) {
-    const claims = sidecarSha256Claims(local.sidecars, basenamePath(r.path), r.size, r.hashes?.sha256);
-    let first = true;
-    for (const s of local.sidecars) {
-      const line = `${e(s.file)} (${SIDECAR_SOURCE_LABEL[s.source]}): ${describeSidecar(s)}`;
-      out += first ? row("sidecars", line) : more(line);
-      first = false;
-      for (const c of claims.filter((claim) => claim.file === s.file)) {
-        const agree = r.hashes?.sha256 ? (c.sha256 === r.hashes.sha256 ? "matches our sha256" : "DIFFERS from our sha256") : "not checked";
-        out += more(`  claims sha256 ${c.sha256} (${agree})`);
-      }
+/** Each sidecar, and the SHA-256 it claims for this file checked against ours. */
+function sidecarRows(r: InspectResult): string {
+  const sidecars = r.local.sidecars;
+  if (!sidecars || sidecars.length === 0) return "";
+  const claims = sidecarSha256Claims(sidecars, basenamePath(r.path), r.size, r.hashes?.sha256);
+  let out = "";
+  let first = true;
+  for (const s of sidecars) {
+    const line = `${e(s.file)} (${SIDECAR_SOURCE_LABEL[s.source]}): ${describeSidecar(s)}`;
+    out += first ? row("sidecars", line) : more(line);
+    first = false;
+    for (const c of claims.filter((claim) => claim.file === s.file)) {
+      const agree = r.hashes?.sha256 ? (c.sha256 === r.hashes.sha256 ? "matches our sha256" : "DIFFERS from our sha256") : "not checked";
+      out += more(`  claims sha256 ${c.sha256} (${agree})`);
     }
   }
-
-  for (const w of local.warnings) if (w !== local.formatMismatch) out += row("warning", e(w));
-  for (const err of local.errors) out += row("error", e(err));
   return out;
 }
 

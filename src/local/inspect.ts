@@ -3,7 +3,7 @@
  * beside it and, unless told not to, its hashes), with no network. Rendered by inspect-text.ts.
  */
 import { stat } from "node:fs/promises";
-import { AppError, EXIT } from "../shared/errors.ts";
+import { AppError, errnoCode, EXIT } from "../shared/errors.ts";
 import type { FoundFile } from "../scan/types.ts";
 import { INSPECT_ALGOS, type InspectResult } from "./inspect-types.ts";
 import { openHashCache } from "../hash/hash-cache.ts";
@@ -26,7 +26,7 @@ export async function inspectFile(path: string, options: InspectOptions): Promis
   try {
     st = await stat(fsPath(path), { bigint: true });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     throw new AppError(`${escapeControl(path)}: ${code === "ENOENT" ? "no such file" : `cannot read (${code ?? "error"})`}`, {
       exitCode: EXIT.failure,
     });

@@ -118,6 +118,8 @@ function literalEnd(b: Uint8Array, i: number): number {
  * open containers), malformed, or not an object. The visitor may have been called before a later
  * problem is found; the caller discards what it kept then.
  */
+// Long because it is one state machine over one cursor and two stacks, the hot loop for 100 MB
+// headers: split into steps, each would take and give back the whole state.
 export function walkJsonObject(b: Uint8Array, visitor: JsonWalkVisitor, maxDepth: number): JsonWalkResult {
   const n = b.length;
   const fail = (why: string, at: number): JsonWalkResult => ({ ok: false, reason: `not valid JSON (${why} at byte ${at})` });

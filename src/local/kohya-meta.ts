@@ -9,8 +9,8 @@ import { AUTOV3_OF_EMPTY, HASH_HEX_LENGTH } from "../hash/hash-algos.ts";
 import { cutText, isPlainObject, LOCAL_VALUE_MAX_CHARS, own, parseJsonGuarded } from "../shared/json-guard.ts";
 import type { EmbeddedHash, EmbeddedHashKey, ModelSpecInfo, TagCount, TrainingInfo } from "./local-types.ts";
 
-export const TOP_TAGS_MAX = 20;
-export const CLASS_TOKENS_MAX = 50;
+const TOP_TAGS_MAX = 20;
+const CLASS_TOKENS_MAX = 50;
 const TAG_MAX_CHARS = 100;
 /** Nested JSON inside one metadata value: a tag list of a few MB is normal, 32 M characters is not. */
 const NESTED_JSON_MAX_CHARS = 32 * 1024 * 1024;

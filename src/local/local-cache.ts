@@ -11,7 +11,7 @@ import type { LocalInfo, SidecarInfo } from "./local-types.ts";
  * Bump whenever what the header pass makes of a file changes (a new field, a better guess, a fixed
  * parser): cached facts of another version are read again, not trusted.
  */
-export const LOCAL_FACTS_VERSION = 1;
+const LOCAL_FACTS_VERSION = 1;
 
 /** The version number stored: LOCAL_FACTS_VERSION, and whether `header.metadata` was kept (--local-metadata). */
 export function factsVersion(withMetadata: boolean): number {

@@ -31,14 +31,14 @@ import { parseSafetensorsHeader, summariseTensors } from "./safetensors-header.t
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths, type SidecarKind } from "./sidecars.ts";
 
 /** GGUF metadata sits at the start; LLM vocabularies can be several MB, diffusion GGUFs far less. */
-export const GGUF_PREFIX_BYTES = 8 * 1024 * 1024;
+const GGUF_PREFIX_BYTES = 8 * 1024 * 1024;
 
 /**
  * Header bytes read and parsed at once across the local pass (docs/cases.md T13): sixteen headers of a few KB
  * run together, a 100 MB one (the format's limit) runs alone. Parsing holds about the header's own
  * size (json-walk.ts), so the pass peaks near this plus one header.
  */
-export const HEADER_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+const HEADER_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
 
 /** The part of a FileHandle the reader uses, so tests can count or fail reads. */
 export interface ReadableFile {
@@ -327,7 +327,7 @@ async function readOneSidecar(
 }
 
 /** Files read at once by the local pass: enough to keep the disk queue busy, few open descriptors. */
-export const LOCAL_PASS_CONCURRENCY = 16;
+const LOCAL_PASS_CONCURRENCY = 16;
 
 export interface LocalPassItem {
   path: string;

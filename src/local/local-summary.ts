@@ -6,7 +6,7 @@ import type { LocalInfo, ModelGuess, ModelKind, SidecarSource } from "./local-ty
 import type { FileRecord, KnownFrom } from "../report/record-types.ts";
 
 /** Training tags standing in for trigger words: a handful, the most frequent. */
-export const TRIGGER_TAGS_MAX = 5;
+const TRIGGER_TAGS_MAX = 5;
 
 const KIND_LABEL: Readonly<Record<ModelKind, string>> = {
   lora: "LoRA",

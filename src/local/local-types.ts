@@ -14,7 +14,7 @@ export interface ZipSummary {
   torch: boolean;
 }
 
-export interface HeaderSummary {
+interface HeaderSummary {
   /** JSON header length `n` (bytes after the 8-byte length). */
   length: number;
   /** Where the tensor data starts (8 + n): the offset AutoV3 hashes from. */
@@ -29,7 +29,7 @@ export interface HeaderSummary {
   metadata?: Record<string, string>;
 }
 
-export interface TensorSummary {
+interface TensorSummary {
   count: number;
   /** dtype → number of tensors, e.g. `{ "F16": 720, "F32": 2 }`. */
   dtypes: Record<string, number>;
@@ -130,7 +130,7 @@ export interface EmbeddedHash {
 
 export type GgufScalar = string | number | boolean;
 
-export interface GgufArraySummary {
+interface GgufArraySummary {
   array: true;
   itemType: string;
   length: number;

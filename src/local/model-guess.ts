@@ -117,50 +117,66 @@ interface KindClue {
   family?: FamilyClue;
 }
 
+type Has = (re: RegExp) => boolean;
+
+const CONTROLNET_RE =
+  /^control_model\.|(^|\.)input_hint_block\.|(^|\.)controlnet_cond_embedding\.|(^|\.)zero_convs\.|^controlnet_(down_)?blocks\./;
+const TEXT_ENCODER_RE = /^(text_model\.)?encoder\.layers\.\d+\.self_attn\.|^encoder\.block\.\d+\.layer\.|^transformer\.resblocks\./;
+
+/** What kind of model the tensors are, by their names and shapes; the first clue that fits wins. */
 function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[], hints: GuessHints): KindClue | null {
-  const has = (re: RegExp) => names.some((n) => re.test(n));
+  const has: Has = (re) => names.some((n) => re.test(n));
+  return (
+    textualInversionKind(tensors, names) ??
+    adapterKind(tensors, has, hints) ??
+    (has(CONTROLNET_RE) ? { kind: "controlnet", subtype: null, evidence: "control_model / input_hint_block (ControlNet)" } : null) ??
+    diffusionKind(has) ??
+    vaeKind(tensors, names, has) ??
+    (has(TEXT_ENCODER_RE) ? { kind: "text-encoder", subtype: null, evidence: "text-encoder layers only (CLIP or T5)" } : null)
+  );
+}
 
-  // Textual inversion: a handful of vectors under A1111 / kohya / SDXL names.
+/** Textual inversion: a handful of vectors under A1111 / kohya / SDXL names. */
+function textualInversionKind(tensors: readonly TensorLike[], names: readonly string[]): KindClue | null {
   const emb = first(tensors, (t) => /^(emb_params|string_to_param(\.\*)?|clip_l|clip_g|\*)$/.test(t.name));
-  if (emb && names.length <= 8) {
-    const g = first(tensors, (t) => t.name === "clip_g");
-    let family: FamilyClue | undefined;
-    if (g) family = { family: "SDXL", confidence: "high", evidence: "clip_g vectors (SDXL embedding)" };
-    else {
-      const width = emb.shape[emb.shape.length - 1];
-      const f = width === undefined ? undefined : EMBEDDING_DIM_FAMILY[width];
-      if (f) family = { family: f, confidence: "high", evidence: `embedding width ${width} (${f})` };
-    }
-    return { kind: "textual-inversion", subtype: null, evidence: `"${emb.name}" vectors (textual inversion)`, family };
+  if (!emb || names.length > 8) return null;
+  const g = first(tensors, (t) => t.name === "clip_g");
+  let family: FamilyClue | undefined;
+  if (g) family = { family: "SDXL", confidence: "high", evidence: "clip_g vectors (SDXL embedding)" };
+  else {
+    const width = emb.shape[emb.shape.length - 1];
+    const f = width === undefined ? undefined : EMBEDDING_DIM_FAMILY[width];
+    if (f) family = { family: f, confidence: "high", evidence: `embedding width ${width} (${f})` };
   }
+  return { kind: "textual-inversion", subtype: null, evidence: `"${emb.name}" vectors (textual inversion)`, family };
+}
 
-  // LyCORIS algorithms name their factors; kohya / PEFT LoRA use lora_down/up or lora_A/B.
+/** LyCORIS algorithms name their factors; kohya / PEFT LoRA use lora_down/up or lora_A/B. */
+function adapterKind(tensors: readonly TensorLike[], has: Has, hints: GuessHints): KindClue | null {
   if (has(/\.hada_w[12]_[ab]$/)) return { kind: "lycoris", subtype: "LoHa", evidence: "hada_w1/hada_w2 factors (LyCORIS LoHa)" };
   if (has(/\.lokr_w[12](_[ab])?$/)) return { kind: "lycoris", subtype: "LoKr", evidence: "lokr_w1/lokr_w2 factors (LyCORIS LoKr)" };
   if (has(/\.oft_(blocks|diag)$|\.oft_R\./)) return { kind: "lycoris", subtype: "OFT", evidence: "oft_blocks (LyCORIS OFT)" };
-  if (has(/lora_down|lora_up|\.lora_[AB]\.|\.lora\.(down|up)\.|_lora\.(down|up)\./)) {
-    const dora = has(/dora_scale$/);
-    const mid = has(/\.lora_mid\.weight$/);
-    const conv = tensors.some((t) => t.name.endsWith("lora_down.weight") && t.shape.length === 4 && (t.shape[2]! > 1 || t.shape[3]! > 1));
-    const lycorisModule = /lycoris/i.test(hints.networkModule ?? "");
-    if (mid || (conv && lycorisModule)) {
-      return {
-        kind: "lycoris",
-        subtype: "LoCon",
-        evidence: mid ? "lora_mid (LoCon with CP decomposition)" : "LoRA on 3×3 convolutions with lycoris module (LoCon)",
-      };
-    }
+  if (!has(/lora_down|lora_up|\.lora_[AB]\.|\.lora\.(down|up)\.|_lora\.(down|up)\./)) return null;
+  const dora = has(/dora_scale$/);
+  const mid = has(/\.lora_mid\.weight$/);
+  const conv = tensors.some((t) => t.name.endsWith("lora_down.weight") && t.shape.length === 4 && (t.shape[2]! > 1 || t.shape[3]! > 1));
+  const lycorisModule = /lycoris/i.test(hints.networkModule ?? "");
+  if (mid || (conv && lycorisModule)) {
     return {
-      kind: "lora",
-      subtype: dora ? "DoRA" : conv ? "LoCon (conv layers)" : null,
-      evidence: dora ? "lora_down/up with dora_scale (DoRA)" : "lora_down/lora_up (or lora_A/B) pairs (LoRA)",
+      kind: "lycoris",
+      subtype: "LoCon",
+      evidence: mid ? "lora_mid (LoCon with CP decomposition)" : "LoRA on 3×3 convolutions with lycoris module (LoCon)",
     };
   }
+  return {
+    kind: "lora",
+    subtype: dora ? "DoRA" : conv ? "LoCon (conv layers)" : null,
+    evidence: dora ? "lora_down/up with dora_scale (DoRA)" : "lora_down/lora_up (or lora_A/B) pairs (LoRA)",
+  };
+}
 
-  if (has(/^control_model\.|(^|\.)input_hint_block\.|(^|\.)controlnet_cond_embedding\.|(^|\.)zero_convs\.|^controlnet_(down_)?blocks\./)) {
-    return { kind: "controlnet", subtype: null, evidence: "control_model / input_hint_block (ControlNet)" };
-  }
-
+/** A full checkpoint (diffusion model with VAE or text encoder), or the diffusion model alone in any layout. */
+function diffusionKind(has: Has): KindClue | null {
   const diffusion = has(/^model\.diffusion_model\./);
   const vaePart = has(/^first_stage_model\.|^vae\./);
   const textPart = has(/^cond_stage_model\.|^conditioner\.|^text_encoders?\./);
@@ -182,26 +198,22 @@ function kindFromTensors(tensors: readonly TensorLike[], names: readonly string[
   ) {
     return { kind: "unet", subtype: "diffusers", evidence: "diffusers UNet / transformer layout" };
   }
-
-  // VAE alone: encoder.down + decoder.up and nothing else of note.
-  const vaeOnly = names.length > 0 && names.every((n) => /^(encoder|decoder|quant_conv|post_quant_conv)\./.test(n));
-  if (vaeOnly && has(/^encoder\.(down|down_blocks)\./) && has(/^decoder\.(up|up_blocks)\./)) {
-    const convIn = first(tensors, (t) => t.name === "decoder.conv_in.weight");
-    const latent = convIn?.shape[1];
-    const evidence =
-      latent === 16 ? "16 latent channels (SD3 or Flux VAE)" : latent === 4 ? "4 latent channels (SD 1.x/2.x/SDXL VAE)" : null;
-    return {
-      kind: "vae",
-      subtype: null,
-      evidence: "encoder.down and decoder.up only (VAE)",
-      family: evidence ? { family: "unknown", confidence: "low", evidence } : undefined,
-    };
-  }
-
-  if (has(/^(text_model\.)?encoder\.layers\.\d+\.self_attn\.|^encoder\.block\.\d+\.layer\.|^transformer\.resblocks\./)) {
-    return { kind: "text-encoder", subtype: null, evidence: "text-encoder layers only (CLIP or T5)" };
-  }
   return null;
+}
+
+/** VAE alone: encoder.down + decoder.up and nothing else of note. */
+function vaeKind(tensors: readonly TensorLike[], names: readonly string[], has: Has): KindClue | null {
+  const vaeOnly = names.length > 0 && names.every((n) => /^(encoder|decoder|quant_conv|post_quant_conv)\./.test(n));
+  if (!vaeOnly || !has(/^encoder\.(down|down_blocks)\./) || !has(/^decoder\.(up|up_blocks)\./)) return null;
+  const convIn = first(tensors, (t) => t.name === "decoder.conv_in.weight");
+  const latent = convIn?.shape[1];
+  const evidence = latent === 16 ? "16 latent channels (SD3 or Flux VAE)" : latent === 4 ? "4 latent channels (SD 1.x/2.x/SDXL VAE)" : null;
+  return {
+    kind: "vae",
+    subtype: null,
+    evidence: "encoder.down and decoder.up only (VAE)",
+    family: evidence ? { family: "unknown", confidence: "low", evidence } : undefined,
+  };
 }
 
 /**

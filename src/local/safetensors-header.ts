@@ -9,7 +9,7 @@ import { isUtf8 } from "node:buffer";
 import { walkJsonObject, type JsonValueKind } from "./json-walk.ts";
 
 /** Bits per element for every dtype the reference implementation knows. */
-export const SAFETENSORS_DTYPE_BITS: Readonly<Record<string, number>> = {
+const SAFETENSORS_DTYPE_BITS: Readonly<Record<string, number>> = {
   BOOL: 8,
   F4: 4,
   F6_E2M3: 6,

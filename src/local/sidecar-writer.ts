@@ -1,19 +1,20 @@
 /**
  * `scan --write-sidecars`: writes `<base>.civitai.info` beside a found model, the file the A1111 /
- * Forge Civitai Helper extensions read (docs/sidecars.md §2): the model-version object as
- * by-hash returns it, indented by 4 like CH's `json.dumps(indent=4)`, with the model's details
- * merged into `model` and `creator` as CHz does. Opt-in: nothing is written into model folders
+ * Forge Civitai Helper extensions read (docs/sidecars.md §2): the model-version object in by-hash's
+ * shape (rebuilt from the lean form we keep), indented by 4 like CH's `json.dumps(indent=4)`, with
+ * the model's details merged into `model` and `creator` as CHz does. Opt-in: nothing is written into model folders
  * without the flag. Atomic (temp file + rename), and it never replaces a sidecar that holds
  * another model: a refetch that overwrote another model's info is what CHz guards against too.
  */
 import { lstat, readFile } from "node:fs/promises";
 import { basenamePath, fsPath } from "../shared/fs-path.ts";
-import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
-import { errorMessage } from "../shared/errors.ts";
+import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
+import { versionObject } from "../civitai/version-object.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 
-export type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
+type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
 
 export interface SidecarWriteResult {
   path: string;
@@ -23,38 +24,20 @@ export interface SidecarWriteResult {
 }
 
 /** The `<base>.civitai.info` path of a model file. */
-export function civitaiInfoPath(modelPath: string): string {
+function civitaiInfoPath(modelPath: string): string {
   const entry = sidecarPaths(modelPath).find((p) => p.kind === "civitai-info");
   if (!entry) throw new Error("sidecarPaths lists no civitai-info path");
   return entry.path;
 }
 
 /**
- * The `.civitai.info` text for one version: the by-hash object unchanged, plus (when details were
- * fetched) the model's description, tags and license flags in `model` and its `creator`, which
- * Civitai Helper shows and by-hash alone does not carry.
+ * The `.civitai.info` text for one version: the by-hash object as the lean form keeps it
+ * (civitai/version-object.ts), plus (when details were fetched) the model's description, tags and
+ * license flags in `model` and its `creator`, which Civitai Helper shows and by-hash alone does
+ * not carry.
  */
-export function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null): string {
-  const out: Record<string, unknown> = { ...version };
-  if (model) {
-    const merged: Record<string, unknown> = { ...version.model };
-    const extra: [string, unknown][] = [
-      ["name", model.name],
-      ["type", model.type],
-      ["nsfw", model.nsfw],
-      ["poi", model.poi],
-      ["description", model.description],
-      ["tags", model.tags],
-      ["allowNoCredit", model.allowNoCredit],
-      ["allowCommercialUse", model.allowCommercialUse],
-      ["allowDerivatives", model.allowDerivatives],
-      ["allowDifferentLicense", model.allowDifferentLicense],
-    ];
-    for (const [key, value] of extra) if (value !== undefined && !Object.hasOwn(merged, key)) merged[key] = value;
-    out.model = merged;
-    if (model.creator && !Object.hasOwn(out, "creator")) out.creator = model.creator;
-  }
-  return `${JSON.stringify(out, null, 4)}\n`;
+function civitaiInfoText(version: LeanVersion, model: LeanModel | null): string {
+  return `${JSON.stringify(versionObject(version, model), null, 4)}\n`;
 }
 
 /**
@@ -63,7 +46,7 @@ export function civitaiInfoText(version: ApiModelVersion, model: ApiModel | null
  * no ids; a file naming another model, an unreadable one, or anything but a regular file (a
  * symlink included) is left alone and reported as `refused`.
  */
-export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersion, model: ApiModel | null): Promise<SidecarWriteResult> {
+export async function writeCivitaiInfo(modelPath: string, version: LeanVersion, model: LeanModel | null): Promise<SidecarWriteResult> {
   const path = civitaiInfoPath(modelPath);
   const text = civitaiInfoText(version, model);
   let existing: string | null = null;
@@ -73,11 +56,11 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
     if (st.size > SIDECAR_MAX_BYTES) return { path, status: "refused", reason: "exists and is too large to check" };
     existing = await readFile(fsPath(path), "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+    if (errnoCode(err) !== "ENOENT") {
       return {
         path,
         status: "failed",
-        reason: `cannot read the existing file (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+        reason: `cannot read the existing file (${errnoCode(err) ?? errorMessage(err)})`,
       };
     }
   }
@@ -89,7 +72,7 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
     const hasIds = info.modelId !== null || info.versionId !== null;
     if (
       hasIds &&
-      (info.versionId !== version.id || (info.modelId !== null && version.modelId !== undefined && info.modelId !== version.modelId))
+      (info.versionId !== version.id || (info.modelId !== null && version.modelId !== null && info.modelId !== version.modelId))
     ) {
       return { path, status: "refused", reason: `holds another model (model ${info.modelId ?? "?"}, version ${info.versionId ?? "?"})` };
     }
@@ -97,7 +80,7 @@ export async function writeCivitaiInfo(modelPath: string, version: ApiModelVersi
   try {
     writeFileAtomic(path, text);
   } catch (err) {
-    return { path, status: "failed", reason: `cannot write (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})` };
+    return { path, status: "failed", reason: `cannot write (${errnoCode(err) ?? errorMessage(err)})` };
   }
   return { path, status: "written" };
 }

@@ -11,7 +11,7 @@ import type { SidecarFileHashes, SidecarInfo, SidecarSource } from "./local-type
 /** Largest sidecar read: LM files with a full version object and image lists stay well under. */
 export const SIDECAR_MAX_BYTES = 16 * 1024 * 1024;
 /** Descriptions are HTML and often long; other strings use the usual 1,000-character cut. */
-export const SIDECAR_DESCRIPTION_MAX_CHARS = 10_000;
+const SIDECAR_DESCRIPTION_MAX_CHARS = 10_000;
 const LIST_MAX_ITEMS = 200;
 const FILES_MAX = 50;
 
@@ -19,7 +19,7 @@ const FILES_MAX = 50;
 export type SidecarKind = "civitai-info" | "lora-manager" | "stability-matrix" | "json";
 
 /** Longest first: `x.metadata.json` must not be taken for A1111's `x.json` of another model. */
-export const SIDECAR_SUFFIXES: readonly { suffix: string; kind: SidecarKind }[] = [
+const SIDECAR_SUFFIXES: readonly { suffix: string; kind: SidecarKind }[] = [
   { suffix: ".civitai.info", kind: "civitai-info" },
   { suffix: ".metadata.json", kind: "lora-manager" },
   { suffix: ".cm-info.json", kind: "stability-matrix" },
@@ -122,7 +122,7 @@ function pick(obj: Obj, ...keys: string[]): unknown {
   return undefined;
 }
 
-export function normaliseHashes(
+function normaliseHashes(
   hashes: unknown,
   name: string | null = null,
   sizeKB: number | null = null,

@@ -5,6 +5,7 @@
 import type { CivitaiImage } from "../report/record-types.ts";
 import { imageNsfwLevel, isVideo, limitOfMask, NSFW_LABEL, withinNsfwMask } from "./nsfw.ts";
 import { isKeepableImageUrl } from "./image-url.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /** Civitai answers at most 10 images per version; more would be a changed API or a hostile file. */
 export const MAX_IMAGES_PER_VERSION = 10;
@@ -20,8 +21,8 @@ export function toCivitaiImages(images: unknown): CivitaiImage[] {
   const out: CivitaiImage[] = [];
   for (const image of images) {
     if (out.length >= MAX_IMAGES_PER_VERSION) break;
-    if (typeof image !== "object" || image === null || Array.isArray(image)) continue;
-    const i = image as Record<string, unknown>;
+    if (!isPlainObject(image)) continue;
+    const i = image;
     if (!isKeepableImageUrl(i.url)) continue;
     out.push({
       url: i.url,
@@ -56,7 +57,7 @@ function dimension(value: unknown): number | null {
 }
 
 /** The limit's name for messages ("PG-13"); "the limit" for a mask no name makes. */
-export function limitLabel(mask: number): string {
+function limitLabel(mask: number): string {
   const name = limitOfMask(mask);
   return name ? NSFW_LABEL[name] : "the limit";
 }

@@ -15,7 +15,7 @@ import { MAX_IMAGE_BYTES } from "./image-fetch.ts";
 
 export const IMAGE_CACHE_SUBDIR = "images";
 
-export interface CachedImage {
+interface CachedImage {
   bytes: Uint8Array;
   image: SniffedImage;
 }

@@ -14,7 +14,7 @@ import { formatBytes } from "../shared/format.ts";
 
 /** A 450-px still is tens of KB; anything near this is not a thumbnail. */
 export const MAX_IMAGE_BYTES = 1024 * 1024;
-export const DEFAULT_IMAGE_TIMEOUT_MS = 30_000;
+const DEFAULT_IMAGE_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 3;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Two attempts: one more after a 429, a 5xx or a dropped connection, a second apart. */

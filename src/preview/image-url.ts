@@ -10,7 +10,7 @@
  */
 
 /** Civitai's image hosts: the only hosts images are fetched from by default (https only). */
-export const CIVITAI_IMAGE_HOSTS: readonly string[] = ["image.civitai.com", "imagecache.civitai.com"];
+const CIVITAI_IMAGE_HOSTS: ReadonlySet<string> = new Set(["image.civitai.com", "imagecache.civitai.com"]);
 
 /** Width of gallery thumbnails: cards show them at about this many CSS pixels. */
 export const GALLERY_IMAGE_WIDTH = 224;
@@ -18,7 +18,7 @@ export const GALLERY_IMAGE_WIDTH = 224;
 export const PREVIEW_FILE_WIDTH = 450;
 
 /** URLs longer than this are not fetched (and not kept in records). */
-export const MAX_IMAGE_URL_LENGTH = 2048;
+const MAX_IMAGE_URL_LENGTH = 2048;
 
 // One transform: a lower-case name, `=`, a value without `/` or `,`.
 const VARIANT_RE = /^[a-z]+=[^/,=]+(?:,[a-z]+=[^/,=]+)*$/;
@@ -77,7 +77,7 @@ export function imageUrlRefusal(url: string, policy: ImageHostPolicy = {}): stri
   const extra = originOf(policy.extraOrigin);
   if (extra !== null && parsed.origin === extra) return null;
   if (parsed.protocol !== "https:") return `the image URL is not https (${parsed.protocol.replace(/:$/, "")})`;
-  if (!CIVITAI_IMAGE_HOSTS.includes(parsed.hostname) || parsed.port !== "") {
+  if (!CIVITAI_IMAGE_HOSTS.has(parsed.hostname) || parsed.port !== "") {
     return `the image is on another host (${parsed.host}), not Civitai's image hosts`;
   }
   return null;

@@ -9,9 +9,9 @@
  * An image with no rating (0, missing, unknown shape) is never shown: unrated is not "safe".
  */
 
-export const NSFW_BITS = { pg: 1, pg13: 2, r: 4, x: 8, xxx: 16 } as const;
+const NSFW_BITS = { pg: 1, pg13: 2, r: 4, x: 8, xxx: 16 } as const;
 /** Never shown, whatever the limit. */
-export const NSFW_BLOCKED = 32;
+const NSFW_BLOCKED = 32;
 
 export type NsfwLimitName = keyof typeof NSFW_BITS;
 export const NSFW_LIMIT_NAMES: readonly NsfwLimitName[] = ["pg", "pg13", "r", "x", "xxx"];

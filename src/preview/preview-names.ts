@@ -13,7 +13,7 @@ import { basename } from "node:path";
 import { modelBasePath } from "../local/sidecars.ts";
 
 /** Extensions a preview beside a model may have, in any tool we know (lower case). */
-export const PREVIEW_EXTENSIONS: readonly string[] = ["png", "jpg", "jpeg", "webp", "gif", "avif", "jxl", "mp4", "webm"];
+const PREVIEW_EXTENSIONS: readonly string[] = ["png", "jpg", "jpeg", "webp", "gif", "avif", "jxl", "mp4", "webm"];
 
 /** `<dir>/<base>.preview.<ext>` for a model file. */
 export function previewPath(modelPath: string, ext: string): string {

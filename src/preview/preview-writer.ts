@@ -2,18 +2,16 @@
  * `scan --write-previews`: `<base>.preview.<ext>` beside each found model (preview-names.ts), from
  * the image the gallery would show (same rating limit, a larger width). Opt-in: nothing is written
  * into model folders without the flag. Never replaces a preview that exists under any name a tool
- * reads, and never clobbers one made at the same moment: the bytes go to a temp file in the
- * folder, which is then hard-linked to the final name (fails if the name exists) and removed.
- * Filesystems without hard links (FAT, exFAT, some network mounts) get a check, then a rename.
+ * reads, and never clobbers one made at the same moment (shared/atomic-write.ts writeFileExclusive).
  */
-import { closeSync, fsyncSync, linkSync, lstatSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { tempPathFor } from "../shared/atomic-write.ts";
-import { errorMessage } from "../shared/errors.ts";
+import { writeFileExclusive } from "../shared/atomic-write.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { existingPreview, previewPath } from "./preview-names.ts";
 import type { PreviewOutcome } from "./previews.ts";
 
-export type PreviewWriteStatus = "written" | "exists" | "no-image" | "failed";
+type PreviewWriteStatus = "written" | "exists" | "no-image" | "failed";
 
 export interface PreviewWriteResult {
   /** The model file. */
@@ -24,8 +22,6 @@ export interface PreviewWriteResult {
   /** Why nothing was written (no image, fetch failure, write error); safe to print. */
   reason?: string;
 }
-
-const NO_LINK_CODES = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EXDEV", "EMLINK"]);
 
 /** Writes previews for `models` (paths) from their outcomes; folders are listed once each. */
 export function writePreviewFiles(models: readonly string[], outcomes: ReadonlyMap<string, PreviewOutcome>): PreviewWriteResult[] {
@@ -60,50 +56,11 @@ export function writePreviewFiles(models: readonly string[], outcomes: ReadonlyM
   });
 }
 
-/** Writes `bytes` at `target` only if nothing is there; complete or absent, never torn. */
+/** writeFileExclusive, with a write error as a reason the summary can show. */
 function writeExclusive(target: string, bytes: Uint8Array): "written" | "exists" | { reason: string } {
-  const tmp = tempPathFor(target);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, "wx", 0o644);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    try {
-      linkSync(tmp, target);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? "";
-      if (code === "EEXIST") return "exists";
-      if (!NO_LINK_CODES.has(code)) throw err;
-      if (exists(target)) return "exists";
-      renameSync(tmp, target);
-    }
-    return "written";
+    return writeFileExclusive(target, bytes);
   } catch (err) {
-    return { reason: `cannot write (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})` };
-  } finally {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* renamed, or never made */
-    }
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
+    return { reason: `cannot write (${errnoCode(err) ?? errorMessage(err)})` };
   }
 }

@@ -12,12 +12,12 @@ import type { ImageCache } from "./image-cache.ts";
 import { sizedImageUrl } from "./image-url.ts";
 import type { SniffedImage } from "./image-sniff.ts";
 
-export const DEFAULT_IMAGE_CONCURRENCY = 6;
+const DEFAULT_IMAGE_CONCURRENCY = 6;
 /**
  * After this many images in a row whose host did not answer (timeouts, refused connections, 5xx),
  * the rest are not asked: 2,000 images behind a dead CDN would otherwise cost hours of timeouts.
  */
-export const UNREACHABLE_LIMIT = 8;
+const UNREACHABLE_LIMIT = 8;
 
 export type PreviewOutcome =
   /** An image to show or write. */
@@ -44,7 +44,7 @@ export interface PreviewOptions {
   fetchImage?: (url: string, options: ImageFetchOptions) => Promise<FetchedImage>;
 }
 
-export interface PreviewStats {
+interface PreviewStats {
   images: number;
   fetched: number;
   fromCache: number;

@@ -9,6 +9,7 @@
  * candidates (ambiguous), and a sidecar that says Civitai deleted the model.
  */
 import type { FileRecord } from "./record-types.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /** The badges a status filter can select (the rest are shown only). */
 export type FilterBadge = "update" | "duplicate" | "gone";
@@ -27,10 +28,6 @@ export interface Badge {
   link?: { modelId: number | null; versionId: number };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function id(value: unknown): number | null {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : null;
 }
@@ -40,7 +37,7 @@ function text(value: unknown): string | null {
 }
 
 function updateBadge(value: unknown, modelId: number | null): Badge | null {
-  if (!isObject(value)) return null;
+  if (!isPlainObject(value)) return null;
   const versionId = id(value.versionId);
   if (versionId === null) return null;
   const name = text(value.name) ?? text(value.versionName) ?? `version ${versionId}`;
@@ -53,13 +50,13 @@ function updateBadge(value: unknown, modelId: number | null): Badge | null {
 }
 
 function duplicatePaths(value: unknown): string[] {
-  const list = Array.isArray(value) ? value : isObject(value) ? (value.paths ?? value.others) : null;
+  const list = Array.isArray(value) ? value : isPlainObject(value) ? (value.paths ?? value.others) : null;
   return Array.isArray(list) ? list.filter((p): p is string => typeof p === "string" && p !== "") : [];
 }
 
 function goneBadge(value: unknown): Badge | null {
-  if (value !== true && !isObject(value)) return null;
-  const seen = isObject(value) ? text(value.lastSeenAt) : null;
+  if (value !== true && !isPlainObject(value)) return null;
+  const seen = isPlainObject(value) ? text(value.lastSeenAt) : null;
   return {
     kind: "gone",
     label: "Gone from Civitai",

@@ -1,6 +1,6 @@
 import { AppError, EXIT } from "../shared/errors.ts";
 import { SCHEMA_VERSION, type Inventory } from "./inventory-types.ts";
-import { JSON_MAX_DEPTH, scanJson } from "../shared/json-guard.ts";
+import { JSON_MAX_DEPTH, scanJson, isPlainObject } from "../shared/json-guard.ts";
 import { escapeControl } from "../shared/format.ts";
 
 /**
@@ -10,7 +10,7 @@ import { escapeControl } from "../shared/format.ts";
  */
 
 /** Must match src/version.ts NAME; core cannot import it (it reads package.json). */
-export const TOOL_NAME = "civitai-meta";
+const TOOL_NAME = "civitai-meta";
 
 /** Every failure to read an inventory; the message names the source and the cause. */
 export class InventoryReadError extends AppError {
@@ -25,10 +25,6 @@ const MAX_LISTED_PROBLEMS = 5;
 
 type Doc = Record<string, unknown>;
 
-function isObject(value: unknown): value is Doc {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * One step per old version: `MIGRATIONS[n]` turns a version-n document into version n+1.
  * Steps are small and chained, so a v0 file reaches the current version through every step.
@@ -41,7 +37,9 @@ export const MIGRATIONS: Readonly<Record<number, (doc: Doc) => Doc>> = {
   0: (doc) => {
     const { files, ...rest } = doc;
     const records = Array.isArray(files)
-      ? files.map((record: unknown) => (isObject(record) && record.status === "notfound" ? { ...record, status: "not_found" } : record))
+      ? files.map((record: unknown) =>
+          isPlainObject(record) && record.status === "notfound" ? { ...record, status: "not_found" } : record,
+        )
       : files;
     return { ...rest, schemaVersion: 1, records };
   },
@@ -64,7 +62,7 @@ export function migrate(doc: Doc): Doc {
 const STATUSES = new Set(["found", "not_found", "error", "skipped"]);
 
 /** Problems with the fields the renderers read, as "where: what" lines. */
-export function shapeProblems(doc: Doc): string[] {
+function shapeProblems(doc: Doc): string[] {
   const problems: string[] = [];
   const expect = (ok: boolean, where: string, what: string) => {
     if (!ok) problems.push(`${where}: ${what}`);
@@ -77,10 +75,10 @@ export function shapeProblems(doc: Doc): string[] {
 
   expect(isStr(doc.generatedAt), "generatedAt", "expected a string");
   expect(isStrList(doc.roots), "roots", "expected a list of paths");
-  expect(isObject(doc.options), "options", "expected an object");
+  expect(isPlainObject(doc.options), "options", "expected an object");
   const summary = doc.summary;
   expect(
-    isObject(summary) && isNum(summary.files) && isNum(summary.bytes) && isObject(summary.byStatus),
+    isPlainObject(summary) && isNum(summary.files) && isNum(summary.bytes) && isPlainObject(summary.byStatus),
     "summary",
     "expected an object with files, bytes and byStatus",
   );
@@ -88,14 +86,14 @@ export function shapeProblems(doc: Doc): string[] {
   const records = doc.records as unknown[];
   records.forEach((record, i) => {
     const at = `records[${i}]`;
-    if (!isObject(record)) {
+    if (!isPlainObject(record)) {
       problems.push(`${at}: expected an object`);
       return;
     }
     expect(isStr(record.path) && record.path !== "", `${at}.path`, "expected a non-empty string");
     expect(isStrList(record.aliases), `${at}.aliases`, "expected a list of paths");
     expect(isNumOrNull(record.size), `${at}.size`, "expected a number or null");
-    expect(isObject(record.hashes) && Object.values(record.hashes).every(isStr), `${at}.hashes`, "expected an object of strings");
+    expect(isPlainObject(record.hashes) && Object.values(record.hashes).every(isStr), `${at}.hashes`, "expected an object of strings");
     expect(
       typeof record.status === "string" && STATUSES.has(record.status),
       `${at}.status`,
@@ -103,13 +101,13 @@ export function shapeProblems(doc: Doc): string[] {
     );
     expect(record.error === undefined || isStr(record.error), `${at}.error`, "expected a string");
     expect(record.reason === undefined || isStr(record.reason), `${at}.reason`, "expected a string");
-    if (record.status === "found") expect(isObject(record.civitai), `${at}.civitai`, "expected an object for a found file");
+    if (record.status === "found") expect(isPlainObject(record.civitai), `${at}.civitai`, "expected an object for a found file");
     const infos = [record.civitai, ...(Array.isArray(record.ambiguous) ? record.ambiguous : [])];
     if (record.ambiguous !== undefined) expect(Array.isArray(record.ambiguous), `${at}.ambiguous`, "expected a list");
     infos.forEach((info, j) => {
       if (info === undefined) return;
       const where = j === 0 ? `${at}.civitai` : `${at}.ambiguous[${j - 1}]`;
-      if (!isObject(info)) {
+      if (!isPlainObject(info)) {
         problems.push(`${where}: expected an object`);
         return;
       }
@@ -122,8 +120,8 @@ export function shapeProblems(doc: Doc): string[] {
       expect(isStrList(info.tags), `${where}.tags`, "expected a list of strings");
       expect(isStr(info.pageUrl), `${where}.pageUrl`, "expected a string");
       expect(isStr(info.primaryDownloadUrl), `${where}.primaryDownloadUrl`, "expected a string");
-      expect(info.matchedFile === null || isObject(info.matchedFile), `${where}.matchedFile`, "expected an object or null");
-      expect(isObject(info.availability), `${where}.availability`, "expected an object");
+      expect(info.matchedFile === null || isPlainObject(info.matchedFile), `${where}.matchedFile`, "expected an object or null");
+      expect(isPlainObject(info.availability), `${where}.availability`, "expected an object");
     });
   });
   return problems;
@@ -161,7 +159,7 @@ function parseJson(text: string, source: string): unknown {
 export function readInventory(text: string, source: string): Inventory {
   const doc = parseJson(text, source);
   const notOurs = `${source} is not a civitai-meta inventory (expected a JSON file written by "civitai-meta scan")`;
-  if (!isObject(doc) || !isObject(doc.tool) || doc.tool.name !== TOOL_NAME) throw new InventoryReadError(notOurs);
+  if (!isPlainObject(doc) || !isPlainObject(doc.tool) || doc.tool.name !== TOOL_NAME) throw new InventoryReadError(notOurs);
   const version = doc.schemaVersion;
   if (typeof version !== "number" || !Number.isInteger(version) || version < 0) {
     throw new InventoryReadError(`${notOurs}: schemaVersion is ${preview(version)}, expected a whole number`);

@@ -3,7 +3,7 @@ import type { FileRecord, RecordStatus } from "./record-types.ts";
 /** Bumped when a field changes meaning or is removed; additions keep the version. */
 export const SCHEMA_VERSION = 1;
 
-export interface InventorySummary {
+interface InventorySummary {
   files: number;
   byStatus: Record<RecordStatus, number>;
   /** Total size of every record with a size (paths skipped by the walk, e.g. FIFOs, have none). */

@@ -76,7 +76,7 @@ export function mdLink(text: string, url: string | null | undefined, textWhenNoL
 }
 
 /** One GFM table row from already-escaped cells. */
-export function mdRow(cells: readonly string[]): string {
+function mdRow(cells: readonly string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 

@@ -57,12 +57,9 @@ export const CSV_COLUMNS = [
   "aliases",
 ] as const;
 
-export type CsvColumn = (typeof CSV_COLUMNS)[number];
+type CsvColumn = (typeof CSV_COLUMNS)[number];
 
-/** Columns written as numbers: never quoted, never prefixed. */
-export const CSV_NUMERIC_COLUMNS: readonly CsvColumn[] = ["size", "model_id", "version_id", "sidecar_model_id", "sidecar_version_id"];
-
-export const CSV_LIST_SEPARATOR = "; ";
+const CSV_LIST_SEPARATOR = "; ";
 
 // OWASP's set plus NUL (ASVS 1.2.10): characters that make a spreadsheet read a cell as a formula.
 const FORMULA_START_RE = /^[=+\-@\t\r\n\0]/;
@@ -103,7 +100,7 @@ function bool(value: boolean | null | undefined): string | null {
 }
 
 /** One CSV row (in {@link CSV_COLUMNS} order), cells already neutralised. */
-export function csvRow(record: FileRecord): Cell[] {
+function csvRow(record: FileRecord): Cell[] {
   const c = record.civitai;
   const cells: Record<CsvColumn, Cell> = {
     path: text(record.path),

@@ -9,10 +9,10 @@ import { FILTER_BADGE_LABEL, recordBadges, type Badge, type FilterBadge } from "
 import { GALLERY_CSS, GALLERY_JS } from "./gallery-assets.ts";
 import { guessLabel, SIDECAR_SOURCE_LABEL } from "../local/local-summary.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
-import { formatBytes } from "../shared/format.ts";
+import { formatBytes, truncateText } from "../shared/format.ts";
 import { modelPageUrl } from "../civitai/civitai-record.ts";
-import { truncateText } from "../civitai/html-text.ts";
 import type { PreviewOutcome } from "../preview/previews.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /**
  * The HTML gallery: one self-contained file that opens from disk with no server and makes no
@@ -107,16 +107,12 @@ function strList(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && v.trim() !== "") : [];
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function cardOf(record: FileRecord): Card {
-  const c: Partial<CivitaiInfo> | undefined = isObject(record.civitai) ? record.civitai : undefined;
-  const side: Partial<SidecarIdentity> | undefined = !c && isObject(record.sidecar) ? record.sidecar : undefined;
+  const c: Partial<CivitaiInfo> | undefined = isPlainObject(record.civitai) ? record.civitai : undefined;
+  const side: Partial<SidecarIdentity> | undefined = !c && isPlainObject(record.sidecar) ? record.sidecar : undefined;
   const fileName = basename(record.path);
   // What the file's own header suggests, labelled as a guess, when nobody names the model.
-  const guess = isObject(record.local?.guess) ? record.local.guess : undefined;
+  const guess = isPlainObject(record.local?.guess) ? record.local.guess : undefined;
   const label = guessLabel(guess);
   const guessedKind = label ? `${label.replace(/,.*$/, "").replace(/ \(guess\)$/, "")} (guess)` : null;
   const guessedBase = typeof guess?.family === "string" && guess.family !== "unknown" ? `${guess.family} (guess)` : null;
@@ -136,7 +132,7 @@ function cardOf(record: FileRecord): Card {
     tags: strList(c?.tags),
     creator: str(c?.creator) ?? str(side?.creator),
     description: description ? truncateText(description, HTML_DESCRIPTION_MAX_CHARS) : null,
-    license: isObject(c?.license) ? (c.license as LicenseFlags) : null,
+    license: isPlainObject(c?.license) ? (c.license as LicenseFlags) : null,
     page: c ? pageUrl(c.modelId, c.versionId) : side ? pageUrl(side.modelId, side.versionId) : null,
     fromSidecar: side !== undefined,
     modelId: typeof modelId === "number" && Number.isSafeInteger(modelId) ? modelId : null,

@@ -2,6 +2,7 @@ import { HASH_ALGOS } from "../scan/types.ts";
 import type { Inventory } from "./inventory-types.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 import { escapeJsonControls } from "../shared/format.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
 
 /**
  * The JSON inventory (docs/report-format.md, docs/report.schema.json): the Inventory as is, with
@@ -233,10 +234,6 @@ const INVENTORY: KeyOrder = {
     records: RECORD,
   },
 };
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** A copy of `value` with its keys (and its children's) in `order`; arrays keep their order. */
 function ordered(value: unknown, order: KeyOrder | undefined): unknown {

@@ -1,10 +1,9 @@
 import type { Inventory } from "./inventory-types.ts";
 import type { CivitaiInfo, FileRecord, RecordStatus } from "./record-types.ts";
-import { truncateText } from "../civitai/html-text.ts";
 import { MD_EMPTY, isCivitaiUrl, mdCode, mdLink, mdTable, mdText, toSingleLine } from "./md-escape.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 import { sortRecords } from "./render-json.ts";
-import { formatBytes } from "../shared/format.ts";
+import { formatBytes, truncateText } from "../shared/format.ts";
 import { guessLabel, localTriggerWords, SIDECAR_SOURCE_LABEL, trainingBaseModel } from "../local/local-summary.ts";
 import type { SidecarIdentity } from "./record-types.ts";
 
@@ -91,7 +90,7 @@ function modelPageUrl(info: CivitaiInfo): string | null {
 }
 
 /** Plain one-paragraph description cut to {@link MD_DESCRIPTION_MAX_CHARS} (before escaping). */
-export function shortDescription(description: string | null | undefined): string | null {
+function shortDescription(description: string | null | undefined): string | null {
   if (!description) return null;
   const line = toSingleLine(description).replace(/\s+/g, " ").trim();
   return line === "" ? null : truncateText(line, MD_DESCRIPTION_MAX_CHARS);

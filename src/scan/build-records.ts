@@ -1,4 +1,4 @@
-import type { ApiModel, ApiModelVersion } from "../civitai/civitai-types.ts";
+import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
@@ -7,13 +7,17 @@ import type { HashResult, SkippedPath } from "./types.ts";
 import { compareByteOrder } from "./path-filter.ts";
 import { basenamePath } from "../shared/fs-path.ts";
 
-/** What a lookup says about one SHA-256 (services/lookup.ts LookupEntry fits this shape). */
+/**
+ * What a lookup says about one SHA-256 (civitai/lookup.ts LookupEntry fits this shape): the lean
+ * answers (civitai/lean.ts), so records are built without raw API objects and without converting
+ * any HTML again.
+ */
 export interface LookupOutcome {
   status: "found" | "not_found" | "error" | "offline";
   matchedBy?: MatchedBy;
   host?: string;
-  versions: readonly ApiModelVersion[];
-  models: ReadonlyMap<number, ApiModel>;
+  versions: readonly LeanVersion[];
+  models: ReadonlyMap<number, LeanModel>;
   error?: string;
 }
 
@@ -31,7 +35,7 @@ export interface BuildRecordsInput {
   nsfwMask?: number;
 }
 
-export const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
+const OFFLINE_REASON = "offline: not in the metadata cache, not looked up";
 
 /** One record per file (links folded into `aliases`) and per skipped path, sorted by path. */
 export function buildRecords(input: BuildRecordsInput): FileRecord[] {
@@ -90,7 +94,7 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
   }
 }
 
-export function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
+function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
   return `sidecar:${sidecar.source}`;
 }
 
@@ -119,7 +123,7 @@ function sidecarPageUrl(modelId: number | null, versionId: number | null): strin
  * The identity of the first `ok` sidecar (in sidecarPaths order: Civitai Helper, LoRA Manager,
  * Stability Matrix, `.json`) that names a model and whose SHA-256 for this file is `sha256`.
  */
-export function sidecarIdentity(
+function sidecarIdentity(
   sidecars: readonly SidecarInfo[] | undefined,
   fileName: string,
   size: number,

@@ -32,7 +32,7 @@ export interface CollectOptions {
   presetHashes?: (files: readonly FoundFile[], context: PresetContext) => Promise<ReadonlyMap<FoundFile, FileHashes>>;
 }
 
-export interface PresetContext {
+interface PresetContext {
   /** The open hash cache (null with --no-cache), for what the caller stores beside the hashes. */
   cache: HashCache | null;
   /** The walk, with the names it kept (`keepName`). */
@@ -129,9 +129,30 @@ async function collectWithCache(
     filesHashed++;
     if (!r.error) bytesRead += r.file.identity.size;
   }
-  // Back in walk order.
-  let at = 0;
+  const { hashes, presetCount, cachedCount } = inWalkOrder(files, preset, hits, hashed);
+  return {
+    walk: walked,
+    hashes,
+    stats: {
+      filesHashed,
+      filesCached: cachedCount,
+      bytesRead,
+      durationMs: performance.now() - started,
+      ...(presetCount > 0 ? { filesPreset: presetCount } : {}),
+    },
+    cache: options.keepCacheOpen ? cache : null,
+  };
+}
+
+/** Each file's result, back in walk order: from a sidecar, the cache, or a read now. */
+function inWalkOrder(
+  files: readonly FoundFile[],
+  preset: ReadonlyMap<FoundFile, FileHashes>,
+  hits: ReadonlyMap<FoundFile, FileHashes>,
+  hashed: readonly HashResult[],
+): { hashes: HashResult[]; presetCount: number; cachedCount: number } {
   let presetCount = 0;
+  let cachedCount = 0;
   const byFile = new Map<FoundFile, HashResult>();
   for (const r of hashed) byFile.set(r.file, r);
   const hashes: HashResult[] = files.map((file) => {
@@ -141,22 +162,13 @@ async function collectWithCache(
       return { file, hashes: given, cached: false };
     }
     const hit = hits.get(file);
-    if (hit) return { file, hashes: hit, cached: true };
-    at++;
+    if (hit) {
+      cachedCount++;
+      return { file, hashes: hit, cached: true };
+    }
     return byFile.get(file)!;
   });
-  return {
-    walk: walked,
-    hashes,
-    stats: {
-      filesHashed,
-      filesCached: hashes.length - at - presetCount,
-      bytesRead,
-      durationMs: performance.now() - started,
-      ...(presetCount > 0 ? { filesPreset: presetCount } : {}),
-    },
-    cache: options.keepCacheOpen ? cache : null,
-  };
+  return { hashes, presetCount, cachedCount };
 }
 
 function mergeSkipped(a: readonly SkippedPath[], b: readonly SkippedPath[]): SkippedPath[] {

@@ -2,18 +2,16 @@
 // downloads still in progress, which paths the user excluded, and a locale-free sort order.
 import { UsageError } from "../shared/errors.ts";
 import { encodeFsName, hasRawBytes } from "../shared/fs-path.ts";
+import { isTempName } from "../shared/temp-name.ts";
 
 /** Model file extensions we look for unless `--ext` says otherwise; matched case-insensitively. */
 export const DEFAULT_EXTENSIONS: readonly string[] = [".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".gguf"];
 
 /** Suffixes downloaders append while a file is incomplete (aria2's is a companion, not a suffix). */
-export const IN_PROGRESS_SUFFIXES: readonly string[] = [".part", ".incomplete", ".tmp", ".crdownload"];
+const IN_PROGRESS_SUFFIXES: readonly string[] = [".part", ".incomplete", ".tmp", ".crdownload"];
 
 /** aria2 keeps `<name>.aria2` next to a file it is still writing; the file itself has its final name. */
 export const ARIA2_CONTROL_SUFFIX = ".aria2";
-
-/** Prefix of the temp files we write ourselves (atomic writes); never a user's model. */
-export const OWN_TEMP_PREFIX = ".civitai-meta-tmp-";
 
 /**
  * `--ext` values → lower-case extensions with a leading dot, deduplicated, in first-seen order.
@@ -59,8 +57,9 @@ export function inProgressSuffix(name: string, extensions: readonly string[]): s
   return undefined;
 }
 
+/** A temp file we write ourselves (shared/temp-name.ts); never a user's model. */
 export function isOwnTempName(name: string): boolean {
-  return name.startsWith(OWN_TEMP_PREFIX);
+  return isTempName(name);
 }
 
 /** Decides whether a path found under a root is excluded. `relPath` uses `/` separators. */

@@ -20,7 +20,7 @@ import { plural } from "../shared/format.ts";
 import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
-export const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
+const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
 
 export interface ScanOptions {
   paths: string[];
@@ -79,14 +79,14 @@ export interface ScanResult {
 
 /**
  * What `scan` hashes every file with. AutoV3 (a second SHA-256 over nearly the whole file) is left
- * out: it is computed for the files Civitai does not know by SHA-256 (`autov3For`), then cached.
+ * out: it is computed for the files Civitai does not know by SHA-256 (`autov3`), then cached.
  * Measured on a 2 GiB safetensors: 1.87x `openssl dgst -sha256` with it, ~1.0x without.
  */
 const SCAN_ALGOS: readonly HashAlgo[] = ["sha256", "autov2"];
 
 /**
  * The main job: walk, hash (cached), look up (cached), and build the inventory. No output here.
- * The local pass is a closure inside the collect call because it needs the walk's listings and
+ * Long because the local pass is a closure inside the collect call because it needs the walk's listings and
  * the open cache, and hands the preset hashes back; lookUpAndBuild does the rest.
  */
 export async function runScan(options: ScanOptions): Promise<ScanResult> {
@@ -181,7 +181,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   }
 }
 
-export type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records";
+type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records";
 
 interface BuildContext {
   cache: HashCache | null;
@@ -195,7 +195,10 @@ interface BuildContext {
   phase: (name: ScanPhase) => void;
 }
 
-/** Lookups (with AutoV3 on demand), then the records and the inventory: one sequence over shared counts. */
+/**
+ * Lookups (with AutoV3 on demand), then the records and the inventory. Long because it is one
+ * sequence over shared counts that ends in the inventory's summary.
+ */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
   const { locals, hashSources, localBytesRead, started, now, phase } = ctx;
   const items: LookupItem[] = [];
@@ -209,7 +212,7 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       api: options.api,
       cache: options.metaCache,
       hosts: options.hosts,
-      autov3For: (sha256s) => autov3Of(sha256s, collected.hashes, ctx, options),
+      autov3: (sha256s) => autov3Of(sha256s, collected.hashes, ctx, options),
     },
     {
       details: options.details,
@@ -307,7 +310,7 @@ async function writeSidecars(
     const entry = lookups.get(record.hashes.sha256);
     const version = entry?.versions.find((v) => v.id === record.civitai!.versionId);
     if (!entry || !version) continue;
-    const model = version.modelId !== undefined ? (entry.models.get(version.modelId) ?? null) : null;
+    const model = version.modelId !== null ? (entry.models.get(version.modelId) ?? null) : null;
     const result = await writeCivitaiInfo(record.path, version, model);
     if (result.status === "refused" || result.status === "failed") {
       onWarning(`${result.path}: not written: ${result.reason ?? result.status}`);
@@ -318,7 +321,7 @@ async function writeSidecars(
 }
 
 /**
- * The AutoV3 of files Civitai does not know by SHA-256 (LookupDeps.autov3For): from the hash cache
+ * The AutoV3 of files Civitai does not know by SHA-256 (LookupDeps.autov3): from the hash cache
  * when it holds it, else read now (only the safetensors among them; others have none) and cached.
  * The results also go into those files' hashes, so their records show the AutoV3 that was asked.
  */

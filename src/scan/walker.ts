@@ -10,7 +10,6 @@ import {
   ARIA2_CONTROL_SUFFIX,
   compareByteOrder,
   createExcludeMatcher,
-  DEFAULT_EXTENSIONS,
   type ExcludeMatcher,
   hasModelExtension,
   inProgressSuffix,
@@ -23,9 +22,7 @@ import { sep } from "node:path";
 import { basenamePath, dirnamePath, fsPath, hasRawBytes, joinPath, resolvePath } from "../shared/fs-path.ts";
 import { listEntries, realpathKeepingBytes, type ListedEntry } from "../shared/fs-names.ts";
 
-export { DEFAULT_EXTENSIONS };
-
-export const DEFAULT_MAX_DEPTH = 64;
+const DEFAULT_MAX_DEPTH = 64;
 
 /** Stats issued at once within one folder: enough to hide NFS/SMB latency, few enough not to flood it. */
 const STAT_CONCURRENCY = 32;
@@ -161,7 +158,7 @@ export const SKIP_REASON = {
   ownTemp: "temporary file of civitai-meta",
 } as const;
 
-export function inProgressReason(suffix: string): string {
+function inProgressReason(suffix: string): string {
   return `download in progress (${suffix})`;
 }
 

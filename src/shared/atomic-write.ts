@@ -1,16 +1,18 @@
-import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, linkSync, lstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { open, rename, stat, unlink } from "node:fs/promises";
-import { basenamePath, dirnamePath, fsPath, joinPath } from "./fs-path.ts";
+import { errnoCode } from "./errors.ts";
+import { dirnamePath, fsPath } from "./fs-path.ts";
+import { tempPathFor } from "./temp-name.ts";
+
+// The temp name lives in temp-name.ts (pure, so the walker's rules can use it); hash/hash-cache.ts
+// takes these from here.
+export { isTempName, tempPathFor } from "./temp-name.ts";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or
  * the new content, never a torn file (docs/reliability.md §3.1, §3.5). The temp file sits in the target's
  * folder because rename is only atomic within one filesystem.
  */
-
-/** Prefix of our temp files; directory walkers and cache pruning can skip names starting with it. */
-export const TEMP_PREFIX = ".civitai-meta-tmp-";
 
 export interface WriteFileAtomicOptions {
   /** File mode for a new file; by default an existing target's mode is kept, else 0o666 minus umask. */
@@ -19,10 +21,6 @@ export interface WriteFileAtomicOptions {
   fsync?: boolean;
   /** Also fsync the folder after the rename so the new name itself survives a power cut (default false). */
   fsyncDir?: boolean;
-}
-
-export function tempPathFor(path: string): string {
-  return joinPath(dirnamePath(path), `${TEMP_PREFIX}${process.pid}-${randomBytes(6).toString("hex")}`);
 }
 
 function targetMode(path: string, mode: number | undefined): number {
@@ -66,18 +64,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, options
     fd = undefined;
     renameSync(fsPath(tmp), fsPath(path));
   } catch (err) {
-    if (fd !== undefined) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      unlinkSync(fsPath(tmp));
-    } catch {
-      /* never created, or already renamed */
-    }
+    dropTemp(fd, tmp);
     throw err;
   }
   if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
@@ -109,7 +96,66 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
   if (options.fsyncDir) fsyncDirSync(dirnamePath(path));
 }
 
-/** True for names our writers use for temp files (left behind only by a killed process). */
-export function isTempName(path: string): boolean {
-  return basenamePath(path).startsWith(TEMP_PREFIX);
+/** Errno codes of a file system or mount that cannot hard-link: the callers fall back to a copy or a rename. */
+const NO_LINK_CODES = new Set(["EXDEV", "EPERM", "EMLINK", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
+/** True when `err` says hard links are not possible here (not that the link itself was refused). */
+export function isNoLinkError(err: unknown): boolean {
+  const code = errnoCode(err);
+  return code !== undefined && NO_LINK_CODES.has(code);
+}
+
+/**
+ * Writes `bytes` at `path` only if nothing is there: complete or absent, never torn, never
+ * clobbering a file made at the same moment. The bytes go to a temp file in the folder, which is
+ * hard-linked to the final name (fails if the name exists) and removed; where hard links are not
+ * possible (FAT, exFAT, some network mounts) a check, then a rename. Throws the fs error otherwise.
+ */
+export function writeFileExclusive(path: string, bytes: Uint8Array, mode = 0o644): "written" | "exists" {
+  const tmp = tempPathFor(path);
+  let fd: number | undefined;
+  try {
+    fd = openSync(fsPath(tmp), "wx", mode);
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    try {
+      linkSync(fsPath(tmp), fsPath(path));
+    } catch (err) {
+      if (errnoCode(err) === "EEXIST") return "exists";
+      if (!isNoLinkError(err)) throw err;
+      if (lexists(path)) return "exists";
+      renameSync(fsPath(tmp), fsPath(path));
+    }
+    return "written";
+  } finally {
+    dropTemp(fd, tmp);
+  }
+}
+
+/** Closes `fd` if still open and removes the temp file if it is still there (never made, or not renamed). */
+function dropTemp(fd: number | undefined, tmp: string): void {
+  if (fd !== undefined) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already failing */
+    }
+  }
+  try {
+    unlinkSync(fsPath(tmp));
+  } catch {
+    /* never created, or already renamed or linked away */
+  }
+}
+
+function lexists(path: string): boolean {
+  try {
+    lstatSync(fsPath(path));
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -121,3 +121,23 @@ function breakLongWord(word: string, width: number): string[] {
   if (rest !== "") pieces.push(rest);
   return pieces;
 }
+
+/** What a cut text ends with: one character, so a cut to `max` is exactly `max` long. */
+export const TRUNCATION_MARK = "…";
+
+/** The largest end ≤ `max` at which `text` can be cut without leaving half of a surrogate pair. */
+export function codePointEnd(text: string, max: number): number {
+  if (max <= 0) return 0;
+  const last = text.charCodeAt(max - 1);
+  return last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
+}
+
+/**
+ * `text` cut to at most `maxChars` characters with an ellipsis (server messages, descriptions): on a
+ * code-point boundary, so no half surrogate pair (invalid in UTF-8) is left before the mark.
+ */
+export function truncateText(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  const room = Math.max(0, maxChars - TRUNCATION_MARK.length);
+  return text.slice(0, codePointEnd(text, room)).trimEnd() + TRUNCATION_MARK;
+}

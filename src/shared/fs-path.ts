@@ -95,77 +95,19 @@ export function showRawBytes(text: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Path arithmetic that keeps raw bytes. Bun's node:path turns lone surrogates into U+FFFD (measured
-// on 1.4.5: `join("/t", "a\udcff")` gives "/t/a\ufffd"), which would lose the name again. Plain
-// paths go to node:path (platform rules, fast); paths holding raw bytes, which only POSIX file
-// systems produce, get the same POSIX rules done here on the string itself.
-
-function normalizePosix(path: string): string {
-  const absolute = path.startsWith("/");
-  const out: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (out.length > 0 && out[out.length - 1] !== "..") out.pop();
-      else if (!absolute) out.push("..");
-      continue;
-    }
-    out.push(part);
-  }
-  const body = out.join("/");
-  if (absolute) return `/${body}`;
-  return body === "" ? "." : body;
-}
-
-/** `path.join`, keeping raw bytes. */
-export function joinPath(...parts: string[]): string {
-  if (!parts.some(hasRawBytes)) return nodePath.join(...parts);
-  return normalizePosix(parts.filter((p) => p !== "").join("/"));
-}
-
-/** `path.resolve`, keeping raw bytes. */
-export function resolvePath(...parts: string[]): string {
-  if (!parts.some(hasRawBytes)) return nodePath.resolve(...parts);
-  let out = "";
-  for (let i = parts.length - 1; i >= 0 && !out.startsWith("/"); i--) {
-    if (parts[i] !== "") out = out === "" ? parts[i]! : `${parts[i]}/${out}`;
-  }
-  if (!out.startsWith("/")) out = `${process.cwd()}/${out}`;
-  return normalizePosix(out);
-}
-
-function trimTrailingSlashes(path: string): string {
-  let end = path.length;
-  while (end > 1 && path[end - 1] === "/") end--;
-  return path.slice(0, end);
-}
-
-/** `path.dirname`, keeping raw bytes. */
-export function dirnamePath(path: string): string {
-  if (!hasRawBytes(path)) return nodePath.dirname(path);
-  const p = trimTrailingSlashes(path);
-  const slash = p.lastIndexOf("/");
-  if (slash === -1) return ".";
-  return slash === 0 ? "/" : p.slice(0, slash);
-}
-
-/** `path.basename`, keeping raw bytes. */
-export function basenamePath(path: string): string {
-  if (!hasRawBytes(path)) return nodePath.basename(path);
-  const p = trimTrailingSlashes(path);
-  return p.slice(p.lastIndexOf("/") + 1);
-}
+// Path arithmetic that keeps raw bytes. Bun's node:path is native and turns every lone surrogate
+// into U+FFFD (measured on 1.4.5: `join("/t", "a\udcff")` gives "/t/a\ufffd"), which would send the
+// bytes of such a name to another file. One approach for every node:path function: `rawSafe`.
 
 /**
  * Runs a node:path function (dirname, join, resolve, relative…) on paths that may hold escaped raw
- * bytes. Bun's node:path is native and turns every lone surrogate into U+FFFD, which would send
- * the bytes of such a name to another file. The raw bytes are swapped for private-use characters
- * that none of the paths contains, `fn` runs on those, and the result (or an error's message) gets
- * the raw bytes back. Paths without raw bytes go straight to `fn`.
+ * bytes. The raw bytes are swapped for private-use characters that none of the paths (nor the
+ * working directory, which resolve may add) contains, `fn` runs on those, and the result (or an
+ * error's message) gets the raw bytes back. Paths without raw bytes go straight to `fn`.
  */
 export function rawSafe(fn: (...paths: string[]) => string, ...paths: string[]): string {
   if (!paths.some(hasRawBytes)) return fn(...paths);
-  const all = paths.join("");
+  const all = paths.join("") + process.cwd();
   let base = 0xe000;
   // A window of 128 private-use characters (U+E000–U+F8FF) the paths do not use.
   while ([...all].some((ch) => ch.charCodeAt(0) >= base && ch.charCodeAt(0) < base + 0x80)) {
@@ -184,4 +126,24 @@ export function rawSafe(fn: (...paths: string[]) => string, ...paths: string[]):
     if (err instanceof Error) err.message = swapOut(err.message);
     throw err;
   }
+}
+
+/** `path.join`, keeping raw bytes. */
+export function joinPath(...parts: string[]): string {
+  return rawSafe(nodePath.join, ...parts);
+}
+
+/** `path.resolve`, keeping raw bytes. */
+export function resolvePath(...parts: string[]): string {
+  return rawSafe(nodePath.resolve, ...parts);
+}
+
+/** `path.dirname`, keeping raw bytes. */
+export function dirnamePath(path: string): string {
+  return rawSafe(nodePath.dirname, path);
+}
+
+/** `path.basename`, keeping raw bytes. */
+export function basenamePath(path: string): string {
+  return rawSafe(nodePath.basename, path);
 }

@@ -5,6 +5,7 @@
  * then copied into null-prototype objects without `__proto__`-like keys so spreading or
  * Object.assign-ing them cannot change a prototype.
  */
+import { codePointEnd } from "./format.ts";
 
 /** serde_json's recursion limit, which the reference safetensors parser inherits. */
 export const JSON_MAX_DEPTH = 128;
@@ -135,7 +136,7 @@ export function parseJsonGuarded(text: string, options: ParseJsonOptions = {}): 
  * Only call on values whose depth was checked (parseJsonGuarded does): the recursion is bounded
  * by that check.
  */
-export function safeCopy(value: unknown, dropped?: string[]): unknown {
+function safeCopy(value: unknown, dropped?: string[]): unknown {
   if (Array.isArray(value)) return value.map((v) => safeCopy(v, dropped));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = Object.create(null);
@@ -151,8 +152,20 @@ export function safeCopy(value: unknown, dropped?: string[]): unknown {
   return value;
 }
 
+/** An object that is not null and not an array: the one test for "a JSON object" in src/. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** `text` parsed as JSON when it is an object, else null (bad JSON, an array, a scalar). */
+export function parseJsonObject(text: string): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  return isPlainObject(value) ? value : null;
 }
 
 /** Own property or undefined: never reaches Object.prototype for names like `constructor`. */
@@ -181,8 +194,6 @@ export function cutText(text: string, max: number = LOCAL_VALUE_MAX_CHARS): stri
 export function cutPrefix(prefix: string, totalLength: number, max: number = LOCAL_VALUE_MAX_CHARS): string {
   if (totalLength <= max) return prefix;
   // Do not split a surrogate pair: a lone surrogate is not valid UTF-8 when written out.
-  let end = max;
-  const code = prefix.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
+  const end = codePointEnd(prefix, max);
   return `${prefix.slice(0, end)}…[truncated ${totalLength - end} chars]`;
 }

@@ -47,8 +47,3 @@ export function createRedactor(secrets: readonly (string | null | undefined)[] =
 export function redact(text: string, secrets: readonly (string | null | undefined)[] = []): string {
   return createRedactor(secrets)(text);
 }
-
-/** Cuts `text` to `max` characters with an ellipsis, for quoting server messages. */
-export function truncateText(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
-}

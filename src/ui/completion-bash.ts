@@ -51,7 +51,8 @@ function positionalCases(node: Node): string[] {
   return out;
 }
 
-/** Long only because most of it is the script's fixed text, kept in one piece to be read as bash. */
+/** The bash completion script for `root`: lookup functions generated from the tree, then the fixed walker. */
+// Long because most of it is the script's fixed text, kept in one piece to be read as bash.
 export function renderBash(root: CompletionCommand, version: string): string {
   const nodes = walk(root);
   const name = root.name;

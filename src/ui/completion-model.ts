@@ -10,7 +10,7 @@
  */
 import type { ArgDef, ArgsDef } from "citty";
 
-export type ValueKind = "file" | "dir" | "none";
+type ValueKind = "file" | "dir" | "none";
 
 export interface CompletionFlag {
   /** "--output", plus long aliases. */

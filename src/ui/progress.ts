@@ -1,6 +1,6 @@
 import { formatBytes, formatDuration } from "../shared/format.ts";
 
-export interface ProgressState {
+interface ProgressState {
   bytesDone: number;
   bytesTotal: number;
   filesDone: number;
@@ -8,7 +8,7 @@ export interface ProgressState {
 }
 
 /** One line: `hashing ███░░ 42% 1.2 GiB/2.9 GiB 310 MiB/s ETA 6.0 s 3/8 files`. Pure, for tests. */
-export function renderProgressLine(label: string, state: ProgressState, elapsedMs: number, width = 20): string {
+function renderProgressLine(label: string, state: ProgressState, elapsedMs: number, width = 20): string {
   const ratio =
     state.bytesTotal > 0 ? Math.min(1, state.bytesDone / state.bytesTotal) : state.filesTotal > 0 ? state.filesDone / state.filesTotal : 1;
   const filled = Math.round(ratio * width);

@@ -20,32 +20,48 @@ describe("cache command", () => {
       utimesSync(join(models, name), past, past);
     }
     expect((await runCli(["hash", "--cache-dir", cacheDir, models])).code).toBe(0);
-    const metaDir = join(cacheDir, "meta", "v2", "https-civitai.com-443", "https-civitai.red-443", "version");
+    const scope = "https-civitai.com-443:https-civitai.red-443";
+    const metaDir = join(cacheDir, "meta", "v3", ...scope.split(":"), "version", "sha256", "ab");
     mkdirSync(metaDir, { recursive: true });
     writeFileSync(join(metaDir, "garbage.json"), "{ torn");
-    const entry = (expiresAt: number) =>
-      JSON.stringify({ v: 2, storedAt: 1, expiresAt, kind: "not_found", scope: "https-civitai.com-443:https-civitai.red-443", data: null });
-    writeFileSync(join(metaDir, "expired.json"), entry(2));
-    writeFileSync(join(metaDir, "valid.json"), entry(Date.now() + 86_400_000));
+    const hex = (c: string) => `ab${c.repeat(62)}`;
+    const entry = (c: string, storedAt: number, expiresAt: number) => {
+      const key = `version:sha256:ab:${hex(c)}`;
+      writeFileSync(
+        join(metaDir, `${hex(c)}.json`),
+        JSON.stringify({ v: 3, scope, key, storedAt, expiresAt, kind: "not_found", misses: 1 }),
+      );
+      return join(metaDir, `${hex(c)}.json`);
+    };
+    const expired = entry("1", 1, 2);
+    const valid = entry("2", Date.now(), Date.now() + 86_400_000);
+    // An entry of format 2 (raw answers, unsharded): never read again, so prune removes it.
+    const v2Dir = join(cacheDir, "meta", "v2", ...scope.split(":"), "version", "sha256");
+    mkdirSync(v2Dir, { recursive: true });
+    writeFileSync(
+      join(v2Dir, `${hex("3")}.json`),
+      JSON.stringify({ v: 2, storedAt: 1, expiresAt: 9e15, kind: "not_found", scope, data: null }),
+    );
 
     const info = await runCli(["cache", "info", "--cache-dir", cacheDir]);
     expect(info.code).toBe(0);
     expect(info.stdout).toContain("hashes    2 entries");
-    expect(info.stdout).toContain("metadata  3 entries");
+    expect(info.stdout).toContain("metadata  4 entries");
 
     rmSync(join(models, "a.safetensors"));
     const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
     expect(prune.code).toBe(0);
     // T11: "{ torn" is not an entry we wrote (no envelope): it is left alone, and not counted.
-    expect(prune.stderr).toContain("pruned 1 of 2 hash entries, 1 of 2 metadata entries and 0 of 0 images");
-    expect(existsSync(join(metaDir, "valid.json"))).toBe(true);
-    expect(existsSync(join(metaDir, "expired.json"))).toBe(false);
+    expect(prune.stderr).toContain("pruned 1 of 2 hash entries, 2 of 3 metadata entries and 0 of 0 images");
+    expect(existsSync(valid)).toBe(true);
+    expect(existsSync(expired)).toBe(false);
+    expect(existsSync(join(v2Dir, `${hex("3")}.json`))).toBe(false);
     expect(existsSync(join(metaDir, "garbage.json"))).toBe(true);
     expect((await runCli(["cache", "info", "--cache-dir", cacheDir])).stdout).toContain("hashes    1 entry,");
     // The surviving entry is still a hit.
     expect((await runCli(["hash", "--cache-dir", cacheDir, models])).stderr).toContain("1 from cache");
 
-    writeFileSync(join(metaDir, "again.json"), entry(Date.now() + 86_400_000));
+    entry("4", Date.now(), Date.now() + 86_400_000);
     const clearMeta = await runCli(["cache", "clear", "--metadata", "--cache-dir", cacheDir]);
     expect(clearMeta.code).toBe(0);
     // Our entries are gone; the file we did not write stays, with its folder.

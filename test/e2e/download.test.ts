@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/download/resume-state.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../helpers/fake-storage.ts";
-import { BINARY, CLI_ENTRY, type CliResult } from "../helpers/run-cli.ts";
+import { BINARY, CLI_ENTRY, cliCommand, type CliResult } from "../helpers/run-cli.ts";
 
 const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
 const ROOT = join(import.meta.dir, "../..");
@@ -35,7 +35,7 @@ const env = { CIVITAI_API_KEY: SENTINEL, NO_COLOR: "1" };
 const apiFlags = () => ["--api-url", fake.apiUrl, "--no-fallback"];
 
 async function cli(args: string[]): Promise<CliResult> {
-  const proc = Bun.spawn([process.execPath, entry, ...args], {
+  const proc = Bun.spawn(cliCommand(args), {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdout: "pipe",

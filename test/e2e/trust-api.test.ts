@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs("civitai-meta-trust-");
@@ -255,13 +255,16 @@ describe("T4: hostile answer sizes", () => {
     try {
       const { dir } = library(["t4 endless"]);
       const started = Date.now();
-      const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", server.url, "--no-cache"], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      // Measured through test/helpers/peak-rss.ts: a child's ru_maxrss starts from its parent's, and a
+      // test worker that ran a memory-heavy file before this one would inflate a direct child's figure.
+      const {
+        stdout,
+        stderr,
+        code,
+        maxRss: rss,
+      } = await runCliBytes(["scan", dir, "--api-url", server.url, "--no-cache"], { measureRss: true });
       expect(code).toBe(1);
-      const rec = JSON.parse(stdout).records[0];
+      const rec = JSON.parse(stdout.toString("utf8")).records[0];
       expect(rec.status).toBe("error");
       expect(rec.error).toMatch(/the answer is larger than 64 MiB, the most one API answer may be/);
       expect(stderr).toContain("1 error,");
@@ -269,7 +272,6 @@ describe("T4: hostile answer sizes", () => {
       expect(server.sent()).toBeLessThan(80 * 1024 * 1024);
       expect(Date.now() - started).toBeLessThan(20_000);
       // Peak memory (bytes): Bun alone is ~100 MiB; the cap bounds what one answer adds.
-      const rss = proc.resourceUsage()?.maxRSS ?? 0;
       expect(rss).toBeGreaterThan(0);
       expect(rss).toBeLessThan(300 * 1024 * 1024);
     } finally {
@@ -313,9 +315,19 @@ describe("T7: long durations", () => {
         stdout: "pipe",
         stderr: "pipe",
       });
-      await Bun.sleep(3000);
+      let stderr = "";
+      const decoder = new TextDecoder();
+      const reading = (async () => {
+        for await (const chunk of proc.stderr) stderr += decoder.decode(chunk, { stream: true });
+      })();
+      const deadline = Date.now() + 20_000;
+      while (!stderr.includes("pausing") && Date.now() < deadline) await Bun.sleep(20);
+      // The pause has begun. An overflowing timer would fire within a millisecond and ask again
+      // (and warn); a second of quiet shows it does not.
+      await Bun.sleep(1000);
       proc.kill("SIGINT");
-      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      const code = await proc.exited;
+      await reading;
       good.setFault("*", null);
       expect(stderr).not.toContain("TimeoutOverflowWarning");
       expect(stderr).toMatch(/pausing (25\.5 days|2200000 s)/);
@@ -377,9 +389,9 @@ describe("T19: the lookup progress bar", () => {
       const contents = Array.from({ length: 8 }, (_, i) => `t19 file ${i}`);
       const { dir, shas } = library(contents);
       for (const [i, sha] of shas.slice(0, 2).entries()) publish(good, sha, 40 + i, `Model ${i}`);
-      // The six unknown files each need a single GET; the first one is rate limited for 2 s.
+      // The bulk lookup is rate limited for 2 s first; then the answers come 150 ms apart.
       good.setDelay(150);
-      good.queueFaults("versionByHash", faults.rateLimit(2));
+      good.queueFaults("versionsByHashes", faults.rateLimit(2));
       const out = join(tmp.make(), "inv.json");
       const r = await runOnTty(["scan", dir, "--api-url", good.url, "--no-cache", "--concurrency", "1", "-o", out]);
       good.setFault("*", null);

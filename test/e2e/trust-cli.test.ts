@@ -35,8 +35,18 @@ function models(names: string[]): string {
 }
 
 /** A metadata-cache entry as our writer stores it. */
-const entry = (expiresAt: number) =>
-  JSON.stringify({ v: 2, storedAt: 1, expiresAt, kind: "not_found", scope: "https-civitai.com-443:https-civitai.red-443", data: null });
+const SCOPE = "https-civitai.com-443:https-civitai.red-443";
+/** A metadata-cache entry of ours (format 3): a "not found" for model `id`, valid until `expiresAt`. */
+const entry = (expiresAt: number, id = 5) =>
+  JSON.stringify({
+    v: 3,
+    scope: SCOPE,
+    key: `model:${(id & 0xff).toString(16).padStart(2, "0")}:${id}`,
+    storedAt: expiresAt - 1,
+    expiresAt,
+    kind: "not_found",
+    misses: 1,
+  });
 
 describe("T11: cache prune and clear never follow links, never delete what they did not write", () => {
   test("T11: a symlinked meta/ (and hashes/) is not followed: the user's files stay", async () => {
@@ -92,8 +102,10 @@ describe("T11: cache prune and clear never follow links, never delete what they 
     const meta = join(cacheDir, "meta");
     mkdirSync(join(meta, "model"), { recursive: true });
     mkdirSync(join(meta, "version", "sha256"), { recursive: true });
+    const validDir = join(meta, "v3", ...SCOPE.split(":"), "model", "06");
+    mkdirSync(validDir, { recursive: true });
     writeFileSync(join(meta, "model", "5.json"), entry(2)); // ours, expired
-    writeFileSync(join(meta, "model", "6.json"), entry(Date.now() + 86_400_000)); // ours, valid
+    writeFileSync(join(validDir, "6.json"), entry(Date.now() + 86_400_000, 6)); // ours, valid, where its key puts it
     writeFileSync(join(meta, "notes.json"), '{"user": "notes"}'); // not ours
     writeFileSync(join(meta, "model", "package.json"), "{ not json"); // not ours
     const outside = tmp.make();
@@ -104,13 +116,13 @@ describe("T11: cache prune and clear never follow links, never delete what they 
     const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
     expect(prune.code).toBe(0);
     expect(existsSync(join(meta, "model", "5.json"))).toBe(false);
-    for (const f of ["model/6.json", "notes.json", "model/package.json"])
-      expect({ f, there: existsSync(join(meta, f)) }).toEqual({ f, there: true });
+    for (const f of [join(validDir, "6.json"), join(meta, "notes.json"), join(meta, "model/package.json")])
+      expect({ f, there: existsSync(f) }).toEqual({ f, there: true });
     expect(existsSync(join(outside, "precious.json"))).toBe(true);
 
     const clear = await runCli(["cache", "clear", "--metadata", "--cache-dir", cacheDir]);
     expect(clear.code).toBe(0);
-    expect(existsSync(join(meta, "model", "6.json"))).toBe(false);
+    expect(existsSync(join(validDir, "6.json"))).toBe(false);
     expect(readFileSync(join(meta, "notes.json"), "utf8")).toBe('{"user": "notes"}');
     expect(existsSync(join(meta, "model", "package.json"))).toBe(true);
     expect(existsSync(join(outside, "precious.json"))).toBe(true);

@@ -17,7 +17,7 @@ export function findChromium(): string | null {
 }
 
 /** Flags that keep a test browser quiet: no background traffic of its own, no GPU, no sandbox (root in CI). */
-export const CHROMIUM_ARGS = [
+const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",

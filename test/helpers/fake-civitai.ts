@@ -4,7 +4,10 @@
  * It mirrors the real endpoints (docs/civitai-api.md §1–§3): by-hash GET (case-insensitive, any hash
  * type, oldest published version first, 404 bodies from the fixtures), by-hash POST (≤ 100
  * 64-char strings, one element per matching file, shuffled, null for versions without a primary
- * file), /models?ids= and /models/{id}. It records every request and injects faults. It also plays
+ * file), by-hash/ids POST (≤ 10,000, `{modelVersionId, modelId, hash}` per matching file),
+ * /models?ids= and /models/{id}. Like Civitai, it matches hashes against every file it holds but
+ * shows only public files (a file with `visibility` other than "Public" is matched, not listed),
+ * and an archived model's versions (`model.mode: "Archived"`) list no file and no download URL. It records every request and injects faults. It also plays
  * Civitai's image CDN on its own origin (`/<account>/<key>/<variant>/<name>`, images added with
  * addImage), so preview tests run with `--api-url` pointing here.
  *
@@ -22,7 +25,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiFile, ApiImage, ApiModel, ApiModelVersion } from "../../src/civitai/civitai-types.ts";
 
-export const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
+const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 
 /** Parsed fixture from test/fixtures/civitai (copied from shared/fixtures; see SOURCES.md). */
 export function loadFixture<T = unknown>(name: string): T {
@@ -30,10 +33,19 @@ export function loadFixture<T = unknown>(name: string): T {
 }
 
 /** The routes the fake knows; "other" is anything served by `options.handle` or unknown. */
-export type FakeRoute = "versionByHash" | "versionsByHashes" | "versionById" | "modelsByIds" | "model" | "image" | "other";
+export type FakeRoute =
+  | "versionByHash"
+  | "versionsByHashes"
+  | "versionIdsByHashes"
+  | "versionById"
+  | "modelsByIds"
+  | "model"
+  | "image"
+  | "other";
 export const FAKE_ROUTES: readonly FakeRoute[] = [
   "versionByHash",
   "versionsByHashes",
+  "versionIdsByHashes",
   "versionById",
   "modelsByIds",
   "model",
@@ -42,8 +54,8 @@ export const FAKE_ROUTES: readonly FakeRoute[] = [
 ];
 
 /** The account segment of Civitai's image URLs (docs/civitai-api.md §1.2), reused by the fake CDN. */
-export const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
-export type FaultTarget = FakeRoute | "*";
+const IMAGE_ACCOUNT = "xG1nkqKTMzGDvpLrqFT7WA";
+type FaultTarget = FakeRoute | "*";
 
 export type Fault =
   /** Any status with a body (object → JSON) and headers. */
@@ -90,7 +102,7 @@ export const faults = {
   delay: (ms: number): Fault => ({ kind: "delay", ms }),
 };
 
-export interface RecordedRequest {
+interface RecordedRequest {
   route: FakeRoute;
   method: string;
   path: string;
@@ -153,7 +165,7 @@ const upper = (s: string) => s.toUpperCase();
 const derive = (label: string, sha256: string, length: number) =>
   createHash("sha256").update(`${label}:${sha256.toLowerCase()}`).digest("hex").slice(0, length).toUpperCase();
 
-export interface MakeFileSpec {
+interface MakeFileSpec {
   sha256: string;
   autov3?: string;
   name?: string;
@@ -170,7 +182,7 @@ export interface MakeFileSpec {
  * A file record as by-hash returns it: upper-case hashes. AutoV2 comes from the SHA-256; AutoV1,
  * CRC32 and BLAKE3 are derived deterministically (fake but stable); AutoV3 only when given.
  */
-export function makeFile(
+function makeFile(
   spec: MakeFileSpec,
   versionId: number,
   index = 0,
@@ -363,6 +375,7 @@ function json(body: unknown, status = 200, headers: Record<string, string> = {})
 function routeOf(method: string, path: string, params: URLSearchParams): FakeRoute {
   if (method === "GET" && /^\/api\/v1\/model-versions\/by-hash\/[^/]+$/.test(path)) return "versionByHash";
   if (method === "POST" && path === "/api/v1/model-versions/by-hash") return "versionsByHashes";
+  if (method === "POST" && path === "/api/v1/model-versions/by-hash/ids") return "versionIdsByHashes";
   if (method === "GET" && /^\/api\/v1\/model-versions\/[^/]+$/.test(path)) return "versionById";
   if (method === "GET" && path === "/api/v1/models" && params.has("ids")) return "modelsByIds";
   if (method === "GET" && /^\/api\/v1\/models\/[^/]+$/.test(path)) return "model";
@@ -372,6 +385,24 @@ function routeOf(method: string, path: string, params: URLSearchParams): FakeRou
 
 const hasPrimary = (v: ApiModelVersion) => (v.files ?? []).some((f) => f.primary === true);
 const isPublished = (v: ApiModelVersion) => v.status === undefined || v.status === "Published";
+const isPublic = (f: ApiFile) =>
+  (f as { visibility?: unknown }).visibility === undefined || (f as { visibility?: unknown }).visibility === "Public";
+
+/**
+ * What Civitai shows of a stored version (SRC prepareModelVersionResponse): public files only,
+ * none (and no download URL) when the model is archived, no images when it is taken down.
+ */
+function shown(v: ApiModelVersion): ApiModelVersion {
+  const mode = v.model?.mode;
+  const { downloadUrl: _d, ...rest } = v;
+  return {
+    ...rest,
+    files:
+      mode === "Archived" ? [] : (v.files ?? []).filter(isPublic).map(({ visibility: _v, ...f }: ApiFile & { visibility?: unknown }) => f),
+    images: mode === "TakenDown" ? [] : (v.images ?? []),
+    ...(mode === "Archived" ? {} : { downloadUrl: v.downloadUrl }),
+  };
+}
 
 /** Starts the fake on 127.0.0.1 with a free port. */
 export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promise<FakeCivitai> {
@@ -387,7 +418,31 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   let inFlight = 0;
   let maxInFlight = 0;
 
+  /** Published versions' files by each of their hashes (upper-case), built when first needed: 10k-version benchmarks stay fast. */
+  let index: Map<string, { version: ApiModelVersion; file: ApiFile; type: string; order: number }[]> | null = null;
+  function hashIndex() {
+    if (index) return index;
+    index = new Map();
+    for (const v of [...versions.values()].filter(isPublished).sort((a, b) => a.id - b.id)) {
+      for (const [order, file] of (v.files ?? []).entries()) {
+        for (const [type, hash] of Object.entries(file.hashes ?? {})) {
+          const key = String(hash).toUpperCase();
+          const list = index.get(key) ?? [];
+          list.push({ version: v, file, type, order });
+          index.set(key, list);
+        }
+      }
+    }
+    return index;
+  }
+  /** Files whose SHA256 is one of `wanted`, in version-id order, then file order (as the scan of every version gave). */
+  function sha256Matches(wanted: Set<string>) {
+    const hits = [...wanted].flatMap((h) => (hashIndex().get(h) ?? []).filter((m) => m.type === "SHA256"));
+    return hits.sort((a, b) => a.version.id - b.version.id || a.order - b.order);
+  }
+
   function addVersion(...list: ApiModelVersion[]): void {
+    index = null;
     for (const v of list) versions.set(v.id, structuredClone(v));
   }
 
@@ -420,14 +475,13 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
 
   function byHash(hash: string): Response {
     const wanted = hash.toUpperCase();
-    const matches = [...versions.values()]
-      .filter(isPublished)
-      .filter((v) => (v.files ?? []).some((f) => Object.values(f.hashes ?? {}).some((h) => String(h).toUpperCase() === wanted)))
-      .sort((a, b) => String(a.publishedAt ?? "").localeCompare(String(b.publishedAt ?? "")) || a.id - b.id);
+    const matches = [...new Set((hashIndex().get(wanted) ?? []).map((m) => m.version))].sort(
+      (a, b) => String(a.publishedAt ?? "").localeCompare(String(b.publishedAt ?? "")) || a.id - b.id,
+    );
     const found = matches[0];
     if (!found) return json(loadFixture("error-404-by-hash.json"), 404);
     if (!hasPrimary(found)) return json(loadFixture("error-404-missing-model-file.json"), 404);
-    return json(found);
+    return json(shown(found));
   }
 
   function byHashes(body: string): Response {
@@ -442,17 +496,31 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     if (input.length > 100) return fail("Array must contain at most 100 element(s)");
     if (!input.every((h) => typeof h === "string" && h.length === 64)) return fail("String must contain exactly 64 character(s)");
     const wanted = new Set((input as string[]).map(upper));
-    const out: (ApiModelVersion | null)[] = [];
-    for (const v of [...versions.values()].filter(isPublished).sort((a, b) => a.id - b.id)) {
-      for (const f of v.files ?? []) {
-        const sha = f.hashes?.SHA256;
-        if (sha && wanted.has(sha.toUpperCase())) out.push(hasPrimary(v) ? v : null);
-      }
-    }
+    const out: (ApiModelVersion | null)[] = sha256Matches(wanted).map(({ version }) => (hasPrimary(version) ? shown(version) : null));
     for (let i = out.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
       [out[i], out[j]] = [out[j] as ApiModelVersion | null, out[i] as ApiModelVersion | null];
     }
+    return json(out);
+  }
+
+  function idsByHashes(body: string): Response {
+    const fail = (detail: string) => json({ error: `Request must include an array of SHA256 Hashes. ${detail}` }, 400);
+    let input: unknown;
+    try {
+      input = JSON.parse(body);
+    } catch {
+      return fail("Expected array, received undefined");
+    }
+    if (!Array.isArray(input)) return fail(`Expected array, received ${input === null ? "null" : typeof input}`);
+    if (input.length > 10_000) return fail("Too many hashes");
+    if (!input.every((h) => typeof h === "string" && h.length === 64)) return fail("Invalid hash");
+    const wanted = new Set((input as string[]).map(upper));
+    const out = sha256Matches(wanted).map(({ version, file }) => ({
+      modelVersionId: version.id,
+      modelId: version.modelId,
+      hash: String(file.hashes?.SHA256).toUpperCase(),
+    }));
     return json(out);
   }
 
@@ -477,7 +545,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     const v = versions.get(Number(raw));
     if (!v || !isPublished(v)) return json(loadFixture("error-404-by-hash.json"), 404);
     if (!hasPrimary(v)) return json(loadFixture("error-404-missing-model-file.json"), 404);
-    return json(v);
+    return json(shown(v));
   }
 
   function image(path: string): Response {
@@ -500,6 +568,8 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
         return byHash(last);
       case "versionsByHashes":
         return byHashes(body);
+      case "versionIdsByHashes":
+        return idsByHashes(body);
       case "versionById":
         return versionById(last);
       case "modelsByIds":
@@ -512,7 +582,13 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
   }
 
   function wrongShape(route: FakeRoute): unknown {
-    if (route === "versionsByHashes" || route === "versionByHash" || route === "versionById" || route === "model")
+    if (
+      route === "versionsByHashes" ||
+      route === "versionIdsByHashes" ||
+      route === "versionByHash" ||
+      route === "versionById" ||
+      route === "model"
+    )
       return { items: [], metadata: {} };
     return [];
   }
@@ -657,6 +733,7 @@ export async function startFakeCivitai(options: FakeCivitaiOptions = {}): Promis
     },
     clearData() {
       versions.clear();
+      index = null;
       models.clear();
       images.clear();
     },

@@ -22,7 +22,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { ApiModelVersion } from "../../src/civitai/civitai-types.ts";
 
-export const STORAGE_FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
+const STORAGE_FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 
 export function fixtureBody(name: string): object {
   return JSON.parse(readFileSync(join(STORAGE_FIXTURES_DIR, name), "utf8")) as object;
@@ -66,7 +66,7 @@ export interface FakeFile {
   apiSizeKB?: number;
 }
 
-export type ApiFault =
+type ApiFault =
   | { kind: "status"; status: number; body?: object | string; headers?: Record<string, string> }
   | { kind: "html" }
   /** A redirect to any URL (an evil host, an http downgrade…). */
@@ -77,7 +77,7 @@ export type ApiFault =
    */
   | { kind: "endless"; status: number; contentType?: string; declaredLength?: number; bytesPerSecond?: number; limit?: number };
 
-export type StorageFault =
+type StorageFault =
   /** Sends the full Content-Length but resets the connection after `after` bytes of this response. */
   | { kind: "short"; after: number }
   /** Ignores Range: 200 with the full body. */
@@ -99,7 +99,7 @@ export type StorageFault =
   /** 200 with `bytes` bytes of junk and no Content-Length (chunked): a server that never says the size. */
   | { kind: "no-length"; bytes: number };
 
-export interface RecordedRequest {
+interface RecordedRequest {
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;

@@ -4,7 +4,7 @@
  * bounds attacks.
  */
 
-export type GgufType =
+type GgufType =
   | "uint8"
   | "int8"
   | "uint16"
@@ -45,7 +45,7 @@ export type GgufKv =
       countOverride?: bigint;
     };
 
-export interface GgufTensorSpec {
+interface GgufTensorSpec {
   name: string;
   /** ggml order: innermost dimension first. */
   dims: number[];

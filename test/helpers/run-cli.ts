@@ -5,6 +5,8 @@ import { join } from "node:path";
 const ROOT = join(import.meta.dir, "../..");
 export const CLI_ENTRY = join(ROOT, "src/cli.ts");
 export const BINARY = join(ROOT, "dist/civitai-meta");
+/** Preloaded into `bun src/cli.ts` children unless a test asks for real jitter (see no-jitter.ts). */
+const NO_JITTER = join(import.meta.dir, "no-jitter.ts");
 
 export interface CliResult {
   code: number;
@@ -18,11 +20,23 @@ export interface RunCliOptions {
   /** Run the compiled binary instead of `bun src/cli.ts`. */
   binary?: boolean;
   timeoutMs?: number;
+  /**
+   * Keep the HTTP engine's random backoff. By default `bun src/cli.ts` runs with no-jitter.ts
+   * preloaded, so retries do not sleep for real (Retry-After is still honoured). The binary always
+   * has its jitter.
+   */
+  jitter?: boolean;
+}
+
+/** The command line that runs the CLI with `args`: the binary, or `bun src/cli.ts` (see `jitter`). */
+export function cliCommand(args: readonly string[], opts: Pick<RunCliOptions, "binary" | "jitter"> = {}): string[] {
+  if (opts.binary) return [BINARY, ...args];
+  return opts.jitter ? [process.execPath, CLI_ENTRY, ...args] : [process.execPath, "--preload", NO_JITTER, CLI_ENTRY, ...args];
 }
 
 /** Runs the CLI as a user would: a child process, checked by exit code, stdout and stderr. */
 export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
-  const cmd = opts.binary ? [BINARY, ...args] : [process.execPath, CLI_ENTRY, ...args];
+  const cmd = cliCommand(args, opts);
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
   const proc = Bun.spawn(cmd, {
@@ -69,7 +83,7 @@ export async function runShell(script: string, opts: RunCliOptions = {}): Promis
 export async function runCliBytes(args: string[], opts: RunCliBytesOptions = {}): Promise<CliBytesResult> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
-  const cli = opts.binary ? [BINARY, ...args] : [process.execPath, CLI_ENTRY, ...args];
+  const cli = cliCommand(args, opts);
   if (!opts.measureRss) return spawnBytes(cli, opts, env);
   const dir = mkdtempSync(join(tmpdir(), "civitai-meta-rss-"));
   try {

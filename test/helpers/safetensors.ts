@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 
-export const DTYPE_BYTES = {
+const DTYPE_BYTES = {
   BOOL: 1,
   U8: 1,
   I8: 1,
@@ -22,7 +22,7 @@ export const DTYPE_BYTES = {
   I64: 8,
   U64: 8,
 } as const;
-export type Dtype = keyof typeof DTYPE_BYTES;
+type Dtype = keyof typeof DTYPE_BYTES;
 
 export interface TensorSpec {
   name: string;
@@ -53,7 +53,7 @@ function patternBytes(name: string, length: number): Uint8Array {
   return out;
 }
 
-export function tensorByteLength(t: TensorSpec): number {
+function tensorByteLength(t: TensorSpec): number {
   return t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype ?? "F32"];
 }
 

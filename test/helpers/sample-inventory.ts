@@ -6,11 +6,11 @@ import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../../src
 import type { LocalInfo, ModelSpecInfo, SidecarInfo, TrainingInfo } from "../../src/local/local-types.ts";
 import type { CivitaiInfo, FileRecord, MatchedFile, RecordStatus, SidecarIdentity } from "../../src/report/record-types.ts";
 
-export const SAMPLE_ROOT = "/models";
-export const SAMPLE_GENERATED_AT = "2025-01-02T03:04:05.678Z";
+const SAMPLE_ROOT = "/models";
+const SAMPLE_GENERATED_AT = "2025-01-02T03:04:05.678Z";
 
 /** Deterministic lower-case hex of `length` from a seed (not a real hash; looks like one). */
-export function fakeHex(seed: string, length = 64): string {
+function fakeHex(seed: string, length = 64): string {
   let h = 2166136261;
   let out = "";
   while (out.length < length) {
@@ -62,8 +62,6 @@ export const HOSTILE_STRINGS = {
   cjk: "模型名称テスト",
   emoji: "🦊 fox 👩‍💻",
 } as const;
-
-export type HostileKey = keyof typeof HOSTILE_STRINGS;
 
 export function makeMatchedFile(overrides: Partial<MatchedFile> = {}): MatchedFile {
   return {
@@ -283,7 +281,7 @@ export function makeRecord(overrides: RecordOverrides = {}): FileRecord {
   return { ...base, ...overrides };
 }
 
-export function makeOptions(overrides: Partial<InventoryOptions> = {}): InventoryOptions {
+function makeOptions(overrides: Partial<InventoryOptions> = {}): InventoryOptions {
   return {
     apiUrl: "https://civitai.com",
     fallbackUrl: null,

@@ -36,7 +36,7 @@ const SUBDIR: Record<string, string> = {
 };
 
 /** The record's image URL, in Civitai's shape (never fetched: tests and benchmarks put the bytes in the cache). */
-export function imageUrl(i: number): string {
+function imageUrl(i: number): string {
   return `https://image.civitai.com/xG1nkqKTMzGDvpLrqFT7WA/synthetic-${i}/original=true/${i}.jpeg`;
 }
 

@@ -8,7 +8,8 @@ import { ApiError } from "../api-types.ts";
 import type { ValidationResult } from "../api-validate.ts";
 import { classifyHtml, looksLikeHtml } from "../api-validate.ts";
 import { isRetryableStatus, parseRetryAfter } from "./backoff.ts";
-import { truncateText, type Redactor } from "../../shared/redact.ts";
+import type { Redactor } from "../../shared/redact.ts";
+import { truncateText } from "../../shared/format.ts";
 
 /** What the engine knows about a final (non-2xx, non-retryable) answer. */
 export interface StatusContext {

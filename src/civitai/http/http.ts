@@ -30,14 +30,15 @@ import {
   type StatusContext,
 } from "./classify.ts";
 import { createRateGate, type GateLogger, type RateGate, type RateLimitPause, type SleepFn } from "./rate-gate.ts";
-import { createRedactor, truncateText, type Redactor } from "../../shared/redact.ts";
+import { createRedactor, type Redactor } from "../../shared/redact.ts";
+import { truncateText } from "../../shared/format.ts";
 
-export const DEFAULT_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_ATTEMPTS = 5;
-export const DEFAULT_MAX_RATE_LIMIT_WAIT_MS = 10 * 60_000;
-export const DEFAULT_CONCURRENCY = 4;
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_ATTEMPTS = 5;
+const DEFAULT_MAX_RATE_LIMIT_WAIT_MS = 10 * 60_000;
+const DEFAULT_CONCURRENCY = 4;
 /** Consecutive successes before the concurrency, lowered by a 429, grows by one. */
-export const DEFAULT_CONCURRENCY_RECOVER_AFTER = 10;
+const DEFAULT_CONCURRENCY_RECOVER_AFTER = 10;
 /**
  * The most one API answer may be (issue 9, docs/cases.md T4): bytes are counted as they stream and the request
  * fails past it, so an endless body or a claimed 5 GB cannot fill memory. Real answers are far
@@ -54,7 +55,7 @@ const MAX_URL_IN_MESSAGE = 160;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** The part of a consola instance we use; consola itself fits. */
-export type HttpLogger = GateLogger;
+type HttpLogger = GateLogger;
 
 export interface HttpStats {
   /** HTTP requests sent, redirect hops included. */

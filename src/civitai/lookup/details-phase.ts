@@ -1,7 +1,7 @@
-import { isCivitaiId } from "../cache-keys.ts";
 import { isModel } from "../civitai-record.ts";
-import type { ApiModel } from "../civitai-types.ts";
-import { CACHE_READ_CONCURRENCY } from "./cache-phase.ts";
+import { leanModel, type LeanModel } from "../lean.ts";
+import type { CachedModel } from "../meta-cache.ts";
+import { CACHE_READ_BATCH } from "./cache-phase.ts";
 import { chunk, type LookupRun, type Work } from "./run.ts";
 
 /** GET /models?ids= takes at most 100 ids (docs/civitai-api.md §3.1). */
@@ -18,7 +18,7 @@ export async function detailsPhase(run: LookupRun): Promise<void> {
   const hostOfModel = modelHosts(run);
   const resolved = completionTracker(run);
   const ids = [...hostOfModel.keys()];
-  const models = new Map<number, ApiModel>();
+  const models = new Map<number, LeanModel>();
   const detailsErrors = new Map<number, string>();
   const toFetch = await readCachedModels(run, ids, hostOfModel, models, resolved);
   const batches = [...toFetch.entries()].flatMap(([host, list]) => chunk(list, MODELS_BATCH_SIZE).map((batch) => ({ host, batch })));
@@ -31,10 +31,10 @@ export async function detailsPhase(run: LookupRun): Promise<void> {
         const answer = await run.api.modelsByIds(host, batch);
         const wanted = new Set(batch);
         for (const model of Array.isArray(answer) ? answer : []) {
-          if (isModel(model) && wanted.has(model.id) && !models.has(model.id)) models.set(model.id, model);
+          if (isModel(model) && wanted.has(model.id) && !models.has(model.id)) models.set(model.id, leanModel(model));
         }
-        // Civitai omits models it will not show (deleted, filtered): remember that briefly.
-        await Promise.all(batch.map((id) => run.cache.setModel(id, models.get(id) ?? null)));
+        // Civitai omits models it will not show (deleted, filtered): remember that, like any not-found.
+        run.writeModels(batch.map((id) => ({ id, model: models.get(id) ?? null })));
       } catch (err) {
         const f = run.failure(err);
         for (const id of batch) detailsErrors.set(id, f.message);
@@ -51,7 +51,7 @@ function modelHosts(run: LookupRun): Map<number, string> {
   for (const work of run.works) {
     if (work.entry.status !== "found") continue;
     for (const version of work.entry.versions) {
-      if (isCivitaiId(version.modelId) && !hostOfModel.has(version.modelId)) {
+      if (version.modelId !== null && !hostOfModel.has(version.modelId)) {
         hostOfModel.set(version.modelId, work.entry.host ?? run.hosts.primary);
       }
     }
@@ -68,7 +68,7 @@ function completionTracker(run: LookupRun): (id: number) => void {
   const missing = new Map<Work, number>();
   for (const work of run.works) {
     if (work.entry.status !== "found" || work.complete) continue;
-    const ids = new Set(work.entry.versions.map((v) => v.modelId).filter(isCivitaiId));
+    const ids = new Set(work.entry.versions.flatMap((v) => (v.modelId === null ? [] : [v.modelId])));
     if (ids.size === 0) {
       run.complete(work);
       continue;
@@ -95,10 +95,11 @@ async function readCachedModels(
   run: LookupRun,
   ids: readonly number[],
   hostOfModel: ReadonlyMap<number, string>,
-  models: Map<number, ApiModel>,
+  models: Map<number, LeanModel>,
   resolved: (id: number) => void,
 ): Promise<Map<string, number[]>> {
-  const cachedModels = run.useCache ? await run.each(ids, CACHE_READ_CONCURRENCY, (id) => run.cache.getModel(id)) : ids.map(() => null);
+  const cachedModels: (CachedModel | null)[] = [];
+  for (const batch of chunk(ids, CACHE_READ_BATCH)) cachedModels.push(...(await run.cache.readModels(batch, run.readOptions)));
   const toFetch = new Map<string, number[]>();
   ids.forEach((id, i) => {
     const cached = cachedModels[i] ?? null;
@@ -110,16 +111,18 @@ async function readCachedModels(
     }
     if (run.options.offline) return resolved(id);
     const host = hostOfModel.get(id) ?? run.hosts.primary;
-    toFetch.set(host, [...(toFetch.get(host) ?? []), id]);
+    const list = toFetch.get(host);
+    if (list) list.push(id);
+    else toFetch.set(host, [id]);
   });
   return toFetch;
 }
 
-function attachModels(run: LookupRun, models: ReadonlyMap<number, ApiModel>, detailsErrors: ReadonlyMap<number, string>): void {
+function attachModels(run: LookupRun, models: ReadonlyMap<number, LeanModel>, detailsErrors: ReadonlyMap<number, string>): void {
   for (const work of run.works) {
     if (work.entry.status !== "found") continue;
     for (const version of work.entry.versions) {
-      if (!isCivitaiId(version.modelId)) continue;
+      if (version.modelId === null) continue;
       const model = models.get(version.modelId);
       if (model) work.entry.models.set(version.modelId, model);
       const detailsError = detailsErrors.get(version.modelId);

@@ -5,13 +5,11 @@
  */
 import pLimit from "p-limit";
 import { ApiError, type ApiErrorKind, type CivitaiApi } from "../api-types.ts";
-import { normalizeSha256 } from "../cache-keys.ts";
+import { normalizeSha256, versionKeyBySha256 } from "../cache-keys.ts";
 import { usableAutov3 } from "../civitai-record.ts";
-import type { ApiModelVersion } from "../civitai-types.ts";
 import { errorMessage } from "../../shared/errors.ts";
-import type { MatchedBy } from "../../report/record-types.ts";
-import type { MetaCache } from "../meta-cache.ts";
-import type { LookupCounters, LookupEntry, LookupItem, LookupOptions, LookupPhase, LookupResult } from "../lookup.ts";
+import type { LastFound, MetaCache, ModelWrite, ReadOptions, VersionAnswer, VersionWrite } from "../meta-cache.ts";
+import type { LookupCounters, LookupDeps, LookupEntry, LookupItem, LookupOptions, LookupPhase, LookupResult } from "../lookup.ts";
 
 /** In-flight requests from one lookup; the client may limit further. Small so a stop stops quickly. */
 const DEFAULT_LOOKUP_CONCURRENCY = 4;
@@ -33,7 +31,8 @@ const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set([
 
 export interface Work {
   sha256: string;
-  autov3: string | null;
+  /** The file's usable AutoV3; null = it has none (or it is the placeholder); undefined = not known yet (deps.autov3 may tell). */
+  autov3: string | null | undefined;
   /** Position in the caller's list: requests go out in that order. */
   order: number;
   entry: LookupEntry;
@@ -42,6 +41,8 @@ export interface Work {
   shaNotFoundCached: boolean;
   /** Counted in the progress (settled, and its details are in when asked for). */
   complete: boolean;
+  /** From a cached not-found: the last found answer it keeps. */
+  lastFound?: LastFound;
 }
 
 export interface Failure {
@@ -58,30 +59,40 @@ function emptyEntry(): LookupEntry {
 export class LookupRun {
   readonly entries = new Map<string, LookupEntry>();
   readonly works: Work[] = [];
-  readonly counters: LookupCounters = { requests: { bulk: 0, single: 0, autov3: 0, models: 0 }, cacheHits: 0 };
+  readonly counters: LookupCounters = { requests: { ids: 0, bulk: 0, autov3: 0, models: 0 }, cacheHits: 0 };
   /** Works whose SHA-256 is not on Civitai (or not cached) but whose AutoV3 may be. */
   readonly needsAutov3: Work[] = [];
-  /** AutoV3s are computed on demand (LookupDeps.autov3For): a SHA-256 miss without one may still get one. */
-  lazyAutov3 = false;
-  readonly useCache: boolean;
   readonly concurrency: number;
+  /** --refresh: the cache serves nothing, but still tells each key's history. */
+  readonly readOptions: ReadOptions;
   /** The primary host, then the fallback (when there is one and it differs). */
   readonly hostList: readonly string[];
   stopped: LookupResult["stopped"];
   /** Set when the fallback host failed; it is not asked again in this run. */
   fallbackFailure: string | undefined;
+  /** Hosts whose by-hash/ids endpoint failed in a way that says "not here" (a mirror without it). */
+  readonly idsUnsupported = new Set<string>();
   /** Works counted as complete, for the progress. */
   private completed = 0;
+  /** Cache writes under way (see `write`). */
+  private readonly pendingWrites: Promise<void>[] = [];
+  private writeFailure: unknown;
   private phase: LookupPhase = "cache";
+
+  readonly api: CivitaiApi;
+  readonly cache: MetaCache;
+  readonly hosts: { primary: string; fallback?: string };
 
   constructor(
     items: readonly LookupItem[],
-    readonly api: CivitaiApi,
-    readonly cache: MetaCache,
-    readonly hosts: { primary: string; fallback?: string },
+    readonly deps: LookupDeps,
     readonly options: LookupOptions,
   ) {
-    this.useCache = !options.refresh;
+    this.api = deps.api;
+    this.cache = deps.cache;
+    this.hosts = deps.hosts;
+    this.readOptions = { refresh: options.refresh };
+    const hosts = deps.hosts;
     this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_LOOKUP_CONCURRENCY);
     this.hostList = hosts.fallback && hosts.fallback !== hosts.primary ? [hosts.primary, hosts.fallback] : [hosts.primary];
     const bySha = new Map<string, Work>();
@@ -92,10 +103,12 @@ export class LookupRun {
         if (!this.entries.has(key)) this.entries.set(key, { ...emptyEntry(), status: "error", error: "not a SHA-256 (64 hex digits)" });
         continue;
       }
-      const autov3 = usableAutov3(item.autov3);
+      // Given (even the unusable placeholder): that is the answer; absent: not known yet.
+      const autov3 = item.autov3 === undefined ? undefined : usableAutov3(item.autov3);
       const existing = bySha.get(sha256);
       if (existing) {
-        if (existing.autov3 === null) existing.autov3 = autov3;
+        if (autov3 && !existing.autov3) existing.autov3 = autov3;
+        else if (autov3 === null && existing.autov3 === undefined) existing.autov3 = null;
         continue;
       }
       const work: Work = {
@@ -151,11 +164,52 @@ export class LookupRun {
         const second = await ask(fallback);
         return second === null ? null : { version: second, host: fallback };
       } catch (err) {
-        if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") throw err;
-        this.fallbackFailure ??= `${fallback} could not be asked: ${err.message}`;
+        if (!this.fallbackFailed(fallback, err)) throw err;
       }
     }
-    throw new ApiError(`not found on ${this.hosts.primary}; ${this.fallbackFailure}`, "fallback_unavailable");
+    const f = this.fallbackUnavailable();
+    throw new ApiError(f.message, "fallback_unavailable");
+  }
+
+  /**
+   * A request to the fallback host failed: true when that drops the fallback for the rest of the
+   * run (down, blocked, refused); false for what must stop or fail as usual (Ctrl-C, a 429).
+   */
+  fallbackFailed(host: string, err: unknown): boolean {
+    if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") return false;
+    this.fallbackFailure ??= `${host} could not be asked: ${err.message}`;
+    return true;
+  }
+
+  /** What a miss the dropped fallback could not check becomes: an error, never "not found". */
+  fallbackUnavailable(): Failure {
+    return {
+      message: `not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`,
+      kind: "fallback_unavailable",
+    };
+  }
+
+  /**
+   * Queues cache writes: they go on while the next requests do (the driver writes asynchronously),
+   * and `flushWrites` waits for them before the lookup returns. The entries themselves (repeat
+   * counts, last found answers) are decided now, in call order.
+   */
+  write(writes: readonly VersionWrite[]): void {
+    if (writes.length > 0) this.track(this.cache.writeVersions(writes));
+  }
+
+  writeModels(writes: readonly ModelWrite[]): void {
+    if (writes.length > 0) this.track(this.cache.writeModels(writes));
+  }
+
+  private track(promise: Promise<void>): void {
+    this.pendingWrites.push(promise.catch((err) => void (this.writeFailure ??= err)));
+  }
+
+  /** Waits for every queued cache write; rethrows a programming error one of them hit. */
+  async flushWrites(): Promise<void> {
+    await Promise.all(this.pendingWrites);
+    if (this.writeFailure !== undefined) throw this.writeFailure;
   }
 
   /** Tells the caller how far the whole lookup is (see LookupProgress); `phase` is what runs now. */
@@ -186,14 +240,40 @@ export class LookupRun {
     this.finish(work, { status: "error", error: err.message, ...(err.kind ? { errorKind: err.kind } : {}) });
   }
 
-  found(work: Work, versions: ApiModelVersion[], host: string | undefined, matchedBy: MatchedBy, fromCache: boolean): void {
-    this.finish(work, { status: "found", versions, matchedBy, fromCache, ...(host ? { host } : {}) });
+  found(work: Work, answer: VersionAnswer, fromCache: boolean): void {
+    this.finish(work, {
+      status: "found",
+      versions: answer.versions,
+      matchedBy: answer.matchedBy,
+      fromCache,
+      ...(answer.host ? { host: answer.host } : {}),
+      ...(answer.unlisted ? { unlisted: true } : {}),
+    });
   }
 
-  /** The SHA-256 is not on Civitai: try the AutoV3 when there is one, else it is not found. */
-  afterShaMiss(work: Work): void {
-    if (work.autov3 !== null || this.lazyAutov3) this.needsAutov3.push(work);
-    else this.finish(work, { status: "not_found" });
+  /** Not on Civitai: settled, with the last found answer the cache keeps for it, if any. */
+  notFound(work: Work, fromCache: boolean): void {
+    const lastFound = work.lastFound ?? this.cache.lastFound(versionKeyBySha256(work.sha256));
+    this.finish(work, { status: "not_found", fromCache, ...(lastFound ? { lastFound } : {}) });
+  }
+
+  /** The file has an AutoV3 to try, or deps.autov3 may compute one. */
+  mayHaveAutov3(work: Work): boolean {
+    return work.autov3 !== null && (work.autov3 !== undefined || this.deps.autov3 !== undefined);
+  }
+
+  /**
+   * The SHA-256 is not on Civitai (asked now): try the AutoV3 when the file may have one, else it is
+   * not found, and that is cached. `autov3` null means the file has none, recorded so the next run
+   * does not ask again.
+   */
+  afterShaMiss(work: Work, writes: VersionWrite[]): void {
+    if (this.mayHaveAutov3(work)) {
+      this.needsAutov3.push(work);
+      return;
+    }
+    writes.push({ key: versionKeyBySha256(work.sha256), notFound: work.autov3 === null ? { autov3: null } : {} });
+    this.notFound(work, false);
   }
 
   /** Whatever a stop left unfinished carries the stop's message; every file ends complete. */

@@ -7,6 +7,7 @@ import {
   modelKey,
   normalizeAutov3,
   normalizeSha256,
+  parseKey,
   versionKeyByAutov3,
   versionKeyBySha256,
 } from "../../../src/civitai/cache-keys.ts";
@@ -14,7 +15,7 @@ import {
 const SHA = "0df040c8cd48125174b54c251a87822e8ed61d529a92c42c1fa1bef483b10b0d";
 
 describe("versionKeyBySha256", () => {
-  test("lower-case hex → key", () => expect(versionKeyBySha256(SHA)).toBe(`version:sha256:${SHA}`));
+  test("lower-case hex → key, sharded by its first two digits", () => expect(versionKeyBySha256(SHA)).toBe(`version:sha256:0d:${SHA}`));
   test("upper and lower case give the SAME key (case-insensitive filesystems)", () => {
     expect(versionKeyBySha256(SHA.toUpperCase())).toBe(versionKeyBySha256(SHA));
   });
@@ -49,8 +50,8 @@ describe("versionKeyBySha256", () => {
 
 describe("versionKeyByAutov3", () => {
   test("12 hex, case folded", () => {
-    expect(versionKeyByAutov3("C26973DE6B79")).toBe("version:autov3:c26973de6b79");
-    expect(versionKeyByAutov3("c26973de6b79")).toBe("version:autov3:c26973de6b79");
+    expect(versionKeyByAutov3("C26973DE6B79")).toBe("version:autov3:c2:c26973de6b79");
+    expect(versionKeyByAutov3("c26973de6b79")).toBe("version:autov3:c2:c26973de6b79");
   });
   test("AutoV3 and SHA-256 keys never collide", () => {
     expect(versionKeyByAutov3(SHA.slice(0, 12))).not.toBe(versionKeyBySha256(SHA));
@@ -61,7 +62,28 @@ describe("versionKeyByAutov3", () => {
 });
 
 describe("modelKey", () => {
-  test("positive integer", () => expect(modelKey(1102)).toBe("model:1102"));
+  test("positive integer, sharded by its low byte", () => {
+    expect(modelKey(1102)).toBe("model:4e:1102");
+    expect(modelKey(256)).toBe("model:00:256");
+  });
+  test("parseKey reads back exactly the keys these build, nothing else", () => {
+    expect(parseKey(versionKeyBySha256(SHA))).toEqual({ kind: "sha256", hex: SHA });
+    expect(parseKey(versionKeyByAutov3("C26973DE6B79"))).toEqual({ kind: "autov3", hex: "c26973de6b79" });
+    expect(parseKey(modelKey(1102))).toEqual({ kind: "model", id: 1102 });
+    for (const bad of [
+      `version:sha256:${SHA}`,
+      `version:sha256:ff:${SHA}`,
+      `version:sha256:0d:${SHA.toUpperCase()}`,
+      "model:4f:1102",
+      "model:00:0",
+      "model:ff:2147483648",
+      "model:4e:01102",
+      5,
+      null,
+    ]) {
+      expect(parseKey(bad)).toBeNull();
+    }
+  });
   for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, "12", "../1", null]) {
     test(`throws on ${String(bad)}`, () => expect(() => modelKey(bad as number)).toThrow(TypeError));
   }

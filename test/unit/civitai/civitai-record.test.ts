@@ -2,15 +2,20 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
-import {
-  availabilityOf,
-  compareCandidates,
-  findMatchedFile,
-  mapBulkAnswer,
-  normalizeCommercialUse,
-  toCivitaiFields,
-  toCivitaiInfo,
-} from "../../../src/civitai/civitai-record.ts";
+import * as record from "../../../src/civitai/civitai-record.ts";
+import { compareCandidates, mapBulkAnswer, type CivitaiInfoOptions } from "../../../src/civitai/civitai-record.ts";
+import { leanModel, leanVersion, normalizeCommercialUse } from "../../../src/civitai/lean.ts";
+
+// Records are built from the lean form (lean.ts); these tests feed API-shaped answers through it,
+// which is exactly the path an answer takes from Civitai to a record.
+const lean = (v: ApiModelVersion) => leanVersion(v);
+const toCivitaiInfo = (v: ApiModelVersion, m: ApiModel | null, sha: string | null, opts?: CivitaiInfoOptions) =>
+  record.toCivitaiInfo(lean(v), m === null ? null : leanModel(m), sha, opts);
+const findMatchedFile = (v: ApiModelVersion, sha: string | null, autov3?: string | null) => record.findMatchedFile(lean(v), sha, autov3);
+const availabilityOf = (v: ApiModelVersion, m: ApiModel | null, now: number) =>
+  record.availabilityOf(lean(v), m === null ? null : leanModel(m), now);
+const toCivitaiFields = (vs: ApiModelVersion[], models: Map<number, ApiModel>, sha: string | null) =>
+  record.toCivitaiFields(vs.map(lean), new Map([...models].map(([id, m]) => [id, leanModel(m)])), sha);
 import { DESCRIPTION_MAX_CHARS, htmlToPlainText } from "../../../src/civitai/html-text.ts";
 
 // The recorded Civitai payloads (docs/civitai-api.md §7); the repo copy wins when present.

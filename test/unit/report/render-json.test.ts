@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { leanModel, leanVersion } from "../../../src/civitai/lean.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildRecords, type LookupOutcome } from "../../../src/scan/build-records.ts";
@@ -120,7 +121,12 @@ describe("docs/report.schema.json", () => {
           const sha = file.hashes?.SHA256?.toLowerCase();
           if (!sha) continue;
           const v: ApiModelVersion = { ...version, modelId: model.id };
-          lookups.set(sha, { status: "found", host: "https://civitai.com", versions: [v], models: new Map([[model.id, model]]) });
+          lookups.set(sha, {
+            status: "found",
+            host: "https://civitai.com",
+            versions: [leanVersion(v)],
+            models: new Map([[model.id, leanModel(model)]]),
+          });
           const path = `/models/f${n++}.safetensors`;
           const found: FoundFile = {
             path,

@@ -22,6 +22,20 @@ const RENDERERS = {
   "html: true, linkify": new MarkdownIt({ html: true, linkify: true }),
 } as const;
 
+/**
+ * `md.parse(markdown)`, parsed once per renderer and text: markdown-it needs ~0.1–0.4 s for the
+ * hostile inventory's Markdown, and several tests read the same text. Tokens are only read.
+ */
+type Renderer = (typeof RENDERERS)[keyof typeof RENDERERS];
+const parsedCache = new Map<Renderer, Map<string, Token[]>>();
+function parse(md: Renderer, markdown: string): Token[] {
+  let byText = parsedCache.get(md);
+  if (!byText) parsedCache.set(md, (byText = new Map()));
+  let tokens = byText.get(markdown);
+  if (!tokens) byText.set(markdown, (tokens = md.parse(markdown, {})));
+  return tokens!;
+}
+
 /** Tags we emit ourselves; anything else in the HTML came from content. */
 const OUR_TAGS = new Set(["h1", "h2", "h3", "h4", "p", "table", "thead", "tbody", "tr", "th", "td", "ul", "li", "strong", "code", "a"]);
 
@@ -89,7 +103,7 @@ function tables(tokens: Token[]): Table[] {
 function checkSafe(markdown: string, name: string): void {
   for (const [mode, md] of Object.entries(RENDERERS)) {
     const label = `${name} / ${mode}`;
-    const tokens = md.parse(markdown, {});
+    const tokens = parse(md, markdown);
     const flat = allTokens(tokens);
     // No raw HTML from content, in either html mode.
     expect({ label, html: flat.filter((t) => t.type === "html_inline" || t.type === "html_block").map((t) => t.content) }).toEqual({
@@ -105,7 +119,8 @@ function checkSafe(markdown: string, name: string): void {
     for (const table of tables(tokens)) {
       for (const row of table.rows) expect({ label, cells: row.length }).toEqual({ label, cells: table.header.length });
     }
-    const html = md.render(markdown);
+    // What md.render(markdown) does, from the tokens already parsed.
+    const html = md.renderer.render(tokens, md.options, {});
     // Hostile text may appear as text (`&lt;img …`); what must not appear is markup made from it.
     expect({ label, raw: html.match(/<(img|script|iframe|svg|style|object|embed)\b/i)?.[0] ?? null }).toEqual({ label, raw: null });
     for (const m of html.matchAll(/<[a-zA-Z][^>]*>/g)) {
@@ -199,7 +214,7 @@ describe("renderMarkdown", () => {
     expect(markdown.startsWith("# Civitai model inventory\n")).toBe(true);
     expect(markdown.endsWith("\n")).toBe(true);
     const md = RENDERERS["html: false"];
-    const tokens = md.parse(markdown, {});
+    const tokens = parse(md, markdown);
     const [summary, files] = tables(tokens);
     expect(summary!.header).toEqual(["Summary", "Value"]);
     const summaryMap = Object.fromEntries(summary!.rows.map(([k, v]) => [k, v]));
@@ -256,7 +271,7 @@ describe("renderMarkdown", () => {
   test("local layer: format, guess (labelled), file trigger words only where Civitai has none, training base, sidecar identity", () => {
     const inv = sampleInventory();
     const markdown = renderMarkdown(inv);
-    const files = tables(RENDERERS["html: false"].parse(markdown, {}))[1]!;
+    const files = tables(parse(RENDERERS["html: false"], markdown))[1]!;
     // A name known only from a sidecar is labelled in the table and the status says which sidecar.
     expect(files.rows.find((r) => r[0] === "loras/Ünïcode 模型 🦊.safetensors")).toEqual([
       "loras/Ünïcode 模型 🦊.safetensors",
@@ -310,7 +325,7 @@ describe("renderMarkdown", () => {
     for (const [key, s] of Object.entries(HOSTILE_STRINGS)) {
       const markdown = renderMarkdown(hostileInventory([s]));
       checkSafe(markdown, `local ${key}`);
-      const tokens = RENDERERS["html: false"].parse(markdown, {});
+      const tokens = parse(RENDERERS["html: false"], markdown);
       const texts = allTokens(tokens)
         .filter((t) => t.type === "inline")
         .map(inlineText);
@@ -329,7 +344,7 @@ describe("renderMarkdown", () => {
 
   test("descriptions are cut to 300 characters of plain text", () => {
     const markdown = renderMarkdown(sampleInventory());
-    const tokens = RENDERERS["html: false"].parse(markdown, {});
+    const tokens = parse(RENDERERS["html: false"], markdown);
     const paragraphs = tokens.filter((t) => t.type === "inline" && t.content.startsWith("AAAA")).map(inlineText);
     expect(paragraphs.length).toBe(1);
     expect(paragraphs[0]!.length).toBeLessThanOrEqual(MD_DESCRIPTION_MAX_CHARS);
@@ -348,7 +363,7 @@ describe("renderMarkdown", () => {
     const strings = Object.values(HOSTILE_STRINGS);
     const markdown = renderMarkdown(hostileInventory());
     for (const md of Object.values(RENDERERS)) {
-      const tokens = md.parse(markdown, {});
+      const tokens = parse(md, markdown);
       const files = tables(tokens)[1]!;
       strings.forEach((s, i) => {
         const path = `hostile/${i}/${s}.safetensors`;
@@ -409,9 +424,9 @@ describe("renderMarkdown", () => {
 
   test("paths are shown relative to a single root, whole with several roots", () => {
     const records = [makeRecord({ path: "/models/a/x.safetensors", status: "not_found" })];
-    const one = tables(RENDERERS["html: false"].parse(renderMarkdown(makeInventory(records)), {}))[1]!;
+    const one = tables(parse(RENDERERS["html: false"], renderMarkdown(makeInventory(records))))[1]!;
     expect(one.rows[0]![0]).toBe("a/x.safetensors");
-    const two = tables(RENDERERS["html: false"].parse(renderMarkdown(makeInventory(records, { roots: ["/models", "/other"] })), {}))[1]!;
+    const two = tables(parse(RENDERERS["html: false"], renderMarkdown(makeInventory(records, { roots: ["/models", "/other"] }))))[1]!;
     expect(two.rows[0]![0]).toBe("/models/a/x.safetensors");
   });
 

@@ -8,6 +8,7 @@ import {
   fsPath,
   hasRawBytes,
   joinPath,
+  rawSafe,
   resolvePath,
   showRawBytes,
 } from "../../../src/shared/fs-path.ts";
@@ -70,6 +71,14 @@ describe("T12: path arithmetic keeps raw bytes (Bun's node:path turns them into 
     expect(dirnamePath(`/${bad}`)).toBe("/");
     expect(dirnamePath(bad)).toBe(".");
     expect(basenamePath(`/m/${bad}/`)).toBe(bad);
+  });
+
+  test("rawSafe runs any node:path function, even on paths holding private-use characters", () => {
+    expect(rawSafe(nodePath.relative, `/m/${bad}`, `/m/${bad}/sub/x`)).toBe("sub/x");
+    expect(rawSafe(nodePath.relative, "/m/a", `/m/${bad}`)).toBe(`../${bad}`);
+    const privateUse = `\ue000\ue07f${bad}`;
+    expect(joinPath("/m", privateUse, "x")).toBe(`/m/${privateUse}/x`);
+    expect(basenamePath(`/m/${privateUse}`)).toBe(privateUse);
   });
 
   test("plain paths take node:path's own route", () => {

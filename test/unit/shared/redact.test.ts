@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createRedactor, REDACTED, redact, truncateText } from "../../../src/shared/redact.ts";
+import { createRedactor, REDACTED, redact } from "../../../src/shared/redact.ts";
 
 const KEY = "0123456789abcdef0123456789abcdef";
 
@@ -47,13 +47,5 @@ describe("redact", () => {
   test("a redactor is reusable and covers several secrets, the longer first", () => {
     const r = createRedactor(["abc", "abcdef"]);
     expect(r("x abcdef y abc")).toBe(`x ${REDACTED} y ${REDACTED}`);
-  });
-});
-
-describe("truncateText", () => {
-  test("cuts with an ellipsis only when needed", () => {
-    expect(truncateText("hello", 10)).toBe("hello");
-    expect(truncateText("hello world", 6)).toBe("hello…");
-    expect(truncateText("hello world", 6).length).toBe(6);
   });
 });

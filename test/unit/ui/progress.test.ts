@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, jest, test } from "bun:test";
 import { createCountProgress, renderCountLine } from "../../../src/ui/progress.ts";
 
 /** A stand-in for stderr: a TTY (or not) that keeps what was written. */
@@ -25,21 +25,27 @@ describe("T19: the lookup bar", () => {
     expect(renderCountLine("looking up", 3, 8, 5000, { leftMs: 0, by: "Civitai" })).not.toContain("paused");
   });
 
-  test("T19: while paused it redraws by itself, so the countdown moves; done() stops it", async () => {
-    const { stream, writes } = fakeStream(true);
-    const bar = createCountProgress("looking up", { enabled: true, stream, tickMs: 50 });
-    bar.update(1, 4);
-    bar.pause(Date.now() + 1500, "Civitai");
-    await Bun.sleep(700);
-    const paused = writes.filter((w) => w.includes("paused"));
-    expect(paused.length).toBeGreaterThanOrEqual(2);
-    expect(paused[0]).toContain("resuming in 2 s");
-    expect(paused.at(-1)).toContain("resuming in 1 s");
-    bar.done();
-    const after = writes.length;
-    await Bun.sleep(200);
-    expect(writes.length).toBe(after);
-    expect(writes.at(-1)).toBe("\r\x1b[K");
+  test("T19: while paused it redraws by itself, so the countdown moves; done() stops it", () => {
+    // Bun's fake timers drive setInterval and Date.now: the 700 ms pass at once.
+    jest.useFakeTimers();
+    try {
+      const { stream, writes } = fakeStream(true);
+      const bar = createCountProgress("looking up", { enabled: true, stream, tickMs: 50 });
+      bar.update(1, 4);
+      bar.pause(Date.now() + 1500, "Civitai");
+      jest.advanceTimersByTime(700);
+      const paused = writes.filter((w) => w.includes("paused"));
+      expect(paused.length).toBeGreaterThanOrEqual(2);
+      expect(paused[0]).toContain("resuming in 2 s");
+      expect(paused.at(-1)).toContain("resuming in 1 s");
+      bar.done();
+      const after = writes.length;
+      jest.advanceTimersByTime(200);
+      expect(writes.length).toBe(after);
+      expect(writes.at(-1)).toBe("\r\x1b[K");
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test("T19: nothing at all when the stream is not a terminal, or when quiet", () => {

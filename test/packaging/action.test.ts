@@ -16,11 +16,11 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
-import { BINARY, CLI_ENTRY } from "../../helpers/run-cli.ts";
-import { tmpDirs } from "../../helpers/tmp.ts";
+import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
+import { BINARY, CLI_ENTRY } from "../helpers/run-cli.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
 
-const ROOT = join(import.meta.dir, "../../..");
+const ROOT = join(import.meta.dir, "../..");
 const INSTALL = join(ROOT, "packaging/action/install.sh");
 const SCAN = join(ROOT, "packaging/action/scan.sh");
 const tmp = tmpDirs();

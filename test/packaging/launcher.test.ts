@@ -2,16 +2,16 @@
  * The npm launcher (packaging/npm/civitai-meta.cjs) on its own: platform choice, libc detection,
  * the checksum check and the way it runs the binary (arguments, exit codes, signals). The binary here
  * is a small shell script laid out as npm would install a platform package, so these run in
- * milliseconds; test/e2e/npm-package.test.ts does the same through a real `npm install`.
+ * milliseconds; test/packaging/npm-package.test.ts does the same through a real `npm install`.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { tmpDirs } from "../../helpers/tmp.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
 
-const LAUNCHER = join(import.meta.dir, "../../../packaging/npm/civitai-meta.cjs");
+const LAUNCHER = join(import.meta.dir, "../../packaging/npm/civitai-meta.cjs");
 const launcher = createRequire(import.meta.url)(LAUNCHER) as {
   detectLibc(readFile: (p: string, enc: string) => string, report: unknown): "glibc" | "musl";
   platformKey(platform: string, arch: string, libc?: string): string;

@@ -12,11 +12,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import dockerignore from "@balena/dockerignore";
 import { validate } from "dockerfile-utils";
-import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
-import { RELEASE_TARGETS, assetName } from "../../../scripts/release-targets.ts";
-import { tmpDirs } from "../../helpers/tmp.ts";
+import { getCacheDir, getConfigDir } from "../../src/config/paths.ts";
+import { RELEASE_TARGETS, assetName } from "../../scripts/release-targets.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
 
-const ROOT = join(import.meta.dir, "../../..");
+const ROOT = join(import.meta.dir, "../..");
 const DOCKERFILE = readFileSync(join(ROOT, "Dockerfile"), "utf8");
 const tmp = tmpDirs();
 afterAll(() => tmp.cleanup());
