@@ -228,9 +228,13 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
   // A file found by its AutoV3 on an earlier run is found by its SHA-256 from the cache now, and the
   // lookup asks no AutoV3: its record needs it still (to name the matched file), from the hash cache.
-  const matchedByAutov3 = [...lookup.entries].filter(([, e]) => e.status === "found" && e.matchedBy === "autov3").map(([sha]) => sha);
+  // So does a file not found by either (the cache kept its AutoV3 with the miss): its record shows
+  // the AutoV3 that was asked, as on the first run.
+  const autov3Asked = [...lookup.entries]
+    .filter(([, e]) => (e.status === "found" && e.matchedBy === "autov3") || e.status === "not_found")
+    .map(([sha]) => sha);
   const lacking = new Set(collected.hashes.filter((h) => h.hashes.autov3 === undefined).map((h) => h.hashes.sha256));
-  const wanted = matchedByAutov3.filter((sha) => lacking.has(sha));
+  const wanted = autov3Asked.filter((sha) => lacking.has(sha));
   if (wanted.length > 0) await autov3Of(wanted, collected.hashes, ctx, options);
   phase("lookup");
 
