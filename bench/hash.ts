@@ -23,7 +23,7 @@ const MiB = 1024 ** 2;
  * A safetensors file of `bytes`: an 8-byte length, a JSON header naming one U8 tensor that fills the
  * rest, then the data (a random head per 16 MiB chunk; SHA-256 cost does not depend on content).
  */
-function writeSafetensors(path: string, bytes: number): void {
+export function writeSafetensors(path: string, bytes: number): void {
   const json = (n: number) =>
     JSON.stringify({ __metadata__: { ss_output_name: "bench" }, data: { dtype: "U8", shape: [n], data_offsets: [0, n] } });
   let header = json(bytes);

@@ -71,8 +71,6 @@ interface Batch {
   bytes: number;
 }
 
-/** Bun's embedded file system in a `bun build --compile` binary (`/$bunfs/` on POSIX, `B:/~BUN/` on Windows). */
-
 /** The hash worker's script (see serviceWorkerUrl for the compiled-binary case). */
 export function hashWorkerUrl(moduleUrl?: string): string {
   return serviceWorkerUrl("hash-worker.ts", moduleUrl);
