@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const ROOT = join(import.meta.dir, "..");
@@ -18,13 +19,47 @@ export interface Timed {
   maxRssBytes?: number;
 }
 
-/** Runs a command and times it from spawn to exit; peak RSS comes from the child's rusage. */
-export async function timeCommand(cmd: string[], opts: { env?: Record<string, string> } = {}): Promise<Timed> {
+const GNU_TIME = "/usr/bin/time";
+
+export interface TimeCommandOptions {
+  env?: Record<string, string>;
+  /** Where stdout goes: captured (default) or discarded (a 100,000-line output would fill the bench's memory). */
+  stdout?: "pipe" | "ignore";
+  /**
+   * Measure the command's own peak RSS through GNU time (fork + exec from a small process). Read
+   * from this process, a child's ru_maxrss starts at this process's size (Linux keeps the pre-exec
+   * high-water mark), which a benchmark holding a fake server of 100,000 models would inflate.
+   */
+  peakRss?: boolean;
+}
+
+/** Runs a command and times it from spawn to exit (GNU time, when asked for peak RSS, adds ~1 ms). */
+export async function timeCommand(cmd: string[], opts: TimeCommandOptions = {}): Promise<Timed> {
+  const rssDir = opts.peakRss && existsSync(GNU_TIME) ? mkdtempSync(join(tmpdir(), "civitai-meta-rss-")) : null;
+  const rssFile = rssDir ? join(rssDir, "rss") : null;
+  const argv = rssFile ? [GNU_TIME, "-f", "%M", "-o", rssFile, ...cmd] : cmd;
   const started = performance.now();
-  const proc = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...opts.env } as Record<string, string> });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const proc = Bun.spawn(argv, {
+    stdout: opts.stdout ?? "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...opts.env } as Record<string, string>,
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    proc.stdout ? new Response(proc.stdout).text() : Promise.resolve(""),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   const ms = performance.now() - started;
-  return { ms, stdout, stderr, code, maxRssBytes: proc.resourceUsage()?.maxRSS };
+  let maxRssBytes = proc.resourceUsage()?.maxRSS;
+  if (rssFile) {
+    try {
+      // GNU time prints KiB; a "Command exited with non-zero status" line may come first.
+      maxRssBytes = Number(readFileSync(rssFile, "utf8").trim().split("\n").at(-1)) * 1024;
+    } finally {
+      rmSync(rssDir!, { recursive: true, force: true });
+    }
+  }
+  return { ms, stdout, stderr, code, maxRssBytes };
 }
 
 export function median(values: number[]): number {

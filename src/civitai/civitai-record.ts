@@ -1,3 +1,4 @@
+import { accessOf } from "../report/updates.ts";
 import { isCivitaiId, normalizeAutov3, normalizeSha256 } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { LeanFile, LeanModel, LeanVersion } from "./lean.ts";
@@ -150,6 +151,7 @@ export function toCivitaiInfo(
     primaryDownloadUrl: primaryDownloadUrl(versionId),
     previewImageUrl: chooseImage(version.images, opts.nsfwMask ?? DEFAULT_NSFW_MASK).image?.url ?? null,
     images: version.images,
+    access: accessOf(version, now),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { ArgsDef } from "citty";
 import type { Inventory } from "../report/inventory-types.ts";
 import type { FileRecord } from "../report/record-types.ts";
-import { renderInventory, type ReportFormat } from "../report/render.ts";
+import { renderInventory } from "../report/render.ts";
 import { DEFAULT_API_URL, resolveApiSettings } from "../config/settings.ts";
 import { loadConfig } from "../config/config-file.ts";
 import { getCacheDir } from "../config/paths.ts";
@@ -148,17 +148,15 @@ function warnFailures(result: PreviewResult, what: string): void {
 }
 
 /**
- * The report text in `format`: for HTML, the preview images are loaded first (unless
- * --no-images), and a failed image leaves its card without a picture, never the gallery unwritten.
+ * The HTML gallery: the preview images are loaded first (unless --no-images), and a failed image
+ * leaves its card without a picture, never the gallery unwritten.
  */
-export async function renderReportText(
+export async function renderGallery(
   inv: Inventory,
-  format: ReportFormat,
-  args: { excel?: boolean; images?: boolean; "nsfw-level"?: string },
+  args: { images?: boolean; "nsfw-level"?: string },
   /** Made only when images are fetched (report reads the config file for it). */
   ctx: ImageContext | (() => ImageContext),
 ): Promise<string> {
-  if (format !== "html") return renderInventory(inv, format, { excel: args.excel === true });
   const limit = parseNsfwArg(args["nsfw-level"]);
   if (args.images === false) return renderInventory(inv, "html", { html: { nsfwLabel: NSFW_LABEL[limit] } });
   const previews = await previewsFor(inv.records, typeof ctx === "function" ? ctx() : ctx, limit, GALLERY_IMAGE_WIDTH, "preview images");

@@ -2,7 +2,7 @@ import { lstatSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
 import { escapeControl, formatBytes, plural } from "../shared/format.ts";
-import { clearHashCache, openHashCache } from "../hash/hash-cache.ts";
+import { clearHashCache, hashCacheUsage, openHashCache } from "../hash/hash-cache.ts";
 import { isOwnMetaFile, pruneMetaCache } from "../civitai/meta-cache-prune.ts";
 import { IMAGE_CACHE_SUBDIR, isOwnImageFile, pruneImageCache } from "../preview/image-cache.ts";
 import { getCacheDir } from "../config/paths.ts";
@@ -147,11 +147,11 @@ export default defineCommand({
     const metaDir = join(dir, "meta");
     const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);
     if (action === "info") {
-      const h = usage(hashesDir);
+      const h = hashCacheUsage(dir);
       const m = usage(metaDir);
       const i = usage(imagesDir);
       process.stdout.write(
-        `cache     ${escapeControl(dir)}\nhashes    ${plural(h.files, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
+        `cache     ${escapeControl(dir)}\nhashes    ${plural(h.entries, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
           `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\n`,
       );
       if (sharedUrl) await sharedInfo(sharedUrl);
@@ -165,7 +165,10 @@ export default defineCommand({
       if (doHashes) {
         const { cache, warning } = await openHashCache(dir);
         if (warning) logger.warn(escapeControl(warning));
-        if (cache) h = cache.prune();
+        if (cache) {
+          h = cache.prune();
+          cache.close();
+        }
       }
       const m = doMeta ? pruneMetaCache(metaDir) : { checked: 0, removed: 0 };
       const i = doImages ? await pruneImageCache(dir) : { checked: 0, removed: 0 };
@@ -187,7 +190,7 @@ export default defineCommand({
     }
     if ((all || args.hashes === true) && doHashes) {
       const n = clearHashCache(dir);
-      logger.success(`cleared the hash cache: ${plural(n, "file")} removed from ${escapeControl(hashesDir)}`);
+      logger.success(`cleared the hash cache: ${plural(n, "entry", "entries")} removed from ${escapeControl(hashesDir)}`);
     }
     if ((all || args.metadata === true) && doMeta) {
       const n = clearOwnFiles(metaDir, isOwnMetaFile);

@@ -8,6 +8,7 @@ export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.a
   scan: () => import("./scan.ts").then(load),
   lookup: () => import("./lookup.ts").then(load),
   report: () => import("./report.ts").then(load),
+  diff: () => import("./diff.ts").then(load),
   download: () => import("./download.ts").then(load),
   inspect: () => import("./inspect.ts").then(load),
   cache: () => import("./cache.ts").then(load),

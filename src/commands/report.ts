@@ -1,19 +1,19 @@
-import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
-import { AppError, errnoCode, UsageError } from "../shared/errors.ts";
+import { UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
-import { readInventory } from "../report/inventory-read.ts";
-import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
-import { fsPath } from "../shared/fs-path.ts";
+import { openInventory } from "../report/inventory-file.ts";
+import { chooseFormat, prepareOutput, writeReport, writeReportChunks } from "../report/report-output.ts";
+import { reportChunks } from "../report/render.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, reportArgs } from "./_shared.ts";
-import { galleryArgs, galleryImageContext, parseNsfwArg, renderReportText, reportImageArgs } from "./_gallery.ts";
+import { galleryArgs, galleryImageContext, parseNsfwArg, renderGallery, reportImageArgs } from "./_gallery.ts";
+import { withInterrupt } from "./_interrupt.ts";
 
 export default defineCommand({
   meta: {
     name: "report",
     description:
-      "Re-render a saved JSON inventory as CSV, Markdown, JSON or an HTML gallery, with no network (but the gallery's preview images)",
+      "Re-render a saved JSON inventory as CSV, Markdown, JSON, JUnit XML or an HTML gallery, with no network (but the gallery's preview images)",
   },
   args: {
     ...globalArgs,
@@ -34,21 +34,23 @@ export default defineCommand({
     const format = chooseFormat(args.format, args.output);
     const target = prepareOutput(args.output);
     parseNsfwArg(args["nsfw-level"]); // a bad value is a usage error whatever the format
-    let text: string;
+    const opened = openInventory(source);
     try {
-      text = readFileSync(source === "-" ? 0 : fsPath(source), "utf8");
-    } catch (error) {
-      const code = errnoCode(error) ?? "error";
-      throw new AppError(
-        `Cannot read ${escapeControl(source)}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`,
-      );
+      await withInterrupt(async (signal) => {
+        if (format === "html") {
+          const inventory = { ...opened.source.head, records: [...opened.source.records("path")] };
+          writeReport(await renderGallery(inventory, args, () => galleryImageContext(args)), target);
+        } else {
+          // A record at a time, from the file to the report (issue 11, target 2).
+          await writeReportChunks(reportChunks(opened.source, format, { excel: args.excel === true }), target, { signal });
+        }
+      });
+    } finally {
+      opened.close();
     }
-    const inventory = readInventory(text, escapeControl(source === "-" ? "stdin" : source));
-    const rendered = await renderReportText(inventory, format, args, () => galleryImageContext(args));
-    writeReport(rendered, target);
-    if (target.kind !== "stdout")
-      logger.success(
-        `Wrote ${format === "html" ? "HTML gallery" : `${format.toUpperCase()} report`} to ${escapeControl(args.output ?? "")}`,
-      );
+    if (target.kind !== "stdout") {
+      const what = format === "html" ? "HTML gallery" : format === "junit" ? "JUnit report" : `${format.toUpperCase()} report`;
+      logger.success(`Wrote ${what} to ${escapeControl(args.output ?? "")}`);
+    }
   },
 });

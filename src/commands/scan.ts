@@ -2,20 +2,33 @@ import { homedir } from "node:os";
 import { defineCommand } from "citty";
 import { collectRepeated, parsePositiveInt } from "../shared/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
-import { failOnHits, parseFailOn } from "../report/fail-on.ts";
+import { failOnHits, parseFailOn, SCAN_FAIL_ON, type FailOnName } from "../report/fail-on.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
-import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
+import {
+  chooseFormat,
+  prepareOutput,
+  writeReport,
+  writeReportChunks,
+  type OutputTarget,
+  type ReportFormat,
+} from "../report/report-output.ts";
+import { memorySource, type InventorySource } from "../report/inventory-read.ts";
+import { openInventory, type OpenedInventory } from "../report/inventory-file.ts";
+import { applyPrevious } from "../report/previous.ts";
+import { reportChunks } from "../report/render.ts";
+import { scanStepSummary } from "../report/ci-summary.ts";
+import { appendStepSummary, stepSummaryPath } from "../report/step-summary.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan, type ScanResult } from "../scan/scan.ts";
 import { checkIndexTarget, readLibraryIndex, writeLibraryIndex, type IndexRead } from "../scan/library-index-io.ts";
-import type { RecordStatus } from "../report/record-types.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
-import { apiArgs, createApiContext, durationArg } from "./_api.ts";
-import { galleryArgs, parseNsfwArg, renderReportText, writePreviews, type ImageContext } from "./_gallery.ts";
+import { apiArgs, createApiContext, durationArg, type ApiContext } from "./_api.ts";
+import { galleryArgs, parseNsfwArg, renderGallery, writePreviews, type ImageContext } from "./_gallery.ts";
 import { withInterrupt } from "./_interrupt.ts";
+import { diffHeadline } from "../report/render-diff.ts";
 import { globalArgs, reportArgs, hashingArgs, walkArgs } from "./_shared.ts";
 
 export default defineCommand({
@@ -39,8 +52,15 @@ export default defineCommand({
     },
     "fail-on": {
       type: "string",
-      valueHint: "not-found,error,skipped",
-      description: "Exit 3 if any file has one of these statuses (comma-separated)",
+      valueHint: SCAN_FAIL_ON.join(","),
+      description:
+        "Exit 3 if any file is not found, in error, skipped or gone, has an update to fetch, or (with --previous) was added, removed, moved or changed (comma-separated)",
+    },
+    previous: {
+      type: "string",
+      valueHint: "old.json",
+      description:
+        "An earlier inventory of the same folders: files found then and not found now are reported gone, and the changes since go into the summary",
     },
     "local-metadata": {
       type: "boolean",
@@ -79,17 +99,25 @@ export default defineCommand({
     ...walkArgs,
     ...hashingArgs,
   },
+  // Long because it is the command's one sequence: every check before the walk (so a bad flag costs
+  // nothing), the scan, then each output, over resources closed in one place.
   async run({ args, rawArgs }) {
-    const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]));
+    const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]), SCAN_FAIL_ON);
+    const changeKinds = [...failOn].filter((n) => ["added", "removed", "moved", "changed"].includes(n));
+    if (changeKinds.length > 0 && args.previous === undefined) {
+      throw new UsageError(`--fail-on ${changeKinds.join(",")} compares with an earlier inventory: add --previous OLD.json`);
+    }
     const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
     if (typeof jobs === "string") throw new UsageError(jobs);
     const nsfwLimit = parseNsfwArg(args["nsfw-level"]);
 
-    await withInterrupt(async (signal) => {
-      // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
-      const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
-      const ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) });
-      try {
+    // Closed whatever happens: the --previous inventory, the context's shared-cache connection.
+    const held: { previous: OpenedInventory | null; ctx: ApiContext | null } = { previous: null, ctx: null };
+    try {
+      await withInterrupt(async (signal) => {
+        // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
+        const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
+        const ctx = (held.ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) }));
         const paths = scanRoots(args._, ctx.config.config.modelDirectories);
         const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
         // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
@@ -97,6 +125,9 @@ export default defineCommand({
         const allowMissing = args["allow-missing"] === true;
         const index = prepareIndex(args.index, args["use-index"], paths);
         const absent = await checkRoots(paths, allowMissing, args.output);
+        // Read and checked before the walk too: a bad --previous must not cost the scan.
+        held.previous = args.previous === undefined ? null : openInventory(args.previous);
+        const previous = held.previous;
         const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
         const result = await runScan({
@@ -128,10 +159,11 @@ export default defineCommand({
         hashBar.done();
         lookupBar.done();
 
-        const inv = result.inventory;
         // A root that vanished during the walk: the same rule as one missing from the start.
         const vanished = result.missing.filter((m) => !absent.includes(m));
         if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
+        const inv = previous ? applyPrevious(result.inventory, previous.source).inventory : result.inventory;
+        const src = memorySource(inv);
         const images: ImageContext = {
           cacheRoot: ctx.cacheDir,
           offline: args.offline === true,
@@ -140,25 +172,30 @@ export default defineCommand({
           quiet: args.quiet === true,
           signal,
         };
-        writeReport(await renderReportText(inv, format, args, images), target);
-        if (target.kind !== "stdout")
-          logger.success(
-            `Wrote ${format === "html" ? "HTML gallery" : `${format.toUpperCase()} inventory`} to ${escapeControl(args.output ?? "")}`,
-          );
+        await writeInventory(src, format, target, { args, images, signal });
+        if (target.kind !== "stdout") logger.success(`Wrote ${formatName(format, "inventory")} to ${escapeControl(args.output ?? "")}`);
         if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
+        if (args.index !== undefined) writeIndex(args.index, result, inv.generatedAt);
 
-        if (args.index !== undefined && result.indexEntries) {
-          writeLibraryIndex(args.index, result.indexEntries, { name: NAME, version: VERSION }, inv.generatedAt);
-          logger.success(`Wrote the library index (${plural(result.indexEntries.length, "file")}) to ${escapeControl(args.index)}`);
-        }
-        logSummary(result, args["write-sidecars"] === true, paths);
-        process.exitCode = exitCodeOf(result, failOn);
-      } finally {
-        await ctx.close();
-      }
-    });
+        logSummary(result, src, args["write-sidecars"] === true, paths);
+        const counts = failOnCounts(src);
+        const hits = failOnHits(failOn, counts);
+        stepSummary(src, hits);
+        process.exitCode = exitCodeOf(result, src, hits);
+      });
+    } finally {
+      held.previous?.close();
+      await held.ctx?.close();
+    }
   },
 });
+
+/** The library index of the folder scanned (--index); a failed write throws, after the inventory. */
+function writeIndex(file: string, result: ScanResult, generatedAt: string): void {
+  if (!result.indexEntries) return;
+  writeLibraryIndex(file, result.indexEntries, { name: NAME, version: VERSION }, generatedAt);
+  logger.success(`Wrote the library index (${plural(result.indexEntries.length, "file")}) to ${escapeControl(file)}`);
+}
 
 /**
  * --index and --use-index, checked before any work: one folder (an index holds paths relative to
@@ -175,6 +212,51 @@ function prepareIndex(write: string | undefined, use: string | undefined, paths:
   if (read.entries === null) logger.warn(read.warning);
   else logger.debug(`library index ${escapeControl(use)}: ${plural(read.entries.size, "entry", "entries")}`);
   return { entries: read.entries };
+}
+
+/** "JSON inventory", "HTML gallery", "JUnit report", … for the closing message. */
+export function formatName(format: ReportFormat, what: string): string {
+  return format === "html" ? "HTML gallery" : format === "junit" ? "JUnit report" : `${format.toUpperCase()} ${what}`;
+}
+
+/** The report in `format`: streamed a record at a time, but the gallery (its images need the whole). */
+async function writeInventory(
+  src: InventorySource,
+  format: ReportFormat,
+  target: OutputTarget,
+  opts: { args: { excel?: boolean; images?: boolean; "nsfw-level"?: string }; images: ImageContext; signal: AbortSignal },
+): Promise<void> {
+  if (format === "html") {
+    const inventory = { ...src.head, records: [...src.records("path")] };
+    writeReport(await renderGallery(inventory, opts.args, opts.images), target);
+    return;
+  }
+  await writeReportChunks(reportChunks(src, format, { excel: opts.args.excel === true }), target, { signal: opts.signal });
+}
+
+/** How many of each `--fail-on` kind this scan has. */
+function failOnCounts(src: InventorySource): Partial<Record<FailOnName, number>> {
+  const s = src.facts.facts.byStatus;
+  const ch = src.head.summary.changes;
+  return {
+    "not-found": s.not_found,
+    error: s.error,
+    skipped: s.skipped,
+    gone: s.gone,
+    update: src.facts.facts.updatesToFetch,
+    ...(ch ? { added: ch.added, removed: ch.removed, moved: ch.moved, changed: ch.changed } : {}),
+  };
+}
+
+/** GITHUB_STEP_SUMMARY: the counts, changes, what --fail-on matched, and the failing files. */
+function stepSummary(src: InventorySource, hits: readonly string[]): void {
+  const path = stepSummaryPath(process.env);
+  if (!path) return;
+  const failing = [...src.records("path")]
+    .filter((r) => r.status === "not_found" || r.status === "gone" || r.status === "error")
+    .slice(0, 51);
+  const why = appendStepSummary(path, scanStepSummary(src.head, src.facts.facts, failing, hits));
+  if (why) logger.warn(`Could not append to GITHUB_STEP_SUMMARY (${escapeControl(path)}): ${escapeControl(why)}`);
 }
 
 /** The roots to scan: the arguments, else the config's modelDirectories (with ~ expanded). */
@@ -202,34 +284,35 @@ async function checkRoots(paths: readonly string[], allowMissing: boolean, outpu
 }
 
 /** The run in one line (counts, requests, cache hits, time), and what --write-sidecars did. */
-function logSummary(result: ScanResult, wroteSidecars: boolean, paths: readonly string[]): void {
-  const s = result.inventory.summary;
+function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boolean, paths: readonly string[]): void {
+  const s = src.head.summary;
   const c = result.counters;
   const sidecarNotes = [
     c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
     c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
     c.fromIndex > 0 ? `${c.fromIndex} taken from the library index` : null,
   ].filter((x) => x !== null);
+  const gone = s.byStatus.gone > 0 ? `${s.byStatus.gone} gone, ` : "";
   const shared = result.inventory.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
   logger.info(
-    `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
+    `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${gone}${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
       `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
       `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
   );
+  if (s.changes) logger.info(`Since the inventory of ${s.changes.previous.generatedAt.slice(0, 10)}: ${diffHeadline(s.changes)}`);
   if (wroteSidecars) {
     const n = (status: string) => result.sidecarWrites.filter((w) => w.status === status).length;
     logger.info(`.civitai.info: ${n("written")} written, ${n("unchanged")} unchanged, ${n("refused") + n("failed")} left alone`);
   }
-  if (result.inventory.records.length === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+  if (src.count === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
 }
 
 /** 1 when the run was stopped (throws) or a file failed, 3 for a --fail-on hit, else 0; says why on stderr. */
-function exitCodeOf(result: ScanResult, failOn: ReadonlySet<RecordStatus>): number {
+function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly string[]): number {
   if (result.stopped && result.stopped.kind !== "aborted") {
     throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
   }
-  const s = result.inventory.summary;
-  const hits = failOnHits(failOn, s.byStatus);
+  const s = src.head.summary;
   if (hits.length > 0) {
     logger.warn(`--fail-on: ${hits.join(", ")}`);
     return EXIT.failOn;

@@ -8,7 +8,7 @@ import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
 
 /**
- * Which config files apply, and how much each may decide (docs/security.md, "Keys and hosts"):
+ * Which config files apply, and how much each may decide (docs/security.md, "Where the key may go, and why"):
  * - `--config FILE`: that file alone, fully trusted (the user named it);
  * - else the user's own `$XDG_CONFIG_HOME/civitai-meta/config.json`, fully trusted;
  * - plus `./civitai-meta.json` from the current folder, on top, but only for what to scan and how

@@ -143,6 +143,10 @@ export function wantedFromInventory(inventory: Inventory): InventoryWanted {
   const relative = (path: string) =>
     sanitizeRelativePath(relativeToRoots(path, inventory.roots), { maxBytes: NAME_MAX_BYTES, rawBytes: true });
   for (const record of inventory.records) {
+    if (record.status === "gone") {
+      problems.push(`${record.path}: gone from Civitai, it cannot be downloaded there any more`);
+      continue;
+    }
     if (record.status !== "found" || !record.civitai) continue;
     const info = record.civitai;
     const rel = relative(record.path);

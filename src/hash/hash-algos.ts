@@ -67,12 +67,12 @@ export function isSafetensorsPath(path: string): boolean {
 
 /**
  * What we compute when the user names no algorithm: SHA-256 (the lookup key) and AutoV2 (free, and
- * what A1111 infotext shows), plus AutoV3 for safetensors, whose whole-file hash changes whenever
- * someone edits the embedded metadata.
+ * what A1111 infotext shows). AutoV3 (for safetensors whose embedded metadata was edited) is a
+ * second SHA-256 over nearly the whole file: with it a 2 GiB file took 1.87x `openssl dgst
+ * -sha256`, and 8 files on two cores twice as long, so it is computed only when asked for
+ * (`--algo`) or needed (scan: the SHA-256 is unknown to Civitai).
  */
-export function defaultAlgosFor(path: string): HashAlgo[] {
-  return isSafetensorsPath(path) ? ["sha256", "autov2", "autov3"] : ["sha256", "autov2"];
-}
+export const DEFAULT_ALGOS: readonly HashAlgo[] = ["sha256", "autov2"];
 
 /**
  * Civitai prints .NET's Crc32 result, which is little-endian: the usual CRC-32 hex with its four

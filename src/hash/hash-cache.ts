@@ -1,59 +1,71 @@
 /**
- * Persistent hash cache: one small JSON file per model file, keyed by a hash of its real path.
+ * Persistent hash cache: the hashes of each file, and (for `scan`) its header facts and sidecar
+ * stamps, under its real path and exact identity, in one SQLite store (hash-store.ts).
  *
- * Why not unstorage (docs/reliability.md §3.1): 1.x rewrites files in place (torn reads), destr turns
- * "1234567890" into a number, and its key normalisation merges `a/b` with `a:b`. Here:
- * - the file name is sha256(realPath), so no name from disk can traverse or collide;
- * - each value is an object whose every field is type-checked on read; anything odd is a miss;
- * - writes go through a temp file and a rename, so readers and a second run never see a torn entry;
- * - a hit needs path, dev, ino, size, mtimeNs and ctimeNs all equal (docs/reliability.md §3.4), and entries written
- *   while the file's mtime was "racy" (within 2 s of the write, or in the future) are never trusted.
+ * Reads go by folder: the first file asked for in a folder loads that folder's rows in one query,
+ * so a warm run over 100,000 files makes a few hundred queries, not 100,000. Writes are gathered
+ * and committed in batches (BATCH_ROWS rows or BATCH_MS, whichever comes first, and at flush/close):
+ * a kill -9 loses at most the batch not yet committed.
  *
- * Reads are synchronous on purpose: a warm run over 10,000 files is 10,000 tiny reads, and per-entry
- * promise overhead would cost more than the reads.
+ * The promises of docs/cases.md C1–C10 hold on the store: a hit needs path, dev, ino, size, mtimeNs
+ * and ctimeNs all equal and an entry that is not racy (hash-entry.ts); a damaged row is a miss, and
+ * a damaged store is set aside and started again (one warning); a read-only or full location gives
+ * one warning and the run goes on without storing; two runs at once write through SQLite's lock.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { HASH_HEX_LENGTH, isHashAlgo, isValidHashValue } from "./hash-algos.ts";
+import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
-import { isTempName, tempPathFor, writeFileAtomic } from "../shared/atomic-write.ts";
-import { encodeFsName, fsPath } from "../shared/fs-path.ts";
-import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
+import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
+import { decodeFsName, encodeFsName, fsPath, joinPath } from "../shared/fs-path.ts";
+import { removeEmptyDirs } from "../shared/no-follow.ts";
+import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
+import {
+  checksum,
+  hashesFromEntry,
+  hashPartText,
+  identityPrefix,
+  localPartText,
+  mergeHashes,
+  parseHashPart,
+  parseLocalPart,
+  splitPath,
+  type CachedLocal,
+  type HashCacheEntry,
+  type HashPart,
+  type LocalPart,
+  type RawRow,
+} from "./hash-entry.ts";
+import {
+  CORRUPT_SUFFIX,
+  describeStoreError,
+  openStore,
+  setAsideStore,
+  STORE_COMPANIONS,
+  storeErrorKind,
+  storePath,
+  type HashStore,
+  type PartRow,
+} from "./hash-store.ts";
 
-export const HASH_CACHE_VERSION = 1;
-/** An entry whose file mtime is this close to (or after) the time it was written is not trusted. */
-export const RACY_WINDOW_MS = 2000;
-/** Entries are a few hundred bytes; anything much larger is not ours. */
-const MAX_ENTRY_BYTES = 64 * 1024;
-/** A temp file older than this was left by a killed process. */
-const STALE_TEMP_MS = 60 * 60 * 1000;
+export { hashesFromEntry, type HashCacheEntry } from "./hash-entry.ts";
 
-export interface HashCacheEntry {
-  v: typeof HASH_CACHE_VERSION;
-  path: string;
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeNs: string;
-  ctimeNs: string;
-  hashes: FileHashes;
-  /** Algorithms computed but not applicable (AutoV3 of a file that is not safetensors). */
-  absent: HashAlgo[];
-  /** False for a racy entry: kept for inspection, never used as a hit. */
-  confirmed: boolean;
-  /** Epoch milliseconds when the entry was written. */
-  hashedAt: number;
-}
+/** Rows gathered before a commit. */
+const BATCH_ROWS = 1000;
+/** Longest a computed row waits for its commit while hashing goes on. */
+const BATCH_MS = 2000;
+/** Folders whose rows are held at once: callers go folder by folder (walk order). */
+const FOLDERS_HELD = 4;
 
-export interface HashCacheStats {
+interface HashCacheStats {
   hits: number;
   misses: number;
   writes: number;
-  /** Entry files that failed to parse or validate (each treated as a miss). */
+  /** Rows that failed their checks (each treated as a miss). */
   corrupt: number;
 }
 
-export interface PruneResult {
+interface PruneResult {
   checked: number;
   removed: number;
 }
@@ -63,7 +75,7 @@ export interface HashCache {
   readonly dir: string;
   /** False once a write failed: the run goes on without storing, lookups still work. */
   readonly writable: boolean;
-  /** Warnings raised so far (write failure, corrupt entries), each once. */
+  /** Warnings raised so far (write failure, damaged rows or store), each once. */
   readonly warnings: readonly string[];
   readonly stats: Readonly<HashCacheStats>;
   /**
@@ -74,23 +86,38 @@ export interface HashCache {
   /** The trusted entry for this exact file state (all identity fields equal, confirmed), or null. */
   read(realPath: string, identity: FileIdentity): HashCacheEntry | null;
   /**
+   * As read, and also an entry this run wrote even while it is racy: what this run computed is
+   * good for this run (scan reads its header facts back from here instead of holding them).
+   */
+  peek(realPath: string, identity: FileIdentity): HashCacheEntry | null;
+  /**
    * Stores hashes computed for `identity`, merged with a trusted entry for the same state. Never
    * throws: a write error disables further writes and adds one warning.
    */
   set(realPath: string, identity: FileIdentity, hashes: FileHashes, absent?: readonly HashAlgo[]): void;
-  /** Removes entries that do not parse, whose file is gone or replaced (docs/cases.md C9), and stale temp files. */
+  /** Stores the header facts and sidecar stamps read for `identity` (same merge and errors as set). */
+  setLocal(realPath: string, identity: FileIdentity, local: CachedLocal): void;
+  /** Commits what set() gathered. Never throws. */
+  flush(): void;
+  /** Commits, then releases the store; the cache answers nothing afterwards. */
+  close(): void;
+  /** Removes rows that fail their checks or whose file is gone or replaced (docs/cases.md C9). */
   prune(): PruneResult;
-  /** The entry file for a real path (exported for tests and `cache` diagnostics). */
-  entryPath(realPath: string): string;
+  /** Where hash workers may store their results (after committing what is pending here), or null. */
+  workerStore(): WorkerStore | null;
+  /** The hash part a worker merges its result into (same state, usable), as text; "" when none. */
+  workerPrevious(realPath: string, identity: FileIdentity): string;
+  /** Takes note of what the workers stored (and of an error that stopped them). */
+  fromWorkers(writes: WorkerWrites): void;
 }
 
 export interface OpenHashCacheOptions {
-  /** fsync each entry before its rename (default false; see the note on JsonHashCache). */
-  fsync?: boolean;
   /** Clock for racy-entry decisions; tests move it. */
   now?: () => number;
   /** Called once per warning as it happens (also collected in `cache.warnings`). */
   onWarning?: (message: string) => void;
+  /** Also read the header-facts columns (scan); `hash` does not need them. */
+  withLocal?: boolean;
 }
 
 export interface OpenHashCacheResult {
@@ -113,109 +140,72 @@ const ERRNO_TEXT: Record<string, string> = {
 };
 
 /** `<path>: EROFS (read-only file system)`, the form every cache warning uses. */
-export function describeFsError(path: string, err: unknown): string {
+function describeFsError(path: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code?.startsWith("SQLITE_")) return `${path}: ${describeStoreError(err)}`;
   if (code) return `${path}: ${code} (${ERRNO_TEXT[code] ?? (err as Error).message})`;
   return `${path}: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-function entriesRoot(dir: string): string {
-  return join(dir, "hashes", `v${HASH_CACHE_VERSION}`);
+interface Folder {
+  path: string;
+  bytes: Uint8Array;
+  withLocal: boolean;
+  /** Rows by name (raw bytes kept, see fs-path.ts); checked when asked for. */
+  rows: Map<string, RawRow>;
 }
 
-function isNonNegInt(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+interface PendingPart {
+  text: string;
+  sum: number;
 }
 
-const NS_RE = /^-?\d{1,30}$/;
-
-/** Type-checks a parsed entry field by field; anything unexpected makes the whole entry invalid. */
-export function parseEntry(text: string): HashCacheEntry | null {
-  if (text.length === 0 || text.length > MAX_ENTRY_BYTES) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return null;
-  const o = raw as Record<string, unknown>;
-  if (o.v !== HASH_CACHE_VERSION || typeof o.path !== "string" || o.path === "") return null;
-  if (!isNonNegInt(o.dev) || !isNonNegInt(o.ino) || !isNonNegInt(o.size)) return null;
-  if (typeof o.mtimeNs !== "string" || !NS_RE.test(o.mtimeNs)) return null;
-  if (typeof o.ctimeNs !== "string" || !NS_RE.test(o.ctimeNs)) return null;
-  if (typeof o.confirmed !== "boolean") return null;
-  if (typeof o.hashedAt !== "number" || !Number.isFinite(o.hashedAt)) return null;
-  if (typeof o.hashes !== "object" || o.hashes === null || Array.isArray(o.hashes)) return null;
-  const hashes: FileHashes = {};
-  for (const [algo, value] of Object.entries(o.hashes as Record<string, unknown>)) {
-    if (!isHashAlgo(algo) || !isValidHashValue(algo, value)) return null;
-    hashes[algo] = value;
-  }
-  const absent: HashAlgo[] = [];
-  if (o.absent !== undefined) {
-    if (!Array.isArray(o.absent)) return null;
-    for (const algo of o.absent) {
-      if (typeof algo !== "string" || !isHashAlgo(algo) || algo in hashes) return null;
-      absent.push(algo);
-    }
-  }
-  return {
-    v: HASH_CACHE_VERSION,
-    path: o.path,
-    dev: o.dev,
-    ino: o.ino,
-    size: o.size,
-    mtimeNs: o.mtimeNs,
-    ctimeNs: o.ctimeNs,
-    hashes,
-    absent,
-    confirmed: o.confirmed,
-    hashedAt: o.hashedAt,
-  };
+/** Parts set in this run and not committed yet: read before the store. */
+interface PendingRow {
+  dir: Uint8Array;
+  name: Uint8Array;
+  hash?: PendingPart;
+  local?: PendingPart;
 }
 
-function sameIdentity(entry: HashCacheEntry, realPath: string, id: FileIdentity): boolean {
-  return (
-    entry.path === realPath &&
-    entry.dev === id.dev &&
-    entry.ino === id.ino &&
-    entry.size === id.size &&
-    entry.mtimeNs === id.mtimeNs &&
-    entry.ctimeNs === id.ctimeNs
-  );
+/** Where the hash workers store what they compute (hash-worker.ts), when they may. */
+export interface WorkerStore {
+  file: string;
+  /** Add to the worker's clock: tests move the cache's clock (OpenHashCacheOptions.now). */
+  clockOffset: number;
 }
 
-/** Racy-git rule (docs/reliability.md §3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
-export function isRacy(mtimeNs: string, hashedAt: number): boolean {
-  const mtimeMs = Number(BigInt(mtimeNs) / 1_000_000n);
-  return mtimeMs > hashedAt - RACY_WINDOW_MS;
+/** What the workers said about their writes, after a run of batches. */
+export interface WorkerWrites {
+  /** Real paths whose hashes were stored. */
+  stored: string[];
+  /** The first store error a worker met (it stopped writing then). */
+  error?: { code?: string; message: string };
 }
 
-/**
- * fsync is off by default: a cold run over thousands of files would pay one disk flush each, and an
- * entry is self-validating, so what a power cut can leave (an empty or garbage file) reads as a miss.
- * The rename alone already guarantees that a killed process leaves old-or-new, never torn.
- */
-class JsonHashCache implements HashCache {
+class StoreHashCache implements HashCache {
   readonly warnings: string[] = [];
   readonly stats: HashCacheStats = { hits: 0, misses: 0, writes: 0, corrupt: 0 };
   writable = true;
-  private readonly root: string;
-  private readonly madeDirs = new Set<string>();
+  private readonly folders = new Map<string, Folder>();
+  private current: Folder | undefined;
+  private readonly pending = new Map<string, PendingRow>();
+  /** Real paths this run stored a part for (peek and merges trust those even while racy). */
+  private readonly thisRun = new Set<string>();
+  private pendingSince = 0;
   private warnedCorrupt = false;
+  private warnedBusy = false;
+  private readonly withLocal: boolean;
 
   constructor(
     readonly dir: string,
+    private store: HashStore | null,
+    private readonly file: string,
     private readonly options: OpenHashCacheOptions,
+    openingWarnings: readonly string[],
   ) {
-    this.root = entriesRoot(dir);
-  }
-
-  entryPath(realPath: string): string {
-    // Of the bytes: a string with raw bytes would be hashed with U+FFFD, and two names would collide.
-    const key = Bun.CryptoHasher.hash("sha256", encodeFsName(realPath), "hex");
-    return join(this.root, key.slice(0, 2), `${key}.json`);
+    this.withLocal = options.withLocal === true;
+    for (const w of openingWarnings) this.warn(w);
   }
 
   private warn(message: string): void {
@@ -223,179 +213,388 @@ class JsonHashCache implements HashCache {
     this.options.onWarning?.(message);
   }
 
+  private warnOnce(message: string): void {
+    if (!this.warnings.includes(message)) this.warn(message);
+  }
+
   private now(): number {
     return this.options.now?.() ?? Date.now();
   }
 
-  private load(file: string): HashCacheEntry | null {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      return null; // ENOENT is the common miss; any other read error is a miss too
+  /**
+   * A damaged store found mid-run: moved aside and started again, so this run's results are kept
+   * and the next run builds on a sound file. Nothing read from it was used unchecked.
+   */
+  private recover(err: unknown): void {
+    this.store?.close();
+    this.store = null;
+    this.invalidate();
+    const replaced = replaceDamagedStore(this.file, err);
+    this.warn(replaced.message);
+    if (replaced.store) this.store = replaced.store;
+    else this.writable = false;
+  }
+
+  /** Forgets the folders read: another connection (a hash worker) wrote to the store. */
+  invalidate(): void {
+    this.folders.clear();
+    this.current = undefined;
+  }
+
+  private folder(dir: string): Folder {
+    // Callers go file by file through a folder: the last one answers without touching the LRU.
+    if (this.current?.path === dir && (this.current.withLocal || !this.withLocal)) return this.current;
+    const held = this.folders.get(dir);
+    if (held && (held.withLocal || !this.withLocal)) {
+      // Most recently used last, so the oldest is dropped first.
+      this.folders.delete(dir);
+      this.folders.set(dir, held);
+      this.current = held;
+      return held;
     }
-    const entry = parseEntry(text);
-    if (!entry) {
-      this.stats.corrupt++;
-      if (!this.warnedCorrupt) {
-        this.warnedCorrupt = true;
-        this.warn(`hash cache: ignoring unreadable entry ${file} (rewritten when the file is hashed)`);
+    const bytes = encodeFsName(dir);
+    const folder: Folder = { path: dir, bytes, withLocal: this.withLocal, rows: new Map() };
+    let raw: RawRow[] = [];
+    if (this.store) {
+      try {
+        raw = this.store.readFolder(bytes, this.withLocal);
+      } catch (err) {
+        if (storeErrorKind(err) === "damaged") this.recover(err);
+        else this.warnOnce(`hash cache: cannot read ${this.file}: ${describeStoreError(err)}`);
       }
     }
-    return entry;
+    for (const row of raw) if (row[0] instanceof Uint8Array) folder.rows.set(decodeFsName(row[0]), row);
+    this.folders.set(dir, folder);
+    if (this.folders.size > FOLDERS_HELD) this.folders.delete(this.folders.keys().next().value!);
+    this.current = folder;
+    return folder;
+  }
+
+  private damaged(): void {
+    this.stats.corrupt++;
+    if (!this.warnedCorrupt) {
+      this.warnedCorrupt = true;
+      this.warn(`hash cache: ignoring a damaged entry in ${this.file} (rewritten when the file is hashed)`);
+    }
+  }
+
+  /**
+   * The two parts stored for `realPath` in this `identity` (usable or not yet judged), each null
+   * when absent, for another state of the file (a plain miss, not parsed) or damaged (counted).
+   */
+  private parts(realPath: string, identity: FileIdentity): { hash: HashPart | null; local: LocalPart | null } {
+    const waiting = this.pending.get(realPath);
+    const [dir, name] = splitPath(realPath);
+    const row = waiting?.hash && (waiting.local || !this.withLocal) ? undefined : this.folder(dir).rows.get(name);
+    const prefix = identityPrefix(identity);
+    const now = this.now();
+    const hashText = waiting?.hash?.text ?? row?.[1];
+    const hashSum = waiting?.hash?.sum ?? row?.[2];
+    const localText = waiting?.local?.text ?? row?.[3];
+    const localSum = waiting?.local?.sum ?? row?.[4];
+    let hash: HashPart | null = null;
+    if (typeof hashText === "string" && hashText.startsWith(prefix)) {
+      hash = parseHashPart(hashText, hashSum, now, identity);
+      if (!hash) this.damaged();
+    } else if (hashText !== null && hashText !== undefined && typeof hashText !== "string") this.damaged();
+    let local: LocalPart | null = null;
+    if (typeof localText === "string" && localText.startsWith(prefix)) {
+      local = parseLocalPart(localText, localSum, now, identity);
+      if (!local) this.damaged();
+    }
+    return { hash, local };
+  }
+
+  /** The entry for this state from the parts that may be used (`ours`: this run's racy parts too). */
+  private entry(realPath: string, identity: FileIdentity, ours: boolean): HashCacheEntry | null {
+    const { hash, local } = this.parts(realPath, identity);
+    const mine = ours && this.thisRun.has(realPath);
+    const h = hash && (hash.confirmed || mine) ? hash : null;
+    const l = local && (local.confirmed || mine) ? local : null;
+    if (!h && !l) return null;
+    return {
+      path: realPath,
+      dev: identity.dev,
+      ino: identity.ino,
+      size: identity.size,
+      mtimeNs: identity.mtimeNs,
+      ctimeNs: identity.ctimeNs,
+      hashes: h?.hashes ?? {},
+      absent: h?.absent ?? [],
+      confirmed: (h ?? l)!.confirmed,
+      hashedAt: (h ?? l)!.at,
+      local: l?.local ?? null,
+    };
   }
 
   read(realPath: string, identity: FileIdentity): HashCacheEntry | null {
-    const entry = this.load(this.entryPath(realPath));
-    if (!entry || !entry.confirmed || !sameIdentity(entry, realPath, identity)) return null;
-    return entry;
+    return this.entry(realPath, identity, false);
+  }
+
+  peek(realPath: string, identity: FileIdentity): HashCacheEntry | null {
+    return this.entry(realPath, identity, true);
   }
 
   get(realPath: string, identity: FileIdentity, algos: readonly HashAlgo[]): FileHashes | null {
     const entry = this.read(realPath, identity);
-    if (entry && algos.every((a) => entry.hashes[a] !== undefined || entry.absent.includes(a))) {
-      this.stats.hits++;
-      const out: FileHashes = {};
-      for (const a of algos) {
-        const value = entry.hashes[a];
-        if (value !== undefined) out[a] = value;
-      }
-      return out;
-    }
-    this.stats.misses++;
-    return null;
+    const hit = entry ? hashesFromEntry(entry, algos) : null;
+    if (hit) this.stats.hits++;
+    else this.stats.misses++;
+    return hit;
   }
 
   set(realPath: string, identity: FileIdentity, hashes: FileHashes, absent: readonly HashAlgo[] = []): void {
-    if (!this.writable) return;
-    const file = this.entryPath(realPath);
+    if (!this.writable || !this.store) return;
     try {
-      const merged: FileHashes = {};
-      const mergedAbsent = new Set<HashAlgo>();
-      const previous = this.read(realPath, identity);
-      if (previous) {
-        Object.assign(merged, previous.hashes);
-        for (const a of previous.absent) mergedAbsent.add(a);
-      }
-      for (const [algo, value] of Object.entries(hashes) as [HashAlgo, string][]) {
-        // Never store what a later read would reject.
-        if (!isValidHashValue(algo, value)) throw new Error(`invalid ${algo} value (${HASH_HEX_LENGTH[algo]} hex expected)`);
-        merged[algo] = value;
-        mergedAbsent.delete(algo);
-      }
-      for (const a of absent) if (merged[a] === undefined) mergedAbsent.add(a);
-      const hashedAt = this.now();
-      const entry: HashCacheEntry = {
-        v: HASH_CACHE_VERSION,
-        path: realPath,
-        dev: identity.dev,
-        ino: identity.ino,
-        size: identity.size,
-        mtimeNs: identity.mtimeNs,
-        ctimeNs: identity.ctimeNs,
-        hashes: merged,
-        absent: [...mergedAbsent],
-        confirmed: !isRacy(identity.mtimeNs, hashedAt),
-        hashedAt,
-      };
-      const sub = dirname(file);
-      if (!this.madeDirs.has(sub)) {
-        mkdirSync(sub, { recursive: true });
-        this.madeDirs.add(sub);
-      }
-      writeFileAtomic(file, JSON.stringify(entry), { fsync: this.options.fsync ?? false, mode: 0o644 });
-      this.stats.writes++;
+      const now = this.now();
+      const merged = mergeHashes(identity, this.parts(realPath, identity).hash, { hashes, absent }, now, this.thisRun.has(realPath));
+      this.put(realPath, "hash", hashPartText(merged), now);
     } catch (err) {
-      this.writable = false;
-      this.warn(`hash cache disabled: ${describeFsError(this.dir, err)}`);
+      this.disable(err);
     }
   }
 
-  prune(): PruneResult {
-    const result: PruneResult = { checked: 0, removed: 0 };
-    const remove = (p: string) => {
+  setLocal(realPath: string, identity: FileIdentity, local: CachedLocal): void {
+    if (!this.writable || !this.store) return;
+    try {
+      const now = this.now();
+      this.put(realPath, "local", localPartText(identity, now, local), now);
+    } catch (err) {
+      this.disable(err);
+    }
+  }
+
+  private put(realPath: string, which: "hash" | "local", text: string, now: number): void {
+    const [dir, name] = splitPath(realPath);
+    const folder = this.folder(dir);
+    let row = this.pending.get(realPath);
+    if (!row) {
+      row = { dir: folder.bytes, name: encodeFsName(name) };
+      if (this.pending.size === 0) this.pendingSince = now;
+      this.pending.set(realPath, row);
+    }
+    row[which] = { text, sum: checksum(text) };
+    this.thisRun.add(realPath);
+    this.stats.writes++;
+    if (this.pending.size >= BATCH_ROWS || now - this.pendingSince >= BATCH_MS) this.commit(false);
+  }
+
+  /** Stops writing; what was gathered stays readable for this run (peek), it is just never committed. */
+  private disable(err: unknown): void {
+    if (!this.writable) return;
+    this.writable = false;
+    this.warn(`hash cache disabled: ${describeFsError(this.dir, err)}`);
+  }
+
+  /** `last`: nothing will come after, so a batch another run keeps locked is reported, not kept. */
+  private commit(last: boolean): void {
+    if (this.pending.size === 0 || !this.writable || !this.store) return;
+    const hashes: PartRow[] = [];
+    const locals: PartRow[] = [];
+    for (const row of this.pending.values()) {
+      if (row.hash) hashes.push({ dir: row.dir, name: row.name, text: row.hash.text, sum: row.hash.sum });
+      if (row.local) locals.push({ dir: row.dir, name: row.name, text: row.local.text, sum: row.local.sum });
+    }
+    for (let attempt = 0; ; attempt++) {
       try {
-        unlinkSync(p);
-        result.removed++;
-      } catch {
-        /* gone already, or read-only: nothing to do */
-      }
-    };
-    const now = Date.now();
-    // Never through a link, and only files named as we name them (docs/cases.md T11): anything else is not ours.
-    for (const file of listNoFollow(this.root).files) {
-      const name = basename(file);
-      if (isTempName(name)) {
-        try {
-          if (now - statSync(file).mtimeMs > STALE_TEMP_MS) remove(file);
-        } catch {
-          /* raced with its writer */
-        }
-        continue;
-      }
-      if (!isEntryFile(this.root, file)) continue;
-      result.checked++;
-      let text = "";
-      try {
-        text = readFileSync(file, "utf8");
-      } catch {
-        continue;
-      }
-      const entry = parseEntry(text);
-      if (!entry || this.entryPath(entry.path) !== file) {
-        remove(file);
-        continue;
-      }
-      try {
-        const st = statSync(fsPath(entry.path), { bigint: true });
-        if (Number(st.dev) !== entry.dev || Number(st.ino) !== entry.ino) remove(file);
+        this.store!.write(hashes, locals);
+        this.pending.clear();
+        // Committed rows are read from the store again (the folders held may predate them).
+        this.invalidate();
+        return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ENOTDIR") {
-          remove(file);
+        const kind = storeErrorKind(err);
+        if (kind === "damaged" && attempt === 0) {
+          this.recover(err);
+          if (!this.store) return;
+          continue;
         }
+        if (kind === "busy") {
+          // Another run held the lock past the timeout: keep the rows for the next commit.
+          if (!last) return;
+          if (!this.warnedBusy) {
+            this.warnedBusy = true;
+            this.warn(`hash cache busy (another run is writing ${this.file}): ${this.pending.size} entries not stored`);
+          }
+          this.pending.clear();
+          return;
+        }
+        this.disable(err);
+        return;
       }
     }
+  }
+
+  flush(): void {
+    this.commit(false);
+  }
+
+  close(): void {
+    this.commit(true);
+    this.store?.close();
+    this.store = null;
+    this.invalidate();
+  }
+
+  workerStore(): WorkerStore | null {
+    if (!this.writable || !this.store) return null;
+    // What this thread holds goes first, so the workers' merges see it.
+    this.commit(false);
+    return this.writable ? { file: this.file, clockOffset: this.now() - Date.now() } : null;
+  }
+
+  workerPrevious(realPath: string, identity: FileIdentity): string {
+    const hash = this.parts(realPath, identity).hash;
+    return hash && (hash.confirmed || this.thisRun.has(realPath)) ? hashPartText(hash) : "";
+  }
+
+  fromWorkers(writes: WorkerWrites): void {
+    for (const path of writes.stored) this.thisRun.add(path);
+    this.stats.writes += writes.stored.length;
+    this.invalidate();
+    const err = writes.error;
+    if (!err) return;
+    const kind = storeErrorKind(err);
+    if (kind === "busy") {
+      if (!this.warnedBusy) {
+        this.warnedBusy = true;
+        this.warn(`hash cache busy (another run is writing ${this.file}): some entries not stored`);
+      }
+      return;
+    }
+    // Damage seen by a worker: this run stops writing; the next one sets the store aside when it meets it.
+    this.disable(Object.assign(new Error(err.message), err.code ? { code: err.code } : {}));
+  }
+
+  prune(): PruneResult {
+    this.commit(true);
+    const result: PruneResult = { checked: 0, removed: 0 };
+    if (!this.store) return result;
+    const doomed: { dir: Uint8Array; name: Uint8Array }[] = [];
+    let last = { dir: null as Uint8Array | null, path: "" };
+    const now = Date.now();
+    try {
+      for (const { dir, row } of this.store.rows()) {
+        result.checked++;
+        if (last.dir === null || Buffer.compare(last.dir, dir) !== 0) last = { dir, path: decodeFsName(dir) };
+        const name = row[0];
+        if (!(name instanceof Uint8Array)) continue;
+        const path = joinPath(last.path, decodeFsName(name));
+        const hash = row[1] === null ? null : parseHashPart(row[1], row[2], now);
+        const local = row[3] === null || row[3] === undefined ? null : parseLocalPart(row[3], row[4], now);
+        const damaged = (row[1] !== null && !hash) || (row[3] !== null && row[3] !== undefined && !local);
+        const part = hash ?? local;
+        if (damaged || !part || !stillThere(path, part)) doomed.push({ dir, name });
+      }
+      if (doomed.length > 0) {
+        this.store.delete(doomed);
+        this.store.compact();
+      }
+      result.removed = doomed.length + removeLeftovers(this.dir);
+    } catch (err) {
+      if (storeErrorKind(err) === "damaged") this.recover(err);
+      else this.warn(`hash cache: prune stopped: ${describeStoreError(err)}`);
+    }
+    this.invalidate();
     return result;
   }
 }
 
-/** `<root>/<ab>/<ab…64 hex>.json`: the only name an entry has, so a user's file is never taken for one. */
-function isEntryFile(root: string, file: string): boolean {
-  const name = basename(file);
-  const sub = dirname(file);
-  return /^[0-9a-f]{64}\.json$/.test(name) && basename(sub) === name.slice(0, 2) && dirname(sub) === root;
-}
+/** A temp file older than this was left by a killed process. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /**
- * `cache clear --hashes`: removes the entries and temp files we wrote under `dir`, then the folders
- * left empty. Links are not followed and files we did not write stay (with their folders).
- * Returns the number of files removed.
+ * What a prune can also drop: a set-aside damaged store, old per-file entries a migration could not
+ * take, and probe files a killed run left (only when old: a live run's probe must not vanish).
  */
-export function clearHashCache(dir: string): number {
-  const root = entriesRoot(dir);
-  const listing = listNoFollow(root);
+function removeLeftovers(dir: string): number {
   let removed = 0;
-  for (const file of listing.files) {
-    if (!isTempName(basename(file)) && !isEntryFile(root, file)) continue;
+  const file = storePath(dir);
+  for (const f of [file + CORRUPT_SUFFIX, ...STORE_COMPANIONS.map((s) => file + CORRUPT_SUFFIX + s)]) {
+    if (!isOwnFile(f)) continue;
     try {
-      unlinkSync(file);
+      unlinkSync(f);
       removed++;
     } catch {
       /* gone already */
     }
   }
-  removeEmptyDirs([...listing.dirs, root, join(dir, "hashes")]);
+  removed += clearV1Files(dir);
+  const root = join(dir, "hashes");
+  let names: string[] = [];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const path = join(root, name);
+    if (!isTempName(name) || !isOwnFile(path)) continue;
+    try {
+      if (Date.now() - statSync(path).mtimeMs > STALE_TEMP_MS) {
+        unlinkSync(path);
+        removed++;
+      }
+    } catch {
+      /* raced with its writer */
+    }
+  }
   return removed;
+}
+
+/** False when the entry's file is gone, or its path now names another file (docs/cases.md C9). */
+function stillThere(path: string, id: FileIdentity): boolean {
+  try {
+    const st = statSync(fsPath(path), { bigint: true });
+    return Number(st.dev) === id.dev && Number(st.ino) === id.ino;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== "ENOENT" && code !== "ENOTDIR";
+  }
+}
+
+/** Sets a damaged store aside and opens a new one in its place; the message says what happened. */
+function replaceDamagedStore(file: string, err: unknown): { store: HashStore | null; message: string } {
+  try {
+    const aside = setAsideStore(file);
+    const reopened = openStore(file);
+    if (reopened.kind === "ok") {
+      return {
+        store: reopened.store,
+        message: `hash cache: ${file} was damaged (${describeStoreError(err)}); moved to ${aside} and started again`,
+      };
+    }
+    const why = reopened.kind === "newer" ? "a newer store appeared" : describeStoreError(reopened.error);
+    return { store: null, message: `hash cache disabled: ${file} was damaged and could not be made again: ${why}` };
+  } catch (moveErr) {
+    return {
+      store: null,
+      message: `hash cache disabled: ${file} is damaged (${describeStoreError(err)}) and cannot be moved aside: ${describeFsError(file, moveErr)}`,
+    };
+  }
+}
+
+/** Old per-file entries, moved into the store once and then removed (issue 11). */
+function migrateV1(cacheDir: string, store: HashStore): void {
+  drainV1Entries(cacheDir, (entries: V1Entry[]) => {
+    const rows: PartRow[] = [];
+    for (const e of entries) {
+      const text = hashPartText({ ...e, at: e.hashedAt });
+      const [dir, name] = splitPath(e.path);
+      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
+    }
+    if (rows.length > 0) store.write(rows);
+  });
 }
 
 /**
  * Opens (and probes) the hash cache under `dir`; `false` means no cache (--no-cache). The probe
- * creates, renames and removes a file where entries go, so a read-only, uncreatable or
+ * creates, renames and removes a file where the store goes, so a read-only, uncreatable or
  * not-a-folder location becomes one warning up front instead of an error per file.
  */
 export async function openHashCache(dir: string | false, options: OpenHashCacheOptions = {}): Promise<OpenHashCacheResult> {
   if (dir === false) return { cache: null };
-  const root = entriesRoot(dir);
+  const root = join(dir, "hashes");
   const probe = tempPathFor(join(root, "probe"));
   const renamed = `${probe}-renamed`;
   try {
@@ -413,5 +612,97 @@ export async function openHashCache(dir: string | false, options: OpenHashCacheO
     }
     return { cache: null, warning: `hash cache disabled: ${describeFsError(dir, err)}` };
   }
-  return { cache: new JsonHashCache(dir, options) };
+  const file = storePath(dir);
+  const warnings: string[] = [];
+  let opened = openStore(file);
+  if (opened.kind === "damaged") {
+    const replaced = replaceDamagedStore(file, opened.error);
+    if (!replaced.store) return { cache: null, warning: replaced.message };
+    warnings.push(replaced.message);
+    opened = { kind: "ok", store: replaced.store };
+  }
+  if (opened.kind === "newer") {
+    return {
+      cache: null,
+      warning: `hash cache disabled: ${file} was written by a newer civitai-meta (format ${opened.format}); left as it is`,
+    };
+  }
+  if (opened.kind === "error") return { cache: null, warning: `hash cache disabled: ${describeFsError(file, opened.error)}` };
+  const store = opened.store;
+  try {
+    migrateV1(dir, store);
+  } catch (err) {
+    warnings.push(`hash cache: old entries under ${v1Root(dir)} not moved into the store: ${describeStoreError(err)}`);
+  }
+  return { cache: new StoreHashCache(dir, store, file, options, warnings) };
+}
+
+/** The store's files we wrote: the database, its companions and a set-aside copy. */
+function storeFiles(dir: string): string[] {
+  const file = storePath(dir);
+  const aside = file + CORRUPT_SUFFIX;
+  return [file, aside, ...STORE_COMPANIONS.flatMap((s) => [file + s, aside + s])];
+}
+
+/** Regular files only: a link where a store file should be is not ours to follow or remove. */
+function isOwnFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isOwnFolder(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function countRows(dir: string): number {
+  const file = storePath(dir);
+  if (!isOwnFile(file)) return 0;
+  try {
+    const db = new Database(file, { readonly: true });
+    try {
+      return (db.query("SELECT count(*) FROM files").values()[0]?.[0] ?? 0) as number;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0; // damaged, or from a newer version: no entries we can use
+  }
+}
+
+/** `cache info`: entries we can use (rows, plus old per-file entries not moved yet) and bytes on disk. */
+export function hashCacheUsage(dir: string): { entries: number; bytes: number } {
+  // Never through a link (docs/cases.md T11): what it points at is not our cache.
+  if (!isOwnFolder(join(dir, "hashes"))) return { entries: 0, bytes: 0 };
+  let bytes = 0;
+  for (const f of storeFiles(dir)) {
+    if (isOwnFile(f)) bytes += statSync(f).size;
+  }
+  return { entries: countRows(dir), bytes };
+}
+
+/**
+ * `cache clear --hashes`: removes the store (its companions and a set-aside copy) and old per-file
+ * entries, then the folders left empty. Links are not followed and files we did not write stay.
+ * Returns the number of entries removed.
+ */
+export function clearHashCache(dir: string): number {
+  let removed = countRows(dir);
+  for (const f of storeFiles(dir)) {
+    if (!isOwnFile(f)) continue;
+    try {
+      unlinkSync(f);
+    } catch {
+      /* gone already */
+    }
+  }
+  removed += clearV1Files(dir);
+  removeEmptyDirs([join(dir, "hashes")]);
+  return removed;
 }

@@ -1,7 +1,8 @@
 /**
- * Worker-thread entry for src/services/hasher.ts, and the one function that reads a file to hash
- * it. One sequential read into one reusable buffer feeds every requested algorithm, so memory stays
- * flat whatever the file size. `hashFileSync` is exported so tests can drive it in-process.
+ * Worker-thread entry for hasher.ts, and the one function that reads a file to hash it. One
+ * sequential read into one reusable buffer feeds every requested algorithm, so memory stays flat
+ * whatever the file size. With a store in the batch, the worker commits its results to the hash
+ * cache itself (storeResults). `hashFileSync` is exported so tests can drive it in-process.
  *
  * Build note: `bun build --compile` must be given this file as an extra entrypoint; hasher.ts loads
  * it with `new Worker(new URL("./hash-worker.ts", import.meta.url).href)`.
@@ -9,9 +10,24 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from "node:fs";
 import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, safetensorsDataOffset } from "./hash-algos.ts";
 import { errorMessage } from "../shared/errors.ts";
-import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
+import type { HashAlgo } from "../scan/types.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
 import { fsPath } from "../shared/fs-path.ts";
+import {
+  decodeBatch,
+  encodeResult,
+  type BatchMessage,
+  type FromWorkerMessage,
+  type HashJob,
+  type HashJobResult,
+  type SecondLookSkip,
+  type ToWorkerMessage,
+} from "./hash-wire.ts";
+import { checksum, hashPartText, mergeHashes, parseHashPart, splitPath } from "./hash-entry.ts";
+import { openStore, type HashStore, type PartRow } from "./hash-store.ts";
+import { encodeFsName } from "../shared/fs-path.ts";
+
+export type { HashJob, HashJobResult } from "./hash-wire.ts";
 
 /** How often a worker reports bytes read within one big file. */
 const PROGRESS_INTERVAL_MS = 100;
@@ -20,37 +36,12 @@ export const ERR_CHANGED_SINCE_FOUND = "file changed since it was found";
 export const ERR_CHANGED_WHILE_HASHING = "file changed while it was hashed";
 export const ERR_NOT_REGULAR = "not a regular file";
 
-export interface HashJob {
-  /** Position in the caller's input, echoed back. */
-  index: number;
-  path: string;
-  /** What the walker saw; dev, ino and size must still hold when the file is opened. */
-  identity: FileIdentity;
-  algos: HashAlgo[];
-}
-
-export interface HashJobResult {
-  index: number;
-  hashes: FileHashes;
-  /** Requested algorithms that do not apply to this file (AutoV3 of a non-safetensors file). */
-  absent: HashAlgo[];
-  /** Identity observed by fstat, equal before and after the read; set only on success. */
-  identity?: FileIdentity;
-  bytesRead: number;
-  error?: string;
-}
-
 export interface HashFileHooks {
   /** Called after each chunk with the bytes read so far; tests use it to modify the file mid-read. */
   onChunk?: (bytesSoFar: number) => void;
   /** Called at most every PROGRESS_INTERVAL_MS with the bytes read since the last call. */
   onProgress?: (deltaBytes: number) => void;
 }
-
-export type ToWorkerMessage = { type: "batch"; batchId: number; jobs: HashJob[]; bufferSize: number };
-export type FromWorkerMessage =
-  | { type: "progress"; batchId: number; bytes: number }
-  | { type: "done"; batchId: number; results: HashJobResult[] };
 
 function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
@@ -61,23 +52,39 @@ function sameContentStamp(a: BigIntStats, b: BigIntStats): boolean {
  * bytes on disk: the file must be the one the walker found (dev/ino/size), and fstat before and
  * after the read must agree with each other and with the byte count, else the result is an error.
  */
+// Long because the checks, the read loop and the hashers share one descriptor and the two fstats,
+// and their order is the guarantee.
 export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks = {}): HashJobResult {
   const { index, path, identity, algos } = job;
   const fail = (error: string, bytesRead = 0): HashJobResult => ({ index, hashes: {}, absent: [], bytesRead, error });
+  const skip = (why: SecondLookSkip): HashJobResult => ({
+    index,
+    hashes: {},
+    absent: [],
+    bytesRead: 0,
+    skip: why,
+    error: ERR_CHANGED_SINCE_FOUND,
+  });
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
+    if (job.secondLook && (err as NodeJS.ErrnoException).code === "ENOENT") return skip("removed");
     return fail(errorMessage(err));
   }
   let pos = 0;
   try {
     const before = fstatSync(fd, { bigint: true });
-    if (!before.isFile()) return fail(ERR_NOT_REGULAR);
-    if (Number(before.dev) !== identity.dev || Number(before.ino) !== identity.ino || Number(before.size) !== identity.size) {
-      return fail(ERR_CHANGED_SINCE_FOUND);
+    const sameFile = Number(before.dev) === identity.dev && Number(before.ino) === identity.ino;
+    if (job.secondLook) {
+      // The walker's second look (docs/cases.md D7), taken here so the file is stat'ed once more, not twice.
+      if (!sameFile || !before.isFile()) return skip("replaced");
+      if (Number(before.size) !== identity.size) return skip("sizeChanged");
+      if (before.mtimeNs.toString() !== identity.mtimeNs) return skip("modified");
     }
+    if (!before.isFile()) return fail(ERR_NOT_REGULAR);
+    if (!sameFile || Number(before.size) !== identity.size) return fail(ERR_CHANGED_SINCE_FOUND);
     const size = Number(before.size);
 
     const want = new Set(algos);
@@ -86,22 +93,27 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
     let crc = want.has("crc32") ? 0 : null;
     let v3: Bun.CryptoHasher | null = null;
     let v3Offset = 0;
-    if (want.has("autov3")) {
-      const head = Buffer.alloc(SAFETENSORS_PROBE_BYTES);
-      const got = readSync(fd, head, 0, head.length, 0);
-      const offset = safetensorsDataOffset(head.subarray(0, got), size);
-      if (offset !== null) {
-        v3 = new Bun.CryptoHasher("sha256");
-        v3Offset = offset;
-      }
-    }
+    // AutoV3's start is read from the first chunk (no extra read per file), or probed when it was too short.
+    let v3Undecided = want.has("autov3");
 
     let lastProgressAt = Date.now();
     let unreported = 0;
-    for (;;) {
+    // Reading stops at the size fstat gave (no read just to meet EOF, which is one syscall per small
+    // file); a file that changed meanwhile fails the fstat comparison below. An empty file is read
+    // once: a file system that reports 0 for a file with content must not give the empty hash.
+    while (pos < size || (size === 0 && pos === 0)) {
       const n = readSync(fd, buffer, 0, buffer.length, pos);
       if (n === 0) break;
       const chunk = n === buffer.length ? buffer : buffer.subarray(0, n);
+      if (v3Undecided) {
+        v3Undecided = false;
+        const head = n >= SAFETENSORS_PROBE_BYTES || n >= size ? chunk.subarray(0, SAFETENSORS_PROBE_BYTES) : probeHead(fd);
+        const offset = safetensorsDataOffset(head, size);
+        if (offset !== null) {
+          v3 = new Bun.CryptoHasher("sha256");
+          v3Offset = offset;
+        }
+      }
       const end = pos + n;
       sha?.update(chunk);
       if (crc !== null) crc = Bun.hash.crc32(chunk, crc);
@@ -120,8 +132,6 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
           lastProgressAt = now;
         }
       }
-      // A file still growing could keep us reading forever; we already know the answer.
-      if (pos > size) break;
     }
     // Bytes not yet reported are accounted for by the caller when the file completes.
 
@@ -143,11 +153,65 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
   }
 }
 
-function runBatch(msg: Extract<ToWorkerMessage, { type: "batch" }>, buffer: Buffer): HashJobResult[] {
+/** The first bytes of the file, when the first read gave fewer than the header rule needs. */
+function probeHead(fd: number): Uint8Array {
+  const head = Buffer.alloc(SAFETENSORS_PROBE_BYTES);
+  const got = readSync(fd, head, 0, head.length, 0);
+  return head.subarray(0, got);
+}
+
+function runBatch(msg: BatchMessage, buffer: Buffer): FromWorkerMessage {
   const onProgress = (bytes: number) => {
     postMessage({ type: "progress", batchId: msg.batchId, bytes } satisfies FromWorkerMessage);
   };
-  return msg.jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
+  const jobs = decodeBatch(msg);
+  const results = jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
+  return { type: "done", batchId: msg.batchId, results: results.map(encodeResult), ...storeResults(msg, jobs, results) };
+}
+
+/** This worker's connection to the hash store, and the error that stopped it storing. */
+let store: { file: string; store: HashStore } | null = null;
+let storeFailed = false;
+
+/**
+ * Stores a batch's results in the hash cache, in one transaction before the batch is answered (so
+ * the main thread never holds them, and a kill loses at most the batches in flight). Each is
+ * merged with the hash part the main thread found for the same state. The first error stops this
+ * worker's storing and is reported once; the main thread turns it into one warning.
+ */
+function storeResults(
+  msg: BatchMessage,
+  jobs: readonly HashJob[],
+  results: readonly HashJobResult[],
+): Pick<Extract<FromWorkerMessage, { type: "done" }>, "stored" | "storeError"> {
+  const target = msg.store;
+  if (!target || storeFailed) return {};
+  try {
+    if (store?.file !== target.file) {
+      store?.store.close();
+      const opened = openStore(target.file);
+      if (opened.kind !== "ok") throw opened.kind === "newer" ? new Error("a newer store appeared") : opened.error;
+      store = { file: target.file, store: opened.store };
+    }
+    const now = Date.now() + target.clockOffset;
+    const rows: PartRow[] = [];
+    results.forEach((r, i) => {
+      if (r.error !== undefined || !r.identity) return;
+      const previousText = target.previous[i] ?? "";
+      const previous = previousText ? parseHashPart(previousText, checksum(previousText), now) : null;
+      const text = hashPartText(mergeHashes(r.identity, previous, { hashes: r.hashes, absent: r.absent }, now, previous !== null));
+      const [dir, name] = splitPath(target.keys[i] || jobs[i]!.path);
+      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
+    });
+    store.store.write(rows);
+    return { stored: rows.length };
+  } catch (err) {
+    storeFailed = true;
+    store?.store.close();
+    store = null;
+    const code = (err as { code?: unknown } | null)?.code;
+    return { stored: 0, storeError: { ...(typeof code === "string" ? { code } : {}), message: errorMessage(err) } };
+  }
 }
 
 // Bun's documented way to type the worker global scope.
@@ -157,9 +221,15 @@ if (!Bun.isMainThread) {
   let buffer: Buffer | undefined;
   self.onmessage = (event: MessageEvent<ToWorkerMessage>) => {
     const msg = event.data;
+    if (msg.type === "close") {
+      // Closed before the thread ends, so the main thread's close can fold the WAL in.
+      store?.store.close();
+      store = null;
+      postMessage({ type: "closed" } satisfies FromWorkerMessage);
+      return;
+    }
     if (msg.type !== "batch") return;
     if (!buffer || buffer.length !== msg.bufferSize) buffer = Buffer.allocUnsafe(msg.bufferSize);
-    const results = runBatch(msg, buffer);
-    postMessage({ type: "done", batchId: msg.batchId, results } satisfies FromWorkerMessage);
+    postMessage(runBatch(msg, buffer));
   };
 }

@@ -1,14 +1,14 @@
 /**
- * Hashes many files in parallel on a pool of worker threads (src/services/hash-worker.ts), using
- * and filling the hash cache. The main thread only plans, dispatches and collects, so a spinner or
- * Ctrl-C handler stays responsive while workers read.
+ * Hashes many files in parallel on a pool of worker threads (hash-worker.ts), using the hash cache
+ * and letting the workers fill it (each commits its batch's results before answering). The main
+ * thread only plans, dispatches and collects, so a spinner or Ctrl-C handler stays responsive
+ * while workers read.
  */
 import { availableParallelism } from "node:os";
 import { AppError, UsageError, errorMessage } from "../shared/errors.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "../scan/types.ts";
-import type { HashCache } from "./hash-cache.ts";
-// Types only: the worker module must not be evaluated in this thread just to share constants.
-import type { FromWorkerMessage, HashJob, HashJobResult, ToWorkerMessage } from "./hash-worker.ts";
+import type { HashCache, WorkerStore, WorkerWrites } from "./hash-cache.ts";
+import { decodeResult, encodeBatch, type FromWorkerMessage, type HashJob, type HashJobResult, type SecondLookSkip } from "./hash-wire.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
 
 /**
@@ -16,11 +16,12 @@ import { serviceWorkerUrl } from "./worker-url.ts";
  * within noise on a warm page cache (~1.5 GB/s); on a cold 2 GiB sparse file 1 MiB took 2.8 s
  * against 1.55 s for 4 and 8 MiB. 4 MiB keeps the speed with half the memory of 8.
  */
-export const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
+const DEFAULT_READ_BUFFER_SIZE = 4 * 1024 * 1024;
 
 /** Files below this size are sent to a worker in batches: 10,000 tiny files must not cost 10,000 round trips. */
 const SMALL_FILE_BYTES = 1024 * 1024;
-const BATCH_MAX_FILES = 64;
+/** Per message to a worker; each message costs the main thread as much as ~60 files' results (100k files, 2 cores). */
+const BATCH_MAX_FILES = 512;
 const BATCH_MAX_BYTES = 16 * 1024 * 1024;
 const PROGRESS_MIN_INTERVAL_MS = 100;
 
@@ -43,6 +44,15 @@ export interface HashFilesOptions {
   cache?: HashCache | null;
   /** Ignore cache hits but still store fresh results (--rehash). */
   rehash?: boolean;
+  /** The caller already asked the cache about these files and every one missed: do not ask again. */
+  lookedUp?: boolean;
+  /**
+   * The files come from a walk with `stability: "deferred"`: the worker's fstat is the second look
+   * (docs/cases.md D7), and a file changed since the walk goes to `onSkipped` (its result carries
+   * an error too) instead of being hashed.
+   */
+  secondLook?: boolean;
+  onSkipped?: (file: FoundFile, why: SecondLookSkip, index: number) => void;
   /** At most ~10 calls a second, plus one at the start and one at the end. */
   onProgress?: (progress: HashProgress) => void;
   /** Each result as it completes (completion order; `index` is the input position). */
@@ -61,8 +71,6 @@ interface Batch {
   bytes: number;
 }
 
-/** Bun's embedded file system in a `bun build --compile` binary (`/$bunfs/` on POSIX, `B:/~BUN/` on Windows). */
-
 /** The hash worker's script (see serviceWorkerUrl for the compiled-binary case). */
 export function hashWorkerUrl(moduleUrl?: string): string {
   return serviceWorkerUrl("hash-worker.ts", moduleUrl);
@@ -77,7 +85,10 @@ function planBatches(jobs: HashJob[]): Batch[] {
       batches.push({ id: batches.length, jobs: [job], bytes: size });
       continue;
     }
-    if (!current || current.jobs.length >= BATCH_MAX_FILES || current.bytes + size > BATCH_MAX_BYTES) {
+    // A batch travels with one list of algorithms.
+    const first = current?.jobs[0]?.algos;
+    const sameAlgos = first !== undefined && (first === job.algos || first.join() === job.algos.join());
+    if (!current || !sameAlgos || current.jobs.length >= BATCH_MAX_FILES || current.bytes + size > BATCH_MAX_BYTES) {
       current = { id: batches.length, jobs: [], bytes: 0 };
       batches.push(current);
     }
@@ -90,7 +101,8 @@ function planBatches(jobs: HashJob[]): Batch[] {
 /**
  * Hashes `files` and resolves with one result per file, in input order. Per-file problems (gone,
  * not a regular file, changed while read) are results with `error`, never rejections; the promise
- * rejects only on abort or when no worker can be started.
+ * rejects only on abort or when no worker can be started. Long because the cache lookups, the plan,
+ * the pool and the results share one progress record.
  */
 export async function hashFiles(files: readonly FoundFile[], options: HashFilesOptions): Promise<HashResult[]> {
   const { cache, signal, onProgress, onResult } = options;
@@ -111,16 +123,33 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
     onResult?.(result, index);
   };
 
+  // The workers store what they compute (hash-worker.ts); this thread only hands them what to merge into.
+  const store = cache?.workerStore() ?? null;
   const toHash: HashJob[] = [];
+  let lastAsked: readonly HashAlgo[] | undefined;
+  let lastAlgos: HashAlgo[] = [];
   files.forEach((file, index) => {
-    const algos = [...algosFor(file)];
-    const hit: FileHashes | null = cache && !options.rehash ? cache.get(file.realPath, file.identity, algos) : null;
+    const asked = algosFor(file);
+    // One copy per distinct list (batches compare them), not one per file.
+    if (asked !== lastAsked) {
+      lastAsked = asked;
+      lastAlgos = [...asked];
+    }
+    const algos = lastAlgos;
+    const hit: FileHashes | null = cache && !options.rehash && !options.lookedUp ? cache.get(file.realPath, file.identity, algos) : null;
     if (hit) {
       progress.filesCached++;
       finish(index, { file, hashes: hit, cached: true });
       return;
     }
-    toHash.push({ index, path: file.path, identity: file.identity, algos });
+    toHash.push({
+      index,
+      path: file.path,
+      identity: file.identity,
+      algos,
+      ...(options.secondLook ? { secondLook: true } : {}),
+      ...(store && cache ? { realPath: file.realPath, previous: cache.workerPrevious(file.realPath, file.identity) } : {}),
+    });
     progress.bytesTotal += file.identity.size;
   });
 
@@ -137,25 +166,58 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   if (toHash.length > 0) {
     const batches = planBatches(toHash);
     const poolSize = Math.min(jobsWanted, batches.length);
-    await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, {
-      onProgress: (bytesDone) => {
-        progress.bytesDone = bytesDone;
-        emit(false);
-      },
-      onJobResult: (r) => {
-        const file = files[r.index]!;
-        if (r.error === undefined && cache && r.identity) cache.set(file.realPath, r.identity, r.hashes, r.absent);
-        finish(
-          r.index,
-          r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
-        );
-        emit(false);
-      },
-    });
+    const writes: WorkerWrites = { stored: [] };
+    try {
+      await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
+        onProgress: (bytesDone) => {
+          progress.bytesDone = bytesDone;
+          emit(false);
+        },
+        onJobResult: (r, stored) => {
+          const file = files[r.index]!;
+          if (r.skip) options.onSkipped?.(file, r.skip, r.index);
+          if (stored && r.error === undefined) writes.stored.push(file.realPath);
+          finish(
+            r.index,
+            r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
+          );
+        },
+        onStoreError: (err) => {
+          writes.error ??= err;
+        },
+      });
+    } finally {
+      // What the workers committed (also on Ctrl-C: each batch was committed before it was answered).
+      cache?.fromWorkers(writes);
+    }
   }
   progress.bytesDone = progress.bytesTotal;
   emit(true);
   return results as HashResult[];
+}
+
+/** How long a worker is given to close its store before it is stopped anyway. */
+const CLOSE_WAIT_MS = 2000;
+
+/** Asks a worker to close its store, then ends it (on its answer, or after CLOSE_WAIT_MS). */
+function closeWorker(worker: Worker): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      worker.terminate();
+      resolve();
+    };
+    const timer = setTimeout(done, CLOSE_WAIT_MS);
+    worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
+      if (event.data.type === "closed") done();
+    };
+    worker.onerror = done;
+    try {
+      worker.postMessage({ type: "close" });
+    } catch {
+      done();
+    }
+  });
 }
 
 /** Bun's ErrorEvent.message carries a source excerpt; keep only the error's own message, on one line. */
@@ -171,128 +233,175 @@ function workerErrorText(event: ErrorEvent): string {
 
 interface PoolCallbacks {
   onProgress: (bytesDone: number) => void;
-  onJobResult: (result: HashJobResult) => void;
+  /** `stored`: the worker committed the results of this result's batch to the hash cache. */
+  onJobResult: (result: HashJobResult, stored: boolean) => void;
+  onStoreError: (error: { code?: string; message: string }) => void;
 }
 
+/**
+ * Batches sent to a worker ahead of its answers. With one, a worker sat idle while the main thread
+ * stored its last batch's results (0.9 cores in use on 2 for 100k small files); with two it
+ * always has the next batch already.
+ */
+const BATCHES_AHEAD = 2;
+
+interface Flight {
+  batch: Batch;
+  bytesSeen: number;
+}
+
+/**
+ * Runs `batches` on up to `poolSize` workers, BATCHES_AHEAD batches queued per worker. A worker
+ * that crashes fails the batch it was on; the batches queued behind it go back to the front of the
+ * line for a fresh worker.
+ */
+// Long because it is one closure: every worker's handlers share the queue, the flights and the counts.
 function runPool(
   batches: Batch[],
   poolSize: number,
   bufferSize: number,
   url: string,
   signal: AbortSignal | undefined,
+  store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const workers = new Set<Worker>();
-    const inFlight = new Map<Worker, { batch: Batch; bytesSeen: number }>();
-    let next = 0;
-    let completed = 0;
-    let completedBytes = 0;
-    let settled = false;
-    let anyWorkerWorked = false;
+  return new Promise<void>(
+    // Long because the executor is the pool itself (see above).
+    (resolve, reject) => {
+      const workers = new Set<Worker>();
+      const inFlight = new Map<Worker, Flight[]>();
+      /** Batches to send, in order; a crashed worker's queued batches are put back in front. */
+      const queue: Batch[] = [...batches];
+      let completed = 0;
+      let completedBytes = 0;
+      let settled = false;
+      let anyWorkerWorked = false;
 
-    const inFlightBytes = () => {
-      let sum = 0;
-      for (const f of inFlight.values()) sum += f.bytesSeen;
-      return sum;
-    };
-    const stopAll = () => {
-      for (const w of workers) w.terminate();
-      workers.clear();
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const settle = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      stopAll();
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    function onAbort() {
-      settle(signal?.reason ?? new DOMException("aborted", "AbortError"));
-    }
-
-    const completeBatch = (worker: Worker, jobResults: HashJobResult[], reuseWorker: boolean) => {
-      const flight = inFlight.get(worker);
-      if (!flight) return;
-      inFlight.delete(worker);
-      for (const r of jobResults) cb.onJobResult(r);
-      completed++;
-      completedBytes += flight.batch.bytes;
-      cb.onProgress(completedBytes + inFlightBytes());
-      if (completed === batches.length) settle();
-      else if (reuseWorker) dispatch(worker);
-      else if (next < batches.length) spawn();
-    };
-
-    const dispatch = (worker: Worker) => {
-      const batch = batches[next];
-      if (!batch) {
-        // Nothing left for this one: let it go instead of idling until the last batch ends.
-        workers.delete(worker);
-        worker.terminate();
-        return;
-      }
-      next++;
-      inFlight.set(worker, { batch, bytesSeen: 0 });
-      const msg: ToWorkerMessage = { type: "batch", batchId: batch.id, jobs: batch.jobs, bufferSize };
-      worker.postMessage(msg);
-    };
-
-    const spawn = () => {
-      let worker: Worker;
-      try {
-        worker = new Worker(url);
-      } catch (err) {
-        settle(new AppError(`cannot start a hash worker: ${errorMessage(err)}`, { cause: err }));
-        return;
-      }
-      workers.add(worker);
-      let heardFrom = false;
-      worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
-        if (settled) return;
-        heardFrom = true;
-        anyWorkerWorked = true;
-        const msg = event.data;
-        try {
-          if (msg.type === "progress") {
-            const flight = inFlight.get(worker);
-            if (flight && flight.batch.id === msg.batchId) flight.bytesSeen += msg.bytes;
-            cb.onProgress(completedBytes + inFlightBytes());
-          } else if (msg.type === "done") {
-            completeBatch(worker, msg.results, true);
-          }
-        } catch (err) {
-          // A throwing onResult/onProgress callback (or cache bug) must not leave the promise pending forever.
-          settle(err);
-        }
+      const inFlightBytes = () => {
+        let sum = 0;
+        for (const flights of inFlight.values()) for (const f of flights) sum += f.bytesSeen;
+        return sum;
       };
-      worker.onerror = (event: ErrorEvent) => {
+      const stopAll = () => {
+        for (const w of workers) w.terminate();
+        workers.clear();
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const settle = (err?: unknown) => {
         if (settled) return;
-        const reason = workerErrorText(event);
-        if (!heardFrom && !anyWorkerWorked) {
-          // Most likely the worker script is missing (a binary built without it): retrying per batch would not help.
-          settle(new AppError(`cannot start a hash worker: ${reason}`));
+        settled = true;
+        if (err !== undefined) {
+          stopAll();
+          reject(err);
           return;
         }
-        // A crashed worker fails only its own batch; a fresh one takes over the remaining work.
-        const flight = inFlight.get(worker);
-        workers.delete(worker);
-        worker.terminate();
-        const error = `hash worker failed: ${reason}`;
-        if (flight) {
-          const failed = flight.batch.jobs.map((j): HashJobResult => ({ index: j.index, hashes: {}, absent: [], bytesRead: 0, error }));
-          completeBatch(worker, failed, false);
-        } else if (next < batches.length) {
-          spawn();
+        // Done: each worker closes its store before it goes, so the cache's close can fold the WAL in.
+        void closeAll().then(resolve);
+      };
+      /** Workers let go early (nothing left for them), still closing their store. */
+      const closing: Promise<void>[] = [];
+      const closeAll = async () => {
+        signal?.removeEventListener("abort", onAbort);
+        await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
+        workers.clear();
+      };
+      function onAbort() {
+        settle(signal?.reason ?? new DOMException("aborted", "AbortError"));
+      }
+
+      /** Keeps `worker` BATCHES_AHEAD batches ahead; lets it go when there is nothing left for it. */
+      const feed = (worker: Worker) => {
+        const flights = inFlight.get(worker) ?? [];
+        inFlight.set(worker, flights);
+        while (flights.length < BATCHES_AHEAD && queue.length > 0) {
+          const batch = queue.shift()!;
+          flights.push({ batch, bytesSeen: 0 });
+          worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined));
+        }
+        if (flights.length === 0) {
+          // Nothing left for this one: let it go instead of idling until the last batch ends.
+          inFlight.delete(worker);
+          workers.delete(worker);
+          closing.push(closeWorker(worker));
         }
       };
-      dispatch(worker);
-    };
 
-    signal?.addEventListener("abort", onAbort, { once: true });
-    // An abort from a callback before this point fired no event we could hear.
-    if (signal?.aborted) return onAbort();
-    for (let i = 0; i < poolSize && next < batches.length; i++) spawn();
-  });
+      const finishBatch = (flight: Flight, jobResults: HashJobResult[], stored = false) => {
+        for (const r of jobResults) cb.onJobResult(r, stored);
+        completed++;
+        completedBytes += flight.batch.bytes;
+        cb.onProgress(completedBytes + inFlightBytes());
+        if (completed === batches.length) settle();
+      };
+
+      const spawn = () => {
+        let worker: Worker;
+        try {
+          worker = new Worker(url);
+        } catch (err) {
+          settle(new AppError(`cannot start a hash worker: ${errorMessage(err)}`, { cause: err }));
+          return;
+        }
+        workers.add(worker);
+        let heardFrom = false;
+        worker.onmessage = (event: MessageEvent<FromWorkerMessage>) => {
+          if (settled) return;
+          heardFrom = true;
+          anyWorkerWorked = true;
+          const msg = event.data;
+          try {
+            const flights = inFlight.get(worker);
+            if (msg.type === "progress") {
+              const flight = flights?.find((f) => f.batch.id === msg.batchId);
+              if (flight) flight.bytesSeen += msg.bytes;
+              cb.onProgress(completedBytes + inFlightBytes());
+            } else if (msg.type === "done" && flights?.[0]?.batch.id === msg.batchId) {
+              const flight = flights.shift()!;
+              // The next batch goes out before these results are handled, so the worker never waits for us.
+              feed(worker);
+              if (msg.storeError) cb.onStoreError(msg.storeError);
+              finishBatch(
+                flight,
+                msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
+                (msg.stored ?? 0) > 0,
+              );
+            }
+          } catch (err) {
+            // A throwing onResult/onProgress callback (or cache bug) must not leave the promise pending forever.
+            settle(err);
+          }
+        };
+        worker.onerror = (event: ErrorEvent) => {
+          if (settled) return;
+          const reason = workerErrorText(event);
+          if (!heardFrom && !anyWorkerWorked) {
+            // Most likely the worker script is missing (a binary built without it): retrying per batch would not help.
+            settle(new AppError(`cannot start a hash worker: ${reason}`));
+            return;
+          }
+          // A crashed worker fails only the batch it was on; the ones queued behind it go to a fresh worker.
+          const flights = inFlight.get(worker) ?? [];
+          inFlight.delete(worker);
+          workers.delete(worker);
+          worker.terminate();
+          const [current, ...waiting] = flights;
+          queue.unshift(...waiting.map((f) => f.batch));
+          if (queue.length > 0) spawn();
+          if (current) {
+            const error = `hash worker failed: ${reason}`;
+            finishBatch(
+              current,
+              current.batch.jobs.map((j): HashJobResult => ({ index: j.index, hashes: {}, absent: [], bytesRead: 0, error })),
+            );
+          }
+        };
+        feed(worker);
+      };
+
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // An abort from a callback before this point fired no event we could hear.
+      if (signal?.aborted) return onAbort();
+      for (let i = 0; i < poolSize && queue.length > 0; i++) spawn();
+    },
+  );
 }

@@ -22,7 +22,8 @@ import { identityFromStats } from "../scan/file-identity.ts";
 import type { FileHashes, HashAlgo } from "../scan/types.ts";
 import { decodeFsName, fsPath } from "../shared/fs-path.ts";
 import { HASH_HEX_LENGTH } from "./hash-algos.ts";
-import { openHashCache, RACY_WINDOW_MS } from "./hash-cache.ts";
+import { openHashCache } from "./hash-cache.ts";
+import { RACY_WINDOW_MS } from "./hash-entry.ts";
 
 /** What a download verified: the SHA-256 equal to Civitai's; the AutoV3 of the same bytes (null: none; absent: not computed). */
 export interface VerifiedHashes {
@@ -39,7 +40,7 @@ export interface VerifiedHashes {
 export interface VerifiedHashRecorder {
   /** Stores `hashes` for the file at `path` as it is now; never throws (a cache that fails warns once). */
   record(path: string, hashes: VerifiedHashes): Promise<void>;
-  /** Ends recording: whatever the store still holds is written (the file-per-entry store has nothing left). */
+  /** Ends recording and releases the store. */
   close(): void;
 }
 
@@ -73,9 +74,12 @@ export async function openVerifiedHashes(
       if (typeof hashes.autov3 === "string") fileHashes.autov3 = hashes.autov3;
       else if (hashes.autov3 === null) absent.push("autov3");
       cache.set(realPath, identity, fileHashes, absent);
+      // Committed at once: files come one per download, minutes apart, and a restore killed later
+      // keeps the record of every file it finished.
+      cache.flush();
     },
     close() {
-      // Each set() above is already on disk; a store that batches its writes flushes here.
+      cache.close();
     },
   };
 }

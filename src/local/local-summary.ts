@@ -58,5 +58,5 @@ export function trainingBaseModel(local: LocalInfo | undefined): string | null {
 /** `knownFrom`, or `civitai` for a found record of an inventory written before the field existed. */
 export function knownFromOf(record: FileRecord): KnownFrom | null {
   if (record.knownFrom) return record.knownFrom;
-  return record.status === "found" && record.civitai ? "civitai" : null;
+  return (record.status === "found" || record.status === "gone") && record.civitai ? "civitai" : null;
 }

@@ -48,7 +48,7 @@ content-visibility:auto;contain-intrinsic-size:auto 32rem}
 .ver{margin:0;color:var(--muted);overflow-wrap:anywhere}
 .badges{display:flex;flex-wrap:wrap;gap:.3rem;margin:0;padding:0;list-style:none}
 .badge{font-size:.75rem;border-radius:4px;padding:.05rem .4rem;border:1px solid currentColor}
-.b-update{color:var(--upd)}.b-duplicate,.b-ambiguous,.b-early-access{color:var(--warn)}.b-gone,.b-taken-down,.b-archived{color:var(--bad)}
+.b-update,.b-newer-other-base{color:var(--upd)}.b-duplicate,.b-ambiguous,.b-early-access{color:var(--warn)}.b-gone,.b-taken-down,.b-archived{color:var(--bad)}
 .facts{display:grid;grid-template-columns:auto 1fr;gap:.1rem .6rem;margin:0;font-size:.85rem}
 .facts dt{color:var(--muted)}
 .facts dd{margin:0;overflow-wrap:anywhere}

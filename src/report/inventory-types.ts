@@ -1,7 +1,24 @@
 import type { FileRecord, RecordStatus } from "./record-types.ts";
+import type { ChangeSummary } from "./diff.ts";
 
-/** Bumped when a field changes meaning or is removed; additions keep the version. */
-export const SCHEMA_VERSION = 1;
+/**
+ * Bumped when a field changes meaning or is removed; additions keep the version.
+ * 2: the status `gone`, `summary.duplicates` and `summary.changes`, the record fields `duplicate`
+ * and `otherVersions` (docs/report-format.md lists them); inventory-read.ts migrates older ones.
+ */
+export const SCHEMA_VERSION = 2;
+
+/** Copies and several versions of one model, over the whole inventory (library-facts.ts). */
+export interface DuplicateSummary {
+  /** Groups of two or more files with the same SHA-256. */
+  sets: number;
+  /** Files in those groups. */
+  files: number;
+  /** What deleting all but one file of each group would free. */
+  reclaimableBytes: number;
+  /** Civitai models of which the library holds two or more versions. */
+  modelsWithSeveralVersions: number;
+}
 
 interface InventorySummary {
   files: number;
@@ -11,6 +28,10 @@ interface InventorySummary {
   durationMs: number;
   requests: number;
   cacheHits: { hashes: number; metadata: number };
+  /** Always written from version 2 on (recomputed from the records when a report is rendered). */
+  duplicates?: DuplicateSummary;
+  /** `scan --previous OLD.json`: what changed since that inventory (diff.ts). */
+  changes?: ChangeSummary;
 }
 
 /** The options that shaped the result; never the API key. */
@@ -48,3 +69,6 @@ export interface Inventory {
   /** Sorted by path (byte order). */
   records: FileRecord[];
 }
+
+/** Everything but the records: what a streamed inventory gives before its first record. */
+export type InventoryHead = Omit<Inventory, "records">;

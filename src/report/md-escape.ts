@@ -16,11 +16,23 @@ export const MD_EMPTY = "—";
 // start a new block, so a line break inside a name becomes a space.
 const LINE_BREAK_RE = /\r\n|[\r\n\u2028\u2029]/g;
 
-// The docs/reliability.md §4.4 set `` \ ` * _ { } [ ] ( ) # + - . ! | < > `` plus what GFM and GitHub also give meaning to:
-// `&` (entities), `~` (strikethrough), `$` (GitHub math), `:` and `@` (GFM autolinks of bare URLs and
-// e-mail addresses, which would otherwise be the only links we did not build). Backslash first:
-// escaping `|` alone would let an input `\|` through as `\\|`, an escaped backslash then a live pipe.
-const MD_SPECIAL_RE = /[\\`*_{}[\]()#+\-.!|<>&~$:@]/g;
+// What has a meaning inside a line of CommonMark, GFM and GitHub (docs/reliability.md §4.4):
+// `\` first (else an input `\|` would come out as an escaped backslash then a live pipe), then
+// code spans, emphasis, links and images (`[` `]`: no `](` can form, so `(` `)` `!` need nothing),
+// raw HTML and autolinks (`<` `>`), table cells (`|`), entities (`&`), strikethrough (`~`),
+// GitHub math (`$`), URL autolinks (`:`, so no `https://`), e-mail autolinks and mentions (`@`),
+// issue references (`#`). `_` only where it could open or close emphasis (not between two
+// letters or digits, as in `sdxl_base_v1`), `.` only after `www` (GFM's `www.` autolinks).
+// Characters that only mean something at the start of a line are escaped there (see mdText).
+const MD_SPECIAL_RE = /[\\`*[\]<>|&~$:@#_.]/g;
+const WORD_CHAR_RE = /[\p{L}\p{N}]/u;
+const LINE_START_RE = /^(?:[-+=]|\d{1,9}(?=[.)]))/;
+
+function escapeSpecial(ch: string, i: number, text: string): string {
+  if (ch === "_") return WORD_CHAR_RE.test(text[i - 1] ?? "") && WORD_CHAR_RE.test(text[i + 1] ?? "") ? "_" : "\\_";
+  if (ch === ".") return /www$/i.test(text.slice(Math.max(0, i - 3), i)) ? "\\." : ".";
+  return `\\${ch}`;
+}
 
 /** A strict check of the links we build: https, host exactly civitai.com, a plain path and query. */
 const CIVITAI_URL_RE = /^https:\/\/civitai\.com\/[A-Za-z0-9\-._~/?=&%]*$/;
@@ -37,13 +49,19 @@ export function toSingleLine(text: string): string {
 
 /**
  * Untrusted text for inline Markdown and GFM table cells: renders as exactly the input's characters
- * (after {@link toSingleLine}), never as markup. Null, undefined and blank text give `—`.
+ * (after {@link toSingleLine}), never as markup, wherever it stands in a line: at a line's start a
+ * list marker (`-`, `+`, `1.`) or setext underline (`=`) is escaped too. Null, undefined and blank
+ * text give `—`.
  */
 export function mdText(text: string | null | undefined): string {
   if (text === null || text === undefined) return MD_EMPTY;
   const line = toSingleLine(text).trim();
   if (line === "") return MD_EMPTY;
-  return line.replace(MD_SPECIAL_RE, (ch) => `\\${ch}`);
+  const escaped = line.replace(MD_SPECIAL_RE, escapeSpecial);
+  const start = LINE_START_RE.exec(escaped);
+  if (!start) return escaped;
+  // `1.` → `1\.`; `-x` → `\-x`.
+  return /\d/.test(start[0]) ? `${start[0]}\\${escaped.slice(start[0].length)}` : `\\${escaped}`;
 }
 
 /**
@@ -75,14 +93,54 @@ export function mdLink(text: string, url: string | null | undefined, textWhenNoL
   return `[${mdText(text)}](${url})`;
 }
 
+/**
+ * GitHub's anchor for a heading (github-slugger): the text in lower case, every character that is
+ * not a letter, mark, digit, connector, space or hyphen dropped, spaces made hyphens. `Slugger`
+ * adds GitHub's `-1`, `-2` for repeats.
+ */
+export function githubSlug(text: string): string {
+  return toSingleLine(text)
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, "")
+    .replace(/ /g, "-");
+}
+
+/** The anchors of a document's headings, in order, as GitHub numbers repeated ones. */
+export class Slugger {
+  private readonly seen = new Map<string, number>();
+
+  slug(text: string): string {
+    const base = githubSlug(text);
+    let slug = base;
+    let n = this.seen.get(base) ?? 0;
+    while (this.seen.has(slug)) slug = `${base}-${++n}`;
+    if (slug !== base) this.seen.set(base, n);
+    this.seen.set(slug, 0);
+    return slug;
+  }
+}
+
+/** A link to a heading of the same document: escaped text, a fragment from {@link githubSlug} (percent-encoded). */
+export function mdAnchor(text: string, slug: string): string {
+  return `[${mdText(text)}](#${encodeURIComponent(slug)})`;
+}
+
 /** One GFM table row from already-escaped cells. */
 function mdRow(cells: readonly string[]): string {
   return `| ${cells.join(" | ")} |`;
 }
 
-/** A GFM table: header, delimiter row, body rows; every cell already escaped. */
-export function mdTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const lines = [mdRow(header), mdRow(header.map(() => "---"))];
+/** A GFM table: header, delimiter row (`---`, or `--:` for the columns in `right`), body rows; every cell already escaped. */
+export function mdTable(header: readonly string[], rows: readonly (readonly string[])[], right: readonly number[] = []): string {
+  const lines = [mdTableHead(header, right)];
   for (const row of rows) lines.push(mdRow(row));
   return lines.join("\n");
 }
+
+/** A GFM table's header and delimiter rows, for a table whose rows are written one at a time ({@link mdRow}). */
+export function mdTableHead(header: readonly string[], right: readonly number[] = []): string {
+  return `${mdRow(header)}\n${mdRow(header.map((_, i) => (right.includes(i) ? "--:" : "---")))}`;
+}
+
+export { mdRow };

@@ -1,7 +1,16 @@
 import type { LocalInfo, SidecarSource } from "../local/local-types.ts";
 import type { FileHashes } from "../scan/types.ts";
+import type { AccessInfo, UpdateInfo } from "./updates.ts";
 
-export type RecordStatus = "found" | "not_found" | "error" | "skipped";
+/**
+ * `gone`: Civitai knew the file before (a cached answer, or an earlier inventory) and no longer
+ * serves it: the hash is not found any more, or its version is archived with no file to download.
+ * The record keeps what was known in `civitai`, and says since when in `gone`.
+ */
+export type RecordStatus = "found" | "gone" | "not_found" | "error" | "skipped";
+
+/** Every status, in the order reports list them. */
+export const RECORD_STATUSES: readonly RecordStatus[] = ["found", "gone", "not_found", "error", "skipped"];
 export type MatchedBy = "sha256" | "autov3";
 
 /** The Civitai file entry whose SHA-256 equals ours (not blindly the primary one). */
@@ -71,6 +80,8 @@ export interface CivitaiInfo {
   primaryDownloadUrl: string;
   /** The first still image within the preview rating limit (`options.nsfwLevel`, default PG-13). */
   previewImageUrl: string | null;
+  /** Early or paid access still running when the scan ran (updates.ts accessOf); null: free to download. Absent before schema 2. */
+  access?: AccessInfo | null;
   /**
    * The version's preview candidates in Civitai's order: the first still, rated image of each
    * rating (preview/choose-preview.ts); absent in inventories written before previews existed.
@@ -147,4 +158,36 @@ export interface FileRecord {
   sidecar?: SidecarIdentity;
   /** What the file and its sidecars say locally (scan only; absent for skipped paths). */
   local?: LocalInfo;
+  /** Other files with the same bytes (same SHA-256, another inode); absent when there are none. */
+  duplicate?: DuplicateInfo;
+  /** Other versions of the same Civitai model held in the library; absent when there are none. */
+  otherVersions?: HeldVersion[];
+  /** A newer version of the model exists on Civitai (updates.ts); absent when none is known. */
+  update?: UpdateInfo;
+  /** Set with status `gone`: why, and when Civitai last served the file. */
+  gone?: GoneInfo;
+}
+
+/** Why a file that Civitai knew is `gone`, and since when. */
+interface GoneInfo {
+  /** `not_found`: its hash is not found any more; `archived`: its version has no file to download. */
+  reason: "not_found" | "archived";
+  /** When Civitai was last seen serving it (ISO 8601); null when not known. */
+  lastSeenAt: string | null;
+}
+
+/** Copies of a file: the same SHA-256 at other inodes (hard and soft links are `aliases`, not copies). */
+interface DuplicateInfo {
+  /** How many files hold these bytes, this one included. */
+  copies: number;
+  /** The other files' paths in byte order, at most 20 (`copies` says how many there are). */
+  others: string[];
+}
+
+/** Another version of the same model that the library holds. */
+export interface HeldVersion {
+  versionId: number;
+  versionName: string | null;
+  /** The first file (by path) that holds it. */
+  path: string;
 }

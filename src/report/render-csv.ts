@@ -2,8 +2,9 @@ import { stringify } from "csv-stringify/sync";
 import type { Inventory } from "./inventory-types.ts";
 import { guessLabel, knownFromOf, localTriggerWords, trainingBaseModel } from "../local/local-summary.ts";
 import type { FileRecord } from "./record-types.ts";
-import { sortRecords } from "./render-json.ts";
 import { escapeControlKeepBreaks } from "../shared/format.ts";
+import { memorySource, type InventorySource } from "./inventory-read.ts";
+import { accessText, daysLeft } from "./access-text.ts";
 
 /**
  * The CSV inventory: RFC 4180 (every text cell quoted, `"` doubled, CRLF line ends), UTF-8, one
@@ -55,6 +56,31 @@ export const CSV_COLUMNS = [
   "sidecar_version_name",
   // Issue 9 (docs/cases.md T17): the file's other names (hard or soft links), "; "-joined; JSON's `aliases`.
   "aliases",
+  // Issue 12: what to act on. Copies (same SHA-256, other inodes) and other versions held.
+  "copies",
+  "duplicate_of",
+  "other_versions_in_library",
+  // A newer version for the file's base model (and whether the library holds it), and the newest overall.
+  "update_version_id",
+  "update_version_name",
+  "update_published_at",
+  "update_access",
+  "update_in_library",
+  "newest_version_id",
+  "newest_version_name",
+  "newest_base_model",
+  // Gone from Civitai: why, and when it was last seen.
+  "gone_reason",
+  "last_seen_at",
+  // Early or paid access of the file's own version, days left counted from the inventory's date.
+  "access",
+  "access_ends_at",
+  "access_days_left",
+  // The licence as declared by the uploader on Civitai (not checked by anyone).
+  "declared_commercial_use",
+  "declared_no_credit_needed",
+  "declared_derivatives_allowed",
+  "declared_different_license_allowed",
 ] as const;
 
 type CsvColumn = (typeof CSV_COLUMNS)[number];
@@ -99,9 +125,12 @@ function bool(value: boolean | null | undefined): string | null {
   return typeof value === "boolean" ? String(value) : null;
 }
 
-/** One CSV row (in {@link CSV_COLUMNS} order), cells already neutralised. */
-function csvRow(record: FileRecord): Cell[] {
+/** One CSV row (in {@link CSV_COLUMNS} order), cells already neutralised; `now` is the inventory's date. */
+function csvRow(record: FileRecord, now: number): Cell[] {
   const c = record.civitai;
+  const same = record.update?.sameBaseModel ?? null;
+  const newest = record.update?.newest ?? null;
+  const license = c?.license ?? null;
   const cells: Record<CsvColumn, Cell> = {
     path: text(record.path),
     file_name: text(fileNameOf(record.path)),
@@ -133,19 +162,46 @@ function csvRow(record: FileRecord): Cell[] {
     sidecar_version_id: integer(record.sidecar?.versionId),
     sidecar_version_name: text(record.sidecar?.versionName),
     aliases: list(record.aliases),
+    copies: integer(record.duplicate?.copies),
+    duplicate_of: list(record.duplicate?.others),
+    other_versions_in_library: list(record.otherVersions?.map((v) => `${v.versionName ?? "version"} (${v.versionId})`)),
+    update_version_id: integer(same?.versionId),
+    update_version_name: text(same?.name),
+    update_published_at: text(same?.publishedAt),
+    update_access: text(same ? accessText(same.access, now) : null),
+    update_in_library: list(same?.inLibrary),
+    newest_version_id: integer(newest?.versionId),
+    newest_version_name: text(newest?.name),
+    newest_base_model: text(newest?.baseModel),
+    gone_reason: text(record.gone?.reason),
+    last_seen_at: text(record.gone?.lastSeenAt),
+    access: text(c?.access?.kind),
+    access_ends_at: text(c?.access?.endsAt),
+    access_days_left: integer(c?.access ? daysLeft(c.access.endsAt, now) : null),
+    declared_commercial_use: license ? (list(license.allowCommercialUse) ?? "none") : null,
+    declared_no_credit_needed: bool(license?.allowNoCredit),
+    declared_derivatives_allowed: bool(license?.allowDerivatives),
+    declared_different_license_allowed: bool(license?.allowDifferentLicense),
   };
   return CSV_COLUMNS.map((column) => cells[column]);
 }
 
+const STRINGIFY_OPTIONS = {
+  record_delimiter: "\r\n",
+  // Quote every text cell (OWASP's advice) so `,` `;` `"` CR LF never depend on detection;
+  // numbers stay bare; an empty cell (null) stays empty.
+  quoted_string: true,
+  quoted_empty: false,
+} as const;
+
+/** The CSV in pieces: the header row, then one row per record in path order (issue 11, target 2). */
+export function* csvChunks(src: InventorySource, options: CsvOptions = {}): Generator<string> {
+  yield stringify([[...CSV_COLUMNS]], { ...STRINGIFY_OPTIONS, bom: options.excel === true });
+  const now = Date.parse(src.head.generatedAt);
+  for (const record of src.records("path")) yield stringify([csvRow(record, now)], STRINGIFY_OPTIONS);
+}
+
 /** The whole CSV; same inventory, same bytes. */
 export function renderCsv(inventory: Inventory, options: CsvOptions = {}): string {
-  const rows: Cell[][] = [[...CSV_COLUMNS], ...sortRecords(inventory.records).map(csvRow)];
-  return stringify(rows, {
-    bom: options.excel === true,
-    record_delimiter: "\r\n",
-    // Quote every text cell (OWASP's advice) so `,` `;` `"` CR LF never depend on detection;
-    // numbers stay bare; an empty cell (null) stays empty.
-    quoted_string: true,
-    quoted_empty: false,
-  });
+  return [...csvChunks(memorySource(inventory), options)].join("");
 }

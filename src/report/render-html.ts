@@ -4,7 +4,7 @@ import type { Inventory } from "./inventory-types.ts";
 import type { CivitaiInfo, FileRecord, LicenseFlags, RecordStatus, SidecarIdentity } from "./record-types.ts";
 import { escapeHtml, htmlMultiline, htmlText, jsonForScript } from "./html-escape.ts";
 import { isCivitaiUrl, toSingleLine } from "./md-escape.ts";
-import { shownPath } from "./render-md.ts";
+import { shownPath } from "./md-cells.ts";
 import { FILTER_BADGE_LABEL, recordBadges, type Badge, type FilterBadge } from "./gallery-badges.ts";
 import { GALLERY_CSS, GALLERY_JS } from "./gallery-assets.ts";
 import { guessLabel, SIDECAR_SOURCE_LABEL } from "../local/local-summary.ts";
@@ -40,8 +40,14 @@ export interface HtmlOptions {
   nsfwLabel?: string;
 }
 
-const STATUS_LABEL: Record<RecordStatus, string> = { found: "Found", not_found: "Not found", error: "Error", skipped: "Skipped" };
-const STATUS_ORDER: readonly RecordStatus[] = ["found", "not_found", "error", "skipped"];
+const STATUS_LABEL: Record<RecordStatus, string> = {
+  found: "Found",
+  gone: "Gone",
+  not_found: "Not found",
+  error: "Error",
+  skipped: "Skipped",
+};
+const STATUS_ORDER: readonly RecordStatus[] = ["found", "gone", "not_found", "error", "skipped"];
 const FILTER_BADGES: readonly FilterBadge[] = ["update", "duplicate", "gone"];
 const UNKNOWN = "Unknown";
 
@@ -269,7 +275,7 @@ function cardData(card: Card, roots: readonly string[]): CardData {
   const sha = str(r.hashes?.sha256);
   if (sha) parts.push(sha.slice(0, 10));
   const st: string[] = [r.status];
-  for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind)) st.push(b.kind);
+  for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind) && !st.includes(b.kind)) st.push(b.kind);
   return {
     n: card.name,
     s: parts

@@ -1,5 +1,6 @@
 import { HASH_ALGOS } from "../scan/types.ts";
-import type { Inventory } from "./inventory-types.ts";
+import type { Inventory, InventoryHead } from "./inventory-types.ts";
+import { memorySource, type InventorySource } from "./inventory-read.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 import { escapeJsonControls } from "../shared/format.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
@@ -20,6 +21,13 @@ interface KeyOrder {
 /** Free-form maps (hash name → hex): no known key beyond what `keys` lists, the rest sorted. */
 const HASHES: KeyOrder = { keys: HASH_ALGOS };
 const CIVITAI_HASHES: KeyOrder = { keys: ["SHA256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3"] };
+
+const ACCESS: KeyOrder = { keys: ["kind", "endsAt", "permanent"] };
+
+const NEWER_VERSION: KeyOrder = {
+  keys: ["versionId", "name", "baseModel", "publishedAt", "access", "inLibrary", "pageUrl"],
+  children: { access: ACCESS },
+};
 
 const MATCHED_FILE: KeyOrder = {
   keys: ["id", "name", "sizeKB", "type", "primary", "format", "fp", "size", "hashes"],
@@ -53,9 +61,11 @@ const CIVITAI_INFO: KeyOrder = {
     "primaryDownloadUrl",
     "previewImageUrl",
     "images",
+    "access",
   ],
   children: {
     images: { keys: ["url", "nsfwLevel", "width", "height", "type"] },
+    access: ACCESS,
     availability: { keys: ["archived", "takenDown", "earlyAccess", "paidAccess"] },
     license: { keys: ["allowNoCredit", "allowCommercialUse", "allowDerivatives", "allowDifferentLicense"] },
     matchedFile: MATCHED_FILE,
@@ -201,8 +211,22 @@ const RECORD: KeyOrder = {
     "ambiguous",
     "sidecar",
     "local",
+    "gone",
+    "update",
+    "duplicate",
+    "otherVersions",
   ],
-  children: { hashes: HASHES, civitai: CIVITAI_INFO, ambiguous: CIVITAI_INFO, sidecar: SIDECAR_IDENTITY, local: LOCAL },
+  children: {
+    hashes: HASHES,
+    civitai: CIVITAI_INFO,
+    ambiguous: CIVITAI_INFO,
+    sidecar: SIDECAR_IDENTITY,
+    local: LOCAL,
+    gone: { keys: ["reason", "lastSeenAt"] },
+    update: { keys: ["sameBaseModel", "newest"], children: { sameBaseModel: NEWER_VERSION, newest: NEWER_VERSION } },
+    duplicate: { keys: ["copies", "others"] },
+    otherVersions: { keys: ["versionId", "versionName", "path"] },
+  },
 };
 
 const INVENTORY: KeyOrder = {
@@ -225,10 +249,15 @@ const INVENTORY: KeyOrder = {
       ],
     },
     summary: {
-      keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits"],
+      keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits", "duplicates", "changes"],
       children: {
-        byStatus: { keys: ["found", "not_found", "error", "skipped"] },
+        byStatus: { keys: ["found", "gone", "not_found", "error", "skipped"] },
         cacheHits: { keys: ["hashes", "metadata"] },
+        duplicates: { keys: ["sets", "files", "reclaimableBytes", "modelsWithSeveralVersions"] },
+        changes: {
+          keys: ["previous", "added", "removed", "moved", "changed", "statusChanged", "gone", "found", "updates", "unchanged"],
+          children: { previous: { keys: ["generatedAt", "files"] } },
+        },
       },
     },
     records: RECORD,
@@ -253,17 +282,37 @@ function ordered(value: unknown, order: KeyOrder | undefined): unknown {
   return out;
 }
 
-/** Records sorted by path in byte order (stable for equal paths), without touching the input. */
-export function sortRecords<T extends { path: string }>(records: readonly T[]): T[] {
-  return [...records].sort((a, b) => compareByteOrder(a.path, b.path));
+const HEAD: KeyOrder = { keys: INVENTORY.keys.filter((k) => k !== "records"), children: INVENTORY.children };
+
+/** Two-space-indented JSON of `value` in `order`, every line after the first indented by `indent` more. */
+function jsonText(value: unknown, order: KeyOrder, indent: string): string {
+  const text = JSON.stringify(ordered(value, order), null, 2);
+  return escapeJsonControls(indent === "" ? text : text.replace(/\n/g, `\n${indent}`));
 }
 
 /**
- * The inventory as 2-space-indented JSON with a trailing newline; deterministic bytes. JSON escapes
- * C0 controls itself; DEL, C1 and bidi controls are written as `\u` escapes too, so `cat` of the
- * file runs nothing, and a name's raw bytes appear as `\udcXX` (docs/report-format.md).
+ * The inventory as 2-space-indented JSON with a trailing newline, in pieces (the head, then one
+ * record at a time), so a 100,000-record inventory is never one string (issue 11, target 2). The
+ * bytes are exactly `JSON.stringify(inventory, null, 2)` with keys in a fixed order and records
+ * by path: the same inventory always gives the same bytes (diffable between scans, stable in
+ * tests). JSON escapes C0 controls itself; DEL, C1 and bidi controls are written as `\u` escapes
+ * too, so `cat` of the file runs nothing, and a name's raw bytes appear as `\udcXX`
+ * (docs/report-format.md).
  */
+export function* jsonChunks(src: InventorySource): Generator<string> {
+  const head: InventoryHead = src.head;
+  const text = jsonText(head, HEAD, "");
+  // The head without its closing brace; "records" is the last key of the fixed order.
+  yield `${text.slice(0, text.length - 2)},\n  "records": [`;
+  let first = true;
+  for (const record of src.records("path")) {
+    yield `${first ? "\n    " : ",\n    "}${jsonText(record, RECORD, "    ")}`;
+    first = false;
+  }
+  yield first ? "]\n}\n" : "\n  ]\n}\n";
+}
+
+/** The whole JSON text of an inventory in memory (tests, small inventories). */
 export function renderJson(inventory: Inventory): string {
-  const normalized = ordered({ ...inventory, records: sortRecords(inventory.records) }, INVENTORY);
-  return `${escapeJsonControls(JSON.stringify(normalized, null, 2))}\n`;
+  return [...jsonChunks(memorySource(inventory))].join("");
 }

@@ -1,338 +1,372 @@
-import type { Inventory } from "./inventory-types.ts";
-import type { CivitaiInfo, FileRecord, RecordStatus } from "./record-types.ts";
-import { MD_EMPTY, isCivitaiUrl, mdCode, mdLink, mdTable, mdText, toSingleLine } from "./md-escape.ts";
+import type { InventorySource } from "./inventory-read.ts";
+import { memorySource } from "./inventory-read.ts";
+import type { Inventory, InventoryHead } from "./inventory-types.ts";
+import type { FileRecord, RecordStatus } from "./record-types.ts";
+import { MD_EMPTY, mdAnchor, mdCode, mdLink, mdRow, mdTable, mdTableHead, mdText, Slugger, toSingleLine } from "./md-escape.ts";
+import { formatBytes } from "../shared/format.ts";
+import { typeAndBase, UNKNOWN_BASE, UNKNOWN_TYPE, type Count, type LibraryFacts, type NoteRow } from "./library-facts.ts";
+import { ranked } from "./record-order.ts";
+import {
+  fileCell,
+  licenseCell,
+  localCell,
+  modelCell,
+  modelTitle,
+  newerCell,
+  notesCell,
+  shownPath,
+  sizeCell,
+  triggerCell,
+} from "./md-cells.ts";
+import { dateOnly } from "./access-text.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
-import { sortRecords } from "./render-json.ts";
-import { formatBytes, truncateText } from "../shared/format.ts";
-import { guessLabel, localTriggerWords, SIDECAR_SOURCE_LABEL, trainingBaseModel } from "../local/local-summary.ts";
-import type { SidecarIdentity } from "./record-types.ts";
 
 /**
- * The Markdown inventory, meant to be read rendered (GitHub, VS Code) and still readable raw:
- * a summary table, one table of all files, a section per model found, then the files that were
- * not found, failed or were skipped, with reasons. Every untrusted string goes through
- * md-escape.ts (text from a file's header or a sidecar exactly like names from Civitai); the only
- * links are civitai.com URLs we built; no images, no HTML.
+ * The Markdown inventory, for a person (issue 12, point 7): what to act on first (counts by status,
+ * type and base model; updates, copies, files gone from Civitai, changes since the last scan), a
+ * table of contents, then one table per type and base model (size and trigger words in the rows),
+ * then the files not found, in error or skipped, then the lists behind the summary. Long tables
+ * are folded in `<details>` elements that we write ourselves, around our own words only; every
+ * untrusted string goes through md-escape.ts, the only links are civitai.com URLs we built and
+ * anchors of our own headings, and nothing from a stranger becomes HTML. Written a table row at a
+ * time (records in section order, record-order.ts), so a 100,000-file report is never one string.
  */
 
-/** Descriptions are a glance; the model page has the rest. */
-export const MD_DESCRIPTION_MAX_CHARS = 300;
+/** A table with more rows than this is folded (a reader opens the ones they need). */
+export const FOLD_ROWS = 25;
 
-const STATUS_LABEL: Record<RecordStatus, string> = {
-  found: "found",
-  not_found: "not found",
-  error: "error",
-  skipped: "skipped",
-};
-
-const SUMMARY_LABEL: Record<RecordStatus, string> = {
+const STATUS_LABEL: Readonly<Record<RecordStatus, string>> = {
   found: "Found on Civitai",
-  not_found: "Not found",
+  gone: "Gone from Civitai",
+  not_found: "Not found on Civitai",
   error: "Errors",
   skipped: "Skipped",
 };
 
-const STATUS_ORDER: readonly RecordStatus[] = ["found", "not_found", "error", "skipped"];
+const STATUS_ORDER: readonly RecordStatus[] = ["found", "gone", "not_found", "error", "skipped"];
 
-function count(value: unknown): string {
-  return typeof value === "number" && Number.isFinite(value) ? String(value) : MD_EMPTY;
+/** Sections after the typed ones, and their table columns. */
+const OTHER_SECTIONS: readonly { status: RecordStatus; title: string; header: string[]; right: number[] }[] = [
+  { status: "not_found", title: "Not found on Civitai", header: ["File", "Size", "SHA-256", "What the file says"], right: [1] },
+  { status: "error", title: "Errors", header: ["File", "Error"], right: [] },
+  { status: "skipped", title: "Skipped", header: ["File", "Reason"], right: [] },
+];
+
+const TYPED_HEADER = ["File", "Model · version", "Size", "Trigger words", "Licence (declared)", "Notes"];
+
+function n(value: number): string {
+  return value.toLocaleString("en-US");
 }
 
-function bytesText(bytes: unknown): string {
-  if (typeof bytes !== "number" || !Number.isFinite(bytes) || bytes < 0) return MD_EMPTY;
-  return mdText(bytes < 1024 ? formatBytes(bytes) : `${formatBytes(bytes)} (${bytes} bytes)`);
+/** "1 file", "2,000 files". */
+function count(value: number, one: string): string {
+  return `${n(value)} ${value === 1 ? one : `${one}s`}`;
 }
 
-/** The path shown in the files table: relative to the root when there is one root, else whole. */
-export function shownPath(path: string, roots: readonly string[]): string {
-  const root = roots.length === 1 ? roots[0] : undefined;
-  if (root === undefined || root === "") return path;
-  const prefix = root.endsWith("/") || root.endsWith("\\") ? root : `${root}/`;
-  if (path.startsWith(prefix) && path.length > prefix.length) return path.slice(prefix.length);
-  const windowsPrefix = `${root}\\`;
-  if (path.startsWith(windowsPrefix) && path.length > windowsPrefix.length) return path.slice(windowsPrefix.length);
-  return path;
+/** "2025-01-02 03:04:05 UTC" from our ISO time; anything else (a hand-edited file) escaped as text. */
+function whenText(iso: string): string {
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?Z$/.exec(iso);
+  return m ? `${m[1]} ${m[2]} UTC` : mdText(iso);
 }
 
-/** The File cell: the path, then the file's other names (hard or soft links), each escaped. */
-function fileCell(record: FileRecord, roots: readonly string[]): string {
-  const cell = mdText(shownPath(record.path, roots));
-  const aliases = record.aliases ?? [];
-  if (aliases.length === 0) return cell;
-  return `${cell} (also: ${aliases.map((a) => mdText(shownPath(a, roots))).join(", ")})`;
+function filesAndSize(c: Count): string {
+  return `${count(c.files, "file")}, ${formatBytes(c.bytes)}`;
 }
 
-/** List items naming the file's other paths, for the sections that show full paths. */
-function aliasLines(record: FileRecord): string[] {
-  return (record.aliases ?? []).map((a) => `also at ${mdCode(a)}`);
+/** Every heading of the document in order, with GitHub's anchors (they must be numbered in document order). */
+class Headings {
+  private readonly slugger = new Slugger();
+  readonly slugs = new Map<string, string>();
+
+  add(key: string, text: string): void {
+    this.slugs.set(key, this.slugger.slug(text));
+  }
+
+  link(key: string, text: string): string {
+    return mdAnchor(text, this.slugs.get(key) ?? "");
+  }
 }
 
-function statusText(record: FileRecord): string {
-  const label = STATUS_LABEL[record.status] ?? String(record.status);
-  const candidates = record.ambiguous?.length ?? 0;
-  if (candidates > 1) return `${label}, ambiguous (${candidates} candidates)`;
-  if (record.status !== "found" && record.sidecar) return `${label}; known from ${sidecarSourceText(record.sidecar)}`;
-  return label;
+const typedKey = (type: string, base?: string) => (base === undefined ? `t\u0000${type}` : `b\u0000${type}\u0000${base}`);
+
+function sortedEntries(map: ReadonlyMap<string, Count>): [string, Count][] {
+  return [...map.entries()].sort((a, b) => b[1].files - a[1].files || compareByteOrder(a[0], b[0]));
 }
 
-function sidecarSourceText(sidecar: Pick<SidecarIdentity, "source">): string {
-  return `${SIDECAR_SOURCE_LABEL[sidecar.source] ?? String(sidecar.source)} sidecar`;
+/** Types and, per type, base models, in the order record-order.ts puts their records. */
+function typeOrder(facts: LibraryFacts): { type: string; count: Count; bases: [string, Count][] }[] {
+  const byRank = (unknown: string) => (a: [string, unknown], b: [string, unknown]) =>
+    compareByteOrder(ranked(a[0], unknown), ranked(b[0], unknown));
+  return [...facts.byTypeAndBase.entries()].sort(byRank(UNKNOWN_TYPE)).map(([type, bases]) => ({
+    type,
+    count: facts.byType.get(type)!,
+    bases: [...bases.entries()].sort(byRank(UNKNOWN_BASE)),
+  }));
 }
 
-function modelTitle(info: CivitaiInfo): string {
-  if (info.modelName && info.modelName.trim() !== "") return info.modelName;
-  return info.modelId !== null ? `Model ${info.modelId}` : `Model version ${info.versionId}`;
+/** The headings of this inventory's document, in document order. */
+function planHeadings(facts: LibraryFacts): Headings {
+  const h = new Headings();
+  h.add("title", "Civitai model inventory");
+  h.add("contents", "Contents");
+  for (const t of typeOrder(facts)) {
+    h.add(typedKey(t.type), t.type);
+    for (const [base] of t.bases) h.add(typedKey(t.type, base), `${toSingleLine(t.type).trim()} · ${toSingleLine(base).trim()}`);
+  }
+  for (const s of OTHER_SECTIONS) if (facts.byStatus[s.status] > 0) h.add(s.status, s.title);
+  if (facts.updates.length > 0) h.add("updates", "Updates");
+  if (facts.gone.length > 0) h.add("gone", "Gone from Civitai");
+  if (facts.duplicateSets.length > 0 || facts.severalVersions.length > 0) {
+    h.add("duplicates", "Duplicates");
+    if (facts.duplicateSets.length > 0) h.add("copies", "Copies of the same file");
+    if (facts.severalVersions.length > 0) h.add("versions", "Several versions of one model");
+  }
+  if (facts.warnings.length > 0) h.add("warnings", "Warnings from file headers");
+  return h;
 }
 
-/** A model page of our own making (no version pinned); null when the id is unknown. */
-function modelPageUrl(info: CivitaiInfo): string | null {
-  return typeof info.modelId === "number" && Number.isSafeInteger(info.modelId) ? `https://civitai.com/models/${info.modelId}` : null;
+function introLine(head: InventoryHead, facts: LibraryFacts): string {
+  const roots = head.roots.length > 0 ? head.roots.map((r) => mdCode(r)).join(", ") : MD_EMPTY;
+  const when = whenText(head.generatedAt);
+  const o = head.options;
+  const mode = o?.offline ? "offline (metadata cache only)" : o?.apiUrl ? `online (${o.apiUrl})` : "online";
+  const tool = `${head.tool?.name ?? "?"} ${head.tool?.version ?? "?"}`;
+  return `**${count(facts.files, "file")}**, ${formatBytes(facts.bytes)}, in ${roots}. Scanned ${when} by ${mdText(tool)}, ${mdText(mode)}.`;
 }
 
-/** Plain one-paragraph description cut to {@link MD_DESCRIPTION_MAX_CHARS} (before escaping). */
-function shortDescription(description: string | null | undefined): string | null {
-  if (!description) return null;
-  const line = toSingleLine(description).replace(/\s+/g, " ").trim();
-  return line === "" ? null : truncateText(line, MD_DESCRIPTION_MAX_CHARS);
-}
-
-function listText(values: readonly string[] | undefined): string {
-  if (!values || values.length === 0) return MD_EMPTY;
-  return values.map((v) => mdText(v)).join(", ");
-}
-
-function availabilityText(info: CivitaiInfo): string | null {
-  const a = info.availability;
-  if (!a) return null;
-  const flags: string[] = [];
-  if (a.archived) flags.push("archived (no download on Civitai)");
-  if (a.takenDown) flags.push("taken down");
-  if (a.earlyAccess) flags.push("early access");
-  if (a.paidAccess) flags.push("paid access");
-  return flags.length > 0 ? flags.join(", ") : null;
-}
-
-function nsfwText(nsfw: boolean | null): string {
-  return nsfw === true ? "yes" : nsfw === false ? "no" : MD_EMPTY;
-}
-
-function renderSummary(inv: Inventory): string {
-  const s = inv.summary;
-  const rows: string[][] = [["Files", count(s?.files)]];
-  for (const status of STATUS_ORDER) rows.push([mdText(SUMMARY_LABEL[status]), count(s?.byStatus?.[status])]);
-  rows.push(["Total size", bytesText(s?.bytes)]);
-  rows.push(["Roots", inv.roots.length > 0 ? inv.roots.map((r) => mdText(r)).join(", ") : MD_EMPTY]);
-  rows.push(["Generated at", mdText(inv.generatedAt)]);
-  rows.push(["Tool", mdText(`${inv.tool?.name ?? "?"} ${inv.tool?.version ?? "?"}`)]);
-  const mode = inv.options?.offline ? "offline (metadata cache only)" : inv.options?.apiUrl ? `online (${inv.options.apiUrl})` : "online";
-  rows.push(["Mode", mdText(mode)]);
-  return mdTable(["Summary", "Value"], rows);
-}
-
-function renderFilesTable(inv: Inventory, records: readonly FileRecord[]): string {
-  if (records.length === 0) return "No files.";
-  const rows = records.map((r) => {
-    const c = r.civitai;
-    // A name only a sidecar gives is labelled in its cell: the status column says which sidecar.
-    const side = !c && r.status !== "found" ? r.sidecar : undefined;
-    if (side) {
-      return [
-        fileCell(r, inv.roots),
-        side.modelName ? `${mdText(side.modelName)} ${mdText("(sidecar)")}` : MD_EMPTY,
-        mdText(side.versionName),
-        mdText(side.modelType),
-        mdText(side.baseModel),
-        mdText(statusText(r)),
-        mdLink("page", side.pageUrl),
-      ];
-    }
-    return [
-      fileCell(r, inv.roots),
-      c ? mdText(c.modelName) : MD_EMPTY,
-      c ? mdText(c.versionName) : MD_EMPTY,
-      c ? mdText(c.modelType) : MD_EMPTY,
-      c ? mdText(c.baseModel) : MD_EMPTY,
-      mdText(statusText(r)),
-      c ? mdLink("page", c.pageUrl) : MD_EMPTY,
-    ];
+function statusTable(facts: LibraryFacts, h: Headings): string {
+  const rows = STATUS_ORDER.map((s) => {
+    const key = s === "gone" ? "gone" : s;
+    const label = h.slugs.has(key) && s !== "found" ? h.link(key, STATUS_LABEL[s]) : mdText(STATUS_LABEL[s]);
+    return [label, n(facts.byStatus[s])];
   });
-  return mdTable(["File", "Model", "Version", "Type", "Base model", "Status", "Link"], rows);
+  return mdTable(["Status", "Files"], rows, [1]);
 }
 
-interface VersionGroup {
-  info: CivitaiInfo;
-  records: FileRecord[];
-}
-
-interface ModelGroup {
-  key: string;
-  info: CivitaiInfo;
-  versions: Map<number, VersionGroup>;
-}
-
-function groupFound(records: readonly FileRecord[]): ModelGroup[] {
-  const groups = new Map<string, ModelGroup>();
-  for (const record of records) {
-    const info = record.civitai;
-    if (record.status !== "found" || !info) continue;
-    const key = info.modelId !== null ? `m${info.modelId}` : `v${info.versionId}`;
-    let group = groups.get(key);
-    if (!group) {
-      group = { key, info, versions: new Map() };
-      groups.set(key, group);
-    }
-    let version = group.versions.get(info.versionId);
-    if (!version) {
-      version = { info, records: [] };
-      group.versions.set(info.versionId, version);
-    }
-    version.records.push(record);
-  }
-  return [...groups.values()].sort((a, b) => compareByteOrder(modelTitle(a.info), modelTitle(b.info)) || compareByteOrder(a.key, b.key));
-}
-
-function renderVersion(version: VersionGroup): string {
-  const info = version.info;
-  const lines = [`#### ${mdText(info.versionName ?? `Version ${info.versionId}`)}`, ""];
-  lines.push(`- **Version id:** ${count(info.versionId)}`);
-  lines.push(`- **Base model:** ${mdText(info.baseModel)}`);
-  lines.push(`- **Trigger words:** ${listText(info.trainedWords)}`);
-  const availability = availabilityText(info);
-  if (availability) lines.push(`- **Availability:** ${mdText(availability)}`);
-  lines.push(`- **Page:** ${mdLink("version page", info.pageUrl)}`);
-  const fileName = info.matchedFile?.name ?? "download";
-  const download = isCivitaiUrl(info.downloadUrl)
-    ? mdLink(fileName, info.downloadUrl)
-    : mdLink("primary file of this version", info.primaryDownloadUrl);
-  lines.push(`- **Download:** ${download}`);
-  lines.push("- **Local files:**");
-  for (const record of version.records) {
-    const sha = record.hashes.sha256;
-    lines.push(`  - ${mdCode(record.path)}${sha ? ` (SHA-256 ${mdCode(sha)})` : ""}`);
-    for (const line of aliasLines(record)) lines.push(`    - ${line}`);
-    for (const other of record.ambiguous?.slice(1) ?? []) {
-      const label = `${modelTitle(other)} — ${other.versionName ?? `version ${other.versionId}`}`;
-      lines.push(`    - also claimed by ${mdLink(label, other.pageUrl, mdText(label))}`);
-    }
-    for (const line of localLines(record, info.trainedWords.length === 0)) lines.push(`    - ${line}`);
-  }
-  return lines.join("\n");
-}
-
-function renderModel(group: ModelGroup): string {
-  const info = group.info;
-  const lines = [`### ${mdText(modelTitle(info))}`, ""];
-  lines.push(`- **Model id:** ${count(info.modelId)}`);
-  lines.push(`- **Type:** ${mdText(info.modelType)}`);
-  lines.push(`- **Creator:** ${mdText(info.creator)}`);
-  lines.push(`- **NSFW:** ${nsfwText(info.nsfw)}`);
-  lines.push(`- **Tags:** ${listText(info.tags)}`);
-  lines.push(`- **Page:** ${mdLink("model page", modelPageUrl(info) ?? info.pageUrl)}`);
-  const description = shortDescription(info.description);
-  if (description) lines.push("", mdText(description));
-  const versions = [...group.versions.values()].sort((a, b) => a.info.versionId - b.info.versionId);
-  for (const version of versions) lines.push("", renderVersion(version));
-  return lines.join("\n");
-}
-
-function renderOthers(records: readonly FileRecord[], status: RecordStatus): string {
+/** The "what to act on" list: updates, copies, gone, not found and errors, changes since last time. */
+function actionLines(head: InventoryHead, facts: LibraryFacts, h: Headings): string[] {
   const lines: string[] = [];
-  for (const r of records) {
-    if (r.status !== status) continue;
-    const parts = [mdCode(r.path)];
-    if (status === "not_found") {
-      if (typeof r.size === "number") parts.push(mdText(formatBytes(r.size)));
-      parts.push(r.hashes.sha256 ? `SHA-256 ${mdCode(r.hashes.sha256)}` : "no SHA-256");
-    } else {
-      parts.push(mdText(status === "error" ? (r.error ?? "unknown error") : (r.reason ?? "no reason given")));
-    }
-    lines.push(`- ${parts.join(" — ")}`);
-    for (const line of aliasLines(r)) lines.push(`  - ${line}`);
-    for (const line of sidecarLines(r)) lines.push(`  - ${line}`);
-    for (const line of localLines(r, true)) lines.push(`  - ${line}`);
+  const fetch = facts.updatesToFetch;
+  const otherBase = facts.updates.length - facts.updates.filter((r) => r.update?.sameBaseModel).length;
+  if (facts.updates.length > 0) {
+    const held = facts.updates.filter((r) => r.update?.sameBaseModel && r.update.sameBaseModel.inLibrary.length > 0).length;
+    const parts = [`${count(fetch, "file")} with a newer version for the same base model`];
+    if (held > 0) parts.push(`${held} more whose newer version the library already holds`);
+    if (otherBase > 0) parts.push(`${otherBase} with a newer version only for another base model`);
+    lines.push(`- **Updates:** ${parts.join("; ")}. See ${h.link("updates", "Updates")}.`);
   }
-  return lines.join("\n");
+  const d = facts.duplicates;
+  if (d.sets > 0 || d.modelsWithSeveralVersions > 0) {
+    const parts: string[] = [];
+    if (d.sets > 0)
+      parts.push(`${count(d.sets, "set")} of identical files (${n(d.files)} files); ${formatBytes(d.reclaimableBytes)} could be freed`);
+    if (d.modelsWithSeveralVersions > 0) parts.push(`${count(d.modelsWithSeveralVersions, "model")} with several versions in the library`);
+    lines.push(`- **Duplicates:** ${parts.join("; ")}. See ${h.link("duplicates", "Duplicates")}.`);
+  }
+  if (facts.gone.length > 0)
+    lines.push(`- **Gone from Civitai:** ${count(facts.gone.length, "file")}. See ${h.link("gone", "Gone from Civitai")}.`);
+  for (const s of ["not_found", "error"] as const) {
+    if (facts.byStatus[s] > 0)
+      lines.push(`- **${STATUS_LABEL[s]}:** ${count(facts.byStatus[s], "file")}. See ${h.link(s, STATUS_LABEL[s])}.`);
+  }
+  if (facts.warnings.length > 0) {
+    lines.push(`- **Header warnings:** ${count(facts.warnings.length, "file")}. See ${h.link("warnings", "Warnings from file headers")}.`);
+  }
+  const ch = head.summary.changes;
+  if (ch) {
+    const parts = [`${n(ch.added)} added`, `${n(ch.removed)} removed`, `${n(ch.moved)} moved`, `${n(ch.changed)} changed`];
+    parts.push(
+      `${count(ch.statusChanged, "status change")} (${n(ch.gone)} gone, ${n(ch.found)} found)`,
+      `${count(ch.updates, "new update")}`,
+    );
+    lines.push(`- **Since the inventory of ${mdText(dateOnly(ch.previous.generatedAt))}:** ${parts.join(", ")}.`);
+  }
+  if (lines.length === 0) lines.push("- Nothing to act on: no updates, copies, files gone from Civitai, unknown files or errors.");
+  return lines;
+}
+
+function countTable(label: string, map: ReadonlyMap<string, Count>): string {
+  return mdTable(
+    [label, "Files", "Size"],
+    sortedEntries(map).map(([k, c]) => [mdText(k), n(c.files), formatBytes(c.bytes)]),
+    [1, 2],
+  );
+}
+
+function contents(facts: LibraryFacts, h: Headings): string {
+  const lines: string[] = [];
+  for (const t of typeOrder(facts)) {
+    lines.push(`- ${h.link(typedKey(t.type), t.type)} (${filesAndSize(t.count)})`);
+    for (const [base, c] of t.bases) lines.push(`  - ${h.link(typedKey(t.type, base), base)} (${n(c.files)})`);
+  }
+  for (const s of OTHER_SECTIONS)
+    if (facts.byStatus[s.status] > 0) lines.push(`- ${h.link(s.status, s.title)} (${n(facts.byStatus[s.status])})`);
+  if (facts.updates.length > 0) lines.push(`- ${h.link("updates", "Updates")} (${n(facts.updates.length)})`);
+  if (facts.gone.length > 0) lines.push(`- ${h.link("gone", "Gone from Civitai")} (${n(facts.gone.length)})`);
+  if (h.slugs.has("duplicates")) lines.push(`- ${h.link("duplicates", "Duplicates")}`);
+  if (facts.warnings.length > 0) lines.push(`- ${h.link("warnings", "Warnings from file headers")} (${n(facts.warnings.length)})`);
+  return lines.length > 0 ? lines.join("\n") : "No files.";
+}
+
+/** The document's first screen: title, one line on the scan, counts, what to act on, contents. */
+function opening(head: InventoryHead, facts: LibraryFacts, h: Headings): string {
+  const parts = [
+    "# Civitai model inventory",
+    "",
+    introLine(head, facts),
+    "",
+    statusTable(facts, h),
+    "",
+    "**To act on**",
+    "",
+    ...actionLines(head, facts, h),
+  ];
+  if (facts.byType.size > 0) parts.push("", countTable("Type", facts.byType), "", countTable("Base model", facts.byBase));
+  parts.push("", "Licences are as declared by the uploader on Civitai; nobody checked them.", "", "## Contents", "", contents(facts, h));
+  return `${parts.join("\n")}\n`;
+}
+
+/** A table's opening: folded in our own `<details>` when long (a blank line lets Markdown resume inside). */
+function openTable(rows: number, what: string, header: readonly string[], right: readonly number[]): string {
+  const head = mdTableHead(header, right);
+  return rows > FOLD_ROWS ? `\n<details>\n<summary>${what}</summary>\n\n${head}\n` : `\n${what}.\n\n${head}\n`;
+}
+
+function closeTable(rows: number): string {
+  return rows > FOLD_ROWS ? "\n</details>\n" : "";
+}
+
+function typedRow(record: FileRecord, roots: readonly string[], now: number): string {
+  const c = record.civitai!;
+  return mdRow([fileCell(record, roots), modelCell(c), sizeCell(record.size), triggerCell(record), licenseCell(c), notesCell(record, now)]);
+}
+
+function otherRow(record: FileRecord, roots: readonly string[]): string {
+  const file = fileCell(record, roots);
+  if (record.status === "not_found") {
+    return mdRow([file, sizeCell(record.size), record.hashes.sha256 ? mdText(record.hashes.sha256) : MD_EMPTY, localCell(record)]);
+  }
+  return mdRow([file, mdText(record.status === "error" ? (record.error ?? "unknown error") : (record.reason ?? "no reason given"))]);
 }
 
 /**
- * What the file itself says, one list item each: format (with a mismatch warning), the guess
- * (labelled), trigger words from the header (only where Civitai gave none), training base model,
- * and header errors. Every value escaped.
+ * The sections of records, in section order: for each type a heading, for each base model a
+ * heading and a table; then one table per other status. Rows are written as records arrive.
  */
-function localLines(record: FileRecord, showTriggerWords: boolean): string[] {
-  const local = record.local;
-  if (!local) return [];
-  const lines: string[] = [];
-  lines.push(`**Format:** ${mdText(local.format)}${local.formatMismatch ? ` — **warning:** ${mdText(local.formatMismatch)}` : ""}`);
-  const guess = guessLabel(local.guess);
-  if (guess) lines.push(`**Guess:** ${mdText(guess)}`);
-  const words = localTriggerWords(local);
-  if (showTriggerWords && words.length > 0) lines.push(`**Trigger words (from the file):** ${listText(words)}`);
-  const base = trainingBaseModel(local);
-  if (base) lines.push(`**Training base model (from the file):** ${mdText(base)}`);
-  for (const error of local.errors) lines.push(`**Header error:** ${mdText(error)}`);
-  return lines;
+function* recordSections(src: InventorySource): Generator<string> {
+  const facts = src.facts.facts;
+  const roots = src.head.roots;
+  const now = Date.parse(src.head.generatedAt);
+  let group: string | null = null;
+  let groupRows = 0;
+  let type: string | null = null;
+  for (const record of src.records("sections")) {
+    const tb = typeAndBase(record);
+    const key = tb ? typedKey(tb.type, tb.base) : record.status;
+    if (key !== group) {
+      if (group !== null) yield closeTable(groupRows);
+      group = key;
+      if (tb) {
+        if (tb.type !== type) yield `\n## ${mdText(tb.type)}\n`;
+        type = tb.type;
+        const c = facts.byTypeAndBase.get(tb.type)?.get(tb.base) ?? { files: 0, bytes: 0 };
+        groupRows = c.files;
+        yield `\n### ${mdText(tb.type)} · ${mdText(tb.base)}\n${openTable(c.files, filesAndSize(c), TYPED_HEADER, [2])}`;
+      } else {
+        const section = OTHER_SECTIONS.find((s) => s.status === record.status);
+        groupRows = facts.byStatus[record.status];
+        yield `\n## ${mdText(section?.title ?? record.status)}\n${openTable(groupRows, count(groupRows, "file"), section?.header ?? ["File", "Reason"], section?.right ?? [])}`;
+      }
+    }
+    yield `${tb ? typedRow(record, roots, now) : otherRow(record, roots)}\n`;
+  }
+  if (group !== null) yield closeTable(groupRows);
 }
 
-/** The identity a sidecar gives, and sidecars that say Civitai did not know the file. */
-function sidecarLines(record: FileRecord): string[] {
-  const lines: string[] = [];
-  const side = record.sidecar;
-  if (side) {
-    const checked = side.checkedBy === "sha256" ? "its SHA-256 matches the file" : "trusted by size, file not hashed";
-    const name = [side.modelName, side.versionName]
-      .filter((x): x is string => !!x && x.trim() !== "")
-      .map((x) => mdText(x))
-      .join(" — ");
-    const ids = [
-      side.modelId !== null ? `model ${side.modelId}` : null,
-      side.versionId !== null ? `version ${side.versionId}` : null,
-    ].filter((x) => x !== null);
-    let line = `**Known from ${mdText(sidecarSourceText(side))}** (${mdCode(side.file)}, ${mdText(checked)}): ${name || MD_EMPTY}`;
-    if (ids.length > 0) line += ` (${mdText(ids.join(", "))})`;
-    const page = mdLink("page", side.pageUrl, "");
-    if (page) line += ` — ${page}`;
-    lines.push(line);
-    const facts: string[] = [];
-    if (side.modelType) facts.push(`type ${mdText(side.modelType)}`);
-    if (side.baseModel) facts.push(`base model ${mdText(side.baseModel)}`);
-    if (side.trainedWords.length > 0) facts.push(`trigger words ${listText(side.trainedWords)}`);
-    if (side.creator) facts.push(`creator ${mdText(side.creator)}`);
-    if (side.deleted) facts.push("deleted on Civitai");
-    if (facts.length > 0) lines.push(`**From the sidecar:** ${facts.join("; ")}`);
-  }
-  for (const s of record.local?.sidecars ?? []) {
-    if (s.status === "not-found") lines.push(`${mdText(sidecarSourceText(s))} ${mdCode(s.file)} says Civitai did not know this file`);
-  }
-  return lines;
+function noteTitle(row: NoteRow): string {
+  return row.versionId === null ? mdText(row.modelName) : modelCell({ ...row, versionId: row.versionId, pageUrl: row.pageUrl ?? "" });
 }
 
-/** The Markdown report; same inventory, same text. */
+/** The lists behind the summary: updates, gone, copies and versions, header warnings. */
+function* noteSections(src: InventorySource, h: Headings): Generator<string> {
+  const facts = src.facts.facts;
+  const roots = src.head.roots;
+  const now = Date.parse(src.head.generatedAt);
+  if (facts.updates.length > 0) {
+    yield "\n## Updates\n\nThe newest version for the file's own base model, and the newest of all when it is for another base model. A version the library already holds is not one to fetch.\n";
+    yield openTable(
+      facts.updates.length,
+      count(facts.updates.length, "file"),
+      ["File", "Has", "Newer, same base model", "In the library", "Newest overall"],
+      [],
+    );
+    for (const row of facts.updates) {
+      const u = row.update!;
+      const held = u.sameBaseModel?.inLibrary ?? [];
+      const newest = u.newest.versionId === u.sameBaseModel?.versionId ? "the same" : newerCell(u.newest, now, true);
+      yield `${mdRow([fileCell(row, roots), noteTitle(row), newerCell(u.sameBaseModel, now), held.length > 0 ? held.map((p) => mdText(shownPath(p, roots))).join(", ") : "no", newest])}\n`;
+    }
+    yield closeTable(facts.updates.length);
+  }
+  if (facts.gone.length > 0) {
+    yield "\n## Gone from Civitai\n\nCivitai knew these files and no longer serves them; what it said then is kept in the inventory.\n";
+    yield openTable(facts.gone.length, count(facts.gone.length, "file"), ["File", "Was", "Why", "Last seen"], []);
+    for (const row of facts.gone) {
+      const why = row.gone?.reason === "archived" ? "archived, no file to download" : "no longer found";
+      yield `${mdRow([fileCell(row, roots), noteTitle(row), why, row.gone?.lastSeenAt ? mdText(dateOnly(row.gone.lastSeenAt)) : MD_EMPTY])}\n`;
+    }
+    yield closeTable(facts.gone.length);
+  }
+  yield* duplicateSections(src, h);
+  if (facts.warnings.length > 0) {
+    yield "\n## Warnings from file headers\n";
+    yield openTable(facts.warnings.length, count(facts.warnings.length, "file"), ["File", "Warning"], []);
+    for (const row of facts.warnings) yield `${mdRow([fileCell(row, roots), row.warnings.map((w) => mdText(w)).join("; ")])}\n`;
+    yield closeTable(facts.warnings.length);
+  }
+}
+
+function* duplicateSections(src: InventorySource, h: Headings): Generator<string> {
+  const facts = src.facts.facts;
+  const roots = src.head.roots;
+  if (!h.slugs.has("duplicates")) return;
+  yield "\n## Duplicates\n";
+  const sets = facts.duplicateSets;
+  if (sets.length > 0) {
+    yield `\n### Copies of the same file\n\nThe same bytes in several files (links to one file are not copies). Keeping one of each would free ${formatBytes(facts.duplicates.reclaimableBytes)}.\n`;
+    yield openTable(sets.length, count(sets.length, "set"), ["Files", "Size each", "Could free"], [1, 2]);
+    for (const set of sets) {
+      const more = set.copies > set.paths.length ? ` and ${n(set.copies - set.paths.length)} more` : "";
+      yield `${mdRow([set.paths.map((p) => mdText(shownPath(p, roots))).join(", ") + more, sizeCell(set.size), formatBytes(set.reclaimableBytes)])}\n`;
+    }
+    yield closeTable(sets.length);
+  }
+  const models = facts.severalVersions;
+  if (models.length > 0) {
+    yield "\n### Several versions of one model\n";
+    yield openTable(models.length, count(models.length, "model"), ["Model", "Versions in the library"], []);
+    for (const m of models) {
+      const title = mdLink(modelTitle({ ...m, versionId: m.versions[0]?.versionId ?? 0 }), `https://civitai.com/models/${m.modelId}`);
+      const versions = m.versions.map(
+        (v) =>
+          `${mdText(v.versionName ?? `version ${v.versionId}`)} (${mdText(shownPath(v.path, roots))}${v.files > 1 ? ` and ${v.files - 1} more` : ""})`,
+      );
+      yield `${mdRow([title, versions.join(", ")])}\n`;
+    }
+    yield closeTable(models.length);
+  }
+}
+
+/** The Markdown report in pieces (a table row at a time). */
+export function* markdownChunks(src: InventorySource): Generator<string> {
+  const facts = src.facts.facts;
+  const h = planHeadings(facts);
+  yield opening(src.head, facts, h);
+  yield* recordSections(src);
+  yield* noteSections(src, h);
+}
+
+/** The Markdown report of an inventory in memory; same inventory, same text. */
 export function renderMarkdown(inventory: Inventory): string {
-  const records = sortRecords(inventory.records);
-  const out: string[] = [
-    "# Civitai model inventory",
-    "",
-    renderSummary(inventory),
-    "",
-    "## Files",
-    "",
-    renderFilesTable(inventory, records),
-  ];
-
-  const groups = groupFound(records);
-  out.push("", `## Models found (${groups.length})`, "");
-  out.push(groups.length > 0 ? groups.map(renderModel).join("\n\n") : "No file was identified on Civitai.");
-
-  const sections: [RecordStatus, string][] = [
-    ["not_found", "Not found on Civitai"],
-    ["error", "Errors"],
-    ["skipped", "Skipped"],
-  ];
-  for (const [status, title] of sections) {
-    const n = records.filter((r) => r.status === status).length;
-    if (n === 0) continue;
-    out.push("", `## ${title} (${n})`, "", renderOthers(records, status));
-  }
-  return `${out.join("\n")}\n`;
+  return [...markdownChunks(memorySource(inventory))].join("");
 }

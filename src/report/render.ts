@@ -1,21 +1,31 @@
 import type { Inventory } from "./inventory-types.ts";
-import { renderCsv } from "./render-csv.ts";
-import { renderJson } from "./render-json.ts";
-import { renderMarkdown } from "./render-md.ts";
+import { memorySource, type InventorySource } from "./inventory-read.ts";
+import { csvChunks } from "./render-csv.ts";
+import { jsonChunks } from "./render-json.ts";
+import { markdownChunks } from "./render-md.ts";
+import { junitChunks } from "./render-junit.ts";
 import { renderHtml, type HtmlOptions } from "./render-html.ts";
 
-export type ReportFormat = "json" | "csv" | "md" | "html";
+export type ReportFormat = "json" | "csv" | "md" | "html" | "junit";
+/** The formats written a record at a time (the gallery is built whole: its images need it). */
+export type StreamFormat = Exclude<ReportFormat, "html">;
 
-/** One entry point for the formats, so `report` and `scan` agree byte for byte. */
-export function renderInventory(inv: Inventory, format: ReportFormat, opts: { excel?: boolean; html?: HtmlOptions } = {}): string {
+/** One entry point for the streamed formats, so `report` and `scan` agree byte for byte. */
+export function reportChunks(src: InventorySource, format: StreamFormat, opts: { excel?: boolean } = {}): Iterable<string> {
   switch (format) {
     case "json":
-      return renderJson(inv);
+      return jsonChunks(src);
     case "csv":
-      return renderCsv(inv, { excel: opts.excel === true });
+      return csvChunks(src, { excel: opts.excel === true });
     case "md":
-      return renderMarkdown(inv);
-    case "html":
-      return renderHtml(inv, opts.html);
+      return markdownChunks(src);
+    case "junit":
+      return junitChunks(src);
   }
+}
+
+/** The whole report of an inventory in memory, as one string (tests, the gallery). */
+export function renderInventory(inv: Inventory, format: ReportFormat, opts: { excel?: boolean; html?: HtmlOptions } = {}): string {
+  if (format === "html") return renderHtml(inv, opts.html);
+  return [...reportChunks(memorySource(inv), format, opts)].join("");
 }

@@ -1,6 +1,6 @@
-import { closeSync, lstatSync, openSync, readlinkSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
-import { tempPathFor, writeFileAtomic } from "../shared/atomic-write.ts";
+import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
 import { dirnamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
 import type { ReportFormat } from "./render.ts";
@@ -102,9 +102,164 @@ function checkFolder(path: string): void {
   }
 }
 
-function writeAll(fd: number, bytes: Buffer): void {
+/** Code units encoded at a time: a 256 KiB flush is one piece, a whole gallery many. */
+const PIECE = 256 * 1024;
+
+/**
+ * Writes text through one buffer reused for every write, a piece at a time: a Buffer per write is
+ * memory outside the engine's heap that it frees late (hundreds of MB over a 500 MB report;
+ * issue 11, target 2), and a whole 26 MB gallery is never copied at once.
+ */
+function textWriter(): (fd: number, text: string) => void {
+  // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+  const buf = Buffer.allocUnsafe(PIECE * 3);
+  return (fd, text) => {
+    for (let at = 0; at < text.length;) {
+      let end = Math.min(text.length, at + PIECE);
+      // Never cut a surrogate pair in two (each half alone would be written as U+FFFD).
+      const last = text.charCodeAt(end - 1);
+      if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+      writeAll(fd, buf.subarray(0, buf.write(text.slice(at, end), "utf8")));
+      at = end;
+    }
+  };
+}
+
+/** Every byte of `bytes` to `fd`; a descriptor left non-blocking by whoever opened it is waited for. */
+function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+  while (off < bytes.length) {
+    try {
+      off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (error) {
+      if (errnoCode(error) !== "EAGAIN") throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
+/**
+ * A report being written to its target, a piece at a time: stdout (with backpressure), a
+ * descriptor, a device or FIFO written in place, or a temp file beside the target renamed over it
+ * only when the report is whole (`finish`). `abort` drops a half-written temp file, so the old
+ * report stays (docs/cases.md T8).
+ */
+export interface ReportSink {
+  /** False when stdout is full: wait for `drained()` before writing more. */
+  write(text: string): boolean;
+  drained(): Promise<void>;
+  finish(): void;
+  abort(): void;
+}
+
+function streamSink(): ReportSink {
+  return {
+    write: (text) => process.stdout.write(text),
+    drained: () => new Promise((resolve) => process.stdout.once("drain", resolve)),
+    finish: () => {},
+    abort: () => {},
+  };
+}
+
+function fdSink(fd: number, path: string, close: boolean): ReportSink {
+  const writeText = textWriter();
+  let open = true;
+  const done = () => {
+    if (close && open) closeSync(fd);
+    open = false;
+  };
+  return {
+    write: (text) => {
+      try {
+        writeText(fd, text);
+      } catch (error) {
+        throw cannot(path, `${errnoCode(error) ?? "error"}`);
+      }
+      return true;
+    },
+    drained: () => Promise.resolve(),
+    finish: done,
+    abort: () => {
+      try {
+        done();
+      } catch {
+        /* already failing */
+      }
+    },
+  };
+}
+
+function atomicSink(path: string, mode: number): ReportSink {
+  const tmp = tempPathFor(path);
+  const fail = (error: unknown) => cannot(path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
+  const writeText = textWriter();
+  let fd: number | undefined;
+  try {
+    // "wx": never follow or clobber something already sitting at the temp name.
+    fd = openSync(fsPath(tmp), "wx", mode);
+  } catch (error) {
+    throw fail(error);
+  }
+  const abort = () => {
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+      fd = undefined;
+    }
+    try {
+      unlinkSync(fsPath(tmp));
+    } catch {
+      /* gone already */
+    }
+  };
+  return {
+    write: (text) => {
+      try {
+        writeText(fd!, text);
+      } catch (error) {
+        abort();
+        throw fail(error);
+      }
+      return true;
+    },
+    drained: () => Promise.resolve(),
+    finish: () => {
+      try {
+        fsyncSync(fd!);
+        closeSync(fd!);
+        fd = undefined;
+        renameSync(fsPath(tmp), fsPath(path));
+      } catch (error) {
+        abort();
+        throw fail(error);
+      }
+    },
+    abort,
+  };
+}
+
+/** Opens the target `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644). */
+export function openReportSink(target: OutputTarget, options: { mode?: number } = {}): ReportSink {
+  switch (target.kind) {
+    case "stdout":
+      return streamSink();
+    case "fd":
+      return fdSink(target.fd, target.path, false);
+    case "direct": {
+      let fd: number;
+      try {
+        fd = openSync(fsPath(target.path), "w");
+      } catch (error) {
+        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
+      }
+      return fdSink(fd, target.path, true);
+    }
+    case "atomic":
+      return atomicSink(target.path, options.mode ?? 0o644);
+  }
 }
 
 /**
@@ -112,46 +267,73 @@ function writeAll(fd: number, bytes: Buffer): void {
  * `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644).
  */
 export function writeReport(text: string, target: OutputTarget, options: { mode?: number } = {}): void {
-  switch (target.kind) {
-    case "stdout":
-      process.stdout.write(text);
-      return;
-    case "fd":
-      try {
-        writeAll(target.fd, Buffer.from(text));
-      } catch (error) {
-        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
-      }
-      return;
-    case "direct": {
-      let fd: number | undefined;
-      try {
-        fd = openSync(fsPath(target.path), "w");
-        writeAll(fd, Buffer.from(text));
-      } catch (error) {
-        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
-      } finally {
-        if (fd !== undefined) closeSync(fd);
-      }
-      return;
+  const sink = openReportSink(target, options);
+  try {
+    sink.write(text);
+    sink.finish();
+  } catch (error) {
+    sink.abort();
+    throw error;
+  }
+}
+
+/** Bytes gathered before one write: big enough to be cheap, small enough to keep memory flat. */
+const FLUSH_BYTES = 256 * 1024;
+
+/**
+ * Writes a report given in pieces (report/render.ts) to its target: gathered into writes of
+ * ~256 KiB, waiting when stdout is full, and letting Ctrl-C through between writes (`signal`): on
+ * any failure or interruption nothing is left under the target's name but what was there before.
+ */
+export async function writeReportChunks(
+  chunks: Iterable<string>,
+  target: OutputTarget,
+  options: { mode?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const sink = openReportSink(target, options);
+  let pending: string[] = [];
+  let size = 0;
+  const flush = async () => {
+    const text = pending.join("");
+    pending = [];
+    size = 0;
+    if (!sink.write(text)) await sink.drained();
+    // A turn of the event loop, so a signal handler can run between writes.
+    await new Promise((resolve) => setImmediate(resolve));
+    options.signal?.throwIfAborted();
+  };
+  try {
+    for (const chunk of chunks) {
+      pending.push(chunk);
+      size += chunk.length;
+      if (size >= FLUSH_BYTES) await flush();
     }
-    case "atomic":
-      try {
-        writeFileAtomic(target.path, text, { mode: options.mode ?? 0o644 });
-      } catch (error) {
-        throw cannot(target.path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
-      }
+    if (size > 0) await flush();
+    sink.finish();
+  } catch (error) {
+    sink.abort();
+    throw error;
   }
 }
 
 /** `--format` names; `markdown` is accepted for md. */
-const FORMATS: Readonly<Record<string, ReportFormat>> = { json: "json", csv: "csv", md: "md", markdown: "md", html: "html", htm: "html" };
+const FORMATS: Readonly<Record<string, ReportFormat>> = {
+  json: "json",
+  csv: "csv",
+  md: "md",
+  markdown: "md",
+  html: "html",
+  htm: "html",
+  junit: "junit",
+};
+/** File extensions that name a format (`.xml` is JUnit's: the only XML we write). */
+const EXTENSIONS: Readonly<Record<string, ReportFormat>> = { ...FORMATS, xml: "junit" };
 const formatNamed = (name: string): ReportFormat | undefined => (Object.hasOwn(FORMATS, name) ? FORMATS[name] : undefined);
 /** An extension starts with a letter, so `inventory-2026.01.05` has none (and gets the default). */
 const EXT_RE = /\.([A-Za-z][A-Za-z0-9]{0,9})$/;
 
 /**
- * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md, .html: the gallery); else the configured format,
+ * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md, .html: the gallery, .xml: JUnit); else the configured format,
  * else JSON. An extension we do not write (`-o inv.xml`) is refused rather than filled with JSON
  * (docs/cases.md T21): `--format` says what to write into such a file.
  */
@@ -159,14 +341,14 @@ export function chooseFormat(format: string | undefined, file: string | undefine
   if (format !== undefined) {
     const f = formatNamed(format.toLowerCase());
     if (f) return f;
-    throw new UsageError(`--format must be json, csv, md or html (got "${escapeControl(format)}")`);
+    throw new UsageError(`--format must be json, csv, md, html or junit (got "${escapeControl(format)}")`);
   }
   const name = file?.slice(file.lastIndexOf("/") + 1) ?? "";
   const ext = EXT_RE.exec(name)?.[1]?.toLowerCase();
   if (ext === undefined || file === undefined || FD_PATH_RE.test(file)) return configured ?? "json";
-  const f = formatNamed(ext);
+  const f = Object.hasOwn(EXTENSIONS, ext) && ext !== "junit" ? EXTENSIONS[ext] : undefined;
   if (f) return f;
   throw new UsageError(
-    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv, .md or .html file name, or say which with --format json|csv|md|html`,
+    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv, .md, .html or .xml (JUnit) file name, or say which with --format json|csv|md|html|junit`,
   );
 }

@@ -2,6 +2,7 @@ import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileRecord, HashSource, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
+import { findUpdate } from "../report/updates.ts";
 import { sidecarSha256Claims } from "../local/sidecars.ts";
 import type { HashResult, SkippedPath } from "./types.ts";
 import { compareByteOrder } from "./path-filter.ts";
@@ -19,6 +20,10 @@ export interface LookupOutcome {
   versions: readonly LeanVersion[];
   models: ReadonlyMap<number, LeanModel>;
   error?: string;
+  /** Found through by-hash/ids while the version lists no file (archived) or not this one. */
+  unlisted?: boolean;
+  /** Not found now, found before: the last found answer and when it was stored (epoch ms). */
+  lastFound?: { at: number; versions: readonly LeanVersion[]; matchedBy: MatchedBy; host?: string };
 }
 
 export interface BuildRecordsInput {
@@ -71,6 +76,7 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
   if (!outcome) return { ...base, status: "error", error: "not looked up" };
   switch (outcome.status) {
     case "not_found":
+      if (outcome.lastFound) return goneRecord(base, outcome, outcome.lastFound, now, nsfwMask);
       return { ...base, status: "not_found", ...(outcome.host ? { host: outcome.host } : {}) };
     case "offline":
       return { ...base, status: "skipped", reason: OFFLINE_REASON };
@@ -83,15 +89,60 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
         ...(nsfwMask === undefined ? {} : { nsfwMask }),
       });
       if (!fields) return { ...base, status: "not_found" };
-      return {
+      const record: FileRecord = {
         ...base,
         status: "found",
         matchedBy: outcome.matchedBy ?? "sha256",
         ...(outcome.host ? { host: outcome.host } : {}),
         ...fields,
       };
+      const update = updateOf(record, outcome.models, now);
+      if (update) record.update = update;
+      // Archived: Civitai still names the version, but it has no file to download (`files: []`).
+      const first = outcome.versions[0];
+      if (record.civitai!.availability.archived || (first !== undefined && first.files.length === 0)) {
+        return { ...record, status: "gone", gone: { reason: "archived", lastSeenAt: null } };
+      }
+      return record;
     }
   }
+}
+
+/**
+ * A file Civitai found before and does not find now: `gone`, with what it said then (the version
+ * as it was cached; no model details) and when that was. Not an error, and not "never known".
+ */
+function goneRecord(
+  base: FileRecord,
+  outcome: LookupOutcome,
+  last: NonNullable<LookupOutcome["lastFound"]>,
+  now?: number,
+  nsfwMask?: number,
+): FileRecord {
+  const fields = toCivitaiFields(last.versions, outcome.models, base.hashes.sha256 ?? null, {
+    autov3: base.hashes.autov3,
+    ...(now === undefined ? {} : { now }),
+    ...(nsfwMask === undefined ? {} : { nsfwMask }),
+  });
+  const host = outcome.host ?? last.host;
+  if (!fields) return { ...base, status: "not_found", ...(host ? { host } : {}) };
+  return {
+    ...base,
+    status: "gone",
+    matchedBy: last.matchedBy,
+    ...(host ? { host } : {}),
+    ...fields,
+    gone: { reason: "not_found", lastSeenAt: new Date(last.at).toISOString() },
+  };
+}
+
+/** A newer version of the record's model, from the versions list its model details brought (report/updates.ts). */
+function updateOf(record: FileRecord, models: ReadonlyMap<number, LeanModel>, now?: number): FileRecord["update"] | null {
+  const c = record.civitai;
+  const model = c?.modelId != null ? models.get(c.modelId) : undefined;
+  if (!c || !model) return null;
+  const own = { modelId: c.modelId, versionId: c.versionId, baseModel: c.baseModel, publishedAt: c.publishedAt, createdAt: c.createdAt };
+  return findUpdate(own, model.versions, now ?? Date.now());
 }
 
 function sidecarLabel(sidecar: Pick<SidecarInfo, "source">): SidecarLabel {
@@ -176,7 +227,7 @@ function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
     }
   }
   out.local = info;
-  if (record.status === "found") out.knownFrom = "civitai";
+  if (record.status === "found" || record.status === "gone") out.knownFrom = "civitai";
   else {
     const identity = sidecarIdentity(local.sidecars, fileName, size, sha256, fromSidecar ? "size" : "sha256");
     if (identity) {

@@ -1,8 +1,9 @@
 import { availableParallelism } from "node:os";
-import type { FileHashes, FoundFile, HashAlgo, HashResult, WalkResult } from "./types.ts";
-import { openHashCache } from "../hash/hash-cache.ts";
+import type { FileHashes, FoundFile, HashAlgo, HashResult, SkippedPath } from "./types.ts";
+import { hashesFromEntry, openHashCache, type HashCache, type HashCacheEntry } from "../hash/hash-cache.ts";
 import { hashFiles, type HashProgress } from "../hash/hasher.ts";
-import { walk } from "./walker.ts";
+import { settleFiles, SKIP_REASON, walk, type WalkerResult } from "./walker.ts";
+import { compareByteOrder } from "./path-filter.ts";
 
 export interface CollectOptions {
   paths: string[];
@@ -12,70 +13,164 @@ export interface CollectOptions {
   jobs?: number;
   /** Cache folder, or false for --no-cache. */
   cacheDir: string | false;
+  /** Read the header facts stored with the hashes too (for `onCacheEntry`). */
+  withLocal?: boolean;
+  /** Leave the cache open in the result (the caller stores more and closes it); default: closed. */
+  keepCacheOpen?: boolean;
   rehash?: boolean;
   signal?: AbortSignal;
   onWarning: (message: string) => void;
   onHashProgress?: (progress: HashProgress) => void;
+  /** Names to keep from the folder listings (scan: sidecar names), in `walk.names`. */
+  keepName?: (name: string) => boolean;
+  /** Once per file found, in walk order, with its trusted cache entry (null when none), before any file is read. */
+  onCacheEntry?: (file: FoundFile, entry: HashCacheEntry | null) => void;
   /**
-   * Called once after the walk with every file found. Files it returns hashes for are not read:
-   * their result carries those hashes (scan --trust-sidecars). `hash` does not use it.
+   * Called once, before hashing, with every file still there (scan's local pass). Files it returns
+   * hashes for are not read: their result carries those hashes (scan --trust-sidecars).
    */
-  presetHashes?: (files: readonly FoundFile[]) => Promise<ReadonlyMap<FoundFile, FileHashes>>;
+  presetHashes?: (files: readonly FoundFile[], context: PresetContext) => Promise<ReadonlyMap<FoundFile, FileHashes>>;
+}
+
+interface PresetContext {
+  /** The open hash cache (null with --no-cache), for what the caller stores beside the hashes. */
+  cache: HashCache | null;
+  /** The walk, with the names it kept (`keepName`). */
+  walk: WalkerResult;
 }
 
 export interface CollectResult {
-  walk: WalkResult;
+  walk: WalkerResult;
   hashes: HashResult[];
   stats: { filesHashed: number; filesCached: number; bytesRead: number; durationMs: number; filesPreset?: number };
+  /** Open only with `keepCacheOpen`. */
+  cache: HashCache | null;
 }
 
 /**
  * Walk, then hash with the cache: the part `hash` and `scan` share. Warnings go to `onWarning`
  * as they happen so a long run shows them early.
+ *
+ * Each file is stat'ed once by the walk. Its cache entry is read once, and when it holds the
+ * hashes asked for, nothing more is done with the file. Only the others get the walker's second
+ * look (docs/cases.md D7) before they are read, so an unchanged library costs one stat per file.
  */
 export async function collectFiles(options: CollectOptions): Promise<CollectResult> {
   const started = performance.now();
-  const walked = await walk(options.paths, { extensions: options.extensions, exclude: options.exclude });
+  const walked = await walk(options.paths, {
+    extensions: options.extensions,
+    exclude: options.exclude,
+    stability: "deferred",
+    ...(options.keepName ? { keepName: options.keepName } : {}),
+  });
   for (const w of walked.warnings) options.onWarning(w);
 
-  const { cache, warning } = await openHashCache(options.cacheDir, { onWarning: options.onWarning });
+  const { cache, warning } = await openHashCache(options.cacheDir, { onWarning: options.onWarning, withLocal: options.withLocal === true });
   if (warning) options.onWarning(warning);
+  try {
+    return await collectWithCache(options, walked, cache, started);
+  } finally {
+    if (!options.keepCacheOpen) cache?.close();
+  }
+}
 
-  const preset = options.presetHashes ? await options.presetHashes(walked.files) : new Map<FoundFile, FileHashes>();
+async function collectWithCache(
+  options: CollectOptions,
+  walked: WalkerResult,
+  cache: HashCache | null,
+  started: number,
+): Promise<CollectResult> {
+  const hits = new Map<FoundFile, FileHashes>();
+  for (const file of walked.files) {
+    const entry = cache ? cache.read(file.realPath, file.identity) : null;
+    options.onCacheEntry?.(file, entry);
+    const hit = entry && !options.rehash ? hashesFromEntry(entry, options.algos(file)) : null;
+    if (hit) hits.set(file, hit);
+  }
   options.signal?.throwIfAborted();
-  const toHash = preset.size > 0 ? walked.files.filter((f) => !preset.has(f)) : walked.files;
+
+  const preset = options.presetHashes
+    ? await options.presetHashes(walked.files, { cache, walk: walked })
+    : new Map<FoundFile, FileHashes>();
+  options.signal?.throwIfAborted();
+  // Files taken from a sidecar are not read: they get the walker's second look here.
+  const presetFiles = walked.files.filter((f) => preset.has(f) && !hits.has(f));
+  const settled = await settleFiles(presetFiles);
+  const skipped: SkippedPath[] = [...settled.skipped];
+  const stillThere = new Set(settled.files.map((f) => f.path));
+  const left = new Set(presetFiles.filter((f) => !stillThere.has(f.path)));
+  for (const w of settled.warnings) options.onWarning(w);
+  walked.warnings.push(...settled.warnings);
+
+  // The others are read, and the hash worker's fstat is their second look.
+  const toHash = walked.files.filter((file) => !preset.has(file) && !hits.has(file));
   const hashed = await hashFiles(toHash, {
     algos: options.algos,
     jobs: options.jobs ?? availableParallelism(),
     cache,
     rehash: options.rehash,
+    lookedUp: true,
+    secondLook: true,
+    onSkipped: (file, why) => {
+      left.add(file);
+      for (const path of file.paths) skipped.push({ path, reason: SKIP_REASON[why] });
+    },
     signal: options.signal,
     onProgress: options.onHashProgress,
   });
+  if (skipped.length > 0) walked.skipped = mergeSkipped(walked.skipped, skipped);
+  const files = left.size > 0 ? walked.files.filter((f) => !left.has(f)) : walked.files;
+  walked.files = files;
+
   let bytesRead = 0;
-  let filesCached = 0;
+  let filesHashed = 0;
   for (const r of hashed) {
-    if (r.cached) filesCached++;
-    else if (!r.error) bytesRead += r.file.identity.size;
+    if (left.has(r.file)) continue;
+    filesHashed++;
+    if (!r.error) bytesRead += r.file.identity.size;
   }
-  // Back in walk order, preset files where they were.
-  let at = 0;
-  const hashes: HashResult[] =
-    preset.size > 0
-      ? walked.files.map((file) => {
-          const given = preset.get(file);
-          return given ? { file, hashes: given, cached: false } : hashed[at++]!;
-        })
-      : hashed;
+  const { hashes, presetCount, cachedCount } = inWalkOrder(files, preset, hits, hashed);
   return {
     walk: walked,
     hashes,
     stats: {
-      filesHashed: hashed.length - filesCached,
-      filesCached,
+      filesHashed,
+      filesCached: cachedCount,
       bytesRead,
       durationMs: performance.now() - started,
-      ...(preset.size > 0 ? { filesPreset: preset.size } : {}),
+      ...(presetCount > 0 ? { filesPreset: presetCount } : {}),
     },
+    cache: options.keepCacheOpen ? cache : null,
   };
+}
+
+/** Each file's result, back in walk order: from a sidecar, the cache, or a read now. */
+function inWalkOrder(
+  files: readonly FoundFile[],
+  preset: ReadonlyMap<FoundFile, FileHashes>,
+  hits: ReadonlyMap<FoundFile, FileHashes>,
+  hashed: readonly HashResult[],
+): { hashes: HashResult[]; presetCount: number; cachedCount: number } {
+  let presetCount = 0;
+  let cachedCount = 0;
+  const byFile = new Map<FoundFile, HashResult>();
+  for (const r of hashed) byFile.set(r.file, r);
+  const hashes: HashResult[] = files.map((file) => {
+    const given = preset.get(file);
+    if (given) {
+      presetCount++;
+      return { file, hashes: given, cached: false };
+    }
+    const hit = hits.get(file);
+    if (hit) {
+      cachedCount++;
+      return { file, hashes: hit, cached: true };
+    }
+    return byFile.get(file)!;
+  });
+  return { hashes, presetCount, cachedCount };
+}
+
+function mergeSkipped(a: readonly SkippedPath[], b: readonly SkippedPath[]): SkippedPath[] {
+  return [...a, ...b].sort((x, y) => compareByteOrder(x.path, y.path));
 }

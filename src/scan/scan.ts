@@ -1,23 +1,27 @@
 import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
-import type { LocalInfo } from "../local/local-types.ts";
-import type { FileHashes, FoundFile, HashResult } from "./types.ts";
-import { defaultAlgosFor } from "../hash/hash-algos.ts";
+import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
+import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
+import { isSafetensorsPath } from "../hash/hash-algos.ts";
+import { hashFiles } from "../hash/hasher.ts";
+import type { HashCache } from "../hash/hash-cache.ts";
+import { localInfoOf } from "../local/local-cache.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../report/inventory-types.ts";
 import type { FileRecord, HashSource, RecordStatus } from "../report/record-types.ts";
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
-import { collectFiles } from "./collect.ts";
+import { collectFiles, type CollectResult } from "./collect.ts";
 import { lookupFiles, type LookupItem, type LookupProgress, type LookupResult } from "../civitai/lookup.ts";
-import { readLocalPass } from "../local/local-reader.ts";
+import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
+import { plural } from "../shared/format.ts";
 import { indexedHashes, relativeToRoot, type IndexEntry } from "./library-index.ts";
 import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
-export const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
+const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
 
 export interface ScanOptions {
   paths: string[];
@@ -56,6 +60,8 @@ export interface ScanOptions {
   onWarning: (message: string) => void;
   onHashProgress?: (p: HashProgress) => void;
   onLookupProgress?: (p: LookupProgress) => void;
+  /** Each phase as it ends, with its wall time (for --verbose and the scale benchmark). */
+  onPhase?: (phase: ScanPhase, ms: number) => void;
   now?: () => number;
 }
 
@@ -87,40 +93,76 @@ export interface ScanResult {
   indexEntries?: IndexEntry[];
 }
 
-/** The main job: walk, hash (cached), look up (cached), and build the inventory. No output here. */
+/**
+ * What `scan` hashes every file with. AutoV3 (a second SHA-256 over nearly the whole file) is left
+ * out: it is computed for the files Civitai does not know by SHA-256 (`autov3`), then cached.
+ * Measured on a 2 GiB safetensors: 1.87x `openssl dgst -sha256` with it, ~1.0x without.
+ */
+const SCAN_ALGOS: readonly HashAlgo[] = ["sha256", "autov2"];
+
+/**
+ * The main job: walk, hash (cached), look up (cached), and build the inventory. No output here.
+ * Long because the local pass is a closure inside the collect call because it needs the walk's listings and
+ * the open cache, and hands the preset hashes back; lookUpAndBuild does the rest.
+ */
 export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const now = options.now ?? Date.now;
   const started = now();
-  const locals = new Map<string, LocalInfo>();
+  let phaseStart = performance.now();
+  const phase = (name: ScanPhase) => {
+    const at = performance.now();
+    options.onPhase?.(name, at - phaseStart);
+    phaseStart = at;
+  };
+  let locals = new LocalSections(null);
   const hashSources = new Map<string, HashSource>();
   // An index describes one root: the scan has exactly one when it reads or writes one (the command checks).
   const indexRoot = options.libraryIndex || options.buildIndex ? resolvePath(options.paths[0]!) : null;
+  // Per file whose header facts the cache holds for its state: their version and whether sidecars
+  // were recorded. The text stays in the cache until a record needs it (LocalSections).
+  const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
   let localBytesRead = 0;
   const collected = await collectFiles({
     paths: options.paths,
     extensions: options.extensions,
     exclude: options.exclude,
-    algos: (file) => defaultAlgosFor(file.path),
+    algos: () => SCAN_ALGOS,
     jobs: options.jobs,
     cacheDir: options.hashCacheDir,
+    withLocal: true,
+    keepCacheOpen: true,
+    keepName: isSidecarName,
     signal: options.signal,
     onWarning: options.onWarning,
     onHashProgress: options.onHashProgress,
+    onCacheEntry: (file, entry) => {
+      if (entry?.local) cachedLocal.set(file, { version: entry.local.version, sidecars: entry.local.sidecars !== null });
+    },
     // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
-    presetHashes: async (files) => {
-      const pass = await readLocalPass(
-        files.map((f) => ({ path: f.path, size: f.identity.size })),
-        { includeMetadata: options.localMetadata === true, concurrency: options.localConcurrency, signal: options.signal },
+    presetHashes: async (files, { cache, walk }) => {
+      phase("walk");
+      locals = new LocalSections(cache);
+      const pass = await readLocalFacts(
+        files.map((f) => ({ path: f.path, size: f.identity.size, cached: cachedLocal.get(f) ?? null })),
+        {
+          includeMetadata: options.localMetadata === true,
+          ...(walk.names ? { names: walk.names } : {}),
+          prepareSidecar: (s) =>
+            s.description === null ? s : { ...s, description: cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS) },
+          loadCached: (i) => cache?.peek(files[i]!.realPath, files[i]!.identity)?.local ?? null,
+          concurrency: options.localConcurrency,
+          signal: options.signal,
+        },
       );
+      cachedLocal.clear();
       for (const w of pass.warnings) options.onWarning(w);
       localBytesRead = pass.bytesRead;
       const preset = new Map<FoundFile, FileHashes>();
       files.forEach((file, i) => {
-        const info = pass.infos[i]!;
-        for (const s of info.sidecars ?? []) {
-          if (s.description !== null) s.description = cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS);
-        }
-        locals.set(file.path, info);
+        const sidecars = pass.sidecars[i];
+        const store = pass.store[i];
+        if (store) cache?.setLocal(file.realPath, file.identity, store);
+        locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
         const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
         if (fromIndex) {
           preset.set(file, fromIndex);
@@ -128,7 +170,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
           return;
         }
         if (!options.trustSidecars) return;
-        const trusted = trustedSidecarHash(info.sidecars, basenamePath(file.path), file.identity.size);
+        const trusted = trustedSidecarHash(sidecars, basenamePath(file.path), file.identity.size);
         if (!trusted) return;
         preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
         hashSources.set(file.path, trusted.label);
@@ -137,11 +179,59 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
         const foreign = foreignIndexWarning(options.libraryIndex, indexRoot, files);
         if (foreign) options.onWarning(foreign);
       }
+      phase("header pass");
       return preset;
     },
   });
-  options.signal?.throwIfAborted();
+  const cache = collected.cache;
+  try {
+    phase("hashing");
+    options.signal?.throwIfAborted();
+    const extraReads = { files: 0, bytes: 0 };
+    const result = await lookUpAndBuild(options, collected, {
+      cache,
+      extraReads,
+      locals,
+      hashSources,
+      indexRoot,
+      localBytesRead,
+      started,
+      now,
+      phase,
+    });
+    if (locals.lost > 0) {
+      options.onWarning(
+        `${plural(locals.lost, "file")}: header facts lost with the damaged hash cache; their records have no local section (run scan again)`,
+      );
+    }
+    return result;
+  } finally {
+    cache?.close();
+  }
+}
 
+type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records";
+
+interface BuildContext {
+  cache: HashCache | null;
+  /** Files read for their AutoV3 only (their SHA-256 came from the cache), and the bytes of every AutoV3 read. */
+  extraReads: { files: number; bytes: number };
+  locals: LocalSections;
+  hashSources: Map<string, HashSource>;
+  /** The one root scanned, when an index is read or written (relative paths are to it). */
+  indexRoot: string | null;
+  localBytesRead: number;
+  started: number;
+  now: () => number;
+  phase: (name: ScanPhase) => void;
+}
+
+/**
+ * Lookups (with AutoV3 on demand), then the records and the inventory. Long because it is one
+ * sequence over shared counts that ends in the inventory's summary.
+ */
+async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
+  const { locals, hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
   const items: LookupItem[] = [];
   for (const h of collected.hashes) {
     if (!h.error && h.hashes.sha256) items.push({ sha256: h.hashes.sha256, ...(h.hashes.autov3 ? { autov3: h.hashes.autov3 } : {}) });
@@ -149,7 +239,12 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const requestsBefore = options.api.stats?.requests ?? 0;
   const lookup = await lookupFiles(
     items,
-    { api: options.api, cache: options.metaCache, hosts: options.hosts },
+    {
+      api: options.api,
+      cache: options.metaCache,
+      hosts: options.hosts,
+      autov3: (sha256s) => autov3Of(sha256s, collected.hashes, ctx, options),
+    },
     {
       details: options.details,
       offline: options.offline,
@@ -162,6 +257,17 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   if (lookup.stopped?.kind === "aborted") options.signal?.throwIfAborted();
   if (lookup.fallbackFailure) options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
   const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
+  // A file found by its AutoV3 on an earlier run is found by its SHA-256 from the cache now, and the
+  // lookup asks no AutoV3: its record needs it still (to name the matched file), from the hash cache.
+  // So does a file not found by either (the cache kept its AutoV3 with the miss): its record shows
+  // the AutoV3 that was asked, as on the first run.
+  const autov3Asked = [...lookup.entries]
+    .filter(([, e]) => (e.status === "found" && e.matchedBy === "autov3") || e.status === "not_found")
+    .map(([sha]) => sha);
+  const lacking = new Set(collected.hashes.filter((h) => h.hashes.autov3 === undefined).map((h) => h.hashes.sha256));
+  const wanted = autov3Asked.filter((sha) => lacking.has(sha));
+  if (wanted.length > 0) await autov3Of(wanted, collected.hashes, ctx, options);
+  phase("lookup");
 
   const records = buildRecords({
     hashes: collected.hashes,
@@ -173,7 +279,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     nsfwMask: nsfwMask(options.nsfwLimit ?? DEFAULT_NSFW_LIMIT),
   });
   const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
-  const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
+  const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
   let bytes = 0;
   for (const r of records) {
     byStatus[r.status]++;
@@ -187,7 +293,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     refresh: options.refresh,
     extensions: options.extensions,
     exclude: options.exclude,
-    algos: ["sha256", "autov2", "autov3"],
+    algos: [...SCAN_ALGOS],
     trustSidecars: options.trustSidecars === true,
     useIndex: options.libraryIndex !== undefined,
     localMetadata: options.localMetadata === true,
@@ -210,14 +316,15 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     },
     records,
   };
+  phase("records");
   return {
     inventory,
     missing: collected.walk.missing,
     ...(lookup.stopped ? { stopped: lookup.stopped } : {}),
     counters: {
-      hashed: collected.stats.filesHashed,
+      hashed: collected.stats.filesHashed + ctx.extraReads.files,
       hashCacheHits: collected.stats.filesCached,
-      bytesRead: collected.stats.bytesRead,
+      bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
       sharedCacheHits: options.metaCache.stats.sharedHits,
@@ -235,7 +342,11 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
 function indexHit(index: ReadonlyMap<string, IndexEntry>, root: string, file: FoundFile): FileHashes | null {
   const rel = relativeToRoot(file.path, root);
   if (rel === null) return null;
-  return indexedHashes(index.get(rel), file.identity.size, file.identity.mtimeNs, defaultAlgosFor(file.path));
+  const entry = index.get(rel);
+  // What the scan hashes every file with; AutoV3 is read only for files Civitai does not know by
+  // SHA-256 (autov3Of), so it is taken from the entry too when it has one.
+  const algos: HashAlgo[] = entry?.hashes.autov3 !== undefined ? [...SCAN_ALGOS, "autov3"] : [...SCAN_ALGOS];
+  return indexedHashes(entry, file.identity.size, file.identity.mtimeNs, algos);
 }
 
 /** One warning when an index shares no path with the files found: it was written for another folder. */
@@ -278,4 +389,134 @@ async function writeSidecars(
     results.push(result);
   }
   return results;
+}
+
+/**
+ * The AutoV3 of files Civitai does not know by SHA-256 (LookupDeps.autov3): from the hash cache
+ * when it holds it, else read now (only the safetensors among them; others have none) and cached.
+ * The results also go into those files' hashes, so their records show the AutoV3 that was asked.
+ */
+async function autov3Of(
+  sha256s: readonly string[],
+  results: readonly HashResult[],
+  ctx: BuildContext,
+  options: ScanOptions,
+): Promise<Map<string, string>> {
+  const wanted = new Set(sha256s);
+  // Only a file with a safetensors header has an AutoV3 (the header pass knows; a file named so
+  // that is not one is not read again). A file whose SHA-256 a sidecar gave (--trust-sidecars) is
+  // not read at all, so it has none either.
+  const targets = results.filter(
+    (r) =>
+      !r.error &&
+      r.hashes.sha256 !== undefined &&
+      wanted.has(r.hashes.sha256) &&
+      isSafetensorsPath(r.file.path) &&
+      !ctx.hashSources.has(r.file.path) &&
+      hasSafetensorsHeader(ctx.locals.get(r.file.path)),
+  );
+  const out = new Map<string, string>();
+  if (targets.length === 0) return out;
+  const hashed = await hashFiles(
+    targets.map((r) => r.file),
+    { algos: ["autov3"], jobs: options.jobs, cache: ctx.cache, signal: options.signal },
+  );
+  hashed.forEach((h, i) => {
+    const target = targets[i]!;
+    const autov3 = h.hashes.autov3;
+    if (!h.cached && !h.error) {
+      // Counted once per file: one read already for its SHA-256 in this run is not a second file hashed.
+      if (target.cached) ctx.extraReads.files++;
+      ctx.extraReads.bytes += h.file.identity.size;
+    }
+    if (h.error) options.onWarning(`${target.file.path}: AutoV3 not computed: ${h.error}`);
+    if (autov3 === undefined) return;
+    target.hashes.autov3 = autov3;
+    out.set(target.hashes.sha256!, autov3);
+  });
+  return out;
+}
+
+/** The header pass found a valid safetensors header (no local section: not known, so try). */
+function hasSafetensorsHeader(local: LocalInfo | undefined): boolean {
+  return local === undefined || (local.format === "safetensors" && local.header !== undefined);
+}
+
+function isSidecarName(name: string): boolean {
+  return SIDECAR_NAME_RE.test(name);
+}
+
+/** Every sidecar name ends so (sidecars.ts SIDECAR_SUFFIXES; `.json` covers the three JSON kinds). */
+const SIDECAR_NAME_RE = /\.(civitai\.info|json)$/i;
+
+/**
+ * The local section of every file, for buildRecords. Facts the hash cache holds (read from it, or
+ * stored by this run) stay there and are read back, folder by folder, when the record is built:
+ * at ~1 KB of JSON per file, holding them all would be the largest part of a 100,000-file scan's
+ * memory. Without a usable cache (--no-cache, a full disk) the text is held here.
+ */
+class LocalSections implements ReadonlyMap<string, LocalInfo> {
+  private readonly inCache = new Map<string, FoundFile>();
+  private readonly texts = new Map<string, string>();
+  private readonly sidecars = new Map<string, SidecarInfo[]>();
+  /** Records whose facts the cache no longer had (a damaged store set aside mid-run). */
+  lost = 0;
+
+  constructor(private readonly cache: HashCache | null) {}
+
+  /**
+   * `facts` null: unchanged in the cache. `stored`: these facts were just given to the cache. Facts
+   * that are neither (the cache is off or failing, or they were cut down from the cached ones) are
+   * held here.
+   */
+  set(file: FoundFile, facts: string | null, sidecars: SidecarInfo[] | undefined, stored: boolean): void {
+    if (sidecars) this.sidecars.set(file.path, sidecars);
+    if (this.cache && (facts === null || stored)) this.inCache.set(file.path, file);
+    else if (facts !== null) this.texts.set(file.path, facts);
+  }
+
+  get(path: string): LocalInfo | undefined {
+    const file = this.inCache.get(path);
+    let facts = this.texts.get(path);
+    if (file) {
+      facts = this.cache?.peek(file.realPath, file.identity)?.local?.facts;
+      if (facts === undefined) {
+        this.lost++;
+        return undefined;
+      }
+    }
+    return facts === undefined ? undefined : localInfoOf(facts, this.sidecars.get(path));
+  }
+
+  has(path: string): boolean {
+    return this.inCache.has(path) || this.texts.has(path);
+  }
+
+  get size(): number {
+    return this.inCache.size + this.texts.size;
+  }
+
+  *keys(): MapIterator<string> {
+    yield* this.inCache.keys();
+    yield* this.texts.keys();
+  }
+
+  *entries(): MapIterator<[string, LocalInfo]> {
+    for (const path of this.keys()) {
+      const info = this.get(path);
+      if (info) yield [path, info];
+    }
+  }
+
+  *values(): MapIterator<LocalInfo> {
+    for (const [, info] of this.entries()) yield info;
+  }
+
+  forEach(fn: (value: LocalInfo, key: string, map: ReadonlyMap<string, LocalInfo>) => void): void {
+    for (const [path, info] of this.entries()) fn(info, path, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, LocalInfo]> {
+    return this.entries();
+  }
 }

@@ -6,7 +6,7 @@ import { tempPathFor } from "./temp-name.ts";
 
 // The temp name lives in temp-name.ts (pure, so the walker's rules can use it); hash/hash-cache.ts
 // takes these from here.
-export { isTempName, TEMP_PREFIX, tempPathFor } from "./temp-name.ts";
+export { isTempName, tempPathFor } from "./temp-name.ts";
 
 /**
  * Write-to-temp-then-rename, so a reader (or the next run after a kill) sees the old content or

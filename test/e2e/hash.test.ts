@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { CLI_ENTRY, runCli, runShell } from "../helpers/run-cli.ts";
+import { buildSafetensors } from "../helpers/safetensors.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -42,14 +44,27 @@ describe("hash command", () => {
     expect(r.stderr).not.toContain("\r");
   });
 
-  test("default columns are sha256, autov2 and autov3 ('-' where AutoV3 does not apply)", async () => {
+  test("default columns are sha256 and autov2; autov3 when named ('-' where it does not apply)", async () => {
     const dir = makeTree();
+    const real = buildSafetensors([{ name: "w", shape: [4, 4], dtype: "F16" }], { ss_output_name: "real" });
+    writeFileSync(join(dir, "loras/real.safetensors"), real.bytes);
+    utimesSync(join(dir, "loras/real.safetensors"), new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
     const r = await runCli(["hash", "--no-cache", dir]);
     expect(r.code).toBe(0);
-    const ckpt = r.stdout.split("\n").find((l) => l.endsWith("b.CKPT"))!;
-    const [sha, autov2, autov3] = ckpt.split(" ");
-    expect(autov2).toBe(sha!.slice(0, 10));
-    expect(autov3).toBe("-");
+    for (const line of r.stdout.trim().split("\n")) {
+      const [sha, autov2, path] = line.split(/ {1,2}/);
+      expect(autov2).toBe(sha!.slice(0, 10));
+      expect(path).toStartWith(dir);
+    }
+    const named = await runCli(["hash", "--no-cache", "--algo", "sha256,autov2,autov3", dir]);
+    const cells = (name: string) =>
+      named.stdout
+        .split("\n")
+        .find((l) => l.endsWith(name))!
+        .split("  ")[0]!
+        .split(" ");
+    expect(cells("b.CKPT")[2]).toBe("-");
+    expect(cells("real.safetensors")[2]).toBe(createHash("sha256").update(real.bytes.subarray(real.dataOffset)).digest("hex").slice(0, 12));
   });
 
   test("--json gives every requested hash", async () => {

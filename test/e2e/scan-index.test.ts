@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { startFakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli, runShell } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
@@ -63,10 +64,9 @@ describe("library index (--index, --use-index)", () => {
     const doc = JSON.parse(text);
     expect(doc).toMatchObject({ format: "civitai-meta library index", version: 1 });
     expect(doc.files.map((f: { path: string }) => f.path)).toEqual(["a.ckpt", "loras/b.safetensors", "loras/c.safetensors"]);
-    expect(doc.files[1]).toMatchObject({
-      size: 47,
-      hashes: { sha256: expect.any(String), autov2: expect.any(String), autov3: expect.any(String) },
-    });
+    // Offline, nothing is asked by AutoV3, so none was read: the index holds what the scan hashed.
+    expect(doc.files[1]).toMatchObject({ size: 47, hashes: { sha256: expect.any(String), autov2: expect.any(String) } });
+    expect(doc.files[1].hashes.autov3).toBeUndefined();
     expect(doc.files[1].mtimeNs).toBe(String(statSync(join(root, "loras/b.safetensors"), { bigint: true }).mtimeNs));
     // Nothing of the machine that wrote it: no absolute path.
     expect(text).not.toContain(root);
@@ -85,6 +85,33 @@ describe("library index (--index, --use-index)", () => {
     for (const name of ["a.ckpt", "loras/b.safetensors", "loras/c.safetensors"]) {
       expect(got[name]!.hashSource).toBe("index");
       expect(got[name]!.hashes).toEqual(want[name]!.hashes);
+    }
+  });
+
+  test("the AutoV3s read for files Civitai does not know go into the index, and the next machine takes them too: it reads nothing", async () => {
+    const civitai = await startFakeCivitai({ fixtures: false });
+    try {
+      const root = library();
+      const index = join(tmp.make(), "i.json");
+      const online = (dir: string, args: string[]) =>
+        runCli(["scan", dir, "--api-url", civitai.url, "--no-fallback", "--cache-dir", tmp.make(), ...args]);
+      const a = await online(root, ["--index", index]);
+      expect(a.code).toBe(0);
+      // Unknown by SHA-256: each safetensors was read again for its AutoV3 and asked by it.
+      expect(civitai.counts.versionByHash).toBe(2);
+      const entries = JSON.parse(readFileSync(index, "utf8")).files;
+      expect(entries.map((e: { hashes: { autov3?: string } }) => e.hashes.autov3 !== undefined)).toEqual([false, true, true]);
+
+      civitai.reset();
+      const b = await online(copyOf(root), ["--use-index", index]);
+      expect(b.code).toBe(0);
+      expect(b.stderr).toContain("0 hashed (0 B read)");
+      expect(civitai.counts.versionByHash).toBe(2);
+      const got = records(b.stdout);
+      expect(got["loras/b.safetensors"]!.hashes).toEqual(records(a.stdout)["loras/b.safetensors"]!.hashes);
+      expect(got["loras/b.safetensors"]!.hashes).toHaveProperty("autov3");
+    } finally {
+      await civitai.stop();
     }
   });
 

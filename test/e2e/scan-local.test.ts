@@ -124,9 +124,12 @@ describe("scan: local section", () => {
     expect(csv.find((x) => x.file_name === "own.safetensors")!.local_trigger_words).toBe("mystyle woman");
 
     const md = (await runCli(args(dir, cacheDir, "--format", "md"))).stdout;
-    expect(md).toContain("    - **Guess:** LoRA, SDXL \\(guess\\)");
-    expect(md).toContain("    - **Trigger words (from the file):** mystyle");
-    expect(md).toContain("  - **Training base model (from the file):** sdxl\\_base\\_v1\\-0");
+    // Found: Civitai gives no trigger words, so the file's stand in, labelled.
+    expect(md).toMatch(/\| style\.safetensors \| \[Style · v401\]\([^)]*\) \| 55\.6 KiB \| mystyle \(from the file\) \|/);
+    // Not found: what the file says, each fact labelled (the guess as a guess).
+    expect(md).toMatch(
+      /\| own\.safetensors \| 55\.6 KiB \| [0-9a-f]{64} \| LoRA, SDXL \(guess\); trigger words mystyle woman; trained on sdxl_base_v1-0 \|/,
+    );
   });
 
   test("hostile kohya/ModelSpec metadata is escaped in Markdown and neutralised in CSV exactly like Civitai names", async () => {
@@ -142,10 +145,10 @@ describe("scan: local section", () => {
     expect(md.code).toBe(0);
     const html = new MarkdownIt({ html: true, linkify: true }).render(md.stdout);
     expect(html).not.toMatch(/<img|<h1>\s*heading|href="javascript/i);
-    expect(html).not.toMatch(/<a\s(?![^>]*href="https:\/\/civitai\.com\/)/);
-    // The same escaping as a Civitai name gets (md-escape.ts mdText).
-    expect(md.stdout).toContain(`  - **Trigger words (from the file):** ${mdText(hostile)}\n`);
-    expect(md.stdout).toContain(`  - **Training base model (from the file):** ${mdText(hostile)}\n`);
+    // No link but ours: civitai.com pages and the report's own section anchors.
+    expect(html).not.toMatch(/<a\s(?![^>]*href="(?:https:\/\/civitai\.com\/|#[a-z0-9-]+"))/);
+    // The same escaping as a Civitai name gets (md-escape.ts mdText), and the table row stays one row.
+    expect(md.stdout).toContain(`trigger words ${mdText(hostile)}; trained on ${mdText(hostile)} |\n`);
     const row = csvRows((await runCli(args(dir, cacheDir, "--format", "csv"))).stdout)[0]!;
     expect(row.local_trigger_words).toBe(`'${hostile}`);
     expect(row.training_base_model).toBe(`'${hostile}`);
@@ -164,7 +167,8 @@ describe("scan: local section", () => {
     expect(rec.local!.warnings).toContain(rec.local!.formatMismatch);
     expect(existsSync(marker)).toBe(false);
     const md = (await runCli(args(dir, tmp.make(), "--format", "md"))).stdout;
-    expect(md).toContain("  - **Format:** pickle — **warning:** content is a Python pickle");
+    // Listed among the header warnings, escaped like any text from a file.
+    expect(md).toContain("| trojan.safetensors | content is a Python pickle but the name ends in .safetensors;");
   });
 });
 
@@ -313,13 +317,18 @@ describe("scan: sidecars as hints", () => {
       sidecar_version_id: "222",
     });
     const md = (await runCli(args(dir, tmp.make(), "--format", "md"))).stdout;
-    expect(md).toContain(
-      "| a\\.safetensors | A Model \\(sidecar\\) | A v1 | LORA | SDXL 1\\.0 | not found; known from Civitai Helper sidecar | [page](https://civitai.com/models/11?modelVersionId=111) |",
+    // Among the not-found files, the sidecar's identity labelled as the sidecar's, linked from its ids.
+    expect(md).toMatch(
+      /\| a\.safetensors \| 55\.6 KiB \| [0-9a-f]{64} \| \[A Model · A v1\]\(https:\/\/civitai\.com\/models\/11\?modelVersionId=111\) \(LORA, SDXL 1\.0\), from the Civitai Helper sidecar; /,
     );
     expect(md).toContain(
-      "  - **Known from LoRA Manager sidecar** (`b.metadata.json`, its SHA\\-256 matches the file): B Model — B v2 (model 22, version 222)",
+      "[B Model · B v2](https://civitai.com/models/22?modelVersionId=222) (LORA, SDXL 1.0), from the LoRA Manager sidecar; ",
     );
-    expect(md).toContain("  - Civitai Helper sidecar `f.civitai.info` says Civitai did not know this file");
+    expect(md).toMatch(/\| f\.safetensors \|[^\n]*; Civitai Helper sidecar says Civitai did not know it \|/);
+    // The stale sidecar names nothing.
+    expect(md).toMatch(
+      /\| g\.safetensors \| 55\.6 KiB \| [0-9a-f]{64} \| LoRA, SDXL \(guess\); trigger words mystyle; trained on sdxl_base_v1-0 \|/,
+    );
   });
 
   test("--offline: a complete inventory from files, sidecars and caches with zero requests", async () => {

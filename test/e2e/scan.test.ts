@@ -18,6 +18,7 @@ import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } fr
 import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 import { validateInventory } from "../helpers/schema.ts";
+import { SCHEMA_VERSION } from "../../src/report/inventory-types.ts";
 
 /** Every inventory the tests produce must satisfy the published schema. */
 function inventoryOf(text: string) {
@@ -83,7 +84,7 @@ describe("scan", () => {
     const r = await runCli(["scan", dir, ...baseArgs(tmp.make())]);
     expect(r.code).toBe(0);
     const inv = inventoryOf(r.stdout);
-    expect(inv.schemaVersion).toBe(1);
+    expect(inv.schemaVersion).toBe(SCHEMA_VERSION);
     expect(inv.tool.name).toBe("civitai-meta");
     expect(inv.records.map((x: { path: string }) => x.path)).toEqual([
       join(dir, "checkpoints/unknown.ckpt"),
@@ -101,7 +102,7 @@ describe("scan", () => {
     expect(found.civitai.matchedFile.hashes.SHA256.toLowerCase()).toBe(sha256("known lora bytes"));
     expect(found.civitai.downloadUrl).toBe(`https://civitai.com/api/download/models/501?fileId=${found.civitai.matchedFile.id}`);
     expect(inv.records[0].status).toBe("not_found");
-    expect(inv.summary.byStatus).toEqual({ found: 1, not_found: 1, error: 0, skipped: 0 });
+    expect(inv.summary.byStatus).toEqual({ found: 1, gone: 0, not_found: 1, error: 0, skipped: 0 });
     expect(r.stderr).toMatch(/2 files .*1 found, 1 not found, 0 errors, 0 skipped/);
     expect(JSON.stringify(inv)).not.toContain("civitai.red");
   });

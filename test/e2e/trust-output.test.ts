@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
+import { hashCacheRows } from "../helpers/hash-store.ts";
 
 const tmp = tmpDirs();
 let civitai: FakeCivitai;
@@ -53,11 +54,9 @@ async function inventoryFile(): Promise<{ path: string; text: string }> {
   return { path, text: readFileSync(path, "utf8") };
 }
 
-/** Hash-cache entries under a cache folder (what a scan leaves once it hashed something). */
+/** Hash-cache rows under a cache folder (what a scan leaves once it hashed something), by file name. */
 function hashEntries(cacheDir: string): string[] {
-  const root = join(cacheDir, "hashes");
-  if (!existsSync(root)) return [];
-  return (readdirSync(root, { recursive: true }) as string[]).filter((n) => n.endsWith(".json"));
+  return hashCacheRows(cacheDir);
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -177,6 +176,9 @@ describe("T10: the output location is checked before the walk", () => {
     expect(r.stderr).toContain("/no/such/dir");
     expect(hashEntries(cacheDir)).toEqual([]);
     expect(r.stderr).not.toMatch(/\d+ files? \(/);
+    // The same scan with a good -o stores both files: the check above can see a hashed file.
+    expect((await runCli(["scan", dir, "--offline", "--cache-dir", cacheDir, "-o", join(tmp.make(), "x.json")])).code).toBe(0);
+    expect(hashEntries(cacheDir)).toEqual(["a.safetensors", "b.safetensors"]);
   });
 
   test("T10: -o into a folder that is a file, or a folder itself, fails before the walk", async () => {
@@ -204,13 +206,14 @@ describe("T10: the output location is checked before the walk", () => {
 });
 
 describe("T21: -o with an extension we do not write", () => {
-  test("T21: -o inv.xml is refused unless --format says what to write", async () => {
+  test("T21: -o inv.yaml is refused unless --format says what to write", async () => {
     const dir = models();
     const outDir = tmp.make();
-    const xml = join(outDir, "inv.xml");
+    // (.xml is JUnit's: the one XML we write.)
+    const xml = join(outDir, "inv.yaml");
     const r = await runCli(["scan", dir, "--offline", "--no-cache", "-o", xml]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("inv.xml");
+    expect(r.stderr).toContain("inv.yaml");
     expect(r.stderr).toContain("--format");
     expect(existsSync(xml)).toBe(false);
 

@@ -37,7 +37,9 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["scan/scan.ts", "the scan pipeline: reads headers, writes sidecars"],
   ["scan/walker.ts", "walks directories"],
   // hash/
+  ["hash/hash-cache-v1.ts", "reads and removes the old one-file-per-entry hash cache"],
   ["hash/hash-cache.ts", "the hash cache on disk"],
+  ["hash/hash-store.ts", "the hash cache's SQLite file"],
   ["hash/hash-worker.ts", "a worker that reads files"],
   ["hash/hasher.ts", "starts the hash workers"],
   ["hash/sha256-worker.ts", "a worker that reads files"],
@@ -68,7 +70,9 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["preview/image-cache.ts", "the image cache on disk"],
   ["preview/preview-writer.ts", "writes previews beside models"],
   // report/
+  ["report/inventory-file.ts", "reads saved inventories with positioned reads"],
   ["report/report-output.ts", "writes reports"],
+  ["report/step-summary.ts", "appends to GITHUB_STEP_SUMMARY"],
   // ui/
   ["ui/logger.ts", "the log file"],
 ]);

@@ -297,7 +297,7 @@ function makeOptions(overrides: Partial<InventoryOptions> = {}): InventoryOption
 
 /** An inventory around `records` whose summary agrees with them (skipped files' bytes excluded). */
 export function makeInventory(records: FileRecord[], overrides: Partial<Inventory> = {}): Inventory {
-  const byStatus: Record<RecordStatus, number> = { found: 0, not_found: 0, error: 0, skipped: 0 };
+  const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
   let bytes = 0;
   for (const r of records) {
     byStatus[r.status]++;

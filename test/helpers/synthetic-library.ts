@@ -66,7 +66,7 @@ export function syntheticLibrary(n: number, thumbnail?: (i: number) => Uint8Arra
       records.push(makeRecord({ path, size, status }));
       continue;
     }
-    const record: FileRecord & { update?: unknown; duplicate?: unknown; gone?: unknown } = makeRecord({
+    const record: FileRecord = makeRecord({
       path,
       size,
       civitai: makeCivitai({
@@ -84,9 +84,23 @@ export function syntheticLibrary(n: number, thumbnail?: (i: number) => Uint8Arra
         images: [{ url: imageUrl(i), nsfwLevel: 1, width: 832, height: 1216, type: "image" }],
       }),
     });
-    if (i % 11 === 3) record.update = { versionId: modelId * 10 + 1, name: `v${2 + (i % 4)}.0` };
-    if (i % 17 === 5) record.duplicate = [`/models/backup/${name.toLowerCase().replace(/ /g, "-")}.safetensors`];
-    if (i % 29 === 7) record.gone = { lastSeenAt: "2026-03-01T00:00:00Z" };
+    if (i % 11 === 3) {
+      const newer = {
+        versionId: modelId * 10 + 1,
+        name: `v${2 + (i % 4)}.0`,
+        baseModel: base,
+        publishedAt: "2026-02-01T00:00:00.000Z",
+        access: null,
+        inLibrary: [],
+        pageUrl: `https://civitai.com/models/${modelId}?modelVersionId=${modelId * 10 + 1}`,
+      };
+      record.update = { sameBaseModel: newer, newest: newer };
+    }
+    if (i % 17 === 5) record.duplicate = { copies: 2, others: [`/models/backup/${name.toLowerCase().replace(/ /g, "-")}.safetensors`] };
+    if (i % 29 === 7) {
+      record.status = "gone";
+      record.gone = { reason: "not_found", lastSeenAt: "2026-03-01T00:00:00Z" };
+    }
     records.push(record);
     const bytes = thumbnail ? thumbnail(i) : makeJpeg(28, 38, (x, y) => picture(28, 38, hueColour(i), hueColour(i + 3, 0.35))(x, y));
     previews.set(path, {

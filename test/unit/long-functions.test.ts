@@ -9,25 +9,11 @@ import { functionSpans, longFunctions, MAX_FUNCTION_LINES } from "../helpers/lon
 
 const SRC = join(import.meta.dir, "../../src");
 
-/**
- * Long functions in files issue 11 (performance) is rewriting at the same time; judged once it has
- * landed: split them or explain them, then empty this list.
- */
-const AWAITING_ISSUE_11 = new Set([
-  "scan/scan.ts runScan",
-  "hash/hasher.ts runPool",
-  "hash/hasher.ts <anonymous>",
-  "hash/hash-worker.ts hashFileSync",
-]);
-
 describe("function length", () => {
   test(`every function in src/ over ${MAX_FUNCTION_LINES} lines says why it is long`, () => {
     const long = longFunctions(SRC);
-    const unexplained = long.filter((f) => !f.explained && !AWAITING_ISSUE_11.has(`${f.file} ${f.name}`));
+    const unexplained = long.filter((f) => !f.explained);
     expect(unexplained.map((f) => `src/${f.file}:${f.line} ${f.name}: ${f.lines} lines`)).toEqual([]);
-    // The list of exceptions stays true: each still names a long function without a reason.
-    const waiting = new Set(long.filter((f) => !f.explained).map((f) => `${f.file} ${f.name}`));
-    expect([...AWAITING_ISSUE_11].filter((k) => !waiting.has(k))).toEqual([]);
     // The walk must really see functions, or an empty result would prove nothing.
     expect(long.filter((f) => f.explained).length).toBeGreaterThan(0);
   });

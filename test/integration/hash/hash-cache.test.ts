@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { createHash, randomBytes } from "node:crypto";
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -9,18 +11,22 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
   writeSync,
-  closeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { FileIdentity, FoundFile } from "../../../src/scan/types.ts";
-import { TEMP_PREFIX, writeFileAtomic, writeFileAtomicAsync } from "../../../src/shared/atomic-write.ts";
-import { openHashCache, parseEntry, type HashCache, type HashCacheEntry } from "../../../src/hash/hash-cache.ts";
+import { clearHashCache, hashCacheUsage, openHashCache, type HashCache } from "../../../src/hash/hash-cache.ts";
+import { checksum, hashPartText } from "../../../src/hash/hash-entry.ts";
+import { STORE_FORMAT, storePath } from "../../../src/hash/hash-store.ts";
 import { hashFiles } from "../../../src/hash/hasher.ts";
 import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
+import { writeFileAtomic, writeFileAtomicAsync } from "../../../src/shared/atomic-write.ts";
+import { encodeFsName } from "../../../src/shared/fs-path.ts";
 import { foundFile } from "../../helpers/found-file.ts";
 
 const BUN = process.execPath;
@@ -34,7 +40,7 @@ const roMount = join(root, "ro");
 mkdirSync(roMount);
 const mountResult = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", roMount], { stderr: "pipe" });
 const mounted = mountResult.exitCode === 0;
-if (!mounted) console.log(`read-only mount tests skipped: mount failed: ${mountResult.stderr.toString().trim()}`);
+if (!mounted) console.log(`read-only mount and full-disk tests skipped: mount failed: ${mountResult.stderr.toString().trim()}`);
 
 function makeFile(name: string, content: string | Uint8Array): FoundFile {
   const p = join(root, name);
@@ -49,6 +55,26 @@ async function freshCache(name: string): Promise<HashCache> {
   const { cache, warning } = await openHashCache(join(root, name));
   expect(warning).toBeUndefined();
   return cache!;
+}
+
+/** The store's rows, read past the cache (what is really on disk). */
+function rawRows(cacheDir: string): { dir: Uint8Array; name: Uint8Array; entry: string }[] {
+  const db = new Database(storePath(cacheDir), { readonly: true });
+  try {
+    return db.query("SELECT dir, name, entry FROM files").all() as { dir: Uint8Array; name: Uint8Array; entry: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs SQL on the store directly, as damage or another program would. */
+function tamper(cacheDir: string, sql: string, ...params: (string | number | Uint8Array | null)[]): void {
+  const db = new Database(storePath(cacheDir));
+  try {
+    db.run(sql, params);
+  } finally {
+    db.close();
+  }
 }
 
 afterAll(() => {
@@ -73,6 +99,16 @@ describe("hits and misses", () => {
     const [only] = await hashFiles([list[3]!], { algos: ["autov2"], cache });
     expect(only).toMatchObject({ cached: true, hashes: { autov2: first[3]!.hashes.autov2 } });
     expect(Object.keys(only!.hashes)).toEqual(["autov2"]);
+    cache.close();
+    // One store file, one row per file: no file per entry.
+    expect(readdirSync(join(root, "c-hit", "hashes")).filter((n) => !n.endsWith("-wal") && !n.endsWith("-shm"))).toEqual([
+      `v${STORE_FORMAT}.sqlite`,
+    ]);
+    expect(rawRows(join(root, "c-hit"))).toHaveLength(120);
+    // A new process reads what this one wrote.
+    const again = await freshCache("c-hit");
+    expect((await hashFiles(list, { algos: ["sha256"], cache: again })).every((r) => r.cached)).toBe(true);
+    again.close();
   });
 
   test("a new algorithm re-hashes and merges into the entry", async () => {
@@ -105,8 +141,8 @@ describe("hits and misses", () => {
     writeFileSync(p, "just written");
     const f = foundFile(p);
     await hashFiles([f], { algos: ["sha256"], cache });
-    const raw = parseEntry(readFileSync(cache.entryPath(f.realPath), "utf8"))!;
-    expect(raw.confirmed).toBe(false);
+    expect(rawRows(join(root, "c-racy"))).toHaveLength(1);
+    expect(cache.read(f.realPath, f.identity)).toBeNull();
     const [again] = await hashFiles([f], { algos: ["sha256"], cache });
     expect(again!.cached).toBe(false);
 
@@ -122,6 +158,53 @@ describe("hits and misses", () => {
     const { cache: later10s } = await openHashCache(join(root, "c-racy2"), { now: () => Date.now() + 10_000 });
     await hashFiles([f], { algos: ["sha256"], cache: later10s });
     expect((await hashFiles([f], { algos: ["sha256"], cache: later10s }))[0]!.cached).toBe(true);
+  });
+
+  test("a part computed while the file was racy never becomes trusted by a later write beside it", async () => {
+    let now = Date.now();
+    const { cache } = await openHashCache(join(root, "c-racy-merge"), { now: () => now });
+    const p = join(root, "racy-merge.bin");
+    writeFileSync(p, "fresh");
+    const f = foundFile(p);
+    cache!.set(f.realPath, f.identity, { sha256: "a".repeat(64) });
+    now += 60_000; // a minute later the file is old enough, but the SHA-256 was taken while racy
+    cache!.set(f.realPath, f.identity, { crc32: "0badf00d" });
+    expect(cache!.get(f.realPath, f.identity, ["sha256"])).toBeNull();
+    expect(cache!.get(f.realPath, f.identity, ["crc32"])).toEqual({ crc32: "0badf00d" });
+  });
+
+  test("header facts live beside the hashes under the same identity, and go with it", async () => {
+    const dir = join(root, "c-local");
+    const cache = await freshCache("c-local");
+    const f = makeFile("local.safetensors", "facts");
+    await hashFiles([f], { algos: ["sha256"], cache });
+    cache.setLocal(f.realPath, f.identity, { version: 2, facts: '{"format":"unknown"}', sidecars: null });
+    cache.close();
+    const { cache: reopened } = await openHashCache(dir, { withLocal: true });
+    const entry = reopened!.read(f.realPath, f.identity)!;
+    expect(entry.hashes.sha256).toBe(sha(f.path));
+    expect(entry.local).toEqual({ version: 2, facts: '{"format":"unknown"}', sidecars: null });
+    // Another state of the file: neither hashes nor facts.
+    expect(reopened!.read(f.realPath, { ...f.identity, ctimeNs: "1" })).toBeNull();
+    // New hashes for a changed file replace the row, facts included.
+    reopened!.set(f.realPath, { ...f.identity, size: 99 }, { sha256: "b".repeat(64) });
+    expect(reopened!.read(f.realPath, { ...f.identity, size: 99 })?.local).toBeNull();
+    reopened!.close();
+    // Without withLocal the facts are not even read.
+    const { cache: lean } = await openHashCache(dir);
+    expect(lean!.read(f.realPath, { ...f.identity, size: 99 })?.local).toBeNull();
+    lean!.close();
+  });
+
+  test("rows set but not yet committed answer reads in the same run; close commits them", async () => {
+    const dir = join(root, "c-pending");
+    const cache = await freshCache("c-pending");
+    const f = makeFile("pending.bin", "pending");
+    cache.set(f.realPath, f.identity, { sha256: sha(f.path) });
+    expect(cache.get(f.realPath, f.identity, ["sha256"])).toEqual({ sha256: sha(f.path) });
+    expect(rawRows(dir)).toHaveLength(0);
+    cache.close();
+    expect(rawRows(dir)).toHaveLength(1);
   });
 });
 
@@ -162,84 +245,164 @@ describe("changed files are re-hashed (docs/cases.md C6, C7, C9)", () => {
     expect(r!.hashes.sha256).toBe(sha(f.path));
   });
 
-  test("C9: entries for a vanished file or another device are ignored and pruned", async () => {
+  test("C9: entries for a vanished file or another device are ignored and pruned, damaged rows too", async () => {
+    const dir = join(root, "c9");
     const cache = await freshCache("c9");
     const keep = makeFile("c9-keep.bin", "keep");
     const gone = makeFile("c9-gone.bin", "gone");
-    await hashFiles([keep, gone], { algos: ["sha256"], cache });
+    const damaged = makeFile("c9-damaged.bin", "damaged");
+    await hashFiles([keep, gone, damaged], { algos: ["sha256"], cache });
+    cache.close();
     // Same path and inode, other device: a folder moved to another disk.
     const moved: FileIdentity = { ...keep.identity, dev: keep.identity.dev + 1 };
-    expect(cache.get(keep.realPath, moved, ["sha256"])).toBeNull();
     rmSync(gone.path);
-    const junk = join(cache.entryPath("/junk"));
-    mkdirSync(join(junk, ".."), { recursive: true });
-    writeFileSync(junk, "{not json");
-    expect(cache.prune()).toEqual({ checked: 3, removed: 2 });
-    expect(existsSync(cache.entryPath(gone.realPath))).toBe(false);
-    expect(existsSync(junk)).toBe(false);
-    expect(cache.get(keep.realPath, keep.identity, ["sha256"])).toEqual({ sha256: sha(keep.path) });
+    tamper(dir, "UPDATE files SET entry = entry || 'x' WHERE name = ?", encodeFsName("c9-damaged.bin"));
+    const reopened = await freshCache("c9");
+    expect(reopened.get(keep.realPath, moved, ["sha256"])).toBeNull();
+    expect(reopened.prune()).toEqual({ checked: 3, removed: 2 });
+    expect(rawRows(dir).map((r) => Buffer.from(r.name).toString())).toEqual(["c9-keep.bin"]);
+    expect(reopened.get(keep.realPath, keep.identity, ["sha256"])).toEqual({ sha256: sha(keep.path) });
+    reopened.close();
   });
 });
 
-describe("bad entry files are misses, never data (docs/cases.md C1, C2)", () => {
-  const valid = (f: FoundFile): HashCacheEntry => ({
-    v: 1,
-    path: f.realPath,
-    ...f.identity,
-    hashes: { sha256: sha(f.path), autov2: sha(f.path).slice(0, 10) },
-    absent: [],
-    confirmed: true,
-    hashedAt: Date.now(),
+describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
+  test.each<[string, string]>([
+    ["entry text cut short", "UPDATE files SET entry = substr(entry, 1, 40)"],
+    ["entry emptied", "UPDATE files SET entry = ''"],
+    [
+      "one hash digit changed (checksum no longer matches)",
+      "UPDATE files SET entry = replace(entry, '|' || substr(entry, instr(entry, '|') + 1, 1), '|Z')",
+    ],
+    ["entry stored as a number", "UPDATE files SET entry = 12345"],
+    ["checksum stored as text", "UPDATE files SET sum = 'abc'"],
+    ["checksum off by one", "UPDATE files SET sum = sum + 1"],
+    ["name replaced by text", "UPDATE files SET name = 'x'"],
+  ])("%s", async (label, sql) => {
+    const dir = join(root, `c1-${label.replace(/\W+/g, "-")}`);
+    const f = makeFile(`c1-${label.replace(/\W+/g, "-")}.bin`, `content ${label}`);
+    const first = (await openHashCache(dir)).cache!;
+    await hashFiles([f], { algos: ["sha256", "autov2"], cache: first });
+    first.close();
+    tamper(dir, sql);
+    const warnings: string[] = [];
+    const { cache } = await openHashCache(dir, { onWarning: (w) => warnings.push(w) });
+    expect(cache!.get(f.realPath, f.identity, ["sha256", "autov2"])).toBeNull();
+    const [r] = await hashFiles([f], { algos: ["sha256", "autov2"], cache });
+    expect(r).toMatchObject({ cached: false, hashes: { sha256: sha(f.path), autov2: sha(f.path).slice(0, 10) } });
+    cache!.close();
+    // The bad row was replaced by a good one.
+    const { cache: again } = await openHashCache(dir);
+    expect(again!.get(f.realPath, f.identity, ["sha256", "autov2"])).toEqual({ sha256: sha(f.path), autov2: sha(f.path).slice(0, 10) });
+    again!.close();
+    expect(warnings.length).toBeLessThanOrEqual(1);
   });
 
-  test.each<[string, (e: HashCacheEntry) => string]>([
-    ["empty file", () => ""],
-    ["truncated mid-JSON", (e) => JSON.stringify(e).slice(0, 60)],
-    ['`{"sha256":`', () => '{"sha256":'],
-    ["a bare string", (e) => JSON.stringify(e.hashes.sha256)],
-    ["null", () => "null"],
-    ["an array", () => "[]"],
-    ["hash stored as a number", (e) => JSON.stringify({ ...e, hashes: { ...e.hashes, autov2: 1234567890 } })],
-    ["hash of the wrong length", (e) => JSON.stringify({ ...e, hashes: { ...e.hashes, autov2: "abc" } })],
-    ["upper-case hash", (e) => JSON.stringify({ ...e, hashes: { sha256: e.hashes.sha256!.toUpperCase() } })],
-    ["unknown algorithm", (e) => JSON.stringify({ ...e, hashes: { ...e.hashes, md5: "00" } })],
-    ["size as a string", (e) => JSON.stringify({ ...e, size: String(e.size) })],
-    ["mtimeNs as a number", (e) => JSON.stringify({ ...e, mtimeNs: Number(e.mtimeNs) })],
-    ["missing confirmed", (e) => JSON.stringify({ ...e, confirmed: undefined })],
-    ["another version", (e) => JSON.stringify({ ...e, v: 2 })],
-    ["another path in the entry", (e) => JSON.stringify({ ...e, path: "/elsewhere" })],
-    [
-      "__proto__ in hashes",
-      (e) =>
-        `{"v":1,"path":${JSON.stringify(e.path)},"dev":${e.dev},"ino":${e.ino},"size":${e.size},"mtimeNs":"${e.mtimeNs}","ctimeNs":"${e.ctimeNs}","confirmed":true,"hashedAt":1,"hashes":{"__proto__":{"sha256":"x"}}}`,
-    ],
-    ["binary garbage", () => "\u0000\u00ff{{"],
-  ])("%s", async (_name, corrupt) => {
-    const cache = await freshCache(`c1-${_name.replace(/\W+/g, "-")}`);
-    const f = makeFile(`c1-${_name.replace(/\W+/g, "-")}.bin`, `content ${_name}`);
-    const file = cache.entryPath(f.realPath);
-    mkdirSync(join(file, ".."), { recursive: true });
-    writeFileSync(file, corrupt(valid(f)));
-    expect(cache.get(f.realPath, f.identity, ["sha256", "autov2"])).toBeNull();
-    expect(cache.read(f.realPath, f.identity)).toBeNull();
-    const [r] = await hashFiles([f], { algos: ["sha256", "autov2"], cache });
-    expect(r).toMatchObject({ cached: false, hashes: { sha256: sha(f.path) } });
-    // The bad entry was replaced by a good one.
-    expect(parseEntry(readFileSync(file, "utf8"))?.hashes).toEqual({ sha256: sha(f.path), autov2: sha(f.path).slice(0, 10) });
-    expect(({} as Record<string, unknown>).sha256).toBeUndefined();
+  test.each<[string, Record<string, string>]>([
+    ["an upper-case hash", { sha256: "A".repeat(64) }],
+    ["a hash of the wrong length", { sha256: "a".repeat(63) }],
+    ["a short AutoV2", { autov2: "12345" }],
+  ])("a row with a valid checksum holding %s is a miss", async (label, hashes) => {
+    // Written with its checksum, as a lenient writer (or an older version) might have.
+    const dir = join(root, `c1-shape-${label.replace(/\W+/g, "-")}`);
+    const f = makeFile(`c1-shape-${label.replace(/\W+/g, "-")}.bin`, label);
+    (await openHashCache(dir)).cache!.close();
+    const text = hashPartText({ ...f.identity, at: Date.now() - 60_000, hashes, absent: [] });
+    tamper(
+      dir,
+      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
+      encodeFsName(root),
+      encodeFsName(basename(f.realPath)),
+      text,
+      checksum(text),
+    );
+    const { cache } = await openHashCache(dir);
+    expect(cache!.read(f.realPath, f.identity)).toBeNull();
+    expect(cache!.stats.corrupt).toBe(1);
+    cache!.close();
+  });
+
+  test("a value a read would reject is never stored: writes stop with one warning", async () => {
+    const cache = await freshCache("c1-refuse");
+    const f = makeFile("c1-refuse.bin", "refuse");
+    for (const bad of [{ sha256: sha(f.path).toUpperCase() }, { autov2: "12345" }]) {
+      expect(() => cache.set(f.realPath, f.identity, bad)).not.toThrow();
+      expect(cache.writable).toBe(false);
+    }
+    expect(cache.warnings).toHaveLength(1);
+    cache.close();
+    expect(rawRows(join(root, "c1-refuse"))).toEqual([]);
   });
 
   test.each([["1234567890"], ["12345e7890"], ["0000000000"]])("C2: AutoV2 %p reads back as the same string", async (autov2) => {
     const cache = await freshCache(`c2-${autov2}`);
     const f = makeFile(`c2-${autov2}.bin`, autov2);
-    const file = cache.entryPath(f.realPath);
-    mkdirSync(join(file, ".."), { recursive: true });
-    writeFileSync(file, JSON.stringify({ ...valid(f), hashes: { autov2 } }));
-    const hit = cache.get(f.realPath, f.identity, ["autov2"]);
+    cache.set(f.realPath, f.identity, { autov2 });
+    cache.close();
+    const again = await freshCache(`c2-${autov2}`);
+    const hit = again.get(f.realPath, f.identity, ["autov2"]);
     expect(hit).toEqual({ autov2 });
     expect(typeof hit!.autov2).toBe("string");
-    const [r] = await hashFiles([f], { algos: ["autov2"], cache });
+    const [r] = await hashFiles([f], { algos: ["autov2"], cache: again });
     expect(r).toEqual({ file: f, hashes: { autov2 }, cached: true });
+  });
+});
+
+describe("a damaged store is set aside and rebuilt (docs/cases.md C1)", () => {
+  async function primed(name: string): Promise<{ dir: string; files: FoundFile[] }> {
+    const dir = join(root, name);
+    const files = Array.from({ length: 300 }, (_, i) => makeFile(`${name}-${i}.bin`, `${name} ${i} ${"x".repeat(i)}`));
+    const cache = (await openHashCache(dir)).cache!;
+    await hashFiles(files, { algos: ["sha256"], cache });
+    cache.close();
+    return { dir, files };
+  }
+
+  test.each<[string, (file: string) => void]>([
+    ["garbage over the whole file", (file) => writeFileSync(file, "garbage ".repeat(2000))],
+    ["truncated to half", (file) => truncateSync(file, Math.floor(statSync(file).size / 2))],
+    ["truncated to 100 bytes", (file) => truncateSync(file, 100)],
+    [
+      "a page of zeros in the middle",
+      (file) => {
+        const fd = openSync(file, "r+");
+        writeSync(fd, Buffer.alloc(4096), 0, 4096, 4096 * 3);
+        closeSync(fd);
+      },
+    ],
+  ])("%s: one warning, the file moved aside, every hash recomputed right", async (label, damage) => {
+    const { dir, files } = await primed(`store-${label.replace(/\W+/g, "-")}`);
+    const file = storePath(dir);
+    damage(file);
+    const warnings: string[] = [];
+    const { cache, warning } = await openHashCache(dir, { onWarning: (w) => warnings.push(w) });
+    if (warning) warnings.push(warning);
+    expect(cache).not.toBeNull();
+    const results = await hashFiles(files, { algos: ["sha256"], cache });
+    // Never wrong data: every hash, cached or not, is the file's.
+    expect(results.map((r) => r.hashes.sha256)).toEqual(files.map((f) => sha(f.path)));
+    cache!.close();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`moved to ${file}.corrupt`);
+    expect(existsSync(`${file}.corrupt`)).toBe(true);
+    // Rebuilt: the next run takes everything from the new store.
+    const { cache: next } = await openHashCache(dir);
+    expect((await hashFiles(files, { algos: ["sha256"], cache: next })).every((r) => r.cached)).toBe(true);
+    next!.close();
+  });
+
+  test("random bytes flipped anywhere: never a wrong hash", async () => {
+    const { dir, files } = await primed("store-flips");
+    const file = storePath(dir);
+    const size = statSync(file).size;
+    const fd = openSync(file, "r+");
+    for (let i = 0; i < 200; i++)
+      writeSync(fd, Buffer.from([Math.floor(Math.random() * 256)]), 0, 1, 100 + Math.floor(Math.random() * (size - 100)));
+    closeSync(fd);
+    const { cache } = await openHashCache(dir);
+    const results = await hashFiles(files, { algos: ["sha256"], cache });
+    expect(results.map((r) => r.hashes.sha256)).toEqual(files.map((f) => sha(f.path)));
+    cache?.close();
   });
 });
 
@@ -254,6 +417,25 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
     const { cache, warning } = await openHashCache(p);
     expect(cache).toBeNull();
     expect(warning).toMatch(new RegExp(`^hash cache disabled: ${p}: (ENOTDIR \\(not a directory\\)|EEXIST \\(file exists\\))$`));
+  });
+
+  test("a store from a newer civitai-meta is left as it is: one warning, no cache", async () => {
+    const dir = join(root, "newer");
+    mkdirSync(join(dir, "hashes"), { recursive: true });
+    const db = new Database(storePath(dir), { create: true });
+    db.run(`PRAGMA user_version = ${STORE_FORMAT + 1}`);
+    db.run("CREATE TABLE future (x)");
+    db.close();
+    const before = readFileSync(storePath(dir));
+    const { cache, warning } = await openHashCache(dir);
+    expect(cache).toBeNull();
+    expect(warning).toBe(
+      `hash cache disabled: ${storePath(dir)} was written by a newer civitai-meta (format ${STORE_FORMAT + 1}); left as it is`,
+    );
+    expect(readFileSync(storePath(dir))).toEqual(before);
+    const f = makeFile("newer.bin", "newer");
+    const [r] = await hashFiles([f], { algos: ["sha256"], cache });
+    expect(r!.hashes.sha256).toBe(sha(f.path));
   });
 
   test.skipIf(!mounted)("read-only mount: one warning, hashing completes", async () => {
@@ -273,28 +455,60 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
     expect(warning).toBe(`hash cache disabled: ${p}: EROFS (read-only file system)`);
   });
 
-  test.skipIf(!mounted)("a write error mid-run disables the cache once and hashing goes on", async () => {
-    const dir = join(root, "rw");
+  test.skipIf(!mounted)("an existing store on a mount made read-only: one warning, hashing completes", async () => {
+    const dir = join(root, "ro-store");
     mkdirSync(dir);
-    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir]).exitCode).toBe(0);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]).exitCode).toBe(0);
+    try {
+      const f = makeFile("ro-store.bin", "ro store");
+      const first = (await openHashCache(dir)).cache!;
+      await hashFiles([f], { algos: ["sha256"], cache: first });
+      first.close();
+      expect(Bun.spawnSync(["mount", "-o", "remount,ro", dir]).exitCode).toBe(0);
+      const { cache, warning } = await openHashCache(dir);
+      expect(cache).toBeNull();
+      expect(warning).toBe(`hash cache disabled: ${dir}: EROFS (read-only file system)`);
+    } finally {
+      Bun.spawnSync(["umount", dir]);
+    }
+  });
+
+  // A write error mid-run: the disk fills up while entries are being stored.
+  test.skipIf(!mounted)("a full disk: one warning, every file still hashed, what was committed is intact", async () => {
+    const dir = join(root, "full");
+    mkdirSync(dir);
+    expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir]).exitCode).toBe(0);
     try {
       const warnings: string[] = [];
       const { cache } = await openHashCache(dir, { onWarning: (w) => warnings.push(w) });
-      expect(Bun.spawnSync(["mount", "-o", "remount,ro", dir]).exitCode).toBe(0);
-      const list = [makeFile("w1.bin", "1"), makeFile("w2.bin", "2"), makeFile("w3.bin", "3")];
-      const results = await hashFiles(list, { algos: ["sha256"], cache });
-      expect(results.map((r) => r.hashes.sha256)).toEqual(list.map((f) => sha(f.path)));
-      expect(results.every((r) => !r.error)).toBe(true);
-      expect(warnings).toEqual([`hash cache disabled: ${dir}: EROFS (read-only file system)`]);
-      expect(cache!.writable).toBe(false);
+      // Long names make the rows big: the 256 KiB fill up after a few thousand.
+      const files = Array.from({ length: 4000 }, (_, i) => ({ ...makeFakeFound(i), realPath: `/full/${"n".repeat(200)}/${i}.bin` }));
+      for (const f of files) cache!.set(f.realPath, f.identity, { sha256: createHash("sha256").update(f.realPath).digest("hex") });
+      cache!.close();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^hash cache disabled: .*(ENOSPC|SQLITE_FULL)/);
+      const { cache: reader, warning } = await openHashCache(dir);
+      // Full, the folder may not even take the probe file: then one warning and no cache.
+      if (reader) {
+        for (const f of files.slice(0, 100)) {
+          const hit = reader.get(f.realPath, f.identity, ["sha256"]);
+          if (hit) expect(hit.sha256).toBe(createHash("sha256").update(f.realPath).digest("hex"));
+        }
+        reader.close();
+      } else expect(warning).toContain("ENOSPC");
     } finally {
       Bun.spawnSync(["umount", dir]);
     }
   });
 });
 
-describe("concurrency and atomic writes (docs/cases.md C4)", () => {
-  test("two processes writing distinct and shared keys: nothing lost, nothing torn", async () => {
+function makeFakeFound(i: number): FoundFile {
+  const identity: FileIdentity = { dev: 1, ino: 1000 + i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" };
+  return { path: `/fake/${i}`, paths: [`/fake/${i}`], realPath: `/fake/${i}`, identity, mtimeMs: 1000 };
+}
+
+describe("two runs, kills and hostile keys (docs/cases.md C3, C4, C10)", () => {
+  test("C4: two processes writing distinct and shared keys at once: nothing lost, every row sound", async () => {
     const dir = join(root, "c4");
     const script = (tag: string) => `
       const { openHashCache } = await import(${JSON.stringify(join(SRC, "hash/hash-cache.ts"))});
@@ -304,53 +518,159 @@ describe("concurrency and atomic writes (docs/cases.md C4)", () => {
       for (let round = 0; round < 20; round++) {
         for (let i = 0; i < 10; i++) cache.set("/shared/" + i, id(i), { sha256: h("${tag}" + round + i), autov2: h(String(round)).slice(0, 10) });
         for (let i = 0; i < 10; i++) cache.set("/own-${tag}/" + (round * 10 + i), id(i), { sha256: h("${tag}" + i) });
+        cache.flush();
       }
-      if (!cache.writable) throw new Error(cache.warnings.join("; "));
+      cache.close();
+      if (!cache.writable || cache.warnings.length > 0) throw new Error(cache.warnings.join("; "));
     `;
     mkdirSync(dir, { recursive: true });
-    const { cache } = await openHashCache(dir);
     const procs = ["a", "b"].map((t) => Bun.spawn([BUN, "-e", script(t)], { stderr: "pipe" }));
-    let done = false;
-    const exited = Promise.all(procs.map((p) => p.exited)).then((codes) => {
-      done = true;
-      return codes;
-    });
-    let reads = 0;
-    let torn = 0;
-    const shared = Array.from({ length: 10 }, (_, i) => cache!.entryPath(`/shared/${i}`));
-    while (!done) {
-      for (let k = 0; k < 20; k++) {
-        for (const file of shared) {
-          let text: string;
-          try {
-            text = readFileSync(file, "utf8");
-          } catch {
-            continue; // not written yet
-          }
-          reads++;
-          if (!parseEntry(text)) torn++;
-        }
-      }
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const codes = await exited;
-    expect(codes).toEqual([0, 0]);
-    expect(torn).toBe(0);
-    expect(reads).toBeGreaterThan(0);
+    const codes = await Promise.all(procs.map((p) => p.exited));
+    const errors = await Promise.all(procs.map((p) => new Response(p.stderr).text()));
+    expect({ codes, errors }).toEqual({ codes: [0, 0], errors: ["", ""] });
+    const { cache } = await openHashCache(dir);
+    const id = (i: number): FileIdentity => ({ dev: 1, ino: i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" });
+    const h = (s: string) => createHash("sha256").update(s).digest("hex");
     for (const tag of ["a", "b"]) {
-      for (let n = 0; n < 200; n++) {
-        const e = parseEntry(readFileSync(cache!.entryPath(`/own-${tag}/${n}`), "utf8"));
-        expect(e?.path).toBe(`/own-${tag}/${n}`);
-      }
+      for (let n = 0; n < 200; n++) expect(cache!.get(`/own-${tag}/${n}`, id(n % 10), ["sha256"])).toEqual({ sha256: h(tag + (n % 10)) });
     }
     for (let i = 0; i < 10; i++) {
-      const e = parseEntry(readFileSync(cache!.entryPath(`/shared/${i}`), "utf8"));
-      expect(e?.hashes.autov2).toMatch(/^[0-9a-f]{10}$/);
+      const hit = cache!.get(`/shared/${i}`, id(i), ["sha256", "autov2"]);
+      // Either run's last value, whole: never a mix of the two.
+      expect([h(`a19${i}`), h(`b19${i}`)]).toContain(hit!.sha256!);
     }
-    const leftovers = readdirSync(join(dir, "hashes", "v1"), { recursive: true }).filter((n) => String(n).includes(TEMP_PREFIX));
-    expect(leftovers).toEqual([]);
+    expect(rawRows(dir)).toHaveLength(410);
+    cache!.close();
   });
 
+  test("C3: kill -9 in the middle of batches: the store opens, and every batch committed before is there", async () => {
+    const dir = join(root, "c3");
+    mkdirSync(dir, { recursive: true });
+    const writer = Bun.spawn(
+      [
+        BUN,
+        "-e",
+        `
+        const { openHashCache } = await import(${JSON.stringify(join(SRC, "hash/hash-cache.ts"))});
+        const { cache } = await openHashCache(${JSON.stringify(dir)});
+        const id = (i) => ({ dev: 1, ino: i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" });
+        const h = (s) => new Bun.CryptoHasher("sha256").update(s).digest("hex");
+        for (let n = 0; ; n++) {
+          cache.set("/killed/" + n, id(n), { sha256: h(String(n)), autov2: h(String(n)).slice(0, 10) });
+          // set() commits every 1,000 rows on its own; say which are safe.
+          if ((n + 1) % 1000 === 0) console.log("committed " + (n + 1));
+        }
+      `,
+      ],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const reader = writer.stdout.getReader();
+    let text = "";
+    while (!/committed 5000/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    writer.kill("SIGKILL");
+    await writer.exited;
+    expect(writer.signalCode).toBe("SIGKILL");
+    const committed = Math.max(...[...text.matchAll(/committed (\d+)/g)].map((m) => Number(m[1])));
+    expect(committed).toBeGreaterThanOrEqual(5000);
+    const warnings: string[] = [];
+    const { cache } = await openHashCache(dir, { onWarning: (w) => warnings.push(w) });
+    const h = (s: string) => createHash("sha256").update(s).digest("hex");
+    for (let n = 0; n < committed; n++) {
+      const hit = cache!.get(`/killed/${n}`, { dev: 1, ino: n, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" }, ["sha256"]);
+      expect(hit?.sha256).toBe(h(String(n)));
+    }
+    // At most the batch in flight is lost; nothing torn, nothing damaged.
+    expect(rawRows(dir).length).toBeGreaterThanOrEqual(committed);
+    expect(rawRows(dir).length).toBeLessThan(committed + 2000);
+    expect(warnings).toEqual([]);
+    cache!.close();
+  });
+
+  test("C10 and docs/cases.md T12: hostile and non-UTF-8 paths are distinct keys and read back exactly", async () => {
+    const cache = await freshCache("c10");
+    const names = [
+      "../x",
+      "/a/b",
+      "/a:b",
+      "/A/B",
+      "/x?y=1",
+      "/x",
+      "/../../etc/passwd",
+      "/raw/\udcff.bin",
+      "/raw/\ufffd.bin",
+      "/é/n",
+      "/e\u0301/n",
+    ];
+    names.forEach((p, i) => cache.set(p, makeFakeFound(i).identity, { sha256: createHash("sha256").update(p).digest("hex") }));
+    cache.close();
+    const again = await freshCache("c10");
+    names.forEach((p, i) => {
+      expect(again.get(p, makeFakeFound(i).identity, ["sha256"])).toEqual({ sha256: createHash("sha256").update(p).digest("hex") });
+    });
+    expect(new Set(rawRows(join(root, "c10")).map((r) => Buffer.concat([r.dir, Buffer.from([0]), r.name]).toString("hex"))).size).toBe(
+      names.length,
+    );
+    // Only the store is under the cache folder.
+    expect(readdirSync(join(root, "c10")).sort()).toEqual(["hashes"]);
+    again.close();
+  });
+});
+
+describe("entries of the per-file cache before issue 11 (hashes/v1)", () => {
+  test("are moved into the store once, then removed; files we did not write stay", async () => {
+    const dir = join(root, "v1");
+    const f = makeFile("v1-model.bin", "from v1");
+    const racy = makeFile("v1-racy.bin", "racy in v1");
+    const v1Entry = (file: FoundFile, confirmed: boolean) =>
+      JSON.stringify({
+        v: 1,
+        path: file.realPath,
+        ...file.identity,
+        hashes: { sha256: sha(file.path) },
+        absent: [],
+        confirmed,
+        hashedAt: Date.now(),
+      });
+    const place = (file: FoundFile, text: string) => {
+      const key = createHash("sha256").update(encodeFsName(file.realPath)).digest("hex");
+      mkdirSync(join(dir, "hashes", "v1", key.slice(0, 2)), { recursive: true });
+      writeFileSync(join(dir, "hashes", "v1", key.slice(0, 2), `${key}.json`), text);
+    };
+    place(f, v1Entry(f, true));
+    place(racy, v1Entry(racy, false));
+    writeFileSync(join(dir, "hashes", "v1", "notes.txt"), "mine");
+    const { cache, warning } = await openHashCache(dir);
+    expect(warning).toBeUndefined();
+    const [r] = await hashFiles([f], { algos: ["sha256"], cache });
+    expect(r).toMatchObject({ cached: true, hashes: { sha256: sha(f.path) } });
+    // An entry v1 did not trust is not trusted now either.
+    expect((await hashFiles([racy], { algos: ["sha256"], cache }))[0]!.cached).toBe(false);
+    cache!.close();
+    expect(readdirSync(join(dir, "hashes", "v1"))).toEqual(["notes.txt"]);
+  });
+});
+
+describe("cache info and clear on the store", () => {
+  test("count rows, remove only the store's files, never through a link", async () => {
+    const dir = join(root, "info");
+    const cache = await freshCache("info");
+    await hashFiles([makeFile("info-1.bin", "1"), makeFile("info-2.bin", "2")], { algos: ["sha256"], cache });
+    cache.close();
+    expect(hashCacheUsage(dir).entries).toBe(2);
+    expect(hashCacheUsage(dir).bytes).toBeGreaterThan(0);
+    writeFileSync(join(dir, "hashes", "mine.txt"), "user file");
+    expect(clearHashCache(dir)).toBe(2);
+    expect(readdirSync(join(dir, "hashes"))).toEqual(["mine.txt"]);
+    expect(hashCacheUsage(dir)).toEqual({ entries: 0, bytes: 0 });
+  });
+});
+
+// The metadata cache and reports still write files whole through writeFileAtomic (docs/cases.md C3).
+describe("atomic writes", () => {
   test("a 2 MB file rewritten by another process is never seen torn", async () => {
     // Entries are too small to catch a torn in-place write reliably; a large value can (docs/reliability.md §3.1 saw 55 of 65).
     const p = join(root, "big-atomic.json");
@@ -388,60 +708,6 @@ describe("concurrency and atomic writes (docs/cases.md C4)", () => {
     expect(JSON.parse(readFileSync(p, "utf8")).n).toBe(29);
   });
 
-  test("SIGKILL while the cache is being written leaves every entry parseable, and a later run uses it (docs/cases.md C3)", async () => {
-    const dir = join(root, "c3");
-    mkdirSync(dir, { recursive: true });
-    const writer = Bun.spawn(
-      [
-        BUN,
-        "-e",
-        `
-        const { openHashCache } = await import(${JSON.stringify(join(SRC, "hash/hash-cache.ts"))});
-        const { cache } = await openHashCache(${JSON.stringify(dir)});
-        const id = (i) => ({ dev: 1, ino: i, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" });
-        const h = (s) => new Bun.CryptoHasher("sha256").update(s).digest("hex");
-        for (let round = 0; ; round++) {
-          for (let i = 0; i < 50; i++) cache.set("/killed/" + i, id(i), { sha256: h(round + ":" + i), autov2: h(String(round)).slice(0, 10) });
-          if (round === 2) console.log("ready");
-        }
-      `,
-      ],
-      { stdout: "pipe", stderr: "pipe" },
-    );
-    const reader = writer.stdout.getReader();
-    const first = await reader.read();
-    expect(new TextDecoder().decode(first.value)).toContain("ready");
-    await Bun.sleep(100);
-    writer.kill("SIGKILL");
-    await writer.exited;
-    expect(writer.signalCode).toBe("SIGKILL");
-    const { cache } = await openHashCache(dir);
-    let entries = 0;
-    for (let i = 0; i < 50; i++) {
-      const file = cache!.entryPath(`/killed/${i}`);
-      const entry = parseEntry(readFileSync(file, "utf8"));
-      expect(entry?.path).toBe(`/killed/${i}`);
-      expect(entry?.hashes.sha256).toMatch(/^[0-9a-f]{64}$/);
-      entries++;
-    }
-    expect(entries).toBe(50);
-    const identity = { dev: 1, ino: 7, size: 10, mtimeNs: "1000000000", ctimeNs: "1000000000" };
-    expect(cache!.get("/killed/7", identity, ["sha256", "autov2"])?.sha256).toMatch(/^[0-9a-f]{64}$/);
-    // The kill may leave the one temp file it was writing: it is never an entry, and prune keeps
-    // it only while it is fresh (a live writer's temp file must not vanish under it).
-    cache!.prune();
-    const leftovers = readdirSync(join(dir, "hashes", "v1"), { recursive: true }).filter((n) => String(n).includes(TEMP_PREFIX));
-    expect(leftovers.length).toBeLessThanOrEqual(1);
-  });
-
-  test("hostile paths map to distinct files inside the cache (docs/cases.md C10)", async () => {
-    const cache = await freshCache("c10");
-    const names = ["../x", "a/b", "a:b", "A/B", "x?y=1", "x", "/../../etc/passwd"];
-    const files = names.map((n) => cache.entryPath(n));
-    expect(new Set(files).size).toBe(names.length);
-    for (const f of files) expect(f.startsWith(join(root, "c10", "hashes", "v1") + "/")).toBe(true);
-  });
-
   test("writeFileAtomic replaces content, keeps no temp file, and cleans up on failure", async () => {
     const dir = join(root, "atomic");
     mkdirSync(dir);
@@ -475,4 +741,59 @@ describe("paths", () => {
     // The test preload points XDG_CACHE_HOME at a temp home.
     expect(getCacheDir()).toBe(join(process.env.XDG_CACHE_HOME!, "civitai-meta"));
   });
+});
+
+describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, C4)", () => {
+  const CLI = join(SRC, "cli.ts");
+  function tree(name: string, count: number): string {
+    const dir = join(root, name);
+    for (let i = 0; i < count; i++) {
+      const sub = join(dir, `d${Math.floor(i / 250)}`);
+      mkdirSync(sub, { recursive: true });
+      const p = join(sub, `m${i}.safetensors`);
+      writeFileSync(p, `${name} model ${i} ${"x".repeat(i % 97)}`);
+      utimesSync(p, PAST, PAST);
+    }
+    return dir;
+  }
+
+  test("C4: two `hash` runs at once on one cache (one folder in common): both finish, nothing lost, nothing damaged", async () => {
+    const cacheDir = join(root, "two-runs-cache");
+    const a = tree("two-runs-a", 1500);
+    const b = tree("two-runs-b", 1500);
+    const shared = join(a, "d0");
+    const runs = [
+      [a, b],
+      [b, shared],
+    ].map((paths) => Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, ...paths], { stdout: "pipe", stderr: "pipe" }));
+    const outs = await Promise.all(runs.map(async (p) => ({ code: await p.exited, stderr: await new Response(p.stderr).text() })));
+    for (const o of outs) {
+      expect(o.code).toBe(0);
+      expect(o.stderr).not.toContain("[warn]");
+    }
+    const again = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, a, b], { stderr: "pipe" });
+    expect(again.exitCode).toBe(0);
+    expect(again.stderr.toString()).toContain("0 hashed (0 B read), 3000 from cache");
+  });
+
+  test("C3: `hash` killed with SIGKILL mid-run: the next run opens the store without a warning, and what it took from it is right", async () => {
+    const cacheDir = join(root, "killed-cli-cache");
+    const dir = tree("killed-cli", 6000);
+    const run = Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stdout: "pipe", stderr: "pipe" });
+    // Kill once the store has committed rows (its WAL has grown past its header).
+    const wal = join(cacheDir, "hashes", `v${STORE_FORMAT}.sqlite-wal`);
+    for (let i = 0; i < 400 && !(existsSync(wal) && statSync(wal).size > 64 * 1024); i++) await Bun.sleep(10);
+    run.kill("SIGKILL");
+    await run.exited;
+    const next = Bun.spawnSync([BUN, CLI, "hash", "--json", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    expect(next.exitCode).toBe(0);
+    expect(next.stderr.toString()).not.toContain("[warn]");
+    const files = JSON.parse(next.stdout.toString()).files as { path: string; cached: boolean; hashes: { sha256: string } }[];
+    expect(files).toHaveLength(6000);
+    const cached = files.filter((f) => f.cached);
+    for (const f of cached.slice(0, 300)) expect(f.hashes.sha256).toBe(sha(f.path));
+    // A third run takes everything from the cache.
+    const third = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    expect(third.stderr.toString()).toContain("6000 from cache");
+  }, 60_000);
 });

@@ -249,8 +249,9 @@ describe("worker pool failures", () => {
       script,
       `self.onmessage = (e) => {
         const msg = e.data;
-        if (msg.jobs.some((j) => j.path.endsWith("crash.bin"))) throw new Error("boom");
-        postMessage({ type: "done", batchId: msg.batchId, results: msg.jobs.map((j) => ({ index: j.index, hashes: { sha256: "0".repeat(64) }, absent: [], bytesRead: 0, identity: j.identity })) });
+        if (msg.paths.some((p) => p.endsWith("crash.bin"))) throw new Error("boom");
+        // hash-wire.ts encodeResult: identity, bytes read, then sha256|autov1|autov2|autov3|crc32, then absent.
+        postMessage({ type: "done", batchId: msg.batchId, results: msg.paths.map((p, i) => "+1|1|" + msg.stamps[i * 3 + 2] + "|0|0|0|" + "0".repeat(64) + "|||||") });
       };`,
     );
     const big = 2 * 1024 * 1024; // one file per batch

@@ -76,7 +76,7 @@ function inventory(records: FileRecord[]): Inventory {
     options: { apiUrl: null, fallbackUrl: null, offline: false, details: true, refresh: false, extensions: [], exclude: [], algos: [] },
     summary: {
       files: records.length,
-      byStatus: { found: 0, not_found: 0, error: 0, skipped: 0 },
+      byStatus: { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 },
       bytes: 0,
       durationMs: 0,
       requests: 0,

@@ -7,7 +7,8 @@ import {
   AUTOV1_OFFSET,
   buildFileHashes,
   checkSafetensorsHeader,
-  defaultAlgosFor,
+  DEFAULT_ALGOS,
+  isSafetensorsPath,
   formatCrc32Civitai,
   isValidHashValue,
   parseAlgos,
@@ -120,17 +121,21 @@ describe("safetensors header-length rule", () => {
   });
 });
 
-describe("defaultAlgosFor", () => {
+describe("defaults and AutoV3 candidates", () => {
+  test("the default is SHA-256 and AutoV2 for every file: AutoV3 only when asked or needed", () => {
+    expect(DEFAULT_ALGOS).toEqual(["sha256", "autov2"]);
+  });
+
   test.each([
-    ["/m/a.safetensors", ["sha256", "autov2", "autov3"]],
-    ["/m/a.SafeTensors", ["sha256", "autov2", "autov3"]],
-    ["/m/a.sft", ["sha256", "autov2", "autov3"]],
-    ["/m/a.ckpt", ["sha256", "autov2"]],
-    ["/m/a.pt", ["sha256", "autov2"]],
-    ["/m/safetensors", ["sha256", "autov2"]],
-    ["/m/a.safetensors.part", ["sha256", "autov2"]],
-  ])("%p → %p", (path, expected) => {
-    expect(defaultAlgosFor(path)).toEqual(expected as never);
+    ["/m/a.safetensors", true],
+    ["/m/a.SafeTensors", true],
+    ["/m/a.sft", true],
+    ["/m/a.ckpt", false],
+    ["/m/a.pt", false],
+    ["/m/safetensors", false],
+    ["/m/a.safetensors.part", false],
+  ])("%p may have an AutoV3: %p", (path, expected) => {
+    expect(isSafetensorsPath(path)).toBe(expected);
   });
 });
 

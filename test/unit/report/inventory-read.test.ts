@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { InventoryReadError, MIGRATIONS, migrate, readInventory } from "../../../src/report/inventory-read.ts";
+import { InventoryReadError, MIGRATIONS, migrate, readInventory, readInventorySource } from "../../../src/report/inventory-read.ts";
+import { bufferSource } from "../../../src/report/json-stream.ts";
 import { SCHEMA_VERSION } from "../../../src/report/inventory-types.ts";
 import { AppError } from "../../../src/shared/errors.ts";
 import { renderJson } from "../../../src/report/render-json.ts";
 import { renderMarkdown } from "../../../src/report/render-md.ts";
-import { hostileInventory, makeRecord, makeInventory, sampleInventory } from "../../helpers/sample-inventory.ts";
+import { hostileInventory, makeCivitai, makeRecord, makeInventory, sampleInventory } from "../../helpers/sample-inventory.ts";
 import { validateInventory } from "../../helpers/schema.ts";
 
 const SOURCE = "/tmp/reports/inv.json";
@@ -93,15 +94,17 @@ describe("readInventory", () => {
     expect(renderJson(inv)).toBe(renderJson(sampleInventory()));
     expect(validateInventory(inv)).toEqual([]);
     // And the renderers take it.
-    expect(renderMarkdown(inv)).toContain("## Not found on Civitai (2)");
+    expect(renderMarkdown(inv)).toContain("## Not found on Civitai\n\n2 files.");
   });
 
   test("migrate: chained steps, input untouched, a missing step is an error", () => {
     const v0 = JSON.parse(v0Text()) as Record<string, unknown>;
     const before = JSON.stringify(v0);
-    const v1 = migrate(v0);
+    const v2 = migrate(v0);
     expect(JSON.stringify(v0)).toBe(before);
-    expect(v1.schemaVersion).toBe(1);
+    expect(v2.schemaVersion).toBe(SCHEMA_VERSION);
+    expect((v2.summary as { byStatus: Record<string, number> }).byStatus.gone).toBe(0);
+    expect((v2.records as { status: string }[]).filter((r) => r.status === "not_found").length).toBe(2);
     expect(Object.keys(MIGRATIONS).map(Number)).toEqual([...Array(SCHEMA_VERSION).keys()]);
     expect(() => migrate({ schemaVersion: -1 })).toThrow("no migration from inventory schema version -1");
     expect(readError(JSON.stringify({ schemaVersion: -1, tool: { name: "civitai-meta" }, records: [] })).message).toContain(
@@ -123,7 +126,7 @@ describe("readInventory", () => {
     const message = readError(JSON.stringify(doc)).message;
     expect(message.startsWith(`${SOURCE} is a damaged civitai-meta inventory: `)).toBe(true);
     expect(message).toContain("summary: expected an object with files, bytes and byStatus");
-    expect(message).toContain('records[0].status: expected one of found, not_found, error, skipped, got "weird"');
+    expect(message).toContain('records[0].status: expected one of found, gone, not_found, error, skipped, got "weird"');
     expect(message).toContain("records[1].path: expected a non-empty string");
     expect(message).toMatch(/\(and \d+ more\)$/);
   });
@@ -148,5 +151,86 @@ describe("readInventory", () => {
     expect(err.name).toBe("InventoryReadError");
     expect(err.exitCode).toBe(1);
     expect(readError("{").cause).toBeInstanceOf(SyntaxError);
+  });
+});
+
+describe("reading a record at a time (json-stream.ts, readInventorySource)", () => {
+  const sourceOf = (text: string) => readInventorySource(bufferSource(Buffer.from(text)), SOURCE);
+
+  test("pretty-printed with other indents and keys in another order (records first): the same inventory", () => {
+    const inv = sampleInventory();
+    const canonical = renderJson(inv);
+    const doc = JSON.parse(canonical) as Record<string, unknown>;
+    const { records, ...head } = doc;
+    for (const text of [
+      JSON.stringify({ records, ...head }, null, 4),
+      JSON.stringify({ ...head, records }),
+      JSON.stringify({ records, ...head }, null, "\t").replace(/\n/g, "\r\n"),
+    ]) {
+      expect(renderJson(readInventory(text, SOURCE))).toBe(canonical);
+    }
+  });
+
+  test("records out of path order (a hand-edited file) come out sorted, with the same facts", () => {
+    const inv = hostileInventory();
+    const shuffled = { ...JSON.parse(renderJson(inv)), records: [...JSON.parse(renderJson(inv)).records].reverse() };
+    const src = sourceOf(JSON.stringify(shuffled));
+    expect([...src.records("path")].map((r) => r.path)).toEqual(readInventory(renderJson(inv), SOURCE).records.map((r) => r.path));
+    expect(src.facts.facts.byStatus).toEqual(readInventorySource(bufferSource(Buffer.from(renderJson(inv))), SOURCE).facts.facts.byStatus);
+  });
+
+  test("strings with quotes and backslashes across the 1 MiB read window read back exactly", () => {
+    const records = Array.from({ length: 700 }, (_, i) =>
+      makeRecord({
+        path: `/models/q/${i}-${'\\"'.repeat(i % 7)}.safetensors`,
+        civitai: makeCivitai({ modelId: 1000 + i, versionId: 5000 + i, description: `${'"\\'.repeat(300 + i)} \\" end` }),
+      }),
+    );
+    const text = renderJson(makeInventory(records));
+    expect(text.length).toBeGreaterThan(3 * 1024 * 1024);
+    expect(renderJson(readInventory(text, SOURCE))).toBe(text);
+  });
+
+  test("a truncated file: one clear error at every cut, never a crash or a partial read", () => {
+    const text = renderJson(sampleInventory());
+    for (let cut = 0; cut < text.length; cut += 97) {
+      const message = readError(text.slice(0, cut)).message;
+      expect({ cut, ok: /is not valid JSON: |is not a civitai-meta inventory|is a damaged civitai-meta inventory/.test(message) }).toEqual({
+        cut,
+        ok: true,
+      });
+    }
+    expect(readError(text.slice(0, text.length - 3)).message).toContain("cut short");
+  });
+
+  test("the same path twice is refused, naming it and both records", () => {
+    const doc = JSON.parse(renderJson(sampleInventory()));
+    doc.records.push({ ...doc.records[2], size: 1 });
+    const message = readError(JSON.stringify(doc)).message;
+    expect(message).toContain(`lists ${doc.records[2].path} twice (records[2] and records[${doc.records.length - 1}])`);
+    expect(message).toContain("remove one of the two");
+  });
+
+  test("a depth bomb inside a record is refused before it is parsed", () => {
+    const doc = JSON.parse(renderJson(makeInventory([makeRecord()])));
+    const text = JSON.stringify(doc).replace('"aliases":[]', `"aliases":${"[".repeat(300)}${"]".repeat(300)}`);
+    expect(readError(text).message).toContain("nested deeper than 128 levels");
+  });
+
+  test("text after the object, a bad separator, a second records list (the last wins, as JSON.parse)", () => {
+    const text = renderJson(makeInventory([makeRecord()]));
+    expect(readError(`${text}{}`).message).toContain("Unexpected data after the end");
+    expect(readError(text.replace('"aliases": []', '"aliases": [] "x"')).message).toContain("is not valid JSON: records[0]");
+    const two = `${text.slice(0, text.lastIndexOf("}"))}, "records": []}`;
+    expect(readInventory(two, SOURCE).records).toEqual([]);
+  });
+
+  test("records are read again for each pass, not kept: two passes give equal records", () => {
+    const src = sourceOf(renderJson(sampleInventory()));
+    expect([...src.records("path")]).toEqual([...src.records("path")]);
+    expect(src.count).toBe(sampleInventory().records.length);
+    expect(src.writtenAs).toBe(SCHEMA_VERSION);
+    const sections = [...src.records("sections")].map((r) => r.status);
+    expect(sections.indexOf("not_found")).toBeGreaterThan(sections.lastIndexOf("found"));
   });
 });

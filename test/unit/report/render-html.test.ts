@@ -202,14 +202,24 @@ describe("previews", () => {
   });
 });
 
-describe("badges for update, duplicate and gone (from the answers issue, read by shape)", () => {
+describe("badges for update, duplicate and gone (schema 2 answers, read by shape)", () => {
   const withExtra = (extra: Record<string, unknown>, base: Partial<FileRecord> = {}) => ({ ...makeRecord(base), ...extra }) as FileRecord;
+  const newer = (versionId: number, name: string, more: Record<string, unknown> = {}) => ({
+    versionId,
+    name,
+    baseModel: "SDXL 1.0",
+    publishedAt: "2026-05-01T00:00:00.000Z",
+    access: null,
+    inLibrary: [],
+    pageUrl: `https://civitai.com/models/100?modelVersionId=${versionId}`,
+    ...more,
+  });
 
-  test("recordBadges reads update, duplicate and gone tolerantly", () => {
+  test("recordBadges reads update, duplicate and gone as scan writes them", () => {
     const r = withExtra({
-      update: { versionId: 999, name: "v3.0" },
-      duplicate: ["/models/copy.safetensors"],
-      gone: { lastSeenAt: "2026-01-02T00:00:00Z" },
+      update: { sameBaseModel: newer(999, "v3.0"), newest: newer(999, "v3.0") },
+      duplicate: { copies: 2, others: ["/models/copy.safetensors"] },
+      gone: { reason: "not_found", lastSeenAt: "2026-01-02T00:00:00Z" },
     });
     expect(recordBadges(r).map((b) => [b.kind, b.label])).toEqual([
       ["update", "Update: v3.0"],
@@ -217,23 +227,42 @@ describe("badges for update, duplicate and gone (from the answers issue, read by
       ["gone", "Gone from Civitai"],
     ]);
     expect(recordBadges(r)[2]!.detail).toBe("Removed from Civitai; last seen 2026-01-02");
-    expect(recordBadges(withExtra({ duplicate: { paths: ["/a", "/b"] }, gone: true }))!.map((b) => b.label)).toEqual([
+    expect(recordBadges(withExtra({ duplicate: { copies: 3, others: ["/a", "/b"] }, gone: true })).map((b) => b.label)).toEqual([
       "Duplicate ×3",
       "Gone from Civitai",
     ]);
     // Shapes that are not what we expect add nothing.
-    expect(recordBadges(withExtra({ update: { versionId: "9" }, duplicate: "x", gone: "yes" }))).toEqual([]);
+    expect(recordBadges(withExtra({ update: { sameBaseModel: { versionId: "9" } }, duplicate: "x", gone: "yes" }))).toEqual([]);
+  });
+
+  test("an update the library already holds is no badge; a newer version for another base model is shown but is not an update", () => {
+    const held = withExtra({
+      update: {
+        sameBaseModel: newer(999, "v3.0", { inLibrary: ["/models/v3.safetensors"] }),
+        newest: newer(999, "v3.0", { inLibrary: ["/x"] }),
+      },
+    });
+    expect(recordBadges(held)).toEqual([]);
+    const other = withExtra({ update: { sameBaseModel: null, newest: newer(1001, "v4 Flux", { baseModel: "Flux.1 D" }) } });
+    expect(recordBadges(other).map((b) => [b.kind, b.label])).toEqual([
+      ["newer-other-base", "Newer for another base model: v4 Flux (Flux.1 D)"],
+    ]);
+    expect(renderHtml(makeInventory([other]))).not.toContain('<option value="update">');
+  });
+
+  test("a record with status gone gets the badge even without its details", () => {
+    expect(recordBadges(withExtra({}, { status: "gone" })).map((b) => b.kind)).toEqual(["gone"]);
   });
 
   test("cards show them, the update links to the new version, and the status filter offers them", () => {
     const inv = makeInventory([
-      withExtra({ update: { versionId: 999, versionName: "v3.0 <b>" } }, { path: "/models/u.safetensors" }),
-      withExtra({ duplicate: ["/models/d2.safetensors"] }, { path: "/models/d1.safetensors" }),
-      withExtra({ gone: true }, { path: "/models/g.safetensors" }),
+      withExtra({ update: { sameBaseModel: newer(999, "v3.0 <b>"), newest: newer(999, "v3.0 <b>") } }, { path: "/models/u.safetensors" }),
+      withExtra({ duplicate: { copies: 2, others: ["/models/d2.safetensors"] } }, { path: "/models/d1.safetensors" }),
+      withExtra({ gone: { reason: "archived", lastSeenAt: null } }, { path: "/models/g.safetensors" }),
     ]);
     const html = renderHtml(inv);
     expect(html).toContain(
-      '<li class="badge b-update" title="A newer version is on Civitai: v3.0 &lt;b&gt;"><a href="https://civitai.com/models/100?modelVersionId=999" rel="noopener noreferrer" target="_blank">Update: v3.0 &lt;b&gt;</a></li>',
+      '<li class="badge b-update" title="A newer version for the same base model is on Civitai: v3.0 &lt;b&gt;"><a href="https://civitai.com/models/100?modelVersionId=999" rel="noopener noreferrer" target="_blank">Update: v3.0 &lt;b&gt;</a></li>',
     );
     expect(html).toContain('<li class="badge b-duplicate" title="Same SHA-256 as: /models/d2.safetensors">Duplicate</li>');
     expect(html).toContain('<li class="badge b-gone" title="Removed from Civitai">Gone from Civitai</li>');

@@ -6,7 +6,7 @@ import { buildRecords, type LookupOutcome } from "../../../src/scan/build-record
 import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
 import type { FoundFile } from "../../../src/scan/types.ts";
 import { renderJson } from "../../../src/report/render-json.ts";
-import type { Inventory } from "../../../src/report/inventory-types.ts";
+import { SCHEMA_VERSION, type Inventory } from "../../../src/report/inventory-types.ts";
 import { HASH_ALGOS } from "../../../src/scan/types.ts";
 import { hostileInventory, makeInventory, makeRecord, sampleInventory } from "../../helpers/sample-inventory.ts";
 import { SCHEMA_PATH, loadSchema, validateInventory } from "../../helpers/schema.ts";
@@ -23,12 +23,20 @@ function reverseKeys(value: unknown): unknown {
 }
 
 describe("renderJson", () => {
-  test("2-space indent, trailing newline, the inventory unchanged in content", () => {
+  test("2-space indent, trailing newline, the inventory unchanged in content but for the library-wide fields", () => {
     const inv = sampleInventory();
     const json = renderJson(inv);
     expect(json.endsWith("}\n")).toBe(true);
-    expect(json.split("\n")[1]).toBe('  "schemaVersion": 1,');
+    expect(json.split("\n")[1]).toBe(`  "schemaVersion": ${SCHEMA_VERSION},`);
+    // Written in pieces, the text is still exactly JSON.stringify's 2-space form.
+    expect(JSON.stringify(JSON.parse(json), null, 2) + "\n").toBe(json);
     const back = JSON.parse(json) as Inventory;
+    // Computed from the records (library-facts.ts): the counts of every status, copies, other versions held.
+    expect(back.summary.byStatus.gone).toBe(0);
+    expect(back.summary.duplicates).toEqual({ sets: 0, files: 0, reclaimableBytes: 0, modelsWithSeveralVersions: 1 });
+    expect(back.records.filter((r) => r.otherVersions).map((r) => r.otherVersions!.map((v) => v.versionId))).toEqual([[200], [201]]);
+    delete (back.summary as Partial<typeof back.summary>).duplicates;
+    for (const r of back.records) delete r.otherVersions;
     // Same content apart from record order.
     const sortedCopy = { ...inv, records: [...inv.records].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path))) };
     expect(back).toEqual(JSON.parse(JSON.stringify(sortedCopy)));
@@ -71,7 +79,9 @@ describe("renderJson", () => {
 
   test("a __proto__ key stays data (no prototype change)", () => {
     const inv = JSON.parse(renderJson(sampleInventory())) as Inventory;
-    const withProto = JSON.parse(JSON.stringify(inv).replace('"schemaVersion":1', '"schemaVersion":1,"__proto__":{"polluted":1}'));
+    const withProto = JSON.parse(
+      JSON.stringify(inv).replace(`"schemaVersion":${SCHEMA_VERSION}`, `"schemaVersion":${SCHEMA_VERSION},"__proto__":{"polluted":1}`),
+    );
     const json = renderJson(withProto);
     expect(json).toContain('"__proto__"');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -1,0 +1,60 @@
+/**
+ * A warm `scan -o inventory.json`, phase by phase, in one process: what `scan` does (the same
+ * context and functions as src/commands/scan.ts), with the wall time of each phase and the RSS
+ * after it. Run by `bun run bench scale-hash --breakdown`:
+ *   bun bench/scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT
+ */
+import { createApiContext } from "../src/commands/_api.ts";
+import { renderReportText } from "../src/commands/_gallery.ts";
+import { prepareOutput, writeReport } from "../src/report/report-output.ts";
+import { runScan } from "../src/scan/scan.ts";
+
+const [dir, cacheDir, apiUrl, output] = process.argv.slice(2);
+if (!dir || !cacheDir || !apiUrl || !output) throw new Error("usage: scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT");
+
+const MiB = 1024 ** 2;
+const rows: string[] = [];
+const rss = () => `${(process.memoryUsage().rss / MiB).toFixed(0)} MiB`;
+const note = (name: string, ms: number) => rows.push(`${name.padEnd(28)} ${(ms / 1000).toFixed(2).padStart(6)} s   RSS after ${rss()}`);
+
+const started = performance.now();
+const signal = new AbortController().signal;
+const ctx = createApiContext({ "api-url": apiUrl, "cache-dir": cacheDir }, signal);
+const result = await runScan({
+  paths: [dir],
+  extensions: [],
+  exclude: [],
+  hashCacheDir: ctx.cacheDir,
+  api: ctx.client,
+  metaCache: ctx.metaCache,
+  hosts: { primary: ctx.settings.primary },
+  details: true,
+  offline: false,
+  refresh: false,
+  concurrency: ctx.concurrency,
+  tool: { name: "civitai-meta", version: "bench" },
+  onWarning: (m) => rows.push(`warning: ${m}`),
+  onPhase: (phase, ms) =>
+    note(
+      {
+        walk: "walk + hash-cache reads",
+        "header pass": "header pass (cached facts)",
+        hashing: "hashing (none: all cached)",
+        lookup: "lookup (metadata cache)",
+        records: "building records",
+      }[phase],
+      ms,
+    ),
+});
+let at = performance.now();
+const text = await renderReportText(result.inventory, "json", {}, () => {
+  throw new Error("no images for JSON");
+});
+note("render JSON (one string)", performance.now() - at);
+at = performance.now();
+writeReport(text, prepareOutput(output));
+note("write (string to file)", performance.now() - at);
+rows.push(
+  `${"total".padEnd(28)} ${((performance.now() - started) / 1000).toFixed(2).padStart(6)} s   (${result.counters.requests} requests, JSON ${(text.length / MiB).toFixed(0)} MiB)`,
+);
+console.log(`breakdown of a warm scan (${result.inventory.records.length} records):\n${rows.join("\n")}`);

@@ -1,0 +1,158 @@
+/**
+ * What hasher.ts and hash-worker.ts say to each other, flattened to arrays of strings and numbers.
+ * Posting a batch as objects (a path, an identity object and an algorithm list per file, and as
+ * much back) cost ~30 µs of the main thread per file, a third of a cold run over 100,000 small
+ * files; strings and a Float64Array cost a tenth of that. Pure: no I/O.
+ */
+import { HASH_ALGOS, type FileHashes, type FileIdentity, type HashAlgo } from "../scan/types.ts";
+
+export interface HashJob {
+  /** Position in the caller's input, echoed back. */
+  index: number;
+  path: string;
+  /** What the walker saw; dev, ino and size must still hold when the file is opened. */
+  identity: FileIdentity;
+  algos: HashAlgo[];
+  /**
+   * Set when the worker's fstat is the walker's second look (docs/cases.md D7): a file whose
+   * dev/ino, size or this mtime changed since the walk is skipped as in progress, not hashed.
+   */
+  secondLook?: boolean;
+  /** Main thread only (sent with a store): the cache key, and the hash part to merge into ("" when none). */
+  realPath?: string;
+  previous?: string;
+}
+
+/** Why a file given for its second look is left out (walker.ts SKIP_REASON has the words). */
+export type SecondLookSkip = "replaced" | "sizeChanged" | "modified" | "removed";
+
+export interface HashJobResult {
+  index: number;
+  hashes: FileHashes;
+  /** Requested algorithms that do not apply to this file (AutoV3 of a non-safetensors file). */
+  absent: HashAlgo[];
+  /** Identity observed by fstat, equal before and after the read; set only on success. */
+  identity?: FileIdentity;
+  bytesRead: number;
+  error?: string;
+  /** The second look found the file changed since the walk: not hashed, and not an error. */
+  skip?: SecondLookSkip;
+}
+
+/** One batch of files sharing one list of algorithms. */
+export interface BatchMessage {
+  type: "batch";
+  batchId: number;
+  bufferSize: number;
+  algos: HashAlgo[];
+  indexes: number[];
+  paths: string[];
+  /** dev, ino and size of each file, in order. */
+  stamps: Float64Array;
+  /** The walker's mtime of each file, when the worker takes the second look. */
+  mtimes?: string[];
+  /**
+   * Where to store the results (hash-cache.ts WorkerStore), with each file's real path ("" when it
+   * is its path) and the hash part to merge into ("" when none).
+   */
+  store?: { file: string; clockOffset: number; keys: string[]; previous: string[] };
+}
+
+/** `close`: no more batches; the worker closes its store and says `closed`. */
+export type ToWorkerMessage = BatchMessage | { type: "close" };
+export type FromWorkerMessage =
+  | { type: "closed" }
+  | { type: "progress"; batchId: number; bytes: number }
+  /**
+   * One string per file, in batch order (encodeResult); with a store, how many results were stored
+   * (the successes, committed before this message) or the error that stopped storing.
+   */
+  | { type: "done"; batchId: number; results: string[]; stored?: number; storeError?: { code?: string; message: string } };
+
+export function encodeBatch(
+  batchId: number,
+  jobs: readonly HashJob[],
+  bufferSize: number,
+  store?: { file: string; clockOffset: number },
+): BatchMessage {
+  const stamps = new Float64Array(jobs.length * 3);
+  jobs.forEach((j, i) => {
+    stamps[i * 3] = j.identity.dev;
+    stamps[i * 3 + 1] = j.identity.ino;
+    stamps[i * 3 + 2] = j.identity.size;
+  });
+  return {
+    type: "batch",
+    batchId,
+    bufferSize,
+    algos: jobs[0]?.algos ?? [],
+    indexes: jobs.map((j) => j.index),
+    paths: jobs.map((j) => j.path),
+    stamps,
+    ...(jobs[0]?.secondLook ? { mtimes: jobs.map((j) => j.identity.mtimeNs) } : {}),
+    ...(store
+      ? {
+          store: {
+            ...store,
+            keys: jobs.map((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
+            previous: jobs.map((j) => j.previous ?? ""),
+          },
+        }
+      : {}),
+  };
+}
+
+/** The jobs of a batch, on the worker's side (only dev, ino and size of the identity travel). */
+export function decodeBatch(msg: BatchMessage): HashJob[] {
+  return msg.paths.map((path, i) => ({
+    index: msg.indexes[i]!,
+    path,
+    identity: {
+      dev: msg.stamps[i * 3]!,
+      ino: msg.stamps[i * 3 + 1]!,
+      size: msg.stamps[i * 3 + 2]!,
+      mtimeNs: msg.mtimes?.[i] ?? "",
+      ctimeNs: "",
+    },
+    algos: msg.algos,
+    ...(msg.mtimes ? { secondLook: true } : {}),
+  }));
+}
+
+/** The hashes in a fixed order; `|` never occurs in hex, numbers or algorithm names. */
+const WIRE_ALGOS = HASH_ALGOS;
+
+/**
+ * `+dev|ino|size|mtimeNs|ctimeNs|bytesRead|<one cell per algorithm>|absent,…` on success,
+ * `-bytesRead|error` on failure, `~reason` for a file the second look leaves out.
+ */
+export function encodeResult(r: HashJobResult): string {
+  if (r.skip) return `~${r.skip}`;
+  if (r.error !== undefined || !r.identity) return `-${r.bytesRead}|${r.error ?? "no identity"}`;
+  const id = r.identity;
+  const cells = WIRE_ALGOS.map((a) => r.hashes[a] ?? "").join("|");
+  return `+${id.dev}|${id.ino}|${id.size}|${id.mtimeNs}|${id.ctimeNs}|${r.bytesRead}|${cells}|${r.absent.join(",")}`;
+}
+
+export function decodeResult(index: number, text: string): HashJobResult {
+  if (text.startsWith("~"))
+    return { index, hashes: {}, absent: [], bytesRead: 0, skip: text.slice(1) as SecondLookSkip, error: "changed since the walk" };
+  if (text.startsWith("-")) {
+    const bar = text.indexOf("|");
+    return { index, hashes: {}, absent: [], bytesRead: Number(text.slice(1, bar)), error: text.slice(bar + 1) };
+  }
+  const f = text.slice(1).split("|");
+  const hashes: FileHashes = {};
+  for (let i = 0; i < WIRE_ALGOS.length; i++) {
+    const value = f[6 + i];
+    if (value) hashes[WIRE_ALGOS[i]!] = value;
+  }
+  const absentText = f[6 + WIRE_ALGOS.length] ?? "";
+  return {
+    index,
+    hashes,
+    absent: absentText === "" ? [] : (absentText.split(",") as HashAlgo[]),
+    identity: { dev: Number(f[0]), ino: Number(f[1]), size: Number(f[2]), mtimeNs: f[3]!, ctimeNs: f[4]! },
+    bytesRead: Number(f[5]),
+  };
+}

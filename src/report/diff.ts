@@ -1,0 +1,170 @@
+/**
+ * What changed between two inventories of the same library (`civitai-meta diff OLD NEW`, and
+ * `scan --previous OLD`): pure rules over the few fields of each record that matter here.
+ *
+ * - moved: the same SHA-256 under a new path (the old path is gone, the new one is new);
+ * - changed: the same path with another SHA-256 (the file was replaced or edited);
+ * - added / removed: a path on one side only, once moves are paired off;
+ * - status changes: the same bytes (same path and SHA-256, or a move) whose status differs; among
+ *   them `gone` (it was found, now Civitai no longer serves it) and `found` (it was not found or
+ *   gone, now it is found);
+ * - updates: a newer version to fetch that the old inventory did not announce for that file.
+ * Records without a SHA-256 (skipped, not hashed) are compared by path only.
+ */
+import { compareByteOrder } from "../scan/path-filter.ts";
+import type { FileRecord, RecordStatus } from "./record-types.ts";
+import { updateToFetch } from "./updates.ts";
+
+/** The fields of a record a diff reads (kept small: a diff holds both inventories' records). */
+export interface DiffRecord {
+  path: string;
+  sha256: string | null;
+  size: number | null;
+  status: RecordStatus;
+  modelId: number | null;
+  modelName: string | null;
+  versionId: number | null;
+  versionName: string | null;
+  /** The newer version to fetch that the record announces (updates.ts), else null. */
+  update: { versionId: number; name: string | null } | null;
+}
+
+export interface DiffPair {
+  old: DiffRecord;
+  new: DiffRecord;
+}
+
+export interface InventoryDiff {
+  added: DiffRecord[];
+  removed: DiffRecord[];
+  moved: DiffPair[];
+  changed: DiffPair[];
+  statusChanged: DiffPair[];
+  /** Records (new side) with an update to fetch that the old side did not announce. */
+  updates: DiffRecord[];
+  unchanged: number;
+}
+
+/** The counts of a diff; `scan --previous` writes them as `summary.changes`. */
+export interface ChangeSummary {
+  previous: { generatedAt: string; files: number };
+  added: number;
+  removed: number;
+  moved: number;
+  changed: number;
+  statusChanged: number;
+  /** Status changes from found to gone or not found (same bytes). */
+  gone: number;
+  /** Status changes from not found or gone to found. */
+  found: number;
+  updates: number;
+  unchanged: number;
+}
+
+/** The kinds `--fail-on` takes for a diff, in the order messages list them. */
+export const CHANGE_KINDS = ["added", "removed", "moved", "changed", "gone", "found", "update"] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
+
+function str(value: unknown): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+function id(value: unknown): number | null {
+  return typeof value === "number" && Number.isSafeInteger(value) ? value : null;
+}
+
+/** A record cut to what a diff compares. */
+export function toDiffRecord(record: FileRecord): DiffRecord {
+  const c = record.civitai;
+  const sha = str(record.hashes?.sha256);
+  return {
+    path: record.path,
+    sha256: sha === null ? null : sha.toLowerCase(),
+    size: typeof record.size === "number" ? record.size : null,
+    status: record.status,
+    modelId: id(c?.modelId) ?? id(record.sidecar?.modelId),
+    modelName: str(c?.modelName) ?? str(record.sidecar?.modelName),
+    versionId: id(c?.versionId) ?? id(record.sidecar?.versionId),
+    versionName: str(c?.versionName) ?? str(record.sidecar?.versionName),
+    update: updateToFetch(record),
+  };
+}
+
+const byPath = (a: DiffRecord, b: DiffRecord) => compareByteOrder(a.path, b.path);
+
+function isGoneChange(oldStatus: RecordStatus, newStatus: RecordStatus): boolean {
+  return oldStatus === "found" && (newStatus === "gone" || newStatus === "not_found");
+}
+
+function isFoundChange(oldStatus: RecordStatus, newStatus: RecordStatus): boolean {
+  return newStatus === "found" && (oldStatus === "not_found" || oldStatus === "gone");
+}
+
+/**
+ * The diff of two inventories' records (each side: one record per path; inventory-source.ts
+ * refuses an inventory that lists a path twice). Deterministic: every list is in path order
+ * (moves by their new path), pairs of a move chosen in path order on both sides.
+ */
+export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: readonly DiffRecord[]): InventoryDiff {
+  const oldByPath = new Map(oldRecords.map((r) => [r.path, r]));
+  const newPaths = new Set(newRecords.map((r) => r.path));
+  const out: InventoryDiff = { added: [], removed: [], moved: [], changed: [], statusChanged: [], updates: [], unchanged: 0 };
+  const onlyNew: DiffRecord[] = [];
+  const samePairs: DiffPair[] = [];
+  for (const n of [...newRecords].sort(byPath)) {
+    const o = oldByPath.get(n.path);
+    if (!o) onlyNew.push(n);
+    else if (o.sha256 !== null && n.sha256 !== null && o.sha256 !== n.sha256) out.changed.push({ old: o, new: n });
+    else samePairs.push({ old: o, new: n });
+  }
+  // Old paths that vanished, by SHA-256: a new path with the same bytes is the same file moved.
+  const vanished = new Map<string, DiffRecord[]>();
+  const removedNoHash: DiffRecord[] = [];
+  for (const o of [...oldRecords].sort(byPath)) {
+    if (newPaths.has(o.path)) continue;
+    if (o.sha256 === null) removedNoHash.push(o);
+    else vanished.set(o.sha256, [...(vanished.get(o.sha256) ?? []), o]);
+  }
+  for (const n of onlyNew) {
+    const from = n.sha256 === null ? undefined : vanished.get(n.sha256)?.shift();
+    if (from) {
+      out.moved.push({ old: from, new: n });
+      samePairs.push({ old: from, new: n });
+    } else out.added.push(n);
+  }
+  for (const list of vanished.values()) out.removed.push(...list);
+  out.removed.push(...removedNoHash);
+  out.removed.sort(byPath);
+  samePairs.sort((a, b) => byPath(a.new, b.new));
+  for (const pair of samePairs) {
+    if (pair.old.status !== pair.new.status) out.statusChanged.push(pair);
+    else if (pair.old.path === pair.new.path) out.unchanged++;
+    const update = pair.new.update;
+    if (update && pair.old.update?.versionId !== update.versionId) out.updates.push(pair.new);
+  }
+  // A file that is new (or replaced) and already has an update to fetch is news too.
+  for (const n of [...out.added, ...out.changed.map((p) => p.new)]) if (n.update) out.updates.push(n);
+  out.updates.sort(byPath);
+  return out;
+}
+
+/** The counts of a diff, as `summary.changes` and the diff's own summary. */
+export function changeSummary(diff: InventoryDiff, previous: { generatedAt: string; files: number }): ChangeSummary {
+  return {
+    previous,
+    added: diff.added.length,
+    removed: diff.removed.length,
+    moved: diff.moved.length,
+    changed: diff.changed.length,
+    statusChanged: diff.statusChanged.length,
+    gone: diff.statusChanged.filter((p) => isGoneChange(p.old.status, p.new.status)).length,
+    found: diff.statusChanged.filter((p) => isFoundChange(p.old.status, p.new.status)).length,
+    updates: diff.updates.length,
+    unchanged: diff.unchanged,
+  };
+}
+
+/** How many changes of `kind` the summary counts (`update` is the summary's `updates`). */
+export function changeCount(summary: Omit<ChangeSummary, "previous">, kind: ChangeKind): number {
+  return kind === "update" ? summary.updates : summary[kind];
+}

@@ -1,0 +1,94 @@
+import { describe, expect, test } from "bun:test";
+import { factsOf } from "../../../src/report/library-facts.ts";
+import { makeCivitai, makeRecord } from "../../helpers/sample-inventory.ts";
+import type { FileRecord } from "../../../src/report/record-types.ts";
+
+const SHA_A = "a".repeat(64);
+const SHA_B = "b".repeat(64);
+
+function file(path: string, sha: string, size: number, over: Partial<FileRecord> = {}): FileRecord {
+  return makeRecord({ path, size, hashes: { sha256: sha }, ...over });
+}
+
+describe("library facts", () => {
+  test("copies: the same SHA-256 in several records (links are aliases of one record, not copies); bytes to free", () => {
+    const records = [
+      // One file with two other names (hard or soft links): one record, no copy.
+      file("/m/a.safetensors", SHA_A, 1000, { aliases: ["/m/link-to-a.safetensors", "/m/hard-a.safetensors"] }),
+      file("/m/backup/a.safetensors", SHA_A, 1000),
+      file("/m/old/a.safetensors", SHA_A, 1000),
+      file("/m/b.safetensors", SHA_B, 50),
+      makeRecord({ path: "/m/skipped.safetensors", status: "skipped" }),
+    ];
+    const facts = factsOf(records);
+    expect(facts.facts.duplicates).toEqual({ sets: 1, files: 3, reclaimableBytes: 2000, modelsWithSeveralVersions: 0 });
+    expect(facts.facts.duplicateSets).toEqual([
+      {
+        sha256: SHA_A,
+        size: 1000,
+        copies: 3,
+        paths: ["/m/a.safetensors", "/m/backup/a.safetensors", "/m/old/a.safetensors"],
+        reclaimableBytes: 2000,
+      },
+    ]);
+    const a = facts.decorate(records[0]!);
+    expect(a.duplicate).toEqual({ copies: 3, others: ["/m/backup/a.safetensors", "/m/old/a.safetensors"] });
+    expect(facts.decorate(records[3]!).duplicate).toBeUndefined();
+    // A record that came with a stale `duplicate` gets this library's answer.
+    expect(facts.decorate({ ...records[3]!, duplicate: { copies: 9, others: ["/x"] } }).duplicate).toBeUndefined();
+  });
+
+  test("several versions of one model held; each record names the others", () => {
+    const v1 = makeRecord({ path: "/m/v1.safetensors", civitai: makeCivitai({ versionId: 200, versionName: "v1.0" }) });
+    const v2 = makeRecord({
+      path: "/m/v2.safetensors",
+      civitai: makeCivitai({ versionId: 201, versionName: "v2.0", baseModel: "SDXL 1.0" }),
+    });
+    const v2b = makeRecord({ path: "/m/z/v2-again.safetensors", civitai: makeCivitai({ versionId: 201, versionName: "v2.0" }) });
+    const other = makeRecord({ path: "/m/other.safetensors", civitai: makeCivitai({ modelId: 300, versionId: 301 }) });
+    const facts = factsOf([v2b, other, v2, v1]);
+    expect(facts.facts.duplicates.modelsWithSeveralVersions).toBe(1);
+    expect(facts.facts.severalVersions).toEqual([
+      {
+        modelId: 100,
+        modelName: "Detail Tweaker",
+        modelType: "LORA",
+        versions: [
+          { versionId: 200, versionName: "v1.0", path: "/m/v1.safetensors", files: 1 },
+          { versionId: 201, versionName: "v2.0", path: "/m/v2.safetensors", files: 2 },
+        ],
+      },
+    ]);
+    expect(facts.decorate(v1).otherVersions).toEqual([{ versionId: 201, versionName: "v2.0", path: "/m/v2.safetensors" }]);
+    expect(facts.decorate(other).otherVersions).toBeUndefined();
+    // Counts by type and base model (found and gone files).
+    expect([...facts.facts.byBase.entries()]).toEqual([
+      ["SD 1.5", { files: 3, bytes: 3 * 147_568_134 }],
+      ["SDXL 1.0", { files: 1, bytes: 147_568_134 }],
+    ]);
+  });
+
+  test("an update the library holds: inLibrary names the files, and it is not one to fetch", () => {
+    const newer = {
+      versionId: 201,
+      name: "v2.0",
+      baseModel: "SD 1.5",
+      publishedAt: null,
+      access: null,
+      inLibrary: [],
+      pageUrl: "https://civitai.com/models/100?modelVersionId=201",
+    };
+    const v1 = makeRecord({ path: "/m/v1.safetensors", update: { sameBaseModel: newer, newest: newer } });
+    const v2 = makeRecord({ path: "/m/v2.safetensors", civitai: makeCivitai({ versionId: 201, versionName: "v2.0" }) });
+    expect(factsOf([v1]).facts.updatesToFetch).toBe(1);
+    const facts = factsOf([v1, v2]);
+    expect(facts.facts.updatesToFetch).toBe(0);
+    expect(facts.decorate(v1).update!.sameBaseModel!.inLibrary).toEqual(["/m/v2.safetensors"]);
+    expect(facts.facts.updates[0]!.update!.newest.inLibrary).toEqual(["/m/v2.safetensors"]);
+  });
+
+  test("a path listed twice is noticed (inventory-read.ts refuses such a file)", () => {
+    const r = makeRecord({ path: "/m/x.safetensors" });
+    expect(factsOf([r, { ...r }]).facts.repeatedPaths).toEqual(["/m/x.safetensors"]);
+  });
+});
