@@ -74,7 +74,11 @@ export async function medianOf(runs: number, fn: () => Promise<number>): Promise
   return median(values);
 }
 
+/** Every verdict printed in this process, so `bun run bench scale` can end with one summary of the targets. */
+export const verdicts: { label: string; pass: boolean; detail: string }[] = [];
+
 export function check(label: string, ok: boolean, detail: string): boolean {
   console.log(`${ok ? "PASS" : "MISS"}  ${label}: ${detail}`);
+  verdicts.push({ label: label.trim(), pass: ok, detail });
   return ok;
 }

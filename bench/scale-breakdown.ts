@@ -5,8 +5,9 @@
  *   bun bench/scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT
  */
 import { createApiContext } from "../src/commands/_api.ts";
-import { renderReportText } from "../src/commands/_gallery.ts";
-import { prepareOutput, writeReport } from "../src/report/report-output.ts";
+import { memorySource } from "../src/report/inventory-read.ts";
+import { reportChunks } from "../src/report/render.ts";
+import { prepareOutput, writeReportChunks } from "../src/report/report-output.ts";
 import { runScan } from "../src/scan/scan.ts";
 
 const [dir, cacheDir, apiUrl, output] = process.argv.slice(2);
@@ -46,15 +47,11 @@ const result = await runScan({
       ms,
     ),
 });
-let at = performance.now();
-const text = await renderReportText(result.inventory, "json", {}, () => {
-  throw new Error("no images for JSON");
-});
-note("render JSON (one string)", performance.now() - at);
-at = performance.now();
-writeReport(text, prepareOutput(output));
-note("write (string to file)", performance.now() - at);
+const at = performance.now();
+// As scan writes it: the records streamed through the JSON renderer into the file.
+await writeReportChunks(reportChunks(memorySource(result.inventory), "json", { excel: false }), prepareOutput(output));
+note("render + write JSON (streamed)", performance.now() - at);
 rows.push(
-  `${"total".padEnd(28)} ${((performance.now() - started) / 1000).toFixed(2).padStart(6)} s   (${result.counters.requests} requests, JSON ${(text.length / MiB).toFixed(0)} MiB)`,
+  `${"total".padEnd(28)} ${((performance.now() - started) / 1000).toFixed(2).padStart(6)} s   (${result.counters.requests} requests, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB)`,
 );
 console.log(`breakdown of a warm scan (${result.inventory.records.length} records):\n${rows.join("\n")}`);

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { writeSafetensors } from "./hash.ts";
 import { startScaleCivitai } from "./_scale-civitai.ts";
 import { scaleTree, treeDir } from "./_scale-tree.ts";
-import { cliCommand, median, timeCommand, type Timed } from "./_util.ts";
+import { cliCommand, median, timeCommand, verdicts, type Timed } from "./_util.ts";
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
@@ -118,6 +118,8 @@ function printTable(rows: readonly Row[]): void {
   console.log(line(all[0]!));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const c of all.slice(1)) console.log(line(c));
+  for (const r of rows)
+    verdicts.push({ label: r.what, pass: r.pass, detail: `${r.measured} vs ${r.reference}, ${r.ratio} (${r.limit}), peak RSS ${r.rss}` });
 }
 
 /** Target 4: one store file, and a warm run read no file. */
