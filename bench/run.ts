@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   "scale-lookup": async () => (await import("./scale-lookup.ts")).benchScaleLookup(),
   "scale-report": async () => (await import("./scale-report.ts")).benchScaleReport(),
   scale: async () => (await import("./scale.ts")).benchScale(),
+  teams: async () => (await import("./teams.ts")).benchTeams(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

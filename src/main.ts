@@ -7,6 +7,7 @@ import { globalArgs } from "./commands/_shared.ts";
 import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
 import { addLogSecret, logger, openLogFile, setLogLevel } from "./ui/logger.ts";
 import { escapeControl } from "./shared/format.ts";
+import { CACHE_URL_ENV, cacheUrlSecrets } from "./config/cache-url.ts";
 
 const DESCRIPTION = "Find AI model files, identify them on Civitai by hash, write inventories.";
 
@@ -45,13 +46,18 @@ async function helpText(sub: CommandDef<any> | undefined, subName: string | unde
 }
 
 /**
- * The key, wherever it was given, is known to the logger before anything is logged: every sink
- * redacts it even if a message quotes it. The config's key is added by createApiContext.
+ * The key and the shared cache's password, wherever they were given, are known to the logger before
+ * anything is logged: every sink redacts them even if a message quotes them. The config's are added
+ * by createApiContext.
  */
 function registerSecrets(rawArgs: string[]): void {
   addLogSecret(process.env.CIVITAI_API_KEY);
   addLogSecret(process.env.CIVITAI_TOKEN);
   for (const key of collectRepeated(rawArgs, ["api-key"])) addLogSecret(key);
+  // The shared cache's password too (issue 14): the debug line below quotes the command line.
+  for (const url of [process.env[CACHE_URL_ENV], ...collectRepeated(rawArgs, ["cache-url"])]) {
+    for (const secret of cacheUrlSecrets(url)) addLogSecret(secret);
+  }
 }
 
 /** `--log-file FILE` (the last one given): opened before the command runs, or one clear error. */

@@ -81,6 +81,11 @@ export interface ParseExpectations {
   key?: string;
   /** The scope of the reader (must equal the entry's own). */
   scope?: string;
+  /**
+   * The API bases of that scope: an answer (or last found answer) naming any other origin is
+   * rejected. For entries another machine wrote (the shared store), whose `host` ends up in records.
+   */
+  hosts?: readonly string[];
 }
 
 /**
@@ -99,6 +104,7 @@ export function parseMetaEntry(raw: unknown, expect: ParseExpectations = {}): Me
   if (key === null) return null;
   if (!isTime(e.storedAt) || !isTime(e.expiresAt) || e.expiresAt < e.storedAt || e.expiresAt - e.storedAt > MAX_LIFETIME_MS) return null;
   const envelope: Envelope = { v: ENTRY_VERSION, scope: e.scope, key: e.key as string, storedAt: e.storedAt, expiresAt: e.expiresAt };
+  if (expect.hosts !== undefined && !hostsAllowed(e, expect.hosts)) return null;
   if (e.kind === "not_found") return parseNotFound(e, envelope, key);
   if (e.kind !== "found") return null;
   if (key.kind === "model") {
@@ -107,6 +113,12 @@ export function parseMetaEntry(raw: unknown, expect: ParseExpectations = {}): Me
   }
   const answer = parseAnswer(e, key);
   return answer === null ? null : { ...envelope, kind: "found", ...answer };
+}
+
+/** The entry's `host` and its last found answer's, where present, are among `hosts`. */
+function hostsAllowed(e: Record<string, any>, hosts: readonly string[]): boolean {
+  const last = isObject(e.lastFound) ? e.lastFound : {};
+  return [e.host, last.host].every((host) => host === undefined || hosts.includes(host));
 }
 
 /** True while the entry may be served (before `expiresAt`). */

@@ -3,6 +3,7 @@ import memoryDriver from "unstorage/drivers/memory";
 import { cacheScope, modelKey, parseKey } from "./cache-keys.ts";
 import { leanReplacer, type LeanModel } from "./lean.ts";
 import { atomicFsDriver } from "./meta-cache-driver.ts";
+import { MAX_SHARED_VALUE_CHARS, type SharedStore, type SharedWrite } from "./meta-cache-redis.ts";
 import {
   ENTRY_VERSION,
   HOST_RE,
@@ -27,6 +28,10 @@ export type { LastFound, VersionAnswer } from "./meta-cache-entry.ts";
  * Reads and writes go in batches (`readVersions`, `writeVersions`, …: one unstorage
  * getItems/setItems call each). Not-found answers live longer each time they repeat
  * (NOT_FOUND_TTL_STEPS_MS), and a not-found that replaces a found answer keeps it as `lastFound`.
+ *
+ * A shared store (Redis, issue 14) sits behind the local cache: what the local cache cannot serve
+ * is asked there (one MGET per batch), what it serves is checked exactly as a local entry (same
+ * key, same scope, an origin of ours) and copied into the local cache; every write goes to both.
  */
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -55,6 +60,10 @@ export interface MetaCacheOptions {
   refresh?: boolean;
   /** Called on a failed write (read-only dir, disk full): the run goes on uncached. */
   onWriteError?: (err: unknown) => void;
+  /** The team's cache behind the local one (meta-cache-redis.ts); it warns about its own failures. */
+  shared?: SharedStore;
+  /** One line for the debug log (what the shared store ignored). */
+  onDebug?: (message: string) => void;
 }
 
 interface MetaCacheStats {
@@ -64,6 +73,10 @@ interface MetaCacheStats {
   writeErrors: number;
   /** Entries not written because they would not read back (an answer inconsistent with its key). */
   invalid: number;
+  /** Answers served from the shared store (also counted in `hits`). */
+  sharedHits: number;
+  /** Values in the shared store that failed the checks (wrong shape, another key or scope, a foreign origin). */
+  sharedIgnored: number;
 }
 
 export type CachedVersion =
@@ -108,6 +121,10 @@ export interface MetaCache {
   readonly refresh: boolean;
   /** The unstorage view of this cache's scope (keys without the `v3:<scope>:` prefix). */
   readonly storage: Storage;
+  /** The shared store's URL as shown (no password), when there is one. */
+  readonly shared: string | null;
+  /** Closes the shared store's connection (a no-op without one). */
+  close(): Promise<void>;
 }
 
 // Long because its methods share one closure (storage, clock, TTL steps, stats); each method is short.
@@ -117,8 +134,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   const refresh = options.refresh === true;
   const scope = cacheScope(options.origins);
   const root = createStorage({ driver: options.dir === false ? memoryDriver() : atomicFsDriver({ base: options.dir }) });
-  const storage = prefixStorage(root, `v${ENTRY_VERSION}:${scope}`);
-  const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, invalid: 0 };
+  const prefix = `v${ENTRY_VERSION}:${scope}`;
+  const storage = prefixStorage(root, prefix);
+  const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, invalid: 0, sharedHits: 0, sharedIgnored: 0 };
   /** History of keys read but not served (expired, or --refresh), for the not-found written next. */
   const history = new Map<string, History>();
 
@@ -136,14 +154,52 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
       items = [];
     }
     const byKey = new Map(items.map((item) => [item.key, item.value]));
+    const local = keys.map((key) => parseMetaEntry(byKey.get(key) ?? null, { key, scope }));
     const at = now();
-    return keys.map((key) => {
-      const entry = parseMetaEntry(byKey.get(key) ?? null, { key, scope });
-      if (entry === null) return null;
-      if (!refreshing && isFresh(entry, at)) return entry;
-      remember(key, entry, refreshing);
+    // --refresh serves nothing, and what the local cache knows of each key's history is enough.
+    const remote = refreshing ? [] : await readShared(keys, local, at);
+    return keys.map((key, i) => {
+      const own = local[i] ?? null;
+      const theirs = remote[i] ?? null;
+      if (!refreshing && own !== null && isFresh(own, at)) return own;
+      if (theirs !== null && isFresh(theirs, at)) return theirs;
+      // Not served: the newer of the two tells the next answer its history.
+      const past = theirs !== null && (own === null || theirs.storedAt > own.storedAt) ? theirs : own;
+      if (past !== null) remember(key, past, refreshing);
       return null;
     });
+  }
+
+  /**
+   * The shared store's entries for the keys the local cache cannot serve (null elsewhere), each
+   * checked as strictly as a local one plus its origin; fresh ones are copied into the local cache.
+   */
+  async function readShared(keys: readonly string[], local: readonly (MetaEntry | null)[], at: number): Promise<(MetaEntry | null)[]> {
+    const shared = options.shared;
+    if (!shared) return [];
+    const wanted = keys.flatMap((key, i) => (local[i] != null && isFresh(local[i]!, at) ? [] : [i]));
+    if (wanted.length === 0) return [];
+    const values = await shared.read(wanted.map((i) => `${prefix}:${keys[i]}`));
+    const out: (MetaEntry | null)[] = keys.map(() => null);
+    if (values === null) return out;
+    const copies: MetaEntry[] = [];
+    wanted.forEach((index, j) => {
+      const value = values[j] ?? null;
+      if (value === null) return;
+      const key = keys[index]!;
+      const entry = value.length > MAX_SHARED_VALUE_CHARS ? null : parseMetaEntry(value, { key, scope, hosts: options.origins });
+      if (entry === null) {
+        stats.sharedIgnored++;
+        return;
+      }
+      out[index] = entry;
+      if (isFresh(entry, at)) {
+        stats.sharedHits++;
+        copies.push(entry);
+      }
+    });
+    if (copies.length > 0) await writeLocal(copies);
+    return out;
   }
 
   function remember(key: string, entry: MetaEntry, refreshing: boolean): void {
@@ -168,7 +224,11 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     const valid = entries.filter((entry) => parseMetaEntry(entry, { key: entry.key, scope }) !== null);
     stats.invalid += entries.length - valid.length;
     if (valid.length === 0) return;
-    const items = valid.map((entry) => ({ key: entry.key, value: JSON.stringify(entry, leanReplacer) }));
+    await Promise.all([writeLocal(valid), writeShared(valid)]);
+  }
+
+  async function writeLocal(entries: readonly MetaEntry[]): Promise<void> {
+    const items = entries.map((entry) => ({ key: entry.key, value: JSON.stringify(entry, leanReplacer) }));
     try {
       await storage.setItems(items);
       stats.writes += items.length;
@@ -177,6 +237,18 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
       stats.writeErrors += items.length;
       options.onWriteError?.(err);
     }
+  }
+
+  /** Into the shared store, each with the Redis expiry of sharedTtlMs (the store warns about its own failures). */
+  async function writeShared(entries: readonly MetaEntry[]): Promise<void> {
+    if (!options.shared) return;
+    const at = now();
+    const items: SharedWrite[] = entries.map((entry) => ({
+      key: `${prefix}:${entry.key}`,
+      value: JSON.stringify(entry, leanReplacer),
+      ttlSeconds: Math.ceil(sharedTtlMs(entry, at) / 1000),
+    }));
+    await options.shared.write(items.filter((item) => item.ttlSeconds > 0));
   }
 
   function envelope(key: string, ttl: number) {
@@ -215,6 +287,16 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     stats,
     refresh,
     storage,
+    shared: options.shared?.label ?? null,
+    async close() {
+      if (!options.shared) return;
+      if (stats.sharedIgnored > 0) {
+        options.onDebug?.(
+          `shared metadata cache ${options.shared.label}: ${stats.sharedIgnored} value(s) ignored (not a valid entry for their key, scope or origin); asked again instead`,
+        );
+      }
+      await options.shared.close();
+    },
     async readVersions(keys, opts) {
       keys.forEach(assertVersionKey);
       const entries = (await readEntries(keys, opts)) as (VersionEntry | null)[];
@@ -252,6 +334,16 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     },
   };
   return cache;
+}
+
+/**
+ * How long the shared store keeps an entry (its Redis expiry): a found answer until it expires; a
+ * not-found one as long again after (as `cache prune` keeps it locally), so the next machine that
+ * asks still learns how many times in a row it was not found, and waits longer before asking again.
+ */
+export function sharedTtlMs(entry: MetaEntry, now: number): number {
+  const lifetime = entry.expiresAt - entry.storedAt;
+  return (entry.kind === "found" ? entry.expiresAt : entry.expiresAt + lifetime) - now;
 }
 
 function cachedVersion(entry: VersionEntry): CachedVersion {

@@ -3,6 +3,8 @@ import type { ArgsDef } from "citty";
 import { loadConfig, type LoadedConfig } from "../config/config-file.ts";
 import { createCivitaiClient, type CivitaiClient } from "../civitai/civitai-client.ts";
 import { createMetaCache, type MetaCache } from "../civitai/meta-cache.ts";
+import { openSharedStore, type SharedStore } from "../civitai/meta-cache-redis.ts";
+import { CACHE_URL_ENV, CacheUrlError, cacheUrlSecrets, resolveCacheUrl, type CacheUrl } from "../config/cache-url.ts";
 import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
@@ -38,6 +40,12 @@ export const apiArgs = {
   concurrency: { type: "string", valueHint: "n", description: "Requests in flight at once (default 4)" },
   offline: { type: "boolean", description: "Never touch the network: caches, files and sidecars only" },
   refresh: { type: "boolean", description: "Ignore cached metadata (answers are still cached)" },
+  "cache-url": {
+    type: "string",
+    valueHint: "url",
+    description:
+      "Shared metadata cache on Redis, behind the local one: redis://[user:password@]host[:port][/db] or rediss:// (prefer CIVITAI_META_CACHE_URL: flags show in ps; none: off)",
+  },
   details: {
     type: "boolean",
     default: true,
@@ -60,6 +68,10 @@ export interface ApiContext {
   metaCache: MetaCache;
   concurrency: number;
   cacheDir: string | false;
+  /** The shared metadata cache as shown (no password), or null when none is used. */
+  sharedCache: string | null;
+  /** Closes what the context opened (the shared cache's connection). Never throws. */
+  close(): Promise<void>;
 }
 
 interface ApiArgValues {
@@ -74,6 +86,8 @@ interface ApiArgValues {
   "max-wait"?: string;
   cache?: boolean;
   "cache-dir"?: string;
+  "cache-url"?: string;
+  offline?: boolean;
 }
 
 /** A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values. */
@@ -109,6 +123,7 @@ export interface ApiHooks {
 /** Config, key, hosts, client and metadata cache from flags + environment + config file. */
 export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks: ApiHooks = {}): ApiContext {
   const config = loadConfig(args.config);
+  for (const secret of cacheUrlSecrets(config.config.cache?.url)) addLogSecret(secret);
   openConfiguredLogFile(config);
   for (const w of config.warnings) logger.warn(w);
   let settings: ApiSettings;
@@ -134,6 +149,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
   const cacheSettings = config.config.cache ?? {};
   const cacheEnabled = args.cache !== false && cacheSettings.enabled !== false;
   const cacheDir = cacheEnabled ? resolveCacheDir(args["cache-dir"], cacheSettings.dir) : false;
+  const shared = openConfiguredSharedCache(args, cacheSettings.url, cacheEnabled);
   let warnedCache = false;
   const metaCache = createMetaCache({
     dir: cacheDir === false ? false : join(cacheDir, "meta"),
@@ -146,6 +162,8 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
       warnedCache = true;
       logger.warn(`metadata cache not written: ${escapeControl(String((err as Error)?.message ?? err))}`);
     },
+    ...(shared ? { shared } : {}),
+    onDebug: (m) => logger.debug(m),
   });
   const client = createCivitaiClient({
     apiKey: settings.apiKey ?? undefined,
@@ -158,5 +176,36 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
     logger: { debug: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m) },
     onRateLimitPause: hooks.onRateLimitPause,
   });
-  return { settings, config, client, metaCache, concurrency, cacheDir };
+  const close = async () => {
+    await metaCache.close().catch(() => {});
+  };
+  return { settings, config, client, metaCache, concurrency, cacheDir, sharedCache: metaCache.shared, close };
+}
+
+/**
+ * The shared metadata cache for this run (`--cache-url`, CIVITAI_META_CACHE_URL, config
+ * `cache.url`), or none: not with --no-cache, and not with --offline (it is on the network). Its
+ * password is known to the logger before anything could name it.
+ */
+function openConfiguredSharedCache(args: ApiArgValues, configUrl: string | undefined, cacheEnabled: boolean): SharedStore | null {
+  let url: CacheUrl | null;
+  try {
+    url = resolveCacheUrl(args["cache-url"], process.env, configUrl);
+  } catch (error) {
+    if (error instanceof CacheUrlError) throw new UsageError(error.message);
+    throw error;
+  }
+  if (url === null) return null;
+  for (const secret of url.secrets) addLogSecret(secret);
+  if (args["cache-url"] !== undefined && url.password !== undefined) {
+    logger.warn(
+      `--cache-url holds a password, visible to other users in ps and in your shell history; prefer ${CACHE_URL_ENV} or the config's cache.url`,
+    );
+  }
+  if (!cacheEnabled || args.offline === true) {
+    logger.debug(`shared metadata cache ${url.redacted} not used (${args.offline === true ? "--offline" : "caching is off"})`);
+    return null;
+  }
+  logger.debug(`shared metadata cache: ${url.redacted}`);
+  return openSharedStore({ url, onWarning: (m) => logger.warn(escapeControl(m)) });
 }

@@ -1,14 +1,19 @@
 import { lstatSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { UsageError } from "../shared/errors.ts";
 import { escapeControl, formatBytes, plural } from "../shared/format.ts";
 import { clearHashCache, hashCacheUsage, openHashCache } from "../hash/hash-cache.ts";
 import { isOwnMetaFile, pruneMetaCache } from "../civitai/meta-cache-prune.ts";
 import { IMAGE_CACHE_SUBDIR, isOwnImageFile, pruneImageCache } from "../preview/image-cache.ts";
 import { getCacheDir } from "../config/paths.ts";
 import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
-import { logger } from "../ui/logger.ts";
+import { addLogSecret, logger } from "../ui/logger.ts";
+import { loadConfig } from "../config/config-file.ts";
+import { CacheUrlError, resolveCacheUrl, type CacheUrl } from "../config/cache-url.ts";
+import { openSharedStore } from "../civitai/meta-cache-redis.ts";
+import { ENTRY_VERSION } from "../civitai/meta-cache-entry.ts";
+import { AppError, EXIT, UsageError } from "../shared/errors.ts";
+import { apiArgs } from "./_api.ts";
 import { globalArgs } from "./_shared.ts";
 
 const ACTIONS = ["info", "prune", "clear"] as const;
@@ -61,6 +66,52 @@ function clearOwnFiles(dir: string, isOwn: (path: string) => boolean): number {
   return removed;
 }
 
+/** The shared cache named by --cache-url, CIVITAI_META_CACHE_URL or the config's cache.url, if any. */
+function configuredSharedCache(flag: string | undefined, configFile: string | undefined): CacheUrl | null {
+  const config = loadConfig(configFile);
+  for (const w of config.warnings) logger.warn(w);
+  try {
+    const url = resolveCacheUrl(flag, process.env, config.config.cache?.url);
+    for (const secret of url?.secrets ?? []) addLogSecret(secret);
+    return url;
+  } catch (error) {
+    if (error instanceof CacheUrlError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** `cache info`'s line for the shared cache: reachable and how many of our entries, or why not (exit 1). */
+async function sharedInfo(url: CacheUrl): Promise<void> {
+  const store = openSharedStore({ url, onWarning: () => {} });
+  try {
+    const all = await store.count("");
+    const current = await store.count(`v${ENTRY_VERSION}`);
+    const older = all > current ? ` (${all - current} of other formats)` : "";
+    process.stdout.write(`shared    ${url.redacted}: reachable, ${plural(current, "entry", "entries")}${older}\n`);
+  } catch (error) {
+    process.stdout.write(`shared    ${url.redacted}: unreachable\n`);
+    throw new AppError(`the shared metadata cache ${url.redacted} cannot be reached: ${escapeControl((error as Error).message)}`, {
+      exitCode: EXIT.failure,
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+async function clearShared(url: CacheUrl): Promise<void> {
+  const store = openSharedStore({ url, onWarning: () => {} });
+  try {
+    const n = await store.clear("");
+    logger.success(`cleared the shared metadata cache: ${plural(n, "entry", "entries")} removed from ${url.redacted}`);
+  } catch (error) {
+    throw new AppError(`the shared metadata cache ${url.redacted} was not cleared: ${escapeControl((error as Error).message)}`, {
+      exitCode: EXIT.failure,
+    });
+  } finally {
+    await store.close();
+  }
+}
+
 export default defineCommand({
   meta: {
     name: "cache",
@@ -78,6 +129,12 @@ export default defineCommand({
     hashes: { type: "boolean", description: "clear: only the hash cache" },
     metadata: { type: "boolean", description: "clear: only the Civitai metadata cache" },
     images: { type: "boolean", description: "clear: only the preview image cache" },
+    shared: {
+      type: "boolean",
+      description: "clear: the shared metadata cache (--cache-url) too: every entry of this tool in that Redis, for the whole team",
+    },
+    "cache-url": apiArgs["cache-url"],
+    config: apiArgs.config,
   },
   async run({ args }) {
     const action = args._[0] ?? "info";
@@ -85,6 +142,7 @@ export default defineCommand({
       throw new UsageError(`cache takes one of ${ACTIONS.join(", ")} (got "${escapeControl(args._.join(" "))}")`);
     }
     const dir = args["cache-dir"] ?? getCacheDir();
+    const sharedUrl = configuredSharedCache(args["cache-url"], args.config);
     const hashesDir = join(dir, "hashes");
     const metaDir = join(dir, "meta");
     const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);
@@ -96,6 +154,7 @@ export default defineCommand({
         `cache     ${escapeControl(dir)}\nhashes    ${plural(h.entries, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
           `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\n`,
       );
+      if (sharedUrl) await sharedInfo(sharedUrl);
       return;
     }
     const doHashes = ownFolder(hashesDir);
@@ -118,8 +177,17 @@ export default defineCommand({
       );
       return;
     }
-    // No flag: everything; otherwise the caches named.
-    const all = args.hashes !== true && args.metadata !== true && args.images !== true;
+    // No flag: every local cache; otherwise the caches named. The team's shared cache only when named.
+    const all = args.hashes !== true && args.metadata !== true && args.images !== true && args.shared !== true;
+    if (args.shared === true) {
+      if (!sharedUrl)
+        throw new UsageError(
+          "cache clear --shared needs the shared cache: give --cache-url, CIVITAI_META_CACHE_URL or the config's cache.url",
+        );
+      await clearShared(sharedUrl);
+    } else if (sharedUrl && (all || args.metadata === true)) {
+      logger.info(`the shared metadata cache ${sharedUrl.redacted} is left as it is (add --shared to clear it for everyone who uses it)`);
+    }
     if ((all || args.hashes === true) && doHashes) {
       const n = clearHashCache(dir);
       logger.success(`cleared the hash cache: ${plural(n, "entry", "entries")} removed from ${escapeControl(hashesDir)}`);

@@ -27,7 +27,8 @@ import { checkTotalSpace, resolveSources } from "../download/download-resolve.ts
 import { createDownloadDisplay, printable } from "../ui/download-display.ts";
 import { restoreAlias, type AliasResult } from "../download/aliases.ts";
 import { encodeFsName } from "../shared/fs-path.ts";
-import { globalArgs } from "./_shared.ts";
+import { globalArgs, hashingArgs } from "./_shared.ts";
+import { openVerifiedHashes, type VerifiedHashRecorder } from "../hash/verified-hash.ts";
 import { createApiContext, durationArg, someApiArgs } from "./_api.ts";
 
 export default defineCommand({
@@ -56,6 +57,11 @@ export default defineCommand({
     },
     retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
     ...someApiArgs("api-url", "fallback-url", "fallback", "api-key", "config", "timeout"),
+    "cache-dir": {
+      ...hashingArgs["cache-dir"],
+      description: `${hashingArgs["cache-dir"].description}; each file verified is recorded in its hash cache, so a scan after a restore reads nothing`,
+    },
+    cache: hashingArgs.cache,
   },
   async run({ args }) {
     const sourcesArgs = args._.map(String);
@@ -86,7 +92,7 @@ export default defineCommand({
 
     await withInterrupt(async (signal) => {
       // Config, key, hosts and the shared client (retries, Retry-After, redaction, the key only for Civitai origins).
-      const { settings, client } = createApiContext(args, signal);
+      const { settings, client, cacheDir } = createApiContext(args, signal);
       const redact = createRedactor([settings.apiKey]);
       const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
       const { wanted, problems, notes } = await resolveSources(sources, api, settings, redact);
@@ -120,6 +126,7 @@ export default defineCommand({
 
       await checkTotalSpace(plan.items, realDest);
       const results = await runDownloads(plan.items, {
+        cacheDir,
         jobs,
         settings,
         force: args.force === true,
@@ -195,6 +202,8 @@ function prepareDest(destDir: string, create: boolean): string {
 }
 
 interface RunOptions {
+  /** The cache folder whose hash cache records each verified file (false with --no-cache). */
+  cacheDir: string | false;
   jobs: number;
   settings: ApiSettings;
   force: boolean;
@@ -217,6 +226,7 @@ interface ItemResult {
 async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promise<ItemResult[]> {
   const limit = pLimit(opts.jobs);
   const display = createDownloadDisplay(items, !opts.quiet && process.stderr.isTTY === true);
+  const hashes = await openVerifiedHashes(opts.cacheDir, (m) => display.log(() => logger.warn(escapeControl(m))));
   try {
     return await Promise.all(
       items.map((item) =>
@@ -237,7 +247,10 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
           });
           display.finish(item);
           display.log(() => report(file));
-          if (item.aliases.length === 0) return { file, aliases: [], skippedAliases: 0 };
+          if (item.aliases.length === 0) {
+            await recordHashes(hashes, file, []);
+            return { file, aliases: [], skippedAliases: 0 };
+          }
           if (file.status !== "downloaded" && file.status !== "present") {
             display.log(() =>
               logger.warn(
@@ -252,13 +265,26 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
             display.log(() => reportAlias(result));
             aliases.push(result);
           }
+          await recordHashes(hashes, file, aliases);
           return { file, aliases, skippedAliases: 0 };
         }),
       ),
     );
   } finally {
+    hashes?.close();
     display.done();
   }
+}
+
+/**
+ * The verified hashes of a file in place, for the file and each other name restored (or found) with
+ * the same bytes; after the links, whose making changes the file's ctime.
+ */
+async function recordHashes(recorder: VerifiedHashRecorder | null, file: DownloadResult, aliases: readonly AliasResult[]): Promise<void> {
+  const verified = file.verified;
+  if (recorder === null || verified === undefined) return;
+  const placed = aliases.filter((a) => a.status === "linked" || a.status === "copied" || a.status === "present");
+  for (const path of [file.task.dest, ...placed.map((a) => a.alias.dest)]) await recorder.record(path, verified);
 }
 
 function report(result: DownloadResult): void {

@@ -48,64 +48,68 @@ export default defineCommand({
     }
     await withInterrupt(async (signal) => {
       const ctx = createApiContext(args, signal);
-      const hosts = { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) };
-      const sha256s = hashes.filter((h) => h.length === 64).map((h) => h.toLowerCase());
-      const result = await lookupFiles(
-        sha256s.map((sha256) => ({ sha256 })),
-        { api: ctx.client, cache: ctx.metaCache, hosts },
-        {
-          details: args.details !== false,
-          offline: args.offline === true,
-          refresh: args.refresh === true,
-          concurrency: ctx.concurrency,
-          signal,
-        },
-      );
-      const records: HashLookupRecord[] = [];
-      for (const raw of hashes) {
-        const hash = raw.toLowerCase();
-        if (hash.length === 64) {
-          const e = result.entries.get(hash);
-          if (!e) continue;
-          records.push(toRecord(hash, e.status, e.versions, e.models, e.host, e.error, e.matchedBy));
-          continue;
-        }
-        // Short hashes cannot go in the bulk POST and are not cached: 8 hex digits collide across types.
-        if (args.offline) {
-          records.push({ hash, status: "skipped", reason: "offline: short hashes are not cached" });
-          continue;
-        }
-        try {
-          let version = await ctx.client.versionByHash(hosts.primary, hash);
-          let host = hosts.primary;
-          if (!version && hosts.fallback) {
-            version = await ctx.client.versionByHash(hosts.fallback, hash);
-            host = hosts.fallback;
+      try {
+        const hosts = { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) };
+        const sha256s = hashes.filter((h) => h.length === 64).map((h) => h.toLowerCase());
+        const result = await lookupFiles(
+          sha256s.map((sha256) => ({ sha256 })),
+          { api: ctx.client, cache: ctx.metaCache, hosts },
+          {
+            details: args.details !== false,
+            offline: args.offline === true,
+            refresh: args.refresh === true,
+            concurrency: ctx.concurrency,
+            signal,
+          },
+        );
+        const records: HashLookupRecord[] = [];
+        for (const raw of hashes) {
+          const hash = raw.toLowerCase();
+          if (hash.length === 64) {
+            const e = result.entries.get(hash);
+            if (!e) continue;
+            records.push(toRecord(hash, e.status, e.versions, e.models, e.host, e.error, e.matchedBy));
+            continue;
           }
-          const models = new Map<number, LeanModel>();
-          if (version && args.details !== false && typeof version.modelId === "number") {
-            for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+          // Short hashes cannot go in the bulk POST and are not cached: 8 hex digits collide across types.
+          if (args.offline) {
+            records.push({ hash, status: "skipped", reason: "offline: short hashes are not cached" });
+            continue;
           }
-          records.push(
-            toRecord(
-              hash,
-              version ? "found" : "not_found",
-              version ? [leanVersion(version)] : [],
-              models,
-              version ? host : undefined,
-              undefined,
-              "hash",
-            ),
-          );
-        } catch (error) {
-          records.push({ hash, status: "error", error: (error as Error).message });
+          try {
+            let version = await ctx.client.versionByHash(hosts.primary, hash);
+            let host = hosts.primary;
+            if (!version && hosts.fallback) {
+              version = await ctx.client.versionByHash(hosts.fallback, hash);
+              host = hosts.fallback;
+            }
+            const models = new Map<number, LeanModel>();
+            if (version && args.details !== false && typeof version.modelId === "number") {
+              for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+            }
+            records.push(
+              toRecord(
+                hash,
+                version ? "found" : "not_found",
+                version ? [leanVersion(version)] : [],
+                models,
+                version ? host : undefined,
+                undefined,
+                "hash",
+              ),
+            );
+          } catch (error) {
+            records.push({ hash, status: "error", error: (error as Error).message });
+          }
         }
+        process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+        const errors = records.filter((r) => r.status === "error");
+        for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
+        if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
+        process.exitCode = errors.length > 0 ? EXIT.failure : EXIT.ok;
+      } finally {
+        await ctx.close();
       }
-      process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
-      const errors = records.filter((r) => r.status === "error");
-      for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
-      if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
-      process.exitCode = errors.length > 0 ? EXIT.failure : EXIT.ok;
     });
   },
 });

@@ -20,11 +20,12 @@ import { scanStepSummary } from "../report/ci-summary.ts";
 import { appendStepSummary, stepSummaryPath } from "../report/step-summary.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan, type ScanResult } from "../scan/scan.ts";
+import { checkIndexTarget, readLibraryIndex, writeLibraryIndex, type IndexRead } from "../scan/library-index-io.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
-import { apiArgs, createApiContext, durationArg } from "./_api.ts";
+import { apiArgs, createApiContext, durationArg, type ApiContext } from "./_api.ts";
 import { galleryArgs, parseNsfwArg, renderGallery, writePreviews, type ImageContext } from "./_gallery.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { diffHeadline } from "../report/render-diff.ts";
@@ -81,11 +82,25 @@ export default defineCommand({
       description:
         "Write <base>.preview.<ext> (the name A1111, Forge and ComfyUI tools read) beside each found file; never replaces an existing preview",
     },
+    index: {
+      type: "string",
+      valueHint: "file",
+      description:
+        "Write a library index of the one folder scanned (relative paths, sizes, mtimes, hashes) to FILE, for other machines that mount the same folder (--use-index)",
+    },
+    "use-index": {
+      type: "string",
+      valueHint: "file",
+      description:
+        "Do not hash a file whose relative path, size and mtime (to the nanosecond) match an entry of this library index; use its hashes (marked hashSource in the record)",
+    },
     ...galleryArgs,
     ...apiArgs,
     ...walkArgs,
     ...hashingArgs,
   },
+  // Long because it is the command's one sequence: every check before the walk (so a bad flag costs
+  // nothing), the scan, then each output, over resources closed in one place.
   async run({ args, rawArgs }) {
     const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]), SCAN_FAIL_ON);
     const changeKinds = [...failOn].filter((n) => ["added", "removed", "moved", "changed"].includes(n));
@@ -96,17 +111,19 @@ export default defineCommand({
     if (typeof jobs === "string") throw new UsageError(jobs);
     const nsfwLimit = parseNsfwArg(args["nsfw-level"]);
 
-    const held: { previous: OpenedInventory | null } = { previous: null };
+    // Closed whatever happens: the --previous inventory, the context's shared-cache connection.
+    const held: { previous: OpenedInventory | null; ctx: ApiContext | null } = { previous: null, ctx: null };
     try {
       await withInterrupt(async (signal) => {
         // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
         const lookupBar = createCountProgress("looking up", { enabled: !args.quiet });
-        const ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) });
+        const ctx = (held.ctx = createApiContext(args, signal, { onRateLimitPause: (p) => lookupBar.pause(p.until, p.service) }));
         const paths = scanRoots(args._, ctx.config.config.modelDirectories);
         const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
         // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
         const target = prepareOutput(args.output);
         const allowMissing = args["allow-missing"] === true;
+        const index = prepareIndex(args.index, args["use-index"], paths);
         const absent = await checkRoots(paths, allowMissing, args.output);
         // Read and checked before the walk too: a bad --previous must not cost the scan.
         held.previous = args.previous === undefined ? null : openInventory(args.previous);
@@ -121,6 +138,7 @@ export default defineCommand({
           hashCacheDir: ctx.cacheDir,
           api: ctx.client,
           metaCache: ctx.metaCache,
+          sharedCache: ctx.sharedCache,
           hosts: { primary: ctx.settings.primary, ...(ctx.settings.fallback ? { fallback: ctx.settings.fallback } : {}) },
           details: args.details !== false,
           offline: args.offline === true,
@@ -129,6 +147,8 @@ export default defineCommand({
           localMetadata: args["local-metadata"] === true,
           trustSidecars: args["trust-sidecars"] === true,
           writeSidecars: args["write-sidecars"] === true,
+          ...(index.entries ? { libraryIndex: index.entries } : {}),
+          buildIndex: args.index !== undefined,
           nsfwLimit,
           signal,
           tool: { name: NAME, version: VERSION },
@@ -155,6 +175,7 @@ export default defineCommand({
         await writeInventory(src, format, target, { args, images, signal });
         if (target.kind !== "stdout") logger.success(`Wrote ${formatName(format, "inventory")} to ${escapeControl(args.output ?? "")}`);
         if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
+        if (args.index !== undefined) writeIndex(args.index, result, inv.generatedAt);
 
         logSummary(result, src, args["write-sidecars"] === true, paths);
         const counts = failOnCounts(src);
@@ -164,9 +185,34 @@ export default defineCommand({
       });
     } finally {
       held.previous?.close();
+      await held.ctx?.close();
     }
   },
 });
+
+/** The library index of the folder scanned (--index); a failed write throws, after the inventory. */
+function writeIndex(file: string, result: ScanResult, generatedAt: string): void {
+  if (!result.indexEntries) return;
+  writeLibraryIndex(file, result.indexEntries, { name: NAME, version: VERSION }, generatedAt);
+  logger.success(`Wrote the library index (${plural(result.indexEntries.length, "file")}) to ${escapeControl(file)}`);
+}
+
+/**
+ * --index and --use-index, checked before any work: one folder (an index holds paths relative to
+ * it), a writable place for the index; the index to use read now (a bad one is one warning).
+ */
+function prepareIndex(write: string | undefined, use: string | undefined, paths: readonly string[]): { entries: IndexRead["entries"] } {
+  if (write === undefined && use === undefined) return { entries: null };
+  const flag = write !== undefined ? "--index" : "--use-index";
+  if (paths.length !== 1) throw new UsageError(`${flag} takes one folder to scan (its paths are relative to it); got ${paths.length}`);
+  if (write === "-" || use === "-") throw new UsageError(`${flag} takes a file, not - (the inventory goes to stdout)`);
+  if (write !== undefined) checkIndexTarget(write);
+  if (use === undefined) return { entries: null };
+  const read = readLibraryIndex(use);
+  if (read.entries === null) logger.warn(read.warning);
+  else logger.debug(`library index ${escapeControl(use)}: ${plural(read.entries.size, "entry", "entries")}`);
+  return { entries: read.entries };
+}
 
 /** "JSON inventory", "HTML gallery", "JUnit report", … for the closing message. */
 export function formatName(format: ReportFormat, what: string): string {
@@ -244,11 +290,13 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
   const sidecarNotes = [
     c.knownFromSidecars > 0 ? `${c.knownFromSidecars} known only from sidecars` : null,
     c.fromSidecars > 0 ? `${c.fromSidecars} SHA-256 taken from sidecars` : null,
+    c.fromIndex > 0 ? `${c.fromIndex} taken from the library index` : null,
   ].filter((x) => x !== null);
   const gone = s.byStatus.gone > 0 ? `${s.byStatus.gone} gone, ` : "";
+  const shared = result.inventory.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${gone}${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-      `${c.hashed} hashed, ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata` +
+      `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
       `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
   );
   if (s.changes) logger.info(`Since the inventory of ${s.changes.previous.generatedAt.slice(0, 10)}: ${diffHeadline(s.changes)}`);

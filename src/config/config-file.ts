@@ -13,7 +13,9 @@ import { getConfigDir } from "./paths.ts";
  * - else the user's own `$XDG_CONFIG_HOME/civitai-meta/config.json`, fully trusted;
  * - plus `./civitai-meta.json` from the current folder, on top, but only for what to scan and how
  *   to show it. A folder may be downloaded or shared: its file may not choose where requests (and
- *   so the API key) go, nor where the cache lives. Those keys are ignored with one warning.
+ *   so the API key) go, nor where the cache lives: not its folder, nor a shared cache (a Redis of
+ *   its choosing would collect the hashes of every file scanned and serve forged answers). Those
+ *   keys are ignored with one warning.
  */
 
 export interface LoadedConfig {
@@ -28,7 +30,7 @@ const FOLDER_CONFIG_NAME = "civitai-meta.json";
 /** Top-level keys a folder config may not set (canonical names; aliases map onto them). */
 const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl", "logFile"]);
 /** Keys of the `cache` section a folder config may not set. */
-const FOLDER_DENIED_CACHE_KEYS = new Set(["dir"]);
+const FOLDER_DENIED_CACHE_KEYS = new Set(["dir", "url"]);
 
 function readConfigText(file: string): string {
   try {

@@ -4,6 +4,8 @@
  */
 import { apiKeyError, apiKeyProblem } from "./api-key.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
+import { CACHE_URL_OFF, CacheUrlError, parseCacheUrl } from "./cache-url.ts";
+
 export interface Config {
   apiKey?: string;
   apiUrl?: string;
@@ -11,7 +13,8 @@ export interface Config {
   modelDirectories?: string[];
   outputFormat?: "json" | "csv" | "md" | "html";
   concurrency?: number;
-  cache?: { enabled?: boolean; dir?: string; ttlMs?: number; notFoundTtlMs?: number };
+  /** `url`: the shared metadata cache (cache-url.ts), as written; checked here, parsed where used. */
+  cache?: { enabled?: boolean; dir?: string; url?: string; ttlMs?: number; notFoundTtlMs?: number };
   /** Issue 9 T22: append every log line (debug level) to this file, like --log-file. */
   logFile?: string;
 }
@@ -132,6 +135,17 @@ function parseCacheSection(value: unknown, rawKey: string, fail: (key: string, w
     } else if (k === "dir") {
       if (typeof v !== "string" || v === "") fail(path, "must be a folder path");
       out.dir = v as string;
+    } else if (k === "url") {
+      if (typeof v !== "string" || v.trim() === "") fail(path, 'must be a URL such as "redis://:password@cache.lan:6379/0"');
+      if ((v as string).trim() !== CACHE_URL_OFF) {
+        try {
+          parseCacheUrl(v as string, path);
+        } catch (error) {
+          if (error instanceof CacheUrlError) fail(path, error.detail);
+          throw error;
+        }
+      }
+      out.url = (v as string).trim();
     } else if (k === "ttl" || k === "notFoundTtl") {
       const ms = parseDuration(v);
       if (ms === null) fail(path, 'must be a duration such as "7d", "12h" or a number of seconds');
@@ -139,7 +153,7 @@ function parseCacheSection(value: unknown, rawKey: string, fail: (key: string, w
       if (k === "ttl") out.ttlMs = ms as number;
       else out.notFoundTtlMs = ms as number;
     } else {
-      fail(path, "is not a known cache setting (enabled, dir, ttl, notFoundTtl)");
+      fail(path, "is not a known cache setting (enabled, dir, url, ttl, notFoundTtl)");
     }
   }
   return out;

@@ -1,5 +1,5 @@
 import { constants as FS } from "node:fs";
-import { copyFile, link, open, rename, unlink } from "node:fs/promises";
+import { copyFile, link, lutimes, open, rename, stat, unlink } from "node:fs/promises";
 import { fsyncDirSync, isNoLinkError, tempPathFor } from "../shared/atomic-write.ts";
 import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { fsPath } from "../shared/fs-path.ts";
@@ -108,4 +108,7 @@ async function copyVerified(file: DownloadTask, tmp: string, target: string): Pr
   const actual = (await hashFile(tmp)).hasher.digest("hex");
   if (actual !== expected)
     throw new DownloadFailure(`${target}: the copy's SHA-256 is ${actual}, expected ${expected}; the copy was deleted`);
+  // The source's mtime, as `cp -p`: older than the source's check, so the hash cache may trust the
+  // copy's entry at once (verified-hash.ts) and any later write to the copy shows.
+  await lutimes(fsPath(tmp), new Date(), (await stat(fsPath(file.dest))).mtime);
 }

@@ -4,6 +4,7 @@ import { writeFileAtomic } from "../shared/atomic-write.ts";
 import { fsPath } from "../shared/fs-path.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createStreamHasher, type StreamHasher } from "../hash/stream-hasher.ts";
+import { isSafetensorsPath } from "../hash/hash-algos.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
 import type { DownloadTask, DownloaderOptions } from "./download-task.ts";
 import { contentLength, parseContentRange, unsatisfiedTotal } from "./responses.ts";
@@ -100,7 +101,8 @@ export async function openResume(task: DownloadTask, part: string, options: Down
     lastModified: null,
   };
   const makeHasher = (seed?: { path: string; length: number }) =>
-    createStreamHasher({ ...(seed ? { seed } : {}), inline: options.inlineHash === true });
+    // A safetensors also gets its AutoV3 from the same bytes, for the hash cache (verified-hash.ts).
+    createStreamHasher({ ...(seed ? { seed } : {}), inline: options.inlineHash === true, autov3: isSafetensorsPath(task.dest) });
   const state: PartState = { part, handle: null, offset: 0, buffered: 0, hasher: makeHasher(), makeHasher, resume: fresh };
 
   // Resume only a .part whose resume state says it holds the same file; anything else starts over.

@@ -1,6 +1,6 @@
 import { lstatSync } from "node:fs";
 import type { Stats } from "node:fs";
-import { lstat, mkdir, realpath, rename } from "node:fs/promises";
+import { lstat, lutimes, mkdir, realpath, rename } from "node:fs/promises";
 import { isAbsolute, relative, sep } from "node:path";
 import { fsyncDirSync } from "../shared/atomic-write.ts";
 import { decodeFsName, fsPath, rawSafe } from "../shared/fs-path.ts";
@@ -16,6 +16,9 @@ import type { DownloadTask, DownloaderOptions } from "./download-task.ts";
 import { closeResume, discardPart, forgetResumeState, lockPathFor, openResume, partPathFor, type PartState } from "./resume-state.ts";
 import { resolveSignedLink } from "./signed-link.ts";
 import { parentOf } from "./file-name.ts";
+import { isSafetensorsPath } from "../hash/hash-algos.ts";
+import { createAutov3Tap } from "../hash/autov3-tap.ts";
+import { settledMtime, type VerifiedHashes } from "../hash/verified-hash.ts";
 
 /**
  * One verified, resumable transfer (docs/reliability.md §1.7, issue #6): the checks before a byte is
@@ -37,13 +40,23 @@ export interface DownloadResult {
   /** Bytes received over the network in this run. */
   bytesReceived: number;
   lockOwner?: LockOwner | null;
+  /** "downloaded" or "present" with Civitai's SHA-256 checked: the file's hashes, for the hash cache. */
+  verified?: VerifiedHashes;
 }
 
 const MAX_RETRY_DELAY_MS = 30_000;
 
-/** SHA-256 of the first `length` bytes of `path` (all when omitted), streamed. */
-export async function hashFile(path: string, length?: number): Promise<{ hasher: Bun.CryptoHasher; bytes: number }> {
+/**
+ * SHA-256 of the first `length` bytes of `path` (all when omitted), streamed; with `withAutov3`,
+ * the AutoV3 of the same bytes too (undefined without it, null when not safetensors-shaped).
+ */
+export async function hashFile(
+  path: string,
+  length?: number,
+  withAutov3 = false,
+): Promise<{ hasher: Bun.CryptoHasher; bytes: number; autov3?: string | null }> {
   const hasher = new Bun.CryptoHasher("sha256");
+  const tap = withAutov3 ? createAutov3Tap() : null;
   let bytes = 0;
   const name = fsPath(path);
   // Bun.file takes a path as bytes too (a name that is not valid UTF-8).
@@ -51,9 +64,10 @@ export async function hashFile(path: string, length?: number): Promise<{ hasher:
   const stream = (length === undefined ? file : file.slice(0, length)).stream();
   for await (const chunk of stream) {
     hasher.update(chunk);
+    tap?.update(chunk);
     bytes += chunk.byteLength;
   }
-  return { hasher, bytes };
+  return { hasher, bytes, ...(tap ? { autov3: tap.digest() } : {}) };
 }
 
 /** Downloads one file; never throws except on abort (the signal's reason). */
@@ -88,7 +102,7 @@ async function run(
     if (existing.isSymbolicLink()) throw new DownloadFailure(`${task.dest} is a symlink; refusing to write through it`);
     if (!existing.isFile()) throw new DownloadFailure(`${task.dest} exists and is not a regular file; left alone`);
     const verdict = await checkExisting(task, existing.size);
-    if (verdict.ok) return { status: "present", message: verdict.message };
+    if (verdict.ok) return { status: "present", message: verdict.message, ...(verdict.verified ? { verified: verdict.verified } : {}) };
     if (!options.force)
       return { status: "exists", message: `${task.dest} exists (${verdict.message}); left alone, use --force to replace it` };
   }
@@ -111,8 +125,8 @@ async function run(
     };
   }
   try {
-    await transfer(task, part, options, redact, counted);
-    return { status: "downloaded" };
+    const verified = await transfer(task, part, options, redact, counted);
+    return { status: "downloaded", ...(verified ? { verified } : {}) };
   } finally {
     locked.lock.release();
   }
@@ -153,7 +167,11 @@ async function giveUp(task: DownloadTask, state: PartState, why: string, redact:
   return new DownloadFailure(redact(`${task.dest}: ${why}; ${after}`));
 }
 
-export async function checkExisting(task: DownloadTask, size: number): Promise<{ ok: boolean; message: string }> {
+/** Whether the file at `task.dest` is the one wanted; `verified` when its SHA-256 was read and equals Civitai's. */
+export async function checkExisting(
+  task: DownloadTask,
+  size: number,
+): Promise<{ ok: boolean; message: string; verified?: VerifiedHashes }> {
   if (task.size !== null && task.sizeExact && size !== task.size) {
     return { ok: false, message: `${formatBytes(size)}, expected ${formatBytes(task.size)}` };
   }
@@ -163,10 +181,15 @@ export async function checkExisting(task: DownloadTask, size: number): Promise<{
       ? { ok: true, message: "already present (size matches; Civitai gives no SHA-256)" }
       : { ok: false, message: "size differs" };
   }
-  const { hasher } = await hashFile(task.dest);
+  const checkedFrom = Date.now();
+  const { hasher, autov3 } = await hashFile(task.dest, undefined, isSafetensorsPath(task.dest));
   const actual = hasher.digest("hex");
   return actual === task.sha256
-    ? { ok: true, message: "already present, verified" }
+    ? {
+        ok: true,
+        message: "already present, verified",
+        verified: { sha256: actual, checkedFrom, ...(autov3 !== undefined ? { autov3 } : {}) },
+      }
     : { ok: false, message: `hash differs: SHA-256 ${actual}, expected ${task.sha256}` };
 }
 
@@ -180,7 +203,7 @@ async function transfer(
   options: DownloaderOptions,
   redact: Redactor,
   counted: (n: number) => void,
-): Promise<void> {
+): Promise<VerifiedHashes | null> {
   const state = await openResume(task, part, options);
   const report = (total: number | null) => options.onProgress?.({ task, received: state.offset + state.buffered, total });
   report(task.size);
@@ -233,14 +256,17 @@ async function transfer(
         if (state.offset > before) expiredInARow = 0;
       }
     }
-    await finish(task, state, options);
+    return await finish(task, state, options);
   } finally {
     await closeResume(state);
   }
 }
 
-/** Size and SHA-256 must both equal Civitai's; then fsync, rename, fsync the folder. */
-async function finish(task: DownloadTask, state: PartState, options: DownloaderOptions): Promise<void> {
+/**
+ * Size and SHA-256 must both equal Civitai's; then fsync, rename, fsync the folder. Returns the
+ * hashes verified (null when Civitai gave no SHA-256 to check against).
+ */
+async function finish(task: DownloadTask, state: PartState, options: DownloaderOptions): Promise<VerifiedHashes | null> {
   const part = state.part;
   if (task.size !== null && task.sizeExact && state.offset !== task.size) {
     await discardPart(state);
@@ -265,9 +291,16 @@ async function finish(task: DownloadTask, state: PartState, options: DownloaderO
         : `${task.dest}: Civitai gives no SHA-256 for this file; only its size was checked`,
     );
   }
+  const autov3 = task.sha256 !== null && isSafetensorsPath(task.dest) ? await state.hasher.autov3() : undefined;
+  // A little in the past, so the hash cache may trust the entry at once (verified-hash.ts); the
+  // handle when there is one, else the name without following a link.
+  const checkedFrom = Date.now();
   if (state.handle) {
+    await state.handle.utimes(new Date(), settledMtime(checkedFrom));
     await state.handle.close();
     state.handle = null;
+  } else {
+    await lutimes(fsPath(part), new Date(), settledMtime(checkedFrom));
   }
   const now = lstatSync(fsPath(task.dest), { throwIfNoEntry: false });
   if (now) {
@@ -281,6 +314,7 @@ async function finish(task: DownloadTask, state: PartState, options: DownloaderO
   await rename(fsPath(part), fsPath(task.dest));
   fsyncDirSync(parentOf(task.dest));
   forgetResumeState(part);
+  return task.sha256 === null ? null : { sha256: task.sha256, checkedFrom, ...(autov3 !== undefined ? { autov3 } : {}) };
 }
 
 /** True when `path` is a regular file that is not a symlink (for the command's dry run). */

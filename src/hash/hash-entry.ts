@@ -21,7 +21,7 @@ import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
 import { isHashAlgo, isValidHashValue } from "./hash-algos.ts";
 
 /** An entry whose file mtime is this close to (or after) the time it was written is not trusted. */
-const RACY_WINDOW_MS = 2000;
+export const RACY_WINDOW_MS = 2000;
 
 /** Racy-git rule (docs/reliability.md §3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
 function isRacy(mtimeNs: string, storedAt: number): boolean {

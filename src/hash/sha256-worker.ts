@@ -1,21 +1,33 @@
 /**
  * Worker side of createStreamHasher: keeps one SHA-256 off the main thread, so a download's
- * receiving, writing and hashing run on different cores. Messages are handled in order.
+ * receiving, writing and hashing run on different cores. Messages are handled in order. With
+ * `autov3` (sent first), the file's AutoV3 is computed from the same bytes (autov3-tap.ts).
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { fsPath } from "../shared/fs-path.ts";
+import { createAutov3Tap, type Autov3Tap } from "./autov3-tap.ts";
 
 export type ToSha256Worker =
+  | { type: "autov3" }
   | { type: "seed"; path: string; length: number }
   | { type: "update"; chunk: Uint8Array }
   | { type: "digest"; id: number };
 
-export type FromSha256Worker = { type: "digest"; id: number; hex: string } | { type: "digest"; id: number; error: string };
+/** `autov3`: null when not asked for, or when the bytes are not safetensors-shaped. */
+export type FromSha256Worker =
+  | { type: "digest"; id: number; hex: string; autov3: string | null }
+  | { type: "digest"; id: number; error: string };
 
 declare const self: Worker;
 
 let hasher = new Bun.CryptoHasher("sha256");
+let tap: Autov3Tap | null = null;
 let failure: string | null = null;
+
+function feed(chunk: Uint8Array): void {
+  hasher.update(chunk);
+  tap?.update(chunk);
+}
 
 /** Hashes the first `length` bytes of a file already on disk (a .part being resumed). */
 function seed(path: string, length: number): void {
@@ -26,7 +38,7 @@ function seed(path: string, length: number): void {
     while (done < length) {
       const n = readSync(fd, buffer, 0, Math.min(buffer.length, length - done), done);
       if (n === 0) throw new Error(`${path} is shorter than ${length} bytes`);
-      hasher.update(buffer.subarray(0, n));
+      feed(buffer.subarray(0, n));
       done += n;
     }
   } finally {
@@ -38,17 +50,22 @@ self.onmessage = (event: MessageEvent<ToSha256Worker>) => {
   const msg = event.data;
   if (msg.type === "digest") {
     const reply: FromSha256Worker =
-      failure === null ? { type: "digest", id: msg.id, hex: hasher.copy().digest("hex") } : { type: "digest", id: msg.id, error: failure };
+      failure === null
+        ? { type: "digest", id: msg.id, hex: hasher.copy().digest("hex"), autov3: tap?.digest() ?? null }
+        : { type: "digest", id: msg.id, error: failure };
     self.postMessage(reply);
     return;
   }
   if (failure !== null) return;
   try {
-    if (msg.type === "seed") {
+    if (msg.type === "autov3") {
+      tap = createAutov3Tap();
+    } else if (msg.type === "seed") {
       hasher = new Bun.CryptoHasher("sha256");
+      if (tap) tap = createAutov3Tap();
       seed(msg.path, msg.length);
     } else {
-      hasher.update(msg.chunk);
+      feed(msg.chunk);
     }
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err);

@@ -47,8 +47,15 @@ export interface InventoryOptions {
   /** Absent in inventories written before these flags existed. */
   trustSidecars?: boolean;
   localMetadata?: boolean;
+  /** `--use-index`: hashes were taken from a library index where size and mtime matched (see `hashSource`). */
+  useIndex?: boolean;
   /** `--nsfw-level`: the highest rating `previewImageUrl` may have (preview/nsfw.ts names). */
   nsfwLevel?: string;
+  /**
+   * The shared metadata cache used (issue 14), as shown: scheme, host, port and db, `***@` where
+   * its URL had credentials; null when none. Absent in older inventories.
+   */
+  sharedCache?: string | null;
 }
 
 /** What `scan` writes as JSON and `report` reads back. */

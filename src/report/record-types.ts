@@ -91,6 +91,8 @@ export interface CivitaiInfo {
 
 /** A label naming one other tool's sidecar: `sidecar:civitai-helper`, `sidecar:lora-manager`, … */
 export type SidecarLabel = `sidecar:${SidecarSource}`;
+/** Where a record's hashes came from when not from reading the file (`hashSource`). */
+export type HashSource = SidecarLabel | "index";
 
 /**
  * Where the model identity shown for a file comes from, whatever its `status`: `civitai` when
@@ -145,8 +147,11 @@ export interface FileRecord {
   civitai?: CivitaiInfo;
   /** Set when several versions claim the same file: every candidate, `civitai` is the first. */
   ambiguous?: CivitaiInfo[];
-  /** Set when `hashes.sha256` was not computed but taken from a sidecar (scan --trust-sidecars). */
-  hashSource?: SidecarLabel;
+  /**
+   * Set when the hashes were not computed in this scan: taken from a sidecar (`sidecar:…`, scan
+   * --trust-sidecars) or from a library index whose size and mtime matched (`index`, --use-index).
+   */
+  hashSource?: HashSource;
   /** Where the identity comes from; absent when nothing identifies the file. Independent of `status`. */
   knownFrom?: KnownFrom;
   /** Identity from a sidecar, when Civitai did not give one in this scan (`knownFrom` is its label). */

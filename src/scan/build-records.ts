@@ -1,7 +1,7 @@
 import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
-import type { FileRecord, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
+import type { FileRecord, HashSource, MatchedBy, SidecarIdentity, SidecarLabel } from "../report/record-types.ts";
 import { findUpdate } from "../report/updates.ts";
 import { sidecarSha256Claims } from "../local/sidecars.ts";
 import type { HashResult, SkippedPath } from "./types.ts";
@@ -34,7 +34,7 @@ export interface BuildRecordsInput {
   /** The local pass, by file path (FoundFile.path); files without an entry get no `local`. */
   locals?: ReadonlyMap<string, LocalInfo>;
   /** Files whose SHA-256 came from a sidecar (--trust-sidecars), by path. */
-  hashSources?: ReadonlyMap<string, SidecarLabel>;
+  hashSources?: ReadonlyMap<string, HashSource>;
   now?: number;
   /** Ratings `previewImageUrl` may have (preview/nsfw.ts); default PG and PG-13. */
   nsfwMask?: number;
@@ -216,7 +216,9 @@ function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
   const fileName = basenamePath(record.path);
   const size = record.size ?? 0;
   let info = local;
-  if (sha256 && local.sidecars && !record.hashSource) {
+  // A SHA-256 taken from a sidecar cannot judge sidecars; one computed (here or by the machine that wrote the index) can.
+  const fromSidecar = record.hashSource?.startsWith("sidecar:") === true;
+  if (sha256 && local.sidecars && !fromSidecar) {
     // A sidecar whose hashes all differ from ours describes another file (renamed, replaced): say so.
     const claims = sidecarSha256Claims(local.sidecars, fileName, size, sha256);
     const stale = [...new Set(claims.map((c) => c.file))].filter((file) => !claims.some((c) => c.file === file && c.sha256 === sha256));
@@ -227,7 +229,7 @@ function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
   out.local = info;
   if (record.status === "found" || record.status === "gone") out.knownFrom = "civitai";
   else {
-    const identity = sidecarIdentity(local.sidecars, fileName, size, sha256, record.hashSource ? "size" : "sha256");
+    const identity = sidecarIdentity(local.sidecars, fileName, size, sha256, fromSidecar ? "size" : "sha256");
     if (identity) {
       out.knownFrom = sidecarLabel(identity);
       out.sidecar = identity;

@@ -7,7 +7,7 @@ import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
 import { localInfoOf } from "../local/local-cache.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../report/inventory-types.ts";
-import type { FileRecord, RecordStatus, SidecarLabel } from "../report/record-types.ts";
+import type { FileRecord, HashSource, RecordStatus } from "../report/record-types.ts";
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
 import { collectFiles, type CollectResult } from "./collect.ts";
@@ -17,6 +17,7 @@ import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
 import { plural } from "../shared/format.ts";
+import { indexedHashes, relativeToRoot, type IndexEntry } from "./library-index.ts";
 import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsfw.ts";
 
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
@@ -30,6 +31,8 @@ export interface ScanOptions {
   hashCacheDir: string | false;
   api: CivitaiApi & { stats?: { requests: number } };
   metaCache: MetaCache;
+  /** The shared metadata cache as shown (no password), recorded in the inventory's options. */
+  sharedCache?: string | null;
   hosts: { primary: string; fallback?: string };
   details: boolean;
   offline: boolean;
@@ -41,6 +44,13 @@ export interface ScanOptions {
   trustSidecars?: boolean;
   /** Write `<base>.civitai.info` beside found files (--write-sidecars). */
   writeSidecars?: boolean;
+  /**
+   * A library index read for this scan's one root (--use-index): a file whose relative path, size and
+   * mtime match an entry is not hashed; its record says `hashSource: "index"`.
+   */
+  libraryIndex?: ReadonlyMap<string, IndexEntry>;
+  /** Collect the entries of a library index for this scan's one root (--index): `ScanResult.indexEntries`. */
+  buildIndex?: boolean;
   /** The highest rating a record's `previewImageUrl` may have (--nsfw-level); default pg13. */
   nsfwLimit?: NsfwLimitName;
   /** Files read at once by the local pass; default LOCAL_PASS_CONCURRENCY. */
@@ -66,8 +76,12 @@ export interface ScanResult {
     bytesRead: number;
     requests: number;
     metadataCacheHits: number;
+    /** Of those, answers from the shared cache (issue 14). */
+    sharedCacheHits: number;
     /** Files whose SHA-256 came from a sidecar (--trust-sidecars), not hashed. */
     fromSidecars: number;
+    /** Files whose hashes came from the library index (--use-index), not hashed. */
+    fromIndex: number;
     /** Header bytes read by the local pass. */
     localBytesRead: number;
     /** Records identified only by a sidecar (`knownFrom: "sidecar:…"`). */
@@ -75,6 +89,8 @@ export interface ScanResult {
   };
   /** One per found file with --write-sidecars. */
   sidecarWrites: SidecarWriteResult[];
+  /** With `buildIndex`: every file under the root with hashes we computed (now or for the index read). */
+  indexEntries?: IndexEntry[];
 }
 
 /**
@@ -99,7 +115,9 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     phaseStart = at;
   };
   let locals = new LocalSections(null);
-  const hashSources = new Map<string, SidecarLabel>();
+  const hashSources = new Map<string, HashSource>();
+  // An index describes one root: the scan has exactly one when it reads or writes one (the command checks).
+  const indexRoot = options.libraryIndex || options.buildIndex ? resolvePath(options.paths[0]!) : null;
   // Per file whose header facts the cache holds for its state: their version and whether sidecars
   // were recorded. The text stays in the cache until a record needs it (LocalSections).
   const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
@@ -145,12 +163,22 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
         const store = pass.store[i];
         if (store) cache?.setLocal(file.realPath, file.identity, store);
         locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
+        const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
+        if (fromIndex) {
+          preset.set(file, fromIndex);
+          hashSources.set(file.path, "index");
+          return;
+        }
         if (!options.trustSidecars) return;
         const trusted = trustedSidecarHash(sidecars, basenamePath(file.path), file.identity.size);
         if (!trusted) return;
         preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
         hashSources.set(file.path, trusted.label);
       });
+      if (options.libraryIndex && indexRoot !== null) {
+        const foreign = foreignIndexWarning(options.libraryIndex, indexRoot, files);
+        if (foreign) options.onWarning(foreign);
+      }
       phase("header pass");
       return preset;
     },
@@ -165,6 +193,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       extraReads,
       locals,
       hashSources,
+      indexRoot,
       localBytesRead,
       started,
       now,
@@ -188,7 +217,9 @@ interface BuildContext {
   /** Files read for their AutoV3 only (their SHA-256 came from the cache), and the bytes of every AutoV3 read. */
   extraReads: { files: number; bytes: number };
   locals: LocalSections;
-  hashSources: Map<string, SidecarLabel>;
+  hashSources: Map<string, HashSource>;
+  /** The one root scanned, when an index is read or written (relative paths are to it). */
+  indexRoot: string | null;
   localBytesRead: number;
   started: number;
   now: () => number;
@@ -200,7 +231,7 @@ interface BuildContext {
  * sequence over shared counts that ends in the inventory's summary.
  */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
-  const { locals, hashSources, localBytesRead, started, now, phase } = ctx;
+  const { locals, hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
   const items: LookupItem[] = [];
   for (const h of collected.hashes) {
     if (!h.error && h.hashes.sha256) items.push({ sha256: h.hashes.sha256, ...(h.hashes.autov3 ? { autov3: h.hashes.autov3 } : {}) });
@@ -264,8 +295,10 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     exclude: options.exclude,
     algos: [...SCAN_ALGOS],
     trustSidecars: options.trustSidecars === true,
+    useIndex: options.libraryIndex !== undefined,
     localMetadata: options.localMetadata === true,
     nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
+    sharedCache: options.offline ? null : (options.sharedCache ?? null),
   };
   const inventory: Inventory = {
     schemaVersion: SCHEMA_VERSION,
@@ -294,12 +327,46 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
       requests,
       metadataCacheHits: lookup.counters.cacheHits,
-      fromSidecars: collected.stats.filesPreset ?? 0,
+      sharedCacheHits: options.metaCache.stats.sharedHits,
+      fromSidecars: [...hashSources.values()].filter((source) => source !== "index").length,
+      fromIndex: [...hashSources.values()].filter((source) => source === "index").length,
       localBytesRead,
       knownFromSidecars: records.filter((r) => r.knownFrom?.startsWith("sidecar:")).length,
     },
     sidecarWrites,
+    ...(options.buildIndex && indexRoot !== null ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot) } : {}),
   };
+}
+
+/** The index's hashes for `file` when its entry matches (relative path, size, mtime, every hash needed). */
+function indexHit(index: ReadonlyMap<string, IndexEntry>, root: string, file: FoundFile): FileHashes | null {
+  const rel = relativeToRoot(file.path, root);
+  if (rel === null) return null;
+  const entry = index.get(rel);
+  // What the scan hashes every file with; AutoV3 is read only for files Civitai does not know by
+  // SHA-256 (autov3Of), so it is taken from the entry too when it has one.
+  const algos: HashAlgo[] = entry?.hashes.autov3 !== undefined ? [...SCAN_ALGOS, "autov3"] : [...SCAN_ALGOS];
+  return indexedHashes(entry, file.identity.size, file.identity.mtimeNs, algos);
+}
+
+/** One warning when an index shares no path with the files found: it was written for another folder. */
+function foreignIndexWarning(index: ReadonlyMap<string, IndexEntry>, root: string, files: readonly FoundFile[]): string | null {
+  if (index.size === 0 || files.length === 0) return null;
+  if (files.some((f) => index.has(relativeToRoot(f.path, root) ?? ""))) return null;
+  return `the library index names none of the ${files.length} files under ${root} (written for another folder?); every file is hashed`;
+}
+
+/** The index entries of this scan: hashes we computed, now or on the machine that wrote the index read (never a sidecar's). */
+function indexEntries(hashes: readonly HashResult[], sources: ReadonlyMap<string, HashSource>, root: string): IndexEntry[] {
+  const out: IndexEntry[] = [];
+  for (const h of hashes) {
+    const source = sources.get(h.file.path);
+    if (h.error || !h.hashes.sha256 || (source !== undefined && source !== "index")) continue;
+    const path = relativeToRoot(h.file.path, root);
+    if (path === null) continue;
+    out.push({ path, size: h.file.identity.size, mtimeNs: h.file.identity.mtimeNs, hashes: { ...h.hashes } });
+  }
+  return out;
 }
 
 /** `.civitai.info` for every found file, from the version Civitai matched (never from a sidecar). */

@@ -1,7 +1,8 @@
 /**
  * The one redaction function every sink uses (docs/reliability.md §4.1): logger, error messages,
- * reports, cache. It removes the literal key wherever it appears, credential query parameters,
- * Authorization values and the parts of pre-signed S3/R2 URLs that act as credentials.
+ * reports, cache. It removes the literal key (and the shared cache's password) wherever it appears,
+ * credential query parameters, Authorization values, the user part of URLs with a password and
+ * the parts of pre-signed S3/R2 URLs that act as credentials.
  */
 
 export const REDACTED = "***";
@@ -12,6 +13,12 @@ const AMZ_PARAM_RE = /\b(X-Amz-(?:Signature|Credential|Security-Token))(=|:\s*)(
 /** `Authorization: …` in a header dump, or `"authorization":"…"` in JSON, up to the end of the value. */
 const AUTH_HEADER_RE = /\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)([^"'\r\n]+)/gi;
 const BEARER_RE = /\bBearer\s+[A-Za-z0-9._~+/=-]+/g;
+/**
+ * The user part of a URL that carries a password (`scheme://user:pass@host`), and of any Redis URL
+ * (the shared metadata cache's, issue 14: `redis://secret@host` may be a password too), up to the
+ * last `@` of the authority: a password may hold a raw `@`.
+ */
+const URL_USERINFO_RE = /\b(?:rediss?:\/\/[^\s/?#"'<>]+@|[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>]*:[^\s/?#"'<>]*@)/gi;
 
 export type Redactor = (text: string) => string;
 
@@ -35,6 +42,7 @@ export function createRedactor(secrets: readonly (string | null | undefined)[] =
     for (const literal of ordered) out = out.split(literal).join(REDACTED);
     out = out.replace(AUTH_HEADER_RE, (_m, prefix: string) => `${prefix}${REDACTED}`);
     out = out.replace(BEARER_RE, `Bearer ${REDACTED}`);
+    out = out.replace(URL_USERINFO_RE, (match: string) => `${match.slice(0, match.indexOf("//") + 2)}${REDACTED}@`);
     out = out.replace(SECRET_PARAM_RE, (_m, sep: string, name: string, value: string) =>
       value ? `${sep}${name}=${REDACTED}` : `${sep}${name}=`,
     );

@@ -3,6 +3,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { BINARY, runCli } from "../helpers/run-cli.ts";
+import { makeModel, makeVersion, startFakeCivitai } from "../helpers/fake-civitai.ts";
+import { redisAvailable, startRedis } from "../helpers/redis-server.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -56,6 +58,32 @@ describe("compiled binary", () => {
     for (const line of r.stdout.trim().split("\n")) {
       const [hex, path] = line.split("  ");
       expect(Bun.spawnSync(["sha256sum", path!]).stdout.toString().split(" ")[0]).toBe(hex!);
+    }
+  });
+
+  // ioredis is bundled into the binary (issue 14): a dependency that failed to bundle would only show here.
+  test.skipIf(!redisAvailable())("the shared metadata cache works from the binary: a second machine asks Civitai nothing", async () => {
+    const civitai = await startFakeCivitai({ fixtures: false });
+    const redis = await startRedis();
+    try {
+      const dir = tmp.make();
+      writeFileSync(join(dir, "m.ckpt"), "binary shared cache");
+      const sha = new Bun.CryptoHasher("sha256").update("binary shared cache").digest("hex");
+      civitai.addModel(makeModel({ modelId: 41, versions: [makeVersion({ versionId: 410, modelId: 41, sha256: sha })] }));
+      const scan = () =>
+        runCli(["scan", dir, "--api-url", civitai.url], {
+          binary: true,
+          env: { CIVITAI_META_CACHE_DIR: tmp.make(), CIVITAI_META_CACHE_URL: redis.url() },
+        });
+      expect((await scan()).code).toBe(0);
+      civitai.reset();
+      const second = await scan();
+      expect(second.code).toBe(0);
+      expect(civitai.requests).toHaveLength(0);
+      expect(JSON.parse(second.stdout).summary.byStatus.found).toBe(1);
+    } finally {
+      await redis.stop();
+      await civitai.stop();
     }
   });
 });

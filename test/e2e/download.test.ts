@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/download/resume-state.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../helpers/fake-storage.ts";
-import { BINARY, CLI_ENTRY, cliCommand, type CliResult } from "../helpers/run-cli.ts";
+import { BINARY, CLI_ENTRY, canCountReads, cliCommand, runCliCountingReads, type CliResult } from "../helpers/run-cli.ts";
 
 const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
 const ROOT = join(import.meta.dir, "../..");
@@ -533,5 +533,90 @@ describe("download: trust (issue 9)", () => {
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
     expect(fake.apiRequests).toHaveLength(0);
+  });
+
+  /** A safetensors file (8-byte header length, JSON header, tensor bytes), so it has an AutoV3. */
+  const safetensors = (size: number, seed: number): Uint8Array => {
+    const header = Buffer.from(JSON.stringify({ __metadata__: { seed: String(seed) } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    return new Uint8Array(Buffer.concat([len, header, makeBytes(size, seed)]));
+  };
+
+  test("issue 14: a scan right after a restore reads no file content (the download recorded what it verified, every name included)", async () => {
+    const a = fake.addFile({ versionId: 1401, bytes: safetensors(3_000_000, 1401), name: "a.safetensors" });
+    const b = fake.addFile({ versionId: 1402, bytes: makeBytes(2_000_000, 1402), name: "b.ckpt" });
+    const c = fake.addFile({ versionId: 1403, bytes: safetensors(1_000_000, 1403), name: "c.safetensors" });
+    const modelBytes = a.bytes.length + b.bytes.length + c.bytes.length;
+    const copyDisk = join(dest, "other-disk");
+    const copies = tryMount(copyDisk, "4m", "issue 14 copied name");
+    const inv = writeInventory([
+      rec("/old/models/loras/a.safetensors", a, ["/old/models/loras/a-link.safetensors"]),
+      rec("/old/models/b.ckpt", b),
+      rec("/old/models/c.safetensors", c, copies ? ["/old/models/other-disk/c.safetensors"] : []),
+    ]);
+    try {
+      const cache = join(tmp, `cache-${n}`);
+      const started = Date.now();
+      const r = await cli(["download", inv, "--dest", dest, "--cache-dir", cache, ...apiFlags()]);
+      expect(r.code).toBe(0);
+      if (copies) expect(r.stderr).toContain("restored as a verified copy");
+      // Each restored file's mtime is a little in the past: the hash cache may trust it at once.
+      for (const path of ["loras/a.safetensors", "b.ckpt", ...(copies ? ["other-disk/c.safetensors"] : [])]) {
+        expect(statSync(join(dest, path)).mtimeMs).toBeLessThan(started);
+      }
+      // Counted from outside too (/proc io counters), against a scan that loads the same code and reads
+      // no content (one tiny file, its hash cached): the scan of the restored library reads a few
+      // header bytes (local metadata) more, not the 6 MB of content.
+      const counting = canCountReads();
+      const scanOf = (dir: string) => runCliCountingReads(["scan", dir, "--offline", "--cache-dir", cache], { env });
+      const tiny = join(tmp, `tiny-${n}`);
+      mkdirSync(tiny);
+      writeFileSync(join(tiny, "tiny.ckpt"), "tiny");
+      utimesSync(join(tiny, "tiny.ckpt"), new Date(started - 10_000), new Date(started - 10_000));
+      expect((await scanOf(tiny)).stderr).toContain("1 hashed");
+      const baseline = counting ? await scanOf(tiny) : null;
+      if (baseline) expect(baseline.stderr).toContain("0 hashed (0 B read)");
+      const scan = await scanOf(dest);
+      expect(scan.code).toBe(0);
+      expect(scan.stderr).toContain("0 hashed (0 B read)");
+      if (baseline) expect(scan.readBytes - baseline.readBytes).toBeLessThan(64 * 1024);
+      else console.log("issue 14 byte count from /proc skipped: no /proc/<pid>/io");
+      const inventory = JSON.parse(scan.stdout);
+      expect(inventory.summary.cacheHits.hashes).toBe(copies ? 4 : 3);
+      const recA = inventory.records.find(
+        (x: { path: string }) => x.path.endsWith("loras/a-link.safetensors") || x.path.endsWith("loras/a.safetensors"),
+      );
+      expect(recA.aliases).toHaveLength(1);
+      expect(recA.hashes).toMatchObject({ sha256: a.sha256, autov2: a.sha256.slice(0, 10) });
+      // The AutoV3 computed while downloading is recorded too (a scan reads it when Civitai does not
+      // know the SHA-256), and it is the one the hash worker computes from the file.
+      const algos = ["--algo", "sha256,autov3", "--json"];
+      const files = [join(dest, "loras/a.safetensors"), ...(copies ? [join(dest, "other-disk/c.safetensors")] : [])];
+      const recorded = JSON.parse((await cli(["hash", ...algos, "--cache-dir", cache, ...files])).stdout).files;
+      const fresh = JSON.parse((await cli(["hash", ...algos, "--no-cache", ...files])).stdout).files;
+      expect(recorded.map((f: { cached: boolean }) => f.cached)).toEqual(files.map(() => true));
+      expect(fresh.map((f: { cached: boolean }) => f.cached)).toEqual(files.map(() => false));
+      expect(recorded.map((f: { hashes: unknown }) => f.hashes)).toEqual(fresh.map((f: { hashes: unknown }) => f.hashes));
+      expect(fresh[0].hashes).toEqual({ sha256: a.sha256, autov3: expect.stringMatching(/^[0-9a-f]{12}$/) });
+
+      // A second run finds them present and verified (read once more): that, too, is recorded.
+      expect((await cli(["cache", "clear", "--hashes", "--cache-dir", cache])).code).toBe(0);
+      const again = await cli(["download", inv, "--dest", dest, "--cache-dir", cache, ...apiFlags()]);
+      expect(again.code).toBe(0);
+      expect(again.stderr).toContain("already present, verified");
+      const rescan = await cli(["scan", dest, "--offline", "--cache-dir", cache]);
+      expect(rescan.stderr).toContain("0 hashed (0 B read)");
+
+      // Without the record (download --no-cache), the same scan reads every byte: the assertion above can fail.
+      expect((await cli(["cache", "clear", "--hashes", "--cache-dir", cache])).code).toBe(0);
+      const unrecorded = join(tmp, `dest-unrecorded-${n}`);
+      expect((await cli(["download", inv, "--dest", unrecorded, "--no-cache", ...apiFlags()])).code).toBe(0);
+      const cold = await scanOf(unrecorded);
+      expect(cold.stderr).toMatch(/; 3 hashed \(\d+(\.\d+)? MiB read\)/);
+      if (baseline) expect(cold.readBytes - baseline.readBytes).toBeGreaterThanOrEqual(modelBytes);
+    } finally {
+      if (copies) Bun.spawnSync(["umount", copyDisk]);
+    }
   });
 });

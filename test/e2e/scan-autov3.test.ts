@@ -67,13 +67,13 @@ describe("scan: AutoV3 only when the SHA-256 is unknown", () => {
     const autov3Gets = civitai.requests.filter((r) => /by-hash\/[0-9a-fA-F]{12}$/.test(r.path));
     expect(autov3Gets.map((r) => r.path.split("/").pop()!.toLowerCase()).sort()).toEqual([edited.autov3, unknown.autov3].sort());
     // Three files read for their SHA-256, two of them again for their AutoV3.
-    expect(first.stderr).toMatch(/; 3 hashed, /);
+    expect(first.stderr).toMatch(/; 3 hashed \(\d+(\.\d)? KiB read\), /);
 
     civitai.reset();
     const second = await runCli(args);
     expect(second.code).toBe(0);
     expect(civitai.requests).toEqual([]);
-    expect(second.stderr).toMatch(/; 0 hashed, 0 requests, cache hits 3 hashes/);
+    expect(second.stderr).toMatch(/; 0 hashed \(0 B read\), 0 requests, cache hits 3 hashes/);
     expect(JSON.parse(second.stdout).records).toEqual(JSON.parse(first.stdout).records);
   });
 

@@ -391,7 +391,7 @@ describe("scan: sidecars as hints", () => {
     }
     expect(recs["g.safetensors"]!.hashes.sha256).toBe(lib.g.sha);
     expect(recs["g.safetensors"]!.knownFrom).toBeUndefined();
-    expect(r.stderr).toMatch(/; 5 hashed, /);
+    expect(r.stderr).toMatch(/; 5 hashed \(\d[^)]* read\), /);
     expect(r.stderr).toContain("2 SHA-256 taken from sidecars");
   });
 });

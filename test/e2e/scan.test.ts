@@ -304,7 +304,7 @@ describe("scan", () => {
     expect(byName["b.ckpt"].local.format).toBe("zip");
     expect(byName["pipe.safetensors"].status).toBe("skipped");
     expect(byName["pipe.safetensors"].local).toBeUndefined();
-    expect(r.stderr).toMatch(/; 2 hashed, \d+ requests?,/);
+    expect(r.stderr).toMatch(/; 2 hashed \([^)]+ read\), \d+ requests?,/);
     // A bad header is that file's problem: the scan still succeeds.
     expect(r.code).toBe(0);
   });

@@ -32,6 +32,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["config/config-file.ts", "reads the config file"],
   // scan/
   ["scan/collect.ts", "walks and hashes (walker, hasher, hash cache)"],
+  ["scan/library-index-io.ts", "reads and writes the library index file"],
   ["scan/missing-paths.ts", "stats paths given on the command line"],
   ["scan/scan.ts", "the scan pipeline: reads headers, writes sidecars"],
   ["scan/walker.ts", "walks directories"],
@@ -43,6 +44,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["hash/hasher.ts", "starts the hash workers"],
   ["hash/sha256-worker.ts", "a worker that reads files"],
   ["hash/stream-hasher.ts", "reads files in the hashing worker"],
+  ["hash/verified-hash.ts", "stats restored files for the hash cache"],
   // local/
   ["local/inspect.ts", "reads a model file's header"],
   ["local/local-reader.ts", "reads headers and sidecars"],
@@ -52,6 +54,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["civitai/http/http.ts", "the HTTP engine (ofetch)"],
   ["civitai/meta-cache-driver.ts", "the metadata cache's storage driver (unstorage)"],
   ["civitai/meta-cache-prune.ts", "removes cache entries"],
+  ["civitai/meta-cache-redis.ts", "the shared metadata cache on Redis (unstorage's redis driver, ioredis)"],
   ["civitai/meta-cache.ts", "opens the metadata cache"],
   // download/
   ["download/aliases.ts", "links and copies finished files"],
@@ -95,6 +98,7 @@ const SIDE_EFFECT_MODULES = [
   "bun:sqlite",
   "bun:ffi",
   "unstorage/",
+  "ioredis/",
   "ofetch/",
   "undici/",
 ];

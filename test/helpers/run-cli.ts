@@ -28,6 +28,13 @@ export interface RunCliOptions {
   jitter?: boolean;
 }
 
+/** This process's environment with `extra` over it, unset values dropped. */
+function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...extra })) if (v !== undefined) env[k] = v;
+  return env;
+}
+
 /** The command line that runs the CLI with `args`: the binary, or `bun src/cli.ts` (see `jitter`). */
 export function cliCommand(args: readonly string[], opts: Pick<RunCliOptions, "binary" | "jitter"> = {}): string[] {
   if (opts.binary) return [BINARY, ...args];
@@ -37,8 +44,7 @@ export function cliCommand(args: readonly string[], opts: Pick<RunCliOptions, "b
 /** Runs the CLI as a user would: a child process, checked by exit code, stdout and stderr. */
 export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
   const cmd = cliCommand(args, opts);
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const env = cleanEnv(opts.env);
   const proc = Bun.spawn(cmd, {
     cwd: opts.cwd ?? ROOT,
     env,
@@ -71,8 +77,7 @@ export interface RunCliBytesOptions extends RunCliOptions {
  * pass arguments that are not valid UTF-8 (`cli hash "$(printf 'bad\\xff')"`), pipes and redirections.
  */
 export async function runShell(script: string, opts: RunCliOptions = {}): Promise<CliBytesResult> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const env = cleanEnv(opts.env);
   env.CLI_EXEC = opts.binary ? BINARY : process.execPath;
   env.CLI_ENTRY = opts.binary ? "" : CLI_ENTRY;
   const prelude = 'cli() { if [ -n "$CLI_ENTRY" ]; then "$CLI_EXEC" "$CLI_ENTRY" "$@"; else "$CLI_EXEC" "$@"; fi; }\n';
@@ -81,8 +86,7 @@ export async function runShell(script: string, opts: RunCliOptions = {}): Promis
 
 /** runCli with stdout kept as bytes and, if asked, the CLI's peak memory. */
 export async function runCliBytes(args: string[], opts: RunCliBytesOptions = {}): Promise<CliBytesResult> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...opts.env })) if (v !== undefined) env[k] = v;
+  const env = cleanEnv(opts.env);
   const cli = cliCommand(args, opts);
   if (!opts.measureRss) return spawnBytes(cli, opts, env);
   const dir = mkdtempSync(join(tmpdir(), "civitai-meta-rss-"));
@@ -105,4 +109,38 @@ async function spawnBytes(cmd: string[], opts: RunCliOptions, env: Record<string
   ]);
   clearTimeout(timer);
   return { code, stdout: Buffer.from(stdout), stderr, maxRss: 0 };
+}
+
+export interface CliReadsResult extends CliResult {
+  /** Bytes the CLI process read through read(2) and friends (files, pipes, its own sources), from /proc. */
+  readBytes: number;
+}
+
+/** Whether this kernel keeps per-process I/O counters (/proc/<pid>/io) that runCliCountingReads needs. */
+export function canCountReads(): boolean {
+  return Bun.spawnSync(["cat", "/proc/self/io"]).exitCode === 0;
+}
+
+/**
+ * Runs the CLI and counts, from outside, the bytes it read (issue 14: a scan after a restore must
+ * read no file content, whatever our own counters say). The CLI runs under bash; once it is reaped,
+ * the kernel adds its counters to bash's, which bash then prints (`rchar`: every byte read(2)
+ * returned, cached or not). Compare against a run that reads nothing of interest: the runtime's own
+ * start-up reads are a constant.
+ */
+export async function runCliCountingReads(args: string[], opts: RunCliOptions = {}): Promise<CliReadsResult> {
+  const dir = mkdtempSync(join(tmpdir(), "civitai-meta-reads-"));
+  try {
+    const io = join(dir, "io");
+    const script = '"$@"; rc=$?; cat /proc/$$/io > "$IO_OUT" || exit 99; exit $rc';
+    const result = await spawnBytes(["bash", "-c", script, "bash", ...cliCommand(args, opts)], opts, {
+      ...cleanEnv(opts.env),
+      IO_OUT: io,
+    });
+    const rchar = /^rchar:\s*(\d+)$/m.exec(readFileSync(io, "utf8"));
+    if (!rchar) throw new Error(`no rchar in /proc/<pid>/io: ${readFileSync(io, "utf8")}`);
+    return { code: result.code, stdout: result.stdout.toString("utf8"), stderr: result.stderr, readBytes: Number(rchar[1]) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

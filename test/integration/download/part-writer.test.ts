@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { PartWriter } from "../../../src/download/part-writer.ts";
 import { createStreamHasher } from "../../../src/hash/stream-hasher.ts";
+import { hashFileSync } from "../../../src/hash/hash-worker.ts";
+import { identityFromStats } from "../../../src/scan/file-identity.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -119,6 +121,46 @@ describe("createStreamHasher", () => {
       seeded.update(Buffer.from(data.subarray(half)));
       expect(await seeded.digest()).toBe(sha(data));
       seeded.close();
+    });
+  }
+
+  for (const inline of [false, true]) {
+    test(`${inline ? "inline" : "worker"}: with autov3, the AutoV3 of a safetensors stream (seeded or not) equals the hash worker's; null otherwise`, async () => {
+      const header = Buffer.from(JSON.stringify({ __metadata__: { x: "y" } }));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      const data = Buffer.concat([len, header, randomBytes(3 * 1024 * 1024 + 17)]);
+      const dir = tmp.make();
+      const file = join(dir, "m.safetensors");
+      await Bun.write(file, data);
+      const st = statSync(file, { bigint: true });
+      const expected = hashFileSync({ index: 0, path: file, identity: identityFromStats(st), algos: ["autov3"] }, Buffer.alloc(1 << 20))
+        .hashes.autov3;
+      expect(expected).toMatch(/^[0-9a-f]{12}$/);
+      const h = createStreamHasher({ inline, autov3: true });
+      // Chunks that split the length field and the header.
+      for (const [from, to] of [
+        [0, 3],
+        [3, 20],
+        [20, 4096],
+        [4096, data.length],
+      ] as const)
+        h.update(Buffer.from(data.subarray(from, to)));
+      expect(await h.autov3()).toBe(expected!);
+      expect(await h.digest()).toBe(sha(data));
+      h.close();
+      const seeded = createStreamHasher({ inline, autov3: true, seed: { path: file, length: 10 } });
+      seeded.update(Buffer.from(data.subarray(10)));
+      expect(await seeded.autov3()).toBe(expected!);
+      seeded.close();
+      const plain = createStreamHasher({ inline, autov3: true });
+      plain.update(Buffer.from("not a safetensors file at all"));
+      expect(await plain.autov3()).toBeNull();
+      plain.close();
+      const without = createStreamHasher({ inline });
+      without.update(Buffer.from(data));
+      expect(await without.autov3()).toBeNull();
+      without.close();
     });
   }
 

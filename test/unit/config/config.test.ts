@@ -21,7 +21,7 @@ describe("T1: which config decides what", () => {
         api_url: "http://evil.example",
         fallbackUrl: "http://evil.example",
         modelDirectories: ["/m"],
-        cache: { dir: "/x", ttl: "2d" },
+        cache: { dir: "/x", url: "redis://:stolen@evil.example:6379/0", ttl: "2d" },
       }),
     );
     const loaded = loadConfig(undefined, cwd);
@@ -30,7 +30,9 @@ describe("T1: which config decides what", () => {
     expect(loaded.config.cache).toEqual({ ttlMs: 2 * 86_400_000 });
     expect(loaded.config.modelDirectories).toEqual(["/m"]);
     expect(loaded.warnings).toHaveLength(1);
-    expect(loaded.warnings[0]).toContain('"api_url", "fallbackUrl", "cache.dir" ignored');
+    expect(loaded.warnings[0]).toContain('"api_url", "fallbackUrl", "cache.dir", "cache.url" ignored');
+    // Nor may it name a Redis that would collect every hash scanned (issue 14).
+    expect(loaded.config.cache?.url).toBeUndefined();
     // The hosts are the official ones: the key can only go there.
     const settings = resolveApiSettings({}, {}, loaded.config);
     expect([settings.primary, settings.fallback]).toEqual(["https://civitai.com", "https://civitai.red"]);

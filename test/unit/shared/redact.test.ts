@@ -48,4 +48,15 @@ describe("redact", () => {
     const r = createRedactor(["abc", "abcdef"]);
     expect(r("x abcdef y abc")).toBe(`x ${REDACTED} y ${REDACTED}`);
   });
+
+  test("the user part of Redis URLs and of URLs with a password (issue 14), up to the last @", () => {
+    expect(redact("redis://:s3cret@cache.lan:6379/0 down")).toBe("redis://***@cache.lan:6379/0 down");
+    expect(redact("rediss://team:p@ss@cache.lan/1")).toBe("rediss://***@cache.lan/1");
+    expect(redact("redis://word@cache.lan")).toBe("redis://***@cache.lan");
+    expect(redact("see https://user:pw@mirror.example/x")).toBe("see https://***@mirror.example/x");
+    // No password: left as written.
+    expect(redact("redis://cache.lan:6379/0 ssh://git@github.com/a mail a@b.c")).toBe(
+      "redis://cache.lan:6379/0 ssh://git@github.com/a mail a@b.c",
+    );
+  });
 });

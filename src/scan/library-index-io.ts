@@ -1,0 +1,78 @@
+/**
+ * Reads and writes the library index file (library-index.ts has the format and its rules). Reading
+ * never fails a scan: an index that is missing, unreadable, too large, damaged or foreign is one
+ * warning and every file is hashed. Writing is what the user asked for: its folder is checked
+ * before the walk, the file is written whole through a temp name and a rename, or not at all.
+ */
+import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { writeFileAtomic } from "../shared/atomic-write.ts";
+import { AppError, errnoCode } from "../shared/errors.ts";
+import { escapeControl } from "../shared/format.ts";
+import { dirnamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
+import { parseLibraryIndex, renderLibraryIndex, type IndexEntry, type LibraryIndex } from "./library-index.ts";
+
+/** About 200 bytes an entry: a million files. Anything larger is not an index of ours. */
+const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
+export type IndexRead = { entries: Map<string, IndexEntry> } | { entries: null; warning: string };
+
+/** The index at `file`, or why it is not used (one line, naming the file). */
+export function readLibraryIndex(file: string): IndexRead {
+  const shown = escapeControl(file);
+  const ignored = (why: string): IndexRead => ({ entries: null, warning: `library index ${shown} not used: ${why}; every file is hashed` });
+  let text: string;
+  try {
+    const fd = openSync(fsPath(resolvePath(file)), "r");
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) return ignored("not a regular file");
+      if (st.size > MAX_INDEX_BYTES) return ignored(`larger than ${MAX_INDEX_BYTES / 1024 / 1024} MiB`);
+      const bytes = Buffer.allocUnsafe(st.size);
+      let off = 0;
+      while (off < bytes.length) {
+        const n = readSync(fd, bytes, off, bytes.length - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      text = bytes.subarray(0, off).toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    const code = errnoCode(error);
+    return ignored(code === "ENOENT" ? "it does not exist yet (scan --index writes it)" : `cannot be read (${code ?? "error"})`);
+  }
+  const parsed = parseLibraryIndex(text);
+  return parsed.ok ? { entries: parsed.entries } : ignored(parsed.why);
+}
+
+/** Before any work (docs/cases.md T10): the index's folder exists and the path is not a folder. */
+export function checkIndexTarget(file: string): void {
+  const path = resolvePath(file);
+  const dir = dirnamePath(path);
+  const fail = (why: string) => new AppError(`Cannot write the library index to ${escapeControl(path)}: ${why}`);
+  try {
+    if (!statSync(fsPath(dir)).isDirectory()) throw fail(`${escapeControl(dir)} is not a folder`);
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw fail(`its folder ${escapeControl(dir)} cannot be used (${errnoCode(error) ?? "error"})`);
+  }
+  try {
+    if (statSync(fsPath(path)).isDirectory()) throw fail("it is a folder; give a file name inside it");
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    // Absent: it will be created.
+  }
+}
+
+/** Writes the index whole (temp + rename: a reader on another machine sees the old file or the new one). */
+export function writeLibraryIndex(file: string, entries: readonly IndexEntry[], tool: LibraryIndex["tool"], generatedAt: string): void {
+  const path = resolvePath(file);
+  try {
+    writeFileAtomic(path, renderLibraryIndex(entries, tool, generatedAt), { mode: 0o644 });
+  } catch (error) {
+    throw new AppError(
+      `Cannot write the library index to ${escapeControl(path)}: ${errnoCode(error) ?? "error"}; the old index, if any, is left as it was`,
+    );
+  }
+}
