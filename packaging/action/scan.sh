@@ -51,7 +51,9 @@ esac
 
 echo "civitai-meta ${args[*]}"
 set +e
-"$bin" "${args[@]}"
+# The action writes the step summary itself below (the whole report, cut to fit, or nothing when
+# the summary input is false), so scan must not append its own as well.
+env -u GITHUB_STEP_SUMMARY "$bin" "${args[@]}"
 code=$?
 set -e
 

@@ -535,9 +535,24 @@ esac
       const inv = JSON.parse(readFileSync(out.inventory!, "utf8"));
       expect(inv.records.map((x: { status: string }) => x.status).sort()).toEqual(["found", "not_found"]);
       expect(readFileSync(out.report!, "utf8")).toContain("Known Lora");
+      // One summary, the action's: scan's own step summary is not appended as well.
       expect(r.summary()).toStartWith("# Civitai model inventory");
       expect(r.summary()).toContain("Known Lora");
+      expect(r.summary().split("# Civitai model inventory").length).toBe(2);
       expect(out["artifact-paths"]!.split("\n")).toEqual([out.inventory!, out.report!]);
+
+      // With the summary input off, nothing at all reaches the step summary.
+      const quiet = runner();
+      const again = await runScript(
+        SCAN,
+        scanEnv(quiet, bin, {
+          CM_PATHS: join(root, "loras"),
+          CM_SUMMARY: "false",
+          CM_ARGS: `--api-url\n${civitai.url}\n--no-fallback\n--cache-dir\n${join(r.dir, "cache")}`,
+        }),
+      );
+      expect(again.code).toBe(0);
+      expect(quiet.summary()).toBe("");
     });
   });
 });
