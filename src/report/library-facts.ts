@@ -207,8 +207,10 @@ export class FactsBuilder {
   }
 
   private addCopy(record: FileRecord, size: number | null, index: number): void {
+    // Any record with a SHA-256 counts, whatever Civitai said: the same bytes twice are a copy even
+    // offline or when nobody knows the model (a skipped record without a hash is left out).
     const sha = record.hashes?.sha256;
-    if (typeof sha !== "string" || sha === "" || record.status === "skipped") return;
+    if (typeof sha !== "string" || sha === "") return;
     const group = this.bySha.get(sha);
     if (!group) this.bySha.set(sha, { size, files: index });
     else group.files = push(group.files, index);
@@ -304,7 +306,7 @@ export class Facts {
     const { duplicate: _d, otherVersions: _o, ...rest } = record;
     const out: FileRecord = rest;
     const sha = record.hashes?.sha256;
-    const group = typeof sha === "string" && record.status !== "skipped" ? this.bySha.get(sha) : undefined;
+    const group = typeof sha === "string" ? this.bySha.get(sha) : undefined;
     if (group && count(group.files) > 1) {
       // A path is no longer than the others: the first LISTED_PATHS + 1 hold LISTED_PATHS others.
       const others = all(group.files)

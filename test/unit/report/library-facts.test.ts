@@ -38,6 +38,18 @@ describe("library facts", () => {
     expect(facts.decorate({ ...records[3]!, duplicate: { copies: 9, others: ["/x"] } }).duplicate).toBeUndefined();
   });
 
+  test("copies are copies whatever Civitai said: not found, offline (skipped with a hash) and found alike", () => {
+    const records = [
+      file("/m/x.safetensors", SHA_B, 300, { status: "not_found", civitai: null }),
+      file("/m/y.safetensors", SHA_B, 300, { status: "skipped", civitai: null }),
+      makeRecord({ path: "/m/z.safetensors", status: "skipped", hashes: null }),
+    ];
+    const facts = factsOf(records);
+    expect(facts.facts.duplicates).toEqual({ sets: 1, files: 2, reclaimableBytes: 300, modelsWithSeveralVersions: 0 });
+    expect(facts.decorate(records[1]!).duplicate).toEqual({ copies: 2, others: ["/m/x.safetensors"] });
+    expect(facts.decorate(records[2]!).duplicate).toBeUndefined();
+  });
+
   test("several versions of one model held; each record names the others", () => {
     const v1 = makeRecord({ path: "/m/v1.safetensors", civitai: makeCivitai({ versionId: 200, versionName: "v1.0" }) });
     const v2 = makeRecord({
