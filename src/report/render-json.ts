@@ -290,28 +290,49 @@ const NO_PLAN = planOf(NO_ORDER);
 const isObject = (value: unknown): value is object => value !== null && typeof value === "object";
 
 /**
- * A copy of `value` with its keys (and its children's) in `plan`: known keys in that order, then
- * any other key in byte order (keys a newer pipeline adds, kept for forward compatibility). Arrays
- * keep their order; one holding no object is used as is. The copy is made of ordinary objects,
- * which the engine's JSON.stringify writes several times faster than objects without a prototype;
- * an object whose keys are already in order (as records are built) is copied in one pass.
+ * `value` with its keys (and its children's) in `plan`: known keys in that order, then any other
+ * key in byte order (keys a newer pipeline adds, kept for forward compatibility); arrays keep their
+ * order. Copy on write: an object or array already in order (as most parts of a record are built)
+ * is returned as it is, and only the objects above a part that had to be reordered are copied, into
+ * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
+ * without a prototype). Either way JSON.stringify of the result is the same text.
  */
 function ordered(value: unknown, plan: Plan): unknown {
   if (!isObject(value)) return value;
-  if (Array.isArray(value)) return value.some(isObject) ? value.map((item: unknown) => ordered(item, plan)) : value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const done = ordered(item, plan);
+      if (done !== item && !out) out = value.slice(0, i);
+      if (out) out[i] = done;
+    }
+    return out ?? value;
+  }
   const source = value as Record<string, unknown>;
   const names = Object.keys(source);
   const { rank, children } = plan;
-  const out: Record<string, unknown> = {};
+  // Checked before copying anything: a child copied and then dropped would be copied twice.
   let last = -1;
   for (const key of names) {
     const at = rank.get(key);
-    // Out of order or unknown: start over the slow way (the part copied so far is dropped).
     if (at === undefined || at < last) return reordered(source, names, plan);
     last = at;
-    out[key] = ordered(source[key], children[at]!);
   }
-  return out;
+  // Another prototype (a Date, …) may have its own toJSON: copied, as plain data, like before.
+  const proto: unknown = Object.getPrototypeOf(source);
+  let out: Record<string, unknown> | undefined = proto === Object.prototype || proto === null ? undefined : {};
+  for (let i = 0; i < names.length; i++) {
+    const key = names[i]!;
+    const child = source[key];
+    const done = ordered(child, children[rank.get(key)!]!);
+    if (done !== child && !out) {
+      out = {};
+      for (let j = 0; j < i; j++) out[names[j]!] = source[names[j]!];
+    }
+    if (out) out[key] = done;
+  }
+  return out ?? source;
 }
 
 /** `ordered` of an object whose keys are not in order, or not all known. */
