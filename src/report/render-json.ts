@@ -297,6 +297,9 @@ const isObject = (value: unknown): value is object => value !== null && typeof v
  * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
  * without a prototype). Either way JSON.stringify of the result is the same text.
  */
+/** Set per render: something made a key of Object.prototype enumerable, so for…in would list it. */
+let prototypeHasKeys = false;
+
 function ordered(value: unknown, plan: Plan): unknown {
   if (!isObject(value)) return value;
   if (Array.isArray(value)) {
@@ -310,25 +313,28 @@ function ordered(value: unknown, plan: Plan): unknown {
     return out ?? value;
   }
   const source = value as Record<string, unknown>;
-  const names = Object.keys(source);
-  const { rank, children } = plan;
-  // Checked before copying anything: a child copied and then dropped would be copied twice.
-  let last = -1;
-  for (const key of names) {
-    const at = rank.get(key);
-    if (at === undefined || at < last) return reordered(source, names, plan);
-    last = at;
-  }
   // Another prototype (a Date, …) may have its own toJSON: copied, as plain data, like before.
   const proto: unknown = Object.getPrototypeOf(source);
-  let out: Record<string, unknown> | undefined = proto === Object.prototype || proto === null ? undefined : {};
-  for (let i = 0; i < names.length; i++) {
-    const key = names[i]!;
+  if ((proto !== Object.prototype && proto !== null) || prototypeHasKeys) return reordered(source, Object.keys(source), plan);
+  const { rank, children } = plan;
+  // for…in: the own keys in Object.keys order (a plain object inherits none), without an array per object.
+  // Checked before copying anything: a child copied and then dropped would be copied twice.
+  let last = -1;
+  for (const key in source) {
+    const at = rank.get(key);
+    if (at === undefined || at < last) return reordered(source, Object.keys(source), plan);
+    last = at;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const key in source) {
     const child = source[key];
     const done = ordered(child, children[rank.get(key)!]!);
     if (done !== child && !out) {
       out = {};
-      for (let j = 0; j < i; j++) out[names[j]!] = source[names[j]!];
+      for (const before in source) {
+        if (before === key) break;
+        out[before] = source[before];
+      }
     }
     if (out) out[key] = done;
   }
@@ -382,6 +388,8 @@ function recordText(record: unknown): string {
  * (docs/report-format.md).
  */
 export function* jsonChunks(src: InventorySource): Generator<string> {
+  prototypeHasKeys = false;
+  for (const _ in {}) prototypeHasKeys = true;
   const head: InventoryHead = src.head;
   const text = escapeJsonControls(JSON.stringify(ordered(head, HEAD), null, 2));
   // The head without its closing brace; "records" is the last key of the fixed order.
