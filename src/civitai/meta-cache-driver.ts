@@ -1,7 +1,7 @@
 import { promises as fsp, readFileSync } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import pLimit from "p-limit";
-import { defineDriver } from "unstorage";
+import { defineDriver, type StorageValue } from "unstorage";
 import { writeFileAtomicAsync } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { ENTRY_EXT } from "./meta-cache-entry.ts";
@@ -115,7 +115,7 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
    * Entries are JSON objects; every caller checks what it gets (parseMetaEntry). A `__proto__`
    * key stays an own key under JSON.parse. Text that is not JSON goes on as text, as before.
    */
-  function parsed(text: string | null): unknown {
+  function parsed(text: string | null): StorageValue {
     if (text === null) return null;
     try {
       return JSON.parse(text);
@@ -138,7 +138,7 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     },
     async getItems(items: Item[]) {
       return items.map((item) => {
-        let value: unknown;
+        let value: StorageValue;
         try {
           value = parsed(readSync(item.key));
         } catch {
