@@ -66,7 +66,11 @@ export function versionFiles(version: ApiModelVersion): ApiFile[] {
 /** The value of `hashes[name]` of a lean file (key compared case-insensitively); null when absent. */
 export function leanFileHash(file: LeanFile, name: string): string | null {
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(file.hashes)) if (key.toLowerCase() === wanted) return value;
+  const hashes = file.hashes;
+  // for…in and a length check first: called for every candidate file of every lookup, no array per call.
+  for (const key in hashes) {
+    if (key.length === wanted.length && Object.hasOwn(hashes, key) && key.toLowerCase() === wanted) return hashes[key]!;
+  }
   return null;
 }
 

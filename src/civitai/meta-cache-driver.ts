@@ -1,7 +1,7 @@
 import { promises as fsp, readFileSync } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import pLimit from "p-limit";
-import { defineDriver } from "unstorage";
+import { defineDriver, type StorageValue } from "unstorage";
 import { writeFileAtomicAsync } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { ENTRY_EXT } from "./meta-cache-entry.ts";
@@ -26,7 +26,8 @@ export interface AtomicFsDriverOptions {
 const WRITES_IN_FLIGHT = 16;
 
 // One path segment per key segment; the leading character rules out `.`, `..` and our temp files.
-const SEGMENT_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+// Checked over the whole key at once (`a:b:c`), one regex run per read.
+const KEY_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}(?::[A-Za-z0-9_-][A-Za-z0-9._-]{0,127})*$/;
 
 interface Item {
   key: string;
@@ -43,16 +44,15 @@ interface Item {
 export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
   if (!opts || typeof opts.base !== "string" || opts.base === "") throw new Error("atomic-fs driver: `base` is required");
   const base = resolve(opts.base);
+  const root = base.endsWith(sep) ? base : base + sep;
   /** Folders made (or found) by this driver: a batch of writes creates each shard folder once. */
   const madeDirs = new Set<string>();
 
   function pathOf(key: string): string {
-    const segments = key.split(":");
-    if (!segments.every((s) => SEGMENT_RE.test(s))) {
-      throw new Error(`atomic-fs driver: unsafe key ${JSON.stringify(key.slice(0, 100))}`);
-    }
-    const path = join(base, ...segments) + ENTRY_EXT;
-    if (!path.startsWith(base + sep)) throw new Error(`atomic-fs driver: key escapes the cache dir: ${JSON.stringify(key)}`);
+    if (!KEY_RE.test(key)) throw new Error(`atomic-fs driver: unsafe key ${JSON.stringify(key.slice(0, 100))}`);
+    // Plain segments (no `/`, never `.` or `..`) need no path normalisation: joined as they are.
+    const path = root + key.replaceAll(":", sep) + ENTRY_EXT;
+    if (!path.startsWith(root)) throw new Error(`atomic-fs driver: key escapes the cache dir: ${JSON.stringify(key)}`);
     return path;
   }
 
@@ -109,6 +109,21 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     return keys;
   }
 
+  /**
+   * A batch read's value parsed here, so unstorage's destr passes it through: destr scans each
+   * text with three regexes before its own JSON.parse (a third of the read at 10,000 entries).
+   * Entries are JSON objects; every caller checks what it gets (parseMetaEntry). A `__proto__`
+   * key stays an own key under JSON.parse. Text that is not JSON goes on as text, as before.
+   */
+  function parsed(text: string | null): StorageValue {
+    if (text === null) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
   return {
     name: "atomic-fs",
     options: opts,
@@ -123,9 +138,9 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     },
     async getItems(items: Item[]) {
       return items.map((item) => {
-        let value: string | null;
+        let value: StorageValue;
         try {
-          value = readSync(item.key);
+          value = parsed(readSync(item.key));
         } catch {
           value = null; // unreadable (permissions, I/O): a miss, like a corrupt entry
         }

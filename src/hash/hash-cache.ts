@@ -90,6 +90,8 @@ export interface HashCache {
    * good for this run (scan reads its header facts back from here instead of holding them).
    */
   peek(realPath: string, identity: FileIdentity): HashCacheEntry | null;
+  /** `peek(…)?.local`, without reading the hash part again (scan reads the facts back per file). */
+  peekLocal(realPath: string, identity: FileIdentity): CachedLocal | null;
   /**
    * Stores hashes computed for `identity`, merged with a trusted entry for the same state. Never
    * throws: a write error disables further writes and adds one warning.
@@ -282,7 +284,7 @@ class StoreHashCache implements HashCache {
    * The two parts stored for `realPath` in this `identity` (usable or not yet judged), each null
    * when absent, for another state of the file (a plain miss, not parsed) or damaged (counted).
    */
-  private parts(realPath: string, identity: FileIdentity): { hash: HashPart | null; local: LocalPart | null } {
+  private parts(realPath: string, identity: FileIdentity, withHash = true): { hash: HashPart | null; local: LocalPart | null } {
     const waiting = this.pending.get(realPath);
     const [dir, name] = splitPath(realPath);
     const row = waiting?.hash && (waiting.local || !this.withLocal) ? undefined : this.folder(dir).rows.get(name);
@@ -293,7 +295,9 @@ class StoreHashCache implements HashCache {
     const localText = waiting?.local?.text ?? row?.[3];
     const localSum = waiting?.local?.sum ?? row?.[4];
     let hash: HashPart | null = null;
-    if (typeof hashText === "string" && hashText.startsWith(prefix)) {
+    if (!withHash) {
+      // Only the facts are wanted: the hash part is neither parsed nor judged (nor counted twice if damaged).
+    } else if (typeof hashText === "string" && hashText.startsWith(prefix)) {
       hash = parseHashPart(hashText, hashSum, now, identity);
       if (!hash) this.damaged();
     } else if (hashText !== null && hashText !== undefined && typeof hashText !== "string") this.damaged();
@@ -333,6 +337,11 @@ class StoreHashCache implements HashCache {
 
   peek(realPath: string, identity: FileIdentity): HashCacheEntry | null {
     return this.entry(realPath, identity, true);
+  }
+
+  peekLocal(realPath: string, identity: FileIdentity): CachedLocal | null {
+    const { local } = this.parts(realPath, identity, false);
+    return local && (local.confirmed || this.thisRun.has(realPath)) ? local.local : null;
   }
 
   get(realPath: string, identity: FileIdentity, algos: readonly HashAlgo[]): FileHashes | null {

@@ -300,14 +300,24 @@ export class Facts {
 
   /**
    * `record` with `duplicate`, `otherVersions` and `update.inLibrary` as this library says (any
-   * such fields it came with are replaced). The input is not modified.
+   * such fields it came with are replaced). The input is not modified: it is returned as it is
+   * when there is nothing to change, else a copy.
    */
   decorate(record: FileRecord): FileRecord {
-    const { duplicate: _d, otherVersions: _o, ...rest } = record;
-    const out: FileRecord = rest;
     const sha = record.hashes?.sha256;
     const group = typeof sha === "string" ? this.bySha.get(sha) : undefined;
-    if (group && count(group.files) > 1) {
+    const c = record.civitai;
+    const model =
+      c && typeof c.modelId === "number" && (record.status === "found" || record.status === "gone")
+        ? this.models.get(c.modelId)
+        : undefined;
+    const copies = group !== undefined && count(group.files) > 1;
+    const versions = c && model && count(model.versions) > 1;
+    // Nothing to add, replace or drop (most records of a library): the record as it is, not a copy.
+    if (!copies && !versions && !record.update && !("duplicate" in record) && !("otherVersions" in record)) return record;
+    const { duplicate: _d, otherVersions: _o, ...rest } = record;
+    const out: FileRecord = rest;
+    if (group && copies) {
       // A path is no longer than the others: the first LISTED_PATHS + 1 hold LISTED_PATHS others.
       const others = all(group.files)
         .slice(0, LISTED_PATHS + 1)
@@ -315,12 +325,7 @@ export class Facts {
         .filter((p) => p !== record.path);
       out.duplicate = { copies: count(group.files), others: others.slice(0, LISTED_PATHS) };
     }
-    const c = record.civitai;
-    const model =
-      c && typeof c.modelId === "number" && (record.status === "found" || record.status === "gone")
-        ? this.models.get(c.modelId)
-        : undefined;
-    if (c && model && count(model.versions) > 1) {
+    if (c && model && versions) {
       out.otherVersions = [...all(model.versions)]
         .filter((v) => v !== c.versionId)
         .sort((a, b) => a - b)

@@ -3,7 +3,6 @@ import type { Inventory, InventoryHead } from "./inventory-types.ts";
 import { memorySource, type InventorySource } from "./inventory-read.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 import { escapeJsonControls } from "../shared/format.ts";
-import { isPlainObject } from "../shared/json-guard.ts";
 
 /**
  * The JSON inventory (docs/report-format.md, docs/report.schema.json): the Inventory as is, with
@@ -264,30 +263,119 @@ const INVENTORY: KeyOrder = {
   },
 };
 
-/** A copy of `value` with its keys (and its children's) in `order`; arrays keep their order. */
-function ordered(value: unknown, order: KeyOrder | undefined): unknown {
-  if (Array.isArray(value)) return value.map((item) => ordered(item, order));
-  if (!isPlainObject(value)) return value;
-  // Null prototype: a `__proto__` key from a hand-edited file stays a plain key, not a prototype.
-  const out: Record<string, unknown> = Object.create(null);
-  const known = order?.keys ?? [];
-  for (const key of known) {
-    if (Object.hasOwn(value, key)) out[key] = ordered(value[key], order?.children?.[key]);
+/** A KeyOrder ready to use: where each known key goes, and the order for its value. */
+interface Plan {
+  keys: readonly string[];
+  rank: ReadonlyMap<string, number>;
+  /** The order for the value of `keys[i]`. */
+  children: readonly Plan[];
+}
+
+const plans = new WeakMap<KeyOrder, Plan>();
+const NO_ORDER: KeyOrder = { keys: [] };
+
+function planOf(order: KeyOrder): Plan {
+  let plan = plans.get(order);
+  if (plan) return plan;
+  const rank = new Map(order.keys.map((key, i) => [key, i]));
+  const children: Plan[] = [];
+  plan = { keys: order.keys, rank, children };
+  plans.set(order, plan);
+  for (const key of order.keys) children.push(planOf(order.children?.[key] ?? NO_ORDER));
+  return plan;
+}
+
+const NO_PLAN = planOf(NO_ORDER);
+
+const isObject = (value: unknown): value is object => value !== null && typeof value === "object";
+
+/**
+ * `value` with its keys (and its children's) in `plan`: known keys in that order, then any other
+ * key in byte order (keys a newer pipeline adds, kept for forward compatibility); arrays keep their
+ * order. Copy on write: an object or array already in order (as most parts of a record are built)
+ * is returned as it is, and only the objects above a part that had to be reordered are copied, into
+ * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
+ * without a prototype). Either way JSON.stringify of the result is the same text.
+ */
+/** Set per render: something made a key of Object.prototype enumerable, so for…in would list it. */
+let prototypeHasKeys = false;
+
+function ordered(value: unknown, plan: Plan): unknown {
+  if (!isObject(value)) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const done = ordered(item, plan);
+      if (done !== item && !out) out = value.slice(0, i);
+      if (out) out[i] = done;
+    }
+    return out ?? value;
   }
-  // Keys a newer pipeline adds (forward compatibility): kept, in byte order after the known ones.
-  const rest = Object.keys(value)
-    .filter((key) => !known.includes(key))
-    .sort(compareByteOrder);
-  for (const key of rest) out[key] = ordered(value[key], undefined);
+  const source = value as Record<string, unknown>;
+  // Another prototype (a Date, …) may have its own toJSON: copied, as plain data, like before.
+  const proto: unknown = Object.getPrototypeOf(source);
+  if ((proto !== Object.prototype && proto !== null) || prototypeHasKeys) return reordered(source, Object.keys(source), plan);
+  const { rank, children } = plan;
+  // for…in: the own keys in Object.keys order (a plain object inherits none), without an array per object.
+  // Checked before copying anything: a child copied and then dropped would be copied twice.
+  let last = -1;
+  for (const key in source) {
+    const at = rank.get(key);
+    if (at === undefined || at < last) return reordered(source, Object.keys(source), plan);
+    last = at;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (const key in source) {
+    const child = source[key];
+    const done = ordered(child, children[rank.get(key)!]!);
+    if (done !== child && !out) {
+      out = {};
+      for (const before in source) {
+        if (before === key) break;
+        out[before] = source[before];
+      }
+    }
+    if (out) out[key] = done;
+  }
+  return out ?? source;
+}
+
+/** `ordered` of an object whose keys are not in order, or not all known. */
+function reordered(source: Record<string, unknown>, names: readonly string[], plan: Plan): Record<string, unknown> {
+  const { keys, rank, children } = plan;
+  const known: number[] = [];
+  const rest: string[] = [];
+  for (const key of names) {
+    const at = rank.get(key);
+    if (at === undefined) rest.push(key);
+    else known.push(at);
+  }
+  known.sort((a, b) => a - b);
+  rest.sort(compareByteOrder);
+  const out: Record<string, unknown> = {};
+  for (const at of known) out[keys[at]!] = ordered(source[keys[at]!], children[at]!);
+  for (const key of rest) {
+    const child = ordered(source[key], NO_PLAN);
+    // A `__proto__` key from a hand-edited file stays a plain key, not a prototype.
+    if (key === "__proto__") Object.defineProperty(out, key, { value: child, enumerable: true, writable: true, configurable: true });
+    else out[key] = child;
+  }
   return out;
 }
 
-const HEAD: KeyOrder = { keys: INVENTORY.keys.filter((k) => k !== "records"), children: INVENTORY.children };
+const HEAD = planOf({ keys: INVENTORY.keys.filter((k) => k !== "records"), children: INVENTORY.children });
+const RECORD_PLAN = planOf(RECORD);
 
-/** Two-space-indented JSON of `value` in `order`, every line after the first indented by `indent` more. */
-function jsonText(value: unknown, order: KeyOrder, indent: string): string {
-  const text = JSON.stringify(ordered(value, order), null, 2);
-  return escapeJsonControls(indent === "" ? text : text.replace(/\n/g, `\n${indent}`));
+/** Where a record sits when wrapped as `[[record]]`: its lines already indented for the records array. */
+const NESTED_HEAD = "[\n  [\n    ".length;
+const NESTED_TAIL = "\n  ]\n]".length;
+
+/** Two-space-indented JSON of a record, its lines after the first indented 4 more (as in the records array). */
+function recordText(record: unknown): string {
+  // Wrapped in two arrays, JSON.stringify indents the record's lines itself: no pass to re-indent them.
+  const text = JSON.stringify([[ordered(record, RECORD_PLAN)]], null, 2);
+  return escapeJsonControls(text.slice(NESTED_HEAD, text.length - NESTED_TAIL));
 }
 
 /**
@@ -300,13 +388,15 @@ function jsonText(value: unknown, order: KeyOrder, indent: string): string {
  * (docs/report-format.md).
  */
 export function* jsonChunks(src: InventorySource): Generator<string> {
+  prototypeHasKeys = false;
+  for (const _ in {}) prototypeHasKeys = true;
   const head: InventoryHead = src.head;
-  const text = jsonText(head, HEAD, "");
+  const text = escapeJsonControls(JSON.stringify(ordered(head, HEAD), null, 2));
   // The head without its closing brace; "records" is the last key of the fixed order.
   yield `${text.slice(0, text.length - 2)},\n  "records": [`;
   let first = true;
   for (const record of src.records("path")) {
-    yield `${first ? "\n    " : ",\n    "}${jsonText(record, RECORD, "    ")}`;
+    yield `${first ? "\n    " : ",\n    "}${recordText(record)}`;
     first = false;
   }
   yield first ? "]\n}\n" : "\n  ]\n}\n";

@@ -211,7 +211,9 @@ function sidecarIdentity(
  * what Civitai (or its cached answer) said, so "found" always means Civitai answered.
  */
 function withLocal(record: FileRecord, local: LocalInfo): FileRecord {
-  const out: FileRecord = { ...record };
+  // Completed in place: buildRecords made `record` for this file alone (a copy per file was a
+  // tenth of the records phase at 100,000 files).
+  const out = record;
   const sha256 = record.hashes.sha256;
   const fileName = basenamePath(record.path);
   const size = record.size ?? 0;

@@ -149,7 +149,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
           ...(walk.names ? { names: walk.names } : {}),
           prepareSidecar: (s) =>
             s.description === null ? s : { ...s, description: cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS) },
-          loadCached: (i) => cache?.peek(files[i]!.realPath, files[i]!.identity)?.local ?? null,
+          loadCached: (i) => cache?.peekLocal(files[i]!.realPath, files[i]!.identity) ?? null,
           concurrency: options.localConcurrency,
           signal: options.signal,
         },
@@ -479,7 +479,7 @@ class LocalSections implements ReadonlyMap<string, LocalInfo> {
     const file = this.inCache.get(path);
     let facts = this.texts.get(path);
     if (file) {
-      facts = this.cache?.peek(file.realPath, file.identity)?.local?.facts;
+      facts = this.cache?.peekLocal(file.realPath, file.identity)?.facts;
       if (facts === undefined) {
         this.lost++;
         return undefined;

@@ -160,6 +160,23 @@ describe("hits and misses", () => {
     expect((await hashFiles([f], { algos: ["sha256"], cache: later10s }))[0]!.cached).toBe(true);
   });
 
+  test("facts written this run while the file is racy: peek and peekLocal give them to this run, read does not", async () => {
+    const { cache } = await openHashCache(join(root, "c-racy-local"), { withLocal: true });
+    const p = join(root, "racy-local.bin");
+    writeFileSync(p, "fresh"); // mtime now: racy
+    const f = foundFile(p);
+    const local = { version: 2, facts: '{"format":"unknown"}', sidecars: null };
+    cache!.setLocal(f.realPath, f.identity, local);
+    expect(cache!.read(f.realPath, f.identity)).toBeNull();
+    expect(cache!.peek(f.realPath, f.identity)?.local).toEqual(local);
+    expect(cache!.peekLocal(f.realPath, f.identity)).toEqual(local);
+    cache!.close();
+    // Another run: a racy part is never trusted.
+    const { cache: next } = await openHashCache(join(root, "c-racy-local"), { withLocal: true });
+    expect(next!.peekLocal(f.realPath, f.identity)).toBeNull();
+    next!.close();
+  });
+
   test("a part computed while the file was racy never becomes trusted by a later write beside it", async () => {
     let now = Date.now();
     const { cache } = await openHashCache(join(root, "c-racy-merge"), { now: () => now });
@@ -184,8 +201,11 @@ describe("hits and misses", () => {
     const entry = reopened!.read(f.realPath, f.identity)!;
     expect(entry.hashes.sha256).toBe(sha(f.path));
     expect(entry.local).toEqual({ version: 2, facts: '{"format":"unknown"}', sidecars: null });
+    // The facts alone (as scan reads them back), without the hash part: the same answer.
+    expect(reopened!.peekLocal(f.realPath, f.identity)).toEqual(entry.local);
     // Another state of the file: neither hashes nor facts.
     expect(reopened!.read(f.realPath, { ...f.identity, ctimeNs: "1" })).toBeNull();
+    expect(reopened!.peekLocal(f.realPath, { ...f.identity, ctimeNs: "1" })).toBeNull();
     // New hashes for a changed file replace the row, facts included.
     reopened!.set(f.realPath, { ...f.identity, size: 99 }, { sha256: "b".repeat(64) });
     expect(reopened!.read(f.realPath, { ...f.identity, size: 99 })?.local).toBeNull();

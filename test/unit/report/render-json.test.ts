@@ -77,6 +77,28 @@ describe("renderJson", () => {
     expect(json).toContain('"zeta": {\n        "a": 2,\n        "b": 1\n      }');
   });
 
+  test("unknown keys: array-index keys first as JSON.stringify lists them, the rest in byte order, nested maps sorted too", () => {
+    const inv = sampleInventory();
+    const record = inv.records[0] as unknown as Record<string, unknown>;
+    record.extra = JSON.parse('{"b":[{"z":1,"y":[]}],"10":{},"é":null,"2":[1,"x"],"A":{"d":1,"c":{"f":2,"e":3}},"01":true}');
+    const json = renderJson(inv);
+    const expected = {
+      "2": [1, "x"],
+      "10": {},
+      "01": true,
+      A: { c: { e: 3, f: 2 }, d: 1 },
+      b: [{ y: [], z: 1 }],
+      é: null,
+    };
+    expect(json).toContain(`"extra": ${JSON.stringify(expected, null, 2).replace(/\n/g, "\n      ")}`);
+    // Known keys out of order (as Civitai sends hashes) and in order give the same text.
+    const found = inv.records.find((r) => r.civitai?.matchedFile?.hashes)!;
+    const hashes = found.civitai!.matchedFile!.hashes as Record<string, string>;
+    const before = renderJson(inv);
+    found.civitai!.matchedFile!.hashes = Object.fromEntries(Object.entries(hashes).reverse());
+    expect(renderJson(inv)).toBe(before);
+  });
+
   test("a __proto__ key stays data (no prototype change)", () => {
     const inv = JSON.parse(renderJson(sampleInventory())) as Inventory;
     const withProto = JSON.parse(
