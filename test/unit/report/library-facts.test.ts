@@ -40,9 +40,9 @@ describe("library facts", () => {
 
   test("copies are copies whatever Civitai said: not found, offline (skipped with a hash) and found alike", () => {
     const records = [
-      file("/m/x.safetensors", SHA_B, 300, { status: "not_found", civitai: null }),
-      file("/m/y.safetensors", SHA_B, 300, { status: "skipped", civitai: null }),
-      makeRecord({ path: "/m/z.safetensors", status: "skipped", hashes: null }),
+      file("/m/x.safetensors", SHA_B, 300, { status: "not_found", civitai: undefined }),
+      file("/m/y.safetensors", SHA_B, 300, { status: "skipped", civitai: undefined }),
+      makeRecord({ path: "/m/z.safetensors", status: "skipped", hashes: {} }),
     ];
     const facts = factsOf(records);
     expect(facts.facts.duplicates).toEqual({ sets: 1, files: 2, reclaimableBytes: 300, modelsWithSeveralVersions: 0 });
