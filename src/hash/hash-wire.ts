@@ -51,6 +51,8 @@ export interface BatchMessage {
   stamps: Float64Array;
   /** The walker's mtime of each file, when the worker takes the second look. */
   mtimes?: string[];
+  /** And its ctime (the whole stamp lets a small file be fstat'ed once, hash-worker.ts). */
+  ctimes?: string[];
   /**
    * Where to store the results (hash-cache.ts WorkerStore), with each file's real path ("" when it
    * is its path) and the hash part to merge into ("" when none).
@@ -89,7 +91,7 @@ export function encodeBatch(
     indexes: jobs.map((j) => j.index),
     paths: jobs.map((j) => j.path),
     stamps,
-    ...(jobs[0]?.secondLook ? { mtimes: jobs.map((j) => j.identity.mtimeNs) } : {}),
+    ...(jobs[0]?.secondLook ? { mtimes: jobs.map((j) => j.identity.mtimeNs), ctimes: jobs.map((j) => j.identity.ctimeNs) } : {}),
     ...(store
       ? {
           store: {
@@ -102,7 +104,7 @@ export function encodeBatch(
   };
 }
 
-/** The jobs of a batch, on the worker's side (only dev, ino and size of the identity travel). */
+/** The jobs of a batch, on the worker's side (dev, ino and size of the identity; its times for the second look). */
 export function decodeBatch(msg: BatchMessage): HashJob[] {
   return msg.paths.map((path, i) => ({
     index: msg.indexes[i]!,
@@ -112,7 +114,7 @@ export function decodeBatch(msg: BatchMessage): HashJob[] {
       ino: msg.stamps[i * 3 + 1]!,
       size: msg.stamps[i * 3 + 2]!,
       mtimeNs: msg.mtimes?.[i] ?? "",
-      ctimeNs: "",
+      ctimeNs: msg.ctimes?.[i] ?? "",
     },
     algos: msg.algos,
     ...(msg.mtimes ? { secondLook: true } : {}),
