@@ -22,6 +22,8 @@ import {
   type HashJobResult,
   type SecondLookSkip,
   type ToWorkerMessage,
+  splitWire,
+  WIRE_SEPARATOR,
 } from "./hash-wire.ts";
 import { checksum, hashPartText, mergeHashes, parseHashPart, splitPath } from "./hash-entry.ts";
 import { openStore, type HashStore, type PartRow } from "./hash-store.ts";
@@ -250,7 +252,8 @@ function runBatch(msg: BatchMessage, buffer: Buffer): FromWorkerMessage {
   };
   const jobs = decodeBatch(msg);
   const results = jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
-  return { type: "done", batchId: msg.batchId, results: results.map(encodeResult), ...storeResults(msg, jobs, results) };
+  const texts = results.map(encodeResult).join(WIRE_SEPARATOR);
+  return { type: "done", batchId: msg.batchId, results: texts, ...storeResults(msg, jobs, results) };
 }
 
 /** This worker's connection to the hash store, and the error that stopped it storing. */
@@ -278,14 +281,19 @@ function storeResults(
       store = { file: target.file, store: opened.store };
     }
     const now = Date.now() + target.clockOffset;
+    const keys = splitWire(target.keys, jobs.length);
+    const previousTexts = splitWire(target.previous, jobs.length);
     const rows: PartRow[] = [];
+    // A batch is mostly one folder: its bytes are encoded once.
+    let lastDir: { text: string; bytes: Uint8Array } | null = null;
     results.forEach((r, i) => {
       if (r.error !== undefined || !r.identity) return;
-      const previousText = target.previous[i] ?? "";
+      const previousText = previousTexts[i] ?? "";
       const previous = previousText ? parseHashPart(previousText, checksum(previousText), now) : null;
       const text = hashPartText(mergeHashes(r.identity, previous, { hashes: r.hashes, absent: r.absent }, now, previous !== null));
-      const [dir, name] = splitPath(target.keys[i] || jobs[i]!.path);
-      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
+      const [dir, name] = splitPath(keys[i] || jobs[i]!.path);
+      if (lastDir?.text !== dir) lastDir = { text: dir, bytes: encodeFsName(dir) };
+      rows.push({ dir: lastDir.bytes, name: encodeFsName(name), text, sum: checksum(text) });
     });
     store.store.write(rows);
     return { stored: rows.length };

@@ -8,7 +8,15 @@ import { availableParallelism } from "node:os";
 import { AppError, UsageError, errorMessage } from "../shared/errors.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "../scan/types.ts";
 import type { HashCache, WorkerStore, WorkerWrites } from "./hash-cache.ts";
-import { decodeResult, encodeBatch, type FromWorkerMessage, type HashJob, type HashJobResult, type SecondLookSkip } from "./hash-wire.ts";
+import {
+  decodeResult,
+  encodeBatch,
+  splitWire,
+  type FromWorkerMessage,
+  type HashJob,
+  type HashJobResult,
+  type SecondLookSkip,
+} from "./hash-wire.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
 
 /**
@@ -362,7 +370,7 @@ function runPool(
               if (msg.storeError) cb.onStoreError(msg.storeError);
               finishBatch(
                 flight,
-                msg.results.map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
+                splitWire(msg.results, flight.batch.jobs.length).map((text, i) => decodeResult(flight.batch.jobs[i]!.index, text)),
                 (msg.stored ?? 0) > 0,
               );
             }
