@@ -39,23 +39,28 @@ export interface HashJobResult {
   skip?: SecondLookSkip;
 }
 
-/** One batch of files sharing one list of algorithms. */
+/**
+ * One batch of files sharing one list of algorithms. Each list of texts travels as one string,
+ * its items joined by NUL (which no path, hash part or stamp holds): a message of 512 strings per
+ * list cost the main thread more to clone than one string of the same bytes.
+ */
 export interface BatchMessage {
   type: "batch";
   batchId: number;
   bufferSize: number;
   algos: HashAlgo[];
-  indexes: number[];
-  paths: string[];
-  /** dev, ino and size of each file, in order. */
+  /** The paths, NUL-joined. */
+  paths: string;
+  /** index, dev, ino and size of each file, in order. */
   stamps: Float64Array;
-  /** The walker's mtime of each file, when the worker takes the second look. */
-  mtimes?: string[];
+  /** The walker's mtimes and ctimes (NUL-joined), when the worker takes the second look. */
+  mtimes?: string;
+  ctimes?: string;
   /**
    * Where to store the results (hash-cache.ts WorkerStore), with each file's real path ("" when it
-   * is its path) and the hash part to merge into ("" when none).
+   * is its path) and the hash part to merge into ("" when none), NUL-joined.
    */
-  store?: { file: string; clockOffset: number; keys: string[]; previous: string[] };
+  store?: { file: string; clockOffset: number; keys: string; previous: string };
 }
 
 /** `close`: no more batches; the worker closes its store and says `closed`. */
@@ -64,10 +69,13 @@ export type FromWorkerMessage =
   | { type: "closed" }
   | { type: "progress"; batchId: number; bytes: number }
   /**
-   * One string per file, in batch order (encodeResult); with a store, how many results were stored
-   * (the successes, committed before this message) or the error that stopped storing.
+   * One text per file (encodeResult), NUL-joined in batch order; with a store, how many results
+   * were stored (the successes, committed before this message) or the error that stopped storing.
    */
-  | { type: "done"; batchId: number; results: string[]; stored?: number; storeError?: { code?: string; message: string } };
+  | { type: "done"; batchId: number; results: string; stored?: number; storeError?: { code?: string; message: string } };
+
+/** Separates the items of a list in a message (see BatchMessage). */
+export const WIRE_SEPARATOR = "\0";
 
 export function encodeBatch(
   batchId: number,
@@ -75,47 +83,58 @@ export function encodeBatch(
   bufferSize: number,
   store?: { file: string; clockOffset: number },
 ): BatchMessage {
-  const stamps = new Float64Array(jobs.length * 3);
+  const stamps = new Float64Array(jobs.length * 4);
+  const paths: string[] = [];
   jobs.forEach((j, i) => {
-    stamps[i * 3] = j.identity.dev;
-    stamps[i * 3 + 1] = j.identity.ino;
-    stamps[i * 3 + 2] = j.identity.size;
+    stamps[i * 4] = j.index;
+    stamps[i * 4 + 1] = j.identity.dev;
+    stamps[i * 4 + 2] = j.identity.ino;
+    stamps[i * 4 + 3] = j.identity.size;
+    paths.push(j.path);
   });
+  const joined = (f: (j: HashJob) => string) => jobs.map(f).join(WIRE_SEPARATOR);
   return {
     type: "batch",
     batchId,
     bufferSize,
     algos: jobs[0]?.algos ?? [],
-    indexes: jobs.map((j) => j.index),
-    paths: jobs.map((j) => j.path),
+    paths: paths.join(WIRE_SEPARATOR),
     stamps,
-    ...(jobs[0]?.secondLook ? { mtimes: jobs.map((j) => j.identity.mtimeNs) } : {}),
+    ...(jobs[0]?.secondLook ? { mtimes: joined((j) => j.identity.mtimeNs), ctimes: joined((j) => j.identity.ctimeNs) } : {}),
     ...(store
       ? {
           store: {
             ...store,
-            keys: jobs.map((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
-            previous: jobs.map((j) => j.previous ?? ""),
+            keys: joined((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
+            previous: joined((j) => j.previous ?? ""),
           },
         }
       : {}),
   };
 }
 
-/** The jobs of a batch, on the worker's side (only dev, ino and size of the identity travel). */
+/** A NUL-joined list back as its items (`count` of them: "" joins one empty item, or none). */
+export function splitWire(text: string, count: number): string[] {
+  return count === 0 ? [] : text.split(WIRE_SEPARATOR);
+}
+
+/** The jobs of a batch, on the worker's side (dev, ino and size of the identity; its times for the second look). */
 export function decodeBatch(msg: BatchMessage): HashJob[] {
-  return msg.paths.map((path, i) => ({
-    index: msg.indexes[i]!,
+  const count = msg.stamps.length / 4;
+  const mtimes = msg.mtimes === undefined ? undefined : splitWire(msg.mtimes, count);
+  const ctimes = msg.ctimes === undefined ? undefined : splitWire(msg.ctimes, count);
+  return splitWire(msg.paths, count).map((path, i) => ({
+    index: msg.stamps[i * 4]!,
     path,
     identity: {
-      dev: msg.stamps[i * 3]!,
-      ino: msg.stamps[i * 3 + 1]!,
-      size: msg.stamps[i * 3 + 2]!,
-      mtimeNs: msg.mtimes?.[i] ?? "",
-      ctimeNs: "",
+      dev: msg.stamps[i * 4 + 1]!,
+      ino: msg.stamps[i * 4 + 2]!,
+      size: msg.stamps[i * 4 + 3]!,
+      mtimeNs: mtimes?.[i] ?? "",
+      ctimeNs: ctimes?.[i] ?? "",
     },
     algos: msg.algos,
-    ...(msg.mtimes ? { secondLook: true } : {}),
+    ...(mtimes ? { secondLook: true } : {}),
   }));
 }
 

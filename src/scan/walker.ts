@@ -21,6 +21,7 @@ import { identityFromStats } from "./file-identity.ts";
 import { sep } from "node:path";
 import { basenamePath, dirnamePath, fsPath, hasRawBytes, joinPath, resolvePath } from "../shared/fs-path.ts";
 import { listEntries, realpathKeepingBytes, type ListedEntry } from "../shared/fs-names.ts";
+import { TEMP_PREFIX } from "../shared/temp-name.ts";
 
 const DEFAULT_MAX_DEPTH = 64;
 
@@ -472,7 +473,8 @@ class Walker {
   /** classify for an entry the listing says is a regular file, with a synchronous stat. */
   private classifyRegular(path: string, name: string, rel: string, aria2: boolean, statNow: (path: string) => BigIntStats): EntryOutcome {
     if (this.isExcluded(rel, false)) return { kind: "ignore" };
-    if (isOwnTempName(name)) return { kind: "ignore" };
+    // A listed name has no separator: the prefix test isOwnTempName makes after taking a basename.
+    if (name.startsWith(TEMP_PREFIX)) return { kind: "ignore" };
     const suffix = inProgressSuffix(name, this.extensions);
     if (suffix !== undefined) return { kind: "skip", reason: inProgressReason(suffix) };
     if (!hasModelExtension(name, this.extensions)) return { kind: "ignore" };

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, closeSync, mkdtempSync, openSync, writeSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  writeSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -172,6 +183,48 @@ describe("files that must not be hashed", () => {
     expect(results[1]!.error).toContain("ENOENT");
   });
 
+  test("a small file on its second look is read once and fstat'ed once: changes since the walk leave it out", () => {
+    const p = join(dir, "second-look.safetensors");
+    writeFileSync(p, safetensorsBytes());
+    const found = foundFile(p);
+    const job = { index: 0, path: p, identity: found.identity, algos: [...HASH_ALGOS], secondLook: true };
+    const buffer = Buffer.alloc(64 * 1024);
+    // Unchanged: every algorithm from the one read, and the walk's identity.
+    const same = hashFileSync(job, buffer);
+    expect(same.hashes).toEqual(expectedHashes(p));
+    expect(same.identity).toEqual(found.identity);
+    // Grown during the read: the fstat after it sees the new size, the file is left out as in progress.
+    let grown = false;
+    const grow = hashFileSync(job, buffer, {
+      onChunk: () => {
+        if (!grown) appendFileSync(p, "more");
+        grown = true;
+      },
+    });
+    expect(grow.skip).toBe("sizeChanged");
+    expect(grow.hashes).toEqual({});
+    // Same size, new content and mtime since the walk: left out, never hashed under the old stamp.
+    const edited = foundFile(p);
+    const fd = openSync(p, "r+");
+    writeSync(fd, Buffer.from("changed"), 0, 7, 60);
+    closeSync(fd);
+    utimesSync(p, new Date(), new Date(Date.now() + 5000));
+    expect(hashFileSync({ ...job, identity: edited.identity }, buffer).skip).toBe("modified");
+    // Only the ctime moved (chmod): hashed again with both fstats, under the new stamp.
+    const before = foundFile(p);
+    chmodSync(p, 0o600);
+    const chmodded = hashFileSync({ ...job, identity: before.identity }, buffer);
+    expect(chmodded.error).toBeUndefined();
+    expect(chmodded.hashes.sha256).toBe(expectedHashes(p).sha256);
+    expect(chmodded.identity).toEqual(foundFile(p).identity);
+    expect(chmodded.identity!.ctimeNs).not.toBe(before.identity.ctimeNs);
+    // Replaced by a FIFO: the failed read is not an error, the file is left out as replaced.
+    rmSync(p);
+    expect(Bun.spawnSync(["mkfifo", p]).exitCode).toBe(0);
+    expect(hashFileSync({ ...job, identity: before.identity }, buffer).skip).toBe("replaced");
+    rmSync(p);
+  });
+
   test("a file grown during the read (in-process, deterministic) is an error", () => {
     const p = join(dir, "grow.bin");
     writeFileSync(p, randomBytes(256 * 1024));
@@ -249,9 +302,11 @@ describe("worker pool failures", () => {
       script,
       `self.onmessage = (e) => {
         const msg = e.data;
-        if (msg.paths.some((p) => p.endsWith("crash.bin"))) throw new Error("boom");
+        // hash-wire.ts: NUL-joined paths, and index, dev, ino and size per file in stamps.
+        const paths = msg.paths.split("\\0");
+        if (paths.some((p) => p.endsWith("crash.bin"))) throw new Error("boom");
         // hash-wire.ts encodeResult: identity, bytes read, then sha256|autov1|autov2|autov3|crc32, then absent.
-        postMessage({ type: "done", batchId: msg.batchId, results: msg.paths.map((p, i) => "+1|1|" + msg.stamps[i * 3 + 2] + "|0|0|0|" + "0".repeat(64) + "|||||") });
+        postMessage({ type: "done", batchId: msg.batchId, results: paths.map((p, i) => "+1|1|" + msg.stamps[i * 4 + 3] + "|0|0|0|" + "0".repeat(64) + "|||||").join("\\0") });
       };`,
     );
     const big = 2 * 1024 * 1024; // one file per batch
