@@ -104,6 +104,21 @@ export type OpenStoreResult =
  * write to.
  */
 export function openStore(file: string): OpenStoreResult {
+  // Two runs creating the store at the same moment: switching a new file to WAL takes a lock that
+  // SQLite's busy handler does not always wait for, so one of them can get SQLITE_BUSY at once.
+  // Opening again shortly after finds the store made; only a lock held past the tries is an error.
+  for (let attempt = 1; ; attempt++) {
+    const result = openStoreOnce(file);
+    if (result.kind !== "error" || storeErrorKind(result.error) !== "busy" || attempt >= OPEN_BUSY_TRIES) return result;
+    Atomics.wait(OPEN_PAUSE, 0, 0, 25 * attempt);
+  }
+}
+
+const OPEN_BUSY_TRIES = 8;
+/** Something to wait on synchronously between tries (the store opens before any event loop work). */
+const OPEN_PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+function openStoreOnce(file: string): OpenStoreResult {
   let db: Database | undefined;
   try {
     db = new Database(file, { create: true, readwrite: true, strict: true });
