@@ -19,6 +19,7 @@ import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
 import { decodeFsName, encodeFsName, fsPath, hasRawBytes, joinPath } from "../shared/fs-path.ts";
 import { removeEmptyDirs } from "../shared/no-follow.ts";
+import { errnoCode } from "../shared/errors.ts";
 import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
 import {
   checksum,
@@ -143,7 +144,7 @@ const ERRNO_TEXT: Record<string, string> = {
 
 /** `<path>: EROFS (read-only file system)`, the form every cache warning uses. */
 function describeFsError(path: string, err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const code = errnoCode(err);
   if (code?.startsWith("SQLITE_")) return `${path}: ${describeStoreError(err)}`;
   if (code) return `${path}: ${code} (${ERRNO_TEXT[code] ?? (err as Error).message})`;
   return `${path}: ${err instanceof Error ? err.message : String(err)}`;
@@ -596,7 +597,7 @@ function stillThere(path: string, id: FileIdentity): boolean {
     const st = statSync(fsPath(path), { bigint: true });
     return Number(st.dev) === id.dev && Number(st.ino) === id.ino;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     return code !== "ENOENT" && code !== "ENOTDIR";
   }
 }

@@ -9,7 +9,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from "node:fs";
 import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, safetensorsDataOffset } from "./hash-algos.ts";
-import { errorMessage } from "../shared/errors.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import type { HashAlgo } from "../scan/types.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
 import { fsPath } from "../shared/fs-path.ts";
@@ -65,21 +65,13 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
     return hashFileSync({ ...job, identity: { ...job.identity, ctimeNs: "" } }, buffer, hooks);
   }
   const { index, path, identity, algos } = job;
-  const fail = (error: string, bytesRead = 0): HashJobResult => ({ index, hashes: {}, absent: [], bytesRead, error });
-  const skip = (why: SecondLookSkip): HashJobResult => ({
-    index,
-    hashes: {},
-    absent: [],
-    bytesRead: 0,
-    skip: why,
-    error: ERR_CHANGED_SINCE_FOUND,
-  });
+  const fail = (error: string, bytesRead = 0): HashJobResult => failed(index, error, bytesRead);
+  const skip = (why: SecondLookSkip): HashJobResult => skipped(index, why);
   let fd: number;
   try {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openForHashing(path);
   } catch (err) {
-    if (job.secondLook && (err as NodeJS.ErrnoException).code === "ENOENT") return skip("removed");
+    if (job.secondLook && errnoCode(err) === "ENOENT") return skip("removed");
     return fail(errorMessage(err));
   }
   let pos = 0;
@@ -167,6 +159,21 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
  * after its one read (hashSmallFileSync). Bigger files keep the fstat before the read too: their
  * read is long, and must not be spent on a file that is no longer the one found.
  */
+/** A file that could not be hashed, with what was read of it. */
+function failed(index: number, error: string, bytesRead = 0): HashJobResult {
+  return { index, hashes: {}, absent: [], bytesRead, error };
+}
+
+/** A file left out because it changed since the walk (the second look's verdict). */
+function skipped(index: number, why: SecondLookSkip): HashJobResult {
+  return { index, hashes: {}, absent: [], bytesRead: 0, skip: why, error: ERR_CHANGED_SINCE_FOUND };
+}
+
+/** O_NONBLOCK: opening a FIFO put in a file's place would otherwise wait for a writer forever. */
+function openForHashing(path: string): number {
+  return openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
+}
+
 const ONE_LOOK_MAX_BYTES = 1024 * 1024;
 
 /**
@@ -180,20 +187,13 @@ const ONE_LOOK_MAX_BYTES = 1024 * 1024;
  */
 function hashSmallFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks): HashJobResult | "again" {
   const { index, path, identity, algos } = job;
-  const skip = (why: SecondLookSkip): HashJobResult => ({
-    index,
-    hashes: {},
-    absent: [],
-    bytesRead: 0,
-    skip: why,
-    error: ERR_CHANGED_SINCE_FOUND,
-  });
+  const skip = (why: SecondLookSkip): HashJobResult => skipped(index, why);
   let fd: number;
   try {
-    fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openForHashing(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return skip("removed");
-    return { index, hashes: {}, absent: [], bytesRead: 0, error: errorMessage(err) };
+    if (errnoCode(err) === "ENOENT") return skip("removed");
+    return failed(index, errorMessage(err));
   }
   let pos = 0;
   try {
@@ -221,8 +221,8 @@ function hashSmallFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks): 
     if (Number(after.size) !== identity.size) return skip("sizeChanged");
     if (after.mtimeNs.toString() !== identity.mtimeNs) return skip("modified");
     if (after.ctimeNs.toString() !== identity.ctimeNs) return "again";
-    if (readError !== undefined) return { index, hashes: {}, absent: [], bytesRead: 0, error: errorMessage(readError) };
-    if (pos !== identity.size) return { index, hashes: {}, absent: [], bytesRead: pos, error: ERR_CHANGED_WHILE_HASHING };
+    if (readError !== undefined) return failed(index, errorMessage(readError));
+    if (pos !== identity.size) return failed(index, ERR_CHANGED_WHILE_HASHING, pos);
     const v3 = v3Offset === null ? null : new Bun.CryptoHasher("sha256").update(buffer.subarray(v3Offset, pos));
     const hashes = buildFileHashes(algos, {
       sha256: sha?.digest("hex"),
@@ -233,7 +233,7 @@ function hashSmallFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks): 
     const absent = want.has("autov3") && !v3 ? (["autov3"] as HashAlgo[]) : [];
     return { index, hashes, absent, identity: { ...identity }, bytesRead: pos };
   } catch (err) {
-    return { index, hashes: {}, absent: [], bytesRead: pos, error: errorMessage(err) };
+    return failed(index, errorMessage(err), pos);
   } finally {
     closeSync(fd);
   }

@@ -9,7 +9,7 @@ import { open, stat } from "node:fs/promises";
 import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
 import { listNames } from "../shared/fs-names.ts";
 import { ByteBudget } from "../shared/byte-budget.ts";
-import { errorMessage } from "../shared/errors.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { detectFormat, FORMAT_PROBE_BYTES, parseZipFirstEntry, ZIP_PROBE_BYTES } from "./file-format.ts";
 import { ggmlTypeName, parseGguf } from "./gguf.ts";
 import { checkSafetensorsHeader } from "../hash/hash-algos.ts";
@@ -60,8 +60,7 @@ export interface ReadLocalInfoOptions {
 const defaultOpen = (path: string): Promise<ReadableFile> => open(fsPath(path), "r");
 
 function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code ? `${code}` : errorMessage(err);
+  return errnoCode(err) ?? errorMessage(err);
 }
 
 /** Reads up to `length` bytes at `position`, looping over short reads; a shorter result means EOF. */
@@ -279,7 +278,8 @@ export async function readSidecars(modelPath: string, options: ReadSidecarsOptio
     try {
       st = await stat(fsPath(path));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT" && (err as NodeJS.ErrnoException).code !== "ENOTDIR") {
+      const code = errnoCode(err);
+      if (code !== "ENOENT" && code !== "ENOTDIR") {
         result.warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
       }
       continue;
@@ -533,7 +533,7 @@ async function refreshSidecars(
     try {
       st = await stat(fsPath(path), { bigint: true });
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
+      const code = errnoCode(err);
       if (code !== "ENOENT" && code !== "ENOTDIR") warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
       continue;
     }

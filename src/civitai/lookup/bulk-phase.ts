@@ -110,15 +110,8 @@ async function prefilter(
   const known: KnownIds = new Map();
   for (const batch of chunk(works, IDS_BATCH_SIZE)) {
     if (run.isStopped()) return "failed";
-    run.counters.requests.ids++;
     try {
-      addIds(
-        known,
-        await run.api.versionIdsByHashes(
-          host,
-          batch.map((w) => w.sha256),
-        ),
-      );
+      await askIds(run, host, batch, known);
     } catch (err) {
       if (err instanceof ApiError && (err.kind === "http" || err.kind === "bad_response")) {
         run.idsUnsupported.add(host);
@@ -130,6 +123,18 @@ async function prefilter(
     }
   }
   return known;
+}
+
+/** One `POST /by-hash/ids` for `batch`, counted, its version ids added to `known`. */
+async function askIds(run: LookupRun, host: string, batch: readonly Work[], known: KnownIds): Promise<void> {
+  run.counters.requests.ids++;
+  addIds(
+    known,
+    await run.api.versionIdsByHashes(
+      host,
+      batch.map((w) => w.sha256),
+    ),
+  );
 }
 
 /** Leftovers of bulk answers that held unclaimed versions: one by-hash/ids request names their versions. */
@@ -144,15 +149,8 @@ async function attributeUnclaimed(
   const known: KnownIds = new Map();
   for (const batch of chunk(works, IDS_BATCH_SIZE)) {
     if (run.isStopped()) return [];
-    run.counters.requests.ids++;
     try {
-      addIds(
-        known,
-        await run.api.versionIdsByHashes(
-          host,
-          batch.map((w) => w.sha256),
-        ),
-      );
+      await askIds(run, host, batch, known);
     } catch (err) {
       // Not knowing is not "not found": these files may be archived versions. Asked again next run.
       const f = isFallback && run.fallbackFailed(host, err) ? run.fallbackUnavailable() : run.failure(err);
