@@ -63,7 +63,7 @@ export interface LeanVersion {
 }
 
 /** One entry of a model's version list, in Civitai's order (the first is the latest). */
-interface LeanVersionSummary {
+export interface LeanVersionSummary {
   id: number;
   name: string | null;
   baseModel: string | null;

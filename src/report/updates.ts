@@ -12,6 +12,7 @@
  * (archived) or not `Published` are never offered.
  */
 import type { FileRecord } from "./record-types.ts";
+import type { LeanVersionSummary } from "../civitai/lean.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 
 /** Early or paid access of a version, as Civitai declares it (docs/civitai-api.md §1.2, §1.4). */
@@ -46,21 +47,8 @@ export interface UpdateInfo {
   newest: NewerVersion;
 }
 
-/** The fields of one entry of a model's versions list that the decision reads (civitai/lean.ts LeanVersionSummary fits). */
-export interface VersionSummary {
-  id: number;
-  name: string | null;
-  baseModel: string | null;
-  index: number | null;
-  status: string | null;
-  availability: string | null;
-  createdAt: string | null;
-  publishedAt: string | null;
-  earlyAccessDeadline: string | null;
-  earlyAccessEndsAt: string | null;
-  paidAccess: { permanent: boolean | null; endsAt: string | null } | null;
-  hasFiles: boolean;
-}
+/** The fields of one entry of a model's versions list that the decision reads. */
+export type VersionSummary = Omit<LeanVersionSummary, "baseModelType">;
 
 /** The file's own version as the record knows it (its entry in the list may be missing). */
 export interface OwnVersion {
