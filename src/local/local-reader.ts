@@ -9,7 +9,7 @@ import { open, stat } from "node:fs/promises";
 import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
 import { listNames } from "../shared/fs-names.ts";
 import { ByteBudget } from "../shared/byte-budget.ts";
-import { errnoCode, errorMessage } from "../shared/errors.ts";
+import { errnoCode, errnoOrMessage } from "../shared/errors.ts";
 import { detectFormat, FORMAT_PROBE_BYTES, parseZipFirstEntry, ZIP_PROBE_BYTES } from "./file-format.ts";
 import { ggmlTypeName, parseGguf } from "./gguf.ts";
 import { checkSafetensorsHeader } from "../hash/hash-algos.ts";
@@ -59,9 +59,6 @@ export interface ReadLocalInfoOptions {
 
 const defaultOpen = (path: string): Promise<ReadableFile> => open(fsPath(path), "r");
 
-function errnoText(err: unknown): string {
-  return errnoCode(err) ?? errorMessage(err);
-}
 
 /** Reads up to `length` bytes at `position`, looping over short reads; a shorter result means EOF. */
 async function readAt(file: ReadableFile, position: number, length: number, counter: { bytes: number }): Promise<Uint8Array> {
@@ -110,7 +107,7 @@ export async function readLocalInfo(path: string, size: number, options: ReadLoc
   try {
     file = await (options.openFile ?? defaultOpen)(path);
   } catch (err) {
-    info.errors.push(`cannot open the file (${errnoText(err)})`);
+    info.errors.push(`cannot open the file (${errnoOrMessage(err)})`);
     return info;
   }
   try {
@@ -149,7 +146,7 @@ export async function readLocalInfo(path: string, size: number, options: ReadLoc
         break;
     }
   } catch (err) {
-    info.errors.push(`read failed (${errnoText(err)})`);
+    info.errors.push(`read failed (${errnoOrMessage(err)})`);
   } finally {
     info.bytesRead = counter.bytes;
     await file.close().catch(() => undefined);
@@ -280,7 +277,7 @@ export async function readSidecars(modelPath: string, options: ReadSidecarsOptio
     } catch (err) {
       const code = errnoCode(err);
       if (code !== "ENOENT" && code !== "ENOTDIR") {
-        result.warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
+        result.warnings.push(`${path}: cannot read sidecar (${errnoOrMessage(err)})`);
       }
       continue;
     }
@@ -320,7 +317,7 @@ async function readOneSidecar(
     }
     return { info: parseSidecar(kind, name, text) };
   } catch (err) {
-    return { warning: `${path}: cannot read sidecar (${errnoText(err)})` };
+    return { warning: `${path}: cannot read sidecar (${errnoOrMessage(err)})` };
   } finally {
     await file?.close().catch(() => undefined);
   }
@@ -534,7 +531,7 @@ async function refreshSidecars(
       st = await stat(fsPath(path), { bigint: true });
     } catch (err) {
       const code = errnoCode(err);
-      if (code !== "ENOENT" && code !== "ENOTDIR") warnings.push(`${path}: cannot read sidecar (${errnoText(err)})`);
+      if (code !== "ENOENT" && code !== "ENOTDIR") warnings.push(`${path}: cannot read sidecar (${errnoOrMessage(err)})`);
       continue;
     }
     const stamp = stampOf(st);

@@ -22,6 +22,7 @@ import { sep } from "node:path";
 import { basenamePath, dirnamePath, fsPath, hasRawBytes, joinPath, resolvePath } from "../shared/fs-path.ts";
 import { listEntries, realpathKeepingBytes, type ListedEntry } from "../shared/fs-names.ts";
 import { TEMP_PREFIX } from "../shared/temp-name.ts";
+import { errnoOrMessage } from "../shared/errors.ts";
 
 const DEFAULT_MAX_DEPTH = 64;
 
@@ -174,10 +175,17 @@ function kindOf(entry: TypedEntry): FileKind {
   return "unknown";
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === "string") return code;
-  return err instanceof Error ? err.message : String(err);
+/** What a file whose stat failed becomes: gone since the listing, or a warning with the reason. */
+function statFailure(path: string, err: unknown): EntryOutcome {
+  const code = errnoOrMessage(err);
+  if (code === "ENOENT") return { kind: "skip", reason: SKIP_REASON.removed };
+  return { kind: "warn", message: `${path}: cannot read file information (${code})` };
+}
+
+/** A listed file replaced by something else between readdir and stat is skipped, saying what it is now. */
+function notRegularNow(st: BigIntStats): EntryOutcome | null {
+  const now = kindOf(st);
+  return now === "file" ? null : { kind: "skip", reason: `not a regular file (${KIND_LABEL[now]})` };
 }
 
 function inodeKey(st: BigIntStats): string {
@@ -336,7 +344,7 @@ class Walker {
     try {
       lst = await this.fs.lstat(path);
     } catch (err) {
-      const code = errorCode(err);
+      const code = errnoOrMessage(err);
       if (code === "ENOENT" || code === "ENOTDIR") this.missing.push(path);
       else this.warnings.push(`${path}: cannot read file information (${code})`);
       return;
@@ -379,7 +387,7 @@ class Walker {
     try {
       st = await this.fs.stat(task.path);
     } catch (err) {
-      this.warnings.push(`${task.path}: cannot read folder information (${errorCode(err)})`);
+      this.warnings.push(`${task.path}: cannot read folder information (${errnoOrMessage(err)})`);
       return;
     }
     const key = inodeKey(st);
@@ -392,7 +400,7 @@ class Walker {
     try {
       entries = await this.fs.readdir(task.path);
     } catch (err) {
-      this.warnings.push(`${task.path}: cannot read folder (${errorCode(err)})`);
+      this.warnings.push(`${task.path}: cannot read folder (${errnoOrMessage(err)})`);
       return;
     }
     sortByteOrder(entries, (e) => e.name);
@@ -482,13 +490,9 @@ class Walker {
     try {
       st = statNow(path);
     } catch (err) {
-      const code = errorCode(err);
-      if (code === "ENOENT") return { kind: "skip", reason: SKIP_REASON.removed };
-      return { kind: "warn", message: `${path}: cannot read file information (${code})` };
+      return statFailure(path, err);
     }
-    const now = kindOf(st);
-    if (now !== "file") return { kind: "skip", reason: `not a regular file (${KIND_LABEL[now]})` };
-    return { kind: "file", st, aria2, link: false };
+    return notRegularNow(st) ?? { kind: "file", st, aria2, link: false };
   }
 
   private apply(path: string, outcome: EntryOutcome, subdirs: DirTask[], realPath: string | null = null): void {
@@ -542,7 +546,7 @@ class Walker {
       try {
         kind = kindOf(await this.fs.lstat(path));
       } catch (err) {
-        const code = errorCode(err);
+        const code = errnoOrMessage(err);
         if (code === "ENOENT") return { kind: "ignore" };
         return { kind: "warn", message: `${path}: cannot read file information (${code})` };
       }
@@ -557,7 +561,7 @@ class Walker {
         st = await this.fs.stat(path);
         target = kindOf(st);
       } catch (err) {
-        const code = errorCode(err);
+        const code = errnoOrMessage(err);
         const reason = code === "ENOENT" || code === "ENOTDIR" ? SKIP_REASON.broken : code === "ELOOP" ? SKIP_REASON.loop : undefined;
         if (reason === undefined) return { kind: "warn", message: `${path}: cannot read file information (${code})` };
         if (excluded(false) || (!modelish && !explicit)) return { kind: "ignore" };
@@ -588,13 +592,10 @@ class Walker {
       try {
         st = await this.fs.stat(path);
       } catch (err) {
-        const code = errorCode(err);
-        if (code === "ENOENT") return { kind: "skip", reason: SKIP_REASON.removed };
-        return { kind: "warn", message: `${path}: cannot read file information (${code})` };
+        return statFailure(path, err);
       }
-      // Replaced by something else between readdir and stat.
-      const now = kindOf(st);
-      if (now !== "file") return { kind: "skip", reason: `not a regular file (${KIND_LABEL[now]})` };
+      const replaced = notRegularNow(st);
+      if (replaced) return replaced;
     }
     const aria2 = typeof hasAria2Companion === "boolean" ? hasAria2Companion : await hasAria2Companion();
     return { kind: "file", st, aria2, link: kind === "link" };
@@ -661,7 +662,7 @@ export async function settleFiles(files: readonly FoundFile[], fs: WalkerFs = NO
     try {
       st = await fs.stat(file.path);
     } catch (err) {
-      const code = errorCode(err);
+      const code = errnoOrMessage(err);
       if (code === "ENOENT") return { kind: "skip", paths, reason: SKIP_REASON.removed };
       return { kind: "warn", message: `${file.path}: cannot read file information (${code})` };
     }

@@ -37,3 +37,8 @@ export function errnoCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" ? code : undefined;
 }
+
+/** The errno code when there is one, else the message: the short reason a warning quotes. */
+export function errnoOrMessage(err: unknown): string {
+  return errnoCode(err) ?? errorMessage(err);
+}
