@@ -59,7 +59,6 @@ export interface ReadLocalInfoOptions {
 
 const defaultOpen = (path: string): Promise<ReadableFile> => open(fsPath(path), "r");
 
-
 /** Reads up to `length` bytes at `position`, looping over short reads; a shorter result means EOF. */
 async function readAt(file: ReadableFile, position: number, length: number, counter: { bytes: number }): Promise<Uint8Array> {
   const buffer = new Uint8Array(length);
