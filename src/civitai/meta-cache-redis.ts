@@ -119,6 +119,9 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
         enableReadyCheck: false,
         retryStrategy: () => null,
         reconnectOnError: () => false,
+        // close() has already waited for QUIT (QUIT_WAIT_MS); ioredis's own wait for the socket to
+        // close (2 s by default) then kept every run whose Redis had failed alive 2 s past its end.
+        disconnectTimeout: 0,
         scanCount: 1000,
       } as Parameters<typeof redisDriver>[0]);
       const redis = driver.getInstance!() as Redis;

@@ -262,4 +262,32 @@ await store.close();`,
     clearTimeout(timer);
     expect({ code, out: (await new Response(proc.stdout).text()).trim() }).toEqual({ code: 0, out: '["v"]' });
   });
+
+  test("a store whose server refused or never answered lets the process exit at once after close()", async () => {
+    // ioredis's disconnect() waits up to its disconnectTimeout (2 s by default) for a socket that had
+    // already failed: every run whose shared cache was down ended 2 s late. An unref'd timer that
+    // fires only if something else keeps the child alive tells.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const script = join(tmp.make(), "failed.ts");
+      const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
+      const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
+      await Bun.write(
+        script,
+        `import { openSharedStore } from ${JSON.stringify(module)};
+import { parseCacheUrl } from ${JSON.stringify(urlModule)};
+for (const url of ["redis://:x@127.0.0.1:1/0", "redis://:x@127.0.0.1:${silent.port}/0"]) {
+  const store = openSharedStore({ url: parseCacheUrl(url, "t"), onWarning: () => {}, commandTimeoutMs: 200, quitWaitMs: 100 });
+  console.log(JSON.stringify(await store.read(["v3:s:k"])));
+  await store.close();
+}
+setTimeout(() => { console.log("still alive"); process.exit(9); }, 1500).unref();`,
+      );
+      const proc = Bun.spawn([process.execPath, script], { stdout: "pipe" });
+      const code = await proc.exited;
+      expect({ code, out: (await new Response(proc.stdout).text()).trim() }).toEqual({ code: 0, out: "null\nnull" });
+    } finally {
+      silent.stop(true);
+    }
+  });
 });
