@@ -22,6 +22,17 @@ import type { CacheUrl } from "../config/cache-url.ts";
 export const SHARED_KEY_BASE = "civitai-meta";
 const CONNECT_TIMEOUT_MS = 3000;
 const COMMAND_TIMEOUT_MS = 3000;
+/**
+ * For the test suite only (README, Development): replaces both timeouts above, in ms, so the tests of
+ * a server that never answers do not wait seconds. Users have no reason to set it.
+ */
+const TEST_TIMEOUT_ENV = "CIVITAI_META_TEST_REDIS_TIMEOUT_MS";
+
+/** The test suite's timeout (TEST_TIMEOUT_ENV), when set to a positive whole number of ms. */
+function testTimeoutMs(): number | undefined {
+  const raw = process.env[TEST_TIMEOUT_ENV];
+  return raw && /^[1-9]\d{0,6}$/.test(raw) ? Number(raw) : undefined;
+}
 /** Our guard over each call, a little beyond ioredis's own timeouts (they should fire first). */
 const GUARD_MARGIN_MS = 1000;
 /** How long closing waits for QUIT's answer before it drops the connection. */
@@ -82,8 +93,8 @@ type Driver = ReturnType<typeof redisDriver>;
 // Long because the store's methods share one closure (the driver, its connection, the failure state).
 export function openSharedStore(options: SharedStoreOptions): SharedStore {
   const { url } = options;
-  const commandTimeoutMs = options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
-  const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  const commandTimeoutMs = options.commandTimeoutMs ?? testTimeoutMs() ?? COMMAND_TIMEOUT_MS;
+  const connectTimeoutMs = options.connectTimeoutMs ?? testTimeoutMs() ?? CONNECT_TIMEOUT_MS;
   const stats: SharedStoreStats = { reads: 0, writes: 0 };
   let driver: Driver | null = null;
   let client: Redis | null = null;

@@ -236,11 +236,13 @@ describe("shared metadata cache on Redis", () => {
     try {
       const lib = library(1);
       const started = Date.now();
-      const r = await machine(`redis://:x@127.0.0.1:${silent.port}/0`).scan(lib.dir);
+      // The connect and command timeouts (3 s each for users) at 400 ms: the test-only variable
+      // (meta-cache-redis.ts) that spares this test the real wait; the path taken is the same.
+      const r = await machine(`redis://:x@127.0.0.1:${silent.port}/0`, { CIVITAI_META_TEST_REDIS_TIMEOUT_MS: "400" }).scan(lib.dir);
       expect(r.code).toBe(0);
       expect(sharedWarnings(r.stderr)).toHaveLength(1);
       expect(JSON.parse(r.stdout).summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
-      // One bounded wait (3 s command timeout), not one per read or write.
+      // One bounded wait, not one per read or write.
       expect(Date.now() - started).toBeLessThan(15_000);
     } finally {
       silent.stop(true);
@@ -253,8 +255,9 @@ describe("shared metadata cache on Redis", () => {
       const lib = library(6);
       const cacheDir = tmp.make();
       civitai.reset();
-      civitai.setDelay(700);
-      // --concurrency 1 and no bulk answer for the details: the scan is still asking Civitai when Redis dies.
+      civitai.setDelay(350);
+      // --concurrency 1 and no bulk answer for the details: the scan is still asking Civitai when Redis dies
+      // (seven answers held 350 ms each: seconds for a kill that lands within ~25 ms of the first).
       const proc = Bun.spawn(cliCommand(["scan", lib.dir, "--api-url", civitai.url, "--concurrency", "1"]), {
         env: { ...process.env, CIVITAI_META_CACHE_DIR: cacheDir, CIVITAI_META_CACHE_URL: own.url() },
         stdout: "pipe",
