@@ -32,20 +32,26 @@ beforeEach(() => {
 /**
  * A valid safetensors file whose header is `headerBytes` long (at most the format's 100 MB limit),
  * almost all of it `__metadata__` entries `"k0000000":"v",` — millions of keys. One U8 tensor.
+ * `seed` (one digit) names the file's output name and is its tensor byte, so each file has its own
+ * content; the millions of keys are the same in every file, built once and patched per seed.
  */
-function hugeMetadataFile(path: string, headerBytes: number, seed: number): number {
-  const head = `{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"__metadata__":{"ss_output_name":"huge ${seed}",`;
+function hugeMetadataFiles(paths: readonly string[], headerBytes: number): number {
+  const head = (seed: number) => `{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"__metadata__":{"ss_output_name":"huge ${seed}",`;
   const tail = `"last":"x"}}`;
   const entry = 15; // "k0000000":"v",
-  const keys = Math.floor((headerBytes - head.length - tail.length) / entry);
+  const keys = Math.floor((headerBytes - head(0).length - tail.length) / entry);
   const buf = Buffer.alloc(8 + headerBytes + 1, 0x20);
   buf.writeBigUInt64LE(BigInt(headerBytes), 0);
-  let at = 8 + buf.write(head, 8, "latin1");
+  let at = 8 + buf.write(head(0), 8, "latin1");
   for (let i = 0; i < keys; i++) at += buf.write(`"k${String(i).padStart(7, "0")}":"v",`, at, "latin1");
   buf.write(tail, at, "latin1");
-  buf[8 + headerBytes] = seed & 0xff; // the tensor's one byte
-  writeFileSync(path, buf);
-  utimesSync(path, PAST, PAST);
+  paths.forEach((path, seed) => {
+    if (seed > 9) throw new Error("one digit per seed: the head's length must not change");
+    buf.write(head(seed), 8, "latin1");
+    buf[8 + headerBytes] = seed; // the tensor's one byte
+    writeFileSync(path, buf);
+    utimesSync(path, PAST, PAST);
+  });
   return keys + 2;
 }
 
@@ -55,7 +61,10 @@ describe("T13: headers at the 100 MB limit with millions of metadata keys", () =
   let keys: number;
   beforeAll(() => {
     dir = tmp.make();
-    for (let i = 0; i < 4; i++) keys = hugeMetadataFile(join(dir, `huge${i}.safetensors`), LIMIT, i);
+    keys = hugeMetadataFiles(
+      [0, 1, 2, 3].map((i) => join(dir, `huge${i}.safetensors`)),
+      LIMIT,
+    );
   }, 120_000);
 
   test("T13: inspect stays under 1 GB peak and keeps a bounded part of the metadata", async () => {

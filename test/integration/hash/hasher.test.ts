@@ -380,9 +380,11 @@ describe("abort and memory", () => {
     await expect(run).rejects.toThrow("at start");
   });
 
-  test("hashing a 2 GiB sparse file keeps RSS growth under 100 MB", async () => {
+  test("hashing a 512 MiB sparse file keeps RSS growth under 100 MB", async () => {
+    // Five times the bound: a hasher that held the file, or any large share of it, fails. (It was
+    // 2 GiB, which proved no more and cost ~10 s of hashing zeros.)
     const p = join(dir, "sparse.safetensors");
-    expect(Bun.spawnSync(["truncate", "-s", "2G", p]).exitCode).toBe(0);
+    expect(Bun.spawnSync(["truncate", "-s", "512M", p]).exitCode).toBe(0);
     // Measured in a child so this test runner's own heap does not blur the number.
     const script = `
         const { hashFiles } = await import(${JSON.stringify(join(SRC, "hash/hasher.ts"))});
