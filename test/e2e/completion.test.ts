@@ -178,10 +178,12 @@ const ZSH = Bun.which("zsh");
 if (!ZSH) console.log("skipping zsh completion tests: zsh is not installed (apt-get install zsh)");
 
 /**
- * Types `keys` (Tab included) into an interactive zsh with our script loaded, presses Enter and
- * returns the arguments the completed line ran `civitai-meta` with, e.g. "[scan][--format=md]".
+ * Types each of `lines` (Tab included) into one interactive zsh with our script loaded, pressing
+ * Enter after each, and returns the arguments each completed line ran `civitai-meta` with, e.g.
+ * "[scan][--format=md]". One shell for all the lines (each typed on a fresh prompt): starting zsh
+ * and compinit per line cost seconds.
  */
-async function zshComplete(keys: string): Promise<string> {
+async function zshComplete(lines: readonly string[]): Promise<string[]> {
   const dir = tmp.make();
   const bin = join(dir, "bin");
   mkdirSync(bin);
@@ -196,22 +198,24 @@ zpty z zsh -f -i
 zpty -w z "PS1='> '; PATH=${bin}:\\$PATH; cd ${JSON.stringify(files)}; autoload -Uz compinit && compinit -u -D && source ${JSON.stringify(scripts.zsh)} && print READY"
 out=''
 for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *READY* ]] && break; else sleep 0.05; fi; done
-zpty -n -w z "$1"$'\\n'
-out=''
-for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *ARGS:*$'\\n'* ]] && break; else sleep 0.05; fi; done
-print -r -- "\${\${out##*ARGS:}%%$'\\r'*}"
+for line in "$@"; do
+  zpty -n -w z "$line"$'\\n'
+  out=''
+  for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *ARGS:*$'\\n'* ]] && break; else sleep 0.05; fi; done
+  print -r -- "\${\${out##*ARGS:}%%$'\\r'*}"
+done
 zpty -d z
 `,
   );
-  const proc = Bun.spawn([ZSH!, "-f", driver, keys], {
+  const proc = Bun.spawn([ZSH!, "-f", driver, ...lines], {
     stdout: "pipe",
     stderr: "pipe",
     env: { PATH: process.env.PATH, HOME: dir, TERM: "dumb" },
   });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000 * lines.length);
   const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   clearTimeout(timer);
-  return out.trim();
+  return out.trim().split("\n");
 }
 
 describe.skipIf(!ZSH)("zsh", () => {
@@ -227,13 +231,16 @@ describe.skipIf(!ZSH)("zsh", () => {
   });
 
   test("Tab completes a command, a flag with its enum value, a list item, a negation and a positional choice", async () => {
-    expect(await zshComplete("civitai-meta sc\t")).toBe("[scan]");
-    expect(await zshComplete("civitai-meta scan --form\tm\t")).toBe("[scan][--format=md]");
-    expect(await zshComplete("civitai-meta hash --algo=sha256,cr\t")).toBe("[hash][--algo=sha256,crc32]");
-    expect(await zshComplete("civitai-meta scan --no-det\t")).toBe("[scan][--no-details]");
-    expect(await zshComplete("civitai-meta cache pr\t")).toBe("[cache][prune]");
-    // Folders only (mine.json is left out); zsh drops the completed "/" when Enter follows.
-    expect(await zshComplete("civitai-meta download x.json --dest mi\t")).toBe("[download][x.json][--dest][mirror]");
+    const typed: [string, string][] = [
+      ["civitai-meta sc\t", "[scan]"],
+      ["civitai-meta scan --form\tm\t", "[scan][--format=md]"],
+      ["civitai-meta hash --algo=sha256,cr\t", "[hash][--algo=sha256,crc32]"],
+      ["civitai-meta scan --no-det\t", "[scan][--no-details]"],
+      ["civitai-meta cache pr\t", "[cache][prune]"],
+      // Folders only (mine.json is left out); zsh drops the completed "/" when Enter follows.
+      ["civitai-meta download x.json --dest mi\t", "[download][x.json][--dest][mirror]"],
+    ];
+    expect(await zshComplete(typed.map(([line]) => line))).toEqual(typed.map(([, args]) => args));
   }, 60_000);
 });
 
