@@ -10,6 +10,10 @@ process.env.XDG_CONFIG_HOME = join(home, "config");
 process.env.XDG_DATA_HOME = join(home, "data");
 process.env.XDG_STATE_HOME = join(home, "state");
 process.env.CONSOLA_LEVEL = "3";
+// Bun's transpiler cache lives under XDG_CACHE_HOME, which is a fresh folder per test file here:
+// every file's first `bun src/cli.ts` child (and its hash workers) transpiled all of src/ again.
+// One cache for every run keeps that to the first; it holds Bun's output only, never ours.
+process.env.BUN_RUNTIME_TRANSPILER_CACHE_PATH ??= join(tmpdir(), "civitai-meta-test-bun-transpiler-cache");
 for (const key of ["CIVITAI_API_KEY", "CIVITAI_TOKEN", "CIVITAI_API_URL", "CIVITAI_META_CACHE_DIR", "CIVITAI_META_CONFIG"]) {
   delete process.env[key];
 }
