@@ -468,9 +468,12 @@ describe("downloads (docs/cases.md A1–A14)", () => {
   });
 
   test("A13: a slow but steady body longer than the stall timeout is not killed", async () => {
-    const f = addFile(143, 64 * 1024);
-    fake.setOptions({ bytesPerSecond: 64 * 1024 }); // ~1 s in 4 chunks, stall timeout 400 ms
-    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 400 }));
+    // ~1 s in 16 chunks ~62 ms apart, stall timeout 500 ms: the body lasts twice the timeout, and a
+    // loaded machine may pause this process 8× a chunk's gap (it was 4 chunks 250 ms apart against
+    // 400 ms, which a run at load average 15 did not keep).
+    const f = addFile(143, 256 * 1024);
+    fake.setOptions({ bytesPerSecond: 256 * 1024 });
+    const result = await downloadFile(taskFor(f), opts({ stallTimeoutMs: 500 }));
     fake.setOptions({ bytesPerSecond: 0 });
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests).toHaveLength(1);
