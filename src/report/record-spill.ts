@@ -67,7 +67,7 @@ export class RecordSpill {
     this.start = new Float64Array(count).fill(-1);
     this.length = new Uint32Array(count);
     this.section = new Int32Array(count);
-    this.sha = new Array<string | undefined>(count);
+    this.sha = Array.from<string | undefined>({ length: count });
     this.modelId = new Float64Array(count).fill(-1);
     this.hasUpdate = new Uint8Array(count);
     checkPrototype();
