@@ -251,8 +251,8 @@ interface BuildContext {
  * Lookups (with AutoV3 on demand), then the records and the inventory. Distinct SHA-256s are looked
  * up LOOKUP_PART_SIZE at a time, and each part's records are built and handed to the spill
  * (report/record-spill.ts) before the next part: only one part's Civitai answers and no records
- * are held, so memory does not grow with the library (issue 11, target 2). Parts cost no request
- * more than one lookup of everything (see LOOKUP_PART_SIZE).
+ * are held, so memory does not grow with the library (issue 11, target 2). What parts cost in
+ * requests and CPU: see LOOKUP_PART_SIZE.
  */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
   const { hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
