@@ -21,13 +21,17 @@ import { compareKeys, sectionOf, type RecordOrder } from "./record-order.ts";
 import type { FileRecord } from "./record-types.ts";
 import { SCHEMA_VERSION } from "./inventory-types.ts";
 import { checkPrototype, recordText } from "./render-json.ts";
+import { AppError, errnoOrMessage } from "../shared/errors.ts";
 import { memoryPressure } from "../shared/memory-pressure.ts";
+import { escapeControl } from "../shared/format.ts";
 
 /** Records are encoded into a buffer of this size and written when it is full: one system call per ~1 MiB, not per record. */
 const WRITE_CHUNK_BYTES = 1024 * 1024;
 const encoder = new TextEncoder();
 /** Read at a time when the JSON inventory takes records in the order they are stored. */
 const READ_WINDOW_BYTES = 1024 * 1024;
+/** A record as the JSON inventory writes it, with Civitai's details and header facts: ~4.5 KB. */
+const APPROX_RECORD_BYTES = 5 * 1024;
 
 export class RecordSpill {
   private fd: number;
@@ -71,9 +75,14 @@ export class RecordSpill {
     this.modelId = new Float64Array(count).fill(-1);
     this.hasUpdate = new Uint8Array(count);
     checkPrototype();
-    this.dir = mkdtempSync(join(tmpdir(), "civitai-meta-records-"));
-    this.file = join(this.dir, "records");
-    this.fd = openSync(this.file, "wx+", 0o600);
+    const tmp = tmpdir();
+    try {
+      this.dir = mkdtempSync(join(tmp, "civitai-meta-records-"));
+      this.file = join(this.dir, "records");
+      this.fd = openSync(this.file, "wx+", 0o600);
+    } catch (error) {
+      throw spillError(error, count);
+    }
     try {
       unlinkSync(this.file);
       rmSync(this.dir, { recursive: true, force: true });
@@ -119,7 +128,11 @@ export class RecordSpill {
 
   private flush(): void {
     let off = 0;
-    while (off < this.pendingBytes) off += writeSync(this.fd, this.chunk, off, this.pendingBytes - off, this.written + off);
+    try {
+      while (off < this.pendingBytes) off += writeSync(this.fd, this.chunk, off, this.pendingBytes - off, this.written + off);
+    } catch (error) {
+      throw spillError(error, this.count);
+    }
     this.written += this.pendingBytes;
     this.pendingBytes = 0;
   }
@@ -235,4 +248,17 @@ export class RecordSpill {
     this.fd = -1;
     if (!this.unlinked) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One clear error when the records cannot be kept in the temporary folder (missing, not writable,
+ * full): what, where, and how much room a scan of this size wants. Nothing was written yet.
+ */
+function spillError(error: unknown, count: number): AppError {
+  const room = Math.max(1, Math.ceil((count * APPROX_RECORD_BYTES) / 1024 ** 2));
+  return new AppError(
+    `cannot keep the scan's records in the temporary folder ${escapeControl(tmpdir())} (${errnoOrMessage(error)}). ` +
+      `No inventory was written. Set TMPDIR to a writable folder with about ${room} MB free.`,
+    { cause: error },
+  );
 }
