@@ -146,7 +146,7 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  * only when the report is whole (`finish`). `abort` drops a half-written temp file, so the old
  * report stays (docs/cases.md T8).
  */
-export interface ReportSink {
+interface ReportSink {
   /**
    * False when stdout is full: wait for `drained()` before writing more. Bytes are written before
    * it returns (stdout gets a copy), so the caller may reuse them.
@@ -247,7 +247,7 @@ function atomicSink(path: string, mode: number): ReportSink {
 }
 
 /** Opens the target `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644). */
-export function openReportSink(target: OutputTarget, options: { mode?: number } = {}): ReportSink {
+function openReportSink(target: OutputTarget, options: { mode?: number } = {}): ReportSink {
   switch (target.kind) {
     case "stdout":
       return streamSink();
