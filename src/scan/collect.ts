@@ -81,10 +81,21 @@ async function collectWithCache(
   started: number,
 ): Promise<CollectResult> {
   const hits = new Map<FoundFile, FileHashes>();
+  const { onCacheEntry } = options;
   for (const file of walked.files) {
-    const entry = cache ? cache.read(file.realPath, file.identity) : null;
-    options.onCacheEntry?.(file, entry);
-    const hit = entry && !options.rehash ? hashesFromEntry(entry, options.algos(file)) : null;
+    if (!cache) {
+      onCacheEntry?.(file, null);
+      continue;
+    }
+    let hit: FileHashes | null = null;
+    if (onCacheEntry) {
+      const entry = cache.read(file.realPath, file.identity);
+      onCacheEntry(file, entry);
+      hit = entry && !options.rehash ? hashesFromEntry(entry, options.algos(file)) : null;
+    } else if (!options.rehash) {
+      // Only the hashes are wanted (`hash`): the same verdict without an entry built per file.
+      hit = cache.get(file.realPath, file.identity, options.algos(file));
+    }
     if (hit) hits.set(file, hit);
   }
   options.signal?.throwIfAborted();
