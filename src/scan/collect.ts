@@ -167,7 +167,7 @@ function inWalkOrder(
   const byFile = new Map<FoundFile, HashResult>();
   for (const r of hashed) byFile.set(r.file, r);
   const hashes: HashResult[] = files.map((file) => {
-    const given = preset.get(file);
+    const given = preset.size > 0 ? preset.get(file) : undefined;
     if (given) {
       presetCount++;
       return { file, hashes: given, cached: false };

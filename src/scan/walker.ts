@@ -261,11 +261,20 @@ function sortByteOrder<T>(items: T[], key: (item: T) => string, plain = !items.s
   let sorted = true;
   for (let i = 1; i < items.length && sorted; i++) sorted = key(items[i - 1]!) < key(items[i]!);
   if (sorted) return items;
-  return items.sort((a, b) => {
-    const x = key(a);
-    const y = key(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  // The keys sorted by the engine's own string order (no comparator called per comparison: the sort
+  // of the listings was a tenth of a warm 100,000-file walk), then the items put in their order.
+  const byKey = new Map<string, T>();
+  for (const item of items) byKey.set(key(item), item);
+  if (byKey.size !== items.length) {
+    return items.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  const keys = [...byKey.keys()].sort();
+  for (let i = 0; i < keys.length; i++) items[i] = byKey.get(keys[i]!)!;
+  return items;
 }
 
 /**
