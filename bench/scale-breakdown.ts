@@ -5,7 +5,6 @@
  *   bun bench/scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT
  */
 import { createApiContext } from "../src/commands/_api.ts";
-import { memorySource } from "../src/report/inventory-read.ts";
 import { reportChunks } from "../src/report/render.ts";
 import { prepareOutput, writeReportChunks } from "../src/report/report-output.ts";
 import { runScan } from "../src/scan/scan.ts";
@@ -41,17 +40,18 @@ const result = await runScan({
         walk: "walk + hash-cache reads",
         "header pass": "header pass (cached facts)",
         hashing: "hashing (none: all cached)",
-        lookup: "lookup (metadata cache)",
-        records: "building records",
+        lookup: "lookup + records, in parts",
+        records: "library facts",
       }[phase],
       ms,
     ),
 });
 const at = performance.now();
 // As scan writes it: the records streamed through the JSON renderer into the file.
-await writeReportChunks(reportChunks(memorySource(result.inventory), "json", { excel: false }), prepareOutput(output));
+await writeReportChunks(reportChunks(result.source, "json", { excel: false }), prepareOutput(output));
+result.close();
 note("render + write JSON (streamed)", performance.now() - at);
 rows.push(
   `${"total".padEnd(28)} ${((performance.now() - started) / 1000).toFixed(2).padStart(6)} s   (${result.counters.requests} requests, peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB)`,
 );
-console.log(`breakdown of a warm scan (${result.inventory.records.length} records):\n${rows.join("\n")}`);
+console.log(`breakdown of a warm scan (${result.source.count} records):\n${rows.join("\n")}`);

@@ -3,7 +3,7 @@ import type { LeanModel, LeanVersion } from "./lean.ts";
 import type { MatchedBy } from "../report/record-types.ts";
 import type { LastFound, MetaCache } from "./meta-cache.ts";
 import { autov3Phase } from "./lookup/autov3-phase.ts";
-import { bulkPhase } from "./lookup/bulk-phase.ts";
+import { bulkPhase, IDS_BATCH_SIZE } from "./lookup/bulk-phase.ts";
 import { cachePhase } from "./lookup/cache-phase.ts";
 import { detailsPhase } from "./lookup/details-phase.ts";
 import { LookupRun } from "./lookup/run.ts";
@@ -22,6 +22,13 @@ import { LookupRun } from "./lookup/run.ts";
  * Answers are kept in their lean form (lean.ts). Found and not-found answers are cached, not-found
  * ones longer each time they repeat; errors never are.
  */
+
+/**
+ * How many distinct SHA-256s a caller that looks up in parts (scan) asks at a time: the by-hash/ids
+ * batch (and a multiple of POST by-hash's 100), so parts cost no request more than one lookup of
+ * everything, while only one part's answers are held in memory.
+ */
+export const LOOKUP_PART_SIZE = IDS_BATCH_SIZE;
 
 export interface LookupItem {
   sha256: string;
@@ -107,6 +114,12 @@ export interface LookupOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (progress: LookupProgress) => void;
+  /**
+   * What an earlier lookup of the same run ended with, when a caller looks up in parts (scan does,
+   * 10,000 files at a time): stopped (a rate limit, Ctrl-C) means nothing is asked, only the cache
+   * answers; a failed fallback host is not asked again.
+   */
+  carry?: Pick<LookupResult, "stopped" | "fallbackFailure">;
 }
 
 export async function lookupFiles(items: readonly LookupItem[], deps: LookupDeps, options: LookupOptions): Promise<LookupResult> {

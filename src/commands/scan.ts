@@ -111,8 +111,12 @@ export default defineCommand({
     if (typeof jobs === "string") throw new UsageError(jobs);
     const nsfwLimit = parseNsfwArg(args["nsfw-level"]);
 
-    // Closed whatever happens: the --previous inventory, the context's shared-cache connection.
-    const held: { previous: OpenedInventory | null; ctx: ApiContext | null } = { previous: null, ctx: null };
+    // Closed whatever happens: the --previous inventory, the context's shared-cache connection, the scan's records file.
+    const held: { previous: OpenedInventory | null; ctx: ApiContext | null; result: ScanResult | null } = {
+      previous: null,
+      ctx: null,
+      result: null,
+    };
     try {
       await withInterrupt(async (signal) => {
         // One bar for the whole lookup, in files; a rate-limit pause shows on it with its countdown.
@@ -130,7 +134,7 @@ export default defineCommand({
         const previous = held.previous;
         const hashBar = createProgress("hashing", { enabled: !args.quiet });
 
-        const result = await runScan({
+        const result = (held.result = await runScan({
           paths,
           extensions: normaliseExtensions(collectRepeated(rawArgs, ["ext"])),
           exclude: collectRepeated(rawArgs, ["exclude"]),
@@ -155,15 +159,15 @@ export default defineCommand({
           onWarning: (m) => logger.warn(escapeControl(m)),
           onHashProgress: (p) => (p.filesDone >= p.filesTotal ? hashBar.done() : hashBar.update(p)),
           onLookupProgress: (p) => lookupBar.update(p.done, p.total),
-        });
+        }));
         hashBar.done();
         lookupBar.done();
 
         // A root that vanished during the walk: the same rule as one missing from the start.
         const vanished = result.missing.filter((m) => !absent.includes(m));
         if (vanished.length > 0 && !allowMissing) throw missingRootsError(vanished, args.output);
-        const inv = previous ? applyPrevious(result.inventory, previous.source).inventory : result.inventory;
-        const src = memorySource(inv);
+        // With --previous the records are compared whole, in memory; otherwise they stream from the scan's records file.
+        const src = previous ? memorySource(applyPrevious(result.inventory, previous.source).inventory) : result.source;
         const images: ImageContext = {
           cacheRoot: ctx.cacheDir,
           offline: args.offline === true,
@@ -174,8 +178,8 @@ export default defineCommand({
         };
         await writeInventory(src, format, target, { args, images, signal });
         if (target.kind !== "stdout") logger.success(`Wrote ${formatName(format, "inventory")} to ${escapeControl(args.output ?? "")}`);
-        if (args["write-previews"] === true) await writePreviews(inv.records, images, args["nsfw-level"]);
-        if (args.index !== undefined) writeIndex(args.index, result, inv.generatedAt);
+        if (args["write-previews"] === true) await writePreviews([...src.records("path")], images, args["nsfw-level"]);
+        if (args.index !== undefined) writeIndex(args.index, result, src.head.generatedAt);
 
         logSummary(result, src, args["write-sidecars"] === true, paths);
         const counts = failOnCounts(src);
@@ -185,6 +189,7 @@ export default defineCommand({
       });
     } finally {
       held.previous?.close();
+      held.result?.close();
       await held.ctx?.close();
     }
   },
@@ -293,7 +298,7 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
     c.fromIndex > 0 ? `${c.fromIndex} taken from the library index` : null,
   ].filter((x) => x !== null);
   const gone = s.byStatus.gone > 0 ? `${s.byStatus.gone} gone, ` : "";
-  const shared = result.inventory.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
+  const shared = src.head.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${gone}${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
       `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +

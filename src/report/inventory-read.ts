@@ -190,6 +190,12 @@ export interface InventorySource {
    * Each call reads them afresh; a record is dropped once the caller moves on.
    */
   records(order?: RecordOrder): Iterable<FileRecord>;
+  /**
+   * Optional: every record in path order as the JSON inventory writes it (render-json.ts
+   * `recordText`), decorated; a source that keeps its records rendered (record-spill.ts) gives
+   * them without parsing and writing them again.
+   */
+  recordTexts?(): Iterable<string>;
 }
 
 /** The head with the counts of the records, as every writer puts them. */

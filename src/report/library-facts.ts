@@ -147,6 +147,12 @@ const count = (list: Indices) => (typeof list === "number" ? 1 : list.length);
 const first = (list: Indices) => (typeof list === "number" ? list : list[0]!);
 const all = (list: Indices) => (typeof list === "number" ? [list] : list);
 
+/** A row of the short lists, with the index that puts it in path order. */
+interface Noted {
+  index: number;
+  row: NoteRow;
+}
+
 interface ShaGroup {
   size: number | null;
   files: Indices;
@@ -164,8 +170,11 @@ interface ModelHeld {
 }
 
 /**
- * Builds the facts from records given one at a time, in path order, each with its index in that
- * order. Files are kept as indices, not records or paths: `finish` is given the path of an index.
+ * Builds the facts from records given one at a time, each with its index in path order. They may
+ * come in any order (scan adds them as their lookups finish): lists are put in path order by
+ * index in `finish`. Files are kept as indices, not records or paths: `finish` is given the path of
+ * an index. A path given twice is noticed only when the two come one after the other (a file
+ * source read in path order; a scan never lists a path twice).
  */
 export class FactsBuilder {
   private files = 0;
@@ -177,14 +186,19 @@ export class FactsBuilder {
   private bySha = new Map<string, ShaGroup>();
   private versions = new Map<number, VersionHeld>();
   private models = new Map<number, ModelHeld>();
-  private updates: NoteRow[] = [];
-  private gone: NoteRow[] = [];
-  private warnings: NoteRow[] = [];
+  private updates: Noted[] = [];
+  private gone: Noted[] = [];
+  private warnings: Noted[] = [];
+  /** Some index came after a higher one: the lists need sorting in `finish`. */
+  private unordered = false;
+  private lastIndex = -1;
   private lastPath: string | null = null;
   private repeated: string[] = [];
 
   add(record: FileRecord, index: number): void {
     this.files++;
+    if (index < this.lastIndex) this.unordered = true;
+    this.lastIndex = index;
     const size = sizeOf(record);
     if (size !== null) this.bytes += size;
     if (Object.hasOwn(this.byStatus, record.status)) this.byStatus[record.status]++;
@@ -201,9 +215,18 @@ export class FactsBuilder {
     this.addCopy(record, size, index);
     this.addVersion(record, index);
     const warnings = warningsOf(record);
-    if (record.update) this.updates.push(noteRow(record, warnings));
-    if (record.status === "gone") this.gone.push(noteRow(record, warnings));
-    if (warnings.length > 0) this.warnings.push(noteRow(record, warnings));
+    if (record.update) this.updates.push({ index, row: noteRow(record, warnings) });
+    if (record.status === "gone") this.gone.push({ index, row: noteRow(record, warnings) });
+    if (warnings.length > 0) this.warnings.push({ index, row: noteRow(record, warnings) });
+  }
+
+  /** Indices and rows in path order (they already are unless records came out of order). */
+  private sortAll(): void {
+    if (!this.unordered) return;
+    const sortList = (list: Indices) => (typeof list === "number" ? list : list.sort((a, b) => a - b));
+    for (const g of this.bySha.values()) g.files = sortList(g.files);
+    for (const v of this.versions.values()) v.files = sortList(v.files);
+    for (const list of [this.updates, this.gone, this.warnings]) list.sort((a, b) => a.index - b.index);
   }
 
   private addCopy(record: FileRecord, size: number | null, index: number): void {
@@ -229,6 +252,8 @@ export class FactsBuilder {
 
   /** The facts; `pathOf(i)` is the path of the record given with index `i`. */
   finish(pathOf: (index: number) => string): Facts {
+    this.sortAll();
+    const rows = (list: Noted[]) => list.map((n) => n.row);
     const paths = (list: Indices, max: number) => all(list).slice(0, max).map(pathOf);
     const duplicateSets: DuplicateSet[] = [];
     let files = 0;
@@ -264,10 +289,10 @@ export class FactsBuilder {
       duplicateSets,
       severalVersions,
       duplicates: { sets: duplicateSets.length, files, reclaimableBytes: reclaimable, modelsWithSeveralVersions: severalVersions.length },
-      updates: this.updates,
+      updates: rows(this.updates),
       updatesToFetch: 0,
-      gone: this.gone,
-      warnings: this.warnings,
+      gone: rows(this.gone),
+      warnings: rows(this.warnings),
       repeatedPaths: this.repeated,
     };
     const out = new Facts(facts, this.bySha, this.versions, this.models, pathOf);
@@ -296,6 +321,17 @@ export class Facts {
   /** `update` with each version's `inLibrary` from this library. */
   withHeld(update: UpdateInfo): UpdateInfo {
     return { sameBaseModel: update.sameBaseModel ? this.held(update.sameBaseModel) : null, newest: this.held(update.newest) };
+  }
+
+  /**
+   * Whether `decorate` would change a record with this SHA-256, model (its `civitai.modelId` when
+   * found or gone, else null) and `update`, and none of the fields it sets: without reading the
+   * record (record-spill.ts). Must agree with `decorate`.
+   */
+  decorates(sha: string | undefined, modelId: number | null, hasUpdate: boolean): boolean {
+    const group = sha !== undefined ? this.bySha.get(sha) : undefined;
+    const model = modelId !== null ? this.models.get(modelId) : undefined;
+    return hasUpdate || (group !== undefined && count(group.files) > 1) || (model !== undefined && count(model.versions) > 1);
   }
 
   /**

@@ -371,8 +371,11 @@ const RECORD_PLAN = planOf(RECORD);
 const NESTED_HEAD = "[\n  [\n    ".length;
 const NESTED_TAIL = "\n  ]\n]".length;
 
-/** Two-space-indented JSON of a record, its lines after the first indented 4 more (as in the records array). */
-function recordText(record: unknown): string {
+/**
+ * Two-space-indented JSON of a record, its lines after the first indented 4 more (as in the records
+ * array): exactly what jsonChunks writes for it (record-spill.ts keeps records in this form).
+ */
+export function recordText(record: unknown): string {
   // Wrapped in two arrays, JSON.stringify indents the record's lines itself: no pass to re-indent them.
   const text = JSON.stringify([[ordered(record, RECORD_PLAN)]], null, 2);
   return escapeJsonControls(text.slice(NESTED_HEAD, text.length - NESTED_TAIL));
@@ -388,18 +391,28 @@ function recordText(record: unknown): string {
  * (docs/report-format.md).
  */
 export function* jsonChunks(src: InventorySource): Generator<string> {
-  prototypeHasKeys = false;
-  for (const _ in {}) prototypeHasKeys = true;
+  checkPrototype();
   const head: InventoryHead = src.head;
   const text = escapeJsonControls(JSON.stringify(ordered(head, HEAD), null, 2));
   // The head without its closing brace; "records" is the last key of the fixed order.
   yield `${text.slice(0, text.length - 2)},\n  "records": [`;
   let first = true;
-  for (const record of src.records("path")) {
-    yield `${first ? "\n    " : ",\n    "}${recordText(record)}`;
+  // A source that holds its records already rendered (a scan's spill) hands out their text.
+  for (const record of src.recordTexts?.() ?? recordTexts(src)) {
+    yield `${first ? "\n    " : ",\n    "}${record}`;
     first = false;
   }
   yield first ? "]\n}\n" : "\n  ]\n}\n";
+}
+
+function* recordTexts(src: InventorySource): Generator<string> {
+  for (const record of src.records("path")) yield recordText(record);
+}
+
+/** Notes whether something made a key of Object.prototype enumerable (see `ordered`); once per render. */
+export function checkPrototype(): void {
+  prototypeHasKeys = false;
+  for (const _ in {}) prototypeHasKeys = true;
 }
 
 /** The whole JSON text of an inventory in memory (tests, small inventories). */

@@ -6,12 +6,23 @@ import { isSafetensorsPath } from "../hash/hash-algos.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
 import { localInfoOf } from "../local/local-cache.ts";
-import { SCHEMA_VERSION, type Inventory, type InventoryOptions } from "../report/inventory-types.ts";
+import { SCHEMA_VERSION, type Inventory, type InventoryHead, type InventoryOptions } from "../report/inventory-types.ts";
+import type { InventorySource } from "../report/inventory-read.ts";
+import { RecordSpill } from "../report/record-spill.ts";
 import type { FileRecord, HashSource, RecordStatus } from "../report/record-types.ts";
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
 import { collectFiles, type CollectResult } from "./collect.ts";
-import { lookupFiles, type LookupItem, type LookupProgress, type LookupResult } from "../civitai/lookup.ts";
+import {
+  LOOKUP_PART_SIZE,
+  lookupFiles,
+  type LookupItem,
+  type LookupOptions,
+  type LookupProgress,
+  type LookupResult,
+} from "../civitai/lookup.ts";
+import { compareByteOrder } from "./path-filter.ts";
+import { memoryPressure } from "../shared/memory-pressure.ts";
 import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
@@ -53,6 +64,8 @@ export interface ScanOptions {
   buildIndex?: boolean;
   /** The highest rating a record's `previewImageUrl` may have (--nsfw-level); default pg13. */
   nsfwLimit?: NsfwLimitName;
+  /** Distinct SHA-256s looked up at a time (lookUpAndBuild); default LOOKUP_PART_SIZE. Tests use a few. */
+  lookupPartSize?: number;
   /** Files read at once by the local pass; default LOCAL_PASS_CONCURRENCY. */
   localConcurrency?: number;
   signal?: AbortSignal;
@@ -66,7 +79,15 @@ export interface ScanOptions {
 }
 
 export interface ScanResult {
-  inventory: Inventory;
+  /**
+   * The inventory, its records read back one at a time from a temporary file (record-spill.ts):
+   * what the reports render. Valid until `close()`.
+   */
+  source: InventorySource;
+  /** The whole inventory in memory (tests, --previous, the gallery): every record read back once, on first use. */
+  readonly inventory: Inventory;
+  /** Removes the records' temporary file. */
+  close(): void;
   missing: string[];
   /** Why lookups stopped early (rate limit, Ctrl-C), when they did. */
   stopped?: LookupResult["stopped"];
@@ -227,23 +248,182 @@ interface BuildContext {
 }
 
 /**
- * Lookups (with AutoV3 on demand), then the records and the inventory. Long because it is one
- * sequence over shared counts that ends in the inventory's summary.
+ * Lookups (with AutoV3 on demand), then the records and the inventory. Distinct SHA-256s are looked
+ * up LOOKUP_PART_SIZE at a time, and each part's records are built and handed to the spill
+ * (report/record-spill.ts) before the next part: only one part's Civitai answers and no records
+ * are held, so memory does not grow with the library (issue 11, target 2). Parts cost no request
+ * more than one lookup of everything (see LOOKUP_PART_SIZE).
  */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
-  const { locals, hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
-  const items: LookupItem[] = [];
-  for (const h of collected.hashes) {
-    if (!h.error && h.hashes.sha256) items.push({ sha256: h.hashes.sha256, ...(h.hashes.autov3 ? { autov3: h.hashes.autov3 } : {}) });
+  const { hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
+  const ranks = pathRanks(collected);
+  const spill = new RecordSpill(ranks.paths.length, (rank) => ranks.paths[rank]!);
+  try {
+    const built = await lookUpInParts(options, collected, ctx, (record) => spill.add(record, ranks.rank.get(record.path)!));
+    phase("lookup");
+    const inventoryOptions: InventoryOptions = {
+      apiUrl: options.offline ? null : options.hosts.primary,
+      fallbackUrl: options.offline ? null : (options.hosts.fallback ?? null),
+      offline: options.offline,
+      details: options.details,
+      refresh: options.refresh,
+      extensions: options.extensions,
+      exclude: options.exclude,
+      algos: [...SCAN_ALGOS],
+      trustSidecars: options.trustSidecars === true,
+      useIndex: options.libraryIndex !== undefined,
+      localMetadata: options.localMetadata === true,
+      nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
+      sharedCache: options.offline ? null : (options.sharedCache ?? null),
+    };
+    const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
+    const head: InventoryHead = {
+      schemaVersion: SCHEMA_VERSION,
+      generatedAt: new Date(now()).toISOString(),
+      tool: options.tool,
+      roots: options.paths.map((p) => resolvePath(p)),
+      options: inventoryOptions,
+      // Counts (files, byStatus, bytes, duplicates) are the spill's, from the records themselves.
+      summary: {
+        files: 0,
+        byStatus,
+        bytes: 0,
+        durationMs: Math.round(now() - started),
+        requests: built.requests,
+        cacheHits: { hashes: collected.stats.filesCached, metadata: built.cacheHits },
+      },
+    };
+    const source = spill.source(head);
+    phase("records");
+    let inventory: Inventory | undefined;
+    return {
+      source,
+      get inventory() {
+        return (inventory ??= { ...source.head, records: [...source.records("path")] });
+      },
+      close: () => spill.close(),
+      missing: collected.walk.missing,
+      ...(built.stopped ? { stopped: built.stopped } : {}),
+      counters: {
+        hashed: collected.stats.filesHashed + ctx.extraReads.files,
+        hashCacheHits: collected.stats.filesCached,
+        bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
+        requests: built.requests,
+        metadataCacheHits: built.cacheHits,
+        sharedCacheHits: options.metaCache.stats.sharedHits,
+        fromSidecars: [...hashSources.values()].filter((from) => from !== "index").length,
+        fromIndex: [...hashSources.values()].filter((from) => from === "index").length,
+        localBytesRead,
+        knownFromSidecars: built.knownFromSidecars,
+      },
+      sidecarWrites: built.sidecarWrites,
+      ...(options.buildIndex && indexRoot !== null ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot) } : {}),
+    };
+  } catch (error) {
+    spill.close();
+    throw error;
   }
+}
+
+/** Every record's path (files and skipped paths) in byte order, and each path's rank in it. */
+function pathRanks(collected: CollectResult): { paths: string[]; rank: Map<string, number> } {
+  const paths = collected.hashes.map((h) => h.file.path);
+  for (const s of collected.walk.skipped) paths.push(s.path);
+  paths.sort(compareByteOrder);
+  const rank = new Map<string, number>();
+  paths.forEach((p, i) => rank.set(p, i));
+  return { paths, rank };
+}
+
+interface PartsResult {
+  requests: number;
+  cacheHits: number;
+  stopped?: LookupResult["stopped"];
+  sidecarWrites: SidecarWriteResult[];
+  knownFromSidecars: number;
+}
+
+/**
+ * The lookups, part by part (lookUpAndBuild), each part's records given to `emit` as soon as they
+ * are built; then the records of files without a SHA-256 (unreadable) and of skipped paths. A stop
+ * (rate limit) in one part carries over: later parts ask nothing, only the cache answers.
+ */
+async function lookUpInParts(
+  options: ScanOptions,
+  collected: CollectResult,
+  ctx: BuildContext,
+  emit: (record: FileRecord) => void,
+): Promise<PartsResult> {
+  const bySha = new Map<string, HashResult[]>();
+  const without: HashResult[] = [];
+  for (const h of collected.hashes) {
+    const sha = !h.error ? h.hashes.sha256 : undefined;
+    if (sha === undefined) {
+      without.push(h);
+      continue;
+    }
+    const group = bySha.get(sha);
+    if (group) group.push(h);
+    else bySha.set(sha, [h]);
+  }
+  const shas = [...bySha.keys()];
   const requestsBefore = options.api.stats?.requests ?? 0;
+  const out: PartsResult = { requests: 0, cacheHits: 0, sidecarWrites: [], knownFromSidecars: 0 };
+  // One reference time for every record (early access "still running" is judged against it).
+  const inputs = recordInputs(ctx, options);
+  let carry: LookupOptions["carry"] = {};
+  // Records and answers are garbage once spilled; collected as they go, not hundreds of MB later.
+  const collect = memoryPressure();
+  const take = (records: readonly FileRecord[]) => {
+    for (const r of records) {
+      collect();
+      if (r.knownFrom?.startsWith("sidecar:")) out.knownFromSidecars++;
+      emit(r);
+    }
+  };
+  const partSize = Math.max(1, options.lookupPartSize ?? LOOKUP_PART_SIZE);
+  for (let at = 0; at < shas.length; at += partSize) {
+    const part = shas.slice(at, at + partSize).flatMap((sha) => bySha.get(sha)!);
+    const lookup = await lookUpPart(part, options, ctx, carry, { done: at, total: shas.length });
+    out.cacheHits += lookup.counters.cacheHits;
+    if (lookup.fallbackFailure && !carry.fallbackFailure)
+      options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
+    carry = {
+      ...(lookup.stopped ? { stopped: lookup.stopped } : {}),
+      ...(lookup.fallbackFailure ? { fallbackFailure: lookup.fallbackFailure } : {}),
+    };
+    if (lookup.stopped) out.stopped = lookup.stopped;
+    const records = buildRecords({ ...inputs, hashes: part, skipped: [], lookups: lookup.entries });
+    if (options.writeSidecars) out.sidecarWrites.push(...(await writeSidecars(records, lookup.entries, options.onWarning)));
+    take(records);
+  }
+  take(buildRecords({ ...inputs, hashes: without, skipped: collected.walk.skipped, lookups: null }));
+  out.requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
+  return out;
+}
+
+/** What buildRecords needs besides the hashes and lookups of a part. */
+function recordInputs(ctx: BuildContext, options: ScanOptions) {
+  return { locals: ctx.locals, hashSources: ctx.hashSources, now: ctx.now(), nsfwMask: nsfwMask(options.nsfwLimit ?? DEFAULT_NSFW_LIMIT) };
+}
+
+/** One part's lookups (lookupFiles), then the AutoV3 its records show (see below). */
+async function lookUpPart(
+  part: readonly HashResult[],
+  options: ScanOptions,
+  ctx: BuildContext,
+  carry: LookupOptions["carry"],
+  progress: { done: number; total: number },
+): Promise<LookupResult> {
+  const items: LookupItem[] = part.map((h) => ({ sha256: h.hashes.sha256!, ...(h.hashes.autov3 ? { autov3: h.hashes.autov3 } : {}) }));
+  const onProgress = options.onLookupProgress;
   const lookup = await lookupFiles(
     items,
     {
       api: options.api,
       cache: options.metaCache,
       hosts: options.hosts,
-      autov3: (sha256s) => autov3Of(sha256s, collected.hashes, ctx, options),
+      autov3: (sha256s) => autov3Of(sha256s, part, ctx, options),
     },
     {
       details: options.details,
@@ -251,12 +431,11 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       refresh: options.refresh,
       concurrency: options.concurrency,
       signal: options.signal,
-      onProgress: options.onLookupProgress,
+      carry,
+      ...(onProgress ? { onProgress: (p) => onProgress({ ...p, done: progress.done + p.done, total: progress.total }) } : {}),
     },
   );
   if (lookup.stopped?.kind === "aborted") options.signal?.throwIfAborted();
-  if (lookup.fallbackFailure) options.onWarning(`fallback host dropped for this run: ${lookup.fallbackFailure}`);
-  const requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
   // A file found by its AutoV3 on an earlier run is found by its SHA-256 from the cache now, and the
   // lookup asks no AutoV3: its record needs it still (to name the matched file), from the hash cache.
   // So does a file not found by either (the cache kept its AutoV3 with the miss): its record shows
@@ -264,78 +443,10 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   const autov3Asked = [...lookup.entries]
     .filter(([, e]) => (e.status === "found" && e.matchedBy === "autov3") || e.status === "not_found")
     .map(([sha]) => sha);
-  const lacking = new Set(collected.hashes.filter((h) => h.hashes.autov3 === undefined).map((h) => h.hashes.sha256));
+  const lacking = new Set(part.filter((h) => h.hashes.autov3 === undefined).map((h) => h.hashes.sha256));
   const wanted = autov3Asked.filter((sha) => lacking.has(sha));
-  if (wanted.length > 0) await autov3Of(wanted, collected.hashes, ctx, options);
-  phase("lookup");
-
-  const records = buildRecords({
-    hashes: collected.hashes,
-    skipped: collected.walk.skipped,
-    lookups: lookup.entries,
-    locals,
-    hashSources,
-    now: now(),
-    nsfwMask: nsfwMask(options.nsfwLimit ?? DEFAULT_NSFW_LIMIT),
-  });
-  const sidecarWrites = options.writeSidecars ? await writeSidecars(records, lookup.entries, options.onWarning) : [];
-  const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
-  let bytes = 0;
-  for (const r of records) {
-    byStatus[r.status]++;
-    if (r.size !== null) bytes += r.size;
-  }
-  const inventoryOptions: InventoryOptions = {
-    apiUrl: options.offline ? null : options.hosts.primary,
-    fallbackUrl: options.offline ? null : (options.hosts.fallback ?? null),
-    offline: options.offline,
-    details: options.details,
-    refresh: options.refresh,
-    extensions: options.extensions,
-    exclude: options.exclude,
-    algos: [...SCAN_ALGOS],
-    trustSidecars: options.trustSidecars === true,
-    useIndex: options.libraryIndex !== undefined,
-    localMetadata: options.localMetadata === true,
-    nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
-    sharedCache: options.offline ? null : (options.sharedCache ?? null),
-  };
-  const inventory: Inventory = {
-    schemaVersion: SCHEMA_VERSION,
-    generatedAt: new Date(now()).toISOString(),
-    tool: options.tool,
-    roots: options.paths.map((p) => resolvePath(p)),
-    options: inventoryOptions,
-    summary: {
-      files: records.length,
-      byStatus,
-      bytes,
-      durationMs: Math.round(now() - started),
-      requests,
-      cacheHits: { hashes: collected.stats.filesCached, metadata: lookup.counters.cacheHits },
-    },
-    records,
-  };
-  phase("records");
-  return {
-    inventory,
-    missing: collected.walk.missing,
-    ...(lookup.stopped ? { stopped: lookup.stopped } : {}),
-    counters: {
-      hashed: collected.stats.filesHashed + ctx.extraReads.files,
-      hashCacheHits: collected.stats.filesCached,
-      bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
-      requests,
-      metadataCacheHits: lookup.counters.cacheHits,
-      sharedCacheHits: options.metaCache.stats.sharedHits,
-      fromSidecars: [...hashSources.values()].filter((source) => source !== "index").length,
-      fromIndex: [...hashSources.values()].filter((source) => source === "index").length,
-      localBytesRead,
-      knownFromSidecars: records.filter((r) => r.knownFrom?.startsWith("sidecar:")).length,
-    },
-    sidecarWrites,
-    ...(options.buildIndex && indexRoot !== null ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot) } : {}),
-  };
+  if (wanted.length > 0) await autov3Of(wanted, part, ctx, options);
+  return lookup;
 }
 
 /** The index's hashes for `file` when its entry matches (relative path, size, mtime, every hash needed). */

@@ -72,6 +72,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   // report/
   ["report/inventory-file.ts", "reads saved inventories with positioned reads"],
   ["report/report-output.ts", "writes reports"],
+  ["report/record-spill.ts", "keeps a scan's records in an unlinked temporary file"],
   ["report/step-summary.ts", "appends to GITHUB_STEP_SUMMARY"],
   // ui/
   ["ui/logger.ts", "the log file"],

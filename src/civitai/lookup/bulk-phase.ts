@@ -9,7 +9,7 @@ import { byOrder, chunk, type LookupRun, type Work } from "./run.ts";
 /** POST /model-versions/by-hash takes at most 100 SHA-256s (docs/civitai-api.md §3.1). */
 const BULK_BATCH_SIZE = 100;
 /** POST /model-versions/by-hash/ids takes at most 10,000 (docs/civitai-api.md §3.2). */
-const IDS_BATCH_SIZE = 10_000;
+export const IDS_BATCH_SIZE = 10_000;
 
 /** Which versions Civitai ties each asked SHA-256 to (lower-case), from by-hash/ids. */
 type KnownIds = Map<string, Set<number>>;

@@ -92,6 +92,8 @@ export class LookupRun {
     this.cache = deps.cache;
     this.hosts = deps.hosts;
     this.readOptions = { refresh: options.refresh };
+    this.stopped = options.carry?.stopped;
+    this.fallbackFailure = options.carry?.fallbackFailure;
     const hosts = deps.hosts;
     this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_LOOKUP_CONCURRENCY);
     this.hostList = hosts.fallback && hosts.fallback !== hosts.primary ? [hosts.primary, hosts.fallback] : [hosts.primary];

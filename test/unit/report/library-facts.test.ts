@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { factsOf } from "../../../src/report/library-facts.ts";
+import { FactsBuilder, factsOf } from "../../../src/report/library-facts.ts";
 import { makeCivitai, makeRecord } from "../../helpers/sample-inventory.ts";
 import type { FileRecord } from "../../../src/report/record-types.ts";
 
@@ -102,5 +102,53 @@ describe("library facts", () => {
   test("a path listed twice is noticed (inventory-read.ts refuses such a file)", () => {
     const r = makeRecord({ path: "/m/x.safetensors" });
     expect(factsOf([r, { ...r }]).facts.repeatedPaths).toEqual(["/m/x.safetensors"]);
+  });
+
+  test("records given out of path order (scan adds them as their lookups finish) give the facts of path order", () => {
+    const update = {
+      sameBaseModel: null,
+      newest: {
+        versionId: 999,
+        name: "v9",
+        baseModel: "SD 1.5",
+        publishedAt: null,
+        access: null,
+        inLibrary: [],
+        pageUrl: "https://civitai.com/models/100?modelVersionId=999",
+      },
+    };
+    const records = [
+      file("/m/a.safetensors", SHA_A, 10, { update }),
+      makeRecord({
+        path: "/m/b.safetensors",
+        civitai: makeCivitai({ versionId: 200 }),
+        update,
+        local: { format: "safetensors", formatMismatch: "named .safetensors, is a pickle", errors: [], warnings: [] } as never,
+      }),
+      file("/m/c.safetensors", SHA_B, 20, { status: "gone", gone: { reason: "not_found", lastSeenAt: null } }),
+      file("/m/d.safetensors", SHA_A, 10, { update }),
+      makeRecord({
+        path: "/m/e.safetensors",
+        civitai: makeCivitai({ versionId: 201 }),
+        local: { format: "safetensors", formatMismatch: "named .safetensors, is a GGUF", errors: [], warnings: [] } as never,
+      }),
+      file("/m/f.safetensors", SHA_B, 20, { status: "gone", gone: { reason: "not_found", lastSeenAt: null } }),
+      file("/m/g.safetensors", SHA_A, 10),
+    ];
+    const inOrder = factsOf(records);
+    const builder = new FactsBuilder();
+    for (const i of [6, 3, 5, 0, 4, 1, 2]) builder.add(records[i]!, i);
+    const shuffled = builder.finish((i) => records[i]!.path);
+    expect(shuffled.facts).toEqual(inOrder.facts);
+    expect(shuffled.facts.updates.map((r) => r.path)).toEqual(["/m/a.safetensors", "/m/b.safetensors", "/m/d.safetensors"]);
+    expect(shuffled.facts.gone.map((r) => r.path)).toEqual(["/m/c.safetensors", "/m/f.safetensors"]);
+    expect(shuffled.facts.warnings.map((r) => r.path)).toEqual(["/m/b.safetensors", "/m/e.safetensors"]);
+    for (const r of records) expect(shuffled.decorate(r)).toEqual(inOrder.decorate(r));
+    // decorates() says, without the record, whether decorate changes it (the spill's fast path relies on it).
+    for (const r of records) {
+      const modelId = (r.status === "found" || r.status === "gone") && typeof r.civitai?.modelId === "number" ? r.civitai.modelId : null;
+      expect(shuffled.decorates(r.hashes.sha256, modelId, r.update !== undefined)).toBe(shuffled.decorate(r) !== r);
+    }
+    expect(shuffled.decorate(records[6]!).duplicate).toEqual({ copies: 3, others: ["/m/a.safetensors", "/m/d.safetensors"] });
   });
 });
