@@ -419,13 +419,7 @@ class Walker {
       this.warnings.push(`${task.path}: cannot read folder (${errnoOrMessage(err)})`);
       return;
     }
-    // One test per name says whether this folder needs the byte-order sort, raw-byte paths or both.
-    const plain = !ORDER_DIFFERS_RE.test(task.path) && !entries.some((e) => ORDER_DIFFERS_RE.test(e.name));
-    if (!plain) this.allPlain = false;
-    sortByteOrder(entries, (e) => e.name, plain);
-    // Only an .aria2 control file makes a name's neighbour matter: no set of names without one.
-    const names = entries.some((e) => e.name.endsWith(ARIA2_CONTROL_SUFFIX)) ? new Set(entries.map((e) => e.name)) : null;
-    if (this.names && this.keepName) this.names.set(task.path, entries.map((e) => e.name).filter(this.keepName));
+    const { plain, names } = this.readListing(task.path, entries);
     // Resolved once for the folder; null when it cannot be (its files are then resolved one by one).
     this.folderRealPaths.set(task.path, await this.fs.realpath(task.path).catch(() => null));
     const dirRaw = hasRawBytes(task.path);
@@ -479,6 +473,21 @@ class Walker {
     }
     // Reversed so the stack pops them in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) this.stack.push(subdirs[i] as DirTask);
+  }
+
+  /**
+   * Sorts a folder's listing (in place) and says what the folder needs: `plain` when no name (nor
+   * the folder's path) holds a character where UTF-16 and byte order part, tested once per name for
+   * the sort, raw-byte paths and stat; `names` only beside an .aria2 control file, the one case where
+   * a name's neighbour matters. Keeps the names asked for (`keepName`).
+   */
+  private readListing(path: string, entries: ListedEntry[]): { plain: boolean; names: Set<string> | null } {
+    const plain = !ORDER_DIFFERS_RE.test(path) && !entries.some((e) => ORDER_DIFFERS_RE.test(e.name));
+    if (!plain) this.allPlain = false;
+    sortByteOrder(entries, (e) => e.name, plain);
+    const names = entries.some((e) => e.name.endsWith(ARIA2_CONTROL_SUFFIX)) ? new Set(entries.map((e) => e.name)) : null;
+    if (this.names && this.keepName) this.names.set(path, entries.map((e) => e.name).filter(this.keepName));
+    return { plain, names };
   }
 
   /**
