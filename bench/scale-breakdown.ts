@@ -3,6 +3,7 @@
  * context and functions as src/commands/scan.ts), with the wall time of each phase and the RSS
  * after it. Run by `bun run bench scale-hash --breakdown`:
  *   bun bench/scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT
+ * PART=n in the environment sets the lookup part size (LOOKUP_PART_SIZE), to measure its memory and CPU.
  */
 import { createApiContext } from "../src/commands/_api.ts";
 import { reportChunks } from "../src/report/render.ts";
@@ -32,6 +33,7 @@ const result = await runScan({
   offline: false,
   refresh: false,
   concurrency: ctx.concurrency,
+  ...(process.env.PART ? { lookupPartSize: Number(process.env.PART) } : {}),
   tool: { name: "civitai-meta", version: "bench" },
   onWarning: (m) => rows.push(`warning: ${m}`),
   onPhase: (phase, ms) =>

@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { FactsBuilder } from "../src/report/library-facts.ts";
 import type { InventorySource } from "../src/report/inventory-read.ts";
 import { jsonChunks } from "../src/report/render-json.ts";
-import { openReportSink } from "../src/report/report-output.ts";
+import { writeReportChunks } from "../src/report/report-output.ts";
 import type { FileRecord } from "../src/report/record-types.ts";
 import { makeCivitai, makeInventory, makeLocal, makeMatchedFile, makeRecord } from "../test/helpers/sample-inventory.ts";
 import { check, cliCommand, median, timeCommand } from "./_util.ts";
@@ -90,20 +90,7 @@ export async function writeInventory(path: string): Promise<void> {
       for (let i = 0; i < RECORDS; i++) yield record(i);
     },
   };
-  const sink = openReportSink({ kind: "atomic", path });
-  let pending: string[] = [];
-  let size = 0;
-  for (const chunk of jsonChunks(src)) {
-    pending.push(chunk);
-    size += chunk.length;
-    if (size > 1 << 20) {
-      sink.write(pending.join(""));
-      pending = [];
-      size = 0;
-    }
-  }
-  sink.write(pending.join(""));
-  sink.finish();
+  await writeReportChunks(jsonChunks(src), { kind: "atomic", path });
 }
 
 const mb = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MB`;

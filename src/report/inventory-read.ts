@@ -192,10 +192,11 @@ export interface InventorySource {
   records(order?: RecordOrder): Iterable<FileRecord>;
   /**
    * Optional: every record in path order as the JSON inventory writes it (render-json.ts
-   * `recordText`), decorated; a source that keeps its records rendered (record-spill.ts) gives
-   * them without parsing and writing them again.
+   * `recordText`, as text or its UTF-8 bytes), decorated; a source that keeps its records rendered
+   * (record-spill.ts) gives them without parsing, rendering or even decoding them again. Bytes
+   * are valid until the next record is taken (the source reuses its buffer).
    */
-  recordTexts?(): Iterable<string>;
+  recordTexts?(): Iterable<string | Uint8Array>;
 }
 
 /** The head with the counts of the records, as every writer puts them. */

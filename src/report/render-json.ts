@@ -390,7 +390,7 @@ export function recordText(record: unknown): string {
  * too, so `cat` of the file runs nothing, and a name's raw bytes appear as `\udcXX`
  * (docs/report-format.md).
  */
-export function* jsonChunks(src: InventorySource): Generator<string> {
+export function* jsonChunks(src: InventorySource): Generator<string | Uint8Array> {
   checkPrototype();
   const head: InventoryHead = src.head;
   const text = escapeJsonControls(JSON.stringify(ordered(head, HEAD), null, 2));
@@ -399,7 +399,8 @@ export function* jsonChunks(src: InventorySource): Generator<string> {
   let first = true;
   // A source that holds its records already rendered (a scan's spill) hands out their text.
   for (const record of src.recordTexts?.() ?? recordTexts(src)) {
-    yield `${first ? "\n    " : ",\n    "}${record}`;
+    yield first ? "\n    " : ",\n    ";
+    yield record;
     first = false;
   }
   yield first ? "]\n}\n" : "\n  ]\n}\n";

@@ -11,7 +11,7 @@ export type ReportFormat = "json" | "csv" | "md" | "html" | "junit";
 export type StreamFormat = Exclude<ReportFormat, "html">;
 
 /** One entry point for the streamed formats, so `report` and `scan` agree byte for byte. */
-export function reportChunks(src: InventorySource, format: StreamFormat, opts: { excel?: boolean } = {}): Iterable<string> {
+export function reportChunks(src: InventorySource, format: StreamFormat, opts: { excel?: boolean } = {}): Iterable<string | Uint8Array> {
   switch (format) {
     case "json":
       return jsonChunks(src);
@@ -27,5 +27,13 @@ export function reportChunks(src: InventorySource, format: StreamFormat, opts: {
 /** The whole report of an inventory in memory, as one string (tests, the gallery). */
 export function renderInventory(inv: Inventory, format: ReportFormat, opts: { excel?: boolean; html?: HtmlOptions } = {}): string {
   if (format === "html") return renderHtml(inv, opts.html);
-  return [...reportChunks(memorySource(inv), format, opts)].join("");
+  return chunksText(reportChunks(memorySource(inv), format, opts));
+}
+
+/** Pieces of a report (text, or UTF-8 bytes a source kept rendered) as one string (tests, small reports). */
+export function chunksText(chunks: Iterable<string | Uint8Array>): string {
+  const decoder = new TextDecoder();
+  let out = "";
+  for (const chunk of chunks) out += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+  return out + decoder.decode();
 }

@@ -110,10 +110,12 @@ const PIECE = 256 * 1024;
  * memory outside the engine's heap that it frees late (hundreds of MB over a 500 MB report;
  * issue 11, target 2), and a whole 26 MB gallery is never copied at once.
  */
-function textWriter(): (fd: number, text: string) => void {
+function textWriter(): (fd: number, data: string | Uint8Array) => void {
   // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
   const buf = Buffer.allocUnsafe(PIECE * 3);
-  return (fd, text) => {
+  return (fd, data) => {
+    if (typeof data !== "string") return writeAll(fd, data);
+    const text = data;
     for (let at = 0; at < text.length;) {
       let end = Math.min(text.length, at + PIECE);
       // Never cut a surrogate pair in two (each half alone would be written as U+FFFD).
@@ -145,8 +147,11 @@ function writeAll(fd: number, bytes: Uint8Array): void {
  * report stays (docs/cases.md T8).
  */
 export interface ReportSink {
-  /** False when stdout is full: wait for `drained()` before writing more. */
-  write(text: string): boolean;
+  /**
+   * False when stdout is full: wait for `drained()` before writing more. Bytes are written before
+   * it returns (stdout gets a copy), so the caller may reuse them.
+   */
+  write(data: string | Uint8Array): boolean;
   drained(): Promise<void>;
   finish(): void;
   abort(): void;
@@ -154,7 +159,7 @@ export interface ReportSink {
 
 function streamSink(): ReportSink {
   return {
-    write: (text) => process.stdout.write(text),
+    write: (data) => process.stdout.write(typeof data === "string" ? data : Buffer.from(data)),
     drained: () => new Promise((resolve) => process.stdout.once("drain", resolve)),
     finish: () => {},
     abort: () => {},
@@ -169,9 +174,9 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
     open = false;
   };
   return {
-    write: (text) => {
+    write: (data) => {
       try {
-        writeText(fd, text);
+        writeText(fd, data);
       } catch (error) {
         throw cannot(path, `${errnoCode(error) ?? "error"}`);
       }
@@ -216,9 +221,9 @@ function atomicSink(path: string, mode: number): ReportSink {
     }
   };
   return {
-    write: (text) => {
+    write: (data) => {
       try {
-        writeText(fd!, text);
+        writeText(fd!, data);
       } catch (error) {
         abort();
         throw fail(error);
@@ -279,36 +284,52 @@ export function writeReport(text: string, target: OutputTarget, options: { mode?
 
 /** Bytes gathered before one write: big enough to be cheap, small enough to keep memory flat. */
 const FLUSH_BYTES = 256 * 1024;
+const encoder = new TextEncoder();
 
 /**
- * Writes a report given in pieces (report/render.ts) to its target: gathered into writes of
- * ~256 KiB, waiting when stdout is full, and letting Ctrl-C through between writes (`signal`): on
- * any failure or interruption nothing is left under the target's name but what was there before.
+ * Writes a report given in pieces (report/render.ts) to its target: text and bytes (records a
+ * scan keeps already rendered, record-spill.ts) are gathered into one buffer, reused, and written
+ * ~256 KiB at a time, waiting when stdout is full, and letting Ctrl-C through between writes
+ * (`signal`): on any failure or interruption nothing is left under the target's name but what was
+ * there before.
  */
 export async function writeReportChunks(
-  chunks: Iterable<string>,
+  chunks: Iterable<string | Uint8Array>,
   target: OutputTarget,
   options: { mode?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
   const sink = openReportSink(target, options);
-  let pending: string[] = [];
-  let size = 0;
+  let buf = Buffer.allocUnsafe(FLUSH_BYTES);
+  let used = 0;
   const flush = async () => {
-    const text = pending.join("");
-    pending = [];
-    size = 0;
-    if (!sink.write(text)) await sink.drained();
+    const ok = sink.write(buf.subarray(0, used));
+    used = 0;
+    if (!ok) await sink.drained();
     // A turn of the event loop, so a signal handler can run between writes.
     await new Promise((resolve) => setImmediate(resolve));
     options.signal?.throwIfAborted();
   };
   try {
     for (const chunk of chunks) {
-      pending.push(chunk);
-      size += chunk.length;
-      if (size >= FLUSH_BYTES) await flush();
+      if (typeof chunk === "string") {
+        // encodeInto stops before a character that does not fit, never inside a surrogate pair.
+        let rest = chunk;
+        for (;;) {
+          const { read, written } = encoder.encodeInto(rest, buf.subarray(used));
+          used += written;
+          if (read === rest.length) break;
+          rest = rest.slice(read);
+          await flush();
+        }
+      } else {
+        if (used + chunk.length > buf.length) await flush();
+        if (chunk.length > buf.length) buf = Buffer.allocUnsafe(chunk.length);
+        buf.set(chunk, used);
+        used += chunk.length;
+      }
+      if (used >= FLUSH_BYTES) await flush();
     }
-    if (size > 0) await flush();
+    if (used > 0) await flush();
     sink.finish();
   } catch (error) {
     sink.abort();

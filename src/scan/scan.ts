@@ -22,7 +22,7 @@ import {
   type LookupResult,
 } from "../civitai/lookup.ts";
 import { compareByteOrder } from "./path-filter.ts";
-import { memoryPressure } from "../shared/memory-pressure.ts";
+import { collectAll } from "../shared/memory-pressure.ts";
 import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
@@ -251,8 +251,8 @@ interface BuildContext {
  * Lookups (with AutoV3 on demand), then the records and the inventory. Distinct SHA-256s are looked
  * up LOOKUP_PART_SIZE at a time, and each part's records are built and handed to the spill
  * (report/record-spill.ts) before the next part: only one part's Civitai answers and no records
- * are held, so memory does not grow with the library (issue 11, target 2). Parts cost no request
- * more than one lookup of everything (see LOOKUP_PART_SIZE).
+ * are held, so memory does not grow with the library (issue 11, target 2). What parts cost in
+ * requests and CPU: see LOOKUP_PART_SIZE.
  */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
   const { hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
@@ -372,11 +372,8 @@ async function lookUpInParts(
   // One reference time for every record (early access "still running" is judged against it).
   const inputs = recordInputs(ctx, options);
   let carry: LookupOptions["carry"] = {};
-  // Records and answers are garbage once spilled; collected as they go, not hundreds of MB later.
-  const collect = memoryPressure();
   const take = (records: readonly FileRecord[]) => {
     for (const r of records) {
-      collect();
       if (r.knownFrom?.startsWith("sidecar:")) out.knownFromSidecars++;
       emit(r);
     }
@@ -396,6 +393,9 @@ async function lookUpInParts(
     const records = buildRecords({ ...inputs, hashes: part, skipped: [], lookups: lookup.entries });
     if (options.writeSidecars) out.sidecarWrites.push(...(await writeSidecars(records, lookup.entries, options.onWarning)));
     take(records);
+    // The part's answers and records are garbage now. They lived through the whole part, so the
+    // engine holds them as old objects, which only a full collection frees: one per part.
+    collectAll();
   }
   take(buildRecords({ ...inputs, hashes: without, skipped: collected.walk.skipped, lookups: null }));
   out.requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;

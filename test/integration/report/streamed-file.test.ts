@@ -66,4 +66,25 @@ describe("an inventory read from a file and written record by record", () => {
       expect({ offset, same: readFileSync(out).equals(Buffer.from(text, "utf8")) }).toEqual({ offset, same: true });
     }
   });
+
+  test("text and bytes given in pieces are written as one UTF-8 text, whatever falls on the 256 KiB buffer's edge", async () => {
+    const dir = tmp.make();
+    for (const offset of [-3, -2, -1, 0, 1]) {
+      // A 4-byte character, a 3-byte one, and a bytes piece larger than the buffer, each across the edge.
+      const pieces: (string | Uint8Array)[] = [
+        "a".repeat(256 * 1024 + offset),
+        "🦊日",
+        Buffer.from("é".repeat(10)),
+        "x".repeat(256 * 1024 - 7 + offset),
+        Buffer.from(`${"z".repeat(300 * 1024)}🦊`),
+        "",
+        new Uint8Array(0),
+        "end\n",
+      ];
+      const expected = Buffer.concat(pieces.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : Buffer.from(p))));
+      const out = join(dir, `mixed${offset}.txt`);
+      await writeReportChunks(pieces, prepareOutput(out));
+      expect({ offset, same: readFileSync(out).equals(expected) }).toEqual({ offset, same: true });
+    }
+  });
 });

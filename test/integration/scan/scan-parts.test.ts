@@ -13,7 +13,7 @@ import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-typ
 import { createMetaCache } from "../../../src/civitai/meta-cache.ts";
 import { runScan, type ScanOptions, type ScanResult } from "../../../src/scan/scan.ts";
 import { memorySource } from "../../../src/report/inventory-read.ts";
-import { reportChunks } from "../../../src/report/render.ts";
+import { chunksText, reportChunks } from "../../../src/report/render.ts";
 import { makeModel, makeVersion } from "../../helpers/fake-civitai.ts";
 import { buildSafetensors, kohyaMetadata, sdxlLoraTensors } from "../../helpers/safetensors.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
@@ -115,7 +115,7 @@ function scan(dir: string, api: CivitaiApi, extra: Partial<ScanOptions> = {}): P
 
 /** The inventory as scan writes it, without what differs between runs (timing, request and cache-hit counts). */
 async function written(result: ScanResult): Promise<string> {
-  const text = [...reportChunks(result.source, "json")].join("");
+  const text = chunksText(reportChunks(result.source, "json"));
   return text.replace(/"(generatedAt|durationMs|requests)": [^,\n]+/g, '"$1": "-"').replace(/"(hashes|metadata)": \d+/g, '"$1": "-"');
 }
 
@@ -129,11 +129,11 @@ describe("scan looks up in parts", () => {
     try {
       expect(await written(parts)).toBe(await written(whole));
       for (const format of ["csv", "md", "junit"] as const) {
-        expect([...reportChunks(parts.source, format)].join("")).toBe([...reportChunks(whole.source, format)].join(""));
+        expect(chunksText(reportChunks(parts.source, format))).toBe(chunksText(reportChunks(whole.source, format)));
       }
       // The JSON text kept in the records file (most records are written as stored, the decorated
       // ones again) is what rendering the records themselves gives.
-      expect([...reportChunks(parts.source, "json")].join("")).toBe([...reportChunks(memorySource(parts.inventory), "json")].join(""));
+      expect(chunksText(reportChunks(parts.source, "json"))).toBe(chunksText(reportChunks(memorySource(parts.inventory), "json")));
       // What the parts had to get right across their edges: copies, versions of one model, updates.
       const inv = parts.inventory;
       const m0 = inv.records.find((r) => r.path.endsWith("/m0.safetensors"))!;
