@@ -7,7 +7,6 @@ import { HASH_ALGOS, type HashAlgo, type HashResult } from "../scan/types.ts";
 import { collectFiles } from "../scan/collect.ts";
 import { getCacheDir } from "../config/paths.ts";
 import { checksumLine, escapeControl, escapeJsonControls, formatBytes, formatDuration, plural } from "../shared/format.ts";
-import { hasRawBytes } from "../shared/fs-path.ts";
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
 import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
@@ -89,10 +88,12 @@ function formatLines(hashes: readonly HashResult[], columns: HashAlgo[], termina
   let text = "";
   for (const h of hashes) {
     if (h.error) continue;
-    const cells = columns.map((a) => h.hashes[a] ?? "-").join(" ");
+    // Joined by hand: a list and a join per file cost a tenth of a warm 100,000-file run.
+    let cells = columns.length === 0 ? "" : (h.hashes[columns[0]!] ?? "-");
+    for (let i = 1; i < columns.length; i++) cells += ` ${h.hashes[columns[i]!] ?? "-"}`;
     for (const path of h.file.paths) {
       if (terminal) text += `${cells}  ${escapeControl(path)}\n`;
-      else if (!PLAIN_NAME_RE.test(path) || hasRawBytes(path)) {
+      else if (NOT_PLAIN_NAME_RE.test(path)) {
         if (text) chunks.push(text);
         text = "";
         chunks.push(checksumLine(cells, path));
@@ -107,8 +108,12 @@ function formatLines(hashes: readonly HashResult[], columns: HashAlgo[], termina
   return chunks;
 }
 
-/** A name sha256sum prints as it is (no `\\`, LF or CR to escape). */
-const PLAIN_NAME_RE = /^[^\\\n\r]*$/;
+/**
+ * A name sha256sum does not print as it is (a `\\`, LF or CR to escape), or that may hold raw bytes:
+ * one test per path. Without the `u` flag the half of an emoji's surrogate pair matches too, and
+ * such a name just takes checksumLine's way, which writes it right.
+ */
+const NOT_PLAIN_NAME_RE = /[\\\n\r\udc80-\udcff]/;
 
 function toJson(hashes: HashResult[], skipped: { path: string; reason: string }[], missing: string[]) {
   return {

@@ -302,7 +302,7 @@ class StoreHashCache implements HashCache {
     if (!withHash) {
       // Only the facts are wanted: the hash part is neither parsed nor judged (nor counted twice if damaged).
     } else if (typeof hashText === "string" && hashText.startsWith(prefix)) {
-      hash = parseHashPart(hashText, hashSum, now, identity);
+      hash = parseHashPart(hashText, hashSum, now, identity, prefix);
       if (!hash) this.damaged();
     } else if (hashText !== null && hashText !== undefined && typeof hashText !== "string") this.damaged();
     let local: LocalPart | null = null;
@@ -349,8 +349,9 @@ class StoreHashCache implements HashCache {
   }
 
   get(realPath: string, identity: FileIdentity, algos: readonly HashAlgo[]): FileHashes | null {
-    const entry = this.read(realPath, identity);
-    const hit = entry ? hashesFromEntry(entry, algos) : null;
+    // read()'s verdict on the hashes, without building the entry (once per file of a warm run).
+    const hash = this.parts(realPath, identity).hash;
+    const hit = hash?.confirmed ? hashesFromEntry(hash, algos) : null;
     if (hit) this.stats.hits++;
     else this.stats.misses++;
     return hit;

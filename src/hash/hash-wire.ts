@@ -31,7 +31,7 @@ export interface HashJobResult {
   hashes: FileHashes;
   /** Requested algorithms that do not apply to this file (AutoV3 of a non-safetensors file). */
   absent: HashAlgo[];
-  /** Identity observed by fstat, equal before and after the read; set only on success. */
+  /** Identity observed by fstat, equal before and after the read; set only on success, in the worker (it is what the worker stores; not sent back). */
   identity?: FileIdentity;
   bytesRead: number;
   error?: string;
@@ -142,15 +142,16 @@ export function decodeBatch(msg: BatchMessage): HashJob[] {
 const WIRE_ALGOS = HASH_ALGOS;
 
 /**
- * `+dev|ino|size|mtimeNs|ctimeNs|bytesRead|<one cell per algorithm>|absent,…` on success,
- * `-bytesRead|error` on failure, `~reason` for a file the second look leaves out.
+ * `+bytesRead|<one cell per algorithm>|absent,…` on success, `-bytesRead|error` on failure, `~reason`
+ * for a file the second look leaves out. The identity the worker saw stays with the worker, which
+ * stores it: the main thread has the walk's, and decoding it per file showed in a cold run.
  */
 export function encodeResult(r: HashJobResult): string {
   if (r.skip) return `~${r.skip}`;
   if (r.error !== undefined || !r.identity) return `-${r.bytesRead}|${r.error ?? "no identity"}`;
-  const id = r.identity;
-  const cells = WIRE_ALGOS.map((a) => r.hashes[a] ?? "").join("|");
-  return `+${id.dev}|${id.ino}|${id.size}|${id.mtimeNs}|${id.ctimeNs}|${r.bytesRead}|${cells}|${r.absent.join(",")}`;
+  const h = r.hashes;
+  // Spelled out in WIRE_ALGOS order: a list and a join per file cost more than the rest of the line.
+  return `+${r.bytesRead}|${h.sha256 ?? ""}|${h.autov1 ?? ""}|${h.autov2 ?? ""}|${h.autov3 ?? ""}|${h.crc32 ?? ""}|${r.absent.join(",")}`;
 }
 
 export function decodeResult(index: number, text: string): HashJobResult {
@@ -163,15 +164,9 @@ export function decodeResult(index: number, text: string): HashJobResult {
   const f = text.slice(1).split("|");
   const hashes: FileHashes = {};
   for (let i = 0; i < WIRE_ALGOS.length; i++) {
-    const value = f[6 + i];
+    const value = f[1 + i];
     if (value) hashes[WIRE_ALGOS[i]!] = value;
   }
-  const absentText = f[6 + WIRE_ALGOS.length] ?? "";
-  return {
-    index,
-    hashes,
-    absent: absentText === "" ? [] : (absentText.split(",") as HashAlgo[]),
-    identity: { dev: Number(f[0]), ino: Number(f[1]), size: Number(f[2]), mtimeNs: f[3]!, ctimeNs: f[4]! },
-    bytesRead: Number(f[5]),
-  };
+  const absentText = f[1 + WIRE_ALGOS.length] ?? "";
+  return { index, hashes, absent: absentText === "" ? [] : (absentText.split(",") as HashAlgo[]), bytesRead: Number(f[0]) };
 }

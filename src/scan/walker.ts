@@ -255,13 +255,26 @@ const ORDER_DIFFERS_RE = /[\ud800-\uffff]/;
  * engine's string comparison gives the same order without a test per comparison (the sort of a
  * 100,000-file walk took a sixth of it).
  */
-function sortByteOrder<T>(items: T[], key: (item: T) => string): T[] {
-  if (items.some((item) => ORDER_DIFFERS_RE.test(key(item)))) return items.sort((a, b) => compareByteOrder(key(a), key(b)));
-  return items.sort((a, b) => {
-    const x = key(a);
-    const y = key(b);
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+function sortByteOrder<T>(items: T[], key: (item: T) => string, plain = !items.some((item) => ORDER_DIFFERS_RE.test(key(item)))): T[] {
+  if (!plain) return items.sort((a, b) => compareByteOrder(key(a), key(b)));
+  // A walk mostly yields its files in order already: one pass says so, where a sort compared them all.
+  let sorted = true;
+  for (let i = 1; i < items.length && sorted; i++) sorted = key(items[i - 1]!) < key(items[i]!);
+  if (sorted) return items;
+  // The keys sorted by the engine's own string order (no comparator called per comparison: the sort
+  // of the listings was a tenth of a warm 100,000-file walk), then the items put in their order.
+  const byKey = new Map<string, T>();
+  for (const item of items) byKey.set(key(item), item);
+  if (byKey.size !== items.length) {
+    return items.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+  }
+  const keys = [...byKey.keys()].sort();
+  for (let i = 0; i < keys.length; i++) items[i] = byKey.get(keys[i]!)!;
+  return items;
 }
 
 /**
@@ -269,8 +282,8 @@ function sortByteOrder<T>(items: T[], key: (item: T) => string): T[] {
  * separator, and the folder path is already normalised), because `path.join` per entry cost more
  * than the stat of a 100,000-file walk.
  */
-function childPath(dir: string, name: string, dirRaw: boolean): string {
-  if (dirRaw || hasRawBytes(name)) return joinPath(dir, name);
+function childPath(dir: string, name: string, dirRaw: boolean, namePlain = false): string {
+  if (dirRaw || (!namePlain && hasRawBytes(name))) return joinPath(dir, name);
   return dir.endsWith(sep) ? dir + name : dir + sep + name;
 }
 
@@ -307,6 +320,8 @@ class Walker {
   /** Symlinked folders, walked after everything reachable without symlinks (FIFO for determinism). */
   private readonly deferred: DirTask[] = [];
   private dirsDone = 0;
+  /** False once a folder or a name holds a character where UTF-16 and byte order part (ORDER_DIFFERS_RE). */
+  private allPlain = true;
 
   constructor(options: WalkOptions) {
     this.fs = options.fs ?? NODE_WALKER_FS;
@@ -330,7 +345,7 @@ class Walker {
     const bySkippedPath = new Map<string, SkippedPath>();
     for (const s of this.skipped) if (!bySkippedPath.has(s.path)) bySkippedPath.set(s.path, s);
     return {
-      files: sortByteOrder(files, (f) => f.path),
+      files: sortByteOrder(files, (f) => f.path, this.allPlain ? true : undefined),
       skipped: [...bySkippedPath.values()].sort((a, b) => compareByteOrder(a.path, b.path)),
       missing: [...new Set(this.missing)],
       warnings: this.warnings,
@@ -340,6 +355,7 @@ class Walker {
   }
 
   private async walkRoot(path: string): Promise<void> {
+    if (ORDER_DIFFERS_RE.test(path)) this.allPlain = false;
     let lst: BigIntStats;
     try {
       lst = await this.fs.lstat(path);
@@ -403,16 +419,15 @@ class Walker {
       this.warnings.push(`${task.path}: cannot read folder (${errnoOrMessage(err)})`);
       return;
     }
-    sortByteOrder(entries, (e) => e.name);
-    const names = new Set(entries.map((e) => e.name));
-    if (this.names && this.keepName) this.names.set(task.path, entries.map((e) => e.name).filter(this.keepName));
+    const { plain, names } = this.readListing(task.path, entries);
     // Resolved once for the folder; null when it cannot be (its files are then resolved one by one).
     this.folderRealPaths.set(task.path, await this.fs.realpath(task.path).catch(() => null));
     const dirRaw = hasRawBytes(task.path);
-    const childPaths = entries.map((entry) => childPath(task.path, entry.name, dirRaw));
+    const childPaths = entries.map((entry) => childPath(task.path, entry.name, dirRaw, plain));
     const folderReal = this.folderRealPaths.get(task.path);
     const folderRealRaw = folderReal ? hasRawBytes(folderReal) : false;
-    const statNow = this.syncStat(st, task.path);
+    // A plain folder's child paths are plain: handed to stat as they are, without a test for raw bytes each.
+    const statNow = this.syncStat(st, task.path, plain && !dirRaw);
     const outcomes: EntryOutcome[] = Array.from({ length: entries.length });
     const later: number[] = [];
     for (let i = 0; i < entries.length; i++) {
@@ -425,7 +440,7 @@ class Walker {
           childPaths[i]!,
           entry.name,
           relOf(task, entry.name),
-          names.has(entry.name + ARIA2_CONTROL_SUFFIX),
+          names?.has(entry.name + ARIA2_CONTROL_SUFFIX) === true,
           statNow,
         );
       } else later.push(i);
@@ -438,7 +453,7 @@ class Walker {
         relOf(task, entry.name),
         kindOf(entry),
         false,
-        names.has(entry.name + ARIA2_CONTROL_SUFFIX),
+        names?.has(entry.name + ARIA2_CONTROL_SUFFIX) === true,
       );
     });
     later.forEach((i, k) => (outcomes[i] = classified[k]!));
@@ -461,13 +476,28 @@ class Walker {
   }
 
   /**
+   * Sorts a folder's listing (in place) and says what the folder needs: `plain` when no name (nor
+   * the folder's path) holds a character where UTF-16 and byte order part, tested once per name for
+   * the sort, raw-byte paths and stat; `names` only beside an .aria2 control file, the one case where
+   * a name's neighbour matters. Keeps the names asked for (`keepName`).
+   */
+  private readListing(path: string, entries: ListedEntry[]): { plain: boolean; names: Set<string> | null } {
+    const plain = !ORDER_DIFFERS_RE.test(path) && !entries.some((e) => ORDER_DIFFERS_RE.test(e.name));
+    if (!plain) this.allPlain = false;
+    sortByteOrder(entries, (e) => e.name, plain);
+    const names = entries.some((e) => e.name.endsWith(ARIA2_CONTROL_SUFFIX)) ? new Set(entries.map((e) => e.name)) : null;
+    if (this.names && this.keepName) this.names.set(path, entries.map((e) => e.name).filter(this.keepName));
+    return { plain, names };
+  }
+
+  /**
    * A synchronous stat for this folder's files, or null to use the async, concurrent one. A stat
    * on a local disk costs a few µs, less than the promise around it (the walk of 100,000 files
    * took 2.2 s of CPU with a promise per file); on a network file system it may wait a millisecond
    * or more, which 32 concurrent stats hide. Only the real file system qualifies (tests inject
    * theirs), and only file systems Linux names as local.
    */
-  private syncStat(folder: BigIntStats, folderPath: string): ((path: string) => BigIntStats) | null {
+  private syncStat(folder: BigIntStats, folderPath: string, plainPaths: boolean): ((path: string) => BigIntStats) | null {
     if (this.fs !== NODE_WALKER_FS || process.platform !== "linux") return null;
     const dev = Number(folder.dev);
     let local = this.localDevices.get(dev);
@@ -475,7 +505,8 @@ class Walker {
       local = isLocalFileSystem(folderPath);
       this.localDevices.set(dev, local);
     }
-    return local ? (file) => statSync(fsPath(file), { bigint: true }) : null;
+    if (!local) return null;
+    return plainPaths ? (file) => statSync(file, { bigint: true }) : (file) => statSync(fsPath(file), { bigint: true });
   }
 
   /** classify for an entry the listing says is a regular file, with a synchronous stat. */

@@ -157,6 +157,45 @@ describe("hash command", () => {
     expect(piped.stderr).not.toContain("\x1b");
   });
 
+  // A folder whose files sort after its subfolder's, and upper case before lower; then (the walk
+  // sorts plain names its own way) names where UTF-16 order and byte order part (U+FF5E against an
+  // astral emoji), and a backslash and a line break (escaped lines).
+  const plainNames = ["m/z.safetensors", "m/sub/y.safetensors", "plain/b.safetensors", "plain/B.safetensors", "plain/a.safetensors"];
+  test.each([
+    ["plain names", plainNames],
+    [
+      "any names",
+      [
+        ...plainNames,
+        "\uff5e.safetensors",
+        "\u{1f600}.safetensors",
+        "\u00e9.safetensors",
+        "back\\slash.safetensors",
+        "line\nbreak.safetensors",
+      ],
+    ],
+  ])("lines come in the byte order of the paths (%s), and sha256sum -c checks them all", async (_, names) => {
+    const dir = tmp.make();
+    mkdirSync(join(dir, "m/sub"), { recursive: true });
+    mkdirSync(join(dir, "plain"), { recursive: true });
+    for (const [i, name] of names.entries()) writeFileSync(join(dir, name), `content ${i}`);
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", dir]);
+    expect(r.code).toBe(0);
+    const expected = names.map((n) => join(dir, n)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const shown = r.stdout
+      .trimEnd()
+      .split(/\n(?=\\?[0-9a-f]{64}  )/)
+      .map((line) =>
+        line
+          .replace(/^\\?[0-9a-f]{64}  /, "")
+          .replace(/\\n/g, "\n")
+          .replace(/\\\\/g, "\\"),
+      );
+    expect(shown).toEqual(expected);
+    const check = Bun.spawnSync(["sha256sum", "-c", "--quiet", "-"], { stdin: Buffer.from(r.stdout) });
+    expect(check.exitCode).toBe(0);
+  });
+
   test("links to one file are hashed once and every path is listed", async () => {
     const dir = makeTree();
     symlinkSync(join(dir, "loras/a.safetensors"), join(dir, "link.safetensors"));

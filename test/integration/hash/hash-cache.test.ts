@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { FileIdentity, FoundFile } from "../../../src/scan/types.ts";
 import { clearHashCache, hashCacheUsage, openHashCache, type HashCache } from "../../../src/hash/hash-cache.ts";
-import { checksum, hashPartText } from "../../../src/hash/hash-entry.ts";
+import { checksum, hashPartText, identityPrefix } from "../../../src/hash/hash-entry.ts";
 import { STORE_FORMAT, storePath } from "../../../src/hash/hash-store.ts";
 import { hashFiles } from "../../../src/hash/hasher.ts";
 import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
@@ -339,6 +339,55 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
     const { cache } = await openHashCache(dir);
     expect(cache!.read(f.realPath, f.identity)).toBeNull();
     expect(cache!.stats.corrupt).toBe(1);
+    cache!.close();
+  });
+
+  test.each<[string, (sha256: string, at: number) => string]>([
+    ["an extra field", (h, at) => `${at}|${h}||${h.slice(0, 10)}|||||`],
+    ["a missing field", (h, at) => `${at}|${h}||${h.slice(0, 10)}||`],
+    ["a time that is not a number", (h) => `12x|${h}||${h.slice(0, 10)}|||`],
+    ["an absent list naming no algorithm", (h, at) => `${at}|${h}||${h.slice(0, 10)}|||md5`],
+    ["an absent algorithm that also has a hash", (h, at) => `${at}|${h}||${h.slice(0, 10)}|||sha256`],
+    ["an absent algorithm named twice", (h, at) => `${at}|${h}||${h.slice(0, 10)}|||autov3,autov3`],
+    ["a hash with a line break after it", (h, at) => `${at}|${h}\n||${h.slice(0, 10)}|||`],
+  ])("a row for this very file with a valid checksum and %s is a miss, counted as damage", async (label, rest) => {
+    const dir = join(root, `c1-text-${label.replace(/\W+/g, "-")}`);
+    const f = makeFile(`c1-text-${label.replace(/\W+/g, "-")}.bin`, label);
+    (await openHashCache(dir)).cache!.close();
+    const text = `${identityPrefix(f.identity)}${rest(sha(f.path), Date.now() - 60_000)}`;
+    tamper(
+      dir,
+      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
+      encodeFsName(root),
+      encodeFsName(basename(f.realPath)),
+      text,
+      checksum(text),
+    );
+    const { cache } = await openHashCache(dir);
+    expect(cache!.get(f.realPath, f.identity, ["sha256"])).toBeNull();
+    expect(cache!.read(f.realPath, f.identity)).toBeNull();
+    expect(cache!.stats.corrupt).toBe(2);
+    cache!.close();
+  });
+
+  test("the same row well formed is a hit (the cases above differ from it only where they say)", async () => {
+    const dir = join(root, "c1-text-good");
+    const f = makeFile("c1-text-good.bin", "good");
+    (await openHashCache(dir)).cache!.close();
+    const h = sha(f.path);
+    const text = `${identityPrefix(f.identity)}${Date.now() - 60_000}|${h}||${h.slice(0, 10)}|||autov3`;
+    tamper(
+      dir,
+      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
+      encodeFsName(root),
+      encodeFsName(basename(f.realPath)),
+      text,
+      checksum(text),
+    );
+    const { cache } = await openHashCache(dir);
+    expect(cache!.get(f.realPath, f.identity, ["sha256", "autov2", "autov3"])).toEqual({ sha256: h, autov2: h.slice(0, 10) });
+    expect(cache!.read(f.realPath, f.identity)).toMatchObject({ hashes: { sha256: h, autov2: h.slice(0, 10) }, absent: ["autov3"] });
+    expect(cache!.stats.corrupt).toBe(0);
     cache!.close();
   });
 

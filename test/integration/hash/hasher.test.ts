@@ -305,8 +305,8 @@ describe("worker pool failures", () => {
         // hash-wire.ts: NUL-joined paths, and index, dev, ino and size per file in stamps.
         const paths = msg.paths.split("\\0");
         if (paths.some((p) => p.endsWith("crash.bin"))) throw new Error("boom");
-        // hash-wire.ts encodeResult: identity, bytes read, then sha256|autov1|autov2|autov3|crc32, then absent.
-        postMessage({ type: "done", batchId: msg.batchId, results: paths.map((p, i) => "+1|1|" + msg.stamps[i * 4 + 3] + "|0|0|0|" + "0".repeat(64) + "|||||").join("\\0") });
+        // hash-wire.ts encodeResult: bytes read, then sha256|autov1|autov2|autov3|crc32, then absent.
+        postMessage({ type: "done", batchId: msg.batchId, results: paths.map((p, i) => "+" + msg.stamps[i * 4 + 3] + "|" + "0".repeat(64) + "|||||").join("\\0") });
       };`,
     );
     const big = 2 * 1024 * 1024; // one file per batch
