@@ -27,8 +27,9 @@ import { LookupRun } from "./lookup/run.ts";
  * How many distinct SHA-256s a caller that looks up in parts (scan) asks at a time, so that only
  * one part's answers are held in memory. A multiple of POST by-hash's 100 and half a by-hash/ids
  * batch: parts cost at most one more by-hash/ids request per host for every 5,000 unknown files.
- * Measured on a warm 100,000-file scan (bench/scale-breakdown.ts): peak 645 MiB with parts of
- * 10,000, 453 with 5,000, 408 with 2,500, for ~15 % and ~25 % more CPU (a full collection per part).
+ * Measured on a warm 100,000-file scan with a full collection after each part
+ * (bench/scale-breakdown.ts, PART=n): peak 645 MiB with parts of 10,000, 453 with 5,000, 408 with
+ * 2,500, for ~15 % and ~25 % more CPU (scan now collects less often: PART_GARBAGE_BYTES).
  */
 export const LOOKUP_PART_SIZE = IDS_BATCH_SIZE / 2;
 

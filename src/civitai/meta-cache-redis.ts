@@ -15,7 +15,7 @@
  * The password never leaves this file except to ioredis: messages name the store by its redacted URL.
  */
 import type { Redis } from "ioredis";
-import redisDriver from "unstorage/drivers/redis";
+import type redisDriverType from "unstorage/drivers/redis";
 import type { CacheUrl } from "../config/cache-url.ts";
 
 /** Every key we write starts so: a team's Redis may hold other things, and ACLs can name `civitai-meta:*`. */
@@ -84,7 +84,7 @@ export interface SharedStoreOptions {
   quitWaitMs?: number;
 }
 
-type Driver = ReturnType<typeof redisDriver>;
+type Driver = ReturnType<typeof redisDriverType>;
 
 /**
  * A store for `options.url`. Nothing connects until the first call, so commands that never read
@@ -114,6 +114,9 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
 
   function connect(): Promise<Redis> {
     connecting ??= (async () => {
+      // Loaded here, not at start-up: ioredis is a tenth of every command's start, and only a run
+      // with a shared cache uses it.
+      const { default: redisDriver } = await import("unstorage/drivers/redis");
       driver = redisDriver({
         base: SHARED_KEY_BASE,
         host: url.host,
@@ -134,7 +137,7 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
         // close (2 s by default) then kept every run whose Redis had failed alive 2 s past its end.
         disconnectTimeout: 0,
         scanCount: 1000,
-      } as Parameters<typeof redisDriver>[0]);
+      } as Parameters<typeof redisDriverType>[0]);
       const redis = driver.getInstance!() as Redis;
       client = redis;
       // Without a listener ioredis prints every error itself; with one, it is ours to word.
