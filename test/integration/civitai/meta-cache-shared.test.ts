@@ -17,6 +17,18 @@ import { parseCacheUrl } from "../../../src/config/cache-url.ts";
 import { redisAvailable, startRedis, type RedisServer } from "../../helpers/redis-server.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
 
+/** A script for a child process that imports openSharedStore and parseCacheUrl, then runs `body`. */
+async function storeScript(name: string, body: string): Promise<string> {
+  const script = join(tmp.make(), `${name}.ts`);
+  const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
+  const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
+  await Bun.write(
+    script,
+    `import { openSharedStore } from ${JSON.stringify(module)};\nimport { parseCacheUrl } from ${JSON.stringify(urlModule)};\n${body}`,
+  );
+  return script;
+}
+
 const tmp = tmpDirs("civitai-meta-shared-");
 const HAVE_REDIS = redisAvailable();
 if (!HAVE_REDIS) console.log("skipping the Redis store tests: redis-server is not installed (apt-get install redis-server)");
@@ -221,14 +233,9 @@ describe("the Redis store", () => {
 
   withRedis("nothing connects until the first call, and an idle store does not keep a process alive", async () => {
     // A child that opens a store, reads once and never closes it: it must still exit on its own.
-    const script = join(tmp.make(), "idle.ts");
-    const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
-    const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
-    await Bun.write(
-      script,
-      `import { openSharedStore } from ${JSON.stringify(module)};
-import { parseCacheUrl } from ${JSON.stringify(urlModule)};
-const store = openSharedStore({ url: parseCacheUrl(${JSON.stringify(redis.url(4))}, "t"), onWarning: (m) => console.log(m) });
+    const script = await storeScript(
+      "idle",
+      `const store = openSharedStore({ url: parseCacheUrl(${JSON.stringify(redis.url(4))}, "t"), onWarning: (m) => console.log(m) });
 console.log(JSON.stringify(await store.read(["k"])));`,
     );
     const clients = () => Number(/connected_clients:(\d+)/.exec(redis.cli(["INFO", "clients"]))?.[1]);
@@ -244,14 +251,9 @@ console.log(JSON.stringify(await store.read(["k"])));`,
 
   withRedis("a closed store lets the process exit at once: close() leaves no timer behind once QUIT is answered", async () => {
     // The wait for QUIT made 60 s here: a timer left running would keep the child past the 10 s kill.
-    const script = join(tmp.make(), "closed.ts");
-    const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
-    const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
-    await Bun.write(
-      script,
-      `import { openSharedStore } from ${JSON.stringify(module)};
-import { parseCacheUrl } from ${JSON.stringify(urlModule)};
-const store = openSharedStore({ url: parseCacheUrl(${JSON.stringify(redis.url(4))}, "t"), onWarning: (m) => console.log(m), quitWaitMs: 60_000 });
+    const script = await storeScript(
+      "closed",
+      `const store = openSharedStore({ url: parseCacheUrl(${JSON.stringify(redis.url(4))}, "t"), onWarning: (m) => console.log(m), quitWaitMs: 60_000 });
 await store.write([{ key: "v3:s:k", value: "v", ttlSeconds: 60 }]);
 console.log(JSON.stringify(await store.read(["v3:s:k"])));
 await store.close();`,
@@ -269,14 +271,9 @@ await store.close();`,
     // fires only if something else keeps the child alive tells.
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const script = join(tmp.make(), "failed.ts");
-      const module = join(import.meta.dir, "../../../src/civitai/meta-cache-redis.ts");
-      const urlModule = join(import.meta.dir, "../../../src/config/cache-url.ts");
-      await Bun.write(
-        script,
-        `import { openSharedStore } from ${JSON.stringify(module)};
-import { parseCacheUrl } from ${JSON.stringify(urlModule)};
-for (const url of ["redis://:x@127.0.0.1:1/0", "redis://:x@127.0.0.1:${silent.port}/0"]) {
+      const script = await storeScript(
+        "failed",
+        `for (const url of ["redis://:x@127.0.0.1:1/0", "redis://:x@127.0.0.1:${silent.port}/0"]) {
   const store = openSharedStore({ url: parseCacheUrl(url, "t"), onWarning: () => {}, commandTimeoutMs: 200, quitWaitMs: 100 });
   console.log(JSON.stringify(await store.read(["v3:s:k"])));
   await store.close();

@@ -77,6 +77,18 @@ function tamper(cacheDir: string, sql: string, ...params: (string | number | Uin
   }
 }
 
+/** A row for `realPath` (under `root`) holding `text`, with a valid checksum: as a lenient writer (or an older version) might leave it. */
+function plantRow(dir: string, realPath: string, text: string): void {
+  tamper(
+    dir,
+    "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
+    encodeFsName(root),
+    encodeFsName(basename(realPath)),
+    text,
+    checksum(text),
+  );
+}
+
 afterAll(() => {
   if (mounted) Bun.spawnSync(["umount", roMount]);
   rmSync(root, { recursive: true, force: true });
@@ -328,14 +340,7 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
     const f = makeFile(`c1-shape-${label.replace(/\W+/g, "-")}.bin`, label);
     (await openHashCache(dir)).cache!.close();
     const text = hashPartText({ ...f.identity, at: Date.now() - 60_000, hashes, absent: [] });
-    tamper(
-      dir,
-      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
-      encodeFsName(root),
-      encodeFsName(basename(f.realPath)),
-      text,
-      checksum(text),
-    );
+    plantRow(dir, f.realPath, text);
     const { cache } = await openHashCache(dir);
     expect(cache!.read(f.realPath, f.identity)).toBeNull();
     expect(cache!.stats.corrupt).toBe(1);
@@ -355,14 +360,7 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
     const f = makeFile(`c1-text-${label.replace(/\W+/g, "-")}.bin`, label);
     (await openHashCache(dir)).cache!.close();
     const text = `${identityPrefix(f.identity)}${rest(sha(f.path), Date.now() - 60_000)}`;
-    tamper(
-      dir,
-      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
-      encodeFsName(root),
-      encodeFsName(basename(f.realPath)),
-      text,
-      checksum(text),
-    );
+    plantRow(dir, f.realPath, text);
     const { cache } = await openHashCache(dir);
     expect(cache!.get(f.realPath, f.identity, ["sha256"])).toBeNull();
     expect(cache!.read(f.realPath, f.identity)).toBeNull();
@@ -376,14 +374,7 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
     (await openHashCache(dir)).cache!.close();
     const h = sha(f.path);
     const text = `${identityPrefix(f.identity)}${Date.now() - 60_000}|${h}||${h.slice(0, 10)}|||autov3`;
-    tamper(
-      dir,
-      "INSERT INTO files (dir, name, entry, sum) VALUES (?, ?, ?, ?)",
-      encodeFsName(root),
-      encodeFsName(basename(f.realPath)),
-      text,
-      checksum(text),
-    );
+    plantRow(dir, f.realPath, text);
     const { cache } = await openHashCache(dir);
     expect(cache!.get(f.realPath, f.identity, ["sha256", "autov2", "autov3"])).toEqual({ sha256: h, autov2: h.slice(0, 10) });
     expect(cache!.read(f.realPath, f.identity)).toMatchObject({ hashes: { sha256: h, autov2: h.slice(0, 10) }, absent: ["autov3"] });
