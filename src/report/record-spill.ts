@@ -92,6 +92,11 @@ export class RecordSpill {
     }
   }
 
+  /** Whether a record was added at `rank` already. */
+  taken(rank: number): boolean {
+    return this.start[rank] !== -1;
+  }
+
   /** Stores `record` (its path rank is `rank`) and adds it to the facts. */
   add(record: FileRecord, rank: number): void {
     if (this.start[rank] !== -1) throw new Error(`record spill: rank ${rank} added twice`);

@@ -268,7 +268,12 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   const ranks = pathRanks(collected);
   const spill = new RecordSpill(ranks.paths.length, (rank) => ranks.paths[rank]!);
   try {
-    const built = await lookUpInParts(options, collected, ctx, (record) => spill.add(record, ranks.rank.get(record.path)!));
+    const built = await lookUpInParts(options, collected, ctx, (record) => {
+      // A path listed twice (the walker lists each once) would get the next rank, not fail the scan.
+      let rank = ranks.rank.get(record.path)!;
+      while (spill.taken(rank)) rank++;
+      spill.add(record, rank);
+    });
     phase("lookup");
     const inventoryOptions: InventoryOptions = {
       apiUrl: options.offline ? null : options.hosts.primary,
@@ -334,13 +339,15 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   }
 }
 
-/** Every record's path (files and skipped paths) in byte order, and each path's rank in it. */
+/** Every record's path (files and skipped paths) in byte order, and each path's (first) rank in it. */
 function pathRanks(collected: CollectResult): { paths: string[]; rank: Map<string, number> } {
   const paths = collected.hashes.map((h) => h.file.path);
   for (const s of collected.walk.skipped) paths.push(s.path);
   paths.sort(compareByteOrder);
   const rank = new Map<string, number>();
-  paths.forEach((p, i) => rank.set(p, i));
+  paths.forEach((p, i) => {
+    if (!rank.has(p)) rank.set(p, i);
+  });
   return { paths, rank };
 }
 
