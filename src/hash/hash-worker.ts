@@ -139,14 +139,7 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
     const after = fstatSync(fd, { bigint: true });
     if (pos !== size || !sameContentStamp(before, after)) return fail(ERR_CHANGED_WHILE_HASHING, pos);
 
-    const hashes = buildFileHashes(algos, {
-      sha256: sha?.digest("hex"),
-      autov1Full: v1?.digest("hex"),
-      autov3Full: v3?.digest("hex"),
-      crc32: crc ?? undefined,
-    });
-    const absent = want.has("autov3") && !v3 ? (["autov3"] as HashAlgo[]) : [];
-    return { index, hashes, absent, identity: identityFromStats(before), bytesRead: pos };
+    return hashedResult(index, algos, want, { sha, v1, v3, crc }, identityFromStats(before), pos);
   } catch (err) {
     return fail(errorMessage(err), pos);
   } finally {
@@ -160,6 +153,25 @@ export function hashFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks 
  * read is long, and must not be spent on a file that is no longer the one found.
  */
 /** A file that could not be hashed, with what was read of it. */
+/** A file read whole: its hashes from the digests; AutoV3 absent when it was wanted and the file has none. */
+function hashedResult(
+  index: number,
+  algos: readonly HashAlgo[],
+  want: ReadonlySet<HashAlgo>,
+  d: { sha: Bun.CryptoHasher | null; v1: Bun.CryptoHasher | null; v3: Bun.CryptoHasher | null; crc: number | null },
+  identity: HashJobResult["identity"],
+  bytesRead: number,
+): HashJobResult {
+  const hashes = buildFileHashes(algos, {
+    sha256: d.sha?.digest("hex"),
+    autov1Full: d.v1?.digest("hex"),
+    autov3Full: d.v3?.digest("hex"),
+    crc32: d.crc ?? undefined,
+  });
+  const absent = want.has("autov3") && !d.v3 ? (["autov3"] as HashAlgo[]) : [];
+  return { index, hashes, absent, identity, bytesRead };
+}
+
 function failed(index: number, error: string, bytesRead = 0): HashJobResult {
   return { index, hashes: {}, absent: [], bytesRead, error };
 }
@@ -224,14 +236,7 @@ function hashSmallFileSync(job: HashJob, buffer: Buffer, hooks: HashFileHooks): 
     if (readError !== undefined) return failed(index, errorMessage(readError));
     if (pos !== identity.size) return failed(index, ERR_CHANGED_WHILE_HASHING, pos);
     const v3 = v3Offset === null ? null : new Bun.CryptoHasher("sha256").update(buffer.subarray(v3Offset, pos));
-    const hashes = buildFileHashes(algos, {
-      sha256: sha?.digest("hex"),
-      autov1Full: v1?.digest("hex"),
-      autov3Full: v3?.digest("hex"),
-      crc32: crc ?? undefined,
-    });
-    const absent = want.has("autov3") && !v3 ? (["autov3"] as HashAlgo[]) : [];
-    return { index, hashes, absent, identity: { ...identity }, bytesRead: pos };
+    return hashedResult(index, algos, want, { sha, v1, v3, crc }, { ...identity }, pos);
   } catch (err) {
     return failed(index, errorMessage(err), pos);
   } finally {

@@ -12,6 +12,7 @@ import type { CivitaiApi } from "../../../src/civitai/api-types.ts";
 import { runScan, type ScanOptions, type ScanResult } from "../../../src/scan/scan.ts";
 import { collectFiles } from "../../../src/scan/collect.ts";
 import { SKIP_REASON } from "../../../src/scan/walker.ts";
+import type { HashAlgo } from "../../../src/scan/types.ts";
 import { buildSafetensors, kohyaMetadata, sdxlLoraTensors } from "../../helpers/safetensors.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
 
@@ -54,6 +55,16 @@ function scan(dir: string, cacheDir: string | false, extra: Partial<ScanOptions>
     ...extra,
   });
 }
+
+/** collectFiles of `root` for its SHA-256 only, without a cache or warnings. */
+const hashOnly = (root: string) => ({
+  paths: [root],
+  extensions: [],
+  exclude: [],
+  algos: (): HashAlgo[] => ["sha256"],
+  cacheDir: false as const,
+  onWarning: () => {},
+});
 
 const localOf = (r: ScanResult, name: string) => r.inventory.records.find((x) => x.path.endsWith(`/${name}`))!.local!;
 
@@ -149,12 +160,7 @@ describe("the second look at files that will be read (docs/cases.md D7)", () => 
     const growing = writeLora(dir, "growing.safetensors");
     writeLora(dir, "steady.safetensors");
     const result = await collectFiles({
-      paths: [dir],
-      extensions: [],
-      exclude: [],
-      algos: () => ["sha256"],
-      cacheDir: false,
-      onWarning: () => {},
+      ...hashOnly(dir),
       // Runs after the walk and before any hashing: another program appends now.
       presetHashes: async () => {
         appendFileSync(growing, "more bytes");
@@ -172,12 +178,7 @@ describe("the second look at files that will be read (docs/cases.md D7)", () => 
     const modified = writeLora(dir, "modified.safetensors");
     const removed = writeLora(dir, "removed.safetensors");
     const result = await collectFiles({
-      paths: [dir],
-      extensions: [],
-      exclude: [],
-      algos: () => ["sha256"],
-      cacheDir: false,
-      onWarning: () => {},
+      ...hashOnly(dir),
       presetHashes: async () => {
         // A new inode under the old name (made while the old one exists, so it cannot be reused).
         renameSync(writeLora(dir, "new.tmp"), replaced);
@@ -206,12 +207,7 @@ describe("files found under a folder that is a link", () => {
     const linked = join(tmp.make(), "linked");
     Bun.spawnSync(["ln", "-s", real, linked]);
     const result = await collectFiles({
-      paths: [linked],
-      extensions: [],
-      exclude: [],
-      algos: () => ["sha256"],
-      cacheDir: false,
-      onWarning: () => {},
+      ...hashOnly(linked),
     });
     expect(result.hashes.map((h) => [h.file.path, h.file.realPath])).toEqual([
       [join(linked, "a.safetensors"), join(real, "a.safetensors")],
