@@ -56,19 +56,22 @@ export function prepareOutput(file: string | undefined): OutputTarget {
     if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, errnoCode(error) ?? "error");
   }
   if (lst?.isSymbolicLink()) {
-    // A link into /dev or /proc (to a terminal, a pipe, /proc/self/fd/1) is a stream: write through it.
+    // A link named like a stream (/dev/stdout, /proc/self/fd/1) is written through it.
     const link = readlinkSync(fsPath(path), "utf8");
     // Opening /proc/self/fd/1 fails (ENXIO) when it is a socket: write to the descriptor itself.
     const linked = streamNamed(link, path);
     if (linked) return linked;
-    if (link.startsWith("/dev/") || link.startsWith("/proc/")) return { kind: "direct", path };
     let target: ReturnType<typeof statSync> | undefined;
     try {
       target = statSync(fsPath(path));
     } catch {
-      // A dangling link is replaced like a missing file.
+      // A link into /dev or /proc we cannot stat is written through, as a stream would be; any
+      // other dangling link is replaced like a missing file.
+      if (link.startsWith("/dev/") || link.startsWith("/proc/")) return { kind: "direct", path };
     }
-    if (target?.isCharacterDevice() || target?.isFIFO()) return { kind: "direct", path };
+    // What the link reaches decides, never its name: /dev/shm holds regular files, and a link to one
+    // is replaced like any other (docs/cases.md F9), while a terminal or a pipe is written through.
+    if (target?.isCharacterDevice() || target?.isFIFO() || target?.isSocket()) return { kind: "direct", path };
     if (target?.isDirectory()) throw cannot(path, "it is a link to a folder; give a file name inside it");
   } else if (lst) {
     if (lst.isDirectory()) throw cannot(path, `it is a folder; give a file name such as ${escapeControl(path)}/inventory.json`);

@@ -3,7 +3,19 @@
  * checked before the walk (docs/cases.md T10), unknown `-o` extensions (docs/cases.md T21) and `--log-file` (docs/cases.md T22).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -128,6 +140,26 @@ describe("T8: -o onto devices, FIFOs and links to them", () => {
     expect(readFileSync(target, "utf8")).toBe("do not touch");
     expect(lstatSync(link).isFile()).toBe(true);
     expect(readFileSync(link, "utf8")).toBe(inv.text);
+  });
+
+  // /dev/shm is a RAM disk of regular files: a link's name under /dev/ once made it a stream, so a
+  // planted `out.json -> /dev/shm/…` overwrote the file it pointed to.
+  test.skipIf(!existsSync("/dev/shm"))("T8: a link to a regular file under /dev (/dev/shm) is replaced, not followed", async () => {
+    const inv = await inventoryFile();
+    const victimDir = mkdtempSync("/dev/shm/civitai-meta-victim-");
+    try {
+      const victim = join(victimDir, "precious.txt");
+      writeFileSync(victim, "do not touch");
+      const link = join(tmp.make(), "out.json");
+      symlinkSync(victim, link);
+      const r = await runCli(["report", inv.path, "-o", link]);
+      expect(r.code).toBe(0);
+      expect(readFileSync(victim, "utf8")).toBe("do not touch");
+      expect(lstatSync(link).isFile()).toBe(true);
+      expect(readFileSync(link, "utf8")).toBe(inv.text);
+    } finally {
+      rmSync(victimDir, { recursive: true, force: true });
+    }
   });
 });
 
