@@ -10,22 +10,27 @@ const MAX_INPUT_CHARS = 200_000;
 
 const PLAIN_HEADING = { options: { uppercase: false } } as const;
 
-const convert = compile({
-  wordwrap: false,
-  limits: { maxDepth: 64, maxChildNodes: 2000, ellipsis: "" },
-  selectors: [
-    // Inline hrefs ("text [https://…]") are noise in a report cell; the page URL is in the record.
-    { selector: "a", options: { ignoreHref: true } },
-    { selector: "img", format: "skip" },
-    { selector: "picture", format: "skip" },
-    { selector: "video", format: "skip" },
-    { selector: "iframe", format: "skip" },
-    { selector: "script", format: "skip" },
-    { selector: "style", format: "skip" },
-    ...(["h1", "h2", "h3", "h4", "h5", "h6"] as const).map((selector) => ({ selector, ...PLAIN_HEADING })),
-    { selector: "table", format: "dataTable", options: { uppercaseHeaderCells: false } },
-  ],
-});
+/** Compiled on first use: most runs meet no new description (warm, offline, hash) and compiling costs ~10 ms of every start. */
+let convert: ReturnType<typeof compile> | undefined;
+const converter = (): ReturnType<typeof compile> => (convert ??= compileConverter());
+
+const compileConverter = (): ReturnType<typeof compile> =>
+  compile({
+    wordwrap: false,
+    limits: { maxDepth: 64, maxChildNodes: 2000, ellipsis: "" },
+    selectors: [
+      // Inline hrefs ("text [https://…]") are noise in a report cell; the page URL is in the record.
+      { selector: "a", options: { ignoreHref: true } },
+      { selector: "img", format: "skip" },
+      { selector: "picture", format: "skip" },
+      { selector: "video", format: "skip" },
+      { selector: "iframe", format: "skip" },
+      { selector: "script", format: "skip" },
+      { selector: "style", format: "skip" },
+      ...(["h1", "h2", "h3", "h4", "h5", "h6"] as const).map((selector) => ({ selector, ...PLAIN_HEADING })),
+      { selector: "table", format: "dataTable", options: { uppercaseHeaderCells: false } },
+    ],
+  });
 
 // Control characters from decoded entities (&#27; …) must not survive into plain text; keep \n.
 const CONTROL_EXCEPT_NEWLINE_RE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
@@ -39,7 +44,7 @@ export function htmlToPlainText(html: string | null | undefined, maxChars = DESC
   if (typeof html !== "string" || html.trim() === "") return null;
   let text: string;
   try {
-    text = convert(html.length > MAX_INPUT_CHARS ? html.slice(0, MAX_INPUT_CHARS) : html);
+    text = converter()(html.length > MAX_INPUT_CHARS ? html.slice(0, MAX_INPUT_CHARS) : html);
   } catch {
     return null;
   }
