@@ -1,33 +1,23 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { BINARY, runCli } from "../helpers/run-cli.ts";
+import { ensureFreshBinary, newestInput } from "../helpers/cli-binary.ts";
 import { makeModel, makeVersion, startFakeCivitai } from "../helpers/fake-civitai.ts";
 import { redisAvailable, startRedis } from "../helpers/redis-server.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
 afterAll(() => tmp.cleanup());
-const SRC = join(import.meta.dir, "../../src");
-
-/** The newest modification time of any source file: a binary older than this tests old code. */
-function newestSource(): number {
-  return Math.max(...(readdirSync(SRC, { recursive: true }) as string[]).map((f) => statSync(join(SRC, f)).mtimeMs));
-}
-
-// The binary is built here when missing or older than the sources (about 2 s), so these tests
-// never skip silently and never test yesterday's code (docs/cases.md T21).
-beforeAll(() => {
-  if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= newestSource()) return;
-  const build = Bun.spawnSync([process.execPath, join(SRC, "../scripts/build-binary.ts")], { stdout: "pipe", stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`npm run build failed: ${build.stderr.toString()}`);
-}, 120_000);
+// The binary is built when missing or older than its sources (about 2 s), so these tests never
+// skip silently and never test yesterday's code (docs/cases.md T21).
+beforeAll(() => ensureFreshBinary(), 120_000);
 
 describe("compiled binary", () => {
   test("T21: the binary these tests run is built from the current sources (never skipped for want of a build)", () => {
     expect(existsSync(BINARY)).toBe(true);
-    expect(statSync(BINARY).mtimeMs).toBeGreaterThanOrEqual(newestSource());
+    expect(statSync(BINARY).mtimeMs).toBeGreaterThanOrEqual(newestInput());
   });
 
   test("starts from another folder and prints its version", async () => {

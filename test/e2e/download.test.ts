@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/download/resume-state.ts";
 import { makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../helpers/fake-storage.ts";
-import { BINARY, CLI_ENTRY, canCountReads, cliCommand, runCliCountingReads, type CliResult } from "../helpers/run-cli.ts";
+import { canCountReads, cliCommand, cliEnv, runCliCountingReads, type CliResult } from "../helpers/run-cli.ts";
 
 const SENTINEL = "SENTINEL-KEY-e2e-9f8e7d6c5b4a";
 const ROOT = join(import.meta.dir, "../..");
@@ -13,7 +13,6 @@ let fake: FakeStorage;
 let tmp: string;
 let dest: string;
 let n = 0;
-const entry = CLI_ENTRY;
 
 beforeAll(async () => {
   fake = await startFakeStorage();
@@ -37,7 +36,7 @@ const apiFlags = () => ["--api-url", fake.apiUrl, "--no-fallback"];
 async function cli(args: string[]): Promise<CliResult> {
   const proc = Bun.spawn(cliCommand(args), {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: cliEnv(env),
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
@@ -141,10 +140,14 @@ describe("civitai-meta download (e2e)", () => {
     const paths = transferPaths(target, 777);
     fake.setOptions({ bytesPerSecond: 16 * 1024 * 1024 });
     const args = ["download", "777", "--dest", dest, ...apiFlags()];
-    // The issue asks for the compiled binary to be killed; .ci/run builds it before the tests.
-    const command = existsSync(BINARY) ? [BINARY, ...args] : [process.execPath, entry, ...args];
-    if (!existsSync(BINARY)) console.log(`A2: ${BINARY} not built, killing \`bun src/cli.ts\` instead`);
-    const proc = Bun.spawn(command, { cwd: ROOT, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // The issue asks for the compiled binary to be killed (the helper builds it when stale).
+    const proc = Bun.spawn(cliCommand(args, { binary: true }), {
+      cwd: ROOT,
+      env: cliEnv(env, { binary: true }),
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
     const deadline = Date.now() + 60_000;
     let partSize = 0;
     while (Date.now() < deadline) {
@@ -274,9 +277,9 @@ describe("civitai-meta download (e2e)", () => {
     const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });
     const paths = transferPaths(join(dest, file.name), 960);
     fake.setOptions({ bytesPerSecond: 2 * 1024 * 1024 });
-    const proc = Bun.spawn([process.execPath, entry, "download", "960", "--dest", dest, ...apiFlags()], {
+    const proc = Bun.spawn(cliCommand(["download", "960", "--dest", dest, ...apiFlags()]), {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: cliEnv(env),
       stdout: "pipe",
       stderr: "pipe",
       stdin: "ignore",
@@ -312,10 +315,12 @@ describe("civitai-meta download (e2e)", () => {
     async () => {
       fake.addFile({ versionId: 970, bytes: makeBytes(3_000_000, 970), name: "tty.safetensors" });
       fake.setOptions({ bytesPerSecond: 4 * 1024 * 1024 });
-      const cmd = [process.execPath, entry, "download", "970", "--dest", dest, ...apiFlags()].map((a) => `'${a}'`).join(" ");
+      const cmd = cliCommand(["download", "970", "--dest", dest, ...apiFlags()])
+        .map((a) => `'${a}'`)
+        .join(" ");
       const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
         cwd: ROOT,
-        env: { ...process.env, ...env },
+        env: cliEnv(env),
         stdout: "pipe",
         stderr: "pipe",
       });

@@ -145,9 +145,12 @@ describe("hash command", () => {
   test("a file name with terminal escapes is printed escaped on a terminal (docs/cases.md D6), as its bytes when piped (docs/cases.md T15)", async () => {
     const dir = tmp.make();
     writeFileSync(join(dir, "evil\x1b]52;c;aGk=\x07.safetensors"), "x");
-    const tty = await runShell(`script -qec '"$CLI_EXEC" "$CLI_ENTRY" hash -q --no-cache --algo sha256 "$DIR" 2>/dev/null' /dev/null`, {
-      env: { DIR: dir },
-    });
+    const tty = await runShell(
+      `script -qec '"$CLI_EXEC" \${CLI_ENTRY:+"$CLI_ENTRY"} hash -q --no-cache --algo sha256 "$DIR" 2>/dev/null' /dev/null`,
+      {
+        env: { DIR: dir },
+      },
+    );
     expect(tty.code).toBe(0);
     expect(tty.stdout.toString()).not.toContain("\x1b");
     expect(tty.stdout.toString()).toContain("evil\\x1b]52;c;aGk=\\x07.safetensors");

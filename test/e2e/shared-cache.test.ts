@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { redisAvailable, startRedis, type RedisServer } from "../helpers/redis-server.ts";
-import { cliCommand, runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -259,7 +259,7 @@ describe("shared metadata cache on Redis", () => {
       // --concurrency 1 and no bulk answer for the details: the scan is still asking Civitai when Redis dies
       // (seven answers held 350 ms each: seconds for a kill that lands within ~25 ms of the first).
       const proc = Bun.spawn(cliCommand(["scan", lib.dir, "--api-url", civitai.url, "--concurrency", "1"]), {
-        env: { ...process.env, CIVITAI_META_CACHE_DIR: cacheDir, CIVITAI_META_CACHE_URL: own.url() },
+        env: cliEnv({ CIVITAI_META_CACHE_DIR: cacheDir, CIVITAI_META_CACHE_URL: own.url() }),
         stdout: "pipe",
         stderr: "pipe",
       });

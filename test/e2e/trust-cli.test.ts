@@ -159,7 +159,7 @@ describe("T18: help text", () => {
   });
 
   test("T18: on a terminal, help wraps to its width without splitting words", async () => {
-    const r = await runShell(`script -qec 'stty cols 60; "$CLI_EXEC" "$CLI_ENTRY" scan --help' /dev/null`);
+    const r = await runShell(`script -qec 'stty cols 60; "$CLI_EXEC" \${CLI_ENTRY:+"$CLI_ENTRY"} scan --help' /dev/null`);
     const text = r.stdout.toString().replace(/\r\n/g, "\n");
     const lines = text.trimEnd().split("\n");
     expect(lines.length).toBeGreaterThan(20);

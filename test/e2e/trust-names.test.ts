@@ -139,9 +139,12 @@ describe("T15: hash --algo sha256 is sha256sum's format for every name", () => {
     const dir = tmp.make();
     NAMES.forEach((name, i) => put(`${dir}/${name}`, `content ${i}`));
     // script(1) gives the CLI a pseudo-terminal as stdout; stderr is left out of the capture.
-    const r = await runShell(`script -qec '"$CLI_EXEC" "$CLI_ENTRY" hash -q --no-cache --algo sha256 "$DIR" 2>/dev/null' /dev/null`, {
-      env: { DIR: dir },
-    });
+    const r = await runShell(
+      `script -qec '"$CLI_EXEC" \${CLI_ENTRY:+"$CLI_ENTRY"} hash -q --no-cache --algo sha256 "$DIR" 2>/dev/null' /dev/null`,
+      {
+        env: { DIR: dir },
+      },
+    );
     const shown = r.stdout.toString("utf8").replace(/\r\n/g, "\n");
     expect(shown).toContain("esc\\x1b[31mname.safetensors");
     expect(shown).toContain("bad\\xff\\xfe.safetensors");

@@ -1,12 +1,19 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { BINARY, ensureFreshBinary } from "./cli-binary.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 export const CLI_ENTRY = join(ROOT, "src/cli.ts");
-export const BINARY = join(ROOT, "dist/civitai-meta");
-/** Preloaded into `bun src/cli.ts` children unless a test asks for real jitter (see no-jitter.ts). */
+export { BINARY };
+/** Preloaded into CLI children unless a test asks for real jitter (see no-jitter.ts). */
 const NO_JITTER = join(import.meta.dir, "no-jitter.ts");
+/**
+ * `CIVITAI_META_TEST_CLI=source` runs every CLI child as `bun src/cli.ts` (slower; no build needed).
+ * Otherwise children run dist/civitai-meta, rebuilt first when older than its sources (cli-binary.ts).
+ */
+const FROM_SOURCE = process.env.CIVITAI_META_TEST_CLI === "source";
+let binaryChecked = false;
 
 export interface CliResult {
   code: number;
@@ -17,15 +24,31 @@ export interface CliResult {
 export interface RunCliOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
-  /** Run the compiled binary instead of `bun src/cli.ts`. */
+  /**
+   * Run the compiled binary exactly as users get it: no test preload in it (so with its jitter).
+   * Children run the binary by default too, but with no-jitter.ts preloaded (see `jitter`).
+   */
   binary?: boolean;
+  /** Run `bun src/cli.ts`, for a test whose own script names `$CLI_ENTRY`. */
+  source?: boolean;
   timeoutMs?: number;
   /**
-   * Keep the HTTP engine's random backoff. By default `bun src/cli.ts` runs with no-jitter.ts
-   * preloaded, so retries do not sleep for real (Retry-After is still honoured). The binary always
-   * has its jitter.
+   * Keep the HTTP engine's random backoff. By default children run with no-jitter.ts preloaded
+   * (`BUN_OPTIONS=--preload`, which the binary honours too), so retries do not sleep for real
+   * (Retry-After is still honoured).
    */
   jitter?: boolean;
+}
+
+type CliMode = Pick<RunCliOptions, "binary" | "source" | "jitter">;
+
+/** Whether this child runs `bun src/cli.ts` rather than the binary. */
+function runsSource(opts: CliMode): boolean {
+  if (opts.binary) return false;
+  if (opts.source || FROM_SOURCE) return true;
+  if (!binaryChecked) ensureFreshBinary();
+  binaryChecked = true;
+  return false;
 }
 
 /** This process's environment with `extra` over it, unset values dropped. */
@@ -35,16 +58,26 @@ function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string
   return env;
 }
 
-/** The command line that runs the CLI with `args`: the binary, or `bun src/cli.ts` (see `jitter`). */
-export function cliCommand(args: readonly string[], opts: Pick<RunCliOptions, "binary" | "jitter"> = {}): string[] {
-  if (opts.binary) return [BINARY, ...args];
+/**
+ * The environment a CLI child needs on top of `extra`: for the default binary child, no-jitter.ts
+ * preloaded through BUN_OPTIONS (the binary takes no runtime flags on its command line).
+ */
+export function cliEnv(extra: Record<string, string | undefined> = {}, opts: CliMode = {}): Record<string, string> {
+  const env = cleanEnv(extra);
+  if (!opts.binary && !opts.jitter && !runsSource(opts)) env.BUN_OPTIONS = `--preload ${NO_JITTER}`;
+  return env;
+}
+
+/** The command line that runs the CLI with `args` (run it with `cliEnv`): the binary, or `bun src/cli.ts`. */
+export function cliCommand(args: readonly string[], opts: CliMode = {}): string[] {
+  if (!runsSource(opts)) return [BINARY, ...args];
   return opts.jitter ? [process.execPath, CLI_ENTRY, ...args] : [process.execPath, "--preload", NO_JITTER, CLI_ENTRY, ...args];
 }
 
 /** Runs the CLI as a user would: a child process, checked by exit code, stdout and stderr. */
 export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
   const cmd = cliCommand(args, opts);
-  const env = cleanEnv(opts.env);
+  const env = cliEnv(opts.env, opts);
   const proc = Bun.spawn(cmd, {
     cwd: opts.cwd ?? ROOT,
     env,
@@ -77,16 +110,18 @@ export interface RunCliBytesOptions extends RunCliOptions {
  * pass arguments that are not valid UTF-8 (`cli hash "$(printf 'bad\\xff')"`), pipes and redirections.
  */
 export async function runShell(script: string, opts: RunCliOptions = {}): Promise<CliBytesResult> {
-  const env = cleanEnv(opts.env);
-  env.CLI_EXEC = opts.binary ? BINARY : process.execPath;
-  env.CLI_ENTRY = opts.binary ? "" : CLI_ENTRY;
-  const prelude = 'cli() { if [ -n "$CLI_ENTRY" ]; then "$CLI_EXEC" "$CLI_ENTRY" "$@"; else "$CLI_EXEC" "$@"; fi; }\n';
+  const env = cliEnv(opts.env, opts);
+  const source = runsSource(opts);
+  env.CLI_EXEC = source ? process.execPath : BINARY;
+  env.CLI_ENTRY = source ? CLI_ENTRY : "";
+  // Scripts that cannot call the function (under script(1)) write `"$CLI_EXEC" ${CLI_ENTRY:+"$CLI_ENTRY"}`.
+  const prelude = 'cli() { "$CLI_EXEC" ${CLI_ENTRY:+"$CLI_ENTRY"} "$@"; }\n';
   return spawnBytes(["bash", "-c", prelude + script], opts, env);
 }
 
 /** runCli with stdout kept as bytes and, if asked, the CLI's peak memory. */
 export async function runCliBytes(args: string[], opts: RunCliBytesOptions = {}): Promise<CliBytesResult> {
-  const env = cleanEnv(opts.env);
+  const env = cliEnv(opts.env, opts);
   const cli = cliCommand(args, opts);
   if (!opts.measureRss) return spawnBytes(cli, opts, env);
   const dir = mkdtempSync(join(tmpdir(), "civitai-meta-rss-"));
@@ -134,7 +169,7 @@ export async function runCliCountingReads(args: string[], opts: RunCliOptions = 
     const io = join(dir, "io");
     const script = '"$@"; rc=$?; cat /proc/$$/io > "$IO_OUT" || exit 99; exit $rc';
     const result = await spawnBytes(["bash", "-c", script, "bash", ...cliCommand(args, opts)], opts, {
-      ...cleanEnv(opts.env),
+      ...cliEnv(opts.env, opts),
       IO_OUT: io,
     });
     const rchar = /^rchar:\s*(\d+)$/m.exec(readFileSync(io, "utf8"));
