@@ -1,4 +1,5 @@
 import { accessOf } from "../report/updates.ts";
+import { markInOrder } from "../report/in-order.ts";
 import { isCivitaiId, normalizeAutov3, normalizeSha256 } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import type { LeanFile, LeanModel, LeanVersion } from "./lean.ts";
@@ -129,7 +130,9 @@ export function toCivitaiInfo(
   const details = model !== null && (modelId === null || model.id === modelId) ? model : null;
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
   const matchedFile = findMatchedFile(version, sha256, opts.autov3)?.file ?? null;
-  return {
+  // Laid out in the report's key order, with parts that are too (lean.ts parses them so), so the
+  // JSON renderer takes it as it is (report/in-order.ts; checked by test/unit/report/in-order.test.ts).
+  return markInOrder({
     modelId,
     modelName: details?.name ?? version.model.name,
     modelType: details?.type ?? version.model.type,
@@ -156,7 +159,7 @@ export function toCivitaiInfo(
     previewImageUrl: chooseImage(version.images, opts.nsfwMask ?? DEFAULT_NSFW_MASK).image?.url ?? null,
     images: version.images,
     access: accessOf(version, now),
-  };
+  });
 }
 
 /**

@@ -108,6 +108,25 @@ const HASH_VALUE_RE = /^[0-9a-fA-F]{1,128}$/;
 const STORED_HASH_RE = /^[0-9a-f]{1,128}$/;
 const AIR_RE = /^urn:air:[A-Za-z0-9._:@-]+$/;
 
+/** The order of a Civitai file's hashes in reports: the known names, then any other in byte order. */
+export const CIVITAI_HASH_ORDER = ["SHA256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3"] as const;
+const HASH_RANK = new Map<string, number>(CIVITAI_HASH_ORDER.map((name, i) => [name, i]));
+
+/**
+ * `hashes` in CIVITAI_HASH_ORDER: the object itself when it already is (entries written since this
+ * order was kept), else an ordered copy (Civitai answers AutoV1, AutoV2, SHA256, …). Keys are
+ * HASH_KEY_RE names (ASCII), so `<` is byte order.
+ */
+function inHashOrder(hashes: Record<string, string>): Record<string, string> {
+  const keys = Object.keys(hashes);
+  const rank = (key: string) => HASH_RANK.get(key) ?? CIVITAI_HASH_ORDER.length;
+  const before = (a: string, b: string) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+  if (keys.every((key, i) => i === 0 || before(keys[i - 1]!, key) < 0)) return hashes;
+  const out: Record<string, string> = {};
+  for (const key of keys.sort(before)) out[key] = hashes[key]!;
+  return out;
+}
+
 // --- from API answers --------------------------------------------------------------------------
 
 /** The lean form of one API version (any shape: what is not of the expected type becomes null). */
@@ -162,7 +181,7 @@ function leanFile(file: ApiFile): LeanFile {
     format: str(metadata.format),
     fp: str(metadata.fp),
     size: str(metadata.size),
-    hashes,
+    hashes: inHashOrder(hashes),
   };
 }
 
@@ -323,7 +342,7 @@ function parseLeanFile(value: unknown): LeanFile | null {
     format: (f.format ?? null) as string | null,
     fp: (f.fp ?? null) as string | null,
     size: (f.size ?? null) as string | null,
-    hashes,
+    hashes: inHashOrder(hashes),
   };
 }
 

@@ -5,13 +5,16 @@
  * stores the text.
  */
 import type { CachedLocal } from "../hash/hash-entry.ts";
+import { markInOrder } from "../report/in-order.ts";
+import { localInReportOrder } from "../report/render-json.ts";
 import type { LocalInfo, SidecarInfo } from "./local-types.ts";
 
 /**
  * Bump whenever what the header pass makes of a file changes (a new field, a better guess, a fixed
  * parser): cached facts of another version are read again, not trusted.
+ * 2: facts are kept in the report's key order (localInfoOf marks them so; version 1 did not keep it).
  */
-const LOCAL_FACTS_VERSION = 1;
+const LOCAL_FACTS_VERSION = 2;
 
 /** The version number stored: LOCAL_FACTS_VERSION, and whether `header.metadata` was kept (--local-metadata). */
 export function factsVersion(withMetadata: boolean): number {
@@ -38,10 +41,13 @@ export function stampOf(st: { size: bigint; mtimeNs: bigint; ctimeNs: bigint; in
   return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}`;
 }
 
-/** The facts as JSON: the info without its sidecars (they are kept apart, with their stamps). */
+/**
+ * The facts as JSON: the info without its sidecars (they are kept apart, with their stamps), in the
+ * report's key order at every level, so that localInfoOf can hand them to the renderer as they are.
+ */
 export function factsText(info: LocalInfo): string {
   const { sidecars: _sidecars, ...facts } = info;
-  return JSON.stringify(facts);
+  return JSON.stringify(localInReportOrder(facts));
 }
 
 /** The cached form of a file's local section. */
@@ -79,9 +85,16 @@ export function withoutMetadata(facts: string): string {
   return JSON.stringify(info);
 }
 
-/** The LocalInfo of a record: the facts and the sidecars read beside the file (when there were any). */
+/**
+ * The LocalInfo of a record: the facts and the sidecars read beside the file (when there were any).
+ * Facts of this LOCAL_FACTS_VERSION were stored in the report's key order (factsText) and JSON.parse
+ * keeps it, so without sidecars the renderer may take them as they are (report/in-order.ts).
+ */
 export function localInfoOf(facts: string, sidecars: readonly SidecarInfo[] | undefined): LocalInfo {
   const info = JSON.parse(facts) as LocalInfo;
-  if (sidecars && sidecars.length > 0) info.sidecars = [...sidecars];
-  return info;
+  if (sidecars && sidecars.length > 0) {
+    info.sidecars = [...sidecars];
+    return info;
+  }
+  return markInOrder(info);
 }

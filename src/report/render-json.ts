@@ -3,6 +3,8 @@ import type { Inventory, InventoryHead } from "./inventory-types.ts";
 import { memorySource, type InventorySource } from "./inventory-read.ts";
 import { compareByteOrder } from "../scan/path-filter.ts";
 import { escapeJsonControls } from "../shared/format.ts";
+import { CIVITAI_HASH_ORDER } from "../civitai/lean.ts";
+import { isMarkedInOrder } from "./in-order.ts";
 
 /**
  * The JSON inventory (docs/report-format.md, docs/report.schema.json): the Inventory as is, with
@@ -19,7 +21,7 @@ interface KeyOrder {
 
 /** Free-form maps (hash name → hex): no known key beyond what `keys` lists, the rest sorted. */
 const HASHES: KeyOrder = { keys: HASH_ALGOS };
-const CIVITAI_HASHES: KeyOrder = { keys: ["SHA256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3"] };
+const CIVITAI_HASHES: KeyOrder = { keys: CIVITAI_HASH_ORDER };
 
 const ACCESS: KeyOrder = { keys: ["kind", "endsAt", "permanent"] };
 
@@ -297,11 +299,15 @@ const isObject = (value: unknown): value is object => value !== null && typeof v
  * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
  * without a prototype). Either way JSON.stringify of the result is the same text.
  */
+/** Set while a test asks whether a builder's marked object really is in order (civitaiOutOfOrder). */
+let checkingMarks = false;
+
 /** Set per render: something made a key of Object.prototype enumerable, so for…in would list it. */
 let prototypeHasKeys = false;
 
 function ordered(value: unknown, plan: Plan): unknown {
   if (!isObject(value)) return value;
+  if (isMarkedInOrder(value) && !checkingMarks) return value;
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
@@ -362,6 +368,27 @@ function reordered(source: Record<string, unknown>, names: readonly string[], pl
     else out[key] = child;
   }
   return out;
+}
+
+const CIVITAI_PLAN = planOf(CIVITAI_INFO);
+const LOCAL_PLAN = planOf(LOCAL);
+
+/**
+ * A record's `local` part in the report's key order (a copy where it was not): the hash cache keeps
+ * header facts in this order, so a record read back from it renders without being walked.
+ */
+export function localInReportOrder<T extends object>(local: T): T {
+  return ordered(local, LOCAL_PLAN) as T;
+}
+
+/** Whether a record's `civitai` part is not in the report's key order, marks ignored: for the builder's test. */
+export function civitaiOutOfOrder(value: object): boolean {
+  checkingMarks = true;
+  try {
+    return ordered(value, CIVITAI_PLAN) !== value;
+  } finally {
+    checkingMarks = false;
+  }
 }
 
 const HEAD = planOf({ keys: INVENTORY.keys.filter((k) => k !== "records"), children: INVENTORY.children });
