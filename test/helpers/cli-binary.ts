@@ -11,7 +11,7 @@ import { join } from "node:path";
 const ROOT = join(import.meta.dir, "../..");
 export const BINARY = join(ROOT, "dist/civitai-meta");
 /** Everything the binary is built from: a change to any of these makes it stale. */
-const INPUTS = ["src", "package.json", "bun.lock", "scripts/build-binary.ts"];
+const INPUTS = ["src", "package.json", "package-lock.json", "scripts/build-binary.ts"];
 /** Two test workers may find the binary stale at once: one builds, the other waits for it. */
 const LOCK = join(ROOT, "dist/.test-build-lock");
 const LOCK_WAIT_MS = 180_000;
