@@ -128,35 +128,29 @@ describe("T8: -o onto devices, FIFOs and links to them", () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
   });
 
-  test("T8: a regular file and a missing path are still written atomically; a link to a file is replaced, not followed", async () => {
+  /** `-o` names a link to `target`: the link becomes the report, and `target` is left as it was. */
+  async function expectLinkReplaced(target: string, link: string): Promise<void> {
     const inv = await inventoryFile();
-    const dir = tmp.make();
-    const target = join(dir, "elsewhere.json");
     writeFileSync(target, "do not touch");
-    const link = join(dir, "out.json");
     symlinkSync(target, link);
     const r = await runCli(["report", inv.path, "-o", link]);
     expect(r.code).toBe(0);
     expect(readFileSync(target, "utf8")).toBe("do not touch");
     expect(lstatSync(link).isFile()).toBe(true);
     expect(readFileSync(link, "utf8")).toBe(inv.text);
+  }
+
+  test("T8: a regular file and a missing path are still written atomically; a link to a file is replaced, not followed", async () => {
+    const dir = tmp.make();
+    await expectLinkReplaced(join(dir, "elsewhere.json"), join(dir, "out.json"));
   });
 
   // /dev/shm is a RAM disk of regular files: a link's name under /dev/ once made it a stream, so a
   // planted `out.json -> /dev/shm/…` overwrote the file it pointed to.
   test.skipIf(!existsSync("/dev/shm"))("T8: a link to a regular file under /dev (/dev/shm) is replaced, not followed", async () => {
-    const inv = await inventoryFile();
     const victimDir = mkdtempSync("/dev/shm/civitai-meta-victim-");
     try {
-      const victim = join(victimDir, "precious.txt");
-      writeFileSync(victim, "do not touch");
-      const link = join(tmp.make(), "out.json");
-      symlinkSync(victim, link);
-      const r = await runCli(["report", inv.path, "-o", link]);
-      expect(r.code).toBe(0);
-      expect(readFileSync(victim, "utf8")).toBe("do not touch");
-      expect(lstatSync(link).isFile()).toBe(true);
-      expect(readFileSync(link, "utf8")).toBe(inv.text);
+      await expectLinkReplaced(join(victimDir, "precious.txt"), join(tmp.make(), "out.json"));
     } finally {
       rmSync(victimDir, { recursive: true, force: true });
     }
