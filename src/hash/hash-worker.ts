@@ -264,9 +264,21 @@ function probeHead(fd: number): Uint8Array {
 }
 
 function runBatch(msg: BatchMessage, buffer: Buffer): FromWorkerMessage {
-  const onProgress = (bytes: number) => {
+  return runBatchHere(msg, buffer, (bytes) => {
     postMessage({ type: "progress", batchId: msg.batchId, bytes } satisfies FromWorkerMessage);
-  };
+  });
+}
+
+/**
+ * One batch on the calling thread, exactly as a worker runs it (the hashes, the store's commit, the
+ * answer); the hasher uses it for a few small files, where starting a worker costs more than the
+ * work. `closeStoreHere` ends the store connection it opened.
+ */
+export function runBatchHere(
+  msg: BatchMessage,
+  buffer: Buffer,
+  onProgress: (bytes: number) => void,
+): Extract<FromWorkerMessage, { type: "done" }> {
   const jobs = decodeBatch(msg);
   const results = jobs.map((job) => hashFileSync(job, buffer, { onProgress }));
   const texts = results.map(encodeResult).join(WIRE_SEPARATOR);
@@ -323,6 +335,13 @@ function storeResults(
   }
 }
 
+/** Closes this thread's store connection (runBatchHere's, or a worker's before it ends). */
+export function closeStoreHere(): void {
+  store?.store.close();
+  store = null;
+  storeFailed = false;
+}
+
 // Bun's documented way to type the worker global scope.
 declare var self: Worker;
 
@@ -332,8 +351,7 @@ if (!Bun.isMainThread) {
     const msg = event.data;
     if (msg.type === "close") {
       // Closed before the thread ends, so the main thread's close can fold the WAL in.
-      store?.store.close();
-      store = null;
+      closeStoreHere();
       postMessage({ type: "closed" } satisfies FromWorkerMessage);
       return;
     }

@@ -18,6 +18,7 @@ import {
   type SecondLookSkip,
 } from "./hash-wire.ts";
 import { serviceWorkerUrl } from "./worker-url.ts";
+import { closeStoreHere, runBatchHere } from "./hash-worker.ts";
 
 /**
  * Read buffer per worker. Measured on a 1 GB file (sha256+crc32, 2-core VM): 1, 4 and 8 MiB were
@@ -182,8 +183,12 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
     const batches = planBatches(toHash, jobsWanted);
     const poolSize = Math.min(jobsWanted, batches.length);
     const writes: WorkerWrites = { stored: [] };
+    // A few small files are hashed here: a worker takes longer to start and stop than they take to
+    // read. Tests that bring their own worker (workerUrl) always get one.
+    const here = options.workerUrl === undefined && toHash.length <= HERE_MAX_FILES && progress.bytesTotal <= HERE_MAX_BYTES;
+    const run = here ? runHere : runPool;
     try {
-      await runPool(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
+      await run(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
         onProgress: (bytesDone) => {
           progress.bytesDone = bytesDone;
           emit(false);
@@ -209,6 +214,43 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   progress.bytesDone = progress.bytesTotal;
   emit(true);
   return results as HashResult[];
+}
+
+/**
+ * At most this many files, of at most HERE_MAX_BYTES in all, are hashed on the calling thread. A
+ * worker costs ~15–25 ms of CPU to start and stop; these read in a few ms (a `hash` or `scan` of a
+ * handful of LoRAs' headers, a CI job's one new file).
+ */
+const HERE_MAX_FILES = 16;
+const HERE_MAX_BYTES = 4 * 1024 * 1024;
+
+/** runPool's contract on the calling thread: each batch through the worker's own code (runBatchHere). */
+async function runHere(
+  batches: Batch[],
+  _poolSize: number,
+  bufferSize: number,
+  _url: string,
+  signal: AbortSignal | undefined,
+  store: WorkerStore | null,
+  cb: PoolCallbacks,
+): Promise<void> {
+  const buffer = Buffer.allocUnsafe(bufferSize);
+  let completedBytes = 0;
+  try {
+    for (const batch of batches) {
+      signal?.throwIfAborted();
+      const msg = encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined);
+      const done = runBatchHere(msg, buffer, (bytes) => cb.onProgress(completedBytes + bytes));
+      if (done.storeError) cb.onStoreError(done.storeError);
+      const results = splitWire(done.results, batch.jobs.length).map((text, i) => decodeResult(batch.jobs[i]!.index, text));
+      for (const r of results) cb.onJobResult(r, (done.stored ?? 0) > 0);
+      completedBytes += batch.bytes;
+      cb.onProgress(completedBytes);
+    }
+  } finally {
+    // Closed before the cache's own close, which then folds the WAL in (as after the workers).
+    closeStoreHere();
+  }
 }
 
 /** How long a worker is given to close its store before it is stopped anyway. */

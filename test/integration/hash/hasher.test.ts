@@ -4,6 +4,7 @@ import {
   appendFileSync,
   chmodSync,
   closeSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   writeSync,
@@ -284,6 +285,63 @@ describe("files that must not be hashed", () => {
       appender.kill();
       await appender.exited;
     }
+  });
+});
+
+describe("a few small files are hashed on this thread", () => {
+  /** Runs `body` with Worker replaced by one that cannot start, so any worker started fails the run. */
+  async function withoutWorkers<T>(body: () => Promise<T>): Promise<T> {
+    const real = globalThis.Worker;
+    globalThis.Worker = class {
+      constructor() {
+        throw new Error("no worker expected");
+      }
+    } as unknown as typeof Worker;
+    try {
+      return await body();
+    } finally {
+      globalThis.Worker = real;
+    }
+  }
+
+  function smallFiles(name: string, count: number, bytes: number): string[] {
+    const d = join(dir, name);
+    mkdirSync(d);
+    return Array.from({ length: count }, (_, i) => {
+      const p = join(d, `m${i}.safetensors`);
+      writeFileSync(p, randomBytes(bytes));
+      utimesSync(p, new Date("2020-01-01"), new Date("2020-01-01")); // not racy: the cache trusts them next time
+      return p;
+    });
+  }
+
+  test("sixteen files: no worker, the same hashes, stored in the cache and taken from it next time", async () => {
+    const paths = smallFiles("here16", 16, 200 * 1024);
+    const cacheDir = join(dir, "cache-here");
+    const first = await withoutWorkers(async () => {
+      const { cache } = await openHashCache(cacheDir);
+      try {
+        return await hashFiles(paths.map(foundFile), { algos: ["sha256", "autov2"], cache });
+      } finally {
+        cache!.close();
+      }
+    });
+    expect(first.map((r) => [r.error, r.cached])).toEqual(paths.map(() => [undefined, false]));
+    expect(first.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
+    const { cache } = await openHashCache(cacheDir);
+    try {
+      const again = await hashFiles(paths.map(foundFile), { algos: ["sha256", "autov2"], cache });
+      expect(again.every((r) => r.cached)).toBe(true);
+    } finally {
+      cache!.close();
+    }
+  });
+
+  test("seventeen files, or more than 4 MiB, go to the workers", async () => {
+    const many = smallFiles("here17", 17, 1024).map(foundFile);
+    await expect(withoutWorkers(() => hashFiles(many, { algos: ["sha256"], cache: null }))).rejects.toThrow("cannot start a hash worker");
+    const big = smallFiles("here-big", 2, 2 * 1024 * 1024 + 1).map(foundFile);
+    await expect(withoutWorkers(() => hashFiles(big, { algos: ["sha256"], cache: null }))).rejects.toThrow("cannot start a hash worker");
   });
 });
 
