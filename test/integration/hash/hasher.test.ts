@@ -292,10 +292,8 @@ describe("a few small files are hashed on this thread", () => {
   /** Runs `body` with Worker replaced by one that cannot start, so any worker started fails the run. */
   async function withoutWorkers<T>(body: () => Promise<T>): Promise<T> {
     const real = globalThis.Worker;
-    globalThis.Worker = class {
-      constructor() {
-        throw new Error("no worker expected");
-      }
+    globalThis.Worker = function noWorker() {
+      throw new Error("no worker expected");
     } as unknown as typeof Worker;
     try {
       return await body();
