@@ -247,6 +247,9 @@ const INVENTORY: KeyOrder = {
         "trustSidecars",
         "localMetadata",
         "nsfwLevel",
+        // Added after the rest, and so written last (where byte order put them before they were listed).
+        "sharedCache",
+        "useIndex",
       ],
     },
     summary: {
