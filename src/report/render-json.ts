@@ -294,20 +294,21 @@ const NO_PLAN = planOf(NO_ORDER);
 
 const isObject = (value: unknown): value is object => value !== null && typeof value === "object";
 
-/**
- * `value` with its keys (and its children's) in `plan`: known keys in that order, then any other
- * key in byte order (keys a newer pipeline adds, kept for forward compatibility); arrays keep their
- * order. Copy on write: an object or array already in order (as most parts of a record are built)
- * is returned as it is, and only the objects above a part that had to be reordered are copied, into
- * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
- * without a prototype). Either way JSON.stringify of the result is the same text.
- */
 /** Set while a test asks whether a builder's marked object really is in order (civitaiOutOfOrder). */
 let checkingMarks = false;
 
 /** Set per render: something made a key of Object.prototype enumerable, so for…in would list it. */
 let prototypeHasKeys = false;
 
+/**
+ * `value` with its keys (and its children's) in `plan`: known keys in that order, then any other
+ * key in byte order (keys a newer pipeline adds, kept for forward compatibility); arrays keep their
+ * order. Copy on write: an object or array already in order (as most parts of a record are built)
+ * is returned as it is, and only the objects above a part that had to be reordered are copied, into
+ * ordinary objects (which the engine's JSON.stringify writes several times faster than objects
+ * without a prototype). Either way JSON.stringify of the result is the same text. An object a
+ * builder marked as already in order (in-order.ts) is taken as it is, without a look inside.
+ */
 function ordered(value: unknown, plan: Plan): unknown {
   if (!isObject(value)) return value;
   if (isMarkedInOrder(value) && !checkingMarks) return value;
