@@ -50,8 +50,8 @@ export class RecordSpill {
   private readonly modelId: Float64Array;
   private readonly hasUpdate: Uint8Array;
   private readonly builder = new FactsBuilder();
-  /** Encoded records not written yet: `chunk[0, pendingBytes)`. */
-  private chunk = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
+  /** Encoded records not written yet: `chunk[0, pendingBytes)`. Sized at the first record (see store). */
+  private chunk = Buffer.allocUnsafe(0);
   private pendingBytes = 0;
   private written = 0;
   private added = 0;
@@ -123,7 +123,8 @@ export class RecordSpill {
     const most = text.length * 3;
     if (this.pendingBytes + most > this.chunk.length) {
       this.flush();
-      if (most > this.chunk.length) this.chunk = Buffer.allocUnsafe(most);
+      // A few records need a few KB, not the full chunk (its first allocation cost ~1.5 ms of a small scan).
+      if (most > this.chunk.length) this.chunk = Buffer.allocUnsafe(Math.max(most, Math.min(WRITE_CHUNK_BYTES, this.count * 8192)));
     }
     const { written } = encoder.encodeInto(text, this.chunk.subarray(this.pendingBytes));
     this.start[rank] = this.written + this.pendingBytes;
