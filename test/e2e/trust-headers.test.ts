@@ -43,7 +43,21 @@ function hugeMetadataFiles(paths: readonly string[], headerBytes: number): numbe
   const buf = Buffer.alloc(8 + headerBytes + 1, 0x20);
   buf.writeBigUInt64LE(BigInt(headerBytes), 0);
   let at = 8 + buf.write(head(0), 8, "latin1");
-  for (let i = 0; i < keys; i++) at += buf.write(`"k${String(i).padStart(7, "0")}":"v",`, at, "latin1");
+  // `"k0000000":"v",` then `"k0000001":"v",` …, written byte by byte with the digits counted in
+  // place: a string per key took 1.7 s of the suite for the same bytes.
+  const entryBytes = Buffer.from(`"k0000000":"v",`, "latin1");
+  if (entryBytes.length !== entry || keys > 9_999_999) throw new Error("seven digits per key");
+  for (let i = 0; i < keys; i++) {
+    for (let b = 0; b < entry; b++) buf[at + b] = entryBytes[b]!;
+    at += entry;
+    for (let d = 8; d >= 2; d--) {
+      if (entryBytes[d] !== 0x39) {
+        entryBytes[d]!++;
+        break;
+      }
+      entryBytes[d] = 0x30;
+    }
+  }
   buf.write(tail, at, "latin1");
   paths.forEach((path, seed) => {
     if (seed > 9) throw new Error("one digit per seed: the head's length must not change");
