@@ -57,7 +57,10 @@ describe("completion command", () => {
       expect(lint.stdout.toString()).toBe("");
       expect(lint.exitCode).toBe(0);
     }
-    const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", `source ${JSON.stringify(scripts.bash)} && complete -p civitai-meta`]);
+    // Paths go in through the environment, so any TMPDIR (spaces, quotes) is taken whole.
+    const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", 'source "$SCRIPT" && complete -p civitai-meta'], {
+      env: { ...process.env, SCRIPT: scripts.bash! },
+    });
     expect(r.stdout.toString().trim()).toBe("complete -F _civitai_meta civitai-meta");
   });
 });
@@ -66,7 +69,7 @@ describe("completion command", () => {
 function bashComplete(words: string[], cwd = files, script = scripts.bash!): string[] {
   const quoted = words.map((w) => `'${w.replace(/'/g, "'\\''")}'`).join(" ");
   const lines = [
-    `source '${script}'`,
+    'source "$SCRIPT"',
     `COMP_WORDS=(${quoted})`,
     `COMP_CWORD=${words.length - 1}`,
     `COMP_LINE="\${COMP_WORDS[*]}"`,
@@ -74,7 +77,12 @@ function bashComplete(words: string[], cwd = files, script = scripts.bash!): str
     "_civitai_meta civitai-meta",
     `printf '%s\\n' "\${COMPREPLY[@]}"`,
   ].join("\n");
-  const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", lines], { cwd, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", lines], {
+    cwd,
+    env: { ...process.env, SCRIPT: script },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   expect(r.stderr.toString()).toBe("");
   return r.stdout
     .toString()
@@ -195,7 +203,7 @@ async function zshComplete(lines: readonly string[]): Promise<string[]> {
     driver,
     `zmodload zsh/zpty || exit 3
 zpty z zsh -f -i
-zpty -w z "PS1='> '; PATH=${bin}:\\$PATH; cd ${JSON.stringify(files)}; autoload -Uz compinit && compinit -u -D && source ${JSON.stringify(scripts.zsh)} && print READY"
+zpty -w z 'PS1="> "; PATH=$BIN:$PATH; cd $FILES; autoload -Uz compinit && compinit -u -D && source $SCRIPT && print READY'
 out=''
 for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *READY* ]] && break; else sleep 0.05; fi; done
 for line in "$@"; do
@@ -210,7 +218,7 @@ zpty -d z
   const proc = Bun.spawn([ZSH!, "-f", driver, ...lines], {
     stdout: "pipe",
     stderr: "pipe",
-    env: { PATH: process.env.PATH, HOME: dir, TERM: "dumb" },
+    env: { PATH: process.env.PATH, HOME: dir, TERM: "dumb", BIN: bin, FILES: files, SCRIPT: scripts.zsh! },
   });
   const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000 * lines.length);
   const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
@@ -222,9 +230,9 @@ describe.skipIf(!ZSH)("zsh", () => {
   test("the script passes zsh -n and registers _civitai-meta after compinit", () => {
     expect(Bun.spawnSync([ZSH!, "-n", scripts.zsh!]).exitCode).toBe(0);
     const r = Bun.spawnSync(
-      [ZSH!, "-f", "-c", `autoload -Uz compinit && compinit -u -D && source ${scripts.zsh} && print -r -- $_comps[civitai-meta]`],
+      [ZSH!, "-f", "-c", "autoload -Uz compinit && compinit -u -D && source $SCRIPT && print -r -- $_comps[civitai-meta]"],
       {
-        env: { HOME: tmp.make(), PATH: process.env.PATH },
+        env: { HOME: tmp.make(), PATH: process.env.PATH, SCRIPT: scripts.zsh! },
       },
     );
     expect(r.stdout.toString().trim()).toBe("_civitai-meta");
@@ -248,9 +256,10 @@ const FISH = Bun.which("fish");
 if (!FISH) console.log("skipping fish completion tests: fish is not installed (apt-get install fish)");
 
 function fishComplete(line: string): string[] {
-  const r = Bun.spawnSync([FISH!, "--no-config", "-c", `source ${JSON.stringify(scripts.fish)}; complete -C ${JSON.stringify(line)}`], {
+  const r = Bun.spawnSync([FISH!, "--no-config", "-c", "source $SCRIPT; complete -C $LINE"], {
     cwd: files,
-    env: { HOME: tmp.make(), PATH: process.env.PATH },
+    // A UTF-8 locale, or fish reads a non-ASCII path in SCRIPT as Latin-1.
+    env: { HOME: tmp.make(), PATH: process.env.PATH, LC_ALL: "C.UTF-8", SCRIPT: scripts.fish!, LINE: line },
   });
   expect(r.stderr.toString()).toBe("");
   return r.stdout

@@ -316,7 +316,7 @@ describe("civitai-meta download (e2e)", () => {
       fake.addFile({ versionId: 970, bytes: makeBytes(3_000_000, 970), name: "tty.safetensors" });
       fake.setOptions({ bytesPerSecond: 4 * 1024 * 1024 });
       const cmd = cliCommand(["download", "970", "--dest", dest, ...apiFlags()])
-        .map((a) => `'${a}'`)
+        .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
         .join(" ");
       const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
         cwd: ROOT,
