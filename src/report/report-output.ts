@@ -65,9 +65,8 @@ export function prepareOutput(file: string | undefined): OutputTarget {
     try {
       target = statSync(fsPath(path));
     } catch {
-      // A link into /dev or /proc we cannot stat is written through, as a stream would be; any
-      // other dangling link is replaced like a missing file.
-      if (link.startsWith("/dev/") || link.startsWith("/proc/")) return { kind: "direct", path };
+      // A dangling link is replaced like a missing file, wherever it points: writing through it
+      // would create a file where the link says (`/dev/../home/…` once did, by its name).
     }
     // What the link reaches decides, never its name: /dev/shm holds regular files, and a link to one
     // is replaced like any other (docs/cases.md F9), while a terminal or a pipe is written through.

@@ -145,6 +145,25 @@ describe("T8: -o onto devices, FIFOs and links to them", () => {
     await expectLinkReplaced(join(dir, "elsewhere.json"), join(dir, "out.json"));
   });
 
+  test("T8: a dangling link is replaced, never written through, whatever its text (`/dev/../…` included)", async () => {
+    const inv = await inventoryFile();
+    const dir = tmp.make();
+    const elsewhere = join(tmp.make(), "created-through-the-link.txt");
+    for (const [name, target] of [
+      ["plain.json", elsewhere],
+      ["dev-dotdot.json", `/dev/..${elsewhere}`],
+      ["proc-dotdot.json", `/proc/..${elsewhere}`],
+    ] as const) {
+      const link = join(dir, name);
+      symlinkSync(target, link);
+      const r = await runCli(["report", inv.path, "-o", link]);
+      expect(r.code).toBe(0);
+      expect(existsSync(elsewhere)).toBe(false);
+      expect(lstatSync(link).isFile()).toBe(true);
+      expect(readFileSync(link, "utf8")).toBe(inv.text);
+    }
+  });
+
   // /dev/shm is a RAM disk of regular files: a link's name under /dev/ once made it a stream, so a
   // planted `out.json -> /dev/shm/…` overwrote the file it pointed to.
   test.skipIf(!existsSync("/dev/shm"))("T8: a link to a regular file under /dev (/dev/shm) is replaced, not followed", async () => {
