@@ -1,3 +1,4 @@
+import { redact } from "../shared/redact.ts";
 import { defineCommand } from "citty";
 import { toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
@@ -123,6 +124,8 @@ function toRecord(
   error: string | undefined,
   matchedBy: MatchedBy | "hash" | undefined,
 ): HashLookupRecord {
+  // A password in the host's URL (a proxy's) is shown as `***`, as in scan's records and in messages.
+  host = host === undefined ? undefined : redact(host);
   if (status === "offline") return { hash, status: "skipped", reason: "offline: not in the metadata cache" };
   if (status === "error") return { hash, status: "error", error: error ?? "lookup failed" };
   if (status !== "found") return { hash, status: "not_found", ...(host ? { host } : {}) };

@@ -1,3 +1,4 @@
+import { redact } from "../shared/redact.ts";
 import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { CIVITAI_ORIGIN, modelPageUrl, toCivitaiFields } from "../civitai/civitai-record.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
@@ -72,12 +73,15 @@ export function buildRecords(input: BuildRecordsInput): FileRecord[] {
   return records.sort((a, b) => compareByteOrder(a.path, b.path));
 }
 
+/** The host a record names: a password in its URL (a proxy's) is shown as `***`, as messages show it. */
+const shownHost = (host: string): string => redact(host);
+
 function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?: number, nsfwMask?: number): FileRecord {
   if (!outcome) return { ...base, status: "error", error: "not looked up" };
   switch (outcome.status) {
     case "not_found":
       if (outcome.lastFound) return goneRecord(base, outcome, outcome.lastFound, now, nsfwMask);
-      return { ...base, status: "not_found", ...(outcome.host ? { host: outcome.host } : {}) };
+      return { ...base, status: "not_found", ...(outcome.host ? { host: shownHost(outcome.host) } : {}) };
     case "offline":
       return { ...base, status: "skipped", reason: OFFLINE_REASON };
     case "error":
@@ -93,7 +97,7 @@ function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?
         ...base,
         status: "found",
         matchedBy: outcome.matchedBy ?? "sha256",
-        ...(outcome.host ? { host: outcome.host } : {}),
+        ...(outcome.host ? { host: shownHost(outcome.host) } : {}),
         ...fields,
       };
       const update = updateOf(record, outcome.models, now);
@@ -124,7 +128,8 @@ function goneRecord(
     ...(now === undefined ? {} : { now }),
     ...(nsfwMask === undefined ? {} : { nsfwMask }),
   });
-  const host = outcome.host ?? last.host;
+  const found = outcome.host ?? last.host;
+  const host = found ? shownHost(found) : undefined;
   if (!fields) return { ...base, status: "not_found", ...(host ? { host } : {}) };
   return {
     ...base,

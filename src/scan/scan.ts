@@ -1,3 +1,4 @@
+import { redact } from "../shared/redact.ts";
 import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
@@ -276,8 +277,9 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     });
     phase("lookup");
     const inventoryOptions: InventoryOptions = {
-      apiUrl: options.offline ? null : options.hosts.primary,
-      fallbackUrl: options.offline ? null : (options.hosts.fallback ?? null),
+      // A host URL may carry a proxy's user and password: the report shows it as messages do.
+      apiUrl: options.offline ? null : redact(options.hosts.primary),
+      fallbackUrl: options.offline || !options.hosts.fallback ? null : redact(options.hosts.fallback),
       offline: options.offline,
       details: options.details,
       refresh: options.refresh,

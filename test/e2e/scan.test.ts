@@ -189,6 +189,24 @@ describe("scan", () => {
     expect(inv.records[0].status).toBe("error");
   });
 
+  test("F6: a password in the API URL (a proxy's) is shown as *** in the JSON and Markdown inventories, never as itself", async () => {
+    const dir = library([{ name: "a.safetensors", content: "f6 url", known: true, versionId: 7, modelId: 70 }]);
+    const password = "url-password-5e6f7a";
+    const apiUrl = civitai.url.replace("://", `://proxyuser:${password}@`);
+    const outDir = tmp.make();
+    for (const ext of ["json", "md"]) {
+      const out = join(outDir, `inv.${ext}`);
+      const r = await runCli(["scan", dir, "-o", out, "--api-url", apiUrl, "--no-fallback", "--no-cache"]);
+      expect(r.stdout + r.stderr).not.toContain(password);
+      expect(readFileSync(out, "utf8")).not.toContain(password);
+    }
+    const inv = JSON.parse(readFileSync(join(outDir, "inv.json"), "utf8"));
+    expect(inv.options.apiUrl).toBe(civitai.url.replace("://", "://***@"));
+    // Markdown escapes the URL's punctuation: the password's place holds `\*\*\*`.
+    expect(readFileSync(join(outDir, "inv.md"), "utf8")).toContain("\\*\\*\\*\\@127.0.0.1");
+    expect(inv.records[0].host).toBe(civitai.url.replace("://", "://***@"));
+  });
+
   test("F6: a sentinel key never appears in any output, report or cache, through error paths at debug level", async () => {
     const dir = library([
       { name: "a.safetensors", content: "f6 a", known: true, versionId: 9, modelId: 90 },
@@ -332,6 +350,21 @@ describe("lookup", () => {
     expect(out.map((x: { status: string }) => x.status)).toEqual(["found", "found", "not_found"]);
     expect(out[0].civitai.modelName).toBe("Looked");
     expect(out[0].civitai.downloadUrl).toMatch(/^https:\/\/civitai\.com\/api\/download\/models\/601\?fileId=\d+$/);
+  });
+
+  test("F6: a password in the API URL is shown as *** in the host of each answer", async () => {
+    const sha = sha256("lookup through a proxy");
+    civitai.addModel(makeModel({ modelId: 61, versions: [makeVersion({ versionId: 611, modelId: 61, sha256: sha })] }));
+    const password = "lookup-password-8c9d";
+    const apiUrl = civitai.url.replace("://", `://proxyuser:${password}@`);
+    const r = await runCli(["lookup", sha, "e".repeat(64), "--api-url", apiUrl, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain(password);
+    const out = JSON.parse(r.stdout) as { status: string; host?: string }[];
+    expect(out.map((x) => [x.status, x.host])).toEqual([
+      ["found", civitai.url.replace("://", "://***@")],
+      ["not_found", undefined],
+    ]);
   });
 
   test("rejects something that is not a hash", async () => {
