@@ -73,8 +73,15 @@ export function buildRecords(input: BuildRecordsInput): FileRecord[] {
   return records.sort((a, b) => compareByteOrder(a.path, b.path));
 }
 
+const SHOWN_HOSTS = new Map<string, string>();
+
 /** The host a record names: a password in its URL (a proxy's) is shown as `***`, as messages show it. */
-const shownHost = (host: string): string => redact(host);
+const shownHost = (host: string): string => {
+  // Once per host, not per record: a run has one or two hosts and a redaction is five regex passes.
+  let shown = SHOWN_HOSTS.get(host);
+  if (shown === undefined) SHOWN_HOSTS.set(host, (shown = redact(host)));
+  return shown;
+};
 
 function applyOutcome(base: FileRecord, outcome: LookupOutcome | undefined, now?: number, nsfwMask?: number): FileRecord {
   if (!outcome) return { ...base, status: "error", error: "not looked up" };
