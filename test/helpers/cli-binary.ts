@@ -52,15 +52,30 @@ function takeLock(): boolean {
   }
 }
 
-/** Builds dist/civitai-meta (scripts/build-binary.ts, ~2 s) unless it is fresh; throws if the build fails. */
+/** Whether another worker holds the lock, building: the binary is written in place, new in mtime before it is whole. */
+function buildRunning(): boolean {
+  try {
+    return Date.now() - statSync(LOCK).mtimeMs <= LOCK_WAIT_MS;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Builds dist/civitai-meta (scripts/build-binary.ts, ~2 s) unless it is fresh; throws if the build
+ * fails. A worker that finds another building waits for it to end, and does not take a binary
+ * that looks fresh meanwhile (spawning one half-written fails with ETXTBSY).
+ */
 export function ensureFreshBinary(): void {
   const deadline = Date.now() + LOCK_WAIT_MS;
-  while (!binaryIsFresh()) {
-    if (!takeLock()) {
+  for (;;) {
+    if (buildRunning()) {
       if (Date.now() > deadline) throw new Error(`another test worker holds ${LOCK}; remove it if no build is running`);
       Bun.sleepSync(100);
       continue;
     }
+    if (binaryIsFresh() && !buildRunning()) return;
+    if (!takeLock()) continue;
     try {
       if (binaryIsFresh()) return;
       const build = Bun.spawnSync([process.execPath, join(ROOT, "scripts/build-binary.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
