@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-
 /**
  * Metadata-cache keys. unstorage normalises keys lossily (`a/b` ≡ `a:b`, everything after `?`
  * dropped, docs/reliability.md §3.1) and the fs maps them to paths, so a key is built only from parts
@@ -88,7 +86,7 @@ export function originSegment(base: string): string {
   const segment = `${scheme}-${host}-${port}`;
   const hasPath = url.pathname !== "/" && url.pathname !== "";
   if (!hasPath && !url.search && segment.length <= 100) return segment;
-  return `h-${createHash("sha256").update(url.href.replace(/\/+$/, "")).digest("hex")}`;
+  return `h-${new Bun.CryptoHasher("sha256").update(url.href.replace(/\/+$/, "")).digest("hex")}`;
 }
 
 /**

@@ -5,7 +5,6 @@
  * (never the URL itself: no path tricks), written temp + rename. A read checks the bytes again
  * (magic number, completeness): a damaged entry is a miss and is replaced by the next fetch.
  */
-import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { listNoFollow } from "../shared/no-follow.ts";
@@ -29,7 +28,7 @@ export interface ImageCache {
 
 /** `<root>/images/ab/abcdef…` for a URL. */
 export function imageCachePath(dir: string, url: string): string {
-  const key = createHash("sha256").update(url).digest("hex");
+  const key = new Bun.CryptoHasher("sha256").update(url).digest("hex");
   return join(dir, key.slice(0, 2), key);
 }
 

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { Inventory } from "./inventory-types.ts";
 import type { CivitaiInfo, FileRecord, LicenseFlags, RecordStatus, SidecarIdentity } from "./record-types.ts";
@@ -51,7 +50,7 @@ const STATUS_ORDER: readonly RecordStatus[] = ["found", "gone", "not_found", "er
 const FILTER_BADGES: readonly FilterBadge[] = ["update", "duplicate", "gone"];
 const UNKNOWN = "Unknown";
 
-const sha256Base64 = (text: string) => createHash("sha256").update(text).digest("base64");
+const sha256Base64 = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest("base64");
 const CSS_HASH = sha256Base64(GALLERY_CSS);
 const JS_HASH = sha256Base64(GALLERY_JS);
 
