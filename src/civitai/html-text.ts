@@ -1,4 +1,4 @@
-import { compile } from "html-to-text";
+import type { compile } from "html-to-text";
 import { truncateText } from "../shared/format.ts";
 
 /** Descriptions are for a glance in a report; the full text stays on the model page. */
@@ -10,12 +10,16 @@ const MAX_INPUT_CHARS = 200_000;
 
 const PLAIN_HEADING = { options: { uppercase: false } } as const;
 
-/** Compiled on first use: most runs meet no new description (warm, offline, hash) and compiling costs ~10 ms of every start. */
+/**
+ * Loaded and compiled on first use: most runs meet no new description (warm, offline, hash), and
+ * loading html-to-text costs ~4 ms of every start, compiling ~10 ms. With require, not import:
+ * the binary evaluates a module imported at start, even dynamically (Bun 1.4.5).
+ */
 let convert: ReturnType<typeof compile> | undefined;
 const converter = (): ReturnType<typeof compile> => (convert ??= compileConverter());
 
 const compileConverter = (): ReturnType<typeof compile> =>
-  compile({
+  (require("html-to-text") as typeof import("html-to-text")).compile({
     wordwrap: false,
     limits: { maxDepth: 64, maxChildNodes: 2000, ellipsis: "" },
     selectors: [

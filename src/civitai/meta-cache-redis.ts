@@ -18,6 +18,8 @@ import type { Redis } from "ioredis";
 import type redisDriverType from "unstorage/drivers/redis";
 import type { CacheUrl } from "../config/cache-url.ts";
 
+type RedisDriverModule = (typeof import("unstorage/drivers/redis"))["default"] | typeof import("unstorage/drivers/redis");
+
 /** Every key we write starts so: a team's Redis may hold other things, and ACLs can name `civitai-meta:*`. */
 export const SHARED_KEY_BASE = "civitai-meta";
 const CONNECT_TIMEOUT_MS = 3000;
@@ -115,8 +117,11 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
   function connect(): Promise<Redis> {
     connecting ??= (async () => {
       // Loaded here, not at start-up: ioredis is a tenth of every command's start, and only a run
-      // with a shared cache uses it.
-      const { default: redisDriver } = await import("unstorage/drivers/redis");
+      // with a shared cache uses it. With require: the binary evaluates a module imported
+      // dynamically at start all the same (Bun 1.4.5), a required one only when required.
+      // Its CommonJS build exports the driver itself; an ES module would give it as `default`.
+      const loaded = require("unstorage/drivers/redis") as RedisDriverModule;
+      const redisDriver = typeof loaded === "function" ? loaded : loaded.default;
       driver = redisDriver({
         base: SHARED_KEY_BASE,
         host: url.host,

@@ -8,6 +8,7 @@ import { renderZsh } from "../ui/completion-zsh.ts";
 import { NAME, VERSION } from "../version.ts";
 import { globalArgs } from "./_shared.ts";
 import { commands } from "./index.ts";
+import { writeStdout } from "../shared/stdio.ts";
 
 const SHELLS = { bash: renderBash, zsh: renderZsh, fish: renderFish } as const;
 type Shell = keyof typeof SHELLS;
@@ -31,7 +32,7 @@ async function describeCommand(name: string, def: CommandDef<any>): Promise<Comp
 }
 
 /** The whole command tree, root first; exported for the tests. */
-export async function completionModel(): Promise<CompletionCommand> {
+async function completionModel(): Promise<CompletionCommand> {
   const subcommands: CompletionCommand[] = [];
   for (const [name, load] of Object.entries(commands)) subcommands.push(await describeCommand(name, await load()));
   const { flags } = describeArgs(globalArgs);
@@ -54,6 +55,6 @@ export default defineCommand({
         `completion takes one of bash, zsh or fish${shell ? ` (got "${escapeControl(args._.join(" "))}")` : ""}, e.g. source <(${NAME} completion bash)`,
       );
     }
-    process.stdout.write(SHELLS[shell as Shell](await completionModel(), VERSION));
+    writeStdout(SHELLS[shell as Shell](await completionModel(), VERSION));
   },
 });

@@ -2,15 +2,19 @@ import type { CommandDef } from "citty";
 
 const load = (r: { default: CommandDef<any> }) => r.default;
 
-/** Lazy loaders; a null prototype so `Object.hasOwn(commands, name)` is a safe guard on user input. */
+/**
+ * Lazy loaders: a command's modules are evaluated only when it runs (or its --help is shown). With
+ * require, not import(): the binary evaluates every module imported dynamically at start all the
+ * same (Bun 1.4.5). A null prototype so `Object.hasOwn(commands, name)` is a safe guard on user input.
+ */
 export const commands: Record<string, () => Promise<CommandDef<any>>> = Object.assign(Object.create(null), {
-  hash: () => import("./hash.ts").then(load),
-  scan: () => import("./scan.ts").then(load),
-  lookup: () => import("./lookup.ts").then(load),
-  report: () => import("./report.ts").then(load),
-  diff: () => import("./diff.ts").then(load),
-  download: () => import("./download.ts").then(load),
-  inspect: () => import("./inspect.ts").then(load),
-  cache: () => import("./cache.ts").then(load),
-  completion: () => import("./completion.ts").then(load),
+  hash: async () => load(require("./hash.ts")),
+  scan: async () => load(require("./scan.ts")),
+  lookup: async () => load(require("./lookup.ts")),
+  report: async () => load(require("./report.ts")),
+  diff: async () => load(require("./diff.ts")),
+  download: async () => load(require("./download.ts")),
+  inspect: async () => load(require("./inspect.ts")),
+  cache: async () => load(require("./cache.ts")),
+  completion: async () => load(require("./completion.ts")),
 });

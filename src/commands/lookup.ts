@@ -10,10 +10,11 @@ import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
+import { writeStdout } from "../shared/stdio.ts";
 
 const HEX_RE = /^[0-9a-fA-F]+$/;
 
-export interface HashLookupRecord {
+interface HashLookupRecord {
   hash: string;
   status: RecordStatus;
   matchedBy?: MatchedBy | "hash";
@@ -103,7 +104,7 @@ export default defineCommand({
             records.push({ hash, status: "error", error: (error as Error).message });
           }
         }
-        process.stdout.write(`${JSON.stringify(records, null, 2)}\n`);
+        writeStdout(`${JSON.stringify(records, null, 2)}\n`);
         const errors = records.filter((r) => r.status === "error");
         for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
         if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });

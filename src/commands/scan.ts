@@ -220,7 +220,7 @@ function prepareIndex(write: string | undefined, use: string | undefined, paths:
 }
 
 /** "JSON inventory", "HTML gallery", "JUnit report", … for the closing message. */
-export function formatName(format: ReportFormat, what: string): string {
+function formatName(format: ReportFormat, what: string): string {
   return format === "html" ? "HTML gallery" : format === "junit" ? "JUnit report" : `${format.toUpperCase()} ${what}`;
 }
 
