@@ -5,7 +5,8 @@ import { AppError, EXIT, UsageError, errnoCode } from "./shared/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
 import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
-import { addLogSecret, logger, openLogFile, setLogLevel } from "./ui/logger.ts";
+import { addLogSecret, logger, openLogFile, prepareLogger, setLogLevel } from "./ui/logger.ts";
+import { writeStdout } from "./shared/stdio.ts";
 import { escapeControl } from "./shared/format.ts";
 import { CACHE_URL_ENV, cacheUrlSecrets } from "./config/cache-url.ts";
 
@@ -79,18 +80,19 @@ function openLogFileFlag(rawArgs: string[]): void {
  * (stack only with --verbose) and exits 1.
  */
 export async function runCli(rawArgs: string[]): Promise<number> {
+  prepareLogger();
   const verbose = rawArgs.includes("--verbose");
   setLogLevel({ verbose, quiet: rawArgs.includes("--quiet") || rawArgs.includes("-q") });
   registerSecrets(rawArgs);
   const subName = rawArgs.find((a) => !a.startsWith("-"));
   try {
     if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
-      process.stdout.write(`${VERSION}\n`);
+      writeStdout(`${VERSION}\n`);
       return EXIT.ok;
     }
     const sub = subName && Object.hasOwn(commands, subName) ? await commands[subName]!() : undefined;
     if (rawArgs.some((a) => HELP_FLAGS.has(a)) || rawArgs.length === 0) {
-      process.stdout.write(await helpText(sub, sub ? subName : undefined));
+      writeStdout(await helpText(sub, sub ? subName : undefined));
       return rawArgs.length === 0 ? EXIT.usage : EXIT.ok;
     }
     if (!sub) {

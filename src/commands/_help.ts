@@ -6,6 +6,7 @@
  */
 import type { ArgDef, ArgsDef, CommandDef, CommandMeta } from "citty";
 import { wrapText } from "../shared/format.ts";
+import { isTerminal } from "../shared/stdio.ts";
 
 /** Two or three lines a user can copy; each fits 60 columns so it stays whole on narrow terminals. */
 const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
@@ -32,8 +33,10 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Width to wrap to: the terminal's, else 80; never below 40 so the columns stay readable. */
-export function helpWidth(stream: { isTTY?: boolean; columns?: number } = process.stdout): number {
-  const columns = stream.isTTY ? (stream.columns ?? 80) : 80;
+export function helpWidth(stream?: { isTTY?: boolean; columns?: number }): number {
+  // process.stdout is built only on a terminal (shared/stdio.ts): piped help is 80 wide anyway.
+  const out = stream ?? (isTerminal(1) ? process.stdout : { isTTY: false });
+  const columns = out.isTTY ? (out.columns ?? 80) : 80;
   return Math.max(40, columns);
 }
 

@@ -15,6 +15,7 @@ import { ENTRY_VERSION } from "../civitai/meta-cache-entry.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { apiArgs } from "./_api.ts";
 import { globalArgs } from "./_shared.ts";
+import { writeStdout } from "../shared/stdio.ts";
 
 const ACTIONS = ["info", "prune", "clear"] as const;
 
@@ -87,9 +88,9 @@ async function sharedInfo(url: CacheUrl): Promise<void> {
     const all = await store.count("");
     const current = await store.count(`v${ENTRY_VERSION}`);
     const older = all > current ? ` (${all - current} of other formats)` : "";
-    process.stdout.write(`shared    ${url.redacted}: reachable, ${plural(current, "entry", "entries")}${older}\n`);
+    writeStdout(`shared    ${url.redacted}: reachable, ${plural(current, "entry", "entries")}${older}\n`);
   } catch (error) {
-    process.stdout.write(`shared    ${url.redacted}: unreachable\n`);
+    writeStdout(`shared    ${url.redacted}: unreachable\n`);
     throw new AppError(`the shared metadata cache ${url.redacted} cannot be reached: ${escapeControl((error as Error).message)}`, {
       exitCode: EXIT.failure,
     });
@@ -150,7 +151,7 @@ export default defineCommand({
       const h = hashCacheUsage(dir);
       const m = usage(metaDir);
       const i = usage(imagesDir);
-      process.stdout.write(
+      writeStdout(
         `cache     ${escapeControl(dir)}\nhashes    ${plural(h.entries, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
           `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\n`,
       );

@@ -30,6 +30,7 @@ import { encodeFsName } from "../shared/fs-path.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
 import { openVerifiedHashes, type VerifiedHashRecorder } from "../hash/verified-hash.ts";
 import { createApiContext, durationArg, someApiArgs } from "./_api.ts";
+import { isTerminal, writeStdout } from "../shared/stdio.ts";
 
 export default defineCommand({
   meta: {
@@ -111,7 +112,7 @@ export default defineCommand({
         // Bytes, not UTF-8: a path that was not valid UTF-8 where it was scanned keeps its exact bytes.
         const bytes = encodeFsName(renderEmit(plan.items, emit as EmitFormat, VERSION));
         if (args.output) writeFileAtomic(resolve(String(args.output)), bytes, { mode: emit === "sh" ? 0o755 : undefined });
-        else process.stdout.write(bytes);
+        else writeStdout(bytes);
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
@@ -119,7 +120,7 @@ export default defineCommand({
         const entries: DryRunEntry[] = plan.items.map((item) =>
           isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item },
         );
-        process.stdout.write(renderDryRun(entries, printable));
+        writeStdout(renderDryRun(entries, printable));
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
@@ -225,7 +226,7 @@ interface ItemResult {
 /** Downloads every item (`jobs` at once), then restores its other names once the file is verified. */
 async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promise<ItemResult[]> {
   const limit = pLimit(opts.jobs);
-  const display = createDownloadDisplay(items, !opts.quiet && process.stderr.isTTY === true);
+  const display = createDownloadDisplay(items, !opts.quiet && isTerminal(2));
   const hashes = await openVerifiedHashes(opts.cacheDir, (m) => display.log(() => logger.warn(escapeControl(m))));
   try {
     return await Promise.all(

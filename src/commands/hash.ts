@@ -10,6 +10,7 @@ import { checksumLine, escapeControl, escapeJsonControls, formatBytes, formatDur
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
 import { globalArgs, hashingArgs, walkArgs } from "./_shared.ts";
+import { isTerminal, writeStdout } from "../shared/stdio.ts";
 
 export default defineCommand({
   meta: {
@@ -60,8 +61,8 @@ export default defineCommand({
     for (const h of failed) logger.error(`${escapeControl(h.file.path)}: ${h.error}`);
     for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
 
-    if (args.json) process.stdout.write(`${escapeJsonControls(JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2))}\n`);
-    else for (const chunk of formatLines(hashes, columns, process.stdout.isTTY === true)) process.stdout.write(chunk);
+    if (args.json) writeStdout(`${escapeJsonControls(JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2))}\n`);
+    else for (const chunk of formatLines(hashes, columns, isTerminal(1))) writeStdout(chunk);
 
     if (walk.files.length === 0 && walk.missing.length === 0)
       logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);

@@ -7,6 +7,7 @@ import { escapeControl, escapeJsonControls } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
 import { resolvePath } from "../shared/fs-path.ts";
+import { writeStdout } from "../shared/stdio.ts";
 
 export default defineCommand({
   meta: {
@@ -37,7 +38,7 @@ export default defineCommand({
       cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
       onWarning: (m) => logger.warn(escapeControl(m)),
     });
-    process.stdout.write(args.json ? `${escapeJsonControls(JSON.stringify(result, null, 2))}\n` : formatInspect(result));
+    writeStdout(args.json ? `${escapeJsonControls(JSON.stringify(result, null, 2))}\n` : formatInspect(result));
     process.exitCode = result.local.errors.length > 0 || result.hashError ? EXIT.failure : EXIT.ok;
   },
 });

@@ -1,7 +1,8 @@
-import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
 import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
+import { textWriter, writeStdout } from "../shared/stdio.ts";
 import { dirnamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
 import type { ReportFormat } from "./render.ts";
 
@@ -104,65 +105,22 @@ function checkFolder(path: string): void {
   }
 }
 
-/** Code units encoded at a time: a 256 KiB flush is one piece, a whole gallery many. */
-const PIECE = 256 * 1024;
-
 /**
- * Writes text through one buffer reused for every write, a piece at a time: a Buffer per write is
- * memory outside the engine's heap that it frees late (hundreds of MB over a 500 MB report;
- * issue 11, target 2), and a whole 26 MB gallery is never copied at once.
- */
-function textWriter(): (fd: number, data: string | Uint8Array) => void {
-  // A UTF-16 code unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
-  const buf = Buffer.allocUnsafe(PIECE * 3);
-  return (fd, data) => {
-    if (typeof data !== "string") return writeAll(fd, data);
-    const text = data;
-    for (let at = 0; at < text.length;) {
-      let end = Math.min(text.length, at + PIECE);
-      // Never cut a surrogate pair in two (each half alone would be written as U+FFFD).
-      const last = text.charCodeAt(end - 1);
-      if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
-      writeAll(fd, buf.subarray(0, buf.write(text.slice(at, end), "utf8")));
-      at = end;
-    }
-  };
-}
-
-/** Every byte of `bytes` to `fd`; a descriptor left non-blocking by whoever opened it is waited for. */
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) {
-    try {
-      off += writeSync(fd, bytes, off, bytes.length - off);
-    } catch (error) {
-      if (errnoCode(error) !== "EAGAIN") throw error;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-    }
-  }
-}
-
-/**
- * A report being written to its target, a piece at a time: stdout (with backpressure), a
+ * A report being written to its target, a piece at a time: stdout, another
  * descriptor, a device or FIFO written in place, or a temp file beside the target renamed over it
  * only when the report is whole (`finish`). `abort` drops a half-written temp file, so the old
  * report stays (docs/cases.md T8).
  */
 interface ReportSink {
-  /**
-   * False when stdout is full: wait for `drained()` before writing more. Bytes are written before
-   * it returns (stdout gets a copy), so the caller may reuse them.
-   */
-  write(data: string | Uint8Array): boolean;
-  drained(): Promise<void>;
+  /** Every byte is written before it returns (a full pipe is waited for), so the caller may reuse them. */
+  write(data: string | Uint8Array): void;
   finish(): void;
   abort(): void;
 }
 
 function streamSink(): ReportSink {
   return {
-    write: (data) => process.stdout.write(typeof data === "string" ? data : Buffer.from(data)),
-    drained: () => new Promise((resolve) => process.stdout.once("drain", resolve)),
+    write: writeStdout,
     finish: () => {},
     abort: () => {},
   };
@@ -182,9 +140,7 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
       } catch (error) {
         throw cannot(path, `${errnoCode(error) ?? "error"}`);
       }
-      return true;
     },
-    drained: () => Promise.resolve(),
     finish: done,
     abort: () => {
       try {
@@ -230,9 +186,7 @@ function atomicSink(path: string, mode: number): ReportSink {
         abort();
         throw fail(error);
       }
-      return true;
     },
-    drained: () => Promise.resolve(),
     finish: () => {
       try {
         fsyncSync(fd!);
@@ -291,7 +245,7 @@ const encoder = new TextEncoder();
 /**
  * Writes a report given in pieces (report/render.ts) to its target: text and bytes (records a
  * scan keeps already rendered, record-spill.ts) are gathered into one buffer, reused, and written
- * ~256 KiB at a time, waiting when stdout is full, and letting Ctrl-C through between writes
+ * ~256 KiB at a time, and letting Ctrl-C through between writes
  * (`signal`): on any failure or interruption nothing is left under the target's name but what was
  * there before.
  */
@@ -304,9 +258,8 @@ export async function writeReportChunks(
   let buf = Buffer.allocUnsafe(FLUSH_BYTES);
   let used = 0;
   const flush = async () => {
-    const ok = sink.write(buf.subarray(0, used));
+    sink.write(buf.subarray(0, used));
     used = 0;
-    if (!ok) await sink.drained();
     // A turn of the event loop, so a signal handler can run between writes.
     await new Promise((resolve) => setImmediate(resolve));
     options.signal?.throwIfAborted();

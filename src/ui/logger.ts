@@ -1,9 +1,9 @@
 import { closeSync, openSync, writeSync } from "node:fs";
-import { formatWithOptions } from "node:util";
-import { createConsola, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
+import { createConsola, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola/core";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import { escapeControl } from "../shared/format.ts";
 import { fsPath } from "../shared/fs-path.ts";
+import { isTerminal, writeStderr } from "../shared/stdio.ts";
 
 /**
  * Logs go to stderr: stdout carries results (changelogen pattern). Two sinks, one text: every
@@ -12,6 +12,10 @@ import { fsPath } from "../shared/fs-path.ts";
  * file name or a server message cannot drive the terminal or leak the key. stderr shows what its
  * level allows (-q, default, --verbose); the log file (--log-file) gets every line down to debug,
  * timestamped, appended.
+ *
+ * stderr shows consola's own reporter on a terminal (prepareLogger), and otherwise plain
+ * `[type] message` lines, consola's basic format, written to the descriptor: "consola" itself
+ * builds process.stdout and process.stderr when imported, ~18 ms of every start (shared/stdio.ts).
  */
 
 const LEVEL = { quiet: 1, normal: 3, verbose: 4 } as const;
@@ -25,7 +29,15 @@ let redactor: Redactor = createRedactor([]);
 
 /** The one text both sinks show: redacted, controls escaped per line (line breaks of our own messages kept). */
 function cleanText(args: unknown[]): string {
-  const text = formatWithOptions({ colors: false, breakLength: Number.POSITIVE_INFINITY }, ...args);
+  // One string (nearly every message) is its own text, as formatWithOptions gives it; node:util is
+  // loaded for anything else (~1 ms of a start that logs only strings).
+  const text =
+    args.length === 1 && typeof args[0] === "string"
+      ? args[0]
+      : (require("node:util") as typeof import("node:util")).formatWithOptions(
+          { colors: false, breakLength: Number.POSITIVE_INFINITY },
+          ...args,
+        );
   return redactor(text).split("\n").map(escapeControl).join("\n");
 }
 
@@ -34,19 +46,28 @@ function cleaned(logObj: LogObject): LogObject {
 }
 
 const consola: ConsolaInstance = createConsola({
-  stdout: process.stderr,
-  stderr: process.stderr,
   level: LEVEL.normal,
   formatOptions: { date: false },
 });
 
-/** consola's own reporter (fancy on a terminal, plain otherwise), behind our level and cleaning. */
-const terminalReporters = [...consola.options.reporters];
+/** Off a terminal (pipes, files, CI, tests): consola's basic format, `[warn] message`. */
+const plainReporter: ConsolaReporter = {
+  log(logObj) {
+    const message = String(logObj.args[0] ?? "");
+    writeStderr(message === "" ? `[${logObj.type}]\n` : `[${logObj.type}] ${message}\n`);
+  },
+};
+
+/**
+ * Replaced by consola's own reporter (fancy on a terminal, plain in CI) when stderr is a terminal,
+ * with the context it writes through (process.stderr).
+ */
+let terminal: { reporters: ConsolaReporter[]; ctx?: Parameters<ConsolaReporter["log"]>[1] } = { reporters: [plainReporter] };
 const stderrReporter: ConsolaReporter = {
   log(logObj, ctx) {
     if (logObj.level > stderrLevel) return;
     const clean = cleaned(logObj);
-    for (const reporter of terminalReporters) reporter.log(clean, ctx);
+    for (const reporter of terminal.reporters) reporter.log(clean, terminal.ctx ?? ctx);
   },
 };
 
@@ -58,6 +79,19 @@ const fileReporter: ConsolaReporter = {
 };
 
 consola.setReporters([stderrReporter, fileReporter]);
+
+/**
+ * On a terminal, stderr shows consola's own reporter as consola chooses it (icons and colours,
+ * plain in CI). Called once before the command runs; loads "consola" only there. With require, not
+ * import(): the binary's bundle evaluates a module imported dynamically at start all the same
+ * (Bun 1.4.5), and a required one only when required.
+ */
+export function prepareLogger(): void {
+  if (!isTerminal(2)) return;
+  const { createConsola: createFull } = require("consola") as typeof import("consola");
+  const full = createFull({ stdout: process.stderr, stderr: process.stderr, formatOptions: { date: false } });
+  terminal = { reporters: [...full.options.reporters], ctx: { options: full.options } };
+}
 
 export const logger: ConsolaInstance = consola;
 

@@ -1,4 +1,5 @@
 import { formatBytes, formatDuration } from "../shared/format.ts";
+import { isTerminal } from "../shared/stdio.ts";
 
 interface ProgressState {
   bytesDone: number;
@@ -27,8 +28,10 @@ const NOOP: ProgressReporter = { update() {}, done() {} };
 
 /** A bar on stderr only when stderr is a TTY and not quiet; otherwise nothing (logs stay clean in CI). */
 export function createProgress(label: string, opts: { enabled: boolean; stream?: NodeJS.WriteStream }): ProgressReporter {
+  // process.stderr is built only on a terminal (shared/stdio.ts).
+  if (!opts.enabled || (!opts.stream && !isTerminal(2))) return NOOP;
   const stream = opts.stream ?? process.stderr;
-  if (!opts.enabled || !stream.isTTY) return NOOP;
+  if (!stream.isTTY) return NOOP;
   const started = performance.now();
   let last = 0;
   let drawn = false;
@@ -97,8 +100,9 @@ export function createCountProgress(
   label: string,
   opts: { enabled: boolean; stream?: NodeJS.WriteStream; /** Redraw period while paused; default 1 s. */ tickMs?: number },
 ): CountProgress {
+  if (!opts.enabled || (!opts.stream && !isTerminal(2))) return NOOP_COUNT;
   const stream = opts.stream ?? process.stderr;
-  if (!opts.enabled || !stream.isTTY) return NOOP_COUNT;
+  if (!stream.isTTY) return NOOP_COUNT;
   const started = performance.now();
   let state = { done: 0, total: 0 };
   let pausedUntil = 0;

@@ -28,6 +28,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["shared/fs-names.ts", "reads directories to compare names"],
   ["shared/no-follow.ts", "opens files without following links"],
   ["shared/raw-argv.ts", "reads /proc/self/cmdline for the bytes of argv"],
+  ["shared/stdio.ts", "writes stdout and stderr through their descriptors"],
   // config/
   ["config/config-file.ts", "reads the config file"],
   // scan/
@@ -75,7 +76,8 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["report/record-spill.ts", "keeps a scan's records in an unlinked temporary file"],
   ["report/step-summary.ts", "appends to GITHUB_STEP_SUMMARY"],
   // ui/
-  ["ui/logger.ts", "the log file"],
+  ["ui/progress.ts", "draws bars on stderr when it is a terminal"],
+  ["ui/logger.ts", "writes the log file and stderr"],
 ]);
 
 /** Folders (under src/) and files that form the shell: exempt from both rules. */
