@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/download/resume-state.ts";
@@ -626,4 +637,56 @@ describe("download: trust (issue 9)", () => {
       if (copies) Bun.spawnSync(["umount", copyDisk]);
     }
   });
+});
+
+describe("download: what an attacker can plant or send (audit)", () => {
+  /** `cli` with a deadline: a hang is killed and shows as exit code null rather than hanging the suite. */
+  async function cliWithin(args: string[], ms: number): Promise<CliResult & { killed: boolean }> {
+    const proc = Bun.spawn(cliCommand(args), { cwd: ROOT, env: cliEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      proc.kill("SIGKILL");
+    }, ms);
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(timer);
+    return { code, stdout, stderr, killed };
+  }
+
+  test.skipIf(!Bun.which("mkfifo"))(
+    "A16: a FIFO or a link to /dev/zero planted at the resume state or the lock never hangs or exhausts the run",
+    async () => {
+      const f = fake.addFile({ versionId: 1601, bytes: makeBytes(20_000, 1601), name: "planted.safetensors" });
+      const plants: [string, (path: string) => void][] = [
+        ["FIFO", (path) => expect(Bun.spawnSync(["mkfifo", path]).exitCode).toBe(0)],
+        ["link to /dev/zero", (path) => symlinkSync("/dev/zero", path)],
+      ];
+      let i = 0;
+      for (const [what, plant] of plants) {
+        for (const at of ["resumeState", "lock"] as const) {
+          const target = join(dest, `case-${++i}`);
+          mkdirSync(target, { recursive: true });
+          plant(transferPaths(join(target, f.name), f.versionId)[at]);
+          const r = await cliWithin(["download", "1601", "--dest", target, ...apiFlags()], 20_000);
+          const label = `${what} at the ${at}`;
+          expect({ label, killed: r.killed }).toEqual({ label, killed: false });
+          if (at === "resumeState") {
+            // Not a resume state: ignored, replaced by a real one, and the download completes.
+            expect({ label, code: r.code }).toEqual({ label, code: 0 });
+            expect(sha256Hex(readFileSync(join(target, f.name)))).toBe(f.sha256);
+          } else {
+            // Something else holds the lock's name: a clear answer either way, never a partial file.
+            expect({ label, code: [0, 1].includes(r.code) }).toEqual({ label, code: true });
+            if (r.code === 0) expect(sha256Hex(readFileSync(join(target, f.name)))).toBe(f.sha256);
+            else {
+              expect(r.stderr).toContain("is being downloaded by another process; skipped");
+              expect(existsSync(join(target, f.name))).toBe(false);
+            }
+          }
+          noSecret(r);
+        }
+      }
+    },
+    120_000,
+  );
 });

@@ -112,7 +112,7 @@ async function interrupted(task: DownloadTask, fraction: number): Promise<number
   return at;
 }
 
-describe("downloads (docs/cases.md A1–A15)", () => {
+describe("downloads (docs/cases.md A1–A16)", () => {
   test("clean download: 307 followed by hand, key only to the API, Accept-Encoding identity, final name only after verification", async () => {
     const f = addFile(100);
     const result = await downloadFile(taskFor(f), opts());
