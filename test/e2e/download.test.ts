@@ -690,3 +690,38 @@ describe("download: what an attacker can plant or send (audit)", () => {
     120_000,
   );
 });
+
+describe("download: the key never shows, not even in part (audit)", () => {
+  const PREFIX = SENTINEL.slice(0, 8);
+
+  test("F6: Civitai's long error quoting the key is cut after the key is redacted, so no prefix of it shows", async () => {
+    fake.addFile({ versionId: 1611, bytes: makeBytes(5_000, 1611) });
+    // The quote is cut at 200 characters (error) or 300 (message): the key straddles the cut.
+    for (const body of [{ error: `${"x".repeat(190)} ${SENTINEL}` }, { message: `${"y".repeat(290)} ${SENTINEL}` }]) {
+      fake.queueApiFault({ kind: "status", status: 401, body });
+      const r = await cli(["download", "1611", "--dest", dest, ...apiFlags()]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("login required (401): Civitai says");
+      expect(r.stderr).not.toContain(PREFIX);
+      noSecret(r);
+    }
+    expect(filesUnder(dest)).toEqual([]);
+  });
+
+  test("F6: a lookup answer of the wrong shape whose key names hold the key is described without any prefix of it", async () => {
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => Response.json({ [`${"x".repeat(120)}${SENTINEL}`]: 1 }),
+    });
+    try {
+      const r = await cli(["download", "1612", "--dest", dest, "--api-url", `http://127.0.0.1:${server.port}`, "--no-fallback"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("sent JSON of an unexpected shape");
+      expect(r.stderr).not.toContain(PREFIX);
+      noSecret(r);
+    } finally {
+      server.stop(true);
+    }
+  });
+});
