@@ -691,6 +691,24 @@ describe("download: what an attacker can plant or send (audit)", () => {
   );
 });
 
+describe("download: names that are our own transfer files (audit)", () => {
+  test("F3: an API name equal to another file's .part is renamed: neither download truncates or takes the other's file", async () => {
+    // Version 1621's name is exactly the .part name of version 1622's file. Downloaded first, it was
+    // then taken for 1622's .part: truncated, refilled with 1622's bytes and renamed away, while both
+    // were reported "downloaded and verified" with exit 0.
+    const a = fake.addFile({ versionId: 1621, bytes: makeBytes(30_000, 1621), name: "x.safetensors.1622.part" });
+    const b = fake.addFile({ versionId: 1622, bytes: makeBytes(20_000, 1622), name: "x.safetensors" });
+    const r = await cli(["download", "1621", "1622", "-j", "1", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(filesUnder(dest)).toEqual(["x.safetensors", "x.safetensors.1622.part_"]);
+    expect(sha256Hex(readFileSync(join(dest, "x.safetensors.1622.part_")))).toBe(a.sha256);
+    expect(sha256Hex(readFileSync(join(dest, "x.safetensors")))).toBe(b.sha256);
+    // The lists name the same files as the download does.
+    const list = await cli(["download", "1621", "--dest", dest, "--emit", "urls", ...apiFlags()]);
+    expect(list.stdout).toContain(`${join(dest, "x.safetensors.1622.part_")}\t`);
+  });
+});
+
 describe("download: the key never shows, not even in part (audit)", () => {
   const PREFIX = SENTINEL.slice(0, 8);
 
