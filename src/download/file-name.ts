@@ -27,9 +27,10 @@ const RESERVED_CHARS_RE = /[<>:"/\\|?*$`]/g;
 // name is a path from our own inventory; any other lone surrogate has no bytes at all.
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const RAW_BYTE_RE = /^[\udc80-\udcff]$/;
-// Device names are reserved with any extension ("CON.safetensors" opens the console on Windows).
+// Device names are reserved with any extension ("CON.safetensors" opens the console on Windows),
+// and with spaces before it ("CON .safetensors" too: Windows drops them; Python's ntpath.isreserved).
 // (CONIN$ and CONOUT$ need no entry: `$` is replaced above.)
-const RESERVED_NAME_RE = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])(\.|$)/i;
+const RESERVED_NAME_RE = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]) *(\.|$)/i;
 // Our own transfer files beside a target (resume-state.ts: `<name>.<versionId>.part`, `.part.json`,
 // `.part.lock`). A file given such a name would be taken for another file's `.part`: truncated,
 // refilled and renamed away (docs/cases.md F3). `part` gets a `_`, as a device name does.

@@ -11,6 +11,8 @@ describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () =>
     ["a:b.safetensors", "a_b.safetensors"],
     ['w<h>a"t|?*.pt', "w_h_a_t___.pt"],
     ["CON.safetensors", "CON_.safetensors"],
+    ["CON .safetensors", "CON _.safetensors"],
+    ["nul  .tar.gz", "nul  _.tar.gz"],
     ["con", "con_"],
     ["LPT9.ckpt", "LPT9_.ckpt"],
     ["CONIN$.bin", "CONIN_.bin"],
