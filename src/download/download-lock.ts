@@ -1,7 +1,8 @@
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { errnoCode } from "../shared/errors.ts";
 import { fsPath } from "../shared/fs-path.ts";
+import { readSmallRegularFile } from "../shared/read-small-file.ts";
 
 /**
  * A per-target lock so two runs never append to one `.part` (docs/reliability.md §1.7, docs/cases.md A12). It is
@@ -38,9 +39,12 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** A FIFO, a link or a device planted at the lock's name is read as an unreadable lock, never read (docs/cases.md A16). */
 function readOwner(path: string): LockOwner | null {
+  const text = readSmallRegularFile(path, 4096);
+  if (text === null) return null;
   try {
-    const doc = JSON.parse(readFileSync(fsPath(path), "utf8")) as Partial<LockOwner>;
+    const doc = JSON.parse(text) as Partial<LockOwner>;
     if (typeof doc.pid === "number" && Number.isInteger(doc.pid) && doc.pid > 0) {
       return { pid: doc.pid, startedAt: String(doc.startedAt ?? ""), host: String(doc.host ?? "") };
     }
@@ -95,7 +99,7 @@ export function acquireLock(path: string, options: LockOptions = {}): LockResult
     if (owner === null) {
       let age = 0;
       try {
-        age = Date.now() - statSync(fsPath(path)).mtimeMs;
+        age = Date.now() - lstatSync(fsPath(path)).mtimeMs;
       } catch {
         continue; // vanished meanwhile: try again
       }

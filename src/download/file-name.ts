@@ -27,9 +27,14 @@ const RESERVED_CHARS_RE = /[<>:"/\\|?*$`]/g;
 // name is a path from our own inventory; any other lone surrogate has no bytes at all.
 const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const RAW_BYTE_RE = /^[\udc80-\udcff]$/;
-// Device names are reserved with any extension ("CON.safetensors" opens the console on Windows).
+// Device names are reserved with any extension ("CON.safetensors" opens the console on Windows),
+// and with spaces before it ("CON .safetensors" too: Windows drops them; Python's ntpath.isreserved).
 // (CONIN$ and CONOUT$ need no entry: `$` is replaced above.)
-const RESERVED_NAME_RE = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])(\.|$)/i;
+const RESERVED_NAME_RE = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³]) *(\.|$)/i;
+// Our own transfer files beside a target (resume-state.ts: `<name>.<versionId>.part`, `.part.json`,
+// `.part.lock`). A file given such a name would be taken for another file's `.part`: truncated,
+// refilled and renamed away (docs/cases.md F3). `part` gets a `_`, as a device name does.
+const TRANSFER_NAME_RE = /(\.\d+\.part)((?:\.json|\.lock)?)$/i;
 
 export interface SanitizeOptions {
   /** Byte cap for the result (default 255); callers that append `.part` suffixes pass less. */
@@ -60,8 +65,8 @@ function cutToBytes(text: string, max: number): string {
  * One safe path component from an untrusted name, or null when nothing usable is left (empty,
  * `.`, `..`). Takes the basename after `\` → `/`, drops controls and bidi/invisible format
  * characters, replaces `<>:"/\|?*` and `$` and backticks with `_`,
- * suffixes Windows device names with `_`, trims trailing dots and spaces, NFC, ≤ maxBytes UTF-8
- * keeping the extension.
+ * suffixes Windows device names and the `.<id>.part` of names like our transfer files with `_`,
+ * trims trailing dots and spaces, NFC, ≤ maxBytes UTF-8 keeping the extension.
  */
 export function sanitizeFileName(name: string, options: SanitizeOptions = {}): string | null {
   const max = options.maxBytes ?? MAX_NAME_BYTES;
@@ -79,6 +84,11 @@ export function sanitizeFileName(name: string, options: SanitizeOptions = {}): s
   }
   if (byteLength(out) > max) out = capKeepingExtension(out, max);
   out = out.replace(/[. ]+$/, "");
+  if (TRANSFER_NAME_RE.test(out)) {
+    // Room for the `_` first; a cut that ends the match leaves nothing to rename.
+    if (byteLength(out) + 1 > max) out = capKeepingExtension(out, max - 1).replace(/[. ]+$/, "");
+    out = out.replace(TRANSFER_NAME_RE, "$1_$2");
+  }
   return out === "" || out === "." || out === ".." ? null : out;
 }
 

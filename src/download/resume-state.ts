@@ -1,7 +1,8 @@
-import { constants as FS, lstatSync, readFileSync, unlinkSync } from "node:fs";
+import { constants as FS, lstatSync, unlinkSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 import { fsPath } from "../shared/fs-path.ts";
+import { readSmallRegularFile } from "../shared/read-small-file.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createStreamHasher, type StreamHasher } from "../hash/stream-hasher.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
@@ -52,9 +53,15 @@ export function transferPaths(dest: string, versionId: number): { part: string; 
   return { part, resumeState: resumeStatePathFor(part), lock: lockPathFor(part) };
 }
 
+/** A resume state is a few hundred bytes; anything larger is not ours. */
+const MAX_STATE_BYTES = 64 * 1024;
+
+/** A FIFO, a link or a device planted at that name is no resume state: never read (docs/cases.md A16). */
 function readResumeState(path: string): ResumeState | null {
+  const text = readSmallRegularFile(path, MAX_STATE_BYTES);
+  if (text === null) return null;
   try {
-    const doc = JSON.parse(readFileSync(fsPath(path), "utf8")) as Partial<ResumeState>;
+    const doc = JSON.parse(text) as Partial<ResumeState>;
     if (typeof doc.versionId !== "number") return null;
     return {
       versionId: doc.versionId,

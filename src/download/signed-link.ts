@@ -3,6 +3,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, type DownloadTask, type DownloaderOptions } f
 import { BodyTooLargeError, readCappedText } from "../shared/read-capped.ts";
 import { API_ERROR_BODY_LIMIT, apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
 import { stallGuard } from "./stall-guard.ts";
+import { createRedactor } from "../shared/redact.ts";
 
 /**
  * Asks the download route for the file and returns the signed storage URL its redirect names. The
@@ -55,7 +56,9 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
       }
       return next.href;
     }
-    throw apiFailure(task.url, res, body, Boolean(options.apiKey), unread);
+    // The body is redacted before apiFailure cuts Civitai's message to quote it: a cut through the
+    // key would leave a prefix of it that no later redaction recognises (docs/cases.md F6).
+    throw apiFailure(task.url, res, createRedactor([options.apiKey])(body), Boolean(options.apiKey), unread);
   }
   throw new DownloadFailure(`${task.url}: too many redirects`);
 }

@@ -211,6 +211,10 @@ async function transfer(
   const maxRetries = options.maxRetries ?? 5;
   const baseDelay = options.retryDelayMs ?? 1000;
   let failures = 0;
+  // Progress is a byte never held before: after a restart from 0 (a 200 or a 416 to a resume),
+  // fetching the same bytes again is not progress, or a server that cuts every body and refuses
+  // every resume would reset the count forever (docs/cases.md A15).
+  let furthest = state.offset;
   let signedUrl: string | null = null;
   let expiredInARow = 0;
   try {
@@ -244,7 +248,10 @@ async function transfer(
           );
           continue;
         }
-        if (state.offset > before) failures = 0;
+        if (state.offset > furthest) {
+          furthest = state.offset;
+          failures = 0;
+        }
         if (++failures > maxRetries)
           throw await giveUp(task, state, `${err.message}; gave up after ${maxRetries} ${maxRetries === 1 ? "retry" : "retries"}`, redact);
         options.onWarning?.(

@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { transferPaths } from "../../src/download/resume-state.ts";
@@ -624,6 +635,111 @@ describe("download: trust (issue 9)", () => {
       if (baseline) expect(cold.readBytes - baseline.readBytes).toBeGreaterThanOrEqual(modelBytes);
     } finally {
       if (copies) Bun.spawnSync(["umount", copyDisk]);
+    }
+  });
+});
+
+describe("download: what an attacker can plant or send (audit)", () => {
+  /** `cli` with a deadline: a hang is killed and shows as exit code null rather than hanging the suite. */
+  async function cliWithin(args: string[], ms: number): Promise<CliResult & { killed: boolean }> {
+    const proc = Bun.spawn(cliCommand(args), { cwd: ROOT, env: cliEnv(env), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      proc.kill("SIGKILL");
+    }, ms);
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(timer);
+    return { code, stdout, stderr, killed };
+  }
+
+  test.skipIf(!Bun.which("mkfifo"))(
+    "A16: a FIFO or a link to /dev/zero planted at the resume state or the lock never hangs or exhausts the run",
+    async () => {
+      const f = fake.addFile({ versionId: 1601, bytes: makeBytes(20_000, 1601), name: "planted.safetensors" });
+      const plants: [string, (path: string) => void][] = [
+        ["FIFO", (path) => expect(Bun.spawnSync(["mkfifo", path]).exitCode).toBe(0)],
+        ["link to /dev/zero", (path) => symlinkSync("/dev/zero", path)],
+      ];
+      let i = 0;
+      for (const [what, plant] of plants) {
+        for (const at of ["resumeState", "lock"] as const) {
+          const target = join(dest, `case-${++i}`);
+          mkdirSync(target, { recursive: true });
+          plant(transferPaths(join(target, f.name), f.versionId)[at]);
+          const r = await cliWithin(["download", "1601", "--dest", target, ...apiFlags()], 20_000);
+          const label = `${what} at the ${at}`;
+          expect({ label, killed: r.killed }).toEqual({ label, killed: false });
+          if (at === "resumeState") {
+            // Not a resume state: ignored, replaced by a real one, and the download completes.
+            expect({ label, code: r.code }).toEqual({ label, code: 0 });
+            expect(sha256Hex(readFileSync(join(target, f.name)))).toBe(f.sha256);
+          } else {
+            // Something else holds the lock's name: a clear answer either way, never a partial file.
+            expect({ label, code: [0, 1].includes(r.code) }).toEqual({ label, code: true });
+            if (r.code === 0) expect(sha256Hex(readFileSync(join(target, f.name)))).toBe(f.sha256);
+            else {
+              expect(r.stderr).toContain("is being downloaded by another process; skipped");
+              expect(existsSync(join(target, f.name))).toBe(false);
+            }
+          }
+          noSecret(r);
+        }
+      }
+    },
+    120_000,
+  );
+});
+
+describe("download: names that are our own transfer files (audit)", () => {
+  test("F3: an API name equal to another file's .part is renamed: neither download truncates or takes the other's file", async () => {
+    // Version 1621's name is exactly the .part name of version 1622's file. Downloaded first, it was
+    // then taken for 1622's .part: truncated, refilled with 1622's bytes and renamed away, while both
+    // were reported "downloaded and verified" with exit 0.
+    const a = fake.addFile({ versionId: 1621, bytes: makeBytes(30_000, 1621), name: "x.safetensors.1622.part" });
+    const b = fake.addFile({ versionId: 1622, bytes: makeBytes(20_000, 1622), name: "x.safetensors" });
+    const r = await cli(["download", "1621", "1622", "-j", "1", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(filesUnder(dest)).toEqual(["x.safetensors", "x.safetensors.1622.part_"]);
+    expect(sha256Hex(readFileSync(join(dest, "x.safetensors.1622.part_")))).toBe(a.sha256);
+    expect(sha256Hex(readFileSync(join(dest, "x.safetensors")))).toBe(b.sha256);
+    // The lists name the same files as the download does.
+    const list = await cli(["download", "1621", "--dest", dest, "--emit", "urls", ...apiFlags()]);
+    expect(list.stdout).toContain(`${join(dest, "x.safetensors.1622.part_")}\t`);
+  });
+});
+
+describe("download: the key never shows, not even in part (audit)", () => {
+  const PREFIX = SENTINEL.slice(0, 8);
+
+  test("F6: Civitai's long error quoting the key is cut after the key is redacted, so no prefix of it shows", async () => {
+    fake.addFile({ versionId: 1611, bytes: makeBytes(5_000, 1611) });
+    // The quote is cut at 200 characters (error) or 300 (message): the key straddles the cut.
+    for (const body of [{ error: `${"x".repeat(190)} ${SENTINEL}` }, { message: `${"y".repeat(290)} ${SENTINEL}` }]) {
+      fake.queueApiFault({ kind: "status", status: 401, body });
+      const r = await cli(["download", "1611", "--dest", dest, ...apiFlags()]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("login required (401): Civitai says");
+      expect(r.stderr).not.toContain(PREFIX);
+      noSecret(r);
+    }
+    expect(filesUnder(dest)).toEqual([]);
+  });
+
+  test("F6: a lookup answer of the wrong shape whose key names hold the key is described without any prefix of it", async () => {
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => Response.json({ [`${"x".repeat(120)}${SENTINEL}`]: 1 }),
+    });
+    try {
+      const r = await cli(["download", "1612", "--dest", dest, "--api-url", `http://127.0.0.1:${server.port}`, "--no-fallback"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("sent JSON of an unexpected shape");
+      expect(r.stderr).not.toContain(PREFIX);
+      noSecret(r);
+    } finally {
+      server.stop(true);
     }
   });
 });

@@ -148,7 +148,8 @@ function classifySuccess<T>(req: JsonRequest<T>, answer: Answer, ctx: ClassifyCo
   }
   const checked = req.validate(data);
   if (checked.ok) return { type: "done", value: checked.value };
-  const reason = ctx.redact(truncateText(checked.reason, 200));
+  // Redacted before it is cut: a cut through the key would leave a prefix the redactor cannot recognise.
+  const reason = truncateText(ctx.redact(checked.reason), 200);
   return {
     type: "retry",
     reason: `unexpected JSON: ${reason}`,

@@ -112,7 +112,7 @@ async function interrupted(task: DownloadTask, fraction: number): Promise<number
   return at;
 }
 
-describe("downloads (docs/cases.md A1–A14)", () => {
+describe("downloads (docs/cases.md A1–A16)", () => {
   test("clean download: 307 followed by hand, key only to the API, Accept-Encoding identity, final name only after verification", async () => {
     const f = addFile(100);
     const result = await downloadFile(taskFor(f), opts());
@@ -465,6 +465,22 @@ describe("downloads (docs/cases.md A1–A14)", () => {
     expect(warnings.some((w) => /stalled: no data/.test(w))).toBe(true);
     expect(fake.storageRequests[1]!.headers.range).toBe(`bytes=${SIZE / 2}-`);
     expect(sha(join(dir, f.name))).toBe(f.sha256);
+  });
+
+  test("A15: a server that cuts the body and answers the resume with 416 is not retried forever", async () => {
+    // Each cycle: 1/4 of the file, then a 416 that throws it away, then the same 1/4 again. Fetching
+    // bytes already fetched once is no progress: --retries must end it. (It used to count the
+    // refetch as progress, reset the count, and loop for as long as the server liked.)
+    const f = addFile(144);
+    for (let i = 0; i < 12; i++) {
+      fake.queueStorageFault({ kind: "short", after: SIZE / 4 });
+      fake.queueStorageFault({ kind: "status", status: 416 });
+    }
+    const result = await downloadFile(taskFor(f), opts({ maxRetries: 3 }));
+    expect(result.status).toBe("failed");
+    expect(result.message).toMatch(/gave up after 3 retries/);
+    expect(fake.storageRequests.length).toBeLessThanOrEqual(6);
+    expect(existsSync(join(dir, f.name))).toBe(false);
   });
 
   test("A13: a slow but steady body longer than the stall timeout is not killed", async () => {

@@ -11,6 +11,8 @@ describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () =>
     ["a:b.safetensors", "a_b.safetensors"],
     ['w<h>a"t|?*.pt', "w_h_a_t___.pt"],
     ["CON.safetensors", "CON_.safetensors"],
+    ["CON .safetensors", "CON _.safetensors"],
+    ["nul  .tar.gz", "nul  _.tar.gz"],
     ["con", "con_"],
     ["LPT9.ckpt", "LPT9_.ckpt"],
     ["CONIN$.bin", "CONIN_.bin"],
@@ -20,6 +22,12 @@ describe("sanitizeFileName (docs/reliability.md §4.2, docs/cases.md F3)", () =>
     ["evil\u001b]52;c;x\u0007.safetensors", "evil]52;c;x.safetensors"],
     ["nul\u0000byte.pt", "nulbyte.pt"],
     ["c1\u009bcontrol.pt", "c1control.pt"],
+    // Names of our own transfer files (another file's .part, resume state, lock) get a `_`.
+    ["x.safetensors.8.part", "x.safetensors.8.part_"],
+    ["x.safetensors.8.PART.json", "x.safetensors.8.PART_.json"],
+    ["x.safetensors.8.part.lock", "x.safetensors.8.part_.lock"],
+    ["x.safetensors.part", "x.safetensors.part"],
+    ["x.8.part.txt", "x.8.part.txt"],
   ])("%j → %j", (input, expected) => {
     expect(sanitizeFileName(input)).toBe(expected);
   });
