@@ -40,8 +40,8 @@ export const reportArgs = {
   },
   format: {
     type: "string",
-    valueHint: "json|csv|md|html",
-    description: "Report format (default: from -o's extension .json, .csv, .md or .html, else json)",
+    valueHint: "json|csv|md|html|junit",
+    description: "Report format (default: from -o's extension .json, .csv, .md, .html or .xml for JUnit, else json)",
   },
   excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
 } as const satisfies ArgsDef;

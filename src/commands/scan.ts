@@ -45,6 +45,11 @@ export default defineCommand({
       valueHint: "paths...",
     },
     ...reportArgs,
+    format: {
+      ...reportArgs.format,
+      description:
+        "Report format (default: from -o's extension .json, .csv, .md, .html or .xml for JUnit, else outputFormat from the config, else json)",
+    },
     "allow-missing": {
       type: "boolean",
       description:

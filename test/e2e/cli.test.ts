@@ -82,6 +82,22 @@ describe("CLI shell", () => {
     expect(JSON.parse(dash.stdout).records).toHaveLength(1);
   });
 
+  test("--format junit is offered wherever a report is written: scan's and report's help, and the config's outputFormat", async () => {
+    for (const command of ["scan", "report"]) {
+      const help = await runCli([command, "--help"]);
+      expect(help.stdout).toContain("--format <json|csv|md|html|junit>");
+      expect(help.stdout).toContain(".xml for JUnit");
+    }
+    const lib = tmp.make();
+    writeFileSync(join(lib, "a.safetensors"), "x");
+    const config = join(tmp.make(), "config.json");
+    writeFileSync(config, JSON.stringify({ outputFormat: "junit" }));
+    const r = await runCli(["scan", lib, "--offline", "--no-cache", "--config", config, "-q"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toStartWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites');
+  });
+
   test("errors are one line without a stack; --verbose adds the stack", async () => {
     const r = await runCli(["hash", "--jobs", "zero", "."]);
     expect(r.code).toBe(2);
