@@ -144,7 +144,7 @@ function warnFailures(result: PreviewResult, what: string): void {
     .map((f) => `${escapeControl(f.reason)} (${f.count})`)
     .join("; ");
   const more = s.failures.length > 3 ? `; ${s.failures.length - 3} other reasons` : "";
-  logger.warn(`${s.failed} ${what} could not be loaded: ${top}${more}`);
+  logger.warn(`${s.failed} ${s.failed === 1 ? what.replace(/images$/, "image") : what} could not be loaded: ${top}${more}`);
 }
 
 /**

@@ -242,7 +242,6 @@ describe("hash command", () => {
   test("--algo with an unknown name is a usage error listing the valid ones", async () => {
     const r = await runCli(["hash", "--algo", "md5", "."]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("md5");
-    expect(r.stderr).toContain("sha256");
+    expect(r.stderr).toContain('--algo takes sha256, autov1, autov2, autov3, crc32, comma-separated (got "md5")');
   });
 });
