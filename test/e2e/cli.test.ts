@@ -98,6 +98,13 @@ describe("CLI shell", () => {
     expect(r.stdout).toStartWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites');
   });
 
+  test("--config's help says what README says: the file alone, else the user's config with ./civitai-meta.json over it", async () => {
+    const help = await runCli(["scan", "--help"]);
+    expect(help.stdout.replace(/\s+/g, " ")).toContain(
+      "Config file, read alone (default: $XDG_CONFIG_HOME/civitai-meta/config.json, with ./civitai-meta.json over it for what to scan and how to report)",
+    );
+  });
+
   test("errors are one line without a stack; --verbose adds the stack", async () => {
     const r = await runCli(["hash", "--jobs", "zero", "."]);
     expect(r.code).toBe(2);
