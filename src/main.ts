@@ -1,6 +1,6 @@
 import { defineCommand, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { NAME, VERSION } from "./version.ts";
-import { closestWord, collectRepeated, findUnknownFlags, type FlagSpec } from "./shared/cli-args.ts";
+import { closestWord, collectRepeated, findFlagProblems, type FlagSpec } from "./shared/cli-args.ts";
 import { AppError, EXIT, UsageError, errnoCode } from "./shared/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
@@ -103,8 +103,8 @@ export async function runCli(rawArgs: string[]): Promise<number> {
       );
     }
     const specs = [...toSpecs(globalArgs), ...toSpecs(await resolveArgs(sub))];
-    const unknown = findUnknownFlags(rawArgs, specs);
-    if (unknown.length > 0) throw new UsageError(`${unknown.map(escapeControl).join("; ")}. See: ${NAME} ${subName} --help`);
+    const problems = findFlagProblems(rawArgs, specs);
+    if (problems.length > 0) throw new UsageError(`${problems.map(escapeControl).join("; ")}. See: ${NAME} ${subName} --help`);
     openLogFileFlag(rawArgs);
     logger.debug(`${NAME} ${VERSION}: ${rawArgs.map(escapeControl).join(" ")}`);
     process.exitCode = 0;

@@ -35,7 +35,8 @@ export const apiArgs = {
   config: {
     type: "string",
     valueHint: "file",
-    description: "Config file (default ./civitai-meta.json, then $XDG_CONFIG_HOME/civitai-meta/config.json)",
+    description:
+      "Config file, read alone (default: $XDG_CONFIG_HOME/civitai-meta/config.json, with ./civitai-meta.json over it for what to scan and how to report)",
   },
   concurrency: { type: "string", valueHint: "n", description: "Requests in flight at once (default 4)" },
   offline: { type: "boolean", description: "Never touch the network: caches, files and sidecars only" },

@@ -4,7 +4,7 @@ import type { FileRecord } from "../report/record-types.ts";
 import { renderInventory } from "../report/render.ts";
 import { DEFAULT_API_URL, resolveApiSettings } from "../config/settings.ts";
 import { loadConfig } from "../config/config-file.ts";
-import { getCacheDir } from "../config/paths.ts";
+import { resolveCacheDir } from "../config/paths.ts";
 import { durationArg } from "./_api.ts";
 import { DEFAULT_NSFW_LIMIT, NSFW_LABEL, NSFW_LIMIT_NAMES, nsfwMask, parseNsfwLimit, type NsfwLimitName } from "../preview/nsfw.ts";
 import { openImageCache } from "../preview/image-cache.ts";
@@ -78,7 +78,7 @@ export function galleryImageContext(args: {
   const cacheSettings = config.config.cache ?? {};
   const enabled = args.cache !== false && cacheSettings.enabled !== false;
   return {
-    cacheRoot: enabled ? (args["cache-dir"] ?? cacheSettings.dir ?? getCacheDir()) : false,
+    cacheRoot: enabled ? resolveCacheDir(args["cache-dir"], cacheSettings.dir) : false,
     offline: args.offline === true,
     apiUrl,
     timeoutMs: durationArg(args.timeout, "timeout", 30_000),
@@ -144,7 +144,7 @@ function warnFailures(result: PreviewResult, what: string): void {
     .map((f) => `${escapeControl(f.reason)} (${f.count})`)
     .join("; ");
   const more = s.failures.length > 3 ? `; ${s.failures.length - 3} other reasons` : "";
-  logger.warn(`${s.failed} ${what} could not be loaded: ${top}${more}`);
+  logger.warn(`${s.failed} ${s.failed === 1 ? what.replace(/images$/, "image") : what} could not be loaded: ${top}${more}`);
 }
 
 /**

@@ -30,6 +30,8 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     "civitai-meta download inv.json --dest /m --emit aria2",
   ],
   cache: ["civitai-meta cache info", "civitai-meta cache prune", "civitai-meta cache clear --hashes"],
+  diff: ["civitai-meta diff yesterday.json today.json", "civitai-meta diff old.json new.json --format md > pr.md"],
+  completion: ["source <(civitai-meta completion bash)", "civitai-meta completion fish > civitai-meta.fish"],
 };
 
 /** Width to wrap to: the terminal's, else 80; never below 40 so the columns stay readable. */

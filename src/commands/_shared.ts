@@ -30,6 +30,12 @@ export const hashingArgs = {
   cache: { type: "boolean", default: true, negativeDescription: "Do not read or write any cache", description: "Use the caches" },
 } as const satisfies ArgsDef;
 
+/** `--cache-dir` of the commands that read the config (scan, lookup, download, cache): its cache.dir is a default too. */
+export const configuredCacheDirArg = {
+  ...hashingArgs["cache-dir"],
+  description: "Cache folder (default: $CIVITAI_META_CACHE_DIR, else the config's cache.dir, else $XDG_CACHE_HOME/civitai-meta)",
+} as const;
+
 /** Where and how a report is written (scan and report). */
 export const reportArgs = {
   output: {
@@ -40,8 +46,8 @@ export const reportArgs = {
   },
   format: {
     type: "string",
-    valueHint: "json|csv|md|html",
-    description: "Report format (default: from -o's extension .json, .csv, .md or .html, else json)",
+    valueHint: "json|csv|md|html|junit",
+    description: "Report format (default: from -o's extension .json, .csv, .md, .html or .xml for JUnit, else json)",
   },
   excel: { type: "boolean", description: "CSV: start with a UTF-8 BOM so Excel reads the encoding" },
 } as const satisfies ArgsDef;

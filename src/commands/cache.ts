@@ -5,7 +5,7 @@ import { escapeControl, formatBytes, plural } from "../shared/format.ts";
 import { clearHashCache, hashCacheUsage, openHashCache } from "../hash/hash-cache.ts";
 import { isOwnMetaFile, pruneMetaCache } from "../civitai/meta-cache-prune.ts";
 import { IMAGE_CACHE_SUBDIR, isOwnImageFile, pruneImageCache } from "../preview/image-cache.ts";
-import { getCacheDir } from "../config/paths.ts";
+import { resolveCacheDir } from "../config/paths.ts";
 import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
 import { addLogSecret, logger } from "../ui/logger.ts";
 import { loadConfig } from "../config/config-file.ts";
@@ -14,7 +14,7 @@ import { openSharedStore } from "../civitai/meta-cache-redis.ts";
 import { ENTRY_VERSION } from "../civitai/meta-cache-entry.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { apiArgs } from "./_api.ts";
-import { globalArgs } from "./_shared.ts";
+import { configuredCacheDirArg, globalArgs } from "./_shared.ts";
 import { writeStdout } from "../shared/stdio.ts";
 
 const ACTIONS = ["info", "prune", "clear"] as const;
@@ -67,14 +67,22 @@ function clearOwnFiles(dir: string, isOwn: (path: string) => boolean): number {
   return removed;
 }
 
-/** The shared cache named by --cache-url, CIVITAI_META_CACHE_URL or the config's cache.url, if any. */
-function configuredSharedCache(flag: string | undefined, configFile: string | undefined): CacheUrl | null {
-  const config = loadConfig(configFile);
+/**
+ * The caches as the other commands see them: the folder (--cache-dir, CIVITAI_META_CACHE_DIR, the
+ * config's cache.dir, the XDG default, as scan resolves it, so `cache clear` empties the one scan
+ * fills) and the shared cache named by --cache-url, CIVITAI_META_CACHE_URL or cache.url, if any.
+ */
+function configuredCaches(args: { "cache-dir"?: string; "cache-url"?: string; config?: string }): {
+  dir: string;
+  sharedUrl: CacheUrl | null;
+} {
+  const config = loadConfig(args.config);
   for (const w of config.warnings) logger.warn(w);
+  const dir = resolveCacheDir(args["cache-dir"], config.config.cache?.dir);
   try {
-    const url = resolveCacheUrl(flag, process.env, config.config.cache?.url);
-    for (const secret of url?.secrets ?? []) addLogSecret(secret);
-    return url;
+    const sharedUrl = resolveCacheUrl(args["cache-url"], process.env, config.config.cache?.url);
+    for (const secret of sharedUrl?.secrets ?? []) addLogSecret(secret);
+    return { dir, sharedUrl };
   } catch (error) {
     if (error instanceof CacheUrlError) throw new UsageError(error.message);
     throw error;
@@ -122,11 +130,7 @@ export default defineCommand({
   args: {
     ...globalArgs,
     action: { type: "positional", required: false, description: "info, prune or clear", valueHint: "info|prune|clear" },
-    "cache-dir": {
-      type: "string",
-      valueHint: "dir",
-      description: "Cache folder (default: $CIVITAI_META_CACHE_DIR or $XDG_CACHE_HOME/civitai-meta)",
-    },
+    "cache-dir": configuredCacheDirArg,
     hashes: { type: "boolean", description: "clear: only the hash cache" },
     metadata: { type: "boolean", description: "clear: only the Civitai metadata cache" },
     images: { type: "boolean", description: "clear: only the preview image cache" },
@@ -142,8 +146,7 @@ export default defineCommand({
     if (!(ACTIONS as readonly string[]).includes(action) || args._.length > 1) {
       throw new UsageError(`cache takes one of ${ACTIONS.join(", ")} (got "${escapeControl(args._.join(" "))}")`);
     }
-    const dir = args["cache-dir"] ?? getCacheDir();
-    const sharedUrl = configuredSharedCache(args["cache-url"], args.config);
+    const { dir, sharedUrl } = configuredCaches(args);
     const hashesDir = join(dir, "hashes");
     const metaDir = join(dir, "meta");
     const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);

@@ -52,7 +52,10 @@ export default defineCommand({
     if (paths[0] === "-" && paths[1] === "-") throw new UsageError("diff can read only one of the two inventories from stdin");
     const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]), DIFF_FAIL_ON);
     const format = chooseFormat(args.format, args.output);
-    if (format !== "json" && format !== "md" && format !== "csv") throw new UsageError(`diff writes json, md or csv (got ${format})`);
+    if (format !== "json" && format !== "md" && format !== "csv")
+      throw new UsageError(
+        `diff writes json, md or csv (got ${format}): give --format json|md|csv, or an -o name ending .json, .md or .csv`,
+      );
     const target = prepareOutput(args.output);
     const [oldSide, oldRecords] = read(paths[0]!);
     const [newSide, newRecords] = read(paths[1]!);

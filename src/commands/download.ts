@@ -27,7 +27,7 @@ import { checkTotalSpace, resolveSources } from "../download/download-resolve.ts
 import { createDownloadDisplay, printable } from "../ui/download-display.ts";
 import { restoreAlias, type AliasResult } from "../download/aliases.ts";
 import { encodeFsName } from "../shared/fs-path.ts";
-import { globalArgs, hashingArgs } from "./_shared.ts";
+import { configuredCacheDirArg, globalArgs, hashingArgs } from "./_shared.ts";
 import { openVerifiedHashes, type VerifiedHashRecorder } from "../hash/verified-hash.ts";
 import { createApiContext, durationArg, someApiArgs } from "./_api.ts";
 import { isTerminal, writeStdout } from "../shared/stdio.ts";
@@ -59,8 +59,8 @@ export default defineCommand({
     retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
     ...someApiArgs("api-url", "fallback-url", "fallback", "api-key", "config", "timeout"),
     "cache-dir": {
-      ...hashingArgs["cache-dir"],
-      description: `${hashingArgs["cache-dir"].description}; each file verified is recorded in its hash cache, so a scan after a restore reads nothing`,
+      ...configuredCacheDirArg,
+      description: `${configuredCacheDirArg.description}; each file verified is recorded in its hash cache, so a scan after a restore reads nothing`,
     },
     cache: hashingArgs.cache,
   },

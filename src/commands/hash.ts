@@ -59,19 +59,22 @@ export default defineCommand({
     for (const s of walk.skipped) logger.info(`skipped ${escapeControl(s.path)}: ${s.reason}`);
     const failed = hashes.filter((h) => h.error);
     for (const h of failed) logger.error(`${escapeControl(h.file.path)}: ${h.error}`);
-    for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
+    // Nothing but missing paths: one error says so (below), not one per path and a summary of zeros.
+    const onlyMissing = walk.missing.length > 0 && walk.files.length === 0 && failed.length === 0;
+    if (!onlyMissing) for (const m of walk.missing) logger.error(`${escapeControl(m)}: no such file or folder`);
 
     if (args.json) writeStdout(`${escapeJsonControls(JSON.stringify(toJson(hashes, walk.skipped, walk.missing), null, 2))}\n`);
     else for (const chunk of formatLines(hashes, columns, isTerminal(1))) writeStdout(chunk);
 
     if (walk.files.length === 0 && walk.missing.length === 0)
       logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
+    if (onlyMissing) {
+      const named = walk.missing.map(escapeControl).join(", ");
+      throw new AppError(`${named}: no such file or folder. Nothing hashed; check the path.`, { exitCode: EXIT.failure });
+    }
     logger.info(
       `${plural(hashes.length, "file")}: ${stats.filesHashed} hashed (${formatBytes(stats.bytesRead)} read), ${stats.filesCached} from cache, ${failed.length} failed, ${walk.skipped.length} skipped in ${formatDuration(stats.durationMs)}`,
     );
-    if (walk.missing.length > 0 && walk.files.length === 0 && failed.length === 0) {
-      throw new AppError(`Nothing to hash: ${walk.missing.map(escapeControl).join(", ")} not found`, { exitCode: EXIT.failure });
-    }
     process.exitCode = failed.length > 0 || walk.missing.length > 0 ? EXIT.failure : EXIT.ok;
   },
 });

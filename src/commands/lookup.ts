@@ -9,7 +9,7 @@ import { escapeControl } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
-import { globalArgs, hashingArgs } from "./_shared.ts";
+import { configuredCacheDirArg, globalArgs, hashingArgs } from "./_shared.ts";
 import { writeStdout } from "../shared/stdio.ts";
 
 const HEX_RE = /^[0-9a-fA-F]+$/;
@@ -35,7 +35,7 @@ export default defineCommand({
     ...globalArgs,
     hashes: { type: "positional", required: false, description: "Hashes (hex)", valueHint: "hash..." },
     ...apiArgs,
-    "cache-dir": hashingArgs["cache-dir"],
+    "cache-dir": configuredCacheDirArg,
     cache: hashingArgs.cache,
   },
   async run({ args }) {

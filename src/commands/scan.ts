@@ -29,7 +29,7 @@ import { apiArgs, createApiContext, durationArg, type ApiContext } from "./_api.
 import { galleryArgs, parseNsfwArg, renderGallery, writePreviews, type ImageContext } from "./_gallery.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { diffHeadline } from "../report/render-diff.ts";
-import { globalArgs, reportArgs, hashingArgs, walkArgs } from "./_shared.ts";
+import { configuredCacheDirArg, globalArgs, reportArgs, hashingArgs, walkArgs } from "./_shared.ts";
 
 export default defineCommand({
   meta: {
@@ -45,6 +45,11 @@ export default defineCommand({
       valueHint: "paths...",
     },
     ...reportArgs,
+    format: {
+      ...reportArgs.format,
+      description:
+        "Report format (default: from -o's extension .json, .csv, .md, .html or .xml for JUnit, else outputFormat from the config, else json)",
+    },
     "allow-missing": {
       type: "boolean",
       description:
@@ -98,6 +103,7 @@ export default defineCommand({
     ...apiArgs,
     ...walkArgs,
     ...hashingArgs,
+    "cache-dir": configuredCacheDirArg,
   },
   // Long because it is the command's one sequence: every check before the walk (so a bad flag costs
   // nothing), the scan, then each output, over resources closed in one place.

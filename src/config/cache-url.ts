@@ -39,7 +39,12 @@ export class CacheUrlError extends Error {
   }
 }
 
-const FORMAT = "redis://[user:password@]host[:port][/db] or rediss://… (TLS)";
+/**
+ * Written without a `scheme://…@` example: every sink redacts the user part of a Redis URL, so
+ * `redis://[user:password@]host` reached the terminal as `redis://***@]host`.
+ */
+const FORMAT =
+  'redis://host[:port][/db] or rediss://… (TLS), with "user:password@" or ":password@" before the host when the server needs one';
 
 /** `value` with any user part replaced by `***`: safe to print even when unreadable as a URL. */
 export function redactCacheUrlText(value: string): string {

@@ -11,7 +11,7 @@ export interface Config {
   apiUrl?: string;
   fallbackUrl?: string;
   modelDirectories?: string[];
-  outputFormat?: "json" | "csv" | "md" | "html";
+  outputFormat?: "json" | "csv" | "md" | "html" | "junit";
   concurrency?: number;
   /** `url`: the shared metadata cache (cache-url.ts), as written; checked here, parsed where used. */
   cache?: { enabled?: boolean; dir?: string; url?: string; ttlMs?: number; notFoundTtlMs?: number };
@@ -97,8 +97,8 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
         config.modelDirectories = value as string[];
         break;
       case "outputFormat":
-        if (value !== "json" && value !== "csv" && value !== "md" && value !== "html")
-          fail(rawKey, 'must be "json", "csv", "md" or "html"');
+        if (value !== "json" && value !== "csv" && value !== "md" && value !== "html" && value !== "junit")
+          fail(rawKey, 'must be "json", "csv", "md", "html" or "junit"');
         config.outputFormat = value as Config["outputFormat"];
         break;
       case "concurrency":

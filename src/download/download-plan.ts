@@ -4,7 +4,7 @@ import { fileDownloadUrl, fileHash, primaryDownloadUrl, versionFiles } from "../
 import type { ApiFile, ApiModelVersion } from "../civitai/civitai-types.ts";
 import type { Inventory } from "../report/inventory-types.ts";
 import { joinWithin, MAX_NAME_BYTES, sanitizeFileName, sanitizeRelativePath } from "./file-name.ts";
-import { formatBytes } from "../shared/format.ts";
+import { formatBytes, plural } from "../shared/format.ts";
 import { rawSafe } from "../shared/fs-path.ts";
 
 /**
@@ -272,7 +272,7 @@ export function renderDryRun(entries: readonly DryRunEntry[], escape: (s: string
       lines.push(`${"link".padStart(10)}  ${escape(alias.relPath)}  (another name of ${escape(item.relPath)})`);
   }
   const fetching = entries.filter((e) => !e.note).length;
-  lines.push(`${fetching} file(s) to fetch, ${formatBytes(total)}${unknown ? ` plus ${unknown} of unknown size` : ""}`);
+  lines.push(`${plural(fetching, "file")} to fetch, ${formatBytes(total)}${unknown ? ` plus ${unknown} of unknown size` : ""}`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -49,12 +49,12 @@ export function parseAlgos(spec: string | readonly string[]): HashAlgo[] {
     .map((s) => s.trim().toLowerCase())
     .filter((s) => s !== "");
   if (parts.length === 0) {
-    throw new UsageError(`no hash algorithm given; valid: ${HASH_ALGOS.join(", ")}`);
+    throw new UsageError(`--algo takes ${HASH_ALGOS.join(", ")}, comma-separated (got none)`);
   }
   const wanted = new Set<HashAlgo>();
   for (const part of parts) {
     if (!isHashAlgo(part)) {
-      throw new UsageError(`unknown hash algorithm "${part}"; valid: ${HASH_ALGOS.join(", ")}`);
+      throw new UsageError(`--algo takes ${HASH_ALGOS.join(", ")}, comma-separated (got "${part}")`);
     }
     wanted.add(part);
   }

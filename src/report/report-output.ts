@@ -310,7 +310,7 @@ const EXT_RE = /\.([A-Za-z][A-Za-z0-9]{0,9})$/;
 
 /**
  * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md, .html: the gallery, .xml: JUnit); else the configured format,
- * else JSON. An extension we do not write (`-o inv.xml`) is refused rather than filled with JSON
+ * else JSON. An extension we do not write (`-o inv.txt`) is refused rather than filled with JSON
  * (docs/cases.md T21): `--format` says what to write into such a file.
  */
 export function chooseFormat(format: string | undefined, file: string | undefined, configured?: ReportFormat): ReportFormat {

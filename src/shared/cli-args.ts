@@ -42,14 +42,41 @@ function suggest(flag: string, specs: FlagSpec[]): string | undefined {
   );
 }
 
-/** Returns one message per unknown flag, with a "did you mean" when a known flag is close. */
-export function findUnknownFlags(rawArgs: string[], specs: FlagSpec[]): string[] {
+/**
+ * A flag that takes a value but got none: the end of argv, an empty string (`--api-url "$UNSET"`),
+ * or another option of this command (`-o --format md`). citty would take "" or the next option as
+ * the value, and an empty value reads as "not given": `--api-url ""` would send the key to
+ * civitai.com, `-o ""` write into the current folder.
+ */
+function missingValue(flag: string, long: string, value: string | undefined, isOption: (arg: string) => boolean): string | undefined {
+  if (value === undefined) return `${flag} needs a value`;
+  if (value === "") return `${flag} needs a value (got an empty one)`;
+  if (isOption(value)) return `${flag} needs a value (got the option ${value}; write --${long}=VALUE for a value that starts with -)`;
+  return undefined;
+}
+
+/**
+ * Returns one message per unknown flag, with a "did you mean" when a known flag is close, and per
+ * flag whose value is missing (see missingValue).
+ */
+export function findFlagProblems(rawArgs: string[], specs: FlagSpec[]): string[] {
   const long = new Map<string, FlagSpec>();
   const short = new Map<string, FlagSpec>();
   for (const spec of specs) {
     long.set(kebab(spec.name), spec);
     for (const alias of spec.aliases) (alias.length === 1 ? short : long).set(kebab(alias), spec);
   }
+  const longSpec = (name: string): FlagSpec | undefined => {
+    const spec = long.get(name);
+    if (spec || !name.startsWith("no-")) return spec;
+    const positive = long.get(name.slice(3));
+    return positive?.boolean ? positive : undefined;
+  };
+  // An argument that is one of this command's options, so cannot be meant as a value.
+  const isOption = (arg: string): boolean => {
+    if (arg.startsWith("--")) return longSpec(kebab(arg.slice(2).split("=")[0]!)) !== undefined;
+    return /^-[^-\d]/.test(arg) && short.has(arg[1]!);
+  };
   const problems: string[] = [];
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
@@ -58,17 +85,21 @@ export function findUnknownFlags(rawArgs: string[], specs: FlagSpec[]): string[]
       const body = arg.slice(2);
       const eq = body.indexOf("=");
       const name = kebab(eq === -1 ? body : body.slice(0, eq));
-      let spec = long.get(name);
-      if (!spec && name.startsWith("no-")) {
-        const positive = long.get(name.slice(3));
-        if (positive?.boolean) spec = positive;
-      }
+      const spec = longSpec(name);
       if (!spec) {
         const hint = suggest(name, specs);
         problems.push(`Unknown option --${name}${hint ? ` (did you mean --${hint}?)` : ""}`);
         continue;
       }
-      if (!spec.boolean && eq === -1) i++;
+      if (spec.boolean) continue;
+      const missing = missingValue(
+        `--${name}`,
+        kebab(spec.name),
+        eq === -1 ? rawArgs[i + 1] : body.slice(eq + 1),
+        eq === -1 ? isOption : () => false,
+      );
+      if (missing) problems.push(missing);
+      if (eq === -1) i++;
     } else if (arg.startsWith("-") && arg.length > 1 && !/^-\d/.test(arg)) {
       const letters = arg.slice(1);
       for (let k = 0; k < letters.length; k++) {
@@ -78,7 +109,11 @@ export function findUnknownFlags(rawArgs: string[], specs: FlagSpec[]): string[]
           break;
         }
         if (!spec.boolean) {
-          if (k === letters.length - 1) i++;
+          if (k === letters.length - 1) {
+            const missing = missingValue(`-${letters[k]} (--${kebab(spec.name)})`, kebab(spec.name), rawArgs[i + 1], isOption);
+            if (missing) problems.push(missing);
+            i++;
+          }
           break;
         }
       }

@@ -75,6 +75,29 @@ describe("cache command", () => {
     expect(existsSync(join(cacheDir, "hashes"))).toBe(false);
   });
 
+  test("the caches are found as scan finds them: --cache-dir, then CIVITAI_META_CACHE_DIR, then the config's cache.dir", async () => {
+    const models = tmp.make();
+    writeFileSync(join(models, "a.safetensors"), "a");
+    utimesSync(join(models, "a.safetensors"), new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+    const configured = tmp.make();
+    const xdgConfig = tmp.make();
+    mkdirSync(join(xdgConfig, "civitai-meta"));
+    writeFileSync(join(xdgConfig, "civitai-meta", "config.json"), JSON.stringify({ cache: { dir: configured } }));
+    const env = { XDG_CONFIG_HOME: xdgConfig, XDG_CACHE_HOME: tmp.make(), CIVITAI_META_CACHE_DIR: undefined, NO_COLOR: "1" };
+    const cwd = tmp.make();
+    expect((await runCli(["scan", models, "--offline", "-o", join(cwd, "inv.json")], { env, cwd })).code).toBe(0);
+
+    const info = await runCli(["cache", "info"], { env, cwd });
+    expect(info.code).toBe(0);
+    expect(info.stdout).toStartWith(`cache     ${configured}\nhashes    1 entry`);
+    const other = tmp.make();
+    const fromEnv = await runCli(["cache", "info"], { env: { ...env, CIVITAI_META_CACHE_DIR: other }, cwd });
+    expect(fromEnv.stdout).toStartWith(`cache     ${other}\nhashes    0 entries`);
+    const clear = await runCli(["cache", "clear", "--hashes"], { env, cwd });
+    expect(clear.code).toBe(0);
+    expect(clear.stderr).toContain(`1 entry removed from ${join(configured, "hashes")}`);
+  });
+
   test("an unknown action is a usage error", async () => {
     const r = await runCli(["cache", "wipe"]);
     expect(r.code).toBe(2);

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
@@ -53,6 +53,56 @@ describe("CLI shell", () => {
     const r = await runCli(["hash", "-Z", "."]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("-Z");
+  });
+
+  test("a flag missing its value (end of line, empty, or followed by another option) is one usage error naming it", async () => {
+    const lib = tmp.make();
+    writeFileSync(join(lib, "a.safetensors"), "x");
+    const cwd = tmp.make();
+    const cases: [string[], string][] = [
+      [["scan", lib, "--offline", "-o"], "-o (--output) needs a value"],
+      [["scan", lib, "--offline", "-o", "--format", "md"], "-o (--output) needs a value (got the option --format; write --output=VALUE"],
+      // An unset variable: `--api-url "$MIRROR"` must not fall back to civitai.com with the key.
+      [["scan", lib, "--api-url", ""], "--api-url needs a value (got an empty one)"],
+      [["scan", lib, "--offline", "--previous="], "--previous needs a value (got an empty one)"],
+      [["scan", lib, "--offline", "--index"], "--index needs a value"],
+      [["hash", lib, "--cache-dir"], "--cache-dir needs a value"],
+      [["download", "1", "--dest"], "--dest needs a value"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args, { cwd, env: { NO_COLOR: "1", CIVITAI_META_CACHE_DIR: join(cwd, ".cache") } });
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain(message);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+    // "-" is a value (stdout), and a value that is not one of the command's options is taken as given.
+    const dash = await runCli(["scan", lib, "--offline", "--no-cache", "-o", "-", "--exclude", "-x"], { cwd });
+    expect(dash.code).toBe(0);
+    expect(JSON.parse(dash.stdout).records).toHaveLength(1);
+  });
+
+  test("--format junit is offered wherever a report is written: scan's and report's help, and the config's outputFormat", async () => {
+    for (const command of ["scan", "report"]) {
+      const help = await runCli([command, "--help"]);
+      expect(help.stdout).toContain("--format <json|csv|md|html|junit>");
+      expect(help.stdout).toContain(".xml for JUnit");
+    }
+    const lib = tmp.make();
+    writeFileSync(join(lib, "a.safetensors"), "x");
+    const config = join(tmp.make(), "config.json");
+    writeFileSync(config, JSON.stringify({ outputFormat: "junit" }));
+    const r = await runCli(["scan", lib, "--offline", "--no-cache", "--config", config, "-q"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toStartWith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites');
+  });
+
+  test("--config's help says what README says: the file alone, else the user's config with ./civitai-meta.json over it", async () => {
+    const help = await runCli(["scan", "--help"]);
+    expect(help.stdout.replace(/\s+/g, " ")).toContain(
+      "Config file, read alone (default: $XDG_CONFIG_HOME/civitai-meta/config.json, with ./civitai-meta.json over it for what to scan and how to report)",
+    );
   });
 
   test("errors are one line without a stack; --verbose adds the stack", async () => {

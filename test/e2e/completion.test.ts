@@ -111,7 +111,8 @@ describe("bash", () => {
   });
 
   test("values of enum-like flags: --format, --emit, the cache action, the shell", () => {
-    expect(bashComplete(["civitai-meta", "scan", "--format", ""])).toEqual(["csv", "html", "json", "md"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format", ""])).toEqual(["csv", "html", "json", "junit", "md"]);
+    expect(bashComplete(["civitai-meta", "report", "x.json", "--format", "j"])).toEqual(["json", "junit"]);
     expect(bashComplete(["civitai-meta", "report", "x.json", "--format", "c"])).toEqual(["csv"]);
     expect(bashComplete(["civitai-meta", "download", "--emit", "a"])).toEqual(["aria2"]);
     expect(bashComplete(["civitai-meta", "cache", "p"])).toEqual(["prune"]);
@@ -121,8 +122,8 @@ describe("bash", () => {
   test("--flag=value, split by bash at '=' or kept whole, completes the value", () => {
     // bash's default COMP_WORDBREAKS splits "--format=m" into "--format" "=" "m".
     expect(bashComplete(["civitai-meta", "scan", "--format", "=", "m"])).toEqual(["md"]);
-    expect(bashComplete(["civitai-meta", "scan", "--format", "="])).toEqual(["csv", "html", "json", "md"]);
-    expect(bashComplete(["civitai-meta", "scan", "--format=j"])).toEqual(["--format=json"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format", "="])).toEqual(["csv", "html", "json", "junit", "md"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format=j"])).toEqual(["--format=json", "--format=junit"]);
   });
 
   test("comma-separated lists (--algo, --fail-on) complete the part after the last comma", () => {
@@ -278,7 +279,7 @@ describe.skipIf(!FISH)("fish", () => {
   test("complete -C offers commands, flags, enum values, list items and files where they belong", () => {
     expect(fishComplete("civitai-meta sc")).toEqual(["scan"]);
     expect(fishComplete("civitai-meta scan --fail")).toEqual(["--fail-on"]);
-    expect(fishComplete("civitai-meta scan --format ")).toEqual(["csv", "html", "json", "md"]);
+    expect(fishComplete("civitai-meta scan --format ")).toEqual(["csv", "html", "json", "junit", "md"]);
     expect(fishComplete("civitai-meta hash --algo sha256,auto")).toEqual(["sha256,autov1", "sha256,autov2", "sha256,autov3"]);
     expect(fishComplete("civitai-meta cache ")).toEqual(expect.arrayContaining(["clear", "info", "prune"]));
     expect(fishComplete("civitai-meta scan --no-")).toEqual(["--no-cache", "--no-details", "--no-fallback", "--no-images"]);

@@ -233,6 +233,8 @@ describe("diff: bad input is one clear error (or a defined answer), never a cras
     expect((await runCli(["diff", "-", "-"])).code).toBe(2);
     const html = await runCli(["diff", before, after, "--format", "html"]);
     expect(html.code).toBe(2);
-    expect(html.stderr).toContain("diff writes json, md or csv");
+    expect(html.stderr).toContain(
+      "diff writes json, md or csv (got html): give --format json|md|csv, or an -o name ending .json, .md or .csv",
+    );
   });
 });

@@ -222,7 +222,7 @@ describe("civitai-meta download (e2e)", () => {
     expect(dry.stdout).toContain(
       "checkpoints/my-b.safetensors  https://civitai.com/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)",
     );
-    expect(dry.stdout).toContain("1 file(s) to fetch, 48.8 KiB");
+    expect(dry.stdout).toContain("1 file to fetch, 48.8 KiB");
     expect(fake.storageRequests).toHaveLength(0);
 
     const first = await cli(["download", invPath, "--dest", dest, ...apiFlags()]);

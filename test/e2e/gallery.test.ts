@@ -225,6 +225,15 @@ describe("report --format html", () => {
     const html = readFileSync(join(work, "g2.html"), "utf8");
     expect(html.match(/<img src="data:image\//g)).toHaveLength(2);
 
+    // The image cache is found as scan finds it: CIVITAI_META_CACHE_DIR beats the config's cache.dir.
+    const config = join(work, "config.json");
+    writeFileSync(config, JSON.stringify({ cache: { dir: tmp.make() } }));
+    const fromEnv = await runCli(["report", join(work, "inv.json"), "--format", "html", "--offline", "--config", config], {
+      env: { CIVITAI_META_CACHE_DIR: cache },
+    });
+    expect(fromEnv.code).toBe(0);
+    expect(fromEnv.stdout.match(/<img src="data:image\//g)).toHaveLength(2);
+
     // Offline with an empty cache: cards say so, the gallery is still written.
     const empty = await runCli(["report", join(work, "inv.json"), "--format", "html", "--offline", "--cache-dir", tmp.make()]);
     expect(empty.code).toBe(0);

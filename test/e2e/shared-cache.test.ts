@@ -395,6 +395,9 @@ describe("shared metadata cache on Redis", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--cache-url must be redis://");
     expect(r.stderr).toContain("http://***@host:6379/0");
+    // The format it asks for reads as written: the redactor used to eat "[user:password@]" in it.
+    expect(r.stderr).toContain('redis://host[:port][/db] or rediss://… (TLS), with "user:password@" or ":password@" before the host');
+    expect(r.stderr.match(/\*\*\*@/g)).toHaveLength(1);
     expect(r.stderr).not.toContain("hunter2");
     expect(r.stdout).toBe("");
   });

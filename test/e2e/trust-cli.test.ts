@@ -129,7 +129,7 @@ describe("T11: cache prune and clear never follow links, never delete what they 
   });
 });
 
-const COMMANDS = ["", "scan", "hash", "lookup", "report", "inspect", "download", "cache"];
+const COMMANDS = ["", "scan", "hash", "lookup", "report", "diff", "inspect", "download", "cache", "completion"];
 
 /** The options a help text lists, one entry per option line (`--no-x` and `--x` are the same option). */
 function optionLines(help: string): string[] {
@@ -153,7 +153,8 @@ describe("T18: help text", () => {
       expect({ cmd, dups }).toEqual({ cmd, dups: [] });
       const at = lines.findIndex((l) => /^EXAMPLES/i.test(l));
       expect({ cmd, examples: at >= 0 }).toEqual({ cmd, examples: true });
-      const examples = lines.slice(at + 1).filter((l) => /^\s+civitai-meta /.test(l));
+      // One example per line indented by two (a wrapped one goes on at four); each runs civitai-meta.
+      const examples = lines.slice(at + 1).filter((l) => /^ {2}\S/.test(l) && l.includes("civitai-meta "));
       expect({ cmd, n: examples.length >= 2 && examples.length <= 3 }).toEqual({ cmd, n: true });
     }
   });

@@ -52,7 +52,7 @@ describe("shared cache URL (issue 14)", () => {
       }
       expect(error).toBeInstanceOf(CacheUrlError);
       const message = (error as Error).message;
-      expect(message).toStartWith("--cache-url must be redis://[user:password@]host[:port][/db]");
+      expect(message).toStartWith("--cache-url must be redis://host[:port][/db]");
       expect(message).toContain(why);
       expect(message).not.toContain("hunter2");
     }

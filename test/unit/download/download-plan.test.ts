@@ -191,11 +191,11 @@ describe("--dry-run and --emit", () => {
       [
         "   1.0 MiB  it's/a.safetensors  https://civitai.com/api/download/models/1?fileId=2",
         "         ?  b.pt  https://civitai.com/api/download/models/3",
-        "2 file(s) to fetch, 1.0 MiB plus 1 of unknown size",
+        "2 files to fetch, 1.0 MiB plus 1 of unknown size",
         "",
       ].join("\n"),
     );
-    expect(renderDryRun([{ item: items[0]!, note: "exists" }])).toContain("0 file(s) to fetch, 0 B");
+    expect(renderDryRun([{ item: items[0]!, note: "exists" }])).toContain("0 files to fetch, 0 B");
   });
 
   test("urls: URL with the key placeholder, output path and SHA-256, tab-separated, no key", () => {
