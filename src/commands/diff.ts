@@ -13,7 +13,7 @@ import {
   type DiffDocument,
   type DiffSide,
 } from "../report/render-diff.ts";
-import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
+import { chooseFormat, prepareOutput, refuseOverInput, writeReport } from "../report/report-output.ts";
 import { appendStepSummary, stepSummaryPath } from "../report/step-summary.ts";
 import { logger } from "../ui/logger.ts";
 import { NAME, VERSION } from "../version.ts";
@@ -54,6 +54,7 @@ export default defineCommand({
     const format = chooseFormat(args.format, args.output);
     if (format !== "json" && format !== "md" && format !== "csv") throw new UsageError(`diff writes json, md or csv (got ${format})`);
     const target = prepareOutput(args.output);
+    refuseOverInput(target, paths, "diff");
     const [oldSide, oldRecords] = read(paths[0]!);
     const [newSide, newRecords] = read(paths[1]!);
     const diff = diffRecords(oldRecords, newRecords);

@@ -7,6 +7,7 @@ import { normaliseExtensions } from "../scan/path-filter.ts";
 import {
   chooseFormat,
   prepareOutput,
+  refuseOverInput,
   writeReport,
   writeReportChunks,
   type OutputTarget,
@@ -126,6 +127,7 @@ export default defineCommand({
         const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
         // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
         const target = prepareOutput(args.output);
+        if (format !== "json") refuseOverInput(target, [args.previous], formatName(format, "inventory"));
         const allowMissing = args["allow-missing"] === true;
         const index = prepareIndex(args.index, args["use-index"], paths);
         const absent = await checkRoots(paths, allowMissing, args.output);
