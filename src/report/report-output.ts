@@ -226,9 +226,17 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
   };
 }
 
+/** Why an atomic report could not be written, and what to do; the old report is kept either way. */
+function writeFailure(code: string | undefined): string {
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return `${code}: no space left on the device (or over quota); any old report there is left as it was. Free some space and run again.`;
+  }
+  return `${code ?? "error"}. Check that the folder exists and is writable.`;
+}
+
 function atomicSink(path: string, mode: number): ReportSink {
   const tmp = tempPathFor(path);
-  const fail = (error: unknown) => cannot(path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
+  const fail = (error: unknown) => cannot(path, writeFailure(errnoCode(error)));
   const writeText = textWriter();
   let fd: number | undefined;
   try {
