@@ -13,7 +13,7 @@ import {
   type DiffDocument,
   type DiffSide,
 } from "../report/render-diff.ts";
-import { chooseFormat, prepareOutput, writeReport } from "../report/report-output.ts";
+import { chooseFormat, prepareOutput, refuseOverInput, writeReport } from "../report/report-output.ts";
 import { appendStepSummary, stepSummaryPath } from "../report/step-summary.ts";
 import { logger } from "../ui/logger.ts";
 import { NAME, VERSION } from "../version.ts";
@@ -57,6 +57,7 @@ export default defineCommand({
         `diff writes json, md or csv (got ${format}): give --format json|md|csv, or an -o name ending .json, .md or .csv`,
       );
     const target = prepareOutput(args.output);
+    refuseOverInput(target, paths, "diff");
     const [oldSide, oldRecords] = read(paths[0]!);
     const [newSide, newRecords] = read(paths[1]!);
     const diff = diffRecords(oldRecords, newRecords);

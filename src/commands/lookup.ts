@@ -4,8 +4,8 @@ import { toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
-import { lookupFiles } from "../civitai/lookup.ts";
-import { escapeControl } from "../shared/format.ts";
+import { lookupFiles, type LookupEntry } from "../civitai/lookup.ts";
+import { escapeControl, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
@@ -108,13 +108,28 @@ export default defineCommand({
         const errors = records.filter((r) => r.status === "error");
         for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
         if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
-        process.exitCode = errors.length > 0 ? EXIT.failure : EXIT.ok;
+        const lacking = reportLackingDetails(result.entries.values());
+        process.exitCode = errors.length > 0 || lacking > 0 ? EXIT.failure : EXIT.ok;
       } finally {
         await ctx.close();
       }
     });
   },
 });
+
+/**
+ * docs/cases.md B12: a found record whose model details could not be fetched must not pass for a
+ * complete one. Says so once on stderr; returns how many such hashes there were.
+ */
+function reportLackingDetails(entries: Iterable<LookupEntry>): number {
+  const lacking = [...entries].filter((e) => e.status === "found" && e.detailsError !== undefined);
+  if (lacking.length > 0) {
+    logger.error(
+      `model details could not be fetched for ${plural(lacking.length, "hash", "hashes")} (${lacking[0]!.detailsError}): their licence, tags, creator and model description are missing. Run again later, or pass --no-details to go without them`,
+    );
+  }
+  return lacking.length;
+}
 
 function toRecord(
   hash: string,

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { openInventory } from "../report/inventory-file.ts";
-import { chooseFormat, prepareOutput, writeReport, writeReportChunks } from "../report/report-output.ts";
+import { chooseFormat, prepareOutput, refuseOverInput, writeReport, writeReportChunks } from "../report/report-output.ts";
 import { reportChunks } from "../report/render.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, reportArgs } from "./_shared.ts";
@@ -33,6 +33,7 @@ export default defineCommand({
     if (args._.length > 1) throw new UsageError(`report takes one inventory (got ${args._.length})`);
     const format = chooseFormat(args.format, args.output);
     const target = prepareOutput(args.output);
+    if (format !== "json") refuseOverInput(target, [source], `${format === "html" ? "gallery" : format.toUpperCase()} report`);
     parseNsfwArg(args["nsfw-level"]); // a bad value is a usage error whatever the format
     const opened = openInventory(source);
     try {

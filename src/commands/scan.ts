@@ -7,6 +7,7 @@ import { normaliseExtensions } from "../scan/path-filter.ts";
 import {
   chooseFormat,
   prepareOutput,
+  refuseOverInput,
   writeReport,
   writeReportChunks,
   type OutputTarget,
@@ -132,6 +133,7 @@ export default defineCommand({
         const format = chooseFormat(args.format, args.output, ctx.config.config.outputFormat);
         // Before the walk (docs/cases.md T10): a bad -o must not cost minutes of hashing.
         const target = prepareOutput(args.output);
+        if (format !== "json") refuseOverInput(target, [args.previous], formatName(format, "inventory"));
         const allowMissing = args["allow-missing"] === true;
         const index = prepareIndex(args.index, args["use-index"], paths);
         const absent = await checkRoots(paths, allowMissing, args.output);
@@ -324,10 +326,18 @@ function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly str
     throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
   }
   const s = src.head.summary;
+  const details = result.detailsFailure;
+  // docs/cases.md B12: a record without its details must not pass for a complete one.
+  if (details) {
+    logger.error(
+      `model details could not be fetched for ${plural(details.files, "file")} (${details.message}): their updates, licence, tags and creator are missing from the inventory. Run again later, or pass --no-details to go without them`,
+    );
+  }
   if (hits.length > 0) {
     logger.warn(`--fail-on: ${hits.join(", ")}`);
     return EXIT.failOn;
   }
+  if (details) return EXIT.failure;
   if (s.byStatus.error > 0) {
     logger.error(
       `${plural(s.byStatus.error, "file")} could not be hashed or looked up; see ${s.byStatus.error === 1 ? "its" : "their"} "error" in the inventory`,

@@ -86,7 +86,9 @@ export async function loadPreviews(records: readonly FileRecord[], options: Prev
   let done = 0;
   const total = wanted.size;
   const byUrl = new Map<string, UrlOutcome>();
-  const hosts: HostState = { unreachableInARow: 0, givenUp: null };
+  // Per host: Civitai serves images from image.civitai.com and imagecache.civitai.com, and one dead
+  // host must not cost the images of a live one.
+  const hosts = new Map<string, HostState>();
   await Promise.all(
     [...wanted.keys()].map((url) =>
       limit(async () => {
@@ -99,7 +101,7 @@ export async function loadPreviews(records: readonly FileRecord[], options: Prev
   return { outcomes, stats: statsOf(outcomes) };
 }
 
-/** Shared by the fetches of one run: how many in a row found no answer, and whether we gave up. */
+/** Shared by the fetches of one run from one host: how many in a row found no answer, and whether we gave up. */
 interface HostState {
   unreachableInARow: number;
   givenUp: string | null;
@@ -109,24 +111,36 @@ async function resolveUrl(
   url: string,
   options: PreviewOptions,
   fetchOne: (url: string, options: ImageFetchOptions) => Promise<FetchedImage>,
-  hosts: HostState,
+  hosts: Map<string, HostState>,
 ): Promise<UrlOutcome> {
   options.signal?.throwIfAborted();
   const cached = await options.cache?.get(url);
   if (cached) return { kind: "image", url, bytes: cached.bytes, image: cached.image, fromCache: true };
   if (options.offline) return { kind: "failed", url, reason: "offline, and the image is not in the image cache" };
-  if (hosts.givenUp !== null) return { kind: "failed", url, reason: hosts.givenUp };
+  const host = hostOf(url);
+  let state = hosts.get(host);
+  if (!state) hosts.set(host, (state = { unreachableInARow: 0, givenUp: null }));
+  if (state.givenUp !== null) return { kind: "failed", url, reason: state.givenUp };
   const fetched = await fetchOne(url, { ...options.fetch, signal: options.signal });
   if (!fetched.ok) {
-    hosts.unreachableInARow = fetched.unreachable ? hosts.unreachableInARow + 1 : 0;
-    if (hosts.unreachableInARow >= UNREACHABLE_LIMIT && hosts.givenUp === null) {
-      hosts.givenUp = `not asked: the image host did not answer ${UNREACHABLE_LIMIT} times in a row`;
+    state.unreachableInARow = fetched.unreachable ? state.unreachableInARow + 1 : 0;
+    if (state.unreachableInARow >= UNREACHABLE_LIMIT && state.givenUp === null) {
+      state.givenUp = `not asked: the image host ${host} did not answer ${UNREACHABLE_LIMIT} times in a row`;
     }
     return { kind: "failed", url, reason: fetched.reason };
   }
-  hosts.unreachableInARow = 0;
+  state.unreachableInARow = 0;
   await options.cache?.put(url, fetched.bytes);
   return { kind: "image", url, bytes: fetched.bytes, image: fetched.image, fromCache: false };
+}
+
+/** The URL's host and port (`image.civitai.com`); the URL itself when it does not parse (it is refused anyway). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 function statsOf(outcomes: ReadonlyMap<string, PreviewOutcome>): PreviewStats {

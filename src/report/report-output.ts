@@ -82,6 +82,36 @@ export function prepareOutput(file: string | undefined): OutputTarget {
   return { kind: "atomic", path };
 }
 
+/**
+ * Refuses an `-o` that is one of the inventories the command reads (the same file under any name)
+ * when what is written there is not an inventory: `report inv.json --format md -o inv.json`, a
+ * typo for inv.md, replaced the only inventory with its Markdown (docs/cases.md F9). A link at
+ * `-o` is replaced, not followed, so it never reaches an input; stdin (`-`) is no file.
+ */
+export function refuseOverInput(target: OutputTarget, inputs: readonly (string | undefined)[], written: string): void {
+  if (target.kind !== "atomic") return;
+  let out: ReturnType<typeof lstatSync>;
+  try {
+    out = lstatSync(fsPath(target.path));
+  } catch {
+    return;
+  }
+  if (!out.isFile()) return;
+  for (const input of inputs) {
+    if (input === undefined || input === "-") continue;
+    let read: ReturnType<typeof statSync>;
+    try {
+      read = statSync(fsPath(resolvePath(input)));
+    } catch {
+      continue;
+    }
+    if (read.dev !== out.dev || read.ino !== out.ino) continue;
+    throw new UsageError(
+      `-o ${escapeControl(target.path)} is the inventory ${escapeControl(input)} being read: writing the ${written} there would replace it. Give another file name`,
+    );
+  }
+}
+
 /** The folder of an atomic target exists, is a folder and takes a new file (probed, then removed). */
 function checkFolder(path: string): void {
   const dir = dirnamePath(path);
@@ -152,9 +182,17 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
   };
 }
 
+/** Why an atomic report could not be written, and what to do; the old report is kept either way. */
+function writeFailure(code: string | undefined): string {
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return `${code}: no space left on the device (or over quota); any old report there is left as it was. Free some space and run again.`;
+  }
+  return `${code ?? "error"}. Check that the folder exists and is writable.`;
+}
+
 function atomicSink(path: string, mode: number): ReportSink {
   const tmp = tempPathFor(path);
-  const fail = (error: unknown) => cannot(path, `${errnoCode(error) ?? "error"}. Check that the folder exists and is writable.`);
+  const fail = (error: unknown) => cannot(path, writeFailure(errnoCode(error)));
   const writeText = textWriter();
   let fd: number | undefined;
   try {

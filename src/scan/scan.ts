@@ -88,6 +88,11 @@ export interface ScanOptions {
   now?: () => number;
 }
 
+export interface DetailsFailure {
+  files: number;
+  message: string;
+}
+
 export interface ScanResult {
   /**
    * The inventory, its records read back one at a time from a temporary file (record-spill.ts):
@@ -101,6 +106,8 @@ export interface ScanResult {
   missing: string[];
   /** Why lookups stopped early (rate limit, Ctrl-C), when they did. */
   stopped?: LookupResult["stopped"];
+  /** Found files whose model details (updates, licence, tags, creator) could not be fetched, and the first reason. */
+  detailsFailure?: DetailsFailure;
   counters: {
     hashed: number;
     hashCacheHits: number;
@@ -320,6 +327,7 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       close: () => spill.close(),
       missing: collected.walk.missing,
       ...(built.stopped ? { stopped: built.stopped } : {}),
+      ...(built.detailsFailure ? { detailsFailure: built.detailsFailure } : {}),
       counters: {
         hashed: collected.stats.filesHashed + ctx.extraReads.files,
         hashCacheHits: collected.stats.filesCached,
@@ -357,6 +365,7 @@ interface PartsResult {
   requests: number;
   cacheHits: number;
   stopped?: LookupResult["stopped"];
+  detailsFailure?: DetailsFailure;
   sidecarWrites: SidecarWriteResult[];
   knownFromSidecars: number;
 }
@@ -409,6 +418,13 @@ async function lookUpInParts(
       ...(lookup.fallbackFailure ? { fallbackFailure: lookup.fallbackFailure } : {}),
     };
     if (lookup.stopped) out.stopped = lookup.stopped;
+    // Found files whose model details could not be fetched lack their update, licence, tags and
+    // creator: the caller must say so, or `--fail-on update` passes on an outage (docs/cases.md B12).
+    for (const [sha, entry] of lookup.entries) {
+      if (entry.status !== "found" || entry.detailsError === undefined) continue;
+      out.detailsFailure ??= { files: 0, message: entry.detailsError };
+      out.detailsFailure.files += bySha.get(sha)?.length ?? 0;
+    }
     const records = buildRecords({ ...inputs, hashes: part, skipped: [], lookups: lookup.entries });
     if (options.writeSidecars) out.sidecarWrites.push(...(await writeSidecars(records, lookup.entries, options.onWarning)));
     take(records);

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Papa from "papaparse";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -226,6 +226,20 @@ describe("diff: bad input is one clear error (or a defined answer), never a cras
     expect(d.old.schemaVersion).toBe(1);
     expect(d.new.schemaVersion).toBe(SCHEMA_VERSION);
     expect(d.summary).toMatchObject({ added: 1, removed: 1, moved: 1, changed: 1 });
+  });
+
+  test("F9: -o naming one of the two inventories is refused (exit 2) and both stay as they were, also through a link", async () => {
+    const keptBefore = readFileSync(before, "utf8");
+    const keptAfter = readFileSync(after, "utf8");
+    const over = await runCli(["diff", before, after, "-o", after]);
+    expect(over.code).toBe(2);
+    expect(over.stderr).toContain(after);
+    expect(over.stderr).toContain("would replace it");
+    const link = join(tmp.make(), "old-link.json");
+    symlinkSync(before, link);
+    expect((await runCli(["diff", link, after, "--format", "md", "-o", before])).code).toBe(2);
+    expect(readFileSync(before, "utf8")).toBe(keptBefore);
+    expect(readFileSync(after, "utf8")).toBe(keptAfter);
   });
 
   test("usage: one inventory, stdin twice, a format diff does not write", async () => {

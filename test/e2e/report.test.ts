@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import MarkdownIt from "markdown-it";
 import Papa from "papaparse";
@@ -138,6 +138,26 @@ describe("exit codes", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--fail-on");
     expect((await scan("--format", "xml")).code).toBe(2);
+  });
+
+  test("F9: -o naming the inventory it reads is refused unless JSON is written: a typo never replaces the inventory with its Markdown", async () => {
+    const out = tmp.make();
+    const inv = join(out, "inv.json");
+    expect((await scan("-o", inv)).code).toBe(0);
+    const kept = readFileSync(inv, "utf8");
+    const md = await runCli(["report", inv, "--format", "md", "-o", inv]);
+    expect(md.code).toBe(2);
+    expect(md.stderr).toContain(inv);
+    expect(md.stderr).toContain("would replace it");
+    // The same file read through a link, and scan writing CSV over its --previous inventory.
+    symlinkSync(inv, join(out, "link.json"));
+    expect((await runCli(["report", join(out, "link.json"), "--format", "csv", "-o", inv])).code).toBe(2);
+    expect((await scan("--previous", inv, "--format", "csv", "-o", inv)).code).toBe(2);
+    expect(readFileSync(inv, "utf8")).toBe(kept);
+    // JSON over itself is an inventory again (an older schema re-rendered, a scan replacing its --previous).
+    expect((await runCli(["report", inv, "-o", inv])).code).toBe(0);
+    expect((await scan("--previous", inv, "-o", inv)).code).toBe(0);
+    expect(JSON.parse(readFileSync(inv, "utf8")).records).toHaveLength(3);
   });
 
   test("1 on failure (a missing path), 2 on a usage error", async () => {

@@ -176,6 +176,30 @@ describe("scan", () => {
     expect(rec.error).toMatch(/reach|connect|refused/i);
   }, 130_000);
 
+  test("B12: model details Civitai will not give are one error naming what is missing, exit 1; never a silent pass of --fail-on update", async () => {
+    const content = "details will fail";
+    const dir = library([{ name: "a.safetensors", content }]);
+    const v1 = makeVersion({ versionId: 91, modelId: 90, sha256: sha256(content), publishedAt: "2025-01-01T00:00:00.000Z" });
+    const v2 = makeVersion({ versionId: 92, modelId: 90, sha256: sha256("the newer version"), publishedAt: "2026-01-01T00:00:00.000Z" });
+    civitai.addModel(makeModel({ modelId: 90, versions: [v2, v1] }));
+    civitai.setFault("modelsByIds", faults.status(503));
+    const cacheDir = tmp.make();
+    const r = await runCli(["scan", dir, "--no-fallback", "--fail-on", "update", ...baseArgs(cacheDir)]);
+    expect(civitai.counts.modelsByIds).toBeGreaterThan(1);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model details .*1 file.*503/);
+    expect(r.stderr).toMatch(/updates, licence, tags and creator/);
+    const rec = inventoryOf(r.stdout).records[0];
+    expect(rec.status).toBe("found");
+    expect(rec.update).toBeUndefined();
+    // The failure was not cached: once /models answers, the update is there and --fail-on fires.
+    civitai.setFault("modelsByIds", null);
+    const again = await runCli(["scan", dir, "--no-fallback", "--fail-on", "update", ...baseArgs(cacheDir)]);
+    expect(again.code).toBe(3);
+    expect(again.stderr).not.toMatch(/model details/);
+    expect(inventoryOf(again.stdout).records[0].update.sameBaseModel.versionId).toBe(92);
+  });
+
   test("B2: a long Retry-After stops lookups with the time to retry; what was done is still written", async () => {
     const dir = library([{ name: "a.safetensors", content: "rate limited" }]);
     civitai.setFault("*", faults.rateLimit(3600));
@@ -365,6 +389,17 @@ describe("lookup", () => {
       ["found", civitai.url.replace("://", "://***@")],
       ["not_found", undefined],
     ]);
+  });
+
+  test("B12: model details that cannot be fetched are an error on stderr and exit 1, not a silent record without them", async () => {
+    const sha = sha256("lookup without details");
+    civitai.addModel(makeModel({ modelId: 62, versions: [makeVersion({ versionId: 621, modelId: 62, sha256: sha })] }));
+    civitai.setFault("modelsByIds", faults.status(503));
+    const r = await runCli(["lookup", sha, "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model details .*1 hash.*503/);
+    const out = JSON.parse(r.stdout) as { status: string }[];
+    expect(out.map((x) => x.status)).toEqual(["found"]);
   });
 
   test("rejects something that is not a hash", async () => {

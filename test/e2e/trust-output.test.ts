@@ -34,6 +34,11 @@ const roMount = join(tmp.make(), "ro");
 mkdirSync(roMount);
 const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", roMount]).exitCode === 0;
 if (!mounted) console.log("T10 read-only folder case skipped: cannot mount a read-only tmpfs here");
+// A full disk for the same tests: a 64 KiB tmpfs.
+const fullMount = join(tmp.make(), "full");
+mkdirSync(fullMount);
+const fullMounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", fullMount]).exitCode === 0;
+if (!fullMounted) console.log("full-disk -o case skipped: cannot mount a tmpfs here");
 
 beforeAll(async () => {
   civitai = await startFakeCivitai({ fixtures: false });
@@ -41,6 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await civitai.stop();
   if (mounted) Bun.spawnSync(["umount", roMount]);
+  if (fullMounted) Bun.spawnSync(["umount", fullMount]);
   tmp.cleanup();
 });
 beforeEach(() => {
@@ -247,6 +253,26 @@ describe("T10: the output location is checked before the walk", () => {
     expect(r.stderr).toContain(roMount);
     expect(r.stderr).toMatch(/read-only|not writable|EROFS/);
     expect(hashEntries(cacheDir)).toEqual([]);
+  });
+});
+
+describe("F9: -o onto a full disk", () => {
+  test.skipIf(!fullMounted)("F9: the old report stays whole, no temp file is left, and the error says the disk is full", async () => {
+    const inv = join(fullMount, "inv.json");
+    writeFileSync(inv, "the old inventory");
+    // Fill what is left (the size is rounded to pages: write until the disk refuses).
+    try {
+      writeFileSync(join(fullMount, "fill"), Buffer.alloc(128 * 1024));
+    } catch {
+      /* full now */
+    }
+    const r = await runCli(["scan", models(), "--offline", "--no-cache", "-o", inv]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(inv);
+    expect(r.stderr).toMatch(/no space left on the device/);
+    expect(r.stderr).not.toContain("exists and is writable");
+    expect(readFileSync(inv, "utf8")).toBe("the old inventory");
+    expect(readdirSync(fullMount).sort()).toEqual(["fill", "inv.json"]);
   });
 });
 

@@ -199,6 +199,41 @@ describe("loadPreviews with the image cache", () => {
 });
 
 describe("a host that stops answering", () => {
+  test("one dead image host does not stop the images of another: the count is per host, and the reason names it", async () => {
+    const dead = "https://imagecache.civitai.com/xG1nkqKTMzGDvpLrqFT7WA";
+    const image = (url: string) => [{ url, nsfwLevel: 1, width: 1, height: 1, type: "image" }];
+    // Ten previews on a host that never answers (answered here, no request made), then three on the fake.
+    const records = [
+      ...Array.from({ length: 10 }, (_, i) =>
+        makeRecord({ path: `/m/dead${i}.safetensors`, civitai: makeCivitai({ images: image(`${dead}/d${i}/original=true/d${i}.jpeg`) }) }),
+      ),
+      ...["jpeg", "png", "webp"].map((key) =>
+        makeRecord({ path: `/m/live-${key}.safetensors`, civitai: makeCivitai({ images: image(civitai.imageUrl(key)) }) }),
+      ),
+    ];
+    const result = await loadPreviews(records, {
+      nsfwMask: 3,
+      width: 224,
+      cache: null,
+      offline: false,
+      concurrency: 1,
+      fetch: opts(),
+      fetchImage: (url, options) =>
+        url.startsWith(dead)
+          ? Promise.resolve({ ok: false, reason: "host name not found (DNS)", unreachable: true })
+          : fetchImage(url, options),
+    });
+    expect(["jpeg", "png", "webp"].map((key) => result.outcomes.get(`/m/live-${key}.safetensors`)?.kind)).toEqual([
+      "image",
+      "image",
+      "image",
+    ]);
+    expect(result.stats.failures.map((f) => [f.reason, f.count])).toEqual([
+      ["host name not found (DNS)", 8],
+      ["not asked: the image host imagecache.civitai.com did not answer 8 times in a row", 2],
+    ]);
+  });
+
   test(`after ${8} images in a row without an answer, the rest are not asked`, async () => {
     const records = Array.from({ length: 20 }, (_, i) =>
       makeRecord({
@@ -220,7 +255,7 @@ describe("a host that stops answering", () => {
       expect(result.stats.failed).toBe(20);
       const reasons = result.stats.failures.map((f) => [f.reason, f.count]);
       expect(reasons).toEqual([
-        ["not asked: the image host did not answer 8 times in a row", 12],
+        [`not asked: the image host 127.0.0.1:${civitai.port} did not answer 8 times in a row`, 12],
         ["no complete answer within 0.2 s", 8],
       ]);
       // Timeouts are not retried: one request per image asked, and the run stayed short.
