@@ -88,7 +88,7 @@ export interface ScanOptions {
   now?: () => number;
 }
 
-export interface DetailsFailure {
+interface DetailsFailure {
   files: number;
   message: string;
 }
