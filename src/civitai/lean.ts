@@ -14,6 +14,7 @@
 import { isCivitaiId } from "./cache-keys.ts";
 import type { ApiFile, ApiModel, ApiModelVersion } from "./civitai-types.ts";
 import { htmlToPlainText } from "./html-text.ts";
+import { truncateText } from "../shared/format.ts";
 import type { CivitaiImage, LicenseFlags, MatchedFile } from "../report/record-types.ts";
 import { MAX_IMAGES_PER_VERSION, previewCandidates, toCivitaiImages } from "../preview/choose-preview.ts";
 
@@ -100,6 +101,16 @@ export interface LeanModel {
 /** More than this many files or versions in one answer is not Civitai (or not worth keeping). */
 const MAX_FILES_PER_VERSION = 100;
 const MAX_VERSIONS_PER_MODEL = 1000;
+/**
+ * A name, a date or any other short text from an answer is cut to this; a list of trained words,
+ * tags or licence uses keeps this many. Far above anything Civitai holds, and what keeps a hostile
+ * answer (a 5 MB model name, a million trigger words in a 64 MB body) from swelling every report
+ * built from it (docs/cases.md B13).
+ */
+const MAX_TEXT_CHARS = 1000;
+const MAX_LIST_ITEMS = 1000;
+/** A stored entry's strings and lists (descriptions are cut to 2,000): longer is not one we wrote. */
+const MAX_STORED_CHARS = 4096;
 
 // A leading letter keeps `__proto__` and friends out.
 const HASH_KEY_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
@@ -157,7 +168,7 @@ export function leanVersion(version: ApiModelVersion): LeanVersion {
     paidAccess: paidAccessOf(version.paidAccess),
     usageControl: str(version.usageControl),
     model: { name: str(m.name), type: str(m.type), nsfw: bool(m.nsfw), poi: bool(m.poi), mode: str(m.mode) },
-    description: htmlToPlainText(str(version.description)),
+    description: htmlToPlainText(rawStr(version.description)),
     files,
     images: previewCandidates(toCivitaiImages(version.images)),
   };
@@ -219,7 +230,7 @@ export function leanModel(model: ApiModel): LeanModel {
     mode: str(model.mode),
     creator: isObject(model.creator) ? str(model.creator.username) : null,
     tags: Array.isArray(model.tags) ? cleanStringList(model.tags) : [],
-    description: htmlToPlainText(str(model.description)),
+    description: htmlToPlainText(rawStr(model.description)),
     license: {
       allowNoCredit: bool(model.allowNoCredit),
       allowCommercialUse: normalizeCommercialUse(model.allowCommercialUse),
@@ -236,27 +247,33 @@ export function normalizeCommercialUse(value: unknown): string[] {
   if (Array.isArray(value)) parts = value;
   else if (typeof value === "string") parts = value.replace(/^\s*\{|\}\s*$/g, "").split(",");
   else return [];
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const part of parts) {
+    if (out.size >= MAX_LIST_ITEMS) break;
     if (typeof part !== "string") continue;
-    const item = part.trim().replace(/^"|"$/g, "");
+    const item = truncateText(part.trim().replace(/^"|"$/g, ""), MAX_TEXT_CHARS);
     // "None" was the old enum's "no commercial use": an empty list says the same.
-    if (item === "" || item === "None" || out.includes(item)) continue;
-    out.push(item);
+    if (item === "" || item === "None") continue;
+    out.add(item);
   }
-  return out;
+  return [...out];
 }
 
-/** Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags). */
+/**
+ * Trimmed, de-duplicated, empties and non-strings dropped (trained words, tags); the first
+ * MAX_LIST_ITEMS kept, each cut to MAX_TEXT_CHARS. A Set, not a scan of the list per word: that
+ * took 2 s for 40,000 words, and a hostile answer can hold millions (docs/cases.md B13).
+ */
 function cleanStringList(value: unknown): string[] {
   if (!Array.isArray(value)) return [];
-  const out: string[] = [];
+  const seen = new Set<string>();
   for (const word of value) {
+    if (seen.size >= MAX_LIST_ITEMS) break;
     if (typeof word !== "string") continue;
-    const trimmed = word.trim();
-    if (trimmed !== "" && !out.includes(trimmed)) out.push(trimmed);
+    const trimmed = truncateText(word.trim(), MAX_TEXT_CHARS);
+    if (trimmed !== "") seen.add(trimmed);
   }
-  return out;
+  return [...seen];
 }
 
 /** AIR as Civitai gives it; we do not rebuild one (the ecosystem part depends on a base-model table we do not have). */
@@ -438,7 +455,8 @@ function listOf<T>(value: unknown, parse: (item: unknown) => T | null, max: numb
 
 function stringList(value: unknown): string[] | null {
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) return null;
+  if (!Array.isArray(value) || value.length > MAX_LIST_ITEMS) return null;
+  if (!value.every((s) => typeof s === "string" && s.length <= MAX_STORED_CHARS)) return null;
   return value as string[];
 }
 
@@ -448,7 +466,13 @@ export function isObject(value: unknown): value is Record<string, any> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** A short text of an answer, cut to MAX_TEXT_CHARS. */
 function str(value: unknown): string | null {
+  return typeof value === "string" ? truncateText(value, MAX_TEXT_CHARS) : null;
+}
+
+/** A description as sent: html-text.ts bounds its input and cuts its output. */
+function rawStr(value: unknown): string | null {
   return typeof value === "string" ? value : null;
 }
 
@@ -466,7 +490,7 @@ function nonNegativeInt(value: unknown): number | null {
 
 // Stored entries leave out nulls (leanReplacer): absent reads as null.
 function isStrOrNull(value: unknown): boolean {
-  return value == null || typeof value === "string";
+  return value == null || (typeof value === "string" && value.length <= MAX_STORED_CHARS);
 }
 
 function isBoolOrNull(value: unknown): boolean {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
@@ -424,6 +424,33 @@ describe("T19: the lookup progress bar", () => {
       expect(r.code).toBe(0);
       expect(r.stderr).not.toContain("\r");
       expect(r.stderr).not.toContain("looking up");
+    },
+    E2E_TIMEOUT_MS,
+  );
+});
+
+describe("B13: oversized text in an answer", () => {
+  test(
+    "B13: a 5 MB model name and 300,000 trigger words: the scan completes, and the inventory and Markdown keep 1,000 characters and 1,000 words",
+    async () => {
+      const { dir, shas } = library(["b13 oversized"]);
+      const huge = "\u{1F600}".repeat(2_500_000); // 5 MB of emoji: cut between code points, never inside one
+      const words = Array.from({ length: 300_000 }, (_, i) => `word${i}`);
+      const version = makeVersion({ versionId: 131, modelId: 1310, sha256: shas[0]!, modelName: huge, extra: { trainedWords: words } });
+      good.addModel(makeModel({ modelId: 1310, name: huge, versions: [version] }));
+      const out = tmp.make();
+      const r = await runCli(["scan", dir, "--no-cache", "--api-url", good.url, "-o", join(out, "inv.json")]);
+      expect(r.code).toBe(0);
+      const record = JSON.parse(readFileSync(join(out, "inv.json"), "utf8")).records[0];
+      expect(record.status).toBe("found");
+      expect(record.civitai.modelName.length).toBeLessThanOrEqual(1000);
+      expect(record.civitai.modelName.endsWith("…")).toBe(true);
+      expect(record.civitai.modelName.isWellFormed()).toBe(true);
+      expect(record.civitai.trainedWords).toHaveLength(1000);
+      expect(record.civitai.trainedWords.slice(0, 2)).toEqual(["word0", "word1"]);
+      const md = await runCli(["report", join(out, "inv.json"), "--format", "md"]);
+      expect(md.code).toBe(0);
+      expect(md.stdout.length).toBeLessThan(100_000);
     },
     E2E_TIMEOUT_MS,
   );

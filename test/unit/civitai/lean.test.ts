@@ -170,3 +170,46 @@ test("the .civitai.info object keeps by-hash's names and order, upper-case hashe
   });
   expect(obj.creator).toEqual({ username: "alericiviai" });
 });
+
+describe("B13: oversized text in an answer", () => {
+  test("a 5 MB name is cut to 1,000 characters, and a million trigger words are de-duplicated in one bounded pass", () => {
+    const words = Array.from({ length: 1_000_000 }, (_, i) => `w${i % 600_000}`);
+    const huge = "N".repeat(5_000_000);
+    const started = performance.now();
+    const v = leanVersion({
+      id: 1,
+      modelId: 2,
+      name: huge,
+      trainedWords: [` ${"x".repeat(3000)} `, ...words],
+      model: { name: huge },
+    } as never);
+    // The old per-word scan of the list took ~2 s for 40,000 words; this is one pass.
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(v.name!.length).toBe(1000);
+    expect(v.name!.endsWith("…")).toBe(true);
+    expect(v.model.name!.length).toBe(1000);
+    expect(v.trainedWords).toHaveLength(1000);
+    expect(v.trainedWords[0]!.length).toBe(1000);
+    expect(v.trainedWords.slice(1, 4)).toEqual(["w0", "w1", "w2"]);
+    const m = leanModel({ id: 2, name: huge, tags: words, allowCommercialUse: words, creator: { username: huge } } as never);
+    expect(m.name!.length).toBe(1000);
+    expect(m.creator!.length).toBe(1000);
+    expect(m.tags).toHaveLength(1000);
+    expect(m.license.allowCommercialUse).toHaveLength(1000);
+    // What was cut is stored and read back as it is.
+    expect(stored(v, parseLeanVersion)).toEqual(v);
+    expect(stored(m, parseLeanModel)).toEqual(m);
+  });
+
+  test("a stored entry with a string or a list longer than we ever write is not ours: refused", () => {
+    const v = leanVersion({ ...m2025.modelVersions![0]!, modelId: m2025.id });
+    const asStored = JSON.parse(JSON.stringify(v, leanReplacer));
+    expect(parseLeanVersion(asStored)).not.toBeNull();
+    expect(parseLeanVersion({ ...asStored, name: "n".repeat(4097) })).toBeNull();
+    expect(parseLeanVersion({ ...asStored, trainedWords: Array.from({ length: 1001 }, (_, i) => `w${i}`) })).toBeNull();
+    const m = JSON.parse(JSON.stringify(leanModel(m2025), leanReplacer));
+    expect(parseLeanModel(m)).not.toBeNull();
+    expect(parseLeanModel({ ...m, creator: "c".repeat(5000) })).toBeNull();
+    expect(parseLeanModel({ ...m, tags: Array.from({ length: 1001 }, (_, i) => `t${i}`) })).toBeNull();
+  });
+});
