@@ -8,8 +8,9 @@
  * to set up; the streams are still used where a terminal is (progress bars, terminal width),
  * where a person waits anyway.
  *
- * A reader that leaves early (`civitai-meta … | head`) is not a crash: EPIPE ends the run quietly
- * with the exit code it had. A descriptor left non-blocking by whoever opened it is waited for.
+ * A reader that leaves early is not a crash: on stdout (`civitai-meta … | head`) EPIPE ends the run
+ * quietly with the exit code it had; on stderr the run goes on without its messages. A descriptor
+ * left non-blocking by whoever opened it is waited for.
  */
 import { fstatSync, statSync, writeSync } from "node:fs";
 import { errnoCode } from "./errors.ts";
@@ -53,26 +54,33 @@ export function textWriter(): (fd: number, data: string | Uint8Array) => void {
 }
 
 let stdioWriter: ((fd: number, data: string | Uint8Array) => void) | undefined;
+/** stderr's reader has left: the run goes on without its messages (its results are elsewhere). */
+let stderrGone = false;
 
-/** Writes to descriptor 1 or 2; a reader gone (EPIPE) ends the run quietly, as `… | head` expects. */
-function writeStd(fd: 1 | 2, data: string | Uint8Array): void {
+/** Results: everything written before it returns. A reader gone (`… | head`) ends the run quietly. */
+export function writeStdout(data: string | Uint8Array): void {
   stdioWriter ??= textWriter();
   try {
-    stdioWriter(fd, data);
+    stdioWriter(1, data);
   } catch (error) {
     if (errnoCode(error) === "EPIPE") process.exit(process.exitCode ?? 0);
     throw error;
   }
 }
 
-/** Results: everything written before it returns. */
-export function writeStdout(data: string | Uint8Array): void {
-  writeStd(1, data);
-}
-
-/** Messages (the logger's lines). */
+/**
+ * Messages (the logger's lines). A reader gone (`2>&1 | head -1`, a closed log pipe) is no reason
+ * to stop: the report being written, to a file or to stdout, is finished all the same.
+ */
 export function writeStderr(data: string | Uint8Array): void {
-  writeStd(2, data);
+  if (stderrGone) return;
+  stdioWriter ??= textWriter();
+  try {
+    stdioWriter(2, data);
+  } catch (error) {
+    if (errnoCode(error) !== "EPIPE") throw error;
+    stderrGone = true;
+  }
 }
 
 const terminal = new Map<number, boolean>();

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
-import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { CLI_ENTRY, cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -135,6 +135,22 @@ describe("CLI shell", () => {
     expect(err).not.toContain("EPIPE");
     expect(err).not.toMatch(/\n\s+at /);
     expect(err).toMatch(/status=(0|141)/);
+  });
+
+  test("a log reader that leaves early does not cut the run short: the report is written whole, nothing left beside it", async () => {
+    const dir = tmp.make();
+    for (let i = 0; i < 200; i++) writeFileSync(join(dir, `m${String(i).padStart(3, "0")}.safetensors`), `y${i}`);
+    const outDir = tmp.make();
+    const out = join(outDir, "inv.json");
+    // --verbose logs all along the run; stderr's reader is gone before the first line.
+    const args = ["scan", dir, "--offline", "--no-cache", "--verbose", "-o", out];
+    const proc = Bun.spawn(cliCommand(args), { stdout: "pipe", stderr: "pipe", env: cliEnv() });
+    await proc.stderr.cancel();
+    const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(stdout).toBe("");
+    expect(code).toBe(0);
+    expect(JSON.parse(readFileSync(out, "utf8")).records).toHaveLength(200);
+    expect(readdirSync(outDir)).toEqual(["inv.json"]);
   });
 
   test("colours are off when not a TTY", async () => {
