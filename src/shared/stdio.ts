@@ -59,6 +59,10 @@ let stderrGone = false;
 
 /** Results: everything written before it returns. A reader gone (`… | head`) ends the run quietly. */
 export function writeStdout(data: string | Uint8Array): void {
+  if (windowsConsole(1)) {
+    process.stdout.write(data);
+    return;
+  }
   stdioWriter ??= textWriter();
   try {
     stdioWriter(1, data);
@@ -74,6 +78,10 @@ export function writeStdout(data: string | Uint8Array): void {
  */
 export function writeStderr(data: string | Uint8Array): void {
   if (stderrGone) return;
+  if (windowsConsole(2)) {
+    process.stderr.write(data);
+    return;
+  }
   stdioWriter ??= textWriter();
   try {
     stdioWriter(2, data);
@@ -81,6 +89,15 @@ export function writeStderr(data: string | Uint8Array): void {
     if (errnoCode(error) !== "EPIPE") throw error;
     stderrGone = true;
   }
+}
+
+/**
+ * A Windows console takes text through its own API (WriteConsoleW), which Node's streams use;
+ * bytes written to the descriptor would show other than UTF-8 in older consoles. A person is
+ * waiting there anyway, so the streams' start-up cost does not matter.
+ */
+function windowsConsole(fd: 1 | 2): boolean {
+  return process.platform === "win32" && isTerminal(fd);
 }
 
 const terminal = new Map<number, boolean>();
