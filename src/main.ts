@@ -1,7 +1,7 @@
 import { defineCommand, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { NAME, VERSION } from "./version.ts";
 import { closestWord, collectRepeated, findFlagProblems, type FlagSpec } from "./shared/cli-args.ts";
-import { AppError, EXIT, UsageError, errnoCode } from "./shared/errors.ts";
+import { AppError, EXIT, UsageError, describeErrno } from "./shared/errors.ts";
 import { commands } from "./commands/index.ts";
 import { globalArgs } from "./commands/_shared.ts";
 import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
@@ -69,7 +69,7 @@ function openLogFileFlag(rawArgs: string[]): void {
     openLogFile(file);
   } catch (error) {
     throw new UsageError(
-      `Cannot open the log file ${escapeControl(file)}: ${errnoCode(error) ?? "error"}. Give --log-file a file in a folder that exists and is writable.`,
+      `Cannot open the log file ${escapeControl(file)}: ${describeErrno(error)}. Give --log-file a file in a folder that exists and is writable.`,
     );
   }
 }

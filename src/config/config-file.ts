@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
-import { AppError, errnoCode } from "../shared/errors.ts";
+import { AppError, describeErrno } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
@@ -37,10 +37,12 @@ function readConfigText(file: string): string {
     // A byte-order mark (Windows editors) is not JSON but means nothing: drop it.
     return readFileSync(file, "utf8").replace(/^\uFEFF/, "");
   } catch (error) {
-    const code = errnoCode(error) ?? "error";
-    throw new AppError(`Cannot read config ${escapeControl(file)}: ${code}. Fix the path given to --config or create the file.`, {
-      exitCode: 2,
-    });
+    throw new AppError(
+      `Cannot read config ${escapeControl(file)}: ${describeErrno(error)}. Fix the path given to --config or create the file.`,
+      {
+        exitCode: 2,
+      },
+    );
   }
 }
 

@@ -5,7 +5,7 @@
  * so a scan that replaces it meanwhile (temp file + rename) does not change what is read.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
-import { AppError, errnoCode } from "../shared/errors.ts";
+import { AppError, describeErrno } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { fsPath } from "../shared/fs-path.ts";
 import { bufferSource, decodeUtf8, type ByteSource } from "./json-stream.ts";
@@ -60,7 +60,6 @@ export function openInventory(path: string): OpenedInventory {
   } catch (error) {
     if (fd !== undefined && fd !== 0) closeSync(fd);
     if (error instanceof AppError) throw error;
-    const code = errnoCode(error) ?? "error";
-    throw new AppError(`Cannot read ${label}: ${code}. Give the path of a JSON inventory written by "civitai-meta scan".`);
+    throw new AppError(`Cannot read ${label}: ${describeErrno(error)}. Give the path of a JSON inventory written by "civitai-meta scan".`);
   }
 }

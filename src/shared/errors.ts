@@ -38,6 +38,28 @@ export function errnoCode(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** What the common errno codes mean, for messages a person reads (the code stays, for searching). */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: "no such file or folder",
+  EISDIR: "it is a folder",
+  ENOTDIR: "a part of the path is not a folder",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on the device",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "name too long",
+  EMFILE: "too many open files",
+};
+
+/** `no such file or folder (ENOENT)`: the errno code in words when it is a common one, else the code or the message. */
+export function describeErrno(err: unknown): string {
+  const code = errnoCode(err);
+  if (code === undefined) return errorMessage(err);
+  const words = ERRNO_WORDS[code];
+  return words ? `${words} (${code})` : code;
+}
+
 /** The errno code when there is one, else the message: the short reason a warning quotes. */
 export function errnoOrMessage(err: unknown): string {
   return errnoCode(err) ?? errorMessage(err);

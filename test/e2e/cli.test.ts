@@ -153,6 +153,22 @@ describe("CLI shell", () => {
     expect(readdirSync(outDir)).toEqual(["inv.json"]);
   });
 
+  test("a path that cannot be read is named with what went wrong in words, not only an errno code", async () => {
+    const dir = tmp.make();
+    const missing = join(dir, "missing.json");
+    const report = await runCli(["report", missing]);
+    expect(report.code).toBe(1);
+    expect(report.stderr).toContain(`Cannot read ${missing}: no such file or folder (ENOENT).`);
+    const folder = await runCli(["report", dir]);
+    expect(folder.stderr).toContain(`Cannot read ${dir}: it is a folder (EISDIR).`);
+    const config = await runCli(["scan", dir, "--offline", "--config", missing]);
+    expect(config.code).toBe(2);
+    expect(config.stderr).toContain(`Cannot read config ${missing}: no such file or folder (ENOENT).`);
+    const log = await runCli(["scan", dir, "--offline", "--log-file", join(missing, "log")]);
+    expect(log.code).toBe(2);
+    expect(log.stderr).toContain(`Cannot open the log file ${join(missing, "log")}: no such file or folder (ENOENT).`);
+  });
+
   test("colours are off when not a TTY", async () => {
     const r = await runCli(["--help"], { env: { NO_COLOR: undefined } });
     expect(r.stdout).not.toContain("\x1b[");
