@@ -40,7 +40,9 @@ async function build(outfile: string, target?: string): Promise<void> {
     // ~0.15 s (the source is parsed no more; the bytecode of ESM needs format "esm" and compile).
     bytecode: true,
     format: "esm",
-    define: { "process.env.CIVITAI_META_BUILD": JSON.stringify("binary") },
+    // NODE_ENV is fixed, not taken from the builder's environment: Bun inlines the builder's, and a
+    // binary built under `bun test` (NODE_ENV=test) showed consola's plain lines on a terminal.
+    define: { "process.env.CIVITAI_META_BUILD": JSON.stringify("binary"), "process.env.NODE_ENV": JSON.stringify("production") },
     compile: {
       outfile,
       // A user's .env or bunfig.toml must never change how the tool behaves (or leak into it).

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
-import { BINARY, runCli } from "../helpers/run-cli.ts";
+import { BINARY, runCli, runShell } from "../helpers/run-cli.ts";
 import { ensureFreshBinary, newestInput } from "../helpers/cli-binary.ts";
 import { makeModel, makeVersion, startFakeCivitai } from "../helpers/fake-civitai.ts";
 import { redisAvailable, startRedis } from "../helpers/redis-server.ts";
@@ -38,6 +38,28 @@ describe("compiled binary", () => {
     expect(existsSync(marker)).toBe(false);
     const env = await runCli(["scan", "--offline", "--no-cache", "m.safetensors"], { binary: true, cwd: dir });
     expect(env.stdout).not.toContain("127.0.0.1:9");
+  });
+
+  test("on a terminal the binary logs as the sources do, whatever NODE_ENV it was built under (here: bun test's)", async () => {
+    // Bun inlines the builder's NODE_ENV unless the build fixes it: built under `bun test` the
+    // binary took itself for a test run and showed consola's plain lines on a terminal.
+    const env = { TEST: undefined, CI: undefined, NODE_ENV: undefined, NO_COLOR: undefined, FORCE_COLOR: undefined };
+    const onTerminal = (binary: boolean) =>
+      runShell(`script -qec '"$CLI_EXEC" \${CLI_ENTRY:+"$CLI_ENTRY"} scan --offline /nonexistent-civitai-meta' /dev/null`, {
+        env,
+        ...(binary ? { binary: true } : { source: true }),
+      });
+    const [fromBinary, fromSource] = await Promise.all([onTerminal(true), onTerminal(false)]);
+    const firstLine = (r: { stdout: Buffer }) =>
+      r.stdout
+        .toString()
+        .split(/\r?\n/)
+        .find((l) => l.includes("nonexistent-civitai-meta"));
+    expect(firstLine(fromSource)).toBeDefined();
+    expect(firstLine(fromBinary)).toBe(firstLine(fromSource));
+    // Off a terminal: one plain line from both.
+    const piped = await runCli(["scan", "--offline", "/nonexistent-civitai-meta"], { binary: true, env });
+    expect(piped.stderr.startsWith("[error] /nonexistent-civitai-meta: ")).toBe(true);
   });
 
   test("hashes in worker threads inside the binary, agreeing with sha256sum", async () => {
