@@ -409,8 +409,10 @@ describe("C10: hostile keys never leave the dir", () => {
 });
 
 describe("atomic writes across processes (docs/cases.md C3, C4)", () => {
-  // A writer in another process alternates a ~2 MB and a small value on one key: in-place writes
-  // (unstorage 1.17's fs drivers) showed torn reads in most iterations of exactly this loop.
+  // A writer in another process alternates a ~0.3 MB and a small value on one key: in-place writes
+  // (unstorage 1.17's fs drivers) showed torn reads in most iterations of exactly this loop. The
+  // big value is as big as a valid entry gets (100 files with 1,000-character names and ten
+  // 128-digit hashes each; docs/cases.md B13 bounds every string and list of an entry).
   const writerScript = (dir: string) => {
     const path = join(dir, "writer.ts");
     writeFileSync(
@@ -419,12 +421,16 @@ describe("atomic writes across processes (docs/cases.md C3, C4)", () => {
 import { leanVersion } from ${JSON.stringify(LEAN_MODULE)};
 const [dir, rounds, keys] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])];
 const cache = createMetaCache({ origins: ${JSON.stringify(ORIGINS)}, dir });
-const big = "x".repeat(2_000_000);
 const sha = (k) => (k + 1).toString(16).padStart(64, "0");
+const many = (k) => Array.from({ length: 100 }, (_, j) => ({
+  id: j + 1,
+  name: "n".repeat(996) + String(j).padStart(4, "0"),
+  hashes: Object.fromEntries([["SHA256", sha(k)], ...Array.from({ length: 9 }, (_, h) => ["Extra" + h, "f".repeat(128)])]),
+}));
 for (let i = 0; rounds === 0 || i < rounds; i++) {
   const k = i % keys;
-  const v = leanVersion({ id: i + 1, name: "v" + i, files: [{ id: 1, hashes: { SHA256: sha(k) } }] });
-  v.description = i % 2 ? big : "small";
+  const files = i % 2 ? many(k) : [{ id: 1, hashes: { SHA256: sha(k) } }];
+  const v = leanVersion({ id: i + 1, name: "v" + i, files });
   await cache.writeVersions([{ key: "version:sha256:" + sha(k).slice(0, 2) + ":" + sha(k), answer: { versions: [v], matchedBy: "sha256" } }]);
   if (i === 3) console.log("ready");
 }
@@ -504,7 +510,7 @@ for (let i = 0; rounds === 0 || i < rounds; i++) {
     await Promise.all(
       Array.from({ length: 30 }, (_, i) => {
         const v = leanVersion(apiVersion(i + 1));
-        v.description = "y".repeat(1000 * (i % 7));
+        v.description = "y".repeat(500 * (i % 7)); // up to 3,000 characters, within what a stored entry may hold (B13)
         return cache.setVersion(KEY, { versions: [v], matchedBy: "sha256" });
       }),
     );
