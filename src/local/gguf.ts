@@ -6,6 +6,8 @@
  * `truncated: true`, not an error. Big-endian files (version bytes swapped) are refused.
  */
 import { cutText, isDangerousKey, LOCAL_VALUE_MAX_CHARS } from "../shared/json-guard.ts";
+import { METADATA_MAX_KEYS } from "./kohya-meta.ts";
+import { FewNames } from "./safetensors-header.ts";
 import type { GgufScalar, GgufSummary, GgufValue } from "./local-types.ts";
 
 /** Metadata pairs at most: real files have tens; llama.cpp's own reader has no lower cap. */
@@ -13,6 +15,14 @@ const GGUF_MAX_KV = 100_000;
 const GGUF_MAX_TENSORS = 1_000_000;
 /** Spec: keys are at most 65535 bytes. */
 const GGUF_MAX_KEY_BYTES = 65_535;
+/**
+ * Keys are kept in the record cut to this, and at most METADATA_MAX_KEYS of them (as safetensors'
+ * `__metadata__`, docs/cases.md T13): the 100,000 pairs the parser accepts in an 8 MiB prefix made an
+ * inventory record of 8 MB per file, and one warning per duplicate key 100,000 warning lines.
+ */
+const KEPT_KEY_MAX_CHARS = 200;
+/** Read by the summary: kept wherever they appear. */
+const SUMMARY_KEYS: ReadonlySet<string> = new Set(["general.architecture", "general.name", "general.file_type"]);
 export const GGUF_ARRAY_HEAD_ITEMS = 8;
 const MAX_ARRAY_NESTING = 4;
 const MAX_DIMS = 8;
@@ -223,6 +233,9 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
   let tensorCount = 0;
   let kvCount = 0;
   let truncated = false;
+  const duplicates = new FewNames();
+  let kept = 0;
+  let dropped = 0;
   try {
     const tc = r.count();
     const kc = r.count();
@@ -239,8 +252,13 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
       if (GGUF_TYPE_NAMES[type] === undefined) throw new Invalid(`unknown value type ${type} for key "${cutText(key, 100)}"`);
       const value = r.value(type, 0);
       if (isDangerousKey(key)) continue;
-      if (Object.hasOwn(metadata, key)) warnings.push(`duplicate metadata key "${cutText(key, 100)}" (the last one counts)`);
-      metadata[key] = value;
+      const name = cutText(key, KEPT_KEY_MAX_CHARS);
+      if (Object.hasOwn(metadata, name)) duplicates.add(name);
+      else if (kept >= METADATA_MAX_KEYS && !SUMMARY_KEYS.has(name)) {
+        dropped++;
+        continue;
+      } else kept++;
+      metadata[name] = value;
     }
     for (let i = 0; i < tensorCount; i++) {
       const name = r.string(LOCAL_VALUE_MAX_CHARS);
@@ -260,6 +278,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
     else if (err instanceof Invalid) errors.push(`invalid GGUF: ${err.message}`);
     else throw err;
   }
+  if (duplicates.count > 0) warnings.push(`duplicate metadata keys (the last one counts): ${duplicates.text()}`);
+  if (dropped > 0) warnings.push(`GGUF metadata has ${kvCount} keys; the first ${METADATA_MAX_KEYS} are kept`);
   const str = (k: string) => (typeof metadata[k] === "string" ? (metadata[k] as string) : null);
   const fileType = metadata["general.file_type"];
   return {
