@@ -202,6 +202,25 @@ class Reader {
   }
 }
 
+/** The key/value pairs a record keeps: at most METADATA_MAX_KEYS keys (and SUMMARY_KEYS), cut; prototype names dropped. */
+class KeptMetadata {
+  readonly values: Record<string, GgufValue> = Object.create(null);
+  readonly duplicates = new FewNames();
+  dropped = 0;
+  private kept = 0;
+
+  add(key: string, value: GgufValue): void {
+    if (isDangerousKey(key)) return;
+    const name = cutText(key, KEPT_KEY_MAX_CHARS);
+    if (Object.hasOwn(this.values, name)) this.duplicates.add(name);
+    else if (this.kept >= METADATA_MAX_KEYS && !SUMMARY_KEYS.has(name)) {
+      this.dropped++;
+      return;
+    } else this.kept++;
+    this.values[name] = value;
+  }
+}
+
 function safeNumber(v: bigint): number | string {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
 }
@@ -228,14 +247,12 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
   if (version > 3) warnings.push(`GGUF version ${version} is newer than 3; read as version 3`);
   const r = new Reader(bytes, version);
   r.pos = 8;
-  const metadata: Record<string, GgufValue> = Object.create(null);
+  const kept = new KeptMetadata();
+  const metadata = kept.values;
   const tensors: GgufTensorInfo[] = [];
   let tensorCount = 0;
   let kvCount = 0;
   let truncated = false;
-  const duplicates = new FewNames();
-  let kept = 0;
-  let dropped = 0;
   try {
     const tc = r.count();
     const kc = r.count();
@@ -250,15 +267,7 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
       const key = r.string(GGUF_MAX_KEY_BYTES);
       const type = r.u32();
       if (GGUF_TYPE_NAMES[type] === undefined) throw new Invalid(`unknown value type ${type} for key "${cutText(key, 100)}"`);
-      const value = r.value(type, 0);
-      if (isDangerousKey(key)) continue;
-      const name = cutText(key, KEPT_KEY_MAX_CHARS);
-      if (Object.hasOwn(metadata, name)) duplicates.add(name);
-      else if (kept >= METADATA_MAX_KEYS && !SUMMARY_KEYS.has(name)) {
-        dropped++;
-        continue;
-      } else kept++;
-      metadata[name] = value;
+      kept.add(key, r.value(type, 0));
     }
     for (let i = 0; i < tensorCount; i++) {
       const name = r.string(LOCAL_VALUE_MAX_CHARS);
@@ -278,8 +287,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
     else if (err instanceof Invalid) errors.push(`invalid GGUF: ${err.message}`);
     else throw err;
   }
-  if (duplicates.count > 0) warnings.push(`duplicate metadata keys (the last one counts): ${duplicates.text()}`);
-  if (dropped > 0) warnings.push(`GGUF metadata has ${kvCount} keys; the first ${METADATA_MAX_KEYS} are kept`);
+  if (kept.duplicates.count > 0) warnings.push(`duplicate metadata keys (the last one counts): ${kept.duplicates.text()}`);
+  if (kept.dropped > 0) warnings.push(`GGUF metadata has ${kvCount} keys; the first ${METADATA_MAX_KEYS} are kept`);
   const str = (k: string) => (typeof metadata[k] === "string" ? (metadata[k] as string) : null);
   const fileType = metadata["general.file_type"];
   return {
