@@ -6,6 +6,8 @@
  * `truncated: true`, not an error. Big-endian files (version bytes swapped) are refused.
  */
 import { cutText, isDangerousKey, LOCAL_VALUE_MAX_CHARS } from "../shared/json-guard.ts";
+import { METADATA_MAX_KEYS } from "./kohya-meta.ts";
+import { FewNames } from "./safetensors-header.ts";
 import type { GgufScalar, GgufSummary, GgufValue } from "./local-types.ts";
 
 /** Metadata pairs at most: real files have tens; llama.cpp's own reader has no lower cap. */
@@ -13,6 +15,14 @@ const GGUF_MAX_KV = 100_000;
 const GGUF_MAX_TENSORS = 1_000_000;
 /** Spec: keys are at most 65535 bytes. */
 const GGUF_MAX_KEY_BYTES = 65_535;
+/**
+ * Keys are kept in the record cut to this, and at most METADATA_MAX_KEYS of them (as safetensors'
+ * `__metadata__`, docs/cases.md T13): the 100,000 pairs the parser accepts in an 8 MiB prefix made an
+ * inventory record of 8 MB per file, and one warning per duplicate key 100,000 warning lines.
+ */
+const KEPT_KEY_MAX_CHARS = 200;
+/** Read by the summary: kept wherever they appear. */
+const SUMMARY_KEYS: ReadonlySet<string> = new Set(["general.architecture", "general.name", "general.file_type"]);
 export const GGUF_ARRAY_HEAD_ITEMS = 8;
 const MAX_ARRAY_NESTING = 4;
 const MAX_DIMS = 8;
@@ -192,6 +202,25 @@ class Reader {
   }
 }
 
+/** The key/value pairs a record keeps: at most METADATA_MAX_KEYS keys (and SUMMARY_KEYS), cut; prototype names dropped. */
+class KeptMetadata {
+  readonly values: Record<string, GgufValue> = Object.create(null);
+  readonly duplicates = new FewNames();
+  dropped = 0;
+  private kept = 0;
+
+  add(key: string, value: GgufValue): void {
+    if (isDangerousKey(key)) return;
+    const name = cutText(key, KEPT_KEY_MAX_CHARS);
+    if (Object.hasOwn(this.values, name)) this.duplicates.add(name);
+    else if (this.kept >= METADATA_MAX_KEYS && !SUMMARY_KEYS.has(name)) {
+      this.dropped++;
+      return;
+    } else this.kept++;
+    this.values[name] = value;
+  }
+}
+
 function safeNumber(v: bigint): number | string {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
 }
@@ -218,7 +247,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
   if (version > 3) warnings.push(`GGUF version ${version} is newer than 3; read as version 3`);
   const r = new Reader(bytes, version);
   r.pos = 8;
-  const metadata: Record<string, GgufValue> = Object.create(null);
+  const kept = new KeptMetadata();
+  const metadata = kept.values;
   const tensors: GgufTensorInfo[] = [];
   let tensorCount = 0;
   let kvCount = 0;
@@ -237,10 +267,7 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
       const key = r.string(GGUF_MAX_KEY_BYTES);
       const type = r.u32();
       if (GGUF_TYPE_NAMES[type] === undefined) throw new Invalid(`unknown value type ${type} for key "${cutText(key, 100)}"`);
-      const value = r.value(type, 0);
-      if (isDangerousKey(key)) continue;
-      if (Object.hasOwn(metadata, key)) warnings.push(`duplicate metadata key "${cutText(key, 100)}" (the last one counts)`);
-      metadata[key] = value;
+      kept.add(key, r.value(type, 0));
     }
     for (let i = 0; i < tensorCount; i++) {
       const name = r.string(LOCAL_VALUE_MAX_CHARS);
@@ -260,6 +287,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
     else if (err instanceof Invalid) errors.push(`invalid GGUF: ${err.message}`);
     else throw err;
   }
+  if (kept.duplicates.count > 0) warnings.push(`duplicate metadata keys (the last one counts): ${kept.duplicates.text()}`);
+  if (kept.dropped > 0) warnings.push(`GGUF metadata has ${kvCount} keys; the first ${METADATA_MAX_KEYS} are kept`);
   const str = (k: string) => (typeof metadata[k] === "string" ? (metadata[k] as string) : null);
   const fileType = metadata["general.file_type"];
   return {

@@ -13,8 +13,10 @@ import type { LocalInfo, SidecarInfo } from "./local-types.ts";
  * Bump whenever what the header pass makes of a file changes (a new field, a better guess, a fixed
  * parser): cached facts of another version are read again, not trusted.
  * 2: facts are kept in the report's key order (localInfoOf marks them so; version 1 did not keep it).
+ * 3: GGUF metadata bounded (1,000 keys, keys cut, one warning for duplicates): older facts of a
+ *    hostile GGUF could hold 100,000 keys.
  */
-const LOCAL_FACTS_VERSION = 2;
+const LOCAL_FACTS_VERSION = 3;
 
 /** The version number stored: LOCAL_FACTS_VERSION, and whether `header.metadata` was kept (--local-metadata). */
 export function factsVersion(withMetadata: boolean): number {

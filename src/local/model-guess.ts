@@ -61,6 +61,20 @@ function first<T>(items: readonly T[], pred: (t: T) => boolean): T | undefined {
   return undefined;
 }
 
+const SD3_BLOCK_RE = /(^|[._])transformer_blocks[._]\d+[._]/;
+
+/**
+ * `transformer_blocks.<n>.` followed somewhere by `context_block`, or `context_embedder.`. Not one
+ * regex with `.*` between the two: that backtracks from every `transformer_blocks.0.` in the name,
+ * and a header's tensor name (any length up to the 100 MB header) repeating it hung `inspect` and
+ * `scan` (320 KB: 7.6 s, 1 MB: minutes). The first match ends earliest, so one search after it decides.
+ */
+function isSd3DiffusersName(name: string): boolean {
+  const block = SD3_BLOCK_RE.exec(name);
+  if (block !== null && name.includes("context_block", block.index + block[0].length)) return true;
+  return /(^|\.)context_embedder\./.test(name);
+}
+
 /** Family from the tensors alone, strongest clue first. */
 function familyFromTensors(tensors: readonly TensorLike[], names: readonly string[]): FamilyClue | null {
   const has = (re: RegExp) => names.some((n) => re.test(n));
@@ -71,7 +85,7 @@ function familyFromTensors(tensors: readonly TensorLike[], names: readonly strin
     return { family: "Flux", confidence: "high", evidence: "single_transformer_blocks (Flux, diffusers layout)" };
   }
   if (has(/(^|[._])joint_blocks[._]/)) return { family: "SD3", confidence: "high", evidence: "joint_blocks (SD3 MMDiT)" };
-  if (has(/(^|[._])transformer_blocks[._]\d+[._].*context_block|(^|\.)context_embedder\./)) {
+  if (names.some(isSd3DiffusersName)) {
     return {
       family: "SD3",
       confidence: "medium",

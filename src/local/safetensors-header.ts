@@ -93,11 +93,12 @@ function listSome(items: readonly string[], total = items.length): string {
     .slice(0, MAX_LISTED)
     .map((s) => `"${shortName(s)}"`)
     .join(", ");
-  return total > MAX_LISTED ? `${shown} and ${total - MAX_LISTED} more` : shown;
+  const listed = Math.min(items.length, MAX_LISTED);
+  return total > listed ? `${shown} and ${total - listed} more` : shown;
 }
 
-/** A few names and a count, for warnings about what may be millions of entries. */
-class FewNames {
+/** A few names and a count, for warnings about what may be millions of entries (GGUF keys too). */
+export class FewNames {
   readonly names: string[] = [];
   count = 0;
   add(name: string): void {

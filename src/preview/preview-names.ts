@@ -9,8 +9,8 @@
  * We write `<base>.preview.<ext>`, the name all of them read, with the extension of the bytes;
  * any existing file with one of these names counts as the user's preview and is never replaced.
  */
-import { basename } from "node:path";
 import { modelBasePath } from "../local/sidecars.ts";
+import { basenamePath } from "../shared/fs-path.ts";
 
 /** Extensions a preview beside a model may have, in any tool we know (lower case). */
 const PREVIEW_EXTENSIONS: readonly string[] = ["png", "jpg", "jpeg", "webp", "gif", "avif", "jxl", "mp4", "webm"];
@@ -25,7 +25,7 @@ export function previewPath(modelPath: string, ext: string): string {
  * case-insensitively (Windows and macOS folders are, and tools match loosely); null when none.
  */
 export function existingPreview(modelPath: string, entries: Iterable<string>): string | null {
-  const stem = basename(modelBasePath(modelPath)).toLowerCase();
+  const stem = basenamePath(modelBasePath(modelPath)).toLowerCase();
   const wanted = new Set<string>();
   for (const ext of PREVIEW_EXTENSIONS) {
     wanted.add(`${stem}.${ext}`);

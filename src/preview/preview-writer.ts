@@ -5,8 +5,8 @@
  * reads, and never clobbers one made at the same moment (shared/atomic-write.ts writeFileExclusive).
  */
 import { readdirSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
 import { writeFileExclusive } from "../shared/atomic-write.ts";
+import { basenamePath, decodeFsName, dirnamePath, fsPath, joinPath } from "../shared/fs-path.ts";
 import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { existingPreview, previewPath } from "./preview-names.ts";
 import type { PreviewOutcome } from "./previews.ts";
@@ -17,7 +17,7 @@ export interface PreviewWriteResult {
   /** The model file. */
   model: string;
   status: PreviewWriteStatus;
-  /** The preview written, or the existing one that was kept. */
+  /** The preview written, or the existing one that was kept; the folder when it could not be listed. */
   path?: string;
   /** Why nothing was written (no image, fetch failure, write error); safe to print. */
   reason?: string;
@@ -25,29 +25,34 @@ export interface PreviewWriteResult {
 
 /** Writes previews for `models` (paths) from their outcomes; folders are listed once each. */
 export function writePreviewFiles(models: readonly string[], outcomes: ReadonlyMap<string, PreviewOutcome>): PreviewWriteResult[] {
-  const listings = new Map<string, string[] | null>();
+  // By bytes, as every path here (docs/cases.md T12): a folder whose name is not UTF-8 could not be
+  // listed by its string, and names in it that are not UTF-8 would not compare.
+  const listings = new Map<string, string[] | { error: string }>();
   const list = (dir: string) => {
     if (!listings.has(dir)) {
       try {
-        listings.set(dir, readdirSync(dir));
-      } catch {
-        listings.set(dir, null);
+        listings.set(
+          dir,
+          readdirSync(fsPath(dir), { encoding: "buffer" }).map((name) => decodeFsName(name)),
+        );
+      } catch (err) {
+        listings.set(dir, { error: errnoCode(err) ?? errorMessage(err) });
       }
     }
     return listings.get(dir)!;
   };
   return models.map((model) => {
     const outcome = outcomes.get(model);
-    const dir = dirname(model);
+    const dir = dirnamePath(model);
     const entries = list(dir);
-    if (entries === null) return { model, status: "failed", reason: "cannot list the model's folder" };
+    if (!Array.isArray(entries)) return { model, status: "failed", path: dir, reason: `cannot list the model's folder (${entries.error})` };
     const existing = existingPreview(model, entries);
-    if (existing !== null) return { model, status: "exists", path: join(dir, existing) };
+    if (existing !== null) return { model, status: "exists", path: joinPath(dir, existing) };
     if (!outcome || outcome.kind === "none") return { model, status: "no-image", reason: outcome?.reason ?? "no preview" };
     if (outcome.kind === "failed") return { model, status: "failed", reason: outcome.reason };
     const target = previewPath(model, outcome.image.ext);
     const result = writeExclusive(target, outcome.bytes);
-    if (result === "written") entries.push(basename(target));
+    if (result === "written") entries.push(basenamePath(target));
     return result === "written"
       ? { model, status: "written", path: target }
       : result === "exists"

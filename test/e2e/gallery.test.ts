@@ -287,6 +287,55 @@ describe("scan --write-previews", () => {
   });
 });
 
+describe("scan --write-previews: names that are not UTF-8", () => {
+  test("T12: in a folder whose name is not UTF-8, previews are written under the raw bytes and a user's preview is kept", async () => {
+    // The folder was listed by its string, which names no folder: every model in it counted as
+    // "failed", silently (no path, so no warning said why).
+    const root = tmp.make();
+    const raw = (...parts: (string | number[] | Buffer)[]) => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p))));
+    const folder = raw(root, "/caf", [0xe9]);
+    mkdirSync(folder);
+    const models = [
+      { name: raw(folder, "/a", [0xff], ".safetensors"), id: 901, image: "jpeg" },
+      { name: raw(folder, "/b", [0xfe], ".safetensors"), id: 902, image: "png" },
+    ];
+    for (const m of models) {
+      const content = `model bytes of ${m.id}`;
+      writeFileSync(m.name, content);
+      utimesSync(m.name, PAST, PAST);
+      const images: ApiImage[] = [{ url: civitai.imageUrl(m.image), nsfwLevel: 1, width: 768, height: 1152, type: "image" }];
+      const version = makeVersion({
+        versionId: m.id * 10,
+        modelId: m.id,
+        sha256: sha256(content),
+        modelName: `M${m.id}`,
+        extra: { images },
+      });
+      civitai.addModel(makeModel({ modelId: m.id, name: `M${m.id}`, versions: [version] }));
+    }
+    writeFileSync(raw(folder, "/b", [0xfe], ".PNG"), "my own picture");
+    const r = await runCli([
+      "scan",
+      root,
+      "--api-url",
+      civitai.url,
+      "--cache-dir",
+      tmp.make(),
+      "--write-previews",
+      "-o",
+      join(tmp.make(), "inv.json"),
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(".preview images: 1 written, 1 kept (a preview exists), 0 without an image to use, 0 failed");
+    const names = readdirSync(folder, { encoding: "buffer" })
+      .map((n) => n.toString("latin1"))
+      .sort();
+    expect(names).toEqual(["a\xff.preview.jpg", "a\xff.safetensors", "b\xfe.PNG", "b\xfe.safetensors"]);
+    expect(readFileSync(raw(folder, "/a", [0xff], ".preview.jpg")).equals(Buffer.from(jpeg))).toBe(true);
+    expect(readFileSync(raw(folder, "/b", [0xfe], ".PNG"), "utf8")).toBe("my own picture");
+  });
+});
+
 describe("cache and the image cache", () => {
   test("info counts images, prune drops damaged ones, clear --images empties only them", async () => {
     const dir = library([

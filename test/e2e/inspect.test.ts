@@ -95,6 +95,23 @@ describe("inspect command", () => {
     expect(r.stdout).toContain("error       invalid safetensors: header too large");
   });
 
+  test("E3: a 1 MB tensor name that repeats a layout clue is guessed in bounded time (no regex backtracking)", async () => {
+    // `transformer_blocks.0.` again and again: the SD3 clue was one regex with `.*` between
+    // `transformer_blocks.N.` and `context_block`, which backtracked from each repeat. A 1 MB name
+    // took minutes (the run is killed here after 20 s); now milliseconds. The real clue still counts.
+    const p = join(dir, "long-name.safetensors");
+    // Sorted first in the header, so it is looked at before the real clues.
+    const name = `a.${"transformer_blocks.0.".repeat(50_000)}`;
+    writeSafetensors(p, [
+      { name, shape: [1] },
+      { name: "pos_embed.proj.weight", shape: [1] },
+      { name: "transformer_blocks.0.attn.context_block.weight", shape: [1] },
+    ]);
+    const r = await runCli(["inspect", "--no-cache", "--no-hash", "--json", p], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).local.guess).toMatchObject({ kind: "unet", subtype: "diffusers", family: "SD3", confidence: "medium" });
+  });
+
   test("a GGUF file", async () => {
     const p = join(dir, "flux.gguf");
     writeFileSync(

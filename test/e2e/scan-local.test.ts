@@ -13,6 +13,7 @@ import { parseSidecar } from "../../src/local/sidecars.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli } from "../helpers/run-cli.ts";
 import { buildSafetensors, kohyaMetadata, maliciousPickle, modelspecMetadata, sdxlLoraTensors } from "../helpers/safetensors.ts";
+import { buildGguf, type GgufKv } from "../helpers/gguf.ts";
 import { validateInventory } from "../helpers/schema.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
@@ -169,6 +170,33 @@ describe("scan: local section", () => {
     const md = (await runCli(args(dir, tmp.make(), "--format", "md"))).stdout;
     // Listed among the header warnings, escaped like any text from a file.
     expect(md).toContain("| trojan.safetensors | content is a Python pickle but the name ends in .safetensors;");
+  });
+
+  test("T13: a GGUF with 100,000 metadata pairs keeps 1,000 keys, cut, and one warning for all its duplicate keys", async () => {
+    // The parser accepts 100,000 pairs in its 8 MiB prefix: they were all kept (keys up to 64 KiB)
+    // and each duplicate key was its own warning, so a 3 MB file made a 100,000-line, 8 MB record.
+    const dir = tmp.make();
+    const kv: GgufKv[] = [{ key: `long.${"x".repeat(60_000)}`, type: "uint8", value: 1 }];
+    for (let i = 0; i < 50_000; i++) kv.push({ key: "dup", type: "uint8", value: 1 });
+    for (let i = 0; i < 49_990; i++) kv.push({ key: `k${i}`, type: "uint8", value: 1 });
+    kv.push({ key: "general.architecture", type: "string", value: "flux" }); // past the 1,000: still read
+    const path = join(dir, "hostile.gguf");
+    writeFileSync(path, buildGguf({ kv }));
+    utimesSync(path, PAST, PAST);
+    const r = await runCli(["scan", dir, "--offline", "--no-cache"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.length).toBeLessThan(100_000);
+    const local = byName(inventoryOf(r.stdout))["hostile.gguf"]!.local!;
+    expect(local.gguf.kvCount).toBe(100_000 - 8);
+    const keys = Object.keys(local.gguf.metadata);
+    expect(keys).toHaveLength(1001);
+    expect(keys.find((k) => k.startsWith("long."))).toStartWith(`long.${"x".repeat(195)}…[truncated`);
+    expect(keys.every((k) => k.length < 250)).toBe(true);
+    expect(local.gguf.architecture).toBe("flux");
+    expect(local.warnings).toEqual([
+      'duplicate metadata keys (the last one counts): "dup" and 49998 more',
+      "GGUF metadata has 99992 keys; the first 1000 are kept",
+    ]);
   });
 });
 

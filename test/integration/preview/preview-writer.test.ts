@@ -81,7 +81,7 @@ describe("writePreviewFiles", () => {
     expect(results).toEqual([
       { model: a, status: "no-image", reason: "Civitai lists no rated still image for this version" },
       { model: b, status: "failed", reason: "HTTP 404" },
-      { model: gone, status: "failed", reason: "cannot list the model's folder" },
+      { model: gone, status: "failed", path: join(dir, "missing-folder"), reason: "cannot list the model's folder (ENOENT)" },
     ]);
     expect(readdirSync(dir).sort()).toEqual(["a.safetensors", "b.safetensors"]);
   });
