@@ -510,7 +510,7 @@ for (let i = 0; rounds === 0 || i < rounds; i++) {
     await Promise.all(
       Array.from({ length: 30 }, (_, i) => {
         const v = leanVersion(apiVersion(i + 1));
-        v.description = "y".repeat(500 * (i % 7)); // up to 3,000 characters, within what a stored entry may hold (B13)
+        v.description = "y".repeat(500 * (i % 7)); // up to 3,000 characters, within what a stored entry may hold (docs/cases.md B13)
         return cache.setVersion(KEY, { versions: [v], matchedBy: "sha256" });
       }),
     );
