@@ -1,10 +1,11 @@
-import { promises as fsp, readFileSync } from "node:fs";
+import { promises as fsp } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import pLimit from "p-limit";
 import { defineDriver, type StorageValue } from "unstorage";
 import { writeFileAtomicAsync } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
-import { ENTRY_EXT } from "./meta-cache-entry.ts";
+import { readSmallRegularFile } from "../shared/read-small-file.ts";
+import { ENTRY_EXT, MAX_ENTRY_BYTES } from "./meta-cache-entry.ts";
 
 /**
  * unstorage 1.17's fs drivers write in place: readers see torn files, and a crash leaves a
@@ -58,14 +59,11 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
 
   // Entries are small (a few KB) and the page cache holds them: a synchronous read costs less than
   // the thread-pool round trip of an async one, and a batch blocks the loop for milliseconds.
+  // Only a regular file up to MAX_ENTRY_BYTES, never through a link: a FIFO in an entry's place made
+  // a plain read wait for a writer forever (a scan Ctrl-C could not stop), and a link to /dev/zero
+  // or a huge file read without end. Anything else is a miss, replaced by the next write (rename).
   function readSync(key: string): string | null {
-    try {
-      return readFileSync(pathOf(key), "utf8");
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR") return null;
-      throw err;
-    }
+    return readSmallRegularFile(pathOf(key), MAX_ENTRY_BYTES);
   }
 
   async function write(key: string, value: unknown): Promise<void> {

@@ -19,6 +19,11 @@ import type { MatchedBy } from "../report/record-types.ts";
 export const ENTRY_VERSION = 3;
 /** Entry files end so; anything else in the folder is not ours to read. */
 export const ENTRY_EXT = ".json";
+/**
+ * A file larger than this is not an entry of ours and is not read: ours are a few KB (a model with
+ * 1,000 versions ~300 KB; every text and list in them is bounded, docs/cases.md B13).
+ */
+export const MAX_ENTRY_BYTES = 16 * 1024 * 1024;
 export const HOST_RE = /^https?:\/\/[A-Za-z0-9.-]+(?::\d+)?$/;
 /** Far more than Civitai ever returns for one hash; a longer list is not ours. */
 const MAX_CANDIDATES = 50;

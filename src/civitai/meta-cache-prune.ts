@@ -1,9 +1,10 @@
-import { readFileSync, statSync, unlinkSync } from "node:fs";
+import { statSync, unlinkSync } from "node:fs";
 import { basename, sep } from "node:path";
 import { listNoFollow } from "../shared/no-follow.ts";
 import { isTempName } from "../shared/temp-name.ts";
 import { parseJsonObject } from "../shared/json-guard.ts";
-import { ENTRY_EXT, isFresh, parseMetaEntry } from "./meta-cache-entry.ts";
+import { readSmallRegularFile } from "../shared/read-small-file.ts";
+import { ENTRY_EXT, MAX_ENTRY_BYTES, isFresh, parseMetaEntry } from "./meta-cache-entry.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -68,12 +69,9 @@ function ownMetaFile(path: string): OwnMetaFile | null {
   }
   if (isTempName(path) || LEGACY_TEMP_NAME_RE.test(basename(path))) return { kind: "temp", mtimeMs: st.mtimeMs };
   if (!path.endsWith(ENTRY_EXT)) return null;
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return null;
-  }
+  // Larger than any entry of ours (or no longer a regular file): not ours, and not read whole.
+  const text = readSmallRegularFile(path, MAX_ENTRY_BYTES);
+  if (text === null) return null;
   const e = parseJsonObject(text);
   const envelope =
     e !== null &&

@@ -17,6 +17,7 @@
 import type { Redis } from "ioredis";
 import type redisDriverType from "unstorage/drivers/redis";
 import type { CacheUrl } from "../config/cache-url.ts";
+import { guardReplies, REPLY_BUDGET_BYTES } from "./redis-reply-guard.ts";
 
 type RedisDriverModule = (typeof import("unstorage/drivers/redis"))["default"] | typeof import("unstorage/drivers/redis");
 
@@ -148,6 +149,10 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
       // Without a listener ioredis prints every error itself; with one, it is ours to word.
       redis.on("error", (err: Error) => {
         lastEvent ??= oneLine(err);
+      });
+      // A reply too deep or too large to parse closes the connection; the calls then fail with "Connection is closed".
+      guardReplies(redis, REPLY_BUDGET_BYTES, (reason) => {
+        lastEvent = `the server sent ${reason}`;
       });
       await redis.connect();
       // An idle connection must not keep the process alive (a command that forgets to close the

@@ -663,6 +663,15 @@ export async function openHashCache(dir: string | false, options: OpenHashCacheO
     return { cache: null, warning: `hash cache disabled: ${describeFsError(dir, err)}` };
   }
   const file = storePath(dir);
+  // We never make the store as a link. SQLite follows one: it would add our table to whatever
+  // database the link names (an app's own), switch it to WAL and write our rows into it. Not
+  // followed, as `cache prune` and `clear` do not follow one (docs/cases.md T11).
+  if (isLink(file)) {
+    return {
+      cache: null,
+      warning: `hash cache disabled: ${file} is a symbolic link: not followed, nothing is written through it (remove the link and the next run makes the store)`,
+    };
+  }
   const warnings: string[] = [];
   let opened = openStore(file);
   if (opened.kind === "damaged") {
@@ -692,6 +701,14 @@ function storeFiles(dir: string): string[] {
   const file = storePath(dir);
   const aside = file + CORRUPT_SUFFIX;
   return [file, aside, ...STORE_COMPANIONS.flatMap((s) => [file + s, aside + s])];
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /** Regular files only: a link where a store file should be is not ours to follow or remove. */

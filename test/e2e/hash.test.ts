@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { CLI_ENTRY, runCli, runShell } from "../helpers/run-cli.ts";
@@ -154,6 +155,29 @@ describe("hash command", () => {
     } finally {
       Bun.spawnSync(["umount", mnt]);
     }
+  });
+
+  test("a hash store that is a symbolic link is not followed: the database it names is left untouched (docs/cases.md C5, T11)", async () => {
+    const dir = makeTree();
+    const cacheDir = tmp.make();
+    // Someone else's SQLite database (an app's, user_version 0) behind a link at the store's name.
+    const other = join(tmp.make(), "app.sqlite");
+    const db = new Database(other, { create: true });
+    db.run("CREATE TABLE notes (text TEXT)");
+    db.run("INSERT INTO notes VALUES ('mine')");
+    db.close();
+    const before = readFileSync(other);
+    mkdirSync(join(cacheDir, "hashes"));
+    symlinkSync(other, join(cacheDir, "hashes", "v2.sqlite"));
+    const r = await runCli(["hash", "--algo", "sha256", "--cache-dir", cacheDir, dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(2);
+    const warnings = r.stderr.split("\n").filter((l) => l.includes("hash cache"));
+    expect(warnings).toEqual([expect.stringContaining(`${join(cacheDir, "hashes", "v2.sqlite")} is a symbolic link: not followed`)]);
+    // No table, no WAL, no rows of our paths in the other database; the link is still a link.
+    expect(readFileSync(other)).toEqual(before);
+    expect(existsSync(`${other}-wal`)).toBe(false);
+    expect(lstatSync(join(cacheDir, "hashes", "v2.sqlite")).isSymbolicLink()).toBe(true);
   });
 
   test("a file name with terminal escapes is printed escaped on a terminal (docs/cases.md D6), as its bytes when piped (docs/cases.md T15)", async () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli } from "../helpers/run-cli.ts";
@@ -77,6 +77,32 @@ describe("scan and the metadata cache", () => {
     // The same records from the cache as from the answers.
     expect(JSON.parse(second.stdout).records).toEqual(JSON.parse(first.stdout).records);
     expect(JSON.parse(second.stdout).summary.cacheHits.metadata).toBe(3);
+  });
+
+  test("C1: an entry that is a FIFO or far too large is a miss: the scan neither hangs nor reads it, asks again and replaces it", async () => {
+    const dir = library();
+    const cacheDir = tmp.make();
+    civitai.reset();
+    expect((await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir])).code).toBe(0);
+    const meta = files(join(cacheDir, "meta")).map((f) => join(cacheDir, "meta", f));
+    const model = meta.find((f) => f.includes("/model/"))!;
+    const found = meta.find((f) => f.includes("/version/") && JSON.parse(readFileSync(f, "utf8")).kind === "found")!;
+    // A FIFO once made every read of the cache wait for a writer: a scan that Ctrl-C could not stop.
+    rmSync(found);
+    expect(Bun.spawnSync(["mkfifo", found]).exitCode).toBe(0);
+    // A sparse 64 MiB "entry" (a disk error, or someone else's file): not read whole.
+    rmSync(model);
+    writeFileSync(model, "");
+    Bun.spawnSync(["truncate", "-s", "64M", model]);
+    civitai.reset();
+    const r = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+    expect(civitai.counts).toMatchObject({ versionsByHashes: 1, modelsByIds: 1 });
+    // Written again as regular entries, in place of the FIFO and the big file.
+    expect(lstatSync(found).isFile()).toBe(true);
+    expect(JSON.parse(readFileSync(found, "utf8")).kind).toBe("found");
+    expect(JSON.parse(readFileSync(model, "utf8")).kind).toBe("found");
   });
 
   test("C5: a read-only cache location: the scan completes and says once that metadata is not cached", async () => {

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { redisAvailable, startRedis, type RedisServer } from "../helpers/redis-server.ts";
-import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli, runCliBytes } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -431,5 +431,71 @@ describe("shared metadata cache on Redis", () => {
     expect(down.stderr).toContain("ECONNREFUSED");
     const noUrl = await runCli(["cache", "clear", "--shared"], { env: { CIVITAI_META_CACHE_DIR: m.cacheDir } });
     expect(noUrl.code).toBe(2);
+  });
+});
+
+/**
+ * A server at the cache URL that speaks RESP but not as Redis does: PING, AUTH, SELECT and CLIENT get their
+ * answers, then each MGET gets `reply()`. No redis-server needed.
+ */
+function hostileRedis(reply: (socket: { write(data: string | Uint8Array): number }) => void) {
+  return Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        for (const line of data.toString("latin1").split("\r\n")) {
+          const command = line.toUpperCase();
+          if (command === "PING") socket.write("+PONG\r\n");
+          else if (["AUTH", "SELECT", "CLIENT", "SET"].includes(command)) socket.write("+OK\r\n");
+          else if (command === "MGET") reply(socket);
+        }
+      },
+    },
+  });
+}
+
+describe("a hostile server at the shared cache's URL", () => {
+  test("arrays nested 100,000 deep: one warning, no stack trace, exit 0 and a complete inventory", async () => {
+    const server = hostileRedis((socket) => socket.write("*1\r\n" + "*1\r\n".repeat(100_000) + "$1\r\na\r\n"));
+    try {
+      const lib = library(1);
+      const r = await machine(`redis://:sekrit@127.0.0.1:${server.port}/0`).scan(lib.dir);
+      expect(r.stderr).not.toContain("RangeError");
+      expect(r.stderr).not.toContain("sekrit");
+      expect(r.code).toBe(0);
+      expect(sharedWarnings(r.stderr)).toEqual([expect.stringContaining("an answer that cannot be read")]);
+      expect(JSON.parse(r.stdout).summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+    } finally {
+      server.stop(true);
+    }
+  });
+
+  test("a bulk string declared at 1 GB, 400 MiB of it sent: the connection is dropped at 128 MiB, one warning, memory bounded", async () => {
+    const chunk = new Uint8Array(1 << 20).fill(0x41);
+    const server = hostileRedis((socket) => {
+      socket.write("*1\r\n$1000000000\r\n");
+      let sent = 0;
+      const pump = () => {
+        while (sent < 400 && socket.write(chunk) === chunk.length) sent++;
+        if (sent < 400) setTimeout(pump, 1);
+      };
+      pump();
+    });
+    try {
+      const lib = library(1);
+      const cacheDir = tmp.make();
+      const r = await runCliBytes(["scan", lib.dir, "--api-url", civitai.url], {
+        env: { CIVITAI_META_CACHE_DIR: cacheDir, CIVITAI_META_CACHE_URL: `redis://:x@127.0.0.1:${server.port}/0` },
+        measureRss: true,
+      });
+      expect(r.code).toBe(0);
+      expect(sharedWarnings(r.stderr)).toEqual([expect.stringContaining("an answer larger than 128 MiB")]);
+      expect(JSON.parse(r.stdout.toString()).summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+      // Before the guard: the whole 400 MiB and its copies (well over 600 MB).
+      expect(r.maxRss).toBeLessThan(400 * 1024 * 1024);
+    } finally {
+      server.stop(true);
+    }
   });
 });
