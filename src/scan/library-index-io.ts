@@ -4,7 +4,7 @@
  * warning and every file is hashed. Writing is what the user asked for: its folder is checked
  * before the walk, the file is written whole through a temp name and a rename, or not at all.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 import { AppError, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -22,7 +22,9 @@ export function readLibraryIndex(file: string): IndexRead {
   const ignored = (why: string): IndexRead => ({ entries: null, warning: `library index ${shown} not used: ${why}; every file is hashed` });
   let text: string;
   try {
-    const fd = openSync(fsPath(resolvePath(file)), "r");
+    // O_NONBLOCK: a FIFO at the index's path (or a link to one) would otherwise hold the open until
+    // a writer comes, forever, and a blocked open cannot be stopped by a signal. It is refused below.
+    const fd = openSync(fsPath(resolvePath(file)), constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) return ignored("not a regular file");

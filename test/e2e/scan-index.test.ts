@@ -5,7 +5,7 @@
  * newer index is one warning and the scan goes on.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli, runShell } from "../helpers/run-cli.ts";
@@ -166,6 +166,21 @@ describe("library index (--index, --use-index)", () => {
     const missing = await scan(root, ["--use-index", join(tmp.make(), "none.json")]);
     expect(missing.code).toBe(0);
     expect(missing.stderr).toContain("it does not exist yet (scan --index writes it)");
+  });
+
+  test("a FIFO (or a link to one) given as the index: one warning, every file hashed; the scan never waits for a writer", async () => {
+    const root = library();
+    const dir = tmp.make();
+    const fifo = join(dir, "index.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    symlinkSync(fifo, join(dir, "link.json"));
+    for (const index of [fifo, join(dir, "link.json")]) {
+      // Opening a FIFO without O_NONBLOCK waits for a writer forever (and a signal cannot stop it).
+      const r = await runCli(["scan", root, "--offline", "--cache-dir", tmp.make(), "--use-index", index], { timeoutMs: 15_000 });
+      expect({ index, code: r.code }).toEqual({ index, code: 0 });
+      expect(r.stderr).toContain("not used: not a regular file; every file is hashed");
+      expect(r.stderr).toContain("3 hashed");
+    }
   });
 
   test("names that are not valid UTF-8 keep their bytes in the index and are matched on the other machine", async () => {
