@@ -166,6 +166,29 @@ describe("diff of two real scans", () => {
     expect(unwritable.stderr).toContain("Could not append to GITHUB_STEP_SUMMARY");
   });
 
+  test("GITHUB_STEP_SUMMARY naming a FIFO no one reads (or a link to one): a warning, the run ends; one someone reads gets the summary", async () => {
+    const dir = tmp.make();
+    const fifo = join(dir, "summary.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    symlinkSync(fifo, join(dir, "link.md"));
+    for (const summary of [fifo, join(dir, "link.md")]) {
+      // A blocking open of the FIFO waits for a reader forever, after the output is written.
+      const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json"), "--fail-on", "added"], {
+        env: { GITHUB_STEP_SUMMARY: summary },
+        timeoutMs: 15_000,
+      });
+      expect({ summary, code: r.code }).toEqual({ summary, code: 3 });
+      expect(r.stderr).toContain("Could not append to GITHUB_STEP_SUMMARY");
+      expect(r.stderr).toContain("a FIFO that no one reads");
+    }
+    const read = Bun.spawn(["cat", fifo], { stdout: "pipe" });
+    const text = new Response(read.stdout).text();
+    await Bun.sleep(200);
+    const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json")], { env: { GITHUB_STEP_SUMMARY: fifo }, timeoutMs: 15_000 });
+    expect(r.code).toBe(0);
+    expect(await text).toContain("### civitai-meta diff");
+  });
+
   test("JUnit through the CLI: scan -o FILE.xml and report --format junit; a JUnit schema accepts both", async () => {
     const xml = join(s.out, "inv.xml");
     const r = await runCli(["scan", s.dir, "--api-url", civitai.url, "--no-cache", "-o", xml]);
