@@ -73,8 +73,20 @@ function id(value: unknown): number | null {
   return typeof value === "number" && Number.isSafeInteger(value) ? value : null;
 }
 
-/** A record cut to what a diff compares. */
-export function toDiffRecord(record: FileRecord): DiffRecord {
+/**
+ * A record cut to what a diff compares, once for each of its names: a file with hard or soft links
+ * is one record whose other paths are `aliases`, and which name a scan calls the record's path
+ * follows byte order. Compared by `path` alone, a link added beside a file looked like the file
+ * moved to the link, and one name of two deleted like the other name moved.
+ */
+export function toDiffRecords(record: FileRecord): DiffRecord[] {
+  const first = toDiffRecord(record);
+  const aliases = Array.isArray(record.aliases) ? record.aliases : [];
+  return [first, ...aliases.filter((p) => typeof p === "string" && p !== first.path).map((path) => ({ ...first, path }))];
+}
+
+/** A record cut to what a diff compares (its own path only). */
+function toDiffRecord(record: FileRecord): DiffRecord {
   const c = record.civitai;
   const sha = str(record.hashes?.sha256);
   return {
@@ -101,8 +113,8 @@ function isFoundChange(oldStatus: RecordStatus, newStatus: RecordStatus): boolea
 }
 
 /**
- * The diff of two inventories' records (each side: one record per path; inventory-source.ts
- * refuses an inventory that lists a path twice). Deterministic: every list is in path order
+ * The diff of two inventories' records (each side: one entry per path, a record's aliases
+ * included, toDiffRecords; the reader refuses an inventory that lists a path twice). Deterministic: every list is in path order
  * (moves by their new path), pairs of a move chosen in path order on both sides.
  */
 export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: readonly DiffRecord[]): InventoryDiff {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Papa from "papaparse";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -164,6 +164,40 @@ describe("diff of two real scans", () => {
     });
     expect(unwritable.code).toBe(0);
     expect(unwritable.stderr).toContain("Could not append to GITHUB_STEP_SUMMARY");
+  });
+
+  test("T17: every name of a linked file is a path of the diff: a link added is added, one name of two deleted is removed, never a move", async () => {
+    const dir = tmp.make();
+    const out = tmp.make();
+    const cache = tmp.make();
+    put(dir, "b.safetensors", "keep bytes");
+    const scan = (file: string) => runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "-o", join(out, file)]);
+    expect((await scan("one-name.json")).code).toBe(0);
+    // The hard link sorts first, so the new inventory's record is a.safetensors with alias b.safetensors.
+    linkSync(join(dir, "b.safetensors"), join(dir, "a.safetensors"));
+    expect((await scan("two-names.json")).code).toBe(0);
+    const withLink = JSON.parse(readFileSync(join(out, "two-names.json"), "utf8")).records;
+    expect(withLink.map((r: { path: string; aliases: string[] }) => [r.path, r.aliases])).toEqual([
+      [join(dir, "a.safetensors"), [join(dir, "b.safetensors")]],
+    ]);
+    const summary = { removed: 0, moved: 0, changed: 0, statusChanged: 0, gone: 0, found: 0, updates: 0 };
+    const added = await runCli(["diff", join(out, "one-name.json"), join(out, "two-names.json"), "--fail-on", "moved,removed"]);
+    expect(added.code).toBe(0);
+    const a = JSON.parse(added.stdout);
+    expect(a.summary).toEqual({ ...summary, added: 1, unchanged: 1 });
+    expect(a.added.map((x: { path: string }) => x.path)).toEqual([join(dir, "a.safetensors")]);
+    rmSync(join(dir, "a.safetensors"));
+    rmSync(join(dir, "b.safetensors"));
+    put(dir, "a.safetensors", "keep bytes");
+    const removed = await runCli(["diff", join(out, "two-names.json"), join(out, "one-name.json"), "--fail-on", "moved"]);
+    expect(removed.code).toBe(0);
+    const d = JSON.parse(removed.stdout);
+    expect(d.summary).toEqual({ ...summary, added: 0, removed: 1, unchanged: 1 });
+    expect(d.removed.map((x: { path: string }) => x.path)).toEqual([join(dir, "a.safetensors")]);
+    // scan --previous compares the same way.
+    const prev = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "--previous", join(out, "two-names.json")]);
+    expect(prev.code).toBe(0);
+    expect(JSON.parse(prev.stdout).summary.changes).toMatchObject({ added: 0, removed: 1, moved: 0, unchanged: 1 });
   });
 
   test("GITHUB_STEP_SUMMARY naming a FIFO no one reads (or a link to one): a warning, the run ends; one someone reads gets the summary", async () => {
