@@ -27,7 +27,7 @@ export function appendStepSummary(path: string, markdown: string): string | null
     try {
       regular = fstatSync(fd).isFile();
       const bytes = Buffer.from(text);
-      if (regular) for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+      if (regular) for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
     } finally {
       closeSync(fd);
     }

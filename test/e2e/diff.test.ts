@@ -218,7 +218,10 @@ describe("diff of two real scans", () => {
     const read = Bun.spawn(["cat", fifo], { stdout: "pipe" });
     const text = new Response(read.stdout).text();
     await Bun.sleep(200);
-    const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json")], { env: { GITHUB_STEP_SUMMARY: fifo }, timeoutMs: 15_000 });
+    const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json")], {
+      env: { GITHUB_STEP_SUMMARY: fifo },
+      timeoutMs: 15_000,
+    });
     expect(r.code).toBe(0);
     expect(await text).toContain("### civitai-meta diff");
   });
