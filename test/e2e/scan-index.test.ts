@@ -168,6 +168,33 @@ describe("library index (--index, --use-index)", () => {
     expect(missing.stderr).toContain("it does not exist yet (scan --index writes it)");
   });
 
+  test("a file changed within 2 s of its hashing is left out of the index: rewritten with the same size and mtime, the next machine hashes it", async () => {
+    const root = library();
+    const index = join(tmp.make(), "i.json");
+    // A model still being written while the index is made. Its mtime is not 2 s older than the
+    // scan (here 30 s ahead, as a NAS clock ahead of ours would show it): a second write in the
+    // same tick of a coarse clock (whole seconds on some SMB and FUSE mounts) keeps size and mtime.
+    const fresh = join(root, "fresh.ckpt");
+    const tick = new Date(Math.floor(Date.now() / 1000) * 1000 + 30_000);
+    writeFileSync(fresh, "first bytes");
+    utimesSync(fresh, tick, tick);
+    const a = await scan(root, ["--index", index]);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(readFileSync(index, "utf8")).files.map((f: { path: string }) => f.path)).toEqual([
+      "a.ckpt",
+      "loras/b.safetensors",
+      "loras/c.safetensors",
+    ]);
+    writeFileSync(fresh, "other bytes");
+    utimesSync(fresh, tick, tick);
+    const b = await scan(copyOf(root), ["--use-index", index]);
+    expect(b.code).toBe(0);
+    expect(b.stderr).toContain("1 hashed");
+    const got = records(b.stdout)["fresh.ckpt"]!;
+    expect(got.hashSource).toBeUndefined();
+    expect(got.hashes).toMatchObject({ sha256: new Bun.CryptoHasher("sha256").update("other bytes").digest("hex") });
+  });
+
   test("a FIFO (or a link to one) given as the index: one warning, every file hashed; the scan never waits for a writer", async () => {
     const root = library();
     const dir = tmp.make();
