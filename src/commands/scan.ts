@@ -265,9 +265,10 @@ function failOnCounts(src: InventorySource): Partial<Record<FailOnName, number>>
 function stepSummary(src: InventorySource, hits: readonly string[]): void {
   const path = stepSummaryPath(process.env);
   if (!path) return;
+  // The first 50 are listed; the summary counts them all from the facts.
   const failing = [...src.records("path")]
     .filter((r) => r.status === "not_found" || r.status === "gone" || r.status === "error")
-    .slice(0, 51);
+    .slice(0, 50);
   const why = appendStepSummary(path, scanStepSummary(src.head, src.facts.facts, failing, hits));
   if (why) logger.warn(`Could not append to GITHUB_STEP_SUMMARY (${escapeControl(path)}): ${escapeControl(why)}`);
 }

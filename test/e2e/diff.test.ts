@@ -200,6 +200,20 @@ describe("diff of two real scans", () => {
     expect(JSON.parse(prev.stdout).summary.changes).toMatchObject({ added: 0, removed: 1, moved: 0, unchanged: 1 });
   });
 
+  test("GITHUB_STEP_SUMMARY with more than 50 failing files: the first 50 are listed, and the counts say how many there are", async () => {
+    const dir = tmp.make();
+    for (let i = 0; i < 60; i++) put(dir, `unknown-${String(i).padStart(2, "0")}.safetensors`, `not on Civitai ${i}`);
+    const summary = join(tmp.make(), "step_summary.md");
+    const r = await runCli(["scan", dir, "--api-url", civitai.url, "--no-cache", "-o", join(s.out, "sixty.json")], {
+      env: { GITHUB_STEP_SUMMARY: summary },
+    });
+    expect(r.code).toBe(0);
+    const text = readFileSync(summary, "utf8");
+    expect(text).toContain("<summary>60 files to look at</summary>");
+    expect(text.split("\n").filter((l) => l.startsWith("| unknown-"))).toHaveLength(50);
+    expect(text).toContain("…and 10 more (see the inventory).");
+  });
+
   test("GITHUB_STEP_SUMMARY naming a FIFO no one reads (or a link to one): a warning, the run ends; one someone reads gets the summary", async () => {
     const dir = tmp.make();
     const fifo = join(dir, "summary.fifo");
