@@ -239,6 +239,35 @@ describe("library index (--index, --use-index)", () => {
     expect(nowhere.stdout).toBe("");
   });
 
+  test("F9: --index naming the inventory written (-o) or read (--previous), or -o naming the --use-index, under any name: exit 2 before any work, all kept", async () => {
+    const root = library();
+    const dir = tmp.make();
+    const previous = join(dir, "previous.json");
+    expect((await scan(root, ["-o", previous])).code).toBe(0);
+    const before = readFileSync(previous, "utf8");
+    symlinkSync(previous, join(dir, "link.json"));
+    const cases: [string[], string][] = [
+      [["-o", join(dir, "new.json"), "--index", join(dir, "new.json")], "and -o"],
+      [["-o", join(dir, "x.json"), "--previous", previous, "--index", previous], "and --previous"],
+      [["-o", join(dir, "x.json"), "--previous", previous, "--index", join(dir, "link.json")], "and --previous"],
+      [["-o", join(dir, "link.json"), "--index", previous], "and -o"],
+      // The team's index read must not be replaced by the inventory either.
+      [["-o", join(dir, "link.json"), "--use-index", previous], "the inventory would replace that index"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await scan(root, args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toContain("hashed");
+    }
+    expect(readFileSync(previous, "utf8")).toBe(before);
+    expect(readdirSync(dir).sort()).toEqual(["link.json", "previous.json"]);
+    // The index the scan reads may be the one it writes: that is how it is kept current.
+    const index = join(dir, "index.json");
+    expect((await scan(root, ["--use-index", index, "--index", index, "-o", join(dir, "inv.json")])).code).toBe(0);
+    expect(JSON.parse(readFileSync(index, "utf8")).format).toBe("civitai-meta library index");
+  });
+
   test("a read-only place for the index: the inventory is written, the old index is kept whole, exit 1", async () => {
     const root = library();
     const mnt = tmp.make();
