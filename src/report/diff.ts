@@ -27,6 +27,8 @@ export interface DiffRecord {
   versionName: string | null;
   /** The newer version to fetch that the record announces (updates.ts), else null. */
   update: { versionId: number; name: string | null } | null;
+  /** For another name of a linked file (toDiffRecords): the path of its record. Absent on the record's own path. */
+  aliasOf?: string;
 }
 
 export interface DiffPair {
@@ -82,7 +84,8 @@ function id(value: unknown): number | null {
 export function toDiffRecords(record: FileRecord): DiffRecord[] {
   const first = toDiffRecord(record);
   const aliases = Array.isArray(record.aliases) ? record.aliases : [];
-  return [first, ...aliases.filter((p) => typeof p === "string" && p !== first.path).map((path) => ({ ...first, path }))];
+  const others = aliases.filter((p) => typeof p === "string" && p !== first.path);
+  return [first, ...others.map((path) => ({ ...first, path, aliasOf: first.path }))];
 }
 
 /** A record cut to what a diff compares (its own path only). */
@@ -148,16 +151,32 @@ export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: reado
   out.removed.push(...removedNoHash);
   out.removed.sort(byPath);
   samePairs.sort((a, b) => byPath(a.new, b.new));
+  // Paths are added, removed or moved name by name; a status, an update or being unchanged is the
+  // file's, counted once for all its names (at the first of them still paired, in path order).
+  const counted = new Set<string>();
   for (const pair of samePairs) {
+    const file = fileOf(pair.new);
+    if (counted.has(file)) continue;
+    counted.add(file);
     if (pair.old.status !== pair.new.status) out.statusChanged.push(pair);
     else if (pair.old.path === pair.new.path) out.unchanged++;
     const update = pair.new.update;
     if (update && pair.old.update?.versionId !== update.versionId) out.updates.push(pair.new);
   }
   // A file that is new (or replaced) and already has an update to fetch is news too.
-  for (const n of [...out.added, ...out.changed.map((p) => p.new)]) if (n.update) out.updates.push(n);
+  for (const n of [...out.added, ...out.changed.map((p) => p.new)]) {
+    const file = fileOf(n);
+    if (!n.update || counted.has(file)) continue;
+    counted.add(file);
+    out.updates.push(n);
+  }
   out.updates.sort(byPath);
   return out;
+}
+
+/** The file an entry names: its record's path. */
+function fileOf(r: DiffRecord): string {
+  return r.aliasOf ?? r.path;
 }
 
 /** The counts of a diff, as `summary.changes` and the diff's own summary. */
