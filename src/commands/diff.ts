@@ -3,7 +3,7 @@ import { collectRepeated } from "../shared/cli-args.ts";
 import { EXIT, UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { DIFF_FAIL_ON, failOnHits, parseFailOn } from "../report/fail-on.ts";
-import { changeCount, changeSummary, diffRecords, toDiffRecord, CHANGE_KINDS, type DiffRecord } from "../report/diff.ts";
+import { changeCount, changeSummary, diffRecords, toDiffRecords, CHANGE_KINDS, type DiffRecord } from "../report/diff.ts";
 import { openInventory, type OpenedInventory } from "../report/inventory-file.ts";
 import {
   renderDiffCsv,
@@ -91,7 +91,7 @@ function read(path: string): [DiffSide, DiffRecord[]] {
   try {
     const src = opened.source;
     const records: DiffRecord[] = [];
-    for (const r of src.records("path")) records.push(toDiffRecord(r));
+    for (const r of src.records("path")) records.push(...toDiffRecords(r));
     return [{ path, generatedAt: src.head.generatedAt, schemaVersion: src.writtenAs, files: src.count, roots: src.head.roots }, records];
   } finally {
     opened.close();

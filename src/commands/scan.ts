@@ -21,7 +21,14 @@ import { scanStepSummary } from "../report/ci-summary.ts";
 import { appendStepSummary, stepSummaryPath } from "../report/step-summary.ts";
 import { missingPaths } from "../scan/missing-paths.ts";
 import { runScan, type ScanResult } from "../scan/scan.ts";
-import { checkIndexTarget, readLibraryIndex, writeLibraryIndex, type IndexRead } from "../scan/library-index-io.ts";
+import {
+  checkIndexTarget,
+  readLibraryIndex,
+  refuseIndexClash,
+  writeLibraryIndex,
+  type IndexRead,
+  type NamedFile,
+} from "../scan/library-index-io.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
@@ -135,7 +142,10 @@ export default defineCommand({
         const target = prepareOutput(args.output);
         if (format !== "json") refuseOverInput(target, [args.previous], formatName(format, "inventory"));
         const allowMissing = args["allow-missing"] === true;
-        const index = prepareIndex(args.index, args["use-index"], paths);
+        const index = prepareIndex(args.index, args["use-index"], paths, {
+          output: { flag: "-o", path: args.output },
+          previous: { flag: "--previous", path: args.previous },
+        });
         const absent = await checkRoots(paths, allowMissing, args.output);
         // Read and checked before the walk too: a bad --previous must not cost the scan.
         held.previous = args.previous === undefined ? null : openInventory(args.previous);
@@ -214,12 +224,21 @@ function writeIndex(file: string, result: ScanResult, generatedAt: string): void
  * --index and --use-index, checked before any work: one folder (an index holds paths relative to
  * it), a writable place for the index; the index to use read now (a bad one is one warning).
  */
-function prepareIndex(write: string | undefined, use: string | undefined, paths: readonly string[]): { entries: IndexRead["entries"] } {
+function prepareIndex(
+  write: string | undefined,
+  use: string | undefined,
+  paths: readonly string[],
+  inventories: { output: NamedFile; previous: NamedFile },
+): { entries: IndexRead["entries"] } {
   if (write === undefined && use === undefined) return { entries: null };
   const flag = write !== undefined ? "--index" : "--use-index";
   if (paths.length !== 1) throw new UsageError(`${flag} takes one folder to scan (its paths are relative to it); got ${paths.length}`);
   if (write === "-" || use === "-") throw new UsageError(`${flag} takes a file, not - (the inventory goes to stdout)`);
-  if (write !== undefined) checkIndexTarget(write);
+  if (write !== undefined) {
+    refuseIndexClash({ flag: "--index", path: write }, [inventories.output, inventories.previous]);
+    checkIndexTarget(write);
+  }
+  if (use !== undefined) refuseIndexClash({ flag: "--use-index", path: use }, [inventories.output]);
   if (use === undefined) return { entries: null };
   const read = readLibraryIndex(use);
   if (read.entries === null) logger.warn(read.warning);
@@ -265,9 +284,10 @@ function failOnCounts(src: InventorySource): Partial<Record<FailOnName, number>>
 function stepSummary(src: InventorySource, hits: readonly string[]): void {
   const path = stepSummaryPath(process.env);
   if (!path) return;
+  // The first 50 are listed; the summary counts them all from the facts.
   const failing = [...src.records("path")]
     .filter((r) => r.status === "not_found" || r.status === "gone" || r.status === "error")
-    .slice(0, 51);
+    .slice(0, 50);
   const why = appendStepSummary(path, scanStepSummary(src.head, src.facts.facts, failing, hits));
   if (why) logger.warn(`Could not append to GITHUB_STEP_SUMMARY (${escapeControl(path)}): ${escapeControl(why)}`);
 }

@@ -24,7 +24,7 @@ import { HASH_HEX_LENGTH, isHashAlgo, isValidHashValue } from "./hash-algos.ts";
 export const RACY_WINDOW_MS = 2000;
 
 /** Racy-git rule (docs/reliability.md §3.4): a change right after hashing could keep the same timestamps, so such an entry is not trusted. */
-function isRacy(mtimeNs: string, storedAt: number): boolean {
+export function isRacy(mtimeNs: string, storedAt: number): boolean {
   // Whole milliseconds are the digits before the last six: a slice for the usual positive value.
   const mtimeMs = mtimeNs.length > 6 && mtimeNs[0] !== "-" ? Number(mtimeNs.slice(0, -6)) : Number(BigInt(mtimeNs) / 1_000_000n);
   return mtimeMs > storedAt - RACY_WINDOW_MS;

@@ -17,7 +17,10 @@ const MAX_FAILURES = 50;
 
 const WHY: Readonly<Record<string, string>> = { not_found: "not found on Civitai", gone: "gone from Civitai", error: "error" };
 
-/** `failing`: the records that make a CI job look (not found, gone, errors), in path order. */
+/**
+ * `failing`: the records that make a CI job look (not found, gone, errors), in path order; the
+ * first 50 suffice (the caller need not hold them all), their number is the facts' count.
+ */
 export function scanStepSummary(
   head: InventoryHead,
   facts: LibraryFacts,
@@ -43,12 +46,13 @@ export function scanStepSummary(
   const ch = head.summary.changes;
   if (ch) lines.push(`- **Since the inventory of ${mdText(dateOnly(ch.previous.generatedAt))}:** ${diffHeadline(ch)}`);
   if (failOnHits.length > 0) lines.push(`- **--fail-on matched:** ${mdText(failOnHits.join(", "))} (exit 3)`);
+  const failingTotal = s.not_found + s.gone + s.error;
   if (failing.length > 0) {
     const roots = head.roots;
     lines.push(
       "",
       "<details>",
-      `<summary>${plural(failing.length, "file")} to look at</summary>`,
+      `<summary>${plural(failingTotal, "file")} to look at</summary>`,
       "",
       mdTableHead(["File", "Status", "Why"]),
     );
@@ -62,7 +66,8 @@ export function scanStepSummary(
         ]),
       );
     }
-    if (failing.length > MAX_FAILURES) lines.push("", `…and ${failing.length - MAX_FAILURES} more (see the inventory).`);
+    const listed = Math.min(failing.length, MAX_FAILURES);
+    if (failingTotal > listed) lines.push("", `…and ${failingTotal - listed} more (see the inventory).`);
     lines.push("", "</details>");
   }
   return `${lines.join("\n")}\n`;

@@ -27,6 +27,8 @@ export interface DiffRecord {
   versionName: string | null;
   /** The newer version to fetch that the record announces (updates.ts), else null. */
   update: { versionId: number; name: string | null } | null;
+  /** For another name of a linked file (toDiffRecords): the path of its record. Absent on the record's own path. */
+  aliasOf?: string;
 }
 
 export interface DiffPair {
@@ -73,8 +75,21 @@ function id(value: unknown): number | null {
   return typeof value === "number" && Number.isSafeInteger(value) ? value : null;
 }
 
-/** A record cut to what a diff compares. */
-export function toDiffRecord(record: FileRecord): DiffRecord {
+/**
+ * A record cut to what a diff compares, once for each of its names: a file with hard or soft links
+ * is one record whose other paths are `aliases`, and which name a scan calls the record's path
+ * follows byte order. Compared by `path` alone, a link added beside a file looked like the file
+ * moved to the link, and one name of two deleted like the other name moved.
+ */
+export function toDiffRecords(record: FileRecord): DiffRecord[] {
+  const first = toDiffRecord(record);
+  const aliases = Array.isArray(record.aliases) ? record.aliases : [];
+  const others = aliases.filter((p) => typeof p === "string" && p !== first.path);
+  return [first, ...others.map((path) => ({ ...first, path, aliasOf: first.path }))];
+}
+
+/** A record cut to what a diff compares (its own path only). */
+function toDiffRecord(record: FileRecord): DiffRecord {
   const c = record.civitai;
   const sha = str(record.hashes?.sha256);
   return {
@@ -101,8 +116,8 @@ function isFoundChange(oldStatus: RecordStatus, newStatus: RecordStatus): boolea
 }
 
 /**
- * The diff of two inventories' records (each side: one record per path; inventory-source.ts
- * refuses an inventory that lists a path twice). Deterministic: every list is in path order
+ * The diff of two inventories' records (each side: one entry per path, a record's aliases
+ * included, toDiffRecords; the reader refuses an inventory that lists a path twice). Deterministic: every list is in path order
  * (moves by their new path), pairs of a move chosen in path order on both sides.
  */
 export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: readonly DiffRecord[]): InventoryDiff {
@@ -136,16 +151,32 @@ export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: reado
   out.removed.push(...removedNoHash);
   out.removed.sort(byPath);
   samePairs.sort((a, b) => byPath(a.new, b.new));
+  // Paths are added, removed or moved name by name; a status, an update or being unchanged is the
+  // file's, counted once for all its names (at the first of them still paired, in path order).
+  const counted = new Set<string>();
   for (const pair of samePairs) {
+    const file = fileOf(pair.new);
+    if (counted.has(file)) continue;
+    counted.add(file);
     if (pair.old.status !== pair.new.status) out.statusChanged.push(pair);
     else if (pair.old.path === pair.new.path) out.unchanged++;
     const update = pair.new.update;
     if (update && pair.old.update?.versionId !== update.versionId) out.updates.push(pair.new);
   }
   // A file that is new (or replaced) and already has an update to fetch is news too.
-  for (const n of [...out.added, ...out.changed.map((p) => p.new)]) if (n.update) out.updates.push(n);
+  for (const n of [...out.added, ...out.changed.map((p) => p.new)]) {
+    const file = fileOf(n);
+    if (!n.update || counted.has(file)) continue;
+    counted.add(file);
+    out.updates.push(n);
+  }
   out.updates.sort(byPath);
   return out;
+}
+
+/** The file an entry names: its record's path. */
+function fileOf(r: DiffRecord): string {
+  return r.aliasOf ?? r.path;
 }
 
 /** The counts of a diff, as `summary.changes` and the diff's own summary. */

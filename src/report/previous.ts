@@ -9,7 +9,7 @@
 import type { Inventory } from "./inventory-types.ts";
 import type { InventorySource } from "./inventory-read.ts";
 import type { FileRecord, RecordStatus } from "./record-types.ts";
-import { changeSummary, diffRecords, toDiffRecord, type DiffRecord, type InventoryDiff } from "./diff.ts";
+import { changeSummary, diffRecords, toDiffRecords, type DiffRecord, type InventoryDiff } from "./diff.ts";
 import { RECORD_STATUSES } from "./record-types.ts";
 import { factsOf } from "./library-facts.ts";
 
@@ -50,7 +50,7 @@ export function applyPrevious(inventory: Inventory, previous: InventorySource): 
   const known = new Map<string, Known>();
   const seenAt = previous.head.generatedAt;
   for (const r of previous.records("path")) {
-    oldRecords.push(toDiffRecord(r));
+    oldRecords.push(...toDiffRecords(r));
     const sha = r.hashes?.sha256;
     if (sha && notFound.has(sha) && (r.status === "found" || r.status === "gone") && r.civitai && !known.has(sha)) {
       known.set(sha, { record: r, seenAt });
@@ -64,7 +64,7 @@ export function applyPrevious(inventory: Inventory, previous: InventorySource): 
   const facts = factsOf(records);
   const diff = diffRecords(
     oldRecords,
-    records.map((r) => toDiffRecord(facts.decorate(r))),
+    records.flatMap((r) => toDiffRecords(facts.decorate(r))),
   );
   const byStatus = Object.fromEntries(RECORD_STATUSES.map((s) => [s, 0])) as Record<RecordStatus, number>;
   for (const r of records) byStatus[r.status]++;

@@ -49,23 +49,36 @@ function fileNameOf(path: string): string {
   return path.slice(cut + 1) || path;
 }
 
+/**
+ * The other names of a linked file (docs/cases.md T17), as text after what a test case says: the
+ * test case is named after one of them, and a CI reader acting on a failure needs them all.
+ */
+function otherNames(record: FileRecord, roots: readonly string[]): string {
+  const aliases = Array.isArray(record.aliases) ? record.aliases : [];
+  return aliases.length === 0 ? "" : `; also at ${aliases.map((p) => shownPath(p, roots)).join(", ")}`;
+}
+
 /** The child element that makes a test case fail or be skipped; empty when it passes. */
-function outcome(record: FileRecord): string {
+function outcome(record: FileRecord, roots: readonly string[]): string {
   const sha = record.hashes?.sha256;
+  const also = otherNames(record, roots);
+  // An error or a skip says all in its message; its text is only the other names, when there are any.
+  const body = (tag: string, values: Record<string, string>) =>
+    also === "" ? `<${tag}${attrs(values)}/>` : `<${tag}${attrs(values)}>${xmlText(also.slice(2))}</${tag}>`;
   switch (record.status) {
     case "not_found":
-      return `<failure${attrs({ type: "not_found", message: "Civitai does not know this file" })}>${xmlText(sha ? `SHA-256 ${sha}` : "no SHA-256")}</failure>`;
+      return `<failure${attrs({ type: "not_found", message: "Civitai does not know this file" })}>${xmlText(`${sha ? `SHA-256 ${sha}` : "no SHA-256"}${also}`)}</failure>`;
     case "gone": {
       const c = record.civitai;
       const seen = record.gone?.lastSeenAt ? `, last seen ${dateOnly(record.gone.lastSeenAt)}` : "";
       const was = c ? `${c.modelName ?? `model ${c.modelId}`} · ${c.versionName ?? `version ${c.versionId}`}` : "a model";
       const why = record.gone?.reason === "archived" ? "archived on Civitai, no file to download" : "no longer found on Civitai";
-      return `<failure${attrs({ type: "gone", message: `Gone from Civitai: ${why}${seen}` })}>${xmlText(`Was ${was}`)}</failure>`;
+      return `<failure${attrs({ type: "gone", message: `Gone from Civitai: ${why}${seen}` })}>${xmlText(`Was ${was}${also}`)}</failure>`;
     }
     case "error":
-      return `<error${attrs({ type: "error", message: record.error ?? "unknown error" })}/>`;
+      return body("error", { type: "error", message: record.error ?? "unknown error" });
     case "skipped":
-      return `<skipped${attrs({ message: record.reason ?? "skipped" })}/>`;
+      return body("skipped", { message: record.reason ?? "skipped" });
     default:
       return "";
   }
@@ -97,7 +110,7 @@ export function* junitChunks(src: InventorySource): Generator<string> {
   yield `    </properties>\n`;
   for (const record of src.records("path")) {
     const open = `    <testcase${attrs({ name: fileNameOf(record.path), classname: classNameOf(record.path, head.roots), time: "0" })}`;
-    const child = outcome(record);
+    const child = outcome(record, head.roots);
     yield child === "" ? `${open}/>\n` : `${open}>\n      ${child}\n    </testcase>\n`;
   }
   const s = facts.byStatus;

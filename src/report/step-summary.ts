@@ -3,7 +3,7 @@
  * their Markdown summary to it (the runner renders it on the run's page). Appended, never
  * replaced: other steps write there too. A failure to write is a warning, never the run's failure.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { errnoCode } from "../shared/errors.ts";
 import { fsPath } from "../shared/fs-path.ts";
 
@@ -13,12 +13,28 @@ export function stepSummaryPath(env: Readonly<Record<string, string | undefined>
   return typeof path === "string" && path.trim() !== "" ? path : null;
 }
 
-/** Appends `markdown` (and a blank line) to the step summary; returns why it could not, or null. */
+/**
+ * Appends `markdown` (and a blank line) to the step summary; returns why it could not, or null.
+ * The first open does not wait: a FIFO that no one reads (or a link to one) would otherwise hold
+ * the run after its inventory is written, forever, and a blocked open cannot be stopped by a
+ * signal. A FIFO someone reads, a terminal or `/dev/null` is then opened again and written as usual.
+ */
 export function appendStepSummary(path: string, markdown: string): string | null {
+  const text = `${markdown.endsWith("\n") ? markdown : `${markdown}\n`}\n`;
   try {
-    appendFileSync(fsPath(path), `${markdown.endsWith("\n") ? markdown : `${markdown}\n`}\n`);
+    const fd = openSync(fsPath(path), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o666);
+    let regular = false;
+    try {
+      regular = fstatSync(fd).isFile();
+      const bytes = Buffer.from(text);
+      if (regular) for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
+    } finally {
+      closeSync(fd);
+    }
+    if (!regular) appendFileSync(fsPath(path), text);
     return null;
   } catch (error) {
-    return errnoCode(error) ?? String(error);
+    const code = errnoCode(error);
+    return code === "ENXIO" ? "ENXIO: it is a FIFO that no one reads" : (code ?? String(error));
   }
 }

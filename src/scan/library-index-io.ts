@@ -4,9 +4,9 @@
  * warning and every file is hashed. Writing is what the user asked for: its folder is checked
  * before the walk, the file is written whole through a temp name and a rename, or not at all.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
-import { AppError, errnoCode } from "../shared/errors.ts";
+import { AppError, errnoCode, UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { dirnamePath, fsPath, resolvePath } from "../shared/fs-path.ts";
 import { parseLibraryIndex, renderLibraryIndex, type IndexEntry, type LibraryIndex } from "./library-index.ts";
@@ -22,7 +22,9 @@ export function readLibraryIndex(file: string): IndexRead {
   const ignored = (why: string): IndexRead => ({ entries: null, warning: `library index ${shown} not used: ${why}; every file is hashed` });
   let text: string;
   try {
-    const fd = openSync(fsPath(resolvePath(file)), "r");
+    // O_NONBLOCK: a FIFO at the index's path (or a link to one) would otherwise hold the open until
+    // a writer comes, forever, and a blocked open cannot be stopped by a signal. It is refused below.
+    const fd = openSync(fsPath(resolvePath(file)), constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) return ignored("not a regular file");
@@ -46,6 +48,31 @@ export function readLibraryIndex(file: string): IndexRead {
   return parsed.ok ? { entries: parsed.entries } : ignored(parsed.why);
 }
 
+/** A flag naming a file, as the user gave it (`-o inv.json`); `path` undefined when not given. */
+export interface NamedFile {
+  flag: string;
+  path: string | undefined;
+}
+
+/**
+ * Before any work (docs/cases.md F9): the library index of `index.flag` is not, under any name (a
+ * link), one of the inventories the scan writes or reads. `--index` written last would replace the
+ * inventory of `-o` or `--previous`; `-o` would replace the index of `--use-index` that a team shares.
+ */
+export function refuseIndexClash(index: { flag: string; path: string }, others: readonly NamedFile[]): void {
+  const path = resolvePath(index.path);
+  const self = identity(path);
+  for (const other of others) {
+    if (other.path === undefined || other.path === "-") continue;
+    const otherPath = resolvePath(other.path);
+    if (otherPath !== path && (self === null || self !== identity(otherPath))) continue;
+    const [writer, replaced] = index.flag === "--index" ? ["the index", "that inventory"] : ["the inventory", "that index"];
+    throw new UsageError(
+      `${index.flag} ${escapeControl(index.path)} and ${other.flag} ${escapeControl(other.path)} are the same file: ${writer} would replace ${replaced}. Give each its own file name`,
+    );
+  }
+}
+
 /** Before any work (docs/cases.md T10): the index's folder exists and the path is not a folder. */
 export function checkIndexTarget(file: string): void {
   const path = resolvePath(file);
@@ -62,6 +89,16 @@ export function checkIndexTarget(file: string): void {
   } catch (error) {
     if (error instanceof AppError) throw error;
     // Absent: it will be created.
+  }
+}
+
+/** A file's device and inode as one key, or null when there is none to stat. */
+function identity(path: string): string | null {
+  try {
+    const st = statSync(fsPath(path));
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
   }
 }
 

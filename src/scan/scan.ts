@@ -4,6 +4,7 @@ import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
+import { isRacy } from "../hash/hash-entry.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
 import { localInfoOf } from "../local/local-cache.ts";
@@ -341,7 +342,9 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
         knownFromSidecars: built.knownFromSidecars,
       },
       sidecarWrites: built.sidecarWrites,
-      ...(options.buildIndex && indexRoot !== null ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot) } : {}),
+      ...(options.buildIndex && indexRoot !== null
+        ? { indexEntries: indexEntries(collected.hashes, hashSources, indexRoot, started) }
+        : {}),
     };
   } catch (error) {
     spill.close();
@@ -502,12 +505,24 @@ function foreignIndexWarning(index: ReadonlyMap<string, IndexEntry>, root: strin
   return `the library index names none of the ${files.length} files under ${root} (written for another folder?); every file is hashed`;
 }
 
-/** The index entries of this scan: hashes we computed, now or on the machine that wrote the index read (never a sidecar's). */
-function indexEntries(hashes: readonly HashResult[], sources: ReadonlyMap<string, HashSource>, root: string): IndexEntry[] {
+/**
+ * The index entries of this scan: hashes we computed, now or on the machine that wrote the index
+ * read (never a sidecar's). Never one of a file whose mtime is not clearly older than the scan
+ * (`started`, before any hashing): the racy rule of the hash cache (docs/reliability.md §3.4). A
+ * write in the same tick of a coarse clock keeps size and mtime, and the index would then give
+ * every other machine the old bytes' hashes; such a file is hashed by the next index writer.
+ */
+function indexEntries(
+  hashes: readonly HashResult[],
+  sources: ReadonlyMap<string, HashSource>,
+  root: string,
+  started: number,
+): IndexEntry[] {
   const out: IndexEntry[] = [];
   for (const h of hashes) {
     const source = sources.get(h.file.path);
     if (h.error || !h.hashes.sha256 || (source !== undefined && source !== "index")) continue;
+    if (isRacy(h.file.identity.mtimeNs, started)) continue;
     const path = relativeToRoot(h.file.path, root);
     if (path === null) continue;
     out.push({ path, size: h.file.identity.size, mtimeNs: h.file.identity.mtimeNs, hashes: { ...h.hashes } });

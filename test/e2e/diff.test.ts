@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Papa from "papaparse";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -164,6 +164,80 @@ describe("diff of two real scans", () => {
     });
     expect(unwritable.code).toBe(0);
     expect(unwritable.stderr).toContain("Could not append to GITHUB_STEP_SUMMARY");
+  });
+
+  test("T17: every name of a linked file is a path of the diff: a link added is added, one name of two deleted is removed, never a move", async () => {
+    const dir = tmp.make();
+    const out = tmp.make();
+    const cache = tmp.make();
+    put(dir, "b.safetensors", "keep bytes");
+    const scan = (file: string) => runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "-o", join(out, file)]);
+    expect((await scan("one-name.json")).code).toBe(0);
+    // The hard link sorts first, so the new inventory's record is a.safetensors with alias b.safetensors.
+    linkSync(join(dir, "b.safetensors"), join(dir, "a.safetensors"));
+    expect((await scan("two-names.json")).code).toBe(0);
+    const withLink = JSON.parse(readFileSync(join(out, "two-names.json"), "utf8")).records;
+    expect(withLink.map((r: { path: string; aliases: string[] }) => [r.path, r.aliases])).toEqual([
+      [join(dir, "a.safetensors"), [join(dir, "b.safetensors")]],
+    ]);
+    const summary = { removed: 0, moved: 0, changed: 0, statusChanged: 0, gone: 0, found: 0, updates: 0 };
+    const added = await runCli(["diff", join(out, "one-name.json"), join(out, "two-names.json"), "--fail-on", "moved,removed"]);
+    expect(added.code).toBe(0);
+    const a = JSON.parse(added.stdout);
+    expect(a.summary).toEqual({ ...summary, added: 1, unchanged: 1 });
+    expect(a.added.map((x: { path: string }) => x.path)).toEqual([join(dir, "a.safetensors")]);
+    rmSync(join(dir, "a.safetensors"));
+    rmSync(join(dir, "b.safetensors"));
+    put(dir, "a.safetensors", "keep bytes");
+    const removed = await runCli(["diff", join(out, "two-names.json"), join(out, "one-name.json"), "--fail-on", "moved"]);
+    expect(removed.code).toBe(0);
+    const d = JSON.parse(removed.stdout);
+    expect(d.summary).toEqual({ ...summary, added: 0, removed: 1, unchanged: 1 });
+    expect(d.removed.map((x: { path: string }) => x.path)).toEqual([join(dir, "a.safetensors")]);
+    // scan --previous compares the same way.
+    const prev = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "--previous", join(out, "two-names.json")]);
+    expect(prev.code).toBe(0);
+    expect(JSON.parse(prev.stdout).summary.changes).toMatchObject({ added: 0, removed: 1, moved: 0, unchanged: 1 });
+  });
+
+  test("GITHUB_STEP_SUMMARY with more than 50 failing files: the first 50 are listed, and the counts say how many there are", async () => {
+    const dir = tmp.make();
+    for (let i = 0; i < 60; i++) put(dir, `unknown-${String(i).padStart(2, "0")}.safetensors`, `not on Civitai ${i}`);
+    const summary = join(tmp.make(), "step_summary.md");
+    const r = await runCli(["scan", dir, "--api-url", civitai.url, "--no-cache", "-o", join(s.out, "sixty.json")], {
+      env: { GITHUB_STEP_SUMMARY: summary },
+    });
+    expect(r.code).toBe(0);
+    const text = readFileSync(summary, "utf8");
+    expect(text).toContain("<summary>60 files to look at</summary>");
+    expect(text.split("\n").filter((l) => l.startsWith("| unknown-"))).toHaveLength(50);
+    expect(text).toContain("…and 10 more (see the inventory).");
+  });
+
+  test("GITHUB_STEP_SUMMARY naming a FIFO no one reads (or a link to one): a warning, the run ends; one someone reads gets the summary", async () => {
+    const dir = tmp.make();
+    const fifo = join(dir, "summary.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    symlinkSync(fifo, join(dir, "link.md"));
+    for (const summary of [fifo, join(dir, "link.md")]) {
+      // A blocking open of the FIFO waits for a reader forever, after the output is written.
+      const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json"), "--fail-on", "added"], {
+        env: { GITHUB_STEP_SUMMARY: summary },
+        timeoutMs: 15_000,
+      });
+      expect({ summary, code: r.code }).toEqual({ summary, code: 3 });
+      expect(r.stderr).toContain("Could not append to GITHUB_STEP_SUMMARY");
+      expect(r.stderr).toContain("a FIFO that no one reads");
+    }
+    const read = Bun.spawn(["cat", fifo], { stdout: "pipe" });
+    const text = new Response(read.stdout).text();
+    await Bun.sleep(200);
+    const r = await runCli(["diff", s.before, s.after, "-o", join(s.out, "fifo.json")], {
+      env: { GITHUB_STEP_SUMMARY: fifo },
+      timeoutMs: 15_000,
+    });
+    expect(r.code).toBe(0);
+    expect(await text).toContain("### civitai-meta diff");
   });
 
   test("JUnit through the CLI: scan -o FILE.xml and report --format junit; a JUnit schema accepts both", async () => {

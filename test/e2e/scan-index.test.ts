@@ -5,7 +5,7 @@
  * newer index is one warning and the scan goes on.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeCivitai } from "../helpers/fake-civitai.ts";
 import { runCli, runShell } from "../helpers/run-cli.ts";
@@ -168,6 +168,48 @@ describe("library index (--index, --use-index)", () => {
     expect(missing.stderr).toContain("it does not exist yet (scan --index writes it)");
   });
 
+  test("a file changed within 2 s of its hashing is left out of the index: rewritten with the same size and mtime, the next machine hashes it", async () => {
+    const root = library();
+    const index = join(tmp.make(), "i.json");
+    // A model still being written while the index is made. Its mtime is not 2 s older than the
+    // scan (here 30 s ahead, as a NAS clock ahead of ours would show it): a second write in the
+    // same tick of a coarse clock (whole seconds on some SMB and FUSE mounts) keeps size and mtime.
+    const fresh = join(root, "fresh.ckpt");
+    const tick = new Date(Math.floor(Date.now() / 1000) * 1000 + 30_000);
+    writeFileSync(fresh, "first bytes");
+    utimesSync(fresh, tick, tick);
+    const a = await scan(root, ["--index", index]);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(readFileSync(index, "utf8")).files.map((f: { path: string }) => f.path)).toEqual([
+      "a.ckpt",
+      "loras/b.safetensors",
+      "loras/c.safetensors",
+    ]);
+    writeFileSync(fresh, "other bytes");
+    utimesSync(fresh, tick, tick);
+    const b = await scan(copyOf(root), ["--use-index", index]);
+    expect(b.code).toBe(0);
+    expect(b.stderr).toContain("1 hashed");
+    const got = records(b.stdout)["fresh.ckpt"]!;
+    expect(got.hashSource).toBeUndefined();
+    expect(got.hashes).toMatchObject({ sha256: new Bun.CryptoHasher("sha256").update("other bytes").digest("hex") });
+  });
+
+  test("a FIFO (or a link to one) given as the index: one warning, every file hashed; the scan never waits for a writer", async () => {
+    const root = library();
+    const dir = tmp.make();
+    const fifo = join(dir, "index.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    symlinkSync(fifo, join(dir, "link.json"));
+    for (const index of [fifo, join(dir, "link.json")]) {
+      // Opening a FIFO without O_NONBLOCK waits for a writer forever (and a signal cannot stop it).
+      const r = await runCli(["scan", root, "--offline", "--cache-dir", tmp.make(), "--use-index", index], { timeoutMs: 15_000 });
+      expect({ index, code: r.code }).toEqual({ index, code: 0 });
+      expect(r.stderr).toContain("not used: not a regular file; every file is hashed");
+      expect(r.stderr).toContain("3 hashed");
+    }
+  });
+
   test("names that are not valid UTF-8 keep their bytes in the index and are matched on the other machine", async () => {
     const root = library();
     const index = join(tmp.make(), "i.json");
@@ -195,6 +237,35 @@ describe("library index (--index, --use-index)", () => {
     expect(nowhere.code).toBe(1);
     expect(nowhere.stderr).toContain("Cannot write the library index to");
     expect(nowhere.stdout).toBe("");
+  });
+
+  test("F9: --index naming the inventory written (-o) or read (--previous), or -o naming the --use-index, under any name: exit 2 before any work, all kept", async () => {
+    const root = library();
+    const dir = tmp.make();
+    const previous = join(dir, "previous.json");
+    expect((await scan(root, ["-o", previous])).code).toBe(0);
+    const before = readFileSync(previous, "utf8");
+    symlinkSync(previous, join(dir, "link.json"));
+    const cases: [string[], string][] = [
+      [["-o", join(dir, "new.json"), "--index", join(dir, "new.json")], "and -o"],
+      [["-o", join(dir, "x.json"), "--previous", previous, "--index", previous], "and --previous"],
+      [["-o", join(dir, "x.json"), "--previous", previous, "--index", join(dir, "link.json")], "and --previous"],
+      [["-o", join(dir, "link.json"), "--index", previous], "and -o"],
+      // The team's index read must not be replaced by the inventory either.
+      [["-o", join(dir, "link.json"), "--use-index", previous], "the inventory would replace that index"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await scan(root, args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toContain(message);
+      expect(r.stderr).not.toContain("hashed");
+    }
+    expect(readFileSync(previous, "utf8")).toBe(before);
+    expect(readdirSync(dir).sort()).toEqual(["link.json", "previous.json"]);
+    // The index the scan reads may be the one it writes: that is how it is kept current.
+    const index = join(dir, "index.json");
+    expect((await scan(root, ["--use-index", index, "--index", index, "-o", join(dir, "inv.json")])).code).toBe(0);
+    expect(JSON.parse(readFileSync(index, "utf8")).format).toBe("civitai-meta library index");
   });
 
   test("a read-only place for the index: the inventory is written, the old index is kept whole, exit 1", async () => {

@@ -35,6 +35,36 @@ function doc(oldR: DiffRecord[], newR: DiffRecord[]): DiffDocument {
 }
 
 describe("diffRecords", () => {
+  test("T17: the names of a linked file are paths of their own, but its status change, update or being unchanged counts once", () => {
+    const named = (r: DiffRecord, ...aliases: string[]) => [r, ...aliases.map((path) => ({ ...r, path, aliasOf: r.path }))];
+    const update = { versionId: 3, name: "v2" };
+    const d = diffRecords(
+      [...named(rec("/m/a", h("a")), "/m/b", "/m/c"), ...named(rec("/m/x", h("b")), "/m/y")],
+      [
+        ...named(rec("/m/a", h("a"), { status: "gone", update }), "/m/b", "/m/new-link"),
+        ...named(rec("/m/x", h("b"), { update }), "/m/y"),
+        ...named(rec("/m/z", h("c"), { update }), "/m/z-link"),
+      ],
+    );
+    const { previous: _p, ...summary } = changeSummary(d, { generatedAt: "2026-01-01T00:00:00.000Z", files: 2 });
+    // c vanished and new-link appeared with the same bytes: a name renamed, one move.
+    expect(summary).toEqual({
+      added: 2,
+      removed: 0,
+      moved: 1,
+      changed: 0,
+      statusChanged: 1,
+      gone: 1,
+      found: 0,
+      updates: 3,
+      unchanged: 1,
+    });
+    expect(d.added.map((r) => r.path)).toEqual(["/m/z", "/m/z-link"]);
+    expect(d.moved.map((p) => [p.old.path, p.new.path])).toEqual([["/m/c", "/m/new-link"]]);
+    expect(d.statusChanged.map((p) => p.new.path)).toEqual(["/m/a"]);
+    expect(d.updates.map((r) => r.path)).toEqual(["/m/a", "/m/x", "/m/z"]);
+  });
+
   test("added, removed, moved (same bytes, new path), changed (same path, new bytes), status changes, updates, unchanged", () => {
     const before = [
       rec("/m/same.safetensors", h("a")),

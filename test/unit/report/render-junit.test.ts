@@ -60,6 +60,24 @@ describe("JUnit XML", () => {
     expect(xml).toContain('<skipped message="in progress (.part)"/>');
   });
 
+  test("T17: a failing, erroring or skipped file with other names (hard or soft links) names them all; the schema still accepts it", async () => {
+    const at = (name: string) => `/models/loras/${name}`;
+    const inv = makeInventory([
+      makeRecord({ path: at("a.safetensors"), aliases: [at("b.safetensors")], status: "not_found" }),
+      makeRecord({ path: at("c.safetensors"), aliases: [at("d.safetensors"), at("e<&>.safetensors")], status: "error", error: "EIO" }),
+      makeRecord({ path: at("f.safetensors"), aliases: [at("g.safetensors")], status: "skipped", reason: "offline" }),
+      makeRecord({ path: at("h.safetensors"), aliases: [at("i.safetensors")] }),
+      makeRecord({ path: at("j.safetensors"), status: "error", error: "EIO" }),
+    ]);
+    const xml = renderJunit(inv);
+    expect(await junitSchemaErrors(xml)).toEqual([]);
+    expect(xml).toContain(`>SHA-256 ${inv.records[0]!.hashes.sha256}; also at loras/b.safetensors</failure>`);
+    expect(xml).toContain('<error type="error" message="EIO">also at loras/d.safetensors, loras/e&lt;&amp;&gt;.safetensors</error>');
+    expect(xml).toContain('<skipped message="offline">also at loras/g.safetensors</skipped>');
+    expect(xml).toContain('<testcase name="h.safetensors" classname="loras" time="0"/>');
+    expect(xml).toContain('<testcase name="j.safetensors" classname="loras" time="0">\n      <error type="error" message="EIO"/>');
+  });
+
   test("hostile names, errors and reasons stay text: the schema still accepts it, nothing XML 1.0 forbids is written", async () => {
     const inv = hostileInventory();
     inv.records.push(makeRecord({ path: "/models/raw\udcff\ud800 lone.safetensors", status: "error", error: "bad \u0000 \ufffe end" }));
