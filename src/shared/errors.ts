@@ -50,6 +50,7 @@ const ERRNO_WORDS: Readonly<Record<string, string>> = {
   ELOOP: "too many levels of symbolic links",
   ENAMETOOLONG: "name too long",
   EMFILE: "too many open files",
+  ENXIO: "a FIFO that no one reads, or a device that is not there",
 };
 
 /** `no such file or folder (ENOENT)`: the errno code in words when it is a common one, else the code or the message. */

@@ -1,4 +1,4 @@
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
 import { createConsola, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola/core";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -132,9 +132,17 @@ export function hasLogFile(): boolean {
 /**
  * Opens `path` for appending (created with mode 600: a log names the user's files) and sends every
  * later log line to it. Throws the fs error; the caller turns it into a message naming the file.
+ * The first open does not wait: a FIFO that no one reads would hold the run before it starts, and
+ * a blocked open cannot be stopped by a signal (ENXIO then). A FIFO someone reads, or a terminal,
+ * is opened again as usual, so its writes wait for the reader rather than fail.
  */
 export function openLogFile(path: string): void {
-  const fd = openSync(fsPath(path), "a", 0o600);
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+  let fd = openSync(fsPath(path), flags | constants.O_NONBLOCK, 0o600);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    fd = openSync(fsPath(path), flags, 0o600);
+  }
   if (logFd !== null) closeSync(logFd);
   logFd = fd;
   applyLevels();

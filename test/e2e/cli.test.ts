@@ -169,6 +169,15 @@ describe("CLI shell", () => {
     expect(log.stderr).toContain(`Cannot open the log file ${join(missing, "log")}: no such file or folder (ENOENT).`);
   });
 
+  test("--log-file naming a FIFO that no one reads is one clear error at once, not a run that never starts", async () => {
+    const dir = tmp.make();
+    const fifo = join(dir, "log.fifo");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const r = await runCli(["scan", dir, "--offline", "--log-file", fifo], { timeoutMs: 15_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`Cannot open the log file ${fifo}: a FIFO that no one reads, or a device that is not there (ENXIO).`);
+  });
+
   test("colours are off when not a TTY", async () => {
     const r = await runCli(["--help"], { env: { NO_COLOR: undefined } });
     expect(r.stdout).not.toContain("\x1b[");
