@@ -140,8 +140,14 @@ export function openLogFile(path: string): void {
   const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
   let fd = openSync(fsPath(path), flags | constants.O_NONBLOCK, 0o600);
   if (!fstatSync(fd).isFile()) {
-    closeSync(fd);
-    fd = openSync(fsPath(path), flags, 0o600);
+    // Opened again before the first is closed: closing it first would show a reader such as `cat`
+    // the end of the stream, and the second open would then wait for a reader forever.
+    const waiting = fd;
+    try {
+      fd = openSync(fsPath(path), flags, 0o600);
+    } finally {
+      closeSync(waiting);
+    }
   }
   if (logFd !== null) closeSync(logFd);
   logFd = fd;

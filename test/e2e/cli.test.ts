@@ -169,13 +169,20 @@ describe("CLI shell", () => {
     expect(log.stderr).toContain(`Cannot open the log file ${join(missing, "log")}: no such file or folder (ENOENT).`);
   });
 
-  test("--log-file naming a FIFO that no one reads is one clear error at once, not a run that never starts", async () => {
+  test("--log-file naming a FIFO that no one reads is one clear error at once, not a run that never starts; one someone reads gets every line", async () => {
     const dir = tmp.make();
     const fifo = join(dir, "log.fifo");
     Bun.spawnSync(["mkfifo", fifo]);
     const r = await runCli(["scan", dir, "--offline", "--log-file", fifo], { timeoutMs: 15_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`Cannot open the log file ${fifo}: a FIFO that no one reads, or a device that is not there (ENXIO).`);
+    // One someone reads (to its end, as cat does) gets every line.
+    const reader = Bun.spawn(["cat", fifo], { stdout: "pipe" });
+    const lines = new Response(reader.stdout).text();
+    await Bun.sleep(200);
+    const read = await runCli(["scan", dir, "--offline", "--log-file", fifo], { timeoutMs: 15_000 });
+    expect(read.code).toBe(0);
+    expect(await lines).toMatch(/\[debug\] civitai-meta .*: scan /);
   });
 
   test("colours are off when not a TTY", async () => {
