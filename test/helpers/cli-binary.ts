@@ -1,7 +1,7 @@
 /**
  * The compiled binary the end-to-end tests run (run-cli.ts). A child `bun src/cli.ts` spends
  * ~0.25 s of CPU loading and compiling the sources before it does anything; the bytecode binary
- * starts in ~0.07 s. With ~500 CLI children in the suite that difference is most of `npm test`'s
+ * starts in ~0.03–0.05 s. With ~400 CLI children in the suite that difference is most of `npm test`'s
  * time on two cores, so the suite runs the binary, rebuilt here whenever it is older than what it
  * is built from, and never a stale one (a test of yesterday's code passes for the wrong reason).
  */
