@@ -60,7 +60,7 @@ export default defineCommand({
     refuseOverInput(target, paths, "diff");
     const [oldSide, oldRecords] = read(paths[0]!);
     const [newSide, newRecords] = read(paths[1]!);
-    const diff = diffRecords(oldRecords, newRecords);
+    const diff = diffRecords(oldRecords, newRecords, { old: oldSide.roots, new: newSide.roots });
     const { previous: _previous, ...summary } = changeSummary(diff, { generatedAt: oldSide.generatedAt, files: oldSide.files });
     const doc: DiffDocument = { old: oldSide, new: newSide, summary, diff };
     const text =

@@ -12,6 +12,7 @@
  * Records without a SHA-256 (skipped, not hashed) are compared by path only.
  */
 import { compareByteOrder } from "../scan/path-filter.ts";
+import { relativeToRoot } from "../scan/library-index.ts";
 import type { FileRecord, RecordStatus } from "./record-types.ts";
 import { updateToFetch } from "./updates.ts";
 
@@ -115,19 +116,42 @@ function isFoundChange(oldStatus: RecordStatus, newStatus: RecordStatus): boolea
   return newStatus === "found" && (oldStatus === "not_found" || oldStatus === "gone");
 }
 
+/** Each inventory's roots (`roots` of its head). */
+export interface DiffRoots {
+  old: readonly string[];
+  new: readonly string[];
+}
+
+/**
+ * What a record is matched by across the two sides: its path, or, when each inventory has one root
+ * and the roots differ (the library scanned again at another mount point, drive or CI workspace),
+ * its path under its root. Matched by absolute path, every file of a library that moved whole was
+ * "moved", and `--fail-on moved` fired on a job that changed nothing. A path outside its root keeps
+ * its absolute form, marked so that it never equals a relative one.
+ */
+function matchKeys(roots: DiffRoots | undefined): { old: (r: DiffRecord) => string; new: (r: DiffRecord) => string } {
+  const asIs = (r: DiffRecord) => r.path;
+  if (!roots || roots.old.length !== 1 || roots.new.length !== 1 || roots.old[0] === roots.new[0]) return { old: asIs, new: asIs };
+  const under = (root: string) => (r: DiffRecord) => relativeToRoot(r.path, root) ?? `\0${r.path}`;
+  return { old: under(roots.old[0]!), new: under(roots.new[0]!) };
+}
+
 /**
  * The diff of two inventories' records (each side: one entry per path, a record's aliases
- * included, toDiffRecords; the reader refuses an inventory that lists a path twice). Deterministic: every list is in path order
- * (moves by their new path), pairs of a move chosen in path order on both sides.
+ * included, toDiffRecords; the reader refuses an inventory that lists a path twice), matched by
+ * path, or by path under the root when the two were scanned from different roots (matchKeys).
+ * Deterministic: every list is in path order (moves by their new path), pairs of a move chosen in
+ * path order on both sides.
  */
-export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: readonly DiffRecord[]): InventoryDiff {
-  const oldByPath = new Map(oldRecords.map((r) => [r.path, r]));
-  const newPaths = new Set(newRecords.map((r) => r.path));
+export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: readonly DiffRecord[], roots?: DiffRoots): InventoryDiff {
+  const key = matchKeys(roots);
+  const oldByPath = new Map(oldRecords.map((r) => [key.old(r), r]));
+  const newPaths = new Set(newRecords.map((r) => key.new(r)));
   const out: InventoryDiff = { added: [], removed: [], moved: [], changed: [], statusChanged: [], updates: [], unchanged: 0 };
   const onlyNew: DiffRecord[] = [];
   const samePairs: DiffPair[] = [];
   for (const n of [...newRecords].sort(byPath)) {
-    const o = oldByPath.get(n.path);
+    const o = oldByPath.get(key.new(n));
     if (!o) onlyNew.push(n);
     else if (o.sha256 !== null && n.sha256 !== null && o.sha256 !== n.sha256) out.changed.push({ old: o, new: n });
     else samePairs.push({ old: o, new: n });
@@ -136,7 +160,7 @@ export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: reado
   const vanished = new Map<string, DiffRecord[]>();
   const removedNoHash: DiffRecord[] = [];
   for (const o of [...oldRecords].sort(byPath)) {
-    if (newPaths.has(o.path)) continue;
+    if (newPaths.has(key.old(o))) continue;
     if (o.sha256 === null) removedNoHash.push(o);
     else vanished.set(o.sha256, [...(vanished.get(o.sha256) ?? []), o]);
   }
@@ -159,7 +183,7 @@ export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: reado
     if (counted.has(file)) continue;
     counted.add(file);
     if (pair.old.status !== pair.new.status) out.statusChanged.push(pair);
-    else if (pair.old.path === pair.new.path) out.unchanged++;
+    else if (key.old(pair.old) === key.new(pair.new)) out.unchanged++;
     const update = pair.new.update;
     if (update && pair.old.update?.versionId !== update.versionId) out.updates.push(pair.new);
   }

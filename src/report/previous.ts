@@ -65,6 +65,7 @@ export function applyPrevious(inventory: Inventory, previous: InventorySource): 
   const diff = diffRecords(
     oldRecords,
     records.flatMap((r) => toDiffRecords(facts.decorate(r))),
+    { old: previous.head.roots, new: inventory.roots },
   );
   const byStatus = Object.fromEntries(RECORD_STATUSES.map((s) => [s, 0])) as Record<RecordStatus, number>;
   for (const r of records) byStatus[r.status]++;

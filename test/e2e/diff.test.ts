@@ -254,6 +254,41 @@ describe("diff of two real scans", () => {
   });
 });
 
+describe("a library scanned again from another place (a mount point, a CI workspace)", () => {
+  test("nothing moved: files are matched by their path under the root, by diff and by scan --previous", async () => {
+    const first = join(tmp.make(), "models");
+    put(first, "loras/keep.safetensors", "keep bytes");
+    put(first, "checkpoints/move.safetensors", "move bytes");
+    const out = tmp.make();
+    const cache = tmp.make();
+    const scan = (dir: string, file: string, ...more: string[]) =>
+      runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cache, "-o", join(out, file), ...more]);
+    expect((await scan(first, "at-first.json")).code).toBe(0);
+    // The same folder, moved whole: only the root differs.
+    const second = join(tmp.make(), "elsewhere", "models");
+    mkdirSync(join(second, ".."), { recursive: true });
+    renameSync(first, second);
+    expect((await scan(second, "at-second.json")).code).toBe(0);
+    const r = await runCli([
+      "diff",
+      join(out, "at-first.json"),
+      join(out, "at-second.json"),
+      "--format",
+      "json",
+      "--fail-on",
+      "added,removed,moved",
+    ]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).summary).toMatchObject({ added: 0, removed: 0, moved: 0, changed: 0, unchanged: 2 });
+    // A real move under the new root is still one.
+    renameSync(join(second, "checkpoints/move.safetensors"), join(second, "loras/move.safetensors"));
+    const again = await scan(second, "moved.json", "--previous", join(out, "at-first.json"));
+    expect(again.code).toBe(0);
+    const changes = JSON.parse(readFileSync(join(out, "moved.json"), "utf8")).summary.changes;
+    expect(changes).toMatchObject({ added: 0, removed: 0, moved: 1, unchanged: 1 });
+  });
+});
+
 describe("diff: bad input is one clear error (or a defined answer), never a crash", () => {
   let before: string;
   let after: string;

@@ -131,6 +131,29 @@ describe("diffRecords", () => {
     expect(d.removed).toEqual([]);
   });
 
+  test("one root on each side, the roots differ: matched by the path under the root; outside it, by the whole path", () => {
+    const oldR = [
+      rec("/mnt/a/models/x.safetensors", h("a")),
+      rec("/mnt/a/models/sub/y.safetensors", h("b")),
+      rec("/elsewhere/z.safetensors", h("c")),
+    ];
+    const newR = [
+      rec("/srv/models/x.safetensors", h("a")),
+      rec("/srv/models/sub/y.safetensors", h("d")),
+      rec("/elsewhere/z.safetensors", h("c")),
+    ];
+    const diff = diffRecords(oldR, newR, { old: ["/mnt/a/models"], new: ["/srv/models"] });
+    expect(diff.unchanged).toBe(2);
+    expect(diff.changed.map((p) => [p.old.path, p.new.path])).toEqual([
+      ["/mnt/a/models/sub/y.safetensors", "/srv/models/sub/y.safetensors"],
+    ]);
+    expect([diff.added, diff.removed, diff.moved]).toEqual([[], [], []]);
+    // Several roots on a side, or the same root: by the whole path, as always.
+    const byPath = diffRecords(oldR, newR, { old: ["/mnt/a/models", "/other"], new: ["/srv/models"] });
+    expect(byPath.moved).toHaveLength(1);
+    expect(byPath.removed.map((r) => r.path)).toEqual(["/mnt/a/models/sub/y.safetensors"]);
+  });
+
   test("no change at all: every file unchanged, the Markdown says so", () => {
     const same = [rec("/m/a", h("a")), rec("/m/b", null, { status: "skipped" })];
     const markdown = renderDiffMarkdown(doc(same, same));
