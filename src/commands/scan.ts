@@ -340,7 +340,7 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
   if (src.count === 0) logger.info(`No model files found under ${paths.map(escapeControl).join(", ")}`);
 }
 
-/** 1 when the run was stopped (throws) or a file failed, 3 for a --fail-on hit, else 0; says why on stderr. */
+/** 3 for a --fail-on hit, else 1 when the run was stopped (throws) or a file failed, else 0; says why on stderr. */
 function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly string[]): number {
   if (result.stopped && result.stopped.kind !== "aborted") {
     throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
@@ -353,18 +353,17 @@ function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly str
       `model details could not be fetched for ${plural(details.files, "file")} (${details.message}): their updates, licence, tags and creator are missing from the inventory. Run again later, or pass --no-details to go without them`,
     );
   }
-  if (hits.length > 0) {
-    logger.warn(`--fail-on: ${hits.join(", ")}`);
-    return EXIT.failOn;
-  }
-  if (details) return EXIT.failure;
+  // Said whatever the exit code: a --fail-on match (3) wins over failures (1), but never hides them.
   if (s.byStatus.error > 0) {
     logger.error(
       `${plural(s.byStatus.error, "file")} could not be hashed or looked up; see ${s.byStatus.error === 1 ? "its" : "their"} "error" in the inventory`,
     );
-    return EXIT.failure;
   }
-  return EXIT.ok;
+  if (hits.length > 0) {
+    logger.warn(`--fail-on: ${hits.join(", ")}`);
+    return EXIT.failOn;
+  }
+  return details || s.byStatus.error > 0 ? EXIT.failure : EXIT.ok;
 }
 
 /** T9: one error naming every missing root; nothing was written, so the old inventory is intact. */

@@ -200,6 +200,21 @@ describe("scan", () => {
     expect(inventoryOf(again.stdout).records[0].update.sameBaseModel.versionId).toBe(92);
   });
 
+  test("a --fail-on match wins over failures (exit 3, not 1), but the failures are still said on stderr", async () => {
+    const dir = library([{ name: "a.safetensors", content: "answered in a wrong shape" }]);
+    for (const route of ["versionsByHashes", "versionIdsByHashes", "versionByHash"] as const)
+      civitai.setFault(route, faults.wrongShape({ weird: true }));
+    try {
+      const r = await runCli(["scan", dir, "--no-fallback", "--fail-on", "error", ...baseArgs(tmp.make())]);
+      expect(inventoryOf(r.stdout).records[0].status).toBe("error");
+      expect(r.code).toBe(3);
+      expect(r.stderr).toContain('[error] 1 file could not be hashed or looked up; see its "error" in the inventory');
+      expect(r.stderr).toContain("--fail-on: ");
+    } finally {
+      for (const route of ["versionsByHashes", "versionIdsByHashes", "versionByHash"] as const) civitai.setFault(route, null);
+    }
+  });
+
   test("B2: a long Retry-After stops lookups with the time to retry; what was done is still written", async () => {
     const dir = library([{ name: "a.safetensors", content: "rate limited" }]);
     civitai.setFault("*", faults.rateLimit(3600));
