@@ -361,7 +361,11 @@ describe("install.sh against a fake release server", () => {
 
 describe("scan.sh", () => {
   /** A stand-in binary: records its arguments (one per line) and whether it saw a key, writes what scan/report would. */
-  function stub(exitCode: number, reportBody = "# Civitai model inventory\n\n| Summary | Value |\n\n## Files\n\n| a | b |\n") {
+  function stub(
+    exitCode: number,
+    reportBody = "# Civitai model inventory\n\n| Summary | Value |\n\n## Files\n\n| a | b |\n",
+    writesInventory = true,
+  ) {
     const dir = tmp.make();
     const log = join(dir, "calls");
     const bin = join(dir, "civitai-meta");
@@ -372,7 +376,7 @@ describe("scan.sh", () => {
 out=""; prev=""
 for a in "$@"; do [ "$prev" = "-o" ] && out=$a; prev=$a; done
 case $1 in
-  scan) echo '{"records":[]}' > "$out"; exit ${exitCode} ;;
+  scan) ${writesInventory ? `echo '{"records":[]}' > "$out"; ` : ""}exit ${exitCode} ;;
   report) cat > "$out" <<'MD'
 ${reportBody}MD
   ;;
@@ -431,7 +435,7 @@ esac
       "--format",
       "json",
       "-o",
-      `${out}/inventory.json`,
+      `${out}/.inventory.new.json`,
       "--fail-on",
       "not-found,error",
       "--previous",
@@ -469,6 +473,24 @@ esac
     expect(r.output()["exit-code"]).toBe("3");
     expect(r.output().report).toBe(r.output().inventory);
     expect(r.summary()).toContain("# Civitai model inventory");
+  });
+
+  test("a scan that stops before writing never passes off the inventory of an earlier run in the same output-dir as its own", async () => {
+    const out = join(tmp.make(), "persistent out");
+    const first = runner();
+    expect((await runScript(SCAN, scanEnv(first, stub(0).bin, { CM_OUTPUT_DIR: out }))).code).toBe(0);
+    const earlier = readFileSync(join(out, "inventory.json"), "utf8");
+    // The next run's scan stops at once (a usage error) and writes nothing.
+    const r = runner();
+    const s = stub(2, undefined, false);
+    const res = await runScript(SCAN, scanEnv(r, s.bin, { CM_OUTPUT_DIR: out }));
+    expect(res.code).toBe(0);
+    // Before, the old inventory.json was rendered, summarised, named as this run's output and uploaded.
+    expect(r.output()).toEqual({ "exit-code": "2", inventory: "", report: "", "artifact-paths": "" });
+    expect(s.calls().map((c) => c[1])).toEqual(["scan"]);
+    expect(r.summary()).toBe("## civitai-meta scan\n\nThe scan stopped (exit 2) before writing an inventory: see the step log.\n");
+    // Nothing lost: the earlier inventory is still there, whole.
+    expect(readFileSync(join(out, "inventory.json"), "utf8")).toBe(earlier);
   });
 
   test("a report too large for a step summary keeps its summary table and says where the rest is", async () => {
