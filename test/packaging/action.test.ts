@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { SCAN_FAIL_ON } from "../../src/report/fail-on.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { BINARY, CLI_ENTRY } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
@@ -58,6 +59,17 @@ describe("action.yml", () => {
         .flatMap((e) => [...e.matchAll(/inputs\.([A-Za-z0-9_-]+)/g)].map((m) => m[1]!)),
     );
     expect([...used].sort()).toEqual(Object.keys(action.inputs).sort());
+  });
+
+  test("the fail-on input's description, here and in docs/github-action.md, names every value scan --fail-on takes", () => {
+    // It listed only not-found, error and skipped, though scan also takes gone, update and the changes since --previous.
+    const docRow = readFileSync(join(ROOT, "docs/github-action.md"), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("| `fail-on` |"))!;
+    for (const value of SCAN_FAIL_ON) {
+      expect(action.inputs["fail-on"]!.description).toMatch(new RegExp(`(^|[\\s,(])${value}\\b`));
+      expect(docRow).toContain(`\`${value}\``);
+    }
   });
 
   test("inputs reach the scripts through env only: no expression inside any script text", () => {
