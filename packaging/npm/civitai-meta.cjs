@@ -8,6 +8,7 @@
 
 const crypto = require("crypto");
 const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const childProcess = require("child_process");
 
@@ -127,9 +128,23 @@ function run(binary, args) {
   });
   child.on("exit", (code, signal) => {
     for (const [sig, handler] of Object.entries(handlers)) process.off(sig, handler);
-    if (signal) process.kill(process.pid, signal);
+    if (signal) endBySignal(signal);
     else process.exit(code === null ? 1 : code);
   });
+}
+
+/**
+ * Ends the launcher as a binary killed by `signal` ended: by the same signal where Node can die of
+ * it, else with the code a shell gives such a death (128 + its number). Node ignores SIGPIPE (a
+ * `… | head` that killed the binary then ended the launcher with 0, success) and takes SIGUSR1 to
+ * start its inspector on 127.0.0.1:9229, so those two are never sent; any other signal that does
+ * not end us (one inherited as ignored) falls through to the exit code.
+ */
+function endBySignal(signal) {
+  const code = 128 + (os.constants.signals[signal] || 0);
+  if (signal === "SIGPIPE" || signal === "SIGUSR1") process.exit(code);
+  process.kill(process.pid, signal);
+  setTimeout(() => process.exit(code), 1000);
 }
 
 function main() {

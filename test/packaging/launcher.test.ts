@@ -203,6 +203,21 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     expect(r.code).toBe(143);
   }, 20_000);
 
+  test("a binary killed by SIGPIPE or SIGUSR1 ends the launcher with 128 + the signal, not 0 nor a debugger", async () => {
+    // Node ignores SIGPIPE and starts its inspector on SIGUSR1: sending those to itself ended the
+    // launcher with 0 (a failed `civitai-meta … | head` reported as success), the second after
+    // "Debugger listening on ws://127.0.0.1:9229".
+    for (const [signal, code] of [
+      ["PIPE", 141],
+      ["USR1", 138],
+    ] as const) {
+      const { launcherPath } = install(`#!/bin/sh\nkill -${signal} $$\nexit 0\n`);
+      const r = await runLauncher(launcherPath, []);
+      expect(r.stderr).toBe("");
+      expect({ signal, code: r.code }).toEqual({ signal, code });
+    }
+  }, 20_000);
+
   test("a binary killed by a signal makes the launcher die of the same signal", async () => {
     const { launcherPath } = install("#!/bin/sh\nkill -KILL $$\n");
     const r = await runLauncher(launcherPath, []);
