@@ -107,6 +107,36 @@ function sha256File(file) {
 }
 
 /**
+ * Linux: when Node decoded one of our arguments with U+FFFD (bytes that are not UTF-8, such as a
+ * Latin-1 file name), the exact bytes of every argument, read from /proc/self/cmdline, each as hex,
+ * comma-separated. spawn passes arguments as UTF-8 only, so the binary would get U+FFFD itself and
+ * name no file; it takes the bytes from CIVITAI_META_RAW_ARGV instead (src/shared/raw-argv.ts).
+ */
+function rawArgs(args, readFile) {
+  if (!args.some((a) => a.includes("\ufffd"))) return undefined;
+  let raw;
+  try {
+    raw = readFile("/proc/self/cmdline");
+  } catch {
+    return undefined; // not Linux, or /proc not mounted: the bytes are gone
+  }
+  const parts = [];
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) {
+      parts.push(raw.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < raw.length) parts.push(raw.subarray(start));
+  if (parts.length < args.length) return undefined;
+  return parts
+    .slice(parts.length - args.length)
+    .map((p) => p.toString("hex"))
+    .join(",");
+}
+
+/**
  * Runs the binary with our arguments and standard streams, and ends as it ends: same exit code,
  * or the same signal. SIGTERM and SIGHUP (from `kill`, a supervisor, a CI runner) are passed on.
  * SIGINT is not: Ctrl-C already reaches the binary through the terminal's process group, and a
@@ -121,7 +151,9 @@ function run(binary, args) {
   };
   const handlers = { SIGINT: () => {}, SIGTERM: forward("SIGTERM"), SIGHUP: forward("SIGHUP") };
   for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
-  child = childProcess.spawn(binary, args, { stdio: "inherit" });
+  const raw = rawArgs(args, fs.readFileSync);
+  const env = raw === undefined ? process.env : { ...process.env, CIVITAI_META_RAW_ARGV: raw };
+  child = childProcess.spawn(binary, args, { stdio: "inherit", env });
   child.on("error", (error) => {
     process.stderr.write(`civitai-meta: cannot start ${binary}: ${error.message}\n`);
     process.exit(1);
@@ -163,4 +195,4 @@ function main() {
 
 if (require.main === module) main();
 
-module.exports = { detectLibc, platformKey, locateBinary, sha256File, LaunchError };
+module.exports = { detectLibc, platformKey, locateBinary, sha256File, rawArgs, LaunchError };
