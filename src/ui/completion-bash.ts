@@ -141,10 +141,19 @@ ${fn}_reply() {
       compopt -o nospace 2>/dev/null || true
       ;;
     file | dir)
-      local opt=-f
+      local opt=-f i q
       [ "$kind" = dir ] && opt=-d
-      ${fn}_compgen $opt -P "$prefix" -- "$cur"
-      [ -n "$prefix" ] || compopt -o filenames 2>/dev/null || true
+      ${fn}_compgen $opt -- "$cur"
+      if [ -z "$prefix" ]; then
+        compopt -o filenames 2>/dev/null || true
+      else
+        # "--flag=name" whole (a COMP_WORDBREAKS without "="): bash inserts these as they are, so
+        # quote the name here, or one holding $(…) or backticks would run when the line is entered.
+        for i in "\${!COMPREPLY[@]}"; do
+          printf -v q '%q' "\${COMPREPLY[i]}"
+          COMPREPLY[i]=$prefix$q
+        done
+      fi
       ;;
     *) COMPREPLY=() ;;
   esac

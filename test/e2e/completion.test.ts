@@ -160,6 +160,16 @@ describe("bash", () => {
     expect(existsSync(join(dir, "PWNED"))).toBe(false);
   });
 
+  test("D6: a file name completed after --flag= kept whole is quoted, so entering the line never runs it", () => {
+    const dir = tmp.make();
+    for (const name of ["q`touch PWNED`", "$(touch PWNED)", "my file"]) writeFileSync(join(dir, name), "");
+    // A COMP_WORDBREAKS without "=" leaves "--output=q" one word; the name was inserted as is before.
+    expect(bashComplete(["civitai-meta", "scan", "--output=q"], dir)).toEqual(["--output=q\\`touch\\ PWNED\\`"]);
+    expect(bashComplete(["civitai-meta", "scan", "--output=$"], dir)).toEqual(["--output=\\$\\(touch\\ PWNED\\)"]);
+    expect(bashComplete(["civitai-meta", "scan", "--output=my"], dir)).toEqual(["--output=my\\ file"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format=j"], dir)).toEqual(["--format=json", "--format=junit"]);
+  });
+
   test("a shell with set -eu survives every kind of completion, matches or none", () => {
     const strict = (words: string[]) => bashComplete(words, files, scripts.bash!, "set -euo pipefail");
     // No match made compgen fail inside COMPREPLY=($(…)), and set -e then closed the user's shell.
