@@ -15,8 +15,16 @@
 # The API key, if any, is in CIVITAI_API_KEY, which the tool reads itself: it is never an argument.
 set -euo pipefail
 
+# A workflow command's message with GitHub's escapes: %, CR and LF are markup there, and an input
+# holding a newline would otherwise start a command of its own ("::error …", "::add-mask::…").
+msg() {
+  local s=${*//%/%25}
+  s=${s//$'\r'/%0D}
+  printf '%s' "${s//$'\n'/%0A}"
+}
+
 fail() {
-  echo "::error title=civitai-meta scan::$*"
+  echo "::error title=civitai-meta scan::$(msg "$*")"
   exit 1
 }
 
@@ -41,7 +49,7 @@ if [ -n "${CM_PREVIOUS:-}" ]; then
   if [ -f "$CM_PREVIOUS" ]; then
     args+=(--previous "$CM_PREVIOUS")
   else
-    echo "::warning title=civitai-meta scan::previous inventory $CM_PREVIOUS does not exist (first run?): scanning without a comparison"
+    echo "::warning title=civitai-meta scan::$(msg "previous inventory $CM_PREVIOUS does not exist (first run?): scanning without a comparison")"
   fi
 fi
 [ "${CM_OFFLINE:-false}" = "true" ] && args+=(--offline)

@@ -369,6 +369,15 @@ describe("install.sh against a fake release server", () => {
     expect(requests).toEqual([]);
     expect(r.output().version).toBe("0.0.7");
   });
+
+  test("an input holding a newline cannot start a workflow command of its own in the error", async () => {
+    const res = await install(runner(), { CM_BINARY: "missing\n::error title=forged::100% fake\r" });
+    expect(res.code).toBe(1);
+    // The whole message stays on the one ::error line, with GitHub's escapes for %, CR and LF.
+    expect(res.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      "::error title=civitai-meta install::binary input: missing%0A::error title=forged::100%25 fake%0D does not exist",
+    ]);
+  });
 });
 
 describe("scan.sh", () => {
@@ -513,6 +522,19 @@ esac
     expect(r.summary()).toBe(
       "# Civitai model inventory\n\n| Summary | Value |\n| Files | 100000 |\n\n\n_The full report is too large for a step summary: it is in the inventory artifact._\n",
     );
+  });
+
+  test("the previous and format inputs cannot start workflow commands of their own (a newline in the value)", async () => {
+    const s = stub(0);
+    const missing = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_PREVIOUS: "none.json\n::add-mask::forged" }));
+    expect(missing.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      "::warning title=civitai-meta scan::previous inventory none.json%0A::add-mask::forged does not exist (first run?): scanning without a comparison",
+    ]);
+    const format = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_FORMAT: "md\n::error title=forged::x" }));
+    expect(format.code).toBe(1);
+    expect(format.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      '::error title=civitai-meta scan::format input: "md%0A::error title=forged::x" is not one of md, csv, json',
+    ]);
   });
 
   test("empty paths and an unknown format are errors before anything runs", async () => {
