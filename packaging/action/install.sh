@@ -10,8 +10,16 @@
 # plus the runner's RUNNER_OS, RUNNER_ARCH, RUNNER_TEMP, GITHUB_PATH and GITHUB_OUTPUT.
 set -euo pipefail
 
+# A workflow command's message with GitHub's escapes: %, CR and LF are markup there, and an input
+# holding a newline would otherwise start a command of its own ("::error …", "::add-mask::…").
+msg() {
+  local s=${*//%/%25}
+  s=${s//$'\r'/%0D}
+  printf '%s' "${s//$'\n'/%0A}"
+}
+
 fail() {
-  echo "::error title=civitai-meta install::$*"
+  echo "::error title=civitai-meta install::$(msg "$*")"
   exit 1
 }
 

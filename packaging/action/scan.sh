@@ -15,8 +15,16 @@
 # The API key, if any, is in CIVITAI_API_KEY, which the tool reads itself: it is never an argument.
 set -euo pipefail
 
+# A workflow command's message with GitHub's escapes: %, CR and LF are markup there, and an input
+# holding a newline would otherwise start a command of its own ("::error …", "::add-mask::…").
+msg() {
+  local s=${*//%/%25}
+  s=${s//$'\r'/%0D}
+  printf '%s' "${s//$'\n'/%0A}"
+}
+
 fail() {
-  echo "::error title=civitai-meta scan::$*"
+  echo "::error title=civitai-meta scan::$(msg "$*")"
   exit 1
 }
 
@@ -24,19 +32,24 @@ bin="${CM_BIN:?}"
 out="${CM_OUTPUT_DIR:?}"
 mkdir -p "$out"
 inventory="$out/inventory.json"
+# The scan writes a fresh name, moved to inventory.json only once written: in an output-dir that
+# outlives the job, a scan that stops before writing must not leave the last run's inventory.json
+# to be summarised and uploaded as this one's (nor remove it: it may be this run's --previous).
+fresh="$out/.inventory.new.json"
+rm -f "$fresh"
 
 args=(scan)
 while IFS= read -r line || [ -n "$line" ]; do
   [ -n "${line//[[:space:]]/}" ] && args+=("$line")
 done <<<"${CM_PATHS:-}"
 [ "${#args[@]}" -gt 1 ] || fail "the paths input is empty: give the folders to scan, one per line"
-args+=(--format json -o "$inventory")
+args+=(--format json -o "$fresh")
 [ -n "${CM_FAIL_ON:-}" ] && args+=(--fail-on "$CM_FAIL_ON")
 if [ -n "${CM_PREVIOUS:-}" ]; then
   if [ -f "$CM_PREVIOUS" ]; then
     args+=(--previous "$CM_PREVIOUS")
   else
-    echo "::warning title=civitai-meta scan::previous inventory $CM_PREVIOUS does not exist (first run?): scanning without a comparison"
+    echo "::warning title=civitai-meta scan::$(msg "previous inventory $CM_PREVIOUS does not exist (first run?): scanning without a comparison")"
   fi
 fi
 [ "${CM_OFFLINE:-false}" = "true" ] && args+=(--offline)
@@ -57,8 +70,14 @@ env -u GITHUB_STEP_SUMMARY "$bin" "${args[@]}"
 code=$?
 set -e
 
+wrote=false
+if [ -f "$fresh" ]; then
+  mv -f "$fresh" "$inventory"
+  wrote=true
+fi
+
 report=""
-if [ -f "$inventory" ]; then
+if [ "$wrote" = true ]; then
   if [ "$format" = "json" ]; then
     report="$inventory"
   else
@@ -68,7 +87,7 @@ if [ -f "$inventory" ]; then
 fi
 
 if [ "${CM_SUMMARY:-true}" = "true" ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
-  if [ -f "$inventory" ]; then
+  if [ "$wrote" = true ]; then
     md="$out/summary.md"
     "$bin" report "$inventory" --format md -o "$md" -q || fail "could not render the summary from $inventory"
     # GitHub takes at most 1 MiB of summary per step: past that, keep the summary table and say where the rest is.
@@ -86,10 +105,10 @@ fi
 
 {
   echo "exit-code=$code"
-  echo "inventory=$([ -f "$inventory" ] && echo "$inventory")"
+  echo "inventory=$([ "$wrote" = true ] && echo "$inventory")"
   echo "report=$report"
   echo "artifact-paths<<CIVITAI_META_EOF"
-  [ -f "$inventory" ] && echo "$inventory"
+  [ "$wrote" = true ] && echo "$inventory"
   [ -n "$report" ] && [ "$report" != "$inventory" ] && echo "$report"
   echo "CIVITAI_META_EOF"
 } >>"$GITHUB_OUTPUT"

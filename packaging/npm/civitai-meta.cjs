@@ -8,6 +8,7 @@
 
 const crypto = require("crypto");
 const fs = require("fs");
+const os = require("os");
 const path = require("path");
 const childProcess = require("child_process");
 
@@ -106,6 +107,36 @@ function sha256File(file) {
 }
 
 /**
+ * Linux: when Node decoded one of our arguments with U+FFFD (bytes that are not UTF-8, such as a
+ * Latin-1 file name), the exact bytes of every argument, read from /proc/self/cmdline, each as hex,
+ * comma-separated. spawn passes arguments as UTF-8 only, so the binary would get U+FFFD itself and
+ * name no file; it takes the bytes from CIVITAI_META_RAW_ARGV instead (src/shared/raw-argv.ts).
+ */
+function rawArgs(args, readFile) {
+  if (!args.some((a) => a.includes("\ufffd"))) return undefined;
+  let raw;
+  try {
+    raw = readFile("/proc/self/cmdline");
+  } catch {
+    return undefined; // not Linux, or /proc not mounted: the bytes are gone
+  }
+  const parts = [];
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === 0) {
+      parts.push(raw.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  if (start < raw.length) parts.push(raw.subarray(start));
+  if (parts.length < args.length) return undefined;
+  return parts
+    .slice(parts.length - args.length)
+    .map((p) => p.toString("hex"))
+    .join(",");
+}
+
+/**
  * Runs the binary with our arguments and standard streams, and ends as it ends: same exit code,
  * or the same signal. SIGTERM and SIGHUP (from `kill`, a supervisor, a CI runner) are passed on.
  * SIGINT is not: Ctrl-C already reaches the binary through the terminal's process group, and a
@@ -120,16 +151,32 @@ function run(binary, args) {
   };
   const handlers = { SIGINT: () => {}, SIGTERM: forward("SIGTERM"), SIGHUP: forward("SIGHUP") };
   for (const [signal, handler] of Object.entries(handlers)) process.on(signal, handler);
-  child = childProcess.spawn(binary, args, { stdio: "inherit" });
+  const raw = rawArgs(args, fs.readFileSync);
+  const env = raw === undefined ? process.env : { ...process.env, CIVITAI_META_RAW_ARGV: raw };
+  child = childProcess.spawn(binary, args, { stdio: "inherit", env });
   child.on("error", (error) => {
     process.stderr.write(`civitai-meta: cannot start ${binary}: ${error.message}\n`);
     process.exit(1);
   });
   child.on("exit", (code, signal) => {
     for (const [sig, handler] of Object.entries(handlers)) process.off(sig, handler);
-    if (signal) process.kill(process.pid, signal);
+    if (signal) endBySignal(signal);
     else process.exit(code === null ? 1 : code);
   });
+}
+
+/**
+ * Ends the launcher as a binary killed by `signal` ended: by the same signal where Node can die of
+ * it, else with the code a shell gives such a death (128 + its number). Node ignores SIGPIPE (a
+ * `… | head` that killed the binary then ended the launcher with 0, success) and takes SIGUSR1 to
+ * start its inspector on 127.0.0.1:9229, so those two are never sent; any other signal that does
+ * not end us (one inherited as ignored) falls through to the exit code.
+ */
+function endBySignal(signal) {
+  const code = 128 + (os.constants.signals[signal] || 0);
+  if (signal === "SIGPIPE" || signal === "SIGUSR1") process.exit(code);
+  process.kill(process.pid, signal);
+  setTimeout(() => process.exit(code), 1000);
 }
 
 function main() {
@@ -148,4 +195,4 @@ function main() {
 
 if (require.main === module) main();
 
-module.exports = { detectLibc, platformKey, locateBinary, sha256File, LaunchError };
+module.exports = { detectLibc, platformKey, locateBinary, sha256File, rawArgs, LaunchError };

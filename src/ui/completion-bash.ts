@@ -77,9 +77,9 @@ export function renderBash(root: CompletionCommand, version: string): string {
 #   source <(${name} completion bash)
 # or install it once (regenerate after an upgrade):
 #   ${name} completion bash > ~/.local/share/bash-completion/completions/${name}
-# compgen prints one word per line and the words split into COMPREPLY are meant to split
-# (IFS is a newline where file names may hold spaces); mapfile would need bash 4.
-# shellcheck disable=SC2207
+# compgen's lines are read into COMPREPLY one by one (mapfile would need bash 4): never through an
+# unquoted $(…), which would expand a file named "[x]" or "a*" as a glob, and whose failure (no
+# match) would end a shell that runs with set -e.
 
 # All flags of a command (REPLY).
 ${fn}_flags() {
@@ -122,21 +122,38 @@ ${posCases.join("\n")}
   esac
 }
 
+# COMPREPLY is what \`compgen "$@"\` prints, one line each (no glob, no word splitting); status 0.
+${fn}_compgen() {
+  local line
+  COMPREPLY=()
+  while IFS= read -r line; do COMPREPLY+=("$line"); done < <(compgen "$@" 2>/dev/null)
+  return 0
+}
+
 # Fills COMPREPLY: $1 kind, $2 words, $3 the word being completed, $4 a prefix to keep ("--flag=").
 ${fn}_reply() {
   local kind=$1 list=$2 cur=$3 prefix=$4 head=''
   case $kind in
-    enum) COMPREPLY=($(compgen -P "$prefix" -W "$list" -- "$cur")) ;;
+    enum) ${fn}_compgen -P "$prefix" -W "$list" -- "$cur" ;;
     list)
       case $cur in *,*) head=\${cur%,*}, ;; esac
-      COMPREPLY=($(compgen -P "$prefix$head" -W "$list" -- "\${cur##*,}"))
-      compopt -o nospace 2>/dev/null
+      ${fn}_compgen -P "$prefix$head" -W "$list" -- "\${cur##*,}"
+      compopt -o nospace 2>/dev/null || true
       ;;
     file | dir)
-      local IFS=$'\\n' opt=-f
+      local opt=-f i q
       [ "$kind" = dir ] && opt=-d
-      COMPREPLY=($(compgen $opt -P "$prefix" -- "$cur"))
-      [ -z "$prefix" ] && compopt -o filenames 2>/dev/null
+      ${fn}_compgen $opt -- "$cur"
+      if [ -z "$prefix" ]; then
+        compopt -o filenames 2>/dev/null || true
+      else
+        # "--flag=name" whole (a COMP_WORDBREAKS without "="): bash inserts these as they are, so
+        # quote the name here, or one holding $(…) or backticks would run when the line is entered.
+        for i in "\${!COMPREPLY[@]}"; do
+          printf -v q '%q' "\${COMPREPLY[i]}"
+          COMPREPLY[i]=$prefix$q
+        done
+      fi
       ;;
     *) COMPREPLY=() ;;
   esac
@@ -186,11 +203,11 @@ ${fn}() {
     fi
     if [[ $cur == -* ]]; then
       ${fn}_flags "$node"
-      COMPREPLY=($(compgen -W "$REPLY" -- "$cur"))
+      ${fn}_compgen -W "$REPLY" -- "$cur"
       return 0
     fi
     if [ "$npos" = 0 ] && ${fn}_subcommands "$node"; then
-      COMPREPLY=($(compgen -W "$REPLY" -- "$cur"))
+      ${fn}_compgen -W "$REPLY" -- "$cur"
       return 0
     fi
   fi

@@ -9,7 +9,7 @@
  * Every command and flag of the real definitions is checked to appear, so the scripts cannot drift.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ArgsDef } from "citty";
 import { commands } from "../../src/commands/index.ts";
@@ -65,10 +65,14 @@ describe("completion command", () => {
   });
 });
 
-/** COMPREPLY for the words (the last one is being completed), as bash computes it on Tab. */
-function bashComplete(words: string[], cwd = files, script = scripts.bash!): string[] {
+/**
+ * COMPREPLY for the words (the last one is being completed), as bash computes it on Tab; `options`
+ * are the user's shell options (e.g. "set -eu"), and the shell must live on after the completion.
+ */
+function bashComplete(words: string[], cwd = files, script = scripts.bash!, options = ""): string[] {
   const quoted = words.map((w) => `'${w.replace(/'/g, "'\\''")}'`).join(" ");
   const lines = [
+    options,
     'source "$SCRIPT"',
     `COMP_WORDS=(${quoted})`,
     `COMP_CWORD=${words.length - 1}`,
@@ -76,6 +80,7 @@ function bashComplete(words: string[], cwd = files, script = scripts.bash!): str
     `COMP_POINT=\${#COMP_LINE}`,
     "_civitai_meta civitai-meta",
     `printf '%s\\n' "\${COMPREPLY[@]}"`,
+    "echo __END__",
   ].join("\n");
   const r = Bun.spawnSync(["bash", "--norc", "--noprofile", "-c", lines], {
     cwd,
@@ -84,9 +89,11 @@ function bashComplete(words: string[], cwd = files, script = scripts.bash!): str
     stderr: "pipe",
   });
   expect(r.stderr.toString()).toBe("");
-  return r.stdout
-    .toString()
-    .split("\n")
+  const out = r.stdout.toString().split("\n");
+  // The shell carried on after the completion function (set -e would end it on a failed command).
+  expect(out.at(-2)).toBe("__END__");
+  return out
+    .slice(0, -2)
     .filter((l) => l !== "")
     .sort();
 }
@@ -140,6 +147,40 @@ describe("bash", () => {
     expect(bashComplete(["civitai-meta", "scan", "--cache-dir", "mi"])).toEqual(["mirror"]);
     // A flag value that is not a path (a number, a duration) gets no file names.
     expect(bashComplete(["civitai-meta", "scan", "--jobs", ""])).toEqual([]);
+  });
+
+  test("D6: file names that are glob patterns are offered as they are, never expanded against the folder", () => {
+    const dir = tmp.make();
+    for (const name of ["a*", "ab", "ac", "[x]", "x", "$(touch PWNED)", "q`touch PWNED`"]) writeFileSync(join(dir, name), "");
+    // Unquoted $(compgen …) made "a*" match ab and ac again, and "[x]" turn into x.
+    expect(bashComplete(["civitai-meta", "scan", "a"], dir)).toEqual(["a*", "ab", "ac"]);
+    expect(bashComplete(["civitai-meta", "scan", "["], dir)).toEqual(["[x]"]);
+    expect(bashComplete(["civitai-meta", "scan", "-o", "$"], dir)).toEqual(["$(touch PWNED)"]);
+    expect(bashComplete(["civitai-meta", "scan", "q"], dir)).toEqual(["q`touch PWNED`"]);
+    expect(existsSync(join(dir, "PWNED"))).toBe(false);
+  });
+
+  test("D6: a file name completed after --flag= kept whole is quoted, so entering the line never runs it", () => {
+    const dir = tmp.make();
+    for (const name of ["q`touch PWNED`", "$(touch PWNED)", "my file"]) writeFileSync(join(dir, name), "");
+    // A COMP_WORDBREAKS without "=" leaves "--output=q" one word; the name was inserted as is before.
+    expect(bashComplete(["civitai-meta", "scan", "--output=q"], dir)).toEqual(["--output=q\\`touch\\ PWNED\\`"]);
+    expect(bashComplete(["civitai-meta", "scan", "--output=$"], dir)).toEqual(["--output=\\$\\(touch\\ PWNED\\)"]);
+    expect(bashComplete(["civitai-meta", "scan", "--output=my"], dir)).toEqual(["--output=my\\ file"]);
+    expect(bashComplete(["civitai-meta", "scan", "--format=j"], dir)).toEqual(["--format=json", "--format=junit"]);
+  });
+
+  test("a shell with set -eu survives every kind of completion, matches or none", () => {
+    const strict = (words: string[]) => bashComplete(words, files, scripts.bash!, "set -euo pipefail");
+    // No match made compgen fail inside COMPREPLY=($(…)), and set -e then closed the user's shell.
+    expect(strict(["civitai-meta", "zz"])).toEqual([]);
+    expect(strict(["civitai-meta", "scan", "--zz"])).toEqual([]);
+    expect(strict(["civitai-meta", "scan", "--format", "zz"])).toEqual([]);
+    expect(strict(["civitai-meta", "scan", "-o", "zz"])).toEqual([]);
+    expect(strict(["civitai-meta", "hash", "--algo", "sha256,cr"])).toEqual(["sha256,crc32"]);
+    expect(strict(["civitai-meta", "scan", "--format", "=", "m"])).toEqual(["md"]);
+    expect(strict(["civitai-meta", "scan", "my"])).toEqual(["my models"]);
+    expect(strict(["civitai-meta", "scan", "--", ""])).toEqual(["mine.json", "mirror", "my models"]);
   });
 
   test("flag values are skipped when counting positionals; after -- nothing is a flag", () => {

@@ -27,7 +27,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["shared/atomic-write.ts", "writes files through a temp name and rename"],
   ["shared/fs-names.ts", "reads directories to compare names"],
   ["shared/no-follow.ts", "opens files without following links"],
-  ["shared/raw-argv.ts", "reads /proc/self/cmdline for the bytes of argv"],
+  ["shared/raw-argv.ts", "reads /proc/self/cmdline (or the npm launcher's copy in the environment) for the bytes of argv"],
   ["shared/stdio.ts", "writes stdout and stderr through their descriptors"],
   ["shared/read-small-file.ts", "reads a small regular file without following links or blocking on a FIFO"],
   // config/

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { SCAN_FAIL_ON } from "../../src/report/fail-on.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { BINARY, CLI_ENTRY } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
@@ -58,6 +59,17 @@ describe("action.yml", () => {
         .flatMap((e) => [...e.matchAll(/inputs\.([A-Za-z0-9_-]+)/g)].map((m) => m[1]!)),
     );
     expect([...used].sort()).toEqual(Object.keys(action.inputs).sort());
+  });
+
+  test("the fail-on input's description, here and in docs/github-action.md, names every value scan --fail-on takes", () => {
+    // It listed only not-found, error and skipped, though scan also takes gone, update and the changes since --previous.
+    const docRow = readFileSync(join(ROOT, "docs/github-action.md"), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("| `fail-on` |"))!;
+    for (const value of SCAN_FAIL_ON) {
+      expect(action.inputs["fail-on"]!.description).toMatch(new RegExp(`(^|[\\s,(])${value}\\b`));
+      expect(docRow).toContain(`\`${value}\``);
+    }
   });
 
   test("inputs reach the scripts through env only: no expression inside any script text", () => {
@@ -357,11 +369,24 @@ describe("install.sh against a fake release server", () => {
     expect(requests).toEqual([]);
     expect(r.output().version).toBe("0.0.7");
   });
+
+  test("an input holding a newline cannot start a workflow command of its own in the error", async () => {
+    const res = await install(runner(), { CM_BINARY: "missing\n::error title=forged::100% fake\r" });
+    expect(res.code).toBe(1);
+    // The whole message stays on the one ::error line, with GitHub's escapes for %, CR and LF.
+    expect(res.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      "::error title=civitai-meta install::binary input: missing%0A::error title=forged::100%25 fake%0D does not exist",
+    ]);
+  });
 });
 
 describe("scan.sh", () => {
   /** A stand-in binary: records its arguments (one per line) and whether it saw a key, writes what scan/report would. */
-  function stub(exitCode: number, reportBody = "# Civitai model inventory\n\n| Summary | Value |\n\n## Files\n\n| a | b |\n") {
+  function stub(
+    exitCode: number,
+    reportBody = "# Civitai model inventory\n\n| Summary | Value |\n\n## Files\n\n| a | b |\n",
+    writesInventory = true,
+  ) {
     const dir = tmp.make();
     const log = join(dir, "calls");
     const bin = join(dir, "civitai-meta");
@@ -372,7 +397,7 @@ describe("scan.sh", () => {
 out=""; prev=""
 for a in "$@"; do [ "$prev" = "-o" ] && out=$a; prev=$a; done
 case $1 in
-  scan) echo '{"records":[]}' > "$out"; exit ${exitCode} ;;
+  scan) ${writesInventory ? `echo '{"records":[]}' > "$out"; ` : ""}exit ${exitCode} ;;
   report) cat > "$out" <<'MD'
 ${reportBody}MD
   ;;
@@ -431,7 +456,7 @@ esac
       "--format",
       "json",
       "-o",
-      `${out}/inventory.json`,
+      `${out}/.inventory.new.json`,
       "--fail-on",
       "not-found,error",
       "--previous",
@@ -471,6 +496,24 @@ esac
     expect(r.summary()).toContain("# Civitai model inventory");
   });
 
+  test("a scan that stops before writing never passes off the inventory of an earlier run in the same output-dir as its own", async () => {
+    const out = join(tmp.make(), "persistent out");
+    const first = runner();
+    expect((await runScript(SCAN, scanEnv(first, stub(0).bin, { CM_OUTPUT_DIR: out }))).code).toBe(0);
+    const earlier = readFileSync(join(out, "inventory.json"), "utf8");
+    // The next run's scan stops at once (a usage error) and writes nothing.
+    const r = runner();
+    const s = stub(2, undefined, false);
+    const res = await runScript(SCAN, scanEnv(r, s.bin, { CM_OUTPUT_DIR: out }));
+    expect(res.code).toBe(0);
+    // Before, the old inventory.json was rendered, summarised, named as this run's output and uploaded.
+    expect(r.output()).toEqual({ "exit-code": "2", inventory: "", report: "", "artifact-paths": "" });
+    expect(s.calls().map((c) => c[1])).toEqual(["scan"]);
+    expect(r.summary()).toBe("## civitai-meta scan\n\nThe scan stopped (exit 2) before writing an inventory: see the step log.\n");
+    // Nothing lost: the earlier inventory is still there, whole.
+    expect(readFileSync(join(out, "inventory.json"), "utf8")).toBe(earlier);
+  });
+
   test("a report too large for a step summary keeps its summary table and says where the rest is", async () => {
     const r = runner();
     const huge = `# Civitai model inventory\n\n| Summary | Value |\n| Files | 100000 |\n\n## Files\n\n${"| x | y |\n".repeat(150_000)}`;
@@ -479,6 +522,19 @@ esac
     expect(r.summary()).toBe(
       "# Civitai model inventory\n\n| Summary | Value |\n| Files | 100000 |\n\n\n_The full report is too large for a step summary: it is in the inventory artifact._\n",
     );
+  });
+
+  test("the previous and format inputs cannot start workflow commands of their own (a newline in the value)", async () => {
+    const s = stub(0);
+    const missing = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_PREVIOUS: "none.json\n::add-mask::forged" }));
+    expect(missing.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      "::warning title=civitai-meta scan::previous inventory none.json%0A::add-mask::forged does not exist (first run?): scanning without a comparison",
+    ]);
+    const format = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_FORMAT: "md\n::error title=forged::x" }));
+    expect(format.code).toBe(1);
+    expect(format.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
+      '::error title=civitai-meta scan::format input: "md%0A::error title=forged::x" is not one of md, csv, json',
+    ]);
   });
 
   test("empty paths and an unknown format are errors before anything runs", async () => {

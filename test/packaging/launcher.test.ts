@@ -163,6 +163,21 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     expect(r.code).toBe(7);
   }, 20_000);
 
+  test("T12: an argument that is not UTF-8 reaches the binary's CIVITAI_META_RAW_ARGV as its exact bytes", () => {
+    const { launcherPath } = install('#!/bin/sh\nprintf "%s|%s\\n" "$#" "${CIVITAI_META_RAW_ARGV-unset}"\n');
+    // Through a shell, as a user types it: Bun.spawn, like Node, can pass arguments as UTF-8 only.
+    const viaShell = (args: string) =>
+      Bun.spawnSync(["sh", "-c", `exec "$NODE" "$LAUNCHER" ${args}`], { env: { ...process.env, NODE: NODE!, LAUNCHER: launcherPath } });
+    // Node decoded caf\xe9 as "caf\ufffd" and passed that on: the binary could not name the file.
+    const lossy = viaShell(`hash "$(printf 'caf\\351.s')" "" "my models"`);
+    expect(lossy.stdout.toString()).toBe(
+      `4|${Buffer.from("hash").toString("hex")},636166e92e73,,${Buffer.from("my models").toString("hex")}\n`,
+    );
+    expect(lossy.exitCode).toBe(0);
+    // UTF-8 arguments pass as they are, with nothing added to the environment.
+    expect(viaShell(`hash "café.s"`).stdout.toString()).toBe("2|unset\n");
+  });
+
   test("refuses a tampered binary without running it: exit 1, one message on stderr", async () => {
     const { launcherPath, binary } = install("#!/bin/sh\necho ran\n");
     writeFileSync(binary, "#!/bin/sh\necho evil\n");
@@ -201,6 +216,21 @@ describe.skipIf(!NODE || process.platform === "win32")("running the binary throu
     expect(r.stdout).not.toContain("got-INT");
     expect(r.stdout).toContain("got-TERM");
     expect(r.code).toBe(143);
+  }, 20_000);
+
+  test("a binary killed by SIGPIPE or SIGUSR1 ends the launcher with 128 + the signal, not 0 nor a debugger", async () => {
+    // Node ignores SIGPIPE and starts its inspector on SIGUSR1: sending those to itself ended the
+    // launcher with 0 (a failed `civitai-meta … | head` reported as success), the second after
+    // "Debugger listening on ws://127.0.0.1:9229".
+    for (const [signal, code] of [
+      ["PIPE", 141],
+      ["USR1", 138],
+    ] as const) {
+      const { launcherPath } = install(`#!/bin/sh\nkill -${signal} $$\nexit 0\n`);
+      const r = await runLauncher(launcherPath, []);
+      expect(r.stderr).toBe("");
+      expect({ signal, code: r.code }).toEqual({ signal, code });
+    }
   }, 20_000);
 
   test("a binary killed by a signal makes the launcher die of the same signal", async () => {

@@ -169,6 +169,19 @@ describe.skipIf(!ready)("npm install civitai-meta", () => {
     expect(usage.stderr).toContain('Unknown command "scna"');
   });
 
+  test.skipIf(process.platform !== "linux")("T12: a file name that is not UTF-8 reaches the binary through the launcher", async () => {
+    const name = Buffer.from([...Buffer.from("latin1-caf"), 0xe9, ...Buffer.from(".safetensors")]);
+    // Bun writes a Buffer path's bytes as they are; the name reaches the launcher through a shell.
+    writeFileSync(Buffer.concat([Buffer.from(`${project}/`), name]), "latin-1 bytes");
+    // Through node_modules/.bin, as a package script or a PATH entry runs it (npx is Node too, and
+    // already loses the bytes in its own argv before the launcher starts).
+    const r = await run(["sh", "-c", `exec node_modules/.bin/civitai-meta hash -q "$(printf 'latin1-caf\\351.safetensors')"`], project);
+    // Node decoded the name with U+FFFD, the binary got that and found no such file.
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toStartWith(createHash("sha256").update("latin-1 bytes").digest("hex"));
+  });
+
   test("a binary changed after install is refused before it runs", async () => {
     const binary = join(project, "node_modules/@civitai-meta", HOST, "bin", HOST.startsWith("win32") ? "civitai-meta.exe" : "civitai-meta");
     appendFileSync(binary, "x");

@@ -101,6 +101,17 @@ describe("T12: arguments that are not UTF-8 are read again from /proc/self/cmdli
     expect(got).toEqual(["hash", `b${String.fromCharCode(0xdcff)}.s`]);
     // A command line that does not end with our arguments is not used.
     expect(userArgs(["scan", "b\ufffd.s"], cmdline("bun", "hash", raw))).toEqual(["scan", "b\ufffd.s"]);
+    // Run by the npm launcher: its CIVITAI_META_RAW_ARGV (hex, comma-separated) holds the bytes.
+    const saved = process.env.CIVITAI_META_RAW_ARGV;
+    try {
+      process.env.CIVITAI_META_RAW_ARGV = `${Buffer.from("hash").toString("hex")},62ff2e73`;
+      expect(userArgs(["hash", "b\ufffd.s"])).toEqual(["hash", `b${String.fromCharCode(0xdcff)}.s`]);
+      // Bytes that do not agree with the arguments decoded without loss are not used.
+      expect(userArgs(["scan", "b\ufffd.s"])).toEqual(["scan", "b\ufffd.s"]);
+    } finally {
+      if (saved === undefined) delete process.env.CIVITAI_META_RAW_ARGV;
+      else process.env.CIVITAI_META_RAW_ARGV = saved;
+    }
     // Nothing lossy: /proc is not read at all.
     expect(
       userArgs(["hash", "a"], () => {
