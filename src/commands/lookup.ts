@@ -1,6 +1,6 @@
 import { redact } from "../shared/redact.ts";
 import { defineCommand } from "citty";
-import { toCivitaiFields } from "../civitai/civitai-record.ts";
+import { listsShortHash, toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
@@ -79,10 +79,15 @@ export default defineCommand({
             continue;
           }
           try {
-            let version = await ctx.client.versionByHash(hosts.primary, hash);
+            // An answer that lists no file with the hash is no match (docs/cases.md B7): the fallback is asked as for a miss.
+            const ask = async (at: string) => {
+              const answer = await ctx.client.versionByHash(at, hash);
+              return answer && listsShortHash(leanVersion(answer), hash) ? answer : null;
+            };
+            let version = await ask(hosts.primary);
             let host = hosts.primary;
             if (!version && hosts.fallback) {
-              version = await ctx.client.versionByHash(hosts.fallback, hash);
+              version = await ask(hosts.fallback);
               host = hosts.fallback;
             }
             const models = new Map<number, LeanModel>();

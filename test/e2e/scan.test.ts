@@ -402,6 +402,27 @@ describe("lookup", () => {
     expect(out.map((x) => x.status)).toEqual(["found"]);
   });
 
+  test("B7: a short hash whose answer lists no file with that hash is not found, not a match", async () => {
+    const sha = sha256("short hash asked");
+    const other = makeVersion({ versionId: 631, modelId: 63, sha256: sha256("another file"), autov3: "0123456789ab" });
+    // Right shape, wrong version: none of its files has the AutoV1, AutoV2, AutoV3 or CRC32 asked.
+    civitai.setFault("versionByHash", faults.status(200, other));
+    const asked = [sha.slice(0, 10), "abcdef012345", sha.slice(0, 8)];
+    const r = await runCli(["lookup", ...asked, "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { hash: string; status: string; civitai?: unknown }[];
+    expect(out.map((x) => [x.hash, x.status, x.civitai])).toEqual(asked.map((h) => [h, "not_found", undefined]));
+    expect(civitai.counts.versionByHash).toBe(3);
+    // The matching answer still counts: the AutoV2 of the version's own file.
+    civitai.setFault("versionByHash", null);
+    civitai.addModel(makeModel({ modelId: 64, versions: [makeVersion({ versionId: 641, modelId: 64, sha256: sha })] }));
+    const ok = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(ok.code).toBe(0);
+    expect(
+      (JSON.parse(ok.stdout) as { status: string; civitai: { versionId: number } }[]).map((x) => [x.status, x.civitai.versionId]),
+    ).toEqual([["found", 641]]);
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
