@@ -190,13 +190,19 @@ export function mapBulkAnswer(answers: readonly unknown[], sha256s: readonly str
     if (hex !== null) wanted.add(hex);
   }
   const out = new Map<string, ApiModelVersion[]>();
+  // Version ids already listed per hash: a set, since a broken answer may list ~800,000 versions (64 MB).
+  const listed = new Map<string, Set<number>>();
   for (const answer of Array.isArray(answers) ? answers : []) {
     if (!isVersion(answer)) continue;
     for (const file of versionFiles(answer)) {
       const sha = fileHash(file, "SHA256");
       if (sha === null || !wanted.has(sha)) continue;
+      const ids = listed.get(sha) ?? new Set<number>();
+      if (ids.has(answer.id)) continue;
+      ids.add(answer.id);
+      listed.set(sha, ids);
       const list = out.get(sha) ?? [];
-      if (!list.some((v) => v.id === answer.id)) list.push(answer);
+      list.push(answer);
       out.set(sha, list);
     }
   }
