@@ -1,4 +1,6 @@
 import { redact } from "../shared/redact.ts";
+import { ApiError, type CivitaiApi } from "../civitai/api-types.ts";
+import type { ApiModelVersion } from "../civitai/civitai-types.ts";
 import { defineCommand } from "citty";
 import { listsShortHash, toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
@@ -65,6 +67,8 @@ export default defineCommand({
           },
         );
         const records: HashLookupRecord[] = [];
+        // A fallback the SHA-256 lookup found failing is not asked again for the short hashes.
+        const fallbackState: FallbackState = result.fallbackFailure === undefined ? {} : { failure: result.fallbackFailure };
         for (const raw of hashes) {
           const hash = raw.toLowerCase();
           if (hash.length === 64) {
@@ -79,17 +83,9 @@ export default defineCommand({
             continue;
           }
           try {
-            // An answer that lists no file with the hash is no match (docs/cases.md B7): the fallback is asked as for a miss.
-            const ask = async (at: string) => {
-              const answer = await ctx.client.versionByHash(at, hash);
-              return answer && listsShortHash(leanVersion(answer), hash) ? answer : null;
-            };
-            let version = await ask(hosts.primary);
-            let host = hosts.primary;
-            if (!version && hosts.fallback) {
-              version = await ask(hosts.fallback);
-              host = hosts.fallback;
-            }
+            const hit = await askShortHash(ctx.client, hosts, hash, fallbackState);
+            const version = hit?.version ?? null;
+            const host = hit?.host ?? hosts.primary;
             const models = new Map<number, LeanModel>();
             if (version && args.details !== false && typeof version.modelId === "number") {
               for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
@@ -121,6 +117,44 @@ export default defineCommand({
     });
   },
 });
+
+interface FallbackState {
+  /** Why the fallback host was dropped for the rest of the run, once a request to it failed. */
+  failure?: string;
+}
+
+/**
+ * One short hash on the primary, then on the fallback. An answer that lists no file with the hash
+ * is no match (docs/cases.md B7), so the fallback is asked as for a miss. A fallback that fails
+ * (down, blocked) is dropped for the rest of the run, as the SHA-256 lookup drops it: each later
+ * miss is an error saying it was not checked, not another round of retries against it.
+ */
+async function askShortHash(
+  client: Pick<CivitaiApi, "versionByHash">,
+  hosts: { primary: string; fallback?: string },
+  hash: string,
+  state: FallbackState,
+): Promise<{ version: ApiModelVersion; host: string } | null> {
+  const ask = async (at: string) => {
+    const answer = await client.versionByHash(at, hash);
+    return answer && listsShortHash(leanVersion(answer), hash) ? answer : null;
+  };
+  const first = await ask(hosts.primary);
+  if (first) return { version: first, host: hosts.primary };
+  const { fallback } = hosts;
+  if (fallback === undefined || fallback === hosts.primary) return null;
+  if (state.failure === undefined) {
+    try {
+      const second = await ask(fallback);
+      return second ? { version: second, host: fallback } : null;
+    } catch (err) {
+      // Ctrl-C and a rate limit stop as usual; anything else drops the fallback.
+      if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") throw err;
+      state.failure = `${fallback} could not be asked: ${err.message}`;
+    }
+  }
+  throw new Error(redact(`not found on ${hosts.primary}; ${state.failure}`));
+}
 
 /**
  * docs/cases.md B12: a found record whose model details could not be fetched must not pass for a

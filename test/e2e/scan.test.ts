@@ -423,6 +423,31 @@ describe("lookup", () => {
     ).toEqual([["found", 641]]);
   });
 
+  test("a fallback that fails is asked once, not once per short hash, and the misses say it was not checked", async () => {
+    const fallback = await startFakeCivitai({ fixtures: false });
+    try {
+      fallback.setFault("*", faults.forbidden());
+      const r = await runCli([
+        "lookup",
+        "0123456789",
+        "abcdef0123",
+        "aaaaaaaaaaaa",
+        "--api-url",
+        civitai.url,
+        "--fallback-url",
+        fallback.url,
+        "--no-cache",
+      ]);
+      expect(r.code).toBe(1);
+      expect(fallback.counts.versionByHash).toBe(1);
+      const out = JSON.parse(r.stdout) as { status: string; error?: string }[];
+      expect(out.map((x) => x.status)).toEqual(["error", "error", "error"]);
+      for (const x of out) expect(x.error).toStartWith(`not found on ${civitai.url}; ${fallback.url} could not be asked: `);
+    } finally {
+      await fallback.stop();
+    }
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
