@@ -448,6 +448,35 @@ describe("lookup", () => {
     }
   });
 
+  test("F6: passwords in the API and fallback URLs are shown as *** in the error of a miss the failing fallback could not check", async () => {
+    const fallback = await startFakeCivitai({ fixtures: false });
+    try {
+      fallback.setFault("*", faults.forbidden());
+      const [primaryPw, fallbackPw] = ["primary-pw-51c3", "fallback-pw-a07e"];
+      const r = await runCli([
+        "lookup",
+        "e".repeat(64),
+        "abcdef0123",
+        "--api-url",
+        civitai.url.replace("://", `://u:${primaryPw}@`),
+        "--fallback-url",
+        fallback.url.replace("://", `://f:${fallbackPw}@`),
+        "--no-cache",
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stdout + r.stderr).not.toContain(primaryPw);
+      expect(r.stdout + r.stderr).not.toContain(fallbackPw);
+      const out = JSON.parse(r.stdout) as { status: string; error?: string }[];
+      for (const x of out) {
+        expect(x.error).toStartWith(
+          `not found on ${civitai.url.replace("://", "://***@")}; ${fallback.url.replace("://", "://***@")} could not be asked`,
+        );
+      }
+    } finally {
+      await fallback.stop();
+    }
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
