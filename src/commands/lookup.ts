@@ -7,6 +7,7 @@ import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
 import { lookupFiles, type LookupEntry } from "../civitai/lookup.ts";
+import { checkedVersion } from "../civitai/lookup/checked-version.ts";
 import { escapeControl, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
@@ -136,7 +137,8 @@ async function askShortHash(
   state: FallbackState,
 ): Promise<{ version: ApiModelVersion; host: string } | null> {
   const ask = async (at: string) => {
-    const answer = await client.versionByHash(at, hash);
+    // Checked as the scan checks it: an id that is no Civitai id would make up page and download URLs.
+    const answer = checkedVersion(await client.versionByHash(at, hash), at);
     return answer && listsShortHash(leanVersion(answer), hash) ? answer : null;
   };
   const first = await ask(hosts.primary);

@@ -477,6 +477,18 @@ describe("lookup", () => {
     }
   });
 
+  test("B5: a short hash answered with a version whose id is no Civitai id is an error, never a record with a made-up download URL", async () => {
+    const sha = sha256("short hash, odd id");
+    civitai.setFault("versionByHash", faults.status(200, makeVersion({ versionId: 1, modelId: 65, sha256: sha, extra: { id: -5.5 } })));
+    const r = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout) as unknown[];
+    expect(out).toEqual([
+      { hash: sha.slice(0, 10), status: "error", error: `unexpected answer from ${civitai.url.slice(7)} (not a model version)` },
+    ]);
+    expect(r.stdout).not.toContain("-5.5");
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
