@@ -6,7 +6,7 @@ import { listsShortHash, toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
-import { lookupFiles, type LookupEntry } from "../civitai/lookup.ts";
+import { lookupFiles } from "../civitai/lookup.ts";
 import { checkedVersion } from "../civitai/lookup/checked-version.ts";
 import { escapeControl, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
@@ -68,6 +68,8 @@ export default defineCommand({
           },
         );
         const records: HashLookupRecord[] = [];
+        /** Why model details could not be fetched, per short hash found without them. */
+        const shortDetailsErrors: string[] = [];
         // A fallback the SHA-256 lookup found failing is not asked again for the short hashes.
         const fallbackState: FallbackState = result.fallbackFailure === undefined ? {} : { failure: result.fallbackFailure };
         for (const raw of hashes) {
@@ -89,7 +91,12 @@ export default defineCommand({
             const host = hit?.host ?? hosts.primary;
             const models = new Map<number, LeanModel>();
             if (version && args.details !== false && typeof version.modelId === "number") {
-              for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+              // As for SHA-256s (docs/cases.md B12): the version stays found without its details, and the run says so.
+              try {
+                for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+              } catch (error) {
+                shortDetailsErrors.push((error as Error).message);
+              }
             }
             records.push(
               toRecord(
@@ -110,7 +117,10 @@ export default defineCommand({
         const errors = records.filter((r) => r.status === "error");
         for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
         if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
-        const lacking = reportLackingDetails(result.entries.values());
+        const lacking = reportLackingDetails([
+          ...[...result.entries.values()].flatMap((e) => (e.status === "found" && e.detailsError !== undefined ? [e.detailsError] : [])),
+          ...shortDetailsErrors,
+        ]);
         process.exitCode = errors.length > 0 || lacking > 0 ? EXIT.failure : EXIT.ok;
       } finally {
         await ctx.close();
@@ -160,16 +170,15 @@ async function askShortHash(
 
 /**
  * docs/cases.md B12: a found record whose model details could not be fetched must not pass for a
- * complete one. Says so once on stderr; returns how many such hashes there were.
+ * complete one. Says so once on stderr, given why for each such hash; returns how many there were.
  */
-function reportLackingDetails(entries: Iterable<LookupEntry>): number {
-  const lacking = [...entries].filter((e) => e.status === "found" && e.detailsError !== undefined);
-  if (lacking.length > 0) {
+function reportLackingDetails(detailsErrors: readonly string[]): number {
+  if (detailsErrors.length > 0) {
     logger.error(
-      `model details could not be fetched for ${plural(lacking.length, "hash", "hashes")} (${lacking[0]!.detailsError}): their licence, tags, creator and model description are missing. Run again later, or pass --no-details to go without them`,
+      `model details could not be fetched for ${plural(detailsErrors.length, "hash", "hashes")} (${detailsErrors[0]}): their licence, tags, creator and model description are missing. Run again later, or pass --no-details to go without them`,
     );
   }
-  return lacking.length;
+  return detailsErrors.length;
 }
 
 function toRecord(

@@ -489,6 +489,17 @@ describe("lookup", () => {
     expect(r.stdout).not.toContain("-5.5");
   });
 
+  test("B12: a short hash found whose model details cannot be fetched stays found, and the run says so and exits 1", async () => {
+    const sha = sha256("short hash without details");
+    civitai.addModel(makeModel({ modelId: 66, versions: [makeVersion({ versionId: 661, modelId: 66, sha256: sha })] }));
+    civitai.setFault("modelsByIds", faults.status(503));
+    const r = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model details .*1 hash.*503/);
+    const out = JSON.parse(r.stdout) as { status: string; civitai?: { versionId: number; license: unknown } }[];
+    expect(out.map((x) => [x.status, x.civitai?.versionId, x.civitai?.license])).toEqual([["found", 661, null]]);
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
