@@ -97,6 +97,20 @@ export function findMatchedFile(
   return null;
 }
 
+/** The hash types a short hex value of each length can be (docs/civitai-api.md §5). */
+const SHORT_HASH_TYPES: Readonly<Record<number, readonly string[]>> = { 8: ["AutoV1", "CRC32"], 10: ["AutoV2"], 12: ["AutoV3"] };
+
+/**
+ * Whether a file of `version` carries the short hash `hash` (8, 10 or 12 hex) under a type of that
+ * length. The single by-hash GET matches every type, so its answer is only a match when it says
+ * which file has the hash; anything else (a broken mirror, a hostile server) must not pass for one.
+ */
+export function listsShortHash(version: LeanVersion, hash: string): boolean {
+  const wanted = hash.toLowerCase();
+  const types = SHORT_HASH_TYPES[wanted.length] ?? [];
+  return version.files.some((f) => types.some((t) => leanFileHash(f, t) === wanted));
+}
+
 /**
  * Availability facts of a version as records show them. `model` is the model's details when
  * fetched; its `mode` wins over the one by-hash carries.
@@ -176,13 +190,19 @@ export function mapBulkAnswer(answers: readonly unknown[], sha256s: readonly str
     if (hex !== null) wanted.add(hex);
   }
   const out = new Map<string, ApiModelVersion[]>();
+  // Version ids already listed per hash: a set, since a broken answer may list ~800,000 versions (64 MB).
+  const listed = new Map<string, Set<number>>();
   for (const answer of Array.isArray(answers) ? answers : []) {
     if (!isVersion(answer)) continue;
     for (const file of versionFiles(answer)) {
       const sha = fileHash(file, "SHA256");
       if (sha === null || !wanted.has(sha)) continue;
+      const ids = listed.get(sha) ?? new Set<number>();
+      if (ids.has(answer.id)) continue;
+      ids.add(answer.id);
+      listed.set(sha, ids);
       const list = out.get(sha) ?? [];
-      if (!list.some((v) => v.id === answer.id)) list.push(answer);
+      list.push(answer);
       out.set(sha, list);
     }
   }

@@ -1,10 +1,13 @@
 import { redact } from "../shared/redact.ts";
+import { ApiError, type CivitaiApi } from "../civitai/api-types.ts";
+import type { ApiModelVersion } from "../civitai/civitai-types.ts";
 import { defineCommand } from "citty";
-import { toCivitaiFields } from "../civitai/civitai-record.ts";
+import { listsShortHash, toCivitaiFields } from "../civitai/civitai-record.ts";
 import { leanModel, leanVersion, type LeanModel } from "../civitai/lean.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import type { CivitaiInfo, MatchedBy, RecordStatus } from "../report/record-types.ts";
-import { lookupFiles, type LookupEntry } from "../civitai/lookup.ts";
+import { lookupFiles } from "../civitai/lookup.ts";
+import { checkedVersion } from "../civitai/lookup/checked-version.ts";
 import { escapeControl, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { apiArgs, createApiContext } from "./_api.ts";
@@ -65,6 +68,10 @@ export default defineCommand({
           },
         );
         const records: HashLookupRecord[] = [];
+        /** Why model details could not be fetched, per short hash found without them. */
+        const shortDetailsErrors: string[] = [];
+        // A fallback the SHA-256 lookup found failing is not asked again for the short hashes.
+        const fallbackState: FallbackState = result.fallbackFailure === undefined ? {} : { failure: result.fallbackFailure };
         for (const raw of hashes) {
           const hash = raw.toLowerCase();
           if (hash.length === 64) {
@@ -79,15 +86,17 @@ export default defineCommand({
             continue;
           }
           try {
-            let version = await ctx.client.versionByHash(hosts.primary, hash);
-            let host = hosts.primary;
-            if (!version && hosts.fallback) {
-              version = await ctx.client.versionByHash(hosts.fallback, hash);
-              host = hosts.fallback;
-            }
+            const hit = await askShortHash(ctx.client, hosts, hash, fallbackState);
+            const version = hit?.version ?? null;
+            const host = hit?.host ?? hosts.primary;
             const models = new Map<number, LeanModel>();
             if (version && args.details !== false && typeof version.modelId === "number") {
-              for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+              // As for SHA-256s (docs/cases.md B12): the version stays found without its details, and the run says so.
+              try {
+                for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+              } catch (error) {
+                shortDetailsErrors.push((error as Error).message);
+              }
             }
             records.push(
               toRecord(
@@ -108,7 +117,10 @@ export default defineCommand({
         const errors = records.filter((r) => r.status === "error");
         for (const r of errors) logger.error(`${r.hash}: ${r.error}`);
         if (result.stopped && result.stopped.kind !== "aborted") throw new AppError(result.stopped.message, { exitCode: EXIT.failure });
-        const lacking = reportLackingDetails(result.entries.values());
+        const lacking = reportLackingDetails([
+          ...[...result.entries.values()].flatMap((e) => (e.status === "found" && e.detailsError !== undefined ? [e.detailsError] : [])),
+          ...shortDetailsErrors,
+        ]);
         process.exitCode = errors.length > 0 || lacking > 0 ? EXIT.failure : EXIT.ok;
       } finally {
         await ctx.close();
@@ -117,18 +129,56 @@ export default defineCommand({
   },
 });
 
+interface FallbackState {
+  /** Why the fallback host was dropped for the rest of the run, once a request to it failed. */
+  failure?: string;
+}
+
+/**
+ * One short hash on the primary, then on the fallback. An answer that lists no file with the hash
+ * is no match (docs/cases.md B7), so the fallback is asked as for a miss. A fallback that fails
+ * (down, blocked) is dropped for the rest of the run, as the SHA-256 lookup drops it: each later
+ * miss is an error saying it was not checked, not another round of retries against it.
+ */
+async function askShortHash(
+  client: Pick<CivitaiApi, "versionByHash">,
+  hosts: { primary: string; fallback?: string },
+  hash: string,
+  state: FallbackState,
+): Promise<{ version: ApiModelVersion; host: string } | null> {
+  const ask = async (at: string) => {
+    // Checked as the scan checks it: an id that is no Civitai id would make up page and download URLs.
+    const answer = checkedVersion(await client.versionByHash(at, hash), at);
+    return answer && listsShortHash(leanVersion(answer), hash) ? answer : null;
+  };
+  const first = await ask(hosts.primary);
+  if (first) return { version: first, host: hosts.primary };
+  const { fallback } = hosts;
+  if (fallback === undefined || fallback === hosts.primary) return null;
+  if (state.failure === undefined) {
+    try {
+      const second = await ask(fallback);
+      return second ? { version: second, host: fallback } : null;
+    } catch (err) {
+      // Ctrl-C and a rate limit stop as usual; anything else drops the fallback.
+      if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") throw err;
+      state.failure = `${fallback} could not be asked: ${err.message}`;
+    }
+  }
+  throw new Error(redact(`not found on ${hosts.primary}; ${state.failure}`));
+}
+
 /**
  * docs/cases.md B12: a found record whose model details could not be fetched must not pass for a
- * complete one. Says so once on stderr; returns how many such hashes there were.
+ * complete one. Says so once on stderr, given why for each such hash; returns how many there were.
  */
-function reportLackingDetails(entries: Iterable<LookupEntry>): number {
-  const lacking = [...entries].filter((e) => e.status === "found" && e.detailsError !== undefined);
-  if (lacking.length > 0) {
+function reportLackingDetails(detailsErrors: readonly string[]): number {
+  if (detailsErrors.length > 0) {
     logger.error(
-      `model details could not be fetched for ${plural(lacking.length, "hash", "hashes")} (${lacking[0]!.detailsError}): their licence, tags, creator and model description are missing. Run again later, or pass --no-details to go without them`,
+      `model details could not be fetched for ${plural(detailsErrors.length, "hash", "hashes")} (${detailsErrors[0]}): their licence, tags, creator and model description are missing. Run again later, or pass --no-details to go without them`,
     );
   }
-  return lacking.length;
+  return detailsErrors.length;
 }
 
 function toRecord(

@@ -417,6 +417,104 @@ describe("lookup", () => {
     expect(out.map((x) => x.status)).toEqual(["found"]);
   });
 
+  test("B7: a short hash whose answer lists no file with that hash is not found, not a match", async () => {
+    const sha = sha256("short hash asked");
+    const other = makeVersion({ versionId: 631, modelId: 63, sha256: sha256("another file"), autov3: "0123456789ab" });
+    // Right shape, wrong version: none of its files has the AutoV1, AutoV2, AutoV3 or CRC32 asked.
+    civitai.setFault("versionByHash", faults.status(200, other));
+    const asked = [sha.slice(0, 10), "abcdef012345", sha.slice(0, 8)];
+    const r = await runCli(["lookup", ...asked, "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { hash: string; status: string; civitai?: unknown }[];
+    expect(out.map((x) => [x.hash, x.status, x.civitai])).toEqual(asked.map((h) => [h, "not_found", undefined]));
+    expect(civitai.counts.versionByHash).toBe(3);
+    // The matching answer still counts: the AutoV2 of the version's own file.
+    civitai.setFault("versionByHash", null);
+    civitai.addModel(makeModel({ modelId: 64, versions: [makeVersion({ versionId: 641, modelId: 64, sha256: sha })] }));
+    const ok = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(ok.code).toBe(0);
+    expect(
+      (JSON.parse(ok.stdout) as { status: string; civitai: { versionId: number } }[]).map((x) => [x.status, x.civitai.versionId]),
+    ).toEqual([["found", 641]]);
+  });
+
+  test("a fallback that fails is asked once, not once per short hash, and the misses say it was not checked", async () => {
+    const fallback = await startFakeCivitai({ fixtures: false });
+    try {
+      fallback.setFault("*", faults.forbidden());
+      const r = await runCli([
+        "lookup",
+        "0123456789",
+        "abcdef0123",
+        "aaaaaaaaaaaa",
+        "--api-url",
+        civitai.url,
+        "--fallback-url",
+        fallback.url,
+        "--no-cache",
+      ]);
+      expect(r.code).toBe(1);
+      expect(fallback.counts.versionByHash).toBe(1);
+      const out = JSON.parse(r.stdout) as { status: string; error?: string }[];
+      expect(out.map((x) => x.status)).toEqual(["error", "error", "error"]);
+      for (const x of out) expect(x.error).toStartWith(`not found on ${civitai.url}; ${fallback.url} could not be asked: `);
+    } finally {
+      await fallback.stop();
+    }
+  });
+
+  test("F6: passwords in the API and fallback URLs are shown as *** in the error of a miss the failing fallback could not check", async () => {
+    const fallback = await startFakeCivitai({ fixtures: false });
+    try {
+      fallback.setFault("*", faults.forbidden());
+      const [primaryPw, fallbackPw] = ["primary-pw-51c3", "fallback-pw-a07e"];
+      const r = await runCli([
+        "lookup",
+        "e".repeat(64),
+        "abcdef0123",
+        "--api-url",
+        civitai.url.replace("://", `://u:${primaryPw}@`),
+        "--fallback-url",
+        fallback.url.replace("://", `://f:${fallbackPw}@`),
+        "--no-cache",
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stdout + r.stderr).not.toContain(primaryPw);
+      expect(r.stdout + r.stderr).not.toContain(fallbackPw);
+      const out = JSON.parse(r.stdout) as { status: string; error?: string }[];
+      for (const x of out) {
+        expect(x.error).toStartWith(
+          `not found on ${civitai.url.replace("://", "://***@")}; ${fallback.url.replace("://", "://***@")} could not be asked`,
+        );
+      }
+    } finally {
+      await fallback.stop();
+    }
+  });
+
+  test("B5: a short hash answered with a version whose id is no Civitai id is an error, never a record with a made-up download URL", async () => {
+    const sha = sha256("short hash, odd id");
+    civitai.setFault("versionByHash", faults.status(200, makeVersion({ versionId: 1, modelId: 65, sha256: sha, extra: { id: -5.5 } })));
+    const r = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(1);
+    const out = JSON.parse(r.stdout) as unknown[];
+    expect(out).toEqual([
+      { hash: sha.slice(0, 10), status: "error", error: `unexpected answer from ${civitai.url.slice(7)} (not a model version)` },
+    ]);
+    expect(r.stdout).not.toContain("-5.5");
+  });
+
+  test("B12: a short hash found whose model details cannot be fetched stays found, and the run says so and exits 1", async () => {
+    const sha = sha256("short hash without details");
+    civitai.addModel(makeModel({ modelId: 66, versions: [makeVersion({ versionId: 661, modelId: 66, sha256: sha })] }));
+    civitai.setFault("modelsByIds", faults.status(503));
+    const r = await runCli(["lookup", sha.slice(0, 10), "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/model details .*1 hash.*503/);
+    const out = JSON.parse(r.stdout) as { status: string; civitai?: { versionId: number; license: unknown } }[];
+    expect(out.map((x) => [x.status, x.civitai?.versionId, x.civitai?.license])).toEqual([["found", 661, null]]);
+  });
+
   test("rejects something that is not a hash", async () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);

@@ -18,7 +18,7 @@ import { ofetch, type $Fetch, type FetchResponse } from "ofetch";
 import { BodyTooLargeError, readCappedText } from "../../shared/read-capped.ts";
 import { sleep as defaultSleep } from "../../shared/sleep.ts";
 import { ApiError } from "../api-types.ts";
-import { retryWait } from "./backoff.ts";
+import { BACKOFF_CAP_MS, retryWait } from "./backoff.ts";
 import {
   classifyAnswer,
   describeNetworkError,
@@ -75,7 +75,10 @@ export interface HttpEngineOptions {
   timeoutMs?: number;
   /** Default 5. */
   maxAttempts?: number;
-  /** A 429 asking for longer than this stops every call with kind "rate_limited". Default 10 min. */
+  /**
+   * A 429 asking for longer than this stops every call with kind "rate_limited"; a longer
+   * Retry-After on another retryable status (503) fails that call at once. Default 10 min.
+   */
   maxRateLimitWaitMs?: number;
   /** Default 4; halved by a 429, grows back by one per `concurrencyRecoverAfter` successes. */
   concurrency?: number;
@@ -171,10 +174,12 @@ class Engine implements HttpEngine {
   private readonly gate: RateGate;
   private readonly $fetch: $Fetch;
   private readonly maxBodyBytes: number;
+  private readonly maxWaitMs: number;
 
   constructor(private readonly options: HttpEngineOptions) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxBodyBytes = options.maxBodyBytes ?? MAX_API_BODY_BYTES;
+    this.maxWaitMs = options.maxRateLimitWaitMs ?? DEFAULT_MAX_RATE_LIMIT_WAIT_MS;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? defaultSleep;
@@ -192,7 +197,7 @@ class Engine implements HttpEngine {
     this.gate = createRateGate({
       maxConcurrency: Math.max(1, options.concurrency ?? DEFAULT_CONCURRENCY),
       recoverAfter: Math.max(1, options.concurrencyRecoverAfter ?? DEFAULT_CONCURRENCY_RECOVER_AFTER),
-      maxWaitMs: options.maxRateLimitWaitMs ?? DEFAULT_MAX_RATE_LIMIT_WAIT_MS,
+      maxWaitMs: this.maxWaitMs,
       signal: this.clientSignal,
       sleep: this.sleep,
       now: this.now,
@@ -403,10 +408,22 @@ class Engine implements HttpEngine {
         throw new ApiError(`${e.message} (${maxAttempts} attempts)`, e.kind, e.status, e.retryAt);
       }
       const wait = outcome.wait ?? 0;
+      // A Retry-After on a 503 (or any non-429) is held to the same limit as a 429's: never an hour's silent sleep.
+      if (!outcome.rateLimited && wait > this.maxWaitMs) {
+        const e = outcome.final;
+        const retryAt = new Date(this.now() + wait);
+        throw new ApiError(
+          `${e.message}; it asks to be retried after ${retryAt.toISOString()}, later than the ${seconds(this.maxWaitMs)} allowed (--max-wait)`,
+          e.kind,
+          e.status,
+          retryAt,
+        );
+      }
       this.stats.retries += 1;
       this.log.debug(`retry ${n + 1}/${maxAttempts} of ${req.method} ${this.displayUrl(req.url)} in ${seconds(wait)}: ${outcome.reason}`);
       // After a 429 the shared gate does the waiting, for everyone at once.
       if (outcome.rateLimited) continue;
+      if (wait > BACKOFF_CAP_MS) this.log.warn(`${outcome.final.message}; retrying in ${seconds(wait)} as it asks`);
       try {
         await this.sleep(wait, clientSignal);
       } catch {

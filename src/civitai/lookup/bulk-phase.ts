@@ -176,8 +176,10 @@ function attribute(
     if (work.done) continue;
     const ids = known.get(work.sha256);
     if (!ids) continue;
-    const mine = versions.filter((v, i) => ids.has(v.id) && versions.findIndex((o) => o.id === v.id) === i).sort(compareCandidates);
-    const first = mine[0];
+    // One pass with a set: an answer may hold ~800,000 versions (the 64 MB cap), each one repeated.
+    const seen = new Set<number>();
+    const mine = versions.filter((v) => ids.has(v.id) && !seen.has(v.id) && seen.add(v.id));
+    const first = mine.sort(compareCandidates)[0];
     if (first) settleFound(run, work, [leanVersion(first)], host, true, writes);
   }
 }
@@ -199,8 +201,10 @@ function settleFound(
 function unclaimedVersions(answer: readonly unknown[], hashes: readonly string[]): ApiModelVersion[] {
   const wanted = new Set(hashes);
   const out: ApiModelVersion[] = [];
+  const seen = new Set<number>();
   for (const version of answer) {
-    if (!isVersion(version) || out.some((v) => v.id === version.id)) continue;
+    if (!isVersion(version) || seen.has(version.id)) continue;
+    seen.add(version.id);
     if (!versionFiles(version).some((f) => wanted.has(fileHash(f, "SHA256") ?? ""))) out.push(version);
   }
   return out;

@@ -8,6 +8,7 @@ import { ApiError, type ApiErrorKind, type CivitaiApi } from "../api-types.ts";
 import { normalizeSha256, versionKeyBySha256 } from "../cache-keys.ts";
 import { usableAutov3 } from "../civitai-record.ts";
 import { errorMessage } from "../../shared/errors.ts";
+import { redact } from "../../shared/redact.ts";
 import type { LastFound, MetaCache, ModelWrite, ReadOptions, VersionAnswer, VersionWrite } from "../meta-cache.ts";
 import type { LookupCounters, LookupDeps, LookupEntry, LookupItem, LookupOptions, LookupPhase, LookupResult } from "../lookup.ts";
 
@@ -179,14 +180,15 @@ export class LookupRun {
    */
   fallbackFailed(host: string, err: unknown): boolean {
     if (!(err instanceof ApiError) || err.kind === "aborted" || err.kind === "rate_limited") return false;
-    this.fallbackFailure ??= `${host} could not be asked: ${err.message}`;
+    // Redacted: a host URL may hold a proxy's password, and this text reaches records (stdout, inventories).
+    this.fallbackFailure ??= redact(`${host} could not be asked: ${err.message}`);
     return true;
   }
 
   /** What a miss the dropped fallback could not check becomes: an error, never "not found". */
   fallbackUnavailable(): Failure {
     return {
-      message: `not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`,
+      message: redact(`not found on ${this.hosts.primary}; ${this.fallbackFailure ?? "the fallback host was not asked"}`),
       kind: "fallback_unavailable",
     };
   }

@@ -272,6 +272,25 @@ describe("B: HTTP / API resilience", () => {
     expect(clock.sleeps.length).toBe(2);
   });
 
+  test("B4: a 503 whose Retry-After is past maxRateLimitWaitMs fails at once, unslept; a shorter one is waited out and said", async () => {
+    const { client, clock, lines } = makeClient({ maxRateLimitWaitMs: 60_000 });
+    civitai.queueFaults("versionByHash", faults.status(503, { error: "down" }, { "retry-after": "3600" }));
+    const e = await caught(client.versionByHash(civitai.url, SHA_A));
+    expect(e.kind).toBe("http");
+    expect(e.status).toBe(503);
+    expect(e.retryAt?.getTime()).toBe(START + 3_600_000);
+    expect(e.message).toContain(`asks to be retried after ${new Date(START + 3_600_000).toISOString()}, later than the 60 s allowed`);
+    expect(clock.sleeps).toEqual([]);
+    expect(civitai.counts.versionByHash).toBe(1);
+    civitai.reset();
+    civitai.queueFaults("versionByHash", faults.status(503, { error: "down" }, { "retry-after": "45" }));
+    expect((await client.versionByHash(civitai.url, SHA_A))?.id).toBe(101);
+    expect(clock.sleeps).toEqual([45_000]);
+    expect(lines.filter((l) => l.startsWith("warn "))).toEqual([
+      expect.stringMatching(/^warn GET .* answered 503 Service Unavailable; .*; retrying in 45 s as it asks$/),
+    ]);
+  });
+
   test("B5: truncated JSON once is retried; persistent → bad_response, never a string", async () => {
     const { client } = makeClient({ maxAttempts: 3 });
     civitai.queueFaults("versionByHash", faults.truncatedJson());

@@ -752,3 +752,32 @@ describe("T19: progress counts files", () => {
     expect(api.count()).toBeGreaterThan(0);
   });
 });
+
+describe("B13: a huge bulk answer", () => {
+  // Before: 100,000 versions took ~38 s of CPU (each checked against every one kept so far); the
+  // 64 MB cap allows ~800,000, so a broken or hostile server could stall a run for most of an hour.
+  const N = 200_000;
+
+  test("200,000 versions no asked hash claims, all named by by-hash/ids: one pass, the oldest candidate kept", async () => {
+    const A = sha(0xa1);
+    const { api, deps } = setup({});
+    const unclaimed = Array.from({ length: N }, (_, i) => makeVersion(N - i, 7, {}, { files: [] }));
+    api.versionsByHashes = async () => [...unclaimed, ...unclaimed];
+    api.versionIdsByHashes = async () => unclaimed.map((v) => ({ modelVersionId: v.id, modelId: 7, hash: A.toUpperCase() }));
+    const result = await lookupFiles([{ sha256: A }], deps(), { ...OPTS, details: false });
+    expect(result.entries.get(A)).toMatchObject({ status: "found", unlisted: true });
+    expect(result.entries.get(A)?.versions.map((v) => v.id)).toEqual([1]);
+  }, 10_000);
+
+  test("200,000 versions claiming the asked hash, each sent twice: each kept once, in candidate order", async () => {
+    const A = sha(0xa1);
+    const { api, deps } = setup({});
+    const claiming = Array.from({ length: N }, (_, i) => makeVersion(N - i, 7, { SHA256: A.toUpperCase() }));
+    api.versionsByHashes = async () => [...claiming, ...claiming];
+    const result = await lookupFiles([{ sha256: A }], deps(), { ...OPTS, details: false });
+    const ids = result.entries.get(A)?.versions.map((v) => v.id) ?? [];
+    expect(result.entries.get(A)?.status).toBe("found");
+    expect(ids.slice(0, 3)).toEqual([1, 2, 3]);
+    expect(new Set(ids).size).toBe(ids.length);
+  }, 10_000);
+});
