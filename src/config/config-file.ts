@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
-import { AppError, describeErrno } from "../shared/errors.ts";
+import { AppError, describeErrno, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
@@ -32,17 +32,79 @@ const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl", "logFile"]);
 /** Keys of the `cache` section a folder config may not set. */
 const FOLDER_DENIED_CACHE_KEYS = new Set(["dir", "url"]);
 
-function readConfigText(file: string): string {
+/** Which config a file is, for the advice its error gives. */
+type ConfigSource = "named" | "user" | "folder";
+
+/** Far more than any config needs; a larger "config" is a mistake (or a trap) and is not read. */
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function cannotRead(file: string, why: string, source: ConfigSource): AppError {
+  const advice =
+    source === "named"
+      ? "Fix the file, or the path given to --config."
+      : source === "user"
+        ? `Fix or remove ${escapeControl(file)}, or name another with --config.`
+        : "Fix or remove it, or run from another folder.";
+  return new AppError(`Cannot read config ${escapeControl(file)}: ${why}. ${advice}`, { exitCode: 2 });
+}
+
+/**
+ * The text of a config file. Only a regular file (symlinks followed) of at most 1 MiB is read:
+ * a FIFO there (a folder can carry one) made a plain read wait for a writer forever, deaf to
+ * Ctrl-C and SIGTERM, and `--config /dev/zero` read until memory ran out. Opened without blocking,
+ * then checked by fstat before a byte is read.
+ */
+function readConfigText(file: string, source: ConfigSource): string {
+  let fd: number;
   try {
-    // A byte-order mark (Windows editors) is not JSON but means nothing: drop it.
-    return readFileSync(file, "utf8").replace(/^\uFEFF/, "");
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    throw new AppError(
-      `Cannot read config ${escapeControl(file)}: ${describeErrno(error)}. Fix the path given to --config or create the file.`,
-      {
-        exitCode: 2,
-      },
-    );
+    throw cannotRead(file, describeErrno(error), source);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) throw cannotRead(file, "it is a folder (EISDIR)", source);
+    if (!stat.isFile()) throw cannotRead(file, "not a regular file (a FIFO, socket or device)", source);
+    if (stat.size > MAX_CONFIG_BYTES) throw cannotRead(file, `larger than ${MAX_CONFIG_BYTES} bytes, so not a config file`, source);
+    // One byte more than the limit: a file that grows while read is still caught.
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let read = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, read, buffer.length - read, null);
+      if (n === 0) break;
+      read += n;
+      if (read > MAX_CONFIG_BYTES) throw cannotRead(file, `larger than ${MAX_CONFIG_BYTES} bytes, so not a config file`, source);
+    }
+    let text: string;
+    try {
+      text = fatalUtf8.decode(buffer.subarray(0, read));
+    } catch {
+      throw cannotRead(file, "not UTF-8 text", source);
+    }
+    // A byte-order mark (Windows editors) is not JSON but means nothing: drop it.
+    return text.replace(/^\uFEFF/, "");
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw cannotRead(file, describeErrno(error), source);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether something sits at `file`, a dangling or looping symlink or an unreadable folder included:
+ * existsSync said no to those, and the user's config then silently did not apply (their key and
+ * hosts with it). Reading it then says what is wrong.
+ */
+function present(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch (error) {
+    const code = errnoCode(error);
+    return code !== "ENOENT" && code !== "ENOTDIR";
   }
 }
 
@@ -78,8 +140,8 @@ function withoutDeniedKeys(raw: unknown): { raw: unknown; ignored: string[] } {
   return { raw: kept, ignored };
 }
 
-function loadFile(file: string, trusted: boolean): { config: Config; warnings: string[] } {
-  const raw = parseJson(readConfigText(file), file);
+function loadFile(file: string, trusted: boolean, source: ConfigSource): { config: Config; warnings: string[] } {
+  const raw = parseJson(readConfigText(file, source), file);
   const { raw: allowed, ignored } = trusted ? { raw, ignored: [] } : withoutDeniedKeys(raw);
   let parsed: { config: Config; warnings: string[] };
   try {
@@ -117,17 +179,17 @@ function merge(base: Config, over: Config): Config {
 export function loadConfig(explicit: string | undefined, cwd = process.cwd()): LoadedConfig {
   if (explicit) {
     const file = resolve(cwd, explicit);
-    return { ...loadFile(file, true), files: [file] };
+    return { ...loadFile(file, true, "named"), files: [file] };
   }
-  const layers: { file: string; trusted: boolean }[] = [];
+  const layers: { file: string; trusted: boolean; source: ConfigSource }[] = [];
   const user = join(getConfigDir(), "config.json");
-  if (existsSync(user)) layers.push({ file: user, trusted: true });
+  if (present(user)) layers.push({ file: user, trusted: true, source: "user" });
   const folder = join(cwd, FOLDER_CONFIG_NAME);
-  if (existsSync(folder)) layers.push({ file: folder, trusted: false });
+  if (present(folder)) layers.push({ file: folder, trusted: false, source: "folder" });
   let config: Config = {};
   const warnings: string[] = [];
   for (const layer of layers) {
-    const loaded = loadFile(layer.file, layer.trusted);
+    const loaded = loadFile(layer.file, layer.trusted, layer.source);
     config = merge(config, loaded.config);
     warnings.push(...loaded.warnings);
   }

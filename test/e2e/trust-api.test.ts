@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
@@ -140,6 +140,58 @@ describe("T1: keys and hosts", () => {
       expect(e.code).toBe(0);
       expect(existsSync(fromConfig)).toBe(false);
       expect(files(join(fromEnv, "meta")).length).toBeGreaterThan(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
+    async () => {
+      const { dir } = library(["t1 odd config"]);
+      const run = (args: string[], opts: { cwd?: string; xdg?: string } = {}) =>
+        runCli(["scan", dir, "--offline", "--no-cache", "-o", "/dev/null", ...args], {
+          cwd: opts.cwd ?? tmp.make(),
+          env: { XDG_CONFIG_HOME: opts.xdg ?? tmp.make() },
+          // Before the fix a FIFO config blocked in open() forever, deaf to SIGTERM: killed here.
+          timeoutMs: 15_000,
+        });
+      const expectRefused = (r: { code: number; stderr: string }, file: string, why: string) => {
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`Cannot read config ${file}: ${why}`);
+        expect(r.stderr).not.toContain("    at ");
+      };
+
+      // A downloaded folder can carry a FIFO named civitai-meta.json (tar keeps them).
+      const cwd = tmp.make();
+      Bun.spawnSync(["mkfifo", join(cwd, "civitai-meta.json")]);
+      const fifo = await run([], { cwd });
+      expectRefused(fifo, join(cwd, "civitai-meta.json"), "not a regular file");
+      expect(fifo.stderr).toContain("run from another folder");
+
+      expectRefused(await run(["--config", "/dev/zero"]), "/dev/zero", "not a regular file");
+
+      // The user's own config as a dangling link (dotfiles not yet synced) or a loop: said, not skipped.
+      const xdg = tmp.make();
+      mkdirSync(join(xdg, "civitai-meta"));
+      const user = join(xdg, "civitai-meta", "config.json");
+      symlinkSync(join(xdg, "nowhere.json"), user);
+      expectRefused(await run([], { xdg }), user, "no such file or folder (ENOENT)");
+      rmSync(user);
+      symlinkSync(user, user);
+      expectRefused(await run([], { xdg }), user, "too many levels of symbolic links (ELOOP)");
+
+      const huge = join(tmp.make(), "huge.json");
+      writeFileSync(huge, `{"concurrency": 4${" ".repeat(2 * 1024 * 1024)}}`);
+      expectRefused(await run(["--config", huge]), huge, "larger than 1048576 bytes");
+
+      const latin1 = join(tmp.make(), "latin1.json");
+      writeFileSync(latin1, Buffer.from('{"modelDirectories": ["/mod\xe8les"]}', "latin1"));
+      expectRefused(await run(["--config", latin1]), latin1, "not UTF-8 text");
+
+      // A byte-order mark is still fine.
+      const bom = join(tmp.make(), "bom.json");
+      writeFileSync(bom, '\uFEFF{"concurrency": 2}');
+      expect((await run(["--config", bom])).code).toBe(0);
     },
     E2E_TIMEOUT_MS,
   );
