@@ -61,3 +61,31 @@ export function resolveApiSettings(flags: ApiFlags, env: Env, config: Config): A
   }
   return { apiKey, keySource, primary, fallback };
 }
+
+/** Host names that never leave this machine: `localhost` and its subdomains, 127.0.0.0/8, ::1. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host.endsWith(".localhost") || /^127(?:\.\d{1,3}){3}$/.test(host) || host === "::1";
+}
+
+/**
+ * The API origins (shown without any user part) that the key would reach over plain HTTP across
+ * a network: a user who names `http://mirror.lan` may not know the key then travels unencrypted,
+ * readable by anyone on the path. Loopback is exempt (a local proxy or test server). Empty
+ * without a key.
+ */
+export function plainHttpKeyOrigins(settings: ApiSettings): string[] {
+  if (settings.apiKey === null) return [];
+  const out: string[] = [];
+  for (const origin of [settings.primary, settings.fallback]) {
+    if (origin === null) continue;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      continue;
+    }
+    if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) out.push(`http://${url.host}`);
+  }
+  return out;
+}

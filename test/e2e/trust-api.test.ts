@@ -145,6 +145,34 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T1: a key bound for an http:// host off this machine is warned about, once per host, never shown",
+    async () => {
+      const sha = sha256("t1 plain http");
+      const port = new URL(good.url).port;
+      // 0.0.0.0 reaches this machine's 127.0.0.1 on Linux but is not a loopback name: it stands
+      // for a LAN mirror here, so the test needs no network.
+      const r = await runCli(["lookup", sha, "--api-url", `http://0.0.0.0:${port}`, "--no-cache"], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(r.stderr).toContain(`the API key will be sent unencrypted to http://0.0.0.0:${port} (plain HTTP)`);
+      expect(r.stderr.match(/sent unencrypted/g)?.length).toBe(1);
+      expect(r.stderr + r.stdout).not.toContain(SENTINEL);
+      expect(good.requests[0]?.authorization).toBe(`Bearer ${SENTINEL}`);
+
+      // The fake itself (loopback) and --offline are not warned about.
+      const quiet = await runCli(["lookup", sha, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
+      expect(quiet.stderr).not.toContain("unencrypted");
+      const { dir } = library(["t1 plain http offline"]);
+      const offline = await runCli(["scan", dir, "--offline", "--no-cache", "--api-url", "http://0.0.0.0:9", "-o", "/dev/null"], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(offline.code).toBe(0);
+      expect(offline.stderr).not.toContain("unencrypted");
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
     async () => {
       const { dir } = library(["t1 odd config"]);
