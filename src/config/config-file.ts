@@ -1,11 +1,15 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
 import { AppError, describeErrno, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
+import { fsPath, resolvePath, showRawBytes } from "../shared/fs-path.ts";
+
+/** A config's path for a message: raw bytes as `\xNN`, control characters escaped. */
+const shown = (file: string): string => escapeControl(showRawBytes(file));
 
 /**
  * Which config files apply, and how much each may decide (docs/security.md, "Where the key may go, and why"):
@@ -45,9 +49,9 @@ function cannotRead(file: string, why: string, source: ConfigSource): AppError {
     source === "named"
       ? "Fix the file, or the path given to --config."
       : source === "user"
-        ? `Fix or remove ${escapeControl(file)}, or name another with --config.`
+        ? `Fix or remove ${shown(file)}, or name another with --config.`
         : "Fix or remove it, or run from another folder.";
-  return new AppError(`Cannot read config ${escapeControl(file)}: ${why}. ${advice}`, { exitCode: 2 });
+  return new AppError(`Cannot read config ${shown(file)}: ${why}. ${advice}`, { exitCode: 2 });
 }
 
 /**
@@ -59,7 +63,7 @@ function cannotRead(file: string, why: string, source: ConfigSource): AppError {
 function readConfigText(file: string, source: ConfigSource): string {
   let fd: number;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(fsPath(file), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw cannotRead(file, describeErrno(error), source);
   }
@@ -114,7 +118,7 @@ function parseJson(text: string, file: string): unknown {
   } catch (error) {
     const at = locateJsonError(text);
     const where = at ? `line ${at.line}, column ${at.column}: ${at.what}` : (error as Error).message;
-    throw new AppError(`Config ${escapeControl(file)} is not valid JSON: ${escapeControl(where)}`, { exitCode: 2 });
+    throw new AppError(`Config ${shown(file)} is not valid JSON: ${escapeControl(where)}`, { exitCode: 2 });
   }
 }
 
@@ -145,7 +149,7 @@ function loadFile(file: string, trusted: boolean, source: ConfigSource): { confi
   const { raw: allowed, ignored } = trusted ? { raw, ignored: [] } : withoutDeniedKeys(raw);
   let parsed: { config: Config; warnings: string[] };
   try {
-    parsed = parseConfig(allowed, escapeControl(file));
+    parsed = parseConfig(allowed, shown(file));
   } catch (error) {
     if (error instanceof ConfigError) throw new AppError(error.message, { exitCode: 2 });
     throw error;
@@ -154,15 +158,15 @@ function loadFile(file: string, trusted: boolean, source: ConfigSource): { confi
   if (ignored.length > 0) {
     const keys = ignored.map((k) => JSON.stringify(escapeControl(k))).join(", ");
     warnings.push(
-      `Config ${escapeControl(file)}: ${keys} ignored: a config found in the current folder may not choose where requests, the API key, the cache or the log go. If you wrote it, pass --config ${escapeControl(file)} or move these settings to ${join(getConfigDir(), "config.json")}`,
+      `Config ${shown(file)}: ${keys} ignored: a config found in the current folder may not choose where requests, the API key, the cache or the log go. If you wrote it, pass --config ${shown(file)} or move these settings to ${join(getConfigDir(), "config.json")}`,
     );
   }
   if (parsed.config.apiKey && process.platform !== "win32") {
     // A key in a file others can read is a key others have (CWE-732).
-    const mode = statSync(file).mode;
+    const mode = statSync(fsPath(file)).mode;
     if (mode & 0o077)
       warnings.push(
-        `Config ${escapeControl(file)} holds an API key and is readable by others: run chmod 600 "${escapeControl(file)}", or use CIVITAI_API_KEY instead`,
+        `Config ${shown(file)} holds an API key and is readable by others: run chmod 600 "${shown(file)}", or use CIVITAI_API_KEY instead`,
       );
   }
   return { config: parsed.config, warnings };
@@ -178,7 +182,8 @@ function merge(base: Config, over: Config): Config {
 /** `--config FILE` alone, else the user's config and then the current folder's (restricted). */
 export function loadConfig(explicit: string | undefined, cwd = process.cwd()): LoadedConfig {
   if (explicit) {
-    const file = resolve(cwd, explicit);
+    // By its bytes: `--config $'c\xff.json'` comes from raw-argv.ts with the byte escaped.
+    const file = resolvePath(cwd, explicit);
     return { ...loadFile(file, true, "named"), files: [file] };
   }
   const layers: { file: string; trusted: boolean; source: ConfigSource }[] = [];

@@ -104,6 +104,23 @@ describe("T12: names that are not valid UTF-8", () => {
     expect(sub.code).toBe(0);
     expect(sub.stdout.toString("latin1")).toContain(sha256("inner bytes"));
   });
+
+  test("T12: --config naming a file that is not UTF-8 reads that file, and names it as \\xNN when it is missing", async () => {
+    const dir = tmp.make();
+    put(join(dir, "m.safetensors"), "t12 config");
+    put(`${dir}/conf\udcff.json`, JSON.stringify({ outputFormat: "csv", surprise: 1 }));
+    const r = await runShell(`cli scan "$DIR" --offline --no-cache --config "$(printf '%s/conf\\xff.json' "$DIR")"`, { env: { DIR: dir } });
+    // Before the fix: "Cannot read config …/conf\ufffd.json: no such file" (the byte became U+FFFD), exit 2.
+    expect(r.stderr).toContain(`Config ${dir}/conf\\xff.json: unknown key "surprise" ignored`);
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toStartWith(`"path","file_name",`);
+    const missing = await runShell(`cli scan "$DIR" --offline --no-cache --config "$(printf '%s/none\\xfe.json' "$DIR")"`, {
+      env: { DIR: dir },
+    });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`Cannot read config ${dir}/none\\xfe.json: no such file or folder (ENOENT)`);
+    expect(missing.stderr).not.toContain("\ufffd");
+  });
 });
 
 describe("T15: hash --algo sha256 is sha256sum's format for every name", () => {
