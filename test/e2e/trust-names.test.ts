@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Papa from "papaparse";
 import { encodeFsName } from "../../src/shared/fs-path.ts";
@@ -120,6 +120,19 @@ describe("T12: names that are not valid UTF-8", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain(`Cannot read config ${dir}/none\\xfe.json: no such file or folder (ENOENT)`);
     expect(missing.stderr).not.toContain("\ufffd");
+  });
+
+  test("T12: --cache-dir that is not UTF-8 is one usage error, not caches kept under another (U+FFFD) name", async () => {
+    const dir = tmp.make();
+    put(join(dir, "m.safetensors"), "t12 cache dir");
+    for (const command of ["hash", "scan --offline -o /dev/null", "cache info"]) {
+      const target = command === "cache info" ? "" : '"$DIR"';
+      const r = await runShell(`cd "$DIR" && cli ${command} ${target} --cache-dir "$(printf 'cache\\xff')"`, { env: { DIR: dir } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--cache-dir cache\\xff is not valid UTF-8");
+      // Before the fix each run exited 0 with its caches in "cache\ufffd".
+      expect(readdirSync(dir).filter((n) => n.startsWith("cache"))).toEqual([]);
+    }
   });
 });
 
