@@ -1,5 +1,5 @@
 import { apiKeyError, apiKeyProblem } from "./api-key.ts";
-import type { Config } from "./config.ts";
+import { HTTP_URL_RE, type Config } from "./config.ts";
 
 export const DEFAULT_API_URL = "https://civitai.com";
 /** NSFW content moved to this host in 2026; misses are asked there once more. */
@@ -23,11 +23,9 @@ export interface ApiSettings {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const URL_RE = /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/;
-
 function normaliseUrl(value: string, name: string): string {
   const trimmed = value.trim().replace(/\/+$/, "");
-  if (!URL_RE.test(trimmed)) throw new Error(`${name} must be an http(s) URL such as https://civitai.com (got "${value}")`);
+  if (!HTTP_URL_RE.test(trimmed)) throw new Error(`${name} must be an http(s) URL such as https://civitai.com (got "${value}")`);
   return trimmed;
 }
 

@@ -173,6 +173,22 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T21: an apiUrl or fallbackUrl the run cannot use (a query, a fragment, a space) is refused naming the config file and the key",
+    async () => {
+      const dir = tmp.make();
+      for (const apiUrl of ["https://mirror.lan/?token=1", "https://mirror.lan/#x", "https://mirror.lan/a b"]) {
+        const config = join(dir, "mine.json");
+        writeFileSync(config, JSON.stringify({ fallbackUrl: apiUrl }));
+        const r = await runCli(["lookup", sha256("t21 url"), "--no-cache", "--config", config]);
+        expect(r.code).toBe(2);
+        // Before the fix: 'fallbackUrl must be an http(s) URL …', with no file named.
+        expect(r.stderr).toContain(`Config ${config}: "fallbackUrl" must be an http(s) URL`);
+      }
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
     async () => {
       const { dir } = library(["t1 odd config"]);
