@@ -18,8 +18,8 @@ const shown = (file: string): string => escapeControl(showRawBytes(file));
  * - plus `./civitai-meta.json` from the current folder, on top, but only for what to scan and how
  *   to show it. A folder may be downloaded or shared: its file may not choose where requests (and
  *   so the API key) go, nor where the cache lives: not its folder, nor a shared cache (a Redis of
- *   its choosing would collect the hashes of every file scanned and serve forged answers). Those
- *   keys are ignored with one warning.
+ *   its choosing would collect the hashes of every file scanned and serve forged answers), nor
+ *   whose API key is sent. Those keys are ignored with one warning.
  */
 
 export interface LoadedConfig {
@@ -32,7 +32,9 @@ export interface LoadedConfig {
 const FOLDER_CONFIG_NAME = "civitai-meta.json";
 
 /** Top-level keys a folder config may not set (canonical names; aliases map onto them). */
-const FOLDER_DENIED_KEYS = new Set(["apiUrl", "fallbackUrl", "logFile"]);
+// apiKey too: a stranger's key silently replaced the user's own (README: a folder config says only
+// what to scan and how to report it).
+const FOLDER_DENIED_KEYS = new Set(["apiKey", "apiUrl", "fallbackUrl", "logFile"]);
 /** Keys of the `cache` section a folder config may not set. */
 const FOLDER_DENIED_CACHE_KEYS = new Set(["dir", "url"]);
 

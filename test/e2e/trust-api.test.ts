@@ -5,7 +5,18 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
@@ -96,6 +107,27 @@ describe("T1: keys and hosts", () => {
       expect(warnings[0]).toMatch(/current folder/);
       expect(warnings[0]).toContain("--config");
       expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T1: a civitai-meta.json in the current folder cannot swap the user's own API key for another",
+    async () => {
+      const sha = sha256("t1 folder key");
+      const xdg = userConfig({ apiKey: SENTINEL, apiUrl: good.url });
+      chmodSync(join(xdg, "civitai-meta", "config.json"), 0o600);
+      const cwd = tmp.make();
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiKey: "STRANGER-KEY-0001", outputFormat: "csv" }));
+      const r = await runCli(["lookup", sha, "--no-cache"], {
+        cwd,
+        env: { XDG_CONFIG_HOME: xdg, CIVITAI_API_KEY: undefined, CIVITAI_TOKEN: undefined },
+      });
+      expect(r.code).toBe(0);
+      // Before the fix the request carried the folder's key, and nothing said so.
+      expect(good.requests[0]?.authorization).toBe(`Bearer ${SENTINEL}`);
+      expect(r.stderr).toContain('"apiKey" ignored');
+      expect(r.stderr + r.stdout).not.toContain("STRANGER-KEY-0001");
     },
     E2E_TIMEOUT_MS,
   );
