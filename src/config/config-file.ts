@@ -1,12 +1,12 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
 import { AppError, describeErrno, errnoCode } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
 import { getConfigDir } from "./paths.ts";
-import { fsPath, resolvePath, showRawBytes } from "../shared/fs-path.ts";
+import { dirnamePath, fsPath, resolvePath, showRawBytes } from "../shared/fs-path.ts";
 
 /** A config's path for a message: raw bytes as `\xNN`, control characters escaped. */
 const shown = (file: string): string => escapeControl(showRawBytes(file));
@@ -156,6 +156,7 @@ function loadFile(file: string, trusted: boolean, source: ConfigSource): { confi
     if (error instanceof ConfigError) throw new AppError(error.message, { exitCode: 2 });
     throw error;
   }
+  anchorPaths(parsed.config, dirnamePath(file));
   const warnings = [...parsed.warnings];
   if (ignored.length > 0) {
     const keys = ignored.map((k) => JSON.stringify(escapeControl(k))).join(", ");
@@ -172,6 +173,18 @@ function loadFile(file: string, trusted: boolean, source: ConfigSource): { confi
       );
   }
   return { config: parsed.config, warnings };
+}
+
+/**
+ * Relative paths in a config are relative to its folder, as a person writing the file means them.
+ * Taken against the working folder, the user's `"cache": {"dir": "cache"}` or `"logFile": "run.log"`
+ * was created in whatever folder a scan ran in, model folders included. `~/…` is left for scan.ts.
+ */
+function anchorPaths(config: Config, base: string): void {
+  const anchor = (p: string) => (isAbsolute(p) || /^~(?=$|\/)/.test(p) ? p : resolvePath(base, p));
+  if (config.cache?.dir !== undefined) config.cache.dir = anchor(config.cache.dir);
+  if (config.logFile !== undefined) config.logFile = anchor(config.logFile);
+  if (config.modelDirectories) config.modelDirectories = config.modelDirectories.map(anchor);
 }
 
 /** A folder config's settings over the user's: top-level keys replace, the cache section merges. */

@@ -221,6 +221,29 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T1: relative cache.dir, logFile and modelDirectories in the user's config are relative to its folder, so a scan run inside a model folder writes nothing there",
+    async () => {
+      const { dir } = library(["t1 relative paths"]);
+      const xdg = userConfig({ cache: { dir: "cache" }, logFile: "run.log", modelDirectories: ["../models"] });
+      const configDir = join(xdg, "civitai-meta");
+      mkdirSync(join(xdg, "models"));
+      writeFileSync(join(xdg, "models", "other.safetensors"), "t1 relative models");
+      const before = readdirSync(dir).sort();
+      const r = await runCli(["scan", ".", "--offline", "-o", "-"], { cwd: dir, env: { XDG_CONFIG_HOME: xdg } });
+      expect(r.code).toBe(0);
+      // Before the fix "cache" and "run.log" were created in the model folder scanned.
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(existsSync(join(configDir, "cache", "hashes"))).toBe(true);
+      expect(readFileSync(join(configDir, "run.log"), "utf8")).toContain("1 file (17 B)");
+      // modelDirectories too: without a path, "../models" is the folder beside the config folder.
+      const bare = await runCli(["scan", "--offline", "-o", "-"], { cwd: dir, env: { XDG_CONFIG_HOME: xdg } });
+      expect(bare.code).toBe(0);
+      expect(JSON.parse(bare.stdout).roots).toEqual([join(xdg, "models")]);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
     async () => {
       const { dir } = library(["t1 odd config"]);
