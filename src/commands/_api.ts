@@ -9,7 +9,7 @@ import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
 import { UsageError, errnoCode } from "../shared/errors.ts";
-import { resolveApiSettings, type ApiSettings } from "../config/settings.ts";
+import { plainHttpKeyOrigins, resolveApiSettings, type ApiSettings } from "../config/settings.ts";
 import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
 import { escapeControl } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
@@ -138,6 +138,13 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
     throw new UsageError((error as Error).message);
   }
   addLogSecret(settings.apiKey);
+  if (args.offline !== true) {
+    for (const origin of plainHttpKeyOrigins(settings)) {
+      logger.warn(
+        `the API key will be sent unencrypted to ${origin} (plain HTTP): anyone on the network path can read it. Use https://, or unset the key for this host`,
+      );
+    }
+  }
   if (settings.keySource === "flag") {
     logger.warn(
       "--api-key is visible to other users in ps and in your shell history; prefer CIVITAI_API_KEY or a config file with mode 600",

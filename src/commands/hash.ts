@@ -5,7 +5,7 @@ import { DEFAULT_ALGOS, parseAlgos } from "../hash/hash-algos.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
 import { HASH_ALGOS, type HashAlgo, type HashResult } from "../scan/types.ts";
 import { collectFiles } from "../scan/collect.ts";
-import { getCacheDir } from "../config/paths.ts";
+import { resolveCacheDir } from "../config/paths.ts";
 import { checksumLine, escapeControl, escapeJsonControls, formatBytes, formatDuration, plural } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { createProgress } from "../ui/progress.ts";
@@ -48,7 +48,7 @@ export default defineCommand({
       exclude: collectRepeated(rawArgs, ["exclude"]),
       algos: () => fixedAlgos ?? DEFAULT_ALGOS,
       jobs,
-      cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
+      cacheDir: args.cache === false ? false : resolveCacheDir(args["cache-dir"], undefined),
       rehash: args.rehash,
       onWarning: (m) => logger.warn(escapeControl(m)),
       onHashProgress: (p) => progress.update(p),

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { EXIT, UsageError } from "../shared/errors.ts";
 import { inspectFile } from "../local/inspect.ts";
 import { formatInspect } from "../local/inspect-text.ts";
-import { getCacheDir } from "../config/paths.ts";
+import { resolveCacheDir } from "../config/paths.ts";
 import { escapeControl, escapeJsonControls } from "../shared/format.ts";
 import { logger } from "../ui/logger.ts";
 import { globalArgs, hashingArgs } from "./_shared.ts";
@@ -35,7 +35,7 @@ export default defineCommand({
     const path = resolvePath(files[0]!);
     const result = await inspectFile(path, {
       hash: args.hash !== false,
-      cacheDir: args.cache === false ? false : (args["cache-dir"] ?? getCacheDir()),
+      cacheDir: args.cache === false ? false : resolveCacheDir(args["cache-dir"], undefined),
       onWarning: (m) => logger.warn(escapeControl(m)),
     });
     writeStdout(args.json ? `${escapeJsonControls(JSON.stringify(result, null, 2))}\n` : formatInspect(result));

@@ -60,6 +60,9 @@ export function parseDuration(value: unknown): number | null {
   return Number.isFinite(ms) && ms >= 0 ? ms : null;
 }
 
+/** An API origin as taken everywhere: http(s), a host, maybe a path; no spaces, query or fragment. */
+export const HTTP_URL_RE = /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/;
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -74,7 +77,8 @@ export function parseConfig(raw: unknown, file: string): ConfigParseResult {
   }
   const warnings: string[] = [];
   const config: Config = {};
-  const isUrl = (v: unknown) => typeof v === "string" && /^https?:\/\/[^\s/]+/.test(v);
+  // The test settings.ts applies later, here too: a URL it refuses must be refused naming this file.
+  const isUrl = (v: unknown) => typeof v === "string" && HTTP_URL_RE.test(v.trim().replace(/\/+$/, ""));
   for (const [rawKey, value] of Object.entries(raw)) {
     const key = canonicalKey(rawKey);
     switch (key) {

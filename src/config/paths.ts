@@ -1,5 +1,8 @@
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { UsageError } from "../shared/errors.ts";
+import { escapeControl } from "../shared/format.ts";
+import { hasRawBytes, showRawBytes } from "../shared/fs-path.ts";
 
 /**
  * Where our per-user state lives. Caches stay outside model folders so a scan never writes next
@@ -34,7 +37,15 @@ export function resolveCacheDir(
   env: Env = process.env,
   home: string = homedir(),
 ): string {
-  if (flag) return flag;
+  if (flag) {
+    // raw-argv.ts keeps a byte that is not UTF-8, but the caches (SQLite included) open paths as
+    // text: the byte became U+FFFD and the caches went silently to another folder.
+    if (hasRawBytes(flag))
+      throw new UsageError(
+        `--cache-dir ${escapeControl(showRawBytes(flag))} is not valid UTF-8, and the caches can only be kept under a UTF-8 path. Choose another folder.`,
+      );
+    return flag;
+  }
   if (env.CIVITAI_META_CACHE_DIR) return resolve(env.CIVITAI_META_CACHE_DIR);
   if (configDir) return configDir;
   return getCacheDir(env, home);

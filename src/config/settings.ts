@@ -1,5 +1,5 @@
 import { apiKeyError, apiKeyProblem } from "./api-key.ts";
-import type { Config } from "./config.ts";
+import { HTTP_URL_RE, type Config } from "./config.ts";
 
 export const DEFAULT_API_URL = "https://civitai.com";
 /** NSFW content moved to this host in 2026; misses are asked there once more. */
@@ -23,11 +23,9 @@ export interface ApiSettings {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const URL_RE = /^https?:\/\/[^\s/?#]+(?:\/[^\s?#]*)?$/;
-
 function normaliseUrl(value: string, name: string): string {
   const trimmed = value.trim().replace(/\/+$/, "");
-  if (!URL_RE.test(trimmed)) throw new Error(`${name} must be an http(s) URL such as https://civitai.com (got "${value}")`);
+  if (!HTTP_URL_RE.test(trimmed)) throw new Error(`${name} must be an http(s) URL such as https://civitai.com (got "${value}")`);
   return trimmed;
 }
 
@@ -60,4 +58,32 @@ export function resolveApiSettings(flags: ApiFlags, env: Env, config: Config): A
     if (problem) throw new Error(apiKeyError(keySource === "flag" ? "--api-key" : (envName as string), problem));
   }
   return { apiKey, keySource, primary, fallback };
+}
+
+/** Host names that never leave this machine: `localhost` and its subdomains, 127.0.0.0/8, ::1. */
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host.endsWith(".localhost") || /^127(?:\.\d{1,3}){3}$/.test(host) || host === "::1";
+}
+
+/**
+ * The API origins (shown without any user part) that the key would reach over plain HTTP across
+ * a network: a user who names `http://mirror.lan` may not know the key then travels unencrypted,
+ * readable by anyone on the path. Loopback is exempt (a local proxy or test server). Empty
+ * without a key.
+ */
+export function plainHttpKeyOrigins(settings: ApiSettings): string[] {
+  if (settings.apiKey === null) return [];
+  const out: string[] = [];
+  for (const origin of [settings.primary, settings.fallback]) {
+    if (origin === null) continue;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      continue;
+    }
+    if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) out.push(`http://${url.host}`);
+  }
+  return out;
 }

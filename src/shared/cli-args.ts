@@ -91,7 +91,13 @@ export function findFlagProblems(rawArgs: string[], specs: FlagSpec[]): string[]
         problems.push(`Unknown option --${name}${hint ? ` (did you mean --${hint}?)` : ""}`);
         continue;
       }
-      if (spec.boolean) continue;
+      if (spec.boolean) {
+        // citty reads `--no-cache=true` as the cache ON and `--offline=no` as offline: a value on
+        // a switch is refused rather than guessed.
+        if (eq !== -1)
+          problems.push(`--${name} takes no value (got ${JSON.stringify(arg)}): write --${kebab(spec.name)} or --no-${kebab(spec.name)}`);
+        continue;
+      }
       const missing = missingValue(
         `--${name}`,
         kebab(spec.name),

@@ -55,6 +55,23 @@ describe("CLI shell", () => {
     expect(r.stderr).toContain("-Z");
   });
 
+  test("T21: a switch given a value (--no-cache=true, --offline=no) is one usage error, never read backwards", async () => {
+    const lib = tmp.make();
+    writeFileSync(join(lib, "a.safetensors"), "x");
+    const cwd = tmp.make();
+    // Before the fix citty kept the cache ON for --no-cache=true and went offline for --offline=no.
+    for (const [flag, name, positive] of [
+      ["--no-cache=true", "--no-cache", "--cache"],
+      ["--offline=no", "--offline", "--offline"],
+      ["--no-fallback=1", "--no-fallback", "--fallback"],
+    ] as const) {
+      const r = await runCli(["scan", lib, "--offline", "-o", "-", flag], { cwd, env: { CIVITAI_META_CACHE_DIR: join(cwd, ".cache") } });
+      expect({ flag, code: r.code, stdout: r.stdout }).toEqual({ flag, code: 2, stdout: "" });
+      expect(r.stderr).toContain(`${name} takes no value (got "${flag}"): write ${positive} or --no-${positive.slice(2)}`);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
   test("a flag missing its value (end of line, empty, or followed by another option) is one usage error naming it", async () => {
     const lib = tmp.make();
     writeFileSync(join(lib, "a.safetensors"), "x");

@@ -5,7 +5,18 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
 import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
@@ -101,6 +112,27 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T1: a civitai-meta.json in the current folder cannot swap the user's own API key for another",
+    async () => {
+      const sha = sha256("t1 folder key");
+      const xdg = userConfig({ apiKey: SENTINEL, apiUrl: good.url });
+      chmodSync(join(xdg, "civitai-meta", "config.json"), 0o600);
+      const cwd = tmp.make();
+      writeFileSync(join(cwd, "civitai-meta.json"), JSON.stringify({ apiKey: "STRANGER-KEY-0001", outputFormat: "csv" }));
+      const r = await runCli(["lookup", sha, "--no-cache"], {
+        cwd,
+        env: { XDG_CONFIG_HOME: xdg, CIVITAI_API_KEY: undefined, CIVITAI_TOKEN: undefined },
+      });
+      expect(r.code).toBe(0);
+      // Before the fix the request carried the folder's key, and nothing said so.
+      expect(good.requests[0]?.authorization).toBe(`Bearer ${SENTINEL}`);
+      expect(r.stderr).toContain('"apiKey" ignored');
+      expect(r.stderr + r.stdout).not.toContain("STRANGER-KEY-0001");
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "T1: --config naming that same file is the user's choice: its hosts are used",
     async () => {
       const { dir, shas } = library(["t1 explicit"]);
@@ -140,6 +172,125 @@ describe("T1: keys and hosts", () => {
       expect(e.code).toBe(0);
       expect(existsSync(fromConfig)).toBe(false);
       expect(files(join(fromEnv, "meta")).length).toBeGreaterThan(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T1: a key bound for an http:// host off this machine is warned about, once per host, never shown",
+    async () => {
+      const sha = sha256("t1 plain http");
+      const port = new URL(good.url).port;
+      // 0.0.0.0 reaches this machine's 127.0.0.1 on Linux but is not a loopback name: it stands
+      // for a LAN mirror here, so the test needs no network.
+      const r = await runCli(["lookup", sha, "--api-url", `http://0.0.0.0:${port}`, "--no-cache"], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(r.stderr).toContain(`the API key will be sent unencrypted to http://0.0.0.0:${port} (plain HTTP)`);
+      expect(r.stderr.match(/sent unencrypted/g)?.length).toBe(1);
+      expect(r.stderr + r.stdout).not.toContain(SENTINEL);
+      expect(good.requests[0]?.authorization).toBe(`Bearer ${SENTINEL}`);
+
+      // The fake itself (loopback) and --offline are not warned about.
+      const quiet = await runCli(["lookup", sha, "--api-url", good.url, "--no-cache"], { env: { CIVITAI_API_KEY: SENTINEL } });
+      expect(quiet.stderr).not.toContain("unencrypted");
+      const { dir } = library(["t1 plain http offline"]);
+      const offline = await runCli(["scan", dir, "--offline", "--no-cache", "--api-url", "http://0.0.0.0:9", "-o", "/dev/null"], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(offline.code).toBe(0);
+      expect(offline.stderr).not.toContain("unencrypted");
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T21: an apiUrl or fallbackUrl the run cannot use (a query, a fragment, a space) is refused naming the config file and the key",
+    async () => {
+      const dir = tmp.make();
+      for (const apiUrl of ["https://mirror.lan/?token=1", "https://mirror.lan/#x", "https://mirror.lan/a b"]) {
+        const config = join(dir, "mine.json");
+        writeFileSync(config, JSON.stringify({ fallbackUrl: apiUrl }));
+        const r = await runCli(["lookup", sha256("t21 url"), "--no-cache", "--config", config]);
+        expect(r.code).toBe(2);
+        // Before the fix: 'fallbackUrl must be an http(s) URL …', with no file named.
+        expect(r.stderr).toContain(`Config ${config}: "fallbackUrl" must be an http(s) URL`);
+      }
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "T1: relative cache.dir, logFile and modelDirectories in the user's config are relative to its folder, so a scan run inside a model folder writes nothing there",
+    async () => {
+      const { dir } = library(["t1 relative paths"]);
+      const xdg = userConfig({ cache: { dir: "cache" }, logFile: "run.log", modelDirectories: ["../models"] });
+      const configDir = join(xdg, "civitai-meta");
+      mkdirSync(join(xdg, "models"));
+      writeFileSync(join(xdg, "models", "other.safetensors"), "t1 relative models");
+      const before = readdirSync(dir).sort();
+      const r = await runCli(["scan", ".", "--offline", "-o", "-"], { cwd: dir, env: { XDG_CONFIG_HOME: xdg } });
+      expect(r.code).toBe(0);
+      // Before the fix "cache" and "run.log" were created in the model folder scanned.
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(existsSync(join(configDir, "cache", "hashes"))).toBe(true);
+      expect(readFileSync(join(configDir, "run.log"), "utf8")).toContain("1 file (17 B)");
+      // modelDirectories too: without a path, "../models" is the folder beside the config folder.
+      const bare = await runCli(["scan", "--offline", "-o", "-"], { cwd: dir, env: { XDG_CONFIG_HOME: xdg } });
+      expect(bare.code).toBe(0);
+      expect(JSON.parse(bare.stdout).roots).toEqual([join(xdg, "models")]);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
+    "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
+    async () => {
+      const { dir } = library(["t1 odd config"]);
+      const run = (args: string[], opts: { cwd?: string; xdg?: string } = {}) =>
+        runCli(["scan", dir, "--offline", "--no-cache", "-o", "/dev/null", ...args], {
+          cwd: opts.cwd ?? tmp.make(),
+          env: { XDG_CONFIG_HOME: opts.xdg ?? tmp.make() },
+          // Before the fix a FIFO config blocked in open() forever, deaf to SIGTERM: killed here.
+          timeoutMs: 15_000,
+        });
+      const expectRefused = (r: { code: number; stderr: string }, file: string, why: string) => {
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`Cannot read config ${file}: ${why}`);
+        expect(r.stderr).not.toContain("    at ");
+      };
+
+      // A downloaded folder can carry a FIFO named civitai-meta.json (tar keeps them).
+      const cwd = tmp.make();
+      Bun.spawnSync(["mkfifo", join(cwd, "civitai-meta.json")]);
+      const fifo = await run([], { cwd });
+      expectRefused(fifo, join(cwd, "civitai-meta.json"), "not a regular file");
+      expect(fifo.stderr).toContain("run from another folder");
+
+      expectRefused(await run(["--config", "/dev/zero"]), "/dev/zero", "not a regular file");
+
+      // The user's own config as a dangling link (dotfiles not yet synced) or a loop: said, not skipped.
+      const xdg = tmp.make();
+      mkdirSync(join(xdg, "civitai-meta"));
+      const user = join(xdg, "civitai-meta", "config.json");
+      symlinkSync(join(xdg, "nowhere.json"), user);
+      expectRefused(await run([], { xdg }), user, "no such file or folder (ENOENT)");
+      rmSync(user);
+      symlinkSync(user, user);
+      expectRefused(await run([], { xdg }), user, "too many levels of symbolic links (ELOOP)");
+
+      const huge = join(tmp.make(), "huge.json");
+      writeFileSync(huge, `{"concurrency": 4${" ".repeat(2 * 1024 * 1024)}}`);
+      expectRefused(await run(["--config", huge]), huge, "larger than 1048576 bytes");
+
+      const latin1 = join(tmp.make(), "latin1.json");
+      writeFileSync(latin1, Buffer.from('{"modelDirectories": ["/mod\xe8les"]}', "latin1"));
+      expectRefused(await run(["--config", latin1]), latin1, "not UTF-8 text");
+
+      // A byte-order mark is still fine.
+      const bom = join(tmp.make(), "bom.json");
+      writeFileSync(bom, '\uFEFF{"concurrency": 2}');
+      expect((await run(["--config", bom])).code).toBe(0);
     },
     E2E_TIMEOUT_MS,
   );

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { linkSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Papa from "papaparse";
 import { encodeFsName } from "../../src/shared/fs-path.ts";
@@ -103,6 +103,36 @@ describe("T12: names that are not valid UTF-8", () => {
     const sub = await runShell(`cli hash --no-cache --algo sha256 "$(printf '%s/sub\\xff' "$DIR")"`, { env: { DIR: dir } });
     expect(sub.code).toBe(0);
     expect(sub.stdout.toString("latin1")).toContain(sha256("inner bytes"));
+  });
+
+  test("T12: --config naming a file that is not UTF-8 reads that file, and names it as \\xNN when it is missing", async () => {
+    const dir = tmp.make();
+    put(join(dir, "m.safetensors"), "t12 config");
+    put(`${dir}/conf\udcff.json`, JSON.stringify({ outputFormat: "csv", surprise: 1 }));
+    const r = await runShell(`cli scan "$DIR" --offline --no-cache --config "$(printf '%s/conf\\xff.json' "$DIR")"`, { env: { DIR: dir } });
+    // Before the fix: "Cannot read config …/conf\ufffd.json: no such file" (the byte became U+FFFD), exit 2.
+    expect(r.stderr).toContain(`Config ${dir}/conf\\xff.json: unknown key "surprise" ignored`);
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toStartWith(`"path","file_name",`);
+    const missing = await runShell(`cli scan "$DIR" --offline --no-cache --config "$(printf '%s/none\\xfe.json' "$DIR")"`, {
+      env: { DIR: dir },
+    });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`Cannot read config ${dir}/none\\xfe.json: no such file or folder (ENOENT)`);
+    expect(missing.stderr).not.toContain("\ufffd");
+  });
+
+  test("T12: --cache-dir that is not UTF-8 is one usage error, not caches kept under another (U+FFFD) name", async () => {
+    const dir = tmp.make();
+    put(join(dir, "m.safetensors"), "t12 cache dir");
+    for (const command of ["hash", "scan --offline -o /dev/null", "cache info"]) {
+      const target = command === "cache info" ? "" : '"$DIR"';
+      const r = await runShell(`cd "$DIR" && cli ${command} ${target} --cache-dir "$(printf 'cache\\xff')"`, { env: { DIR: dir } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--cache-dir cache\\xff is not valid UTF-8");
+      // Before the fix each run exited 0 with its caches in "cache\ufffd".
+      expect(readdirSync(dir).filter((n) => n.startsWith("cache"))).toEqual([]);
+    }
   });
 });
 

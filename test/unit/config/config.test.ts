@@ -6,7 +6,7 @@ import { MAX_DURATION_MS, parseConfig, parseDuration } from "../../../src/config
 import { loadConfig } from "../../../src/config/config-file.ts";
 import { locateJsonError } from "../../../src/config/json-error.ts";
 import { resolveCacheDir } from "../../../src/config/paths.ts";
-import { resolveApiSettings } from "../../../src/config/settings.ts";
+import { plainHttpKeyOrigins, resolveApiSettings } from "../../../src/config/settings.ts";
 import { tmpDirs } from "../../helpers/tmp.ts";
 
 const tmp = tmpDirs("civitai-meta-config-");
@@ -134,5 +134,20 @@ describe("T21: config messages", () => {
       expect((err as Error).message).toContain("--api-key");
       expect((err as Error).message).not.toContain("SECRET");
     }
+  });
+});
+
+describe("T1: the key over plain HTTP", () => {
+  const origins = (env: Record<string, string>, apiKey: string | null = "k") =>
+    plainHttpKeyOrigins(resolveApiSettings({ apiKey: apiKey ?? undefined }, env, {}));
+  test("T1: an http:// host across the network is named (without its user part); loopback, https and no key are not", () => {
+    expect(origins({ CIVITAI_API_URL: "http://u:pw@mirror.lan:8080/base/" })).toEqual(["http://mirror.lan:8080"]);
+    expect(origins({ CIVITAI_API_URL: "http://192.0.2.7" })).toEqual(["http://192.0.2.7"]);
+    expect(origins({ CIVITAI_API_URL: "http://[fd00::7]:81" })).toEqual(["http://[fd00::7]:81"]);
+    for (const local of ["http://127.0.0.1:9", "http://127.8.9.10", "http://localhost:3000", "http://api.localhost", "http://[::1]:9"])
+      expect(origins({ CIVITAI_API_URL: local })).toEqual([]);
+    expect(origins({ CIVITAI_API_URL: "https://mirror.lan" })).toEqual([]);
+    expect(origins({ CIVITAI_API_URL: "http://mirror.lan" }, null)).toEqual([]);
+    expect(origins({})).toEqual([]);
   });
 });
