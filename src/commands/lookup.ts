@@ -85,33 +85,7 @@ export default defineCommand({
             records.push({ hash, status: "skipped", reason: "offline: short hashes are not cached" });
             continue;
           }
-          try {
-            const hit = await askShortHash(ctx.client, hosts, hash, fallbackState);
-            const version = hit?.version ?? null;
-            const host = hit?.host ?? hosts.primary;
-            const models = new Map<number, LeanModel>();
-            if (version && args.details !== false && typeof version.modelId === "number") {
-              // As for SHA-256s (docs/cases.md B12): the version stays found without its details, and the run says so.
-              try {
-                for (const m of await ctx.client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
-              } catch (error) {
-                shortDetailsErrors.push((error as Error).message);
-              }
-            }
-            records.push(
-              toRecord(
-                hash,
-                version ? "found" : "not_found",
-                version ? [leanVersion(version)] : [],
-                models,
-                version ? host : undefined,
-                undefined,
-                "hash",
-              ),
-            );
-          } catch (error) {
-            records.push({ hash, status: "error", error: (error as Error).message });
-          }
+          records.push(await shortHashRecord(ctx.client, hosts, hash, fallbackState, args.details !== false, shortDetailsErrors));
         }
         writeStdout(`${JSON.stringify(records, null, 2)}\n`);
         const errors = records.filter((r) => r.status === "error");
@@ -128,6 +102,46 @@ export default defineCommand({
     });
   },
 });
+
+/**
+ * The record of one short hash (AutoV1/V2/V3, CRC32), asked by GET, with its model's details unless
+ * `withDetails` is false. As for SHA-256s (docs/cases.md B12), a version found whose details cannot
+ * be fetched stays found, and why goes into `detailsErrors` for the run to say once.
+ */
+async function shortHashRecord(
+  client: Pick<CivitaiApi, "versionByHash" | "modelsByIds">,
+  hosts: { primary: string; fallback?: string },
+  hash: string,
+  fallbackState: FallbackState,
+  withDetails: boolean,
+  detailsErrors: string[],
+): Promise<HashLookupRecord> {
+  try {
+    const hit = await askShortHash(client, hosts, hash, fallbackState);
+    const version = hit?.version ?? null;
+    const host = hit?.host ?? hosts.primary;
+    const models = new Map<number, LeanModel>();
+    if (version && withDetails && typeof version.modelId === "number") {
+      try {
+        for (const m of await client.modelsByIds(host, [version.modelId])) models.set(m.id, leanModel(m));
+      } catch (error) {
+        detailsErrors.push((error as Error).message);
+      }
+    }
+    const found = version !== null;
+    return toRecord(
+      hash,
+      found ? "found" : "not_found",
+      found ? [leanVersion(version)] : [],
+      models,
+      found ? host : undefined,
+      undefined,
+      "hash",
+    );
+  } catch (error) {
+    return { hash, status: "error", error: (error as Error).message };
+  }
+}
 
 interface FallbackState {
   /** Why the fallback host was dropped for the rest of the run, once a request to it failed. */
