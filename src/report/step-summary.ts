@@ -23,15 +23,15 @@ export function appendStepSummary(path: string, markdown: string): string | null
   const text = `${markdown.endsWith("\n") ? markdown : `${markdown}\n`}\n`;
   try {
     const fd = openSync(fsPath(path), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o666);
-    let regular = false;
     try {
-      regular = fstatSync(fd).isFile();
       const bytes = Buffer.from(text);
-      if (regular) for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
+      if (fstatSync(fd).isFile()) for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
+      // Opened again while the first is still open: closing it first showed a reader such as `cat`
+      // the end of the stream, so it left, and the second open then waited for a reader forever.
+      else appendFileSync(fsPath(path), text);
     } finally {
       closeSync(fd);
     }
-    if (!regular) appendFileSync(fsPath(path), text);
     return null;
   } catch (error) {
     const code = errnoCode(error);
