@@ -19,7 +19,7 @@ import { errnoCode } from "./errors.ts";
 const PIECE = 256 * 1024;
 
 /** Every byte of `bytes` to `fd`; a descriptor left non-blocking by whoever opened it is waited for. */
-function writeAll(fd: number, bytes: Uint8Array): void {
+export function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) {
     try {

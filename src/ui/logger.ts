@@ -1,8 +1,8 @@
-import { closeSync, constants, fstatSync, openSync, writeSync } from "node:fs";
+import { closeSync, writeSync } from "node:fs";
+import { openForAppend } from "../shared/open-append.ts";
 import { createConsola, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola/core";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import { escapeControl } from "../shared/format.ts";
-import { fsPath } from "../shared/fs-path.ts";
 import { isTerminal, writeStderr } from "../shared/stdio.ts";
 
 /**
@@ -132,23 +132,10 @@ export function hasLogFile(): boolean {
 /**
  * Opens `path` for appending (created with mode 600: a log names the user's files) and sends every
  * later log line to it. Throws the fs error; the caller turns it into a message naming the file.
- * The first open does not wait: a FIFO that no one reads would hold the run before it starts, and
- * a blocked open cannot be stopped by a signal (ENXIO then). A FIFO someone reads, or a terminal,
- * is opened again as usual, so its writes wait for the reader rather than fail.
+ * A FIFO that no one reads is ENXIO, never a run held before it starts (shared/open-append.ts).
  */
 export function openLogFile(path: string): void {
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
-  let fd = openSync(fsPath(path), flags | constants.O_NONBLOCK, 0o600);
-  if (!fstatSync(fd).isFile()) {
-    // Opened again before the first is closed: closing it first would show a reader such as `cat`
-    // the end of the stream, and the second open would then wait for a reader forever.
-    const waiting = fd;
-    try {
-      fd = openSync(fsPath(path), flags, 0o600);
-    } finally {
-      closeSync(waiting);
-    }
-  }
+  const fd = openForAppend(path, 0o600);
   if (logFd !== null) closeSync(logFd);
   logFd = fd;
   applyLevels();

@@ -29,6 +29,7 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["shared/no-follow.ts", "opens files without following links"],
   ["shared/raw-argv.ts", "reads /proc/self/cmdline (or the npm launcher's copy in the environment) for the bytes of argv"],
   ["shared/stdio.ts", "writes stdout and stderr through their descriptors"],
+  ["shared/open-append.ts", "opens a file, FIFO or device to append to"],
   ["shared/read-small-file.ts", "reads a small regular file without following links or blocking on a FIFO"],
   // config/
   ["config/config-file.ts", "reads the config file"],
