@@ -4,7 +4,8 @@
  * warning and every file is hashed. Writing is what the user asked for: its folder is checked
  * before the walk, the file is written whole through a temp name and a rename, or not at all.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
+import { readRegularFile, type NotRead } from "../shared/read-small-file.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 import { AppError, errnoCode, UsageError } from "../shared/errors.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -20,30 +21,16 @@ export type IndexRead = { entries: Map<string, IndexEntry> } | { entries: null; 
 export function readLibraryIndex(file: string): IndexRead {
   const shown = escapeControl(file);
   const ignored = (why: string): IndexRead => ({ entries: null, warning: `library index ${shown} not used: ${why}; every file is hashed` });
-  let text: string;
+  let read: Buffer | NotRead;
   try {
-    // O_NONBLOCK: a FIFO at the index's path (or a link to one) would otherwise hold the open until
-    // a writer comes, forever, and a blocked open cannot be stopped by a signal. It is refused below.
-    const fd = openSync(fsPath(resolvePath(file)), constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) return ignored("not a regular file");
-      if (st.size > MAX_INDEX_BYTES) return ignored(`larger than ${MAX_INDEX_BYTES / 1024 / 1024} MiB`);
-      const bytes = Buffer.allocUnsafe(st.size);
-      let off = 0;
-      while (off < bytes.length) {
-        const n = readSync(fd, bytes, off, bytes.length - off, off);
-        if (n === 0) break;
-        off += n;
-      }
-      text = bytes.subarray(0, off).toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
+    read = readRegularFile(resolvePath(file), { maxBytes: MAX_INDEX_BYTES, follow: true });
   } catch (error) {
     const code = errnoCode(error);
     return ignored(code === "ENOENT" ? "it does not exist yet (scan --index writes it)" : `cannot be read (${code ?? "error"})`);
   }
+  if (read === "not a regular file") return ignored(read);
+  if (read === "too large") return ignored(`larger than ${MAX_INDEX_BYTES / 1024 / 1024} MiB`);
+  const text = read.toString("utf8");
   const parsed = parseLibraryIndex(text);
   return parsed.ok ? { entries: parsed.entries } : ignored(parsed.why);
 }
