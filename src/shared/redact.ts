@@ -55,3 +55,46 @@ export function createRedactor(secrets: readonly (string | null | undefined)[] =
 export function redact(text: string, secrets: readonly (string | null | undefined)[] = []): string {
   return createRedactor(secrets)(text);
 }
+
+/**
+ * Removes the given secrets from every string of a value parsed from JSON (an API answer), keys
+ * included, in place. A server we send the key to could echo it inside answer data (a model name,
+ * a file name), and from there it would reach records, reports, caches and sidecars; messages
+ * pass the redactor, data does not. Only the literal secret (and its percent-encoded form) is
+ * replaced: answer data is not rewritten by the URL and header rules meant for messages.
+ * Iterative: a hostile answer may nest far deeper than the call stack allows.
+ */
+export function scrubSecrets<T>(value: T, secrets: readonly (string | null | undefined)[]): T {
+  const literals = [...new Set(secrets.flatMap((s) => (s ? [s, encodeURIComponent(s)] : [])))].sort((a, b) => b.length - a.length);
+  if (literals.length === 0) return value;
+  const clean = (text: string) => {
+    let out = text;
+    for (const literal of literals) if (out.includes(literal)) out = out.split(literal).join(REDACTED);
+    return out;
+  };
+  if (typeof value === "string") return clean(value) as T;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const item: unknown = node[i];
+        if (typeof item === "string") node[i] = clean(item);
+        else if (item !== null && typeof item === "object") stack.push(item);
+      }
+    } else if (node !== null && typeof node === "object") {
+      const record = node as Record<string, unknown>;
+      for (const key of Object.keys(record)) {
+        let item = record[key];
+        if (typeof item === "string") item = record[key] = clean(item);
+        else if (item !== null && typeof item === "object") stack.push(item);
+        const cleanKey = clean(key);
+        if (cleanKey !== key) {
+          delete record[key];
+          Object.defineProperty(record, cleanKey, { value: item, enumerable: true, writable: true, configurable: true });
+        }
+      }
+    }
+  }
+  return value;
+}

@@ -112,6 +112,50 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T1: a server that echoes the key inside answer data gets it into no record, report, cache or sidecar",
+    async () => {
+      const { dir, shas } = library(["t1 echo"]);
+      // The key as plain text in the version's names, and JSON-escaped (\uXXXX) in the model's details.
+      const version = makeVersion({ versionId: 31, modelId: 310, sha256: shas[0]!, modelName: `Echo ${SENTINEL}` });
+      good.addModel(makeModel({ modelId: 310, name: `Echo ${SENTINEL}`, versions: [version] }));
+      const escaped = [...SENTINEL].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("");
+      const details = makeModel({
+        modelId: 310,
+        name: "Echo ESCAPED",
+        creator: { username: "ESCAPED", image: null },
+        tags: ["ESCAPED"],
+        versions: [version],
+      });
+      good.setFault("modelsByIds", faults.status(200, JSON.stringify({ items: [details], metadata: {} }).replaceAll("ESCAPED", escaped)));
+      const cacheDir = tmp.make();
+      const out = join(tmp.make(), "inv.json");
+      const r = await runCli(["scan", dir, "--api-url", good.url, "--cache-dir", cacheDir, "--write-sidecars", "-o", out], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(r.code).toBe(0);
+      expect(good.requests.some((q) => q.route === "modelsByIds")).toBe(true);
+      const inv = readFileSync(out, "utf8");
+      const record = JSON.parse(inv).records[0];
+      expect(record.civitai.modelName).toBe("Echo ***");
+      expect(record.civitai.creator).toBe("***");
+      expect(record.civitai.tags).toEqual(["***"]);
+      expect(inv).not.toContain(SENTINEL);
+      const written = [...files(cacheDir).map((f) => join(cacheDir, f)), ...files(dir).map((f) => join(dir, f))];
+      expect(written.some((f) => f.endsWith(".civitai.info"))).toBe(true);
+      for (const f of written) expect(readFileSync(f).includes(SENTINEL), f).toBe(false);
+      expect(r.stdout + r.stderr).not.toContain(SENTINEL);
+      // Offline from the cache, as Markdown: still nothing.
+      const md = await runCli(["scan", dir, "--offline", "--api-url", good.url, "--cache-dir", cacheDir, "--format", "md"], {
+        env: { CIVITAI_API_KEY: SENTINEL },
+      });
+      expect(md.code).toBe(0);
+      expect(md.stdout).toContain("Echo \\*\\*\\*");
+      expect(md.stdout + md.stderr).not.toContain(SENTINEL);
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "T1: a civitai-meta.json in the current folder cannot swap the user's own API key for another",
     async () => {
       const sha = sha256("t1 folder key");

@@ -62,6 +62,8 @@ export interface ClassifyContext {
   service: string;
   userAgent: string;
   redact: Redactor;
+  /** Removes the API key from a parsed answer's data (shared/redact.ts scrubSecrets). */
+  scrub?: (data: unknown) => unknown;
   /** Redacted and shortened request URL. */
   displayUrl: string;
   now: number;
@@ -146,6 +148,8 @@ function classifySuccess<T>(req: JsonRequest<T>, answer: Answer, ctx: ClassifyCo
       final: new ApiError(`${method} ${shown}: ${service} sent invalid or truncated JSON (${body.length} bytes)`, "bad_response", status),
     };
   }
+  // Before validation, so nothing derived from the answer (records, caches, sidecars) holds the key.
+  if (ctx.scrub) data = ctx.scrub(data);
   const checked = req.validate(data);
   if (checked.ok) return { type: "done", value: checked.value };
   // Redacted before it is cut: a cut through the key would leave a prefix the redactor cannot recognise.

@@ -30,7 +30,7 @@ import {
   type StatusContext,
 } from "./classify.ts";
 import { createRateGate, type GateLogger, type RateGate, type RateLimitPause, type SleepFn } from "./rate-gate.ts";
-import { createRedactor, type Redactor } from "../../shared/redact.ts";
+import { createRedactor, scrubSecrets, type Redactor } from "../../shared/redact.ts";
 import { truncateText } from "../../shared/format.ts";
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -362,6 +362,7 @@ class Engine implements HttpEngine {
           service,
           userAgent: this.options.userAgent,
           redact,
+          scrub: (data) => scrubSecrets(data, [this.options.apiKey]),
           displayUrl: shown,
           now: this.now(),
           statusError,

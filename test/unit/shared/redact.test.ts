@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { createRedactor, REDACTED, redact } from "../../../src/shared/redact.ts";
+import { createRedactor, REDACTED, redact, scrubSecrets } from "../../../src/shared/redact.ts";
 
 const KEY = "0123456789abcdef0123456789abcdef";
 
@@ -58,5 +58,41 @@ describe("redact", () => {
     expect(redact("redis://cache.lan:6379/0 ssh://git@github.com/a mail a@b.c")).toBe(
       "redis://cache.lan:6379/0 ssh://git@github.com/a mail a@b.c",
     );
+  });
+});
+
+describe("scrubSecrets: the key inside a parsed answer's data", () => {
+  test("replaces it in strings at any depth, in keys, and percent-encoded; leaves everything else as it was", () => {
+    const data = JSON.parse(
+      JSON.stringify({
+        name: `model ${KEY}`,
+        list: ["a", `x${KEY}y`, 3, null, { deeper: [`${encodeURIComponent(KEY)}`] }],
+        [`k-${KEY}`]: 1,
+        note: "token=abc and Bearer xyz stay: data is not a message",
+      }),
+    );
+    const out = scrubSecrets(data, [KEY]);
+    expect(out).toEqual({
+      name: `model ${REDACTED}`,
+      list: ["a", `x${REDACTED}y`, 3, null, { deeper: [REDACTED] }],
+      [`k-${REDACTED}`]: 1,
+      note: "token=abc and Bearer xyz stay: data is not a message",
+    });
+    expect(JSON.stringify(out)).not.toContain(KEY);
+  });
+
+  test("a nesting far deeper than the call stack is walked without overflow", () => {
+    const depth = 200_000;
+    const text = `${"[".repeat(depth)}"${KEY}"${"]".repeat(depth)}`;
+    const value: unknown = JSON.parse(text);
+    scrubSecrets(value, [KEY]);
+    let node = value as unknown[];
+    for (let i = 1; i < depth; i++) node = node[0] as unknown[];
+    expect(node[0]).toBe(REDACTED);
+  });
+
+  test("no secret: the value is returned untouched", () => {
+    const data = { a: KEY };
+    expect(scrubSecrets(data, [undefined, ""])).toEqual({ a: KEY });
   });
 });
