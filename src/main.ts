@@ -1,3 +1,4 @@
+import { MIN_API_KEY_LENGTH } from "./config/api-key.ts";
 import { defineCommand, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { NAME, VERSION } from "./version.ts";
 import { closestWord, collectRepeated, findFlagProblems, type FlagSpec } from "./shared/cli-args.ts";
@@ -52,9 +53,10 @@ async function helpText(sub: CommandDef<any> | undefined, subName: string | unde
  * by createApiContext.
  */
 function registerSecrets(rawArgs: string[]): void {
-  addLogSecret(process.env.CIVITAI_API_KEY);
-  addLogSecret(process.env.CIVITAI_TOKEN);
-  for (const key of collectRepeated(rawArgs, ["api-key"])) addLogSecret(key);
+  // A key too short to be one is refused before any request (config/api-key.ts): hiding it would
+  // only garble the message that says so.
+  const keys = [process.env.CIVITAI_API_KEY, process.env.CIVITAI_TOKEN, ...collectRepeated(rawArgs, ["api-key"])];
+  for (const key of keys) if (key !== undefined && key.trim().length >= MIN_API_KEY_LENGTH) addLogSecret(key);
   // The shared cache's password too (issue 14): the debug line below quotes the command line.
   for (const url of [process.env[CACHE_URL_ENV], ...collectRepeated(rawArgs, ["cache-url"])]) {
     for (const secret of cacheUrlSecrets(url)) addLogSecret(secret);

@@ -705,4 +705,24 @@ describe("T21: small things", () => {
     },
     E2E_TIMEOUT_MS,
   );
+
+  test(
+    "T21: a key of a few characters is refused up front: hidden everywhere, it garbled every message and record",
+    async () => {
+      const { dir } = library(["t21 short key"]);
+      for (const [env, extra, source] of [
+        [{ CIVITAI_API_KEY: "k" }, [], "CIVITAI_API_KEY"],
+        [{}, ["--api-key", "o0o0"], "--api-key"],
+      ] as const) {
+        const r = await runCli(["scan", dir, "--api-url", good.url, "--no-cache", ...extra], { env });
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(source);
+        expect(r.stderr).toContain("too short to be a key");
+        expect(r.stderr).not.toContain("***");
+        expect(r.stdout).toBe("");
+      }
+      expect(good.requests).toHaveLength(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 });

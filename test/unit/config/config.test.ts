@@ -120,10 +120,10 @@ describe("T21: config messages", () => {
   });
 
   test("T21: a key HTTP cannot carry is named by problem and position, never quoted", () => {
-    expect(apiKeyProblem("abc123")).toBeNull();
-    expect(apiKeyProblem("abc\n123")).toBe("contains a line break (character 4 of 7)");
+    expect(apiKeyProblem("abc12345")).toBeNull();
+    expect(apiKeyProblem("abc\n123")).toBe("contains a line break (character 4 of 7), so it cannot be sent in an HTTP header");
     expect(apiKeyProblem("abc€123")).toBe("contains a character that cannot be sent in an HTTP header (character 4 of 7)");
-    expect(apiKeyProblem("a\u0007b")).toBe("contains a control character (character 2 of 3)");
+    expect(apiKeyProblem("a\u0007b")).toBe("contains a control character (character 2 of 3), so it cannot be sent in an HTTP header");
     expect(() => resolveApiSettings({}, { CIVITAI_TOKEN: "SECRET\r\nX" }, {})).toThrow(
       /^The API key from CIVITAI_TOKEN contains a line break/,
     );
@@ -138,7 +138,7 @@ describe("T21: config messages", () => {
 });
 
 describe("T1: the key over plain HTTP", () => {
-  const origins = (env: Record<string, string>, apiKey: string | null = "k") =>
+  const origins = (env: Record<string, string>, apiKey: string | null = "key-0123456789") =>
     plainHttpKeyOrigins(resolveApiSettings({ apiKey: apiKey ?? undefined }, env, {}));
   test("T1: an http:// host across the network is named (without its user part); loopback, https and no key are not", () => {
     expect(origins({ CIVITAI_API_URL: "http://u:pw@mirror.lan:8080/base/" })).toEqual(["http://mirror.lan:8080"]);
