@@ -162,7 +162,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
   let localBytesRead = 0;
   const collected = await collectFiles({
-    paths: options.paths,
+    paths: distinctRoots(options.paths),
     extensions: options.extensions,
     exclude: options.exclude,
     algos: () => SCAN_ALGOS,
@@ -305,7 +305,7 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       schemaVersion: SCHEMA_VERSION,
       generatedAt: new Date(now()).toISOString(),
       tool: options.tool,
-      roots: options.paths.map((p) => resolvePath(p)),
+      roots: distinctRoots(options.paths).map((p) => resolvePath(p)),
       options: inventoryOptions,
       // Counts (files, byStatus, bytes, duplicates) are the spill's, from the records themselves.
       summary: {
@@ -350,6 +350,13 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     spill.close();
     throw error;
   }
+}
+
+/** The paths given, each folder once (`scan m ./m/` walked and listed `m` twice), in the order given. */
+function distinctRoots(paths: readonly string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const p of paths) if (!seen.has(resolvePath(p))) seen.set(resolvePath(p), p);
+  return [...seen.values()];
 }
 
 /** Every record's path (files and skipped paths) in byte order, and each path's (first) rank in it. */

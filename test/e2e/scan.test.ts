@@ -379,6 +379,22 @@ describe("scan", () => {
   });
 });
 
+describe("scan: roots given more than once", () => {
+  test("the same folder given twice (m, ./m/) is walked and listed once; a folder inside another stays a root of its own", async () => {
+    const dir = library([
+      { name: "m/a.safetensors", content: "roots a" },
+      { name: "m/sub/b.safetensors", content: "roots b" },
+    ]);
+    const r = await runCli(["scan", "m", "./m/", "m", "m/sub", "--offline", "--no-cache", "--format", "json"], { cwd: dir });
+    expect(r.code).toBe(0);
+    const inv = inventoryOf(r.stdout);
+    expect(inv.roots).toEqual([join(dir, "m"), join(dir, "m/sub")]);
+    expect(inv.records.map((x: { path: string }) => x.path)).toEqual([join(dir, "m/a.safetensors"), join(dir, "m/sub/b.safetensors")]);
+    const md = await runCli(["scan", "m", "m/", "--offline", "--no-cache", "--format", "md"], { cwd: dir });
+    expect(md.stdout).toContain(`in \`${join(dir, "m")}\`.`);
+  });
+});
+
 describe("lookup", () => {
   test("looks up hashes without files, SHA-256 and AutoV2", async () => {
     const sha = sha256("lookup me");
