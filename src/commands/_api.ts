@@ -91,12 +91,18 @@ interface ApiArgValues {
   offline?: boolean;
 }
 
-/** A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values. */
-export function durationArg(value: string | undefined, flag: string, fallback: number): number {
+/**
+ * A duration flag's value in ms; refuses unreadable, zero and absurd (over a year) values, and for
+ * the timeouts (`atLeastOneSecond`) values under a second: `--timeout 0.0001s` failed every request
+ * before any answer could arrive, and said so only after every retry.
+ */
+export function durationArg(value: string | undefined, flag: string, fallback: number, atLeastOneSecond = false): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
   if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag} takes at most ${MAX_DURATION_TEXT} (got "${escapeControl(value)}")`);
+  if (atLeastOneSecond && ms < 1000)
+    throw new UsageError(`--${flag} takes at least 1s (got "${escapeControl(value)}"): a shorter wait fails before an answer can arrive`);
   return ms;
 }
 
@@ -177,7 +183,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
     apiKey: settings.apiKey ?? undefined,
     userAgent: `civitai-meta/${VERSION}`,
     civitaiHosts: [settings.primary, ...(settings.fallback ? [settings.fallback] : [])],
-    timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+    timeoutMs: durationArg(args.timeout, "timeout", 30_000, true),
     maxRateLimitWaitMs: durationArg(args["max-wait"], "max-wait", 10 * 60_000),
     concurrency,
     signal,

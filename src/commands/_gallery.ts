@@ -81,7 +81,7 @@ export function galleryImageContext(args: {
     cacheRoot: enabled ? resolveCacheDir(args["cache-dir"], cacheSettings.dir) : false,
     offline: args.offline === true,
     apiUrl,
-    timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+    timeoutMs: durationArg(args.timeout, "timeout", 30_000, true),
     quiet: args.quiet === true,
   };
 }

@@ -77,7 +77,7 @@ export default defineCommand({
     if (typeof jobs === "string") throw new UsageError(jobs);
     const retries = args.retries === undefined ? 5 : parsePositiveInt(args.retries, "retries", 100);
     if (typeof retries === "string") throw new UsageError(retries);
-    const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000);
+    const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000, true);
     const sources = sourcesArgs.map(parseDownloadSource);
 
     const destDir = resolve(String(args.dest));

@@ -190,7 +190,7 @@ export default defineCommand({
           cacheRoot: ctx.cacheDir,
           offline: args.offline === true,
           apiUrl: ctx.settings.primary,
-          timeoutMs: durationArg(args.timeout, "timeout", 30_000),
+          timeoutMs: durationArg(args.timeout, "timeout", 30_000, true),
           quiet: args.quiet === true,
           signal,
         };

@@ -564,6 +564,27 @@ describe("T7: long durations", () => {
     },
     E2E_TIMEOUT_MS,
   );
+
+  test(
+    "T7: a timeout under a second is refused up front, naming the flag (it failed every request only after all retries)",
+    async () => {
+      const dir = tmp.make();
+      for (const [args, flag] of [
+        [["lookup", "0123456789", "--api-url", good.url, "--timeout", "0.0001s"], "--timeout"],
+        [["scan", dir, "--api-url", good.url, "--timeout", "500ms"], "--timeout"],
+        [["download", "1", "--dest", dir, "--api-url", good.url, "--stall-timeout", "10ms"], "--stall-timeout"],
+      ] as const) {
+        const r = await runCli([...args]);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(`${flag} takes at least 1s`);
+      }
+      // One second is enough to be taken.
+      const ok = await runCli(["lookup", "0123456789", "--api-url", good.url, "--no-cache", "--timeout", "1s"]);
+      expect(ok.stderr).not.toContain("takes at least");
+      expect(good.requests.length).toBeGreaterThan(0);
+    },
+    E2E_TIMEOUT_MS,
+  );
 });
 
 /** Runs the CLI under a pseudo-terminal (util-linux script), returning everything it drew. */
