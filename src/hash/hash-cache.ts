@@ -41,6 +41,7 @@ import {
   CORRUPT_SUFFIX,
   describeStoreError,
   openStore,
+  openStoreReadOnly,
   setAsideStore,
   STORE_COMPANIONS,
   storeErrorKind,
@@ -483,7 +484,7 @@ class StoreHashCache implements HashCache {
   prune(): PruneResult {
     this.commit(true);
     const result: PruneResult = { checked: 0, removed: 0 };
-    if (!this.store) return result;
+    if (!this.store || !this.writable) return result;
     const doomed: { dir: Uint8Array; name: Uint8Array }[] = [];
     let last = { dir: null as Uint8Array | null, path: "" };
     const now = Date.now();
@@ -660,6 +661,8 @@ export async function openHashCache(dir: string | false, options: OpenHashCacheO
         /* not there */
       }
     }
+    const readOnly = readOnlyCache(dir, err, options);
+    if (readOnly) return { cache: readOnly };
     return { cache: null, warning: `hash cache disabled: ${describeFsError(dir, err)}` };
   }
   const file = storePath(dir);
@@ -694,6 +697,23 @@ export async function openHashCache(dir: string | false, options: OpenHashCacheO
     warnings.push(`hash cache: old entries under ${v1Root(dir)} not moved into the store: ${describeStoreError(err)}`);
   }
   return { cache: new StoreHashCache(dir, store, file, options, warnings) };
+}
+
+/**
+ * A store that exists where nothing can be written (a read-only mount, a team's share): its hashes
+ * are used, nothing is stored, one warning says so. Only a regular file, never a link (T11).
+ */
+function readOnlyCache(dir: string, err: unknown, options: OpenHashCacheOptions): StoreHashCache | null {
+  const code = errnoCode(err);
+  if (code !== "EROFS" && code !== "EACCES" && code !== "EPERM") return null;
+  const file = storePath(dir);
+  if (!isOwnFile(file)) return null;
+  const store = openStoreReadOnly(file);
+  if (!store) return null;
+  const warning = `hash cache read-only: ${describeFsError(dir, err)}; the hashes stored there are used, new ones are not stored`;
+  const cache = new StoreHashCache(dir, store, file, options, [warning]);
+  cache.writable = false;
+  return cache;
 }
 
 /** The store's files we wrote: the database, its companions and a set-aside copy. */

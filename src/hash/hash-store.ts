@@ -18,7 +18,7 @@
  * new one), busy (another run holds the write lock past the timeout: try the batch again later)
  * and anything else (stop writing; one warning).
  */
-import { Database, type Statement } from "bun:sqlite";
+import { constants, Database, type Statement } from "bun:sqlite";
 import { existsSync, lstatSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROW_COLUMNS, HASH_ROW_LENGTH, type RawRow } from "./hash-entry.ts";
@@ -160,6 +160,35 @@ function openStoreOnce(file: string): OpenStoreResult {
       /* already unusable */
     }
     return storeErrorKind(error) === "damaged" ? { kind: "damaged", error } : { kind: "error", error };
+  }
+}
+
+/**
+ * Opens an existing store on a location we cannot write (a read-only mount, a share): read with
+ * SQLite's `immutable=1`, which takes no lock and makes no `-wal`/`-shm` beside it (a plain
+ * read-only open of a WAL database needs to write those). Immutable means SQLite trusts nothing
+ * changes underneath; rows not yet moved from a leftover `-wal` into the file are not seen. Both
+ * only cost misses: every hit still needs path, dev, inode, size, mtime and ctime equal, and a row
+ * a damaged page yields fails its checksum. Null when it is not a store of our format.
+ */
+export function openStoreReadOnly(file: string): HashStore | null {
+  let db: Database | undefined;
+  try {
+    const uri = `file:${encodeURI(file).replace(/[?#]/g, encodeURIComponent)}?immutable=1`;
+    db = new Database(uri, constants.SQLITE_OPEN_READONLY | constants.SQLITE_OPEN_URI);
+    const format = (db.query("PRAGMA user_version").values()[0]?.[0] ?? 0) as number;
+    if (format !== STORE_FORMAT) {
+      db.close();
+      return null;
+    }
+    return new HashStore(db);
+  } catch {
+    try {
+      db?.close();
+    } catch {
+      /* already unusable */
+    }
+    return null;
   }
 }
 

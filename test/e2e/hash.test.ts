@@ -157,6 +157,36 @@ describe("hash command", () => {
     }
   });
 
+  test("a store on a location made read-only (a team's share) is read: its hashes are used, nothing is written, one warning (docs/cases.md C5)", async () => {
+    const dir = makeTree();
+    const mnt = tmp.make();
+    const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]);
+    if (mount.exitCode !== 0) {
+      console.log(`skipping C5 e2e: cannot mount a tmpfs (${mount.stderr.toString().trim()})`);
+      return;
+    }
+    try {
+      const first = await runCli(["hash", "--cache-dir", mnt, dir]);
+      expect(first.code).toBe(0);
+      writeFileSync(join(dir, "loras/new.safetensors"), "added later");
+      expect(Bun.spawnSync(["mount", "-o", "remount,ro", mnt]).exitCode).toBe(0);
+      const r = await runCli(["hash", "--cache-dir", mnt, dir]);
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split("\n")).toHaveLength(3);
+      expect(r.stderr).toContain("2 from cache");
+      const warnings = r.stderr.split("\n").filter((l) => l.includes("hash cache"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain("read-only");
+      expect(warnings[0]).toContain("new ones are not stored");
+      // scan reads the same store (hashes and the header facts kept with them).
+      const s = await runCli(["scan", dir, "--offline", "--cache-dir", mnt, "-q"]);
+      expect(s.code).toBe(0);
+      expect(JSON.parse(s.stdout).summary.cacheHits.hashes).toBe(2);
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  });
+
   test("a hash store that is a symbolic link is not followed: the database it names is left untouched (docs/cases.md C5, T11)", async () => {
     const dir = makeTree();
     const cacheDir = tmp.make();

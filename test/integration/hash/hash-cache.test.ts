@@ -515,19 +515,33 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
     expect(warning).toBe(`hash cache disabled: ${p}: EROFS (read-only file system)`);
   });
 
-  test.skipIf(!mounted)("an existing store on a mount made read-only: one warning, hashing completes", async () => {
+  test.skipIf(!mounted)("an existing store on a mount made read-only: read, never written, one warning; hashing completes", async () => {
     const dir = join(root, "ro-store");
     mkdirSync(dir);
     expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir]).exitCode).toBe(0);
     try {
       const f = makeFile("ro-store.bin", "ro store");
+      const g = makeFile("ro-store-new.bin", "not in the store");
       const first = (await openHashCache(dir)).cache!;
       await hashFiles([f], { algos: ["sha256"], cache: first });
       first.close();
+      const before = listTree(dir);
       expect(Bun.spawnSync(["mount", "-o", "remount,ro", dir]).exitCode).toBe(0);
-      const { cache, warning } = await openHashCache(dir);
-      expect(cache).toBeNull();
-      expect(warning).toBe(`hash cache disabled: ${dir}: EROFS (read-only file system)`);
+      const warnings: string[] = [];
+      const { cache, warning } = await openHashCache(dir, { onWarning: (w) => warnings.push(w) });
+      expect(warning).toBeUndefined();
+      expect(cache).not.toBeNull();
+      expect(cache!.writable).toBe(false);
+      expect(warnings).toEqual([
+        `hash cache read-only: ${dir}: EROFS (read-only file system); the hashes stored there are used, new ones are not stored`,
+      ]);
+      const results = await hashFiles([f, g], { algos: ["sha256"], cache: cache! });
+      expect(results.map((r) => r.cached)).toEqual([true, false]);
+      expect(results[1]!.hashes.sha256).toBe(createHash("sha256").update("not in the store").digest("hex"));
+      expect(cache!.prune()).toEqual({ checked: 0, removed: 0 });
+      cache!.close();
+      expect(warnings).toHaveLength(1);
+      expect(listTree(dir)).toEqual(before);
     } finally {
       Bun.spawnSync(["umount", dir]);
     }
@@ -875,3 +889,11 @@ describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, 
     expect(third.stderr.toString()).toContain("3000 from cache");
   }, 60_000);
 });
+
+/** Every file under `dir` with its size, sorted: what a read-only run must leave as it was. */
+function listTree(dir: string): string[] {
+  return readdirSync(dir, { recursive: true })
+    .map(String)
+    .map((p) => `${p} ${statSync(join(dir, p)).size}`)
+    .sort();
+}
