@@ -49,10 +49,41 @@ function platformKey(platform, arch, libc) {
 class LaunchError extends Error {}
 
 /**
+ * Where the launcher remembers a binary it has verified (one small file per binary path), in the
+ * tool's cache folder: `$CIVITAI_META_CACHE_DIR`, else `$XDG_CACHE_HOME/civitai-meta`, else
+ * `~/.cache/civitai-meta` (src/config/paths.ts). Null when there is no home to put it in.
+ */
+function stampDir(env) {
+  if (env.CIVITAI_META_CACHE_DIR) return path.join(path.resolve(env.CIVITAI_META_CACHE_DIR), "launcher");
+  const xdg = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : null;
+  let home = null;
+  try {
+    home = os.homedir();
+  } catch {
+    /* no home */
+  }
+  const base = xdg || (home ? path.join(home, ".cache") : null);
+  return base ? path.join(base, "civitai-meta", "launcher") : null;
+}
+
+/**
+ * What identifies the binary's bytes without reading them: device, inode, size, and mtime and
+ * ctime in ns. Any write, rename over or reinstall changes the ctime (which no user can set back)
+ * or the inode, so a binary that matches its stamp is the one verified then.
+ */
+function statStamp(binary) {
+  const st = fs.statSync(binary, { bigint: true });
+  return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].map(String).join(":");
+}
+
+/**
  * Finds the binary for `key` and checks it. Returns its path or throws a LaunchError whose message
  * says what is wrong and what to do. `resolve` is require.resolve bound to this package's folder.
+ * Reading the ~110 MB binary for its SHA-256 cost 0.2–0.3 s on every start: a binary verified once
+ * is remembered by its stamp (statStamp) and the expected SHA-256, and read again only when either
+ * changes. Someone who could forge the stamp could as well edit this launcher, so nothing is lost.
  */
-function locateBinary(manifest, key, resolve) {
+function locateBinary(manifest, key, resolve, options = {}) {
   const entry = manifest.platforms[key];
   if (!entry) {
     throw new LaunchError(
@@ -78,9 +109,18 @@ function locateBinary(manifest, key, resolve) {
       `This build of civitai-meta@${manifest.version} records no checksum for ${key}; refusing to run an unverified binary.`,
     );
   }
+  const stamps = options.stampDir === undefined ? stampDir(process.env) : options.stampDir;
+  const memo = stamps ? path.join(stamps, `${crypto.createHash("sha256").update(binary).digest("hex").slice(0, 32)}.txt`) : null;
+  let seen = null;
+  try {
+    seen = `${entry.sha256} ${statStamp(binary)}\n`;
+    if (memo && fs.readFileSync(memo, "utf8") === seen) return binary;
+  } catch {
+    /* no stamp yet, or the binary cannot be read: the check below says so */
+  }
   let actual;
   try {
-    actual = sha256File(binary);
+    actual = (options.hashFile || sha256File)(binary);
   } catch (error) {
     throw new LaunchError(`Cannot read ${binary} (${error.code || error.message}). Reinstall civitai-meta@${manifest.version}.`);
   }
@@ -90,7 +130,24 @@ function locateBinary(manifest, key, resolve) {
         `was built (expected ${entry.sha256}, found ${actual}). It is damaged or from another version: reinstall civitai-meta@${manifest.version}.`,
     );
   }
+  if (memo && seen) rememberVerified(memo, seen);
   return binary;
+}
+
+/** Writes the stamp whole (temp file, then rename) or not at all; a cache we cannot write only costs the next start a read. */
+function rememberVerified(memo, text) {
+  const temp = `${memo}.${process.pid}.tmp`;
+  try {
+    fs.mkdirSync(path.dirname(memo), { recursive: true });
+    fs.writeFileSync(temp, text, { mode: 0o600 });
+    fs.renameSync(temp, memo);
+  } catch {
+    try {
+      fs.unlinkSync(temp);
+    } catch {
+      /* never made */
+    }
+  }
 }
 
 function sha256File(file) {

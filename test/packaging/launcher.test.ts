@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { tmpDirs } from "../helpers/tmp.ts";
@@ -15,7 +15,13 @@ const LAUNCHER = join(import.meta.dir, "../../packaging/npm/civitai-meta.cjs");
 const launcher = createRequire(import.meta.url)(LAUNCHER) as {
   detectLibc(readFile: (p: string, enc: string) => string, report: unknown): "glibc" | "musl";
   platformKey(platform: string, arch: string, libc?: string): string;
-  locateBinary(manifest: Manifest, key: string, resolve: (id: string) => string): string;
+  locateBinary(
+    manifest: Manifest,
+    key: string,
+    resolve: (id: string) => string,
+    options?: { stampDir?: string | null; hashFile?: (file: string) => string },
+  ): string;
+  sha256File(file: string): string;
   LaunchError: new (m: string) => Error;
 };
 type Manifest = { version: string; platforms: Record<string, { package: string; bin: string; sha256: string | null }> };
@@ -127,6 +133,50 @@ describe("choosing and checking the binary", () => {
     expect(() => launcher.locateBinary(manifest, key, resolve)).toThrow(
       `does not match the SHA-256 recorded when civitai-meta@9.9.9 was built (expected ${manifest.platforms[key]!.sha256}, found ${actual})`,
     );
+  });
+
+  test("a binary verified once is not read again while it is unchanged; any write to it, or a new expected SHA-256, means reading it again", () => {
+    const script = "#!/bin/sh\necho ran\n";
+    const { manifest, key, root, binary } = install(script);
+    const resolve = (id: string) => require.resolve(id, { paths: [root] });
+    const stampDir = join(tmp.make(), "launcher");
+    const reads: string[] = [];
+    const hashFile = (file: string) => {
+      reads.push(file);
+      return launcher.sha256File(file);
+    };
+    expect(launcher.locateBinary(manifest, key, resolve, { stampDir, hashFile })).toBe(binary);
+    expect(launcher.locateBinary(manifest, key, resolve, { stampDir, hashFile })).toBe(binary);
+    expect(reads).toEqual([binary]);
+    expect(readdirSync(stampDir)).toHaveLength(1);
+    // A new version of the package expects another SHA-256: read again (and refused, here).
+    const other = { ...manifest, platforms: { [key]: { ...manifest.platforms[key]!, sha256: "0".repeat(64) } } };
+    expect(() => launcher.locateBinary(other, key, resolve, { stampDir, hashFile })).toThrow("does not match");
+    expect(reads).toHaveLength(2);
+    // Same size, mtime put back: the ctime still moved, so the damaged bytes are read and refused.
+    const before = statSync(binary);
+    writeFileSync(binary, script.replace("ran", "RAN"));
+    utimesSync(binary, before.atime, before.mtime);
+    expect(() => launcher.locateBinary(manifest, key, resolve, { stampDir, hashFile })).toThrow("does not match");
+    expect(reads).toHaveLength(3);
+    // No place for stamps: every start reads the binary, as before.
+    writeFileSync(binary, script);
+    launcher.locateBinary(manifest, key, resolve, { stampDir: null, hashFile });
+    launcher.locateBinary(manifest, key, resolve, { stampDir: null, hashFile });
+    expect(reads).toHaveLength(5);
+  });
+
+  test("the launcher run by Node keeps its stamp in the tool's cache folder (CIVITAI_META_CACHE_DIR, else XDG_CACHE_HOME)", () => {
+    if (!NODE) return console.log("skipping: no node on PATH");
+    const { launcherPath } = install("#!/bin/sh\necho ran\n");
+    const own = tmp.make();
+    const xdg = tmp.make();
+    const run = (env: Record<string, string>) =>
+      Bun.spawnSync([NODE, launcherPath], { env: { PATH: process.env.PATH!, HOME: tmp.make(), ...env } });
+    expect(run({ CIVITAI_META_CACHE_DIR: own }).stdout.toString()).toBe("ran\n");
+    expect(readdirSync(join(own, "launcher"))).toHaveLength(1);
+    expect(run({ XDG_CACHE_HOME: xdg }).stdout.toString()).toBe("ran\n");
+    expect(readdirSync(join(xdg, "civitai-meta", "launcher"))).toHaveLength(1);
   });
 
   test("a development build that recorded no checksum for this platform refuses to run", () => {
