@@ -340,6 +340,36 @@ export function closeStoreHere(): void {
   store?.store.close();
   store = null;
   storeFailed = false;
+  stopCheckpointer();
+}
+
+let checkpointer: { timer: ReturnType<typeof setInterval>; store: HashStore } | null = null;
+
+/**
+ * Folds the WAL into the database every `intervalMs` while the hash workers write, on a thread of
+ * its own: the copy and its fsyncs then happen while the files are hashed, instead of all at the
+ * last close, when every other thread is done and waits for it (0.35 s at 100k new rows). PASSIVE
+ * never waits for a writer, and a writer never waits for it. Any error ends it quietly: the last
+ * close still folds in whatever is left, and the writers report what is wrong with the store.
+ */
+function startCheckpointer(file: string, intervalMs: number): void {
+  const opened = openStore(file);
+  if (opened.kind !== "ok") return;
+  const timer = setInterval(() => {
+    try {
+      opened.store.checkpoint();
+    } catch {
+      stopCheckpointer();
+    }
+  }, intervalMs);
+  checkpointer = { timer, store: opened.store };
+}
+
+function stopCheckpointer(): void {
+  if (!checkpointer) return;
+  clearInterval(checkpointer.timer);
+  checkpointer.store.close();
+  checkpointer = null;
 }
 
 // Bun's documented way to type the worker global scope.
@@ -353,6 +383,10 @@ if (!Bun.isMainThread) {
       // Closed before the thread ends, so the main thread's close can fold the WAL in.
       closeStoreHere();
       postMessage({ type: "closed" } satisfies FromWorkerMessage);
+      return;
+    }
+    if (msg.type === "checkpoint") {
+      startCheckpointer(msg.file, msg.intervalMs);
       return;
     }
     if (msg.type !== "batch") return;

@@ -14,6 +14,7 @@ import {
   splitWire,
   type FromWorkerMessage,
   type HashJob,
+  type ToWorkerMessage,
   type HashJobResult,
   type SecondLookSkip,
 } from "./hash-wire.ts";
@@ -78,6 +79,8 @@ export interface HashFilesOptions {
   bufferSize?: number;
   /** Worker script override (tests inject failing workers); default hashWorkerUrl(). */
   workerUrl?: string;
+  /** Files to hash from which a worker checkpoints the store meanwhile (default CHECKPOINT_MIN_FILES); tests lower it. */
+  checkpointFrom?: number;
 }
 
 interface Batch {
@@ -187,8 +190,10 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
     // read. Tests that bring their own worker (workerUrl) always get one.
     const here = options.workerUrl === undefined && toHash.length <= HERE_MAX_FILES && progress.bytesTotal <= HERE_MAX_BYTES;
     const run = here ? runHere : runPool;
+    // Tests that bring their own worker script get no checkpointer from it.
+    const checkpoint = options.workerUrl === undefined && toHash.length >= (options.checkpointFrom ?? CHECKPOINT_MIN_FILES);
     try {
-      await run(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
+      await run(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, checkpoint ? store : null, store, {
         onProgress: (bytesDone) => {
           progress.bytesDone = bytesDone;
           emit(false);
@@ -231,6 +236,7 @@ async function runHere(
   bufferSize: number,
   _url: string,
   signal: AbortSignal | undefined,
+  _checkpoint: WorkerStore | null,
   store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
@@ -250,6 +256,26 @@ async function runHere(
   } finally {
     // Closed before the cache's own close, which then folds the WAL in (as after the workers).
     closeStoreHere();
+  }
+}
+
+/**
+ * From this many files to hash (and store), one more worker folds the store's WAL into the
+ * database while they are hashed (hash-worker.ts startCheckpointer), and every 100 ms. Below, the
+ * last close does it in a few tens of ms, less than that worker costs to start.
+ */
+const CHECKPOINT_MIN_FILES = 10_000;
+const CHECKPOINT_INTERVAL_MS = 100;
+
+/** The checkpointing worker for `store`, or null when it cannot be started (the last close then does all of it). */
+function startCheckpointer(url: string, store: WorkerStore): Worker | null {
+  try {
+    const worker = new Worker(url);
+    worker.onerror = () => worker.terminate();
+    worker.postMessage({ type: "checkpoint", file: store.file, intervalMs: CHECKPOINT_INTERVAL_MS } satisfies ToWorkerMessage);
+    return worker;
+  } catch {
+    return null;
   }
 }
 
@@ -319,6 +345,7 @@ function runPool(
   bufferSize: number,
   url: string,
   signal: AbortSignal | undefined,
+  checkpoint: WorkerStore | null,
   store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
@@ -326,6 +353,7 @@ function runPool(
     // Long because the executor is the pool itself (see above).
     (resolve, reject) => {
       const workers = new Set<Worker>();
+      const checkpointer = checkpoint ? startCheckpointer(url, checkpoint) : null;
       const inFlight = new Map<Worker, Flight[]>();
       /** Batches to send, in order; a crashed worker's queued batches are put back in front. */
       const queue: Batch[] = [...batches];
@@ -342,6 +370,7 @@ function runPool(
       const stopAll = () => {
         for (const w of workers) w.terminate();
         workers.clear();
+        checkpointer?.terminate();
         signal?.removeEventListener("abort", onAbort);
       };
       const settle = (err?: unknown) => {
@@ -359,7 +388,8 @@ function runPool(
       const closing: Promise<void>[] = [];
       const closeAll = async () => {
         signal?.removeEventListener("abort", onAbort);
-        await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
+        const all = checkpointer ? [...workers, checkpointer] : [...workers];
+        await Promise.all([...closing, ...all.map((w) => closeWorker(w))]);
         workers.clear();
       };
       function onAbort() {
