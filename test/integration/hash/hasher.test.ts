@@ -23,7 +23,7 @@ import { openHashCache } from "../../../src/hash/hash-cache.ts";
 import { checksum } from "../../../src/hash/hash-entry.ts";
 import { openStore, storePath } from "../../../src/hash/hash-store.ts";
 import { ERR_CHANGED_WHILE_HASHING, ERR_NOT_REGULAR, hashFileSync } from "../../../src/hash/hash-worker.ts";
-import { hashFiles, hashWorkerUrl, type HashProgress } from "../../../src/hash/hasher.ts";
+import { hashFiles, hashWorkerUrl, startHashFiles, type HashProgress } from "../../../src/hash/hasher.ts";
 import { foundFile } from "../../helpers/found-file.ts";
 
 const BUN = process.execPath;
@@ -423,6 +423,58 @@ describe("the store's WAL is folded in while files are hashed", () => {
     rmSync(cacheDir, { recursive: true });
     const fewer = await recordingWorkers(() => run(301));
     expect(fewer.types).not.toContain("checkpoint");
+  });
+});
+
+describe("files given in parts", () => {
+  function parts(name: string, count: number): string[] {
+    const d = join(dir, name);
+    mkdirSync(d);
+    return Array.from({ length: count }, (_, i) => {
+      const p = join(d, `m${i}.safetensors`);
+      writeFileSync(p, randomBytes(100 + i));
+      return p;
+    });
+  }
+
+  test("the workers wait between parts, and the results come in the order the files were given", async () => {
+    const paths = parts("in-parts", 60);
+    const run = startHashFiles({ algos: ["sha256"], cache: null, jobs: 2 });
+    run.add(paths.slice(0, 20).map(foundFile));
+    await Bun.sleep(100); // the first part is done by now; its workers must wait, not go
+    run.add(paths.slice(20, 50).map(foundFile));
+    await Bun.sleep(20);
+    run.add(paths.slice(50).map(foundFile));
+    const results = await run.end();
+    expect(results.map((r) => r.file.path)).toEqual(paths);
+    expect(results.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
+  });
+
+  test("cancel before the end stops every worker started", async () => {
+    const paths = parts("cancelled", 40);
+    const real = globalThis.Worker;
+    const started: { terminated: boolean }[] = [];
+    globalThis.Worker = class extends real {
+      private readonly record = { terminated: false };
+      constructor(...args: ConstructorParameters<typeof Worker>) {
+        super(...args);
+        started.push(this.record);
+      }
+      override terminate(): void {
+        this.record.terminated = true;
+        super.terminate();
+      }
+    } as typeof Worker;
+    try {
+      const run = startHashFiles({ algos: ["sha256"], cache: null, jobs: 2 });
+      run.add(paths.map(foundFile));
+      await Bun.sleep(50);
+      run.cancel();
+    } finally {
+      globalThis.Worker = real;
+    }
+    expect(started.length).toBeGreaterThan(0);
+    expect(started.every((w) => w.terminated)).toBe(true);
   });
 });
 
