@@ -319,7 +319,11 @@ function storeResults(
       if (r.error !== undefined || !r.identity) return;
       const previousText = previousTexts[i] ?? "";
       const previous = previousText ? parseHashPart(previousText, checksum(previousText), now) : null;
-      const text = hashPartText(mergeHashes(r.identity, previous, { hashes: r.hashes, absent: r.absent }, now, previous !== null));
+      const update = { hashes: r.hashes, absent: r.absent };
+      // Nothing to merge with (every file of a cold run): the part is this result as it is. mergeHashes
+      // would check each value computed here and copy it, a twentieth of a worker's time on 4 KiB files.
+      const part = previous ? mergeHashes(r.identity, previous, update, now, true) : { ...r.identity, at: now, ...update };
+      const text = hashPartText(part);
       const [dir, name] = splitPath(keys[i] || jobs[i]!.path);
       if (lastDir?.text !== dir) lastDir = { text: dir, bytes: encodeFsName(dir) };
       rows.push({ dir: lastDir.bytes, name: encodeFsName(name), text, sum: checksum(text) });
