@@ -183,7 +183,9 @@ export function startHashFiles(options: HashFilesOptions): HashRun {
   let lastAsked: readonly HashAlgo[] | undefined;
   let lastAlgos: HashAlgo[] = [];
   const writes: WorkerWrites = { stored: [] };
-  const source: BatchSource = { queue: [], ended: false, count: 0 };
+  // Until end(), one worker fewer than asked: the caller is still busy on a core of its own (a
+  // walk), and a third busy thread on two cores cost more than it gained.
+  const source: BatchSource = { queue: [], ended: false, count: 0, workers: Math.max(1, jobsWanted - 1) };
   let pool: Promise<unknown> | null = null;
   let poolError: { error: unknown } | null = null;
   const callbacks: PoolCallbacks = {
@@ -216,7 +218,7 @@ export function startHashFiles(options: HashFilesOptions): HashRun {
     const checkpoint = options.workerUrl === undefined && jobCount >= (options.checkpointFrom ?? CHECKPOINT_MIN_FILES) ? store : null;
     if (pool === null) {
       // Caught here, so a failure while the caller still adds files is not unhandled; end() throws it.
-      pool = runPool(source, jobsWanted, bufferSize, url, signal, checkpoint, store, callbacks).catch((error: unknown) => {
+      pool = runPool(source, bufferSize, url, signal, checkpoint, store, callbacks).catch((error: unknown) => {
         poolError = { error };
       });
     } else source.onMore?.(checkpoint);
@@ -277,6 +279,7 @@ export function startHashFiles(options: HashFilesOptions): HashRun {
           } else dispatch();
         }
         source.ended = true;
+        source.workers = jobsWanted;
         if (pool !== null) {
           if (waiting.length > 0) dispatch();
           else source.onMore?.(null);
@@ -412,6 +415,8 @@ interface BatchSource {
   queue: Batch[];
   ended: boolean;
   count: number;
+  /** Workers the pool may run now (it starts more when this grows). */
+  workers: number;
   /**
    * Set by the pool: more batches were queued, or `ended` was set. With `checkpoint`, a
    * checkpointing worker is started if there is none yet (enough files were given by now).
@@ -422,7 +427,7 @@ interface BatchSource {
 }
 
 /**
- * Runs the batches of `source` on up to `poolSize` workers, BATCHES_AHEAD batches queued per
+ * Runs the batches of `source` on up to `source.workers` workers, BATCHES_AHEAD batches queued per
  * worker; a worker with nothing to do waits for more until the source has ended. A worker that
  * crashes fails the batch it was on; the batches queued behind it go back to the front of the line
  * for a fresh worker.
@@ -430,7 +435,6 @@ interface BatchSource {
 // Long because it is one closure: every worker's handlers share the queue, the flights and the counts.
 function runPool(
   source: BatchSource,
-  poolSize: number,
   bufferSize: number,
   url: string,
   signal: AbortSignal | undefined,
@@ -574,11 +578,11 @@ function runPool(
         feed(worker);
       };
 
-      /** Workers for what is queued (up to poolSize), and the next batches for those waiting. */
+      /** Workers for what is queued (up to source.workers), and the next batches for those waiting. */
       const wake = () => {
         // feed may let a worker go (delete it from the set): fine while iterating a Set.
         for (const worker of workers) if (inFlight.get(worker)?.length === 0) feed(worker);
-        while (workers.size < poolSize && queue.length > 0 && !settled) spawn();
+        while (workers.size < source.workers && queue.length > 0 && !settled) spawn();
         if (source.ended && completed === source.count) settle();
       };
       source.stop = () => settle(new DOMException("stopped", "AbortError"));
