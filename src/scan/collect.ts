@@ -200,7 +200,6 @@ async function collectAsWalked(options: CollectOptions, started: number): Promis
       stability: "deferred",
       ...(options.keepName ? { keepName: options.keepName } : {}),
       onFolderFiles: (files) => {
-        if (seen >= EARLY_PROBE_FILES && missed * 2 < seen) return; // mostly cached: looked up after the walk, as before
         seen += files.length;
         for (const file of files) {
           const e: EarlyFile = { file, hit: lookUp(file), sent: false };
@@ -216,6 +215,8 @@ async function collectAsWalked(options: CollectOptions, started: number): Promis
           for (const e of part) e.sent = true;
           part = [];
         }
+        // Mostly cached: the rest is looked up after the walk, as before (and the walk builds no early record).
+        return seen < EARLY_PROBE_FILES || missed * 2 >= seen;
       },
     });
     for (const w of walked.warnings) options.onWarning(w);

@@ -77,8 +77,9 @@ export interface WalkOptions {
    * link of their own, no .aria2 beside them, real path known), as the result will give them
    * unless another path to one turns up later: a caller may start reading them while the walk goes
    * on. The result has its own FoundFile objects, with the same `identity` object for an unchanged find.
+   * Returning false asks for no more.
    */
-  onFolderFiles?: (files: FoundFile[]) => void;
+  onFolderFiles?: (files: FoundFile[]) => boolean;
 }
 
 /** WalkResult plus informational notes (a folder reached again through a symlink) that are not problems. */
@@ -316,7 +317,7 @@ class Walker {
   private readonly linkRealPaths = new Map<string, string>();
   private readonly stability: "now" | "deferred";
   private readonly keepName: ((name: string) => boolean) | undefined;
-  private readonly onFolderFiles: ((files: FoundFile[]) => void) | undefined;
+  private onFolderFiles: ((files: FoundFile[]) => boolean) | undefined;
   /** The current folder's files for onFolderFiles. */
   private folderFiles: FoundFile[] = [];
   private readonly names: Map<string, string[]> | undefined;
@@ -406,7 +407,7 @@ class Walker {
       if (this.folderFiles.length > 0) {
         const found = this.folderFiles;
         this.folderFiles = [];
-        this.onFolderFiles?.(found);
+        if (this.onFolderFiles?.(found) === false) this.onFolderFiles = undefined;
       }
       this.dirsDone++;
       this.onProgress?.(this.dirsDone, this.candidateCount);
