@@ -305,6 +305,14 @@ export class HashStore {
     }
   }
 
+  /**
+   * Copies what the WAL holds into the database without waiting for anyone (a PASSIVE checkpoint),
+   * so the last close has little left to fold in (hash-worker.ts startCheckpointer).
+   */
+  checkpoint(): void {
+    this.db.run("PRAGMA wal_checkpoint(PASSIVE)");
+  }
+
   /** Gives the space of deleted rows back and folds the WAL in (after a prune). */
   compact(): void {
     this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -63,8 +63,11 @@ export interface BatchMessage {
   store?: { file: string; clockOffset: number; keys: string; previous: string };
 }
 
-/** `close`: no more batches; the worker closes its store and says `closed`. */
-export type ToWorkerMessage = BatchMessage | { type: "close" };
+/**
+ * `close`: no more batches; the worker closes its store and says `closed`. `checkpoint`: this
+ * worker hashes nothing, it folds the store's WAL into the database every `intervalMs` until closed.
+ */
+export type ToWorkerMessage = BatchMessage | { type: "close" } | { type: "checkpoint"; file: string; intervalMs: number };
 export type FromWorkerMessage =
   | { type: "closed" }
   | { type: "progress"; batchId: number; bytes: number }

@@ -319,7 +319,11 @@ function storeResults(
       if (r.error !== undefined || !r.identity) return;
       const previousText = previousTexts[i] ?? "";
       const previous = previousText ? parseHashPart(previousText, checksum(previousText), now) : null;
-      const text = hashPartText(mergeHashes(r.identity, previous, { hashes: r.hashes, absent: r.absent }, now, previous !== null));
+      const update = { hashes: r.hashes, absent: r.absent };
+      // Nothing to merge with (every file of a cold run): the part is this result as it is. mergeHashes
+      // would check each value computed here and copy it, a twentieth of a worker's time on 4 KiB files.
+      const part = previous ? mergeHashes(r.identity, previous, update, now, true) : { ...r.identity, at: now, ...update };
+      const text = hashPartText(part);
       const [dir, name] = splitPath(keys[i] || jobs[i]!.path);
       if (lastDir?.text !== dir) lastDir = { text: dir, bytes: encodeFsName(dir) };
       rows.push({ dir: lastDir.bytes, name: encodeFsName(name), text, sum: checksum(text) });
@@ -340,6 +344,36 @@ export function closeStoreHere(): void {
   store?.store.close();
   store = null;
   storeFailed = false;
+  stopCheckpointer();
+}
+
+let checkpointer: { timer: ReturnType<typeof setInterval>; store: HashStore } | null = null;
+
+/**
+ * Folds the WAL into the database every `intervalMs` while the hash workers write, on a thread of
+ * its own: the copy and its fsyncs then happen while the files are hashed, instead of all at the
+ * last close, when every other thread is done and waits for it (0.35 s at 100k new rows). PASSIVE
+ * never waits for a writer, and a writer never waits for it. Any error ends it quietly: the last
+ * close still folds in whatever is left, and the writers report what is wrong with the store.
+ */
+function startCheckpointer(file: string, intervalMs: number): void {
+  const opened = openStore(file);
+  if (opened.kind !== "ok") return;
+  const timer = setInterval(() => {
+    try {
+      opened.store.checkpoint();
+    } catch {
+      stopCheckpointer();
+    }
+  }, intervalMs);
+  checkpointer = { timer, store: opened.store };
+}
+
+function stopCheckpointer(): void {
+  if (!checkpointer) return;
+  clearInterval(checkpointer.timer);
+  checkpointer.store.close();
+  checkpointer = null;
 }
 
 // Bun's documented way to type the worker global scope.
@@ -353,6 +387,10 @@ if (!Bun.isMainThread) {
       // Closed before the thread ends, so the main thread's close can fold the WAL in.
       closeStoreHere();
       postMessage({ type: "closed" } satisfies FromWorkerMessage);
+      return;
+    }
+    if (msg.type === "checkpoint") {
+      startCheckpointer(msg.file, msg.intervalMs);
       return;
     }
     if (msg.type !== "batch") return;

@@ -14,6 +14,7 @@ import {
   splitWire,
   type FromWorkerMessage,
   type HashJob,
+  type ToWorkerMessage,
   type HashJobResult,
   type SecondLookSkip,
 } from "./hash-wire.ts";
@@ -78,6 +79,8 @@ export interface HashFilesOptions {
   bufferSize?: number;
   /** Worker script override (tests inject failing workers); default hashWorkerUrl(). */
   workerUrl?: string;
+  /** Files to hash from which a worker checkpoints the store meanwhile (default CHECKPOINT_MIN_FILES); tests lower it. */
+  checkpointFrom?: number;
 }
 
 interface Batch {
@@ -91,21 +94,22 @@ export function hashWorkerUrl(moduleUrl?: string): string {
   return serviceWorkerUrl("hash-worker.ts", moduleUrl);
 }
 
-function planBatches(jobs: HashJob[], workers: number): Batch[] {
+/** Batches for `jobs`, numbered from `firstId` (a run adds files in parts: ids stay unique). */
+function planBatches(jobs: HashJob[], workers: number, firstId: number): Batch[] {
   const batches: Batch[] = [];
   const maxFiles = Math.max(1, Math.min(BATCH_MAX_FILES, Math.ceil(jobs.length / (workers * BATCHES_PER_WORKER))));
   let current: Batch | null = null;
   for (const job of jobs) {
     const size = job.identity.size;
     if (size >= SMALL_FILE_BYTES) {
-      batches.push({ id: batches.length, jobs: [job], bytes: size });
+      batches.push({ id: firstId + batches.length, jobs: [job], bytes: size });
       continue;
     }
     // A batch travels with one list of algorithms.
     const first = current?.jobs[0]?.algos;
     const sameAlgos = first !== undefined && (first === job.algos || first.join() === job.algos.join());
     if (!current || !sameAlgos || current.jobs.length >= maxFiles || current.bytes + size > BATCH_MAX_BYTES) {
-      current = { id: batches.length, jobs: [], bytes: 0 };
+      current = { id: firstId + batches.length, jobs: [], bytes: 0 };
       batches.push(current);
     }
     current.jobs.push(job);
@@ -117,10 +121,31 @@ function planBatches(jobs: HashJob[], workers: number): Batch[] {
 /**
  * Hashes `files` and resolves with one result per file, in input order. Per-file problems (gone,
  * not a regular file, changed while read) are results with `error`, never rejections; the promise
- * rejects only on abort or when no worker can be started. Long because the cache lookups, the plan,
- * the pool and the results share one progress record.
+ * rejects only on abort or when no worker can be started.
  */
 export async function hashFiles(files: readonly FoundFile[], options: HashFilesOptions): Promise<HashResult[]> {
+  const run = startHashFiles(options);
+  run.add(files);
+  return run.end();
+}
+
+/** Files given in parts, hashed as they come (a walk's folders while it goes on); see hashFiles. */
+export interface HashRun {
+  /** Adds files after those added before (their results follow in the same order). */
+  add(files: readonly FoundFile[]): void;
+  /** No more files: one result per file added, in order (hashFiles' contract). */
+  end(): Promise<HashResult[]>;
+  /** Gives up without results (the caller failed before end): the workers are stopped. */
+  cancel(): void;
+}
+
+/**
+ * hashFiles in parts: the workers start on the first files while the caller still looks for the
+ * rest, and are let go at `end`. A few small files in all are hashed on this thread at `end`, as
+ * hashFiles does. Long because the cache lookups, the plan, the pool and the results share one
+ * progress record.
+ */
+export function startHashFiles(options: HashFilesOptions): HashRun {
   const { cache, signal, onProgress, onResult } = options;
   signal?.throwIfAborted();
   const jobsWanted = options.jobs ?? availableParallelism();
@@ -130,46 +155,18 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
   const bufferSize = options.bufferSize ?? DEFAULT_READ_BUFFER_SIZE;
   if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new RangeError(`bufferSize must be a positive integer`);
   const algosFor = typeof options.algos === "function" ? options.algos : () => options.algos as readonly HashAlgo[];
+  const url = options.workerUrl ?? hashWorkerUrl();
 
-  const results: (HashResult | undefined)[] = Array.from({ length: files.length });
-  const progress: HashProgress = { bytesDone: 0, bytesTotal: 0, filesDone: 0, filesTotal: files.length, filesCached: 0 };
+  const files: FoundFile[] = [];
+  const results: (HashResult | undefined)[] = [];
+  const progress: HashProgress = { bytesDone: 0, bytesTotal: 0, filesDone: 0, filesTotal: 0, filesCached: 0 };
   const finish = (index: number, result: HashResult) => {
     results[index] = result;
     progress.filesDone++;
     onResult?.(result, index);
   };
-
-  // The workers store what they compute (hash-worker.ts); this thread only hands them what to merge into.
-  const store = cache?.workerStore() ?? null;
-  const toHash: HashJob[] = [];
-  let lastAsked: readonly HashAlgo[] | undefined;
-  let lastAlgos: HashAlgo[] = [];
-  files.forEach((file, index) => {
-    const asked = algosFor(file);
-    // One copy per distinct list (batches compare them), not one per file.
-    if (asked !== lastAsked) {
-      lastAsked = asked;
-      lastAlgos = [...asked];
-    }
-    const algos = lastAlgos;
-    const hit: FileHashes | null = cache && !options.rehash && !options.lookedUp ? cache.get(file.realPath, file.identity, algos) : null;
-    if (hit) {
-      progress.filesCached++;
-      finish(index, { file, hashes: hit, cached: true });
-      return;
-    }
-    toHash.push({
-      index,
-      path: file.path,
-      identity: file.identity,
-      algos,
-      ...(options.secondLook ? { secondLook: true } : {}),
-      ...(store && cache ? { realPath: file.realPath, previous: cache.workerPrevious(file.realPath, file.identity) } : {}),
-    });
-    progress.bytesTotal += file.identity.size;
-  });
-
   let lastEmit = 0;
+  let emitted = false;
   const emit = (force: boolean) => {
     if (!onProgress) return;
     const now = performance.now();
@@ -177,43 +174,131 @@ export async function hashFiles(files: readonly FoundFile[], options: HashFilesO
     lastEmit = now;
     onProgress({ ...progress });
   };
-  emit(true);
 
-  if (toHash.length > 0) {
-    const batches = planBatches(toHash, jobsWanted);
-    const poolSize = Math.min(jobsWanted, batches.length);
-    const writes: WorkerWrites = { stored: [] };
-    // A few small files are hashed here: a worker takes longer to start and stop than they take to
-    // read. Tests that bring their own worker (workerUrl) always get one.
-    const here = options.workerUrl === undefined && toHash.length <= HERE_MAX_FILES && progress.bytesTotal <= HERE_MAX_BYTES;
-    const run = here ? runHere : runPool;
-    try {
-      await run(batches, poolSize, bufferSize, options.workerUrl ?? hashWorkerUrl(), signal, store, {
-        onProgress: (bytesDone) => {
-          progress.bytesDone = bytesDone;
-          emit(false);
-        },
-        onJobResult: (r, stored) => {
-          const file = files[r.index]!;
-          if (r.skip) options.onSkipped?.(file, r.skip, r.index);
-          if (stored && r.error === undefined) writes.stored.push(file.realPath);
-          finish(
-            r.index,
-            r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
-          );
-        },
-        onStoreError: (err) => {
-          writes.error ??= err;
-        },
-      });
-    } finally {
-      // What the workers committed (also on Ctrl-C: each batch was committed before it was answered).
-      cache?.fromWorkers(writes);
+  // The workers store what they compute (hash-worker.ts); this thread only hands them what to merge into.
+  const store = cache?.workerStore() ?? null;
+  /** Jobs not planned into a batch yet, and how many there were in all. */
+  let waiting: HashJob[] = [];
+  let jobCount = 0;
+  let lastAsked: readonly HashAlgo[] | undefined;
+  let lastAlgos: HashAlgo[] = [];
+  const writes: WorkerWrites = { stored: [] };
+  // Until end(), one worker fewer than asked: the caller is still busy on a core of its own (a
+  // walk), and a third busy thread on two cores cost more than it gained.
+  const source: BatchSource = { queue: [], ended: false, count: 0, workers: Math.max(1, jobsWanted - 1) };
+  let pool: Promise<unknown> | null = null;
+  let poolError: { error: unknown } | null = null;
+  const callbacks: PoolCallbacks = {
+    onProgress: (bytesDone) => {
+      progress.bytesDone = bytesDone;
+      emit(false);
+    },
+    onJobResult: (r, stored) => {
+      const file = files[r.index]!;
+      if (r.skip) options.onSkipped?.(file, r.skip, r.index);
+      if (stored && r.error === undefined) writes.stored.push(file.realPath);
+      finish(
+        r.index,
+        r.error === undefined ? { file, hashes: r.hashes, cached: false } : { file, hashes: {}, cached: false, error: r.error },
+      );
+    },
+    onStoreError: (err) => {
+      writes.error ??= err;
+    },
+  };
+  /** Plans what is waiting and hands it to the pool (started on the first call). */
+  const dispatch = () => {
+    if (waiting.length > 0) {
+      const batches = planBatches(waiting, jobsWanted, source.count);
+      waiting = [];
+      source.queue.push(...batches);
+      source.count += batches.length;
     }
-  }
-  progress.bytesDone = progress.bytesTotal;
-  emit(true);
-  return results as HashResult[];
+    // Tests that bring their own worker script get no checkpointer from it.
+    const checkpoint = options.workerUrl === undefined && jobCount >= (options.checkpointFrom ?? CHECKPOINT_MIN_FILES) ? store : null;
+    if (pool === null) {
+      // Caught here, so a failure while the caller still adds files is not unhandled; end() throws it.
+      pool = runPool(source, bufferSize, url, signal, checkpoint, store, callbacks).catch((error: unknown) => {
+        poolError = { error };
+      });
+    } else source.onMore?.(checkpoint);
+  };
+
+  return {
+    add(added) {
+      signal?.throwIfAborted();
+      for (const file of added) {
+        const index = files.length;
+        files.push(file);
+        results.push(undefined);
+        progress.filesTotal++;
+        const asked = algosFor(file);
+        // One copy per distinct list (batches compare them), not one per file.
+        if (asked !== lastAsked) {
+          lastAsked = asked;
+          lastAlgos = [...asked];
+        }
+        const algos = lastAlgos;
+        const hit: FileHashes | null =
+          cache && !options.rehash && !options.lookedUp ? cache.get(file.realPath, file.identity, algos) : null;
+        if (hit) {
+          progress.filesCached++;
+          finish(index, { file, hashes: hit, cached: true });
+          continue;
+        }
+        const job: HashJob = { index, path: file.path, identity: file.identity, algos };
+        if (options.secondLook) job.secondLook = true;
+        if (store && cache) {
+          job.realPath = file.realPath;
+          job.previous = cache.workerPrevious(file.realPath, file.identity);
+        }
+        waiting.push(job);
+        jobCount++;
+        progress.bytesTotal += file.identity.size;
+      }
+      if (!emitted) {
+        emitted = true;
+        emit(true);
+      }
+      // A few small files wait for end(), which may hash them here.
+      if (pool !== null || jobCount > HERE_MAX_FILES || progress.bytesTotal > HERE_MAX_BYTES) dispatch();
+    },
+    async end() {
+      if (!emitted) {
+        emitted = true;
+        emit(true);
+      }
+      try {
+        if (pool === null && waiting.length > 0) {
+          // A few small files are hashed here: a worker takes longer to start and stop than they take
+          // to read. Tests that bring their own worker (workerUrl) always get one.
+          if (options.workerUrl === undefined) {
+            const batches = planBatches(waiting, jobsWanted, 0);
+            waiting = [];
+            await runHere(batches, bufferSize, signal, store, callbacks);
+          } else dispatch();
+        }
+        source.ended = true;
+        source.workers = jobsWanted;
+        if (pool !== null) {
+          if (waiting.length > 0) dispatch();
+          else source.onMore?.(null);
+          await pool;
+          if (poolError) throw (poolError as { error: unknown }).error;
+        }
+      } finally {
+        // What the workers committed (also on Ctrl-C: each batch was committed before it was answered).
+        if (jobCount > 0) cache?.fromWorkers(writes);
+      }
+      progress.bytesDone = progress.bytesTotal;
+      emit(true);
+      return results as HashResult[];
+    },
+    cancel() {
+      source.ended = true;
+      source.stop?.();
+    },
+  };
 }
 
 /**
@@ -227,9 +312,7 @@ const HERE_MAX_BYTES = 4 * 1024 * 1024;
 /** runPool's contract on the calling thread: each batch through the worker's own code (runBatchHere). */
 async function runHere(
   batches: Batch[],
-  _poolSize: number,
   bufferSize: number,
-  _url: string,
   signal: AbortSignal | undefined,
   store: WorkerStore | null,
   cb: PoolCallbacks,
@@ -250,6 +333,26 @@ async function runHere(
   } finally {
     // Closed before the cache's own close, which then folds the WAL in (as after the workers).
     closeStoreHere();
+  }
+}
+
+/**
+ * From this many files to hash (and store), one more worker folds the store's WAL into the
+ * database while they are hashed (hash-worker.ts startCheckpointer), and every 100 ms. Below, the
+ * last close does it in a few tens of ms, less than that worker costs to start.
+ */
+const CHECKPOINT_MIN_FILES = 10_000;
+const CHECKPOINT_INTERVAL_MS = 100;
+
+/** The checkpointing worker for `store`, or null when it cannot be started (the last close then does all of it). */
+function startCheckpointer(url: string, store: WorkerStore): Worker | null {
+  try {
+    const worker = new Worker(url);
+    worker.onerror = () => worker.terminate();
+    worker.postMessage({ type: "checkpoint", file: store.file, intervalMs: CHECKPOINT_INTERVAL_MS } satisfies ToWorkerMessage);
+    return worker;
+  } catch {
+    return null;
   }
 }
 
@@ -307,18 +410,35 @@ interface Flight {
   bytesSeen: number;
 }
 
+/** Batches for the pool: it takes them from `queue`; `count` were given in all, and `ended` says no more will come. */
+interface BatchSource {
+  queue: Batch[];
+  ended: boolean;
+  count: number;
+  /** Workers the pool may run now (it starts more when this grows). */
+  workers: number;
+  /**
+   * Set by the pool: more batches were queued, or `ended` was set. With `checkpoint`, a
+   * checkpointing worker is started if there is none yet (enough files were given by now).
+   */
+  onMore?: (checkpoint: WorkerStore | null) => void;
+  /** Set by the pool: ends it now, its workers terminated. */
+  stop?: () => void;
+}
+
 /**
- * Runs `batches` on up to `poolSize` workers, BATCHES_AHEAD batches queued per worker. A worker
- * that crashes fails the batch it was on; the batches queued behind it go back to the front of the
- * line for a fresh worker.
+ * Runs the batches of `source` on up to `source.workers` workers, BATCHES_AHEAD batches queued per
+ * worker; a worker with nothing to do waits for more until the source has ended. A worker that
+ * crashes fails the batch it was on; the batches queued behind it go back to the front of the line
+ * for a fresh worker.
  */
 // Long because it is one closure: every worker's handlers share the queue, the flights and the counts.
 function runPool(
-  batches: Batch[],
-  poolSize: number,
+  source: BatchSource,
   bufferSize: number,
   url: string,
   signal: AbortSignal | undefined,
+  checkpoint: WorkerStore | null,
   store: WorkerStore | null,
   cb: PoolCallbacks,
 ): Promise<void> {
@@ -326,9 +446,10 @@ function runPool(
     // Long because the executor is the pool itself (see above).
     (resolve, reject) => {
       const workers = new Set<Worker>();
+      let checkpointer = checkpoint ? startCheckpointer(url, checkpoint) : null;
       const inFlight = new Map<Worker, Flight[]>();
       /** Batches to send, in order; a crashed worker's queued batches are put back in front. */
-      const queue: Batch[] = [...batches];
+      const queue = source.queue;
       let completed = 0;
       let completedBytes = 0;
       let settled = false;
@@ -342,6 +463,7 @@ function runPool(
       const stopAll = () => {
         for (const w of workers) w.terminate();
         workers.clear();
+        checkpointer?.terminate();
         signal?.removeEventListener("abort", onAbort);
       };
       const settle = (err?: unknown) => {
@@ -359,7 +481,8 @@ function runPool(
       const closing: Promise<void>[] = [];
       const closeAll = async () => {
         signal?.removeEventListener("abort", onAbort);
-        await Promise.all([...closing, ...[...workers].map((w) => closeWorker(w))]);
+        const all = checkpointer ? [...workers, checkpointer] : [...workers];
+        await Promise.all([...closing, ...all.map((w) => closeWorker(w))]);
         workers.clear();
       };
       function onAbort() {
@@ -375,7 +498,7 @@ function runPool(
           flights.push({ batch, bytesSeen: 0 });
           worker.postMessage(encodeBatch(batch.id, batch.jobs, bufferSize, store ?? undefined));
         }
-        if (flights.length === 0) {
+        if (flights.length === 0 && source.ended) {
           // Nothing left for this one: let it go instead of idling until the last batch ends.
           inFlight.delete(worker);
           workers.delete(worker);
@@ -388,7 +511,7 @@ function runPool(
         completed++;
         completedBytes += flight.batch.bytes;
         cb.onProgress(completedBytes + inFlightBytes());
-        if (completed === batches.length) settle();
+        if (source.ended && completed === source.count) settle();
       };
 
       const spawn = () => {
@@ -455,10 +578,24 @@ function runPool(
         feed(worker);
       };
 
+      /** Workers for what is queued (up to source.workers), and the next batches for those waiting. */
+      const wake = () => {
+        // feed may let a worker go (delete it from the set): fine while iterating a Set.
+        for (const worker of workers) if (inFlight.get(worker)?.length === 0) feed(worker);
+        while (workers.size < source.workers && queue.length > 0 && !settled) spawn();
+        if (source.ended && completed === source.count) settle();
+      };
+      source.stop = () => settle(new DOMException("stopped", "AbortError"));
+      source.onMore = (more) => {
+        if (settled) return;
+        if (more && !checkpointer) checkpointer = startCheckpointer(url, more);
+        wake();
+      };
+
       signal?.addEventListener("abort", onAbort, { once: true });
       // An abort from a callback before this point fired no event we could hear.
       if (signal?.aborted) return onAbort();
-      for (let i = 0; i < poolSize && queue.length > 0; i++) spawn();
+      wake();
     },
   );
 }

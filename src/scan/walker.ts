@@ -72,6 +72,14 @@ export interface WalkOptions {
   stability?: "now" | "deferred";
   /** Names to keep from each folder listing (e.g. sidecars), returned in `WalkerResult.names`. */
   keepName?: (name: string) => boolean;
+  /**
+   * After each folder, the files first found in it that no other path can reach (one link, no
+   * link of their own, no .aria2 beside them, real path known), as the result will give them
+   * unless another path to one turns up later: a caller may start reading them while the walk goes
+   * on. The result has its own FoundFile objects, with the same `identity` object for an unchanged find.
+   * Returning false asks for no more.
+   */
+  onFolderFiles?: (files: FoundFile[]) => boolean;
 }
 
 /** WalkResult plus informational notes (a folder reached again through a symlink) that are not problems. */
@@ -309,6 +317,9 @@ class Walker {
   private readonly linkRealPaths = new Map<string, string>();
   private readonly stability: "now" | "deferred";
   private readonly keepName: ((name: string) => boolean) | undefined;
+  private onFolderFiles: ((files: FoundFile[]) => boolean) | undefined;
+  /** The current folder's files for onFolderFiles. */
+  private folderFiles: FoundFile[] = [];
   private readonly names: Map<string, string[]> | undefined;
   /** Per device: whether its file system is a local one (syncStat). */
   private readonly localDevices = new Map<number, boolean>();
@@ -333,6 +344,7 @@ class Walker {
     this.stability = options.stability ?? "now";
     this.keepName = options.keepName;
     this.names = options.keepName ? new Map() : undefined;
+    this.onFolderFiles = options.onFolderFiles;
   }
 
   async run(roots: readonly string[]): Promise<WalkerResult> {
@@ -392,6 +404,11 @@ class Walker {
   private async drain(): Promise<void> {
     for (let task = this.stack.pop(); task !== undefined; task = this.stack.pop()) {
       await this.walkDir(task);
+      if (this.folderFiles.length > 0) {
+        const found = this.folderFiles;
+        this.folderFiles = [];
+        if (this.onFolderFiles?.(found) === false) this.onFolderFiles = undefined;
+      }
       this.dirsDone++;
       this.onProgress?.(this.dirsDone, this.candidateCount);
     }
@@ -550,6 +567,9 @@ class Walker {
         if (known === undefined) {
           byIno.set(identity.ino, { paths: [path], identity, aria2: outcome.aria2, realPath });
           this.candidateCount++;
+          if (this.onFolderFiles && realPath !== null && !outcome.aria2 && !outcome.link && outcome.st.nlink === 1n) {
+            this.folderFiles.push({ path, paths: [path], realPath, identity, mtimeMs: mtimeMsOf(identity.mtimeNs) });
+          }
         } else {
           if (!known.paths.includes(path)) known.paths.push(path);
           known.aria2 ||= outcome.aria2;

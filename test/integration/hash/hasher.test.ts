@@ -8,8 +8,10 @@ import {
   mkdtempSync,
   openSync,
   writeSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -18,8 +20,10 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { HASH_ALGOS, type FoundFile } from "../../../src/scan/types.ts";
 import { openHashCache } from "../../../src/hash/hash-cache.ts";
+import { checksum } from "../../../src/hash/hash-entry.ts";
+import { openStore, storePath } from "../../../src/hash/hash-store.ts";
 import { ERR_CHANGED_WHILE_HASHING, ERR_NOT_REGULAR, hashFileSync } from "../../../src/hash/hash-worker.ts";
-import { hashFiles, hashWorkerUrl, type HashProgress } from "../../../src/hash/hasher.ts";
+import { hashFiles, hashWorkerUrl, startHashFiles, type HashProgress } from "../../../src/hash/hasher.ts";
 import { foundFile } from "../../helpers/found-file.ts";
 
 const BUN = process.execPath;
@@ -340,6 +344,137 @@ describe("a few small files are hashed on this thread", () => {
     await expect(withoutWorkers(() => hashFiles(many, { algos: ["sha256"], cache: null }))).rejects.toThrow("cannot start a hash worker");
     const big = smallFiles("here-big", 2, 2 * 1024 * 1024 + 1).map(foundFile);
     await expect(withoutWorkers(() => hashFiles(big, { algos: ["sha256"], cache: null }))).rejects.toThrow("cannot start a hash worker");
+  });
+});
+
+describe("the store's WAL is folded in while files are hashed", () => {
+  test("a checkpoint copies what another connection committed into the database, that connection still open", () => {
+    const cacheDir = join(dir, "cache-checkpoint-unit");
+    mkdirSync(join(cacheDir, "hashes"), { recursive: true });
+    const file = storePath(cacheDir);
+    const writer = openStore(file);
+    const checkpointer = openStore(file);
+    if (writer.kind !== "ok" || checkpointer.kind !== "ok") throw new Error("store did not open");
+    try {
+      const rows = Array.from({ length: 2000 }, (_, i) => {
+        const text = `row ${i} ${"x".repeat(200)}`;
+        return { dir: Buffer.from("/d"), name: Buffer.from(`f${i}`), text, sum: checksum(text) };
+      });
+      writer.store.write(rows);
+      const before = statSync(file).size;
+      checkpointer.store.checkpoint();
+      // The rows (~0.5 MB) are now in the database file itself, not only in the WAL.
+      expect(statSync(file).size).toBeGreaterThan(before + 400_000);
+      expect(writer.store.count()).toBe(2000);
+    } finally {
+      checkpointer.store.close();
+      writer.store.close();
+    }
+    expect(readdirSync(join(cacheDir, "hashes"))).toEqual(["v2.sqlite"]);
+  });
+
+  /** Runs `body` with Worker wrapped so that every message posted to a worker is recorded. */
+  async function recordingWorkers<T>(body: () => Promise<T>): Promise<{ result: T; types: string[] }> {
+    const real = globalThis.Worker;
+    const types: string[] = [];
+    globalThis.Worker = class extends real {
+      override postMessage(message: unknown, ...rest: never[]): void {
+        types.push((message as { type: string }).type);
+        super.postMessage(message, ...rest);
+      }
+    } as typeof Worker;
+    try {
+      return { result: await body(), types };
+    } finally {
+      globalThis.Worker = real;
+    }
+  }
+
+  test("from enough files one worker checkpoints; every result is stored and only the store is left", async () => {
+    const d = join(dir, "checkpointed");
+    mkdirSync(d);
+    const paths = Array.from({ length: 300 }, (_, i) => {
+      const p = join(d, `m${i}.safetensors`);
+      writeFileSync(p, randomBytes(64));
+      utimesSync(p, new Date("2020-01-01"), new Date("2020-01-01"));
+      return p;
+    });
+    const cacheDir = join(dir, "cache-checkpointed");
+    const run = async (checkpointFrom: number) => {
+      const { cache } = await openHashCache(cacheDir);
+      try {
+        return await hashFiles(paths.map(foundFile), { algos: ["sha256"], cache, jobs: 2, checkpointFrom });
+      } finally {
+        cache!.close();
+      }
+    };
+    const first = await recordingWorkers(() => run(300));
+    expect(first.types.filter((t) => t === "checkpoint")).toHaveLength(1);
+    expect(first.result.map((r) => r.hashes.sha256)).toEqual(paths.map((p) => createHash("sha256").update(readFileSync(p)).digest("hex")));
+    expect(readdirSync(join(cacheDir, "hashes"))).toEqual(["v2.sqlite"]);
+    const { cache } = await openHashCache(cacheDir);
+    try {
+      const again = await hashFiles(paths.map(foundFile), { algos: ["sha256"], cache });
+      expect(again.filter((r) => r.cached)).toHaveLength(300);
+    } finally {
+      cache!.close();
+    }
+    // Fewer files than that: no checkpointing worker.
+    rmSync(cacheDir, { recursive: true });
+    const fewer = await recordingWorkers(() => run(301));
+    expect(fewer.types).not.toContain("checkpoint");
+  });
+});
+
+describe("files given in parts", () => {
+  function parts(name: string, count: number): string[] {
+    const d = join(dir, name);
+    mkdirSync(d);
+    return Array.from({ length: count }, (_, i) => {
+      const p = join(d, `m${i}.safetensors`);
+      writeFileSync(p, randomBytes(100 + i));
+      return p;
+    });
+  }
+
+  test("the workers wait between parts, and the results come in the order the files were given", async () => {
+    const paths = parts("in-parts", 60);
+    const run = startHashFiles({ algos: ["sha256"], cache: null, jobs: 2 });
+    run.add(paths.slice(0, 20).map(foundFile));
+    await Bun.sleep(100); // the first part is done by now; its workers must wait, not go
+    run.add(paths.slice(20, 50).map(foundFile));
+    await Bun.sleep(20);
+    run.add(paths.slice(50).map(foundFile));
+    const results = await run.end();
+    expect(results.map((r) => r.file.path)).toEqual(paths);
+    expect(results.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
+  });
+
+  test("cancel before the end stops every worker started", async () => {
+    const paths = parts("cancelled", 40);
+    const real = globalThis.Worker;
+    const started: { terminated: boolean }[] = [];
+    globalThis.Worker = class extends real {
+      private readonly record = { terminated: false };
+      constructor(...args: ConstructorParameters<typeof Worker>) {
+        super(...args);
+        started.push(this.record);
+      }
+      override terminate(): void {
+        this.record.terminated = true;
+        super.terminate();
+      }
+    } as typeof Worker;
+    try {
+      const run = startHashFiles({ algos: ["sha256"], cache: null, jobs: 2 });
+      run.add(paths.map(foundFile));
+      await Bun.sleep(50);
+      run.cancel();
+    } finally {
+      globalThis.Worker = real;
+    }
+    expect(started.length).toBeGreaterThan(0);
+    expect(started.every((w) => w.terminated)).toBe(true);
   });
 });
 
