@@ -19,7 +19,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { CLI_ENTRY, runCli, runCliBytes } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli, runCliBytes } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs("civitai-meta-trust-");
@@ -468,7 +468,8 @@ describe("T7: long durations", () => {
     async () => {
       const { dir } = library(["t7 max wait"]);
       good.setFault("*", faults.rateLimit(2_200_000));
-      const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, "--api-url", good.url, "--no-cache", "--max-wait", "30d"], {
+      const proc = Bun.spawn(cliCommand(["scan", dir, "--api-url", good.url, "--no-cache", "--max-wait", "30d"]), {
+        env: cliEnv(),
         stdout: "pipe",
         stderr: "pipe",
       });
@@ -526,12 +527,12 @@ describe("T7: long durations", () => {
 async function runOnTty(args: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   // A wide terminal, so lines are not cut at the pty's default 80 columns.
-  const command = `stty cols 150; ${[process.execPath, CLI_ENTRY, ...args].map(quote).join(" ")}`;
+  const command = `stty cols 150; ${cliCommand(args).map(quote).join(" ")}`;
   const proc = Bun.spawn(["script", "-qfec", command, "/dev/null"], {
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
-    env: { ...process.env, ...env },
+    env: cliEnv(env),
   });
   const [output, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
   return { code, output };
