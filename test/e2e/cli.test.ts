@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
-import { CLI_ENTRY, cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
 const tmp = tmpDirs();
@@ -139,12 +139,14 @@ describe("CLI shell", () => {
       [
         "bash",
         "-c",
-        `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache --algo sha256 "${dir}" | head -n 1; echo "status=\${PIPESTATUS[0]}" >&2`,
+        `${cliCommand(["hash", "--no-cache", "--algo", "sha256", dir])
+          .map((s) => `"${s}"`)
+          .join(" ")} | head -n 1; echo "status=\${PIPESTATUS[0]}" >&2`,
       ],
       {
         stdout: "pipe",
         stderr: "pipe",
-        env: { ...process.env },
+        env: cliEnv(),
       },
     );
     const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

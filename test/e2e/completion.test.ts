@@ -241,17 +241,18 @@ async function zshComplete(lines: readonly string[]): Promise<string[]> {
     mode: 0o755,
   });
   const driver = join(dir, "drive.zsh");
+  // Polled every 10 ms, up to 10 s per answer: at 50 ms a poll, the waits were a third of the test.
   writeFileSync(
     driver,
     `zmodload zsh/zpty || exit 3
 zpty z zsh -f -i
 zpty -w z 'PS1="> "; PATH=$BIN:$PATH; cd $FILES; autoload -Uz compinit && compinit -u -D && source $SCRIPT && print READY'
 out=''
-for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *READY* ]] && break; else sleep 0.05; fi; done
+for i in {1..1000}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *READY* ]] && break; else sleep 0.01; fi; done
 for line in "$@"; do
   zpty -n -w z "$line"$'\\n'
   out=''
-  for i in {1..200}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *ARGS:*$'\\n'* ]] && break; else sleep 0.05; fi; done
+  for i in {1..1000}; do if zpty -r -t z chunk 2>/dev/null; then out+=$chunk; [[ $out == *ARGS:*$'\\n'* ]] && break; else sleep 0.01; fi; done
   print -r -- "\${\${out##*ARGS:}%%$'\\r'*}"
 done
 zpty -d z

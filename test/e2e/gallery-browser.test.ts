@@ -30,7 +30,7 @@ type HTMLElement = { id: string; classList: { contains(name: string): boolean };
 // A browser on a shared 2-core machine: launching and rendering take seconds, not milliseconds.
 setDefaultTimeout(60_000);
 
-const chromiumPath = findChromium();
+const chromiumPath = findChromium({ shell: true });
 if (!chromiumPath && !BROWSER_REQUIRED) {
   console.warn("SKIPPED gallery browser tests: no Chromium (apt-get install -y chromium, or set CHROMIUM_PATH)");
 }
@@ -127,7 +127,7 @@ beforeAll(async () => {
   const r = await runCli(["scan", dir, "--api-url", civitai.url, "--no-cache", "-o", out]);
   if (r.code !== 0) throw new Error(`scan failed: ${r.stderr}`);
   galleryUrl = pathToFileURL(out).href;
-  browser = await launchChromium();
+  browser = await launchChromium({ shell: true });
 });
 
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { CLI_ENTRY, runCli, runShell } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli, runShell } from "../helpers/run-cli.ts";
 import { buildSafetensors } from "../helpers/safetensors.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
@@ -282,11 +282,13 @@ describe("hash command", () => {
     async () => {
       const dir = tmp.make();
       writeFileSync(join(dir, "big.ckpt"), Buffer.alloc(64 * 1024 * 1024, 1));
-      const cmd = `"${process.execPath}" "${CLI_ENTRY}" hash --no-cache "${dir}"`;
+      const cmd = cliCommand(["hash", "--no-cache", dir])
+        .map((s) => `"${s}"`)
+        .join(" ");
       const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], {
         stdout: "pipe",
         stderr: "pipe",
-        env: { ...process.env, NO_COLOR: "1" },
+        env: cliEnv({ NO_COLOR: "1" }),
       });
       const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
       expect(out).toMatch(/hashing .*\d+%.*MiB\/.*MiB .*\/s ETA .* 1\/1 files/);

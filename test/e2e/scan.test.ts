@@ -15,7 +15,7 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { CLI_ENTRY, runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 import { validateInventory } from "../helpers/schema.ts";
 import { SCHEMA_VERSION } from "../../src/report/inventory-types.ts";
@@ -288,7 +288,7 @@ describe("scan", () => {
     const dir = library([{ name: "a.safetensors", content: "sigint" }]);
     const cacheDir = tmp.make();
     civitai.setFault("*", faults.hang());
-    const proc = Bun.spawn([process.execPath, CLI_ENTRY, "scan", dir, ...baseArgs(cacheDir)], { stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn(cliCommand(["scan", dir, ...baseArgs(cacheDir)]), { env: cliEnv(), stdout: "pipe", stderr: "pipe" });
     const deadline = Date.now() + 20_000;
     while (civitai.requests.length === 0 && Date.now() < deadline) await Bun.sleep(20);
     expect(civitai.requests.length).toBeGreaterThan(0);

@@ -28,6 +28,7 @@ import { getCacheDir, getConfigDir } from "../../../src/config/paths.ts";
 import { writeFileAtomic, writeFileAtomicAsync } from "../../../src/shared/atomic-write.ts";
 import { encodeFsName } from "../../../src/shared/fs-path.ts";
 import { foundFile } from "../../helpers/found-file.ts";
+import { cliCommand, cliEnv } from "../../helpers/run-cli.ts";
 
 const BUN = process.execPath;
 const SRC = join(import.meta.dir, "../../../src");
@@ -832,7 +833,9 @@ describe("paths", () => {
 });
 
 describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, C4)", () => {
-  const CLI = join(SRC, "cli.ts");
+  // The compiled binary, as users run it and as the e2e tests do (run-cli.ts): `bun src/cli.ts`
+  // transpiled the CLI and its hash workers again in each of the five runs.
+  const cli = cliCommand;
   function tree(name: string, count: number): string {
     const dir = join(root, name);
     for (let i = 0; i < count; i++) {
@@ -853,13 +856,13 @@ describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, 
     const runs = [
       [a, b],
       [b, shared],
-    ].map((paths) => Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, ...paths], { stdout: "pipe", stderr: "pipe" }));
+    ].map((paths) => Bun.spawn(cli(["hash", "--cache-dir", cacheDir, ...paths]), { env: cliEnv(), stdout: "pipe", stderr: "pipe" }));
     const outs = await Promise.all(runs.map(async (p) => ({ code: await p.exited, stderr: await new Response(p.stderr).text() })));
     for (const o of outs) {
       expect(o.code).toBe(0);
       expect(o.stderr).not.toContain("[warn]");
     }
-    const again = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, a, b], { stderr: "pipe" });
+    const again = Bun.spawnSync(cli(["hash", "--cache-dir", cacheDir, a, b]), { env: cliEnv(), stderr: "pipe" });
     expect(again.exitCode).toBe(0);
     expect(again.stderr.toString()).toContain("0 hashed (0 B read), 3000 from cache");
   });
@@ -868,13 +871,13 @@ describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, 
     const cacheDir = join(root, "killed-cli-cache");
     // 3,000 files: the kill lands after ~1,000 are stored (two batches), well before the end.
     const dir = tree("killed-cli", 3000);
-    const run = Bun.spawn([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stdout: "pipe", stderr: "pipe" });
+    const run = Bun.spawn(cli(["hash", "--cache-dir", cacheDir, dir]), { env: cliEnv(), stdout: "pipe", stderr: "pipe" });
     // Kill once the store has committed rows (its WAL has grown past its header).
     const wal = join(cacheDir, "hashes", `v${STORE_FORMAT}.sqlite-wal`);
     for (let i = 0; i < 400 && !(existsSync(wal) && statSync(wal).size > 64 * 1024); i++) await Bun.sleep(10);
     run.kill("SIGKILL");
     await run.exited;
-    const next = Bun.spawnSync([BUN, CLI, "hash", "--json", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    const next = Bun.spawnSync(cli(["hash", "--json", "--cache-dir", cacheDir, dir]), { env: cliEnv(), stderr: "pipe" });
     expect(next.exitCode).toBe(0);
     expect(next.stderr.toString()).not.toContain("[warn]");
     const files = JSON.parse(next.stdout.toString()).files as { path: string; cached: boolean; hashes: { sha256: string } }[];
@@ -885,7 +888,7 @@ describe("whole runs: the CLI's workers store what they hash (docs/cases.md C3, 
     expect(cached.length).toBeLessThan(3000);
     for (const f of cached.slice(0, 300)) expect(f.hashes.sha256).toBe(sha(f.path));
     // A third run takes everything from the cache.
-    const third = Bun.spawnSync([BUN, CLI, "hash", "--cache-dir", cacheDir, dir], { stderr: "pipe" });
+    const third = Bun.spawnSync(cli(["hash", "--cache-dir", cacheDir, dir]), { env: cliEnv(), stderr: "pipe" });
     expect(third.stderr.toString()).toContain("3000 from cache");
   }, 60_000);
 });

@@ -250,13 +250,13 @@ describe("a host that stops answering", () => {
         cache: null,
         offline: false,
         concurrency: 1, // with more, the fetches in flight when it gives up still finish
-        fetch: opts({ timeoutMs: 150 }),
+        fetch: opts({ timeoutMs: 100 }),
       });
       expect(result.stats.failed).toBe(20);
       const reasons = result.stats.failures.map((f) => [f.reason, f.count]);
       expect(reasons).toEqual([
         [`not asked: the image host 127.0.0.1:${civitai.port} did not answer 8 times in a row`, 12],
-        ["no complete answer within 0.2 s", 8],
+        ["no complete answer within 0.1 s", 8],
       ]);
       // Timeouts are not retried: one request per image asked, and the run stayed short.
       expect(civitai.counts.image).toBe(8);
