@@ -715,7 +715,7 @@ export async function openHashCache(dir: string | false, options: OpenHashCacheO
 
 /**
  * A store that exists where nothing can be written (a read-only mount, a team's share): its hashes
- * are used, nothing is stored, one warning says so. Only a regular file, never a link (T11).
+ * are used, nothing is stored, one warning says so. Only a regular file, never a link (docs/cases.md T11).
  */
 function readOnlyCache(dir: string, err: unknown, options: OpenHashCacheOptions): StoreHashCache | null {
   const code = errnoCode(err);
