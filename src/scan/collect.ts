@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { FileHashes, FoundFile, HashAlgo, HashResult, SkippedPath } from "./types.ts";
 import { hashesFromEntry, openHashCache, type HashCache, type HashCacheEntry } from "../hash/hash-cache.ts";
-import { hashFiles, startHashFiles, type HashProgress, type HashRun } from "../hash/hasher.ts";
+import { hashFiles, startHashFiles, type HashFilesOptions, type HashProgress, type HashRun } from "../hash/hasher.ts";
 import type { SecondLookSkip } from "../hash/hash-wire.ts";
 import { settleFiles, SKIP_REASON, walk, type WalkerResult } from "./walker.ts";
 import { compareByteOrder } from "./path-filter.ts";
@@ -175,18 +175,7 @@ async function collectAsWalked(options: CollectOptions, started: number): Promis
   let part: EarlyFile[] = [];
   let seen = 0;
   let missed = 0;
-  const startRun = () =>
-    startHashFiles({
-      algos: options.algos,
-      jobs: options.jobs ?? availableParallelism(),
-      cache,
-      rehash: options.rehash,
-      lookedUp: true,
-      secondLook: true,
-      onSkipped: (file, why) => skips.push({ file, why }),
-      signal: options.signal,
-      onProgress: options.onHashProgress,
-    });
+  const startRun = () => startHashFiles(hashRunOptions(options, cache, (file, why) => skips.push({ file, why })));
   /** The walk's object for a file given to the run: itself, or the one it became (none: a find the walk did not keep). */
   const kept = (file: FoundFile): FoundFile | undefined => {
     const e = early.get(file.path);
@@ -262,21 +251,33 @@ async function collectWithCache(
 
   // The others are read, and the hash worker's fstat is their second look.
   const toHash = walked.files.filter((file, i) => !hits[i] && !(preset.size > 0 && preset.has(file)));
-  const hashed = await hashFiles(toHash, {
+  const hashed = await hashFiles(
+    toHash,
+    hashRunOptions(options, cache, (file, why) => {
+      left.add(file);
+      for (const path of file.paths) skipped.push({ path, reason: SKIP_REASON[why] });
+    }),
+  );
+  return finishCollect(options, walked, hits, preset, left, skipped, hashed, started, cache);
+}
+
+/** How collect runs the hasher, both ways: files already looked up in the cache, each given a second look. */
+function hashRunOptions(
+  options: CollectOptions,
+  cache: HashCache | null,
+  onSkipped: (file: FoundFile, why: SecondLookSkip) => void,
+): HashFilesOptions {
+  return {
     algos: options.algos,
     jobs: options.jobs ?? availableParallelism(),
     cache,
     rehash: options.rehash,
     lookedUp: true,
     secondLook: true,
-    onSkipped: (file, why) => {
-      left.add(file);
-      for (const path of file.paths) skipped.push({ path, reason: SKIP_REASON[why] });
-    },
+    onSkipped,
     signal: options.signal,
     onProgress: options.onHashProgress,
-  });
-  return finishCollect(options, walked, hits, preset, left, skipped, hashed, started, cache);
+  };
 }
 
 /** The results in walk order without the files left out, and the counts (both ways of collecting end here). */
