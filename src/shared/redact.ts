@@ -85,14 +85,14 @@ export function scrubSecrets<T>(value: T, secrets: readonly (string | null | und
     } else if (node !== null && typeof node === "object") {
       const record = node as Record<string, unknown>;
       for (const key of Object.keys(record)) {
-        let item = record[key];
-        if (typeof item === "string") item = record[key] = clean(item);
-        else if (item !== null && typeof item === "object") stack.push(item);
+        // JSON.parse makes `__proto__` an own key: read and written as such, never through the setter.
+        const item: unknown = key === "__proto__" ? Object.getOwnPropertyDescriptor(record, key)?.value : record[key];
+        const cleanItem = typeof item === "string" ? clean(item) : item;
+        if (item !== null && typeof item === "object") stack.push(item);
         const cleanKey = clean(key);
-        if (cleanKey !== key) {
-          delete record[key];
-          Object.defineProperty(record, cleanKey, { value: item, enumerable: true, writable: true, configurable: true });
-        }
+        if (cleanKey !== key) delete record[key];
+        if (cleanKey !== key || cleanItem !== item)
+          Object.defineProperty(record, cleanKey, { value: cleanItem, enumerable: true, writable: true, configurable: true });
       }
     }
   }

@@ -91,6 +91,15 @@ describe("scrubSecrets: the key inside a parsed answer's data", () => {
     expect(node[0]).toBe(REDACTED);
   });
 
+  test("an own __proto__ key (as JSON.parse makes it) is scrubbed as a key like any other, the prototype untouched", () => {
+    const data = JSON.parse(`{"__proto__": "x ${KEY}", "a": {"__proto__": {"n": "${KEY}"}}}`) as Record<string, unknown>;
+    scrubSecrets(data, [KEY]);
+    expect(Object.getOwnPropertyDescriptor(data, "__proto__")?.value).toBe(`x ${REDACTED}`);
+    expect(Object.getPrototypeOf(data)).toBe(Object.prototype);
+    expect(JSON.stringify(data)).not.toContain(KEY);
+    expect(JSON.stringify(data)).toContain(REDACTED);
+  });
+
   test("no secret: the value is returned untouched", () => {
     const data = { a: KEY };
     expect(scrubSecrets(data, [undefined, ""])).toEqual({ a: KEY });
