@@ -53,7 +53,7 @@ export const apiArgs = {
     negativeDescription: "Skip model details (tags, creator, description, license)",
     description: "Fetch model details",
   },
-  timeout: { type: "string", valueHint: "duration", description: "Per-attempt request timeout (default 30s)" },
+  timeout: { type: "string", valueHint: "duration", description: "Per-attempt request timeout (default 30s, at least 1s)" },
   "max-wait": { type: "string", valueHint: "duration", description: "Longest rate-limit pause to sit out before stopping (default 10m)" },
 } as const satisfies ArgsDef;
 

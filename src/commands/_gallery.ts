@@ -47,7 +47,7 @@ export const reportImageArgs = {
     description: "HTML: also fetch images from this API origin's host (also CIVITAI_API_URL)",
   },
   config: { type: "string", valueHint: "file", description: "Config file (for the cache folder and apiUrl)" },
-  timeout: { type: "string", valueHint: "duration", description: "HTML: per-image timeout (default 30s)" },
+  timeout: { type: "string", valueHint: "duration", description: "HTML: per-image timeout (default 30s, at least 1s)" },
   "cache-dir": { type: "string", valueHint: "dir", description: "Cache folder holding the image cache" },
   cache: {
     type: "boolean",

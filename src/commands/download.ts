@@ -54,7 +54,7 @@ export default defineCommand({
     "stall-timeout": {
       type: "string",
       valueHint: "duration",
-      description: "Give up on a connection that sends nothing for this long, then resume (default 60s)",
+      description: "Give up on a connection that sends nothing for this long, then resume (default 60s, at least 1s)",
     },
     retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
     ...someApiArgs("api-url", "fallback-url", "fallback", "api-key", "config", "timeout"),
