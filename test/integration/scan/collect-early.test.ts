@@ -101,3 +101,30 @@ describe("collectFiles reads files while the walk goes on", () => {
     expect(result.stats.filesHashed).toBe(12);
   });
 });
+
+describe("an interrupt while files are read during the walk", () => {
+  test("collectFiles stops promptly with the abort, and the store opens clean for the next run", async () => {
+    const { root } = library(8, 6);
+    const cacheDir = tmp.make();
+    const controller = new AbortController();
+    let reports = 0;
+    const started = performance.now();
+    const run = collectFiles({
+      ...options(root, cacheDir, 4),
+      signal: controller.signal,
+      // The first report comes when the first folder's files are handed over: the walk is not done.
+      onHashProgress: () => {
+        if (reports++ === 0) controller.abort();
+      },
+    });
+    await expect(run).rejects.toThrow();
+    expect(reports).toBeGreaterThan(0);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    // The next run finds a sound store (a damaged one would be a warning: options() throws on any)
+    // and hashes or reuses every file, with the right SHA-256.
+    const again = await collectFiles(options(root, cacheDir, 4));
+    expect(again.hashes).toHaveLength(49);
+    for (const h of again.hashes) expect(h.hashes.sha256).toBe(sha256(h.file.path));
+    expect(again.stats.filesHashed + again.stats.filesCached).toBe(49);
+  });
+});
