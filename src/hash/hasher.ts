@@ -49,6 +49,8 @@ export interface HashProgress {
   filesDone: number;
   filesTotal: number;
   filesCached: number;
+  /** The caller may still add files (startHashFiles with `growing`, before end()): the totals are so far. */
+  growing?: boolean;
 }
 
 export interface HashFilesOptions {
@@ -71,6 +73,8 @@ export interface HashFilesOptions {
   onSkipped?: (file: FoundFile, why: SecondLookSkip, index: number) => void;
   /** At most ~10 calls a second, plus one at the start and one at the end. */
   onProgress?: (progress: HashProgress) => void;
+  /** startHashFiles: files come in parts while the caller still looks for more; progress says `growing` until end(). */
+  growing?: boolean;
   /** Each result as it completes (completion order; `index` is the input position). */
   onResult?: (result: HashResult, index: number) => void;
   /** Aborting terminates the workers; hashFiles then rejects with `signal.reason`. */
@@ -160,6 +164,7 @@ export function startHashFiles(options: HashFilesOptions): HashRun {
   const files: FoundFile[] = [];
   const results: (HashResult | undefined)[] = [];
   const progress: HashProgress = { bytesDone: 0, bytesTotal: 0, filesDone: 0, filesTotal: 0, filesCached: 0 };
+  if (options.growing) progress.growing = true;
   const finish = (index: number, result: HashResult) => {
     results[index] = result;
     progress.filesDone++;
@@ -264,6 +269,7 @@ export function startHashFiles(options: HashFilesOptions): HashRun {
       if (pool !== null || jobCount > HERE_MAX_FILES || progress.bytesTotal > HERE_MAX_BYTES) dispatch();
     },
     async end() {
+      if (progress.growing) progress.growing = false;
       if (!emitted) {
         emitted = true;
         emit(true);

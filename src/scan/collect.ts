@@ -175,7 +175,7 @@ async function collectAsWalked(options: CollectOptions, started: number): Promis
   let part: EarlyFile[] = [];
   let seen = 0;
   let missed = 0;
-  const startRun = () => startHashFiles(hashRunOptions(options, cache, (file, why) => skips.push({ file, why })));
+  const startRun = () => startHashFiles({ ...hashRunOptions(options, cache, (file, why) => skips.push({ file, why })), growing: true });
   /** The walk's object for a file given to the run: itself, or the one it became (none: a find the walk did not keep). */
   const kept = (file: FoundFile): FoundFile | undefined => {
     const e = early.get(file.path);

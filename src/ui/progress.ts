@@ -6,17 +6,26 @@ interface ProgressState {
   bytesTotal: number;
   filesDone: number;
   filesTotal: number;
+  /** More files may still come (`hash` reads while the walk goes on): the totals are so far. */
+  growing?: boolean;
 }
 
-/** One line: `hashing ███░░ 42% 1.2 GiB/2.9 GiB 310 MiB/s ETA 6.0 s 3/8 files`. Pure, for tests. */
-function renderProgressLine(label: string, state: ProgressState, elapsedMs: number, width = 20): string {
+/**
+ * One line: `hashing ███░░ 42% 1.2 GiB/2.9 GiB 310 MiB/s ETA 6.0 s 3/8 files`. While the totals
+ * still grow, they are marked `+` and no ETA is claimed: the bar would otherwise run backwards
+ * as the walk finds more files. Pure (exported for tests).
+ */
+export function renderProgressLine(label: string, state: ProgressState, elapsedMs: number, width = 20): string {
   const ratio =
     state.bytesTotal > 0 ? Math.min(1, state.bytesDone / state.bytesTotal) : state.filesTotal > 0 ? state.filesDone / state.filesTotal : 1;
   const filled = Math.round(ratio * width);
   const bar = "█".repeat(filled) + "░".repeat(width - filled);
   const rate = elapsedMs > 0 ? (state.bytesDone / elapsedMs) * 1000 : 0;
-  const etaMs = rate > 0 ? ((state.bytesTotal - state.bytesDone) / rate) * 1000 : Number.NaN;
-  return `${label} ${bar} ${String(Math.floor(ratio * 100)).padStart(3)}% ${formatBytes(state.bytesDone)}/${formatBytes(state.bytesTotal)} ${formatBytes(rate)}/s ETA ${formatDuration(etaMs)} ${state.filesDone}/${state.filesTotal} files`;
+  const more = state.growing ? "+" : "";
+  const eta = state.growing
+    ? "still finding files"
+    : `ETA ${formatDuration(rate > 0 ? ((state.bytesTotal - state.bytesDone) / rate) * 1000 : Number.NaN)}`;
+  return `${label} ${bar} ${String(Math.floor(ratio * 100)).padStart(3)}%${more} ${formatBytes(state.bytesDone)}/${formatBytes(state.bytesTotal)}${more} ${formatBytes(rate)}/s ${eta} ${state.filesDone}/${state.filesTotal}${more} files`;
 }
 
 export interface ProgressReporter {

@@ -450,6 +450,25 @@ describe("files given in parts", () => {
     expect(results.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
   });
 
+  test("with growing, progress says the totals are so far until end(); the last report is whole and not growing", async () => {
+    const paths = parts("growing", 30);
+    const reports: HashProgress[] = [];
+    const run = startHashFiles({ algos: ["sha256"], cache: null, jobs: 2, growing: true, onProgress: (p) => reports.push(p) });
+    run.add(paths.slice(0, 10).map(foundFile));
+    run.add(paths.slice(10).map(foundFile));
+    const before = reports.length;
+    expect(before).toBeGreaterThan(0);
+    expect(reports.every((r) => r.growing === true)).toBe(true);
+    await run.end();
+    const last = reports.at(-1)!;
+    expect(last.growing).toBe(false);
+    expect(last).toMatchObject({ filesDone: 30, filesTotal: 30 });
+    // Without growing (hashFiles, scan): never said.
+    const plain: HashProgress[] = [];
+    await hashFiles(paths.map(foundFile), { algos: ["sha256"], cache: null, jobs: 2, onProgress: (p) => plain.push(p) });
+    expect(plain.some((r) => r.growing)).toBe(false);
+  });
+
   test("cancel before the end stops every worker started", async () => {
     const paths = parts("cancelled", 40);
     const real = globalThis.Worker;

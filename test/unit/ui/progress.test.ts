@@ -1,5 +1,5 @@
 import { describe, expect, jest, test } from "bun:test";
-import { createCountProgress, renderCountLine } from "../../../src/ui/progress.ts";
+import { createCountProgress, renderCountLine, renderProgressLine } from "../../../src/ui/progress.ts";
 
 /** A stand-in for stderr: a TTY (or not) that keeps what was written. */
 function fakeStream(isTTY: boolean) {
@@ -60,5 +60,17 @@ describe("T19: the lookup bar", () => {
       bar.done();
       expect(writes).toEqual([]);
     }
+  });
+});
+
+describe("the hashing bar", () => {
+  test("bytes, rate, ETA and files; while the walk still finds files the totals are marked + and no ETA is claimed", () => {
+    const state = { bytesDone: 1024 ** 3, bytesTotal: 4 * 1024 ** 3, filesDone: 3, filesTotal: 8 };
+    expect(renderProgressLine("hashing", state, 2000)).toBe(
+      "hashing █████░░░░░░░░░░░░░░░  25% 1.0 GiB/4.0 GiB 512.0 MiB/s ETA 6.0 s 3/8 files",
+    );
+    const growing = renderProgressLine("hashing", { ...state, growing: true }, 2000);
+    expect(growing).toBe("hashing █████░░░░░░░░░░░░░░░  25%+ 1.0 GiB/4.0 GiB+ 512.0 MiB/s still finding files 3/8+ files");
+    expect(growing).not.toContain("ETA");
   });
 });
