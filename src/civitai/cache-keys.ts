@@ -54,6 +54,28 @@ function modelShard(id: number): string {
   return (id & 0xff).toString(16).padStart(2, "0");
 }
 
+/** The cache folder of a key (its shard): the key without its last segment, e.g. `model:2a`. */
+export function keyFolder(key: string): string {
+  return key.slice(0, key.lastIndexOf(":"));
+}
+
+const FOLDER_RE = /^(?:version:sha256|version:autov3|model):[0-9a-f]{2}$/;
+
+/** Whether `folder` is one keyFolder gives. */
+export function isKeyFolder(folder: string): boolean {
+  return FOLDER_RE.test(folder);
+}
+
+/** Every cache folder (3 kinds × 256 shards). */
+export function allKeyFolders(): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < 256; i++) {
+    const shard = i.toString(16).padStart(2, "0");
+    out.push(`version:sha256:${shard}`, `version:autov3:${shard}`, `model:${shard}`);
+  }
+  return out;
+}
+
 export type ParsedKey = { kind: "sha256"; hex: string } | { kind: "autov3"; hex: string } | { kind: "model"; id: number };
 
 const KEY_RE =

@@ -1,4 +1,4 @@
-import { promises as fsp } from "node:fs";
+import { lstatSync, promises as fsp } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import pLimit from "p-limit";
 import { defineDriver, type StorageValue } from "unstorage";
@@ -158,3 +158,21 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     },
   };
 });
+
+/** A cache folder's state: every entry written (temp + rename) or removed in it moves its mtime. */
+export interface FolderStamp {
+  /** Inode and mtime in ns: a folder removed and made again, or written to, has another. */
+  stamp: string;
+  mtimeMs: number;
+}
+
+/** The folder's stamp, or null when it is not a folder (absent, a link, unreadable). */
+export function folderStamp(path: string): FolderStamp | null {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    if (!st.isDirectory()) return null;
+    return { stamp: `${st.ino}:${st.mtimeNs}`, mtimeMs: Number(st.mtimeMs) };
+  } catch {
+    return null;
+  }
+}

@@ -1,8 +1,9 @@
 import { createStorage, prefixStorage, type Storage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
-import { cacheScope, modelKey, parseKey } from "./cache-keys.ts";
+import { cacheScope, isKeyFolder, modelKey, parseKey } from "./cache-keys.ts";
 import { leanReplacer, type LeanModel } from "./lean.ts";
-import { atomicFsDriver } from "./meta-cache-driver.ts";
+import { join } from "node:path";
+import { atomicFsDriver, folderStamp, type FolderStamp } from "./meta-cache-driver.ts";
 import { MAX_SHARED_VALUE_CHARS, type SharedStore, type SharedWrite } from "./meta-cache-redis.ts";
 import {
   ENTRY_VERSION,
@@ -121,6 +122,18 @@ export interface MetaCache {
   readonly refresh: boolean;
   /** The unstorage view of this cache's scope (keys without the `v3:<scope>:` prefix). */
   readonly storage: Storage;
+  /**
+   * For finished records (scan/record-cache.ts): the expiry of each entry served from the cache
+   * since the last call, by key. The map is handed over and this cache starts a new one.
+   */
+  takeServed(): Map<string, number>;
+  /**
+   * The state of the fs cache folders named (cache-keys.ts keyFolder), by folder; null for one that
+   * is not there or not a folder name of ours. Null without an fs cache. Every write or removal of
+   * an entry renames or unlinks in its folder, so an unchanged stamp means no entry in it changed,
+   * whoever wrote (another run, an older civitai-meta, `cache prune`).
+   */
+  folderStamps(folders: Iterable<string>): Map<string, FolderStamp | null> | null;
   /** The shared store's URL as shown (no password), when there is one. */
   readonly shared: string | null;
   /** Closes the shared store's connection (a no-op without one). */
@@ -154,6 +167,9 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, invalid: 0, sharedHits: 0, sharedIgnored: 0 };
   /** History of keys read but not served (expired, or --refresh), for the not-found written next. */
   const history = new Map<string, History>();
+  /** Expiry of the entries served since the last takeServed, by key. */
+  let served = new Map<string, number>();
+  const folderBase = options.dir === false ? null : join(options.dir, ...prefix.split(":"));
 
   const ttlNotFound = (misses: number): number =>
     options.ttlNotFoundMs ?? NOT_FOUND_TTL_STEPS_MS[Math.min(misses, NOT_FOUND_TTL_STEPS_MS.length) - 1]!;
@@ -176,8 +192,8 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     return keys.map((key, i) => {
       const own = local[i] ?? null;
       const theirs = remote[i] ?? null;
-      if (!refreshing && own !== null && isFresh(own, at)) return own;
-      if (theirs !== null && isFresh(theirs, at)) return theirs;
+      if (!refreshing && own !== null && isFresh(own, at)) return servedEntry(key, own);
+      if (theirs !== null && isFresh(theirs, at)) return servedEntry(key, theirs);
       // Not served: the newer of the two tells the next answer its history.
       const past = theirs !== null && (own === null || theirs.storedAt > own.storedAt) ? theirs : own;
       if (past !== null) remember(key, past, refreshing);
@@ -215,6 +231,11 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     });
     if (copies.length > 0) await writeLocal(copies);
     return out;
+  }
+
+  function servedEntry(key: string, entry: MetaEntry): MetaEntry {
+    served.set(key, entry.expiresAt);
+    return entry;
   }
 
   function remember(key: string, entry: MetaEntry, refreshing: boolean): void {
@@ -334,6 +355,21 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
     },
     lastFound(key) {
       return history.get(key)?.lastFound;
+    },
+    takeServed() {
+      const out = served;
+      served = new Map();
+      return out;
+    },
+    folderStamps(folders) {
+      if (folderBase === null) return null;
+      const out = new Map<string, FolderStamp | null>();
+      for (const folder of folders) {
+        if (out.has(folder)) continue;
+        // Only our plain folder names are joined (a row's deps come from a store we trust only so far).
+        out.set(folder, isKeyFolder(folder) ? folderStamp(join(folderBase, ...folder.split(":"))) : null);
+      }
+      return out;
     },
     async getVersion(key) {
       return (await cache.readVersions([key]))[0] ?? null;
