@@ -57,7 +57,11 @@ export class RecordSpill {
   private added = 0;
   private readBuffer = Buffer.allocUnsafe(64 * 1024);
   /** The part of the file `bytes` read last. */
-  private readonly window = { start: 0, length: 0, buf: Buffer.allocUnsafe(0) };
+  private readonly window = { source: 0, start: 0, length: 0, buf: Buffer.allocUnsafe(0) };
+  /** Files adopted (adopt), closed with the spill. */
+  private readonly pinned: number[] = [];
+  /** Per rank: 0 = the spill's file, n = pinned[n - 1]. */
+  private readonly sourceOf: Uint16Array;
 
   /**
    * `count` records will be added, each with its rank in path order (0 … count − 1); `pathOf(rank)`
@@ -74,6 +78,7 @@ export class RecordSpill {
     this.sha = Array.from<string | undefined>({ length: count });
     this.modelId = new Float64Array(count).fill(-1);
     this.hasUpdate = new Uint8Array(count);
+    this.sourceOf = new Uint16Array(count);
     checkPrototype();
     const tmp = tmpdir();
     try {
@@ -97,10 +102,51 @@ export class RecordSpill {
     return this.start[rank] !== -1;
   }
 
-  /** Stores `record` (its path rank is `rank`) and adds it to the facts. */
-  add(record: FileRecord, rank: number): void {
+  /** Stores `record` (its path rank is `rank`) and adds it to the facts; returns its JSON text. */
+  add(record: FileRecord, rank: number): string {
+    const text = recordText(record);
+    this.addText(record, text, rank);
+    return text;
+  }
+
+  /**
+   * Stores a record's JSON text or UTF-8 bytes as they are (scan/record-cache.ts: a record built in
+   * an earlier run), with `facts`: what the facts read of it (record-cache-rules.ts skeletonOf), so
+   * it is not parsed.
+   */
+  addText(facts: FileRecord, text: string | Uint8Array, rank: number): void {
     if (this.start[rank] !== -1) throw new Error(`record spill: rank ${rank} added twice`);
-    this.store(recordText(record), rank);
+    if (typeof text === "string") this.store(text, rank);
+    else this.storeBytes(text, rank);
+    this.note(facts, rank);
+  }
+
+  /**
+   * Takes a descriptor of a file that holds records' bytes and is never written in place (a pack of
+   * the record cache, kept open: scan/record-cache.ts), to be read from and closed with the spill.
+   * Returns its source number for addAt.
+   */
+  adopt(fd: number): number {
+    if (this.pinned.length >= 0xffff) throw new Error("record spill: too many files adopted");
+    return this.pinned.push(fd);
+  }
+
+  /**
+   * A record whose JSON bytes are `length` bytes at `offset` of an adopted file: not copied here,
+   * read from there when the report wants them (a warm scan wrote and read back ~450 MB of records
+   * at 100,000 files, and the kernel took ~0.8 s more to free them at close).
+   */
+  addAt(facts: FileRecord, source: number, offset: number, length: number, rank: number): void {
+    if (this.start[rank] !== -1) throw new Error(`record spill: rank ${rank} added twice`);
+    if (!(source >= 1 && source <= this.pinned.length)) throw new Error(`record spill: no adopted file ${source}`);
+    this.start[rank] = offset;
+    this.length[rank] = length;
+    this.sourceOf[rank] = source;
+    this.note(facts, rank);
+  }
+
+  /** Adds a stored record to the facts. */
+  private note(record: FileRecord, rank: number): void {
     const key = sectionOf(record);
     let id = this.sectionIds.get(key);
     if (id === undefined) this.sectionIds.set(key, (id = this.sections.push(key) - 1));
@@ -132,6 +178,19 @@ export class RecordSpill {
     this.pendingBytes += written;
   }
 
+  /** As `store`, for a record's UTF-8 bytes. */
+  private storeBytes(bytes: Uint8Array, rank: number): void {
+    if (this.pendingBytes + bytes.length > this.chunk.length) {
+      this.flush();
+      if (bytes.length > this.chunk.length)
+        this.chunk = Buffer.allocUnsafe(Math.max(bytes.length, Math.min(WRITE_CHUNK_BYTES, this.count * 8192)));
+    }
+    this.chunk.set(bytes, this.pendingBytes);
+    this.start[rank] = this.written + this.pendingBytes;
+    this.length[rank] = bytes.length;
+    this.pendingBytes += bytes.length;
+  }
+
   private flush(): void {
     let off = 0;
     try {
@@ -143,14 +202,21 @@ export class RecordSpill {
     this.pendingBytes = 0;
   }
 
+  /** The descriptor rank `rank` is stored in: the spill's file, or an adopted one. */
+  private fdOf(rank: number): number {
+    const source = this.sourceOf[rank]!;
+    return source === 0 ? this.fd : this.pinned[source - 1]!;
+  }
+
   private text(rank: number): string {
     const n = this.length[rank]!;
     if (n === 0) return "";
     if (this.readBuffer.length < n) this.readBuffer = Buffer.allocUnsafe(Math.max(n, this.readBuffer.length * 2));
     let off = 0;
     const pos = this.start[rank]!;
+    const fd = this.fdOf(rank);
     while (off < n) {
-      const got = readSync(this.fd, this.readBuffer, off, n - off, pos + off);
+      const got = readSync(fd, this.readBuffer, off, n - off, pos + off);
       if (got === 0) throw new Error("record spill: the temporary file was cut short");
       off += got;
     }
@@ -167,19 +233,22 @@ export class RecordSpill {
   private bytes(rank: number): Uint8Array {
     const pos = this.start[rank]!;
     const n = this.length[rank]!;
+    const source = this.sourceOf[rank]!;
     const w = this.window;
-    if (pos < w.start || pos + n > w.start + w.length) {
-      const next = rank + 1 < this.count ? this.start[rank + 1]! : -1;
-      const size = next === pos + n ? Math.max(n, READ_WINDOW_BYTES) : n;
+    if (source !== w.source || pos < w.start || pos + n > w.start + w.length) {
+      const follows = rank + 1 < this.count && this.start[rank + 1] === pos + n && this.sourceOf[rank + 1] === source;
+      const size = follows ? Math.max(n, READ_WINDOW_BYTES) : n;
+      const fd = this.fdOf(rank);
       if (w.buf.length < size) w.buf = Buffer.allocUnsafe(Math.max(size, READ_WINDOW_BYTES));
       const buf = w.buf;
       let got = 0;
       while (got < size) {
-        const r = readSync(this.fd, buf, got, size - got, pos + got);
+        const r = readSync(fd, buf, got, size - got, pos + got);
         if (r === 0) break;
         got += r;
       }
       if (got < n) throw new Error("record spill: the temporary file was cut short");
+      w.source = source;
       w.start = pos;
       w.length = got;
     }
@@ -249,6 +318,7 @@ export class RecordSpill {
 
   /** Closes and removes the temporary file. Safe to call twice. */
   close(): void {
+    for (const fd of this.pinned.splice(0)) closeSync(fd);
     if (this.fd < 0) return;
     closeSync(this.fd);
     this.fd = -1;
