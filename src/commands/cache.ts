@@ -16,6 +16,7 @@ import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { apiArgs } from "./_api.ts";
 import { configuredCacheDirArg, globalArgs } from "./_shared.ts";
 import { writeStdout } from "../shared/stdio.ts";
+import { isOwnPackFile, packsRoot, prunePacks } from "../scan/record-packs.ts";
 
 const ACTIONS = ["info", "prune", "clear"] as const;
 
@@ -150,13 +151,15 @@ export default defineCommand({
     const hashesDir = join(dir, "hashes");
     const metaDir = join(dir, "meta");
     const imagesDir = join(dir, IMAGE_CACHE_SUBDIR);
+    const recordsDir = packsRoot(dir);
     if (action === "info") {
       const h = hashCacheUsage(dir);
       const m = usage(metaDir);
       const i = usage(imagesDir);
+      const r = usage(recordsDir);
       writeStdout(
         `cache     ${escapeControl(dir)}\nhashes    ${plural(h.entries, "entry", "entries")}, ${formatBytes(h.bytes)}\nmetadata  ${plural(m.files, "entry", "entries")}, ${formatBytes(m.bytes)}\n` +
-          `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\n`,
+          `images    ${plural(i.files, "entry", "entries")}, ${formatBytes(i.bytes)}\nrecords   ${plural(r.files, "folder")}, ${formatBytes(r.bytes)}\n`,
       );
       if (sharedUrl) await sharedInfo(sharedUrl);
       return;
@@ -164,6 +167,7 @@ export default defineCommand({
     const doHashes = ownFolder(hashesDir);
     const doMeta = ownFolder(metaDir);
     const doImages = ownFolder(imagesDir);
+    const doRecords = ownFolder(join(dir, "records")) && ownFolder(recordsDir);
     if (action === "prune") {
       let h = { checked: 0, removed: 0 };
       if (doHashes) {
@@ -176,8 +180,9 @@ export default defineCommand({
       }
       const m = doMeta ? pruneMetaCache(metaDir) : { checked: 0, removed: 0 };
       const i = doImages ? await pruneImageCache(dir) : { checked: 0, removed: 0 };
+      const r = doRecords ? prunePacks(recordsDir) : { checked: 0, removed: 0 };
       logger.success(
-        `pruned ${h.removed} of ${plural(h.checked, "hash entry", "hash entries")}, ${m.removed} of ${plural(m.checked, "metadata entry", "metadata entries")} and ${i.removed} of ${plural(i.checked, "image")} in ${escapeControl(dir)}`,
+        `pruned ${h.removed} of ${plural(h.checked, "hash entry", "hash entries")}, ${m.removed} of ${plural(m.checked, "metadata entry", "metadata entries")}, ${i.removed} of ${plural(i.checked, "image")} and ${r.removed} of ${plural(r.checked, "record pack")} in ${escapeControl(dir)}`,
       );
       return;
     }
@@ -199,6 +204,11 @@ export default defineCommand({
     if ((all || args.metadata === true) && doMeta) {
       const n = clearOwnFiles(metaDir, isOwnMetaFile);
       logger.success(`cleared the metadata cache: ${plural(n, "file")} removed from ${escapeControl(metaDir)}`);
+    }
+    // Finished records are made from both the hashes and the metadata: they go with either.
+    if ((all || args.hashes === true || args.metadata === true) && doRecords) {
+      const n = clearOwnFiles(recordsDir, isOwnPackFile);
+      logger.success(`cleared the finished records: ${plural(n, "file")} removed from ${escapeControl(recordsDir)}`);
     }
     if ((all || args.images === true) && doImages) {
       const n = clearOwnFiles(imagesDir, isOwnImageFile);

@@ -27,7 +27,8 @@ interface InventorySummary {
   bytes: number;
   durationMs: number;
   requests: number;
-  cacheHits: { hashes: number; metadata: number };
+  /** `records`: records given as an earlier run built them (scan/record-cache.ts); absent before it existed. */
+  cacheHits: { hashes: number; metadata: number; records?: number };
   /** Always written from version 2 on (recomputed from the records when a report is rendered). */
   duplicates?: DuplicateSummary;
   /** `scan --previous OLD.json`: what changed since that inventory (diff.ts). */

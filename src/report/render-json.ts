@@ -256,7 +256,7 @@ const INVENTORY: KeyOrder = {
       keys: ["files", "byStatus", "bytes", "durationMs", "requests", "cacheHits", "duplicates", "changes"],
       children: {
         byStatus: { keys: ["found", "gone", "not_found", "error", "skipped"] },
-        cacheHits: { keys: ["hashes", "metadata"] },
+        cacheHits: { keys: ["hashes", "metadata", "records"] },
         duplicates: { keys: ["sets", "files", "reclaimableBytes", "modelsWithSeveralVersions"] },
         changes: {
           keys: ["previous", "added", "removed", "moved", "changed", "statusChanged", "gone", "found", "updates", "unchanged"],

@@ -15,6 +15,9 @@ import type { FileRecord, HashSource, RecordStatus } from "../report/record-type
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
 import { collectFiles, type CollectResult } from "./collect.ts";
+import { RecordCache } from "./record-cache.ts";
+import { packsRoot, RecordPacks } from "./record-packs.ts";
+import { recordFingerprint } from "./record-cache-rules.ts";
 import {
   LOOKUP_PART_SIZE,
   lookupFiles,
@@ -202,6 +205,8 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
         const store = pass.store[i];
         if (store) cache?.setLocal(file.realPath, file.identity, store);
         locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
+        // Header facts and sidecars as the hash cache holds them: a stored record may stand (record-cache.ts).
+        if (store === null && cache) locals.unchanged.add(file);
         const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
         if (fromIndex) {
           preset.set(file, fromIndex);
@@ -276,30 +281,20 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   const { hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
   const ranks = pathRanks(collected);
   const spill = new RecordSpill(ranks.paths.length, (rank) => ranks.paths[rank]!);
+  // A path listed twice (the walker lists each once) would get the next rank, not fail the scan.
+  const rankOf = (path: string) => {
+    let rank = ranks.rank.get(path)!;
+    while (spill.taken(rank)) rank++;
+    return rank;
+  };
   try {
-    const built = await lookUpInParts(options, collected, ctx, (record) => {
-      // A path listed twice (the walker lists each once) would get the next rank, not fail the scan.
-      let rank = ranks.rank.get(record.path)!;
-      while (spill.taken(rank)) rank++;
-      spill.add(record, rank);
-    });
+    const records = openRecordCache(options, ctx);
+    const hashes = records ? giveKeptRecords(records.cache, collected.hashes, ctx, spill, rankOf) : collected.hashes;
+    const built = await lookUpInParts(options, { hashes, skipped: collected.walk.skipped }, ctx, records, (record) =>
+      spill.add(record, rankOf(record.path)),
+    );
     phase("lookup");
-    const inventoryOptions: InventoryOptions = {
-      // A host URL may carry a proxy's user and password: the report shows it as messages do.
-      apiUrl: options.offline ? null : redact(options.hosts.primary),
-      fallbackUrl: options.offline || !options.hosts.fallback ? null : redact(options.hosts.fallback),
-      offline: options.offline,
-      details: options.details,
-      refresh: options.refresh,
-      extensions: options.extensions,
-      exclude: options.exclude,
-      algos: [...SCAN_ALGOS],
-      trustSidecars: options.trustSidecars === true,
-      useIndex: options.libraryIndex !== undefined,
-      localMetadata: options.localMetadata === true,
-      nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
-      sharedCache: options.offline ? null : (options.sharedCache ?? null),
-    };
+    const inventoryOptions = inventoryOptionsOf(options);
     const byStatus: Record<RecordStatus, number> = { found: 0, gone: 0, not_found: 0, error: 0, skipped: 0 };
     const head: InventoryHead = {
       schemaVersion: SCHEMA_VERSION,
@@ -314,7 +309,7 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
         bytes: 0,
         durationMs: Math.round(now() - started),
         requests: built.requests,
-        cacheHits: { hashes: collected.stats.filesCached, metadata: built.cacheHits },
+        cacheHits: { hashes: collected.stats.filesCached, metadata: built.cacheHits, records: built.recordsServed },
       },
     };
     const source = spill.source(head);
@@ -352,6 +347,26 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
   }
 }
 
+/** What the inventory says the scan was run with. */
+function inventoryOptionsOf(options: ScanOptions): InventoryOptions {
+  return {
+    // A host URL may carry a proxy's user and password: the report shows it as messages do.
+    apiUrl: options.offline ? null : redact(options.hosts.primary),
+    fallbackUrl: options.offline || !options.hosts.fallback ? null : redact(options.hosts.fallback),
+    offline: options.offline,
+    details: options.details,
+    refresh: options.refresh,
+    extensions: options.extensions,
+    exclude: options.exclude,
+    algos: [...SCAN_ALGOS],
+    trustSidecars: options.trustSidecars === true,
+    useIndex: options.libraryIndex !== undefined,
+    localMetadata: options.localMetadata === true,
+    nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
+    sharedCache: options.offline ? null : (options.sharedCache ?? null),
+  };
+}
+
 /** The paths given, each folder once (`scan m ./m/` walked and listed `m` twice), in the order given. */
 function distinctRoots(paths: readonly string[]): string[] {
   const seen = new Map<string, string>();
@@ -374,6 +389,8 @@ function pathRanks(collected: CollectResult): { paths: string[]; rank: Map<strin
 interface PartsResult {
   requests: number;
   cacheHits: number;
+  /** Records given from the record cache, not built (record-cache.ts). */
+  recordsServed: number;
   stopped?: LookupResult["stopped"];
   detailsFailure?: DetailsFailure;
   sidecarWrites: SidecarWriteResult[];
@@ -387,9 +404,10 @@ interface PartsResult {
  */
 async function lookUpInParts(
   options: ScanOptions,
-  collected: CollectResult,
+  collected: { hashes: readonly HashResult[]; skipped: CollectResult["walk"]["skipped"] },
   ctx: BuildContext,
-  emit: (record: FileRecord) => void,
+  records: OpenRecordCache | null,
+  emit: (record: FileRecord) => string,
 ): Promise<PartsResult> {
   const bySha = new Map<string, HashResult[]>();
   const without: HashResult[] = [];
@@ -405,15 +423,23 @@ async function lookUpInParts(
   }
   const shas = [...bySha.keys()];
   const requestsBefore = options.api.stats?.requests ?? 0;
-  const out: PartsResult = { requests: 0, cacheHits: 0, sidecarWrites: [], knownFromSidecars: 0 };
+  const out: PartsResult = {
+    requests: 0,
+    cacheHits: 0,
+    sidecarWrites: [],
+    knownFromSidecars: 0,
+    recordsServed: records?.cache.served ?? 0,
+  };
   // One reference time for every record (early access "still running" is judged against it).
   const inputs = recordInputs(ctx, options);
   let carry: LookupOptions["carry"] = {};
-  const take = (records: readonly FileRecord[]) => {
-    for (const r of records) {
+  const take = (built: readonly FileRecord[]) => {
+    const texts: string[] = [];
+    for (const r of built) {
       if (r.knownFrom?.startsWith("sidecar:")) out.knownFromSidecars++;
-      emit(r);
+      texts.push(emit(r));
     }
+    return texts;
   };
   const partSize = Math.max(1, options.lookupPartSize ?? LOOKUP_PART_SIZE);
   const collect = collectWhenGrown(PART_GARBAGE_BYTES);
@@ -435,16 +461,85 @@ async function lookUpInParts(
       out.detailsFailure ??= { files: 0, message: entry.detailsError };
       out.detailsFailure.files += bySha.get(sha)?.length ?? 0;
     }
-    const records = buildRecords({ ...inputs, hashes: part, skipped: [], lookups: lookup.entries });
-    if (options.writeSidecars) out.sidecarWrites.push(...(await writeSidecars(records, lookup.entries, options.onWarning)));
-    take(records);
+    const built = buildRecords({ ...inputs, hashes: part, skipped: [], lookups: lookup.entries });
+    if (options.writeSidecars) out.sidecarWrites.push(...(await writeSidecars(built, lookup.entries, options.onWarning)));
+    const texts = take(built);
+    if (records) {
+      const byPath = new Map(part.map((h) => [h.file.path, h]));
+      records.cache.store(
+        built.map((record, i) => ({ record, text: texts[i]!, h: byPath.get(record.path)! })),
+        lookup.entries,
+        records.storable,
+      );
+    }
     // The part's answers and records are garbage now. They lived through the whole part, so the
     // engine holds them as old objects, which only a full collection frees (collectWhenGrown).
     collect();
   }
-  take(buildRecords({ ...inputs, hashes: without, skipped: collected.walk.skipped, lookups: null }));
+  take(buildRecords({ ...inputs, hashes: without, skipped: collected.skipped, lookups: null }));
   out.requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
   return out;
+}
+
+/**
+ * The records kept from an earlier run that still hold, into the spill (record-cache.ts); returns
+ * the files left to look up. Only files whose hashes and header facts came unchanged from the hash
+ * cache, hashed by us (not from a sidecar or an index), can have one.
+ */
+function giveKeptRecords(
+  cache: RecordCache,
+  hashes: readonly HashResult[],
+  ctx: BuildContext,
+  spill: RecordSpill,
+  rankOf: (path: string) => number,
+): readonly HashResult[] {
+  const eligible = (h: HashResult) => h.cached && !h.error && ctx.locals.unchanged.has(h.file) && !ctx.hashSources.has(h.file.path);
+  const rest = cache.serve(hashes, eligible, {
+    adopt: (fd) => spill.adopt(fd),
+    at: (facts, source, offset, length, h) => spill.addAt(facts, source, offset, length, rankOf(h.file.path)),
+    bytes: (facts, body, h) => spill.addText(facts, body, rankOf(h.file.path)),
+  });
+  // From here the lookups read the metadata cache: what `store` compares the folders with.
+  cache.begin();
+  return rest;
+}
+
+interface OpenRecordCache {
+  cache: RecordCache;
+  /** Whether a record built now for this file may be stored. */
+  storable: (h: HashResult) => boolean;
+}
+
+/**
+ * The record cache of this scan (record-cache.ts), or null when records are neither given nor kept:
+ * no hash cache or no fs metadata cache, and under options whose records depend on more than the
+ * file, the options and the cache (--refresh, --offline, --trust-sidecars, --use-index, --write-sidecars).
+ */
+function openRecordCache(options: ScanOptions, ctx: BuildContext): OpenRecordCache | null {
+  if (
+    !ctx.cache ||
+    options.hashCacheDir === false ||
+    options.refresh ||
+    options.offline ||
+    options.trustSidecars ||
+    options.libraryIndex ||
+    options.writeSidecars
+  )
+    return null;
+  if (options.metaCache.folderStamps([]) === null) return null;
+  const fp = recordFingerprint({
+    tool: `${options.tool.name}@${options.tool.version}`,
+    schemaVersion: SCHEMA_VERSION,
+    primary: options.hosts.primary,
+    fallback: options.hosts.fallback ?? null,
+    details: options.details,
+    nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
+    localMetadata: options.localMetadata === true,
+  });
+  const cache = new RecordCache(new RecordPacks(packsRoot(options.hashCacheDir)), options.metaCache, fp, ctx.now, options.details);
+  // The hash cache's racy rule: a file changed within 2 s of this run's start may change again unseen.
+  const storable = (h: HashResult) => !h.error && !ctx.hashSources.has(h.file.path) && !isRacy(h.file.identity.mtimeNs, ctx.started);
+  return { cache, storable };
 }
 
 /** What buildRecords needs besides the hashes and lookups of a part. */
@@ -629,6 +724,8 @@ class LocalSections implements ReadonlyMap<string, LocalInfo> {
   private readonly sidecars = new Map<string, SidecarInfo[]>();
   /** Records whose facts the cache no longer had (a damaged store set aside mid-run). */
   lost = 0;
+  /** Files whose header facts and sidecars came unchanged from the hash cache. */
+  readonly unchanged = new Set<FoundFile>();
 
   constructor(private readonly cache: HashCache | null) {}
 

@@ -52,7 +52,7 @@ describe("cache command", () => {
     const prune = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
     expect(prune.code).toBe(0);
     // T11: "{ torn" is not an entry we wrote (no envelope): it is left alone, and not counted.
-    expect(prune.stderr).toContain("pruned 1 of 2 hash entries, 2 of 3 metadata entries and 0 of 0 images");
+    expect(prune.stderr).toContain("pruned 1 of 2 hash entries, 2 of 3 metadata entries, 0 of 0 images and 0 of 0 record packs");
     expect(existsSync(valid)).toBe(true);
     expect(existsSync(expired)).toBe(false);
     expect(existsSync(join(v2Dir, `${hex("3")}.json`))).toBe(false);

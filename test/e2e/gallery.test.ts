@@ -351,7 +351,7 @@ describe("cache and the image cache", () => {
     const entry = join(cache, "images", shard, readdirSync(join(cache, "images", shard))[0]!);
     writeFileSync(entry, "<html>not an image</html>");
     const prune = await runCli(["cache", "prune", "--cache-dir", cache]);
-    expect(prune.stderr).toContain("and 1 of 2 images");
+    expect(prune.stderr).toContain(", 1 of 2 images and 0 of 0 record packs");
     expect((await runCli(["cache", "info", "--cache-dir", cache])).stdout).toMatch(/images {4}1 entry, /);
     const clear = await runCli(["cache", "clear", "--images", "--cache-dir", cache]);
     expect(clear.stderr).toContain("cleared the image cache: 1 file removed");

@@ -37,6 +37,8 @@ export const IO_FILES: ReadonlyMap<string, string> = new Map([
   ["scan/collect.ts", "walks and hashes (walker, hasher, hash cache)"],
   ["scan/library-index-io.ts", "reads and writes the library index file"],
   ["scan/missing-paths.ts", "stats paths given on the command line"],
+  ["scan/record-cache.ts", "keeps the packs it gives records from open for the report"],
+  ["scan/record-packs.ts", "reads, writes and prunes the record packs"],
   ["scan/scan.ts", "the scan pipeline: reads headers, writes sidecars"],
   ["scan/walker.ts", "walks directories"],
   // hash/

@@ -1,0 +1,164 @@
+/**
+ * The rules of the finished-record cache (record-cache.ts), pure. A warm `scan` of an unchanged
+ * library used to rebuild every record from the metadata cache: 200,000 entry files read and
+ * parsed, 100,000 records built and turned into JSON (16 of its 20 s at 100,000 files). A record
+ * is a function of the file (its identity, hashes and header facts, all kept under the same
+ * identity by the hash cache), the options, the clock and the metadata-cache entries its lookup
+ * read. It is stored once built, with all of that, and given again only while each still holds:
+ *
+ * - the file: real path, device, inode, size, mtime and ctime (ns), every path that reaches it and
+ *   its hashes are the same, and its header facts and sidecars came unchanged from the hash cache;
+ * - the options that shape a record (hosts, details, NSFW level, header metadata; the tool and
+ *   schema versions): the fingerprint;
+ * - the metadata: every entry it was built from was served from the cache (none fetched in that
+ *   run), none has expired (the row keeps the earliest expiry), and no entry in the cache folders
+ *   holding them has been written or removed since (the folders' inode and mtime are kept; each
+ *   write is a rename in its folder). A folder that changed in the 2 s before the row was made is
+ *   not trusted (coarse clocks, as the hash cache's racy rule);
+ * - the clock: a record that shows access still running (early access, paid access, on the file or
+ *   on its update) changes when that ends, so it is never stored.
+ *
+ * Options under which a record is never stored nor given: --refresh, --offline, --trust-sidecars,
+ * --use-index and --write-sidecars.
+ */
+import type { FileRecord } from "../report/record-types.ts";
+import type { LocalInfo } from "../local/local-types.ts";
+import type { FileHashes, FoundFile } from "./types.ts";
+
+/** What is kept with a record besides its JSON (record-pack-format.ts); the options fingerprint is the pack's. */
+export interface RecordMeta {
+  /** fileIdent of the file it was made for. */
+  ident: string;
+  /** The earliest expiry (epoch ms) of the metadata-cache entries it was built from. */
+  expiresAt: number;
+  /** The metadata-cache folders those entries are in, each with its stamp then. */
+  deps: readonly Dep[];
+  /** What the library facts read of the record (skeletonOf), without its path and aliases (the file's). */
+  facts: FileRecord;
+}
+
+/** A metadata-cache folder and its stamp (meta-cache-driver.ts folderStamp). */
+export type Dep = readonly [folder: string, stamp: string];
+
+export interface FingerprintParts {
+  tool: string;
+  schemaVersion: number;
+  primary: string;
+  fallback: string | null;
+  details: boolean;
+  nsfwLevel: string;
+  localMetadata: boolean;
+}
+
+/** The options a record depends on, as one string. */
+export function recordFingerprint(parts: FingerprintParts): string {
+  return JSON.stringify([
+    parts.tool,
+    parts.schemaVersion,
+    parts.primary,
+    parts.fallback,
+    parts.details,
+    parts.nsfwLevel,
+    parts.localMetadata,
+  ]);
+}
+
+/**
+ * The file as the record shows it: its identity and hashes, and (when it has links, or its path is
+ * not its real path) a hash of its real path and every path to it. Plain text for the usual file:
+ * hashing every file's paths cost a tenth of a warm 100,000-file scan.
+ */
+export function fileIdent(file: FoundFile, hashes: FileHashes): string {
+  const id = file.identity;
+  let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}`;
+  for (const k of Object.keys(hashes).sort()) text += `:${k}=${hashes[k as keyof FileHashes]}`;
+  if (file.paths.length > 1 || file.realPath !== file.path) {
+    text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
+  }
+  return text;
+}
+
+/**
+ * Whether the record reads the same later: false when it shows access still running (it ends at
+ * a date, or when Civitai says so), on its version or on the update it offers. Every other field
+ * that depends on the clock (availability.earlyAccess, update access) is derived from those.
+ */
+export function staysTrue(record: FileRecord): boolean {
+  const c = record.civitai;
+  // `!= null`: a record read from an older inventory may lack the field; absent is no access.
+  if (c && (c.access != null || c.availability?.earlyAccess === true)) return false;
+  for (const candidate of record.ambiguous ?? [])
+    if (candidate.access != null || candidate.availability?.earlyAccess === true) return false;
+  const u = record.update;
+  if (u && (u.newest.access != null || u.sameBaseModel?.access != null)) return false;
+  return true;
+}
+
+/** The statuses a stored record may have: what the metadata cache settled (never an error, never skipped). */
+export function storableStatus(record: FileRecord): boolean {
+  return record.status === "found" || record.status === "not_found" || record.status === "gone";
+}
+
+/**
+ * What the library facts and the record spill read of a record (library-facts.ts FactsBuilder.add,
+ * record-order.ts sectionOf, record-spill.ts add): small, so a served record is never parsed.
+ */
+export function skeletonOf(record: FileRecord): FileRecord {
+  // No path, aliases or mtime: they are the file's, and the caller puts them back (withFile).
+  const out = {
+    size: record.size,
+    hashes: record.hashes.sha256 === undefined ? {} : { sha256: record.hashes.sha256 },
+    status: record.status,
+  } as FileRecord;
+  if (record.knownFrom !== undefined) out.knownFrom = record.knownFrom;
+  const c = record.civitai;
+  if (c) {
+    out.civitai = {
+      modelId: c.modelId,
+      modelName: c.modelName,
+      modelType: c.modelType,
+      versionId: c.versionId,
+      versionName: c.versionName,
+      baseModel: c.baseModel,
+      pageUrl: c.pageUrl,
+    } as FileRecord["civitai"];
+  }
+  const local = record.local;
+  if (local && (local.formatMismatch !== undefined || local.errors.length > 0)) {
+    out.local = {
+      ...(local.formatMismatch !== undefined ? { formatMismatch: local.formatMismatch } : {}),
+      errors: local.errors,
+    } as LocalInfo;
+  }
+  if (record.update) out.update = record.update;
+  if (record.gone) out.gone = record.gone;
+  return out;
+}
+
+/** Facts as skeletonOf keeps them (decoded from a pack), with the file's path and aliases put back. */
+export function withFile(facts: FileRecord, file: FoundFile): FileRecord {
+  facts.path = file.path;
+  facts.aliases = file.paths.filter((p) => p !== file.path);
+  facts.mtime = null;
+  return facts;
+}
+
+/** Whether a decoded value is a record's facts (a pack is ours, but checked as if it were not). */
+export function isFacts(value: unknown): value is FileRecord {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const f = value as Partial<FileRecord>;
+  return typeof f.status === "string" && typeof f.hashes === "object" && f.hashes !== null;
+}
+
+export function isDep(d: unknown): d is Dep {
+  return Array.isArray(d) && d.length === 2 && typeof d[0] === "string" && typeof d[1] === "string";
+}
+
+/**
+ * Whether a stored record may be given for this file now (see the head of this file), its pack's
+ * fingerprint matching. `depHolds` says whether a folder still has the stamp it had.
+ */
+export function rowHolds(meta: RecordMeta, want: { ident: string; now: number; depHolds: (dep: Dep) => boolean }): boolean {
+  if (meta.ident !== want.ident || !(want.now < meta.expiresAt)) return false;
+  return meta.deps.every(want.depHolds);
+}

@@ -1,0 +1,246 @@
+/**
+ * Finished records kept between runs (the rules and why: record-cache-rules.ts), one pack per
+ * scanned folder (record-packs.ts). `serve` gives, before any lookup, the records that still hold;
+ * `store` keeps those a part of the lookups built when every metadata entry they came from was
+ * served from the cache and no cache folder holding one changed while the part ran.
+ */
+import { allKeyFolders, keyFolder, modelKey, normalizeAutov3, versionKeyByAutov3, versionKeyBySha256 } from "../civitai/cache-keys.ts";
+import type { LookupEntry } from "../civitai/lookup.ts";
+import type { MetaCache } from "../civitai/meta-cache.ts";
+import type { FolderStamp } from "../civitai/meta-cache-driver.ts";
+import { RACY_WINDOW_MS } from "../hash/hash-entry.ts";
+import type { FileRecord } from "../report/record-types.ts";
+import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
+import { closeSync } from "node:fs";
+import { fileIdent, rowHolds, skeletonOf, staysTrue, storableStatus, withFile, type Dep } from "./record-cache-rules.ts";
+import type { NewEntry, Pack } from "./record-pack-format.ts";
+import type { RecordPacks } from "./record-packs.ts";
+import type { HashResult } from "./types.ts";
+
+/**
+ * Packs a warm scan keeps open so the report reads their records from them (record-spill.ts
+ * addAt): 100,000 files in folders of 500 are 200 packs. Past this, records are copied.
+ */
+const MAX_KEPT_PACKS = 256;
+
+/** Where `serve` puts the records it gives (the scan's record spill). */
+export interface ServeSink {
+  /** Takes a pack's descriptor (to read from and close later); returns its source number. */
+  adopt(fd: number): number;
+  /** A record at `offset` (`length` bytes) of an adopted pack. */
+  at(facts: FileRecord, source: number, offset: number, length: number, h: HashResult): void;
+  /** A record's bytes, copied before `serve` goes on. */
+  bytes(facts: FileRecord, body: Uint8Array, h: HashResult): void;
+}
+
+/** A minor collection every PACKS_PER_COLLECTION packs read (~1,000 records at 500 per folder). */
+const PACKS_PER_COLLECTION = 2;
+
+function packPressure(): () => void {
+  let packs = 0;
+  return () => {
+    if (++packs % PACKS_PER_COLLECTION === 0) Bun.gc(false);
+  };
+}
+
+export class RecordCache {
+  /** Records given by `serve`, and stored by `store`. */
+  served = 0;
+  stored = 0;
+  /** Stamps of the metadata-cache folders as `serve` found them. */
+  private readonly stamps = new Map<string, string | null>();
+  /** Stamps of every metadata-cache folder before the lookups read any entry (`begin`), and when. */
+  private baseline: Map<string, FolderStamp | null> | null = null;
+  private baselineAt = 0;
+  /** Packs kept open for the report (serve). */
+  private kept = 0;
+  /** Per scanned folder, the names whose packed record holds in this run (given, or stored now). */
+  private readonly valid = new Map<string, Set<string>>();
+
+  constructor(
+    private readonly packs: RecordPacks,
+    private readonly metaCache: MetaCache,
+    private readonly fp: string,
+    private readonly clock: () => number,
+    private readonly details: boolean,
+  ) {}
+
+  /**
+   * Gives each file of `hashes` that `eligible` admits its packed record when it still holds;
+   * returns the files left to look up, in order. A record given goes to `sink` with what the facts
+   * read of it: as a place in its pack (the pack is kept open, `sink.adopt`) for the first
+   * MAX_KEPT_PACKS packs, then as bytes (copied now: descriptors are a limited resource).
+   */
+  serve(hashes: readonly HashResult[], eligible: (h: HashResult) => boolean, sink: ServeSink): HashResult[] {
+    const rest: HashResult[] = [];
+    const now = this.clock();
+    const pressure = packPressure();
+    const held = new Map<Dep, boolean>();
+    const depHolds = (dep: Dep) => {
+      let ok = held.get(dep);
+      if (ok === undefined) held.set(dep, (ok = this.stampOf(dep[0]) === dep[1]));
+      return ok;
+    };
+    // Files come folder by folder (walk order): one pack read per folder.
+    let dir: string | null = null;
+    let opened: { fd: number; pack: Pack } | null = null;
+    let source = 0;
+    let valid: Set<string> | undefined;
+    const release = () => {
+      if (opened !== null && source === 0) closeSync(opened.fd);
+      opened = null;
+    };
+    try {
+      for (const h of hashes) {
+        if (!eligible(h)) {
+          rest.push(h);
+          continue;
+        }
+        const fileDir = dirnamePath(h.file.path);
+        if (fileDir !== dir) {
+          release();
+          // Each pack's index is garbage once its folder is done: collect young objects now and then,
+          // or they pile up by the hundred MB beside the walk's state (memory-pressure.ts).
+          pressure();
+          dir = fileDir;
+          const read = this.packs.open(dir);
+          if (read !== null && read.pack.fp !== this.fp) closeSync(read.fd);
+          else opened = read;
+          source = 0;
+          valid = undefined;
+          held.clear();
+        }
+        const name = basenamePath(h.file.path);
+        const entry = opened?.pack.entries.get(name);
+        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, h.hashes), now, depHolds })) {
+          rest.push(h);
+          continue;
+        }
+        const facts = withFile(entry.meta.facts, h.file);
+        if (source === 0 && this.kept < MAX_KEPT_PACKS) {
+          source = sink.adopt(opened!.fd);
+          this.kept++;
+        }
+        if (source !== 0) sink.at(facts, source, entry.offset, entry.body.length, h);
+        else sink.bytes(facts, entry.body, h);
+        valid ??= this.validNames(dir);
+        valid.add(name);
+        this.served++;
+      }
+    } finally {
+      release();
+    }
+    return rest;
+  }
+
+  /** A metadata-cache folder's stamp as this run first found it. */
+  private stampOf(folder: string): string | null {
+    let stamp = this.stamps.get(folder);
+    if (stamp === undefined) {
+      stamp = this.metaCache.folderStamps([folder])?.get(folder)?.stamp ?? null;
+      this.stamps.set(folder, stamp);
+    }
+    return stamp;
+  }
+
+  private validNames(dir: string): Set<string> {
+    let names = this.valid.get(dir);
+    if (!names) this.valid.set(dir, (names = new Set()));
+    return names;
+  }
+
+  /** Takes the folders' stamps before the lookups read the first entry: what `store` compares with. */
+  begin(): void {
+    this.metaCache.takeServed();
+    this.baselineAt = this.clock();
+    this.baseline = this.metaCache.folderStamps(allKeyFolders());
+  }
+
+  /**
+   * Stores the records a part built (`built`: each with its JSON text) for the files `storable`
+   * admits, from the part's lookup `entries`, when each may be given again later. Each folder's pack
+   * is written again with the records that held in this run and these.
+   */
+  store(
+    built: readonly { record: FileRecord; text: string; h: HashResult }[],
+    entries: ReadonlyMap<string, LookupEntry>,
+    storable: (h: HashResult) => boolean,
+  ): void {
+    const served = this.metaCache.takeServed();
+    if (this.baseline === null) return;
+    const byDir = new Map<string, NewEntry[]>();
+    let current: Map<string, FolderStamp | null> | null = null;
+    for (const { record, text, h } of built) {
+      if (!storable(h) || !storableStatus(record) || !staysTrue(record)) continue;
+      const sha = h.hashes.sha256;
+      const entry = sha === undefined ? undefined : entries.get(sha);
+      if (sha === undefined || entry === undefined || entry.detailsError !== undefined) continue;
+      const keys = this.dependencies(record, entry, sha, served);
+      if (keys === null) continue;
+      current ??= this.metaCache.folderStamps(allKeyFolders());
+      const deps = this.unchangedFolders(keys, current);
+      if (deps === null) continue;
+      let expiresAt = Number.POSITIVE_INFINITY;
+      for (const key of keys) expiresAt = Math.min(expiresAt, served.get(key)!);
+      const dir = dirnamePath(h.file.path);
+      let list = byDir.get(dir);
+      if (!list) byDir.set(dir, (list = []));
+      list.push({
+        name: basenamePath(h.file.path),
+        meta: { ident: fileIdent(h.file, h.hashes), expiresAt, deps, facts: skeletonOf(record) },
+        body: text,
+      });
+    }
+    for (const [dir, added] of byDir) this.rewrite(dir, added);
+  }
+
+  /** The folder's pack with the records that held in this run, then `added` (which replace any of the same name). */
+  private rewrite(dir: string, added: readonly NewEntry[]): void {
+    const valid = this.validNames(dir);
+    const addedNames = new Set(added.map((e) => e.name));
+    const kept: NewEntry[] = [];
+    if (valid.size > 0) {
+      const old = this.packs.read(dir);
+      if (old !== null && old.fp === this.fp) {
+        for (const name of valid) {
+          const e = old.entries.get(name);
+          if (e && !addedNames.has(name)) kept.push(e);
+        }
+      }
+    }
+    this.packs.write(dir, this.fp, [...kept, ...added]);
+    for (const name of addedNames) valid.add(name);
+    this.stored += added.length;
+  }
+
+  /**
+   * The metadata-cache keys the record was built from, every one served from the cache in this
+   * part; null when one was not (fetched now, or never read).
+   */
+  private dependencies(record: FileRecord, entry: LookupEntry, sha: string, served: ReadonlyMap<string, number>): string[] | null {
+    const keys = [versionKeyBySha256(sha)];
+    // Read when the SHA-256 was not found (or matched by AutoV3): then its answer shaped the record.
+    const autov3 = normalizeAutov3(record.hashes.autov3);
+    if (autov3 !== null && served.has(versionKeyByAutov3(autov3))) keys.push(versionKeyByAutov3(autov3));
+    const modelIds = new Set(entry.models.keys());
+    const own = record.civitai?.modelId;
+    if (this.details && typeof own === "number") modelIds.add(own);
+    for (const id of modelIds) keys.push(modelKey(id));
+    return keys.every((k) => served.has(k)) ? keys : null;
+  }
+
+  /**
+   * The folders of `keys` with their stamps, when none changed since `begin` and none had changed
+   * in the RACY_WINDOW_MS before it (a write in the same tick of a coarse clock keeps the mtime).
+   */
+  private unchangedFolders(keys: readonly string[], current: ReadonlyMap<string, FolderStamp | null> | null): [string, string][] | null {
+    const out: [string, string][] = [];
+    for (const folder of new Set(keys.map(keyFolder))) {
+      const before = this.baseline?.get(folder);
+      const now = current?.get(folder);
+      if (!before || !now || before.stamp !== now.stamp || before.mtimeMs > this.baselineAt - RACY_WINDOW_MS) return null;
+      out.push([folder, before.stamp]);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * Finished records kept between scans (scan/record-cache.ts; issue 11, target 1: "nothing about an
+ * unchanged file is recomputed"). Through the binary against the fake Civitai: a warm scan gives
+ * the records an earlier one built, and its inventory reads the same byte for byte as one built
+ * from the metadata cache; whatever a record was made from changing (the file, a link, a sidecar,
+ * a metadata entry, the options, the clock, the cache itself) makes it built again; a damaged pack
+ * is a miss, never a wrong record.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import {
+  linkSync,
+  mkdirSync,
+  symlinkSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
+import { runCli } from "../helpers/run-cli.ts";
+import { validateInventory } from "../helpers/schema.ts";
+import { tmpDirs } from "../helpers/tmp.ts";
+import type { Inventory } from "../../src/report/inventory-types.ts";
+
+const tmp = tmpDirs();
+let civitai: FakeCivitai;
+const PAST = new Date(Date.now() - 3600_000);
+const sha256 = (s: string | Uint8Array) => createHash("sha256").update(s).digest("hex");
+const EARLY_END = new Date(Date.now() + 3.5 * 86_400_000).toISOString();
+
+beforeAll(async () => {
+  civitai = await startFakeCivitai({ fixtures: false });
+});
+afterAll(async () => {
+  await civitai.stop();
+  tmp.cleanup();
+});
+
+const CONTENT = {
+  style: "style lora bytes",
+  poseV1: "pose lora v1 bytes",
+  poseV2: "pose lora v2 bytes",
+  early: "a file whose update is in early access",
+  mine: "my own lora, unknown to Civitai",
+};
+
+function catalog(poseName = "Pose"): void {
+  civitai.clearData();
+  const v = (versionId: number, modelId: number, content: string | null, extra: Parameters<typeof makeVersion>[0]["extra"] = {}) =>
+    makeVersion({
+      versionId,
+      modelId,
+      sha256: sha256(content ?? `elsewhere ${versionId}`),
+      name: `v${versionId}`,
+      baseModel: "SDXL 1.0",
+      extra,
+    });
+  civitai.addModel(
+    makeModel({ modelId: 10, name: "Style", versions: [v(101, 10, CONTENT.style)] }),
+    makeModel({ modelId: 20, name: poseName, versions: [v(202, 20, CONTENT.poseV2), v(201, 20, CONTENT.poseV1)] }),
+    makeModel({
+      modelId: 30,
+      name: "Early",
+      versions: [
+        v(302, 30, null, { availability: "EarlyAccess", earlyAccessDeadline: EARLY_END, publishedAt: "2026-06-01T00:00:00.000Z" }),
+        v(301, 30, CONTENT.early, { publishedAt: "2026-01-01T00:00:00.000Z" }),
+      ],
+    }),
+  );
+}
+
+/** A copy, a hard link, two versions of one model, an update in early access, a file Civitai does not know, a sidecar. */
+function library(): string {
+  const dir = tmp.make();
+  const put = (name: string, content: string) => {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), content);
+    utimesSync(join(dir, name), PAST, PAST);
+  };
+  put("loras/style.safetensors", CONTENT.style);
+  put("backup/style-copy.safetensors", CONTENT.style);
+  linkSync(join(dir, "loras/style.safetensors"), join(dir, "loras/zz-style-link.safetensors"));
+  put("loras/pose-v1.safetensors", CONTENT.poseV1);
+  put("loras/pose-v2.safetensors", CONTENT.poseV2);
+  put("loras/early.safetensors", CONTENT.early);
+  put("loras/mine.safetensors", CONTENT.mine);
+  put("loras/mine.civitai.info", JSON.stringify({ id: 9, modelId: 99, name: "v9", model: { name: "Mine", type: "LORA" } }));
+  return dir;
+}
+
+/** Every folder of the metadata cache made older, as if the last write was an hour ago (not within the 2 s racy window). */
+function ageMetadataFolders(cacheDir: string): void {
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+    utimesSync(d, PAST, PAST);
+  };
+  walk(join(cacheDir, "meta"));
+}
+
+async function scan(dir: string, cacheDir: string, extra: string[] = []): Promise<{ inv: Inventory; text: string; md: string }> {
+  const out = tmp.make();
+  const r = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir, "-o", join(out, "inv.json"), ...extra]);
+  expect(r.stderr).not.toMatch(/\[(error|warn)\]/);
+  expect(r.code).toBe(0);
+  const text = readFileSync(join(out, "inv.json"), "utf8");
+  const inv = JSON.parse(text) as Inventory;
+  expect(validateInventory(inv)).toEqual([]);
+  const md = await runCli(["report", join(out, "inv.json"), "--format", "md"]);
+  expect(md.code).toBe(0);
+  return { inv, text, md: md.stdout };
+}
+
+/** The inventory without what differs from run to run (when, how long, which cache answered). */
+function stable(inv: Inventory): unknown {
+  const { generatedAt: _g, ...rest } = inv;
+  const { durationMs: _d, cacheHits: _c, requests: _r, ...summary } = inv.summary;
+  return { ...rest, summary };
+}
+const withoutScanLine = (md: string) => md.replace(/^.*Scanned \d{4}-.*$/m, "");
+
+/** A library scanned three times: cold, then warm (records built and kept), then given from the packs. */
+async function warmLibrary(): Promise<{
+  dir: string;
+  cacheDir: string;
+  built: Awaited<ReturnType<typeof scan>>;
+  given: Awaited<ReturnType<typeof scan>>;
+}> {
+  catalog();
+  const dir = library();
+  const cacheDir = tmp.make();
+  await scan(dir, cacheDir);
+  ageMetadataFolders(cacheDir);
+  const built = await scan(dir, cacheDir);
+  const given = await scan(dir, cacheDir);
+  return { dir, cacheDir, built, given };
+}
+
+const path = (dir: string, name: string) => join(dir, name);
+const recordOf = (inv: Inventory, dir: string, name: string) => inv.records.find((r) => r.path === path(dir, name))!;
+
+describe("scan: finished records kept between runs", () => {
+  let lib: Awaited<ReturnType<typeof warmLibrary>>;
+  beforeAll(async () => {
+    lib = await warmLibrary();
+  });
+
+  test("a warm scan gives the records the last one built: the same inventory and Markdown, no metadata read, no request", () => {
+    const { built, given } = lib;
+    expect(built.inv.summary.cacheHits.records).toBe(0);
+    expect(built.inv.summary.requests).toBe(0);
+    // 6 files (the link is an alias): every one but early.safetensors, whose update's early access runs out in 3.5 days.
+    expect(given.inv.summary.cacheHits.records).toBe(5);
+    expect(given.inv.summary.requests).toBe(0);
+    expect(given.inv.summary.cacheHits.metadata).toBeLessThan(built.inv.summary.cacheHits.metadata);
+    expect(stable(given.inv)).toEqual(stable(built.inv));
+    expect(withoutScanLine(given.md)).toBe(withoutScanLine(built.md));
+    // What the library facts say came through (copies, a link, several versions, the sidecar's identity).
+    expect(recordOf(given.inv, lib.dir, "loras/style.safetensors").duplicate).toEqual({
+      copies: 2,
+      others: [path(lib.dir, "backup/style-copy.safetensors")],
+    });
+    expect(recordOf(given.inv, lib.dir, "loras/style.safetensors").aliases).toEqual([path(lib.dir, "loras/zz-style-link.safetensors")]);
+    expect(recordOf(given.inv, lib.dir, "loras/pose-v1.safetensors").update!.sameBaseModel!.inLibrary).toEqual([
+      path(lib.dir, "loras/pose-v2.safetensors"),
+    ]);
+    expect(recordOf(given.inv, lib.dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.source)).toEqual(["civitai-helper"]);
+    expect(given.inv.summary.duplicates).toEqual(built.inv.summary.duplicates);
+  });
+
+  test("cache info lists the packs; the inventory's JSON text is the same bytes apart from the run's own fields", () => {
+    const strip = (t: string) =>
+      t
+        .replace(/"generatedAt": "[^"]*"/, "")
+        .replace(/"durationMs": \d+/, "")
+        .replace(/"cacheHits": \{[^}]*\}/, "");
+    expect(strip(lib.given.text)).toBe(strip(lib.built.text));
+  });
+});
+
+describe("scan: what a kept record was made from changes, and it is built again", () => {
+  test("the file's bytes, a new hard link or symbolic link, a new sidecar: those records are built again, the others given", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    writeFileSync(path(dir, "loras/pose-v1.safetensors"), CONTENT.poseV2.replace("v2", "v3"));
+    utimesSync(path(dir, "loras/pose-v1.safetensors"), PAST, PAST);
+    linkSync(path(dir, "loras/pose-v2.safetensors"), path(dir, "loras/zz-pose-link.safetensors"));
+    // A symbolic link changes nothing of the file it names (not even its ctime): only its paths tell.
+    symlinkSync(path(dir, "loras/mine.safetensors"), path(dir, "loras/zz-mine-symlink.safetensors"));
+    writeFileSync(
+      path(dir, "backup/style-copy.civitai.info"),
+      JSON.stringify({ id: 101, modelId: 10, name: "v101", model: { name: "Style" } }),
+    );
+    const { inv } = await scan(dir, cacheDir);
+    expect(inv.summary.cacheHits.records).toBe(1); // style
+    const v1 = recordOf(inv, dir, "loras/pose-v1.safetensors");
+    expect(v1.hashes.sha256).toBe(sha256(CONTENT.poseV2.replace("v2", "v3")));
+    expect(v1.status).toBe("not_found");
+    expect(recordOf(inv, dir, "loras/pose-v2.safetensors").aliases).toEqual([path(dir, "loras/zz-pose-link.safetensors")]);
+    expect(recordOf(inv, dir, "loras/mine.safetensors").aliases).toEqual([path(dir, "loras/zz-mine-symlink.safetensors")]);
+    expect(recordOf(inv, dir, "backup/style-copy.safetensors").local!.sidecars!.map((s) => s.source)).toEqual(["civitai-helper"]);
+  });
+
+  test("an answer another scan wrote since (--refresh of another folder): the records it feeds show the new answer", async () => {
+    const { dir, cacheDir, given } = await warmLibrary();
+    expect(recordOf(given.inv, dir, "loras/pose-v2.safetensors").civitai!.modelName).toBe("Pose");
+    catalog("Pose, renamed");
+    const other = tmp.make();
+    writeFileSync(join(other, "pose.safetensors"), CONTENT.poseV2);
+    utimesSync(join(other, "pose.safetensors"), PAST, PAST);
+    const r = await runCli([
+      "scan",
+      other,
+      "--api-url",
+      civitai.url,
+      "--cache-dir",
+      cacheDir,
+      "--refresh",
+      "-o",
+      join(tmp.make(), "x.json"),
+    ]);
+    expect(r.code).toBe(0);
+    civitai.reset();
+    const { inv } = await scan(dir, cacheDir);
+    expect(civitai.requests.length).toBe(0);
+    expect(recordOf(inv, dir, "loras/pose-v2.safetensors").civitai!.modelName).toBe("Pose, renamed");
+    expect(recordOf(inv, dir, "loras/pose-v1.safetensors").civitai!.modelName).toBe("Pose, renamed");
+    expect(inv.summary.cacheHits.records).toBeLessThan(5);
+  });
+
+  test("other options (--nsfw-level, --no-details): nothing is given; the defaults again: given again", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    expect((await scan(dir, cacheDir, ["--nsfw-level", "x"])).inv.summary.cacheHits.records).toBe(0);
+    expect((await scan(dir, cacheDir, ["--no-details"])).inv.summary.cacheHits.records).toBe(0);
+    // Each rewrote the packs under its own options; the defaults build them again once.
+    ageMetadataFolders(cacheDir);
+    expect((await scan(dir, cacheDir)).inv.summary.cacheHits.records).toBe(0);
+    expect((await scan(dir, cacheDir)).inv.summary.cacheHits.records).toBe(5);
+  });
+
+  test("--refresh, --offline, --trust-sidecars and --write-sidecars never take a kept record", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    for (const flag of ["--refresh", "--offline", "--trust-sidecars"]) {
+      expect((await scan(dir, cacheDir, [flag])).inv.summary.cacheHits.records ?? 0).toBe(0);
+    }
+  });
+
+  test("cache clear --metadata takes the kept records with it: the next scan asks Civitai again", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    const c = await runCli(["cache", "clear", "--metadata", "--cache-dir", cacheDir]);
+    expect(c.code).toBe(0);
+    expect(c.stderr).toContain("cleared the finished records");
+    civitai.reset();
+    const { inv } = await scan(dir, cacheDir);
+    expect(inv.summary.cacheHits.records).toBe(0);
+    expect(civitai.requests.length).toBeGreaterThan(0);
+  });
+});
+
+describe("scan: a damaged or foreign pack is a miss, never a wrong record", () => {
+  const packsOf = (cacheDir: string) => {
+    const root = join(cacheDir, "records", "v1");
+    return readdirSync(root).flatMap((shard) => readdirSync(join(root, shard)).map((f) => join(root, shard, f)));
+  };
+
+  test("a flipped byte in a body, a truncated pack, a pack in another folder's place: built again, the same inventory", async () => {
+    const { dir, cacheDir, built } = await warmLibrary();
+    const packs = packsOf(cacheDir);
+    expect(packs.length).toBe(2); // loras/ and backup/
+    const bytes = readFileSync(packs[0]!);
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0x20; // inside the last record's JSON
+    writeFileSync(packs[0]!, bytes);
+    truncateSync(packs[1]!, Math.floor(statSync(packs[1]!).size / 2));
+    const first = await scan(dir, cacheDir);
+    expect(first.inv.summary.cacheHits.records).toBeLessThan(5);
+    expect(stable(first.inv)).toEqual(stable(built.inv));
+    // A pack copied under another folder's name says which folder it is for: not used there.
+    ageMetadataFolders(cacheDir);
+    await scan(dir, cacheDir);
+    const [a, b] = packsOf(cacheDir);
+    writeFileSync(b!, readFileSync(a!));
+    const second = await scan(dir, cacheDir);
+    expect(stable(second.inv)).toEqual(stable(built.inv));
+  });
+
+  test("cache prune removes the pack of a folder that is gone, and keeps the others", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    expect(packsOf(cacheDir).length).toBe(2);
+    rmSync(path(dir, "backup"), { recursive: true });
+    const p = await runCli(["cache", "prune", "--cache-dir", cacheDir]);
+    expect(p.code).toBe(0);
+    expect(p.stderr).toContain("1 of 2 record packs");
+    expect(packsOf(cacheDir).length).toBe(1);
+    const info = await runCli(["cache", "info", "--cache-dir", cacheDir]);
+    expect(info.stdout).toMatch(/^records {3}1 folder, /m);
+  });
+});
