@@ -25,6 +25,17 @@ import { decodePack, encodePack, type NewEntry, type Pack } from "./record-pack-
 /** A pack larger than this is not read (a folder of ~200,000 models); its records are built. */
 const MAX_PACK_BYTES = 1024 * 1024 * 1024;
 
+/**
+ * A pack's bodies go into the JSON inventory as they are (parsing 450 MB of records is what the
+ * packs save), so only a pack this user wrote and nobody else can change is read: owned by us, not
+ * writable by group or others (as ssh trusts its files). A cache folder shared on a NAS is then
+ * rebuilt per user, never served from another's pack.
+ */
+function ownedByUs(st: { uid: number; mode: number }): boolean {
+  const uid = process.getuid?.();
+  return (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+}
+
 /** The folder of packs under a cache folder. */
 export function packsRoot(cacheDir: string): string {
   return join(cacheDir, "records", "v1");
@@ -59,7 +70,7 @@ export class RecordPacks {
     }
     try {
       const st = fstatSync(fd);
-      if (!st.isFile() || st.size > MAX_PACK_BYTES) throw new Error("not a pack");
+      if (!st.isFile() || st.size > MAX_PACK_BYTES || !ownedByUs(st)) throw new Error("not a pack");
       if (this.buffer.length < st.size) this.buffer = Buffer.allocUnsafe(Math.max(st.size, this.buffer.length * 2));
       let got = 0;
       while (got < st.size) {

@@ -9,13 +9,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
+  chmodSync,
+  chownSync,
   linkSync,
   mkdirSync,
-  symlinkSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -284,6 +286,19 @@ describe("scan: a damaged or foreign pack is a miss, never a wrong record", () =
     writeFileSync(b!, readFileSync(a!));
     const second = await scan(dir, cacheDir);
     expect(stable(second.inv)).toEqual(stable(built.inv));
+  });
+
+  test("a pack others may write, or another user owns, is not read: its bodies would go into the inventory as they are", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    const packOf = (folder: string) =>
+      packsOf(cacheDir).find((p) => readFileSync(p).includes(`"dir":${JSON.stringify(path(dir, folder))}`))!;
+    chmodSync(packOf("loras"), 0o664);
+    // loras/ holds 4 of the 5 records given, backup/ one.
+    expect((await scan(dir, cacheDir)).inv.summary.cacheHits.records).toBe(1);
+    expect(statSync(packOf("loras")).mode & 0o777).toBe(0o644); // written again, as ours
+    if (process.getuid?.() !== 0) return console.warn("skipped the other-owner half: chown needs root");
+    chownSync(packOf("backup"), 4321, 4321);
+    expect((await scan(dir, cacheDir)).inv.summary.cacheHits.records).toBe(4);
   });
 
   test("cache prune removes the pack of a folder that is gone, and keeps the others", async () => {
