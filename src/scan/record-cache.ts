@@ -47,6 +47,8 @@ export class RecordCache {
   /** Records given by `serve`, and stored by `store`. */
   served = 0;
   stored = 0;
+  /** Of the records given, those known only from a sidecar (the scan's summary line counts them). */
+  knownFromSidecars = 0;
   /** Stamps of the metadata-cache folders as `serve` found them. */
   private readonly stamps = new Map<string, string | null>();
   /** Stamps of every metadata-cache folder before the lookups read any entry (`begin`), and when. */
@@ -117,6 +119,7 @@ export class RecordCache {
           continue;
         }
         const facts = withFile(entry.meta.facts, h.file);
+        if (facts.knownFrom?.startsWith("sidecar:")) this.knownFromSidecars++;
         if (source === 0 && this.kept < MAX_KEPT_PACKS) {
           source = sink.adopt(opened!.fd);
           this.kept++;

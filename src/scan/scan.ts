@@ -427,7 +427,7 @@ async function lookUpInParts(
     requests: 0,
     cacheHits: 0,
     sidecarWrites: [],
-    knownFromSidecars: 0,
+    knownFromSidecars: records?.cache.knownFromSidecars ?? 0,
     recordsServed: records?.cache.served ?? 0,
   };
   // One reference time for every record (early access "still running" is judged against it).
