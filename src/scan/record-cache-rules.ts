@@ -23,7 +23,7 @@
  */
 import type { FileRecord } from "../report/record-types.ts";
 import type { LocalInfo } from "../local/local-types.ts";
-import type { FileHashes, FoundFile } from "./types.ts";
+import { HASH_ALGOS, type FileHashes, type FoundFile } from "./types.ts";
 
 /** What is kept with a record besides its JSON (record-pack-format.ts); the options fingerprint is the pack's. */
 export interface RecordMeta {
@@ -71,7 +71,7 @@ export function recordFingerprint(parts: FingerprintParts): string {
 export function fileIdent(file: FoundFile, hashes: FileHashes): string {
   const id = file.identity;
   let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}`;
-  for (const k of Object.keys(hashes).sort()) text += `:${k}=${hashes[k as keyof FileHashes]}`;
+  for (const k of HASH_ALGOS) if (hashes[k] !== undefined) text += `:${k}=${hashes[k]}`;
   if (file.paths.length > 1 || file.realPath !== file.path) {
     text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
   }

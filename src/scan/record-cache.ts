@@ -33,8 +33,8 @@ export interface ServeSink {
   bytes(facts: FileRecord, body: Uint8Array, h: HashResult): void;
 }
 
-/** A minor collection every PACKS_PER_COLLECTION packs read (~1,000 records at 500 per folder). */
-const PACKS_PER_COLLECTION = 2;
+/** A minor collection every PACKS_PER_COLLECTION packs read (~2,000 records at 500 per folder). */
+const PACKS_PER_COLLECTION = 4;
 
 function packPressure(): () => void {
   let packs = 0;
