@@ -54,11 +54,12 @@ let scratch = Buffer.allocUnsafe(0);
 const encoder = new TextEncoder();
 
 /**
- * The pack's bytes. A body given as a string (a record just built) is encoded straight into the
+ * The pack's bytes, in two pieces to write one after the other: the head and index, then the
+ * bodies (valid until the next call). A body given as a string (a record just built) is encoded straight into the
  * pack: a Buffer per record was ~450 MB of short-lived memory outside the engine's heap at 100,000
  * files, which it freed late (1.3 GB resident).
  */
-export function encodePack(fp: string, dir: string, entries: readonly NewEntry[]): Buffer {
+export function encodePack(fp: string, dir: string, entries: readonly NewEntry[]): [Buffer, Buffer] {
   const depIds = new Map<string, number>();
   const deps: Dep[] = [];
   const depId = (d: Dep) => {
@@ -94,13 +95,14 @@ export function encodePack(fp: string, dir: string, entries: readonly NewEntry[]
     return item;
   });
   const indexBytes = Buffer.from(JSON.stringify({ fp, dir, deps, entries: items }));
-  const out = Buffer.allocUnsafe(HEAD_BYTES + indexBytes.length + offset);
-  MAGIC.copy(out, 0);
-  out.writeUInt32LE(indexBytes.length, MAGIC.length);
-  out.writeUInt32LE(crc32(indexBytes), MAGIC.length + 4);
-  indexBytes.copy(out, HEAD_BYTES);
-  scratch.copy(out, HEAD_BYTES + indexBytes.length, 0, offset);
-  return out;
+  const head = Buffer.allocUnsafe(HEAD_BYTES + indexBytes.length);
+  MAGIC.copy(head, 0);
+  head.writeUInt32LE(indexBytes.length, MAGIC.length);
+  head.writeUInt32LE(crc32(indexBytes), MAGIC.length + 4);
+  indexBytes.copy(head, HEAD_BYTES);
+  // The bodies stay where they were encoded: a pack of 2.6 MB copied whole for each folder was
+  // ~500 MB of short-lived memory over a 100,000-file run.
+  return [head, scratch.subarray(0, offset)];
 }
 
 /**

@@ -50,15 +50,23 @@ export function fsyncDirSync(dir: string): void {
  * Synchronous atomic write. Throws the underlying fs error (with its path) after removing the temp
  * file. A path holding escaped raw bytes (shared/fs-path.ts) is written under its exact bytes.
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array, options: WriteFileAtomicOptions = {}): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  options: WriteFileAtomicOptions = {},
+): void {
   const tmp = tempPathFor(path);
-  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  // Several pieces are written one after the other (a record pack: its head, then its bodies as
+  // they lie in a reused buffer), so no copy of the whole is made to write it.
+  const pieces = typeof data === "string" ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data;
   let fd: number | undefined;
   try {
     // "wx": never follow or clobber something already sitting at the temp name.
     fd = openSync(fsPath(tmp), "wx", targetMode(path, options.mode));
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    for (const bytes of pieces) {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    }
     if (options.fsync !== false) fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
