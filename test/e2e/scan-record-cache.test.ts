@@ -262,6 +262,33 @@ describe("scan: what a kept record was made from changes, and it is built again"
   });
 });
 
+describe("scan: kept records on a cache that cannot be written", () => {
+  test("a read-only cache (a real ro mount): the records are given, nothing is written, one warning (the hash cache's)", async () => {
+    const mnt = tmp.make();
+    const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt]);
+    if (mount.exitCode !== 0) return console.warn(`skipped: cannot mount a tmpfs (${mount.stderr.toString().trim()})`);
+    try {
+      catalog();
+      const dir = library();
+      await scan(dir, mnt);
+      ageMetadataFolders(mnt);
+      const built = await scan(dir, mnt);
+      expect(Bun.spawnSync(["mount", "-o", "remount,ro", mnt]).exitCode).toBe(0);
+      const out = join(tmp.make(), "inv.json");
+      const r = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", mnt, "-o", out]);
+      expect(r.code).toBe(0);
+      const inv = JSON.parse(readFileSync(out, "utf8")) as Inventory;
+      expect(inv.summary.cacheHits.records).toBe(5);
+      expect(stable(inv)).toEqual(stable(built.inv));
+      const warnings = r.stderr.split("\n").filter((l) => l.startsWith("[warn]"));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain("read-only");
+    } finally {
+      Bun.spawnSync(["umount", mnt]);
+    }
+  });
+});
+
 describe("scan: a damaged or foreign pack is a miss, never a wrong record", () => {
   const packsOf = (cacheDir: string) => {
     const root = join(cacheDir, "records", "v1");
