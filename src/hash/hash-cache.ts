@@ -12,7 +12,19 @@
  * a damaged store is set aside and started again (one warning); a read-only or full location gives
  * one warning and the run goes on without storing; two runs at once write through SQLite's lock.
  */
-import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
@@ -754,6 +766,23 @@ function isOwnFile(path: string): boolean {
   }
 }
 
+const SQLITE_MAGIC = Buffer.from("SQLite format 3\u0000");
+
+/** An empty file, or one that starts as every SQLite database does. */
+function looksLikeSqlite(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const head = Buffer.alloc(SQLITE_MAGIC.length);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return n === 0 || (n === head.length && SQLITE_MAGIC.equals(head));
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 function isOwnFolder(path: string): boolean {
   try {
     return lstatSync(path).isDirectory();
@@ -797,6 +826,9 @@ export function clearHashCache(dir: string): number {
   let removed = countRows(dir);
   for (const f of storeFiles(dir)) {
     if (!isOwnFile(f)) continue;
+    // The store itself must look like one (or be empty, as a run that was killed while making it
+    // leaves it): a file of another kind at its name is not ours to delete (docs/cases.md T11).
+    if (f === storePath(dir) && !looksLikeSqlite(f)) continue;
     try {
       unlinkSync(f);
     } catch {

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
@@ -96,6 +96,22 @@ describe("cache command", () => {
     const clear = await runCli(["cache", "clear", "--hashes"], { env, cwd });
     expect(clear.code).toBe(0);
     expect(clear.stderr).toContain(`1 entry removed from ${join(configured, "hashes")}`);
+  });
+
+  test("clear leaves a file that is not a SQLite database at the store's name (docs/cases.md T11), and removes a real store", async () => {
+    const cacheDir = tmp.make();
+    mkdirSync(join(cacheDir, "hashes"));
+    const notOurs = join(cacheDir, "hashes", "v2.sqlite");
+    writeFileSync(notOurs, "my notes, not a database\n");
+    expect((await runCli(["cache", "clear", "--hashes", "--cache-dir", cacheDir])).code).toBe(0);
+    expect(readFileSync(notOurs, "utf8")).toBe("my notes, not a database\n");
+    rmSync(notOurs);
+    const models = tmp.make();
+    writeFileSync(join(models, "a.safetensors"), "a");
+    expect((await runCli(["hash", "--cache-dir", cacheDir, models])).code).toBe(0);
+    expect(existsSync(notOurs)).toBe(true);
+    expect((await runCli(["cache", "clear", "--hashes", "--cache-dir", cacheDir])).code).toBe(0);
+    expect(existsSync(notOurs)).toBe(false);
   });
 
   test("an unknown action is a usage error", async () => {
