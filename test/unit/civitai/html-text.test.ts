@@ -69,7 +69,7 @@ describe("simple descriptions without html-to-text", () => {
 
   test("generated descriptions: what the fast path accepts comes out as html-to-text makes it, cut or not", () => {
     let accepted = 0;
-    for (let n = 0; n < 700; n++) {
+    for (let n = 0; n < 300; n++) {
       for (const html of [wellFormed(), anyOrder()]) {
         if (simpleHtmlText(html) === null) continue;
         accepted++;
@@ -78,7 +78,7 @@ describe("simple descriptions without html-to-text", () => {
       }
     }
     // Nearly all well-formed ones and some of the others are taken by the fast path.
-    expect(accepted).toBeGreaterThan(780);
+    expect(accepted).toBeGreaterThan(330);
   });
 
   test("the recorded Civitai descriptions: the simple ones come out as html-to-text makes them", () => {

@@ -111,7 +111,7 @@ describe("T13: walkJsonObject validates like JSON.parse", () => {
       Array.isArray(v) ? "array" : v === null || typeof v === "boolean" ? "literal" : (typeof v as JsonValueKind);
     let valid = 0;
     let innerChecked = 0;
-    for (let n = 0; n < 2000; n++) {
+    for (let n = 0; n < 1000; n++) {
       const base = ws() + object(0) + ws();
       const at = Math.floor(random() * (base.length + 1));
       const texts = [base, base.slice(0, at), base.slice(0, at) + pick(edits) + base.slice(at), base.slice(0, at) + base.slice(at + 1)];
@@ -147,8 +147,8 @@ describe("T13: walkJsonObject validates like JSON.parse", () => {
         expect(top).toEqual(JSON.parse(text));
       }
     }
-    expect(valid).toBeGreaterThan(2000);
-    expect(innerChecked).toBeGreaterThan(150);
+    expect(valid).toBeGreaterThan(1000);
+    expect(innerChecked).toBeGreaterThan(70);
   });
 
   test("depth is capped without recursion", () => {
