@@ -112,6 +112,14 @@ function literalEnd(b: Uint8Array, i: number): number {
   return -1;
 }
 
+/** The kind codes the walk passes around inside (a string per value would be looked up each time). */
+const KINDS: readonly JsonValueKind[] = ["object", "array", "string", "number", "literal"];
+const K_OBJECT = 0;
+const K_ARRAY = 1;
+const K_STRING = 2;
+const K_NUMBER = 3;
+const K_LITERAL = 4;
+
 /**
  * Walks `b`, which must hold one JSON object (surrounding whitespace allowed), and reports members
  * to `visitor` as their values end. Stops at the first problem: too deep (more than `maxDepth`
@@ -119,7 +127,9 @@ function literalEnd(b: Uint8Array, i: number): number {
  * problem is found; the caller discards what it kept then.
  */
 // Long because it is one state machine over one cursor and two stacks, the hot loop for 100 MB
-// headers: split into steps, each would take and give back the whole state.
+// headers: split into steps, each would take and give back the whole state. For the same reason
+// what happens when a value ends is written in the loop, not in a closure: a closure over the
+// cursor and the depth made JavaScriptCore keep both in a heap scope, and the walk ran ~2x slower.
 export function walkJsonObject(b: Uint8Array, visitor: JsonWalkVisitor, maxDepth: number): JsonWalkResult {
   const n = b.length;
   const fail = (why: string, at: number): JsonWalkResult => ({ ok: false, reason: `not valid JSON (${why} at byte ${at})` });
@@ -135,19 +145,6 @@ export function walkJsonObject(b: Uint8Array, visitor: JsonWalkVisitor, maxDepth
   while (i < n && isSpace(b[i]!)) i++;
   if (b[i] !== 0x7b) return { ok: false, reason: "not a JSON object" };
 
-  /** A value [start, end) just ended in the container at `depth` (0: the document itself). */
-  const valueDone = (start: number, end: number, kind: JsonValueKind): void => {
-    if (depth === 0) return;
-    const s = state[depth]!;
-    if (s === OBJ_VALUE) {
-      state[depth] = OBJ_COMMA_OR_END;
-      const r = report[depth]!;
-      if (r === 0) return;
-      if (r === 1) visitor.topMember(keyStart[1]!, keyEnd[1]!, start, end, kind);
-      else visitor.innerMember(keyStart[2]!, keyEnd[2]!, start, end, kind);
-    } else state[depth] = ARR_COMMA_OR_END;
-  };
-
   let documentDone = false;
   while (i < n) {
     const c = b[i]!;
@@ -157,17 +154,11 @@ export function walkJsonObject(b: Uint8Array, visitor: JsonWalkVisitor, maxDepth
     }
     if (documentDone) return fail("unexpected data after the object", i);
     const s = depth === 0 ? -1 : state[depth]!;
+    // The value that ends here, [start, i) once `i` is past it, and its kind.
+    let start: number;
+    let kind: number;
     const expectingValue = depth === 0 || s === OBJ_VALUE || s === ARR_VALUE || s === ARR_VALUE_OR_END;
     if (expectingValue) {
-      if (c === 0x5d && s === ARR_VALUE_OR_END) {
-        // `[]`
-        const start = containerStart[depth]!;
-        depth--;
-        i++;
-        valueDone(start, i, "array");
-        if (depth === 0) documentDone = true;
-        continue;
-      }
       if (c === 0x7b || c === 0x5b) {
         if (depth >= maxDepth) return { ok: false, reason: `JSON nested deeper than ${maxDepth} levels` };
         // Which members the new object reports: the top one always; an object member of it if wanted.
@@ -183,64 +174,126 @@ export function walkJsonObject(b: Uint8Array, visitor: JsonWalkVisitor, maxDepth
         i++;
         continue;
       }
-      let end: number;
-      let kind: JsonValueKind;
-      if (c === QUOTE) {
-        end = stringEnd(b, i);
-        kind = "string";
-      } else if (c === 0x2d || isDigit(c)) {
-        end = numberEnd(b, i);
-        kind = "number";
-      } else {
-        end = literalEnd(b, i);
-        kind = "literal";
-      }
-      if (end < 0) return fail("bad value", i);
-      if (depth === 0) return { ok: false, reason: "not a JSON object" };
-      valueDone(i, end, kind);
-      i = end;
-      continue;
-    }
-    switch (s) {
-      case OBJ_KEY_OR_END:
-      case OBJ_KEY: {
-        if (c === 0x7d && s === OBJ_KEY_OR_END) break; // `{}`, closed below
-        if (c !== QUOTE) return fail("expected a key", i);
-        const end = stringEnd(b, i);
-        if (end < 0) return fail("bad key", i);
-        const r = report[depth]!;
-        if (r !== 0) {
-          keyStart[r] = i;
-          keyEnd[r] = end;
-        }
-        state[depth] = OBJ_COLON;
-        i = end;
-        continue;
-      }
-      case OBJ_COLON:
-        if (c !== 0x3a) return fail("expected ':'", i);
-        state[depth] = OBJ_VALUE;
+      if (c === 0x5d && s === ARR_VALUE_OR_END) {
+        // `[]`: closed below.
+        start = containerStart[depth]!;
+        kind = K_ARRAY;
+        depth--;
         i++;
-        continue;
-      case OBJ_COMMA_OR_END:
-      case ARR_COMMA_OR_END:
-        if (c === 0x2c) {
-          state[depth] = s === OBJ_COMMA_OR_END ? OBJ_KEY : ARR_VALUE;
-          i++;
+      } else {
+        let end: number;
+        if (c === QUOTE) {
+          end = stringEnd(b, i);
+          kind = K_STRING;
+        } else if (c === 0x2d || isDigit(c)) {
+          end = numberEnd(b, i);
+          kind = K_NUMBER;
+        } else {
+          end = literalEnd(b, i);
+          kind = K_LITERAL;
+        }
+        if (end < 0) return fail("bad value", i);
+        if (depth === 0) return { ok: false, reason: "not a JSON object" };
+        start = i;
+        i = end;
+      }
+    } else {
+      switch (s) {
+        case OBJ_KEY_OR_END:
+        case OBJ_KEY: {
+          if (c === 0x7d && s === OBJ_KEY_OR_END) break; // `{}`, closed below
+          if (c !== QUOTE) return fail("expected a key", i);
+          const r = report[depth]!;
+          // Most members are `"key":scalar` followed by `,` or the object's end: walked here in one
+          // go (the hot path of a huge `__metadata__`). Anything else goes back to the state
+          // machine at the state reached, which judges it (and words any error) as it always has.
+          let ks = i;
+          let ke: number;
+          for (;;) {
+            ke = stringEnd(b, ks);
+            if (ke < 0) return fail("bad key", ks);
+            i = ke;
+            while (i < n && isSpace(b[i]!)) i++;
+            if (b[i] !== 0x3a) {
+              state[depth] = OBJ_COLON;
+              break;
+            }
+            i++;
+            while (i < n && isSpace(b[i]!)) i++;
+            const v = b[i] ?? 0;
+            let ve: number;
+            let vk: number;
+            if (v === QUOTE) {
+              ve = stringEnd(b, i);
+              vk = K_STRING;
+            } else if (v === 0x2d || isDigit(v)) {
+              ve = numberEnd(b, i);
+              vk = K_NUMBER;
+            } else if (v === 0x74 || v === 0x66 || v === 0x6e) {
+              ve = literalEnd(b, i);
+              vk = K_LITERAL;
+            } else {
+              // A container, or no value yet.
+              state[depth] = OBJ_VALUE;
+              break;
+            }
+            if (ve < 0) return fail("bad value", i);
+            if (r === 1) visitor.topMember(ks, ke, i, ve, KINDS[vk]!);
+            else if (r === 2) visitor.innerMember(ks, ke, i, ve, KINDS[vk]!);
+            i = ve;
+            while (i < n && isSpace(b[i]!)) i++;
+            if (b[i] !== 0x2c) {
+              state[depth] = OBJ_COMMA_OR_END;
+              break;
+            }
+            i++;
+            while (i < n && isSpace(b[i]!)) i++;
+            if (b[i] !== QUOTE) {
+              state[depth] = OBJ_KEY;
+              break;
+            }
+            ks = i;
+          }
+          if (r !== 0) {
+            keyStart[r] = ks;
+            keyEnd[r] = ke;
+          }
           continue;
         }
-        if ((c === 0x7d && s === OBJ_COMMA_OR_END) || (c === 0x5d && s === ARR_COMMA_OR_END)) break;
-        return fail("expected ',' or a closing bracket", i);
-      default:
-        return fail("unexpected byte", i);
+        case OBJ_COLON:
+          if (c !== 0x3a) return fail("expected ':'", i);
+          state[depth] = OBJ_VALUE;
+          i++;
+          continue;
+        case OBJ_COMMA_OR_END:
+        case ARR_COMMA_OR_END:
+          if (c === 0x2c) {
+            state[depth] = s === OBJ_COMMA_OR_END ? OBJ_KEY : ARR_VALUE;
+            i++;
+            continue;
+          }
+          if ((c === 0x7d && s === OBJ_COMMA_OR_END) || (c === 0x5d && s === ARR_COMMA_OR_END)) break;
+          return fail("expected ',' or a closing bracket", i);
+        default:
+          return fail("unexpected byte", i);
+      }
+      // Closing the container at `depth`.
+      start = containerStart[depth]!;
+      kind = c === 0x7d ? K_OBJECT : K_ARRAY;
+      depth--;
+      i++;
     }
-    // Closing the container at `depth`.
-    const start = containerStart[depth]!;
-    const kind: JsonValueKind = c === 0x7d ? "object" : "array";
-    depth--;
-    i++;
-    valueDone(start, i, kind);
-    if (depth === 0) documentDone = true;
+    // A value [start, i) just ended in the container at `depth` (0: the document itself).
+    if (depth === 0) {
+      documentDone = true;
+      continue;
+    }
+    if (state[depth] === OBJ_VALUE) {
+      state[depth] = OBJ_COMMA_OR_END;
+      const r = report[depth]!;
+      if (r === 1) visitor.topMember(keyStart[1]!, keyEnd[1]!, start, i, KINDS[kind]!);
+      else if (r === 2) visitor.innerMember(keyStart[2]!, keyEnd[2]!, start, i, KINDS[kind]!);
+    } else state[depth] = ARR_COMMA_OR_END;
   }
   if (!documentDone) return fail("unexpected end", n);
   return { ok: true };

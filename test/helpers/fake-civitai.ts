@@ -24,6 +24,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiFile, ApiImage, ApiModel, ApiModelVersion } from "../../src/civitai/civitai-types.ts";
+import { seededRandom } from "./seeded-random.ts";
 
 const FIXTURES_DIR = join(import.meta.dir, "../fixtures/civitai");
 
@@ -354,18 +355,6 @@ function sniffedType(bytes: Uint8Array): string {
   if (bytes[0] === 0x52 && bytes[8] === 0x57) return "image/webp";
   if (bytes[0] === 0x47 && bytes[1] === 0x49) return "image/gif";
   return "application/octet-stream";
-}
-
-/** mulberry32: small, seedable, good enough for a shuffle. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {

@@ -6,8 +6,11 @@ import { BINARY, ensureFreshBinary } from "./cli-binary.ts";
 const ROOT = join(import.meta.dir, "../..");
 export const CLI_ENTRY = join(ROOT, "src/cli.ts");
 export { BINARY };
-/** Preloaded into CLI children unless a test asks for real jitter (see no-jitter.ts). */
-const NO_JITTER = join(import.meta.dir, "no-jitter.ts");
+/**
+ * Set for CLI children unless a test asks for real jitter: the HTTP engine's own backoff is then
+ * 0 ms (src/commands/_api.ts), so retries do not sleep for real (Retry-After is still honoured).
+ */
+const NO_JITTER_ENV = "CIVITAI_META_TEST_NO_JITTER";
 /**
  * `CIVITAI_META_TEST_CLI=source` runs every CLI child as `bun src/cli.ts` (slower; no build needed).
  * Otherwise children run dist/civitai-meta, rebuilt first when older than its sources (cli-binary.ts).
@@ -25,17 +28,16 @@ export interface RunCliOptions {
   cwd?: string;
   env?: Record<string, string | undefined>;
   /**
-   * Run the compiled binary exactly as users get it: no test preload in it (so with its jitter).
-   * Children run the binary by default too, but with no-jitter.ts preloaded (see `jitter`).
+   * Run the compiled binary exactly as users get it: without the suite's no-jitter setting (so with
+   * its jitter). Children run the binary by default too, but without jitter (see `jitter`).
    */
   binary?: boolean;
   /** Run `bun src/cli.ts`, for a test whose own script names `$CLI_ENTRY`. */
   source?: boolean;
   timeoutMs?: number;
   /**
-   * Keep the HTTP engine's random backoff. By default children run with no-jitter.ts preloaded
-   * (`BUN_OPTIONS=--preload`, which the binary honours too), so retries do not sleep for real
-   * (Retry-After is still honoured).
+   * Keep the HTTP engine's random backoff. By default children run with CIVITAI_META_TEST_NO_JITTER=1,
+   * so retries do not sleep for real (Retry-After is still honoured).
    */
   jitter?: boolean;
 }
@@ -59,19 +61,20 @@ function cleanEnv(extra: Record<string, string | undefined> = {}): Record<string
 }
 
 /**
- * The environment a CLI child needs on top of `extra`: for the default binary child, no-jitter.ts
- * preloaded through BUN_OPTIONS (the binary takes no runtime flags on its command line).
+ * The environment a CLI child needs on top of `extra`: unless it must run as users get it or keep
+ * its jitter, CIVITAI_META_TEST_NO_JITTER=1. (A preloaded file that replaced Math.random did this
+ * before, through BUN_OPTIONS: ~4 ms of CPU at every start.)
  */
 export function cliEnv(extra: Record<string, string | undefined> = {}, opts: CliMode = {}): Record<string, string> {
   const env = cleanEnv(extra);
-  if (!opts.binary && !opts.jitter && !runsSource(opts)) env.BUN_OPTIONS = `--preload ${NO_JITTER}`;
+  if (!opts.binary && !opts.jitter) env[NO_JITTER_ENV] = "1";
   return env;
 }
 
 /** The command line that runs the CLI with `args` (run it with `cliEnv`): the binary, or `bun src/cli.ts`. */
 export function cliCommand(args: readonly string[], opts: CliMode = {}): string[] {
   if (!runsSource(opts)) return [BINARY, ...args];
-  return opts.jitter ? [process.execPath, CLI_ENTRY, ...args] : [process.execPath, "--preload", NO_JITTER, CLI_ENTRY, ...args];
+  return [process.execPath, CLI_ENTRY, ...args];
 }
 
 /** Runs the CLI as a user would: a child process, checked by exit code, stdout and stderr. */

@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { walkJsonObject, type JsonValueKind } from "../../../src/local/json-walk.ts";
 import { parseSafetensorsHeader, METADATA_KEEP_KEYS } from "../../../src/local/safetensors-header.ts";
 import { ByteBudget } from "../../../src/shared/byte-budget.ts";
+import { seededRandom } from "../../helpers/seeded-random.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const noop = { topMember() {}, wantMembers: () => true, innerMember() {} };
@@ -85,6 +86,69 @@ describe("T13: walkJsonObject validates like JSON.parse", () => {
       'top "__metadata__"={"k":"v","n":{"deep":1},"é":"\\u0041"} object',
       'top "z"=3 number',
     ]);
+  });
+
+  test("generated documents, their cuts and one-byte edits: the walk says what JSON.parse says and its spans rebuild the object", () => {
+    // The walk has a fast path for `"key":scalar,` runs (with any whitespace) beside its state
+    // machine; documents mixing both, and broken at random places, check that they agree.
+    const random = seededRandom(13);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const ws = () => (random() < 0.7 ? "" : pick([" ", "\n", "\t", "\r", "  "]));
+    const key = () => pick(['"a"', '"k0"', '"__metadata__"', '"\\u00e9"', '"x\\ny"', '"é"', '""', '"\\""']);
+    const value = (depth: number): string => {
+      const r = random();
+      if (depth > 3 || r < 0.5) return pick(["1", "-0.5e+3", "0", "true", "false", "null", key(), key()]);
+      if (r < 0.75) return object(depth + 1);
+      const items = Array.from({ length: Math.floor(random() * 4) }, () => ws() + value(depth + 1) + ws());
+      return `[${items.join(",")}]`;
+    };
+    const object = (depth: number): string => {
+      const items = Array.from({ length: Math.floor(random() * 5) }, () => `${ws()}${key()}${ws()}:${ws()}${value(depth)}${ws()}`);
+      return `{${items.join(",")}}`;
+    };
+    const edits = ['"', ":", ",", "{", "}", "[", "]", " ", "x", "1", "-", "\\", "\n", "t", "\u0001"];
+    const kindOf = (v: unknown): JsonValueKind =>
+      Array.isArray(v) ? "array" : v === null || typeof v === "boolean" ? "literal" : (typeof v as JsonValueKind);
+    let valid = 0;
+    let innerChecked = 0;
+    for (let n = 0; n < 1000; n++) {
+      const base = ws() + object(0) + ws();
+      const at = Math.floor(random() * (base.length + 1));
+      const texts = [base, base.slice(0, at), base.slice(0, at) + pick(edits) + base.slice(at), base.slice(0, at) + base.slice(at + 1)];
+      for (const text of texts) {
+        const bytes = enc(text);
+        const slice = (s: number, e: number) => JSON.parse(new TextDecoder().decode(bytes.subarray(s, e)));
+        const top: Record<string, unknown> = {};
+        let inner: Record<string, unknown> = {};
+        const result = walkJsonObject(
+          bytes,
+          {
+            topMember(ks, ke, vs, ve, kind) {
+              expect(kindOf(slice(vs, ve))).toBe(kind);
+              top[slice(ks, ke)] = slice(vs, ve);
+              // The members of an object asked for are reported before the object itself.
+              if (slice(ks, ke) === "__metadata__" && kind === "object") {
+                expect(inner).toEqual(slice(vs, ve));
+                innerChecked++;
+              }
+              inner = {};
+            },
+            wantMembers: (ks, ke) => slice(ks, ke) === "__metadata__",
+            innerMember(ks, ke, vs, ve, kind) {
+              expect(kindOf(slice(vs, ve))).toBe(kind);
+              inner[slice(ks, ke)] = slice(vs, ve);
+            },
+          },
+          128,
+        );
+        expect({ text, ok: result.ok }).toEqual({ text, ok: parsesAsObject(text) });
+        if (!result.ok) continue;
+        valid++;
+        expect(top).toEqual(JSON.parse(text));
+      }
+    }
+    expect(valid).toBeGreaterThan(1000);
+    expect(innerChecked).toBeGreaterThan(70);
   });
 
   test("depth is capped without recursion", () => {
