@@ -66,16 +66,6 @@ export function isKeyFolder(folder: string): boolean {
   return FOLDER_RE.test(folder);
 }
 
-/** Every cache folder (3 kinds × 256 shards). */
-export function allKeyFolders(): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < 256; i++) {
-    const shard = i.toString(16).padStart(2, "0");
-    out.push(`version:sha256:${shard}`, `version:autov3:${shard}`, `model:${shard}`);
-  }
-  return out;
-}
-
 export type ParsedKey = { kind: "sha256"; hex: string } | { kind: "autov3"; hex: string } | { kind: "model"; id: number };
 
 const KEY_RE =

@@ -13,8 +13,8 @@
  * - the metadata: every entry it was built from was served from the cache (none fetched in that
  *   run), none has expired (the row keeps the earliest expiry), and no entry in the cache folders
  *   holding them has been written or removed since (the folders' inode and mtime are kept; each
- *   write is a rename in its folder). A folder that changed in the 2 s before the row was made is
- *   not trusted (coarse clocks, as the hash cache's racy rule);
+ *   write is a rename in its folder). A row is made only when those folders were last written more
+ *   than 2 s before the run read them (coarse clocks, as the hash cache's racy rule);
  * - the clock: a record that shows access still running (early access, paid access, on the file or
  *   on its update) changes when that ends, so it is never stored.
  *

@@ -4,7 +4,7 @@
  * `store` keeps those a part of the lookups built when every metadata entry they came from was
  * served from the cache and no cache folder holding one changed while the part ran.
  */
-import { allKeyFolders, keyFolder, modelKey, normalizeAutov3, versionKeyByAutov3, versionKeyBySha256 } from "../civitai/cache-keys.ts";
+import { keyFolder, modelKey, normalizeAutov3, versionKeyByAutov3, versionKeyBySha256 } from "../civitai/cache-keys.ts";
 import type { LookupEntry } from "../civitai/lookup.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
 import type { FolderStamp } from "../civitai/meta-cache-driver.ts";
@@ -51,9 +51,8 @@ export class RecordCache {
   knownFromSidecars = 0;
   /** Stamps of the metadata-cache folders as `serve` found them. */
   private readonly stamps = new Map<string, string | null>();
-  /** Stamps of every metadata-cache folder before the lookups read any entry (`begin`), and when. */
-  private baseline: Map<string, FolderStamp | null> | null = null;
-  private baselineAt = 0;
+  /** When the lookups started reading the metadata cache (`begin`); null before. */
+  private began: number | null = null;
   /** Packs kept open for the report (serve). */
   private kept = 0;
   /** Per scanned folder, the names whose packed record holds in this run (given, or stored now). */
@@ -152,11 +151,10 @@ export class RecordCache {
     return names;
   }
 
-  /** Takes the folders' stamps before the lookups read the first entry: what `store` compares with. */
+  /** Notes when the lookups start reading the metadata cache: what `store` judges the folders by. */
   begin(): void {
     this.metaCache.takeServed();
-    this.baselineAt = this.clock();
-    this.baseline = this.metaCache.folderStamps(allKeyFolders());
+    this.began = this.clock();
   }
 
   /**
@@ -170,9 +168,9 @@ export class RecordCache {
     storable: (h: HashResult) => boolean,
   ): void {
     const served = this.metaCache.takeServed();
-    if (this.baseline === null) return;
+    if (this.began === null) return;
     const byDir = new Map<string, NewEntry[]>();
-    let current: Map<string, FolderStamp | null> | null = null;
+    const current = new Map<string, FolderStamp | null>();
     for (const { record, text, h } of built) {
       if (!storable(h) || !storableStatus(record) || !staysTrue(record)) continue;
       const sha = h.hashes.sha256;
@@ -180,8 +178,7 @@ export class RecordCache {
       if (sha === undefined || entry === undefined || entry.detailsError !== undefined) continue;
       const keys = this.dependencies(record, entry, sha, served);
       if (keys === null) continue;
-      current ??= this.metaCache.folderStamps(allKeyFolders());
-      const deps = this.unchangedFolders(keys, current);
+      const deps = this.unchangedFolders(keys, this.began, current);
       if (deps === null) continue;
       let expiresAt = Number.POSITIVE_INFINITY;
       for (const key of keys) expiresAt = Math.min(expiresAt, served.get(key)!);
@@ -233,16 +230,20 @@ export class RecordCache {
   }
 
   /**
-   * The folders of `keys` with their stamps, when none changed since `begin` and none had changed
-   * in the RACY_WINDOW_MS before it (a write in the same tick of a coarse clock keeps the mtime).
+   * The folders of `keys` with their stamps now (`current` keeps them for the part), when none was
+   * written since RACY_WINDOW_MS before `began`: a write moves a folder's mtime to the time of the
+   * write, so an mtime that old means nothing changed in it since the entries were read, with
+   * room for a coarse clock's tick. No snapshot of every folder is taken up front (768 stats per
+   * scan, however small).
    */
-  private unchangedFolders(keys: readonly string[], current: ReadonlyMap<string, FolderStamp | null> | null): [string, string][] | null {
-    const out: [string, string][] = [];
+  private unchangedFolders(keys: readonly string[], began: number, current: Map<string, FolderStamp | null>): Dep[] | null {
+    const missing = [...new Set(keys.map(keyFolder))].filter((f) => !current.has(f));
+    if (missing.length > 0) for (const [f, stamp] of this.metaCache.folderStamps(missing) ?? []) current.set(f, stamp);
+    const out: Dep[] = [];
     for (const folder of new Set(keys.map(keyFolder))) {
-      const before = this.baseline?.get(folder);
-      const now = current?.get(folder);
-      if (!before || !now || before.stamp !== now.stamp || before.mtimeMs > this.baselineAt - RACY_WINDOW_MS) return null;
-      out.push([folder, before.stamp]);
+      const now = current.get(folder);
+      if (!now || now.mtimeMs > began - RACY_WINDOW_MS) return null;
+      out.push([folder, now.stamp]);
     }
     return out;
   }

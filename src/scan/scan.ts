@@ -45,6 +45,9 @@ import { DEFAULT_NSFW_LIMIT, nsfwMask, type NsfwLimitName } from "../preview/nsf
  */
 const PART_GARBAGE_BYTES = 128 * 1024 * 1024;
 
+/** From this many files a scan collects its garbage once after the walk (lookUpAndBuild). */
+const LARGE_SCAN_FILES = 10_000;
+
 /** Sidecar descriptions (HTML, up to 10,000 characters) are cut like Civitai's in records. */
 const RECORD_SIDECAR_DESCRIPTION_MAX_CHARS = 2000;
 
@@ -291,8 +294,9 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     const records = openRecordCache(options, ctx);
     // The walk and the header pass leave ~100 MB of garbage the engine has not collected yet: one
     // full collection here, before records pile more on, took a warm 100,000-file scan's peak from
-    // 455 to 414–425 MiB (bench/scale-breakdown.ts, two runs each) for ~0.1 s.
-    Bun.gc(true);
+    // 455 to 414–425 MiB (bench/scale-breakdown.ts, two runs each) for ~0.1 s. Not worth it for a
+    // small library (a few ms of every run).
+    if (collected.hashes.length >= LARGE_SCAN_FILES) Bun.gc(true);
     const hashes = records ? giveKeptRecords(records.cache, collected.hashes, ctx, spill, rankOf) : collected.hashes;
     const built = await lookUpInParts(options, { hashes, skipped: collected.walk.skipped }, ctx, records, (record) =>
       spill.add(record, rankOf(record.path)),
