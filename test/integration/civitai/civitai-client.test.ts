@@ -7,6 +7,7 @@ import { createCivitaiClient, type CivitaiClientOptions } from "../../../src/civ
 import { redirectRefusal } from "../../../src/civitai/http/classify.ts";
 import { MAX_API_BODY_BYTES } from "../../../src/civitai/http/http.ts";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
+import { seededRandom } from "../../helpers/seeded-random.ts";
 
 const UA = "civitai-meta/0.0.0-test";
 const KEY = "SENTINEL_KEY_c0ffee0123456789abcdef";
@@ -17,17 +18,6 @@ const SHA_A = sha(0xa1);
 const SHA_B = sha(0xb2);
 const SHA_C = sha(0xc3);
 const SHA_NO_PRIMARY = sha(0xd4);
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A clock that only moves when the client sleeps. */
 function fakeClock() {
@@ -70,7 +60,7 @@ function makeClient(over: Partial<CivitaiClientOptions> = {}) {
     maxAttempts: 5,
     sleep: clock.sleep,
     now: clock.now,
-    random: seeded(42),
+    random: seededRandom(42),
     logger: { debug: (m) => lines.push(`debug ${m}`), warn: (m) => lines.push(`warn ${m}`) },
     fetch: ((input: string | URL | Request, init?: RequestInit) => {
       sent.push({ url: String(input), at: clock.now() });
@@ -235,13 +225,13 @@ describe("B: HTTP / API resilience", () => {
   });
 
   test("B3: five 429s without Retry-After: jittered exponential delays (seeded), bounded, clear error", async () => {
-    const { client, clock } = makeClient({ random: seeded(7) });
+    const { client, clock } = makeClient({ random: seededRandom(7) });
     civitai.setFault("versionByHash", faults.rateLimit());
     const e = await caught(client.versionByHash(civitai.url, SHA_A));
     expect(civitai.counts.versionByHash).toBe(5);
     expect(e.kind).toBe("rate_limited");
     expect(e.message).toMatch(/^rate limited by 127\.0\.0\.1:\d+; retry after \d{4}-\d\d-\d\dT/);
-    const rng = seeded(7);
+    const rng = seededRandom(7);
     const expected = [0, 1, 2, 3].map((n) => Math.floor(rng() * Math.min(30_000, 1000 * 2 ** n)));
     expect(clock.sleeps).toEqual(expected);
     expect(new Set(clock.sleeps).size).toBeGreaterThan(1);
