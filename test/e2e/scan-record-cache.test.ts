@@ -184,6 +184,32 @@ describe("scan: finished records kept between runs", () => {
     expect(given.inv.summary.duplicates).toEqual(built.inv.summary.duplicates);
   });
 
+  test("every format a scan writes reads the kept records the same (Markdown, CSV, JUnit straight from the scan; --previous)", async () => {
+    const { dir, cacheDir } = lib;
+    const formats = ["md", "csv", "junit"] as const;
+    const outs: Record<string, string> = {};
+    for (const format of formats) {
+      const r = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir, "--format", format]);
+      expect(r.code).toBe(0);
+      outs[format] = r.stdout;
+    }
+    // The same inventory rendered by `report` from the JSON the records were built for.
+    const saved = join(tmp.make(), "built.json");
+    writeFileSync(saved, lib.built.text);
+    for (const format of formats) {
+      const r = await runCli(["report", saved, "--format", format]);
+      const clean = (t: string) =>
+        t.replace(/^.*Scanned \d{4}-.*$/m, "").replace(/timestamp="[^"]*"|time="[^"]*"|name="generatedAt" value="[^"]*"/g, "");
+      expect(clean(outs[format]!)).toBe(clean(r.stdout));
+    }
+    // --previous: the changes since an inventory are judged on the records given.
+    const prev = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir, "--previous", saved]);
+    expect(prev.code).toBe(0);
+    const inv = JSON.parse(prev.stdout) as Inventory;
+    expect(inv.summary.cacheHits.records).toBe(5);
+    expect(inv.summary.changes).toMatchObject({ added: 0, removed: 0, moved: 0, changed: 0 });
+  });
+
   test("cache info lists the packs; the inventory's JSON text is the same bytes apart from the run's own fields", () => {
     const strip = (t: string) =>
       t
