@@ -325,6 +325,50 @@ describe("scan: kept records on a cache that cannot be written", () => {
   });
 });
 
+describe("scan: kept records under two runs at once and a full disk", () => {
+  test("two scans at once, each rewriting the packs: both inventories are whole and right, and the packs read back", async () => {
+    catalog();
+    const dir = library();
+    const cacheDir = tmp.make();
+    const first = await scan(dir, cacheDir);
+    ageMetadataFolders(cacheDir);
+    // Both build and write the same packs at the same time (temp + rename each).
+    const [a, b] = await Promise.all([scan(dir, cacheDir), scan(dir, cacheDir)]);
+    expect(stable(a.inv)).toEqual(stable(first.inv));
+    expect(stable(b.inv)).toEqual(stable(first.inv));
+    const c = await scan(dir, cacheDir);
+    expect(c.inv.summary.cacheHits.records).toBe(5);
+    expect(stable(c.inv)).toEqual(stable(first.inv));
+    const leftovers = readdirSync(join(cacheDir, "records", "v1"), { recursive: true }).filter(
+      (n) => !String(n).endsWith(".pack") && String(n).includes("."),
+    );
+    expect(leftovers).toEqual([]);
+  });
+
+  test("packs that do not fit (a full disk): the scan is whole and says nothing of it, nothing half-written is left, the next run builds again", async () => {
+    catalog();
+    const dir = library();
+    const cacheDir = tmp.make();
+    const records = join(cacheDir, "records");
+    mkdirSync(records);
+    const mount = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", records]);
+    if (mount.exitCode !== 0) return console.warn(`skipped: cannot mount a tmpfs (${mount.stderr.toString().trim()})`);
+    try {
+      const first = await scan(dir, cacheDir);
+      ageMetadataFolders(cacheDir);
+      const second = await scan(dir, cacheDir); // scan() checks: exit 0, no warning
+      expect(stable(second.inv)).toEqual(stable(first.inv));
+      const third = await scan(dir, cacheDir);
+      expect(third.inv.summary.cacheHits.records).toBeLessThan(5);
+      expect(stable(third.inv)).toEqual(stable(first.inv));
+      const files = readdirSync(records, { recursive: true }).map(String);
+      expect(files.filter((n) => !n.endsWith(".pack") && /\.[^/]*$/.test(n))).toEqual([]);
+    } finally {
+      Bun.spawnSync(["umount", records]);
+    }
+  });
+});
+
 describe("scan: a damaged or foreign pack is a miss, never a wrong record", () => {
   const packsOf = (cacheDir: string) => {
     const root = join(cacheDir, "records", "v1");
