@@ -98,12 +98,18 @@ export class RecordPacks {
   /** Replaces the pack of folder `dir`. Never throws. */
   write(dir: string, fp: string, entries: readonly NewEntry[]): void {
     const { shardDir, file } = this.pathOf(dir);
+    const pieces = encodePack(fp, dir, entries);
+    // A pack too large to be read back would be written again by every run, for nothing.
+    if (pieces.reduce((n, p) => n + p.length, 0) > MAX_PACK_BYTES) {
+      this.writeFailures++;
+      return;
+    }
     try {
       if (!this.madeDirs.has(shardDir)) {
         mkdirSync(shardDir, { recursive: true });
         this.madeDirs.add(shardDir);
       }
-      writeFileAtomic(file, encodePack(fp, dir, entries), { fsync: false, mode: 0o644 });
+      writeFileAtomic(file, pieces, { fsync: false, mode: 0o644 });
     } catch {
       this.writeFailures++;
     }
