@@ -23,7 +23,7 @@
  */
 import type { FileRecord } from "../report/record-types.ts";
 import type { LocalInfo } from "../local/local-types.ts";
-import { HASH_ALGOS, type FileHashes, type FoundFile } from "./types.ts";
+import type { FileHashes, FoundFile } from "./types.ts";
 
 /** What is kept with a record besides its JSON (record-pack-format.ts); the options fingerprint is the pack's. */
 export interface RecordMeta {
@@ -64,14 +64,16 @@ export function recordFingerprint(parts: FingerprintParts): string {
 }
 
 /**
- * The file as the record shows it: its identity and hashes, and (when it has links, or its path is
+ * The file as the record shows it: its identity and SHA-256, and (when it has links, or its path is
  * not its real path) a hash of its real path and every path to it. Plain text for the usual file:
  * hashing every file's paths cost a tenth of a warm 100,000-file scan.
  */
 export function fileIdent(file: FoundFile, hashes: FileHashes): string {
   const id = file.identity;
   let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}`;
-  for (const k of HASH_ALGOS) if (hashes[k] !== undefined) text += `:${k}=${hashes[k]}`;
+  // The SHA-256 names the bytes; the other hashes are of the same bytes. Not all of them: a file
+  // Civitai does not know gets its AutoV3 during the lookup, after the records were offered.
+  text += `:${hashes.sha256 ?? ""}`;
   if (file.paths.length > 1 || file.realPath !== file.path) {
     text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
   }

@@ -33,6 +33,9 @@ export interface ServeSink {
   bytes(facts: FileRecord, body: Uint8Array, h: HashResult): void;
 }
 
+/** Records waiting for their folder's pack (~4.5 KB each): beyond this, the pack is written now and again later. */
+const PENDING_PACK_CHARS = 64 * 1024 * 1024;
+
 /** A minor collection every PACKS_PER_COLLECTION packs read (~2,000 records at 500 per folder). */
 const PACKS_PER_COLLECTION = 4;
 
@@ -55,6 +58,10 @@ export class RecordCache {
   private began: number | null = null;
   /** Packs kept open for the report (serve). */
   private kept = 0;
+  /** Per folder, its files not built yet (begin, store). */
+  private readonly remaining = new Map<string, number>();
+  /** Per folder, the records built and kept for its pack, not written yet. */
+  private readonly pending = new Map<string, { entries: NewEntry[]; chars: number }>();
   /** Per scanned folder, the names whose packed record holds in this run (given, or stored now). */
   private readonly valid = new Map<string, Set<string>>();
 
@@ -151,10 +158,18 @@ export class RecordCache {
     return names;
   }
 
-  /** Notes when the lookups start reading the metadata cache: what `store` judges the folders by. */
-  begin(): void {
+  /**
+   * Notes when the lookups start reading the metadata cache (what `store` judges the folders by),
+   * and how many of `toLookUp` each folder has: its pack is written once they are all built.
+   */
+  begin(toLookUp: readonly HashResult[]): void {
     this.metaCache.takeServed();
     this.began = this.clock();
+    for (const h of toLookUp) {
+      if (h.error || h.hashes.sha256 === undefined) continue;
+      const dir = dirnamePath(h.file.path);
+      this.remaining.set(dir, (this.remaining.get(dir) ?? 0) + 1);
+    }
   }
 
   /**
@@ -169,9 +184,12 @@ export class RecordCache {
   ): void {
     const served = this.metaCache.takeServed();
     if (this.began === null) return;
-    const byDir = new Map<string, NewEntry[]>();
+    const touched = new Set<string>();
     const current = new Map<string, FolderStamp | null>();
     for (const { record, text, h } of built) {
+      const dir = dirnamePath(h.file.path);
+      touched.add(dir);
+      this.remaining.set(dir, (this.remaining.get(dir) ?? 1) - 1);
       if (!storable(h) || !storableStatus(record) || !staysTrue(record)) continue;
       const sha = h.hashes.sha256;
       const entry = sha === undefined ? undefined : entries.get(sha);
@@ -182,16 +200,33 @@ export class RecordCache {
       if (deps === null) continue;
       let expiresAt = Number.POSITIVE_INFINITY;
       for (const key of keys) expiresAt = Math.min(expiresAt, served.get(key)!);
-      const dir = dirnamePath(h.file.path);
-      let list = byDir.get(dir);
-      if (!list) byDir.set(dir, (list = []));
-      list.push({
+      let pending = this.pending.get(dir);
+      if (!pending) this.pending.set(dir, (pending = { entries: [], chars: 0 }));
+      pending.entries.push({
         name: basenamePath(h.file.path),
         meta: { ident: fileIdent(h.file, h.hashes), expiresAt, deps, facts: skeletonOf(record) },
         body: text,
       });
+      pending.chars += text.length;
     }
-    for (const [dir, added] of byDir) this.rewrite(dir, added);
+    // A folder's pack is written when its last file is built, or when what waits for it grows
+    // large (a flat folder of many thousands): once per folder, not once per part it spans.
+    for (const dir of touched) {
+      const pending = this.pending.get(dir);
+      if (pending && ((this.remaining.get(dir) ?? 0) <= 0 || pending.chars >= PENDING_PACK_CHARS)) this.flushFolder(dir);
+    }
+  }
+
+  /** Writes what still waits (folders whose last files had no SHA-256, or a stop): after the last part. */
+  finish(): void {
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const dir of this.pending.keys()) this.flushFolder(dir);
+  }
+
+  private flushFolder(dir: string): void {
+    const pending = this.pending.get(dir);
+    this.pending.delete(dir);
+    if (pending && pending.entries.length > 0) this.rewrite(dir, pending.entries);
   }
 
   /** The folder's pack with the records that held in this run, then `added` (which replace any of the same name). */

@@ -484,6 +484,7 @@ async function lookUpInParts(
     // engine holds them as old objects, which only a full collection frees (collectWhenGrown).
     collect();
   }
+  records?.cache.finish();
   take(buildRecords({ ...inputs, hashes: without, skipped: collected.skipped, lookups: null }));
   out.requests = (options.api.stats?.requests ?? requestsBefore) - requestsBefore;
   return out;
@@ -507,8 +508,8 @@ function giveKeptRecords(
     at: (facts, source, offset, length, h) => spill.addAt(facts, source, offset, length, rankOf(h.file.path)),
     bytes: (facts, body, h) => spill.addText(facts, body, rankOf(h.file.path)),
   });
-  // From here the lookups read the metadata cache: what `store` compares the folders with.
-  cache.begin();
+  // From here the lookups read the metadata cache: what `store` judges the folders by.
+  cache.begin(rest);
   return rest;
 }
 

@@ -6,12 +6,13 @@
  * in-memory Civitai (CivitaiApi) that counts its calls; parts of two make the edges easy to hit.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ApiError, type CivitaiApi, type VersionIdMatch } from "../../../src/civitai/api-types.ts";
 import type { ApiModel, ApiModelVersion } from "../../../src/civitai/civitai-types.ts";
 import { createMetaCache } from "../../../src/civitai/meta-cache.ts";
 import { runScan, type ScanOptions, type ScanResult } from "../../../src/scan/scan.ts";
+import { decodePack } from "../../../src/scan/record-pack-format.ts";
 import { memorySource } from "../../../src/report/inventory-read.ts";
 import { chunksText, reportChunks } from "../../../src/report/render.ts";
 import { makeModel, makeVersion } from "../../helpers/fake-civitai.ts";
@@ -199,6 +200,54 @@ describe("scan looks up in parts", () => {
     } finally {
       first.close();
       second.close();
+    }
+  });
+
+  test("records kept across parts of two: each folder's pack holds every record, and the next scan is given them all", async () => {
+    const lib = library();
+    const cacheDir = tmp.make();
+    const metaDir = tmp.make();
+    const options = (api: CivitaiApi): Partial<ScanOptions> => ({
+      lookupPartSize: 2,
+      hashCacheDir: cacheDir,
+      metaCache: createMetaCache({ dir: metaDir, origins: [HOST] }),
+      api,
+      // The real clock: the record cache judges the metadata folders' mtimes by it.
+      now: Date.now,
+    });
+    (await scan(lib.dir, lib.api(), options(lib.api()))).close();
+    // The metadata folders as a day later (not written in the last 2 s): the next scan keeps records.
+    const age = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) age(join(d, e.name));
+      utimesSync(d, PAST, PAST);
+    };
+    age(metaDir);
+    const built = await scan(lib.dir, lib.api(), options(lib.api()));
+    const packs = (readdirSync(join(cacheDir, "records", "v1"), { recursive: true }) as string[]).filter((n) => n.endsWith(".pack"));
+    const names = packs
+      .map((n) => decodePack(readFileSync(join(cacheDir, "records", "v1", n)))!)
+      .map((p) => [p.dir, [...p.entries.keys()].sort()] as const)
+      .sort((a, b) => a[0].localeCompare(b[0]));
+    // m0 and m1 hold each other's update, which is not access: every record is kept.
+    expect(names).toEqual([
+      [lib.dir, ["a-copy.safetensors", ...[...Array(8).keys()].map((i) => `m${i}.safetensors`)]],
+      [join(lib.dir, "z"), ["copy.safetensors"]],
+    ]);
+    const api = lib.api();
+    const given = await scan(lib.dir, api, options(api));
+    try {
+      expect(api.calls).toEqual([]);
+      expect(given.inventory.summary.cacheHits.records).toBe(10);
+      expect(await written(given)).toBe((await written(built)).replace(/"records": \d+/, '"records": 10'));
+      // The real clock: the run's own times differ.
+      const runFields = (t: string) =>
+        t.replace(/timestamp="[^"]*"|time="[^"]*"|name="generatedAt" value="[^"]*"|Scanned \d{4}-[^ ]+ [^ ]+/g, "");
+      for (const format of ["csv", "md", "junit"] as const) {
+        expect(runFields(chunksText(reportChunks(given.source, format)))).toBe(runFields(chunksText(reportChunks(built.source, format))));
+      }
+    } finally {
+      built.close();
+      given.close();
     }
   });
 
