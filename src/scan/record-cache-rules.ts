@@ -7,7 +7,7 @@
  * read. It is stored once built, with all of that, and given again only while each still holds:
  *
  * - the file: real path, device, inode, size, mtime and ctime (ns), every path that reaches it and
- *   its hashes are the same, and its header facts and sidecars came unchanged from the hash cache;
+ *   its SHA-256 are the same, and its header facts and sidecars came unchanged from the hash cache;
  * - the options that shape a record (hosts, details, NSFW level, header metadata; the tool and
  *   schema versions): the fingerprint;
  * - the metadata: every entry it was built from was served from the cache (none fetched in that
