@@ -1,8 +1,8 @@
+import { join } from "node:path";
 import { createStorage, prefixStorage, type Storage } from "unstorage";
 import memoryDriver from "unstorage/drivers/memory";
 import { cacheScope, isKeyFolder, modelKey, parseKey } from "./cache-keys.ts";
 import { leanReplacer, type LeanModel } from "./lean.ts";
-import { join } from "node:path";
 import { atomicFsDriver, folderStamp, type FolderStamp } from "./meta-cache-driver.ts";
 import { MAX_SHARED_VALUE_CHARS, type SharedStore, type SharedWrite } from "./meta-cache-redis.ts";
 import {
@@ -124,7 +124,8 @@ export interface MetaCache {
   readonly storage: Storage;
   /**
    * For finished records (scan/record-cache.ts): the expiry of each entry served from the cache
-   * since the last call, by key. The map is handed over and this cache starts a new one.
+   * since the last call, by key. The map is handed over and this cache starts a new one; the first
+   * call starts the tracking (and returns an empty map).
    */
   takeServed(): Map<string, number>;
   /**
@@ -167,8 +168,11 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   const stats: MetaCacheStats = { hits: 0, misses: 0, writes: 0, writeErrors: 0, invalid: 0, sharedHits: 0, sharedIgnored: 0 };
   /** History of keys read but not served (expired, or --refresh), for the not-found written next. */
   const history = new Map<string, History>();
-  /** Expiry of the entries served since the last takeServed, by key. */
-  let served = new Map<string, number>();
+  /**
+   * Expiry of the entries served since the last takeServed, by key; null until it is first called
+   * (only a scan keeping records asks, and a map of every entry a 100,000-file run serves is not free).
+   */
+  let served: Map<string, number> | null = null;
   const folderBase = options.dir === false ? null : join(options.dir, ...prefix.split(":"));
 
   const ttlNotFound = (misses: number): number =>
@@ -234,7 +238,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
   }
 
   function servedEntry(key: string, entry: MetaEntry): MetaEntry {
-    served.set(key, entry.expiresAt);
+    served?.set(key, entry.expiresAt);
     return entry;
   }
 
@@ -357,7 +361,7 @@ export function createMetaCache(options: MetaCacheOptions): MetaCache {
       return history.get(key)?.lastFound;
     },
     takeServed() {
-      const out = served;
+      const out = served ?? new Map<string, number>();
       served = new Map();
       return out;
     },

@@ -12,24 +12,13 @@
  * a damaged store is set aside and started again (one warning); a read-only or full location gives
  * one warning and the run goes on without storing; two runs at once write through SQLite's lock.
  */
-import {
-  closeSync,
-  constants,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
 import { decodeFsName, encodeFsName, fsPath, hasRawBytes, joinPath } from "../shared/fs-path.ts";
+import { readFileHead } from "../shared/read-small-file.ts";
 import { removeEmptyDirs } from "../shared/no-follow.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
@@ -770,17 +759,8 @@ const SQLITE_MAGIC = Buffer.from("SQLite format 3\u0000");
 
 /** An empty file, or one that starts as every SQLite database does. */
 function looksLikeSqlite(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    const head = Buffer.alloc(SQLITE_MAGIC.length);
-    const n = readSync(fd, head, 0, head.length, 0);
-    return n === 0 || (n === head.length && SQLITE_MAGIC.equals(head));
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const head = readFileHead(path, SQLITE_MAGIC.length);
+  return head !== null && (head.length === 0 || SQLITE_MAGIC.equals(head));
 }
 
 function isOwnFolder(path: string): boolean {

@@ -166,25 +166,24 @@ export class RecordSpill {
    */
   private store(text: string, rank: number): void {
     // Worst case 3 bytes per UTF-16 unit: make room first, so one encodeInto always takes it whole.
-    const most = text.length * 3;
-    if (this.pendingBytes + most > this.chunk.length) {
-      this.flush();
-      // A few records need a few KB, not the full chunk (its first allocation cost ~1.5 ms of a small scan).
-      if (most > this.chunk.length) this.chunk = Buffer.allocUnsafe(Math.max(most, Math.min(WRITE_CHUNK_BYTES, this.count * 8192)));
-    }
+    this.makeRoom(text.length * 3);
     const { written } = encoder.encodeInto(text, this.chunk.subarray(this.pendingBytes));
     this.start[rank] = this.written + this.pendingBytes;
     this.length[rank] = written;
     this.pendingBytes += written;
   }
 
+  /** Room for `most` more bytes in the write buffer: written out first when they would not fit. */
+  private makeRoom(most: number): void {
+    if (this.pendingBytes + most <= this.chunk.length) return;
+    this.flush();
+    // A few records need a few KB, not the full chunk (its first allocation cost ~1.5 ms of a small scan).
+    if (most > this.chunk.length) this.chunk = Buffer.allocUnsafe(Math.max(most, Math.min(WRITE_CHUNK_BYTES, this.count * 8192)));
+  }
+
   /** As `store`, for a record's UTF-8 bytes. */
   private storeBytes(bytes: Uint8Array, rank: number): void {
-    if (this.pendingBytes + bytes.length > this.chunk.length) {
-      this.flush();
-      if (bytes.length > this.chunk.length)
-        this.chunk = Buffer.allocUnsafe(Math.max(bytes.length, Math.min(WRITE_CHUNK_BYTES, this.count * 8192)));
-    }
+    this.makeRoom(bytes.length);
     this.chunk.set(bytes, this.pendingBytes);
     this.start[rank] = this.written + this.pendingBytes;
     this.length[rank] = bytes.length;

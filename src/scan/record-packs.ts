@@ -13,13 +13,13 @@
  * written is left as it was, silently (the hash cache already says when the cache folder cannot be
  * written).
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, readSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { isTempName, writeFileAtomic } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
 import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
-import { readRegularFile } from "../shared/read-small-file.ts";
+import { openRegularFile, readRegularFile } from "../shared/read-small-file.ts";
 import { decodePack, encodePack, type NewEntry, type Pack } from "./record-pack-format.ts";
 
 /** A pack larger than this is not read (a folder of ~200,000 models); its records are built. */
@@ -62,15 +62,16 @@ export class RecordPacks {
    * the next `open` or `read`.
    */
   open(dir: string): { fd: number; pack: Pack } | null {
-    let fd: number;
+    let opened: ReturnType<typeof openRegularFile>;
     try {
-      fd = openSync(this.pathOf(dir).file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+      opened = openRegularFile(this.pathOf(dir).file, { follow: false });
     } catch {
       return null;
     }
+    if (typeof opened === "string") return null;
+    const { fd, stat: st } = opened;
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile() || st.size > MAX_PACK_BYTES || !ownedByUs(st)) throw new Error("not a pack");
+      if (st.size > MAX_PACK_BYTES || !ownedByUs(st)) throw new Error("not a pack");
       if (this.buffer.length < st.size) this.buffer = Buffer.allocUnsafe(Math.max(st.size, this.buffer.length * 2));
       let got = 0;
       while (got < st.size) {
