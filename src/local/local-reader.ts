@@ -28,7 +28,7 @@ import {
 } from "./local-cache.ts";
 import { guessModel } from "./model-guess.ts";
 import { parseSafetensorsHeader, summariseTensors } from "./safetensors-header.ts";
-import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths, type SidecarKind } from "./sidecars.ts";
+import { hasListedSidecar, parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths, type SidecarKind } from "./sidecars.ts";
 
 /** GGUF metadata sits at the start; LLM vocabularies can be several MB, diffusion GGUFs far less. */
 const GGUF_PREFIX_BYTES = 8 * 1024 * 1024;
@@ -487,7 +487,7 @@ export async function readLocalFacts(items: readonly LocalFactsItem[], options: 
     if (cached && !cached.sidecars && options.includeMetadata === false && cached.version === factsVersion(false)) {
       const listed = options.names?.get(dirnamePath(item.path));
       // Unchanged: result.facts[i] stays null.
-      if (listed && !listed.some((name) => isSidecarOf(name, item.path))) continue;
+      if (listed && !hasListedSidecar(listed, item.path)) continue;
     }
     slow.push(i);
   }
@@ -500,11 +500,6 @@ export async function readLocalFacts(items: readonly LocalFactsItem[], options: 
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, options.concurrency ?? LOCAL_PASS_CONCURRENCY), slow.length) }, worker));
   return result;
-}
-
-/** Whether `name` (in the model's folder) is one of the sidecar names of `modelPath`. */
-function isSidecarOf(name: string, modelPath: string): boolean {
-  return sidecarPaths(modelPath).some((s) => basenamePath(s.path) === name);
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 import { AUTOV3_OF_EMPTY, HASH_HEX_LENGTH } from "../hash/hash-algos.ts";
 import { cutText, isPlainObject, own, parseJsonGuarded } from "../shared/json-guard.ts";
+import { basenamePath } from "../shared/fs-path.ts";
 import type { SidecarFileHashes, SidecarInfo, SidecarSource } from "./local-types.ts";
 
 /** Largest sidecar read: LM files with a full version object and image lists stay well under. */
@@ -31,6 +32,20 @@ export function modelBasePath(modelPath: string): string {
   const slash = Math.max(modelPath.lastIndexOf("/"), modelPath.lastIndexOf("\\"));
   const dot = modelPath.lastIndexOf(".");
   return dot > slash + 1 ? modelPath.slice(0, dot) : modelPath;
+}
+
+/**
+ * Whether a folder listing (names only) holds a sidecar of `modelPath`: one of its sidecar names,
+ * other than the model's own.
+ */
+export function hasListedSidecar(listed: readonly string[], modelPath: string): boolean {
+  if (listed.length === 0) return false;
+  const modelName = basenamePath(modelPath);
+  for (const { path } of sidecarPaths(modelPath)) {
+    const name = basenamePath(path);
+    if (name !== modelName && listed.includes(name)) return true;
+  }
+  return false;
 }
 
 /** `<dir>/<base>.safetensors` → the sidecar paths to try (`<dir>/<base>.civitai.info`, …). */

@@ -29,6 +29,12 @@ export interface CollectOptions {
   /** Once per file found, in walk order, with its trusted cache entry (null when none), before any file is read. */
   onCacheEntry?: (file: FoundFile, entry: HashCacheEntry | null) => void;
   /**
+   * Asked first for each file found, in walk order, when the hash cache is open: its hashes when the
+   * caller knows them without the cache (scan: a record kept from an earlier run, record-cache.ts).
+   * The cache is then not read for the file, and `onCacheEntry` is not called for it.
+   */
+  claim?: (file: FoundFile, walk: WalkerResult) => FileHashes | null;
+  /**
    * Called once, before hashing, with every file still there (scan's local pass). Files it returns
    * hashes for are not read: their result carries those hashes (scan --trust-sidecars).
    */
@@ -233,7 +239,7 @@ async function collectWithCache(
   cache: HashCache | null,
   started: number,
 ): Promise<CollectResult> {
-  const hits = cacheHits(walked.files, cache, options);
+  const hits = cacheHits(walked, cache, options);
   options.signal?.throwIfAborted();
 
   const preset = options.presetHashes
@@ -322,13 +328,15 @@ function finishCollect(
  * Each file's cached hashes (null when it must be read), by position in the walk: a map keyed by
  * file cost a tenth of a warm 100,000-file run. Tells `onCacheEntry` about each file on the way.
  */
-function cacheHits(files: readonly FoundFile[], cache: HashCache | null, options: CollectOptions): (FileHashes | null)[] {
-  const { onCacheEntry } = options;
-  return files.map((file) => {
+function cacheHits(walked: WalkerResult, cache: HashCache | null, options: CollectOptions): (FileHashes | null)[] {
+  const { onCacheEntry, claim } = options;
+  return walked.files.map((file) => {
     if (!cache) {
       onCacheEntry?.(file, null);
       return null;
     }
+    const claimed = claim && !options.rehash ? claim(file, walked) : null;
+    if (claimed) return claimed;
     if (onCacheEntry) {
       const entry = cache.read(file.realPath, file.identity);
       onCacheEntry(file, entry);

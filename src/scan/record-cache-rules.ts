@@ -7,7 +7,10 @@
  * read. It is stored once built, with all of that, and given again only while each still holds:
  *
  * - the file: real path, device, inode, size, mtime and ctime (ns), every path that reaches it and
- *   its SHA-256 are the same, and its header facts and sidecars came unchanged from the hash cache;
+ *   its SHA-256 are the same, and its header facts and sidecars came unchanged from the hash cache.
+ *   A file with no sidecar beside it, then and now, needs no hash cache at all (RecordCache.claim):
+ *   its identity is that of the file the record was built for, so the record's hashes and header
+ *   facts are still its own, and neither the hash cache nor the header is read;
  * - the options that shape a record (hosts, details, NSFW level, header metadata; the tool and
  *   schema versions): the fingerprint;
  * - the metadata: every entry it was built from was served from the cache (none fetched in that
@@ -24,6 +27,7 @@
 import type { FileRecord } from "../report/record-types.ts";
 import type { LocalInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile } from "./types.ts";
+import { hasListedSidecar } from "../local/sidecars.ts";
 
 /** What is kept with a record besides its JSON (record-pack-format.ts); the options fingerprint is the pack's. */
 export interface RecordMeta {
@@ -40,6 +44,12 @@ export interface RecordMeta {
 /** A metadata-cache folder and its stamp (meta-cache-driver.ts folderStamp). */
 export type Dep = readonly [folder: string, stamp: string];
 
+/**
+ * The rules records are kept by. 2: a record's file identity says whether a sidecar was listed
+ * beside the file (fileIdent), which lets a warm scan give it before reading the hash cache.
+ */
+const RECORD_RULES_VERSION = 2;
+
 export interface FingerprintParts {
   tool: string;
   schemaVersion: number;
@@ -48,11 +58,15 @@ export interface FingerprintParts {
   details: boolean;
   nsfwLevel: string;
   localMetadata: boolean;
+  /** Of the header facts (local-cache.ts factsVersion): facts read by an older reader are not the same. */
+  factsVersion: number;
 }
 
 /** The options a record depends on, as one string. */
 export function recordFingerprint(parts: FingerprintParts): string {
   return JSON.stringify([
+    RECORD_RULES_VERSION,
+    parts.factsVersion,
     parts.tool,
     parts.schemaVersion,
     parts.primary,
@@ -64,16 +78,29 @@ export function recordFingerprint(parts: FingerprintParts): string {
 }
 
 /**
- * The file as the record shows it: its identity and SHA-256, and (when it has links, or its path is
- * not its real path) a hash of its real path and every path to it. Plain text for the usual file:
- * hashing every file's paths cost a tenth of a warm 100,000-file scan.
+ * Whether a sidecar was listed beside the file, as fileIdent keeps it: "" none, ":s" one or more,
+ * ":?" its folder was not listed (a file named as an argument). Only a record made with "" may be
+ * given without reading the hash cache (RecordCache.claim).
  */
-export function fileIdent(file: FoundFile, hashes: FileHashes): string {
+export function sidecarMark(listed: readonly string[] | undefined, path: string): SidecarMark {
+  if (listed === undefined) return ":?";
+  return hasListedSidecar(listed, path) ? ":s" : "";
+}
+
+export type SidecarMark = "" | ":s" | ":?";
+
+/**
+ * The file as the record shows it: its identity and SHA-256, whether sidecars were listed beside
+ * it (sidecarMark), and (when it has links, or its path is not its real path) a hash of its real
+ * path and every path to it. Plain text for the usual file: hashing every file's paths cost a
+ * tenth of a warm 100,000-file scan.
+ */
+export function fileIdent(file: FoundFile, hashes: FileHashes, mark: SidecarMark): string {
   const id = file.identity;
   let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}`;
   // The SHA-256 names the bytes; the other hashes are of the same bytes. Not all of them: a file
   // Civitai does not know gets its AutoV3 during the lookup, after the records were offered.
-  text += `:${hashes.sha256 ?? ""}`;
+  text += `:${hashes.sha256 ?? ""}${mark}`;
   if (file.paths.length > 1 || file.realPath !== file.path) {
     text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
   }

@@ -12,10 +12,20 @@ import { RACY_WINDOW_MS } from "../hash/hash-entry.ts";
 import type { FileRecord } from "../report/record-types.ts";
 import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
 import { closeSync } from "node:fs";
-import { fileIdent, rowHolds, skeletonOf, staysTrue, storableStatus, withFile, type Dep } from "./record-cache-rules.ts";
+import {
+  fileIdent,
+  rowHolds,
+  sidecarMark,
+  skeletonOf,
+  staysTrue,
+  storableStatus,
+  withFile,
+  type Dep,
+  type SidecarMark,
+} from "./record-cache-rules.ts";
 import type { NewEntry, Pack } from "./record-pack-format.ts";
 import type { RecordPacks } from "./record-packs.ts";
-import type { HashResult } from "./types.ts";
+import type { FoundFile, HashResult } from "./types.ts";
 
 /**
  * Packs a warm scan keeps open so the report reads their records from them (record-spill.ts
@@ -64,6 +74,14 @@ export class RecordCache {
   private readonly pending = new Map<string, { entries: NewEntry[]; chars: number }>();
   /** Per scanned folder, the names whose packed record holds in this run (given, or stored now). */
   private readonly valid = new Map<string, Set<string>>();
+  /** The walk's folder listings (sidecar names), by folder: what sidecarMark reads. */
+  private names: ReadonlyMap<string, readonly string[]> | undefined;
+  /** Files whose record `claim` took, each with its place in a claimed pack: `serve` gives them. */
+  private readonly claims = new Map<FoundFile, Claim>();
+  /** Descriptors of the packs claims are in (index = Claim.pack), not adopted yet. */
+  private readonly claimedPacks: number[] = [];
+  /** The pack `claim` has open: its folder, and its index in claimedPacks once a claim is in it. */
+  private claiming: { dir: string; fd: number; pack: Pack | null; index: number; pressure: () => void; now: number } | null = null;
 
   constructor(
     private readonly packs: RecordPacks,
@@ -72,6 +90,81 @@ export class RecordCache {
     private readonly clock: () => number,
     private readonly details: boolean,
   ) {}
+
+  /** The walk's listings of sidecar names by folder (collect.ts keepName): sidecarMark's input. */
+  useListing(names: ReadonlyMap<string, readonly string[]> | undefined): void {
+    this.names = names;
+  }
+
+  private markOf(file: FoundFile): SidecarMark {
+    return sidecarMark(this.names?.get(dirnamePath(file.path)), file.path);
+  }
+
+  /**
+   * The SHA-256 of a file whose packed record holds for it as the walk found it, before the hash
+   * cache is read: a file with no sidecar listed beside it (now, and when the record was made; see
+   * record-cache-rules.ts) whose identity is the record's. The record is taken: `serve` gives it,
+   * and the caller must neither read the file's header nor build its record. Files come folder by
+   * folder; claims are made in up to MAX_KEPT_PACKS packs (they stay open for the report), and
+   * the files of other folders take the usual way.
+   */
+  claim(file: FoundFile): string | null {
+    const dir = dirnamePath(file.path);
+    if (this.claiming?.dir !== dir) {
+      if (!this.openToClaim(dir)) return null;
+    }
+    const at = this.claiming!;
+    if (at.pack === null || this.markOf(file) !== "") return null;
+    const name = basenamePath(file.path);
+    const entry = at.pack.entries.get(name);
+    const sha = entry?.meta.facts.hashes?.sha256;
+    if (!entry || typeof sha !== "string") return null;
+    if (!rowHolds(entry.meta, { ident: fileIdent(file, { sha256: sha }, ""), now: at.now, depHolds: (dep) => this.depHolds(dep) }))
+      return null;
+    if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
+    this.claims.set(file, { pack: at.index, entry: { offset: entry.offset, length: entry.body.length, facts: entry.meta.facts } });
+    this.validNames(dir).add(name);
+    return sha;
+  }
+
+  /** Whether `file`'s record was claimed (it is given by `serve`). */
+  claimed(file: FoundFile): boolean {
+    return this.claims.has(file);
+  }
+
+  /** Moves `claim` to folder `dir`'s pack; false once no more packs may be claimed from. */
+  private openToClaim(dir: string): boolean {
+    const previous = this.claiming;
+    this.releaseClaiming();
+    if (this.claimedPacks.length >= MAX_KEPT_PACKS) return false;
+    // Each pack's index is garbage once its folder is done (as in `serve`).
+    const pressure = previous?.pressure ?? packPressure();
+    pressure();
+    const read = this.packs.open(dir);
+    let fd = -1;
+    let pack: Pack | null = null;
+    if (read !== null && read.pack.fp === this.fp) ({ fd, pack } = read);
+    else if (read !== null) closeSync(read.fd);
+    this.claiming = { dir, fd, pack, index: -1, pressure, now: previous?.now ?? this.clock() };
+    return true;
+  }
+
+  /** Closes the pack `claim` has open unless a claim is in it. */
+  private releaseClaiming(): void {
+    if (this.claiming !== null && this.claiming.pack !== null && this.claiming.index === -1) closeSync(this.claiming.fd);
+    this.claiming = null;
+  }
+
+  /** Closes what `claim` holds open and `serve` did not take (a scan that failed before it). */
+  close(): void {
+    this.releaseClaiming();
+    for (const fd of this.claimedPacks.splice(0)) if (fd >= 0) closeSync(fd);
+  }
+
+  /** Whether a metadata-cache folder still has the stamp `dep` holds (memoised per run). */
+  private depHolds(dep: Dep): boolean {
+    return this.stampOf(dep[0]) === dep[1];
+  }
 
   /**
    * Gives each file of `hashes` that `eligible` admits its packed record when it still holds;
@@ -86,7 +179,7 @@ export class RecordCache {
     const held = new Map<Dep, boolean>();
     const depHolds = (dep: Dep) => {
       let ok = held.get(dep);
-      if (ok === undefined) held.set(dep, (ok = this.stampOf(dep[0]) === dep[1]));
+      if (ok === undefined) held.set(dep, (ok = this.depHolds(dep)));
       return ok;
     };
     // Files come folder by folder (walk order): one pack read per folder.
@@ -98,8 +191,22 @@ export class RecordCache {
       if (opened !== null && source === 0) closeSync(opened.fd);
       opened = null;
     };
+    // Claimed packs, adopted as their first record is given.
+    const claimSources = new Map<number, number>();
     try {
       for (const h of hashes) {
+        const claim = this.claims.get(h.file);
+        if (claim !== undefined) {
+          let from = claimSources.get(claim.pack);
+          if (from === undefined) {
+            from = sink.adopt(this.claimedPacks[claim.pack]!);
+            this.claimedPacks[claim.pack] = -1;
+            this.kept++;
+            claimSources.set(claim.pack, from);
+          }
+          this.give(withFile(claim.entry.facts, h.file), () => sink.at(claim.entry.facts, from, claim.entry.offset, claim.entry.length, h));
+          continue;
+        }
         if (!eligible(h)) {
           rest.push(h);
           continue;
@@ -120,26 +227,33 @@ export class RecordCache {
         }
         const name = basenamePath(h.file.path);
         const entry = opened?.pack.entries.get(name);
-        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, h.hashes), now, depHolds })) {
+        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, h.hashes, this.markOf(h.file)), now, depHolds })) {
           rest.push(h);
           continue;
         }
         const facts = withFile(entry.meta.facts, h.file);
-        if (facts.knownFrom?.startsWith("sidecar:")) this.knownFromSidecars++;
         if (source === 0 && this.kept < MAX_KEPT_PACKS) {
           source = sink.adopt(opened!.fd);
           this.kept++;
         }
-        if (source !== 0) sink.at(facts, source, entry.offset, entry.body.length, h);
-        else sink.bytes(facts, entry.body, h);
+        this.give(facts, () =>
+          source !== 0 ? sink.at(facts, source, entry.offset, entry.body.length, h) : sink.bytes(facts, entry.body, h),
+        );
         valid ??= this.validNames(dir);
         valid.add(name);
-        this.served++;
       }
     } finally {
       release();
+      this.close();
     }
     return rest;
+  }
+
+  /** Counts a record given (`put` hands it to the sink). */
+  private give(facts: FileRecord, put: () => void): void {
+    if (facts.knownFrom?.startsWith("sidecar:")) this.knownFromSidecars++;
+    put();
+    this.served++;
   }
 
   /** A metadata-cache folder's stamp as this run first found it. */
@@ -204,7 +318,7 @@ export class RecordCache {
       if (!pending) this.pending.set(dir, (pending = { entries: [], chars: 0 }));
       pending.entries.push({
         name: basenamePath(h.file.path),
-        meta: { ident: fileIdent(h.file, h.hashes), expiresAt, deps, facts: skeletonOf(record) },
+        meta: { ident: fileIdent(h.file, h.hashes, this.markOf(h.file)), expiresAt, deps, facts: skeletonOf(record) },
         body: text,
       });
       pending.chars += text.length;
@@ -282,4 +396,10 @@ export class RecordCache {
     }
     return out;
   }
+}
+
+/** A record `claim` took: its pack (RecordCache.claimedPacks), its place there, and its facts. */
+interface Claim {
+  pack: number;
+  entry: { offset: number; length: number; facts: FileRecord };
 }

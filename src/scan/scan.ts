@@ -3,11 +3,11 @@ import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
-import { isSafetensorsPath } from "../hash/hash-algos.ts";
+import { buildFileHashes, isSafetensorsPath } from "../hash/hash-algos.ts";
 import { isRacy } from "../hash/hash-entry.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
-import { localInfoOf } from "../local/local-cache.ts";
+import { factsVersion, localInfoOf } from "../local/local-cache.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryHead, type InventoryOptions } from "../report/inventory-types.ts";
 import type { InventorySource } from "../report/inventory-read.ts";
 import { RecordSpill } from "../report/record-spill.ts";
@@ -167,69 +167,89 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   // were recorded. The text stays in the cache until a record needs it (LocalSections).
   const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
   let localBytesRead = 0;
-  const collected = await collectFiles({
-    paths: distinctRoots(options.paths),
-    extensions: options.extensions,
-    exclude: options.exclude,
-    algos: () => SCAN_ALGOS,
-    jobs: options.jobs,
-    cacheDir: options.hashCacheDir,
-    withLocal: true,
-    keepCacheOpen: true,
-    keepName: isSidecarName,
-    signal: options.signal,
-    onWarning: options.onWarning,
-    onHashProgress: options.onHashProgress,
-    onCacheEntry: (file, entry) => {
-      if (entry?.local) cachedLocal.set(file, { version: entry.local.version, sidecars: entry.local.sidecars !== null });
-    },
-    // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
-    presetHashes: async (files, { cache, walk }) => {
-      phase("walk");
-      locals = new LocalSections(cache);
-      const pass = await readLocalFacts(
-        files.map((f) => ({ path: f.path, size: f.identity.size, cached: cachedLocal.get(f) ?? null })),
-        {
-          includeMetadata: options.localMetadata === true,
-          ...(walk.names ? { names: walk.names } : {}),
-          prepareSidecar: (s) =>
-            s.description === null ? s : { ...s, description: cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS) },
-          loadCached: (i) => cache?.peekLocal(files[i]!.realPath, files[i]!.identity) ?? null,
-          concurrency: options.localConcurrency,
-          signal: options.signal,
-        },
-      );
-      cachedLocal.clear();
-      for (const w of pass.warnings) options.onWarning(w);
-      localBytesRead = pass.bytesRead;
-      const preset = new Map<FoundFile, FileHashes>();
-      files.forEach((file, i) => {
-        const sidecars = pass.sidecars[i];
-        const store = pass.store[i];
-        if (store) cache?.setLocal(file.realPath, file.identity, store);
-        locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
-        // Header facts and sidecars as the hash cache holds them: a stored record may stand (record-cache.ts).
-        if (store === null && cache) locals.unchanged.add(file);
-        const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
-        if (fromIndex) {
-          preset.set(file, fromIndex);
-          hashSources.set(file.path, "index");
-          return;
+  const records = openRecordCache(options, { now, started, hashSources });
+  // Records are claimed before the hash cache is read (record-cache.ts claim), except for --index,
+  // whose entries want every hash the cache holds.
+  const claim =
+    records && !options.buildIndex
+      ? (file: FoundFile, walk: { names?: ReadonlyMap<string, readonly string[]> }) => {
+          records.cache.useListing(walk.names);
+          const sha = records.cache.claim(file);
+          return sha === null ? null : buildFileHashes(SCAN_ALGOS, { sha256: sha });
         }
-        if (!options.trustSidecars) return;
-        const trusted = trustedSidecarHash(sidecars, basenamePath(file.path), file.identity.size);
-        if (!trusted) return;
-        preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
-        hashSources.set(file.path, trusted.label);
-      });
-      if (options.libraryIndex && indexRoot !== null) {
-        const foreign = foreignIndexWarning(options.libraryIndex, indexRoot, files);
-        if (foreign) options.onWarning(foreign);
-      }
-      phase("header pass");
-      return preset;
-    },
-  });
+      : undefined;
+  let collected: CollectResult;
+  try {
+    collected = await collectFiles({
+      paths: distinctRoots(options.paths),
+      extensions: options.extensions,
+      exclude: options.exclude,
+      algos: () => SCAN_ALGOS,
+      jobs: options.jobs,
+      cacheDir: options.hashCacheDir,
+      withLocal: true,
+      keepCacheOpen: true,
+      keepName: isSidecarName,
+      signal: options.signal,
+      onWarning: options.onWarning,
+      onHashProgress: options.onHashProgress,
+      onCacheEntry: (file, entry) => {
+        if (entry?.local) cachedLocal.set(file, { version: entry.local.version, sidecars: entry.local.sidecars !== null });
+      },
+      ...(claim ? { claim } : {}),
+      // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
+      presetHashes: async (found, { cache, walk }) => {
+        phase("walk");
+        // A claimed file's record is given whole: its header and sidecars are not looked at.
+        const files = claim ? found.filter((f) => !records!.cache.claimed(f)) : found;
+        locals = new LocalSections(cache);
+        const pass = await readLocalFacts(
+          files.map((f) => ({ path: f.path, size: f.identity.size, cached: cachedLocal.get(f) ?? null })),
+          {
+            includeMetadata: options.localMetadata === true,
+            ...(walk.names ? { names: walk.names } : {}),
+            prepareSidecar: (s) =>
+              s.description === null ? s : { ...s, description: cutText(s.description, RECORD_SIDECAR_DESCRIPTION_MAX_CHARS) },
+            loadCached: (i) => cache?.peekLocal(files[i]!.realPath, files[i]!.identity) ?? null,
+            concurrency: options.localConcurrency,
+            signal: options.signal,
+          },
+        );
+        cachedLocal.clear();
+        for (const w of pass.warnings) options.onWarning(w);
+        localBytesRead = pass.bytesRead;
+        const preset = new Map<FoundFile, FileHashes>();
+        files.forEach((file, i) => {
+          const sidecars = pass.sidecars[i];
+          const store = pass.store[i];
+          if (store) cache?.setLocal(file.realPath, file.identity, store);
+          locals.set(file, pass.facts[i] ?? null, sidecars, store !== null && cache?.writable === true);
+          // Header facts and sidecars as the hash cache holds them: a stored record may stand (record-cache.ts).
+          if (store === null && cache) locals.unchanged.add(file);
+          const fromIndex = options.libraryIndex && indexRoot !== null ? indexHit(options.libraryIndex, indexRoot, file) : null;
+          if (fromIndex) {
+            preset.set(file, fromIndex);
+            hashSources.set(file.path, "index");
+            return;
+          }
+          if (!options.trustSidecars) return;
+          const trusted = trustedSidecarHash(sidecars, basenamePath(file.path), file.identity.size);
+          if (!trusted) return;
+          preset.set(file, { sha256: trusted.sha256, autov2: trusted.sha256.slice(0, 10) });
+          hashSources.set(file.path, trusted.label);
+        });
+        if (options.libraryIndex && indexRoot !== null) {
+          const foreign = foreignIndexWarning(options.libraryIndex, indexRoot, files);
+          if (foreign) options.onWarning(foreign);
+        }
+        phase("header pass");
+        return preset;
+      },
+    });
+  } catch (error) {
+    records?.cache.close();
+    throw error;
+  }
   const cache = collected.cache;
   try {
     phase("hashing");
@@ -237,6 +257,8 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     const extraReads = { files: 0, bytes: 0 };
     const result = await lookUpAndBuild(options, collected, {
       cache,
+      // Without the hash cache nothing was claimed, and no record is given or kept.
+      records: cache ? records : null,
       extraReads,
       locals,
       hashSources,
@@ -253,6 +275,7 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
     }
     return result;
   } finally {
+    records?.cache.close();
     cache?.close();
   }
 }
@@ -261,6 +284,8 @@ type ScanPhase = "walk" | "header pass" | "hashing" | "lookup" | "records";
 
 interface BuildContext {
   cache: HashCache | null;
+  /** The record cache (openRecordCache), with the records claimed during the collect. */
+  records: OpenRecordCache | null;
   /** Files read for their AutoV3 only (their SHA-256 came from the cache), and the bytes of every AutoV3 read. */
   extraReads: { files: number; bytes: number };
   locals: LocalSections;
@@ -291,13 +316,13 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     return rank;
   };
   try {
-    const records = openRecordCache(options, ctx);
+    const records = ctx.records;
     // The walk and the header pass leave ~100 MB of garbage the engine has not collected yet: one
     // full collection here, before records pile more on, took a warm 100,000-file scan's peak from
     // 455 to 414–425 MiB (bench/scale-breakdown.ts, two runs each) for ~0.1 s. Not worth it for a
     // small library (a few ms of every run).
     if (collected.hashes.length >= LARGE_SCAN_FILES) Bun.gc(true);
-    const hashes = records ? giveKeptRecords(records.cache, collected.hashes, ctx, spill, rankOf) : collected.hashes;
+    const hashes = records ? giveKeptRecords(records.cache, collected, ctx, spill, rankOf) : collected.hashes;
     const built = await lookUpInParts(options, { hashes, skipped: collected.walk.skipped }, ctx, records, (record) =>
       spill.add(record, rankOf(record.path)),
     );
@@ -497,11 +522,13 @@ async function lookUpInParts(
  */
 function giveKeptRecords(
   cache: RecordCache,
-  hashes: readonly HashResult[],
+  collected: CollectResult,
   ctx: BuildContext,
   spill: RecordSpill,
   rankOf: (path: string) => number,
 ): readonly HashResult[] {
+  const hashes = collected.hashes;
+  cache.useListing(collected.walk.names);
   const eligible = (h: HashResult) => h.cached && !h.error && ctx.locals.unchanged.has(h.file) && !ctx.hashSources.has(h.file.path);
   const rest = cache.serve(hashes, eligible, {
     adopt: (fd) => spill.adopt(fd),
@@ -524,9 +551,11 @@ interface OpenRecordCache {
  * no hash cache or no fs metadata cache, and under options whose records depend on more than the
  * file, the options and the cache (--refresh, --offline, --trust-sidecars, --use-index, --write-sidecars).
  */
-function openRecordCache(options: ScanOptions, ctx: BuildContext): OpenRecordCache | null {
+function openRecordCache(
+  options: ScanOptions,
+  ctx: { now: () => number; started: number; hashSources: ReadonlyMap<string, HashSource> },
+): OpenRecordCache | null {
   if (
-    !ctx.cache ||
     options.hashCacheDir === false ||
     options.refresh ||
     options.offline ||
@@ -544,6 +573,7 @@ function openRecordCache(options: ScanOptions, ctx: BuildContext): OpenRecordCac
     details: options.details,
     nsfwLevel: options.nsfwLimit ?? DEFAULT_NSFW_LIMIT,
     localMetadata: options.localMetadata === true,
+    factsVersion: factsVersion(options.localMetadata === true),
   });
   const cache = new RecordCache(new RecordPacks(packsRoot(options.hashCacheDir)), options.metaCache, fp, ctx.now, options.details);
   // The hash cache's racy rule: a file changed within 2 s of this run's start may change again unseen.

@@ -242,6 +242,32 @@ describe("scan: what a kept record was made from changes, and it is built again"
     expect(recordOf(inv, dir, "backup/style-copy.safetensors").local!.sidecars!.map((s) => s.source)).toEqual(["civitai-helper"]);
   });
 
+  test("a file with no sidecar is given without the hash cache; a sidecar that vanishes or appears makes its record built again", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    // The hash cache gone: a file's identity (device, inode, size, mtime and ctime) is that of the
+    // file the kept record was made for, so the record is given and nothing is read or hashed for it.
+    rmSync(join(cacheDir, "hashes"), { recursive: true, force: true });
+    rmSync(path(dir, "loras/mine.civitai.info"));
+    const first = await scan(dir, cacheDir);
+    // style (with its link), its copy, pose v1 and v2; not early (never kept), not mine (its sidecar went).
+    expect(first.inv.summary.cacheHits.records).toBe(4);
+    // Their hashes came from the kept records; early and mine were hashed again.
+    expect(first.inv.summary.cacheHits.hashes).toBe(4);
+    const mine = recordOf(first.inv, dir, "loras/mine.safetensors");
+    expect(mine.local!.sidecars).toBeUndefined();
+    expect(mine.status).toBe("not_found");
+    // The same inventory as a scan that builds everything from nothing.
+    const cold = await scan(dir, tmp.make());
+    expect(stable(first.inv)).toEqual(stable(cold.inv));
+    ageMetadataFolders(cacheDir);
+    // Kept without a sidecar; one appears (other content than before): built again, and it shows.
+    await scan(dir, cacheDir);
+    writeFileSync(path(dir, "loras/mine.civitai.info"), JSON.stringify({ id: 8, modelId: 88, name: "v8", model: { name: "Mine again" } }));
+    const second = await scan(dir, cacheDir);
+    expect(second.inv.summary.cacheHits.records).toBe(4);
+    expect(recordOf(second.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine again"]);
+  });
+
   test("an answer another scan wrote since (--refresh of another folder): the records it feeds show the new answer", async () => {
     const { dir, cacheDir, given } = await warmLibrary(false, true);
     expect(recordOf(given.inv, dir, "loras/pose-v2.safetensors").civitai!.modelName).toBe("Pose");

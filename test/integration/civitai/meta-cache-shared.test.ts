@@ -173,12 +173,15 @@ describe("the Redis store", () => {
     ]);
     expect(await store.read(["v3:s:a", "v3:s:b", "v3:s:c"])).toEqual(['{"x":1}', '{"y":2}', null]);
     expect(Number(redis.cli(["TTL", `${SHARED_KEY_BASE}:v3:s:a`], 3))).toBeGreaterThan(90);
-    expect(Number(redis.cli(["TTL", `${SHARED_KEY_BASE}:v3:s:b`], 3))).toBe(1); // at least a second, never "forever"
+    // A second at most, never "forever" (-1); on a loaded machine it may have run out already (-2).
+    const pttl = Number(redis.cli(["PTTL", `${SHARED_KEY_BASE}:v3:s:b`], 3));
+    expect(pttl === -2 || (pttl > 0 && pttl <= 1000)).toBe(true);
+    redis.cli(["DEL", `${SHARED_KEY_BASE}:v3:s:b`], 3);
     redis.cli(["SET", "other", "1"], 3);
     redis.cli(["HSET", `${SHARED_KEY_BASE}:v3:s:h`, "f", "v"], 3); // not a string: read as nothing
     expect(await store.read(["v3:s:h"])).toEqual([null]);
-    expect(await store.count("v3")).toBe(3);
-    expect(await store.clear("")).toBe(3);
+    expect(await store.count("v3")).toBe(2);
+    expect(await store.clear("")).toBe(2);
     expect(redis.cli(["EXISTS", "other"], 3)).toBe("1");
     expect(warnings).toEqual([]);
     await store.close();

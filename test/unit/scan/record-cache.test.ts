@@ -7,7 +7,16 @@ import { describe, expect, test } from "bun:test";
 import { factsOf } from "../../../src/report/library-facts.ts";
 import { sectionOf } from "../../../src/report/record-order.ts";
 import type { FileRecord } from "../../../src/report/record-types.ts";
-import { fileIdent, rowHolds, skeletonOf, staysTrue, withFile, type Dep, type RecordMeta } from "../../../src/scan/record-cache-rules.ts";
+import {
+  fileIdent,
+  rowHolds,
+  sidecarMark,
+  skeletonOf,
+  staysTrue,
+  withFile,
+  type Dep,
+  type RecordMeta,
+} from "../../../src/scan/record-cache-rules.ts";
 import { decodePack, encodePack } from "../../../src/scan/record-pack-format.ts";
 import type { FoundFile } from "../../../src/scan/types.ts";
 import { makeCivitai, makeLocal, makeRecord, sampleInventory } from "../../helpers/sample-inventory.ts";
@@ -33,24 +42,35 @@ const meta = (overrides: Partial<RecordMeta> = {}): RecordMeta => ({
 });
 
 describe("record cache rules", () => {
+  test("sidecarMark: none listed, one of the file's sidecars listed, or its folder not listed", () => {
+    expect(sidecarMark([], "/m/a.safetensors")).toBe("");
+    expect(sidecarMark(["b.civitai.info", "a.preview.png.json.bak"], "/m/a.safetensors")).toBe("");
+    for (const name of ["a.civitai.info", "a.json", "a.metadata.json", "a.cm-info.json"])
+      expect(sidecarMark([name], "/m/a.safetensors")).toBe(":s");
+    expect(sidecarMark(undefined, "/m/a.safetensors")).toBe(":?");
+    // A file with a sidecar never has the identity of one without: its record is never claimed.
+    const f = file();
+    expect(new Set(["", ":s", ":?"].map((m) => fileIdent(f, { sha256: "aa" }, m as "" | ":s" | ":?"))).size).toBe(3);
+  });
+
   test("fileIdent changes with every identity field, the SHA-256, and the paths to the file", () => {
-    const base = fileIdent(file(), { sha256: "aa" });
+    const base = fileIdent(file(), { sha256: "aa" }, "");
     const id = file().identity;
     const variants = [
-      fileIdent(file({ identity: { ...id, dev: 9 } }), { sha256: "aa" }),
-      fileIdent(file({ identity: { ...id, ino: 9 } }), { sha256: "aa" }),
-      fileIdent(file({ identity: { ...id, size: 9 } }), { sha256: "aa" }),
-      fileIdent(file({ identity: { ...id, mtimeNs: "1700000000000000009" } }), { sha256: "aa" }),
-      fileIdent(file({ identity: { ...id, ctimeNs: "1700000000000000009" } }), { sha256: "aa" }),
-      fileIdent(file({ mtimeMs: 1 }), { sha256: "aa" }),
-      fileIdent(file(), { sha256: "ab" }),
-      fileIdent(file({ paths: ["/m/a.safetensors", "/m/z-link.safetensors"] }), { sha256: "aa" }),
-      fileIdent(file({ realPath: "/elsewhere/a.safetensors" }), { sha256: "aa" }),
+      fileIdent(file({ identity: { ...id, dev: 9 } }), { sha256: "aa" }, ""),
+      fileIdent(file({ identity: { ...id, ino: 9 } }), { sha256: "aa" }, ""),
+      fileIdent(file({ identity: { ...id, size: 9 } }), { sha256: "aa" }, ""),
+      fileIdent(file({ identity: { ...id, mtimeNs: "1700000000000000009" } }), { sha256: "aa" }, ""),
+      fileIdent(file({ identity: { ...id, ctimeNs: "1700000000000000009" } }), { sha256: "aa" }, ""),
+      fileIdent(file({ mtimeMs: 1 }), { sha256: "aa" }, ""),
+      fileIdent(file(), { sha256: "ab" }, ""),
+      fileIdent(file({ paths: ["/m/a.safetensors", "/m/z-link.safetensors"] }), { sha256: "aa" }, ""),
+      fileIdent(file({ realPath: "/elsewhere/a.safetensors" }), { sha256: "aa" }, ""),
     ];
     for (const v of variants) expect(v).not.toBe(base);
     expect(new Set(variants).size).toBe(variants.length);
     // The other hashes are of the same bytes: an AutoV3 learnt during a lookup changes nothing.
-    expect(fileIdent(file(), { sha256: "aa", autov2: "x", autov3: "cc" })).toBe(base);
+    expect(fileIdent(file(), { sha256: "aa", autov2: "x", autov3: "cc" }, "")).toBe(base);
   });
 
   test("rowHolds: the same file, before its expiry, every folder unchanged; anything else is a miss", () => {
