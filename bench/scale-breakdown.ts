@@ -9,6 +9,7 @@ import { createApiContext } from "../src/commands/_api.ts";
 import { reportChunks } from "../src/report/render.ts";
 import { prepareOutput, writeReportChunks } from "../src/report/report-output.ts";
 import { runScan } from "../src/scan/scan.ts";
+import { NAME, VERSION } from "../src/version.ts";
 
 const [dir, cacheDir, apiUrl, output] = process.argv.slice(2);
 if (!dir || !cacheDir || !apiUrl || !output) throw new Error("usage: scale-breakdown.ts TREE CACHE_DIR API_URL OUTPUT");
@@ -34,7 +35,9 @@ const result = await runScan({
   refresh: false,
   concurrency: ctx.concurrency,
   ...(process.env.PART ? { lookupPartSize: Number(process.env.PART) } : {}),
-  tool: { name: "civitai-meta", version: "bench" },
+  // The binary's own name and version: the kept records' fingerprint holds them, so the packs the
+  // binary built are the ones read here (and the other way round).
+  tool: { name: NAME, version: VERSION },
   onWarning: (m) => rows.push(`warning: ${m}`),
   onPhase: (phase, ms) =>
     note(

@@ -26,7 +26,7 @@
  */
 import type { FileRecord } from "../report/record-types.ts";
 import type { LocalInfo } from "../local/local-types.ts";
-import type { FileHashes, FoundFile } from "./types.ts";
+import type { FoundFile } from "./types.ts";
 import { hasListedSidecar } from "../local/sidecars.ts";
 
 /** What is kept with a record besides its JSON (record-pack-format.ts); the options fingerprint is the pack's. */
@@ -47,8 +47,9 @@ export type Dep = readonly [folder: string, stamp: string];
 /**
  * The rules records are kept by. 2: a record's file identity says whether a sidecar was listed
  * beside the file (fileIdent), which lets a warm scan give it before reading the hash cache.
+ * 3: the SHA-256 is the facts' alone, and the page URL kept only where a note row shows it.
  */
-const RECORD_RULES_VERSION = 2;
+const RECORD_RULES_VERSION = 3;
 
 export interface FingerprintParts {
   tool: string;
@@ -90,17 +91,14 @@ export function sidecarMark(listed: readonly string[] | undefined, path: string)
 export type SidecarMark = "" | ":s" | ":?";
 
 /**
- * The file as the record shows it: its identity and SHA-256, whether sidecars were listed beside
- * it (sidecarMark), and (when it has links, or its path is not its real path) a hash of its real
- * path and every path to it. Plain text for the usual file: hashing every file's paths cost a
- * tenth of a warm 100,000-file scan.
+ * The file as the record shows it: its identity, whether sidecars were listed beside it
+ * (sidecarMark), and (when it has links, or its path is not its real path) a hash of its real path
+ * and every path to it. Plain text for the usual file: hashing every file's paths cost a tenth of
+ * a warm 100,000-file scan. Its SHA-256 is the facts' (rowHolds): not written twice in the index.
  */
-export function fileIdent(file: FoundFile, hashes: FileHashes, mark: SidecarMark): string {
+export function fileIdent(file: FoundFile, mark: SidecarMark): string {
   const id = file.identity;
-  let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}`;
-  // The SHA-256 names the bytes; the other hashes are of the same bytes. Not all of them: a file
-  // Civitai does not know gets its AutoV3 during the lookup, after the records were offered.
-  text += `:${hashes.sha256 ?? ""}${mark}`;
+  let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}${mark}`;
   if (file.paths.length > 1 || file.realPath !== file.path) {
     text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
   }
@@ -149,7 +147,6 @@ export function skeletonOf(record: FileRecord): FileRecord {
       versionId: c.versionId,
       versionName: c.versionName,
       baseModel: c.baseModel,
-      pageUrl: c.pageUrl,
     } as FileRecord["civitai"];
   }
   const local = record.local;
@@ -161,6 +158,9 @@ export function skeletonOf(record: FileRecord): FileRecord {
   }
   if (record.update) out.update = record.update;
   if (record.gone) out.gone = record.gone;
+  // The page is shown only in the rows of updates, gone models and warnings (library-facts.ts
+  // noteRow): kept for those alone, it is a tenth of the index a warm scan parses.
+  if (c && (out.update || out.gone || out.local)) out.civitai!.pageUrl = c.pageUrl;
   return out;
 }
 
@@ -187,7 +187,13 @@ export function isDep(d: unknown): d is Dep {
  * Whether a stored record may be given for this file now (see the head of this file), its pack's
  * fingerprint matching. `depHolds` says whether a folder still has the stamp it had.
  */
-export function rowHolds(meta: RecordMeta, want: { ident: string; now: number; depHolds: (dep: Dep) => boolean }): boolean {
-  if (meta.ident !== want.ident || !(want.now < meta.expiresAt)) return false;
+export function rowHolds(
+  meta: RecordMeta,
+  want: { ident: string; sha256: string | undefined; now: number; depHolds: (dep: Dep) => boolean },
+): boolean {
+  // The SHA-256 names the bytes; the other hashes are of the same bytes. Not all of them are
+  // compared: a file Civitai does not know gets its AutoV3 during the lookup, after records are offered.
+  if (meta.ident !== want.ident || typeof want.sha256 !== "string" || meta.facts.hashes?.sha256 !== want.sha256) return false;
+  if (!(want.now < meta.expiresAt)) return false;
   return meta.deps.every(want.depHolds);
 }

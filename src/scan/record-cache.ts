@@ -119,8 +119,7 @@ export class RecordCache {
     const entry = at.pack.entries.get(name);
     const sha = entry?.meta.facts.hashes?.sha256;
     if (!entry || typeof sha !== "string") return null;
-    if (!rowHolds(entry.meta, { ident: fileIdent(file, { sha256: sha }, ""), now: at.now, depHolds: (dep) => this.depHolds(dep) }))
-      return null;
+    if (!rowHolds(entry.meta, { ident: fileIdent(file, ""), sha256: sha, now: at.now, depHolds: (dep) => this.depHolds(dep) })) return null;
     if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
     this.claims.set(file, { pack: at.index, entry: { offset: entry.offset, length: entry.body.length, facts: entry.meta.facts } });
     this.validNames(dir).add(name);
@@ -227,7 +226,7 @@ export class RecordCache {
         }
         const name = basenamePath(h.file.path);
         const entry = opened?.pack.entries.get(name);
-        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, h.hashes, this.markOf(h.file)), now, depHolds })) {
+        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, this.markOf(h.file)), sha256: h.hashes.sha256, now, depHolds })) {
           rest.push(h);
           continue;
         }
@@ -245,6 +244,8 @@ export class RecordCache {
     } finally {
       release();
       this.close();
+      // The claims' facts (~0.5 KB a file) are the library facts' now: garbage once given.
+      this.claims.clear();
     }
     return rest;
   }
@@ -318,7 +319,7 @@ export class RecordCache {
       if (!pending) this.pending.set(dir, (pending = { entries: [], chars: 0 }));
       pending.entries.push({
         name: basenamePath(h.file.path),
-        meta: { ident: fileIdent(h.file, h.hashes, this.markOf(h.file)), expiresAt, deps, facts: skeletonOf(record) },
+        meta: { ident: fileIdent(h.file, this.markOf(h.file)), expiresAt, deps, facts: skeletonOf(record) },
         body: text,
       });
       pending.chars += text.length;

@@ -50,33 +50,36 @@ describe("record cache rules", () => {
     expect(sidecarMark(undefined, "/m/a.safetensors")).toBe(":?");
     // A file with a sidecar never has the identity of one without: its record is never claimed.
     const f = file();
-    expect(new Set(["", ":s", ":?"].map((m) => fileIdent(f, { sha256: "aa" }, m as "" | ":s" | ":?"))).size).toBe(3);
+    expect(new Set(["", ":s", ":?"].map((m) => fileIdent(f, m as "" | ":s" | ":?"))).size).toBe(3);
   });
 
-  test("fileIdent changes with every identity field, the SHA-256, and the paths to the file", () => {
-    const base = fileIdent(file(), { sha256: "aa" }, "");
+  test("fileIdent changes with every identity field and the paths to the file", () => {
+    const base = fileIdent(file(), "");
     const id = file().identity;
     const variants = [
-      fileIdent(file({ identity: { ...id, dev: 9 } }), { sha256: "aa" }, ""),
-      fileIdent(file({ identity: { ...id, ino: 9 } }), { sha256: "aa" }, ""),
-      fileIdent(file({ identity: { ...id, size: 9 } }), { sha256: "aa" }, ""),
-      fileIdent(file({ identity: { ...id, mtimeNs: "1700000000000000009" } }), { sha256: "aa" }, ""),
-      fileIdent(file({ identity: { ...id, ctimeNs: "1700000000000000009" } }), { sha256: "aa" }, ""),
-      fileIdent(file({ mtimeMs: 1 }), { sha256: "aa" }, ""),
-      fileIdent(file(), { sha256: "ab" }, ""),
-      fileIdent(file({ paths: ["/m/a.safetensors", "/m/z-link.safetensors"] }), { sha256: "aa" }, ""),
-      fileIdent(file({ realPath: "/elsewhere/a.safetensors" }), { sha256: "aa" }, ""),
+      fileIdent(file({ identity: { ...id, dev: 9 } }), ""),
+      fileIdent(file({ identity: { ...id, ino: 9 } }), ""),
+      fileIdent(file({ identity: { ...id, size: 9 } }), ""),
+      fileIdent(file({ identity: { ...id, mtimeNs: "1700000000000000009" } }), ""),
+      fileIdent(file({ identity: { ...id, ctimeNs: "1700000000000000009" } }), ""),
+      fileIdent(file({ mtimeMs: 1 }), ""),
+      fileIdent(file({ paths: ["/m/a.safetensors", "/m/z-link.safetensors"] }), ""),
+      fileIdent(file({ realPath: "/elsewhere/a.safetensors" }), ""),
     ];
     for (const v of variants) expect(v).not.toBe(base);
     expect(new Set(variants).size).toBe(variants.length);
-    // The other hashes are of the same bytes: an AutoV3 learnt during a lookup changes nothing.
-    expect(fileIdent(file(), { sha256: "aa", autov2: "x", autov3: "cc" }, "")).toBe(base);
   });
 
   test("rowHolds: the same file, before its expiry, every folder unchanged; anything else is a miss", () => {
-    const holds = (m: RecordMeta, now = 1_000, depHolds: (d: Dep) => boolean = () => true) => rowHolds(m, { ident: "i", now, depHolds });
+    const sha = meta().facts.hashes.sha256;
+    const holds = (m: RecordMeta, now = 1_000, depHolds: (d: Dep) => boolean = () => true, sha256 = sha) =>
+      rowHolds(m, { ident: "i", sha256, now, depHolds });
+    expect(typeof sha).toBe("string");
     expect(holds(meta())).toBe(true);
     expect(holds(meta({ ident: "other" }))).toBe(false);
+    // The SHA-256 names the bytes (the other hashes are of the same bytes); none is no match.
+    expect(holds(meta(), 1_000, () => true, "0".repeat(64))).toBe(false);
+    expect(rowHolds(meta(), { ident: "i", sha256: undefined, now: 1_000, depHolds: () => true })).toBe(false);
     expect(holds(meta(), 2_000)).toBe(false); // expired at its expiry
     expect(holds(meta(), 1_999)).toBe(true);
     expect(holds(meta(), 1_000, () => false)).toBe(false);
