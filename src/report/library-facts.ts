@@ -134,14 +134,8 @@ function noteRow(record: FileRecord, warnings: string[]): NoteRow {
   return row;
 }
 
-/** One record index, or several once a second one comes: most hashes and versions have one file. */
+/** One record index, or several: the files of a group of copies or of a held version. */
 type Indices = number | number[];
-
-function push(list: Indices, i: number): Indices {
-  if (typeof list === "number") return [list, i];
-  list.push(i);
-  return list;
-}
 
 const count = (list: Indices) => (typeof list === "number" ? 1 : list.length);
 const first = (list: Indices) => (typeof list === "number" ? list : list[0]!);
@@ -158,15 +152,29 @@ interface ShaGroup {
   files: Indices;
 }
 
-interface VersionHeld {
-  versionName: string | null;
-  files: Indices;
-}
-
 interface ModelHeld {
   name: string | null;
   type: string | null;
-  versions: Indices;
+  /** Its versions held, in path order of their first file. */
+  versions: number[];
+}
+
+/** A growable column of numbers, one slot per record index (NaN: none). */
+class NumberColumn {
+  values = new Float64Array(1024).fill(Number.NaN);
+
+  set(index: number, value: number): void {
+    if (index >= this.values.length) {
+      const grown = new Float64Array(Math.max(index + 1, this.values.length * 2)).fill(Number.NaN);
+      grown.set(this.values);
+      this.values = grown;
+    }
+    this.values[index] = value;
+  }
+
+  get(index: number): number {
+    return index < this.values.length ? this.values[index]! : Number.NaN;
+  }
 }
 
 /**
@@ -175,6 +183,11 @@ interface ModelHeld {
  * index in `finish`. Files are kept as indices, not records or paths: `finish` is given the path of
  * an index. A path given twice is noticed only when the two come one after the other (a file
  * source read in path order; a scan never lists a path twice).
+ *
+ * Per record it keeps a few numbers and references to strings the record already had (SHA-256,
+ * model and version names), in columns; copies and held versions are found in `finish` by
+ * sorting. A map entry and an object per SHA-256, version and model (three of each per file in a
+ * library of distinct models) were ~35 MB of a warm 100,000-file scan's peak.
  */
 export class FactsBuilder {
   private files = 0;
@@ -183,9 +196,15 @@ export class FactsBuilder {
   private byType = new Map<string, Count>();
   private byBase = new Map<string, Count>();
   private byTypeAndBase = new Map<string, Map<string, Count>>();
-  private bySha = new Map<string, ShaGroup>();
-  private versions = new Map<number, VersionHeld>();
-  private models = new Map<number, ModelHeld>();
+  /** Per index: SHA-256 (records with one), size, and the version held (found or gone records). */
+  private readonly sha: (string | undefined)[] = [];
+  private readonly size = new NumberColumn();
+  private readonly modelId = new NumberColumn();
+  private readonly versionId = new NumberColumn();
+  private readonly names: (readonly [model: string | null, type: string | null, version: string | null] | undefined)[] = [];
+  /** Indices added with a SHA-256 / with a version held. */
+  private readonly withSha: number[] = [];
+  private readonly withVersion: number[] = [];
   private updates: Noted[] = [];
   private gone: Noted[] = [];
   private warnings: Noted[] = [];
@@ -220,63 +239,55 @@ export class FactsBuilder {
     if (warnings.length > 0) this.warnings.push({ index, row: noteRow(record, warnings) });
   }
 
-  /** Indices and rows in path order (they already are unless records came out of order). */
-  private sortAll(): void {
-    if (!this.unordered) return;
-    const sortList = (list: Indices) => (typeof list === "number" ? list : list.sort((a, b) => a - b));
-    for (const g of this.bySha.values()) g.files = sortList(g.files);
-    for (const v of this.versions.values()) v.files = sortList(v.files);
-    for (const list of [this.updates, this.gone, this.warnings]) list.sort((a, b) => a.index - b.index);
-  }
-
   private addCopy(record: FileRecord, size: number | null, index: number): void {
     // Any record with a SHA-256 counts, whatever Civitai said: the same bytes twice are a copy even
     // offline or when nobody knows the model (a skipped record without a hash is left out).
     const sha = record.hashes?.sha256;
     if (typeof sha !== "string" || sha === "") return;
-    const group = this.bySha.get(sha);
-    if (!group) this.bySha.set(sha, { size, files: index });
-    else group.files = push(group.files, index);
+    this.sha[index] = sha;
+    if (size !== null) this.size.set(index, size);
+    this.withSha.push(index);
   }
 
   private addVersion(record: FileRecord, index: number): void {
     const c = record.civitai;
     if ((record.status !== "found" && record.status !== "gone") || !c || typeof c.modelId !== "number") return;
-    const held = this.versions.get(c.versionId);
-    if (!held) this.versions.set(c.versionId, { versionName: c.versionName ?? null, files: index });
-    else held.files = push(held.files, index);
-    const model = this.models.get(c.modelId);
-    if (!model) this.models.set(c.modelId, { name: c.modelName ?? null, type: c.modelType ?? null, versions: c.versionId });
-    else if (!all(model.versions).includes(c.versionId)) model.versions = push(model.versions, c.versionId);
+    // A version is a number in every record we write; one without (an inventory edited by hand) holds none.
+    if (typeof c.versionId !== "number") return;
+    this.modelId.set(index, c.modelId);
+    this.versionId.set(index, c.versionId);
+    this.names[index] = [c.modelName ?? null, c.modelType ?? null, c.versionName ?? null];
+    this.withVersion.push(index);
   }
 
   /** The facts; `pathOf(i)` is the path of the record given with index `i`. */
   finish(pathOf: (index: number) => string): Facts {
-    this.sortAll();
+    if (this.unordered) for (const list of [this.updates, this.gone, this.warnings]) list.sort((a, b) => a.index - b.index);
     const rows = (list: Noted[]) => list.map((n) => n.row);
     const paths = (list: Indices, max: number) => all(list).slice(0, max).map(pathOf);
+    const bySha = this.copies();
     const duplicateSets: DuplicateSet[] = [];
     let files = 0;
     let reclaimable = 0;
-    for (const [sha256, g] of this.bySha) {
+    for (const [sha256, g] of bySha) {
       const copies = count(g.files);
-      if (copies < 2) continue;
       const reclaimableBytes = g.size === null ? 0 : (copies - 1) * g.size;
       duplicateSets.push({ sha256, size: g.size, copies, paths: paths(g.files, LISTED_PATHS + 1), reclaimableBytes });
       files += copies;
       reclaimable += reclaimableBytes;
     }
     duplicateSets.sort((a, b) => b.reclaimableBytes - a.reclaimableBytes || compareByteOrder(a.paths[0]!, b.paths[0]!));
+    const versions = new HeldVersions(this.withVersion, this.versionId, (i) => this.names[i]?.[2] ?? null);
+    const models = this.modelsWithSeveralVersions();
     const severalVersions: HeldModel[] = [];
-    for (const [modelId, m] of this.models) {
-      if (count(m.versions) < 2) continue;
-      const versions = [...all(m.versions)]
+    for (const [modelId, m] of models) {
+      const held = [...m.versions]
         .sort((a, b) => a - b)
         .map((versionId) => {
-          const v = this.versions.get(versionId)!;
-          return { versionId, versionName: v.versionName, path: pathOf(first(v.files)), files: count(v.files) };
+          const files = versions.files(versionId)!;
+          return { versionId, versionName: versions.name(versionId), path: pathOf(first(files)), files: count(files) };
         });
-      severalVersions.push({ modelId, modelName: m.name, modelType: m.type, versions });
+      severalVersions.push({ modelId, modelName: m.name, modelType: m.type, versions: held });
     }
     severalVersions.sort((a, b) => compareByteOrder(a.modelName ?? "", b.modelName ?? "") || a.modelId - b.modelId);
     const facts: LibraryFacts = {
@@ -295,11 +306,101 @@ export class FactsBuilder {
       warnings: rows(this.warnings),
       repeatedPaths: this.repeated,
     };
-    const out = new Facts(facts, this.bySha, this.versions, this.models, pathOf);
+    const out = new Facts(facts, bySha, versions, models, pathOf);
     // The rows keep the records' update objects: give them `inLibrary` too, then count what is left to fetch.
     for (const row of facts.updates) if (row.update) row.update = out.withHeld(row.update);
     facts.updatesToFetch = facts.updates.filter((r) => r.update?.sameBaseModel && r.update.sameBaseModel.inLibrary.length === 0).length;
     return out;
+  }
+
+  /**
+   * The SHA-256s held by two files or more, each with its files in path order and the size of the
+   * first: the SHA-256s sorted (the engine's own string order, no comparator called), equal
+   * neighbours kept.
+   */
+  private copies(): Map<string, ShaGroup> {
+    const sorted = this.withSha.map((i) => this.sha[i]!).sort();
+    const twice = new Set<string>();
+    for (let k = 1; k < sorted.length; k++) if (sorted[k] === sorted[k - 1]) twice.add(sorted[k]!);
+    const groups = new Map<string, ShaGroup>();
+    if (twice.size === 0) return groups;
+    for (const i of this.withSha.filter((k) => twice.has(this.sha[k]!)).sort((a, b) => a - b)) {
+      const sha = this.sha[i]!;
+      const group = groups.get(sha);
+      const size = this.size.get(i);
+      if (!group) groups.set(sha, { size: Number.isNaN(size) ? null : size, files: i });
+      else group.files = all(group.files).concat(i);
+    }
+    // In the order of their first file, as the report lists them before sorting.
+    return new Map([...groups].sort((a, b) => first(a[1].files) - first(b[1].files)));
+  }
+
+  /**
+   * Models held in two versions or more: the model ids sorted, repeated ones kept, then their
+   * versions gathered in path order (name and type from the model's first file).
+   */
+  private modelsWithSeveralVersions(): Map<number, ModelHeld> {
+    const ids = Float64Array.from(this.withVersion, (i) => this.modelId.get(i)).sort();
+    const repeated = new Set<number>();
+    for (let k = 1; k < ids.length; k++) if (ids[k] === ids[k - 1]) repeated.add(ids[k]!);
+    const models = new Map<number, ModelHeld>();
+    if (repeated.size === 0) return models;
+    for (const i of this.withVersion.filter((k) => repeated.has(this.modelId.get(k))).sort((a, b) => a - b)) {
+      const modelId = this.modelId.get(i);
+      const versionId = this.versionId.get(i);
+      const model = models.get(modelId);
+      if (!model) {
+        const [name, type] = this.names[i]!;
+        models.set(modelId, { name, type, versions: [versionId] });
+      } else if (!model.versions.includes(versionId)) model.versions.push(versionId);
+    }
+    for (const [modelId, model] of models) if (model.versions.length < 2) models.delete(modelId);
+    return models;
+  }
+}
+
+/**
+ * Every version held, and its files in path order: the indices sorted by version (then index) once,
+ * and a version found by binary search. What `inLibrary` and `otherVersions` read.
+ */
+class HeldVersions {
+  private readonly order: Int32Array;
+  private readonly ids: Float64Array;
+
+  constructor(
+    indices: readonly number[],
+    versionId: NumberColumn,
+    private readonly nameOf: (index: number) => string | null,
+  ) {
+    this.order = Int32Array.from(indices).sort((a, b) => versionId.get(a) - versionId.get(b) || a - b);
+    this.ids = Float64Array.from(this.order, (i) => versionId.get(i));
+  }
+
+  /** The first position of `versionId` in the order, or -1. */
+  private find(versionId: number): number {
+    let lo = 0;
+    let hi = this.ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.ids[mid]! < versionId) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.ids.length && this.ids[lo] === versionId ? lo : -1;
+  }
+
+  /** The files holding `versionId`, in path order; undefined when none does. */
+  files(versionId: number): Indices | undefined {
+    const at = this.find(versionId);
+    if (at === -1) return undefined;
+    let end = at + 1;
+    while (end < this.ids.length && this.ids[end] === versionId) end++;
+    return end === at + 1 ? this.order[at]! : Array.from(this.order.subarray(at, end));
+  }
+
+  /** The version's name as its first file's record gives it. */
+  name(versionId: number): string | null {
+    const at = this.find(versionId);
+    return at === -1 ? null : this.nameOf(this.order[at]!);
   }
 }
 
@@ -307,14 +408,16 @@ export class FactsBuilder {
 export class Facts {
   constructor(
     readonly facts: LibraryFacts,
+    /** Only SHA-256s held by two files or more. */
     private readonly bySha: ReadonlyMap<string, ShaGroup>,
-    private readonly versions: ReadonlyMap<number, VersionHeld>,
+    private readonly versions: HeldVersions,
+    /** Only models held in two versions or more. */
     private readonly models: ReadonlyMap<number, ModelHeld>,
     private readonly pathOf: (index: number) => string,
   ) {}
 
   private held(v: NewerVersion): NewerVersion {
-    const files = this.versions.get(v.versionId)?.files;
+    const files = this.versions.files(v.versionId);
     return { ...v, inLibrary: files === undefined ? [] : all(files).slice(0, LISTED_PATHS).map(this.pathOf) };
   }
 
@@ -329,9 +432,7 @@ export class Facts {
    * record (record-spill.ts). Must agree with `decorate`.
    */
   decorates(sha: string | undefined, modelId: number | null, hasUpdate: boolean): boolean {
-    const group = sha !== undefined ? this.bySha.get(sha) : undefined;
-    const model = modelId !== null ? this.models.get(modelId) : undefined;
-    return hasUpdate || (group !== undefined && count(group.files) > 1) || (model !== undefined && count(model.versions) > 1);
+    return hasUpdate || (sha !== undefined && this.bySha.has(sha)) || (modelId !== null && this.models.has(modelId));
   }
 
   /**
@@ -347,13 +448,11 @@ export class Facts {
       c && typeof c.modelId === "number" && (record.status === "found" || record.status === "gone")
         ? this.models.get(c.modelId)
         : undefined;
-    const copies = group !== undefined && count(group.files) > 1;
-    const versions = c && model && count(model.versions) > 1;
     // Nothing to add, replace or drop (most records of a library): the record as it is, not a copy.
-    if (!copies && !versions && !record.update && !("duplicate" in record) && !("otherVersions" in record)) return record;
+    if (!group && !model && !record.update && !("duplicate" in record) && !("otherVersions" in record)) return record;
     const { duplicate: _d, otherVersions: _o, ...rest } = record;
     const out: FileRecord = rest;
-    if (group && copies) {
+    if (group) {
       // A path is no longer than the others: the first LISTED_PATHS + 1 hold LISTED_PATHS others.
       const others = all(group.files)
         .slice(0, LISTED_PATHS + 1)
@@ -361,15 +460,16 @@ export class Facts {
         .filter((p) => p !== record.path);
       out.duplicate = { copies: count(group.files), others: others.slice(0, LISTED_PATHS) };
     }
-    if (c && model && versions) {
-      out.otherVersions = [...all(model.versions)]
+    if (c && model) {
+      out.otherVersions = model.versions
         .filter((v) => v !== c.versionId)
         .sort((a, b) => a - b)
         .slice(0, LISTED_PATHS)
-        .map((versionId) => {
-          const v = this.versions.get(versionId)!;
-          return { versionId, versionName: v.versionName, path: this.pathOf(first(v.files)) };
-        });
+        .map((versionId) => ({
+          versionId,
+          versionName: this.versions.name(versionId),
+          path: this.pathOf(first(this.versions.files(versionId)!)),
+        }));
     }
     if (record.update) out.update = this.withHeld(record.update);
     return out;

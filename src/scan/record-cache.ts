@@ -11,6 +11,7 @@ import type { FolderStamp } from "../civitai/meta-cache-driver.ts";
 import { RACY_WINDOW_MS } from "../hash/hash-entry.ts";
 import type { FileRecord } from "../report/record-types.ts";
 import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
+import { hasListedSidecar } from "../local/sidecars.ts";
 import { closeSync } from "node:fs";
 import {
   fileIdent,
@@ -81,7 +82,17 @@ export class RecordCache {
   /** Descriptors of the packs claims are in (index = Claim.pack), not adopted yet. */
   private readonly claimedPacks: number[] = [];
   /** The pack `claim` has open: its folder, and its index in claimedPacks once a claim is in it. */
-  private claiming: { dir: string; fd: number; pack: Pack | null; index: number; pressure: () => void; now: number } | null = null;
+  private claiming: {
+    dir: string;
+    fd: number;
+    pack: Pack | null;
+    index: number;
+    pressure: () => void;
+    now: number;
+    /** The folder's listing of sidecar names; undefined when it was not listed. */
+    listed: readonly string[] | undefined;
+    depHolds: (dep: Dep) => boolean;
+  } | null = null;
 
   constructor(
     private readonly packs: RecordPacks,
@@ -114,12 +125,13 @@ export class RecordCache {
       if (!this.openToClaim(dir)) return null;
     }
     const at = this.claiming!;
-    if (at.pack === null || this.markOf(file) !== "") return null;
+    // sidecarMark(listed, path) === "", without its lookups for every file of a folder.
+    if (at.pack === null || at.listed === undefined || (at.listed.length > 0 && hasListedSidecar(at.listed, file.path))) return null;
     const name = basenamePath(file.path);
     const entry = at.pack.entries.get(name);
     const sha = entry?.meta.facts.hashes?.sha256;
     if (!entry || typeof sha !== "string") return null;
-    if (!rowHolds(entry.meta, { ident: fileIdent(file, ""), sha256: sha, now: at.now, depHolds: (dep) => this.depHolds(dep) })) return null;
+    if (!rowHolds(entry.meta, { ident: fileIdent(file, ""), sha256: sha, now: at.now, depHolds: at.depHolds })) return null;
     if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
     this.claims.set(file, { pack: at.index, entry: { offset: entry.offset, length: entry.body.length, facts: entry.meta.facts } });
     this.validNames(dir).add(name);
@@ -144,7 +156,15 @@ export class RecordCache {
     let pack: Pack | null = null;
     if (read !== null && read.pack.fp === this.fp) ({ fd, pack } = read);
     else if (read !== null) closeSync(read.fd);
-    this.claiming = { dir, fd, pack, index: -1, pressure, now: previous?.now ?? this.clock() };
+    // A pack's entries share its `deps` objects: each is judged once per pack.
+    const held = new Map<Dep, boolean>();
+    const depHolds = (dep: Dep) => {
+      let ok = held.get(dep);
+      if (ok === undefined) held.set(dep, (ok = this.depHolds(dep)));
+      return ok;
+    };
+    const listed = this.names?.get(dir);
+    this.claiming = { dir, fd, pack, index: -1, pressure, now: previous?.now ?? this.clock(), listed, depHolds };
     return true;
   }
 
