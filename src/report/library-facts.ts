@@ -284,8 +284,8 @@ export class FactsBuilder {
       const held = [...m.versions]
         .sort((a, b) => a - b)
         .map((versionId) => {
-          const files = versions.files(versionId)!;
-          return { versionId, versionName: versions.name(versionId), path: pathOf(first(files)), files: count(files) };
+          const holding = versions.files(versionId)!;
+          return { versionId, versionName: versions.name(versionId), path: pathOf(first(holding)), files: count(holding) };
         });
       severalVersions.push({ modelId, modelName: m.name, modelType: m.type, versions: held });
     }
