@@ -201,7 +201,10 @@ export class FactsBuilder {
   private readonly size = new NumberColumn();
   private readonly modelId = new NumberColumn();
   private readonly versionId = new NumberColumn();
-  private readonly names: (readonly [model: string | null, type: string | null, version: string | null] | undefined)[] = [];
+  /** Per index with a version held: the names its record gives (three columns, no object per file). */
+  private readonly modelName: (string | null)[] = [];
+  private readonly modelType: (string | null)[] = [];
+  private readonly versionName: (string | null)[] = [];
   /** Indices added with a SHA-256 / with a version held. */
   private readonly withSha: number[] = [];
   private readonly withVersion: number[] = [];
@@ -256,7 +259,9 @@ export class FactsBuilder {
     if (typeof c.versionId !== "number") return;
     this.modelId.set(index, c.modelId);
     this.versionId.set(index, c.versionId);
-    this.names[index] = [c.modelName ?? null, c.modelType ?? null, c.versionName ?? null];
+    this.modelName[index] = c.modelName ?? null;
+    this.modelType[index] = c.modelType ?? null;
+    this.versionName[index] = c.versionName ?? null;
     this.withVersion.push(index);
   }
 
@@ -277,7 +282,7 @@ export class FactsBuilder {
       reclaimable += reclaimableBytes;
     }
     duplicateSets.sort((a, b) => b.reclaimableBytes - a.reclaimableBytes || compareByteOrder(a.paths[0]!, b.paths[0]!));
-    const versions = new HeldVersions(this.withVersion, this.versionId, (i) => this.names[i]?.[2] ?? null);
+    const versions = new HeldVersions(this.withVersion, this.versionId, (i) => this.versionName[i] ?? null);
     const models = this.modelsWithSeveralVersions();
     const severalVersions: HeldModel[] = [];
     for (const [modelId, m] of models) {
@@ -350,8 +355,7 @@ export class FactsBuilder {
       const versionId = this.versionId.get(i);
       const model = models.get(modelId);
       if (!model) {
-        const [name, type] = this.names[i]!;
-        models.set(modelId, { name, type, versions: [versionId] });
+        models.set(modelId, { name: this.modelName[i] ?? null, type: this.modelType[i] ?? null, versions: [versionId] });
       } else if (!model.versions.includes(versionId)) model.versions.push(versionId);
     }
     for (const [modelId, model] of models) if (model.versions.length < 2) models.delete(modelId);

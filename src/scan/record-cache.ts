@@ -223,7 +223,9 @@ export class RecordCache {
             this.kept++;
             claimSources.set(claim.pack, from);
           }
-          this.give(withFile(claim.entry.facts, h.file), () => sink.at(claim.entry.facts, from, claim.entry.offset, claim.entry.length, h));
+          const facts = withFile(claim.entry.facts, h.file);
+          this.count(facts);
+          sink.at(facts, from, claim.entry.offset, claim.entry.length, h);
           continue;
         }
         if (!eligible(h)) {
@@ -255,9 +257,9 @@ export class RecordCache {
           source = sink.adopt(opened!.fd);
           this.kept++;
         }
-        this.give(facts, () =>
-          source !== 0 ? sink.at(facts, source, entry.offset, entry.body.length, h) : sink.bytes(facts, entry.body, h),
-        );
+        this.count(facts);
+        if (source !== 0) sink.at(facts, source, entry.offset, entry.body.length, h);
+        else sink.bytes(facts, entry.body, h);
         valid ??= this.validNames(dir);
         valid.add(name);
       }
@@ -270,10 +272,9 @@ export class RecordCache {
     return rest;
   }
 
-  /** Counts a record given (`put` hands it to the sink). */
-  private give(facts: FileRecord, put: () => void): void {
+  /** Counts a record given. */
+  private count(facts: FileRecord): void {
     if (facts.knownFrom?.startsWith("sidecar:")) this.knownFromSidecars++;
-    put();
     this.served++;
   }
 
