@@ -48,8 +48,9 @@ export type Dep = readonly [folder: string, stamp: string];
  * The rules records are kept by. 2: a record's file identity says whether a sidecar was listed
  * beside the file (fileIdent), which lets a warm scan give it before reading the hash cache.
  * 3: the SHA-256 is the facts' alone, and the page URL kept only where a note row shows it.
+ * 4: the identity without the mtime in ms (mtimeNs holds it).
  */
-const RECORD_RULES_VERSION = 3;
+const RECORD_RULES_VERSION = 4;
 
 export interface FingerprintParts {
   tool: string;
@@ -98,7 +99,8 @@ export type SidecarMark = "" | ":s" | ":?";
  */
 export function fileIdent(file: FoundFile, mark: SidecarMark): string {
   const id = file.identity;
-  let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}:${file.mtimeMs}${mark}`;
+  // (The mtime in ms, FoundFile.mtimeMs, is read from mtimeNs: not a field of its own.)
+  let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}${mark}`;
   if (file.paths.length > 1 || file.realPath !== file.path) {
     text += `:${Bun.hash.wyhash([file.realPath, ...file.paths].join("\u0000")).toString(16)}`;
   }

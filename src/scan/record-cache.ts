@@ -156,13 +156,12 @@ export class RecordCache {
     let pack: Pack | null = null;
     if (read !== null && read.pack.fp === this.fp) ({ fd, pack } = read);
     else if (read !== null) closeSync(read.fd);
-    // A pack's entries share its `deps` objects: each is judged once per pack.
+    // A pack's entries share its `deps` objects: judged once per pack, and not per entry at all
+    // when every one holds (an unchanged metadata cache).
     const held = new Map<Dep, boolean>();
-    const depHolds = (dep: Dep) => {
-      let ok = held.get(dep);
-      if (ok === undefined) held.set(dep, (ok = this.depHolds(dep)));
-      return ok;
-    };
+    for (const dep of pack?.deps ?? []) held.set(dep, this.depHolds(dep));
+    const allHold = [...held.values()].every(Boolean);
+    const depHolds = allHold ? () => true : (dep: Dep) => held.get(dep) === true;
     const listed = this.names?.get(dir);
     this.claiming = { dir, fd, pack, index: -1, pressure, now: previous?.now ?? this.clock(), listed, depHolds };
     return true;

@@ -42,6 +42,8 @@ export interface Pack {
   fp: string;
   /** The folder (as walked) whose files these are: a pack found under another folder's name is not used. */
   dir: string;
+  /** Every dependency of its entries (each entry's `deps` are among these very objects). */
+  deps: readonly Dep[];
   entries: Map<string, PackEntry>;
 }
 
@@ -132,7 +134,7 @@ export function decodePack(bytes: Uint8Array): Pack | null {
     const entry = decodeEntry(item, deps as Dep[], bytes, bodiesAt);
     if (entry) out.set(entry.name, entry);
   }
-  return { fp, dir, entries: out };
+  return { fp, dir, deps: deps as Dep[], entries: out };
 }
 
 function decodeEntry(item: unknown, deps: readonly Dep[], bytes: Uint8Array, bodiesAt: number): PackEntry | null {

@@ -62,7 +62,6 @@ describe("record cache rules", () => {
       fileIdent(file({ identity: { ...id, size: 9 } }), ""),
       fileIdent(file({ identity: { ...id, mtimeNs: "1700000000000000009" } }), ""),
       fileIdent(file({ identity: { ...id, ctimeNs: "1700000000000000009" } }), ""),
-      fileIdent(file({ mtimeMs: 1 }), ""),
       fileIdent(file({ paths: ["/m/a.safetensors", "/m/z-link.safetensors"] }), ""),
       fileIdent(file({ realPath: "/elsewhere/a.safetensors" }), ""),
     ];
