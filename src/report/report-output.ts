@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, fdatasync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
 import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -144,9 +144,19 @@ function checkFolder(path: string): void {
 interface ReportSink {
   /** Every byte is written before it returns (a full pipe is waited for), so the caller may reuse them. */
   write(data: string | Uint8Array): void;
+  /** Waits for what the sink flushes in the background (atomicSink's early syncs); call before `finish`. */
+  settle?(): Promise<void>;
   finish(): void;
   abort(): void;
 }
+
+/**
+ * A streamed report to a file is synced to the disk this much at a time while the rest is still
+ * being rendered (on a thread of the runtime's pool), so that the sync before the rename waits for
+ * the last part only. Syncing all of a warm 100,000-file scan's 453 MB inventory at the end took
+ * 0.3–0.7 s on this project's machine, with the CPU idle.
+ */
+const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
 
 function streamSink(): ReportSink {
   return {
@@ -190,11 +200,26 @@ function writeFailure(code: string | undefined): string {
   return `${code ?? "error"}. Check that the folder exists and is writable.`;
 }
 
-function atomicSink(path: string, mode: number): ReportSink {
+function atomicSink(path: string, mode: number, syncEarly = false): ReportSink {
   const tmp = tempPathFor(path);
   const fail = (error: unknown) => cannot(path, writeFailure(errnoCode(error)));
   const writeText = textWriter();
   let fd: number | undefined;
+  let unsynced = 0;
+  let syncing: Promise<void> | null = null;
+  let syncError: unknown = null;
+  /** Starts a sync of what is written so far when enough waits and none runs (`syncEarly` only). */
+  const startSync = () => {
+    if (!syncEarly || syncing !== null || unsynced < EARLY_SYNC_BYTES || fd === undefined) return;
+    unsynced = 0;
+    syncing = new Promise<void>((resolve) =>
+      fdatasync(fd!, (error) => {
+        if (error) syncError ??= error;
+        syncing = null;
+        resolve();
+      }),
+    );
+  };
   try {
     // "wx": never follow or clobber something already sitting at the temp name.
     fd = openSync(fsPath(tmp), "wx", mode);
@@ -224,6 +249,15 @@ function atomicSink(path: string, mode: number): ReportSink {
         abort();
         throw fail(error);
       }
+      unsynced += typeof data === "string" ? data.length : data.byteLength;
+      startSync();
+    },
+    settle: async () => {
+      await syncing;
+      if (syncError !== null) {
+        abort();
+        throw fail(syncError);
+      }
     },
     finish: () => {
       try {
@@ -240,8 +274,11 @@ function atomicSink(path: string, mode: number): ReportSink {
   };
 }
 
-/** Opens the target `prepareOutput` chose. `mode` applies to a new or replaced regular file (default 0644). */
-function openReportSink(target: OutputTarget, options: { mode?: number } = {}): ReportSink {
+/**
+ * Opens the target `prepareOutput` chose. `mode` applies to a new or replaced regular file (default
+ * 0644); `syncEarly`: a file written in many pieces is synced as it goes (EARLY_SYNC_BYTES).
+ */
+function openReportSink(target: OutputTarget, options: { mode?: number; syncEarly?: boolean } = {}): ReportSink {
   switch (target.kind) {
     case "stdout":
       return streamSink();
@@ -257,7 +294,7 @@ function openReportSink(target: OutputTarget, options: { mode?: number } = {}): 
       return fdSink(fd, target.path, true);
     }
     case "atomic":
-      return atomicSink(target.path, options.mode ?? 0o644);
+      return atomicSink(target.path, options.mode ?? 0o644, options.syncEarly === true);
   }
 }
 
@@ -292,7 +329,7 @@ export async function writeReportChunks(
   target: OutputTarget,
   options: { mode?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const sink = openReportSink(target, options);
+  const sink = openReportSink(target, { ...options, syncEarly: true });
   let buf = Buffer.allocUnsafe(FLUSH_BYTES);
   let used = 0;
   const flush = async () => {
@@ -323,6 +360,7 @@ export async function writeReportChunks(
       if (used >= FLUSH_BYTES) await flush();
     }
     if (used > 0) await flush();
+    await sink.settle?.();
     sink.finish();
   } catch (error) {
     sink.abort();

@@ -6,7 +6,7 @@
  * exactly.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openInventory } from "../../../src/report/inventory-file.ts";
 import { renderJson } from "../../../src/report/render-json.ts";
@@ -86,5 +86,29 @@ describe("an inventory read from a file and written record by record", () => {
       await writeReportChunks(pieces, prepareOutput(out));
       expect({ offset, same: readFileSync(out).equals(expected) }).toEqual({ offset, same: true });
     }
+  });
+
+  test("a report of ~100 MB, synced to the disk while it is written, replaces the old one whole and leaves no temp file", async () => {
+    const dir = tmp.make();
+    const out = join(dir, "big.json");
+    writeFileSync(out, "the old report\n");
+    // 1 MiB pieces, each different, so a piece written twice or left out shows; syncs start every 32 MiB.
+    const pieces = Array.from({ length: 100 }, (_, i) => Buffer.alloc(1024 * 1024, i % 251));
+    let oldSeen = 0;
+    await writeReportChunks(
+      (function* () {
+        for (const p of pieces) {
+          // The old report stays whole under its name until the new one is complete.
+          if (readFileSync(out, "utf8") === "the old report\n") oldSeen++;
+          yield p;
+        }
+      })(),
+      prepareOutput(out),
+    );
+    expect(oldSeen).toBe(100);
+    const written = readFileSync(out);
+    expect(written.length).toBe(100 * 1024 * 1024);
+    expect(written.equals(Buffer.concat(pieces))).toBe(true);
+    expect(readdirSync(dir)).toEqual(["big.json"]);
   });
 });
