@@ -113,6 +113,24 @@ export function createExcludeMatcher(patterns: readonly string[]): ExcludeMatche
   };
 }
 
+/** Where UTF-16 order and UTF-8 byte order part: surrogates (astral characters, raw bytes) and U+E000 up. */
+export const ORDER_DIFFERS_RE = /[\ud800-\uffff]/;
+
+/**
+ * Whether `list` is in byte order (compareByteOrder), the engine's own comparison standing in for
+ * it where it must agree: when `a < b` in UTF-16 and `b` holds no unit from U+D800 up, the first
+ * unit where they differ is below U+D800 in both, where the two orders are the same.
+ */
+export function isInByteOrder(list: readonly string[]): boolean {
+  for (let i = 1; i < list.length; i++) {
+    const a = list[i - 1]!;
+    const b = list[i]!;
+    if (a < b && !ORDER_DIFFERS_RE.test(b)) continue;
+    if (compareByteOrder(a, b) > 0) return false;
+  }
+  return true;
+}
+
 /**
  * Compares strings by Unicode code point, which is UTF-8 byte order: the same on every machine
  * and locale, unlike localeCompare, and unlike `<` on UTF-16 units for astral characters.

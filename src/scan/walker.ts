@@ -15,6 +15,7 @@ import {
   inProgressSuffix,
   isOwnTempName,
   normaliseExtensions,
+  ORDER_DIFFERS_RE,
 } from "./path-filter.ts";
 import type { FileIdentity, FoundFile, SkippedPath, WalkResult } from "./types.ts";
 import { identityFromStats } from "./file-identity.ts";
@@ -254,9 +255,6 @@ function isLocalFileSystem(path: string): boolean {
     return false;
   }
 }
-
-/** Where UTF-16 order and UTF-8 byte order part: surrogates (astral characters, raw bytes) and U+E000 up. */
-const ORDER_DIFFERS_RE = /[\ud800-\uffff]/;
 
 /**
  * Sorts by compareByteOrder. When no key holds a character where the two orders differ, the

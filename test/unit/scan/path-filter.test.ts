@@ -6,6 +6,7 @@ import {
   DEFAULT_EXTENSIONS,
   hasModelExtension,
   inProgressSuffix,
+  isInByteOrder,
   isOwnTempName,
   normaliseExtensions,
 } from "../../../src/scan/path-filter.ts";
@@ -158,5 +159,37 @@ describe("compareByteOrder", () => {
     expect(compareByteOrder("abc", "abcd")).toBeLessThan(0);
     expect(compareByteOrder("abcd", "abc")).toBeGreaterThan(0);
     expect(compareByteOrder("é", "é")).toBe(0);
+  });
+});
+
+describe("isInByteOrder", () => {
+  test("agrees with a sort by compareByteOrder, astral, private-use and raw-byte names included", () => {
+    const names = [
+      "/m/a",
+      "/m/A",
+      "/m/\u{1F600}",
+      "/m/\uE000",
+      "/m/\uFFFD",
+      "/m/é",
+      "/m/\udcff",
+      "/m/\udc80x",
+      "/m/b/c",
+      "/m/b",
+      "/m/a\u{1F600}",
+      "/m/a\uE000",
+      "",
+    ];
+    const sorted = [...names].sort(compareByteOrder);
+    expect(isInByteOrder(sorted)).toBe(true);
+    // Every swap of two neighbours that differ is out of order.
+    for (let i = 1; i < sorted.length; i++) {
+      if (compareByteOrder(sorted[i - 1]!, sorted[i]!) === 0) continue;
+      const swapped = [...sorted];
+      [swapped[i - 1], swapped[i]] = [swapped[i]!, swapped[i - 1]!];
+      expect({ i, ok: isInByteOrder(swapped) }).toEqual({ i, ok: false });
+    }
+    // UTF-16 order is not byte order: the astral name sorts after U+E000 in bytes.
+    expect(isInByteOrder(["/m/\u{1F600}", "/m/\uE000"])).toBe(false);
+    expect(isInByteOrder([])).toBe(true);
   });
 });
