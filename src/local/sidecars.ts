@@ -40,12 +40,25 @@ export function modelBasePath(modelPath: string): string {
  */
 export function hasListedSidecar(listed: readonly string[], modelPath: string): boolean {
   if (listed.length === 0) return false;
+  const names = listedSet(listed);
   const modelName = basenamePath(modelPath);
   for (const { path } of sidecarPaths(modelPath)) {
     const name = basenamePath(path);
-    if (name !== modelName && listed.includes(name)) return true;
+    if (name !== modelName && (names ? names.has(name) : listed.includes(name))) return true;
   }
   return false;
+}
+
+/**
+ * A long listing as a set, made once per listing: a folder where every model has its sidecars
+ * lists ~1,000 names, asked about by each of its ~500 models.
+ */
+const listedSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function listedSet(listed: readonly string[]): ReadonlySet<string> | null {
+  if (listed.length < 16) return null;
+  let names = listedSets.get(listed);
+  if (!names) listedSets.set(listed, (names = new Set(listed)));
+  return names;
 }
 
 /** `<dir>/<base>.safetensors` → the sidecar paths to try (`<dir>/<base>.civitai.info`, …). */

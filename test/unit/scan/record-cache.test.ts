@@ -48,6 +48,11 @@ describe("record cache rules", () => {
     for (const name of ["a.civitai.info", "a.json", "a.metadata.json", "a.cm-info.json"])
       expect(sidecarMark([name], "/m/a.safetensors")).toBe(":s");
     expect(sidecarMark(undefined, "/m/a.safetensors")).toBe(":?");
+    // A long listing (a folder where every model has its sidecars) is looked up as a set: the same answers.
+    const others = Array.from({ length: 40 }, (_, i) => `m${i}.civitai.info`);
+    expect(sidecarMark(others, "/m/a.safetensors")).toBe("");
+    expect(sidecarMark([...others, "a.metadata.json"], "/m/a.safetensors")).toBe(":s");
+    expect(sidecarMark(others, "/m/m7.safetensors")).toBe(":s");
     // A file with a sidecar never has the identity of one without: its record is never claimed.
     const f = file();
     expect(new Set(["", ":s", ":?"].map((m) => fileIdent(f, m as "" | ":s" | ":?"))).size).toBe(3);
