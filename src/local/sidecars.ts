@@ -39,14 +39,20 @@ export function modelBasePath(modelPath: string): string {
  * other than the model's own.
  */
 export function hasListedSidecar(listed: readonly string[], modelPath: string): boolean {
-  if (listed.length === 0) return false;
+  return listed.length > 0 && listedSidecars(listed, modelPath).length > 0;
+}
+
+/** The sidecar names of `modelPath` (other than its own name) that a folder listing holds, in sidecarPaths order. */
+export function listedSidecars(listed: readonly string[], modelPath: string): string[] {
+  const out: string[] = [];
+  if (listed.length === 0) return out;
   const names = listedSet(listed);
   const modelName = basenamePath(modelPath);
   for (const { path } of sidecarPaths(modelPath)) {
     const name = basenamePath(path);
-    if (name !== modelName && (names ? names.has(name) : listed.includes(name))) return true;
+    if (name !== modelName && (names ? names.has(name) : listed.includes(name))) out.push(name);
   }
-  return false;
+  return out;
 }
 
 /**

@@ -6,11 +6,12 @@
  * identity by the hash cache), the options, the clock and the metadata-cache entries its lookup
  * read. It is stored once built, with all of that, and given again only while each still holds:
  *
- * - the file: real path, device, inode, size, mtime and ctime (ns), every path that reaches it and
- *   its SHA-256 are the same, and its header facts and sidecars came unchanged from the hash cache.
- *   A file with no sidecar beside it, then and now, needs no hash cache at all (RecordCache.claim):
- *   its identity is that of the file the record was built for, so the record's hashes and header
- *   facts are still its own, and neither the hash cache nor the header is read;
+ * - the file: real path, device, inode, size, mtime and ctime (ns), every path that reaches it,
+ *   its SHA-256, and each sidecar beside it (name, size, inode, mtime and ctime) are the same. That
+ *   needs no hash cache at all (RecordCache.claim): the file is the one the record was built for,
+ *   so the record's hashes and header facts are still its own, and neither the hash cache, the
+ *   header nor a sidecar is read. A record is kept only when the file and its sidecars were last
+ *   changed more than 2 s before the run began (the hash cache's racy rule);
  * - the options that shape a record (hosts, details, NSFW level, header metadata; the tool and
  *   schema versions): the fingerprint;
  * - the metadata: every entry it was built from was served from the cache (none fetched in that
@@ -49,8 +50,9 @@ export type Dep = readonly [folder: string, stamp: string];
  * beside the file (fileIdent), which lets a warm scan give it before reading the hash cache.
  * 3: the SHA-256 is the facts' alone, and the page URL kept only where a note row shows it.
  * 4: the identity without the mtime in ms (mtimeNs holds it).
+ * 5: a file's sidecars are in its identity with their stamps, so a file with sidecars is claimed too.
  */
-const RECORD_RULES_VERSION = 4;
+const RECORD_RULES_VERSION = 5;
 
 export interface FingerprintParts {
   tool: string;
@@ -80,24 +82,35 @@ export function recordFingerprint(parts: FingerprintParts): string {
 }
 
 /**
- * Whether a sidecar was listed beside the file, as fileIdent keeps it: "" none, ":s" one or more,
- * ":?" its folder was not listed (a file named as an argument). Only a record made with "" may be
- * given without reading the hash cache (RecordCache.claim).
+ * Whether a sidecar was listed beside the file, as fileIdent keeps it: "" none, ":s" one or more
+ * (RecordCache then adds what they are: sidecarStampsMark), ":?" its folder was not listed (a file
+ * named as an argument: its record is never claimed before the hash cache is read).
  */
-export function sidecarMark(listed: readonly string[] | undefined, path: string): SidecarMark {
+export function sidecarMark(listed: readonly string[] | undefined, path: string): "" | ":s" | ":?" {
   if (listed === undefined) return ":?";
   return hasListedSidecar(listed, path) ? ":s" : "";
 }
 
-export type SidecarMark = "" | ":s" | ":?";
+/** A sidecar beside a file as it stands now: its name and its stat stamp (size, inode, mtime and ctime in ns). */
+export interface SidecarStamp {
+  name: string;
+  stamp: string;
+}
 
 /**
- * The file as the record shows it: its identity, whether sidecars were listed beside it
- * (sidecarMark), and (when it has links, or its path is not its real path) a hash of its real path
+ * The mark of a file with sidecars: ":s" and a hash of each one's name and stamp. A record is made
+ * from the sidecars' contents, so it is given again only while each is the file it was then.
+ */
+export function sidecarStampsMark(stamps: readonly SidecarStamp[]): string {
+  return `:s${Bun.hash.wyhash(stamps.map((s) => `${s.name}\u0000${s.stamp}`).join("\u0000")).toString(16)}`;
+}
+
+/**
+ * The file as the record shows it: its identity, its sidecars (sidecarMark, sidecarStampsMark), and (when it has links, or its path is not its real path) a hash of its real path
  * and every path to it. Plain text for the usual file: hashing every file's paths cost a tenth of
  * a warm 100,000-file scan. Its SHA-256 is the facts' (rowHolds): not written twice in the index.
  */
-export function fileIdent(file: FoundFile, mark: SidecarMark): string {
+export function fileIdent(file: FoundFile, mark: string): string {
   const id = file.identity;
   // (The mtime in ms, FoundFile.mtimeMs, is read from mtimeNs: not a field of its own.)
   let text = `${id.dev}:${id.ino}:${id.size}:${id.mtimeNs}:${id.ctimeNs}${mark}`;

@@ -10,19 +10,21 @@ import type { MetaCache } from "../civitai/meta-cache.ts";
 import type { FolderStamp } from "../civitai/meta-cache-driver.ts";
 import { RACY_WINDOW_MS } from "../hash/hash-entry.ts";
 import type { FileRecord } from "../report/record-types.ts";
-import { basenamePath, dirnamePath } from "../shared/fs-path.ts";
-import { hasListedSidecar } from "../local/sidecars.ts";
-import { closeSync } from "node:fs";
+import { basenamePath, dirnamePath, fsPath, joinPath } from "../shared/fs-path.ts";
+import { closeSync, statSync } from "node:fs";
+import { isRacy } from "../hash/hash-entry.ts";
+import { listedSidecars } from "../local/sidecars.ts";
 import {
   fileIdent,
   rowHolds,
   sidecarMark,
+  sidecarStampsMark,
   skeletonOf,
   staysTrue,
   storableStatus,
   withFile,
   type Dep,
-  type SidecarMark,
+  type SidecarStamp,
 } from "./record-cache-rules.ts";
 import type { NewEntry, Pack } from "./record-pack-format.ts";
 import type { RecordPacks } from "./record-packs.ts";
@@ -100,6 +102,8 @@ export class RecordCache {
     private readonly fp: string,
     private readonly clock: () => number,
     private readonly details: boolean,
+    /** When the run began (epoch ms): files and sidecars changed within 2 s of it are not kept. */
+    private readonly started: number,
   ) {}
 
   /** The walk's listings of sidecar names by folder (collect.ts keepName): sidecarMark's input. */
@@ -107,8 +111,27 @@ export class RecordCache {
     this.names = names;
   }
 
-  private markOf(file: FoundFile): SidecarMark {
-    return sidecarMark(this.names?.get(dirnamePath(file.path)), file.path);
+  /**
+   * The file's sidecar mark (record-cache-rules.ts): its sidecars' stamps when the walk listed some
+   * beside it, a stat each. Null when one cannot be read, or (`racySince`, for a record about to be
+   * kept) one changed within the racy window of that time: it may have changed after it was read.
+   */
+  private markOf(file: FoundFile, racySince?: number): string | null {
+    const listed = this.names?.get(dirnamePath(file.path));
+    const mark = sidecarMark(listed, file.path);
+    if (mark !== ":s") return mark;
+    const folder = dirnamePath(file.path);
+    const stamps: SidecarStamp[] = [];
+    for (const name of listedSidecars(listed!, file.path)) {
+      try {
+        const st = statSync(fsPath(joinPath(folder, name)), { bigint: true });
+        if (racySince !== undefined && isRacy(st.mtimeNs.toString(), racySince)) return null;
+        stamps.push({ name, stamp: `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` });
+      } catch {
+        return null;
+      }
+    }
+    return sidecarStampsMark(stamps);
   }
 
   /**
@@ -125,13 +148,16 @@ export class RecordCache {
       if (!this.openToClaim(dir)) return null;
     }
     const at = this.claiming!;
-    // sidecarMark(listed, path) === "", without its lookups for every file of a folder.
-    if (at.pack === null || at.listed === undefined || (at.listed.length > 0 && hasListedSidecar(at.listed, file.path))) return null;
+    // A folder not listed (a file named as an argument) is left to the hash cache's way.
+    if (at.pack === null || at.listed === undefined) return null;
     const name = basenamePath(file.path);
     const entry = at.pack.entries.get(name);
     const sha = entry?.meta.facts.hashes?.sha256;
     if (!entry || typeof sha !== "string") return null;
-    if (!rowHolds(entry.meta, { ident: fileIdent(file, ""), sha256: sha, now: at.now, depHolds: at.depHolds })) return null;
+    // Most files have no sidecar: their mark is "" without a look at the listing for each.
+    const mark = at.listed.length === 0 ? "" : this.markOf(file);
+    if (mark === null) return null;
+    if (!rowHolds(entry.meta, { ident: fileIdent(file, mark), sha256: sha, now: at.now, depHolds: at.depHolds })) return null;
     if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
     this.claims.set(file, { pack: at.index, entry: { offset: entry.offset, length: entry.body.length, facts: entry.meta.facts } });
     this.validNames(dir).add(name);
@@ -215,16 +241,7 @@ export class RecordCache {
       for (const h of hashes) {
         const claim = this.claims.get(h.file);
         if (claim !== undefined) {
-          let from = claimSources.get(claim.pack);
-          if (from === undefined) {
-            from = sink.adopt(this.claimedPacks[claim.pack]!);
-            this.claimedPacks[claim.pack] = -1;
-            this.kept++;
-            claimSources.set(claim.pack, from);
-          }
-          const facts = withFile(claim.entry.facts, h.file);
-          this.count(facts);
-          sink.at(facts, from, claim.entry.offset, claim.entry.length, h);
+          this.giveClaimed(claim, h, sink, claimSources);
           continue;
         }
         if (!eligible(h)) {
@@ -247,7 +264,8 @@ export class RecordCache {
         }
         const name = basenamePath(h.file.path);
         const entry = opened?.pack.entries.get(name);
-        if (!entry || !rowHolds(entry.meta, { ident: fileIdent(h.file, this.markOf(h.file)), sha256: h.hashes.sha256, now, depHolds })) {
+        const mark = entry ? this.markOf(h.file) : null;
+        if (!entry || mark === null || !rowHolds(entry.meta, { ident: fileIdent(h.file, mark), sha256: h.hashes.sha256, now, depHolds })) {
           rest.push(h);
           continue;
         }
@@ -269,6 +287,20 @@ export class RecordCache {
       this.claims.clear();
     }
     return rest;
+  }
+
+  /** Gives a claimed record from its pack, adopted by `sink` with the first of its records (`sources`: pack → source number). */
+  private giveClaimed(claim: Claim, h: HashResult, sink: ServeSink, sources: Map<number, number>): void {
+    let from = sources.get(claim.pack);
+    if (from === undefined) {
+      from = sink.adopt(this.claimedPacks[claim.pack]!);
+      this.claimedPacks[claim.pack] = -1;
+      this.kept++;
+      sources.set(claim.pack, from);
+    }
+    const facts = withFile(claim.entry.facts, h.file);
+    this.count(facts);
+    sink.at(facts, from, claim.entry.offset, claim.entry.length, h);
   }
 
   /** Counts a record given. */
@@ -335,11 +367,13 @@ export class RecordCache {
       if (deps === null) continue;
       let expiresAt = Number.POSITIVE_INFINITY;
       for (const key of keys) expiresAt = Math.min(expiresAt, served.get(key)!);
+      const mark = this.markOf(h.file, this.started);
+      if (mark === null) continue;
       let pending = this.pending.get(dir);
       if (!pending) this.pending.set(dir, (pending = { entries: [], chars: 0 }));
       pending.entries.push({
         name: basenamePath(h.file.path),
-        meta: { ident: fileIdent(h.file, this.markOf(h.file)), expiresAt, deps, facts: skeletonOf(record) },
+        meta: { ident: fileIdent(h.file, mark), expiresAt, deps, facts: skeletonOf(record) },
         body: text,
       });
       pending.chars += text.length;

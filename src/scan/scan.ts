@@ -598,7 +598,14 @@ function openRecordCache(
     localMetadata: options.localMetadata === true,
     factsVersion: factsVersion(options.localMetadata === true),
   });
-  const cache = new RecordCache(new RecordPacks(packsRoot(options.hashCacheDir)), options.metaCache, fp, ctx.now, options.details);
+  const cache = new RecordCache(
+    new RecordPacks(packsRoot(options.hashCacheDir)),
+    options.metaCache,
+    fp,
+    ctx.now,
+    options.details,
+    ctx.started,
+  );
   // The hash cache's racy rule: a file changed within 2 s of this run's start may change again unseen.
   const storable = (h: HashResult) => !h.error && !ctx.hashSources.has(h.file.path) && !isRacy(h.file.identity.mtimeNs, ctx.started);
   return { cache, storable };

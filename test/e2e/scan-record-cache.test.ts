@@ -268,6 +268,29 @@ describe("scan: what a kept record was made from changes, and it is built again"
     expect(recordOf(second.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine again"]);
   });
 
+  test("a file with a sidecar is given without the hash cache while its sidecar stays the same; a changed sidecar makes it built again", async () => {
+    const { dir, cacheDir } = await warmLibrary();
+    rmSync(join(cacheDir, "hashes"), { recursive: true, force: true });
+    const first = await scan(dir, cacheDir);
+    // Every kept record, mine's (made with its sidecar) too: only early (never kept) was built.
+    expect(first.inv.summary.cacheHits.records).toBe(5);
+    expect(recordOf(first.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine"]);
+    // The sidecar rewritten with other content (its old mtime put back: its size and ctime still tell).
+    const sidecar = path(dir, "loras/mine.civitai.info");
+    writeFileSync(sidecar, JSON.stringify({ id: 9, modelId: 99, name: "v9", model: { name: "Mine, renamed", type: "LORA" } }));
+    utimesSync(sidecar, PAST, PAST);
+    const second = await scan(dir, cacheDir);
+    expect(second.inv.summary.cacheHits.records).toBe(4);
+    expect(recordOf(second.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine, renamed"]);
+    // A sidecar changed within 2 s of a run's start may change again unseen: its record is built, not kept.
+    writeFileSync(sidecar, JSON.stringify({ id: 9, modelId: 99, name: "v9", model: { name: "Mine, just now", type: "LORA" } }));
+    const racy = await scan(dir, cacheDir);
+    expect(recordOf(racy.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine, just now"]);
+    const after = await scan(dir, cacheDir);
+    expect(after.inv.summary.cacheHits.records).toBe(4);
+    expect(recordOf(after.inv, dir, "loras/mine.safetensors").local!.sidecars!.map((s) => s.modelName)).toEqual(["Mine, just now"]);
+  });
+
   test("an answer another scan wrote since (--refresh of another folder): the records it feeds show the new answer", async () => {
     const { dir, cacheDir, given } = await warmLibrary(false, true);
     expect(recordOf(given.inv, dir, "loras/pose-v2.safetensors").civitai!.modelName).toBe("Pose");
