@@ -80,7 +80,9 @@ export class RecordCache {
   /** The walk's folder listings (sidecar names), by folder: what sidecarMark reads. */
   private names: ReadonlyMap<string, readonly string[]> | undefined;
   /** Files whose record `claim` took, each with its place in a claimed pack: `serve` gives them. */
-  private readonly claims = new Map<FoundFile, Claim>();
+  private readonly claims = new Map<FoundFile, number>();
+  /** Per claim (the number `claims` holds): its pack (index in claimedPacks), its body's place, its facts. */
+  private taken = { pack: [] as number[], offset: [] as number[], length: [] as number[], facts: [] as FileRecord[] };
   /** Descriptors of the packs claims are in (index = Claim.pack), not adopted yet. */
   private readonly claimedPacks: number[] = [];
   /** The pack `claim` has open: its folder, and its index in claimedPacks once a claim is in it. */
@@ -159,7 +161,11 @@ export class RecordCache {
     if (mark === null) return null;
     if (!rowHolds(entry.meta, { ident: fileIdent(file, mark), sha256: sha, now: at.now, depHolds: at.depHolds })) return null;
     if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
-    this.claims.set(file, { pack: at.index, entry: { offset: entry.offset, length: entry.body.length, facts: entry.meta.facts } });
+    const c = this.taken;
+    this.claims.set(file, c.facts.push(entry.meta.facts) - 1);
+    c.pack.push(at.index);
+    c.offset.push(entry.offset);
+    c.length.push(entry.body.length);
     this.validNames(dir).add(name);
     return sha;
   }
@@ -285,22 +291,25 @@ export class RecordCache {
       this.close();
       // The claims' facts (~0.5 KB a file) are the library facts' now: garbage once given.
       this.claims.clear();
+      this.taken = { pack: [], offset: [], length: [], facts: [] };
     }
     return rest;
   }
 
   /** Gives a claimed record from its pack, adopted by `sink` with the first of its records (`sources`: pack → source number). */
-  private giveClaimed(claim: Claim, h: HashResult, sink: ServeSink, sources: Map<number, number>): void {
-    let from = sources.get(claim.pack);
+  private giveClaimed(claim: number, h: HashResult, sink: ServeSink, sources: Map<number, number>): void {
+    const c = this.taken;
+    const pack = c.pack[claim]!;
+    let from = sources.get(pack);
     if (from === undefined) {
-      from = sink.adopt(this.claimedPacks[claim.pack]!);
-      this.claimedPacks[claim.pack] = -1;
+      from = sink.adopt(this.claimedPacks[pack]!);
+      this.claimedPacks[pack] = -1;
       this.kept++;
-      sources.set(claim.pack, from);
+      sources.set(pack, from);
     }
-    const facts = withFile(claim.entry.facts, h.file);
+    const facts = withFile(c.facts[claim]!, h.file);
     this.count(facts);
-    sink.at(facts, from, claim.entry.offset, claim.entry.length, h);
+    sink.at(facts, from, c.offset[claim]!, c.length[claim]!, h);
   }
 
   /** Counts a record given. */
@@ -451,10 +460,4 @@ export class RecordCache {
     }
     return out;
   }
-}
-
-/** A record `claim` took: its pack (RecordCache.claimedPacks), its place there, and its facts. */
-interface Claim {
-  pack: number;
-  entry: { offset: number; length: number; facts: FileRecord };
 }
