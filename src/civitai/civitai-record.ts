@@ -54,7 +54,11 @@ export function fileHash(file: ApiFile, name: string): string | null {
   const hashes = file.hashes;
   if (!isPlainObject(hashes)) return null;
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(hashes)) {
+  // for…in and a length check first, as leanFileHash: called for every file of every version of a
+  // bulk answer (up to ~800,000 of them), where an array of entries per call was a quarter of the time.
+  for (const key in hashes) {
+    if (key.length !== wanted.length || !Object.hasOwn(hashes, key)) continue;
+    const value = (hashes as Record<string, unknown>)[key];
     if (key.toLowerCase() === wanted && typeof value === "string") return value.toLowerCase();
   }
   return null;

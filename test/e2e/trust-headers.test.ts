@@ -42,22 +42,21 @@ function hugeMetadataFiles(paths: readonly string[], headerBytes: number): numbe
   const keys = Math.floor((headerBytes - head(0).length - tail.length) / entry);
   const buf = Buffer.alloc(8 + headerBytes + 1, 0x20);
   buf.writeBigUInt64LE(BigInt(headerBytes), 0);
-  let at = 8 + buf.write(head(0), 8, "latin1");
-  // `"k0000000":"v",` then `"k0000001":"v",` …, written byte by byte with the digits counted in
-  // place: a string per key took 1.7 s of the suite for the same bytes.
-  const entryBytes = Buffer.from(`"k0000000":"v",`, "latin1");
-  if (entryBytes.length !== entry || keys > 9_999_999) throw new Error("seven digits per key");
-  for (let i = 0; i < keys; i++) {
-    for (let b = 0; b < entry; b++) buf[at + b] = entryBytes[b]!;
-    at += entry;
-    for (let d = 8; d >= 2; d--) {
-      if (entryBytes[d] !== 0x39) {
-        entryBytes[d]!++;
-        break;
-      }
-      entryBytes[d] = 0x30;
+  const start = 8 + buf.write(head(0), 8, "latin1");
+  // `"k0000000":"v",` then `"k0000001":"v",` …: the first key, then ten times as many by copying
+  // what is there nine times and setting one more digit in each copy (~1 byte written per key:
+  // byte by byte, with the digits counted in place, this took ~0.3 s of every run).
+  if (keys > 9_999_999) throw new Error("seven digits per key");
+  buf.write(`"k0000000":"v",`, start, "latin1");
+  for (let have = 1, digit = 8; have < keys; have *= 10, digit--) {
+    for (let d = 1; d <= 9 && d * have < keys; d++) {
+      const count = Math.min(have, keys - d * have);
+      const to = start + d * have * entry;
+      buf.copy(buf, to, start, start + count * entry);
+      for (let k = 0; k < count; k++) buf[to + k * entry + digit] = 0x30 + d;
     }
   }
+  const at = start + keys * entry;
   buf.write(tail, at, "latin1");
   paths.forEach((path, seed) => {
     if (seed > 9) throw new Error("one digit per seed: the head's length must not change");

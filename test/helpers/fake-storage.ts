@@ -28,11 +28,26 @@ export function fixtureBody(name: string): object {
   return JSON.parse(readFileSync(join(STORAGE_FIXTURES_DIR, name), "utf8")) as object;
 }
 
-/** Deterministic pseudo-random bytes (xorshift), so big test files need no disk fixture. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Deterministic pseudo-random bytes (xorshift), so big test files need no disk fixture. Each step
+ * gives four bytes, lowest first, written as one 32-bit word where the machine is little-endian:
+ * byte by byte, the 160 MiB of the A14 test took ~0.4 s of the suite's CPU.
+ */
 export function makeBytes(size: number, seed = 1): Uint8Array {
   const out = new Uint8Array(size);
   let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i += 4) {
+  const whole = LITTLE_ENDIAN ? size >>> 2 : 0;
+  const words = new Uint32Array(out.buffer, 0, whole);
+  for (let w = 0; w < whole; w++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[w] = x >>> 0;
+  }
+  x >>>= 0;
+  for (let i = whole * 4; i < size; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
@@ -405,7 +420,9 @@ export async function startFakeStorage(initial: FakeStorageOptions = {}): Promis
       fake.bytesServed += piece.byteLength;
       entry.bytes = (entry.bytes ?? 0) + piece.byteLength;
       const ok = res.write(piece);
-      flushed = new Promise((r) => res.write(new Uint8Array(0), () => r()));
+      // Only a reset after `after` bytes waits for them to reach the socket: an empty write per piece
+      // cost every other download its share of the 10,000 pieces of a 160 MiB file.
+      if (fault?.kind === "short") flushed = new Promise((r) => res.write(new Uint8Array(0), () => r()));
       const next = () => {
         const rate = options.bytesPerSecond ?? 0;
         if (rate > 0) setTimeout(pump, Math.max(1, Math.round((piece.byteLength / rate) * 1000)));

@@ -63,68 +63,90 @@ export interface BuildGgufOptions {
   alignment?: number;
 }
 
+const UTF8 = new TextEncoder();
+
+/**
+ * Little-endian bytes into a buffer that doubles as it fills: a byte array pushed one number at a
+ * time, a buffer and a DataView per scalar and an encoder per string took ~0.45 s for the 100,000
+ * pairs of the hostile GGUF in test/e2e/scan-local.test.ts.
+ */
 class Writer {
-  private parts: number[] = [];
+  private buf = new Uint8Array(1024);
+  private dv = new DataView(this.buf.buffer);
+  private at = 0;
   constructor(private readonly version: number) {}
+  private room(size: number): number {
+    if (this.at + size > this.buf.length) {
+      const grown = new Uint8Array(Math.max(this.buf.length * 2, this.at + size));
+      grown.set(this.buf.subarray(0, this.at));
+      this.buf = grown;
+      this.dv = new DataView(grown.buffer);
+    }
+    const at = this.at;
+    this.at += size;
+    return at;
+  }
+  /** Writes `size` bytes at the end (the buffer grown first, so `dv` is the new one). */
+  private put(size: number, set: (dv: DataView, at: number) => void): void {
+    const at = this.room(size);
+    set(this.dv, at);
+  }
   bytes(b: ArrayLike<number>) {
-    for (let i = 0; i < b.length; i++) this.parts.push(b[i]!);
+    const at = this.room(b.length);
+    this.buf.set(b, at);
   }
   u8(v: number) {
-    this.parts.push(v & 0xff);
-  }
-  private view(size: number, set: (dv: DataView) => void) {
-    const b = new Uint8Array(size);
-    set(new DataView(b.buffer));
-    this.bytes(b);
+    const at = this.room(1);
+    this.buf[at] = v & 0xff;
   }
   u32(v: number) {
-    this.view(4, (d) => d.setUint32(0, v, true));
+    this.put(4, (dv, at) => dv.setUint32(at, v, true));
   }
   u64(v: bigint) {
-    this.view(8, (d) => d.setBigUint64(0, v, true));
+    this.put(8, (dv, at) => dv.setBigUint64(at, v, true));
   }
   count(v: bigint) {
     if (this.version === 1) this.u32(Number(v));
     else this.u64(v);
   }
   string(s: string) {
-    const b = new TextEncoder().encode(s);
+    const b = UTF8.encode(s);
     this.count(BigInt(b.length));
     this.bytes(b);
   }
   scalar(type: Exclude<GgufType, "array">, v: string | number | bigint | boolean) {
     switch (type) {
       case "uint8":
-        return this.view(1, (d) => d.setUint8(0, Number(v)));
+        return this.put(1, (dv, at) => dv.setUint8(at, Number(v)));
       case "int8":
-        return this.view(1, (d) => d.setInt8(0, Number(v)));
+        return this.put(1, (dv, at) => dv.setInt8(at, Number(v)));
       case "uint16":
-        return this.view(2, (d) => d.setUint16(0, Number(v), true));
+        return this.put(2, (dv, at) => dv.setUint16(at, Number(v), true));
       case "int16":
-        return this.view(2, (d) => d.setInt16(0, Number(v), true));
+        return this.put(2, (dv, at) => dv.setInt16(at, Number(v), true));
       case "uint32":
-        return this.view(4, (d) => d.setUint32(0, Number(v), true));
+        return this.put(4, (dv, at) => dv.setUint32(at, Number(v), true));
       case "int32":
-        return this.view(4, (d) => d.setInt32(0, Number(v), true));
+        return this.put(4, (dv, at) => dv.setInt32(at, Number(v), true));
       case "float32":
-        return this.view(4, (d) => d.setFloat32(0, Number(v), true));
+        return this.put(4, (dv, at) => dv.setFloat32(at, Number(v), true));
       case "bool":
         return this.u8(v ? 1 : 0);
       case "string":
         return this.string(String(v));
       case "uint64":
-        return this.view(8, (d) => d.setBigUint64(0, BigInt(v), true));
+        return this.put(8, (dv, at) => dv.setBigUint64(at, BigInt(v), true));
       case "int64":
-        return this.view(8, (d) => d.setBigInt64(0, BigInt(v), true));
+        return this.put(8, (dv, at) => dv.setBigInt64(at, BigInt(v), true));
       case "float64":
-        return this.view(8, (d) => d.setFloat64(0, Number(v), true));
+        return this.put(8, (dv, at) => dv.setFloat64(at, Number(v), true));
     }
   }
   get length() {
-    return this.parts.length;
+    return this.at;
   }
   done(): Uint8Array {
-    return Uint8Array.from(this.parts);
+    return this.buf.slice(0, this.at);
   }
 }
 

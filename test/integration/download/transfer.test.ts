@@ -45,6 +45,9 @@ function addFile(versionId: number, size = SIZE, extra: Partial<FakeFile> = {}):
   return fake.addFile({ versionId, bytes: makeBytes(size, versionId), ...extra });
 }
 
+/** What the CLI hashes downloads with: a worker thread. */
+const WORKER_HASH: Partial<DownloaderOptions> = { inlineHash: false };
+
 function taskFor(f: FakeFile, dest = join(dir, f.name)): DownloadTask {
   return {
     versionId: f.versionId,
@@ -57,10 +60,17 @@ function taskFor(f: FakeFile, dest = join(dir, f.name)): DownloadTask {
   };
 }
 
+/**
+ * Options for an in-process download. The SHA-256 is computed on this thread (`inlineHash`): a
+ * worker per download cost ~13 ms of CPU to start, ~80 times in this file. The tests that judge
+ * the hash itself (a clean download, resumes seeded from the .part, a mismatch, a whole .part)
+ * ask for the worker the CLI uses (`WORKER_HASH`), and A14 runs the default in its own process.
+ */
 function opts(extra: Partial<DownloaderOptions> = {}): DownloaderOptions {
   return {
     apiHost: fake.apiUrl,
     apiKey: SENTINEL,
+    inlineHash: true,
     retryDelayMs: 5,
     stallTimeoutMs: 5000,
     root: dir,
@@ -115,7 +125,7 @@ async function interrupted(task: DownloadTask, fraction: number): Promise<number
 describe("downloads (docs/cases.md A1–A16)", () => {
   test("clean download: 307 followed by hand, key only to the API, Accept-Encoding identity, final name only after verification", async () => {
     const f = addFile(100);
-    const result = await downloadFile(taskFor(f), opts());
+    const result = await downloadFile(taskFor(f), opts(WORKER_HASH));
     expect(result.status).toBe("downloaded");
     expect(sha(join(dir, f.name))).toBe(f.sha256);
     expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
@@ -129,7 +139,7 @@ describe("downloads (docs/cases.md A1–A16)", () => {
   test("A1: short body → .part keeps the bytes, resumes with Range: bytes=N/2-, one warning, verified", async () => {
     const f = addFile(101);
     fake.queueStorageFault({ kind: "short", after: SIZE / 2 });
-    const result = await downloadFile(taskFor(f), opts());
+    const result = await downloadFile(taskFor(f), opts(WORKER_HASH));
     expect(result.status).toBe("downloaded");
     expect(sha(join(dir, f.name))).toBe(f.sha256);
     expect(fake.storageRequests).toHaveLength(2);
@@ -149,7 +159,7 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     const partSize = lstatSync(transferPaths(dest, f.versionId).part).size;
     expect(partSize).toBeGreaterThan(0);
     fake.reset();
-    const result = await downloadFile(taskFor(f), opts());
+    const result = await downloadFile(taskFor(f), opts(WORKER_HASH));
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.headers.range).toBe(`bytes=${partSize}-`);
     expect(fake.storageRequests[0]!.headers["if-range"]).toBe(f.etag);
@@ -214,7 +224,7 @@ describe("downloads (docs/cases.md A1–A16)", () => {
   test("A6: one flipped byte → SHA-256 mismatch before the rename, expected vs actual, .part deleted", async () => {
     const f = addFile(106);
     fake.queueStorageFault({ kind: "flip-byte" });
-    const result = await downloadFile(taskFor(f), opts());
+    const result = await downloadFile(taskFor(f), opts(WORKER_HASH));
     expect(result.status).toBe("failed");
     const corrupt = Uint8Array.from(f.bytes);
     corrupt[SIZE / 2]! ^= 0xff;
@@ -327,7 +337,7 @@ describe("downloads (docs/cases.md A1–A16)", () => {
         lastModified: null,
       }),
     );
-    const result = await downloadFile(task, opts());
+    const result = await downloadFile(task, opts(WORKER_HASH));
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.status).toBe(416);
     expect(fake.bytesServed).toBe(0);
@@ -351,7 +361,7 @@ describe("downloads (docs/cases.md A1–A16)", () => {
         lastModified: null,
       }),
     );
-    const result = await downloadFile(task, opts());
+    const result = await downloadFile(task, opts(WORKER_HASH));
     expect(result.status).toBe("downloaded");
     expect(fake.storageRequests[0]!.status).toBe(416);
     expect(fake.storageRequests[1]!.headers.range).toBeUndefined();

@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -410,12 +411,25 @@ describe("damaged rows are misses, never data (docs/cases.md C1, C2)", () => {
 });
 
 describe("a damaged store is set aside and rebuilt (docs/cases.md C1)", () => {
-  async function primed(name: string): Promise<{ dir: string; files: FoundFile[] }> {
+  /**
+   * 300 files and a closed store that holds their hashes, made once: each test damages its own
+   * copy of the store (the files are only read), instead of writing and hashing 300 files again.
+   */
+  let pristine: Promise<{ dir: string; files: FoundFile[] }> | undefined;
+  async function makePristine(): Promise<{ dir: string; files: FoundFile[] }> {
+    const name = "store-pristine";
     const dir = join(root, name);
     const files = Array.from({ length: 300 }, (_, i) => makeFile(`${name}-${i}.bin`, `${name} ${i} ${"x".repeat(i)}`));
     const cache = (await openHashCache(dir)).cache!;
     await hashFiles(files, { algos: ["sha256"], cache });
     cache.close();
+    return { dir, files };
+  }
+  async function primed(name: string): Promise<{ dir: string; files: FoundFile[] }> {
+    pristine ??= makePristine();
+    const { dir: from, files } = await pristine;
+    const dir = join(root, name);
+    cpSync(from, dir, { recursive: true });
     return { dir, files };
   }
 

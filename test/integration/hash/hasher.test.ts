@@ -50,9 +50,13 @@ function expectedHashes(path: string) {
   return { sha256, autov1, autov2: sha256.slice(0, 10), crc32: crc.toString("hex"), ...(autov3 ? { autov3 } : {}) };
 }
 
-function sha256sum(path: string): string {
-  const out = Bun.spawnSync(["sha256sum", path]).stdout.toString();
-  return out.split(" ")[0]!;
+/** `sha256sum` of each path, in order, from one run of it (one process per file was ~90 per run of this file). */
+function sha256sums(paths: readonly string[]): string[] {
+  const run = Bun.spawnSync(["sha256sum", "--", ...paths]);
+  if (run.exitCode !== 0) throw new Error(`sha256sum failed: ${run.stderr.toString()}`);
+  const lines = run.stdout.toString().trimEnd().split("\n");
+  if (lines.length !== paths.length) throw new Error(`sha256sum gave ${lines.length} lines for ${paths.length} files`);
+  return lines.map((line) => line.split(" ")[0]!);
 }
 
 function safetensorsBytes(): Buffer {
@@ -95,11 +99,12 @@ describe("hashFiles against independent implementations", () => {
     const list = Object.values(files).map(foundFile);
     const results = await hashFiles(list, { algos: [...HASH_ALGOS], jobs: 2 });
     expect(results.map((r) => r.file.path)).toEqual(list.map((f) => f.path));
-    for (const r of results) {
+    const bySha256sum = sha256sums(list.map((f) => f.path));
+    for (const [i, r] of results.entries()) {
       expect(r.error).toBeUndefined();
       expect(r.cached).toBe(false);
       expect(r.hashes).toEqual(expectedHashes(r.file.path));
-      expect(r.hashes.sha256).toBe(sha256sum(r.file.path));
+      expect(r.hashes.sha256).toBe(bySha256sum[i]!);
     }
     const byName = Object.fromEntries(results.map((r) => [r.file.path, r.hashes]));
     // The known values pin down the corner cases, not just agreement with the helper above.
@@ -329,7 +334,7 @@ describe("a few small files are hashed on this thread", () => {
       }
     });
     expect(first.map((r) => [r.error, r.cached])).toEqual(paths.map(() => [undefined, false]));
-    expect(first.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
+    expect(first.map((r) => r.hashes.sha256)).toEqual(sha256sums(paths));
     const { cache } = await openHashCache(cacheDir);
     try {
       const again = await hashFiles(paths.map(foundFile), { algos: ["sha256", "autov2"], cache });
@@ -447,7 +452,7 @@ describe("files given in parts", () => {
     run.add(paths.slice(50).map(foundFile));
     const results = await run.end();
     expect(results.map((r) => r.file.path)).toEqual(paths);
-    expect(results.map((r) => r.hashes.sha256)).toEqual(paths.map(sha256sum));
+    expect(results.map((r) => r.hashes.sha256)).toEqual(sha256sums(paths));
   });
 
   test("with growing, progress says the totals are so far until end(); the last report is whole and not growing", async () => {
