@@ -29,11 +29,16 @@ export interface CollectOptions {
   /** Once per file found, in walk order, with its trusted cache entry (null when none), before any file is read. */
   onCacheEntry?: (file: FoundFile, entry: HashCacheEntry | null) => void;
   /**
+   * Called once after the walk when the hash cache is open, before it is read: the caller may then
+   * say (`claim`) which files it knows the hashes of without the cache.
+   */
+  prepareClaims?: (walk: WalkerResult) => Promise<void>;
+  /**
    * Asked first for each file found, in walk order, when the hash cache is open: its hashes when the
    * caller knows them without the cache (scan: a record kept from an earlier run, record-cache.ts).
    * The cache is then not read for the file, and `onCacheEntry` is not called for it.
    */
-  claim?: (file: FoundFile, walk: WalkerResult) => FileHashes | null;
+  claim?: (file: FoundFile) => FileHashes | null;
   /**
    * Called once, before hashing, with every file still there (scan's local pass). Files it returns
    * hashes for are not read: their result carries those hashes (scan --trust-sidecars).
@@ -239,6 +244,7 @@ async function collectWithCache(
   cache: HashCache | null,
   started: number,
 ): Promise<CollectResult> {
+  if (cache && !options.rehash) await options.prepareClaims?.(walked);
   const hits = cacheHits(walked, cache, options);
   options.signal?.throwIfAborted();
 
@@ -335,7 +341,7 @@ function cacheHits(walked: WalkerResult, cache: HashCache | null, options: Colle
       onCacheEntry?.(file, null);
       return null;
     }
-    const claimed = claim && !options.rehash ? claim(file, walked) : null;
+    const claimed = claim && !options.rehash ? claim(file) : null;
     if (claimed) return claimed;
     if (onCacheEntry) {
       const entry = cache.read(file.realPath, file.identity);

@@ -85,18 +85,6 @@ export class RecordCache {
   private taken = { pack: [] as number[], offset: [] as number[], length: [] as number[], facts: [] as FileRecord[] };
   /** Descriptors of the packs claims are in (index = Claim.pack), not adopted yet. */
   private readonly claimedPacks: number[] = [];
-  /** The pack `claim` has open: its folder, and its index in claimedPacks once a claim is in it. */
-  private claiming: {
-    dir: string;
-    fd: number;
-    pack: Pack | null;
-    index: number;
-    pressure: () => void;
-    now: number;
-    /** The folder's listing of sidecar names; undefined when it was not listed. */
-    listed: readonly string[] | undefined;
-    depHolds: (dep: Dep) => boolean;
-  } | null = null;
 
   constructor(
     private readonly packs: RecordPacks,
@@ -137,77 +125,76 @@ export class RecordCache {
   }
 
   /**
-   * The SHA-256 of a file whose packed record holds for it as the walk found it, before the hash
-   * cache is read: a file with no sidecar listed beside it (now, and when the record was made; see
-   * record-cache-rules.ts) whose identity is the record's. The record is taken: `serve` gives it,
-   * and the caller must neither read the file's header nor build its record. Files come folder by
-   * folder; claims are made in up to MAX_KEPT_PACKS packs (they stay open for the report), and
-   * the files of other folders take the usual way.
+   * Takes, before the hash cache is read, the packed record of each file of `files` (the walk's, in
+   * its order) that still holds for it as the walk found it: its identity, its sidecars' stamps
+   * (see record-cache-rules.ts) and the record's SHA-256. A record taken is given by `serve`, and
+   * the caller must neither read the file's header nor build its record (`claimedSha`). Folder by
+   * folder, the next folder's pack read on the runtime's pool while this one's files are checked;
+   * in up to MAX_KEPT_PACKS packs (they stay open for the report), the files of other folders
+   * taking the usual way. A folder not listed (a file named as an argument) is left to it too.
    */
-  claim(file: FoundFile): string | null {
-    const dir = dirnamePath(file.path);
-    if (this.claiming?.dir !== dir) {
-      if (!this.openToClaim(dir)) return null;
+  async claimAll(files: readonly FoundFile[]): Promise<void> {
+    const runs = folderRuns(files);
+    const now = this.clock();
+    const pressure = packPressure();
+    // Two buffers in turn: the next pack is read into one while this one's is decoded from the other.
+    const buffers: Buffer[] = [Buffer.allocUnsafe(0), Buffer.allocUnsafe(0)];
+    let next = runs.length > 0 ? this.packs.fetch(runs[0]!.dir, buffers[0]!) : null;
+    for (let i = 0; i < runs.length; i++) {
+      const fetched = await next;
+      next =
+        i + 1 < runs.length && this.claimedPacks.length < MAX_KEPT_PACKS ? this.packs.fetch(runs[i + 1]!.dir, buffers[(i + 1) % 2]!) : null;
+      if (fetched === null) continue;
+      buffers[i % 2] = fetched.buffer;
+      // Each pack's index is garbage once its folder is done (as in `serve`).
+      pressure();
+      const run = runs[i]!;
+      const opened = this.packs.decodeFor(run.dir, fetched.fd, fetched.bytes);
+      if (opened !== null) this.claimFolder(run.dir, files.slice(run.from, run.to), opened, now);
     }
-    const at = this.claiming!;
-    // A folder not listed (a file named as an argument) is left to the hash cache's way.
-    if (at.pack === null || at.listed === undefined) return null;
-    const name = basenamePath(file.path);
-    const entry = at.pack.entries.get(name);
-    const sha = entry?.meta.facts.hashes?.sha256;
-    if (!entry || typeof sha !== "string") return null;
-    // Most files have no sidecar: their mark is "" without a look at the listing for each.
-    const mark = at.listed.length === 0 ? "" : this.markOf(file);
-    if (mark === null) return null;
-    if (!rowHolds(entry.meta, { ident: fileIdent(file, mark), sha256: sha, now: at.now, depHolds: at.depHolds })) return null;
-    if (at.index === -1) at.index = this.claimedPacks.push(at.fd) - 1;
-    const c = this.taken;
-    this.claims.set(file, c.facts.push(entry.meta.facts) - 1);
-    c.pack.push(at.index);
-    c.offset.push(entry.offset);
-    c.length.push(entry.body.length);
-    this.validNames(dir).add(name);
-    return sha;
   }
 
-  /** Whether `file`'s record was claimed (it is given by `serve`). */
-  claimed(file: FoundFile): boolean {
-    return this.claims.has(file);
-  }
-
-  /** Moves `claim` to folder `dir`'s pack; false once no more packs may be claimed from. */
-  private openToClaim(dir: string): boolean {
-    const previous = this.claiming;
-    this.releaseClaiming();
-    if (this.claimedPacks.length >= MAX_KEPT_PACKS) return false;
-    // Each pack's index is garbage once its folder is done (as in `serve`).
-    const pressure = previous?.pressure ?? packPressure();
-    pressure();
-    const read = this.packs.open(dir);
-    let fd = -1;
-    let pack: Pack | null = null;
-    if (read !== null && read.pack.fp === this.fp) ({ fd, pack } = read);
-    else if (read !== null) closeSync(read.fd);
+  /** `claimAll` for the files of one folder, its pack opened (its descriptor kept when a claim is made in it, else closed). */
+  private claimFolder(dir: string, files: readonly FoundFile[], opened: { fd: number; pack: Pack }, now: number): void {
+    const listed = this.names?.get(dir);
+    const { fd, pack } = opened;
+    if (pack.fp !== this.fp || listed === undefined || this.claimedPacks.length >= MAX_KEPT_PACKS) {
+      closeSync(fd);
+      return;
+    }
     // A pack's entries share its `deps` objects: judged once per pack, and not per entry at all
     // when every one holds (an unchanged metadata cache).
     const held = new Map<Dep, boolean>();
-    for (const dep of pack?.deps ?? []) held.set(dep, this.depHolds(dep));
-    const allHold = [...held.values()].every(Boolean);
-    const depHolds = allHold ? () => true : (dep: Dep) => held.get(dep) === true;
-    const listed = this.names?.get(dir);
-    this.claiming = { dir, fd, pack, index: -1, pressure, now: previous?.now ?? this.clock(), listed, depHolds };
-    return true;
+    for (const dep of pack.deps) held.set(dep, this.depHolds(dep));
+    const depHolds = [...held.values()].every(Boolean) ? () => true : (dep: Dep) => held.get(dep) === true;
+    let index = -1;
+    for (const file of files) {
+      const name = basenamePath(file.path);
+      const entry = pack.entries.get(name);
+      const sha = entry?.meta.facts.hashes?.sha256;
+      if (!entry || typeof sha !== "string") continue;
+      // Most files have no sidecar: their mark is "" without a look at the listing for each.
+      const mark = listed.length === 0 ? "" : this.markOf(file);
+      if (mark === null || !rowHolds(entry.meta, { ident: fileIdent(file, mark), sha256: sha, now, depHolds })) continue;
+      if (index === -1) index = this.claimedPacks.push(fd) - 1;
+      const c = this.taken;
+      this.claims.set(file, c.facts.push(entry.meta.facts) - 1);
+      c.pack.push(index);
+      c.offset.push(entry.offset);
+      c.length.push(entry.body.length);
+      this.validNames(dir).add(name);
+    }
+    if (index === -1) closeSync(fd);
   }
 
-  /** Closes the pack `claim` has open unless a claim is in it. */
-  private releaseClaiming(): void {
-    if (this.claiming !== null && this.claiming.pack !== null && this.claiming.index === -1) closeSync(this.claiming.fd);
-    this.claiming = null;
+  /** The SHA-256 of a file whose record `claimAll` took (it is given by `serve`), else undefined. */
+  claimedSha(file: FoundFile): string | undefined {
+    const claim = this.claims.get(file);
+    return claim === undefined ? undefined : this.taken.facts[claim]!.hashes.sha256;
   }
 
-  /** Closes what `claim` holds open and `serve` did not take (a scan that failed before it). */
+  /** Closes the packs claims are in that `serve` did not take (a scan that failed before it). */
   close(): void {
-    this.releaseClaiming();
     for (const fd of this.claimedPacks.splice(0)) if (fd >= 0) closeSync(fd);
   }
 
@@ -460,4 +447,16 @@ export class RecordCache {
     }
     return out;
   }
+}
+
+/** The runs of files in one folder, in order (a folder's files are together unless a subfolder's come between). */
+function folderRuns(files: readonly FoundFile[]): { dir: string; from: number; to: number }[] {
+  const runs: { dir: string; from: number; to: number }[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const dir = dirnamePath(files[i]!.path);
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last.dir === dir) last.to = i + 1;
+    else runs.push({ dir, from: i, to: i + 1 });
+  }
+  return runs;
 }

@@ -13,7 +13,7 @@
  * written is left as it was, silently (the hash cache already says when the cache folder cannot be
  * written).
  */
-import { closeSync, lstatSync, mkdirSync, readSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, read, readSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { isTempName, writeFileAtomic } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
@@ -62,6 +62,60 @@ export class RecordPacks {
    * the next `open` or `read`.
    */
   open(dir: string): { fd: number; pack: Pack } | null {
+    const checked = this.openChecked(dir);
+    if (checked === null) return null;
+    const { fd, size } = checked;
+    try {
+      if (this.buffer.length < size) this.buffer = Buffer.allocUnsafe(Math.max(size, this.buffer.length * 2));
+      let got = 0;
+      while (got < size) {
+        const n = readSync(fd, this.buffer, got, size - got, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return this.decodeFor(dir, fd, this.buffer.subarray(0, got));
+    } catch {
+      closeSync(fd);
+      return null;
+    }
+  }
+
+  /**
+   * The bytes of folder `dir`'s pack, read on the runtime's pool into `buffer` (or a larger one,
+   * returned) while the caller goes on: a warm scan reads the next folder's pack while it checks
+   * this one's files. `decodeFor` makes them a pack. Null as `open`.
+   */
+  async fetch(dir: string, buffer: Buffer): Promise<{ fd: number; bytes: Uint8Array; buffer: Buffer } | null> {
+    const checked = this.openChecked(dir);
+    if (checked === null) return null;
+    const { fd, size } = checked;
+    try {
+      const into = buffer.length >= size ? buffer : Buffer.allocUnsafe(Math.max(size, buffer.length * 2));
+      let got = 0;
+      while (got < size) {
+        const n = await new Promise<number>((resolve, reject) =>
+          read(fd, into, got, size - got, got, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead))),
+        );
+        if (n === 0) break;
+        got += n;
+      }
+      return { fd, bytes: into.subarray(0, got), buffer: into };
+    } catch {
+      closeSync(fd);
+      return null;
+    }
+  }
+
+  /** The pack in `bytes`, read through `fd`, when it is folder `dir`'s; else null, `fd` closed. */
+  decodeFor(dir: string, fd: number, bytes: Uint8Array): { fd: number; pack: Pack } | null {
+    const pack = decodePack(bytes);
+    if (pack !== null && pack.dir === dir) return { fd, pack };
+    closeSync(fd);
+    return null;
+  }
+
+  /** Folder `dir`'s pack opened, when it is a regular file this user owns and may be read whole. */
+  private openChecked(dir: string): { fd: number; size: number } | null {
     let opened: ReturnType<typeof openRegularFile>;
     try {
       opened = openRegularFile(this.pathOf(dir).file, { follow: false });
@@ -70,22 +124,11 @@ export class RecordPacks {
     }
     if (typeof opened === "string") return null;
     const { fd, stat: st } = opened;
-    try {
-      if (st.size > MAX_PACK_BYTES || !ownedByUs(st)) throw new Error("not a pack");
-      if (this.buffer.length < st.size) this.buffer = Buffer.allocUnsafe(Math.max(st.size, this.buffer.length * 2));
-      let got = 0;
-      while (got < st.size) {
-        const n = readSync(fd, this.buffer, got, st.size - got, got);
-        if (n === 0) break;
-        got += n;
-      }
-      const pack = decodePack(this.buffer.subarray(0, got));
-      if (pack === null || pack.dir !== dir) throw new Error("not this folder's pack");
-      return { fd, pack };
-    } catch {
+    if (st.size > MAX_PACK_BYTES || !ownedByUs(st)) {
       closeSync(fd);
       return null;
     }
+    return { fd, size: st.size };
   }
 
   /** As `open`, without keeping the descriptor. */

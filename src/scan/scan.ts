@@ -168,15 +168,20 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
   const cachedLocal = new Map<FoundFile, { version: number; sidecars: boolean }>();
   let localBytesRead = 0;
   const records = openRecordCache(options, { now, started, hashSources });
-  // Records are claimed before the hash cache is read (record-cache.ts claim), except for --index,
-  // whose entries want every hash the cache holds.
-  const claim =
+  // Records are claimed before the hash cache is read (record-cache.ts claimAll), except for
+  // --index, whose entries want every hash the cache holds.
+  const claims =
     records && !options.buildIndex
-      ? (file: FoundFile, walk: { names?: ReadonlyMap<string, readonly string[]> }) => {
-          records.cache.useListing(walk.names);
-          const sha = records.cache.claim(file);
+      ? {
+          prepareClaims: async (walk: { names?: ReadonlyMap<string, readonly string[]>; files: readonly FoundFile[] }) => {
+            records.cache.useListing(walk.names);
+            await records.cache.claimAll(walk.files);
+          },
           // Its SHA-256 alone: nothing else is read of a claimed file's hashes (its record has them all).
-          return sha === null ? null : { sha256: sha };
+          claim: (file: FoundFile) => {
+            const sha = records.cache.claimedSha(file);
+            return sha === undefined ? null : { sha256: sha };
+          },
         }
       : undefined;
   let collected: CollectResult;
@@ -197,12 +202,12 @@ export async function runScan(options: ScanOptions): Promise<ScanResult> {
       onCacheEntry: (file, entry) => {
         if (entry?.local) cachedLocal.set(file, { version: entry.local.version, sidecars: entry.local.sidecars !== null });
       },
-      ...(claim ? { claim } : {}),
+      ...claims,
       // The local pass runs between walk and hash so --trust-sidecars can spare files from hashing.
       presetHashes: async (found, { cache, walk }) => {
         phase("walk");
         // A claimed file's record is given whole: its header and sidecars are not looked at.
-        const files = claim ? found.filter((f) => !records!.cache.claimed(f)) : found;
+        const files = claims ? found.filter((f) => records!.cache.claimedSha(f) === undefined) : found;
         locals = new LocalSections(cache);
         const pass = await readLocalFacts(
           files.map((f) => ({ path: f.path, size: f.identity.size, cached: cachedLocal.get(f) ?? null })),
