@@ -195,6 +195,9 @@ async function smallFiles(cli: string[], work: string, env: Record<string, strin
         `      second scan (answers from the metadata cache, records built and kept): ${secs(building.ms)}, peak RSS ${((building.maxRssBytes ?? 0) / MiB).toFixed(0)} MiB`,
       );
       civitai.requests = 0;
+      // The scan before wrote ~1 GB (packs, inventory) that the kernel would otherwise flush to disk
+      // during the timed runs, 30 s later; hours later, on a daily re-scan, it is long written.
+      await run(["sync"], env);
       const warmScan = await pairs(RUNS, floor, scan, env);
       const s = rowOf(`target 1: warm scan -o inventory.json, ${k} files`, warmScan, "find -printf", 10, 300);
       const requests = civitai.requests;
