@@ -251,6 +251,46 @@ describe("scan looks up in parts", () => {
     }
   });
 
+  test("more folders than packs kept open (300 of one file each): every record is given, the same inventory", async () => {
+    // 256 packs stay open for the report (record-cache.ts MAX_KEPT_PACKS): the files of the folders
+    // past them are given through the hash cache, their records' bytes copied.
+    const dir = tmp.make();
+    for (let i = 0; i < 300; i++) {
+      const folder = join(dir, `f${String(i).padStart(3, "0")}`);
+      mkdirSync(folder);
+      writeFileSync(join(folder, "model.ckpt"), `checkpoint ${i}`);
+      utimesSync(join(folder, "model.ckpt"), PAST, PAST);
+    }
+    const cacheDir = tmp.make();
+    const metaDir = tmp.make();
+    const options = (api: CivitaiApi): Partial<ScanOptions> => ({
+      hashCacheDir: cacheDir,
+      metaCache: createMetaCache({ dir: metaDir, origins: [HOST] }),
+      api,
+      now: Date.now,
+    });
+    const unknown = () => new CountingCivitai([], []);
+    (await scan(dir, unknown(), options(unknown()))).close();
+    const age = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) age(join(d, e.name));
+      utimesSync(d, PAST, PAST);
+    };
+    age(metaDir);
+    const built = await scan(dir, unknown(), options(unknown()));
+    const api = unknown();
+    const given = await scan(dir, api, options(api));
+    try {
+      expect(built.inventory.summary.cacheHits.records).toBe(0);
+      expect(api.calls).toEqual([]);
+      expect(given.inventory.summary.cacheHits.records).toBe(300);
+      expect(given.inventory.records.map((r) => r.status)).toEqual(Array(300).fill("not_found"));
+      expect(await written(given)).toBe((await written(built)).replace(/"records": \d+/, '"records": 300'));
+    } finally {
+      built.close();
+      given.close();
+    }
+  });
+
   test("the records file is unlinked at once: nothing is left in TMPDIR during or after the scan", async () => {
     const lib = library();
     const tmpRoot = tmp.make();
