@@ -1,13 +1,13 @@
 import { redact } from "../shared/redact.ts";
 import { buildRecords, trustedSidecarHash } from "./build-records.ts";
 import { cutText } from "../shared/json-guard.ts";
-import type { LocalInfo, SidecarInfo } from "../local/local-types.ts";
+import type { LocalInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
 import { isRacy } from "../hash/hash-entry.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
-import { factsVersion, localInfoOf } from "../local/local-cache.ts";
+import { factsVersion } from "../local/local-cache.ts";
 import { SCHEMA_VERSION, type Inventory, type InventoryHead, type InventoryOptions } from "../report/inventory-types.ts";
 import type { InventorySource } from "../report/inventory-read.ts";
 import { RecordSpill } from "../report/record-spill.ts";
@@ -15,6 +15,7 @@ import type { FileRecord, HashSource, RecordStatus } from "../report/record-type
 import type { CivitaiApi } from "../civitai/api-types.ts";
 import type { HashProgress } from "../hash/hasher.ts";
 import { collectFiles, type CollectResult } from "./collect.ts";
+import { LocalSections } from "./local-sections.ts";
 import { RecordCache } from "./record-cache.ts";
 import { packsRoot, RecordPacks } from "./record-packs.ts";
 import { recordFingerprint } from "./record-cache-rules.ts";
@@ -785,77 +786,3 @@ function isSidecarName(name: string): boolean {
 
 /** Every sidecar name ends so (sidecars.ts SIDECAR_SUFFIXES; `.json` covers the three JSON kinds). */
 const SIDECAR_NAME_RE = /\.(civitai\.info|json)$/i;
-
-/**
- * The local section of every file, for buildRecords. Facts the hash cache holds (read from it, or
- * stored by this run) stay there and are read back, folder by folder, when the record is built:
- * at ~1 KB of JSON per file, holding them all would be the largest part of a 100,000-file scan's
- * memory. Without a usable cache (--no-cache, a full disk) the text is held here.
- */
-class LocalSections implements ReadonlyMap<string, LocalInfo> {
-  private readonly inCache = new Map<string, FoundFile>();
-  private readonly texts = new Map<string, string>();
-  private readonly sidecars = new Map<string, SidecarInfo[]>();
-  /** Records whose facts the cache no longer had (a damaged store set aside mid-run). */
-  lost = 0;
-  /** Files whose header facts and sidecars came unchanged from the hash cache. */
-  readonly unchanged = new Set<FoundFile>();
-
-  constructor(private readonly cache: HashCache | null) {}
-
-  /**
-   * `facts` null: unchanged in the cache. `stored`: these facts were just given to the cache. Facts
-   * that are neither (the cache is off or failing, or they were cut down from the cached ones) are
-   * held here.
-   */
-  set(file: FoundFile, facts: string | null, sidecars: SidecarInfo[] | undefined, stored: boolean): void {
-    if (sidecars) this.sidecars.set(file.path, sidecars);
-    if (this.cache && (facts === null || stored)) this.inCache.set(file.path, file);
-    else if (facts !== null) this.texts.set(file.path, facts);
-  }
-
-  get(path: string): LocalInfo | undefined {
-    const file = this.inCache.get(path);
-    let facts = this.texts.get(path);
-    if (file) {
-      facts = this.cache?.peekLocal(file.realPath, file.identity)?.facts;
-      if (facts === undefined) {
-        this.lost++;
-        return undefined;
-      }
-    }
-    return facts === undefined ? undefined : localInfoOf(facts, this.sidecars.get(path));
-  }
-
-  has(path: string): boolean {
-    return this.inCache.has(path) || this.texts.has(path);
-  }
-
-  get size(): number {
-    return this.inCache.size + this.texts.size;
-  }
-
-  *keys(): MapIterator<string> {
-    yield* this.inCache.keys();
-    yield* this.texts.keys();
-  }
-
-  *entries(): MapIterator<[string, LocalInfo]> {
-    for (const path of this.keys()) {
-      const info = this.get(path);
-      if (info) yield [path, info];
-    }
-  }
-
-  *values(): MapIterator<LocalInfo> {
-    for (const [, info] of this.entries()) yield info;
-  }
-
-  forEach(fn: (value: LocalInfo, key: string, map: ReadonlyMap<string, LocalInfo>) => void): void {
-    for (const [path, info] of this.entries()) fn(info, path, this);
-  }
-
-  [Symbol.iterator](): MapIterator<[string, LocalInfo]> {
-    return this.entries();
-  }
-}
