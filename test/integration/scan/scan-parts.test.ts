@@ -114,6 +114,12 @@ function scan(dir: string, api: CivitaiApi, extra: Partial<ScanOptions> = {}): P
   });
 }
 
+/** `dir` and every folder below it last written an hour ago (the record cache's racy rule then trusts them). */
+function ageFolders(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) ageFolders(join(dir, e.name));
+  utimesSync(dir, PAST, PAST);
+}
+
 /** The inventory as scan writes it, without what differs between runs (timing, request and cache-hit counts). */
 async function written(result: ScanResult): Promise<string> {
   const text = chunksText(reportChunks(result.source, "json"));
@@ -217,11 +223,7 @@ describe("scan looks up in parts", () => {
     });
     (await scan(lib.dir, lib.api(), options(lib.api()))).close();
     // The metadata folders as a day later (not written in the last 2 s): the next scan keeps records.
-    const age = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) age(join(d, e.name));
-      utimesSync(d, PAST, PAST);
-    };
-    age(metaDir);
+    ageFolders(metaDir);
     const built = await scan(lib.dir, lib.api(), options(lib.api()));
     const packs = (readdirSync(join(cacheDir, "records", "v1"), { recursive: true }) as string[]).filter((n) => n.endsWith(".pack"));
     const names = packs
@@ -271,11 +273,7 @@ describe("scan looks up in parts", () => {
     });
     const unknown = () => new CountingCivitai([], []);
     (await scan(dir, unknown(), options(unknown()))).close();
-    const age = (d: string) => {
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) age(join(d, e.name));
-      utimesSync(d, PAST, PAST);
-    };
-    age(metaDir);
+    ageFolders(metaDir);
     const built = await scan(dir, unknown(), options(unknown()));
     const api = unknown();
     const given = await scan(dir, api, options(api));
