@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync, write } from "node:fs";
+import { closeSync, fdatasync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
 import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -144,12 +144,6 @@ function checkFolder(path: string): void {
 interface ReportSink {
   /** Every byte is written before it returns (a full pipe is waited for), so the caller may reuse them. */
   write(data: string | Uint8Array): void;
-  /**
-   * Writes `data` on the runtime's pool; the promise settles when every byte is written (the
-   * caller must not touch `data` before). One at a time: the next starts after this one settled.
-   * Files only (atomicSink): a pipe or a device is written with `write`.
-   */
-  writeBehind?(data: Uint8Array): Promise<void>;
   /** Waits for what the sink flushes in the background (atomicSink's early syncs); call before `finish`. */
   settle?(): Promise<void>;
   finish(): void;
@@ -258,19 +252,6 @@ function atomicSink(path: string, mode: number, syncEarly = false): ReportSink {
       unsynced += typeof data === "string" ? data.length : data.byteLength;
       startSync();
     },
-    writeBehind: (data) =>
-      new Promise<void>((resolve, reject) => {
-        // A write may take fewer bytes than asked (a signal, a file-size limit): the rest follows.
-        const from = (at: number) =>
-          write(fd!, data, at, data.length - at, null, (error, n) => {
-            if (error) return reject(fail(error));
-            if (at + n < data.length) return from(at + n);
-            unsynced += data.length;
-            startSync();
-            resolve();
-          });
-        from(0);
-      }),
     settle: async () => {
       await syncing;
       if (syncError !== null) {
@@ -349,30 +330,13 @@ export async function writeReportChunks(
   options: { mode?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
   const sink = openReportSink(target, { ...options, syncEarly: true });
-  // Two buffers for a file: one is written on the runtime's pool (writeBehind) while the next is
-  // filled here. Writing a warm 100,000-file scan's 453 MB inventory took ~0.4 s of the main
-  // thread when each write waited.
-  const buffers = [Buffer.allocUnsafe(FLUSH_BYTES), Buffer.allocUnsafe(FLUSH_BYTES)];
-  let turn = 0;
-  let buf = buffers[0]!;
+  let buf = Buffer.allocUnsafe(FLUSH_BYTES);
   let used = 0;
-  let inFlight: Promise<void> | null = null;
   const flush = async () => {
-    const data = buf.subarray(0, used);
-    if (sink.writeBehind) {
-      // Awaiting the write before is also the turn of the event loop a signal handler needs.
-      await inFlight;
-      inFlight = sink.writeBehind(data);
-      // Its failure is met where it is awaited (above, below, or before `abort`).
-      inFlight.catch(() => {});
-      turn ^= 1;
-      buf = buffers[turn]!;
-    } else {
-      sink.write(data);
-      // A turn of the event loop, so a signal handler can run between writes.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    sink.write(buf.subarray(0, used));
     used = 0;
+    // A turn of the event loop, so a signal handler can run between writes.
+    await new Promise((resolve) => setImmediate(resolve));
     options.signal?.throwIfAborted();
   };
   try {
@@ -389,19 +353,16 @@ export async function writeReportChunks(
         }
       } else {
         if (used + chunk.length > buf.length) await flush();
-        if (chunk.length > buf.length) buffers[turn] = buf = Buffer.allocUnsafe(chunk.length);
+        if (chunk.length > buf.length) buf = Buffer.allocUnsafe(chunk.length);
         buf.set(chunk, used);
         used += chunk.length;
       }
       if (used >= FLUSH_BYTES) await flush();
     }
     if (used > 0) await flush();
-    await inFlight;
     await sink.settle?.();
     sink.finish();
   } catch (error) {
-    // A write still running on the pool must end before its descriptor is closed (and its number reused).
-    await inFlight?.catch(() => {});
     sink.abort();
     throw error;
   }
