@@ -40,10 +40,10 @@ const MAX_KEPT_PACKS = 256;
 export interface ServeSink {
   /** Takes a pack's descriptor (to read from and close later); returns its source number. */
   adopt(fd: number): number;
-  /** A record at `offset` (`length` bytes) of an adopted pack. */
-  at(facts: FileRecord, source: number, offset: number, length: number, h: HashResult): void;
-  /** A record's bytes, copied before `serve` goes on. */
-  bytes(facts: FileRecord, body: Uint8Array, h: HashResult): void;
+  /** The record of `hashes[i]`, at `offset` (`length` bytes) of an adopted pack. */
+  at(facts: FileRecord, source: number, offset: number, length: number, i: number): void;
+  /** The record of `hashes[i]` as bytes, copied before `serve` goes on. */
+  bytes(facts: FileRecord, body: Uint8Array, i: number): void;
 }
 
 /** Records waiting for their folder's pack (~4.5 KB each): beyond this, the pack is written now and again later. */
@@ -209,7 +209,7 @@ export class RecordCache {
 
   /**
    * Gives each file of `hashes` that `eligible` admits its packed record when it still holds;
-   * returns the files left to look up, in order. A record given goes to `sink` with what the facts
+   * returns the files left to look up, in order. A record given goes to `sink`, by its index in `hashes`, with what the facts
    * read of it: as a place in its pack (the pack is kept open, `sink.adopt`) for the first
    * MAX_KEPT_PACKS packs, then as bytes (copied now: descriptors are a limited resource).
    */
@@ -235,10 +235,11 @@ export class RecordCache {
     // Claimed packs, adopted as their first record is given.
     const claimSources = new Map<number, number>();
     try {
-      for (const h of hashes) {
+      for (let i = 0; i < hashes.length; i++) {
+        const h = hashes[i]!;
         const claim = this.claims.get(h.file);
         if (claim !== undefined) {
-          this.giveClaimed(claim, h, sink, claimSources);
+          this.giveClaimed(claim, h, i, sink, claimSources);
           continue;
         }
         if (!eligible(h)) {
@@ -272,8 +273,8 @@ export class RecordCache {
           this.kept++;
         }
         this.count(facts);
-        if (source !== 0) sink.at(facts, source, entry.offset, entry.body.length, h);
-        else sink.bytes(facts, entry.body, h);
+        if (source !== 0) sink.at(facts, source, entry.offset, entry.body.length, i);
+        else sink.bytes(facts, entry.body, i);
         valid ??= this.validNames(dir);
         valid.add(name);
       }
@@ -288,7 +289,7 @@ export class RecordCache {
   }
 
   /** Gives a claimed record from its pack, adopted by `sink` with the first of its records (`sources`: pack → source number). */
-  private giveClaimed(claim: number, h: HashResult, sink: ServeSink, sources: Map<number, number>): void {
+  private giveClaimed(claim: number, h: HashResult, i: number, sink: ServeSink, sources: Map<number, number>): void {
     const c = this.taken;
     const pack = c.pack[claim]!;
     let from = sources.get(pack);
@@ -300,7 +301,7 @@ export class RecordCache {
     }
     const facts = withFile(c.facts[claim]!, h.file);
     this.count(facts);
-    sink.at(facts, from, c.offset[claim]!, c.length[claim]!, h);
+    sink.at(facts, from, c.offset[claim]!, c.length[claim]!, i);
   }
 
   /** Counts a record given. */

@@ -27,7 +27,7 @@ import {
   type LookupProgress,
   type LookupResult,
 } from "../civitai/lookup.ts";
-import { compareByteOrder, isInByteOrder } from "./path-filter.ts";
+import { pathRanks } from "./path-ranks.ts";
 import { collectWhenGrown } from "../shared/memory-pressure.ts";
 import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
@@ -314,11 +314,13 @@ interface BuildContext {
  */
 async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ctx: BuildContext): Promise<ScanResult> {
   const { hashSources, indexRoot, localBytesRead, started, now, phase } = ctx;
-  const ranks = pathRanks(collected);
+  const ranks = pathRanks(
+    collected.hashes.map((h) => h.file.path),
+    collected.walk.skipped.map((x) => x.path),
+  );
   const spill = new RecordSpill(ranks.paths.length, (rank) => ranks.paths[rank]!);
   // A path listed twice (the walker lists each once) would get the next rank, not fail the scan.
-  const rankOf = (path: string) => {
-    let rank = ranks.rank.get(path)!;
+  const free = (rank: number) => {
     while (spill.taken(rank)) rank++;
     return rank;
   };
@@ -329,13 +331,13 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
     // 455 to 414–425 MiB (bench/scale-breakdown.ts, two runs each) for ~0.1 s. Not worth it for a
     // small library (a few ms of every run).
     if (collected.hashes.length >= LARGE_SCAN_FILES) Bun.gc(true);
-    const hashes = records ? giveKeptRecords(records.cache, collected, ctx, spill, rankOf) : collected.hashes;
+    const hashes = records ? giveKeptRecords(records.cache, collected, ctx, spill, (i) => free(ranks.hashRank[i]!)) : collected.hashes;
     // The kept records' facts and the packs' indexes are garbage now, old enough that only a full
     // collection frees them: one more here took a warm 100,000-file scan's peak from 299–302 to
     // 278–280 MiB (bench/scale-breakdown.ts and a phase-by-phase RSS probe, two runs each).
     if (collected.hashes.length - hashes.length >= LARGE_SCAN_FILES) Bun.gc(true);
     const built = await lookUpInParts(options, { hashes, skipped: collected.walk.skipped }, ctx, records, (record) =>
-      spill.add(record, rankOf(record.path)),
+      spill.add(record, free(ranks.rankOf(record.path))),
     );
     phase("lookup");
     const inventoryOptions = inventoryOptionsOf(options);
@@ -416,36 +418,6 @@ function distinctRoots(paths: readonly string[]): string[] {
   const seen = new Map<string, string>();
   for (const p of paths) if (!seen.has(resolvePath(p))) seen.set(resolvePath(p), p);
   return [...seen.values()];
-}
-
-/**
- * Every record's path (files and skipped paths) in byte order, and each path's (first) rank in it.
- * Both lists come in byte order (the walk sorts them, and the collect keeps the walk's order): they
- * are merged, not sorted again (a sort with compareByteOrder was ~0.1 s of a warm 100k scan).
- */
-function pathRanks(collected: CollectResult): { paths: string[]; rank: Map<string, number> } {
-  const paths = mergeSorted(
-    collected.hashes.map((h) => h.file.path),
-    collected.walk.skipped.map((s) => s.path),
-  );
-  const rank = new Map<string, number>();
-  paths.forEach((p, i) => {
-    if (!rank.has(p)) rank.set(p, i);
-  });
-  return { paths, rank };
-}
-
-/** `a` and `b` merged in byte order; each is sorted when it is not (a caller's promise checked, not trusted). */
-function mergeSorted(a: string[], b: string[]): string[] {
-  for (const list of [a, b]) if (!isInByteOrder(list)) list.sort(compareByteOrder);
-  if (b.length === 0) return a;
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length && j < b.length) out.push(compareByteOrder(a[i]!, b[j]!) <= 0 ? a[i++]! : b[j++]!);
-  while (i < a.length) out.push(a[i++]!);
-  while (j < b.length) out.push(b[j++]!);
-  return out;
 }
 
 interface PartsResult {
@@ -554,15 +526,16 @@ function giveKeptRecords(
   collected: CollectResult,
   ctx: BuildContext,
   spill: RecordSpill,
-  rankOf: (path: string) => number,
+  /** The rank of `collected.hashes[i]`'s record. */
+  rankAt: (i: number) => number,
 ): readonly HashResult[] {
   const hashes = collected.hashes;
   cache.useListing(collected.walk.names);
   const eligible = (h: HashResult) => h.cached && !h.error && ctx.locals.unchanged.has(h.file) && !ctx.hashSources.has(h.file.path);
   const rest = cache.serve(hashes, eligible, {
     adopt: (fd) => spill.adopt(fd),
-    at: (facts, source, offset, length, h) => spill.addAt(facts, source, offset, length, rankOf(h.file.path)),
-    bytes: (facts, body, h) => spill.addText(facts, body, rankOf(h.file.path)),
+    at: (facts, source, offset, length, i) => spill.addAt(facts, source, offset, length, rankAt(i)),
+    bytes: (facts, body, i) => spill.addText(facts, body, rankAt(i)),
   });
   // From here the lookups read the metadata cache: what `store` judges the folders by.
   cache.begin(rest);

@@ -218,6 +218,19 @@ describe("scan: finished records kept between runs", () => {
         .replace(/"cacheHits": \{[^}]*\}/, "");
     expect(strip(lib.given.text)).toBe(strip(lib.built.text));
   });
+
+  test("folders and files named out of order: the records given land in path order, the same as named in order", async () => {
+    const { dir, cacheDir } = lib;
+    const named = [path(dir, "loras/style.safetensors"), path(dir, "loras"), path(dir, "backup")];
+    const out = await scan(named[1]!, cacheDir, [named[2]!]);
+    const reversed = await scan(named[1]!, cacheDir, [named[0]!, named[2]!].reverse());
+    expect(reversed.inv.summary.cacheHits.records).toBe(out.inv.summary.cacheHits.records);
+    expect(reversed.inv.summary.cacheHits.records).toBeGreaterThanOrEqual(4);
+    const withoutRoots = (inv: Inventory) => ({ ...(stable(inv) as Record<string, unknown>), roots: null });
+    expect(withoutRoots(reversed.inv)).toEqual(withoutRoots(out.inv));
+    const paths = reversed.inv.records.map((r) => r.path);
+    expect(paths).toEqual([...paths].sort());
+  });
 });
 
 describe("scan: what a kept record was made from changes, and it is built again", () => {
