@@ -47,7 +47,11 @@ export class RecordPacks {
   private readonly madeDirs = new Set<string>();
   private buffer = Buffer.allocUnsafe(0);
 
-  constructor(private readonly root: string) {}
+  /** `maxBytes`: the largest pack written or read (MAX_PACK_BYTES; a test makes it small). */
+  constructor(
+    private readonly root: string,
+    private readonly maxBytes = MAX_PACK_BYTES,
+  ) {}
 
   private pathOf(dir: string): { shardDir: string; file: string } {
     const id = Bun.hash.wyhash(dir).toString(16).padStart(16, "0");
@@ -124,7 +128,7 @@ export class RecordPacks {
     }
     if (typeof opened === "string") return null;
     const { fd, stat: st } = opened;
-    if (st.size > MAX_PACK_BYTES || !ownedByUs(st)) {
+    if (st.size > this.maxBytes || !ownedByUs(st)) {
       closeSync(fd);
       return null;
     }
@@ -144,7 +148,7 @@ export class RecordPacks {
     const { shardDir, file } = this.pathOf(dir);
     const pieces = encodePack(fp, dir, entries);
     // A pack too large to be read back would be written again by every run, for nothing.
-    if (pieces.reduce((n, p) => n + p.length, 0) > MAX_PACK_BYTES) {
+    if (pieces.reduce((n, p) => n + p.length, 0) > this.maxBytes) {
       this.writeFailures++;
       return;
     }
