@@ -13,6 +13,7 @@ import type { FileRecord } from "../report/record-types.ts";
 import { basenamePath, dirnamePath, fsPath, joinPath } from "../shared/fs-path.ts";
 import { closeSync, statSync } from "node:fs";
 import { isRacy } from "../hash/hash-entry.ts";
+import { stampOf } from "../local/local-cache.ts";
 import { listedSidecars } from "../local/sidecars.ts";
 import {
   fileIdent,
@@ -120,7 +121,7 @@ export class RecordCache {
       try {
         const st = statSync(fsPath(joinPath(folder, name)), { bigint: true });
         if (racySince !== undefined && isRacy(st.mtimeNs.toString(), racySince)) return null;
-        stamps.push({ name, stamp: `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` });
+        stamps.push({ name, stamp: stampOf(st) });
       } catch {
         return null;
       }

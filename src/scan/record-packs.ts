@@ -13,13 +13,13 @@
  * written is left as it was, silently (the hash cache already says when the cache folder cannot be
  * written).
  */
-import { closeSync, lstatSync, mkdirSync, read, readSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, read, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { isTempName, writeFileAtomic } from "../shared/atomic-write.ts";
 import { errnoCode } from "../shared/errors.ts";
 import { basenamePath, dirnamePath, fsPath } from "../shared/fs-path.ts";
 import { listNoFollow, removeEmptyDirs } from "../shared/no-follow.ts";
-import { openRegularFile, readRegularFile } from "../shared/read-small-file.ts";
+import { openRegularFile, readInto, readRegularFile } from "../shared/read-small-file.ts";
 import { decodePack, encodePack, type NewEntry, type Pack } from "./record-pack-format.ts";
 
 /** A pack larger than this is not read (a folder of ~200,000 models); its records are built. */
@@ -71,12 +71,7 @@ export class RecordPacks {
     const { fd, size } = checked;
     try {
       if (this.buffer.length < size) this.buffer = Buffer.allocUnsafe(Math.max(size, this.buffer.length * 2));
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, this.buffer, got, size - got, got);
-        if (n === 0) break;
-        got += n;
-      }
+      const got = readInto(fd, this.buffer.subarray(0, size));
       return this.decodeFor(dir, fd, this.buffer.subarray(0, got));
     } catch {
       closeSync(fd);

@@ -28,7 +28,7 @@ export function openRegularFile(path: string, options: { follow: boolean }): { f
 }
 
 /** Reads `buffer.length` bytes of `fd` from its start into `buffer` (fewer at its end); returns how many. */
-function readInto(fd: number, buffer: Buffer): number {
+export function readInto(fd: number, buffer: Buffer): number {
   let read = 0;
   while (read < buffer.length) {
     const n = readSync(fd, buffer, read, buffer.length - read, read);
