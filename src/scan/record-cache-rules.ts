@@ -51,8 +51,9 @@ export type Dep = readonly [folder: string, stamp: string];
  * 3: the SHA-256 is the facts' alone, and the page URL kept only where a note row shows it.
  * 4: the identity without the mtime in ms (mtimeNs holds it).
  * 5: a file's sidecars are in its identity with their stamps, so a file with sidecars is claimed too.
+ * 6: a kept body is the record's JSON on one line (render-json.ts recordText), as inventories now hold it.
  */
-const RECORD_RULES_VERSION = 5;
+const RECORD_RULES_VERSION = 6;
 
 export interface FingerprintParts {
   tool: string;

@@ -5,7 +5,7 @@
  *   u32 LE               byte length of the index
  *   u32 LE               CRC-32 of the index
  *   index                JSON: { fp, dir, deps: [[folder, stamp]…], entries: [[n, ident, expiresAt, [dep…], facts, o, l, c]…] }
- *   bodies               each record's JSON as the inventory writes it, one after another
+ *   bodies               each record's JSON as the inventory writes it (one line), one after another
  *
  * An entry is a file's name in the folder, its RecordMeta (ident, expiry, its dependencies as
  * indices into `deps`, which the folder's records share, and its facts), and its body's offset from

@@ -36,10 +36,14 @@ export function escapeControlKeepBreaks(text: string): string {
   return text.replace(CONTROL_BUT_TAB_LF_RE, visible);
 }
 
-/** The controls JSON.stringify writes raw (DEL, C1, bidi) as `\u` escapes: the same JSON value, safe to `cat`. */
+/**
+ * The controls JSON.stringify writes raw (DEL, C1, bidi, and U+2028/U+2029, which editors and
+ * JavaScript take for line breaks) as `\u` escapes: the same JSON value, safe to `cat`, and a
+ * record written on one line stays one line for every reader.
+ */
 export function escapeJsonControls(json: string): string {
   return json.replace(
-    /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    /[\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }

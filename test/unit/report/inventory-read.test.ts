@@ -180,7 +180,7 @@ describe("reading a record at a time (json-stream.ts, readInventorySource)", () 
   });
 
   test("strings with quotes and backslashes across the 1 MiB read window read back exactly", () => {
-    const records = Array.from({ length: 700 }, (_, i) =>
+    const records = Array.from({ length: 800 }, (_, i) =>
       makeRecord({
         path: `/models/q/${i}-${'\\"'.repeat(i % 7)}.safetensors`,
         civitai: makeCivitai({ modelId: 1000 + i, versionId: 5000 + i, description: `${'"\\'.repeat(300 + i)} \\" end` }),
@@ -220,7 +220,7 @@ describe("reading a record at a time (json-stream.ts, readInventorySource)", () 
   test("text after the object, a bad separator, a second records list (the last wins, as JSON.parse)", () => {
     const text = renderJson(makeInventory([makeRecord()]));
     expect(readError(`${text}{}`).message).toContain("Unexpected data after the end");
-    expect(readError(text.replace('"aliases": []', '"aliases": [] "x"')).message).toContain("is not valid JSON: records[0]");
+    expect(readError(text.replace('"aliases":[]', '"aliases":[] "x"')).message).toContain("is not valid JSON: records[0]");
     const two = `${text.slice(0, text.lastIndexOf("}"))}, "records": []}`;
     expect(readInventory(two, SOURCE).records).toEqual([]);
   });

@@ -13,6 +13,15 @@ import { SCHEMA_PATH, loadSchema, validateInventory } from "../../helpers/schema
 
 const reparse = (inv: Inventory) => JSON.parse(renderJson(inv)) as Inventory;
 
+/** The documented layout of an inventory's text: the head indented by two spaces, a record a line. */
+function layout(inv: Inventory): string {
+  const { records, ...head } = inv;
+  const headText = JSON.stringify({ ...head, records: 0 }, null, 2);
+  const open = headText.slice(0, headText.length - "0\n}".length);
+  if (records.length === 0) return `${open}[]\n}\n`;
+  return `${open}[\n${records.map((r) => `    ${JSON.stringify(r)}`).join(",\n")}\n  ]\n}\n`;
+}
+
 /** The same object with every key inserted in reverse order, recursively. */
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
@@ -23,13 +32,17 @@ function reverseKeys(value: unknown): unknown {
 }
 
 describe("renderJson", () => {
-  test("2-space indent, trailing newline, the inventory unchanged in content but for the library-wide fields", () => {
+  test("the head indented by 2 spaces, a record a line, trailing newline, the inventory unchanged in content but for the library-wide fields", () => {
     const inv = sampleInventory();
     const json = renderJson(inv);
     expect(json.endsWith("}\n")).toBe(true);
     expect(json.split("\n")[1]).toBe(`  "schemaVersion": ${SCHEMA_VERSION},`);
-    // Written in pieces, the text is still exactly JSON.stringify's 2-space form.
-    expect(JSON.stringify(JSON.parse(json), null, 2) + "\n").toBe(json);
+    // Written in pieces, the text is exactly the documented layout of what it parses to.
+    expect(layout(JSON.parse(json) as Inventory)).toBe(json);
+    const lines = json.split("\n");
+    const first = lines.indexOf('  "records": [');
+    expect(lines.slice(first + 1, first + 1 + inv.records.length).every((l) => /^    \{"path":.*\},?$/.test(l))).toBe(true);
+    expect(lines.slice(first + 1 + inv.records.length)).toEqual(["  ]", "}", ""]);
     const back = JSON.parse(json) as Inventory;
     // Computed from the records (library-facts.ts): the counts of every status, copies, other versions held.
     expect(back.summary.byStatus.gone).toBe(0);
@@ -74,7 +87,7 @@ describe("renderJson", () => {
     const back = JSON.parse(json) as { records: Record<string, unknown>[] };
     const keys = Object.keys(back.records.find((r) => "zeta" in r)!);
     expect(keys.slice(-2)).toEqual(["alpha", "zeta"]);
-    expect(json).toContain('"zeta": {\n        "a": 2,\n        "b": 1\n      }');
+    expect(json).toContain('"zeta":{"a":2,"b":1}');
   });
 
   test("unknown keys: array-index keys first as JSON.stringify lists them, the rest in byte order, nested maps sorted too", () => {
@@ -90,7 +103,7 @@ describe("renderJson", () => {
       b: [{ y: [], z: 1 }],
       é: null,
     };
-    expect(json).toContain(`"extra": ${JSON.stringify(expected, null, 2).replace(/\n/g, "\n      ")}`);
+    expect(json).toContain(`"extra":${JSON.stringify(expected)}`);
     // Known keys out of order (as Civitai sends hashes) and in order give the same text.
     const found = inv.records.find((r) => r.civitai?.matchedFile?.hashes)!;
     const hashes = found.civitai!.matchedFile!.hashes as Record<string, string>;
@@ -120,6 +133,24 @@ describe("renderJson", () => {
     const json = renderJson(hostileInventory());
     expect(json).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
     expect(json).toContain("\\u001b]52;c;");
+  });
+
+  test("a record stays one line whatever its strings hold (LF, CR, NEL, U+2028, U+2029), and parses back to them", () => {
+    const inv = hostileInventory();
+    const breaks = "a\nb\rc\u0085d\u2028e\u2029f";
+    inv.records[0]!.path = `/models/${breaks}.safetensors`;
+    const json = renderJson(inv);
+    expect(json).not.toMatch(/[\r\u0085\u2028\u2029]/);
+    const lines = json.split("\n");
+    const first = lines.indexOf('  "records": [');
+    expect(lines.length).toBe(first + 1 + inv.records.length + 3);
+    expect((JSON.parse(json) as Inventory).records.some((r) => r.path === `/models/${breaks}.safetensors`)).toBe(true);
+  });
+
+  test("an inventory without records closes its array on the same line", () => {
+    const json = renderJson(makeInventory([]));
+    expect(json.endsWith('  "records": []\n}\n')).toBe(true);
+    expect(layout(JSON.parse(json) as Inventory)).toBe(json);
   });
 });
 
