@@ -1,3 +1,4 @@
+import { collected } from "../shared/memory-pressure.ts";
 import type { InventorySource } from "./inventory-read.ts";
 import { memorySource } from "./inventory-read.ts";
 import type { Inventory, InventoryHead } from "./inventory-types.ts";
@@ -300,7 +301,7 @@ function* noteSections(src: InventorySource, h: Headings): Generator<string> {
       ["File", "Has", "Newer, same base model", "In the library", "Newest overall"],
       [],
     );
-    for (const row of facts.updates) {
+    for (const row of collected(facts.updates)) {
       const u = row.update!;
       const held = u.sameBaseModel?.inLibrary ?? [];
       const newest = u.newest.versionId === u.sameBaseModel?.versionId ? "the same" : newerCell(u.newest, now, true);
@@ -311,7 +312,7 @@ function* noteSections(src: InventorySource, h: Headings): Generator<string> {
   if (facts.gone.length > 0) {
     yield "\n## Gone from Civitai\n\nCivitai knew these files and no longer serves them; what it said then is kept in the inventory.\n";
     yield openTable(facts.gone.length, count(facts.gone.length, "file"), ["File", "Was", "Why", "Last seen"], []);
-    for (const row of facts.gone) {
+    for (const row of collected(facts.gone)) {
       const why = row.gone?.reason === "archived" ? "archived, no file to download" : "no longer found";
       yield `${mdRow([fileCell(row, roots), noteTitle(row), why, row.gone?.lastSeenAt ? mdText(dateOnly(row.gone.lastSeenAt)) : MD_EMPTY])}\n`;
     }
@@ -321,7 +322,7 @@ function* noteSections(src: InventorySource, h: Headings): Generator<string> {
   if (facts.warnings.length > 0) {
     yield "\n## Warnings from file headers\n";
     yield openTable(facts.warnings.length, count(facts.warnings.length, "file"), ["File", "Warning"], []);
-    for (const row of facts.warnings) yield `${mdRow([fileCell(row, roots), row.warnings.map((w) => mdText(w)).join("; ")])}\n`;
+    for (const row of collected(facts.warnings)) yield `${mdRow([fileCell(row, roots), row.warnings.map((w) => mdText(w)).join("; ")])}\n`;
     yield closeTable(facts.warnings.length);
   }
 }
@@ -335,7 +336,7 @@ function* duplicateSections(src: InventorySource, h: Headings): Generator<string
   if (sets.length > 0) {
     yield `\n### Copies of the same file\n\nThe same bytes in several files (links to one file are not copies). Keeping one of each would free ${formatBytes(facts.duplicates.reclaimableBytes)}.\n`;
     yield openTable(sets.length, count(sets.length, "set"), ["Files", "Size each", "Could free"], [1, 2]);
-    for (const set of sets) {
+    for (const set of collected(sets)) {
       const more = set.copies > set.paths.length ? ` and ${n(set.copies - set.paths.length)} more` : "";
       yield `${mdRow([set.paths.map((p) => mdText(shownPath(p, roots))).join(", ") + more, sizeCell(set.size), formatBytes(set.reclaimableBytes)])}\n`;
     }
@@ -345,7 +346,7 @@ function* duplicateSections(src: InventorySource, h: Headings): Generator<string
   if (models.length > 0) {
     yield "\n### Several versions of one model\n";
     yield openTable(models.length, count(models.length, "model"), ["Model", "Versions in the library"], []);
-    for (const m of models) {
+    for (const m of collected(models)) {
       const title = mdLink(modelTitle({ ...m, versionId: m.versions[0]?.versionId ?? 0 }), `https://civitai.com/models/${m.modelId}`);
       const versions = m.versions.map(
         (v) =>

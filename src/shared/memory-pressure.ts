@@ -31,6 +31,20 @@ export function memoryPressure(options: { full?: boolean } = {}): () => void {
 }
 
 /**
+ * The items of a long list, collecting between them as memoryPressure does: for a renderer's loop
+ * over a list it already holds (the Markdown report's updates, gone files and copies). Without it,
+ * the rows' garbage after the records of a 100,000-record inventory took the report from ~190 to
+ * 230–265 MB peak.
+ */
+export function* collected<T>(items: Iterable<T>): Generator<T> {
+  const collect = memoryPressure();
+  for (const item of items) {
+    yield item;
+    collect();
+  }
+}
+
+/**
  * For the end of each part of a long job whose garbage lives long enough to be old (scan's lookup
  * parts): a full collection, but only once resident memory has grown by `growthBytes` since the
  * last one. A full collection walks the whole live heap (~0.3 s beside a 100,000-file scan's walk
