@@ -28,6 +28,7 @@ import {
 import { checksum, hashPartText, mergeHashes, parseHashPart, splitPath } from "./hash-entry.ts";
 import { openStore, type HashStore, type PartRow } from "./hash-store.ts";
 import { encodeFsName } from "../shared/fs-path.ts";
+import { normalJit } from "../shared/jit-policy.ts";
 
 export type { HashJob, HashJobResult } from "./hash-wire.ts";
 
@@ -380,6 +381,7 @@ function stopCheckpointer(): void {
 declare var self: Worker;
 
 if (!Bun.isMainThread) {
+  normalJit();
   let buffer: Buffer | undefined;
   self.onmessage = (event: MessageEvent<ToWorkerMessage>) => {
     const msg = event.data;

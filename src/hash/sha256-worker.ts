@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { fsPath } from "../shared/fs-path.ts";
+import { normalJit } from "../shared/jit-policy.ts";
 import { createAutov3Tap, type Autov3Tap } from "./autov3-tap.ts";
 
 export type ToSha256Worker =
@@ -45,6 +46,8 @@ function seed(path: string, length: number): void {
     closeSync(fd);
   }
 }
+
+normalJit();
 
 self.onmessage = (event: MessageEvent<ToSha256Worker>) => {
   const msg = event.data;
