@@ -413,9 +413,9 @@ export function recordText(record: unknown): string {
  * smaller than indenting it (whitespace was 35 % of a 100,000-record inventory), faster to write and
  * to parse, and a line-based `diff` or `grep` of two inventories shows whole files. Keys are in a
  * fixed order and records by path: the same inventory always gives the same bytes (diffable between
- * scans, stable in tests). JSON escapes C0 controls itself; DEL, C1 and bidi controls are written as
- * `\u` escapes too, so `cat` of the file runs nothing, and a name's raw bytes appear as `\udcXX`
- * (docs/report-format.md).
+ * scans, stable in tests). JSON escapes C0 controls itself; DEL, C1, U+2028/U+2029 and bidi
+ * controls are written as `\u` escapes too (escapeJsonControls), so `cat` of the file runs nothing
+ * and no record spans two lines, and a name's raw bytes appear as `\udcXX` (docs/report-format.md).
  */
 export function* jsonChunks(src: InventorySource): Generator<string | Uint8Array> {
   checkPrototype();
