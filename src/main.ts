@@ -8,7 +8,7 @@ import { globalArgs } from "./commands/_shared.ts";
 import { commandParts, helpWidth, renderHelp } from "./commands/_help.ts";
 import { addLogSecret, logger, openLogFile, prepareLogger, setLogLevel } from "./ui/logger.ts";
 import { writeStdout } from "./shared/stdio.ts";
-import { normalJit } from "./shared/jit-policy.ts";
+import { normalJitSoon } from "./shared/jit-policy.ts";
 import { escapeControl } from "./shared/format.ts";
 import { CACHE_URL_ENV, cacheUrlSecrets } from "./config/cache-url.ts";
 
@@ -111,9 +111,9 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     openLogFileFlag(rawArgs);
     logger.debug(`${NAME} ${VERSION}: ${rawArgs.map(escapeControl).join(" ")}`);
     process.exitCode = 0;
-    // The start-up is over (modules loaded, arguments checked): the command's own work gets the
-    // JIT's normal policy, so a long run's hot loops are compiled as early as ever.
-    normalJit();
+    // The start-up is over (modules loaded, arguments checked); a run that lasts gets the JIT's
+    // normal policy, a short one ends before it would have paid for compiling (shared/jit-policy.ts).
+    normalJitSoon();
     await runCommand(main, { rawArgs });
     return Number(process.exitCode ?? 0);
   } catch (error) {
