@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { scaleJit } from "../src/shared/jit-policy.ts";
 
 /**
  * The suite's temporary files go on a RAM disk when the machine has one with room (Linux's /dev/shm):
@@ -68,7 +69,7 @@ for (const key of ["CIVITAI_API_KEY", "CIVITAI_TOKEN", "CIVITAI_API_URL", "CIVIT
 // thresholds scaled by 10 (as the binary starts, scripts/build-binary.ts) the integration files that
 // use the most CPU of their own took ~6 % less. It changes no result, and no CLI child: each child
 // starts its own engine. Workers started from a test file keep the normal policy.
-(Bun.unsafe as { setJITPolicy?: (scale: number) => void }).setJITPolicy?.(10);
+scaleJit(10);
 
 // bunfig's [test] timeout is not applied by this Bun; set it here so a loaded machine (CI, two
 // cores shared with builds) does not fail tests that are merely slow.
