@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, linkSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { NODE_WALKER_FS, SKIP_REASON, walk, type WalkerFs } from "../../../src/scan/walker.ts";
@@ -148,6 +148,23 @@ describe("walk", () => {
       // The cycle is a note, not a problem.
       expect(result.notes.some((n) => n.startsWith(join(root, "models/loop")))).toBe(true);
       expect(result.notes.some((n) => n.startsWith(join(root, "x")))).toBe(true);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "only roots and linked folders are resolved: a folder listed in one gets its real path plus its name",
+    async () => {
+      const outside = tree({ "deep/er/o.safetensors": "o" });
+      const root = tree({ "a/b/m.safetensors": "m" });
+      symlinkSync(outside, join(root, "link"));
+      const { fs, calls } = recordingFs();
+      const result = await walk([root], { fs });
+      const real = new Map(result.files.map((f) => [f.path, f.realPath]));
+      expect(real.get(join(root, "a/b/m.safetensors"))).toBe(join(realpathSync(root), "a/b/m.safetensors"));
+      expect(real.get(join(root, "link/deep/er/o.safetensors"))).toBe(join(realpathSync(outside), "deep/er/o.safetensors"));
+      const resolved = calls.filter(([op]) => op === "realpath").map(([, p]) => p);
+      expect(resolved.sort()).toEqual([root, join(root, "link")].sort());
     },
     TIMEOUT,
   );
