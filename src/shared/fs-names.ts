@@ -4,7 +4,7 @@
  * file: the walker then reported "removed while scanning". Names come back with their raw bytes
  * escaped, and every path goes to node:fs through `fsPath`.
  */
-import type { Dirent } from "node:fs";
+import { readdirSync, type Dirent } from "node:fs";
 import { readdir, realpath } from "node:fs/promises";
 import { decodeFsName, fsPath, hasRawBytes } from "./fs-path.ts";
 
@@ -43,9 +43,24 @@ function untyped(name: string): ListedEntry {
  */
 export async function listEntries(dir: string): Promise<ListedEntry[]> {
   const entries: Dirent[] = await readdir(fsPath(dir), { withFileTypes: true });
-  if (!entries.some((e) => e.name.includes("\ufffd"))) return entries;
+  if (!needsRawNames(entries)) return entries;
+  return withRawNames(entries, await readdir(fsPath(dir), { encoding: "buffer" }));
+}
+
+/** listEntries without a promise, for a folder on a local disk (walker.ts says when). */
+export function listEntriesSync(dir: string): ListedEntry[] {
+  const entries: Dirent[] = readdirSync(fsPath(dir), { withFileTypes: true });
+  if (!needsRawNames(entries)) return entries;
+  return withRawNames(entries, readdirSync(fsPath(dir), { encoding: "buffer" }));
+}
+
+function needsRawNames(entries: readonly Dirent[]): boolean {
+  return entries.some((e) => e.name.includes("\ufffd"));
+}
+
+/** The entries of a listing by bytes, typed from the first listing where the name is plain UTF-8. */
+function withRawNames(entries: readonly Dirent[], raw: readonly Buffer[]): ListedEntry[] {
   const byName = new Map(entries.map((e) => [e.name, e]));
-  const raw = await readdir(fsPath(dir), { encoding: "buffer" });
   return raw.map((bytes) => {
     const name = decodeFsName(bytes);
     return (!hasRawBytes(name) && byName.get(name)) || untyped(name);

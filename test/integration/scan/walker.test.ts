@@ -3,6 +3,8 @@ import { appendFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync,
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { NODE_WALKER_FS, SKIP_REASON, walk, type WalkerFs } from "../../../src/scan/walker.ts";
+import { listEntries, listEntriesSync, type ListedEntry } from "../../../src/shared/fs-names.ts";
+import { decodeFsName } from "../../../src/shared/fs-path.ts";
 
 const TIMEOUT = 10_000;
 const base = mkdtempSync(join(tmpdir(), "civitai-meta-walker-"));
@@ -148,6 +150,26 @@ describe("walk", () => {
       // The cycle is a note, not a problem.
       expect(result.notes.some((n) => n.startsWith(join(root, "models/loop")))).toBe(true);
       expect(result.notes.some((n) => n.startsWith(join(root, "x")))).toBe(true);
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "a folder is listed the same with and without a promise, names that are not UTF-8 included",
+    async () => {
+      const root = tree({ "a.safetensors": "a", "sub/b.gguf": "b" });
+      writeFileSync(Buffer.concat([Buffer.from(join(root, "bad-")), Buffer.from([0xff]), Buffer.from(".safetensors")]), "c");
+      symlinkSync(join(root, "sub"), join(root, "link"));
+      const shape = (entries: ListedEntry[]) =>
+        entries
+          .map((e) => [e.name, e.isFile(), e.isDirectory(), e.isSymbolicLink()])
+          .sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+      const sync = shape(listEntriesSync(root));
+      expect(sync).toEqual(shape(await listEntries(root)));
+      expect(sync.map(([name]) => name)).toEqual(["a.safetensors", `bad-${decodeFsName(Buffer.from([0xff]))}.safetensors`, "link", "sub"]);
+      // The walk, which lists folders on a local disk without a promise, finds the file by its bytes.
+      // (joined by hand: node:path turns the lone surrogate that keeps the byte into U+FFFD)
+      expect(paths(await walk([root], {}))).toContain(`${root}/bad-${decodeFsName(Buffer.from([0xff]))}.safetensors`);
     },
     TIMEOUT,
   );
