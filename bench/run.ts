@@ -8,6 +8,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   "scale-hash": async () => (await import("./scale-hash.ts")).benchScaleHash(),
   "scale-lookup": async () => (await import("./scale-lookup.ts")).benchScaleLookup(),
   "scale-report": async () => (await import("./scale-report.ts")).benchScaleReport(),
+  "scale-folders": async () => (await import("./scale-folders.ts")).benchScaleFolders(),
   scale: async () => (await import("./scale.ts")).benchScale(),
   teams: async () => (await import("./teams.ts")).benchTeams(),
 };
