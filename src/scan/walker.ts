@@ -503,17 +503,18 @@ class Walker {
     for (let i = 0; i < outcomes.length; i++) {
       const outcome = outcomes[i]!;
       const path = childPaths[i]!;
+      // Where a plain entry really is: its folder's real path plus its name (one string for both when
+      // the folder has no link in it); unknown when the folder's could not be resolved.
+      const real = folderReal === task.path ? path : folderReal ? childPath(folderReal, entries[i]!.name, folderRealRaw) : null;
       let realPath: string | null = null;
       if (outcome.kind === "dir") {
-        if (folderReal)
-          outcome.task.real = folderReal === task.path ? path : childPath(folderReal, (entries[i] as ListedEntry).name, folderRealRaw);
+        if (real !== null) outcome.task.real = real;
         outcome.task.parentLocal = local;
       } else if (outcome.kind === "file") {
         if (outcome.link) {
           realPath = await this.fs.realpath(path).catch(() => null);
           if (realPath !== null) this.linkRealPaths.set(path, realPath);
-        } else if (folderReal === task.path) realPath = path; // one string for both when the folder has no link in it
-        else if (folderReal) realPath = childPath(folderReal, (entries[i] as ListedEntry).name, folderRealRaw);
+        } else realPath = real;
       }
       this.apply(path, outcome, subdirs, realPath);
     }
