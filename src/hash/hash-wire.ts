@@ -58,7 +58,8 @@ export interface BatchMessage {
   ctimes?: string;
   /**
    * Where to store the results (hash-cache.ts WorkerStore), with each file's real path ("" when it
-   * is its path) and the hash part to merge into ("" when none), NUL-joined.
+   * is its path) and the hash part to merge into ("" when none), NUL-joined; a list of nothing but
+   * "" is sent as "" (storeItems reads both).
    */
   store?: { file: string; clockOffset: number; keys: string; previous: string };
 }
@@ -96,6 +97,9 @@ export function encodeBatch(
     paths.push(j.path);
   });
   const joined = (f: (j: HashJob) => string) => jobs.map(f).join(WIRE_SEPARATOR);
+  // "" when every item is "" (each file of a cold run in a folder reached without a link): 1,023
+  // separators per list were built and cloned for nothing (see storeItems for the reading).
+  const sparse = (f: (j: HashJob) => string) => (jobs.some((j) => f(j) !== "") ? joined(f) : "");
   return {
     type: "batch",
     batchId,
@@ -108,8 +112,8 @@ export function encodeBatch(
       ? {
           store: {
             ...store,
-            keys: joined((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
-            previous: joined((j) => j.previous ?? ""),
+            keys: sparse((j) => (j.realPath === undefined || j.realPath === j.path ? "" : j.realPath)),
+            previous: sparse((j) => j.previous ?? ""),
           },
         }
       : {}),
@@ -119,6 +123,15 @@ export function encodeBatch(
 /** A NUL-joined list back as its items (`count` of them: "" joins one empty item, or none). */
 export function splitWire(text: string, count: number): string[] {
   return count === 0 ? [] : text.split(WIRE_SEPARATOR);
+}
+
+/**
+ * Each file's store key ("" when it is the file's path) and hash part to merge into ("" when none),
+ * on the worker's side: a list sent as "" holds "" for every file (encodeBatch's `sparse`).
+ */
+export function storeItems(store: NonNullable<BatchMessage["store"]>, count: number): { keys: string[]; previous: string[] } {
+  const items = (text: string) => (text === "" ? Array.from({ length: count }, () => "") : splitWire(text, count));
+  return { keys: items(store.keys), previous: items(store.previous) };
 }
 
 /** The jobs of a batch, on the worker's side (dev, ino and size of the identity; its times for the second look). */
