@@ -30,7 +30,7 @@ import { createCivitaiClient } from "../src/civitai/civitai-client.ts";
 import { leanVersion, type LeanFile, type LeanVersion } from "../src/civitai/lean.ts";
 import { lookupFiles, type LookupItem } from "../src/civitai/lookup.ts";
 import { createMetaCache } from "../src/civitai/meta-cache.ts";
-import { check, median } from "./_util.ts";
+import { check, median, timeCommand } from "./_util.ts";
 
 const DELAY_MS = 100;
 const CONCURRENCY = 4;
@@ -77,7 +77,7 @@ function entryFor(i: number) {
   return { key: versionKeyBySha256(hash), answer: { versions: [version], matchedBy: "sha256" as const, host: ORIGINS[0] } };
 }
 
-/** Child: writes (or reads) CACHE_ENTRIES entries the way a lookup does; prints ms and peak RSS. */
+/** Child: writes (or reads) CACHE_ENTRIES entries the way a lookup does; prints ms and hits. */
 async function cacheChild(mode: string, dir: string): Promise<void> {
   const cache = createMetaCache({ dir, origins: ORIGINS });
   let hits = 0;
@@ -95,14 +95,19 @@ async function cacheChild(mode: string, dir: string): Promise<void> {
     }
   }
   const ms = performance.now() - started;
-  console.log(JSON.stringify({ ms, hits, maxRss: process.resourceUsage().maxRSS * 1024 }));
+  console.log(JSON.stringify({ ms, hits }));
 }
 
+/**
+ * Runs a cache child; its peak RSS comes from GNU time (timeCommand's peakRss). The child's own
+ * ru_maxrss starts at this process's size, and under `bun run bench scale`, after the hashing and
+ * report parts, that put 352 MB on a read that peaks at ~170 MB.
+ */
 async function runChild(args: string[]): Promise<{ ms: number; hits: number; maxRss: number }> {
-  const proc = Bun.spawn([process.execPath, import.meta.path, "--child", ...args], { stdout: "pipe", stderr: "inherit" });
-  const out = await new Response(proc.stdout).text();
-  if ((await proc.exited) !== 0) throw new Error(`child ${args.join(" ")} failed`);
-  return JSON.parse(out.trim().split("\n").at(-1)!);
+  const r = await timeCommand([process.execPath, import.meta.path, "--child", ...args], { peakRss: true });
+  if (r.code !== 0) throw new Error(`child ${args.join(" ")} failed: ${r.stderr.trim()}`);
+  const { ms, hits } = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { ms: number; hits: number };
+  return { ms, hits, maxRss: r.maxRssBytes ?? 0 };
 }
 
 async function timeCat(dir: string): Promise<number> {
