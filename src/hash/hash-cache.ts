@@ -17,7 +17,7 @@ import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import type { FileHashes, FileIdentity, HashAlgo } from "../scan/types.ts";
 import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
-import { decodeFsName, encodeFsName, fsPath, hasRawBytes, joinPath } from "../shared/fs-path.ts";
+import { decodeFsName, fsNameBytes, fsPath, hasRawBytes, joinPath } from "../shared/fs-path.ts";
 import { readFileHead } from "../shared/read-small-file.ts";
 import { removeEmptyDirs } from "../shared/no-follow.ts";
 import { errnoCode } from "../shared/errors.ts";
@@ -271,7 +271,7 @@ class StoreHashCache implements HashCache {
       this.current = held;
       return held;
     }
-    const bytes = encodeFsName(dir);
+    const bytes = fsNameBytes(dir);
     const folder: Folder = { path: dir, bytes, withLocal: this.withLocal, rows: new Map() };
     let raw: RawRow[] = [];
     if (this.store) {
@@ -399,7 +399,7 @@ class StoreHashCache implements HashCache {
     const folder = this.folder(dir);
     let row = this.pending.get(realPath);
     if (!row) {
-      row = { dir: folder.bytes, name: encodeFsName(name) };
+      row = { dir: folder.bytes, name: fsNameBytes(name) };
       if (this.pending.size === 0) this.pendingSince = now;
       this.pending.set(realPath, row);
     }
@@ -647,7 +647,7 @@ function migrateV1(cacheDir: string, store: HashStore): void {
     for (const e of entries) {
       const text = hashPartText({ ...e, at: e.hashedAt });
       const [dir, name] = splitPath(e.path);
-      rows.push({ dir: encodeFsName(dir), name: encodeFsName(name), text, sum: checksum(text) });
+      rows.push({ dir: fsNameBytes(dir), name: fsNameBytes(name), text, sum: checksum(text) });
     }
     if (rows.length > 0) store.write(rows);
   });

@@ -12,7 +12,7 @@ import { buildFileHashes, AUTOV1_END, AUTOV1_OFFSET, SAFETENSORS_PROBE_BYTES, sa
 import { errnoCode, errorMessage } from "../shared/errors.ts";
 import type { HashAlgo } from "../scan/types.ts";
 import { identityFromStats } from "../scan/file-identity.ts";
-import { fsPath } from "../shared/fs-path.ts";
+import { fsNameBytes, fsPath } from "../shared/fs-path.ts";
 import {
   decodeBatch,
   encodeResult,
@@ -27,7 +27,6 @@ import {
 } from "./hash-wire.ts";
 import { checksum, hashPartText, mergeHashes, parseHashPart, splitPath } from "./hash-entry.ts";
 import { openStore, type HashStore, type PartRow } from "./hash-store.ts";
-import { encodeFsName, hasRawBytes } from "../shared/fs-path.ts";
 import { normalJit } from "../shared/jit-policy.ts";
 
 export type { HashJob, HashJobResult } from "./hash-wire.ts";
@@ -325,8 +324,8 @@ function storeResults(
       const part = previous ? mergeHashes(r.identity, previous, update, now, true) : { ...r.identity, at: now, ...update };
       const text = hashPartText(part);
       const [dir, name] = splitPath(keys[i] || jobs[i]!.path);
-      if (lastDir?.text !== dir) lastDir = { text: dir, bytes: encodeFsName(dir) };
-      rows.push({ dir: lastDir.bytes, name: storeNameBytes(name), text, sum: checksum(text) });
+      if (lastDir?.text !== dir) lastDir = { text: dir, bytes: fsNameBytes(dir) };
+      rows.push({ dir: lastDir.bytes, name: fsNameBytes(name), text, sum: checksum(text) });
     });
     store.store.write(rows);
     return { stored: rows.length };
@@ -337,16 +336,6 @@ function storeResults(
     const code = (err as { code?: unknown } | null)?.code;
     return { stored: 0, storeError: { ...(typeof code === "string" ? { code } : {}), message: errorMessage(err) } };
   }
-}
-
-const utf8 = new TextEncoder();
-
-/**
- * A name's bytes for its store key (encodeFsName's), from TextEncoder unless the name holds raw
- * bytes: Buffer.from took twice as long per name, and a cold hash of 100,000 files stores as many.
- */
-function storeNameBytes(name: string): Uint8Array {
-  return hasRawBytes(name) ? encodeFsName(name) : utf8.encode(name);
 }
 
 /** Closes this thread's store connection (runBatchHere's, or a worker's before it ends). */

@@ -5,6 +5,7 @@ import {
   decodeFsName,
   dirnamePath,
   encodeFsName,
+  fsNameBytes,
   fsPath,
   hasRawBytes,
   joinPath,
@@ -39,6 +40,18 @@ describe("names that are not valid UTF-8", () => {
     expect(Buffer.isBuffer(fsPath(decoded))).toBe(true);
     // JSON keeps it (as \udcXX escapes) and gives the same string back.
     expect(JSON.parse(JSON.stringify(decoded))).toBe(decoded);
+  });
+
+  test("fsNameBytes gives encodeFsName's bytes, for plain, non-ASCII and raw-byte names alike", () => {
+    const names = [
+      "f000001.safetensors",
+      "лора_模型_🙂.safetensors",
+      `💻${String.fromCharCode(0xdcff)}`,
+      decodeFsName(bytes(0x62, 0x61, 0x64, 0xff, 0xfe, 0x2e, 0x73)),
+      decodeFsName(bytes(0xc3, 0xa9, 0x80, 0xe2, 0x82, 0xac, 0xff)),
+      "",
+    ];
+    for (const name of names) expect({ name, bytes: [...fsNameBytes(name)] }).toEqual({ name, bytes: [...encodeFsName(name)] });
   });
 
   test("shown as \\xNN escapes", () => {
