@@ -44,10 +44,13 @@ export interface RunCliOptions {
 
 type CliMode = Pick<RunCliOptions, "binary" | "source" | "jitter">;
 
-/** Whether this child runs `bun src/cli.ts` rather than the binary. */
+/**
+ * Whether this child runs `bun src/cli.ts` rather than the binary. A child that runs the binary
+ * (`binary: true` too: on a fresh clone it may be the worker's first) has it built first when it
+ * is missing or older than its sources.
+ */
 function runsSource(opts: CliMode): boolean {
-  if (opts.binary) return false;
-  if (opts.source || FROM_SOURCE) return true;
+  if (!opts.binary && (opts.source || FROM_SOURCE)) return true;
   if (!binaryChecked) ensureFreshBinary();
   binaryChecked = true;
   return false;
