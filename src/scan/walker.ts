@@ -149,15 +149,8 @@ type FinalOutcome =
 
 type FileKind = "file" | "dir" | "link" | "fifo" | "socket" | "chardev" | "blockdev" | "unknown";
 
-interface TypedEntry {
-  isFile(): boolean;
-  isDirectory(): boolean;
-  isSymbolicLink(): boolean;
-  isFIFO(): boolean;
-  isSocket(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-}
+/** What `kindOf` reads: a listed entry's type, or a Stats object's (both have these methods). */
+type TypedEntry = Omit<ListedEntry, "name">;
 
 const KIND_LABEL: Record<FileKind, string> = {
   file: "regular file",
