@@ -1,5 +1,5 @@
 import { closeSync, fdatasync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
-import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
+import { AppError, UsageError, describeErrno, errnoCode } from "../shared/errors.ts";
 import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
 import { textWriter, writeStdout } from "../shared/stdio.ts";
@@ -54,7 +54,7 @@ export function prepareOutput(file: string | undefined): OutputTarget {
   try {
     lst = lstatSync(fsPath(path));
   } catch (error) {
-    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, errnoCode(error) ?? "error");
+    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, describeErrno(error));
   }
   if (lst?.isSymbolicLink()) {
     // A link named like a stream (/dev/stdout, /proc/self/fd/1) is written through it.
@@ -178,7 +178,7 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
       try {
         writeText(fd, data);
       } catch (error) {
-        throw cannot(path, `${errnoCode(error) ?? "error"}`);
+        throw cannot(path, describeErrno(error));
       }
     },
     finish: done,
@@ -289,7 +289,7 @@ function openReportSink(target: OutputTarget, options: { mode?: number; syncEarl
       try {
         fd = openSync(fsPath(target.path), "w");
       } catch (error) {
-        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
+        throw cannot(target.path, describeErrno(error));
       }
       return fdSink(fd, target.path, true);
     }

@@ -19,7 +19,7 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 import { hashCacheRows } from "../helpers/hash-store.ts";
 
@@ -132,6 +132,21 @@ describe("T8: -o onto devices, FIFOs and links to them", () => {
     expect(viaLink.code).toBe(0);
     expect(viaLink.stdout).toBe(inv.text);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  test.skipIf(!existsSync("/dev/full"))("a full stdout or -o device: one error naming where and why, exit 1", async () => {
+    const inv = await inventoryFile();
+    // Before the fix: `ENOSPC: no space left on device, write` (stdout never named) and
+    // `Cannot write the report to /dev/full: ENOSPC`.
+    for (const [args, message] of [
+      [["report", inv.path], "Cannot write to stdout: no space left on the device (ENOSPC)"],
+      [["hash", models()], "Cannot write to stdout: no space left on the device (ENOSPC)"],
+      [["report", inv.path, "-o", "/dev/full"], "Cannot write the report to /dev/full: no space left on the device (ENOSPC)"],
+    ] as const) {
+      const proc = Bun.spawn(cliCommand(args), { env: cliEnv({ NO_COLOR: "1" }), stdout: Bun.file("/dev/full"), stderr: "pipe" });
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      expect({ args, code, stderr: stderr.trim().split("\n").at(-1) }).toEqual({ args, code: 1, stderr: `[error] ${message}` });
+    }
   });
 
   /** `-o` names a link to `target`: the link becomes the report, and `target` is left as it was. */
