@@ -212,6 +212,14 @@ describe("T9: a missing root never replaces a good inventory", () => {
     const mixed = await runCli(["scan", models(["b.safetensors"]), missing, "--offline", "--no-cache", "-o", good.path]);
     expect(mixed.code).toBe(1);
     expect(readFileSync(good.path, "utf8")).toBe(good.text);
+
+    // An -o that does not exist yet is not said to be "left as it was" (it was before the fix).
+    const fresh = join(tmp.make(), "new.json");
+    const none = await runCli(["scan", missing, "--offline", "--no-cache", "-o", fresh]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("No inventory written.");
+    expect(none.stderr).not.toContain("left as it was");
+    expect(existsSync(fresh)).toBe(false);
   });
 
   test("T9: --allow-missing writes the inventory of the roots that exist, warns about the others, exits 0", async () => {
