@@ -368,6 +368,14 @@ describe("T22: --log-file", () => {
     expect(r.code).toBe(0);
     expect(readFileSync(log, "utf8")).toMatch(/\[info\] 1 file/);
 
+    // The config's own unopenable logFile names that config (before the fix: "Config: cannot open …").
+    writeFileSync(config, JSON.stringify({ logFile: "/no/such/dir/from-config.log" }));
+    const badConfig = await runCli(["scan", dir, "--offline", "--no-cache", "--config", config]);
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr.trim()).toEndWith(
+      `Config ${config}: cannot open "logFile" /no/such/dir/from-config.log: no such file or folder (ENOENT). Give it a file in a folder that exists and is writable.`,
+    );
+
     const bad = await runCli(["hash", dir, "--no-cache", "--log-file", "/no/such/dir/x.log"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("/no/such/dir/x.log");
