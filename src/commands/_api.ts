@@ -8,7 +8,7 @@ import { CACHE_URL_ENV, CacheUrlError, cacheUrlSecrets, resolveCacheUrl, type Ca
 import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parsePositiveInt } from "../shared/cli-args.ts";
-import { UsageError, errnoCode } from "../shared/errors.ts";
+import { UsageError, describeErrno } from "../shared/errors.ts";
 import { plainHttpKeyOrigins, resolveApiSettings, type ApiSettings } from "../config/settings.ts";
 import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -125,7 +125,11 @@ function openConfiguredLogFile(config: LoadedConfig): void {
   try {
     openLogFile(file);
   } catch (error) {
-    throw new UsageError(`Config: cannot open "logFile" ${escapeControl(file)} (${errnoCode(error) ?? "error"})`);
+    // Only --config FILE or the user's own config sets logFile (a folder's is dropped): the first file read.
+    const source = config.files[0] === undefined ? "Config" : `Config ${escapeControl(config.files[0])}`;
+    throw new UsageError(
+      `${source}: cannot open "logFile" ${escapeControl(file)}: ${describeErrno(error)}. Give it a file in a folder that exists and is writable.`,
+    );
   }
 }
 

@@ -51,7 +51,7 @@ export default defineCommand({
       throw new UsageError(`diff takes two inventories, the older first (got ${paths.length}), e.g. ${NAME} diff old.json new.json`);
     if (paths[0] === "-" && paths[1] === "-") throw new UsageError("diff can read only one of the two inventories from stdin");
     const failOn = parseFailOn(collectRepeated(rawArgs, ["fail-on"]), DIFF_FAIL_ON);
-    const format = chooseFormat(args.format, args.output);
+    const format = chooseFormat(args.format, args.output, undefined, ["json", "md", "csv"]);
     if (format !== "json" && format !== "md" && format !== "csv")
       throw new UsageError(
         `diff writes json, md or csv (got ${format}): give --format json|md|csv, or an -o name ending .json, .md or .csv`,

@@ -1,4 +1,5 @@
 import { homedir } from "node:os";
+import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
 import { collectRepeated, parsePositiveInt } from "../shared/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
@@ -30,6 +31,7 @@ import {
   type NamedFile,
 } from "../scan/library-index-io.ts";
 import { escapeControl, formatBytes, formatDuration, plural } from "../shared/format.ts";
+import { fsPath, resolvePath } from "../shared/fs-path.ts";
 import { logger } from "../ui/logger.ts";
 import { createCountProgress, createProgress } from "../ui/progress.ts";
 import { NAME, VERSION } from "../version.ts";
@@ -368,7 +370,8 @@ function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly str
 
 /** T9: one error naming every missing root; nothing was written, so the old inventory is intact. */
 function missingRootsError(missing: readonly string[], output: string | undefined, all = false): AppError {
-  const kept = output && output !== "-" ? `; ${escapeControl(output)} is left as it was` : "";
+  // Only a file that is there is "left as it was" (stdout, a new name: nothing to keep).
+  const kept = output && output !== "-" && existsSync(fsPath(resolvePath(output))) ? `; ${escapeControl(output)} is left as it was` : "";
   const advice = all
     ? "None of the paths exists, so there is nothing to inventory, even with --allow-missing"
     : "Check the path, or add --allow-missing when some paths may be absent (a disk not mounted)";

@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { canonicalKey, ConfigError, parseConfig, type Config } from "./config.ts";
 import { locateJsonError } from "./json-error.ts";
@@ -178,10 +179,12 @@ function loadFile(file: string, trusted: boolean, source: ConfigSource): { confi
 /**
  * Relative paths in a config are relative to its folder, as a person writing the file means them.
  * Taken against the working folder, the user's `"cache": {"dir": "cache"}` or `"logFile": "run.log"`
- * was created in whatever folder a scan ran in, model folders included. `~/…` is left for scan.ts.
+ * was created in whatever folder a scan ran in, model folders included. `~/…` is the home folder
+ * (no shell expands it in a JSON file); left as it was, a `"dir": "~/cache"` made a folder named
+ * `~` where the scan ran.
  */
 function anchorPaths(config: Config, base: string): void {
-  const anchor = (p: string) => (isAbsolute(p) || /^~(?=$|\/)/.test(p) ? p : resolvePath(base, p));
+  const anchor = (p: string) => (/^~(?=$|\/)/.test(p) ? homedir() + p.slice(1) : isAbsolute(p) ? p : resolvePath(base, p));
   if (config.cache?.dir !== undefined) config.cache.dir = anchor(config.cache.dir);
   if (config.logFile !== undefined) config.logFile = anchor(config.logFile);
   if (config.modelDirectories) config.modelDirectories = config.modelDirectories.map(anchor);

@@ -774,16 +774,22 @@ function isOwnFolder(path: string): boolean {
 function countRows(dir: string): number {
   const file = storePath(dir);
   if (!isOwnFile(file)) return 0;
-  try {
-    const db = new Database(file, { readonly: true });
+  // Opened for writing where it can be (nothing is written): a read-only connection to a WAL
+  // store makes its -wal and -shm and cannot remove them on close, so they stayed, and the next
+  // `cache info` counted them. On a location we cannot write, read-only it is.
+  for (const options of [{ readwrite: true, create: false }, { readonly: true }]) {
     try {
-      return (db.query("SELECT count(*) FROM files").values()[0]?.[0] ?? 0) as number;
-    } finally {
-      db.close();
+      const db = new Database(file, options);
+      try {
+        return (db.query("SELECT count(*) FROM files").values()[0]?.[0] ?? 0) as number;
+      } finally {
+        db.close();
+      }
+    } catch {
+      /* damaged, from a newer version, or not writable: try read-only, then no entries we can use */
     }
-  } catch {
-    return 0; // damaged, or from a newer version: no entries we can use
   }
+  return 0;
 }
 
 /** `cache info`: entries we can use (rows, plus old per-file entries not moved yet) and bytes on disk. */

@@ -1,5 +1,5 @@
 import { closeSync, fdatasync, fsyncSync, lstatSync, openSync, readlinkSync, renameSync, statSync, unlinkSync } from "node:fs";
-import { AppError, UsageError, errnoCode } from "../shared/errors.ts";
+import { AppError, UsageError, describeErrno, errnoCode } from "../shared/errors.ts";
 import { tempPathFor } from "../shared/atomic-write.ts";
 import { escapeControl } from "../shared/format.ts";
 import { textWriter, writeStdout } from "../shared/stdio.ts";
@@ -54,7 +54,7 @@ export function prepareOutput(file: string | undefined): OutputTarget {
   try {
     lst = lstatSync(fsPath(path));
   } catch (error) {
-    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, errnoCode(error) ?? "error");
+    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "ENOTDIR") throw cannot(path, describeErrno(error));
   }
   if (lst?.isSymbolicLink()) {
     // A link named like a stream (/dev/stdout, /proc/self/fd/1) is written through it.
@@ -178,7 +178,7 @@ function fdSink(fd: number, path: string, close: boolean): ReportSink {
       try {
         writeText(fd, data);
       } catch (error) {
-        throw cannot(path, `${errnoCode(error) ?? "error"}`);
+        throw cannot(path, describeErrno(error));
       }
     },
     finish: done,
@@ -289,7 +289,7 @@ function openReportSink(target: OutputTarget, options: { mode?: number; syncEarl
       try {
         fd = openSync(fsPath(target.path), "w");
       } catch (error) {
-        throw cannot(target.path, `${errnoCode(error) ?? "error"}`);
+        throw cannot(target.path, describeErrno(error));
       }
       return fdSink(fd, target.path, true);
     }
@@ -384,16 +384,30 @@ const formatNamed = (name: string): ReportFormat | undefined => (Object.hasOwn(F
 /** An extension starts with a letter, so `inventory-2026.01.05` has none (and gets the default). */
 const EXT_RE = /\.([A-Za-z][A-Za-z0-9]{0,9})$/;
 
+/** Every format a report can be written in, in the order messages name them. */
+const ALL_FORMATS: readonly ReportFormat[] = ["json", "csv", "md", "html", "junit"];
+/** The file name ending that says each format. */
+const ENDING: Readonly<Record<ReportFormat, string>> = { json: ".json", csv: ".csv", md: ".md", html: ".html", junit: ".xml (JUnit)" };
+/** `a, b or c`. */
+const orList = (items: readonly string[]): string =>
+  items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items[items.length - 1]}`;
+
 /**
  * `--format` wins; else the extension of `-o FILE` (.json, .csv, .md, .html: the gallery, .xml: JUnit); else the configured format,
  * else JSON. An extension we do not write (`-o inv.txt`) is refused rather than filled with JSON
- * (docs/cases.md T21): `--format` says what to write into such a file.
+ * (docs/cases.md T21): `--format` says what to write into such a file. `writes`: the formats the
+ * command writes (diff: json, md, csv), which are all the messages offer.
  */
-export function chooseFormat(format: string | undefined, file: string | undefined, configured?: ReportFormat): ReportFormat {
+export function chooseFormat(
+  format: string | undefined,
+  file: string | undefined,
+  configured?: ReportFormat,
+  writes: readonly ReportFormat[] = ALL_FORMATS,
+): ReportFormat {
   if (format !== undefined) {
     const f = formatNamed(format.toLowerCase());
     if (f) return f;
-    throw new UsageError(`--format must be json, csv, md, html or junit (got "${escapeControl(format)}")`);
+    throw new UsageError(`--format must be ${orList(writes)} (got "${escapeControl(format)}")`);
   }
   const name = file?.slice(file.lastIndexOf("/") + 1) ?? "";
   const ext = EXT_RE.exec(name)?.[1]?.toLowerCase();
@@ -401,6 +415,6 @@ export function chooseFormat(format: string | undefined, file: string | undefine
   const f = Object.hasOwn(EXTENSIONS, ext) && ext !== "junit" ? EXTENSIONS[ext] : undefined;
   if (f) return f;
   throw new UsageError(
-    `Cannot tell the report format from "${escapeControl(name)}": use a .json, .csv, .md, .html or .xml (JUnit) file name, or say which with --format json|csv|md|html|junit`,
+    `Cannot tell the report format from "${escapeControl(name)}": use a ${orList(writes.map((w) => ENDING[w]))} file name, or say which with --format ${writes.join("|")}`,
   );
 }

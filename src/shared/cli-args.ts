@@ -56,8 +56,8 @@ function missingValue(flag: string, long: string, value: string | undefined, isO
 }
 
 /**
- * Returns one message per unknown flag, with a "did you mean" when a known flag is close, and per
- * flag whose value is missing (see missingValue).
+ * Returns one message per unknown flag, with a "did you mean" when a known flag is close, per
+ * flag whose value is missing (see missingValue), and per empty argument (`scan "$UNSET"`).
  */
 export function findFlagProblems(rawArgs: string[], specs: FlagSpec[]): string[] {
   const long = new Map<string, FlagSpec>();
@@ -123,6 +123,9 @@ export function findFlagProblems(rawArgs: string[], specs: FlagSpec[]): string[]
           break;
         }
       }
+    } else if (arg === "") {
+      // `scan "$UNSET"`: resolved as a path, "" is the current folder, which was walked and hashed.
+      problems.push('an empty argument ("") where a path or value belongs (an unset variable?)');
     }
   }
   return problems;

@@ -13,7 +13,7 @@
  * left non-blocking by whoever opened it is waited for.
  */
 import { fstatSync, statSync, writeSync } from "node:fs";
-import { errnoCode } from "./errors.ts";
+import { AppError, describeErrno, errnoCode } from "./errors.ts";
 
 /** Code units encoded at a time: a 256 KiB flush is one piece, a whole gallery many. */
 const PIECE = 256 * 1024;
@@ -68,7 +68,8 @@ export function writeStdout(data: string | Uint8Array): void {
     stdioWriter(1, data);
   } catch (error) {
     if (errnoCode(error) === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw error;
+    // `… > /dev/full`: the error alone ("ENOSPC: …, write") did not say it was stdout.
+    throw new AppError(`Cannot write to stdout: ${describeErrno(error)}`, { cause: error });
   }
 }
 

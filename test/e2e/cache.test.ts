@@ -75,6 +75,22 @@ describe("cache command", () => {
     expect(existsSync(join(cacheDir, "hashes"))).toBe(false);
   });
 
+  test("info twice says the same and leaves no -wal/-shm beside the hash store", async () => {
+    // Before the fix info opened the store read-only, which cannot remove the -wal and -shm it
+    // makes: they stayed, and the next info counted them (32.0 KiB, then 64.0 KiB).
+    const models = tmp.make();
+    const cacheDir = tmp.make();
+    writeFileSync(join(models, "a.safetensors"), "a");
+    expect((await runCli(["hash", "--cache-dir", cacheDir, models])).code).toBe(0);
+    expect(readdirSync(join(cacheDir, "hashes"))).toEqual(["v2.sqlite"]);
+    const first = await runCli(["cache", "info", "--cache-dir", cacheDir]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain("hashes    1 entry,");
+    expect(readdirSync(join(cacheDir, "hashes"))).toEqual(["v2.sqlite"]);
+    const second = await runCli(["cache", "info", "--cache-dir", cacheDir]);
+    expect(second.stdout).toBe(first.stdout);
+  });
+
   test("the caches are found as scan finds them: --cache-dir, then CIVITAI_META_CACHE_DIR, then the config's cache.dir", async () => {
     const models = tmp.make();
     writeFileSync(join(models, "a.safetensors"), "a");

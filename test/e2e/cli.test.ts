@@ -99,6 +99,26 @@ describe("CLI shell", () => {
     expect(JSON.parse(dash.stdout).records).toHaveLength(1);
   });
 
+  test('an empty path argument (`scan "$UNSET"`) is a usage error, never the current folder', async () => {
+    // Before the fix `scan ""` and `hash ""` walked and hashed the folder they ran in, and
+    // `inspect ""` spoke of it: an unset variable turned into an inventory of whatever was there.
+    const cwd = tmp.make();
+    writeFileSync(join(cwd, "a.safetensors"), "x");
+    const lib = tmp.make();
+    for (const args of [
+      ["scan", "", "--offline"],
+      ["scan", lib, "", "--offline", "-o", "inv.json"],
+      ["hash", ""],
+      ["inspect", ""],
+    ]) {
+      const r = await runCli(args, { cwd, env: { NO_COLOR: "1", CIVITAI_META_CACHE_DIR: join(cwd, ".cache") } });
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 2, stdout: "" });
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toContain('an empty argument ("")');
+    }
+    expect(readdirSync(cwd)).toEqual(["a.safetensors"]);
+  });
+
   test("--format junit is offered wherever a report is written: scan's and report's help, and the config's outputFormat", async () => {
     for (const command of ["scan", "report"]) {
       const help = await runCli([command, "--help"]);

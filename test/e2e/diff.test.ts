@@ -358,5 +358,14 @@ describe("diff: bad input is one clear error (or a defined answer), never a cras
     expect(html.stderr).toContain(
       "diff writes json, md or csv (got html): give --format json|md|csv, or an -o name ending .json, .md or .csv",
     );
+    // The advice names only what diff writes (it offered .html, .xml and --format junit before).
+    const txt = await runCli(["diff", before, after, "-o", join(tmp.make(), "changes.txt")]);
+    expect(txt.code).toBe(2);
+    expect(txt.stderr.trim()).toEndWith(
+      'Cannot tell the report format from "changes.txt": use a .json, .md or .csv file name, or say which with --format json|md|csv',
+    );
+    const bogus = await runCli(["diff", before, after, "--format", "xls"]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr.trim()).toEndWith('--format must be json, md or csv (got "xls")');
   });
 });

@@ -288,6 +288,24 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "T1: `~/` in the config's cache.dir and logFile is the home folder, as README says, never a folder named ~ where the scan runs",
+    async () => {
+      const { dir } = library(["t1 tilde paths"]);
+      const home = tmp.make();
+      const xdg = userConfig({ cache: { dir: "~/tilde-cache" }, logFile: "~/tilde.log" });
+      const before = readdirSync(dir).sort();
+      const r = await runCli(["scan", ".", "--offline", "-o", "-"], { cwd: dir, env: { XDG_CONFIG_HOME: xdg, HOME: home } });
+      // Before the fix: exit 2, 'cannot open "logFile" ~/tilde.log (ENOENT)'; without logFile, the
+      // cache went to a folder named "~" in the model folder scanned.
+      expect(r.code).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(existsSync(join(home, "tilde-cache", "hashes"))).toBe(true);
+      expect(readFileSync(join(home, "tilde.log"), "utf8")).toContain("1 file (");
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "D2/T1: a config that is a FIFO, a device, a dangling or looping link, huge or not UTF-8 is one clear error (exit 2), never a hang nor silently skipped",
     async () => {
       const { dir } = library(["t1 odd config"]);

@@ -19,7 +19,7 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { runCli } from "../helpers/run-cli.ts";
+import { cliCommand, cliEnv, runCli } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 import { hashCacheRows } from "../helpers/hash-store.ts";
 
@@ -134,6 +134,21 @@ describe("T8: -o onto devices, FIFOs and links to them", () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
   });
 
+  test.skipIf(!existsSync("/dev/full"))("a full stdout or -o device: one error naming where and why, exit 1", async () => {
+    const inv = await inventoryFile();
+    // Before the fix: `ENOSPC: no space left on device, write` (stdout never named) and
+    // `Cannot write the report to /dev/full: ENOSPC`.
+    for (const [args, message] of [
+      [["report", inv.path], "Cannot write to stdout: no space left on the device (ENOSPC)"],
+      [["hash", models()], "Cannot write to stdout: no space left on the device (ENOSPC)"],
+      [["report", inv.path, "-o", "/dev/full"], "Cannot write the report to /dev/full: no space left on the device (ENOSPC)"],
+    ] as const) {
+      const proc = Bun.spawn(cliCommand(args), { env: cliEnv({ NO_COLOR: "1" }), stdout: Bun.file("/dev/full"), stderr: "pipe" });
+      const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+      expect({ args, code, stderr: stderr.trim().split("\n").at(-1) }).toEqual({ args, code: 1, stderr: `[error] ${message}` });
+    }
+  });
+
   /** `-o` names a link to `target`: the link becomes the report, and `target` is left as it was. */
   async function expectLinkReplaced(target: string, link: string): Promise<void> {
     const inv = await inventoryFile();
@@ -197,6 +212,14 @@ describe("T9: a missing root never replaces a good inventory", () => {
     const mixed = await runCli(["scan", models(["b.safetensors"]), missing, "--offline", "--no-cache", "-o", good.path]);
     expect(mixed.code).toBe(1);
     expect(readFileSync(good.path, "utf8")).toBe(good.text);
+
+    // An -o that does not exist yet is not said to be "left as it was" (it was before the fix).
+    const fresh = join(tmp.make(), "new.json");
+    const none = await runCli(["scan", missing, "--offline", "--no-cache", "-o", fresh]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("No inventory written.");
+    expect(none.stderr).not.toContain("left as it was");
+    expect(existsSync(fresh)).toBe(false);
   });
 
   test("T9: --allow-missing writes the inventory of the roots that exist, warns about the others, exits 0", async () => {
@@ -344,6 +367,14 @@ describe("T22: --log-file", () => {
     const r = await runCli(["scan", dir, "--offline", "--no-cache", "--config", config]);
     expect(r.code).toBe(0);
     expect(readFileSync(log, "utf8")).toMatch(/\[info\] 1 file/);
+
+    // The config's own unopenable logFile names that config (before the fix: "Config: cannot open …").
+    writeFileSync(config, JSON.stringify({ logFile: "/no/such/dir/from-config.log" }));
+    const badConfig = await runCli(["scan", dir, "--offline", "--no-cache", "--config", config]);
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr.trim()).toEndWith(
+      `Config ${config}: cannot open "logFile" /no/such/dir/from-config.log: no such file or folder (ENOENT). Give it a file in a folder that exists and is writable.`,
+    );
 
     const bad = await runCli(["hash", dir, "--no-cache", "--log-file", "/no/such/dir/x.log"]);
     expect(bad.code).toBe(2);
