@@ -7,6 +7,7 @@ import { failOnHits, parseFailOn, SCAN_FAIL_ON, type FailOnName } from "../repor
 import { normaliseExtensions } from "../scan/path-filter.ts";
 import {
   chooseFormat,
+  partialBeside,
   prepareOutput,
   refuseOverInput,
   writeReport,
@@ -196,8 +197,11 @@ export default defineCommand({
           quiet: args.quiet === true,
           signal,
         };
-        await writeInventory(src, format, target, { args, images, signal });
-        if (target.kind !== "stdout") logger.success(`Wrote ${formatName(format, "inventory")} to ${escapeControl(args.output ?? "")}`);
+        // Lookups stopped: a good inventory already at -o is not replaced by this one (docs/cases.md T23).
+        const partial = result.stopped ? partialBeside(target) : null;
+        await writeInventory(src, format, partial ?? target, { args, images, signal });
+        const written = partial ? partial.path : (args.output ?? "");
+        if (target.kind !== "stdout") logger.success(`Wrote ${formatName(format, "inventory")} to ${escapeControl(written)}`);
         if (args["write-previews"] === true) await writePreviews([...src.records("path")], images, args["nsfw-level"]);
         if (args.index !== undefined) writeIndex(args.index, result, src.head.generatedAt);
 
@@ -205,7 +209,7 @@ export default defineCommand({
         const counts = failOnCounts(src);
         const hits = failOnHits(failOn, counts);
         stepSummary(src, hits);
-        process.exitCode = exitCodeOf(result, src, hits);
+        process.exitCode = exitCodeOf(result, src, hits, partial ? { kept: args.output ?? "", partial: partial.path } : null);
       });
     } finally {
       held.previous?.close();
@@ -343,9 +347,17 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
 }
 
 /** 3 for a --fail-on hit, else 1 when the run was stopped (throws) or a file failed, else 0; says why on stderr. */
-function exitCodeOf(result: ScanResult, src: InventorySource, hits: readonly string[]): number {
+function exitCodeOf(
+  result: ScanResult,
+  src: InventorySource,
+  hits: readonly string[],
+  partial: { kept: string; partial: string } | null,
+): number {
   if (result.stopped && result.stopped.kind !== "aborted") {
-    throw new AppError(`${result.stopped.message}. The inventory written holds what was done so far.`, { exitCode: EXIT.failure });
+    const where = partial
+      ? `${escapeControl(partial.kept)} is left as it was; what this run did is in ${escapeControl(partial.partial)}. Run again when Civitai answers`
+      : "The inventory written holds what was done so far";
+    throw new AppError(`${result.stopped.message}. ${where}.`, { exitCode: EXIT.failure });
   }
   const s = src.head.summary;
   const details = result.detailsFailure;

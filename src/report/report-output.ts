@@ -83,6 +83,25 @@ export function prepareOutput(file: string | undefined): OutputTarget {
 }
 
 /**
+ * Where a report whose lookups stopped goes (Civitai unreachable, blocked, the key refused, a rate
+ * limit past --max-wait): an inventory already at `-o` holds answers this run could not get, so it
+ * is kept and the run's goes beside it, `inventory.json` → `inventory.partial.json`. Null when the
+ * target is no regular file that exists (stdout, a device, a new name: nothing to keep).
+ */
+export function partialBeside(target: OutputTarget): { kind: "atomic"; path: string } | null {
+  if (target.kind !== "atomic") return null;
+  try {
+    if (!lstatSync(fsPath(target.path)).isFile()) return null;
+  } catch {
+    return null;
+  }
+  const slash = target.path.lastIndexOf("/");
+  const dot = target.path.lastIndexOf(".");
+  const cut = dot > slash + 1 ? dot : target.path.length;
+  return { kind: "atomic", path: `${target.path.slice(0, cut)}.partial${target.path.slice(cut)}` };
+}
+
+/**
  * Refuses an `-o` that is one of the inventories the command reads (the same file under any name)
  * when what is written there is not an inventory: `report inv.json --format md -o inv.json`, a
  * typo for inv.md, replaced the only inventory with its Markdown (docs/cases.md F9). A link at

@@ -1,6 +1,6 @@
 /**
  * Issue 9, outputs: `-o` onto devices, FIFOs and links (docs/cases.md T8), missing roots (docs/cases.md T9), the output folder
- * checked before the walk (docs/cases.md T10), unknown `-o` extensions (docs/cases.md T21) and `--log-file` (docs/cases.md T22).
+ * checked before the walk (docs/cases.md T10), a run Civitai stopped (docs/cases.md T23), unknown `-o` extensions (docs/cases.md T21) and `--log-file` (docs/cases.md T22).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import {
@@ -238,6 +238,54 @@ describe("T9: a missing root never replaces a good inventory", () => {
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("None of the paths exists");
     expect(readFileSync(out, "utf8")).toBe(before);
+  });
+});
+
+describe("T23: a run Civitai stopped keeps the inventory it would replace", () => {
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+
+  test("T23: key refused on the second scan: inv.json stays, the run's inventory goes to inv.partial.json, exit 1", async () => {
+    const dir = models(["known.safetensors"]);
+    const version = makeVersion({ versionId: 23, modelId: 2, sha256: sha("bytes of known.safetensors") });
+    civitai.addModel(makeModel({ modelId: 2, versions: [version] }));
+    const out = tmp.make();
+    const inv = join(out, "inv.json");
+    const api = ["--api-url", civitai.url, "--no-fallback", "--no-details"];
+    const good = await runCli(["scan", dir, ...api, "--cache-dir", tmp.make(), "-o", inv]);
+    expect(good.code).toBe(0);
+    const goodText = readFileSync(inv, "utf8");
+    expect(JSON.parse(goodText).records[0].status).toBe("found");
+
+    // A new cache, so the lookup must ask Civitai, which now refuses the key.
+    civitai.setFault("*", faults.unauthorized());
+    const refused = await runCli(["scan", dir, ...api, "--cache-dir", tmp.make(), "-o", inv]);
+    expect(refused.code).toBe(1);
+    expect(readFileSync(inv, "utf8")).toBe(goodText);
+    const partial = join(out, "inv.partial.json");
+    expect(JSON.parse(readFileSync(partial, "utf8")).records[0].status).toBe("error");
+    expect(refused.stderr).toContain(`${inv} is left as it was; what this run did is in ${partial}`);
+    expect(refused.stderr).toContain(`Wrote JSON inventory to ${partial}`);
+    expect(readdirSync(out).sort()).toEqual(["inv.json", "inv.partial.json"]);
+
+    // Other formats keep their extension; a name with no file behind it is written as asked.
+    const md = join(out, "inv.md");
+    writeFileSync(md, "# my inventory\n");
+    const mdRun = await runCli(["scan", dir, ...api, "--cache-dir", tmp.make(), "-o", md]);
+    expect(mdRun.code).toBe(1);
+    expect(readFileSync(md, "utf8")).toBe("# my inventory\n");
+    expect(readFileSync(join(out, "inv.partial.md"), "utf8")).toContain("known.safetensors");
+    const fresh = join(out, "new.json");
+    const freshRun = await runCli(["scan", dir, ...api, "--cache-dir", tmp.make(), "-o", fresh]);
+    expect(freshRun.code).toBe(1);
+    expect(JSON.parse(readFileSync(fresh, "utf8")).records[0].status).toBe("error");
+    expect(existsSync(join(out, "new.partial.json"))).toBe(false);
+    expect(freshRun.stderr).toContain("The inventory written holds what was done so far");
+
+    // Civitai answers again: the inventory is replaced as usual.
+    civitai.setFault("*", null);
+    const again = await runCli(["scan", dir, ...api, "--cache-dir", tmp.make(), "-o", inv]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(readFileSync(inv, "utf8")).records[0].status).toBe("found");
   });
 });
 
