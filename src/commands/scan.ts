@@ -333,9 +333,10 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
   ].filter((x) => x !== null);
   const gone = s.byStatus.gone > 0 ? `${s.byStatus.gone} gone, ` : "";
   const shared = src.head.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
+  const records = c.recordCacheHits > 0 ? `${c.recordCacheHits} records / ` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${gone}${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
-      `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
+      `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${records}${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +
       `${sidecarNotes.length > 0 ? `; ${sidecarNotes.join(", ")}` : ""}; ${formatDuration(s.durationMs)}`,
   );
   if (s.changes) logger.info(`Since the inventory of ${s.changes.previous.generatedAt.slice(0, 10)}: ${diffHeadline(s.changes)}`);

@@ -118,6 +118,8 @@ export interface ScanResult {
   detailsFailure?: DetailsFailure;
   counters: {
     hashed: number;
+    /** Files whose finished record was given again (scan/record-cache.ts). */
+    recordCacheHits: number;
     hashCacheHits: number;
     bytesRead: number;
     requests: number;
@@ -372,6 +374,7 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       ...(built.detailsFailure ? { detailsFailure: built.detailsFailure } : {}),
       counters: {
         hashed: collected.stats.filesHashed + ctx.extraReads.files,
+        recordCacheHits: built.recordsServed,
         hashCacheHits: collected.stats.filesCached,
         bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
         requests: built.requests,

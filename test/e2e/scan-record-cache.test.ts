@@ -109,7 +109,7 @@ async function scan(
   cacheDir: string,
   extra: string[] = [],
   withMarkdown = false,
-): Promise<{ inv: Inventory; text: string; md: string }> {
+): Promise<{ inv: Inventory; text: string; md: string; stderr: string }> {
   const out = tmp.make();
   const r = await runCli(["scan", dir, "--api-url", civitai.url, "--cache-dir", cacheDir, "-o", join(out, "inv.json"), ...extra]);
   expect(r.stderr).not.toMatch(/\[(error|warn)\]/);
@@ -117,10 +117,10 @@ async function scan(
   const text = readFileSync(join(out, "inv.json"), "utf8");
   const inv = JSON.parse(text) as Inventory;
   expect(validateInventory(inv)).toEqual([]);
-  if (!withMarkdown) return { inv, text, md: "" };
+  if (!withMarkdown) return { inv, text, md: "", stderr: r.stderr };
   const md = await runCli(["report", join(out, "inv.json"), "--format", "md"]);
   expect(md.code).toBe(0);
-  return { inv, text, md: md.stdout };
+  return { inv, text, md: md.stdout, stderr: r.stderr };
 }
 
 /** The inventory without what differs from run to run (when, how long, which cache answered). */
@@ -169,6 +169,9 @@ describe("scan: finished records kept between runs", () => {
     expect(given.inv.summary.cacheHits.records).toBe(5);
     expect(given.inv.summary.requests).toBe(0);
     expect(given.inv.summary.cacheHits.metadata).toBeLessThan(built.inv.summary.cacheHits.metadata);
+    // The summary line counts the records given, as the inventory does.
+    expect(given.stderr).toMatch(/, 0 requests, cache hits 5 records \/ \d+ hashes \/ \d+ metadata/);
+    expect(built.stderr).toMatch(/, 0 requests, cache hits \d+ hashes \/ \d+ metadata/);
     expect(stable(given.inv)).toEqual(stable(built.inv));
     expect(withoutScanLine(given.md)).toBe(withoutScanLine(built.md));
     // What the library facts say came through (copies, a link, several versions, the sidecar's identity).
