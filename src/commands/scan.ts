@@ -333,7 +333,7 @@ function logSummary(result: ScanResult, src: InventorySource, wroteSidecars: boo
   ].filter((x) => x !== null);
   const gone = s.byStatus.gone > 0 ? `${s.byStatus.gone} gone, ` : "";
   const shared = src.head.options.sharedCache ? ` (${c.sharedCacheHits} from the shared cache)` : "";
-  const records = c.recordCacheHits > 0 ? `${c.recordCacheHits} records / ` : "";
+  const records = s.cacheHits.records ? `${s.cacheHits.records} records / ` : "";
   logger.info(
     `${plural(s.files, "file")} (${formatBytes(s.bytes)}): ${s.byStatus.found} found, ${gone}${s.byStatus.not_found} not found, ${plural(s.byStatus.error, "error")}, ${s.byStatus.skipped} skipped; ` +
       `${c.hashed} hashed (${formatBytes(c.bytesRead)} read), ${plural(c.requests, "request")}, cache hits ${records}${c.hashCacheHits} hashes / ${c.metadataCacheHits} metadata${shared}` +

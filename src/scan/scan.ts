@@ -118,8 +118,6 @@ export interface ScanResult {
   detailsFailure?: DetailsFailure;
   counters: {
     hashed: number;
-    /** Files whose finished record was given again (scan/record-cache.ts). */
-    recordCacheHits: number;
     hashCacheHits: number;
     bytesRead: number;
     requests: number;
@@ -374,7 +372,6 @@ async function lookUpAndBuild(options: ScanOptions, collected: CollectResult, ct
       ...(built.detailsFailure ? { detailsFailure: built.detailsFailure } : {}),
       counters: {
         hashed: collected.stats.filesHashed + ctx.extraReads.files,
-        recordCacheHits: built.recordsServed,
         hashCacheHits: collected.stats.filesCached,
         bytesRead: collected.stats.bytesRead + ctx.extraReads.bytes,
         requests: built.requests,
