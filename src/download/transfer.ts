@@ -288,7 +288,7 @@ async function finish(task: DownloadTask, state: PartState, options: DownloaderO
   if (task.sha256 !== null && actual !== task.sha256) {
     await discardPart(state);
     throw new DownloadFailure(
-      `${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted`,
+      `${task.dest}: SHA-256 mismatch: expected ${task.sha256}, got ${actual}; nothing was saved under that name and the partial download was deleted. Run the same command again to fetch it afresh; if the mismatch comes back, the file served is not the one listed (changed on Civitai since it was scanned or looked up?): look it up again with civitai-meta lookup`,
     );
   }
   if (task.sha256 === null) {

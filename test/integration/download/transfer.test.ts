@@ -229,6 +229,9 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     const corrupt = Uint8Array.from(f.bytes);
     corrupt[SIZE / 2]! ^= 0xff;
     expect(result.message).toContain(`SHA-256 mismatch: expected ${f.sha256}, got ${sha256Hex(corrupt)}`);
+    // What to do next: a fresh try, and where to look when the mismatch comes back.
+    expect(result.message).toContain("Run the same command again to fetch it afresh");
+    expect(result.message).toContain("look it up again with civitai-meta lookup");
     expect(existsSync(join(dir, f.name))).toBe(false);
     expect(leftovers(join(dir, f.name), f.versionId)).toEqual({ part: false, resumeState: false, lock: false });
     assertNoLeak(result);
