@@ -1,4 +1,4 @@
-import { errnoCode } from "../shared/errors.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { formatBytes } from "../shared/format.ts";
 import { diskSpace, freeBytes } from "./disk-space.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
@@ -89,7 +89,7 @@ export async function attempt(
       (err as Error)?.name === "FetchError" ||
       /ECONN|socket|closed|network/i.test(String((err as Error)?.message))
     ) {
-      throw new RetryableFailure(`cannot reach the storage host ${host}: ${(err as Error)?.message ?? err}`);
+      throw new RetryableFailure(`cannot reach the storage host ${host}: ${errorMessage(err)}`);
     }
     throw err;
   } finally {
@@ -120,7 +120,7 @@ async function requestStorage(
       throw new RetryableFailure(
         stalled()
           ? `no answer from the storage host for ${Math.round(stallMs / 1000)} s`
-          : `cannot reach the storage host ${host}: ${(err as Error)?.message ?? err}`,
+          : `cannot reach the storage host ${host}: ${errorMessage(err)}`,
       );
     }
     if (res.status < 300 || res.status >= 400) return { res, host };
@@ -181,7 +181,7 @@ async function receiveBody(
       await written(writer.drain());
       if (options.signal?.aborted) throw options.signal.reason;
       throw new RetryableFailure(
-        guard.stalled() ? `stalled: no data for ${Math.round(stallMs / 1000)} s` : `connection lost (${(err as Error)?.message ?? err})`,
+        guard.stalled() ? `stalled: no data for ${Math.round(stallMs / 1000)} s` : `connection lost (${errorMessage(err)})`,
       );
     }
     if (chunk.done) break;

@@ -4,6 +4,7 @@ import { BodyTooLargeError, readCappedText } from "../shared/read-capped.ts";
 import { API_ERROR_BODY_LIMIT, apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
 import { stallGuard } from "./stall-guard.ts";
 import { createRedactor } from "../shared/redact.ts";
+import { errorMessage } from "../shared/errors.ts";
 
 /**
  * Asks the download route for the file and returns the signed storage URL its redirect names. The
@@ -42,7 +43,7 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
       }
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const why = guard.stalled() ? `no answer for ${Math.round(stallMs / 1000)} s` : ((err as Error)?.message ?? String(err));
+      const why = guard.stalled() ? `no answer for ${Math.round(stallMs / 1000)} s` : errorMessage(err);
       throw new RetryableFailure(`cannot reach ${target.host}: ${why}`);
     } finally {
       guard.stop();

@@ -4,7 +4,7 @@ import { lstat, lutimes, mkdir, realpath, rename } from "node:fs/promises";
 import { isAbsolute, relative, sep } from "node:path";
 import { fsyncDirSync } from "../shared/atomic-write.ts";
 import { decodeFsName, fsPath, rawSafe } from "../shared/fs-path.ts";
-import { errnoCode } from "../shared/errors.ts";
+import { errnoCode, errorMessage } from "../shared/errors.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import { sleep } from "../shared/sleep.ts";
@@ -82,7 +82,7 @@ export async function downloadFile(task: DownloadTask, options: DownloaderOption
     return { ...outcome, task, bytesReceived, message: outcome.message === undefined ? undefined : redact(outcome.message) };
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const message = err instanceof DownloadFailure ? err.message : `${task.dest}: ${(err as Error)?.message ?? String(err)}`;
+    const message = err instanceof DownloadFailure ? err.message : `${task.dest}: ${errorMessage(err)}`;
     return { task, status: "failed", message: redact(message), bytesReceived };
   }
 }

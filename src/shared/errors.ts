@@ -27,8 +27,14 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
+/**
+ * Bun's fetch ends its network errors with advice for the programmer ("For more information, pass
+ * `verbose: true` in the second argument to fetch()"): no flag of ours does that, so it is dropped.
+ */
+const BUN_FETCH_HINT = /\s*For more information, pass `verbose: true` in the second argument to fetch\(\)\.?/g;
+
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) return err.message.replace(BUN_FETCH_HINT, "");
   return String(err);
 }
 

@@ -146,6 +146,8 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     expect(fake.storageRequests[1]!.headers.range).toBe(`bytes=${SIZE / 2}-`);
     expect(fake.storageRequests[1]!.headers["if-range"]).toBe(f.etag);
     expect(warnings.filter((w) => /resuming at/.test(w))).toHaveLength(1);
+    // Bun's advice to programmers ("pass `verbose: true` … to fetch()") is no advice to a user.
+    expect(warnings.join("\n")).not.toContain("verbose");
     assertNoLeak(result);
   });
 
