@@ -4,7 +4,7 @@ import { lstat, lutimes, mkdir, realpath, rename } from "node:fs/promises";
 import { isAbsolute, relative, sep } from "node:path";
 import { fsyncDirSync } from "../shared/atomic-write.ts";
 import { decodeFsName, fsPath, rawSafe } from "../shared/fs-path.ts";
-import { errnoCode, errorMessage } from "../shared/errors.ts";
+import { describeErrno, errnoCode, errorMessage } from "../shared/errors.ts";
 import { formatBytes } from "../shared/format.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import { sleep } from "../shared/sleep.ts";
@@ -82,9 +82,23 @@ export async function downloadFile(task: DownloadTask, options: DownloaderOption
     return { ...outcome, task, bytesReceived, message: outcome.message === undefined ? undefined : redact(outcome.message) };
   } catch (err) {
     if (options.signal?.aborted) throw options.signal.reason;
-    const message = err instanceof DownloadFailure ? err.message : `${task.dest}: ${errorMessage(err)}`;
+    const message = err instanceof DownloadFailure ? err.message : (cannotWrite(task, err) ?? `${task.dest}: ${errorMessage(err)}`);
     return { task, status: "failed", message: redact(message), bytesReceived };
   }
+}
+
+/**
+ * A folder the run may not write in (a read-only mount, no permission): said in words with what to
+ * do, not as the raw errno of whichever of mkdir, the lock or the `.part` met it first.
+ */
+function cannotWrite(task: DownloadTask, err: unknown): string | null {
+  const code = errnoCode(err);
+  if (code !== "EROFS" && code !== "EACCES" && code !== "EPERM") return null;
+  const advice =
+    code === "EROFS"
+      ? "the filesystem is mounted read-only: choose another --dest or remount it read-write"
+      : "check the folder's owner and permissions, or choose another --dest";
+  return `${task.dest}: cannot write in ${parentOf(task.dest)}: ${describeErrno(err)}; ${advice}`;
 }
 
 /** The checks before any byte: the folder, the target, the `.part`, the lock; then the transfer. */

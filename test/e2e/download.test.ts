@@ -30,9 +30,19 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), "civitai-meta-e2e-dl-"));
 });
 
+// A read-only mount holding one folder, made at load time so `test.skipIf(!roMounted)` knows
+// whether it could be (root in CI; chmod would not stop root).
+const roDir = mkdtempSync(join(tmpdir(), "civitai-meta-e2e-dl-ro-"));
+const roMounted =
+  Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", roDir]).exitCode === 0 &&
+  (mkdirSync(join(roDir, "loras")), Bun.spawnSync(["mount", "-o", "remount,ro", roDir]).exitCode === 0);
+if (!roMounted) console.log("read-only --dest test skipped: no tmpfs mount");
+
 afterAll(async () => {
   await fake.stop();
   rmSync(tmp, { recursive: true, force: true });
+  Bun.spawnSync(["umount", roDir]);
+  rmSync(roDir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
@@ -553,6 +563,30 @@ describe("download: trust (issue 9)", () => {
     }
     expect(fake.apiRequests).toHaveLength(0);
   });
+
+  test.skipIf(!roMounted)(
+    "a read-only --dest: each file says in words that the folder cannot be written and what to do, no raw errno",
+    async () => {
+      const a = fake.addFile({ versionId: 1501, bytes: makeBytes(10_000, 1501), name: "a.safetensors" });
+      const b = fake.addFile({ versionId: 1502, bytes: makeBytes(10_000, 1502), name: "b.safetensors" });
+      // loras/ exists on the read-only mount (the lock is refused); checkpoints/ does not (mkdir is).
+      const invPath = join(tmp, `inventory-${n}.json`);
+      writeFileSync(
+        invPath,
+        JSON.stringify(inventoryOf([rec("/old/models/loras/a.safetensors", a), rec("/old/models/checkpoints/b.safetensors", b)])),
+      );
+      const r = await cli(["download", invPath, "--dest", roDir, ...apiFlags()]);
+      expect(r.code).toBe(1);
+      for (const folder of ["loras", "checkpoints"]) {
+        expect(r.stderr).toContain(
+          `cannot write in ${join(roDir, folder)}: read-only file system (EROFS); the filesystem is mounted read-only: choose another --dest or remount it read-write`,
+        );
+      }
+      expect(r.stderr).not.toMatch(/open '|mkdir '/);
+      expect(fake.storageRequests).toHaveLength(0);
+      noSecret(r);
+    },
+  );
 
   /** A safetensors file (8-byte header length, JSON header, tensor bytes), so it has an AutoV3. */
   const safetensors = (size: number, seed: number): Uint8Array => {
