@@ -96,8 +96,9 @@ export default defineCommand({
       const { settings, client, cacheDir } = createApiContext(args, signal);
       const redact = createRedactor([settings.apiKey]);
       const api: DownloadApi = { versionById: client.versionById, versionByHash: client.versionByHash, modelById: client.model };
-      const { wanted, problems, notes } = await resolveSources(sources, api, settings, redact);
+      const { wanted, problems, notes, warnings } = await resolveSources(sources, api, settings, redact);
       for (const n of notes) logger.info(printable(n));
+      for (const w of warnings) logger.warn(printable(w));
       const plan = buildPlan(wanted, realDest);
       for (const c of plan.conflicts) problems.push(`${c.wanted.relPath}: ${c.reason}`);
       for (const p of problems) logger.error(printable(p));

@@ -129,6 +129,10 @@ export interface InventoryWanted {
   wanted: WantedFile[];
   /** Found records we cannot fetch, one line each. */
   problems: string[];
+  /** Paths (relative to the scanned root) of files Civitai did not know when scanned: nothing to download. */
+  notOnCivitai: string[];
+  /** Paths of files whose hash or lookup failed when scanned: a new scan may find them. */
+  notLookedUp: string[];
 }
 
 /**
@@ -139,6 +143,8 @@ export interface InventoryWanted {
 export function wantedFromInventory(inventory: Inventory): InventoryWanted {
   const wanted: WantedFile[] = [];
   const problems: string[] = [];
+  const notOnCivitai: string[] = [];
+  const notLookedUp: string[] = [];
   // rawBytes: a name that was not valid UTF-8 on the scanned disk comes back with its exact bytes.
   const relative = (path: string) =>
     sanitizeRelativePath(relativeToRoots(path, inventory.roots), { maxBytes: NAME_MAX_BYTES, rawBytes: true });
@@ -147,6 +153,8 @@ export function wantedFromInventory(inventory: Inventory): InventoryWanted {
       problems.push(`${record.path}: gone from Civitai, it cannot be downloaded there any more`);
       continue;
     }
+    if (record.status === "not_found") notOnCivitai.push(relativeToRoots(record.path, inventory.roots));
+    if (record.status === "error") notLookedUp.push(relativeToRoots(record.path, inventory.roots));
     if (record.status !== "found" || !record.civitai) continue;
     const info = record.civitai;
     const rel = relative(record.path);
@@ -176,7 +184,7 @@ export function wantedFromInventory(inventory: Inventory): InventoryWanted {
       ...(aliases.length > 0 ? { aliases } : {}),
     });
   }
-  return { wanted, problems };
+  return { wanted, problems, notOnCivitai, notLookedUp };
 }
 
 /**

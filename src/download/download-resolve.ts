@@ -24,10 +24,11 @@ export async function resolveSources(
   api: DownloadApi,
   settings: ApiSettings,
   redact: Redactor = (s) => s,
-): Promise<{ wanted: WantedFile[]; problems: string[]; notes: string[] }> {
+): Promise<{ wanted: WantedFile[]; problems: string[]; notes: string[]; warnings: string[] }> {
   const wanted: WantedFile[] = [];
   const problems: string[] = [];
   const notes: string[] = [];
+  const warnings: string[] = [];
   for (const source of sources) {
     const label = escapeControl(describeSource(source));
     try {
@@ -42,6 +43,7 @@ export async function resolveSources(
         wanted.push(...fromInventory.wanted);
         problems.push(...fromInventory.problems.map((p) => escapeControl(p)));
         if (fromInventory.wanted.length === 0) notes.push(`${escapeControl(source.path)}: no found models to restore`);
+        warnings.push(...notRestored(source.path, fromInventory.notOnCivitai, fromInventory.notLookedUp));
         continue;
       }
       let version = null;
@@ -70,7 +72,35 @@ export async function resolveSources(
       problems.push(redact(`${label}: ${errorMessage(err)}`));
     }
   }
-  return { wanted, problems, notes };
+  return { wanted, problems, notes, warnings };
+}
+
+/** How many names a "not restored" warning lists before "… and N more". */
+const LISTED_NAMES = 10;
+
+function listNames(paths: readonly string[]): string {
+  const shown = paths.slice(0, LISTED_NAMES).map((p) => escapeControl(p));
+  const more = paths.length - shown.length;
+  return `${shown.join(", ")}${more > 0 ? ` … and ${more} more` : ""}`;
+}
+
+/**
+ * The files of an inventory that a restore cannot bring back, said rather than left out without a
+ * word: files Civitai did not know (copy them from where they were scanned) and files whose lookup
+ * failed (a new scan may find them).
+ */
+function notRestored(inventoryPath: string, notOnCivitai: readonly string[], notLookedUp: readonly string[]): string[] {
+  const inv = escapeControl(inventoryPath);
+  const out: string[] = [];
+  if (notOnCivitai.length > 0)
+    out.push(
+      `${inv}: ${notOnCivitai.length} file(s) are not restored, Civitai did not know them when scanned (copy them from where they were scanned): ${listNames(notOnCivitai)}`,
+    );
+  if (notLookedUp.length > 0)
+    out.push(
+      `${inv}: ${notLookedUp.length} file(s) are not restored, their hash or lookup failed when scanned (scan that folder again to restore them): ${listNames(notLookedUp)}`,
+    );
+  return out;
 }
 
 /** docs/cases.md A10: fail before the first byte when the whole set cannot fit. */

@@ -235,11 +235,16 @@ describe("civitai-meta download (e2e)", () => {
     );
     expect(dry.stdout).toContain("1 file to fetch, 48.8 KiB");
     expect(fake.storageRequests).toHaveLength(0);
+    // The file Civitai did not know is said, not left out without a word (a restore is not complete).
+    expect(dry.stderr).toContain(
+      `${invPath}: 1 file(s) are not restored, Civitai did not know them when scanned (copy them from where they were scanned): unknown.safetensors`,
+    );
 
     const first = await cli(["download", invPath, "--dest", dest, ...apiFlags()]);
     expect(first.code).toBe(0);
     expect(sha256Hex(readFileSync(join(dest, "loras/style/my-a.safetensors")))).toBe(a.sha256);
     expect(first.stderr).toContain("already present, verified");
+    expect(first.stderr).toContain("1 file(s) are not restored, Civitai did not know them when scanned");
     expect(first.stderr).not.toMatch(/\x1b\[/); // no progress display on a non-TTY
     noSecret(first);
 

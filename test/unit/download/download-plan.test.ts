@@ -127,10 +127,15 @@ describe("inventory sources", () => {
       record("/src/models/loras/b.safetensors", { civitai: info(20, 21, SHA_A), matchedBy: "sha256", size: 5 }),
       record("/other/single.safetensors", { civitai: info(30, null, SHA_A) }),
       record("/src/models/x.safetensors", { status: "not_found" }),
+      record("/src/models/sub/e.safetensors", { status: "error" }),
+      record("/src/models/s.part", { status: "skipped" }),
       record("/src/models/v3.safetensors", { civitai: info(40, 41, SHA_B), matchedBy: "autov3" }),
     ]);
-    const { wanted, problems } = wantedFromInventory(inv);
+    const { wanted, problems, notOnCivitai, notLookedUp } = wantedFromInventory(inv);
     expect(problems).toEqual([]);
+    // What a restore cannot bring back is kept, to be said (a skipped file was never a model).
+    expect(notOnCivitai).toEqual(["x.safetensors"]);
+    expect(notLookedUp).toEqual(["sub/e.safetensors"]);
     expect(wanted.map((w) => [w.relPath, w.versionId, w.fileId, w.size, w.sizeExact, w.sha256])).toEqual([
       ["checkpoints/a.safetensors", 10, 11, 1000, true, SHA_A],
       ["b.safetensors", 20, 21, 5, true, SHA_A],
