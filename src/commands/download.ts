@@ -91,6 +91,7 @@ export default defineCommand({
       );
     }
 
+    let downloading = false;
     await withInterrupt(async (signal) => {
       // Config, key, hosts and the shared client (retries, Retry-After, redaction, the key only for Civitai origins).
       const { settings, client, cacheDir } = createApiContext(args, signal);
@@ -104,16 +105,7 @@ export default defineCommand({
       for (const p of problems) logger.error(printable(p));
 
       if (emit !== null) {
-        const links = plan.items.reduce((n, i) => n + i.aliases.length, 0);
-        if (links > 0 && emit !== "sh") {
-          logger.warn(
-            `${links} other name(s) of listed files (hard or soft links where they were scanned) are not in the ${emit} list: it cannot make links; use --emit sh or civitai-meta download for them`,
-          );
-        }
-        // Bytes, not UTF-8: a path that was not valid UTF-8 where it was scanned keeps its exact bytes.
-        const bytes = encodeFsName(renderEmit(plan.items, emit as EmitFormat, VERSION));
-        if (args.output) writeFileAtomic(resolve(String(args.output)), bytes, { mode: emit === "sh" ? 0o755 : undefined });
-        else writeStdout(bytes);
+        writeList(plan.items, emit as EmitFormat, args.output === undefined ? null : String(args.output));
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
@@ -127,6 +119,7 @@ export default defineCommand({
       }
 
       await checkTotalSpace(plan.items, realDest);
+      downloading = true;
       const results = await runDownloads(plan.items, {
         cacheDir,
         jobs,
@@ -140,9 +133,34 @@ export default defineCommand({
         redact,
       });
       process.exitCode = summarise(results, problems.length);
+    }).catch((err: unknown) => {
+      throw withResumeAdvice(err, downloading);
     });
   },
 });
+
+/** `--emit`: the list on stdout or in `-o FILE`, with a warning for the other names it cannot hold. */
+function writeList(items: readonly PlanItem[], emit: EmitFormat, output: string | null): void {
+  const links = items.reduce((n, i) => n + i.aliases.length, 0);
+  if (links > 0 && emit !== "sh") {
+    logger.warn(
+      `${links} other name(s) of listed files (hard or soft links where they were scanned) are not in the ${emit} list: it cannot make links; use --emit sh or civitai-meta download for them`,
+    );
+  }
+  // Bytes, not UTF-8: a path that was not valid UTF-8 where it was scanned keeps its exact bytes.
+  const bytes = encodeFsName(renderEmit(items, emit, VERSION));
+  if (output !== null) writeFileAtomic(resolve(output), bytes, { mode: emit === "sh" ? 0o755 : undefined });
+  else writeStdout(bytes);
+}
+
+/** Ctrl-C mid-download: the message says what is kept and how to go on, as aria2 and wget -c users expect. */
+function withResumeAdvice(err: unknown, downloading: boolean): unknown {
+  if (!downloading || !(err instanceof AppError) || err.exitCode !== EXIT.interrupted) return err;
+  return new AppError(
+    `${err.message}: files already verified are in place, the others' bytes are kept in .part files; run the same command again to resume`,
+    { exitCode: EXIT.interrupted },
+  );
+}
 
 /** One summary line on stderr; the exit code (1 when anything failed, was skipped or left alone). */
 function summarise(results: readonly ItemResult[], problems: number): number {

@@ -316,7 +316,8 @@ describe("civitai-meta download (e2e)", () => {
     proc.kill("SIGINT");
     const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
     expect(code).toBe(130);
-    expect(stderr).toContain("interrupted");
+    expect(stderr).toContain("interrupted (SIGINT)");
+    expect(stderr).toContain("run the same command again to resume");
     expect(existsSync(paths.part)).toBe(true);
     expect(existsSync(paths.resumeState)).toBe(true);
     expect(existsSync(paths.lock)).toBe(false);
