@@ -247,6 +247,8 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
   const limit = pLimit(opts.jobs);
   const display = createDownloadDisplay(items, !opts.quiet && isTerminal(2));
   const hashes = await openVerifiedHashes(opts.cacheDir, (m) => display.log(() => logger.warn(escapeControl(m))));
+  // One for the run: after a quota 429 the other files are not asked for.
+  const quota: { reached: string | null } = { reached: null };
   try {
     return await Promise.all(
       items.map((item) =>
@@ -264,6 +266,7 @@ async function runDownloads(items: readonly PlanItem[], opts: RunOptions): Promi
             signal: opts.signal,
             onProgress: (p) => display.progress(p),
             onWarning: (m) => display.log(() => logger.warn(printable(opts.redact(m)))),
+            quota,
           });
           display.finish(item);
           display.log(() => report(file));

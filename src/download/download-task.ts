@@ -43,6 +43,11 @@ export interface DownloaderOptions {
   /** Most bytes accepted when neither Civitai nor the server gives the size; default UNKNOWN_SIZE_LIMIT (128 GiB). */
   unknownSizeLimit?: number;
   lock?: LockOptions;
+  /**
+   * Shared by every file of a run: set once Civitai said its download quota is reached, after which
+   * the other files are not asked for (each would get the same 429).
+   */
+  quota?: { reached: string | null };
 }
 
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;

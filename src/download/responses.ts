@@ -1,6 +1,7 @@
 import { truncateText } from "../shared/format.ts";
 import { VERSION } from "../version.ts";
-import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
+import { parseRetryAfter } from "../civitai/http/backoff.ts";
+import { DownloadFailure, QuotaFailure, RetryableFailure } from "./download-errors.ts";
 
 /**
  * Reading the answers of a download: which headers we send, what a status, a redirect, a
@@ -94,7 +95,13 @@ export const API_ERROR_BODY_LIMIT = 64 * 1024;
  * What a non-redirect answer of the download route means; `what` is our link, named in the message.
  * `unread` says why the body was not read (over the limit), when it was not.
  */
-export function apiFailure(what: string, res: Response, body: string, hasKey: boolean, unread?: string): Error {
+/**
+ * The longest Retry-After of a 429 from the download route that we sit out before asking again
+ * (an edge rate limit); a longer one, or none (the quota, docs/civitai-api.md), ends the run's asking.
+ */
+export const SHORT_429_WAIT_MS = 60_000;
+
+export function apiFailure(what: string, res: Response, body: string, hasKey: boolean, unread?: string, nowMs = Date.now()): Error {
   const { error, message } = civitaiMessage(body);
   const quoted = message || error;
   const say = quoted ? `: Civitai says "${quoted}"` : unread ? `; Civitai's answer ${unread} and was not read` : "";
@@ -125,10 +132,19 @@ export function apiFailure(what: string, res: Response, body: string, hasKey: bo
   }
   if (s === 404) return new DownloadFailure(`${what}: not found on Civitai (404)${say}; the version or file may have been removed`);
   if (s === 410) return new DownloadFailure(`${what}: archived on Civitai (410)${say}; it is no longer available for download`);
-  if (s === 429) return new DownloadFailure(`${what}: Civitai's download quota reached (429)${say}; try again later`);
+  if (s === 429) return tooMany(what, say, parseRetryAfter(res.headers.get("retry-after"), nowMs), nowMs);
   if (s === 451) return new DownloadFailure(`${what}: not available in your region (451)${say}`);
   if (s >= 500 || s === 408) return new RetryableFailure(`Civitai answered ${s}${say}`);
   return new DownloadFailure(`${what}: Civitai answered ${s}${say}`);
+}
+
+/** A 429 from the download route: wait a short Retry-After out; else the quota, which ends the run's asking. */
+function tooMany(what: string, say: string, waitMs: number | undefined, nowMs: number): Error {
+  if (waitMs !== undefined && waitMs <= SHORT_429_WAIT_MS) {
+    return new RetryableFailure(`Civitai asks to wait ${Math.ceil(waitMs / 1000)} s (429)${say}`, false, waitMs);
+  }
+  const until = waitMs === undefined ? "try again later" : `try again after ${new Date(nowMs + waitMs).toISOString()}`;
+  return new QuotaFailure(`${what}: Civitai's download quota reached (429)${say}; ${until}`);
 }
 
 /** Storage errors: 403/400/401 (S3 AccessDenied, "Request has expired") mean the signed link is stale. */

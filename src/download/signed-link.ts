@@ -1,4 +1,4 @@
-import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
+import { DownloadFailure, QuotaFailure, RetryableFailure } from "./download-errors.ts";
 import { DEFAULT_STALL_TIMEOUT_MS, type DownloadTask, type DownloaderOptions } from "./download-task.ts";
 import { BodyTooLargeError, readCappedText } from "../shared/read-capped.ts";
 import { API_ERROR_BODY_LIMIT, apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
@@ -12,6 +12,7 @@ import { errorMessage } from "../shared/errors.ts";
  * http downgrade is refused; an error answer becomes its own message (apiFailure).
  */
 export async function resolveSignedLink(task: DownloadTask, options: DownloaderOptions): Promise<string> {
+  if (options.quota?.reached) throw new DownloadFailure(`${task.url}: not asked for: ${options.quota.reached}`);
   const doFetch = options.fetch ?? fetch;
   const keyHosts = new Set((options.keyHosts ?? [options.apiHost]).map((h) => new URL(h).origin));
   const ours = new URL(task.url);
@@ -59,7 +60,11 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
     }
     // The body is redacted before apiFailure cuts Civitai's message to quote it: a cut through the
     // key would leave a prefix of it that no later redaction recognises (docs/cases.md F6).
-    throw apiFailure(task.url, res, createRedactor([options.apiKey])(body), Boolean(options.apiKey), unread);
+    const failure = apiFailure(task.url, res, createRedactor([options.apiKey])(body), Boolean(options.apiKey), unread);
+    if (failure instanceof QuotaFailure && options.quota) {
+      options.quota.reached = "Civitai's download quota was reached (429) earlier in this run; try again later";
+    }
+    throw failure;
   }
   throw new DownloadFailure(`${task.url}: too many redirects`);
 }

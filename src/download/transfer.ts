@@ -271,7 +271,8 @@ async function transfer(
         options.onWarning?.(
           redact(`${task.dest}: ${err.message}; resuming at ${formatBytes(state.offset)} (retry ${failures}/${maxRetries})`),
         );
-        await sleep(Math.min(MAX_RETRY_DELAY_MS, baseDelay * 2 ** (failures - 1)), options.signal);
+        // A Retry-After the server gave (a short 429) is waited out as given.
+        await sleep(err.waitMs ?? Math.min(MAX_RETRY_DELAY_MS, baseDelay * 2 ** (failures - 1)), options.signal);
         continue;
       } finally {
         if (state.offset > before) expiredInARow = 0;

@@ -299,6 +299,23 @@ describe("civitai-meta download (e2e)", () => {
     noSecret(r);
   });
 
+  test("Civitai's download quota (429) on the first file: the other files are not asked for, each says why, exit 1", async () => {
+    for (const id of [960, 961, 962]) fake.addFile({ versionId: id, bytes: makeBytes(1000, id), name: `quota-${id}.safetensors` });
+    fake.queueApiFault({
+      kind: "status",
+      status: 429,
+      body: { error: "We've noticed an unusual amount of downloading from your account." },
+    });
+    const r = await cli(["download", "960", "961", "962", "--dest", dest, "-j", "1", ...apiFlags()]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("download quota reached (429)");
+    expect(r.stderr.match(/not asked for: Civitai's download quota was reached \(429\) earlier in this run/g)).toHaveLength(2);
+    // One ask of the download route, none after it (the versions are resolved through the API first).
+    expect(fake.apiRequests.filter((q) => q.url.includes("/api/download/"))).toHaveLength(1);
+    expect(filesUnder(dest)).toEqual([]);
+    noSecret(r);
+  });
+
   test("B11: Ctrl-C (SIGINT) mid-download → exit 130, the .part and its resume state kept for resume, the lock released", async () => {
     const size = 8 * 1024 * 1024;
     const file = fake.addFile({ versionId: 960, bytes: makeBytes(size, 960), name: "interrupted.safetensors" });

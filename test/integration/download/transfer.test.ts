@@ -309,6 +309,38 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     });
   }
 
+  test("a 429 with a short Retry-After is waited out as given, then the download goes on", async () => {
+    const f = addFile(132);
+    fake.queueApiFault({ kind: "status", status: 429, body: { error: "Too Many Requests" }, headers: { "retry-after": "1" } });
+    const started = performance.now();
+    const result = await downloadFile(taskFor(f), opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.apiRequests).toHaveLength(2);
+    // retryDelayMs is 5 ms here: only the server's Retry-After makes the second ask wait ~1 s.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+    expect(warnings.some((w) => /Civitai asks to wait 1 s \(429\)/.test(w))).toBe(true);
+  });
+
+  test("the download quota (a 429 without a short Retry-After) stops the run's asking: the next file is not requested", async () => {
+    const a = addFile(133);
+    const b = addFile(134);
+    const quota = { reached: null as string | null };
+    fake.queueApiFault({
+      kind: "status",
+      status: 429,
+      body: fixtureBody("error-429-download-quota.json"),
+      headers: { "retry-after": "3600" },
+    });
+    const first = await downloadFile(taskFor(a), opts({ quota }));
+    expect(first.status).toBe("failed");
+    expect(first.message).toMatch(/download quota reached \(429\).*; try again after \d{4}-\d\d-\d\dT/);
+    const second = await downloadFile(taskFor(b), opts({ quota }));
+    expect(second.status).toBe("failed");
+    expect(second.message).toMatch(/not asked for: Civitai's download quota was reached \(429\) earlier in this run/);
+    expect(fake.apiRequests).toHaveLength(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   test("401 without a key suggests CIVITAI_API_KEY", async () => {
     const f = addFile(130);
     fake.queueApiFault({ kind: "status", status: 401, body: fixtureBody("error-401-download-login-required.json") });
