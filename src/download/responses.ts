@@ -99,7 +99,7 @@ export const API_ERROR_BODY_LIMIT = 64 * 1024;
  * The longest Retry-After of a 429 from the download route that we sit out before asking again
  * (an edge rate limit); a longer one, or none (the quota, docs/civitai-api.md), ends the run's asking.
  */
-export const SHORT_429_WAIT_MS = 60_000;
+const SHORT_429_WAIT_MS = 60_000;
 
 export function apiFailure(what: string, res: Response, body: string, hasKey: boolean, unread?: string, nowMs = Date.now()): Error {
   const { error, message } = civitaiMessage(body);
