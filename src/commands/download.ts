@@ -7,6 +7,7 @@ import {
   buildPlan,
   EMIT_FORMATS,
   renderDryRun,
+  onApiHost,
   renderEmit,
   type DryRunEntry,
   type EmitFormat,
@@ -104,13 +105,15 @@ export default defineCommand({
       for (const c of plan.conflicts) problems.push(`${c.wanted.relPath}: ${c.reason}`);
       for (const p of problems) logger.error(printable(p));
 
+      // Lists and the dry run point where this tool would ask: the API host chosen, not civitai.com.
+      const listed = plan.items.map((item) => ({ ...item, url: onApiHost(item.url, settings.primary) }));
       if (emit !== null) {
-        writeList(plan.items, emit as EmitFormat, args.output === undefined ? null : String(args.output));
+        writeList(listed, emit as EmitFormat, args.output === undefined ? null : String(args.output));
         process.exitCode = problems.length > 0 ? EXIT.failure : EXIT.ok;
         return;
       }
       if (args["dry-run"]) {
-        const entries: DryRunEntry[] = plan.items.map((item) =>
+        const entries: DryRunEntry[] = listed.map((item) =>
           isPlainFile(item.dest) ? { item, note: "exists: will be verified, not fetched" } : { item },
         );
         writeStdout(renderDryRun(entries, printable));

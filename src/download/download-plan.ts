@@ -284,6 +284,15 @@ export function renderDryRun(entries: readonly DryRunEntry[], escape: (s: string
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * A download route URL (Civitai's answers name civitai.com) on the API host the user chose: where
+ * this tool asks (signed-link.ts) and where a list or dry run for it should point.
+ */
+export function onApiHost(url: string, apiHost: string): string {
+  const route = new URL(url);
+  return `${apiHost.replace(/\/+$/, "")}${route.pathname}${route.search}`;
+}
+
 export type EmitFormat = "aria2" | "sh" | "urls";
 export const EMIT_FORMATS: readonly EmitFormat[] = ["aria2", "sh", "urls"];
 

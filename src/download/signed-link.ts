@@ -3,6 +3,7 @@ import { DEFAULT_STALL_TIMEOUT_MS, type DownloadTask, type DownloaderOptions } f
 import { BodyTooLargeError, readCappedText } from "../shared/read-capped.ts";
 import { API_ERROR_BODY_LIMIT, apiFailure, baseHeaders, dropBody, MAX_REDIRECTS, redirectTarget } from "./responses.ts";
 import { stallGuard } from "./stall-guard.ts";
+import { onApiHost } from "./download-plan.ts";
 import { createRedactor } from "../shared/redact.ts";
 import { errorMessage } from "../shared/errors.ts";
 
@@ -15,8 +16,7 @@ export async function resolveSignedLink(task: DownloadTask, options: DownloaderO
   if (options.quota?.reached) throw new DownloadFailure(`${task.url}: not asked for: ${options.quota.reached}`);
   const doFetch = options.fetch ?? fetch;
   const keyHosts = new Set((options.keyHosts ?? [options.apiHost]).map((h) => new URL(h).origin));
-  const ours = new URL(task.url);
-  let url = `${options.apiHost.replace(/\/+$/, "")}${ours.pathname}${ours.search}`;
+  let url = onApiHost(task.url, options.apiHost);
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     const headers = baseHeaders(options.userAgent);
     const target = new URL(url);

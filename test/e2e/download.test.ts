@@ -229,9 +229,9 @@ describe("civitai-meta download (e2e)", () => {
 
     const dry = await cli(["download", invPath, "--dest", dest, "--dry-run", ...apiFlags()]);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toContain("loras/style/my-a.safetensors  https://civitai.com/api/download/models/801?fileId=8011");
+    expect(dry.stdout).toContain(`loras/style/my-a.safetensors  ${fake.apiUrl}/api/download/models/801?fileId=8011`);
     expect(dry.stdout).toContain(
-      "checkpoints/my-b.safetensors  https://civitai.com/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)",
+      `checkpoints/my-b.safetensors  ${fake.apiUrl}/api/download/models/802?fileId=8021  (exists: will be verified, not fetched)`,
     );
     expect(dry.stdout).toContain("1 file to fetch, 48.8 KiB");
     expect(fake.storageRequests).toHaveLength(0);
@@ -266,7 +266,7 @@ describe("civitai-meta download (e2e)", () => {
     const urls = await cli(["download", ...sources, "--dest", dest, "--emit", "urls", ...apiFlags()]);
     expect(urls.code).toBe(0);
     expect(urls.stdout).toBe(
-      `https://civitai.com/api/download/models/901?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}\t${join(dest, "emit.safetensors")}\t${f.sha256}\n`,
+      `${fake.apiUrl}/api/download/models/901?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}\t${join(dest, "emit.safetensors")}\t${f.sha256}\n`,
     );
     const aria = await cli(["download", f.sha256, "--dest", dest, "--emit", "aria2", ...apiFlags()]);
     expect(aria.stdout).toContain(`?fileId=${f.fileId}&token=\${CIVITAI_API_KEY}`);
@@ -414,7 +414,7 @@ describe("download: trust (issue 9)", () => {
         .filter((l) => !l.startsWith("#"));
       // The key is where the README puts it (the URL's token), and nowhere else.
       expect(lines.filter((l) => l.includes(SENTINEL))).toEqual([
-        `https://civitai.com/api/download/models/1001?fileId=${f.fileId}&token=${SENTINEL}`,
+        `${fake.apiUrl}/api/download/models/1001?fileId=${f.fileId}&token=${SENTINEL}`,
       ]);
       const out = lines.find((l) => l.startsWith("  out="));
       expect(out).toBe("  out=lora__{CIVITAI_API_KEY}_id_.safetensors");
