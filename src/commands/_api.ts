@@ -7,7 +7,7 @@ import { openSharedStore, type SharedStore } from "../civitai/meta-cache-redis.t
 import { CACHE_URL_ENV, CacheUrlError, cacheUrlSecrets, resolveCacheUrl, type CacheUrl } from "../config/cache-url.ts";
 import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
-import { parsePositiveInt } from "../shared/cli-args.ts";
+import { parseWholeNumber } from "../shared/cli-args.ts";
 import { UsageError, describeErrno } from "../shared/errors.ts";
 import { plainHttpKeyOrigins, resolveApiSettings, type ApiSettings } from "../config/settings.ts";
 import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
@@ -169,7 +169,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
     );
   }
   const concurrencyArg = args.concurrency ?? config.config.concurrency;
-  const concurrency = concurrencyArg === undefined ? 4 : parsePositiveInt(concurrencyArg, "concurrency", 32);
+  const concurrency = concurrencyArg === undefined ? 4 : parseWholeNumber(concurrencyArg, "concurrency", 32);
   if (typeof concurrency === "string") throw new UsageError(concurrency);
 
   const cacheSettings = config.config.cache ?? {};

@@ -2,7 +2,7 @@ import { mkdirSync, realpathSync, statSync, type Stats } from "node:fs";
 import { resolve } from "node:path";
 import { defineCommand } from "citty";
 import pLimit from "p-limit";
-import { parsePositiveInt } from "../shared/cli-args.ts";
+import { parseWholeNumber } from "../shared/cli-args.ts";
 import {
   buildPlan,
   EMIT_FORMATS,
@@ -57,7 +57,11 @@ export default defineCommand({
       valueHint: "duration",
       description: "Give up on a connection that sends nothing for this long, then resume (default 60s, at least 1s)",
     },
-    retries: { type: "string", valueHint: "n", description: "Attempts in a row without progress before a file fails (default 5)" },
+    retries: {
+      type: "string",
+      valueHint: "n",
+      description: "Attempts in a row without progress before a file fails (default 5; 0: one attempt, no retry)",
+    },
     ...someApiArgs("api-url", "fallback-url", "fallback", "api-key", "config", "timeout"),
     "cache-dir": {
       ...configuredCacheDirArg,
@@ -74,9 +78,9 @@ export default defineCommand({
       throw new UsageError(`--emit takes one of ${EMIT_FORMATS.join(", ")} (got "${escapeControl(emit)}")`);
     if (args.output !== undefined && emit === null) throw new UsageError("--output only goes with --emit");
     if (!args.dest) throw new UsageError("download needs --dest DIR: the folder to restore into");
-    const jobs = args.jobs === undefined ? 2 : parsePositiveInt(args.jobs, "jobs", 16);
+    const jobs = args.jobs === undefined ? 2 : parseWholeNumber(args.jobs, "jobs", 16);
     if (typeof jobs === "string") throw new UsageError(jobs);
-    const retries = args.retries === undefined ? 5 : parsePositiveInt(args.retries, "retries", 100);
+    const retries = args.retries === undefined ? 5 : parseWholeNumber(args.retries, "retries", 100, 0);
     if (typeof retries === "string") throw new UsageError(retries);
     const stallMs = durationArg(args["stall-timeout"], "stall-timeout", 60_000, true);
     const sources = sourcesArgs.map(parseDownloadSource);

@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { collectRepeated, parsePositiveInt } from "../shared/cli-args.ts";
+import { collectRepeated, parseWholeNumber } from "../shared/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { DEFAULT_ALGOS, parseAlgos } from "../hash/hash-algos.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
@@ -35,7 +35,7 @@ export default defineCommand({
   async run({ args, rawArgs }) {
     const paths = args._;
     if (paths.length === 0) throw new UsageError("hash needs at least one file or folder, e.g. civitai-meta hash ~/ComfyUI/models");
-    const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
+    const jobs = args.jobs === undefined ? undefined : parseWholeNumber(args.jobs, "jobs", 256);
     if (typeof jobs === "string") throw new UsageError(jobs);
     const algoSpec = collectRepeated(rawArgs, ["algo"]);
     const fixedAlgos = algoSpec.length > 0 ? parseAlgos(algoSpec) : null;

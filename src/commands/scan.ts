@@ -1,7 +1,7 @@
 import { homedir } from "node:os";
 import { existsSync } from "node:fs";
 import { defineCommand } from "citty";
-import { collectRepeated, parsePositiveInt } from "../shared/cli-args.ts";
+import { collectRepeated, parseWholeNumber } from "../shared/cli-args.ts";
 import { AppError, EXIT, UsageError } from "../shared/errors.ts";
 import { failOnHits, parseFailOn, SCAN_FAIL_ON, type FailOnName } from "../report/fail-on.ts";
 import { normaliseExtensions } from "../scan/path-filter.ts";
@@ -124,7 +124,7 @@ export default defineCommand({
     if (changeKinds.length > 0 && args.previous === undefined) {
       throw new UsageError(`--fail-on ${changeKinds.join(",")} compares with an earlier inventory: add --previous OLD.json`);
     }
-    const jobs = args.jobs === undefined ? undefined : parsePositiveInt(args.jobs, "jobs", 256);
+    const jobs = args.jobs === undefined ? undefined : parseWholeNumber(args.jobs, "jobs", 256);
     if (typeof jobs === "string") throw new UsageError(jobs);
     const nsfwLimit = parseNsfwArg(args["nsfw-level"]);
 

@@ -153,11 +153,11 @@ export function collectRepeated(rawArgs: string[], names: string[]): string[] {
   return values;
 }
 
-/** Parses a positive integer flag; returns an error message instead of throwing so callers name the flag. */
-export function parsePositiveInt(value: unknown, flag: string, max = 1024): number | string {
+/** Parses a whole-number flag in min..max (from 1 unless said); returns an error message instead of throwing so callers name the flag. */
+export function parseWholeNumber(value: unknown, flag: string, max = 1024, min = 1): number | string {
   const text = String(value).trim();
-  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > max) {
-    return `--${flag} takes a whole number from 1 to ${max} (got "${text}")`;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    return `--${flag} takes a whole number from ${min} to ${max} (got "${text}")`;
   }
   return Number(text);
 }

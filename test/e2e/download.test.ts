@@ -341,6 +341,21 @@ describe("civitai-meta download (e2e)", () => {
     expect(existsSync(join(dest, file.name))).toBe(false);
   }, 30_000);
 
+  test("--retries 0: one attempt and no retry, as curl's --retry 0; --retries out of 0..100 is a usage error", async () => {
+    const f = fake.addFile({ versionId: 975, bytes: makeBytes(200_000, 975), name: "once.safetensors" });
+    fake.queueStorageFault({ kind: "short", after: 50_000 });
+    const once = await cli(["download", "975", "--dest", dest, "--retries", "0", ...apiFlags()]);
+    expect(once.code).toBe(1);
+    expect(once.stderr).toContain("gave up after 0 retries");
+    expect(fake.storageRequests).toHaveLength(1);
+    expect(existsSync(join(dest, f.name))).toBe(false);
+    for (const bad of ["-1", "101", "two"]) {
+      const r = await cli(["download", "975", "--dest", dest, "--retries", bad, ...apiFlags()]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("--retries takes a whole number from 0 to 100");
+    }
+  });
+
   test("usage errors exit 2", async () => {
     expect((await cli(["download", "123", ...apiFlags()])).stderr).toContain("--dest");
     for (const args of [
