@@ -87,10 +87,11 @@ export default defineCommand({
 
     const destDir = resolve(String(args.dest));
     const writing = !args["dry-run"] && emit === null;
-    const realDest = prepareDest(destDir, writing);
+    // Checked before any request; created only once there is something to download into it.
+    const checkedDest = prepareDest(destDir, false);
     // A list names the destination in every line: `$` or a backtick there would be expanded by the
     // shell or envsubst the list goes through (names from the API or an inventory never hold them).
-    if (emit !== null && [destDir, realDest].some((d) => /[$`]/.test(d))) {
+    if (emit !== null && [destDir, checkedDest].some((d) => /[$`]/.test(d))) {
       throw new UsageError(
         `--dest ${printable(destDir)} holds $ or a backtick, which a shell or envsubst would expand in the list; choose a folder without them`,
       );
@@ -105,6 +106,7 @@ export default defineCommand({
       const { wanted, problems, notes, warnings } = await resolveSources(sources, api, settings, redact);
       for (const n of notes) logger.info(printable(n));
       for (const w of warnings) logger.warn(printable(w));
+      const realDest = writing && wanted.length > 0 ? prepareDest(destDir, true) : checkedDest;
       const plan = buildPlan(wanted, realDest);
       for (const c of plan.conflicts) problems.push(`${c.wanted.relPath}: ${c.reason}`);
       for (const p of problems) logger.error(printable(p));
@@ -188,9 +190,9 @@ function summarise(results: readonly ItemResult[], problems: number): number {
 }
 
 /**
- * The destination, checked before any request: a file (or anything but a folder) there is one clear
- * usage error; a missing folder is created when files will be written. Returns its real path (the
- * plan is made inside it), or the path itself for a dry run or list of a folder that does not exist.
+ * The destination: a file (or anything but a folder) there is one clear usage error (checked
+ * before any request); a missing folder is created when `create` (once files will be written).
+ * Returns its real path (the plan is made inside it), or the path itself while it does not exist.
  */
 function prepareDest(destDir: string, create: boolean): string {
   const shown = printable(destDir);

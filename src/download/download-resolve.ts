@@ -2,7 +2,7 @@ import { lstatSync, readFileSync } from "node:fs";
 import type { DownloadApi } from "../civitai/api-types.ts";
 import { wantedFromInventory, wantedFromVersion, type PlanItem, type WantedFile } from "./download-plan.ts";
 import { describeSource, type DownloadSource } from "./download-sources.ts";
-import { AppError, EXIT, errnoCode, errorMessage } from "../shared/errors.ts";
+import { AppError, EXIT, describeErrno, errorMessage } from "../shared/errors.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { readInventory } from "../report/inventory-read.ts";
 import type { Redactor } from "../shared/redact.ts";
@@ -37,7 +37,9 @@ export async function resolveSources(
         try {
           text = readFileSync(source.path, "utf8");
         } catch (err) {
-          throw new AppError(`cannot read ${source.path}: ${errnoCode(err) ?? errorMessage(err)}`);
+          throw new AppError(
+            `cannot read it: ${describeErrno(err)}. Give the path of a JSON inventory written by "civitai-meta scan", or a version ID, SHA-256, URL or AIR`,
+          );
         }
         const fromInventory = wantedFromInventory(readInventory(text, source.path));
         wanted.push(...fromInventory.wanted);

@@ -392,10 +392,18 @@ describe("civitai-meta download (e2e)", () => {
     30_000,
   );
 
-  test("a version Civitai does not know → exit 1 naming it", async () => {
+  test("a version Civitai does not know, or an inventory that is not there → exit 1 naming it; no --dest made for nothing", async () => {
     const r = await cli(["download", "424242", "--dest", dest, ...apiFlags()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("version 424242: not found on Civitai");
+    expect(existsSync(dest)).toBe(false);
+    const missing = join(tmp, "no-such-inventory.json");
+    const inv = await cli(["download", missing, "--dest", dest, ...apiFlags()]);
+    expect(inv.code).toBe(1);
+    expect(inv.stderr).toContain(
+      `inventory ${missing}: cannot read it: no such file or folder (ENOENT). Give the path of a JSON inventory`,
+    );
+    expect(existsSync(dest)).toBe(false);
   });
 });
 
