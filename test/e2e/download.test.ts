@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -690,6 +691,24 @@ describe("download: what an attacker can plant or send (audit)", () => {
     },
     120_000,
   );
+
+  test("A16/F5: a .part that is a hard link to another file is refused: that file is never truncated or overwritten", async () => {
+    const f = fake.addFile({ versionId: 1602, bytes: makeBytes(20_000, 1602), name: "linked.safetensors" });
+    mkdirSync(dest, { recursive: true });
+    // Another model in the folder (or anything the user can write, outside --dest too) with a second name at the .part.
+    const other = join(tmp, `precious-${n}.safetensors`);
+    writeFileSync(other, "PRECIOUS BYTES");
+    const { part } = transferPaths(join(dest, f.name), f.versionId);
+    linkSync(other, part);
+    const r = await cli(["download", "1602", "--dest", dest, ...apiFlags()]);
+    // Before: the .part was opened for writing, filled with the download and renamed: the other file's bytes were gone.
+    expect(readFileSync(other, "utf8")).toBe("PRECIOUS BYTES");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${part} has other names (hard links); refusing to write into it (remove it to download)`);
+    expect(existsSync(join(dest, f.name))).toBe(false);
+    expect(fake.storageRequests).toHaveLength(0);
+    noSecret(r);
+  });
 });
 
 describe("download: names that are our own transfer files (audit)", () => {
