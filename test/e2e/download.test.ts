@@ -727,6 +727,20 @@ describe("download: names that are our own transfer files (audit)", () => {
     const list = await cli(["download", "1621", "--dest", dest, "--emit", "urls", ...apiFlags()]);
     expect(list.stdout).toContain(`${join(dest, "x.safetensors.1622.part_")}\t`);
   });
+
+  test("F3: an API name in our temp files' shape gets a `_`: a scan of the destination lists the file instead of skipping it unseen", async () => {
+    // Walkers skip `.civitai-meta-tmp-*` without a word (a killed writer's leftover), so a file
+    // downloaded under such a name was missing from every later inventory of the folder.
+    const f = fake.addFile({ versionId: 1623, bytes: makeBytes(10_000, 1623), name: ".civitai-meta-tmp-1-0123456789ab.safetensors" });
+    const r = await cli(["download", "1623", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(filesUnder(dest)).toEqual(["_.civitai-meta-tmp-1-0123456789ab.safetensors"]);
+    const scan = await cli(["scan", dest, "--offline", "--no-cache"]);
+    expect(JSON.parse(scan.stdout).records.map((found: { path: string }) => found.path)).toEqual([
+      join(dest, "_.civitai-meta-tmp-1-0123456789ab.safetensors"),
+    ]);
+    expect(sha256Hex(readFileSync(join(dest, "_.civitai-meta-tmp-1-0123456789ab.safetensors")))).toBe(f.sha256);
+  });
 });
 
 describe("download: the key never shows, not even in part (audit)", () => {
