@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { encodeFsName, rawSafe } from "../shared/fs-path.ts";
+import { TEMP_PREFIX } from "../shared/temp-name.ts";
 
 /**
  * File names from Civitai (`files[].name`) or an inventory's paths are untrusted input that
@@ -66,6 +67,7 @@ function cutToBytes(text: string, max: number): string {
  * `.`, `..`). Takes the basename after `\` → `/`, drops controls and bidi/invisible format
  * characters, replaces `<>:"/\|?*` and `$` and backticks with `_`,
  * suffixes Windows device names and the `.<id>.part` of names like our transfer files with `_`,
+ * prefixes names in our temp files' shape (`.civitai-meta-tmp-…`) with `_`,
  * trims trailing dots and spaces, NFC, ≤ maxBytes UTF-8 keeping the extension.
  */
 export function sanitizeFileName(name: string, options: SanitizeOptions = {}): string | null {
@@ -84,6 +86,9 @@ export function sanitizeFileName(name: string, options: SanitizeOptions = {}): s
   }
   if (byteLength(out) > max) out = capKeepingExtension(out, max);
   out = out.replace(/[. ]+$/, "");
+  // Our atomic writes' temp names: walkers skip them unseen, so a file under one would be missing
+  // from every later inventory of the folder (and taken for a killed writer's leftover).
+  if (out.startsWith(TEMP_PREFIX)) out = `_${byteLength(out) + 1 > max ? capKeepingExtension(out, max - 1) : out}`;
   if (TRANSFER_NAME_RE.test(out)) {
     // Room for the `_` first; a cut that ends the match leaves nothing to rename.
     if (byteLength(out) + 1 > max) out = capKeepingExtension(out, max - 1).replace(/[. ]+$/, "");

@@ -96,6 +96,11 @@ export async function openPart(part: string, create: boolean): Promise<FileHandl
   return create ? open(name, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o644) : open(name, FS.O_WRONLY | FS.O_NOFOLLOW);
 }
 
+/** Why a `.part` with other names is not written into (transfer.ts checks first; openResume again on the open file). */
+export function hardLinkedPart(part: string): string {
+  return `${part} has other names (hard links); refusing to write into it (remove it to download)`;
+}
+
 /** Where this transfer starts: after the bytes of a `.part` that is the same file, else at 0. */
 export async function openResume(task: DownloadTask, part: string, options: DownloaderOptions): Promise<PartState> {
   const fresh: ResumeState = {
@@ -118,6 +123,12 @@ export async function openResume(task: DownloadTask, part: string, options: Down
   if (partStat) {
     const same = old !== null && old.versionId === task.versionId && old.fileId === task.fileId && old.sha256 === task.sha256;
     state.handle = await openPart(part, false);
+    // On the open file, so a link made after transfer.ts looked is caught before a byte is written.
+    if ((await state.handle.stat()).nlink > 1) {
+      await state.handle.close();
+      state.handle = null;
+      throw new DownloadFailure(hardLinkedPart(part));
+    }
     if (same && partStat.size > 0) {
       // The bytes already there are hashed by the hasher's worker while the request goes out.
       replaceHasher(state, { path: part, length: partStat.size });

@@ -13,7 +13,16 @@ import { freeBytes } from "./disk-space.ts";
 import { DownloadFailure, RetryableFailure } from "./download-errors.ts";
 import { acquireLock, type LockOwner } from "./download-lock.ts";
 import type { DownloadTask, DownloaderOptions } from "./download-task.ts";
-import { closeResume, discardPart, forgetResumeState, lockPathFor, openResume, partPathFor, type PartState } from "./resume-state.ts";
+import {
+  closeResume,
+  discardPart,
+  forgetResumeState,
+  hardLinkedPart,
+  lockPathFor,
+  openResume,
+  partPathFor,
+  type PartState,
+} from "./resume-state.ts";
 import { resolveSignedLink } from "./signed-link.ts";
 import { parentOf } from "./file-name.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
@@ -128,6 +137,9 @@ async function run(
       `${part} is ${partStat.isSymbolicLink() ? "a symlink" : "not a regular file"}; refusing to use it (remove it to download)`,
     );
   }
+  // A .part is written in place (truncated, appended to, renamed): with a second name it is another
+  // file too (a model beside it, anything the user may write), whose bytes would be replaced.
+  if (partStat && partStat.nlink > 1) throw new DownloadFailure(hardLinkedPart(part));
 
   const locked = acquireLock(lockPathFor(part), options.lock);
   if (!locked.ok) {

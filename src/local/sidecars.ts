@@ -55,6 +55,12 @@ export function listedSidecars(listed: readonly string[], modelPath: string): st
   return out;
 }
 
+/** Whether a folder listing holds `name`: by its set (made once) when the listing is long. */
+export function listingHas(listed: readonly string[], name: string): boolean {
+  const names = listedSet(listed);
+  return names ? names.has(name) : listed.includes(name);
+}
+
 /**
  * A long listing as a set, made once per listing: a folder where every model has its sidecars
  * lists ~1,000 names, asked about by each of its ~500 models.

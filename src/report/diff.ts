@@ -157,22 +157,30 @@ export function diffRecords(oldRecords: readonly DiffRecord[], newRecords: reado
     else samePairs.push({ old: o, new: n });
   }
   // Old paths that vanished, by SHA-256: a new path with the same bytes is the same file moved.
-  const vanished = new Map<string, DiffRecord[]>();
+  // Each list is appended to and taken from its front by a cursor: copying it per path, and
+  // shift(), made 30,000 copies of one file moved quadratic (6 s).
+  const vanished = new Map<string, { list: DiffRecord[]; next: number }>();
   const removedNoHash: DiffRecord[] = [];
   for (const o of [...oldRecords].sort(byPath)) {
     if (newPaths.has(key.old(o))) continue;
     if (o.sha256 === null) removedNoHash.push(o);
-    else vanished.set(o.sha256, [...(vanished.get(o.sha256) ?? []), o]);
+    else {
+      const same = vanished.get(o.sha256);
+      if (same) same.list.push(o);
+      else vanished.set(o.sha256, { list: [o], next: 0 });
+    }
   }
   for (const n of onlyNew) {
-    const from = n.sha256 === null ? undefined : vanished.get(n.sha256)?.shift();
+    const same = n.sha256 === null ? undefined : vanished.get(n.sha256);
+    const from = same && same.next < same.list.length ? same.list[same.next++] : undefined;
     if (from) {
       out.moved.push({ old: from, new: n });
       samePairs.push({ old: from, new: n });
     } else out.added.push(n);
   }
-  for (const list of vanished.values()) out.removed.push(...list);
-  out.removed.push(...removedNoHash);
+  // Not push(...list): a list of a million is more arguments than a call takes (RangeError).
+  for (const same of vanished.values()) for (let i = same.next; i < same.list.length; i++) out.removed.push(same.list[i]!);
+  for (const o of removedNoHash) out.removed.push(o);
   out.removed.sort(byPath);
   samePairs.sort((a, b) => byPath(a.new, b.new));
   // Paths are added, removed or moved name by name; a status, an update or being unchanged is the

@@ -155,7 +155,7 @@ interface ShaGroup {
 interface ModelHeld {
   name: string | null;
   type: string | null;
-  /** Its versions held, in path order of their first file. */
+  /** Its versions held, ascending. */
   versions: number[];
 }
 
@@ -286,12 +286,10 @@ export class FactsBuilder {
     const models = this.modelsWithSeveralVersions();
     const severalVersions: HeldModel[] = [];
     for (const [modelId, m] of models) {
-      const held = [...m.versions]
-        .sort((a, b) => a - b)
-        .map((versionId) => {
-          const holding = versions.files(versionId)!;
-          return { versionId, versionName: versions.name(versionId), path: pathOf(first(holding)), files: count(holding) };
-        });
+      const held = m.versions.map((versionId) => {
+        const holding = versions.files(versionId)!;
+        return { versionId, versionName: versions.name(versionId), path: pathOf(first(holding)), files: count(holding) };
+      });
       severalVersions.push({ modelId, modelName: m.name, modelType: m.type, versions: held });
     }
     severalVersions.sort((a, b) => compareByteOrder(a.modelName ?? "", b.modelName ?? "") || a.modelId - b.modelId);
@@ -334,7 +332,9 @@ export class FactsBuilder {
       const group = groups.get(sha);
       const size = this.size.get(i);
       if (!group) groups.set(sha, { size: Number.isNaN(size) ? null : size, files: i });
-      else group.files = all(group.files).concat(i);
+      // Pushed, not concatenated: a copy per file made 100,000 copies of one file quadratic.
+      else if (typeof group.files === "number") group.files = [group.files, i];
+      else group.files.push(i);
     }
     // In the order of their first file, as the report lists them before sorting.
     return new Map([...groups].sort((a, b) => first(a[1].files) - first(b[1].files)));
@@ -350,15 +350,23 @@ export class FactsBuilder {
     for (let k = 1; k < ids.length; k++) if (ids[k] === ids[k - 1]) repeated.add(ids[k]!);
     const models = new Map<number, ModelHeld>();
     if (repeated.size === 0) return models;
+    // Versions gathered in a set: a model held in 40,000 versions (a hostile inventory or server)
+    // made a search of the list per file quadratic.
+    const held = new Map<number, Set<number>>();
     for (const i of this.withVersion.filter((k) => repeated.has(this.modelId.get(k))).sort((a, b) => a - b)) {
       const modelId = this.modelId.get(i);
       const versionId = this.versionId.get(i);
-      const model = models.get(modelId);
-      if (!model) {
-        models.set(modelId, { name: this.modelName[i] ?? null, type: this.modelType[i] ?? null, versions: [versionId] });
-      } else if (!model.versions.includes(versionId)) model.versions.push(versionId);
+      const set = held.get(modelId);
+      if (!set) {
+        held.set(modelId, new Set([versionId]));
+        models.set(modelId, { name: this.modelName[i] ?? null, type: this.modelType[i] ?? null, versions: [] });
+      } else set.add(versionId);
     }
-    for (const [modelId, model] of models) if (model.versions.length < 2) models.delete(modelId);
+    for (const [modelId, model] of models) {
+      const versions = held.get(modelId)!;
+      if (versions.size < 2) models.delete(modelId);
+      else model.versions = [...versions].sort((a, b) => a - b);
+    }
     return models;
   }
 }
@@ -392,12 +400,16 @@ class HeldVersions {
     return lo < this.ids.length && this.ids[lo] === versionId ? lo : -1;
   }
 
-  /** The files holding `versionId`, in path order; undefined when none does. */
-  files(versionId: number): Indices | undefined {
+  /**
+   * The files holding `versionId` (the first `max` of them), in path order; undefined when none
+   * does. Records ask for a few (`max`): every record of a version held in 40,000 files copying
+   * all of them made decorating quadratic.
+   */
+  files(versionId: number, max = Number.POSITIVE_INFINITY): Indices | undefined {
     const at = this.find(versionId);
     if (at === -1) return undefined;
     let end = at + 1;
-    while (end < this.ids.length && this.ids[end] === versionId) end++;
+    while (end < this.ids.length && end - at < max && this.ids[end] === versionId) end++;
     return end === at + 1 ? this.order[at]! : Array.from(this.order.subarray(at, end));
   }
 
@@ -421,8 +433,8 @@ export class Facts {
   ) {}
 
   private held(v: NewerVersion): NewerVersion {
-    const files = this.versions.files(v.versionId);
-    return { ...v, inLibrary: files === undefined ? [] : all(files).slice(0, LISTED_PATHS).map(this.pathOf) };
+    const files = this.versions.files(v.versionId, LISTED_PATHS);
+    return { ...v, inLibrary: files === undefined ? [] : all(files).map(this.pathOf) };
   }
 
   /** `update` with each version's `inLibrary` from this library. */
@@ -465,15 +477,17 @@ export class Facts {
       out.duplicate = { copies: count(group.files), others: others.slice(0, LISTED_PATHS) };
     }
     if (c && model) {
-      out.otherVersions = model.versions
-        .filter((v) => v !== c.versionId)
-        .sort((a, b) => a - b)
-        .slice(0, LISTED_PATHS)
-        .map((versionId) => ({
-          versionId,
-          versionName: this.versions.name(versionId),
-          path: this.pathOf(first(this.versions.files(versionId)!)),
-        }));
+      // The versions are sorted once (modelsWithSeveralVersions): the first LISTED_PATHS others, not a sort per record.
+      const others: number[] = [];
+      for (const v of model.versions) {
+        if (others.length === LISTED_PATHS) break;
+        if (v !== c.versionId) others.push(v);
+      }
+      out.otherVersions = others.map((versionId) => ({
+        versionId,
+        versionName: this.versions.name(versionId),
+        path: this.pathOf(first(this.versions.files(versionId, 1)!)),
+      }));
     }
     if (record.update) out.update = this.withHeld(record.update);
     return out;

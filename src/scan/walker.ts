@@ -127,6 +127,8 @@ interface DirTask {
 
 interface Candidate {
   paths: string[];
+  /** `paths` as a set, from its second name on: a folder of 60,000 links to one file made the search of the list quadratic. */
+  seen?: Set<string>;
   /** Of the first path, when known without a call (its folder's real path plus its name). */
   realPath: string | null;
   /** From the first stat. */
@@ -599,7 +601,11 @@ class Walker {
             this.folderFiles.push({ path, paths: [path], realPath, identity, mtimeMs: mtimeMsOf(identity.mtimeNs) });
           }
         } else {
-          if (!known.paths.includes(path)) known.paths.push(path);
+          const seen = (known.seen ??= new Set(known.paths));
+          if (!seen.has(path)) {
+            seen.add(path);
+            known.paths.push(path);
+          }
           known.aria2 ||= outcome.aria2;
         }
       }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -560,6 +561,20 @@ describe("download: trust (issue 9)", () => {
     expect(again.stderr.match(/already present, verified/g)).toHaveLength(3);
   });
 
+  test("T17: an inventory giving one file 100,000 other names is planned in linear time (it was quadratic: minutes for a 3 MB file)", async () => {
+    const f = fake.addFile({ versionId: 1008, bytes: makeBytes(1_000, 1008), name: "many.safetensors" });
+    const names = Array.from({ length: 100_000 }, (_, i) => `/old/models/names/n${i}.safetensors`);
+    // Twice each: the repeats are dropped, as before.
+    const inv = writeInventory([rec("/old/models/many.safetensors", f, [...names, ...names])]);
+    const started = performance.now();
+    const dry = await cli(["download", inv, "--dest", dest, "--dry-run", ...apiFlags()]);
+    const seconds = (performance.now() - started) / 1000;
+    expect(dry.code).toBe(0);
+    expect(dry.stdout.match(/\(another name of many\.safetensors\)/g)).toHaveLength(100_000);
+    // ~1 s now; searching the names planned so far for each new one took ~200 s (20,000 names: 8 s).
+    expect(seconds).toBeLessThan(30);
+  });
+
   test("T17: where a hard link is impossible (another filesystem) the other name is a verified copy", async () => {
     const f = fake.addFile({ versionId: 1008, bytes: makeBytes(40_000, 1008), name: "api.safetensors" });
     if (!tryMount(join(dest, "other-disk"), "8m", "T17 copy")) return;
@@ -770,6 +785,24 @@ describe("download: what an attacker can plant or send (audit)", () => {
     },
     120_000,
   );
+
+  test("A16/F5: a .part that is a hard link to another file is refused: that file is never truncated or overwritten", async () => {
+    const f = fake.addFile({ versionId: 1602, bytes: makeBytes(20_000, 1602), name: "linked.safetensors" });
+    mkdirSync(dest, { recursive: true });
+    // Another model in the folder (or anything the user can write, outside --dest too) with a second name at the .part.
+    const other = join(tmp, `precious-${n}.safetensors`);
+    writeFileSync(other, "PRECIOUS BYTES");
+    const { part } = transferPaths(join(dest, f.name), f.versionId);
+    linkSync(other, part);
+    const r = await cli(["download", "1602", "--dest", dest, ...apiFlags()]);
+    // Before: the .part was opened for writing, filled with the download and renamed: the other file's bytes were gone.
+    expect(readFileSync(other, "utf8")).toBe("PRECIOUS BYTES");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${part} has other names (hard links); refusing to write into it (remove it to download)`);
+    expect(existsSync(join(dest, f.name))).toBe(false);
+    expect(fake.storageRequests).toHaveLength(0);
+    noSecret(r);
+  });
 });
 
 describe("download: names that are our own transfer files (audit)", () => {
@@ -787,6 +820,20 @@ describe("download: names that are our own transfer files (audit)", () => {
     // The lists name the same files as the download does.
     const list = await cli(["download", "1621", "--dest", dest, "--emit", "urls", ...apiFlags()]);
     expect(list.stdout).toContain(`${join(dest, "x.safetensors.1622.part_")}\t`);
+  });
+
+  test("F3: an API name in our temp files' shape gets a `_`: a scan of the destination lists the file instead of skipping it unseen", async () => {
+    // Walkers skip `.civitai-meta-tmp-*` without a word (a killed writer's leftover), so a file
+    // downloaded under such a name was missing from every later inventory of the folder.
+    const f = fake.addFile({ versionId: 1623, bytes: makeBytes(10_000, 1623), name: ".civitai-meta-tmp-1-0123456789ab.safetensors" });
+    const r = await cli(["download", "1623", "--dest", dest, ...apiFlags()]);
+    expect(r.code).toBe(0);
+    expect(filesUnder(dest)).toEqual(["_.civitai-meta-tmp-1-0123456789ab.safetensors"]);
+    const scan = await cli(["scan", dest, "--offline", "--no-cache"]);
+    expect(JSON.parse(scan.stdout).records.map((found: { path: string }) => found.path)).toEqual([
+      join(dest, "_.civitai-meta-tmp-1-0123456789ab.safetensors"),
+    ]);
+    expect(sha256Hex(readFileSync(join(dest, "_.civitai-meta-tmp-1-0123456789ab.safetensors")))).toBe(f.sha256);
   });
 });
 

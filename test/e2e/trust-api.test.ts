@@ -156,6 +156,48 @@ describe("T1: keys and hosts", () => {
   );
 
   test(
+    "F6: a server that echoes the key in its status line (the reason phrase) gets it into no record, and a long one is cut",
+    async () => {
+      const { dir } = library(["f6 reason phrase", "f6 reason phrase 2"]);
+      // Bun.serve sends the standard reason phrase whatever a Response says: a raw socket sends any.
+      let longPhrase = false;
+      const server = Bun.listen({
+        hostname: "127.0.0.1",
+        port: 0,
+        socket: {
+          data(socket, data) {
+            const key = /authorization: Bearer (\S+)/i.exec(Buffer.from(data).toString("latin1"))?.[1] ?? "";
+            const phrase = longPhrase ? "A".repeat(50_000) : `Key ${key} refused`;
+            socket.end(`HTTP/1.1 418 ${phrase}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+          },
+        },
+      });
+      try {
+        const api = `http://127.0.0.1:${server.port}`;
+        const out = join(tmp.make(), "inv.json");
+        const r = await runCli(["scan", dir, "--api-url", api, "--no-cache", "--verbose", "-o", out], {
+          env: { CIVITAI_API_KEY: SENTINEL },
+        });
+        expect(r.code).toBe(1);
+        const inv = readFileSync(out, "utf8");
+        const errors = JSON.parse(inv).records.map((rec: { error: string }) => rec.error);
+        expect(errors).toHaveLength(2);
+        for (const e of errors) expect(e).toContain("answered 418 Key *** refused");
+        expect(inv + r.stdout + r.stderr).not.toContain(SENTINEL);
+
+        // Each record's error quoted the whole phrase: 50 KB per file, 5 GB for 100,000 files.
+        longPhrase = true;
+        const long = await runCli(["scan", dir, "--api-url", api, "--no-cache", "-o", out], { env: { CIVITAI_API_KEY: SENTINEL } });
+        expect(long.code).toBe(1);
+        for (const rec of JSON.parse(readFileSync(out, "utf8")).records) expect(rec.error.length).toBeLessThan(400);
+      } finally {
+        server.stop(true);
+      }
+    },
+    E2E_TIMEOUT_MS,
+  );
+
+  test(
     "T1: a civitai-meta.json in the current folder cannot swap the user's own API key for another",
     async () => {
       const sha = sha256("t1 folder key");

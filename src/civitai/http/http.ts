@@ -52,6 +52,8 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_REDIRECTS = 5;
 /** URLs in messages are cut: a /models?ids=… URL with 100 ids is ~1 KB of noise. */
 const MAX_URL_IN_MESSAGE = 160;
+/** A reason phrase ("Not Found") in a message: a server may send tens of KB, copied into every record. */
+const MAX_STATUS_TEXT = 100;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /** The part of a consola instance we use; consola itself fits. */
@@ -355,7 +357,10 @@ class Engine implements HttpEngine {
       if (!REDIRECT_STATUSES.has(res.status) || !location) {
         const text = await this.readBody(res, method, url, signal);
         if (typeof text !== "string") return text.type === "fatal" ? text : this.noAnswer(text.error, method, url, timeout, started);
-        const answer = { status: res.status, statusText: res.statusText, headers: res.headers, body: text };
+        // The reason phrase is the server's text, quoted in messages that become records' errors:
+        // redacted before it is cut (a server may echo the key there), and short (docs/cases.md F6).
+        const statusText = truncateText(this.redact(res.statusText), MAX_STATUS_TEXT);
+        const answer = { status: res.status, statusText, headers: res.headers, body: text };
         const { redact, statusError } = this;
         const service = this.serviceOf(url);
         return classifyAnswer(req, answer, {

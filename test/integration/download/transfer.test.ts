@@ -1,5 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildPlan, wantedFromVersion } from "../../../src/download/download-plan.ts";
@@ -10,6 +21,7 @@ import {
   type DownloadTask,
   type DownloaderOptions,
 } from "../../../src/download/transfer.ts";
+import { openResume } from "../../../src/download/resume-state.ts";
 import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
 import { formatBytes } from "../../../src/shared/format.ts";
 import { fixtureBody, makeBytes, sha256Hex, startFakeStorage, type FakeFile, type FakeStorage } from "../../helpers/fake-storage.ts";
@@ -903,5 +915,20 @@ describe("hostile servers and truthful messages (issue 9)", () => {
     const part = transferPaths(join(dir, f.name), f.versionId).part;
     expect(lstatSync(part).size).toBe(SIZE / 4);
     expect(some.message).toContain(`the .part (${formatBytes(SIZE / 4)}) is kept: run again to resume`);
+  });
+});
+
+describe("the .part is opened only when it is the one file it names (docs/cases.md A16)", () => {
+  test("A16: openResume refuses a .part that has another name on the open file, so a link made after the first look writes nothing", async () => {
+    const f = addFile(1603, 4096);
+    const task = taskFor(f);
+    const { part } = transferPaths(task.dest, task.versionId);
+    const other = join(dir, "other.safetensors");
+    writeFileSync(other, "OTHER FILE");
+    linkSync(other, part);
+    await expect(openResume(task, part, { apiHost: fake.apiUrl, apiKey: null })).rejects.toThrow(
+      `${part} has other names (hard links); refusing to write into it (remove it to download)`,
+    );
+    expect(readFileSync(other, "utf8")).toBe("OTHER FILE");
   });
 });

@@ -6,7 +6,7 @@ import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashFiles } from "../../../src/hash/hasher.ts";
-import { readLocalInfo, readSidecars, type ReadableFile } from "../../../src/local/local-reader.ts";
+import { readLocalFacts, readLocalInfo, readSidecars, type ReadableFile } from "../../../src/local/local-reader.ts";
 import { buildGguf } from "../../helpers/gguf.ts";
 import {
   buildSafetensors,
@@ -394,6 +394,26 @@ describe("readSidecars", () => {
     const sub = mkdtempSync(join(dir, "side3-"));
     expect(await readSidecars(join(sub, "lonely.safetensors"))).toEqual({ sidecars: [], warnings: [], bytesRead: 0 });
   });
+});
+
+describe("readLocalFacts in a large folder", () => {
+  test("each sidecar name is looked up in the folder's listing by a set, not a search of the listing per model", async () => {
+    // The scan that found 30,000 models with a sidecar each (60,000 names) spent 10 of its 13 s
+    // searching the listing ~6 times per model. Here: 2,000 models in a listing of 1,000,000 names.
+    const sub = mkdtempSync(join(dir, "large-"));
+    const models = Array.from({ length: 2_000 }, (_, i) => join(sub, `m${i}.safetensors`));
+    for (const m of models) writeFileSync(m, "x");
+    writeFileSync(join(sub, "m7.json"), JSON.stringify({ "activation text": "seven" }));
+    const listing = [...models.map((m) => m.slice(sub.length + 1)), "m7.json", ...Array.from({ length: 1_000_000 }, (_, i) => `n${i}.bin`)];
+    const items = models.map((path) => ({ path, size: 1, cached: null }));
+    const started = performance.now();
+    const r = await readLocalFacts(items, { includeMetadata: false, names: new Map([[sub, listing]]) });
+    const seconds = (performance.now() - started) / 1000;
+    expect(r.sidecars[7]?.map((x) => x.activationText)).toEqual(["seven"]);
+    expect(r.sidecars.filter((x) => x !== undefined)).toHaveLength(1);
+    // ~0.3 s; searching the listing took ~12 s.
+    expect(seconds).toBeLessThan(4);
+  }, 60_000);
 });
 
 describe("bounds on what is kept", () => {
