@@ -101,7 +101,8 @@ export const atomicFsDriver = defineDriver((opts: AtomicFsDriverOptions) => {
     const keys: string[] = [];
     for (const entry of entries) {
       if (entry.name.startsWith(".")) continue;
-      if (entry.isDirectory()) keys.push(...(await listKeys(join(dir, entry.name), `${prefix}${entry.name}:`)));
+      // A loop, not push(...): a folder of a million entries is more arguments than a call takes.
+      if (entry.isDirectory()) for (const key of await listKeys(join(dir, entry.name), `${prefix}${entry.name}:`)) keys.push(key);
       else if (entry.isFile() && entry.name.endsWith(ENTRY_EXT)) keys.push(prefix + entry.name.slice(0, -ENTRY_EXT.length));
     }
     return keys;

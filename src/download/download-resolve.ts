@@ -42,8 +42,9 @@ export async function resolveSources(
           );
         }
         const fromInventory = wantedFromInventory(readInventory(text, source.path));
-        wanted.push(...fromInventory.wanted);
-        problems.push(...fromInventory.problems.map((p) => escapeControl(p)));
+        // Loops, not push(...): an inventory of a million records is more arguments than a call takes.
+        for (const w of fromInventory.wanted) wanted.push(w);
+        for (const p of fromInventory.problems) problems.push(escapeControl(p));
         if (fromInventory.wanted.length === 0) notes.push(`${escapeControl(source.path)}: no found models to restore`);
         warnings.push(...notRestored(source.path, fromInventory.notOnCivitai, fromInventory.notLookedUp));
         continue;

@@ -709,8 +709,9 @@ class Walker {
     if (this.stability === "deferred") return files;
     if (this.stabilityDelayMs > 0) await sleep(this.stabilityDelayMs);
     const settled = await settleFiles(files, this.fs);
-    this.skipped.push(...settled.skipped);
-    this.warnings.push(...settled.warnings);
+    // Loops, not push(...): a folder of a million skipped files is more arguments than a call takes.
+    for (const s of settled.skipped) this.skipped.push(s);
+    for (const w of settled.warnings) this.warnings.push(w);
     return settled.files;
   }
 
