@@ -11,6 +11,7 @@ const SUITES: Record<string, () => Promise<boolean>> = {
   "scale-folders": async () => (await import("./scale-folders.ts")).benchScaleFolders(),
   scale: async () => (await import("./scale.ts")).benchScale(),
   teams: async () => (await import("./teams.ts")).benchTeams(),
+  "hostile-scale": async () => (await import("./hostile-scale.ts")).benchHostileScale(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith("-"));

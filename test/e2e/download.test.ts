@@ -561,18 +561,15 @@ describe("download: trust (issue 9)", () => {
     expect(again.stderr.match(/already present, verified/g)).toHaveLength(3);
   });
 
-  test("T17: an inventory giving one file 100,000 other names is planned in linear time (it was quadratic: minutes for a 3 MB file)", async () => {
+  test("T17: an inventory giving one file 1,000 other names, each twice, plans each name once", async () => {
+    // The growth with the count of names (it was quadratic) is judged by `bun run bench hostile-scale`.
     const f = fake.addFile({ versionId: 1008, bytes: makeBytes(1_000, 1008), name: "many.safetensors" });
-    const names = Array.from({ length: 100_000 }, (_, i) => `/old/models/names/n${i}.safetensors`);
+    const names = Array.from({ length: 1_000 }, (_, i) => `/old/models/names/n${i}.safetensors`);
     // Twice each: the repeats are dropped, as before.
     const inv = writeInventory([rec("/old/models/many.safetensors", f, [...names, ...names])]);
-    const started = performance.now();
     const dry = await cli(["download", inv, "--dest", dest, "--dry-run", ...apiFlags()]);
-    const seconds = (performance.now() - started) / 1000;
     expect(dry.code).toBe(0);
-    expect(dry.stdout.match(/\(another name of many\.safetensors\)/g)).toHaveLength(100_000);
-    // ~1 s now; searching the names planned so far for each new one took ~200 s (20,000 names: 8 s).
-    expect(seconds).toBeLessThan(30);
+    expect(dry.stdout.match(/\(another name of many\.safetensors\)/g)).toHaveLength(1_000);
   });
 
   test("T17: where a hard link is impossible (another filesystem) the other name is a verified copy", async () => {

@@ -278,19 +278,18 @@ describe("T17: a file with several names shows every name in every format", () =
     for (const name of ["a", "b-hardlink", "c-symlink"]) expect(md).toContain(`${name}.safetensors`);
   });
 
-  test("T17: a folder giving one file 120,000 names is walked in linear time (each name searched the list of the others)", async () => {
+  test("T17: a folder giving one file 600 names (hard links and symlinks) is one file with every name", async () => {
+    // The growth with the count of names (it was quadratic) is judged by `bun run bench hostile-scale`.
     const dir = tmp.make();
     const a = join(dir, "a.safetensors");
     put(a, "one file, many names");
-    // Hard links below ext4's 65,000 per file, then as many symlinks: a tar of 3 MB makes them.
-    for (let i = 0; i < 60_000; i++) linkSync(a, join(dir, `h${i}.safetensors`));
-    for (let i = 0; i < 60_000; i++) symlinkSync("a.safetensors", join(dir, `s${i}.safetensors`));
-    const started = performance.now();
-    const r = await runCli(["scan", dir, "--offline", "--no-cache", "-o", join(tmp.make(), "inv.json")], { timeoutMs: 120_000 });
-    const seconds = (performance.now() - started) / 1000;
+    for (let i = 0; i < 300; i++) linkSync(a, join(dir, `h${i}.safetensors`));
+    for (let i = 0; i < 300; i++) symlinkSync("a.safetensors", join(dir, `s${i}.safetensors`));
+    const out = join(tmp.make(), "inv.json");
+    const r = await runCli(["scan", dir, "--offline", "--no-cache", "-o", out]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("1 file (");
-    // ~2.5 s now; ~20 s before (65,000 hard links alone: 5.6 s, against 0.5 s now).
-    expect(seconds).toBeLessThan(10);
-  }, 150_000);
+    const [record] = JSON.parse(readFileSync(out, "utf8")).records as { path: string; aliases: string[] }[];
+    expect(new Set([record!.path, ...record!.aliases]).size).toBe(601);
+  });
 });

@@ -397,23 +397,19 @@ describe("readSidecars", () => {
 });
 
 describe("readLocalFacts in a large folder", () => {
-  test("each sidecar name is looked up in the folder's listing by a set, not a search of the listing per model", async () => {
-    // The scan that found 30,000 models with a sidecar each (60,000 names) spent 10 of its 13 s
-    // searching the listing ~6 times per model. Here: 2,000 models in a listing of 1,000,000 names.
+  test("each sidecar name is looked up in the folder's long listing (by a set): the one listed sidecar is read, no other", async () => {
+    // 200 models in a listing of 10,000 names. The growth with the listing (a search of it per
+    // model was quadratic) is judged by `bun run bench hostile-scale`.
     const sub = mkdtempSync(join(dir, "large-"));
-    const models = Array.from({ length: 2_000 }, (_, i) => join(sub, `m${i}.safetensors`));
+    const models = Array.from({ length: 200 }, (_, i) => join(sub, `m${i}.safetensors`));
     for (const m of models) writeFileSync(m, "x");
     writeFileSync(join(sub, "m7.json"), JSON.stringify({ "activation text": "seven" }));
-    const listing = [...models.map((m) => m.slice(sub.length + 1)), "m7.json", ...Array.from({ length: 1_000_000 }, (_, i) => `n${i}.bin`)];
+    const listing = [...models.map((m) => m.slice(sub.length + 1)), "m7.json", ...Array.from({ length: 10_000 }, (_, i) => `n${i}.bin`)];
     const items = models.map((path) => ({ path, size: 1, cached: null }));
-    const started = performance.now();
     const r = await readLocalFacts(items, { includeMetadata: false, names: new Map([[sub, listing]]) });
-    const seconds = (performance.now() - started) / 1000;
     expect(r.sidecars[7]?.map((x) => x.activationText)).toEqual(["seven"]);
     expect(r.sidecars.filter((x) => x !== undefined)).toHaveLength(1);
-    // ~0.3 s; searching the listing took ~12 s.
-    expect(seconds).toBeLessThan(4);
-  }, 60_000);
+  });
 });
 
 describe("bounds on what is kept", () => {

@@ -35,21 +35,17 @@ function doc(oldR: DiffRecord[], newR: DiffRecord[]): DiffDocument {
 }
 
 describe("diffRecords", () => {
-  test("200,000 copies of one file, every one moved, and as many more removed: linear time", () => {
-    // Copying the list of vanished paths per path and taking from its front with shift() made
-    // 30,000 moved copies take 6 s in `diff`, and it grew as the square.
-    const n = 200_000;
+  test("2,000 copies of one file, every one moved, and as many more removed: each paired once, in path order", () => {
+    // The growth with the copies (it was quadratic) is judged by `bun run bench hostile-scale`.
+    const n = 2_000;
     const old = Array.from({ length: 2 * n }, (_, i) => rec(`/a/${String(i).padStart(7, "0")}`, h("c")));
     const now = Array.from({ length: n }, (_, i) => rec(`/b/${String(i).padStart(7, "0")}`, h("c")));
-    const started = performance.now();
     const d = diffRecords(old, now);
-    const seconds = (performance.now() - started) / 1000;
     expect(d.moved).toHaveLength(n);
     expect(d.moved[0]).toEqual({ old: old[0]!, new: now[0]! });
     expect(d.removed).toHaveLength(n);
     expect(d.removed[0]).toBe(old[n]);
-    expect(seconds).toBeLessThan(5);
-  }, 60_000);
+  });
 
   test("T17: the names of a linked file are paths of their own, but its status change, update or being unchanged counts once", () => {
     const named = (r: DiffRecord, ...aliases: string[]) => [r, ...aliases.map((path) => ({ ...r, path, aliasOf: r.path }))];

@@ -50,25 +50,22 @@ describe("library facts", () => {
     expect(facts.decorate(records[2]!).duplicate).toBeUndefined();
   });
 
-  test("one model held in 40,000 versions, and one file in 40,000 copies: facts and every record's decoration in linear time", () => {
-    // A hostile inventory or server can say so; sorting the model's versions for each record and
-    // searching them for each file took 23 s for `report` of such an inventory, a copy of the
-    // copies' list per copy grew as the square too.
-    const n = 40_000;
+  test("one model held in 1,000 versions, and one file in 1,000 copies: the facts and every record's decoration", () => {
+    // A hostile inventory or server can say so. The growth with n (it was quadratic) is judged by
+    // `bun run bench hostile-scale`.
+    const n = 1_000;
     const records = Array.from({ length: n }, (_, i) =>
       makeRecord({ path: `/m/v${String(i).padStart(6, "0")}.safetensors`, civitai: makeCivitai({ versionId: 100_000 + n - i }) }),
     );
     const copies = Array.from({ length: n }, (_, i) => makeRecord({ path: `/c/${i}.safetensors`, hashes: { sha256: "c".repeat(64) } }));
-    const started = performance.now();
     const facts = factsOf([...records, ...copies]);
     const decorated = records.map((r) => facts.decorate(r));
     const copy = facts.decorate(copies[5]!);
-    const seconds = (performance.now() - started) / 1000;
     // The copies are files of one more version of the same model (makeRecord's: 200).
     expect(facts.facts.severalVersions[0]!.versions).toHaveLength(n + 1);
     expect(facts.facts.severalVersions[0]!.versions.slice(0, 2)).toEqual([
       { versionId: 200, versionName: "v1.0", path: "/c/0.safetensors", files: n },
-      { versionId: 100_001, versionName: "v1.0", path: `/m/v0${n - 1}.safetensors`, files: 1 },
+      { versionId: 100_001, versionName: "v1.0", path: `/m/v${String(n - 1).padStart(6, "0")}.safetensors`, files: 1 },
     ]);
     // The 20 lowest other version ids, ascending, as before.
     const ids = (r: FileRecord) => r.otherVersions!.map((v) => v.versionId);
@@ -77,9 +74,7 @@ describe("library facts", () => {
     expect(ids(copy)).toEqual(Array.from({ length: 20 }, (_, k) => 100_001 + k));
     expect(decorated[0]!.otherVersions![0]).toEqual({ versionId: 200, versionName: "v1.0", path: "/c/0.safetensors" });
     expect(copy.duplicate!.copies).toBe(n);
-    // ~0.5 s; it was ~20 s.
-    expect(seconds).toBeLessThan(5);
-  }, 60_000);
+  });
 
   test("several versions of one model held; each record names the others", () => {
     const v1 = makeRecord({ path: "/m/v1.safetensors", civitai: makeCivitai({ versionId: 200, versionName: "v1.0" }) });
