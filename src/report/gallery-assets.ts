@@ -76,8 +76,10 @@ export const GALLERY_JS = `
   var $ = function (id) { return document.getElementById(id); };
   var search = $("q"), type = $("f-type"), base = $("f-base"), status = $("f-status"), sort = $("sort");
   var count = $("count"), announce = $("announce"), none = $("none");
-  $("controls").hidden = false;
   $("nojs").hidden = true;
+  // An empty inventory says so in the page; search and filters would have nothing to act on.
+  if (cards.length === 0) return;
+  $("controls").hidden = false;
   document.querySelectorAll("button.copy").forEach(function (b) { b.hidden = false; });
   var collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 

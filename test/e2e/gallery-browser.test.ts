@@ -17,6 +17,7 @@ import { hueColour, makeJpeg, makePng, picture, TINY_WEBP } from "../helpers/ima
 import { artifactsDir, BROWSER_REQUIRED, findChromium, launchChromium } from "../helpers/browser.ts";
 import { syntheticLibrary } from "../helpers/synthetic-library.ts";
 import { renderHtml } from "../../src/report/render-html.ts";
+import { makeInventory } from "../helpers/sample-inventory.ts";
 
 // What the page-side callbacks use: the project compiles without the DOM library (it clashes with Bun's types).
 declare const document: any;
@@ -145,7 +146,10 @@ interface Watched {
 }
 
 /** A fresh context and page that record every request, console error, page error and dialog. */
-async function open(url: string, options: { javaScriptEnabled?: boolean; colorScheme?: "light" | "dark" } = {}): Promise<Watched> {
+async function open(
+  url: string,
+  options: { javaScriptEnabled?: boolean; colorScheme?: "light" | "dark"; viewport?: { width: number; height: number } } = {},
+): Promise<Watched> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   const page = await context.newPage();
   const watched: Watched = { page, context, requests: [], problems: [], dialogs: [] };
@@ -160,6 +164,13 @@ async function open(url: string, options: { javaScriptEnabled?: boolean; colorSc
   });
   await page.goto(url, { waitUntil: "load" });
   return watched;
+}
+
+/** A gallery rendered in-process (renderHtml) and written to a file; its file:// URL. */
+function galleryFile(name: string, html: string): string {
+  const file = join(tmp.make(), name);
+  writeFileSync(file, html);
+  return pathToFileURL(file).href;
 }
 
 const visibleCards = (page: Page) => page.locator("article.card:visible").count();
@@ -340,6 +351,20 @@ run("the gallery in headless Chromium", () => {
     } finally {
       await light.context.close();
       await dark.context.close();
+    }
+  });
+
+  test("an empty inventory says so once, without the controls or a 'no match' message", async () => {
+    const w = await open(galleryFile("empty.html", renderHtml(makeInventory([]), { previews: new Map() })));
+    const { page } = w;
+    try {
+      expect(await page.getByText("No model files in this inventory.").isVisible()).toBe(true);
+      expect(await page.locator("#none").isVisible()).toBe(false);
+      expect(await page.locator("#controls").isVisible()).toBe(false);
+      expect(await page.locator("#nojs").isVisible()).toBe(false);
+      expect(w.problems).toEqual([]);
+    } finally {
+      await w.context.close();
     }
   });
 
