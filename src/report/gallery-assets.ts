@@ -27,8 +27,9 @@ h1{margin:0 0 .25rem;font-size:1.5rem}
 .summary b{font-variant-numeric:tabular-nums}
 .notes{margin:.5rem 0 0;color:var(--muted);font-size:.85rem}
 .notes li{overflow-wrap:anywhere}
-.controls{position:sticky;top:0;z-index:1;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;padding:.75rem 1.5rem;
+.controls{z-index:1;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;padding:.75rem 1.5rem;
 background:var(--bg);border-bottom:1px solid var(--line)}
+@media (min-width:48rem) and (min-height:40rem){.controls{position:sticky;top:0}}
 .controls label{display:flex;flex-direction:column;font-size:.78rem;color:var(--muted);gap:.15rem}
 .controls select{max-width:16rem}
 .controls input,.controls select,.controls button{font:inherit;color:var(--fg);background:var(--card);border:1px solid var(--line);

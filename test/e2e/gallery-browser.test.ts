@@ -368,6 +368,32 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("on a phone the controls scroll away with the page instead of covering a third of the screen", async () => {
+    const lib = syntheticLibrary(30);
+    const url = galleryFile("gallery-phone.html", renderHtml(lib.inventory, { previews: lib.previews }));
+    const w = await open(url, { viewport: { width: 375, height: 667 } });
+    const { page } = w;
+    try {
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(375);
+      await page.evaluate(() => window.scrollTo(0, 3000));
+      const covered = await page.evaluate(() => {
+        const r = document.getElementById("controls").getBoundingClientRect();
+        return Math.max(0, Math.min(r.bottom, window.innerHeight) - Math.max(r.top, 0));
+      });
+      expect(covered).toBeLessThan(667 * 0.15);
+    } finally {
+      await w.context.close();
+    }
+    // On a desktop screen they stay at the top, in reach.
+    const desk = await open(url);
+    try {
+      await desk.page.evaluate(() => window.scrollTo(0, 3000));
+      expect(await desk.page.evaluate(() => document.getElementById("controls").getBoundingClientRect().top)).toBe(0);
+    } finally {
+      await desk.context.close();
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");
