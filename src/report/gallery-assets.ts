@@ -29,7 +29,8 @@ h1{margin:0 0 .25rem;font-size:1.5rem}
 .notes li{overflow-wrap:anywhere}
 .controls{z-index:1;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;padding:.75rem 1.5rem;
 background:var(--bg);border-bottom:1px solid var(--line)}
-@media (min-width:48rem) and (min-height:40rem){.controls{position:sticky;top:0}}
+@media (min-width:48rem) and (min-height:40rem){.controls{position:sticky;top:0}html{scroll-padding-top:10rem}}
+@media (min-width:75rem) and (min-height:40rem){html{scroll-padding-top:6rem}}
 .controls label{display:flex;flex-direction:column;font-size:.78rem;color:var(--muted);gap:.15rem}
 .controls select{max-width:16rem}
 .controls input,.controls select,.controls button{font:inherit;color:var(--fg);background:var(--card);border:1px solid var(--line);

@@ -394,6 +394,40 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("a control or link reached with Shift+Tab is not left hidden under the sticky controls", async () => {
+    const lib = syntheticLibrary(60);
+    const url = galleryFile("gallery-focus.html", renderHtml(lib.inventory, { previews: lib.previews }));
+    for (const width of [1280, 1024, 800]) {
+      const w = await open(url, { viewport: { width, height: 900 } });
+      const { page } = w;
+      try {
+        // Put a card's link just under the controls' top edge, focus what follows it, then Shift+Tab back to it.
+        const hidden = await page.evaluate(() => {
+          const all = Array.from(document.querySelectorAll("#cards a, #cards summary")) as any[];
+          const target = all[12];
+          window.scrollBy(0, target.getBoundingClientRect().top - 10);
+          const next = all[13];
+          next.focus({ preventScroll: true });
+          return target.getBoundingClientRect().top;
+        });
+        expect(hidden).toBeLessThan(20);
+        await page.keyboard.press("Shift+Tab");
+        const seen = await page.evaluate(() => {
+          const el = document.activeElement as any;
+          return {
+            tag: el.tagName,
+            top: el.getBoundingClientRect().top,
+            controls: document.getElementById("controls").getBoundingClientRect().bottom,
+          };
+        });
+        expect(["A", "SUMMARY"]).toContain(seen.tag);
+        expect(seen.top).toBeGreaterThanOrEqual(seen.controls);
+      } finally {
+        await w.context.close();
+      }
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");
