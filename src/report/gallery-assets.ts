@@ -105,16 +105,17 @@ export const GALLERY_JS = `
     none.hidden = shown !== 0;
   }
   var compare = {
-    name: function (a, b) { return collator.compare(a.n, b.n); },
+    name: function () { return 0; },
     size: function (a, b) { return (b.z || 0) - (a.z || 0); },
     newest: function (a, b) { return (b.d || "").localeCompare(a.d || ""); },
-    type: function (a, b) { return collator.compare(a.t, b.t) || collator.compare(a.n, b.n); },
-    base: function (a, b) { return collator.compare(a.b, b.b) || collator.compare(a.n, b.n); },
+    type: function (a, b) { return collator.compare(a.t, b.t); },
+    base: function (a, b) { return collator.compare(a.b, b.b); },
     path: function (a, b) { return a.p < b.p ? -1 : a.p > b.p ? 1 : 0; }
   };
   function order() {
     var by = compare[sort.value] || compare.name;
     var idx = cards.map(function (_, i) { return i; });
+    // Ties keep card order: the page is rendered in name order.
     idx.sort(function (a, b) { return by(data[a], data[b]) || a - b; });
     idx.forEach(function (i) { grid.appendChild(cards[i]); });
   }

@@ -64,10 +64,11 @@ export const GALLERY_CSP = [
   "form-action 'none'",
 ].join("; ");
 
-/** What the script filters and sorts on, one entry per card, in card order. */
+/**
+ * What the script filters and sorts on, one entry per card, in card order. The cards are already
+ * in name order (compareNames), so the script's name sort and its tie-breaks keep card order.
+ */
 interface CardData {
-  /** Name, for sorting. */
-  n: string;
   /** Lower-case search text: names, file, trigger words, tags, creator, type, base model. */
   s: string;
   t: string;
@@ -276,7 +277,6 @@ function cardData(card: Card, roots: readonly string[]): CardData {
   const st: string[] = [r.status];
   for (const b of card.badges) if ((FILTER_BADGES as readonly string[]).includes(b.kind) && !st.includes(b.kind)) st.push(b.kind);
   return {
-    n: card.name,
     s: parts
       .filter((p): p is string => typeof p === "string")
       .join("\n")
@@ -346,12 +346,36 @@ function summary(cards: readonly Card[], opts: HtmlOptions): string {
   return `<ul class="summary" aria-label="Summary">${items.join("")}</ul>${noteList}`;
 }
 
+const DIGITS = /(\d+)/;
+
+/**
+ * Names in reading order, the same on every machine (no locale): case-insensitive, runs of digits
+ * compared as numbers ("Model 2" before "Model 10"), the rest in byte order; ties in byte order.
+ */
+function compareNames(a: string, b: string): number {
+  // split with a capturing group: text at even indexes, digit runs at odd ones.
+  const x = a.toLowerCase().split(DIGITS);
+  const y = b.toLowerCase().split(DIGITS);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const p = x[i]!;
+    const q = y[i]!;
+    if (p === q) continue;
+    if (i % 2 === 1) {
+      const m = p.replace(/^0+(?=\d)/, "");
+      const n = q.replace(/^0+(?=\d)/, "");
+      if (m.length !== n.length) return m.length - n.length;
+      if (m !== n) return m < n ? -1 : 1;
+      continue;
+    }
+    return compareByteOrder(p, q);
+  }
+  return x.length - y.length || compareByteOrder(a, b);
+}
+
 /** The gallery page. Deterministic: the same inventory and previews give the same bytes. */
 export function renderHtml(inv: Inventory, opts: HtmlOptions = {}): string {
   const roots = Array.isArray(inv.roots) ? inv.roots : [];
-  const cards = inv.records
-    .map(cardOf)
-    .sort((a, b) => compareByteOrder(a.name.toLowerCase(), b.name.toLowerCase()) || compareByteOrder(a.record.path, b.record.path));
+  const cards = inv.records.map(cardOf).sort((a, b) => compareNames(a.name, b.name) || compareByteOrder(a.record.path, b.record.path));
   const tool = `${inv.tool?.name ?? "civitai-meta"} ${inv.tool?.version ?? ""}`.trim();
   const rootText = roots.length > 0 ? ` · ${roots.map((r) => htmlText(r)).join(", ")}` : "";
   const body = cards.map((card, i) => renderCard(card, i, roots, opts)).join("\n");

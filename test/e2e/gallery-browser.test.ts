@@ -428,6 +428,23 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("the page opens in the order 'Sort by: Name' gives, with numbers in names read as numbers", async () => {
+    const lib = syntheticLibrary(300);
+    const w = await open(galleryFile("gallery-order.html", renderHtml(lib.inventory, { previews: lib.previews })));
+    const { page } = w;
+    try {
+      expect(await page.locator("#sort").inputValue()).toBe("name");
+      const opened = await page.locator("article.card h2").allTextContents();
+      const crystal = opened.filter((n) => n.startsWith("Crystal Armor "));
+      expect(crystal.slice(0, 3)).toEqual(["Crystal Armor 1", "Crystal Armor 7", "Crystal Armor 13"]);
+      await page.selectOption("#sort", "size");
+      await page.selectOption("#sort", "name");
+      expect(await page.locator("article.card h2").allTextContents()).toEqual(opened);
+    } finally {
+      await w.context.close();
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");

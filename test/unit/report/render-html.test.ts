@@ -107,9 +107,9 @@ describe("untrusted text is text", () => {
     const [json] = between(html, /<script type="application\/json" id="gallery-data">/, "</script>");
     expect(json).toBeDefined();
     expect(json).not.toMatch(/[<>&\u2028\u2029]/);
-    const data = JSON.parse(json!) as { n: string; s: string }[];
+    const data = JSON.parse(json!) as { t: string; s: string }[];
     expect(data).toHaveLength(inv.records.length);
-    expect(data.some((d) => d.n === HTML_ATTACKS[0])).toBe(true);
+    expect(data.some((d) => d.t === HTML_ATTACKS[0])).toBe(true);
     expect(data.some((d) => d.s.includes(HTML_ATTACKS[0]!.toLowerCase()))).toBe(true);
   });
 
@@ -120,6 +120,15 @@ describe("untrusted text is text", () => {
 });
 
 describe("cards", () => {
+  test("cards are in reading order: case-insensitive, numbers in names as numbers, the same on every machine", () => {
+    const names = ["Model 10", "model 9", "Model 2", "Model 02b", "Alpha", "Zeta 1.10", "Zeta 1.9", "_under", "Ölfarbe"];
+    const inv = makeInventory(
+      names.map((modelName, i) => makeRecord({ path: `/m/${i}.safetensors`, civitai: makeCivitai({ modelName, versionId: 900 + i }) })),
+    );
+    const shown = [...renderHtml(inv).matchAll(/<h2 id="name-\d+">([^<]*)<\/h2>/g)].map((m) => m[1]);
+    expect(shown).toEqual(["_under", "Alpha", "Model 2", "Model 02b", "model 9", "Model 10", "Zeta 1.9", "Zeta 1.10", "Ölfarbe"]);
+  });
+
   test("one card per record with name, version, type, base model, size, status, trigger words with copy buttons, licence and link", () => {
     const inv = sampleInventory();
     const html = renderHtml(inv);
