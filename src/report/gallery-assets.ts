@@ -47,6 +47,8 @@ content-visibility:auto;contain-intrinsic-size:auto 32rem}
 .thumb.failed figcaption{color:var(--bad)}
 .body{padding:.75rem .9rem 1rem;display:flex;flex-direction:column;gap:.45rem;min-width:0}
 .card h2{margin:0;font-size:1.05rem;line-height:1.3;overflow-wrap:anywhere}
+.card h2,.ver,.words code{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:4;line-clamp:4;overflow:hidden}
+.ver,.words code{-webkit-line-clamp:2;line-clamp:2}
 .ver{margin:0;color:var(--muted);overflow-wrap:anywhere}
 .badges{display:flex;flex-wrap:wrap;gap:.3rem;margin:0;padding:0;list-style:none}
 .badge{font-size:.75rem;border-radius:4px;padding:.05rem .4rem;border:1px solid currentColor}

@@ -28,6 +28,12 @@ import { isPlainObject } from "../shared/json-guard.ts";
 
 /** Descriptions are a glance: the model page has the rest. */
 export const HTML_DESCRIPTION_MAX_CHARS = 600;
+/**
+ * Names, versions and trigger words longer than this are cut to a few lines by the style sheet
+ * (a 2,000-character name made its card 6,900 px tall); their whole text is then in a tooltip,
+ * and names and versions are also under "More".
+ */
+const LONG_TEXT_CHARS = 80;
 
 export interface HtmlOptions {
   /**
@@ -228,11 +234,16 @@ function badgeList(card: Card, modelId: number | null): string {
   return `<ul class="badges" aria-label="Badges">${items.join("")}</ul>`;
 }
 
+/** A ` title="…"` with the whole text when the style sheet may cut it short; else nothing. */
+function fullTitle(text: string | null): string {
+  return text !== null && text.length > LONG_TEXT_CHARS ? ` title="${htmlText(text)}"` : "";
+}
+
 function triggerWords(words: readonly string[]): string {
   if (words.length === 0) return "";
   const items = words.map((w) => {
     const text = htmlText(w);
-    return `<li><code>${text}</code><button type="button" class="copy" aria-label="Copy trigger word: ${text}" hidden>Copy</button></li>`;
+    return `<li><code${fullTitle(w)}>${text}</code><button type="button" class="copy" aria-label="Copy trigger word: ${text}" hidden>Copy</button></li>`;
   });
   return `<div class="words"><h3>Trigger words</h3><ul>${items.join("")}</ul></div>`;
 }
@@ -249,7 +260,12 @@ function renderCard(card: Card, index: number, roots: readonly string[], opts: H
     `<dt>File</dt><dd>${pathHtml(shownPath(r.path, roots))}${aliases}</dd>`,
   ].join("");
   // Creator, licence and description are a click away: the card stays short enough to scan.
-  const more = [fact("Creator", card.creator), fact("Licence", licenseText(card.license))].join("");
+  const more = [
+    card.name.length > LONG_TEXT_CHARS ? fact("Name", card.name) : "",
+    card.version !== null && card.version.length > LONG_TEXT_CHARS ? fact("Version", card.version) : "",
+    fact("Creator", card.creator),
+    fact("Licence", licenseText(card.license)),
+  ].join("");
   const description = card.description ? `<p>${htmlMultiline(card.description)}</p>` : "";
   const details =
     more || description ? `<details><summary>More</summary>${more ? `<dl class="facts">${more}</dl>` : ""}${description}</details>` : "";
@@ -258,8 +274,8 @@ function renderCard(card: Card, index: number, roots: readonly string[], opts: H
     `<article class="card" id="card-${index}" aria-labelledby="name-${index}">`,
     figure(r, opts.previews),
     `<div class="body">`,
-    `<h2 id="name-${index}">${htmlText(card.name)}</h2>`,
-    card.version ? `<p class="ver">${htmlText(card.version)}</p>` : "",
+    `<h2 id="name-${index}"${fullTitle(card.name)}>${htmlText(card.name)}</h2>`,
+    card.version ? `<p class="ver"${fullTitle(card.version)}>${htmlText(card.version)}</p>` : "",
     badgeList(card, card.modelId),
     `<dl class="facts">${facts}</dl>`,
     triggerWords(card.words),

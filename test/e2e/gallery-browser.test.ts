@@ -445,6 +445,37 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("a 2,000-character name or trigger word keeps its card about as tall as the others; the full text stays reachable", async () => {
+    const lib = syntheticLibrary(8);
+    const long = "Supercalifragilistic".repeat(100);
+    const spaced = "word ".repeat(400).trim();
+    const first = lib.inventory.records[0]!.civitai!;
+    first.modelName = long;
+    first.versionName = spaced;
+    first.trainedWords = [long, "short"];
+    const w = await open(galleryFile("gallery-long.html", renderHtml(lib.inventory, { previews: lib.previews })), {
+      viewport: { width: 1280, height: 900 },
+    });
+    const { page } = w;
+    try {
+      const heights = await page.$$eval("article.card", (cards) => cards.map((c: any) => c.getBoundingClientRect().height));
+      const normal = [...heights].sort((a, b) => a - b)[Math.floor(heights.length / 2)]!;
+      expect(Math.max(...heights)).toBeLessThan(normal * 1.5);
+      const card = page.locator("article.card").filter({ hasText: "short" });
+      expect(await card.locator("h2").textContent()).toBe(long);
+      expect(await card.locator("h2").getAttribute("title")).toBe(long);
+      await card.locator("summary").click();
+      expect(await card.locator("details dd").first().textContent()).toBe(long);
+      // Copy still copies the whole word.
+      await w.context.grantPermissions(["clipboard-read", "clipboard-write"]);
+      await card.locator("button.copy").first().click();
+      await page.waitForFunction(() => document.getElementById("announce")?.textContent !== "");
+      expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(long);
+    } finally {
+      await w.context.close();
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");
