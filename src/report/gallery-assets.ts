@@ -19,6 +19,7 @@ a{color:var(--accent)}
 :focus-visible{outline:3px solid var(--focus);outline-offset:2px}
 .skip{position:absolute;left:-999px;top:0;background:var(--card);padding:.5rem 1rem}
 .skip:focus{left:.5rem;z-index:2}
+.vh{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 header{padding:1.25rem 1.5rem .75rem}
 h1{margin:0 0 .25rem;font-size:1.5rem}
 .meta{margin:0;color:var(--muted);font-size:.85rem;overflow-wrap:anywhere}
@@ -127,7 +128,7 @@ export const GALLERY_JS = `
       var area = document.createElement("textarea");
       area.value = text;
       area.setAttribute("readonly", "");
-      area.className = "skip";
+      area.className = "vh";
       document.body.appendChild(area);
       area.select();
       var ok = document.execCommand("copy");

@@ -432,7 +432,7 @@ export function renderHtml(inv: Inventory, opts: HtmlOptions = {}): string {
     `<button type="button" id="reset">Clear filters</button>`,
     `<p id="count" role="status" aria-live="polite"></p>`,
     "</div>",
-    `<p id="announce" class="skip" role="status" aria-live="polite"></p>`,
+    `<p id="announce" class="vh" role="status" aria-live="polite"></p>`,
     `<main id="cards" class="grid" tabindex="-1">`,
     body,
     "</main>",

@@ -476,6 +476,25 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("copying a long trigger word does not make the page scroll sideways", async () => {
+    const lib = syntheticLibrary(4);
+    const word = "x".repeat(1500);
+    lib.inventory.records[0]!.civitai!.trainedWords = [word];
+    const w = await open(galleryFile("gallery-copy-long.html", renderHtml(lib.inventory, { previews: lib.previews })));
+    const { page } = w;
+    try {
+      await w.context.grantPermissions(["clipboard-read", "clipboard-write"]);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(1280);
+      await page.fill("#q", "xxxxxxxx");
+      await page.locator("article.card:visible button.copy").first().click();
+      await page.waitForFunction(() => document.getElementById("announce")?.textContent !== "");
+      expect(await page.locator("#announce").textContent()).toBe(`Copied: ${word}`);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBe(1280);
+    } finally {
+      await w.context.close();
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");
