@@ -42,7 +42,7 @@ border-radius:6px;padding:.35rem .5rem;min-height:2.2rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(14rem,1fr));gap:1rem;padding:1rem 1.5rem 2rem;margin:0;list-style:none}
 .card{display:flex;flex-direction:column;background:var(--card);border:1px solid var(--line);border-radius:10px;overflow:hidden;
 content-visibility:auto;contain-intrinsic-size:auto 32rem}
-.thumb{margin:0;aspect-ratio:4/5;background:var(--thumb);display:flex;align-items:center;justify-content:center}
+.thumb{margin:0;aspect-ratio:4/5;overflow:hidden;background:var(--thumb);display:flex;align-items:center;justify-content:center}
 .thumb img{width:100%;height:100%;object-fit:cover;display:block}
 .thumb figcaption{padding:1rem;color:var(--muted);font-size:.85rem;text-align:center;overflow-wrap:anywhere}
 .thumb.failed figcaption{color:var(--bad)}

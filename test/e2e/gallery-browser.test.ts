@@ -495,6 +495,35 @@ run("the gallery in headless Chromium", () => {
     }
   });
 
+  test("previews of any shape, and cards without one, get picture areas of one height", async () => {
+    const lib = syntheticLibrary(6);
+    const shapes: [number, number][] = [
+      [40, 54],
+      [40, 80],
+      [80, 30],
+    ];
+    const found = lib.inventory.records.filter((r) => lib.previews.has(r.path));
+    found.slice(0, 3).forEach((r, i) => {
+      const [width, height] = shapes[i]!;
+      lib.previews.set(r.path, {
+        kind: "image",
+        url: `https://image.civitai.com/x/${i}.png`,
+        bytes: makePng(width, height, picture(width, height, hueColour(i), hueColour(i + 2))),
+        image: { kind: "png", mime: "image/png", ext: "png" },
+        fromCache: true,
+      });
+    });
+    lib.previews.delete(found[3]!.path);
+    const w = await open(galleryFile("gallery-shapes.html", renderHtml(lib.inventory, { previews: lib.previews })));
+    try {
+      const heights = await w.page.$$eval("figure.thumb", (figs) => figs.map((f: any) => f.getBoundingClientRect().height));
+      expect(heights).toHaveLength(6);
+      expect(Math.max(...heights) - Math.min(...heights)).toBeLessThanOrEqual(1);
+    } finally {
+      await w.context.close();
+    }
+  });
+
   test("a 200-model gallery opens cleanly and its screenshot is written", async () => {
     const lib = syntheticLibrary(200);
     const file = join(tmp.make(), "gallery-200.html");
