@@ -3,6 +3,8 @@
  * disk with no console error and no network request, search and each filter narrow the cards,
  * hostile names show as text and run nothing, JavaScript off still lists every model, the
  * keyboard reaches every control, light and dark both apply, and a 200-model screenshot is written.
+ * Layout: an empty inventory, a phone's screen, focus under the sticky controls, the opening order,
+ * 2,000-character names and trigger words, and previews of every shape.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
