@@ -325,6 +325,22 @@ describe("shared metadata cache on Redis", () => {
     }
   });
 
+  it("a value that spans many socket reads (20 MB at a key the scan reads) does not keep the run alive after its work", async () => {
+    const db = nextDb++;
+    const lib = library(1);
+    redis.cli(["-x", "SET", versionKey(lib.known[0]!)], db, new Uint8Array(20_000_000).fill(0x78));
+    const started = performance.now();
+    const r = await machine(redis.url(db)).scan(lib.dir);
+    const wall = performance.now() - started;
+    expect(r.code).toBe(0);
+    expect(sharedWarnings(r.stderr)).toEqual([]);
+    const inv = JSON.parse(r.stdout);
+    expect(inv.summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+    // The scan's own time plus start-up and closing (QUIT waits ≤ 0.5 s). Before the fix, redis-parser's
+    // buffer-pool interval kept the process up another 3+ s after the inventory was written.
+    expect(wall - inv.summary.durationMs).toBeLessThan(2000);
+  });
+
   it("a poisoned Redis (wrong shape, a version without the hash, another scope, another key, a foreign host, past its time) is ignored and asked again", async () => {
     const db = nextDb++;
     const lib = library(6);

@@ -15,8 +15,8 @@ export interface RedisServer {
   readonly password: string;
   /** `redis://:<password>@127.0.0.1:<port>/<db>`. */
   url(db?: number): string;
-  /** Runs redis-cli against db `db` (default 0) with the password; returns its trimmed stdout. */
-  cli(args: readonly string[], db?: number): string;
+  /** Runs redis-cli against db `db` (default 0) with the password; returns its trimmed stdout. `input` goes to its stdin (for `-x`). */
+  cli(args: readonly string[], db?: number, input?: Uint8Array): string;
   /** SIGKILL: the server dies at once, as when its machine goes down. */
   kill(): void;
   stop(): Promise<void>;
@@ -121,8 +121,13 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       ],
       { stdout: "pipe", stderr: "pipe" },
     );
-    const cli = (args: readonly string[], db = 0): string => {
-      const r = Bun.spawnSync(["redis-cli", ...tlsCli, "-p", String(port), "-n", String(db), "--no-auth-warning", "-a", password, ...args]);
+    const cli = (args: readonly string[], db = 0, input?: Uint8Array): string => {
+      const r = Bun.spawnSync(
+        ["redis-cli", ...tlsCli, "-p", String(port), "-n", String(db), "--no-auth-warning", "-a", password, ...args],
+        {
+          stdin: input ?? "ignore",
+        },
+      );
       return r.stdout.toString().trim();
     };
     for (let i = 0; i < 100 && proc.exitCode === null; i++) {
