@@ -63,12 +63,21 @@ case "${CM_FORMAT:-md}" in
 esac
 
 echo "civitai-meta ${args[*]}"
-set +e
 # The action writes the step summary itself below (the whole report, cut to fit, or nothing when
-# the summary input is false), so scan must not append its own as well.
-env -u GITHUB_STEP_SUMMARY "$bin" "${args[@]}"
+# the summary input is false), so scan must not append its own as well: scan writes it to a file of
+# ours, from which only what the report cannot say is taken (what --fail-on matched).
+scan_summary="$out/.scan-summary.md"
+rm -f "$scan_summary"
+set +e
+GITHUB_STEP_SUMMARY="$scan_summary" "$bin" "${args[@]}"
 code=$?
 set -e
+matched=""
+if [ -f "$scan_summary" ]; then
+  matched=$(grep -m1 -e '^- \*\*--fail-on matched:\*\*' "$scan_summary" || true)
+  matched=${matched#- }
+  rm -f "$scan_summary"
+fi
 
 wrote=false
 if [ -f "$fresh" ]; then
@@ -90,6 +99,11 @@ if [ "${CM_SUMMARY:-true}" = "true" ] && [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
   if [ "$wrote" = true ]; then
     md="$out/summary.md"
     "$bin" report "$inventory" --format md -o "$md" -q || fail "could not render the summary from $inventory"
+    # What --fail-on matched (the reason the job fails) goes under the report's title, where it is seen first.
+    if [ -n "$matched" ]; then
+      MATCHED="$matched" awk 'NR == 1 { print; print ""; print ENVIRON["MATCHED"]; next } { print }' "$md" >"$md.tmp"
+      mv -f "$md.tmp" "$md"
+    fi
     # GitHub takes at most 1 MiB of summary per step: past that, keep the summary table and say where the rest is.
     if [ "$(wc -c <"$md")" -le 1000000 ]; then
       cat "$md" >>"$GITHUB_STEP_SUMMARY"

@@ -15,6 +15,7 @@
  * The password never leaves this file except to ioredis: messages name the store by its redacted URL.
  */
 import type { Redis } from "ioredis";
+import { isIP } from "node:net";
 import type redisDriverType from "unstorage/drivers/redis";
 import type { CacheUrl } from "../config/cache-url.ts";
 import { guardReplies, REPLY_BUDGET_BYTES } from "./redis-reply-guard.ts";
@@ -130,7 +131,10 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
         db: url.db,
         ...(url.username !== undefined ? { username: url.username } : {}),
         ...(url.password !== undefined ? { password: url.password } : {}),
-        ...(url.tls ? { tls: { servername: url.host } } : {}),
+        // SNI names a host, never an address (RFC 6066): Node refuses an IP as servername, which
+        // made every rediss:// URL with an IP fail before the handshake. The certificate is still
+        // checked against the address (its IP SANs) without it.
+        ...(url.tls ? { tls: isIP(url.host) ? {} : { servername: url.host } } : {}),
         lazyConnect: true,
         connectTimeout: connectTimeoutMs,
         commandTimeout: commandTimeoutMs,

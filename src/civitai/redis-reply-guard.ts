@@ -9,6 +9,13 @@
  * So the socket's data listeners (the parser's) are wrapped: a chunk the parser throws on, or more
  * than `budgetBytes` received since a reply last completed, closes the connection; the caller's
  * calls then fail as for a server that went away, and `onBad` gives the reason for the one warning.
+ *
+ * It also keeps the parser from holding the process open. redis-parser copies a bulk string that
+ * spans three socket reads or more (an entry over ~130 KB: a model with a few hundred versions)
+ * into a pool it shrinks with its own `setInterval` every 50 ms until the pool is under 50 KB:
+ * a timer that keeps the event loop alive, so a run that read one such entry stayed up 1-4 s
+ * after its last line. Timers made while the parser runs are unref'd: the pool still shrinks
+ * while the run lasts, and the run ends when its work does.
  */
 import type { Redis } from "ioredis";
 
@@ -41,7 +48,9 @@ export function guardReplies(redis: Redis, budgetBytes: number, onBad: (reason: 
       if (received > budgetBytes) return stop(`an answer larger than ${Math.round(budgetBytes / 1048576)} MiB`);
       const waiting = redis.commandQueue.length;
       try {
-        for (const listener of listeners) listener.call(stream, chunk);
+        withUnrefIntervals(() => {
+          for (const listener of listeners) listener.call(stream, chunk);
+        });
       } catch (err) {
         return stop(`an answer that cannot be read: ${err instanceof Error ? err.message.split("\n")[0]!.slice(0, 200) : String(err)}`);
       }
@@ -50,4 +59,19 @@ export function guardReplies(redis: Redis, budgetBytes: number, onBad: (reason: 
       if (redis.commandQueue.length < waiting) received = 0;
     });
   });
+}
+
+/** Runs `work` (synchronous) with every interval it starts unref'd: see the file's comment. */
+function withUnrefIntervals(work: () => void): void {
+  const original = globalThis.setInterval;
+  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    const timer = original(...args);
+    timer.unref?.();
+    return timer;
+  }) as typeof setInterval;
+  try {
+    work();
+  } finally {
+    globalThis.setInterval = original;
+  }
 }

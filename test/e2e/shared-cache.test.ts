@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
-import { redisAvailable, startRedis, type RedisServer } from "../helpers/redis-server.ts";
+import { redisAvailable, startRedis, tlsAvailable, type RedisServer } from "../helpers/redis-server.ts";
 import { cliCommand, cliEnv, runCli, runCliBytes } from "../helpers/run-cli.ts";
 import { tmpDirs } from "../helpers/tmp.ts";
 
@@ -220,6 +220,48 @@ describe("shared metadata cache on Redis", () => {
     expect(JSON.parse(r.stdout).summary.byStatus).toMatchObject({ found: 2, not_found: 1 });
   });
 
+  (tlsAvailable() ? test : test.skip)(
+    "rediss:// at an IP address: machines share a TLS Redis; an untrusted certificate or a server without TLS is one warning",
+    async () => {
+      const tls = await startRedis({ tls: true });
+      try {
+        const lib = library(2);
+        const url = tls.url(0);
+        expect(url).toStartWith(`rediss://:`);
+        const trusted = { NODE_EXTRA_CA_CERTS: tls.caFile! };
+        const a = await machine(url, trusted).scan(lib.dir);
+        expect(a.code).toBe(0);
+        // Before the fix: "Setting the TLS ServerName to an IP address is not permitted", for any rediss:// IP.
+        expect(sharedWarnings(a.stderr)).toEqual([]);
+        expect(tls.cli(["--scan", "--pattern", "civitai-meta:*"]).split("\n")).toHaveLength(2 + 1 + 2);
+        civitai.reset();
+        const b = await machine(url, trusted).scan(lib.dir);
+        expect(sharedWarnings(b.stderr)).toEqual([]);
+        expect(civitai.requests).toHaveLength(0);
+        expect(JSON.parse(b.stdout).summary.byStatus).toMatchObject({ found: 2, not_found: 1 });
+        // By name, the certificate is checked against it as well.
+        const byName = await machine(url.replace("@127.0.0.1:", "@localhost:"), trusted).scan(lib.dir);
+        expect(sharedWarnings(byName.stderr)).toEqual([]);
+
+        // A certificate nobody trusts: the handshake is refused, one warning, the run completes.
+        const untrusted = await machine(url).scan(lib.dir);
+        expect(untrusted.code).toBe(0);
+        expect(sharedWarnings(untrusted.stderr)).toEqual([expect.stringContaining("self signed certificate")]);
+        expect(untrusted.stderr).not.toContain(tls.password);
+        // rediss:// to a Redis without TLS: no handshake ever comes, one bounded warning.
+        const plain = await machine(redis.url(0).replace("redis://", "rediss://"), { CIVITAI_META_TEST_REDIS_TIMEOUT_MS: "400" }).scan(
+          lib.dir,
+        );
+        expect(plain.code).toBe(0);
+        expect(sharedWarnings(plain.stderr)).toHaveLength(1);
+        expect(plain.stderr).not.toContain(redis.password);
+        expect(JSON.parse(plain.stdout).summary.byStatus).toMatchObject({ found: 2, not_found: 1 });
+      } finally {
+        await tls.stop();
+      }
+    },
+  );
+
   it("no Redis listening: one warning, the run completes", async () => {
     const lib = library(1);
     const started = Date.now();
@@ -281,6 +323,22 @@ describe("shared metadata cache on Redis", () => {
       civitai.setDelay(0);
       await own.stop();
     }
+  });
+
+  it("a value that spans many socket reads (20 MB at a key the scan reads) does not keep the run alive after its work", async () => {
+    const db = nextDb++;
+    const lib = library(1);
+    redis.cli(["-x", "SET", versionKey(lib.known[0]!)], db, new Uint8Array(20_000_000).fill(0x78));
+    const started = performance.now();
+    const r = await machine(redis.url(db)).scan(lib.dir);
+    const wall = performance.now() - started;
+    expect(r.code).toBe(0);
+    expect(sharedWarnings(r.stderr)).toEqual([]);
+    const inv = JSON.parse(r.stdout);
+    expect(inv.summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+    // The scan's own time plus start-up and closing (QUIT waits ≤ 0.5 s). Before the fix, redis-parser's
+    // buffer-pool interval kept the process up another 3+ s after the inventory was written.
+    expect(wall - inv.summary.durationMs).toBeLessThan(2000);
   });
 
   it("a poisoned Redis (wrong shape, a version without the hash, another scope, another key, a foreign host, past its time) is ignored and asked again", async () => {

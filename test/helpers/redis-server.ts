@@ -1,7 +1,7 @@
 /**
  * A real `redis-server` (Debian's package) for the shared metadata cache's tests and bench (issue
  * 14): started on a free loopback port with a password, no persistence, in a temp folder; stopped
- * (or killed mid-run) by the caller. `redisAvailable()` lets a test skip visibly where the package
+ * (or killed mid-run) by the caller; with `tls`, it speaks TLS only. `redisAvailable()` lets a test skip visibly where the package
  * is missing (.ci/run installs it).
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,11 +10,13 @@ import { join } from "node:path";
 
 export interface RedisServer {
   readonly port: number;
+  /** With `tls`: the self-signed certificate (PEM file) the server presents, for NODE_EXTRA_CA_CERTS. */
+  readonly caFile: string | null;
   readonly password: string;
   /** `redis://:<password>@127.0.0.1:<port>/<db>`. */
   url(db?: number): string;
-  /** Runs redis-cli against db `db` (default 0) with the password; returns its trimmed stdout. */
-  cli(args: readonly string[], db?: number): string;
+  /** Runs redis-cli against db `db` (default 0) with the password; returns its trimmed stdout. `input` goes to its stdin (for `-x`). */
+  cli(args: readonly string[], db?: number, input?: Uint8Array): string;
   /** SIGKILL: the server dies at once, as when its machine goes down. */
   kill(): void;
   stop(): Promise<void>;
@@ -36,6 +38,44 @@ export interface StartRedisOptions {
   password?: string;
   /** Extra `redis-server` arguments, e.g. ["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]. */
   args?: readonly string[];
+  /**
+   * Speak TLS only (rediss://), with a self-signed certificate for 127.0.0.1 and localhost made by
+   * openssl in the server's folder (`caFile`). Needs redis-server built with TLS (Debian's is).
+   */
+  tls?: boolean;
+}
+
+export function tlsAvailable(): boolean {
+  return redisAvailable() && Bun.which("openssl") !== null;
+}
+
+/** A self-signed certificate for 127.0.0.1 and localhost, in `dir`: cert.pem and key.pem. */
+function makeCertificate(dir: string): void {
+  const gen = Bun.spawnSync(
+    [
+      "openssl",
+      "req",
+      "-x509",
+      // An EC key: made at once, where an RSA key's prime search takes up to seconds.
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  if (gen.exitCode !== 0) throw new Error(`openssl could not make a certificate: ${gen.stderr.toString().slice(0, 500)}`);
 }
 
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
@@ -45,11 +85,26 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = freePort();
     const dir = mkdtempSync(join(tmpdir(), "civitai-meta-redis-"));
+    if (options.tls) makeCertificate(dir);
+    const listen = options.tls
+      ? [
+          "--port",
+          "0",
+          "--tls-port",
+          String(port),
+          "--tls-cert-file",
+          join(dir, "cert.pem"),
+          "--tls-key-file",
+          join(dir, "key.pem"),
+          "--tls-auth-clients",
+          "no",
+        ]
+      : ["--port", String(port)];
+    const tlsCli = options.tls ? ["--tls", "--cacert", join(dir, "cert.pem")] : [];
     const proc = Bun.spawn(
       [
         "redis-server",
-        "--port",
-        String(port),
+        ...listen,
         "--bind",
         "127.0.0.1",
         "--requirepass",
@@ -66,16 +121,22 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       ],
       { stdout: "pipe", stderr: "pipe" },
     );
-    const cli = (args: readonly string[], db = 0): string => {
-      const r = Bun.spawnSync(["redis-cli", "-p", String(port), "-n", String(db), "--no-auth-warning", "-a", password, ...args]);
+    const cli = (args: readonly string[], db = 0, input?: Uint8Array): string => {
+      const r = Bun.spawnSync(
+        ["redis-cli", ...tlsCli, "-p", String(port), "-n", String(db), "--no-auth-warning", "-a", password, ...args],
+        {
+          stdin: input ?? "ignore",
+        },
+      );
       return r.stdout.toString().trim();
     };
     for (let i = 0; i < 100 && proc.exitCode === null; i++) {
       if (cli(["PING"]) === "PONG") {
         return {
           port,
+          caFile: options.tls ? join(dir, "cert.pem") : null,
           password,
-          url: (db = 0) => `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`,
+          url: (db = 0) => `${options.tls ? "rediss" : "redis"}://:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`,
           cli,
           kill: () => proc.kill("SIGKILL"),
           async stop() {

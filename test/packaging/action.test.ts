@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { SCAN_FAIL_ON } from "../../src/report/fail-on.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../helpers/fake-civitai.ts";
@@ -595,6 +595,9 @@ esac
       expect(r.summary()).toStartWith("# Civitai model inventory");
       expect(r.summary()).toContain("Known Lora");
       expect(r.summary().split("# Civitai model inventory").length).toBe(2);
+      // Why the job fails, which the report alone does not say, stands under its title; the scan's own summary file is gone.
+      expect(r.summary().split("\n").slice(0, 3)).toEqual(["# Civitai model inventory", "", "**--fail-on matched:** 1 not found (exit 3)"]);
+      expect(readdirSync(dirname(out.inventory!)).sort()).toEqual(["inventory.json", "inventory.md"]);
       expect(out["artifact-paths"]!.split("\n")).toEqual([out.inventory!, out.report!]);
 
       // With the summary input off, nothing at all reaches the step summary.
