@@ -62,7 +62,27 @@ case "${CM_FORMAT:-md}" in
   *) fail "format input: \"$CM_FORMAT\" is not one of md, csv, json" ;;
 esac
 
-echo "civitai-meta ${args[*]}"
+# The command line as the log shows it: a key given in `args` (--api-key VALUE or --api-key=VALUE)
+# and the password of a URL (--cache-url redis://:password@host) are *** there. The step log is
+# kept and often public; GitHub masks only the values it knows to be secrets.
+shown=()
+hide_next=false
+for a in "${args[@]}"; do
+  if [ "$hide_next" = true ]; then
+    shown+=("***")
+    hide_next=false
+  elif [ "$a" = "--api-key" ]; then
+    shown+=("$a")
+    hide_next=true
+  elif [[ $a == --api-key=* ]]; then
+    shown+=("--api-key=***")
+  elif [[ $a =~ ^(.*://[^:@/]*:)[^@/]*@(.*)$ ]]; then
+    shown+=("${BASH_REMATCH[1]}***@${BASH_REMATCH[2]}")
+  else
+    shown+=("$a")
+  fi
+done
+echo "civitai-meta ${shown[*]}"
 # The action writes the step summary itself below (the whole report, cut to fit, or nothing when
 # the summary input is false), so scan must not append its own as well: scan writes it to a file of
 # ours, from which only what the report cannot say is taken (what --fail-on matched).

@@ -478,6 +478,25 @@ esac
     expect(r.summary()).toStartWith("# Civitai model inventory");
   });
 
+  test("a key or a URL password given in the args input is *** in the command line the log shows, and reaches the scan whole", async () => {
+    const r = runner();
+    const s = stub(0);
+    const args = [
+      "--api-key",
+      "SENTINEL-KEY-args-1",
+      "--api-key=SENTINEL-KEY-args-2",
+      "--cache-url",
+      "redis://:SENTINEL-PW-3@cache:6379/0",
+      "--cache-url=rediss://team:SENTINEL-PW-4@cache/1",
+    ];
+    const res = await runScript(SCAN, scanEnv(r, s.bin, { CM_ARGS: args.join("\n") }));
+    expect(res.code).toBe(0);
+    expect(`${res.stdout}${res.stderr}`).not.toMatch(/SENTINEL/);
+    expect(res.stdout).toContain("--api-key *** --api-key=*** --cache-url redis://:***@cache:6379/0 --cache-url=rediss://team:***@cache/1");
+    // The scan itself gets them as given.
+    expect(s.calls()[0]!.slice(-6)).toEqual(args);
+  });
+
   test("a previous inventory that does not exist yet is skipped with a warning", async () => {
     const r = runner();
     const s = stub(0);
