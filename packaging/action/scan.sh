@@ -58,8 +58,8 @@ while IFS= read -r line || [ -n "$line" ]; do
 done <<<"${CM_ARGS:-}"
 
 case "${CM_FORMAT:-md}" in
-  md | csv | json) format="${CM_FORMAT:-md}" ;;
-  *) fail "format input: \"$CM_FORMAT\" is not one of md, csv, json" ;;
+  md | csv | json | junit) format="${CM_FORMAT:-md}" ;;
+  *) fail "format input: \"$CM_FORMAT\" is not one of md, csv, json, junit" ;;
 esac
 
 # The command line as the log shows it: a key given in `args` (--api-key VALUE or --api-key=VALUE)
@@ -110,7 +110,10 @@ if [ "$wrote" = true ]; then
   if [ "$format" = "json" ]; then
     report="$inventory"
   else
-    report="$out/inventory.$format"
+    # JUnit XML for the CI's test reports (a test case per file), as scan -o inventory.xml writes it.
+    ext=$format
+    [ "$format" = "junit" ] && ext=xml
+    report="$out/inventory.$ext"
     "$bin" report "$inventory" --format "$format" -o "$report" -q || fail "could not render $report from $inventory"
   fi
 fi

@@ -497,6 +497,17 @@ esac
     expect(s.calls()[0]!.slice(-6)).toEqual(args);
   });
 
+  test("format junit: the report is JUnit XML beside the inventory, as inventory.xml, uploaded with it", async () => {
+    const r = runner();
+    const s = stub(0);
+    const res = await runScript(SCAN, scanEnv(r, s.bin, { CM_FORMAT: "junit" }));
+    expect(res.code).toBe(0);
+    const out = join(r.dir, "out");
+    expect(s.calls()[1]).toEqual(["key:", "report", `${out}/inventory.json`, "--format", "junit", "-o", `${out}/inventory.xml`, "-q"]);
+    expect(r.output().report).toBe(`${out}/inventory.xml`);
+    expect(r.output()["artifact-paths"]).toBe(`${out}/inventory.json\n${out}/inventory.xml`);
+  });
+
   test("a previous inventory that does not exist yet is skipped with a warning", async () => {
     const r = runner();
     const s = stub(0);
@@ -552,7 +563,7 @@ esac
     const format = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_FORMAT: "md\n::error title=forged::x" }));
     expect(format.code).toBe(1);
     expect(format.stdout.split("\n").filter((l) => l.startsWith("::"))).toEqual([
-      '::error title=civitai-meta scan::format input: "md%0A::error title=forged::x" is not one of md, csv, json',
+      '::error title=civitai-meta scan::format input: "md%0A::error title=forged::x" is not one of md, csv, json, junit',
     ]);
   });
 
@@ -563,7 +574,7 @@ esac
     expect(empty.stdout).toContain("::error title=civitai-meta scan::the paths input is empty");
     const badFormat = await runScript(SCAN, scanEnv(runner(), s.bin, { CM_FORMAT: "html5" }));
     expect(badFormat.code).toBe(1);
-    expect(badFormat.stdout).toContain('format input: "html5" is not one of md, csv, json');
+    expect(badFormat.stdout).toContain('format input: "html5" is not one of md, csv, json, junit');
     expect(existsSync(join(s.bin, "..", "calls"))).toBe(false);
   });
 
