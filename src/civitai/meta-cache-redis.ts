@@ -188,7 +188,7 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
   }
 
   function fail(what: "read" | "write", err: unknown): void {
-    const reason = describe(err, lastEvent);
+    const reason = describe(err, lastEvent, url.tls);
     stats.failure ??= reason;
     if (what === "write" && isRefusal(err) && client?.status === "ready") {
       // The server is there but will not store (full, read-only, not allowed): keep reading it.
@@ -211,7 +211,7 @@ export function openSharedStore(options: SharedStoreOptions): SharedStore {
       });
       return await Promise.race([connect().then(() => call(driver!)), timeout]);
     } catch (err) {
-      throw new Error(describe(err, lastEvent), { cause: err });
+      throw new Error(describe(err, lastEvent, url.tls), { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -280,10 +280,16 @@ function isRefusal(err: unknown): boolean {
 }
 
 /** One line that says why; the connection's own error when the call only saw it close. */
-function describe(err: unknown, lastEvent: string | null): string {
-  const own = oneLine(err);
-  if (lastEvent && /Connection is closed|Stream isn't writeable/i.test(own)) return lastEvent;
-  return own;
+/**
+ * The reason a warning gives: ioredis's own text without its "Please report this." (meant for its
+ * maintainers, not our users), and for a rediss:// URL that never got an answer, the likely cause.
+ */
+function describe(err: unknown, lastEvent: string | null, tls: boolean): string {
+  const own = oneLine(err).replace(/\s*Please report this\.?/i, "");
+  const reason = lastEvent && /Connection is closed|Stream isn't writeable/i.test(own) ? lastEvent : own;
+  if (tls && /ETIMEDOUT|timed out|no answer/i.test(reason))
+    return `${reason}; rediss:// needs TLS on that port: is it a Redis without TLS (redis://)?`;
+  return reason;
 }
 
 function oneLine(err: unknown): string {

@@ -253,7 +253,7 @@ describe("shared metadata cache on Redis", () => {
           lib.dir,
         );
         expect(plain.code).toBe(0);
-        expect(sharedWarnings(plain.stderr)).toHaveLength(1);
+        expect(sharedWarnings(plain.stderr)).toEqual([expect.stringContaining("rediss:// needs TLS on that port")]);
         expect(plain.stderr).not.toContain(redis.password);
         expect(JSON.parse(plain.stdout).summary.byStatus).toMatchObject({ found: 2, not_found: 1 });
       } finally {
@@ -529,6 +529,22 @@ describe("a hostile server at the shared cache's URL", () => {
       expect(r.code).toBe(0);
       expect(sharedWarnings(r.stderr)).toEqual([expect.stringContaining("an answer that cannot be read")]);
       expect(JSON.parse(r.stdout).summary.byStatus).toMatchObject({ found: 1, not_found: 1 });
+    } finally {
+      server.stop(true);
+    }
+  });
+
+  test("a reply of a type Redis has not got: one warning in our words, without the client's 'Please report this.'", async () => {
+    const server = hostileRedis((socket) => socket.write("1\r\n"));
+    try {
+      const lib = library(1);
+      const r = await machine(`redis://:sekrit@127.0.0.1:${server.port}/0`).scan(lib.dir);
+      expect(r.code).toBe(0);
+      const warnings = sharedWarnings(r.stderr);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/unavailable|cannot be read/);
+      expect(r.stderr).not.toContain("Please report this");
+      expect(r.stderr).not.toContain("sekrit");
     } finally {
       server.stop(true);
     }
