@@ -210,10 +210,11 @@ export async function onUnsatisfiable(
     const digest = await state.hasher.digest();
     if (task.sha256 === null || digest === task.sha256) return true;
   }
-  options.onWarning?.(`${task.dest}: the .part (${formatBytes(state.offset)}) does not match the remote file; starting over`);
+  // Said once, by the transfer loop's warning for this failure ("…; resuming at 0 B (retry n/N)").
+  const why = `the .part (${formatBytes(state.offset)}) does not match the remote file (416), so it starts over`;
   await restart(state);
   restarted();
-  throw new RetryableFailure("restarting from 0");
+  throw new RetryableFailure(why);
 }
 
 function replaceHasher(state: PartState, seed?: { path: string; length: number }): void {

@@ -415,6 +415,10 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     expect(fake.storageRequests[0]!.status).toBe(416);
     expect(fake.storageRequests[1]!.headers.range).toBeUndefined();
     expect(sha(task.dest)).toBe(f.sha256);
+    // One warning, saying why and where it goes on from.
+    expect(warnings).toEqual([
+      `${task.dest}: the .part (256.0 KiB) does not match the remote file (416), so it starts over; resuming at 0 B (retry 1/5)`,
+    ]);
   });
 
   test("A9: the signed URL expires mid-transfer (403 AccessDenied) → a new link from the API, same offset, finished", async () => {
