@@ -135,6 +135,12 @@ export async function openResume(task: DownloadTask, part: string, options: Down
       state.offset = partStat.size;
       state.resume = old;
     } else {
+      // Bytes thrown away are said: a .part without its resume state (a crash before it was
+      // written), or one for another file (Civitai replaced the file under this name).
+      if (partStat.size > 0) {
+        const why = old === null ? "has no resume state to check it against" : "was for another file (its resume state differs)";
+        options.onWarning?.(`${task.dest}: the .part (${formatBytes(partStat.size)}) ${why}; starting over`);
+      }
       await state.handle.truncate(0);
     }
   }

@@ -369,6 +369,37 @@ describe("downloads (docs/cases.md A1–A16)", () => {
     expect(fake.apiRequests).toHaveLength(2);
   });
 
+  test("a .part without its resume state, or with another file's, is started over with one warning saying so", async () => {
+    const f = addFile(110);
+    const task = taskFor(f);
+    const p = transferPaths(task.dest, f.versionId);
+    writeFileSync(p.part, new Uint8Array(1000));
+    const result = await downloadFile(task, opts());
+    expect(result.status).toBe("downloaded");
+    expect(fake.storageRequests[0]!.headers.range).toBeUndefined();
+    expect(warnings).toEqual([`${task.dest}: the .part (1000 B) has no resume state to check it against; starting over`]);
+
+    const g = addFile(111);
+    const other = taskFor(g);
+    const q = transferPaths(other.dest, g.versionId);
+    writeFileSync(q.part, new Uint8Array(2000));
+    writeFileSync(
+      q.resumeState,
+      JSON.stringify({
+        versionId: g.versionId,
+        fileId: g.fileId + 1,
+        url: other.url,
+        size: SIZE,
+        sha256: g.sha256,
+        etag: null,
+        lastModified: null,
+      }),
+    );
+    warnings.length = 0;
+    expect((await downloadFile(other, opts())).status).toBe("downloaded");
+    expect(warnings).toEqual([`${other.dest}: the .part (2.0 KiB) was for another file (its resume state differs); starting over`]);
+  });
+
   test("A8: .part already whole and the server answers 416 → hash it, matching → renamed", async () => {
     const f = addFile(108);
     const task = taskFor(f);
