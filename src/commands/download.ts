@@ -184,7 +184,7 @@ function summarise(results: readonly ItemResult[], problems: number): number {
   const restored = aliases.filter((a) => a.status === "linked" || a.status === "copied").length;
   const bytes = files.reduce((n, r) => n + r.bytesReceived, 0);
   logger.info(
-    `${done} downloaded (${formatBytes(bytes)}), ${restored > 0 ? `${restored} other name(s) restored, ` : ""}${present} already present, ${failed + problems} failed or skipped`,
+    `${done} downloaded, ${formatBytes(bytes)} received, ${restored > 0 ? `${restored} other name(s) restored, ` : ""}${present} already present, ${failed + problems} failed or skipped`,
   );
   return failed > 0 || problems > 0 ? EXIT.failure : EXIT.ok;
 }

@@ -348,6 +348,8 @@ describe("civitai-meta download (e2e)", () => {
     const once = await cli(["download", "975", "--dest", dest, "--retries", "0", ...apiFlags()]);
     expect(once.code).toBe(1);
     expect(once.stderr).toContain("gave up after 0 retries");
+    // The bytes that came are counted as received, not as downloaded: the file was not.
+    expect(once.stderr).toMatch(/0 downloaded, [\d.]+ KiB received, 0 already present, 1 failed or skipped/);
     expect(fake.storageRequests).toHaveLength(1);
     expect(existsSync(join(dest, f.name))).toBe(false);
     for (const bad of ["-1", "101", "two"]) {
