@@ -107,7 +107,8 @@ interface ApiArgValues {
 export function durationArg(value: string | undefined, flag: string, fallback: number, atLeastOneSecond = false): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
-  if (ms === null || ms <= 0) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  if (ms === null) throw new UsageError(`--${flag} takes a duration such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
+  if (ms <= 0) throw new UsageError(`--${flag} takes a duration longer than 0, such as 30s, 5m or 1h (got "${escapeControl(value)}")`);
   if (ms > MAX_DURATION_MS) throw new UsageError(`--${flag} takes at most ${MAX_DURATION_TEXT} (got "${escapeControl(value)}")`);
   if (atLeastOneSecond && ms < 1000)
     throw new UsageError(`--${flag} takes at least 1s (got "${escapeControl(value)}"): a shorter wait fails before an answer can arrive`);

@@ -614,12 +614,16 @@ describe("T7: long durations", () => {
   );
 
   test(
-    "T7: durations beyond a year are refused up front, naming the flag",
+    "T7: durations beyond a year, or of 0, are refused up front, naming the flag",
     async () => {
       for (const flag of ["--max-wait", "--timeout"]) {
         const r = await runCli(["lookup", "0123456789", "--api-url", good.url, flag, "400d"]);
         expect(r.code).toBe(2);
         expect(r.stderr).toContain(`${flag} takes at most 365d`);
+        // Zero reads as a duration; what is wrong with it is said.
+        const zero = await runCli(["lookup", "0123456789", "--api-url", good.url, flag, "0s"]);
+        expect(zero.code).toBe(2);
+        expect(zero.stderr).toContain(`${flag} takes a duration longer than 0, such as 30s`);
       }
       expect(good.requests).toHaveLength(0);
     },
