@@ -37,7 +37,17 @@ function civitaiInfoPath(modelPath: string): string {
  * not carry.
  */
 function civitaiInfoText(version: LeanVersion, model: LeanModel | null): string {
-  return `${JSON.stringify(versionObject(version, model), null, 4)}\n`;
+  return `${asciiJson(JSON.stringify(versionObject(version, model), null, 4))}\n`;
+}
+
+/**
+ * JSON text with every character past `~` written as `\uXXXX` (lower-case hex, astral characters as
+ * their surrogate pair), as Python's `json.dumps` does by default. CH and CHz read `.civitai.info`
+ * with `open(path)`, in the locale's encoding (cp1252, cp932, … on Windows): raw UTF-8 reads there
+ * as mojibake or fails as "not json". Outside strings JSON text is ASCII already.
+ */
+function asciiJson(json: string): string {
+  return json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**
