@@ -320,6 +320,20 @@ function parseA1111(v: Obj, info: SidecarInfo): void {
   if (hasAnyHash(entry)) info.files.push(entry);
 }
 
+/**
+ * `text` with the bare `NaN`, `Infinity` and `-Infinity` that Python's `json.dumps` writes (and
+ * `json.loads` reads) replaced by `null`, strings left as they are; null when it holds none.
+ */
+function pythonConstantsAsNull(text: string): string | null {
+  let found = false;
+  const out = text.replace(/"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g, (token) => {
+    if (token.startsWith('"')) return token;
+    found = true;
+    return "null";
+  });
+  return found ? out : null;
+}
+
 const SOURCE_OF_KIND: Readonly<Record<Exclude<SidecarKind, "json">, SidecarSource>> = {
   "civitai-info": "civitai-helper",
   "lora-manager": "lora-manager",
@@ -333,10 +347,12 @@ const SOURCE_OF_KIND: Readonly<Record<Exclude<SidecarKind, "json">, SidecarSourc
 export function parseSidecar(kind: SidecarKind, file: string, text: string): SidecarInfo {
   const source: SidecarSource = kind === "json" ? "a1111-user-metadata" : SOURCE_OF_KIND[kind];
   const info = emptyInfo(source, file);
-  const parsed = parseJsonGuarded(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, {
-    maxChars: SIDECAR_MAX_BYTES,
-    findDuplicates: false,
-  });
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const options = { maxChars: SIDECAR_MAX_BYTES, findDuplicates: false };
+  let parsed = parseJsonGuarded(body, options);
+  // Python's json (CH, CHz, LM, CBP) writes NaN and ±Infinity for such floats and reads them back.
+  const python = parsed.ok ? null : pythonConstantsAsNull(body);
+  if (python !== null) parsed = parseJsonGuarded(python, options);
   if (!parsed.ok || !isPlainObject(parsed.value)) {
     info.status = "invalid";
     info.error = parsed.ok ? "not a JSON object" : parsed.reason;

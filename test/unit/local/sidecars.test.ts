@@ -296,6 +296,14 @@ describe("hostile or broken sidecars", () => {
   test("a BOM is tolerated", () => {
     expect(parseSidecar("json", "x.json", `\ufeff${JSON.stringify({ notes: "n" })}`).notes).toBe("n");
   });
+  test("NaN and ±Infinity, which Python's json writes and reads back (LM, CH, CBP), read as null; inside strings they stay text", () => {
+    const text = `{\n  "file_name": "m",\n  "model_name": "NaN Infinity -Infinity",\n  "size": 1024,\n  "modified": NaN,\n  "sha256": "${"ab".repeat(32)}",\n  "from_civitai": true,\n  "civitai": {"id": 11, "modelId": 1, "name": "v", "stats": {"rating": Infinity, "low": -Infinity}},\n  "last_checked_at": NaN\n}`;
+    const s = parseSidecar("lora-manager", "m.metadata.json", text);
+    expect(s).toMatchObject({ status: "ok", modelName: "NaN Infinity -Infinity", modelId: 1, versionId: 11, size: 1024 });
+    expect(s.files[0]!.sha256).toBe("ab".repeat(32));
+    // Still invalid when something else is wrong.
+    expect(parseSidecar("lora-manager", "m.metadata.json", '{"size": NaN, "x": }').status).toBe("invalid");
+  });
   test("__proto__ in a sidecar pollutes nothing", () => {
     const s = parseSidecar(
       "civitai-info",
