@@ -11,7 +11,8 @@ import { basenamePath, fsPath } from "../shared/fs-path.ts";
 import type { LeanModel, LeanVersion } from "../civitai/lean.ts";
 import { versionObject } from "../civitai/version-object.ts";
 import { errnoCode, errorMessage } from "../shared/errors.ts";
-import { parseSidecar, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
+import { isPlainObject } from "../shared/json-guard.ts";
+import { parseSidecar, parseSidecarJson, SIDECAR_MAX_BYTES, sidecarPaths } from "./sidecars.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
 
 type SidecarWriteStatus = "written" | "unchanged" | "refused" | "failed";
@@ -36,8 +37,42 @@ function civitaiInfoPath(modelPath: string): string {
  * license flags in `model` and its `creator`, which Civitai Helper shows and by-hash alone does
  * not carry.
  */
-function civitaiInfoText(version: LeanVersion, model: LeanModel | null): string {
-  return `${asciiJson(JSON.stringify(versionObject(version, model), null, 4))}\n`;
+function civitaiInfoText(version: LeanVersion, model: LeanModel | null, existing: Record<string, unknown> | null): string {
+  const ours = versionObject(version, model);
+  return `${asciiJson(JSON.stringify(existing ? keepingExisting(ours, existing) : ours, null, 4))}\n`;
+}
+
+/** Keys we may leave out when we have no value: an old value kept for them would be stale. */
+const DROPPED_WHEN_ABSENT = new Set(["earlyAccessDeadline", "earlyAccessEndsAt", "skeleton_file"]);
+
+/**
+ * Our version object over the file already there for the same version: what we do not write is
+ * kept, as CHz keeps it on a refetch (its `extensions` block, `stats`, the images' generation
+ * `meta` and the `local_file` of the examples it downloaded, the model's fields we did not fetch).
+ * Its images stay in their order, ours merged into the one with the same URL, new ones after.
+ */
+function keepingExisting(ours: Record<string, unknown>, existing: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...ours };
+  for (const [key, value] of Object.entries(existing)) if (!(key in out) && !DROPPED_WHEN_ABSENT.has(key)) out[key] = value;
+  const model = existing.model;
+  if (isPlainObject(model) && isPlainObject(ours.model)) {
+    const merged: Record<string, unknown> = { ...ours.model };
+    for (const [key, value] of Object.entries(model)) if (!(key in merged) && key !== "mode") merged[key] = value;
+    out.model = merged;
+  }
+  const theirs = existing.images;
+  if (Array.isArray(theirs) && Array.isArray(ours.images)) {
+    const mine = ours.images as Record<string, unknown>[];
+    const used = new Set<Record<string, unknown>>();
+    const images = theirs.map((img: unknown) => {
+      const same = isPlainObject(img) ? mine.find((m) => m.url === img.url) : undefined;
+      if (!same || !isPlainObject(img)) return img;
+      used.add(same);
+      return { ...img, ...same };
+    });
+    out.images = [...images, ...mine.filter((m) => !used.has(m))];
+  }
+  return out;
 }
 
 /**
@@ -52,13 +87,12 @@ function asciiJson(json: string): string {
 
 /**
  * Writes (or refreshes) `<base>.civitai.info` for `modelPath`. An existing file is replaced only
- * when it names the same model and version, or is a "not found" marker (`{}`, CHz skeleton) with
- * no ids; a file naming another model, an unreadable one, or anything but a regular file (a
+ * when it names the same model and version (keeping what it holds that we do not write), or is a
+ * "not found" marker (`{}`, CHz skeleton) with no ids; a file naming another model, an unreadable one, or anything but a regular file (a
  * symlink included) is left alone and reported as `refused`.
  */
 export async function writeCivitaiInfo(modelPath: string, version: LeanVersion, model: LeanModel | null): Promise<SidecarWriteResult> {
   const path = civitaiInfoPath(modelPath);
-  const text = civitaiInfoText(version, model);
   let existing: string | null = null;
   try {
     const st = await lstat(fsPath(path));
@@ -74,8 +108,8 @@ export async function writeCivitaiInfo(modelPath: string, version: LeanVersion, 
       };
     }
   }
+  let kept: Record<string, unknown> | null = null;
   if (existing !== null) {
-    if (existing === text) return { path, status: "unchanged" };
     const info = parseSidecar("civitai-info", basenamePath(path), existing);
     if (info.status === "invalid")
       return { path, status: "refused", reason: `exists and cannot be read as a sidecar (${info.error ?? "invalid"})` };
@@ -86,7 +120,12 @@ export async function writeCivitaiInfo(modelPath: string, version: LeanVersion, 
     ) {
       return { path, status: "refused", reason: `holds another model (model ${info.modelId ?? "?"}, version ${info.versionId ?? "?"})` };
     }
+    // The same version: what it holds that we do not write is kept. A not-found marker is replaced whole.
+    const parsed = hasIds ? parseSidecarJson(existing) : null;
+    if (parsed?.ok) kept = parsed.value;
   }
+  const text = civitaiInfoText(version, model, kept);
+  if (existing === text) return { path, status: "unchanged" };
   try {
     writeFileAtomic(path, text);
   } catch (err) {

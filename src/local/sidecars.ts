@@ -341,21 +341,31 @@ const SOURCE_OF_KIND: Readonly<Record<Exclude<SidecarKind, "json">, SidecarSourc
 };
 
 /**
+ * A sidecar's text as a JSON object (prototype-safe, depth-checked), or why it is not one: a
+ * leading BOM is skipped, and Python's `NaN` / `±Infinity` (CH, CHz, LM and CBP write them with
+ * `json.dumps` and read them back) are taken as null.
+ */
+export function parseSidecarJson(text: string): { ok: true; value: Obj } | { ok: false; reason: string } {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const options = { maxChars: SIDECAR_MAX_BYTES, findDuplicates: false };
+  let parsed = parseJsonGuarded(body, options);
+  const python = parsed.ok ? null : pythonConstantsAsNull(body);
+  if (python !== null) parsed = parseJsonGuarded(python, options);
+  if (!parsed.ok) return { ok: false, reason: parsed.reason };
+  return isPlainObject(parsed.value) ? { ok: true, value: parsed.value } : { ok: false, reason: "not a JSON object" };
+}
+
+/**
  * One sidecar's text → SidecarInfo. Never throws: a file that is not JSON, too deep, or not an
  * object gives `status: "invalid"` with the reason.
  */
 export function parseSidecar(kind: SidecarKind, file: string, text: string): SidecarInfo {
   const source: SidecarSource = kind === "json" ? "a1111-user-metadata" : SOURCE_OF_KIND[kind];
   const info = emptyInfo(source, file);
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const options = { maxChars: SIDECAR_MAX_BYTES, findDuplicates: false };
-  let parsed = parseJsonGuarded(body, options);
-  // Python's json (CH, CHz, LM, CBP) writes NaN and ±Infinity for such floats and reads them back.
-  const python = parsed.ok ? null : pythonConstantsAsNull(body);
-  if (python !== null) parsed = parseJsonGuarded(python, options);
-  if (!parsed.ok || !isPlainObject(parsed.value)) {
+  const parsed = parseSidecarJson(text);
+  if (!parsed.ok) {
     info.status = "invalid";
-    info.error = parsed.ok ? "not a JSON object" : parsed.reason;
+    info.error = parsed.reason;
     return info;
   }
   const v = parsed.value;
