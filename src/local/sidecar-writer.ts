@@ -25,7 +25,7 @@ export interface SidecarWriteResult {
 }
 
 /** The `<base>.civitai.info` path of a model file. */
-function civitaiInfoPath(modelPath: string): string {
+export function civitaiInfoPath(modelPath: string): string {
   const entry = sidecarPaths(modelPath).find((p) => p.kind === "civitai-info");
   if (!entry) throw new Error("sidecarPaths lists no civitai-info path");
   return entry.path;

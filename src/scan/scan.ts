@@ -31,7 +31,7 @@ import { pathRanks } from "./path-ranks.ts";
 import { collectWhenGrown } from "../shared/memory-pressure.ts";
 import { readLocalFacts } from "../local/local-reader.ts";
 import type { MetaCache } from "../civitai/meta-cache.ts";
-import { writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
+import { civitaiInfoPath, writeCivitaiInfo, type SidecarWriteResult } from "../local/sidecar-writer.ts";
 import { basenamePath, resolvePath } from "../shared/fs-path.ts";
 import { plural } from "../shared/format.ts";
 import { indexedHashes, relativeToRoot, type IndexEntry } from "./library-index.ts";
@@ -687,8 +687,16 @@ async function writeSidecars(
   onWarning: (message: string) => void,
 ): Promise<SidecarWriteResult[]> {
   const results: SidecarWriteResult[] = [];
+  let unread = 0;
   for (const record of records) {
     if (record.status !== "found" || !record.civitai || !record.hashes.sha256) continue;
+    // Other tools take a .civitai.info as fact: one is written only for a file whose SHA-256 we
+    // read from it, never from a claim taken on trust (--trust-sidecars, --use-index).
+    if (record.hashSource !== undefined) {
+      results.push({ path: civitaiInfoPath(record.path), status: "refused", reason: "its SHA-256 was not read from the file" });
+      unread++;
+      continue;
+    }
     const entry = lookups.get(record.hashes.sha256);
     const version = entry?.versions.find((v) => v.id === record.civitai!.versionId);
     if (!entry || !version) continue;
@@ -698,6 +706,11 @@ async function writeSidecars(
       onWarning(`${result.path}: not written: ${result.reason ?? result.status}`);
     }
     results.push(result);
+  }
+  if (unread > 0) {
+    onWarning(
+      `${unread} .civitai.info not written: the file's SHA-256 was taken from a sidecar or the library index (--trust-sidecars, --use-index), not read from it; scan without those flags to write them`,
+    );
   }
   return results;
 }

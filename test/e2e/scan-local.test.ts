@@ -421,6 +421,15 @@ describe("scan: sidecars as hints", () => {
     expect(recs["g.safetensors"]!.knownFrom).toBeUndefined();
     expect(r.stderr).toMatch(/; 5 hashed \(\d[^)]* read\), /);
     expect(r.stderr).toContain("2 SHA-256 taken from sidecars");
+
+    // With --write-sidecars too: no .civitai.info is written from a claim taken on trust.
+    const info = join(dir, "a.civitai.info");
+    const before = readFileSync(info, "utf8");
+    const w = await runCli(args(dir, tmp.make(), "--trust-sidecars", "--write-sidecars"));
+    expect(w.code).toBe(0);
+    expect(readFileSync(info, "utf8")).toBe(before);
+    expect(w.stderr).toContain("1 .civitai.info not written: the file's SHA-256 was taken from a sidecar or the library index");
+    expect(w.stderr).toMatch(/\.civitai\.info: 0 written, 0 unchanged, 1 left alone/);
   });
 });
 
