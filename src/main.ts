@@ -67,6 +67,21 @@ async function helpText(sub: CommandDef<any> | undefined, subName: string | unde
   return renderHelp({ meta: { description: DESCRIPTION }, args: globalArgs, subCommands, width });
 }
 
+/** `civitai-meta help [command]`, as git, npm and cargo take it: that command's --help, or the overview. */
+async function helpCommand(words: string[]): Promise<number> {
+  const names = Object.keys(commands);
+  const [name, ...extra] = words;
+  if (name !== undefined && !Object.hasOwn(commands, name)) {
+    const hint = closestWord(name, names);
+    throw new UsageError(
+      `Unknown command "${escapeControl(name)}"${hint ? ` (did you mean "${hint}"?)` : ""}. Commands: ${names.join(", ")}`,
+    );
+  }
+  if (extra.length > 0) throw new UsageError(`help takes one command, e.g. ${NAME} help scan`);
+  writeStdout(await helpText(name === undefined ? undefined : await commands[name]!(), name));
+  return EXIT.ok;
+}
+
 /**
  * The key and the shared cache's password, wherever they were given, are known to the logger before
  * anything is logged: every sink redacts them even if a message quotes them. The config's are added
@@ -113,6 +128,7 @@ export async function runCli(rawArgs: string[]): Promise<number> {
       writeStdout(`${VERSION}\n`);
       return EXIT.ok;
     }
+    if (subName === "help") return await helpCommand(rawArgs.slice(at + 1).filter((a) => !a.startsWith("-")));
     const sub = subName && Object.hasOwn(commands, subName) ? await commands[subName]!() : undefined;
     if (rawArgs.some((a) => HELP_FLAGS.has(a)) || rawArgs.length === 0) {
       writeStdout(await helpText(sub, sub ? subName : undefined));

@@ -274,6 +274,19 @@ describe("CLI shell", () => {
     expect(before).not.toContain("hashing");
   });
 
+  test("help [command] prints the overview or that command's help, as --help does", async () => {
+    const overview = await runCli(["help"]);
+    expect(overview.code).toBe(0);
+    expect(overview.stdout).toBe((await runCli(["--help"])).stdout);
+    const scan = await runCli(["help", "scan"]);
+    expect(scan.code).toBe(0);
+    expect(scan.stdout).toBe((await runCli(["scan", "--help"])).stdout);
+    const typo = await runCli(["help", "scna"]);
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toBe("");
+    expect(typo.stderr).toContain('Unknown command "scna" (did you mean "scan"?)');
+  });
+
   test("colours are off when not a TTY", async () => {
     const r = await runCli(["--help"], { env: { NO_COLOR: undefined } });
     expect(r.stdout).not.toContain("\x1b[");
