@@ -37,6 +37,25 @@ function toSpecs(args: ArgsDef): FlagSpec[] {
 
 const HELP_FLAGS = new Set(["--help", "-h"]);
 
+/** The global flags that take a value (`--log-file FILE`): the word after one is its value, not the command. */
+const GLOBAL_VALUE_FLAGS = new Set(
+  toSpecs(globalArgs).flatMap((s) => (s.boolean ? [] : [`--${s.name}`, ...s.aliases.map((a) => (a.length === 1 ? `-${a}` : `--${a}`))])),
+);
+
+/**
+ * Where the command's name is in argv: the first word that is neither a flag nor a global flag's
+ * value, so `civitai-meta --log-file run.log scan …` runs scan; -1 when there is none.
+ */
+function commandIndex(rawArgs: readonly string[]): number {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--") return -1;
+    if (!arg.startsWith("-")) return i;
+    if (GLOBAL_VALUE_FLAGS.has(arg)) i++;
+  }
+  return -1;
+}
+
 async function helpText(sub: CommandDef<any> | undefined, subName: string | undefined): Promise<string> {
   const width = helpWidth();
   if (sub && subName) return renderHelp({ ...(await commandParts(sub)), commandName: subName, width });
@@ -46,6 +65,21 @@ async function helpText(sub: CommandDef<any> | undefined, subName: string | unde
     subCommands.push({ name, description: meta.description ?? "" });
   }
   return renderHelp({ meta: { description: DESCRIPTION }, args: globalArgs, subCommands, width });
+}
+
+/** `civitai-meta help [command]`, as git, npm and cargo take it: that command's --help, or the overview. */
+async function helpCommand(words: string[]): Promise<number> {
+  const names = Object.keys(commands);
+  const [name, ...extra] = words;
+  if (name !== undefined && !Object.hasOwn(commands, name)) {
+    const hint = closestWord(name, names);
+    throw new UsageError(
+      `Unknown command "${escapeControl(name)}"${hint ? ` (did you mean "${hint}"?)` : ""}. Commands: ${names.join(", ")}`,
+    );
+  }
+  if (extra.length > 0) throw new UsageError(`help takes one command, e.g. ${NAME} help scan`);
+  writeStdout(await helpText(name === undefined ? undefined : await commands[name]!(), name));
+  return EXIT.ok;
 }
 
 /**
@@ -87,12 +121,14 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   const verbose = rawArgs.includes("--verbose");
   setLogLevel({ verbose, quiet: rawArgs.includes("--quiet") || rawArgs.includes("-q") });
   registerSecrets(rawArgs);
-  const subName = rawArgs.find((a) => !a.startsWith("-"));
+  const at = commandIndex(rawArgs);
+  const subName = at === -1 ? undefined : rawArgs[at];
   try {
-    if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+    if (at === -1 && (rawArgs.includes("--version") || rawArgs.includes("-v"))) {
       writeStdout(`${VERSION}\n`);
       return EXIT.ok;
     }
+    if (subName === "help") return await helpCommand(rawArgs.slice(at + 1).filter((a) => !a.startsWith("-")));
     const sub = subName && Object.hasOwn(commands, subName) ? await commands[subName]!() : undefined;
     if (rawArgs.some((a) => HELP_FLAGS.has(a)) || rawArgs.length === 0) {
       writeStdout(await helpText(sub, sub ? subName : undefined));
@@ -100,9 +136,13 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     }
     if (!sub) {
       const names = Object.keys(commands);
-      const hint = subName === undefined ? undefined : closestWord(subName, names);
+      // Flags alone (`civitai-meta --bogus`, `-V`): the flag is what is wrong, not a command named "".
+      const flagProblems = subName === undefined ? findFlagProblems(rawArgs, toSpecs(globalArgs)) : [];
+      if (flagProblems.length > 0) throw new UsageError(`${flagProblems.map(escapeControl).join("; ")}. See: ${NAME} --help`);
+      if (subName === undefined) throw new UsageError(`No command given. Commands: ${names.join(", ")}. See: ${NAME} --help`);
+      const hint = closestWord(subName, names);
       throw new UsageError(
-        `Unknown command "${escapeControl(subName ?? "")}"${hint ? ` (did you mean "${hint}"?)` : ""}. Commands: ${names.join(", ")}`,
+        `Unknown command "${escapeControl(subName)}"${hint ? ` (did you mean "${hint}"?)` : ""}. Commands: ${names.join(", ")}`,
       );
     }
     const specs = [...toSpecs(globalArgs), ...toSpecs(await resolveArgs(sub))];
@@ -114,7 +154,9 @@ export async function runCli(rawArgs: string[]): Promise<number> {
     // The start-up is over (modules loaded, arguments checked); a run that lasts gets the JIT's
     // normal policy, a short one ends before it would have paid for compiling (shared/jit-policy.ts).
     normalJitSoon();
-    await runCommand(main, { rawArgs });
+    // The command goes first, so the flags given before it (`-q scan`) reach it too: citty hands a
+    // command only the words after its name.
+    await runCommand(main, { rawArgs: [subName!, ...rawArgs.slice(0, at), ...rawArgs.slice(at + 1)] });
     return Number(process.exitCode ?? 0);
   } catch (error) {
     return reportError(error);

@@ -197,22 +197,29 @@ export default defineCommand({
     } else if (sharedUrl && (all || args.metadata === true)) {
       logger.info(`the shared metadata cache ${sharedUrl.redacted} is left as it is (add --shared to clear it for everyone who uses it)`);
     }
+    let done = 0;
     if ((all || args.hashes === true) && doHashes) {
       const n = clearHashCache(dir);
+      done++;
       logger.success(`cleared the hash cache: ${plural(n, "entry", "entries")} removed from ${escapeControl(hashesDir)}`);
     }
     if ((all || args.metadata === true) && doMeta) {
       const n = clearOwnFiles(metaDir, isOwnMetaFile);
+      done++;
       logger.success(`cleared the metadata cache: ${plural(n, "file")} removed from ${escapeControl(metaDir)}`);
     }
     // Finished records are made from both the hashes and the metadata: they go with either.
     if ((all || args.hashes === true || args.metadata === true) && doRecords) {
       const n = clearOwnFiles(recordsDir, isOwnPackFile);
+      done++;
       logger.success(`cleared the finished records: ${plural(n, "file")} removed from ${escapeControl(recordsDir)}`);
     }
     if ((all || args.images === true) && doImages) {
       const n = clearOwnFiles(imagesDir, isOwnImageFile);
+      done++;
       logger.success(`cleared the image cache: ${plural(n, "file")} removed from ${escapeControl(imagesDir)}`);
     }
+    // A folder that is not there (a fresh install, another --cache-dir) is said, not passed over in silence.
+    if (done === 0 && args.shared !== true) logger.info(`nothing to clear in ${escapeControl(dir)}`);
   },
 });

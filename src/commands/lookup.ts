@@ -14,6 +14,8 @@ import { apiArgs, createApiContext } from "./_api.ts";
 import { withInterrupt } from "./_interrupt.ts";
 import { configuredCacheDirArg, globalArgs, hashingArgs } from "./_shared.ts";
 import { writeStdout } from "../shared/stdio.ts";
+import { describeSource, parseDownloadSource, type DownloadSource } from "../download/download-sources.ts";
+import { NAME } from "../version.ts";
 
 const HEX_RE = /^[0-9a-fA-F]+$/;
 
@@ -26,6 +28,18 @@ interface HashLookupRecord {
   reason?: string;
   civitai?: CivitaiInfo;
   ambiguous?: CivitaiInfo[];
+}
+
+/** For a model or version URL, AIR or version id given to lookup: which command takes it. */
+function sourceHint(arg: string): string {
+  let source: DownloadSource;
+  try {
+    source = parseDownloadSource(arg);
+  } catch {
+    return "";
+  }
+  if (source.kind !== "version" && source.kind !== "model") return "";
+  return `. It names Civitai's ${describeSource(source)}, which lookup does not take: ${NAME} download "${escapeControl(arg)}" --dry-run --dest DIR shows its file`;
 }
 
 export default defineCommand({
@@ -47,7 +61,7 @@ export default defineCommand({
     for (const h of hashes) {
       if (!HEX_RE.test(h) || ![8, 10, 12, 64].includes(h.length)) {
         throw new UsageError(
-          `"${escapeControl(h)}" is not a hash Civitai knows: expected hex of 64 (SHA-256), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1, CRC32) digits`,
+          `"${escapeControl(h)}" is not a hash Civitai knows: expected hex of 64 (SHA-256), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1, CRC32) digits${sourceHint(h)}`,
         );
       }
     }

@@ -130,6 +130,14 @@ describe("cache command", () => {
     expect(existsSync(notOurs)).toBe(false);
   });
 
+  test("clear with no cache there says there was nothing to clear, and where it looked; it printed nothing", async () => {
+    const cacheDir = join(tmp.make(), "never-used");
+    const r = await runCli(["cache", "clear", "--cache-dir", cacheDir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`nothing to clear in ${cacheDir}`);
+  });
+
   test("an unknown action is a usage error", async () => {
     const r = await runCli(["cache", "wipe"]);
     expect(r.code).toBe(2);

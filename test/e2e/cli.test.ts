@@ -224,6 +224,69 @@ describe("CLI shell", () => {
     expect(await lines).toMatch(/\[debug\] civitai-meta .*: scan /);
   });
 
+  test("a global flag with a value before the command (--log-file FILE scan) is read as the flag, not as the command", async () => {
+    const dir = tmp.make();
+    writeFileSync(join(dir, "a.safetensors"), "x");
+    const log = join(dir, "run.log");
+    const r = await runCli(["--log-file", log, "hash", "--no-cache", "--algo", "sha256", join(dir, "a.safetensors")]);
+    expect(r.stderr).not.toContain("Unknown command");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${new Bun.CryptoHasher("sha256").update("x").digest("hex")}  ${join(dir, "a.safetensors")}\n`);
+    expect(readFileSync(log, "utf8")).toContain("1 file: 1 hashed");
+    // Its help too: the command's, not the overview.
+    const help = await runCli(["--log-file", log, "hash", "--help"]);
+    expect(help.stdout).toContain("--algo");
+  });
+
+  test('flags without a command name the flag that is wrong, never an unknown command ""', async () => {
+    const bogus = await runCli(["--bogus"]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toContain("Unknown option --bogus");
+    expect(bogus.stderr).not.toContain('command ""');
+    const short = await runCli(["-V"]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain("Unknown option -V");
+    const alone = await runCli(["--verbose"]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain("No command given. Commands: hash, scan");
+    expect(alone.stderr).not.toContain('command ""');
+    // --version with another global flag still prints the version.
+    const version = await runCli(["--verbose", "--version"]);
+    expect(version.code).toBe(0);
+    expect(version.stdout).toBe(`${pkg.version}\n`);
+  });
+
+  test.skipIf(!Bun.which("script"))("-q before the command quiets the command too: no progress bar on a terminal", async () => {
+    const dir = tmp.make();
+    writeFileSync(join(dir, "big.ckpt"), Buffer.alloc(64 * 1024 * 1024, 1));
+    const onTerminal = async (args: string[]) => {
+      const cmd = cliCommand(args)
+        .map((s) => `"${s}"`)
+        .join(" ");
+      const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", env: cliEnv({ NO_COLOR: "1" }) });
+      const [out] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      return out;
+    };
+    // The same run with -q after the command shows none: the flag's place must not matter.
+    expect(await onTerminal(["hash", "-q", "--no-cache", dir])).not.toContain("hashing");
+    const before = await onTerminal(["-q", "hash", "--no-cache", dir]);
+    expect(before).toContain(join(dir, "big.ckpt"));
+    expect(before).not.toContain("hashing");
+  });
+
+  test("help [command] prints the overview or that command's help, as --help does", async () => {
+    const overview = await runCli(["help"]);
+    expect(overview.code).toBe(0);
+    expect(overview.stdout).toBe((await runCli(["--help"])).stdout);
+    const scan = await runCli(["help", "scan"]);
+    expect(scan.code).toBe(0);
+    expect(scan.stdout).toBe((await runCli(["scan", "--help"])).stdout);
+    const typo = await runCli(["help", "scna"]);
+    expect(typo.code).toBe(2);
+    expect(typo.stdout).toBe("");
+    expect(typo.stderr).toContain('Unknown command "scna" (did you mean "scan"?)');
+  });
+
   test("colours are off when not a TTY", async () => {
     const r = await runCli(["--help"], { env: { NO_COLOR: undefined } });
     expect(r.stdout).not.toContain("\x1b[");

@@ -535,5 +535,23 @@ describe("lookup", () => {
     const r = await runCli(["lookup", "not-a-hash", "--api-url", civitai.url]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("not-a-hash");
+    expect(r.stderr).not.toContain("download");
+  });
+
+  test("a model or version URL, AIR or version id is refused with the command that takes it, and nothing is asked", async () => {
+    const before = civitai.requests.length;
+    for (const [arg, what] of [
+      ["https://civitai.com/models/700?modelVersionId=7001", "version 7001"],
+      ["urn:air:sdxl:lora:civitai:700", "model 700"],
+      ["7001", "version 7001"],
+    ] as const) {
+      const r = await runCli(["lookup", arg, "--api-url", civitai.url, "--no-cache"]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toContain(
+        `It names Civitai's ${what}, which lookup does not take: civitai-meta download "${arg}" --dry-run --dest DIR`,
+      );
+    }
+    expect(civitai.requests.length).toBe(before);
   });
 });
