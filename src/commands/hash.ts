@@ -50,6 +50,8 @@ export default defineCommand({
       jobs,
       cacheDir: args.cache === false ? false : resolveCacheDir(args["cache-dir"], undefined),
       rehash: args.rehash,
+      // A file named on the command line is hashed whatever its name, as sha256sum would.
+      namedFilesAnyName: true,
       onWarning: (m) => logger.warn(escapeControl(m)),
       onHashProgress: (p) => progress.update(p),
     });

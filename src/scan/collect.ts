@@ -26,6 +26,8 @@ export interface CollectOptions {
   earlyPartFiles?: number;
   /** Names to keep from the folder listings (scan: sidecar names), in `walk.names`. */
   keepName?: (name: string) => boolean;
+  /** A file named as an argument is read whatever its extension (`hash`; see WalkOptions). */
+  namedFilesAnyName?: boolean;
   /** Once per file found, in walk order, with its trusted cache entry (null when none), before any file is read. */
   onCacheEntry?: (file: FoundFile, entry: HashCacheEntry | null) => void;
   /**
@@ -78,6 +80,7 @@ export async function collectFiles(options: CollectOptions): Promise<CollectResu
     exclude: options.exclude,
     stability: "deferred",
     ...(options.keepName ? { keepName: options.keepName } : {}),
+    ...(options.namedFilesAnyName ? { namedFilesAnyName: true } : {}),
   });
   for (const w of walked.warnings) options.onWarning(w);
 
@@ -199,6 +202,7 @@ async function collectAsWalked(options: CollectOptions, started: number): Promis
       exclude: options.exclude,
       stability: "deferred",
       ...(options.keepName ? { keepName: options.keepName } : {}),
+      ...(options.namedFilesAnyName ? { namedFilesAnyName: true } : {}),
       onFolderFiles: (files) => {
         seen += files.length;
         for (const file of files) {

@@ -81,6 +81,12 @@ export interface WalkOptions {
    * Returning false asks for no more.
    */
   onFolderFiles?: (files: FoundFile[]) => boolean;
+  /**
+   * A regular file named as an argument is taken whatever its extension (`hash model.onnx`, as
+   * sha256sum would), instead of being skipped as not a model file. Files found in folders still
+   * need a model extension.
+   */
+  namedFilesAnyName?: boolean;
 }
 
 /** WalkResult plus informational notes (a folder reached again through a symlink) that are not problems. */
@@ -304,6 +310,7 @@ function childPath(dir: string, name: string, dirRaw: boolean, namePlain = false
 class Walker {
   private readonly fs: WalkerFs;
   private readonly extensions: string[];
+  private readonly namedFilesAnyName: boolean;
   private readonly isExcluded: ExcludeMatcher;
   private readonly maxDepth: number;
   private readonly stabilityDelayMs: number;
@@ -343,6 +350,7 @@ class Walker {
   constructor(options: WalkOptions) {
     this.fs = options.fs ?? NODE_WALKER_FS;
     this.extensions = normaliseExtensions(options.extensions ?? []);
+    this.namedFilesAnyName = options.namedFilesAnyName === true;
     this.isExcluded = createExcludeMatcher(options.exclude ?? []);
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.stabilityDelayMs = options.stabilityDelayMs ?? 0;
@@ -666,7 +674,7 @@ class Walker {
     if (isOwnTempName(name)) return explicit ? { kind: "skip", reason: SKIP_REASON.ownTemp } : { kind: "ignore" };
     const suffix = inProgressSuffix(name, this.extensions);
     if (suffix !== undefined) return { kind: "skip", reason: inProgressReason(suffix) };
-    if (!hasModelExtension(name, this.extensions)) {
+    if (!hasModelExtension(name, this.extensions) && !(explicit && this.namedFilesAnyName)) {
       return explicit ? { kind: "skip", reason: SKIP_REASON.notModel } : { kind: "ignore" };
     }
     if (target !== "file") {

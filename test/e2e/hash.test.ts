@@ -45,6 +45,21 @@ describe("hash command", () => {
     expect(r.stderr).not.toContain("\r");
   });
 
+  test("a file named on the command line is hashed whatever its extension, as sha256sum would; in a folder only model files are", async () => {
+    const dir = makeTree();
+    const onnx = join(dir, "model.onnx");
+    writeFileSync(onnx, "an onnx model");
+    const r = await runCli(["hash", "--no-cache", "--algo", "sha256", onnx, join(dir, "notes.txt"), dir]);
+    expect(r.code).toBe(0);
+    const paths = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split("  ")[1]);
+    expect(paths.sort()).toEqual([join(dir, "loras/a.safetensors"), join(dir, "loras/sub/b.CKPT"), onnx, join(dir, "notes.txt")].sort());
+    expect(r.stdout).toContain(`${sha256sum(onnx)}  ${onnx}`);
+    expect(r.stderr).not.toMatch(/skipped \//);
+  });
+
   test("default columns are sha256 and autov2; autov3 when named ('-' where it does not apply)", async () => {
     const dir = makeTree();
     const real = buildSafetensors([{ name: "w", shape: [4, 4], dtype: "F16" }], { ss_output_name: "real" });
