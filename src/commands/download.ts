@@ -14,7 +14,7 @@ import {
   type PlanItem,
 } from "../download/download-plan.ts";
 import { parseDownloadSource } from "../download/download-sources.ts";
-import { AppError, EXIT, UsageError, errnoCode, errorMessage } from "../shared/errors.ts";
+import { AppError, EXIT, UsageError, errnoCode, errorMessage, isInterruption } from "../shared/errors.ts";
 import { createRedactor, type Redactor } from "../shared/redact.ts";
 import type { ApiSettings } from "../config/settings.ts";
 import { writeFileAtomic } from "../shared/atomic-write.ts";
@@ -164,10 +164,10 @@ function writeList(items: readonly PlanItem[], emit: EmitFormat, output: string 
 
 /** Ctrl-C mid-download: the message says what is kept and how to go on, as aria2 and wget -c users expect. */
 function withResumeAdvice(err: unknown, downloading: boolean): unknown {
-  if (!downloading || !(err instanceof AppError) || err.exitCode !== EXIT.interrupted) return err;
+  if (!downloading || !(err instanceof AppError) || !isInterruption(err.exitCode)) return err;
   return new AppError(
     `${err.message}: files already verified are in place, the others' bytes are kept in .part files; run the same command again to resume`,
-    { exitCode: EXIT.interrupted },
+    { exitCode: err.exitCode },
   );
 }
 

@@ -2,7 +2,7 @@ import { lstatSync, readFileSync } from "node:fs";
 import type { DownloadApi } from "../civitai/api-types.ts";
 import { wantedFromInventory, wantedFromVersion, type PlanItem, type WantedFile } from "./download-plan.ts";
 import { describeSource, type DownloadSource } from "./download-sources.ts";
-import { AppError, EXIT, describeErrno, errorMessage } from "../shared/errors.ts";
+import { AppError, describeErrno, errorMessage, isInterruption } from "../shared/errors.ts";
 import { escapeControl, formatBytes } from "../shared/format.ts";
 import { readInventory } from "../report/inventory-read.ts";
 import type { Redactor } from "../shared/redact.ts";
@@ -71,7 +71,7 @@ export async function resolveSources(
       if (result.ok) wanted.push(result.wanted);
       else problems.push(`${label}: ${result.reason}`);
     } catch (err) {
-      if (err instanceof AppError && err.exitCode === EXIT.interrupted) throw err;
+      if (err instanceof AppError && isInterruption(err.exitCode)) throw err;
       problems.push(redact(`${label}: ${errorMessage(err)}`));
     }
   }

@@ -24,8 +24,16 @@ export const EXIT = {
   failure: 1,
   usage: 2,
   failOn: 3,
+  /** 128 + the signal's number, as shells report a run a signal ended: SIGINT (Ctrl-C). */
   interrupted: 130,
+  /** SIGTERM (a supervisor, `kill`, a CI job cancelled). */
+  terminated: 143,
 } as const;
+
+/** Whether an exit code is that of a run a signal stopped (Ctrl-C or SIGTERM). */
+export function isInterruption(exitCode: number): boolean {
+  return exitCode === EXIT.interrupted || exitCode === EXIT.terminated;
+}
 
 /**
  * Bun's fetch ends its network errors with advice for the programmer ("For more information, pass

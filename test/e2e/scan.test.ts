@@ -306,6 +306,19 @@ describe("scan", () => {
     expect(again.stderr).toContain("1 from cache");
   });
 
+  test("SIGTERM (a supervisor, a cancelled CI job) stops a scan as Ctrl-C does, with exit 143 (128 + 15), as shells report it", async () => {
+    const dir = library([{ name: "a.safetensors", content: "sigterm" }]);
+    civitai.setFault("*", faults.hang());
+    const proc = Bun.spawn(cliCommand(["scan", dir, ...baseArgs(tmp.make())]), { env: cliEnv(), stdout: "pipe", stderr: "pipe" });
+    const deadline = Date.now() + 20_000;
+    while (civitai.requests.length === 0 && Date.now() < deadline) await Bun.sleep(20);
+    proc.kill("SIGTERM");
+    const code = await proc.exited;
+    civitai.setFault("*", null);
+    expect(code).toBe(143);
+    expect(await new Response(proc.stderr).text()).toContain("interrupted (SIGTERM)");
+  });
+
   test("config file: modelDirectories used when no path is given; a bad key names file and key", async () => {
     const dir = library([{ name: "a.safetensors", content: "config", known: true, versionId: 11, modelId: 110 }]);
     const cwd = tmp.make();
