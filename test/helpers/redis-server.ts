@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { makeSelfSignedCertificate } from "./tls-cert.ts";
 
 export interface RedisServer {
   readonly port: number;
@@ -49,35 +50,6 @@ export function tlsAvailable(): boolean {
   return redisAvailable() && Bun.which("openssl") !== null;
 }
 
-/** A self-signed certificate for 127.0.0.1 and localhost, in `dir`: cert.pem and key.pem. */
-function makeCertificate(dir: string): void {
-  const gen = Bun.spawnSync(
-    [
-      "openssl",
-      "req",
-      "-x509",
-      // An EC key: made at once, where an RSA key's prime search takes up to seconds.
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ],
-    { stdout: "ignore", stderr: "pipe" },
-  );
-  if (gen.exitCode !== 0) throw new Error(`openssl could not make a certificate: ${gen.stderr.toString().slice(0, 500)}`);
-}
-
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const password = options.password ?? `pw-${crypto.randomUUID()}`;
   let lastError = "";
@@ -85,7 +57,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = freePort();
     const dir = mkdtempSync(join(tmpdir(), "civitai-meta-redis-"));
-    if (options.tls) makeCertificate(dir);
+    if (options.tls) makeSelfSignedCertificate(dir);
     const listen = options.tls
       ? [
           "--port",

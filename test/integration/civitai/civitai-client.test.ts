@@ -8,6 +8,7 @@ import { redirectRefusal } from "../../../src/civitai/http/classify.ts";
 import { MAX_API_BODY_BYTES } from "../../../src/civitai/http/http.ts";
 import { faults, makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
 import { seededRandom } from "../../helpers/seeded-random.ts";
+import { makeSelfSignedCertificate } from "../../helpers/tls-cert.ts";
 
 const UA = "civitai-meta/0.0.0-test";
 const KEY = "SENTINEL_KEY_c0ffee0123456789abcdef";
@@ -566,36 +567,12 @@ describe("F6/F8: the key", () => {
   test.skipIf(!openssl)("F8: an https → http downgrade redirect is refused end to end (self-signed TLS)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "civitai-meta-tls-"));
     try {
-      const gen = Bun.spawnSync(
-        [
-          openssl!,
-          "req",
-          "-x509",
-          // An EC key: made at once, where an RSA key's prime search took 0.2-1.5 s.
-          "-newkey",
-          "ec",
-          "-pkeyopt",
-          "ec_paramgen_curve:prime256v1",
-          "-nodes",
-          "-keyout",
-          join(dir, "k.pem"),
-          "-out",
-          join(dir, "c.pem"),
-          "-days",
-          "1",
-          "-subj",
-          "/CN=127.0.0.1",
-        ],
-        {
-          stderr: "ignore",
-        },
-      );
-      expect(gen.exitCode).toBe(0);
+      const pem = makeSelfSignedCertificate(dir);
       const plain = await startFakeCivitai();
       const tls = Bun.serve({
         port: 0,
         hostname: "127.0.0.1",
-        tls: { cert: readFileSync(join(dir, "c.pem"), "utf8"), key: readFileSync(join(dir, "k.pem"), "utf8") },
+        tls: { cert: readFileSync(pem.cert, "utf8"), key: readFileSync(pem.key, "utf8") },
         fetch: (req) => new Response(null, { status: 302, headers: { location: `${plain.url}${new URL(req.url).pathname}` } }),
       });
       const httpsOrigin = `https://127.0.0.1:${tls.port}`;
