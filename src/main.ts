@@ -124,7 +124,9 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   const at = commandIndex(rawArgs);
   const subName = at === -1 ? undefined : rawArgs[at];
   try {
-    if (at === -1 && (rawArgs.includes("--version") || rawArgs.includes("-v"))) {
+    // `--version` anywhere before `--` (`civitai-meta scan --version`, as cargo and npm take it); `-v` alone.
+    const flags = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
+    if (flags.includes("--version") || (at === -1 && flags.includes("-v"))) {
       writeStdout(`${VERSION}\n`);
       return EXIT.ok;
     }

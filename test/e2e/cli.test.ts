@@ -9,10 +9,17 @@ const tmp = tmpDirs();
 afterAll(() => tmp.cleanup());
 
 describe("CLI shell", () => {
-  test("--version prints the package version on stdout", async () => {
+  test("--version prints the package version on stdout, after a command too (scan --version); a file named so after -- is a file", async () => {
     const r = await runCli(["--version"]);
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(pkg.version);
+    const after = await runCli(["scan", "--version"]);
+    expect(after.code).toBe(0);
+    expect(after.stdout).toBe(`${pkg.version}\n`);
+    const named = await runCli(["hash", "--no-cache", "--", "--version"], { cwd: tmp.make() });
+    expect(named.code).toBe(1);
+    expect(named.stderr).toContain("--version");
+    expect(named.stdout).not.toContain(pkg.version);
   });
 
   test("--help lists the commands, on stdout, exit 0", async () => {
