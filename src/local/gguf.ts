@@ -275,7 +275,8 @@ export function parseGguf(bytes: Uint8Array): GgufParseResult {
       if (dims > MAX_DIMS) throw new Invalid(`tensor with ${dims} dimensions`);
       const shape: number[] = [];
       for (let d = 0; d < dims; d++) {
-        const v = r.u64();
+        // u32 in version 1, like every size there (llama.cpp #2821 made them u64 in version 2).
+        const v = r.count();
         shape.push(v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : Number.MAX_SAFE_INTEGER);
       }
       const type = r.u32();

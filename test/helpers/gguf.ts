@@ -173,7 +173,7 @@ export function buildGguf(options: BuildGgufOptions): Uint8Array {
   for (const t of tensors) {
     w.string(t.name);
     w.u32(t.dims.length);
-    for (const d of t.dims) w.u64(BigInt(d));
+    for (const d of t.dims) w.count(BigInt(d));
     w.u32(t.type ?? 0);
     w.u64(offset);
     const size = t.dims.reduce((a, b) => a * b, 1) * ((t.type ?? 0) === 1 ? 2 : 4);

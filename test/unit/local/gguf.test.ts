@@ -78,6 +78,44 @@ describe("parseGguf", () => {
     }
   });
 
+  test("v1 tensor dimensions are u32, like its other sizes (llama.cpp #2821 widened them in v2)", () => {
+    // Written by hand, not by the builder: magic, version 1, 2 tensors, 0 pairs, then per tensor
+    // name (u32 length), n_dims u32, dims u32 each, type u32, offset u64.
+    const parts: number[] = [0x47, 0x47, 0x55, 0x46];
+    const u32 = (v: number) => parts.push(v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff);
+    const u64 = (v: number) => {
+      u32(v);
+      u32(0);
+    };
+    const str = (s: string) => {
+      u32(s.length);
+      parts.push(...[...s].map((c) => c.charCodeAt(0)));
+    };
+    /** name, n_dims, dims (u32 each in v1), ggml type, offset (u64). */
+    const tensor = (name: string, dims: number[], type: number, offset: number) => {
+      str(name);
+      u32(dims.length);
+      for (const d of dims) u32(d);
+      u32(type);
+      u64(offset);
+    };
+    u32(1);
+    u32(2);
+    u32(0);
+    tensor("double_blocks.0.img_attn.qkv.weight", [3072, 9216], 1, 0);
+    tensor("single_blocks.0.linear1.weight", [3072], 0, 9216 * 3072 * 2);
+    const r = parseGguf(Uint8Array.from(parts));
+    expect(r.errors).toEqual([]);
+    expect(r.summary).toMatchObject({ version: 1, tensorCount: 2, truncated: false });
+    expect(r.tensors).toEqual([
+      { name: "double_blocks.0.img_attn.qkv.weight", shape: [3072, 9216], type: 1 },
+      { name: "single_blocks.0.linear1.weight", shape: [3072], type: 0 },
+    ]);
+    // The builder writes the same layout.
+    const built = parseGguf(buildGguf({ version: 1, kv: KV.slice(0, 1), tensors: [{ name: "img_in.weight", dims: [64, 3072] }] }));
+    expect(built.tensors).toEqual([{ name: "img_in.weight", shape: [64, 3072], type: 0 }]);
+  });
+
   test("a prefix that ends mid-metadata is truncated, keeping what came before", () => {
     const bytes = buildGguf({ kv: KV });
     const r = parseGguf(bytes.subarray(0, 120));
