@@ -105,7 +105,7 @@ export function describeFormat(format: LocalFormat): string {
     case "gguf":
       return "GGUF";
     case "zip":
-      return "a zip archive (PyTorch)";
+      return "a zip archive";
     case "pickle":
       return "a Python pickle";
     default:

@@ -72,7 +72,8 @@ function fileRows(r: InspectResult): string {
   let format = local.format === "unknown" ? "unknown (not safetensors, GGUF, zip or pickle)" : describeFormat(local.format);
   if (local.header) format += ` (header ${local.header.length} bytes; tensor data from byte ${local.header.dataOffset})`;
   if (local.format === "pickle") format += ": never loaded";
-  else if (local.zip?.torch) format += " holding a pickle: never loaded";
+  // Only a first entry PyTorch writes (data.pkl, version, …) makes it a PyTorch archive; any other zip is just a zip.
+  else if (local.zip?.torch) format += " (PyTorch) holding a pickle: never loaded";
   out += row("format", format);
   if (local.formatMismatch) out += more(`warning: ${e(local.formatMismatch)}`);
   if (local.zip?.firstEntry) out += more(`first zip entry: ${e(local.zip.firstEntry)}`);

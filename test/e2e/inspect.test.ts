@@ -12,6 +12,7 @@ import {
   rawSafetensors,
   sdxlLoraTensors,
   writeSafetensors,
+  zipLocalHeader,
 } from "../helpers/safetensors.ts";
 
 let dir: string;
@@ -85,6 +86,19 @@ describe("inspect command", () => {
     expect(r.stdout).toContain("a Python pickle: never loaded");
     expect(r.stdout).toContain("content is a Python pickle but the name ends in .safetensors");
     expect(existsSync(marker)).toBe(false);
+  });
+
+  test("a zip is called PyTorch only when its first entry is one PyTorch writes", async () => {
+    const torch = join(dir, "model.pt");
+    writeFileSync(torch, zipLocalHeader("archive/data.pkl"));
+    const other = join(dir, "images.ckpt");
+    writeFileSync(other, zipLocalHeader("images/a.png"));
+    const t = await inspect("--no-hash", torch);
+    expect(t.stdout).toContain("format      a zip archive (PyTorch) holding a pickle: never loaded\n");
+    const o = await inspect("--no-hash", other);
+    expect(o.stdout).toContain("format      a zip archive\n");
+    expect(o.stdout).toContain("first zip entry: images/a.png");
+    expect(o.stdout).not.toContain("PyTorch");
   });
 
   test("a hostile header is reported for the file with exit 1 (docs/cases.md E1)", async () => {
