@@ -340,8 +340,15 @@ const GGML_TYPE_NAMES: Readonly<Record<number, string>> = {
   28: "F64",
   29: "IQ1_M",
   30: "BF16",
+  // 31–33 were written for a while before support was removed (ggml.h keeps the numbers).
+  31: "Q4_0_4_4",
+  32: "Q4_0_4_8",
+  33: "Q4_0_8_8",
   34: "TQ1_0",
   35: "TQ2_0",
+  39: "MXFP4",
+  40: "NVFP4",
+  41: "Q1_0",
 };
 
 export function ggmlTypeName(type: number): string {

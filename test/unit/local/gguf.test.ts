@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { GGUF_ARRAY_HEAD_ITEMS, parseGguf } from "../../../src/local/gguf.ts";
+import { GGUF_ARRAY_HEAD_ITEMS, ggmlTypeName, parseGguf } from "../../../src/local/gguf.ts";
 import { buildGguf, type GgufKv } from "../../helpers/gguf.ts";
 
 const KV: GgufKv[] = [
@@ -188,5 +188,14 @@ describe("parseGguf", () => {
   test("a long string value is cut with a marker", () => {
     const r = parseGguf(buildGguf({ kv: [{ key: "general.description", type: "string", value: "d".repeat(50_000) }] }));
     expect(r.summary!.metadata["general.description"]).toStartWith(`${"d".repeat(1000)}…[truncated`);
+  });
+});
+
+describe("ggmlTypeName", () => {
+  test("names ggml.h's tensor types, the newer ones (MXFP4 of gpt-oss, NVFP4) too; unknown numbers stay numbers", () => {
+    expect([0, 1, 8, 12, 30, 35].map(ggmlTypeName)).toEqual(["F32", "F16", "Q8_0", "Q4_K", "BF16", "TQ2_0"]);
+    expect([31, 39, 40, 41].map(ggmlTypeName)).toEqual(["Q4_0_4_4", "MXFP4", "NVFP4", "Q1_0"]);
+    expect(ggmlTypeName(4)).toBe("type4");
+    expect(ggmlTypeName(99)).toBe("type99");
   });
 });
