@@ -75,13 +75,26 @@ function isSd3DiffusersName(name: string): boolean {
   return /(^|\.)context_embedder\./.test(name);
 }
 
+/**
+ * HunyuanVideo reuses Flux's block names (double_blocks / single_blocks) but spells its layers its
+ * own way (ComfyUI renames them on load): `img_attn_qkv`, `img_mod.linear`, `img_mlp.fc1`,
+ * `modulation.linear` where Flux has `img_attn.qkv`, `img_mod.lin`, `img_mlp.0`, `modulation.lin`,
+ * plus its text refiner. In kohya LoRA names `img_attn_qkv` is both, so only the dotted form counts.
+ */
+const HUNYUAN_VIDEO_RE =
+  /individual_token_refiner|(^|[._])double_blocks\.\d+\.(img|txt)_attn_qkv|(^|[._])(img|txt)_mod[._]linear|(^|[._])(img|txt)_mlp[._]fc[12]|(^|[._])modulation[._]linear/;
+
 /** Family from the tensors alone, strongest clue first. */
 function familyFromTensors(tensors: readonly TensorLike[], names: readonly string[]): FamilyClue | null {
   const has = (re: RegExp) => names.some((n) => re.test(n));
   if (has(/(^|[._])double_blocks[._]/) && has(/(^|[._])single_blocks[._]/)) {
+    if (has(HUNYUAN_VIDEO_RE)) {
+      return { family: "unknown", confidence: "low", evidence: "double_blocks and single_blocks with HunyuanVideo layer names (not Flux)" };
+    }
     return { family: "Flux", confidence: "high", evidence: "double_blocks and single_blocks (Flux transformer)" };
   }
-  if (has(/(^|[._])single_transformer_blocks[._]/)) {
+  // AuraFlow (diffusers) has single_transformer_blocks too, beside its joint_transformer_blocks.
+  if (has(/(^|[._])single_transformer_blocks[._]/) && !has(/(^|[._])joint_transformer_blocks[._]/)) {
     return { family: "Flux", confidence: "high", evidence: "single_transformer_blocks (Flux, diffusers layout)" };
   }
   if (has(/(^|[._])joint_blocks[._]/)) return { family: "SD3", confidence: "high", evidence: "joint_blocks (SD3 MMDiT)" };

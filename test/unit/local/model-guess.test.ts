@@ -154,6 +154,41 @@ describe("guessModel: kind and family from tensor names and shapes", () => {
     expect(guessModel([t("encoder.block.0.layer.0.SelfAttention.q.weight"), t("shared.weight")]).kind).toBe("text-encoder");
   });
 
+  test("HunyuanVideo's double_blocks / single_blocks are not called Flux; Flux's own names still are", () => {
+    const hunyuan = guessModel([
+      t("double_blocks.0.img_attn_qkv.weight", [9216, 3072]),
+      t("double_blocks.0.img_mod.linear.weight", [18432, 3072]),
+      t("single_blocks.0.linear1.weight", [21504, 3072]),
+      t("txt_in.individual_token_refiner.blocks.0.norm1.weight", [3072]),
+      t("img_in.proj.weight", [3072, 16, 1, 2, 2]),
+    ]);
+    expect(hunyuan).toMatchObject({ kind: "unet", family: "unknown", confidence: "low" });
+    expect(hunyuan.evidence.join(" ")).toContain("HunyuanVideo");
+    // musubi-tuner's kohya-style HunyuanVideo LoRA: img_mod_linear / img_mlp_fc1 / modulation_linear.
+    const hunyuanLora = guessModel([
+      t("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", [32, 3072]),
+      t("lora_unet_double_blocks_0_img_mlp_fc1.lora_down.weight", [32, 3072]),
+      t("lora_unet_single_blocks_0_modulation_linear.lora_down.weight", [32, 3072]),
+    ]);
+    expect(hunyuanLora).toMatchObject({ kind: "lora", family: "unknown" });
+    // kohya Flux LoRA: img_mod_lin / img_mlp_0 / modulation_lin (img_attn_qkv is spelled alike in both).
+    const fluxLora = guessModel([
+      t("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", [16, 3072]),
+      t("lora_unet_double_blocks_0_img_mod_lin.lora_down.weight", [16, 3072]),
+      t("lora_unet_double_blocks_0_img_mlp_0.lora_down.weight", [16, 3072]),
+      t("lora_unet_single_blocks_0_modulation_lin.lora_down.weight", [16, 3072]),
+    ]);
+    expect(fluxLora).toMatchObject({ kind: "lora", family: "Flux", confidence: "high" });
+  });
+
+  test("AuraFlow's single_transformer_blocks (beside joint_transformer_blocks) are not called Flux", () => {
+    const g = guessModel([
+      t("transformer.joint_transformer_blocks.0.attn.to_q.lora_A.weight", [16, 3072]),
+      t("transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight", [16, 3072]),
+    ]);
+    expect(g).toMatchObject({ kind: "lora", family: "unknown" });
+  });
+
   test("unknown tensors stay unknown with low confidence", () => {
     expect(guessModel([t("foo.bar"), t("baz")])).toEqual({
       guessed: true,
