@@ -30,6 +30,8 @@ interface DuplicateSet {
   copies: number;
   /** The first LISTED_PATHS + 1 paths, byte order. */
   paths: string[];
+  /** The other names (hard and soft links) of each of `paths`: deleting one name of several frees nothing. */
+  aliases: string[][];
   /** `(copies - 1) × size`. */
   reclaimableBytes: number;
 }
@@ -198,6 +200,8 @@ export class FactsBuilder {
   private byTypeAndBase = new Map<string, Map<string, Count>>();
   /** Per index: SHA-256 (records with one), size, and the version held (found or gone records). */
   private readonly sha: (string | undefined)[] = [];
+  /** Per index with a SHA-256 and other names: its record's `aliases` (few files have links). */
+  private readonly aliasesOf = new Map<number, string[]>();
   private readonly size = new NumberColumn();
   private readonly modelId = new NumberColumn();
   private readonly versionId = new NumberColumn();
@@ -248,6 +252,7 @@ export class FactsBuilder {
     const sha = record.hashes?.sha256;
     if (typeof sha !== "string" || sha === "") return;
     this.sha[index] = sha;
+    if (Array.isArray(record.aliases) && record.aliases.length > 0) this.aliasesOf.set(index, record.aliases);
     if (size !== null) this.size.set(index, size);
     this.withSha.push(index);
   }
@@ -269,7 +274,6 @@ export class FactsBuilder {
   finish(pathOf: (index: number) => string): Facts {
     if (this.unordered) for (const list of [this.updates, this.gone, this.warnings]) list.sort((a, b) => a.index - b.index);
     const rows = (list: Noted[]) => list.map((n) => n.row);
-    const paths = (list: Indices, max: number) => all(list).slice(0, max).map(pathOf);
     const bySha = this.copies();
     const duplicateSets: DuplicateSet[] = [];
     let files = 0;
@@ -277,7 +281,15 @@ export class FactsBuilder {
     for (const [sha256, g] of bySha) {
       const copies = count(g.files);
       const reclaimableBytes = g.size === null ? 0 : (copies - 1) * g.size;
-      duplicateSets.push({ sha256, size: g.size, copies, paths: paths(g.files, LISTED_PATHS + 1), reclaimableBytes });
+      const listed = all(g.files).slice(0, LISTED_PATHS + 1);
+      duplicateSets.push({
+        sha256,
+        size: g.size,
+        copies,
+        paths: listed.map(pathOf),
+        aliases: listed.map((i) => this.aliasesOf.get(i) ?? []),
+        reclaimableBytes,
+      });
       files += copies;
       reclaimable += reclaimableBytes;
     }

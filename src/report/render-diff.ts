@@ -83,6 +83,11 @@ const DIFF_CSV_COLUMNS = [
   "version_name",
   "update_version_id",
   "update_version_name",
+  // What the old side said, where it differs (a file replaced by another version).
+  "old_model_id",
+  "old_model_name",
+  "old_version_id",
+  "old_version_name",
 ] as const;
 
 type Cell = string | number | null;
@@ -108,6 +113,10 @@ function csvRow(change: string, now: DiffRecord, old: DiffRecord | null): Cell[]
     text(now.versionName),
     now.update?.versionId ?? null,
     text(now.update?.name),
+    old && old.modelId !== now.modelId ? old.modelId : null,
+    text(old && old.modelName !== now.modelName ? old.modelName : null),
+    old && old.versionId !== now.versionId ? old.versionId : null,
+    text(old && old.versionName !== now.versionName ? old.versionName : null),
   ];
 }
 

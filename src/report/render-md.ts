@@ -334,11 +334,11 @@ function* duplicateSections(src: InventorySource, h: Headings): Generator<string
   yield "\n## Duplicates\n";
   const sets = facts.duplicateSets;
   if (sets.length > 0) {
-    yield `\n### Copies of the same file\n\nThe same bytes in several files (links to one file are not copies). Keeping one of each would free ${formatBytes(facts.duplicates.reclaimableBytes)}.\n`;
+    yield `\n### Copies of the same file\n\nThe same bytes in several files (links to one file are not copies). Keeping one of each would free ${formatBytes(facts.duplicates.reclaimableBytes)}; a file with other names frees its space only when all its names are deleted.\n`;
     yield openTable(sets.length, count(sets.length, "set"), ["Files", "Size each", "Could free"], [1, 2]);
     for (const set of collected(sets)) {
       const more = set.copies > set.paths.length ? ` and ${n(set.copies - set.paths.length)} more` : "";
-      yield `${mdRow([set.paths.map((p) => mdText(shownPath(p, roots))).join(", ") + more, sizeCell(set.size), formatBytes(set.reclaimableBytes)])}\n`;
+      yield `${mdRow([set.paths.map((path, i) => fileCell({ path, aliases: set.aliases[i] ?? [] }, roots)).join(", ") + more, sizeCell(set.size), formatBytes(set.reclaimableBytes)])}\n`;
     }
     yield closeTable(sets.length);
   }

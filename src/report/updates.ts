@@ -6,10 +6,10 @@
  * for another base model (an SDXL release of an SD 1.5 LoRA) is the false alarm peers are blamed
  * for (ComfyUI-Lora-Manager#778, Civitai-Helper#295). The newest overall is reported apart.
  *
- * Which version is newer is decided only on evidence, never on a list's position: Civitai's
- * `index` (0 = latest) when both versions have one, else the same kind of date on both
- * (`publishedAt`, else `createdAt`). Without either, nothing is claimed. Versions without files
- * (archived) or not `Published` are never offered.
+ * Which version is newer is decided only on evidence, never on a list's position: the same kind
+ * of date on both (`publishedAt`, else `createdAt`), else Civitai's `index` (0 = first shown,
+ * the latest unless the creator reordered the versions). Without either, nothing is claimed.
+ * Versions without files (archived) or not `Published` are never offered.
  */
 import type { FileRecord } from "./record-types.ts";
 import type { LeanVersionSummary } from "../civitai/lean.ts";
@@ -91,16 +91,23 @@ type Dated = { index: number | null; publishedAt: string | null; createdAt: stri
 
 /**
  * Negative when `a` is newer than `b`, positive when older, 0 when equal, null when there is no
- * evidence either way (no index on both, no date of the same kind on both).
+ * evidence either way (no date of the same kind on both, no index on both).
+ *
+ * Dates first (`publishedAt`, then `createdAt`), Civitai's `index` only when they are missing or
+ * equal: the index is the order the creator chose (a reorder writes the dragged order as `index`,
+ * docs/civitai-api.md §2.1), so an older "recommended" version pinned at index 0 is not newer.
  */
 export function compareNewer(a: Dated, b: Dated): number | null {
-  if (a.index !== null && b.index !== null) return a.index - b.index;
+  let equal = false;
   for (const key of ["publishedAt", "createdAt"] as const) {
     const ta = time(a[key]);
     const tb = time(b[key]);
-    if (ta !== null && tb !== null) return tb - ta;
+    if (ta === null || tb === null) continue;
+    if (ta !== tb) return tb - ta;
+    equal = true;
   }
-  return null;
+  if (a.index !== null && b.index !== null) return a.index - b.index;
+  return equal ? 0 : null;
 }
 
 /** The newest of `list` (its first on ties and where there is no evidence). */

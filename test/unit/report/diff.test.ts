@@ -215,6 +215,15 @@ describe("diff output", () => {
     expect(rows[1]![10]).toBe("'=HYPERLINK(1)");
   });
 
+  test("CSV: a file replaced by another version says which version it was", () => {
+    const was = [rec("/m/lora.safetensors", h("c"), { versionId: 2, versionName: "v1" })];
+    const now = [rec("/m/lora.safetensors", h("d"), { versionId: 3, versionName: "v2", modelName: "M" })];
+    const [header, row] = Papa.parse<string[]>(renderDiffCsv(doc(was, now)), { skipEmptyLines: true, header: false }).data;
+    const cell = (name: string) => row![header!.indexOf(name)];
+    expect([cell("change"), cell("version_id"), cell("version_name")]).toEqual(["changed", "3", "v2"]);
+    expect([cell("old_model_id"), cell("old_model_name"), cell("old_version_id"), cell("old_version_name")]).toEqual(["", "", "2", "v1"]);
+  });
+
   test("Markdown for a pull-request comment: tables per kind, hostile names inert, never over the comment limit", () => {
     const many: DiffRecord[] = [];
     for (let i = 0; i < 3000; i++)

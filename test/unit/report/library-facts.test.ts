@@ -28,6 +28,8 @@ describe("library facts", () => {
         size: 1000,
         copies: 3,
         paths: ["/m/a.safetensors", "/m/backup/a.safetensors", "/m/old/a.safetensors"],
+        // Deleting /m/a.safetensors alone frees nothing while its other names hold the bytes.
+        aliases: [["/m/link-to-a.safetensors", "/m/hard-a.safetensors"], [], []],
         reclaimableBytes: 2000,
       },
     ]);

@@ -454,6 +454,24 @@ describe("renderMarkdown", () => {
     checkSafe(markdown, "answers");
   });
 
+  test("copies list each file's other names: deleting one name of a linked file frees nothing", () => {
+    const sha = "c".repeat(64);
+    const linked = makeRecord({
+      path: "/models/loras/a.safetensors",
+      aliases: ["/models/loras/a-hard.safetensors", "/models/loras/a-sym.safetensors"],
+      size: 1000,
+      hashes: { sha256: sha },
+    });
+    const copy = makeRecord({ path: "/models/backup/a-copy.safetensors", size: 1000, hashes: { sha256: sha } });
+    const markdown = renderMarkdown(makeInventory([linked, copy]));
+    const tokens = parse(RENDERERS["html: false"], markdown);
+    expect(tableWith(tokens, ["Files", "Size each", "Could free"]).rows).toEqual([
+      ["backup/a-copy.safetensors, loras/a.safetensors (also: loras/a-hard.safetensors, loras/a-sym.safetensors)", "1000 B", "1000 B"],
+    ]);
+    expect(markdown).toContain("a file with other names frees its space only when all its names are deleted");
+    checkSafe(markdown, "linked copies");
+  });
+
   test("an update the library already holds is not one to fetch", () => {
     const v1 = makeRecord({ path: "/models/loras/v1.safetensors" });
     const v2 = makeRecord({ path: "/models/loras/v2.safetensors", civitai: makeCivitai({ versionId: 205, versionName: "v2.0" }) });

@@ -32,7 +32,7 @@ const own = (over: Partial<OwnVersion> = {}): OwnVersion => ({
 });
 
 describe("findUpdate", () => {
-  test("Civitai's index decides (0 = latest): the newest for the same base model, and the newest overall apart", () => {
+  test("dates, else Civitai's index (0 = latest), decide: the newest for the same base model, and the newest overall apart", () => {
     const versions = [
       v(4, { index: 0, baseModel: "Flux.1 D", publishedAt: "2026-04-01T00:00:00Z" }),
       v(3, { index: 1, publishedAt: "2026-03-01T00:00:00Z" }),
@@ -77,6 +77,24 @@ describe("findUpdate", () => {
     // Shuffled with an index: the index decides, wherever the entry sits.
     const shuffled = [v(1, { index: 3 }), v(5, { index: 0 }), v(2, { index: 2 }), v(3, { index: 1 })];
     expect(findUpdate(own(), shuffled, NOW)!.sameBaseModel!.versionId).toBe(5);
+  });
+
+  test("a version the creator moved to the top (index 0) is not newer than one published after it", () => {
+    // Civitai's index is the order the creator chose (reorderModelVersionsHandler writes the dragged
+    // order as index), not chronology: an older "recommended" version pinned first is no update.
+    const pinned = [
+      v(1, { index: 0, publishedAt: "2024-01-01T00:00:00Z" }),
+      v(3, { index: 1, publishedAt: "2026-03-01T00:00:00Z" }),
+      v(2, { index: 2, publishedAt: "2025-02-01T00:00:00Z" }),
+    ];
+    const u = findUpdate(own(), pinned, NOW)!;
+    expect(u.sameBaseModel!.versionId).toBe(3);
+    expect(u.newest.versionId).toBe(3);
+    // The newest file, with an older version pinned first, has nothing newer.
+    expect(findUpdate(own({ versionId: 3, publishedAt: "2026-03-01T00:00:00Z" }), pinned, NOW)).toBeNull();
+    // Equal dates (published together) say nothing: then the index decides.
+    const together = [v(5, { index: 0, publishedAt: "2025-02-01T00:00:00Z" }), v(2, { index: 1, publishedAt: "2025-02-01T00:00:00Z" })];
+    expect(findUpdate(own(), together, NOW)!.sameBaseModel!.versionId).toBe(5);
   });
 
   test("no false alarm: without an index or dates on both sides, nothing is claimed", () => {
