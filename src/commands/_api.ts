@@ -8,7 +8,7 @@ import { CACHE_URL_ENV, CacheUrlError, cacheUrlSecrets, resolveCacheUrl, type Ca
 import { resolveCacheDir } from "../config/paths.ts";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/config.ts";
 import { parseWholeNumber } from "../shared/cli-args.ts";
-import { UsageError, describeErrno } from "../shared/errors.ts";
+import { UsageError, describeErrno, describePathError } from "../shared/errors.ts";
 import { plainHttpKeyOrigins, resolveApiSettings, type ApiSettings } from "../config/settings.ts";
 import { addLogSecret, hasLogFile, logger, openLogFile } from "../ui/logger.ts";
 import { escapeControl } from "../shared/format.ts";
@@ -187,7 +187,7 @@ export function createApiContext(args: ApiArgValues, signal: AbortSignal, hooks:
     onWriteError: (err) => {
       if (warnedCache) return;
       warnedCache = true;
-      logger.warn(`metadata cache not written: ${escapeControl(String((err as Error)?.message ?? err))}`);
+      logger.warn(`metadata cache not written: ${escapeControl(describePathError(err, join(cacheDir === false ? "" : cacheDir, "meta")))}`);
     },
     ...(shared ? { shared } : {}),
     onDebug: (m) => logger.debug(m),

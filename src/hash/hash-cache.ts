@@ -20,7 +20,7 @@ import { isTempName, tempPathFor } from "../shared/atomic-write.ts";
 import { decodeFsName, fsNameBytes, fsPath, hasRawBytes, joinPath } from "../shared/fs-path.ts";
 import { readFileHead } from "../shared/read-small-file.ts";
 import { removeEmptyDirs } from "../shared/no-follow.ts";
-import { errnoCode } from "../shared/errors.ts";
+import { describeErrno, errnoCode } from "../shared/errors.ts";
 import { clearV1Files, drainV1Entries, v1Root, type V1Entry } from "./hash-cache-v1.ts";
 import {
   checksum,
@@ -131,25 +131,11 @@ export interface OpenHashCacheResult {
   warning?: string;
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  EROFS: "read-only file system",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  ENOTDIR: "not a directory",
-  EEXIST: "file exists",
-  ENOENT: "no such file or directory",
-  ENOSPC: "no space left on device",
-  EDQUOT: "disk quota exceeded",
-  EISDIR: "is a directory",
-  EIO: "input/output error",
-};
-
-/** `<path>: EROFS (read-only file system)`, the form every cache warning uses. */
+/** `<path>: read-only file system (EROFS)`, the form every cache warning uses (shared/errors.ts). */
 function describeFsError(path: string, err: unknown): string {
   const code = errnoCode(err);
   if (code?.startsWith("SQLITE_")) return `${path}: ${describeStoreError(err)}`;
-  if (code) return `${path}: ${code} (${ERRNO_TEXT[code] ?? (err as Error).message})`;
-  return `${path}: ${err instanceof Error ? err.message : String(err)}`;
+  return `${path}: ${describeErrno(err)}`;
 }
 
 interface Folder {

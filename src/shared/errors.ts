@@ -65,6 +65,9 @@ const ERRNO_WORDS: Readonly<Record<string, string>> = {
   ENAMETOOLONG: "name too long",
   EMFILE: "too many open files",
   ENXIO: "a FIFO that no one reads, or a device that is not there",
+  EEXIST: "a file is in the way",
+  EDQUOT: "disk quota exceeded",
+  EIO: "input/output error",
 };
 
 /** `no such file or folder (ENOENT)`: the errno code in words when it is a common one, else the code or the message. */
@@ -73,6 +76,15 @@ export function describeErrno(err: unknown): string {
   if (code === undefined) return errorMessage(err);
   const words = ERRNO_WORDS[code];
   return words ? `${words} (${code})` : code;
+}
+
+/**
+ * `PATH: read-only file system (EROFS)`: describeErrno with the path the error names (node:fs
+ * errors carry it), else `fallback`; for warnings about a place we could not write.
+ */
+export function describePathError(err: unknown, fallback: string): string {
+  const path = (err as { path?: unknown } | null)?.path;
+  return `${typeof path === "string" ? path : fallback}: ${describeErrno(err)}`;
 }
 
 /** The errno code when there is one, else the message: the short reason a warning quotes. */

@@ -491,7 +491,9 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
     writeFileSync(p, "x");
     const { cache, warning } = await openHashCache(p);
     expect(cache).toBeNull();
-    expect(warning).toMatch(new RegExp(`^hash cache disabled: ${p}: (ENOTDIR \\(not a directory\\)|EEXIST \\(file exists\\))$`));
+    expect(warning).toMatch(
+      new RegExp(`^hash cache disabled: ${p}: (a part of the path is not a folder \\(ENOTDIR\\)|a file is in the way \\(EEXIST\\))$`),
+    );
   });
 
   test("a store from a newer civitai-meta is left as it is: one warning, no cache", async () => {
@@ -516,7 +518,7 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
   test.skipIf(!mounted)("read-only mount: one warning, hashing completes", async () => {
     const { cache, warning } = await openHashCache(roMount);
     expect(cache).toBeNull();
-    expect(warning).toBe(`hash cache disabled: ${roMount}: EROFS (read-only file system)`);
+    expect(warning).toBe(`hash cache disabled: ${roMount}: read-only file system (EROFS)`);
     const f = makeFile("ro.bin", "hash me anyway");
     const [r] = await hashFiles([f], { algos: ["sha256"], cache });
     expect(r).toMatchObject({ cached: false, hashes: { sha256: sha(f.path) } });
@@ -527,7 +529,7 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
     const p = join(roMount, "a", "b");
     const { cache, warning } = await openHashCache(p);
     expect(cache).toBeNull();
-    expect(warning).toBe(`hash cache disabled: ${p}: EROFS (read-only file system)`);
+    expect(warning).toBe(`hash cache disabled: ${p}: read-only file system (EROFS)`);
   });
 
   test.skipIf(!mounted)("an existing store on a mount made read-only: read, never written, one warning; hashing completes", async () => {
@@ -548,7 +550,7 @@ describe("unusable cache locations (docs/cases.md C5)", () => {
       expect(cache).not.toBeNull();
       expect(cache!.writable).toBe(false);
       expect(warnings).toEqual([
-        `hash cache read-only: ${dir}: EROFS (read-only file system); the hashes stored there are used, new ones are not stored`,
+        `hash cache read-only: ${dir}: read-only file system (EROFS); the hashes stored there are used, new ones are not stored`,
       ]);
       const results = await hashFiles([f, g], { algos: ["sha256"], cache: cache! });
       expect(results.map((r) => r.cached)).toEqual([true, false]);
