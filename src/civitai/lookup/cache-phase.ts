@@ -13,7 +13,11 @@ export const CACHE_READ_BATCH = 500;
 export async function cachePhase(run: LookupRun): Promise<Work[]> {
   const needsSha: Work[] = [];
   run.report("cache");
-  for (const batch of chunk(run.works, CACHE_READ_BATCH)) {
+  // Works settled before any request (the empty file's hash) are not read from the cache either.
+  for (const batch of chunk(
+    run.works.filter((w) => !w.done),
+    CACHE_READ_BATCH,
+  )) {
     const cached = await run.cache.readVersions(
       batch.map((w) => versionKeyBySha256(w.sha256)),
       run.readOptions,

@@ -30,6 +30,12 @@ const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set([
   "forbidden",
 ]);
 
+/**
+ * SHA-256 of empty input: the hash of every empty file. Never asked and never served from the cache
+ * (docs/civitai-api.md §5: its 12-hex prefix is the AutoV3 placeholder, shared by unrelated models).
+ */
+const SHA256_OF_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 export interface Work {
   sha256: string;
   /** The file's usable AutoV3; null = it has none (or it is the placeholder); undefined = not known yet (deps.autov3 may tell). */
@@ -126,6 +132,8 @@ export class LookupRun {
       bySha.set(sha256, work);
       this.entries.set(sha256, work.entry);
       this.works.push(work);
+      // An empty file: what Civitai holds under this hash is a broken upload, not this file's model.
+      if (sha256 === SHA256_OF_EMPTY) this.finish(work, { status: "not_found", fromCache: false });
     }
   }
 

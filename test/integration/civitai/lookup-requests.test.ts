@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { createCivitaiClient } from "../../../src/civitai/civitai-client.ts";
+import { versionKeyBySha256 } from "../../../src/civitai/cache-keys.ts";
+import { leanVersion } from "../../../src/civitai/lean.ts";
 import { lookupFiles, type LookupItem } from "../../../src/civitai/lookup.ts";
 import { createMetaCache } from "../../../src/civitai/meta-cache.ts";
 import { makeModel, makeVersion, startFakeCivitai, type FakeCivitai } from "../../helpers/fake-civitai.ts";
@@ -116,5 +118,46 @@ describe("requests by route, counted by the fake servers", () => {
     now += 3 * DAY;
     await run();
     expect(primary.requests.length + fallback.requests.length).toBe(0);
+  });
+});
+
+describe("the SHA-256 of empty input", () => {
+  // An empty file (a failed download, a placeholder) hashes to e3b0c442…b855; Civitai may hold a
+  // broken upload with that hash, which is no model of ours (the same value cut to 12 hex is the
+  // AutoV3 placeholder, docs/civitai-api.md §5). It must never be reported as that upload.
+  const EMPTY = createHash("sha256").update("").digest("hex");
+  test("is not asked on any host, not found, and a cached answer for it is not served", async () => {
+    primary.reset();
+    fallback.reset();
+    primary.addVersion(makeVersion({ versionId: 9100, modelId: 91, sha256: EMPTY }));
+    fallback.addVersion(makeVersion({ versionId: 9200, modelId: 92, sha256: EMPTY }));
+    primary.addVersion(makeVersion({ versionId: 9101, modelId: 91, sha256: sha("beside empty", 0) }));
+    const dir = tmp.make();
+    const client = createCivitaiClient({ userAgent: "civitai-meta/test", civitaiHosts: [primary.url, fallback.url], concurrency: 4 });
+    const cache = createMetaCache({ dir, origins: [primary.url, fallback.url] });
+    // An answer an older version cached for it.
+    await cache.writeVersions([
+      {
+        key: versionKeyBySha256(EMPTY),
+        answer: {
+          versions: [leanVersion(makeVersion({ versionId: 9100, modelId: 91, sha256: EMPTY }))],
+          matchedBy: "sha256",
+          host: primary.url,
+        },
+      },
+    ]);
+    const deps = { api: client, cache, hosts: { primary: primary.url, fallback: fallback.url } };
+    const result = await lookupFiles([{ sha256: EMPTY.toUpperCase() }, { sha256: sha("beside empty", 0) }], deps, {
+      details: false,
+      offline: false,
+      refresh: true,
+    });
+    expect(result.entries.get(EMPTY)).toMatchObject({ status: "not_found", versions: [] });
+    expect(result.entries.get(sha("beside empty", 0))).toMatchObject({ status: "found" });
+    const asked = [...primary.requests, ...fallback.requests].map((r) => `${r.path} ${r.body}`).join(" ");
+    expect(asked.toUpperCase()).not.toContain(EMPTY.toUpperCase());
+    expect(fallback.counts.versionsByHashes + fallback.counts.versionByHash).toBe(0);
+    const cached = await lookupFiles([{ sha256: EMPTY }], deps, { details: false, offline: true, refresh: false });
+    expect(cached.entries.get(EMPTY)).toMatchObject({ status: "not_found", versions: [] });
   });
 });
