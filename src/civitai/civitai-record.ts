@@ -23,6 +23,8 @@ const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
 
 export interface CivitaiInfoOptions {
   autov3?: string;
+  /** A short hash (AutoV1/V2/V3, CRC32) that was asked: its file is the matched one when no SHA-256 or AutoV3 names one. */
+  shortHash?: string;
   /** Reference time for "early access still running"; defaults to the current time. */
   now?: Date | number;
   /** Ratings a preview may have (`--nsfw-level`, preview/nsfw.ts); default PG and PG-13. */
@@ -110,9 +112,14 @@ const SHORT_HASH_TYPES: Readonly<Record<number, readonly string[]>> = { 8: ["Aut
  * which file has the hash; anything else (a broken mirror, a hostile server) must not pass for one.
  */
 export function listsShortHash(version: LeanVersion, hash: string): boolean {
+  return shortHashFile(version, hash) !== null;
+}
+
+/** The file of `version` that carries the short hash `hash` under a type of that length; null when none does. */
+function shortHashFile(version: LeanVersion, hash: string): LeanFile | null {
   const wanted = hash.toLowerCase();
   const types = SHORT_HASH_TYPES[wanted.length] ?? [];
-  return version.files.some((f) => types.some((t) => leanFileHash(f, t) === wanted));
+  return version.files.find((f) => types.some((t) => leanFileHash(f, t) === wanted)) ?? null;
 }
 
 /**
@@ -147,7 +154,8 @@ export function toCivitaiInfo(
   // Details of another model (a caller mix-up) must not leak into this record.
   const details = model !== null && (modelId === null || model.id === modelId) ? model : null;
   const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
-  const matchedFile = findMatchedFile(version, sha256, opts.autov3)?.file ?? null;
+  const matchedFile =
+    findMatchedFile(version, sha256, opts.autov3)?.file ?? (opts.shortHash === undefined ? null : shortHashFile(version, opts.shortHash));
   // Laid out in the report's key order, with parts that are too (lean.ts parses them so), so the
   // JSON renderer takes it as it is (report/in-order.ts; checked by test/unit/report/in-order.test.ts).
   return markInOrder({

@@ -224,7 +224,7 @@ function toRecord(
   if (status === "error") return { hash, status: "error", error: error ?? "lookup failed" };
   if (status !== "found") return { hash, status: "not_found", ...(host ? { host } : {}) };
   const sha = hash.length === 64 ? hash : null;
-  const fields = toCivitaiFields(versions, models, sha, hash.length === 12 ? { autov3: hash } : {});
+  const fields = toCivitaiFields(versions, models, sha, sha === null ? { shortHash: hash } : {});
   if (!fields) return { hash, status: "not_found" };
   return { hash, status: "found", ...(matchedBy ? { matchedBy } : {}), ...(host ? { host } : {}), ...fields };
 }

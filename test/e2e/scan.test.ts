@@ -420,6 +420,28 @@ describe("lookup", () => {
     expect(out[0].civitai.downloadUrl).toMatch(/^https:\/\/civitai\.com\/api\/download\/models\/601\?fileId=\d+$/);
   });
 
+  test("a short hash of a file that is not the version's primary one names that file and its download", async () => {
+    const primarySha = sha256("short primary");
+    const prunedSha = sha256("short pruned");
+    const version = makeVersion({
+      versionId: 651,
+      modelId: 65,
+      sha256: primarySha,
+      files: [{ sha256: prunedSha, type: "Pruned Model", name: "pruned.safetensors", hashes: { CRC32: "0a1b2c3d" } }],
+    });
+    civitai.addModel(makeModel({ modelId: 65, versions: [version] }));
+    const prunedId = version.files![1]!.id;
+    const asked = [prunedSha.slice(0, 10), "0a1b2c3d"];
+    const r = await runCli(["lookup", ...asked, "--api-url", civitai.url, "--no-fallback", "--no-cache"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { status: string; civitai: { matchedFile: { id: number } | null; downloadUrl: string | null } }[];
+    for (const record of out) {
+      expect(record.status).toBe("found");
+      expect(record.civitai.matchedFile?.id).toBe(prunedId);
+      expect(record.civitai.downloadUrl).toBe(`https://civitai.com/api/download/models/651?fileId=${prunedId}`);
+    }
+  });
+
   test("F6: a password in the API URL is shown as *** in the host of each answer", async () => {
     const sha = sha256("lookup through a proxy");
     civitai.addModel(makeModel({ modelId: 61, versions: [makeVersion({ versionId: 611, modelId: 61, sha256: sha })] }));
