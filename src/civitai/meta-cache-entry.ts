@@ -126,9 +126,24 @@ function hostsAllowed(e: Record<string, any>, hosts: readonly string[]): boolean
   return [e.host, last.host].every((host) => host === undefined || hosts.includes(host));
 }
 
-/** True while the entry may be served (before `expiresAt`). */
+/**
+ * How far ahead of our clock an entry may say it was stored (another machine's clock, on a shared
+ * cache or Redis) and still be served.
+ */
+const FUTURE_SLACK_MS = 60_000;
+
+/**
+ * True while the entry may be served: before `expiresAt`, and not stored ahead of our clock. An
+ * entry from a clock a year ahead (or written before the clock was set back) would otherwise be
+ * served for a year, not for its 7 (or 3, 7, 30) days.
+ */
 export function isFresh(entry: MetaEntry, now: number): boolean {
-  return now < entry.expiresAt;
+  return now < entry.expiresAt && !storedInFuture(entry, now);
+}
+
+/** Stored by a clock ahead of ours: never served, and `cache prune` removes it. */
+export function storedInFuture(entry: MetaEntry, now: number): boolean {
+  return entry.storedAt > now + FUTURE_SLACK_MS;
 }
 
 function parseNotFound(e: Record<string, any>, envelope: Envelope, key: ParsedKey): MetaEntry | null {

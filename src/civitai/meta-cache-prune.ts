@@ -4,7 +4,7 @@ import { listNoFollow } from "../shared/no-follow.ts";
 import { isTempName } from "../shared/temp-name.ts";
 import { parseJsonObject } from "../shared/json-guard.ts";
 import { readSmallRegularFile } from "../shared/read-small-file.ts";
-import { ENTRY_EXT, MAX_ENTRY_BYTES, isFresh, parseMetaEntry } from "./meta-cache-entry.ts";
+import { ENTRY_EXT, MAX_ENTRY_BYTES, isFresh, parseMetaEntry, storedInFuture } from "./meta-cache-entry.ts";
 
 export interface MetaPruneResult {
   checked: number;
@@ -48,7 +48,7 @@ function usable(text: string, path: string, now: number): boolean {
   if (entry === null) return false;
   // Only where its key and scope put it (meta/v3/<primary>/<fallback>/<key…>.json) will it be read.
   const where = ["", `v${entry.v}`, ...entry.scope.split(":"), ...entry.key.split(":")].join(sep) + ENTRY_EXT;
-  if (!path.endsWith(where)) return false;
+  if (!path.endsWith(where) || storedInFuture(entry, now)) return false;
   return isFresh(entry, now) || now < entry.expiresAt + (entry.expiresAt - entry.storedAt);
 }
 

@@ -31,6 +31,16 @@ export function isRacy(mtimeNs: string, storedAt: number): boolean {
 }
 
 /**
+ * The racy rule for a file's state: its mtime, and its ctime when that is in whole seconds (a file
+ * system with coarse timestamps: ext2/3, ext4 with 128-byte inodes, FAT, some shares). There a
+ * change in the same second as the hashing, its mtime put back (`touch -r`, `cp -p`), leaves size,
+ * mtime and ctime as they were; with finer ctimes the change moves the ctime.
+ */
+export function isRacyState(state: Pick<FileIdentity, "mtimeNs" | "ctimeNs">, storedAt: number): boolean {
+  return isRacy(state.mtimeNs, storedAt) || (state.ctimeNs.endsWith("000000000") && isRacy(state.ctimeNs, storedAt));
+}
+
+/**
  * The header facts of a file (its record's `local` section, sidecars excluded) and the sidecars
  * beside it, as JSON text: parsed only by the one who needs them.
  */
@@ -165,7 +175,7 @@ export function parseHashPart(
       absent.push(algo);
     }
   }
-  return { ...head, hashes, absent, confirmed: trusted(head.mtimeNs, head.at, now) };
+  return { ...head, hashes, absent, confirmed: trusted(head, head.at, now) };
 }
 
 /**
@@ -196,7 +206,7 @@ function parseKnownHashPart(rest: string, known: FileIdentity, now: number): Has
   }
   const at = Number(m[1]);
   const { dev, ino, size, mtimeNs, ctimeNs } = known;
-  return { dev, ino, size, mtimeNs, ctimeNs, at, hashes, absent, confirmed: trusted(mtimeNs, at, now) };
+  return { dev, ino, size, mtimeNs, ctimeNs, at, hashes, absent, confirmed: trusted(known, at, now) };
 }
 
 /** The local part of a row, or null when it is absent or anything about it is off. */
@@ -213,12 +223,12 @@ export function parseLocalPart(text: unknown, sum: unknown, now: number, known?:
   if (!head || version === null) return null;
   const sidecars = text.slice(third + 1);
   const local: CachedLocal = { version, facts: text.slice(second + 1, third), sidecars: sidecars === "" ? null : sidecars };
-  return { ...head, local, confirmed: trusted(head.mtimeNs, head.at, now) };
+  return { ...head, local, confirmed: trusted(head, head.at, now) };
 }
 
 /** Not racy, and not written by a clock ahead of ours. */
-function trusted(mtimeNs: string, at: number, now: number): boolean {
-  return !isRacy(mtimeNs, at) && at <= now + RACY_WINDOW_MS;
+function trusted(state: Pick<FileIdentity, "mtimeNs" | "ctimeNs">, at: number, now: number): boolean {
+  return !isRacyState(state, at) && at <= now + RACY_WINDOW_MS;
 }
 
 /**
@@ -259,7 +269,7 @@ export function mergeHashes(
    */
   previousOurs = false,
 ): HashPart {
-  const usable = previous !== null && (previous.confirmed || (previousOurs && isRacy(identity.mtimeNs, now)));
+  const usable = previous !== null && (previous.confirmed || (previousOurs && isRacyState(identity, now)));
   const base = usable && sameIdentity(previous, identity) ? previous : null;
   const hashes: FileHashes = base ? { ...base.hashes } : {};
   let absent: HashAlgo[] = base ? base.absent : [];
@@ -282,7 +292,7 @@ export function mergeHashes(
     at,
     hashes,
     absent,
-    confirmed: !isRacy(identity.mtimeNs, at),
+    confirmed: !isRacyState(identity, at),
   };
 }
 

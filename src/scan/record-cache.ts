@@ -12,7 +12,7 @@ import { RACY_WINDOW_MS } from "../hash/hash-entry.ts";
 import type { FileRecord } from "../report/record-types.ts";
 import { basenamePath, dirnamePath, fsPath, joinPath } from "../shared/fs-path.ts";
 import { closeSync, statSync } from "node:fs";
-import { isRacy } from "../hash/hash-entry.ts";
+import { isRacyState } from "../hash/hash-entry.ts";
 import { stampOf } from "../local/local-cache.ts";
 import { listedSidecars } from "../local/sidecars.ts";
 import {
@@ -120,7 +120,8 @@ export class RecordCache {
     for (const name of listedSidecars(listed!, file.path)) {
       try {
         const st = statSync(fsPath(joinPath(folder, name)), { bigint: true });
-        if (racySince !== undefined && isRacy(st.mtimeNs.toString(), racySince)) return null;
+        if (racySince !== undefined && isRacyState({ mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString() }, racySince))
+          return null;
         stamps.push({ name, stamp: stampOf(st) });
       } catch {
         return null;

@@ -4,7 +4,7 @@ import { cutText } from "../shared/json-guard.ts";
 import type { LocalInfo } from "../local/local-types.ts";
 import type { FileHashes, FoundFile, HashAlgo, HashResult } from "./types.ts";
 import { isSafetensorsPath } from "../hash/hash-algos.ts";
-import { isRacy } from "../hash/hash-entry.ts";
+import { isRacy, isRacyState } from "../hash/hash-entry.ts";
 import { hashFiles } from "../hash/hasher.ts";
 import type { HashCache } from "../hash/hash-cache.ts";
 import { factsVersion } from "../local/local-cache.ts";
@@ -586,7 +586,7 @@ function openRecordCache(
     ctx.started,
   );
   // The hash cache's racy rule: a file changed within 2 s of this run's start may change again unseen.
-  const storable = (h: HashResult) => !h.error && !ctx.hashSources.has(h.file.path) && !isRacy(h.file.identity.mtimeNs, ctx.started);
+  const storable = (h: HashResult) => !h.error && !ctx.hashSources.has(h.file.path) && !isRacyState(h.file.identity, ctx.started);
   return { cache, storable };
 }
 

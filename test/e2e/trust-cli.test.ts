@@ -42,7 +42,7 @@ const entry = (expiresAt: number, id = 5) =>
     v: 3,
     scope: SCOPE,
     key: `model:${(id & 0xff).toString(16).padStart(2, "0")}:${id}`,
-    storedAt: expiresAt - 1,
+    storedAt: Math.min(expiresAt - 1, Date.now()), // never ahead of the clock: such an entry is pruned
     expiresAt,
     kind: "not_found",
     misses: 1,

@@ -300,6 +300,9 @@ describe("corrupt or inconsistent entries are misses (docs/cases.md C1)", () => 
     ["expiresAt a string", JSON.stringify({ ...good, expiresAt: String(good.expiresAt) })],
     ["expired", JSON.stringify({ ...good, storedAt: 0, expiresAt: 1 })],
     ["a lifetime no config can set", JSON.stringify({ ...good, expiresAt: 9e15 })],
+    // A clock a year ahead (another machine's, or ours before it was set back) wrote it: served
+    // until then, it would live a year instead of 7 days.
+    ["stored a year from now", JSON.stringify({ ...good, storedAt: storedAt + 365 * DAY, expiresAt: storedAt + 365 * DAY + DAY })],
     ["hostile host", JSON.stringify({ ...good, host: "javascript:alert(1)" })],
     ["bad matchedBy", JSON.stringify({ ...good, matchedBy: "name" })],
   ];
