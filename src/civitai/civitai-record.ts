@@ -7,6 +7,7 @@ import type { Availability, CivitaiInfo, MatchedBy } from "../report/record-type
 import { chooseImage } from "../preview/choose-preview.ts";
 import { DEFAULT_NSFW_MASK } from "../preview/nsfw.ts";
 import { isPlainObject } from "../shared/json-guard.ts";
+import { AUTOV3_OF_EMPTY } from "../hash/hash-algos.ts";
 
 /**
  * Civitai answers → our records. Raw answers are untrusted and drift (docs/civitai-api.md §1.4):
@@ -17,9 +18,6 @@ import { isPlainObject } from "../shared/json-guard.ts";
 // Links are built from ids on this origin, never from the API's `downloadUrl` (which carries the
 // request's host, possibly `https://undefined`, and points at the primary file: docs/civitai-api.md §3.1, §4.4).
 export const CIVITAI_ORIGIN = "https://civitai.com";
-
-/** SHA-256 of empty input, written as AutoV3 by some repackaging tools: shared by unrelated models. */
-const PLACEHOLDER_AUTOV3 = "e3b0c44298fc";
 
 export interface CivitaiInfoOptions {
   autov3?: string;
@@ -48,7 +46,7 @@ export function modelPageUrl(modelId: number | null, versionId: number): string 
 /** A usable AutoV3 (12 hex, not the empty-input placeholder), lower-cased; else null. */
 export function usableAutov3(value: unknown): string | null {
   const hex = normalizeAutov3(value);
-  return hex === null || hex === PLACEHOLDER_AUTOV3 ? null : hex;
+  return hex === null || hex === AUTOV3_OF_EMPTY ? null : hex;
 }
 
 /** The value of `hashes[name]` (key compared case-insensitively), lower-cased; null when absent. */

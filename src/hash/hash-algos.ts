@@ -30,8 +30,11 @@ export const HASH_HEX_LENGTH: Readonly<Record<HashAlgo, number>> = {
   crc32: 8,
 };
 
+/** SHA-256 of empty input: the hash of every empty file. */
+export const SHA256_OF_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /** SHA-256 of empty input cut to AutoV3 length: written by some repackaging tools, matches many models. */
-export const AUTOV3_OF_EMPTY = "e3b0c44298fc";
+export const AUTOV3_OF_EMPTY = SHA256_OF_EMPTY.slice(0, 12);
 
 const SAFETENSORS_EXT_RE = /\.(safetensors|sft)$/i;
 

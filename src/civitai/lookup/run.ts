@@ -7,6 +7,7 @@ import pLimit from "p-limit";
 import { ApiError, type ApiErrorKind, type CivitaiApi } from "../api-types.ts";
 import { normalizeSha256, versionKeyBySha256 } from "../cache-keys.ts";
 import { usableAutov3 } from "../civitai-record.ts";
+import { SHA256_OF_EMPTY } from "../../hash/hash-algos.ts";
 import { errorMessage } from "../../shared/errors.ts";
 import { redact } from "../../shared/redact.ts";
 import type { LastFound, MetaCache, ModelWrite, ReadOptions, VersionAnswer, VersionWrite } from "../meta-cache.ts";
@@ -29,12 +30,6 @@ const STOPPING_KINDS: ReadonlySet<ApiErrorKind> = new Set([
   "unauthorized",
   "forbidden",
 ]);
-
-/**
- * SHA-256 of empty input: the hash of every empty file. Never asked and never served from the cache
- * (docs/civitai-api.md §5: its 12-hex prefix is the AutoV3 placeholder, shared by unrelated models).
- */
-const SHA256_OF_EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 export interface Work {
   sha256: string;
@@ -132,7 +127,8 @@ export class LookupRun {
       bySha.set(sha256, work);
       this.entries.set(sha256, work.entry);
       this.works.push(work);
-      // An empty file: what Civitai holds under this hash is a broken upload, not this file's model.
+      // An empty file: what Civitai holds under this hash is a broken upload, not this file's model;
+      // never asked, never served from the cache (docs/civitai-api.md §5).
       if (sha256 === SHA256_OF_EMPTY) this.finish(work, { status: "not_found", fromCache: false });
     }
   }
